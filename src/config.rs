@@ -1,0 +1,1671 @@
+//! Configuration: the global file and each repository's `push-mirror.toml`, read strictly into checked, ready-to-use settings (DESIGN §5, §7).
+//!
+//! Raw structs mirror the files one to one and reject unknown keys; resolving
+//! them applies defaults, resolves relative paths against the file's
+//! directory and enforces the security rules on secrets. Every error names the
+//! file, and where the TOML parser knows a position, `file:line:column`.
+
+use crate::plan::{MirrorRules, TagSelection};
+use crate::remote_url::{Transport, split_credentials, transport_of};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use std::ffi::OsString;
+use std::fmt;
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The per-repository configuration file, inside the bare repository.
+pub const REPO_CONFIG_FILE: &str = "push-mirror.toml";
+
+/// Environment variable naming the global configuration file.
+pub const CONFIG_ENV: &str = "GIT_PUSH_MIRROR_CONFIG";
+
+/// The system-wide global configuration file.
+pub const SYSTEM_CONFIG_FILE: &str = "/etc/git-push-mirror/config.toml";
+
+/// The values `allowed_protocols` may contain (DESIGN §5).
+pub const KNOWN_PROTOCOLS: [&str; 5] = ["https", "ssh", "git", "file", "http"];
+
+const APP_DIR: &str = "git-push-mirror";
+const LOG_LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
+const MAX_MIRROR_NAME: usize = 64;
+
+/// Why a configuration file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
+    /// Anything the TOML parser or the typed reader rejected at a known place:
+    /// syntax, unknown keys, wrong types, bad values.
+    #[error("{}:{line}:{column}: {message}", path.display())]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    /// Well-formed but not acceptable (missing `url`, bad mirror name, insecure secret, ...).
+    #[error("{}: {message}", path.display())]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl ConfigError {
+    /// The file the error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            ConfigError::Io { path, .. }
+            | ConfigError::Syntax { path, .. }
+            | ConfigError::Invalid { path, .. } => path,
+        }
+    }
+}
+
+/// `tags = true | false | ["v*", ...]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum TagSetting {
+    #[default]
+    All,
+    None,
+    Matching(Vec<String>),
+}
+
+impl TagSetting {
+    pub fn to_selection(&self) -> TagSelection {
+        match self {
+            TagSetting::All => TagSelection::All,
+            TagSetting::None => TagSelection::None,
+            TagSetting::Matching(patterns) => TagSelection::Matching(patterns.clone()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for TagSetting {
+    // By hand rather than `#[serde(untagged)]`, whose error ("did not match any
+    // variant") does not say what is expected.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TagsVisitor;
+        impl<'de> Visitor<'de> for TagsVisitor {
+            type Value = TagSetting;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("true, false or an array of tag patterns")
+            }
+            fn visit_bool<E: de::Error>(self, all: bool) -> Result<TagSetting, E> {
+                Ok(if all { TagSetting::All } else { TagSetting::None })
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<TagSetting, A::Error> {
+                let mut patterns = Vec::new();
+                while let Some(pattern) = seq.next_element::<String>()? {
+                    patterns.push(pattern);
+                }
+                Ok(TagSetting::Matching(patterns))
+            }
+        }
+        deserializer.deserialize_any(TagsVisitor)
+    }
+}
+
+/// An inline secret as read from a file; its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(secret: String) -> Secret {
+        Secret(secret)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"*****\"")
+    }
+}
+
+/// Per-mirror settings exactly as written in a `[mirror.NAME]` or `[defaults]`
+/// table: every key optional, nothing resolved yet.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorSettings {
+    pub url: Option<String>,
+    pub enabled: Option<bool>,
+    pub only_protected_branches: Option<bool>,
+    pub keep_divergent_refs: Option<bool>,
+    pub branches: Option<Vec<String>>,
+    pub tags: Option<TagSetting>,
+    pub refs: Option<Vec<String>>,
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub password_env: Option<String>,
+    pub password: Option<Secret>,
+    pub ssh_key: Option<PathBuf>,
+    pub known_hosts: Option<PathBuf>,
+    #[serde(default, deserialize_with = "duration")]
+    pub delay: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    pub min_interval: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    pub timeout: Option<Duration>,
+    /// Fleet mirrors only: which repositories the mirror applies to.
+    pub repos: Option<Vec<String>>,
+}
+
+impl MirrorSettings {
+    /// The keys that are set, by name, in file order of the struct.
+    fn set_keys(&self) -> Vec<&'static str> {
+        let keys = [
+            ("url", self.url.is_some()),
+            ("username", self.username.is_some()),
+            ("password", self.password.is_some()),
+            ("password_file", self.password_file.is_some()),
+            ("password_env", self.password_env.is_some()),
+            ("repos", self.repos.is_some()),
+        ];
+        keys.into_iter().filter(|(_, set)| *set).map(|(key, _)| key).collect()
+    }
+
+    fn resolve_paths(&mut self, dir: &Path) {
+        for path in [&mut self.password_file, &mut self.ssh_key, &mut self.known_hosts]
+            .into_iter()
+            .flatten()
+        {
+            *path = dir.join(&*path);
+        }
+    }
+}
+
+/// `[defaults]` of the global file, with the built-in defaults filled in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MirrorDefaults {
+    pub enabled: bool,
+    pub only_protected_branches: bool,
+    pub keep_divergent_refs: bool,
+    pub branches: Option<Vec<String>>,
+    pub tags: TagSetting,
+    pub refs: Vec<String>,
+    pub ssh_key: Option<PathBuf>,
+    pub known_hosts: Option<PathBuf>,
+    pub delay: Duration,
+    pub min_interval: Duration,
+    pub timeout: Duration,
+}
+
+impl Default for MirrorDefaults {
+    fn default() -> Self {
+        MirrorDefaults {
+            enabled: true,
+            only_protected_branches: false,
+            keep_divergent_refs: false,
+            branches: None,
+            tags: TagSetting::All,
+            refs: Vec::new(),
+            ssh_key: None,
+            known_hosts: None,
+            delay: Duration::from_secs(1),
+            min_interval: Duration::ZERO,
+            timeout: Duration::from_secs(10 * 60),
+        }
+    }
+}
+
+/// `[retry]`: backoff after a failed mirror update (DESIGN §4).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Delay before the first retry; doubles on each failure.
+    pub initial: Duration,
+    /// Upper bound of the delay.
+    pub max: Duration,
+    /// Consecutive failures after which the status says `failed` (retries go on).
+    pub fail_after: u32,
+    /// Randomise delays a little so many mirrors do not retry in lockstep.
+    pub jitter: bool,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            initial: Duration::from_secs(5),
+            max: Duration::from_secs(10 * 60),
+            fail_after: 5,
+            jitter: true,
+        }
+    }
+}
+
+/// A `[mirror.NAME]` of the global file: applies to every repository matching
+/// `repos`, with `{name}` in `settings.url` replaced by the repository's name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FleetMirror {
+    pub name: String,
+    pub repos: Vec<String>,
+    /// Relative paths already resolved; `repos` moved out.
+    pub settings: MirrorSettings,
+}
+
+/// The global configuration, ready to use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GlobalConfig {
+    /// The file loaded; `None` means the embedded defaults.
+    pub source: Option<PathBuf>,
+    pub spool_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub log_file: PathBuf,
+    pub log_level: log::LevelFilter,
+    pub silent_mode: bool,
+    pub max_parallel: usize,
+    pub allowed_protocols: Vec<String>,
+    pub repos_root: Option<PathBuf>,
+    /// How long a worker stays around for retries and debounce before leaving the rest to cron.
+    pub worker_linger: Duration,
+    pub defaults: MirrorDefaults,
+    pub retry: RetryPolicy,
+    pub fleet_mirrors: Vec<FleetMirror>,
+}
+
+impl GlobalConfig {
+    /// The configuration used when there is no global file, with spool, state
+    /// and log under `state_base` (see [`state_base`]).
+    pub fn embedded(state_base: &Path) -> GlobalConfig {
+        GlobalConfig {
+            source: None,
+            spool_dir: state_base.join("spool"),
+            state_dir: state_base.join("state"),
+            log_file: state_base.join("git-push-mirror.log"),
+            log_level: log::LevelFilter::Info,
+            silent_mode: false,
+            max_parallel: 4,
+            allowed_protocols: KNOWN_PROTOCOLS.iter().map(|p| p.to_string()).collect(),
+            repos_root: None,
+            worker_linger: Duration::from_secs(60),
+            defaults: MirrorDefaults::default(),
+            retry: RetryPolicy::default(),
+            fleet_mirrors: Vec::new(),
+        }
+    }
+}
+
+/// Where a mirror's password comes from.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// `password_file`: the first line of the file (checked at load: not group/world readable).
+    File(PathBuf),
+    /// `password_env`: the name of an environment variable of the worker.
+    Env(String),
+    /// `password`, or the password of a `user:password@` URL, in a file only its owner can read.
+    Inline(String),
+}
+
+impl fmt::Debug for SecretSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretSource::File(path) => f.debug_tuple("File").field(path).finish(),
+            SecretSource::Env(name) => f.debug_tuple("Env").field(name).finish(),
+            SecretSource::Inline(_) => f.write_str("Inline(\"*****\")"),
+        }
+    }
+}
+
+/// One mirror of one repository, ready to use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MirrorConfig {
+    pub name: String,
+    /// Never carries a password: a `user:password@` URL is split at load.
+    pub url: String,
+    pub enabled: bool,
+    pub rules: MirrorRules,
+    pub username: Option<String>,
+    pub password: Option<SecretSource>,
+    pub ssh_key: Option<PathBuf>,
+    pub known_hosts: Option<PathBuf>,
+    pub delay: Duration,
+    pub min_interval: Duration,
+    pub timeout: Duration,
+}
+
+/// A repository's `push-mirror.toml`, ready to use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RepoConfig {
+    /// `<repo>/push-mirror.toml` (whether or not it exists).
+    pub file: PathBuf,
+    pub protected_branches: Vec<String>,
+    /// In file order.
+    pub mirrors: Vec<MirrorConfig>,
+}
+
+impl RepoConfig {
+    pub fn mirror(&self, name: &str) -> Option<&MirrorConfig> {
+        self.mirrors.iter().find(|m| m.name == name)
+    }
+}
+
+/// Whether `name` can name a mirror: `[A-Za-z0-9._-]+`, at most 64
+/// characters, not starting with `.` or `-` (it becomes part of file names and
+/// command lines).
+pub fn valid_mirror_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_MIRROR_NAME
+        && !name.starts_with(['.', '-'])
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+// ---------------------------------------------------------------------------
+// Raw files
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGlobal {
+    spool_dir: Option<PathBuf>,
+    state_dir: Option<PathBuf>,
+    log_file: Option<PathBuf>,
+    #[serde(default, deserialize_with = "log_level")]
+    log_level: Option<log::LevelFilter>,
+    silent_mode: Option<bool>,
+    #[serde(default, deserialize_with = "max_parallel")]
+    max_parallel: Option<usize>,
+    #[serde(default, deserialize_with = "allowed_protocols")]
+    allowed_protocols: Option<Vec<String>>,
+    repos_root: Option<PathBuf>,
+    #[serde(default, deserialize_with = "duration")]
+    worker_linger: Option<Duration>,
+    defaults: Option<MirrorSettings>,
+    retry: Option<RawRetry>,
+    #[serde(default)]
+    mirror: MirrorTables,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetry {
+    #[serde(default, deserialize_with = "duration")]
+    initial: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    max: Option<Duration>,
+    #[serde(default, deserialize_with = "fail_after")]
+    fail_after: Option<u32>,
+    jitter: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRepo {
+    #[serde(default)]
+    protected_branches: Vec<String>,
+    #[serde(default)]
+    mirror: MirrorTables,
+}
+
+/// The `[mirror.NAME]` tables in file order (the parser's map is sorted by
+/// name, so the order is recovered from the keys' positions).
+#[derive(Debug, Default)]
+struct MirrorTables(Vec<(String, MirrorSettings)>);
+
+impl<'de> Deserialize<'de> for MirrorTables {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TablesVisitor;
+        impl<'de> Visitor<'de> for TablesVisitor {
+            type Value = MirrorTables;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a table of mirror tables")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<MirrorTables, A::Error> {
+                let mut tables = Vec::new();
+                while let Some(name) = map.next_key::<toml::Spanned<String>>()? {
+                    let settings = map.next_value::<MirrorSettings>()?;
+                    tables.push((name.span().start, name.into_inner(), settings));
+                }
+                tables.sort_by_key(|(start, _, _)| *start);
+                Ok(MirrorTables(
+                    tables
+                        .into_iter()
+                        .map(|(_, name, settings)| (name, settings))
+                        .collect(),
+                ))
+            }
+        }
+        deserializer.deserialize_map(TablesVisitor)
+    }
+}
+
+/// `"2s"`, `"500ms"`, `"5m"`, `"1h 30m"`: humantime's own message says what is wrong.
+fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    humantime::parse_duration(&text)
+        .map(Some)
+        .map_err(|e| de::Error::custom(format!("invalid duration \"{text}\": {e}")))
+}
+
+fn log_level<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<log::LevelFilter>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    let level = text.to_ascii_lowercase();
+    if !LOG_LEVELS.contains(&level.as_str()) {
+        return Err(de::Error::custom(format!(
+            "unknown log_level \"{text}\", expected one of {}",
+            LOG_LEVELS.join(", ")
+        )));
+    }
+    level.parse().map(Some).map_err(de::Error::custom)
+}
+
+fn at_least_one<'de, D: Deserializer<'de>, T: TryFrom<u64>>(
+    deserializer: D,
+    key: &str,
+) -> Result<Option<T>, D::Error> {
+    let n = u64::deserialize(deserializer)?;
+    if n == 0 {
+        return Err(de::Error::custom(format!("`{key}` must be at least 1")));
+    }
+    T::try_from(n)
+        .map(Some)
+        .map_err(|_| de::Error::custom(format!("`{key}` is too large")))
+}
+
+fn max_parallel<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::Error> {
+    at_least_one(deserializer, "max_parallel")
+}
+
+fn fail_after<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
+    at_least_one(deserializer, "fail_after")
+}
+
+fn allowed_protocols<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Vec<String>>, D::Error> {
+    let protocols = Vec::<String>::deserialize(deserializer)?;
+    if let Some(unknown) = protocols
+        .iter()
+        .find(|p| !KNOWN_PROTOCOLS.contains(&p.as_str()))
+    {
+        return Err(de::Error::custom(format!(
+            "protocol \"{unknown}\" cannot be allowed, expected some of {}",
+            KNOWN_PROTOCOLS.join(", ")
+        )));
+    }
+    Ok(Some(protocols))
+}
+
+// ---------------------------------------------------------------------------
+// Locating and reading files
+
+type Env<'a> = &'a dyn Fn(&str) -> Option<OsString>;
+
+fn real_env(name: &str) -> Option<OsString> {
+    std::env::var_os(name)
+}
+
+/// A non-empty absolute path from the environment (XDG: relative values are ignored).
+fn env_dir(env: Env<'_>, name: &str) -> Option<PathBuf> {
+    env(name)
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+}
+
+fn home(env: Env<'_>) -> Option<PathBuf> {
+    env_dir(env, "HOME").or_else(|| {
+        // No usable $HOME (some hook environments): ask the password database.
+        std::env::home_dir().filter(|p| p.is_absolute())
+    })
+}
+
+/// Finds the global configuration file: `explicit` (`--config`), then
+/// `$GIT_PUSH_MIRROR_CONFIG` (both must exist), then
+/// `$XDG_CONFIG_HOME/git-push-mirror/config.toml` (default `~/.config`), then
+/// `/etc/git-push-mirror/config.toml`, if they exist. `None`: use the embedded defaults.
+pub fn locate_global(
+    explicit: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<OsString>,
+) -> Result<Option<PathBuf>, ConfigError> {
+    locate_global_in(explicit, env, Path::new(SYSTEM_CONFIG_FILE))
+}
+
+fn locate_global_in(
+    explicit: Option<&Path>,
+    env: Env<'_>,
+    system_file: &Path,
+) -> Result<Option<PathBuf>, ConfigError> {
+    let named = explicit
+        .map(Path::to_path_buf)
+        .or_else(|| env(CONFIG_ENV).filter(|v| !v.is_empty()).map(PathBuf::from));
+    if let Some(path) = named {
+        return match fs::metadata(&path) {
+            Ok(_) => Ok(Some(path)),
+            Err(source) => Err(ConfigError::Io { path, source }),
+        };
+    }
+    let user_file = env_dir(env, "XDG_CONFIG_HOME")
+        .or_else(|| home(env).map(|h| h.join(".config")))
+        .map(|dir| dir.join(APP_DIR).join("config.toml"));
+    // A file we cannot even stat counts as present, so reading it reports why
+    // instead of silently falling back to other settings.
+    let present = |path: &Path| path.try_exists().unwrap_or(true);
+    Ok(user_file
+        .into_iter()
+        .chain([system_file.to_path_buf()])
+        .find(|path| present(path)))
+}
+
+/// Where spool, state and log live by default: `$XDG_STATE_HOME/git-push-mirror`,
+/// else `~/.local/state/git-push-mirror`.
+pub fn state_base(env: &dyn Fn(&str) -> Option<OsString>) -> PathBuf {
+    env_dir(env, "XDG_STATE_HOME")
+        .or_else(|| home(env).map(|h| h.join(".local").join("state")))
+        // No home directory at all: somewhere that fails loudly rather than a
+        // world-writable temporary directory.
+        .unwrap_or_else(|| PathBuf::from("/var/lib"))
+        .join(APP_DIR)
+}
+
+/// Loads the global configuration (see [`locate_global`]), or the embedded
+/// defaults when there is no file.
+pub fn load_global(explicit: Option<&Path>) -> Result<GlobalConfig, ConfigError> {
+    load_global_with(explicit, &real_env, Path::new(SYSTEM_CONFIG_FILE))
+}
+
+fn load_global_with(
+    explicit: Option<&Path>,
+    env: Env<'_>,
+    system_file: &Path,
+) -> Result<GlobalConfig, ConfigError> {
+    let base = state_base(env);
+    match locate_global_in(explicit, env, system_file)? {
+        None => Ok(GlobalConfig::embedded(&base)),
+        Some(path) => {
+            let path = absolute(&path);
+            let (text, mode) = read_with_mode(&path).map_err(|source| ConfigError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            parse_global(&text, &path, mode, &base)
+        }
+    }
+}
+
+/// The hook's lenient path to the spool directory: never fails, reads no more
+/// than it must. On any problem it returns the default spool directory and a
+/// one-line warning, so a broken config never loses a push.
+pub fn spool_dir_for_hook(explicit: Option<&Path>) -> (PathBuf, Option<String>) {
+    spool_dir_for_hook_with(explicit, &real_env, Path::new(SYSTEM_CONFIG_FILE))
+}
+
+fn spool_dir_for_hook_with(
+    explicit: Option<&Path>,
+    env: Env<'_>,
+    system_file: &Path,
+) -> (PathBuf, Option<String>) {
+    let default = state_base(env).join("spool");
+    let fallback = |problem: String| {
+        let warning = format!(
+            "{problem}; spooling to {} instead",
+            default.display()
+        );
+        (default.clone(), Some(warning))
+    };
+    let path = match locate_global_in(explicit, env, system_file) {
+        Ok(Some(path)) => absolute(&path),
+        Ok(None) => return (default, None),
+        Err(e) => return fallback(e.to_string()),
+    };
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(source) => return fallback(ConfigError::Io { path, source }.to_string()),
+    };
+    let table = match toml::from_str::<toml::Table>(&text) {
+        Ok(table) => table,
+        Err(e) => return fallback(toml_error(&path, &text, &e).to_string()),
+    };
+    match table.get("spool_dir") {
+        None => (default, None),
+        Some(toml::Value::String(dir)) if !dir.is_empty() => (file_dir(&path).join(dir), None),
+        Some(_) => fallback(format!(
+            "{}: `spool_dir` is not a path",
+            path.display()
+        )),
+    }
+}
+
+/// Loads `<repo>/push-mirror.toml`; a missing file means no mirrors.
+pub fn load_repo(repo: &Path, global: &GlobalConfig) -> Result<RepoConfig, ConfigError> {
+    let file = repo.join(REPO_CONFIG_FILE);
+    match read_with_mode(&file) {
+        Ok((text, mode)) => parse_repo(&text, &file, mode, global),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(RepoConfig {
+            file,
+            protected_branches: Vec::new(),
+            mirrors: Vec::new(),
+        }),
+        Err(source) => Err(ConfigError::Io { path: file, source }),
+    }
+}
+
+/// Reads a file and its permission bits from one open file, so the mode
+/// checked is the mode of the text read.
+fn read_with_mode(path: &Path) -> io::Result<(String, u32)> {
+    let mut file = fs::File::open(path)?;
+    let mode = file.metadata()?.permissions().mode();
+    let mut text = String::new();
+    file.read_to_string(&mut text)?;
+    Ok((text, mode))
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+fn file_dir(file: &Path) -> PathBuf {
+    file.parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+fn readable_by_others(mode: u32) -> bool {
+    mode & 0o077 != 0
+}
+
+/// Turns a toml/serde error into `file:line:column: message`.
+fn toml_error(path: &Path, text: &str, error: &toml::de::Error) -> ConfigError {
+    let message = error
+        .message()
+        .lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty())
+        .unwrap_or("invalid TOML")
+        .to_string();
+    match error.span() {
+        Some(span) => {
+            let (line, column) = line_column(text, span.start);
+            ConfigError::Syntax {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message,
+            }
+        }
+        None => ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        },
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = before.matches('\n').count() + 1;
+    (line, before[line_start..].chars().count() + 1)
+}
+
+// ---------------------------------------------------------------------------
+// Resolving
+
+fn parse_global(
+    text: &str,
+    path: &Path,
+    mode: u32,
+    state_base: &Path,
+) -> Result<GlobalConfig, ConfigError> {
+    let raw: RawGlobal = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
+    let invalid = |message: String| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    };
+    let dir = file_dir(path);
+    let at = |p: PathBuf| dir.join(p);
+    let mut config = GlobalConfig::embedded(state_base);
+    config.source = Some(path.to_path_buf());
+    if let Some(p) = raw.spool_dir {
+        config.spool_dir = at(p);
+    }
+    if let Some(p) = raw.state_dir {
+        config.state_dir = at(p);
+    }
+    if let Some(p) = raw.log_file {
+        config.log_file = at(p);
+    }
+    config.repos_root = raw.repos_root.map(at);
+    config.log_level = raw.log_level.unwrap_or(config.log_level);
+    config.silent_mode = raw.silent_mode.unwrap_or(config.silent_mode);
+    config.max_parallel = raw.max_parallel.unwrap_or(config.max_parallel);
+    config.allowed_protocols = raw.allowed_protocols.unwrap_or(config.allowed_protocols);
+    config.worker_linger = raw.worker_linger.unwrap_or(config.worker_linger);
+
+    if let Some(retry) = raw.retry {
+        let policy = &mut config.retry;
+        policy.initial = retry.initial.unwrap_or(policy.initial);
+        policy.max = retry.max.unwrap_or(policy.max);
+        policy.fail_after = retry.fail_after.unwrap_or(policy.fail_after);
+        policy.jitter = retry.jitter.unwrap_or(policy.jitter);
+        if policy.initial.is_zero() {
+            return Err(invalid("[retry] `initial` must be more than 0s".into()));
+        }
+        if policy.initial > policy.max {
+            return Err(invalid(
+                "[retry] `initial` must not be longer than `max`".into(),
+            ));
+        }
+    }
+
+    if let Some(mut settings) = raw.defaults {
+        if let Some(key) = settings.set_keys().first() {
+            return Err(invalid(format!(
+                "[defaults] cannot set `{key}`: it belongs in a [mirror.NAME] table"
+            )));
+        }
+        settings.resolve_paths(&dir);
+        config.defaults = resolve_defaults(settings).map_err(|m| invalid(format!("[defaults] {m}")))?;
+    }
+
+    for (name, mut settings) in raw.mirror.0 {
+        let context = |m: String| invalid(format!("[mirror.{name}] {m}"));
+        if !valid_mirror_name(&name) {
+            return Err(invalid(bad_name_message(&name)));
+        }
+        let repos = match settings.repos.take() {
+            Some(repos) if !repos.is_empty() => repos,
+            _ => {
+                return Err(context(
+                    "needs `repos`, the repository patterns it applies to".into(),
+                ));
+            }
+        };
+        if settings.url.as_deref().is_none_or(str::is_empty) {
+            return Err(context("needs a `url`".into()));
+        }
+        check_one_password(&settings).map_err(context)?;
+        if settings.password.is_some() && readable_by_others(mode) {
+            return Err(insecure_file(path, &name));
+        }
+        settings.resolve_paths(&dir);
+        config.fleet_mirrors.push(FleetMirror {
+            name,
+            repos,
+            settings,
+        });
+    }
+    Ok(config)
+}
+
+fn resolve_defaults(s: MirrorSettings) -> Result<MirrorDefaults, String> {
+    let builtin = MirrorDefaults::default();
+    let refs = s.refs.unwrap_or_default();
+    check_ref_patterns(&refs)?;
+    let timeout = s.timeout.unwrap_or(builtin.timeout);
+    check_timeout(timeout)?;
+    Ok(MirrorDefaults {
+        enabled: s.enabled.unwrap_or(builtin.enabled),
+        only_protected_branches: s
+            .only_protected_branches
+            .unwrap_or(builtin.only_protected_branches),
+        keep_divergent_refs: s.keep_divergent_refs.unwrap_or(builtin.keep_divergent_refs),
+        branches: s.branches,
+        tags: s.tags.unwrap_or(builtin.tags),
+        refs,
+        ssh_key: s.ssh_key,
+        known_hosts: s.known_hosts,
+        delay: s.delay.unwrap_or(builtin.delay),
+        min_interval: s.min_interval.unwrap_or(builtin.min_interval),
+        timeout,
+    })
+}
+
+/// Parses the text of a repository file (`file` is the name used in errors
+/// and the base of relative paths; `mode` its permission bits).
+pub(crate) fn parse_repo(
+    text: &str,
+    file: &Path,
+    mode: u32,
+    global: &GlobalConfig,
+) -> Result<RepoConfig, ConfigError> {
+    let raw: RawRepo = toml::from_str(text).map_err(|e| toml_error(file, text, &e))?;
+    let invalid = |message: String| ConfigError::Invalid {
+        path: file.to_path_buf(),
+        message,
+    };
+    let dir = file_dir(file);
+    let mut mirrors = Vec::with_capacity(raw.mirror.0.len());
+    for (name, mut settings) in raw.mirror.0 {
+        if !valid_mirror_name(&name) {
+            return Err(invalid(bad_name_message(&name)));
+        }
+        settings.resolve_paths(&dir);
+        let mirror = resolve_mirror(&name, settings, global, &raw.protected_branches)
+            .map_err(|m| invalid(format!("[mirror.{name}] {m}")))?;
+        if matches!(mirror.password, Some(SecretSource::Inline(_))) && readable_by_others(mode) {
+            return Err(insecure_file(file, &name));
+        }
+        mirrors.push(mirror);
+    }
+    Ok(RepoConfig {
+        file: file.to_path_buf(),
+        protected_branches: raw.protected_branches,
+        mirrors,
+    })
+}
+
+fn bad_name_message(name: &str) -> String {
+    format!(
+        "invalid mirror name \"{name}\": use letters, digits, `.`, `_` and `-` \
+         (at most {MAX_MIRROR_NAME}, not starting with `.` or `-`)"
+    )
+}
+
+fn insecure_file(file: &Path, mirror: &str) -> ConfigError {
+    ConfigError::Invalid {
+        path: file.to_path_buf(),
+        message: format!(
+            "contains an inline password (mirror `{mirror}`) but is readable by group/others; \
+             run: chmod 600 {}",
+            file.display()
+        ),
+    }
+}
+
+fn check_one_password(s: &MirrorSettings) -> Result<(), String> {
+    let sources = [
+        s.password.is_some(),
+        s.password_file.is_some(),
+        s.password_env.is_some(),
+    ];
+    if sources.into_iter().filter(|set| *set).count() > 1 {
+        return Err("set only one of `password`, `password_file` and `password_env`".into());
+    }
+    Ok(())
+}
+
+fn check_ref_patterns(patterns: &[String]) -> Result<(), String> {
+    for pattern in patterns {
+        if !pattern.starts_with("refs/") {
+            return Err(format!(
+                "`refs` pattern \"{pattern}\" must be a full ref name such as \"refs/notes/*\""
+            ));
+        }
+        if pattern.starts_with("refs/heads/") || pattern.starts_with("refs/tags/") {
+            return Err(format!(
+                "`refs` pattern \"{pattern}\": select branches with `branches` and tags with `tags`"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_timeout(timeout: Duration) -> Result<(), String> {
+    if timeout.is_zero() {
+        return Err("`timeout` must be more than 0s".into());
+    }
+    Ok(())
+}
+
+fn resolve_mirror(
+    name: &str,
+    s: MirrorSettings,
+    global: &GlobalConfig,
+    protected_branches: &[String],
+) -> Result<MirrorConfig, String> {
+    let defaults = &global.defaults;
+    if s.repos.is_some() {
+        return Err(
+            "`repos` only applies to fleet mirrors in the global configuration"
+                .to_string(),
+        );
+    }
+    check_one_password(&s)?;
+    let url = match s.url {
+        Some(url) if !url.trim().is_empty() => url,
+        _ => return Err("needs a `url`".to_string()),
+    };
+
+    // A password inside the URL is an inline password: take it out, so the URL
+    // can be shown, logged and passed to git as it is.
+    let split = split_credentials(&url);
+    let (url, mut username, mut password) = match split.password {
+        Some(secret) => {
+            if s.password.is_some() || s.password_file.is_some() || s.password_env.is_some() {
+                return Err("has a password both in `url` and in a password setting"
+                    .to_string());
+            }
+            if s.username.is_some() && split.username.is_some() {
+                return Err("has a user name both in `url` and in `username`"
+                    .to_string());
+            }
+            (split.url, split.username, Some(SecretSource::Inline(secret)))
+        }
+        None => (url, None, None),
+    };
+    username = s.username.or(username);
+
+    // Remote helpers (`ext::`, `fd::`, ...) are never valid, so they are refused
+    // here; whether an ordinary transport is in allowed_protocols is checked
+    // per mirror when it is used, so changing that list fails only the
+    // mirrors concerned.
+    if let Transport::Refused(what) = transport_of(&url) {
+        return Err(format!("`url` uses `{what}`, which is never allowed"));
+    }
+
+    if let Some(secret) = s.password {
+        password = Some(SecretSource::Inline(secret.0));
+    } else if let Some(file) = s.password_file {
+        check_password_file(&file)?;
+        password = Some(SecretSource::File(file));
+    } else if let Some(var) = s.password_env {
+        if var.is_empty() || var.contains(['=', '\0']) {
+            return Err(format!("`password_env` \"{var}\" is not an environment variable name"));
+        }
+        password = Some(SecretSource::Env(var));
+    }
+
+    let refs = match s.refs {
+        Some(refs) => {
+            check_ref_patterns(&refs)?;
+            refs
+        }
+        None => defaults.refs.clone(),
+    };
+    let only_protected = s
+        .only_protected_branches
+        .unwrap_or(defaults.only_protected_branches);
+    let rules = MirrorRules {
+        branch_patterns: s.branches.or_else(|| defaults.branches.clone()),
+        protected_only: only_protected.then(|| protected_branches.to_vec()),
+        tags: s.tags.as_ref().unwrap_or(&defaults.tags).to_selection(),
+        extra_refs: refs,
+        keep_divergent_refs: s.keep_divergent_refs.unwrap_or(defaults.keep_divergent_refs),
+    };
+    let timeout = s.timeout.unwrap_or(defaults.timeout);
+    check_timeout(timeout)?;
+    Ok(MirrorConfig {
+        name: name.to_string(),
+        url,
+        enabled: s.enabled.unwrap_or(defaults.enabled),
+        rules,
+        username,
+        password,
+        ssh_key: s.ssh_key.or_else(|| defaults.ssh_key.clone()),
+        known_hosts: s.known_hosts.or_else(|| defaults.known_hosts.clone()),
+        delay: s.delay.unwrap_or(defaults.delay),
+        min_interval: s.min_interval.unwrap_or(defaults.min_interval),
+        timeout,
+    })
+}
+
+/// A password file others can read is refused now, not at the first push. One
+/// that does not exist (yet) is left for the push to report.
+fn check_password_file(file: &Path) -> Result<(), String> {
+    match fs::metadata(file) {
+        Ok(meta) if readable_by_others(meta.permissions().mode()) => Err(format!(
+            "password file {} is readable by group/others; run: chmod 600 {}",
+            file.display(),
+            file.display()
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use tempfile::TempDir;
+
+    /// An environment made of exactly these variables.
+    fn env_of(vars: &[(&str, &Path)]) -> impl Fn(&str) -> Option<OsString> + use<> {
+        let vars: HashMap<String, OsString> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.as_os_str().to_owned()))
+            .collect();
+        move |name| vars.get(name).cloned()
+    }
+
+    fn write(path: &Path, text: &str, mode: u32) {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    fn no_system_file(dir: &TempDir) -> PathBuf {
+        dir.path().join("etc/git-push-mirror/config.toml")
+    }
+
+    fn global_from(text: &str) -> Result<GlobalConfig, ConfigError> {
+        let dir = TempDir::new().unwrap();
+        let file = dir.path().join("config.toml");
+        write(&file, text, 0o600);
+        let env = env_of(&[("HOME", dir.path())]);
+        load_global_with(Some(&file), &env, &no_system_file(&dir))
+    }
+
+    /// Loads `text` as `<tmp>/repo.git/push-mirror.toml`; the TempDir keeps it alive.
+    fn repo_from(text: &str, mode: u32) -> (TempDir, Result<RepoConfig, ConfigError>) {
+        let dir = TempDir::new().unwrap();
+        let repo = dir.path().join("repo.git");
+        write(&repo.join(REPO_CONFIG_FILE), text, mode);
+        let global = GlobalConfig::embedded(&dir.path().join("state"));
+        let loaded = load_repo(&repo, &global);
+        (dir, loaded)
+    }
+
+    fn repo_ok(text: &str) -> RepoConfig {
+        let (_dir, loaded) = repo_from(text, 0o600);
+        loaded.unwrap()
+    }
+
+    fn repo_err(text: &str, mode: u32) -> ConfigError {
+        let (_dir, loaded) = repo_from(text, mode);
+        loaded.unwrap_err()
+    }
+
+    #[track_caller]
+    fn assert_syntax(err: ConfigError, want_line: usize, want_column: usize, needle: &str) {
+        let shown = err.to_string();
+        match err {
+            ConfigError::Syntax {
+                ref path,
+                line,
+                column,
+                ref message,
+            } => {
+                assert_eq!((line, column), (want_line, want_column), "{shown}");
+                assert!(message.contains(needle), "{shown}");
+                assert!(!message.contains('\n'), "{shown}");
+                let prefix = format!("{}:{want_line}:{want_column}: ", path.display());
+                assert!(shown.starts_with(&prefix), "{shown}");
+            }
+            other => panic!("expected a syntax error, got {other:?}"),
+        }
+    }
+
+    #[track_caller]
+    fn assert_invalid(err: ConfigError, needle: &str) {
+        match &err {
+            ConfigError::Invalid { message, .. } => assert!(message.contains(needle), "{err}"),
+            other => panic!("expected an invalid-config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn embedded_defaults_without_any_file() {
+        let dir = TempDir::new().unwrap();
+        let env = env_of(&[("HOME", dir.path())]);
+        let config = load_global_with(None, &env, &no_system_file(&dir)).unwrap();
+        let base = dir.path().join(".local/state/git-push-mirror");
+        assert_eq!(config, GlobalConfig::embedded(&base));
+        assert_eq!(config.source, None);
+        assert_eq!(config.spool_dir, base.join("spool"));
+        assert_eq!(config.state_dir, base.join("state"));
+        assert_eq!(config.log_file, base.join("git-push-mirror.log"));
+        assert_eq!(config.log_level, log::LevelFilter::Info);
+        assert!(!config.silent_mode);
+        assert_eq!(config.max_parallel, 4);
+        assert_eq!(config.allowed_protocols, KNOWN_PROTOCOLS);
+        assert_eq!(config.worker_linger, Duration::from_secs(60));
+        assert_eq!(config.retry, RetryPolicy::default());
+        assert_eq!(config.retry.initial, Duration::from_secs(5));
+        assert_eq!(config.retry.max, Duration::from_secs(600));
+        assert_eq!(config.retry.fail_after, 5);
+        assert!(config.retry.jitter);
+        let d = &config.defaults;
+        assert!(d.enabled && !d.only_protected_branches && !d.keep_divergent_refs);
+        assert_eq!((d.branches.clone(), d.tags.clone()), (None, TagSetting::All));
+        assert_eq!(d.delay, Duration::from_secs(1));
+        assert_eq!(d.min_interval, Duration::ZERO);
+        assert_eq!(d.timeout, Duration::from_secs(600));
+        assert!(config.fleet_mirrors.is_empty());
+    }
+
+    #[test]
+    fn state_base_follows_xdg_and_ignores_relative_values() {
+        let home = Path::new("/home/git");
+        let state = Path::new("/var/state");
+        assert_eq!(
+            state_base(&env_of(&[("HOME", home), ("XDG_STATE_HOME", state)])),
+            Path::new("/var/state/git-push-mirror")
+        );
+        for ignored in ["", "relative/state"] {
+            let env = env_of(&[("HOME", home), ("XDG_STATE_HOME", Path::new(ignored))]);
+            assert_eq!(
+                state_base(&env),
+                Path::new("/home/git/.local/state/git-push-mirror")
+            );
+        }
+    }
+
+    #[test]
+    fn global_file_lookup_order() {
+        let dir = TempDir::new().unwrap();
+        let explicit = dir.path().join("explicit.toml");
+        let from_env = dir.path().join("env.toml");
+        let xdg = dir.path().join("xdg");
+        let xdg_file = xdg.join("git-push-mirror/config.toml");
+        let home_file = dir.path().join(".config/git-push-mirror/config.toml");
+        let system = dir.path().join("etc/git-push-mirror/config.toml");
+        let env = env_of(&[
+            ("HOME", dir.path()),
+            ("XDG_CONFIG_HOME", &xdg),
+            (CONFIG_ENV, &from_env),
+        ]);
+        let env_no_var = env_of(&[("HOME", dir.path()), ("XDG_CONFIG_HOME", &xdg)]);
+        let env_home_only = env_of(&[("HOME", dir.path())]);
+        let locate = |explicit: Option<&Path>, env: Env<'_>| {
+            locate_global_in(explicit, env, &system).unwrap()
+        };
+
+        assert_eq!(locate(None, &env_no_var), None);
+        write(&system, "", 0o644);
+        assert_eq!(locate(None, &env_no_var), Some(system.clone()));
+        write(&home_file, "", 0o644);
+        // XDG_CONFIG_HOME set: ~/.config is not looked at.
+        assert_eq!(locate(None, &env_no_var), Some(system.clone()));
+        assert_eq!(locate(None, &env_home_only), Some(home_file.clone()));
+        write(&xdg_file, "", 0o644);
+        assert_eq!(locate(None, &env_no_var), Some(xdg_file.clone()));
+        write(&from_env, "", 0o644);
+        assert_eq!(locate(None, &env), Some(from_env.clone()));
+        write(&explicit, "", 0o644);
+        assert_eq!(locate(Some(&explicit), &env), Some(explicit.clone()));
+
+        // Named files must exist: no silent fallback to another file.
+        let missing = dir.path().join("missing.toml");
+        let err = locate_global_in(Some(&missing), &env, &system).unwrap_err();
+        assert!(matches!(&err, ConfigError::Io { path, .. } if *path == missing), "{err}");
+        let env_missing = env_of(&[("HOME", dir.path()), (CONFIG_ENV, &missing)]);
+        let err = locate_global_in(None, &env_missing, &system).unwrap_err();
+        assert!(err.to_string().starts_with(&format!("{}: ", missing.display())), "{err}");
+    }
+
+    #[test]
+    fn global_file_values_and_relative_paths() {
+        let config = global_from(
+            r#"
+spool_dir = "spool"
+state_dir = "/var/lib/gpm/state"
+log_file = "logs/gpm.log"
+log_level = "Debug"
+silent_mode = true
+max_parallel = 8
+allowed_protocols = ["https", "ssh"]
+repos_root = "../repos"
+worker_linger = "2m"
+
+[defaults]
+only_protected_branches = true
+branches = ["main"]
+tags = ["v*"]
+refs = ["refs/notes/*"]
+ssh_key = "keys/id_ed25519"
+delay = "500ms"
+min_interval = "1m"
+timeout = "1h"
+
+[retry]
+initial = "1s"
+max = "30s"
+fail_after = 2
+jitter = false
+"#,
+        )
+        .unwrap();
+        let dir = config.source.as_ref().unwrap().parent().unwrap().to_path_buf();
+        assert_eq!(config.spool_dir, dir.join("spool"));
+        assert_eq!(config.state_dir, Path::new("/var/lib/gpm/state"));
+        assert_eq!(config.log_file, dir.join("logs/gpm.log"));
+        assert_eq!(config.repos_root, Some(dir.join("../repos")));
+        assert_eq!(config.log_level, log::LevelFilter::Debug);
+        assert!(config.silent_mode);
+        assert_eq!(config.max_parallel, 8);
+        assert_eq!(config.allowed_protocols, ["https", "ssh"]);
+        assert_eq!(config.worker_linger, Duration::from_secs(120));
+        let d = &config.defaults;
+        assert!(d.only_protected_branches);
+        assert_eq!(d.branches, Some(vec!["main".to_string()]));
+        assert_eq!(d.tags, TagSetting::Matching(vec!["v*".into()]));
+        assert_eq!(d.refs, ["refs/notes/*"]);
+        assert_eq!(d.ssh_key, Some(dir.join("keys/id_ed25519")));
+        assert_eq!(d.delay, Duration::from_millis(500));
+        assert_eq!(d.min_interval, Duration::from_secs(60));
+        assert_eq!(d.timeout, Duration::from_secs(3600));
+        assert_eq!(
+            config.retry,
+            RetryPolicy {
+                initial: Duration::from_secs(1),
+                max: Duration::from_secs(30),
+                fail_after: 2,
+                jitter: false
+            }
+        );
+    }
+
+    #[test]
+    fn global_file_relative_to_cwd_is_made_absolute() {
+        let dir = TempDir::new().unwrap();
+        let file = dir.path().join("config.toml");
+        write(&file, "spool_dir = \"spool\"\n", 0o644);
+        let env = env_of(&[("HOME", dir.path())]);
+        let cwd = std::env::current_dir().unwrap();
+        // A path relative to the working directory, without changing it.
+        let relative = pathdiff(&file, &cwd);
+        let config = load_global_with(Some(&relative), &env, &no_system_file(&dir)).unwrap();
+        assert!(config.spool_dir.is_absolute(), "{:?}", config.spool_dir);
+        assert_eq!(
+            fs::canonicalize(config.spool_dir.parent().unwrap()).unwrap(),
+            fs::canonicalize(dir.path()).unwrap()
+        );
+    }
+
+    /// `path` relative to `base` (both absolute), with `..` as needed.
+    fn pathdiff(path: &Path, base: &Path) -> PathBuf {
+        let common = path
+            .components()
+            .zip(base.components())
+            .take_while(|(a, b)| a == b)
+            .count();
+        let ups = base.components().count() - common;
+        let mut out = PathBuf::new();
+        for _ in 0..ups {
+            out.push("..");
+        }
+        out.extend(path.components().skip(common));
+        out
+    }
+
+    #[test]
+    fn unknown_keys_are_syntax_errors_naming_the_key() {
+        let err = global_from("max_parallel = 2\nspool_dri = \"/x\"\n").unwrap_err();
+        assert_syntax(err, 2, 1, "unknown field `spool_dri`");
+
+        let err = global_from("[defaults]\ndelay = \"1s\"\n  brnaches = [\"main\"]\n").unwrap_err();
+        assert_syntax(err, 3, 3, "unknown field `brnaches`");
+
+        let err = global_from("[retry]\nintial = \"1s\"\n").unwrap_err();
+        assert_syntax(err, 2, 1, "unknown field `intial`");
+
+        let err = repo_err(
+            "protected_branches = [\"main\"]\n\n[mirror.github]\nurl = \"https://h/x.git\"\nbrnaches = [\"main\"]\n",
+            0o644,
+        );
+        assert_syntax(err, 5, 1, "unknown field `brnaches`");
+
+        let err = repo_err("protected = [\"main\"]\n", 0o644);
+        assert_syntax(err, 1, 1, "unknown field `protected`");
+
+        let err = repo_err("[mirrors.github]\nurl = \"https://h/x.git\"\n", 0o644);
+        assert_syntax(err, 1, 2, "unknown field `mirrors`");
+    }
+
+    #[test]
+    fn syntax_errors_point_at_the_right_place() {
+        let err = repo_err("# comment\n[mirror.a]\nurl = \"https://h/x.git\"\nenabled = tru\n", 0o644);
+        assert_syntax(err, 4, 11, "");
+
+        let err = repo_err("[mirror.a]\nurl = \"https://h/x.git\n", 0o644);
+        let ConfigError::Syntax { line, .. } = err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(line, 2);
+
+        // Columns count characters, not bytes.
+        let err = repo_err("# é\nprotected_branches = [\"é\", 1]\n", 0o644);
+        assert_syntax(err, 2, 28, "expected a string");
+    }
+
+    #[test]
+    fn wrong_types_and_bad_values_are_syntax_errors() {
+        let err = repo_err("[mirror.a]\nurl = \"https://h/x.git\"\ndelay = \"5x\"\n", 0o644);
+        assert_syntax(err, 3, 9, "invalid duration \"5x\"");
+        let err = repo_err("[mirror.a]\nurl = \"https://h/x.git\"\ntimeout = 30\n", 0o644);
+        assert_syntax(err, 3, 11, "invalid type");
+        let err = repo_err("[mirror.a]\nurl = \"https://h/x.git\"\nenabled = \"yes\"\n", 0o644);
+        assert_syntax(err, 3, 11, "invalid type");
+        let err = repo_err("[mirror.a]\nurl = \"https://h/x.git\"\ntags = \"v*\"\n", 0o644);
+        assert_syntax(err, 3, 8, "true, false or an array of tag patterns");
+
+        assert_syntax(global_from("max_parallel = 0\n").unwrap_err(), 1, 16, "at least 1");
+        assert_syntax(global_from("max_parallel = -1\n").unwrap_err(), 1, 16, "");
+        assert_syntax(
+            global_from("[retry]\nfail_after = 0\n").unwrap_err(),
+            2,
+            14,
+            "`fail_after` must be at least 1",
+        );
+        assert_syntax(global_from("log_level = \"loud\"\n").unwrap_err(), 1, 13, "log_level");
+        assert_syntax(
+            global_from("allowed_protocols = [\"https\", \"ext\"]\n").unwrap_err(),
+            1,
+            21,
+            "\"ext\"",
+        );
+        assert_syntax(global_from("worker_linger = \"soon\"\n").unwrap_err(), 1, 17, "soon");
+    }
+
+    #[test]
+    fn defaults_must_not_name_a_mirror_or_its_secrets() {
+        for key in ["url", "username", "password", "password_file", "password_env", "repos"] {
+            let value = if key == "repos" { "[\"x\"]" } else { "\"x\"" };
+            let err = global_from(&format!("[defaults]\n{key} = {value}\n")).unwrap_err();
+            assert_invalid(err, &format!("`{key}`"));
+        }
+    }
+
+    #[test]
+    fn retry_policy_is_checked() {
+        assert_invalid(global_from("[retry]\ninitial = \"0s\"\n").unwrap_err(), "initial");
+        assert_invalid(
+            global_from("[retry]\ninitial = \"1h\"\nmax = \"1m\"\n").unwrap_err(),
+            "`max`",
+        );
+    }
+
+    #[test]
+    fn fleet_mirrors_are_kept_parsed() {
+        let config = global_from(
+            "[mirror.github]\nrepos = [\"acme/*\"]\nurl = \"git@github.com:acme/{name}.git\"\nssh_key = \"k\"\n",
+        )
+        .unwrap();
+        let dir = config.source.as_ref().unwrap().parent().unwrap();
+        assert_eq!(config.fleet_mirrors.len(), 1);
+        let fleet = &config.fleet_mirrors[0];
+        assert_eq!(fleet.name, "github");
+        assert_eq!(fleet.repos, ["acme/*"]);
+        assert_eq!(fleet.settings.url.as_deref(), Some("git@github.com:acme/{name}.git"));
+        assert_eq!(fleet.settings.ssh_key, Some(dir.join("k")));
+        assert_eq!(fleet.settings.repos, None);
+
+        let err = global_from("[mirror.github]\nurl = \"https://h/{name}.git\"\n").unwrap_err();
+        assert_invalid(err, "repos");
+        let err = global_from("[mirror.github]\nrepos = [\"*\"]\n").unwrap_err();
+        assert_invalid(err, "url");
+        let err = global_from("[mirror.\"bad name\"]\nrepos = [\"*\"]\nurl = \"x\"\n").unwrap_err();
+        assert_invalid(err, "invalid mirror name");
+    }
+
+    #[test]
+    fn global_file_with_inline_password_must_be_private() {
+        let dir = TempDir::new().unwrap();
+        let file = dir.path().join("config.toml");
+        let text = "[mirror.g]\nrepos = [\"*\"]\nurl = \"https://h/{name}.git\"\npassword = \"s3cret\"\n";
+        let env = env_of(&[("HOME", dir.path())]);
+        write(&file, text, 0o644);
+        let err = load_global_with(Some(&file), &env, &no_system_file(&dir)).unwrap_err();
+        assert_invalid(err, "chmod 600");
+        write(&file, text, 0o600);
+        assert!(load_global_with(Some(&file), &env, &no_system_file(&dir)).is_ok());
+    }
+
+    #[test]
+    fn repo_without_file_has_no_mirrors() {
+        let dir = TempDir::new().unwrap();
+        let global = GlobalConfig::embedded(dir.path());
+        let config = load_repo(dir.path(), &global).unwrap();
+        assert_eq!(config.file, dir.path().join(REPO_CONFIG_FILE));
+        assert!(config.mirrors.is_empty() && config.protected_branches.is_empty());
+    }
+
+    #[test]
+    fn repo_mirror_with_defaults_applied() {
+        let config = repo_ok("[mirror.github]\nurl = \"https://github.com/acme/app.git\"\n");
+        let m = &config.mirrors[0];
+        assert_eq!(m.name, "github");
+        assert_eq!(m.url, "https://github.com/acme/app.git");
+        assert!(m.enabled);
+        assert_eq!(m.rules, MirrorRules::default());
+        assert_eq!((m.username.clone(), m.password.clone()), (None, None));
+        assert_eq!(m.delay, Duration::from_secs(1));
+        assert_eq!(m.min_interval, Duration::ZERO);
+        assert_eq!(m.timeout, Duration::from_secs(600));
+        assert_eq!(config.mirror("github"), Some(m));
+        assert_eq!(config.mirror("gitlab"), None);
+    }
+
+    #[test]
+    fn mirrors_keep_file_order() {
+        let config = repo_ok(
+            "[mirror.zeta]\nurl = \"https://h/z.git\"\n[mirror.alpha]\nurl = \"https://h/a.git\"\n[mirror.mid]\nurl = \"https://h/m.git\"\n",
+        );
+        let names: Vec<_> = config.mirrors.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["zeta", "alpha", "mid"]);
+    }
+
+    #[test]
+    fn global_defaults_apply_to_repo_mirrors() {
+        let dir = TempDir::new().unwrap();
+        let mut global = GlobalConfig::embedded(dir.path());
+        global.defaults.tags = TagSetting::None;
+        global.defaults.branches = Some(vec!["main".into()]);
+        global.defaults.delay = Duration::from_secs(3);
+        global.defaults.ssh_key = Some("/keys/id".into());
+        global.defaults.enabled = false;
+        let repo = dir.path().join("r.git");
+        write(
+            &repo.join(REPO_CONFIG_FILE),
+            "[mirror.a]\nurl = \"https://h/a.git\"\n[mirror.b]\nurl = \"https://h/b.git\"\ntags = true\nbranches = [\"dev\"]\nenabled = true\ndelay = \"0s\"\n",
+            0o644,
+        );
+        let config = load_repo(&repo, &global).unwrap();
+        let (a, b) = (&config.mirrors[0], &config.mirrors[1]);
+        assert_eq!(a.rules.tags, TagSelection::None);
+        assert_eq!(a.rules.branch_patterns, Some(vec!["main".to_string()]));
+        assert_eq!(a.delay, Duration::from_secs(3));
+        assert_eq!(a.ssh_key, Some(PathBuf::from("/keys/id")));
+        assert!(!a.enabled);
+        assert_eq!(b.rules.tags, TagSelection::All);
+        assert_eq!(b.rules.branch_patterns, Some(vec!["dev".to_string()]));
+        assert_eq!(b.delay, Duration::ZERO);
+        assert!(b.enabled);
+    }
+
+    #[test]
+    fn tags_accept_bool_and_list() {
+        let config = repo_ok(
+            "[mirror.a]\nurl = \"https://h/a.git\"\ntags = false\n\
+             [mirror.b]\nurl = \"https://h/b.git\"\ntags = true\n\
+             [mirror.c]\nurl = \"https://h/c.git\"\ntags = [\"v*\", \"release-*\"]\n",
+        );
+        let tags: Vec<_> = config.mirrors.iter().map(|m| m.rules.tags.clone()).collect();
+        assert_eq!(
+            tags,
+            [
+                TagSelection::None,
+                TagSelection::All,
+                TagSelection::Matching(vec!["v*".into(), "release-*".into()])
+            ]
+        );
+    }
+
+    #[test]
+    fn protected_only_uses_the_repository_patterns() {
+        let config = repo_ok(
+            "protected_branches = [\"main\", \"release/*\"]\n\
+             [mirror.a]\nurl = \"https://h/a.git\"\nonly_protected_branches = true\nkeep_divergent_refs = true\nrefs = [\"refs/notes/*\"]\n\
+             [mirror.b]\nurl = \"https://h/b.git\"\n",
+        );
+        assert_eq!(config.protected_branches, ["main", "release/*"]);
+        let a = &config.mirrors[0].rules;
+        assert_eq!(
+            a.protected_only,
+            Some(vec!["main".to_string(), "release/*".to_string()])
+        );
+        assert!(a.keep_divergent_refs);
+        assert_eq!(a.extra_refs, ["refs/notes/*"]);
+        assert_eq!(config.mirrors[1].rules.protected_only, None);
+
+        // No protected branches: protected-only selects nothing (the planner warns).
+        let config = repo_ok("[mirror.a]\nurl = \"https://h/a.git\"\nonly_protected_branches = true\n");
+        assert_eq!(config.mirrors[0].rules.protected_only, Some(vec![]));
+    }
+
+    #[test]
+    fn semantic_errors_in_repo_files() {
+        assert_invalid(repo_err("[mirror.a]\nenabled = true\n", 0o644), "[mirror.a] needs a `url`");
+        assert_invalid(repo_err("[mirror.a]\nurl = \"\"\n", 0o644), "url");
+        assert_invalid(
+            repo_err("[mirror.\"-a\"]\nurl = \"https://h/a.git\"\n", 0o644),
+            "invalid mirror name \"-a\"",
+        );
+        assert_invalid(
+            repo_err("[mirror.a]\nurl = \"https://h/a.git\"\nrepos = [\"*\"]\n", 0o644),
+            "`repos`",
+        );
+        assert_invalid(
+            repo_err(
+                "[mirror.a]\nurl = \"https://h/a.git\"\npassword_env = \"T\"\npassword_file = \"/t\"\n",
+                0o600,
+            ),
+            "only one of",
+        );
+        assert_invalid(
+            repo_err("[mirror.a]\nurl = \"ext::sh -c touch% /tmp/pwned\"\n", 0o644),
+            "ext::",
+        );
+        assert_invalid(
+            repo_err("[mirror.a]\nurl = \"https://h/a.git\"\nrefs = [\"notes/*\"]\n", 0o644),
+            "full ref name",
+        );
+        assert_invalid(
+            repo_err("[mirror.a]\nurl = \"https://h/a.git\"\nrefs = [\"refs/heads/*\"]\n", 0o644),
+            "`branches`",
+        );
+        assert_invalid(
+            repo_err("[mirror.a]\nurl = \"https://h/a.git\"\ntimeout = \"0s\"\n", 0o644),
+            "timeout",
+        );
+    }
+
+    #[test]
+    fn inline_password_needs_a_private_file() {
+        let text = "[mirror.a]\nurl = \"https://h/a.git\"\nusername = \"bot\"\npassword = \"s3cret\"\n";
+        for mode in [0o644, 0o640, 0o604] {
+            let (dir, loaded) = repo_from(text, mode);
+            let err = loaded.unwrap_err();
+            let file = dir.path().join("repo.git").join(REPO_CONFIG_FILE);
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "{0}: contains an inline password (mirror `a`) but is readable by group/others; run: chmod 600 {0}",
+                    file.display()
+                )
+            );
+            assert!(!err.to_string().contains("s3cret"));
+        }
+        let config = repo_ok(text);
+        assert_eq!(config.mirrors[0].username.as_deref(), Some("bot"));
+        assert_eq!(
+            config.mirrors[0].password,
+            Some(SecretSource::Inline("s3cret".into()))
+        );
+    }
+
+    #[test]
+    fn password_in_url_is_split_out_and_treated_as_inline() {
+        let text = "[mirror.a]\nurl = \"https://bot:s3cret@h/a.git\"\n";
+        assert_invalid(repo_err(text, 0o644), "chmod 600");
+        let config = repo_ok(text);
+        let m = &config.mirrors[0];
+        assert_eq!(m.url, "https://h/a.git");
+        assert_eq!(m.username.as_deref(), Some("bot"));
+        assert_eq!(m.password, Some(SecretSource::Inline("s3cret".into())));
+
+        // A user name alone is no secret and stays in the URL.
+        let config = repo_ok("[mirror.a]\nurl = \"https://bot@h/a.git\"\n");
+        assert_eq!(config.mirrors[0].url, "https://bot@h/a.git");
+        assert_eq!(config.mirrors[0].password, None);
+
+        let err = repo_err(
+            "[mirror.a]\nurl = \"https://bot:s3cret@h/a.git\"\npassword_env = \"T\"\n",
+            0o600,
+        );
+        assert_invalid(err, "password both");
+    }
+
+    #[test]
+    fn password_file_must_be_private_and_paths_are_relative_to_the_repo() {
+        let dir = TempDir::new().unwrap();
+        let repo = dir.path().join("repo.git");
+        let token = repo.join("secrets/token");
+        write(&token, "s3cret\n", 0o640);
+        write(
+            &repo.join(REPO_CONFIG_FILE),
+            "[mirror.a]\nurl = \"https://h/a.git\"\npassword_file = \"secrets/token\"\nssh_key = \"keys/id\"\nknown_hosts = \"/etc/ssh/known\"\n",
+            0o644,
+        );
+        let global = GlobalConfig::embedded(dir.path());
+        let err = load_repo(&repo, &global).unwrap_err();
+        assert_invalid(err, &format!("run: chmod 600 {}", token.display()));
+
+        fs::set_permissions(&token, fs::Permissions::from_mode(0o600)).unwrap();
+        let m = load_repo(&repo, &global).unwrap().mirrors.remove(0);
+        assert_eq!(m.password, Some(SecretSource::File(token)));
+        assert_eq!(m.ssh_key, Some(repo.join("keys/id")));
+        assert_eq!(m.known_hosts, Some(PathBuf::from("/etc/ssh/known")));
+
+        // A password file that does not exist yet is reported when it is used.
+        write(
+            &repo.join(REPO_CONFIG_FILE),
+            "[mirror.a]\nurl = \"https://h/a.git\"\npassword_file = \"/nonexistent/token\"\npassword_env = \"X\"\n",
+            0o644,
+        );
+        assert_invalid(load_repo(&repo, &global).unwrap_err(), "only one of");
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_output() {
+        let inline = SecretSource::Inline("s3cret".into());
+        assert_eq!(format!("{inline:?}"), "Inline(\"*****\")");
+        assert_eq!(format!("{:?}", SecretSource::Env("TOKEN".into())), "Env(\"TOKEN\")");
+        let config = repo_ok("[mirror.a]\nurl = \"https://u:s3cret@h/a.git\"\n");
+        assert!(!format!("{config:?}").contains("s3cret"));
+        let settings = MirrorSettings {
+            password: Some(Secret::new("s3cret".into())),
+            ..MirrorSettings::default()
+        };
+        assert!(!format!("{settings:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn mirror_names() {
+        for good in ["github", "a", "GitLab_2", "back.up-1", &"x".repeat(64)] {
+            assert!(valid_mirror_name(good), "{good}");
+        }
+        for bad in ["", ".hidden", "-x", "a b", "a/b", "ä", "a:b", &"x".repeat(65)] {
+            assert!(!valid_mirror_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn hook_reads_only_the_spool_dir_and_never_fails() {
+        let dir = TempDir::new().unwrap();
+        let env = env_of(&[("HOME", dir.path())]);
+        let system = no_system_file(&dir);
+        let default = dir.path().join(".local/state/git-push-mirror/spool");
+        let file = dir.path().join("conf/config.toml");
+        let hook = |explicit: Option<&Path>| spool_dir_for_hook_with(explicit, &env, &system);
+
+        assert_eq!(hook(None), (default.clone(), None));
+
+        // Unknown keys do not matter to the hook; relative paths are resolved.
+        write(&file, "spool_dir = \"q\"\nnot_a_key = 1\n", 0o644);
+        assert_eq!(hook(Some(&file)), (dir.path().join("conf/q"), None));
+        write(&file, "log_level = \"info\"\n", 0o644);
+        assert_eq!(hook(Some(&file)), (default.clone(), None));
+
+        for broken in ["spool_dir = \n", "spool_dir = 5\n"] {
+            write(&file, broken, 0o644);
+            let (spool, warning) = hook(Some(&file));
+            assert_eq!(spool, default);
+            let warning = warning.unwrap();
+            assert!(warning.contains(&file.display().to_string()), "{warning}");
+            assert!(!warning.contains('\n'), "{warning}");
+        }
+        let (spool, warning) = hook(Some(&dir.path().join("missing.toml")));
+        assert_eq!(spool, default);
+        assert!(warning.unwrap().contains("missing.toml"));
+    }
+}

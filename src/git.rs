@@ -1,0 +1,494 @@
+//! The one module that runs git: a clean environment for every child, wall-clock timeouts that kill
+//! the whole process group, `ls-remote` to observe a mirror, `push --porcelain` to update it.
+
+use crate::oid::Oid;
+use crate::plan::RefChange;
+use crate::redact::redact;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+use std::io::Read;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Inherited variables that git children may keep: they point git at the
+/// admin's configuration and CA certificates, never at another repository.
+const KEPT_GIT_VARIABLES: &[&str] = &[
+    "GIT_CONFIG_NOSYSTEM",
+    "GIT_CONFIG_GLOBAL",
+    "GIT_CONFIG_SYSTEM",
+    "GIT_SSL_CAINFO",
+    "GIT_SSL_CAPATH",
+];
+
+/// Whether an inherited environment variable must not reach a git child.
+/// A hook runs with `GIT_DIR=.`, `GIT_QUARANTINE_PATH`, `GIT_PUSH_OPTION_*`,
+/// object-directory variables and more; leaking them into a push of another
+/// repository corrupts data.
+pub fn is_unsafe_inherited_variable(name: &str) -> bool {
+    (name.starts_with("GIT_") && !KEPT_GIT_VARIABLES.contains(&name))
+        || matches!(name, "LC_ALL" | "LANGUAGE" | "SSH_ASKPASS" | "SSH_AUTH_SOCK")
+}
+
+/// Removes every unsafe inherited variable from `cmd` and sets the ones git
+/// children always get. Also used for the detached worker the hook starts.
+pub fn scrub_environment(cmd: &mut Command) {
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_none_or(is_unsafe_inherited_variable) {
+            cmd.env_remove(&name);
+        }
+    }
+}
+
+/// A git command with the clean environment: no inherited location or hook
+/// variables, no prompts, C messages, null stdin.
+pub fn git_command() -> Command {
+    let mut cmd = Command::new("git");
+    scrub_environment(&mut cmd);
+    cmd.env("GIT_TERMINAL_PROMPT", "0")
+        .env("LC_MESSAGES", "C")
+        .env("GCM_INTERACTIVE", "never")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// How to reach one mirror.
+#[derive(Clone, Debug)]
+pub struct RemoteAccess {
+    /// The URL git is given (never holds credentials).
+    pub url: String,
+    /// Wall-clock limit for one git process talking to the mirror.
+    pub timeout: Duration,
+    /// `GIT_ALLOW_PROTOCOL`.
+    pub allowed_protocols: Vec<String>,
+    /// Extra environment for the child: credential plumbing, ssh command.
+    pub env: Vec<(String, OsString)>,
+    /// Strings that must never be stored or shown (redacted from all output).
+    pub secrets: Vec<String>,
+}
+
+impl RemoteAccess {
+    pub fn new(url: &str, timeout: Duration, allowed_protocols: &[String]) -> RemoteAccess {
+        RemoteAccess {
+            url: url.to_string(),
+            timeout,
+            allowed_protocols: allowed_protocols.to_vec(),
+            env: Vec::new(),
+            secrets: Vec::new(),
+        }
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = git_command();
+        cmd.env("GIT_ALLOW_PROTOCOL", self.allowed_protocols.join(":"));
+        for (name, value) in &self.env {
+            cmd.env(name, value);
+        }
+        cmd
+    }
+
+    /// Redacts this mirror's secrets and any URL userinfo from `text`.
+    pub fn redact(&self, text: &str) -> String {
+        let secrets: Vec<&str> = self.secrets.iter().map(String::as_str).collect();
+        redact(text, &secrets)
+    }
+}
+
+/// Why talking to a mirror failed as a whole. Messages are already redacted.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum GitError {
+    #[error("could not run git: {0}")]
+    Spawn(String),
+    #[error("timed out after {}s; the git process group was killed", .0.as_secs())]
+    TimedOut(Duration),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// What a finished git process left behind.
+#[derive(Debug)]
+pub struct Finished {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `cmd` in its own process group, capturing its output; after
+/// `timeout` the whole group (ssh, https helpers, hooks) is killed.
+pub fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Result<Finished, GitError> {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+    let mut child = cmd.spawn().map_err(|e| GitError::Spawn(e.to_string()))?;
+    let group = child.id() as libc::pid_t;
+    let stdout = child.stdout.take().map(read_in_background);
+    let stderr = child.stderr.take().map(read_in_background);
+
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if let Err(mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(timeout) {
+            // SAFETY: kill(2) with a negative pid signals the process group we created.
+            unsafe { libc::kill(-group, libc::SIGKILL) };
+            true
+        } else {
+            false
+        }
+    });
+    let status = child.wait();
+    let _ = done_tx.send(());
+    let timed_out = watchdog.join().unwrap_or(false);
+    // Helpers of the group may outlive git itself and hold our pipes open.
+    // SAFETY: as above; the group is ours and the leader has been reaped.
+    unsafe { libc::kill(-group, libc::SIGKILL) };
+    let stdout = stdout.map(|h| h.join().unwrap_or_default()).unwrap_or_default();
+    let stderr = stderr.map(|h| h.join().unwrap_or_default()).unwrap_or_default();
+    let status = status.map_err(|e| GitError::Spawn(e.to_string()))?;
+    if timed_out {
+        return Err(GitError::TimedOut(timeout));
+    }
+    Ok(Finished {
+        success: status.success() && status.signal().is_none(),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    })
+}
+
+fn read_in_background(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = pipe.read_to_end(&mut buf);
+        buf
+    })
+}
+
+/// The most useful lines of git's stderr, for a stored error.
+fn summarize_stderr(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("hint:"))
+        .collect();
+    let start = lines.len().saturating_sub(4);
+    let summary = lines[start..].join(" / ");
+    if summary.is_empty() { "git failed without a message".to_string() } else { summary }
+}
+
+/// The refs observed on a mirror.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RemoteRefs {
+    pub direct: BTreeMap<String, Oid>,
+    pub symbolic: BTreeSet<String>,
+}
+
+/// Parses `git ls-remote --symref` output.
+pub fn parse_ls_remote(output: &str) -> RemoteRefs {
+    let mut refs = RemoteRefs::default();
+    for line in output.lines() {
+        let Some((left, name)) = line.split_once('\t') else { continue };
+        if let Some(_target) = left.strip_prefix("ref: ") {
+            refs.symbolic.insert(name.to_string());
+        } else if name.ends_with("^{}") {
+            continue;
+        } else if let Some(oid) = Oid::parse(left) {
+            refs.direct.insert(name.to_string(), oid);
+        }
+    }
+    for name in &refs.symbolic {
+        refs.direct.remove(name);
+    }
+    refs
+}
+
+/// Lists the mirror's refs matching `patterns` (git's ls-remote patterns;
+/// empty: all refs).
+pub fn ls_remote(remote: &RemoteAccess, patterns: &[String]) -> Result<RemoteRefs, GitError> {
+    let mut cmd = remote.command();
+    cmd.args(["ls-remote", "--symref", "--"]).arg(&remote.url).args(patterns);
+    let finished = run_with_timeout(cmd, remote.timeout)?;
+    if !finished.success {
+        return Err(GitError::Failed(remote.redact(&summarize_stderr(&finished.stderr))));
+    }
+    Ok(parse_ls_remote(&finished.stdout))
+}
+
+/// The flag git prints for a ref in `push --porcelain` output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PushFlag {
+    /// ` ` a fast-forward.
+    FastForward,
+    /// `+` a forced update.
+    Forced,
+    /// `-` a deleted ref.
+    Deleted,
+    /// `*` a new ref.
+    New,
+    /// `!` rejected or failed.
+    Rejected,
+    /// `=` already up to date.
+    UpToDate,
+}
+
+impl PushFlag {
+    fn from_char(c: char) -> Option<PushFlag> {
+        Some(match c {
+            ' ' => PushFlag::FastForward,
+            '+' => PushFlag::Forced,
+            '-' => PushFlag::Deleted,
+            '*' => PushFlag::New,
+            '!' => PushFlag::Rejected,
+            '=' => PushFlag::UpToDate,
+            _ => return None,
+        })
+    }
+}
+
+/// One ref's line of `git push --porcelain`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PushedRef {
+    /// The destination ref on the mirror.
+    pub name: String,
+    pub flag: PushFlag,
+    /// e.g. `[new branch]`, `abc..def`, `[rejected]`, `[remote rejected]`.
+    pub summary: String,
+    /// e.g. `stale info`, `pre-receive hook declined`.
+    pub reason: Option<String>,
+}
+
+impl PushedRef {
+    /// Whether the ref now has the value that was pushed.
+    pub fn landed(&self) -> bool {
+        self.flag != PushFlag::Rejected
+    }
+
+    /// Whether the lease failed: the mirror's value changed since it was observed.
+    pub fn lease_failed(&self) -> bool {
+        self.flag == PushFlag::Rejected && self.reason.as_deref() == Some("stale info")
+    }
+}
+
+/// Parses `git push --porcelain` output: `<flag>\t<from>:<to>\t<summary> (<reason>)`.
+pub fn parse_porcelain(output: &str) -> Vec<PushedRef> {
+    let mut refs = Vec::new();
+    for line in output.lines() {
+        let mut chars = line.chars();
+        let (Some(flag), Some('\t')) = (chars.next().and_then(PushFlag::from_char), chars.next()) else {
+            continue;
+        };
+        let mut fields = line[2..].splitn(2, '\t');
+        let (Some(spec), Some(rest)) = (fields.next(), fields.next()) else { continue };
+        let Some((_, to)) = spec.rsplit_once(':') else { continue };
+        let (summary, reason) = match rest.find(" (") {
+            Some(pos) if rest.ends_with(')') => {
+                (rest[..pos].to_string(), Some(rest[pos + 2..rest.len() - 1].to_string()))
+            }
+            _ => (rest.to_string(), None),
+        };
+        refs.push(PushedRef { name: to.to_string(), flag, summary, reason });
+    }
+    refs
+}
+
+/// Refspec and lease arguments for one change.
+fn change_args(name: &str, change: &RefChange) -> [String; 2] {
+    let lease = match change.expected_remote() {
+        Some(old) => format!("--force-with-lease={name}:{old}"),
+        None => format!("--force-with-lease={name}:"),
+    };
+    let refspec = match change.new_value() {
+        Some(new) => format!("{new}:{name}"),
+        None => format!(":{name}"),
+    };
+    [lease, refspec]
+}
+
+/// Bytes of arguments per git process: far below ARG_MAX, which is the only
+/// reason to split a push at all.
+const MAX_ARGUMENT_BYTES: usize = 512 * 1024;
+
+/// Pushes `changes` from the local repository at `git_dir` to the mirror,
+/// each with `--force-with-lease=<ref>:<observed>`, and returns git's per-ref
+/// results. A transport failure is an error; per-ref rejections are results.
+pub fn push(git_dir: &Path, remote: &RemoteAccess, changes: &[(&str, &RefChange)]) -> Result<Vec<PushedRef>, GitError> {
+    let mut results = Vec::new();
+    let mut batch: Vec<String> = Vec::new();
+    let mut batch_bytes = 0;
+    for (name, change) in changes {
+        let args = change_args(name, change);
+        let bytes: usize = args.iter().map(|a| a.len() + 1).sum();
+        if !batch.is_empty() && batch_bytes + bytes > MAX_ARGUMENT_BYTES {
+            results.extend(push_batch(git_dir, remote, &batch)?);
+            batch.clear();
+            batch_bytes = 0;
+        }
+        batch.extend(args);
+        batch_bytes += bytes;
+    }
+    if !batch.is_empty() {
+        results.extend(push_batch(git_dir, remote, &batch)?);
+    }
+    Ok(results)
+}
+
+fn push_batch(git_dir: &Path, remote: &RemoteAccess, args: &[String]) -> Result<Vec<PushedRef>, GitError> {
+    let (leases, refspecs): (Vec<&String>, Vec<&String>) = args.iter().partition(|a| a.starts_with("--force-with-lease="));
+    let mut cmd = remote.command();
+    cmd.arg("--git-dir")
+        .arg(git_dir)
+        .args(["push", "--porcelain", "--no-verify", "--no-follow-tags", "--no-recurse-submodules"])
+        .args(leases)
+        .arg("--")
+        .arg(&remote.url)
+        .args(refspecs);
+    let finished = run_with_timeout(cmd, remote.timeout)?;
+    let pushed = parse_porcelain(&finished.stdout);
+    if pushed.is_empty() && !finished.success {
+        return Err(GitError::Failed(remote.redact(&summarize_stderr(&finished.stderr))));
+    }
+    Ok(pushed
+        .into_iter()
+        .map(|mut r| {
+            r.reason = r.reason.map(|reason| remote.redact(&reason));
+            r
+        })
+        .collect())
+}
+
+/// The hooks directory git uses for a repository (honours `core.hooksPath`).
+pub fn hooks_dir(git_dir: &Path) -> Result<std::path::PathBuf, GitError> {
+    let mut cmd = git_command();
+    cmd.arg("--git-dir").arg(git_dir).args(["rev-parse", "--path-format=absolute", "--git-path", "hooks"]);
+    let finished = run_with_timeout(cmd, Duration::from_secs(30))?;
+    if !finished.success {
+        return Err(GitError::Failed(summarize_stderr(&finished.stderr)));
+    }
+    Ok(std::path::PathBuf::from(finished.stdout.trim_end_matches('\n')))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn oid(c: char) -> Oid {
+        Oid::parse(&c.to_string().repeat(40)).unwrap()
+    }
+
+    /// Captured from `git push --porcelain` (git 2.47) against a mirror with a
+    /// pre-receive hook rejecting one ref and a stale lease on another.
+    const CAPTURED_PORCELAIN: &str = "To git://127.0.0.1:40123/mirror.git\n\
+=\trefs/heads/same:refs/heads/same\t[up to date]\n\
+ \t1111111111111111111111111111111111111111:refs/heads/main\t4e1f0a2..9b7c3d1\n\
++\t2222222222222222222222222222222222222222:refs/heads/forced\t8a1b2c3...d4e5f60 (forced update)\n\
+-\t:refs/heads/gone\t[deleted]\n\
+*\t3333333333333333333333333333333333333333:refs/tags/v1.0\t[new tag]\n\
+*\t4444444444444444444444444444444444444444:refs/heads/feature/x\t[new branch]\n\
+!\t5555555555555555555555555555555555555555:refs/heads/stale\t[rejected] (stale info)\n\
+!\t6666666666666666666666666666666666666666:refs/heads/hooked\t[remote rejected] (pre-receive hook declined)\n\
+!\t7777777777777777777777777777777777777777:refs/heads/a\t[remote rejected] (failed to update ref)\n\
+Done\n";
+
+    #[test]
+    fn porcelain_output_is_parsed_per_ref() {
+        let refs = parse_porcelain(CAPTURED_PORCELAIN);
+        let flags: Vec<(&str, PushFlag)> = refs.iter().map(|r| (r.name.as_str(), r.flag)).collect();
+        assert_eq!(
+            flags,
+            vec![
+                ("refs/heads/same", PushFlag::UpToDate),
+                ("refs/heads/main", PushFlag::FastForward),
+                ("refs/heads/forced", PushFlag::Forced),
+                ("refs/heads/gone", PushFlag::Deleted),
+                ("refs/tags/v1.0", PushFlag::New),
+                ("refs/heads/feature/x", PushFlag::New),
+                ("refs/heads/stale", PushFlag::Rejected),
+                ("refs/heads/hooked", PushFlag::Rejected),
+                ("refs/heads/a", PushFlag::Rejected),
+            ]
+        );
+        assert_eq!(refs[2].reason.as_deref(), Some("forced update"));
+        assert_eq!(refs[2].summary, "8a1b2c3...d4e5f60");
+        assert!(refs[6].lease_failed());
+        assert!(!refs[7].lease_failed());
+        assert_eq!(refs[7].summary, "[remote rejected]");
+        assert_eq!(refs[7].reason.as_deref(), Some("pre-receive hook declined"));
+        assert!(refs[0].landed() && refs[3].landed() && !refs[8].landed());
+    }
+
+    #[test]
+    fn porcelain_parser_ignores_noise() {
+        assert!(parse_porcelain("").is_empty());
+        assert!(parse_porcelain("To x\nDone\nerror: failed to push some refs\n").is_empty());
+        assert!(parse_porcelain("?\tweird\tline\n!\tno-colon\t[rejected]\n").is_empty());
+    }
+
+    #[test]
+    fn ls_remote_output_excludes_symrefs_and_peeled_tags() {
+        let out = "ref: refs/heads/main\tHEAD\n\
+1111111111111111111111111111111111111111\tHEAD\n\
+1111111111111111111111111111111111111111\trefs/heads/main\n\
+ref: refs/heads/main\trefs/heads/alias\n\
+1111111111111111111111111111111111111111\trefs/heads/alias\n\
+2222222222222222222222222222222222222222\trefs/tags/v1\n\
+1111111111111111111111111111111111111111\trefs/tags/v1^{}\n";
+        let refs = parse_ls_remote(out);
+        assert_eq!(refs.direct.len(), 2);
+        assert_eq!(refs.direct["refs/heads/main"], oid('1'));
+        assert_eq!(refs.direct["refs/tags/v1"], oid('2'));
+        assert!(refs.symbolic.contains("HEAD") && refs.symbolic.contains("refs/heads/alias"));
+    }
+
+    #[test]
+    fn every_change_carries_a_lease_on_the_observed_value() {
+        let create = RefChange::Create { new: oid('a') };
+        let update = RefChange::Update { old: oid('b'), new: oid('c'), forced: true };
+        let delete = RefChange::Delete { old: oid('d') };
+        assert_eq!(
+            change_args("refs/heads/n", &create),
+            ["--force-with-lease=refs/heads/n:".to_string(), format!("{}:refs/heads/n", oid('a'))]
+        );
+        assert_eq!(
+            change_args("refs/heads/u", &update),
+            [format!("--force-with-lease=refs/heads/u:{}", oid('b')), format!("{}:refs/heads/u", oid('c'))]
+        );
+        assert_eq!(
+            change_args("refs/heads/d", &delete),
+            [format!("--force-with-lease=refs/heads/d:{}", oid('d')), ":refs/heads/d".to_string()]
+        );
+    }
+
+    #[test]
+    fn hook_variables_never_reach_git_children() {
+        for unsafe_name in [
+            "GIT_DIR",
+            "GIT_QUARANTINE_PATH",
+            "GIT_PUSH_OPTION_0",
+            "GIT_PUSH_OPTION_COUNT",
+            "GIT_PROTOCOL",
+            "GIT_OBJECT_DIRECTORY",
+            "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+            "GIT_WORK_TREE",
+            "GIT_INDEX_FILE",
+            "GIT_CONFIG_PARAMETERS",
+            "GIT_CONFIG_COUNT",
+            "GIT_EXEC_PATH",
+            "GIT_SSH_COMMAND",
+            "LC_ALL",
+            "LANGUAGE",
+        ] {
+            assert!(is_unsafe_inherited_variable(unsafe_name), "{unsafe_name}");
+        }
+        for kept in ["PATH", "HOME", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_NOSYSTEM", "GIT_SSL_CAINFO", "LANG"] {
+            assert!(!is_unsafe_inherited_variable(kept), "{kept}");
+        }
+    }
+
+    #[test]
+    fn a_hung_child_is_killed_with_its_process_group() {
+        let mut cmd = Command::new("sh");
+        // The grandchild `sleep` holds stdout open: only killing the group ends it.
+        cmd.args(["-c", "sleep 30 & sleep 30; echo never"]);
+        let started = std::time::Instant::now();
+        let result = run_with_timeout(cmd, Duration::from_millis(200));
+        assert_eq!(result.unwrap_err(), GitError::TimedOut(Duration::from_millis(200)));
+        assert!(started.elapsed() < Duration::from_secs(20), "the process group was not killed");
+    }
+}

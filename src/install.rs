@@ -1,0 +1,107 @@
+//! Installing the `post-receive` hook into plain bare repositories without clobbering an existing one.
+
+use crate::git::hooks_dir;
+use anyhow::{Context, Result, bail};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// The line that marks a hook as ours.
+const MARKER: &str = "# installed by git-push-mirror";
+/// Where an existing `post-receive` is kept; ours runs it after spooling.
+pub const CHAINED_SUFFIX: &str = ".before-push-mirror";
+
+/// What `install` did to one repository.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Installed {
+    Fresh(PathBuf),
+    /// An existing hook was kept and is chained after ours.
+    Chained { hook: PathBuf, previous: PathBuf },
+    /// Ours was already there; it was rewritten to point at this binary.
+    Refreshed(PathBuf),
+}
+
+fn single_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+fn hook_script(exe: &Path, config: Option<&Path>, chained: bool) -> String {
+    let mut command = format!("exec {}", single_quote(&exe.to_string_lossy()));
+    if let Some(config) = config {
+        command.push_str(&format!(" --config {}", single_quote(&config.to_string_lossy())));
+    }
+    command.push_str(" hook post-receive");
+    if chained {
+        command.push_str(&format!(" --chain \"$0{CHAINED_SUFFIX}\""));
+    }
+    command.push_str(" -- \"$@\"");
+    let about = if chained {
+        format!("# It records each push for mirroring, then runs the previous hook,\n# post-receive{CHAINED_SUFFIX}, with the same input.\n")
+    } else {
+        "# It records each push for mirroring and returns at once.\n".to_string()
+    };
+    format!("#!/bin/sh\n{MARKER}; `git-push-mirror uninstall` removes it.\n{about}{command}\n")
+}
+
+fn is_ours(hook: &Path) -> bool {
+    fs::read(hook).is_ok_and(|bytes| String::from_utf8_lossy(&bytes).contains(MARKER))
+}
+
+fn write_executable(path: &Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension("git-push-mirror-tmp");
+    fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755))?;
+    fs::rename(&tmp, path).with_context(|| format!("installing {}", path.display()))
+}
+
+/// Installs the hook into `repo`, keeping any existing `post-receive`.
+pub fn install(repo: &Path, exe: &Path, config: Option<&Path>) -> Result<Installed> {
+    let dir = hooks_dir(repo).map_err(|e| anyhow::anyhow!("{}: {e}", repo.display()))?;
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let hook = dir.join("post-receive");
+    let previous = dir.join(format!("post-receive{CHAINED_SUFFIX}"));
+    if is_ours(&hook) {
+        write_executable(&hook, &hook_script(exe, config, previous.exists()))?;
+        return Ok(Installed::Refreshed(hook));
+    }
+    if hook.exists() || hook.is_symlink() {
+        if previous.exists() {
+            bail!("{} and {} both exist; move one away first", hook.display(), previous.display());
+        }
+        fs::rename(&hook, &previous).with_context(|| format!("keeping {}", hook.display()))?;
+        write_executable(&hook, &hook_script(exe, config, true))?;
+        return Ok(Installed::Chained { hook, previous });
+    }
+    write_executable(&hook, &hook_script(exe, config, false))?;
+    Ok(Installed::Fresh(hook))
+}
+
+/// Removes our hook and puts back the one it replaced. `false` when ours was not installed.
+pub fn uninstall(repo: &Path) -> Result<bool> {
+    let dir = hooks_dir(repo).map_err(|e| anyhow::anyhow!("{}: {e}", repo.display()))?;
+    let hook = dir.join("post-receive");
+    if !is_ours(&hook) {
+        return Ok(false);
+    }
+    let previous = dir.join(format!("post-receive{CHAINED_SUFFIX}"));
+    if previous.exists() || previous.is_symlink() {
+        fs::rename(&previous, &hook).with_context(|| format!("restoring {}", previous.display()))?;
+    } else {
+        fs::remove_file(&hook).with_context(|| format!("removing {}", hook.display()))?;
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_script_quotes_paths_and_chains_with_the_same_arguments() {
+        let script = hook_script(Path::new("/opt/it's here/git-push-mirror"), Some(Path::new("/etc/c.toml")), true);
+        assert!(script.starts_with("#!/bin/sh\n"));
+        assert!(script.contains(MARKER));
+        assert!(script.contains("exec '/opt/it'\\''s here/git-push-mirror' --config '/etc/c.toml' hook post-receive"));
+        assert!(script.contains("--chain \"$0.before-push-mirror\" -- \"$@\""));
+    }
+}

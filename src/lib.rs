@@ -1,0 +1,25 @@
+//! git-push-mirror: GitLab-style push mirroring for self-hosted bare git repositories.
+//!
+//! A `post-receive` hook ([`hook`]) records pushed refs in a durable [`spool`];
+//! the [`worker`] routes them into per-mirror [`state`], and [`update`] asks the
+//! pure [`plan`]ner what to do and pushes it through [`git`], the one module
+//! that runs git.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod config_edit;
+pub mod fsutil;
+pub mod git;
+pub mod hook;
+pub mod install;
+pub mod oid;
+pub mod plan;
+pub mod redact;
+pub mod refs;
+pub mod remote_url;
+pub mod spool;
+pub mod state;
+pub mod status;
+pub mod update;
+pub mod worker;

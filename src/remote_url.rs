@@ -1,0 +1,176 @@
+//! Mirror URLs: which transport a URL uses, whether it is allowed, and how to show it without secrets.
+
+use std::fmt;
+
+/// The transport a mirror URL selects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Https,
+    Http,
+    Ssh,
+    Git,
+    File,
+    /// `ext::`, `fd::` or any other `<helper>::` remote helper, or an unknown scheme.
+    Refused(String),
+}
+
+impl Transport {
+    /// The name used in `allowed_protocols` and `GIT_ALLOW_PROTOCOL`.
+    pub fn protocol_name(&self) -> &str {
+        match self {
+            Transport::Https => "https",
+            Transport::Http => "http",
+            Transport::Ssh => "ssh",
+            Transport::Git => "git",
+            Transport::File => "file",
+            Transport::Refused(what) => what,
+        }
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.protocol_name())
+    }
+}
+
+/// Classifies a URL the way git would pick a transport for it.
+pub fn transport_of(url: &str) -> Transport {
+    if let Some(pos) = url.find("::") {
+        // `<helper>::<address>` runs git-remote-<helper>: refused, whatever the helper.
+        let helper = &url[..pos];
+        if !helper.contains('/') && !helper.contains(':') {
+            return Transport::Refused(format!("{helper}::"));
+        }
+    }
+    if let Some(pos) = url.find("://") {
+        let scheme = url[..pos].to_ascii_lowercase();
+        return match scheme.as_str() {
+            "https" => Transport::Https,
+            "http" => Transport::Http,
+            "ssh" | "git+ssh" | "ssh+git" => Transport::Ssh,
+            "git" => Transport::Git,
+            "file" => Transport::File,
+            other => Transport::Refused(format!("{other}://")),
+        };
+    }
+    // scp-like `[user@]host:path`: a colon before any slash.
+    match (url.find(':'), url.find('/')) {
+        (Some(colon), slash) if slash.is_none_or(|s| colon < s) && colon > 0 => Transport::Ssh,
+        _ => Transport::File,
+    }
+}
+
+/// A URL with any `user:password@` removed, and what was removed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SplitUrl {
+    pub url: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+/// Splits credentials out of a `scheme://user:password@host/...` URL.
+/// Percent-encoded user names and passwords are decoded.
+pub fn split_credentials(url: &str) -> SplitUrl {
+    let none = || SplitUrl { url: url.to_string(), username: None, password: None };
+    let Some(scheme_end) = url.find("://") else { return none() };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let Some(at) = authority.rfind('@') else { return none() };
+    let userinfo = &authority[..at];
+    let (user, password) = match userinfo.split_once(':') {
+        Some((u, p)) => (u, Some(p)),
+        None => (userinfo, None),
+    };
+    SplitUrl {
+        url: format!("{}{}", &url[..scheme_end + 3], &rest[at + 1..]),
+        username: (!user.is_empty()).then(|| percent_decode(user)),
+        password: password.map(percent_decode),
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    fn hex(b: u8) -> Option<u8> {
+        (b as char).to_digit(16).map(|d| d as u8)
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push(hi * 16 + lo);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The URL as shown to people: any userinfo in `scheme://userinfo@` becomes
+/// `*****:*****` (DESIGN §5). scp-like `user@host:path` has no secret and is kept.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else { return url.to_string() };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{}*****:*****@{}", &url[..scheme_end + 3], &rest[at + 1..]),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transports_are_classified_like_git() {
+        assert_eq!(transport_of("https://github.com/a/b.git"), Transport::Https);
+        assert_eq!(transport_of("HTTP://host/a"), Transport::Http);
+        assert_eq!(transport_of("ssh://git@host:22/a.git"), Transport::Ssh);
+        assert_eq!(transport_of("git+ssh://host/a.git"), Transport::Ssh);
+        assert_eq!(transport_of("git@github.com:acme/app.git"), Transport::Ssh);
+        assert_eq!(transport_of("git://127.0.0.1:9418/a.git"), Transport::Git);
+        assert_eq!(transport_of("file:///srv/git/a.git"), Transport::File);
+        assert_eq!(transport_of("/srv/git/a.git"), Transport::File);
+        assert_eq!(transport_of("./relative/a.git"), Transport::File);
+        assert_eq!(transport_of("dir/with:colon"), Transport::File);
+    }
+
+    #[test]
+    fn remote_helpers_and_unknown_schemes_are_refused() {
+        assert_eq!(transport_of("ext::sh -c touch% /tmp/x"), Transport::Refused("ext::".into()));
+        assert_eq!(transport_of("fd::3"), Transport::Refused("fd::".into()));
+        assert_eq!(transport_of("codecommit::us-east-1://repo"), Transport::Refused("codecommit::".into()));
+        assert_eq!(transport_of("ftp://host/a"), Transport::Refused("ftp://".into()));
+    }
+
+    #[test]
+    fn credentials_are_split_out_of_urls() {
+        let split = split_credentials("https://bob:s3cr%40t@example.com/a.git");
+        assert_eq!(split.url, "https://example.com/a.git");
+        assert_eq!(split.username.as_deref(), Some("bob"));
+        assert_eq!(split.password.as_deref(), Some("s3cr@t"));
+
+        let user_only = split_credentials("https://oauth2@gitlab.example/a.git");
+        assert_eq!(user_only.username.as_deref(), Some("oauth2"));
+        assert_eq!(user_only.password, None);
+
+        let plain = split_credentials("git@github.com:a/b.git");
+        assert_eq!(plain.url, "git@github.com:a/b.git");
+        assert_eq!(plain.username, None);
+    }
+
+    #[test]
+    fn redacted_urls_hide_userinfo() {
+        assert_eq!(redact_url("https://bob:pw@host/x.git"), "https://*****:*****@host/x.git");
+        assert_eq!(redact_url("https://token@host/x.git"), "https://*****:*****@host/x.git");
+        assert_eq!(redact_url("https://host/x@y.git"), "https://host/x@y.git");
+        assert_eq!(redact_url("git@github.com:a/b.git"), "git@github.com:a/b.git");
+    }
+}

@@ -1,0 +1,372 @@
+//! Durable state under `state_dir`: refs reported per repository, and per (repository, mirror)
+//! pending refs, status and retry schedule. Every write is atomic; read-modify-write cycles
+//! hold the repository's short state lock.
+
+use crate::fsutil::{FileLock, write_atomic};
+use crate::oid::Oid;
+use crate::spool::RefUpdate;
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// GitLab's `update_status` values.
+#[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Debug, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum UpdateStatus {
+    #[default]
+    None,
+    Started,
+    Finished,
+    ToRetry,
+    Failed,
+}
+
+impl UpdateStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpdateStatus::None => "none",
+            UpdateStatus::Started => "started",
+            UpdateStatus::Finished => "finished",
+            UpdateStatus::ToRetry => "to_retry",
+            UpdateStatus::Failed => "failed",
+        }
+    }
+}
+
+/// A ref that changed locally and is not yet known to be on the mirror.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct PendingRef {
+    /// The ref's value before its newest deletion, when the hook saw one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_local: Option<Oid>,
+    /// Bumped on every report; an update clears the ref only if it is unchanged.
+    pub seq: u64,
+}
+
+/// Refs reported by the hook for one repository, not yet handed to its mirrors
+/// (routing needs the repository's configuration, which may be broken for a while).
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct RepoRecord {
+    pub repo: PathBuf,
+    #[serde(default)]
+    pub pending: BTreeMap<String, PendingRef>,
+    #[serde(default)]
+    pub seq: u64,
+    /// When the oldest unrouted report arrived.
+    #[serde(default)]
+    pub pending_since_ms: Option<u64>,
+}
+
+impl RepoRecord {
+    /// Records one push's updates (state-based: only the newest facts matter).
+    pub fn record(&mut self, updates: &[RefUpdate], received_at_ms: u64) {
+        for update in updates {
+            self.seq += 1;
+            let pending = self.pending.entry(update.name.clone()).or_default();
+            pending.seq = self.seq;
+            if update.new.is_null() {
+                pending.last_local = Some(update.old.clone());
+            }
+        }
+        if !updates.is_empty() {
+            self.pending_since_ms.get_or_insert(received_at_ms);
+        }
+    }
+}
+
+/// Everything known about one (repository, mirror) pair.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct MirrorState {
+    pub repo: PathBuf,
+    pub mirror: String,
+    #[serde(default)]
+    pub update_status: UpdateStatus,
+    #[serde(default)]
+    pub last_update_at_ms: Option<u64>,
+    #[serde(default)]
+    pub last_update_started_at_ms: Option<u64>,
+    #[serde(default)]
+    pub last_successful_update_at_ms: Option<u64>,
+    #[serde(default)]
+    pub last_error: Option<String>,
+    #[serde(default)]
+    pub divergent_refs: BTreeSet<String>,
+    #[serde(default)]
+    pub kept_refs: BTreeSet<String>,
+    /// Refs to reconcile at the next update.
+    #[serde(default)]
+    pub pending: BTreeMap<String, PendingRef>,
+    /// A full reconciliation is owed (new mirror, `sync` requested); the seq it was requested at.
+    #[serde(default)]
+    pub full_sync_seq: Option<u64>,
+    /// When the oldest pending change arrived (the debounce window starts here).
+    #[serde(default)]
+    pub pending_since_ms: Option<u64>,
+    #[serde(default)]
+    pub consecutive_failures: u32,
+    /// Backoff: no attempt before this time.
+    #[serde(default)]
+    pub next_attempt_at_ms: Option<u64>,
+    #[serde(default)]
+    pub seq: u64,
+}
+
+impl MirrorState {
+    pub fn new(repo: &Path, mirror: &str) -> MirrorState {
+        MirrorState { repo: repo.to_path_buf(), mirror: mirror.to_string(), ..Default::default() }
+    }
+
+    /// Adds a reported ref. A new report also cancels any backoff: the next
+    /// push always tries again.
+    pub fn add_pending(&mut self, name: &str, reported: &PendingRef, now_ms: u64) {
+        self.seq += 1;
+        let pending = self.pending.entry(name.to_string()).or_default();
+        pending.seq = self.seq;
+        if reported.last_local.is_some() {
+            pending.last_local = reported.last_local.clone();
+        }
+        self.pending_since_ms.get_or_insert(now_ms);
+        self.next_attempt_at_ms = None;
+    }
+
+    /// Asks for a full reconciliation at the next update.
+    pub fn request_full_sync(&mut self, now_ms: u64) {
+        self.seq += 1;
+        self.full_sync_seq = Some(self.seq);
+        self.pending_since_ms.get_or_insert(now_ms);
+        self.next_attempt_at_ms = None;
+    }
+
+    /// Whether an update is owed.
+    pub fn has_work(&self) -> bool {
+        !self.pending.is_empty() || self.full_sync_seq.is_some()
+    }
+}
+
+/// The state directory.
+#[derive(Clone, Debug)]
+pub struct StateStore {
+    root: PathBuf,
+}
+
+const REPO_RECORD: &str = "repo.json";
+const STATE_LOCK: &str = "state.lock";
+
+/// A directory name for a repository path: readable, unique, short.
+fn repo_key(repo: &Path) -> String {
+    // FNV-1a: a stable hash with no dependency; collisions are harmless
+    // because each record stores and is checked against its full path.
+    let mut hash: u64 = 0xcbf29ce484222325;
+    for byte in repo.as_os_str().as_bytes() {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x100000001b3);
+    }
+    let base: String = repo
+        .file_name()
+        .map(|n| n.to_string_lossy().chars().filter(|c| c.is_ascii_alphanumeric() || "._-".contains(*c)).take(40).collect())
+        .unwrap_or_default();
+    format!("{base}-{hash:016x}")
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(
+            serde_json::from_slice(&bytes).with_context(|| format!("{} is corrupt", path.display()))?,
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(value)?;
+    write_atomic(path, &bytes, 0o600).with_context(|| format!("writing {}", path.display()))
+}
+
+impl StateStore {
+    pub fn new(root: &Path) -> StateStore {
+        StateStore { root: root.to_path_buf() }
+    }
+
+    fn repos_dir(&self) -> PathBuf {
+        self.root.join("repos")
+    }
+
+    /// The directory holding one repository's state.
+    pub fn repo_dir(&self, repo: &Path) -> PathBuf {
+        self.repos_dir().join(repo_key(repo))
+    }
+
+    fn mirror_file(&self, repo: &Path, mirror: &str) -> PathBuf {
+        self.repo_dir(repo).join("mirrors").join(format!("{mirror}.json"))
+    }
+
+    /// The lock held for the whole of one update of a (repository, mirror) pair.
+    pub fn push_lock_path(&self, repo: &Path, mirror: &str) -> Result<PathBuf> {
+        let dir = self.repo_dir(repo).join("mirrors");
+        create_private_dir(&dir)?;
+        Ok(dir.join(format!("{mirror}.lock")))
+    }
+
+    /// Takes the short lock guarding read-modify-write of a repository's state.
+    pub fn lock(&self, repo: &Path) -> Result<FileLock> {
+        let dir = self.repo_dir(repo);
+        create_private_dir(&dir.join("mirrors"))?;
+        FileLock::acquire(&dir.join(STATE_LOCK)).with_context(|| format!("locking {}", dir.display()))
+    }
+
+    /// Registers a repository (idempotent) so `run` and `status` know it.
+    pub fn register(&self, repo: &Path) -> Result<()> {
+        let _lock = self.lock(repo)?;
+        if self.load_record(repo)?.is_none() {
+            self.save_record(&RepoRecord { repo: repo.to_path_buf(), ..Default::default() })?;
+        }
+        Ok(())
+    }
+
+    /// The repository's record, if it was ever registered.
+    pub fn load_record(&self, repo: &Path) -> Result<Option<RepoRecord>> {
+        let record: Option<RepoRecord> = read_json(&self.repo_dir(repo).join(REPO_RECORD))?;
+        Ok(record.filter(|r| r.repo == repo))
+    }
+
+    pub fn save_record(&self, record: &RepoRecord) -> Result<()> {
+        create_private_dir(&self.repo_dir(&record.repo).join("mirrors"))?;
+        write_json(&self.repo_dir(&record.repo).join(REPO_RECORD), record)
+    }
+
+    /// A mirror's state; a fresh one if none was saved.
+    pub fn load_mirror(&self, repo: &Path, mirror: &str) -> Result<MirrorState> {
+        let state: Option<MirrorState> = read_json(&self.mirror_file(repo, mirror))?;
+        Ok(state.filter(|s| s.repo == repo).unwrap_or_else(|| MirrorState::new(repo, mirror)))
+    }
+
+    pub fn save_mirror(&self, state: &MirrorState) -> Result<()> {
+        create_private_dir(&self.repo_dir(&state.repo).join("mirrors"))?;
+        write_json(&self.mirror_file(&state.repo, &state.mirror), state)
+    }
+
+    /// Applies `change` to a mirror's state under the repository's state lock.
+    pub fn update_mirror<T>(&self, repo: &Path, mirror: &str, change: impl FnOnce(&mut MirrorState) -> T) -> Result<T> {
+        let _lock = self.lock(repo)?;
+        let mut state = self.load_mirror(repo, mirror)?;
+        let result = change(&mut state);
+        self.save_mirror(&state)?;
+        Ok(result)
+    }
+
+    pub fn remove_mirror(&self, repo: &Path, mirror: &str) -> Result<()> {
+        let _lock = self.lock(repo)?;
+        for path in [self.mirror_file(repo, mirror), self.repo_dir(repo).join("mirrors").join(format!("{mirror}.lock"))] {
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).with_context(|| format!("removing {}", path.display())),
+            }
+        }
+        Ok(())
+    }
+
+    /// Names of the mirrors with saved state for a repository.
+    pub fn mirror_names(&self, repo: &Path) -> Result<Vec<String>> {
+        let dir = self.repo_dir(repo).join("mirrors");
+        let mut names = Vec::new();
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(names),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+        };
+        for entry in entries {
+            let name = entry?.file_name();
+            if let Some(mirror) = name.to_str().and_then(|n| n.strip_suffix(".json")) {
+                names.push(mirror.to_string());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Every registered repository.
+    pub fn known_repos(&self) -> Result<Vec<PathBuf>> {
+        let mut repos = Vec::new();
+        let entries = match fs::read_dir(self.repos_dir()) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(repos),
+            Err(e) => return Err(e).context("reading the state directory"),
+        };
+        for entry in entries {
+            let path = entry?.path().join(REPO_RECORD);
+            match read_json::<RepoRecord>(&path) {
+                Ok(Some(record)) => repos.push(record.repo),
+                Ok(None) => {}
+                Err(e) => log::warn!("{e:#}"),
+            }
+        }
+        repos.sort();
+        Ok(repos)
+    }
+}
+
+fn create_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating {}", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn oid(c: char) -> Oid {
+        Oid::parse(&c.to_string().repeat(40)).unwrap()
+    }
+
+    #[test]
+    fn deletions_remember_the_last_local_value() {
+        let mut record = RepoRecord::default();
+        let update = |old, new| RefUpdate { name: "refs/heads/x".into(), old, new };
+        record.record(&[update(oid('0'), oid('a'))], 5);
+        assert_eq!(record.pending["refs/heads/x"].last_local, None);
+        record.record(&[update(oid('a'), oid('b')), update(oid('b'), oid('0'))], 9);
+        assert_eq!(record.pending["refs/heads/x"].last_local, Some(oid('b')));
+        assert_eq!(record.pending["refs/heads/x"].seq, 3);
+        assert_eq!(record.pending_since_ms, Some(5));
+    }
+
+    #[test]
+    fn a_new_report_cancels_backoff() {
+        let mut state = MirrorState::new(Path::new("/r"), "m");
+        state.next_attempt_at_ms = Some(u64::MAX);
+        state.add_pending("refs/heads/a", &PendingRef::default(), 7);
+        assert_eq!(state.next_attempt_at_ms, None);
+        assert_eq!(state.pending_since_ms, Some(7));
+        assert!(state.has_work());
+    }
+
+    #[test]
+    fn states_round_trip_and_are_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::new(dir.path());
+        let repo = Path::new("/srv/git/app.git");
+        store.register(repo).unwrap();
+        store.update_mirror(repo, "github", |s| s.request_full_sync(1)).unwrap();
+        assert_eq!(store.known_repos().unwrap(), vec![repo.to_path_buf()]);
+        assert_eq!(store.mirror_names(repo).unwrap(), vec!["github".to_string()]);
+        assert!(store.load_mirror(repo, "github").unwrap().full_sync_seq.is_some());
+        store.remove_mirror(repo, "github").unwrap();
+        assert!(store.mirror_names(repo).unwrap().is_empty());
+    }
+
+    #[test]
+    fn repo_keys_differ_for_different_paths() {
+        assert_ne!(repo_key(Path::new("/a/app.git")), repo_key(Path::new("/b/app.git")));
+        assert!(repo_key(Path::new("/a/app.git")).starts_with("app.git-"));
+    }
+}

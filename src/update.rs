@@ -1,0 +1,491 @@
+//! One mirror update: observe the mirror, plan, push with leases, and record the outcome in the
+//! mirror's state. Shared by the worker and by `sync`; the caller holds the pair's push lock.
+
+use crate::auth::remote_access;
+use crate::config::{GlobalConfig, MirrorConfig, RetryPolicy};
+use crate::fsutil::now_ms;
+use crate::git::{self, PushFlag, PushedRef, RemoteAccess};
+use crate::oid::Oid;
+use crate::plan::{self, Decision, Divergence, KeptReason, PendingHint, PlanInput, PlanWarning, Reach, RefChange};
+use crate::refs::LocalRepo;
+use crate::state::{MirrorState, StateStore, UpdateStatus};
+use anyhow::Result;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// What happened to one ref.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RefOutcome {
+    Created,
+    Updated,
+    Forced,
+    Deleted,
+    UpToDate,
+    /// Neither side has it.
+    Absent,
+    Divergent { local: Oid, remote: Oid, why: Divergence },
+    Kept { why: KeptReason },
+    Blocked { by: String },
+    /// The mirror refused it, or it could not be pushed; retried later.
+    Rejected { reason: String },
+}
+
+impl RefOutcome {
+    /// Settled outcomes take the ref off the pending list (retrying cannot change them).
+    pub fn is_settled(&self) -> bool {
+        !matches!(self, RefOutcome::Rejected { .. })
+    }
+
+    /// Whether the ref makes the update fail.
+    pub fn is_failure(&self) -> bool {
+        matches!(self, RefOutcome::Divergent { .. } | RefOutcome::Blocked { .. } | RefOutcome::Rejected { .. })
+    }
+
+    /// One word for tables.
+    pub fn label(&self) -> &'static str {
+        match self {
+            RefOutcome::Created => "created",
+            RefOutcome::Updated => "updated",
+            RefOutcome::Forced => "forced",
+            RefOutcome::Deleted => "deleted",
+            RefOutcome::UpToDate => "up-to-date",
+            RefOutcome::Absent => "absent",
+            RefOutcome::Divergent { .. } => "divergent",
+            RefOutcome::Kept { .. } => "kept",
+            RefOutcome::Blocked { .. } => "blocked",
+            RefOutcome::Rejected { .. } => "rejected",
+        }
+    }
+
+    /// Why, in words, when there is more to say than the label.
+    pub fn detail(&self) -> String {
+        match self {
+            RefOutcome::Divergent { local, remote, why } => {
+                let why = match why {
+                    Divergence::NotFastForward => "the mirror has commits the local ref does not",
+                    Divergence::RemoteUnknown => "the mirror's commit is unknown locally",
+                    Divergence::TagMoved => "the tag points elsewhere on the mirror",
+                };
+                format!("{why} (local {}, mirror {})", local.short(), remote.short())
+            }
+            RefOutcome::Kept { why } => match why {
+                KeptReason::KeepDivergentRefs => "deleted locally; keep_divergent_refs keeps it on the mirror",
+                KeptReason::NoDefaultBranch => "deleted locally; no default branch to check it is merged",
+                KeptReason::RemoteNotMerged => "deleted locally with work not merged into the default branch",
+                KeptReason::LastLocalNotMerged => "deleted locally after unmerged commits were pushed to it",
+            }
+            .to_string(),
+            RefOutcome::Blocked { by } => format!("{by} occupies its path on the mirror"),
+            RefOutcome::Rejected { reason } => reason.clone(),
+            _ => String::new(),
+        }
+    }
+}
+
+/// One ref's line in a report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefResult {
+    pub name: String,
+    pub outcome: RefOutcome,
+}
+
+/// The result of one mirror update.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UpdateReport {
+    pub refs: Vec<RefResult>,
+    pub warnings: Vec<String>,
+    /// The mirror could not be reached or updated at all (redacted).
+    pub error: Option<String>,
+}
+
+impl UpdateReport {
+    fn failed(error: String) -> UpdateReport {
+        UpdateReport { error: Some(error), ..Default::default() }
+    }
+
+    pub fn is_failure(&self) -> bool {
+        self.error.is_some() || self.refs.iter().any(|r| r.outcome.is_failure())
+    }
+
+    fn names_with(&self, pred: impl Fn(&RefOutcome) -> bool) -> Vec<&str> {
+        self.refs.iter().filter(|r| pred(&r.outcome)).map(|r| r.name.as_str()).collect()
+    }
+
+    /// The `last_error` this report leaves, if any.
+    pub fn error_summary(&self) -> Option<String> {
+        if let Some(error) = &self.error {
+            return Some(error.clone());
+        }
+        let rejected: Vec<String> = self
+            .refs
+            .iter()
+            .filter_map(|r| match &r.outcome {
+                RefOutcome::Rejected { reason } => Some(format!("{} ({reason})", r.name)),
+                _ => None,
+            })
+            .collect();
+        let divergent = self.names_with(|o| matches!(o, RefOutcome::Divergent { .. }));
+        let blocked = self.names_with(|o| matches!(o, RefOutcome::Blocked { .. }));
+        let mut parts = Vec::new();
+        if !rejected.is_empty() {
+            parts.push(format!("rejected by the mirror: {}", rejected.join(", ")));
+        }
+        if !divergent.is_empty() {
+            parts.push(format!("{} divergent ref(s) left alone: {}", divergent.len(), divergent.join(", ")));
+        }
+        if !blocked.is_empty() {
+            parts.push(format!("blocked by a kept ref: {}", blocked.join(", ")));
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+}
+
+/// How many times a ref whose lease failed is re-planned within one update.
+const LEASE_ATTEMPTS: usize = 3;
+
+/// Updates one mirror of one repository and records the outcome. `full`
+/// forces a full reconciliation (`sync`); otherwise the pending refs are
+/// reconciled (fully when the state asks for it).
+pub fn update_mirror(
+    store: &StateStore,
+    global: &GlobalConfig,
+    repo: &Path,
+    mirror: &MirrorConfig,
+    full: bool,
+) -> Result<UpdateReport> {
+    let started = now_ms();
+    let snapshot = store.update_mirror(repo, &mirror.name, |state| {
+        state.update_status = UpdateStatus::Started;
+        state.last_update_started_at_ms = Some(started);
+        state.clone()
+    })?;
+    let reach = if full || snapshot.full_sync_seq.is_some() { Reach::Everything } else { Reach::PendingOnly };
+    let report = match remote_access(mirror, global) {
+        Ok(access) => reconcile(repo, mirror, &access, &snapshot, reach),
+        Err(e) => UpdateReport::failed(format!("{e:#}")),
+    };
+    for warning in &report.warnings {
+        log::warn!("{}: mirror {}: {warning}", repo.display(), mirror.name);
+    }
+    store.update_mirror(repo, &mirror.name, |state| record_outcome(state, &snapshot, reach, &report, &global.retry))?;
+    Ok(report)
+}
+
+fn reconcile(repo: &Path, mirror: &MirrorConfig, access: &RemoteAccess, snapshot: &MirrorState, reach: Reach) -> UpdateReport {
+    let local_repo = match LocalRepo::open(repo) {
+        Ok(r) => r,
+        Err(e) => return UpdateReport::failed(format!("{e:#}")),
+    };
+    let mut pending: BTreeMap<String, PendingHint> = snapshot
+        .pending
+        .iter()
+        .map(|(name, p)| (name.clone(), PendingHint { last_local: p.last_local.clone() }))
+        .collect();
+    let mut reach = reach;
+    let mut results: BTreeMap<String, RefOutcome> = BTreeMap::new();
+    let mut warnings = Vec::new();
+    for attempt in 1..=LEASE_ATTEMPTS {
+        let attempt_result = reconcile_once(&local_repo, repo, mirror, access, &pending, reach);
+        let (outcomes, plan_warnings) = match attempt_result {
+            Ok(done) => done,
+            Err(error) => {
+                let mut report = UpdateReport::failed(error);
+                report.refs = into_results(results);
+                return report;
+            }
+        };
+        warnings.extend(plan_warnings);
+        let mut stale = BTreeMap::new();
+        for (name, outcome) in outcomes {
+            let lease_failed = matches!(&outcome, RefOutcome::Rejected { reason } if reason == "stale info");
+            if lease_failed && attempt < LEASE_ATTEMPTS {
+                // The mirror moved since we looked: look again and re-plan this ref.
+                let hint = pending.get(&name).cloned().unwrap_or_default();
+                stale.insert(name, hint);
+            } else {
+                results.insert(name, outcome);
+            }
+        }
+        if stale.is_empty() {
+            break;
+        }
+        pending = stale;
+        reach = Reach::PendingOnly;
+    }
+    warnings.dedup();
+    UpdateReport { refs: into_results(results), warnings, error: None }
+}
+
+fn into_results(results: BTreeMap<String, RefOutcome>) -> Vec<RefResult> {
+    results.into_iter().map(|(name, outcome)| RefResult { name, outcome }).collect()
+}
+
+type Outcomes = (Vec<(String, RefOutcome)>, Vec<String>);
+
+fn reconcile_once(
+    local_repo: &LocalRepo,
+    repo: &Path,
+    mirror: &MirrorConfig,
+    access: &RemoteAccess,
+    pending: &BTreeMap<String, PendingHint>,
+    reach: Reach,
+) -> Result<Outcomes, String> {
+    let remote = git::ls_remote(access, &[]).map_err(|e| e.to_string())?;
+    let local = match reach {
+        Reach::Everything => local_repo.all_refs(),
+        Reach::PendingOnly => local_repo.refs_named(pending.keys()),
+    }
+    .map_err(|e| format!("{e:#}"))?;
+    let head = local_repo.default_branch_commit().map_err(|e| format!("{e:#}"))?;
+    let input = PlanInput {
+        local: &local.direct,
+        local_symbolic: &local.symbolic,
+        remote: &remote.direct,
+        remote_symbolic: &remote.symbolic,
+        default_branch: head.as_ref(),
+        pending,
+        reach,
+        rules: &mirror.rules,
+    };
+    let push_plan = plan::plan(&input, local_repo);
+    let warnings = push_plan
+        .warnings
+        .iter()
+        .map(|w| match w {
+            PlanWarning::NoProtectedBranches => {
+                "only_protected_branches is set but the repository has no protected_branches: no branch is mirrored".to_string()
+            }
+        })
+        .collect();
+    let changes: Vec<(&str, &RefChange)> = push_plan.changes().collect();
+    let pushed: BTreeMap<String, PushedRef> = if changes.is_empty() {
+        BTreeMap::new()
+    } else {
+        git::push(repo, access, &changes)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|r| (r.name.clone(), r))
+            .collect()
+    };
+    let outcomes = push_plan
+        .refs
+        .into_iter()
+        .map(|r| {
+            let outcome = match r.decision {
+                Decision::Push(change) => push_outcome(&change, pushed.get(&r.name)),
+                Decision::UpToDate => RefOutcome::UpToDate,
+                Decision::Absent => RefOutcome::Absent,
+                Decision::Divergent { local, remote, why } => RefOutcome::Divergent { local, remote, why },
+                Decision::Kept { why, .. } => RefOutcome::Kept { why },
+                Decision::Blocked { by } => RefOutcome::Blocked { by },
+            };
+            (r.name, outcome)
+        })
+        .collect();
+    Ok((outcomes, warnings))
+}
+
+fn push_outcome(change: &RefChange, pushed: Option<&PushedRef>) -> RefOutcome {
+    let Some(pushed) = pushed else {
+        return RefOutcome::Rejected { reason: "git reported no result for this ref".to_string() };
+    };
+    match pushed.flag {
+        PushFlag::Rejected => RefOutcome::Rejected {
+            reason: pushed.reason.clone().unwrap_or_else(|| pushed.summary.clone()),
+        },
+        PushFlag::UpToDate => RefOutcome::UpToDate,
+        PushFlag::Deleted => RefOutcome::Deleted,
+        PushFlag::New => RefOutcome::Created,
+        PushFlag::Forced => RefOutcome::Forced,
+        PushFlag::FastForward => match change {
+            RefChange::Update { forced: true, .. } => RefOutcome::Forced,
+            _ => RefOutcome::Updated,
+        },
+    }
+}
+
+/// Backoff before attempt number `failures + 1`: exponential from `initial`,
+/// capped at `max`, with ±20 % jitter when enabled.
+pub fn backoff_ms(policy: &RetryPolicy, failures: u32) -> u64 {
+    let initial = policy.initial.as_millis() as u64;
+    let max = policy.max.as_millis() as u64;
+    let exponent = failures.saturating_sub(1).min(32);
+    let base = initial.saturating_mul(1u64 << exponent).min(max);
+    if !policy.jitter || base == 0 {
+        return base;
+    }
+    let noise = now_ms().wrapping_mul(0x9e3779b97f4a7c15) % 41; // 0..=40
+    base / 100 * (80 + noise)
+}
+
+/// Folds a report into the mirror's state: settled refs leave the pending
+/// list (unless re-reported meanwhile), divergent/kept sets and status follow.
+pub fn record_outcome(state: &mut MirrorState, snapshot: &MirrorState, reach: Reach, report: &UpdateReport, retry: &RetryPolicy) {
+    let now = now_ms();
+    let settled: BTreeSet<&str> =
+        report.refs.iter().filter(|r| r.outcome.is_settled()).map(|r| r.name.as_str()).collect();
+    let full = reach == Reach::Everything && report.error.is_none();
+    for name in snapshot.pending.keys() {
+        // A ref planned and settled, or dropped by the planner (out of scope), is done.
+        let considered = report.refs.iter().any(|r| &r.name == name);
+        let done = report.error.is_none() && (settled.contains(name.as_str()) || !considered);
+        let unchanged = state.pending.get(name).map(|p| p.seq) == snapshot.pending.get(name).map(|p| p.seq);
+        if done && unchanged {
+            state.pending.remove(name);
+        }
+    }
+    if full && state.full_sync_seq == snapshot.full_sync_seq {
+        state.full_sync_seq = None;
+        state.divergent_refs.clear();
+        state.kept_refs.clear();
+    }
+    for result in &report.refs {
+        match &result.outcome {
+            RefOutcome::Divergent { .. } => {
+                state.divergent_refs.insert(result.name.clone());
+            }
+            RefOutcome::Kept { .. } => {
+                state.kept_refs.insert(result.name.clone());
+            }
+            RefOutcome::Rejected { .. } | RefOutcome::Blocked { .. } => {}
+            _ => {
+                state.divergent_refs.remove(&result.name);
+                state.kept_refs.remove(&result.name);
+            }
+        }
+    }
+    state.last_update_at_ms = Some(now);
+    state.last_error = report.error_summary();
+    let must_retry = report.error.is_some() || report.refs.iter().any(|r| !r.outcome.is_settled());
+    if must_retry {
+        state.consecutive_failures += 1;
+        state.update_status =
+            if state.consecutive_failures >= retry.fail_after { UpdateStatus::Failed } else { UpdateStatus::ToRetry };
+        state.next_attempt_at_ms = Some(now + backoff_ms(retry, state.consecutive_failures));
+    } else {
+        state.consecutive_failures = 0;
+        state.next_attempt_at_ms = None;
+        if report.is_failure() {
+            // Divergent or blocked refs: retrying cannot help; the next push re-evaluates them.
+            state.update_status = UpdateStatus::Failed;
+        } else {
+            state.update_status = UpdateStatus::Finished;
+            state.last_successful_update_at_ms = Some(now);
+        }
+    }
+    state.pending_since_ms = state.has_work().then_some(now);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::PendingRef;
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy { initial: Duration::from_secs(5), max: Duration::from_secs(60), fail_after: 3, jitter: false }
+    }
+
+    fn state_with_pending(names: &[&str]) -> MirrorState {
+        let mut state = MirrorState::new(&PathBuf::from("/r"), "m");
+        for name in names {
+            state.add_pending(name, &PendingRef::default(), 1);
+        }
+        state
+    }
+
+    fn result(name: &str, outcome: RefOutcome) -> RefResult {
+        RefResult { name: name.to_string(), outcome }
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let p = policy();
+        assert_eq!(backoff_ms(&p, 1), 5_000);
+        assert_eq!(backoff_ms(&p, 2), 10_000);
+        assert_eq!(backoff_ms(&p, 4), 40_000);
+        assert_eq!(backoff_ms(&p, 5), 60_000);
+        assert_eq!(backoff_ms(&p, 500), 60_000);
+        let jittered = backoff_ms(&RetryPolicy { jitter: true, ..p }, 2);
+        assert!((8_000..=12_000).contains(&jittered), "{jittered}");
+    }
+
+    #[test]
+    fn transport_failures_keep_everything_pending_then_fail() {
+        let mut state = state_with_pending(&["refs/heads/a"]);
+        let snapshot = state.clone();
+        let report = UpdateReport::failed("fatal: could not read from remote".into());
+        for expected in [UpdateStatus::ToRetry, UpdateStatus::ToRetry, UpdateStatus::Failed] {
+            record_outcome(&mut state, &snapshot, Reach::PendingOnly, &report, &policy());
+            assert_eq!(state.update_status, expected);
+        }
+        assert!(state.pending.contains_key("refs/heads/a"));
+        assert!(state.next_attempt_at_ms.is_some());
+        assert_eq!(state.last_error.as_deref(), Some("fatal: could not read from remote"));
+    }
+
+    #[test]
+    fn divergent_refs_fail_the_update_without_a_retry_loop() {
+        let mut state = state_with_pending(&["refs/heads/a", "refs/heads/b"]);
+        let snapshot = state.clone();
+        let oid = |c: char| Oid::parse(&c.to_string().repeat(40)).unwrap();
+        let report = UpdateReport {
+            refs: vec![
+                result("refs/heads/a", RefOutcome::Divergent { local: oid('1'), remote: oid('2'), why: Divergence::NotFastForward }),
+                result("refs/heads/b", RefOutcome::Updated),
+            ],
+            ..Default::default()
+        };
+        record_outcome(&mut state, &snapshot, Reach::PendingOnly, &report, &policy());
+        assert_eq!(state.update_status, UpdateStatus::Failed);
+        assert!(state.pending.is_empty(), "divergent refs are not retried in a loop");
+        assert_eq!(state.next_attempt_at_ms, None);
+        assert!(state.divergent_refs.contains("refs/heads/a"));
+        assert!(state.last_error.as_deref().unwrap().contains("refs/heads/a"));
+    }
+
+    #[test]
+    fn refs_reported_again_during_an_update_stay_pending() {
+        let mut state = state_with_pending(&["refs/heads/a"]);
+        let snapshot = state.clone();
+        state.add_pending("refs/heads/a", &PendingRef::default(), 2);
+        let report = UpdateReport { refs: vec![result("refs/heads/a", RefOutcome::Updated)], ..Default::default() };
+        record_outcome(&mut state, &snapshot, Reach::PendingOnly, &report, &policy());
+        assert!(state.pending.contains_key("refs/heads/a"));
+        assert_eq!(state.update_status, UpdateStatus::Finished);
+        assert!(state.pending_since_ms.is_some());
+    }
+
+    #[test]
+    fn rejected_refs_are_retried_and_the_rest_settle() {
+        let mut state = state_with_pending(&["refs/heads/a", "refs/heads/b"]);
+        let snapshot = state.clone();
+        let report = UpdateReport {
+            refs: vec![
+                result("refs/heads/a", RefOutcome::Rejected { reason: "pre-receive hook declined".into() }),
+                result("refs/heads/b", RefOutcome::Created),
+            ],
+            ..Default::default()
+        };
+        record_outcome(&mut state, &snapshot, Reach::PendingOnly, &report, &policy());
+        assert_eq!(state.update_status, UpdateStatus::ToRetry);
+        assert_eq!(state.pending.keys().collect::<Vec<_>>(), vec!["refs/heads/a"]);
+        assert!(state.last_error.unwrap().contains("pre-receive hook declined"));
+    }
+
+    #[test]
+    fn success_clears_errors_and_records_the_time() {
+        let mut state = state_with_pending(&["refs/heads/a"]);
+        state.last_error = Some("old".into());
+        state.consecutive_failures = 2;
+        let snapshot = state.clone();
+        let report = UpdateReport { refs: vec![result("refs/heads/a", RefOutcome::Created)], ..Default::default() };
+        record_outcome(&mut state, &snapshot, Reach::PendingOnly, &report, &policy());
+        assert_eq!(state.update_status, UpdateStatus::Finished);
+        assert_eq!(state.last_error, None);
+        assert_eq!(state.consecutive_failures, 0);
+        assert!(state.last_successful_update_at_ms.is_some());
+        assert_eq!(state.pending_since_ms, None);
+    }
+}

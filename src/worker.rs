@@ -1,0 +1,344 @@
+//! The worker (`run`): drains the spool under a lock, routes reported refs to each mirror's
+//! pending state, and runs due mirror updates in parallel, one at a time per (repo, mirror).
+
+use crate::config::{self, GlobalConfig, RepoConfig};
+use crate::fsutil::{FileLock, now_ms};
+use crate::hook::WORKER_LOCK;
+use crate::spool::Spool;
+use crate::state::{MirrorState, StateStore};
+use crate::update::update_mirror;
+use anyhow::{Context, Result};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// How often a waiting worker looks for new spool entries.
+const POLL: Duration = Duration::from_millis(25);
+/// How long to wait before routing again for a repository whose configuration is broken.
+const CONFIG_RETRY: Duration = Duration::from_secs(5);
+/// How long to wait before trying a pair that another process is updating.
+const BUSY_RETRY: Duration = Duration::from_millis(250);
+
+/// A (repository, mirror) pair.
+type Pair = (PathBuf, String);
+
+/// What a `run` did, for its exit status and log.
+#[derive(Debug, Default)]
+pub struct RunSummary {
+    pub entries_ingested: usize,
+    pub entries_quarantined: usize,
+    pub updates: usize,
+    pub failed_updates: usize,
+    /// Another worker held the lock and will drain what we saw.
+    pub deferred_to_other_worker: bool,
+}
+
+/// Options of `run`.
+#[derive(Debug, Default, Clone)]
+pub struct RunOptions {
+    /// Only update these repositories (all entries are still ingested).
+    pub repos: Vec<PathBuf>,
+}
+
+/// Drains the spool and runs due mirror updates until nothing is due within
+/// `worker_linger`. Safe to run concurrently: one drains, the others leave.
+pub fn run(global: &GlobalConfig, options: &RunOptions) -> Result<RunSummary> {
+    let spool = Spool::new(&global.spool_dir);
+    spool.ensure_dirs().with_context(|| format!("creating the spool {}", global.spool_dir.display()))?;
+    let store = StateStore::new(&global.state_dir);
+    let mut summary = RunSummary::default();
+    loop {
+        let Some(lock) = FileLock::try_acquire(&global.spool_dir.join(WORKER_LOCK))? else {
+            log::debug!("another worker is draining {}", global.spool_dir.display());
+            summary.deferred_to_other_worker = true;
+            break;
+        };
+        Drain::new(global, options, &spool, &store).run(&mut summary)?;
+        drop(lock);
+        // A hook may have spooled after our last look but before we released
+        // the lock, and its worker found the lock taken: look once more.
+        if !spool.has_waiting() {
+            break;
+        }
+    }
+    Ok(summary)
+}
+
+struct Drain<'a> {
+    global: &'a GlobalConfig,
+    options: &'a RunOptions,
+    spool: &'a Spool,
+    store: &'a StateStore,
+    /// Repositories with refs not yet routed to mirrors, and when to try routing them.
+    unrouted: BTreeMap<PathBuf, u64>,
+    /// Pairs with work, and when each is due.
+    due: BTreeMap<Pair, u64>,
+    running: BTreeSet<Pair>,
+    /// Repositories whose configuration error was already logged (once each).
+    config_errors: BTreeMap<PathBuf, String>,
+}
+
+/// When a pair with pending work may next be updated.
+fn due_at(state: &MirrorState, delay: Duration, min_interval: Duration) -> u64 {
+    let debounced = state.pending_since_ms.unwrap_or(0) + delay.as_millis() as u64;
+    let rate_limited = state.last_update_started_at_ms.map_or(0, |t| t + min_interval.as_millis() as u64);
+    debounced.max(rate_limited).max(state.next_attempt_at_ms.unwrap_or(0))
+}
+
+impl<'a> Drain<'a> {
+    fn new(global: &'a GlobalConfig, options: &'a RunOptions, spool: &'a Spool, store: &'a StateStore) -> Drain<'a> {
+        Drain {
+            global,
+            options,
+            spool,
+            store,
+            unrouted: BTreeMap::new(),
+            due: BTreeMap::new(),
+            running: BTreeSet::new(),
+            config_errors: BTreeMap::new(),
+        }
+    }
+
+    fn wanted(&self, repo: &Path) -> bool {
+        self.options.repos.is_empty() || self.options.repos.iter().any(|r| r == repo)
+    }
+
+    fn run(mut self, summary: &mut RunSummary) -> Result<()> {
+        let requeued = self.spool.requeue_claimed()?;
+        if requeued > 0 {
+            log::info!("requeued {requeued} spool entries claimed by a worker that stopped");
+        }
+        self.find_existing_work()?;
+        let (done_tx, done_rx) = mpsc::channel::<(Pair, Result<PairOutcome>)>();
+        std::thread::scope(|scope| -> Result<()> {
+            loop {
+                self.ingest(summary)?;
+                self.route_due_repos();
+                while let Ok((pair, outcome)) = done_rx.try_recv() {
+                    self.finish(pair, outcome, summary);
+                }
+                let now = now_ms();
+                if !self.global.silent_mode {
+                    let ready: Vec<Pair> = self
+                        .due
+                        .iter()
+                        .filter(|(pair, due)| **due <= now && !self.running.contains(*pair))
+                        .map(|(pair, _)| pair.clone())
+                        .collect();
+                    for pair in ready {
+                        if self.running.len() >= self.global.max_parallel {
+                            break;
+                        }
+                        self.due.remove(&pair);
+                        let Some(mirror_config) = self.mirror_config(&pair) else { continue };
+                        self.running.insert(pair.clone());
+                        let tx = done_tx.clone();
+                        let (global, store) = (self.global, self.store);
+                        scope.spawn(move || {
+                            let outcome = update_pair(store, global, &pair, &mirror_config);
+                            let _ = tx.send((pair, outcome));
+                        });
+                    }
+                }
+                if self.running.is_empty() && !self.spool.has_waiting() && self.idle_long_enough(now) {
+                    return Ok(());
+                }
+                let next_due = self.due.values().min().copied().unwrap_or(u64::MAX);
+                let wait = POLL.min(Duration::from_millis(next_due.saturating_sub(now)));
+                if let Ok((pair, outcome)) = done_rx.recv_timeout(wait.max(Duration::from_millis(1))) {
+                    self.finish(pair, outcome, summary);
+                }
+            }
+        })
+    }
+
+    /// Whether nothing is due soon enough to be worth waiting for.
+    fn idle_long_enough(&self, now: u64) -> bool {
+        if self.global.silent_mode {
+            return true;
+        }
+        let linger = self.global.worker_linger.as_millis() as u64;
+        let soon = |t: &u64| *t <= now + linger;
+        !self.due.values().any(soon) && !self.unrouted.values().any(soon)
+    }
+
+    /// Pairs and repositories left with work by earlier runs (failures to retry, broken configs).
+    fn find_existing_work(&mut self) -> Result<()> {
+        for repo in self.store.known_repos()? {
+            if !self.wanted(&repo) {
+                continue;
+            }
+            if self.store.load_record(&repo)?.is_some_and(|r| !r.pending.is_empty()) {
+                self.unrouted.insert(repo.clone(), 0);
+            }
+            for mirror in self.store.mirror_names(&repo)? {
+                let state = self.store.load_mirror(&repo, &mirror)?;
+                if state.has_work() {
+                    self.schedule(&repo, &mirror, &state);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn schedule(&mut self, repo: &Path, mirror: &str, state: &MirrorState) {
+        let pair = (repo.to_path_buf(), mirror.to_string());
+        let (delay, min_interval) = match config::load_repo(repo, self.global) {
+            Ok(cfg) => match cfg.mirrors.iter().find(|m| m.name == mirror) {
+                Some(m) if m.enabled => (m.delay, m.min_interval),
+                _ => {
+                    self.due.remove(&pair);
+                    return;
+                }
+            },
+            Err(_) => (Duration::ZERO, Duration::ZERO),
+        };
+        self.due.insert(pair, due_at(state, delay, min_interval));
+    }
+
+    /// Moves spool entries into their repositories' records, then deletes them.
+    fn ingest(&mut self, summary: &mut RunSummary) -> Result<()> {
+        for name in self.spool.waiting()? {
+            let Some(claimed) = self.spool.claim(&name)? else { continue };
+            let entry = match self.spool.read(&claimed) {
+                Ok(entry) => entry,
+                Err(e) => {
+                    let moved = self.spool.quarantine(&claimed)?;
+                    log::error!("spool entry {name} is unusable ({e}); moved to {}", moved.display());
+                    summary.entries_quarantined += 1;
+                    continue;
+                }
+            };
+            {
+                let _lock = self.store.lock(&entry.repo)?;
+                let mut record = self.store.load_record(&entry.repo)?.unwrap_or_default();
+                record.repo = entry.repo.clone();
+                record.record(&entry.updates, entry.received_at_ms);
+                self.store.save_record(&record)?;
+            }
+            self.spool.retire(&claimed)?;
+            summary.entries_ingested += 1;
+            self.unrouted.insert(entry.repo, 0);
+        }
+        Ok(())
+    }
+
+    /// Hands each repository's reported refs to its mirrors' pending state.
+    fn route_due_repos(&mut self) {
+        let now = now_ms();
+        let due: Vec<PathBuf> = self.unrouted.iter().filter(|(_, t)| **t <= now).map(|(r, _)| r.clone()).collect();
+        for repo in due {
+            match self.route(&repo) {
+                Ok(()) => {
+                    self.unrouted.remove(&repo);
+                    self.config_errors.remove(&repo);
+                }
+                Err(e) => {
+                    let message = format!("{e:#}");
+                    if self.config_errors.get(&repo) != Some(&message) {
+                        log::error!("{}: reported refs wait until this is fixed: {message}", repo.display());
+                        self.config_errors.insert(repo.clone(), message);
+                    }
+                    self.unrouted.insert(repo, now + CONFIG_RETRY.as_millis() as u64);
+                }
+            }
+        }
+    }
+
+    fn route(&mut self, repo: &Path) -> Result<()> {
+        let repo_config = config::load_repo(repo, self.global)?;
+        let _lock = self.store.lock(repo)?;
+        let Some(mut record) = self.store.load_record(repo)? else { return Ok(()) };
+        if record.pending.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let mut routed = Vec::new();
+        for mirror in &repo_config.mirrors {
+            let mut state = self.store.load_mirror(repo, &mirror.name)?;
+            let is_new = state.last_update_at_ms.is_none() && !state.has_work();
+            for (name, reported) in &record.pending {
+                state.add_pending(name, reported, now);
+            }
+            if is_new && state.full_sync_seq.is_none() && state.update_status == crate::state::UpdateStatus::None {
+                // A mirror never updated before gets everything, not just this push.
+                state.request_full_sync(now);
+            }
+            self.store.save_mirror(&state)?;
+            routed.push((mirror.name.clone(), state));
+        }
+        record.pending.clear();
+        record.pending_since_ms = None;
+        self.store.save_record(&record)?;
+        drop(_lock);
+        if self.wanted(repo) {
+            for (mirror, state) in routed {
+                self.schedule(repo, &mirror, &state);
+            }
+        }
+        Ok(())
+    }
+
+    fn mirror_config(&mut self, pair: &Pair) -> Option<crate::config::MirrorConfig> {
+        let loaded: Result<RepoConfig, _> = config::load_repo(&pair.0, self.global);
+        match loaded {
+            Ok(cfg) => cfg.mirrors.into_iter().find(|m| m.name == pair.1 && m.enabled),
+            Err(e) => {
+                log::error!("{}: {e}", pair.0.display());
+                self.due.insert(pair.clone(), now_ms() + CONFIG_RETRY.as_millis() as u64);
+                None
+            }
+        }
+    }
+
+    fn finish(&mut self, pair: Pair, outcome: Result<PairOutcome>, summary: &mut RunSummary) {
+        self.running.remove(&pair);
+        match outcome {
+            Ok(PairOutcome::Busy) => {
+                self.due.insert(pair, now_ms() + BUSY_RETRY.as_millis() as u64);
+                return;
+            }
+            Ok(PairOutcome::Updated { success: true }) => summary.updates += 1,
+            Ok(PairOutcome::Updated { success: false }) => {
+                summary.updates += 1;
+                summary.failed_updates += 1;
+            }
+            Err(e) => {
+                summary.failed_updates += 1;
+                log::error!("{}: mirror {}: {e:#}", pair.0.display(), pair.1);
+            }
+        }
+        match self.store.load_mirror(&pair.0, &pair.1) {
+            Ok(state) if state.has_work() => self.schedule(&pair.0, &pair.1, &state),
+            Ok(_) => {}
+            Err(e) => log::error!("{e:#}"),
+        }
+    }
+}
+
+/// What became of one dispatched pair.
+enum PairOutcome {
+    Updated { success: bool },
+    /// Another process (`sync`) is updating this pair; try again shortly.
+    Busy,
+}
+
+/// Updates one pair unless another process is already updating it.
+fn update_pair(store: &StateStore, global: &GlobalConfig, pair: &Pair, mirror: &crate::config::MirrorConfig) -> Result<PairOutcome> {
+    let (repo, name) = pair;
+    let Some(_push_lock) = FileLock::try_acquire(&store.push_lock_path(repo, name)?)? else {
+        log::debug!("{}: mirror {name} is being updated by another process", repo.display());
+        return Ok(PairOutcome::Busy);
+    };
+    if !repo.exists() {
+        anyhow::bail!("the repository no longer exists");
+    }
+    let report = update_mirror(store, global, repo, mirror, false)?;
+    let changed = report.refs.iter().filter(|r| !matches!(r.outcome, crate::update::RefOutcome::UpToDate)).count();
+    match report.error_summary() {
+        None => log::info!("{}: mirror {name}: updated ({changed} ref(s) changed)", repo.display()),
+        Some(error) => log::warn!("{}: mirror {name}: {error}", repo.display()),
+    }
+    Ok(PairOutcome::Updated { success: !report.is_failure() })
+}

@@ -1,0 +1,493 @@
+//! Smart-HTTP git server: a small HTTP/1.1 server on `127.0.0.1:0` that
+//! requires Basic auth and runs `git http-backend` as a CGI per request.
+//!
+//! One thread per connection, one request per connection (`Connection:
+//! close`). Request bodies may come with `Content-Length` or chunked (git
+//! chunks large pushes); they are read whole, then given to the CGI with
+//! `CONTENT_LENGTH` set. Harness errors and the CGI's stderr go to a log file.
+
+use super::{ChildEnv, TestEnv, git_exec_path, log_line};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Upper bound on a request head, to fail loudly instead of eating memory.
+const MAX_HEAD: usize = 64 * 1024;
+
+/// A running smart-HTTP server. Drop stops it.
+pub struct HttpGitServer {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// State shared with the connection threads.
+struct Shared {
+    backend: PathBuf,
+    project_root: PathBuf,
+    user: String,
+    /// `base64(user:password)` that the Authorization header must carry.
+    credentials: Mutex<String>,
+    env: ChildEnv,
+    log: PathBuf,
+    requests: AtomicUsize,
+    unauthenticated: AtomicUsize,
+    auth_failures: AtomicUsize,
+    chunked_requests: AtomicUsize,
+}
+
+impl HttpGitServer {
+    /// Whether `git http-backend` is installed.
+    pub fn available() -> Result<(), String> {
+        git_exec_path("git-http-backend").map(drop)
+    }
+
+    /// Serves the repositories under `project_root` to `user`/`password`,
+    /// running the backend with the test's environment. The log is
+    /// `<env root>/http-server.log`.
+    pub fn start(env: &TestEnv, project_root: &Path, user: &str, password: &str) -> HttpGitServer {
+        let backend = git_exec_path("git-http-backend").unwrap_or_else(|e| panic!("{e}"));
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0 for HTTP");
+        let addr = listener.local_addr().expect("HTTP listener address");
+        let shared = Arc::new(Shared {
+            backend,
+            project_root: project_root
+                .canonicalize()
+                .unwrap_or_else(|e| panic!("HTTP project root {}: {e}", project_root.display())),
+            user: user.to_owned(),
+            credentials: Mutex::new(basic_credentials(user, password)),
+            env: env.child_env().clone(),
+            log: env.path("http-server.log"),
+            requests: AtomicUsize::new(0),
+            unauthenticated: AtomicUsize::new(0),
+            auth_failures: AtomicUsize::new(0),
+            chunked_requests: AtomicUsize::new(0),
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (shared, stop) = (Arc::clone(&shared), Arc::clone(&stop));
+            std::thread::Builder::new()
+                .name(format!("http-git-{}", addr.port()))
+                .spawn(move || accept_loop(listener, &shared, &stop))
+                .expect("spawn HTTP accept thread")
+        };
+        HttpGitServer {
+            addr,
+            shared,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT/<repo_rel>`, without credentials.
+    pub fn url(&self, repo_rel: &str) -> String {
+        format!("http://{}/{}", self.addr, repo_rel.trim_start_matches('/'))
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// From now on only `password` is accepted.
+    pub fn set_password(&self, password: &str) {
+        let creds = basic_credentials(&self.shared.user, password);
+        *self.shared.credentials.lock().expect("HTTP credentials lock") = creds;
+    }
+
+    /// Requests received (each one fully parsed or not).
+    pub fn requests(&self) -> usize {
+        self.shared.requests.load(Ordering::SeqCst)
+    }
+
+    /// Requests that carried credentials which were wrong. Git's first
+    /// request of each command carries none; those are counted by
+    /// [`unauthenticated_requests`](Self::unauthenticated_requests) instead.
+    pub fn auth_failures(&self) -> usize {
+        self.shared.auth_failures.load(Ordering::SeqCst)
+    }
+
+    /// Requests answered 401 because they carried no Basic credentials.
+    pub fn unauthenticated_requests(&self) -> usize {
+        self.shared.unauthenticated.load(Ordering::SeqCst)
+    }
+
+    /// Requests whose body came with `Transfer-Encoding: chunked`.
+    pub fn chunked_requests(&self) -> usize {
+        self.shared.chunked_requests.load(Ordering::SeqCst)
+    }
+
+    /// The server's log: harness errors and the backend's stderr.
+    pub fn log_path(&self) -> &Path {
+        &self.shared.log
+    }
+}
+
+impl Drop for HttpGitServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the blocked accept(); the thread then drops the listener.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(2));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn accept_loop(listener: TcpListener, shared: &Arc<Shared>, stop: &AtomicBool) {
+    for conn in listener.incoming() {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        match conn {
+            Ok(stream) => {
+                let conn_shared = Arc::clone(shared);
+                let spawned = std::thread::Builder::new().name("http-git-conn".into()).spawn(move || {
+                    if let Err(e) = serve_connection(stream, &conn_shared) {
+                        log_line(&conn_shared.log, &format!("harness: {e}"));
+                    }
+                });
+                if let Err(e) = spawned {
+                    log_line(&shared.log, &format!("harness: cannot spawn thread: {e}"));
+                }
+            }
+            Err(e) => log_line(&shared.log, &format!("harness: accept failed: {e}")),
+        }
+    }
+}
+
+/// The parts of a request the server uses.
+struct Request {
+    method: String,
+    path: String,
+    query: String,
+    headers: Vec<(String, String)>,
+}
+
+impl Request {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Whether a request's credentials match.
+enum Auth {
+    Ok,
+    Missing,
+    Wrong,
+}
+
+fn serve_connection(stream: TcpStream, shared: &Shared) -> Result<(), String> {
+    let peer = stream.peer_addr().map_err(|e| format!("peer address: {e}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .map_err(|e| format!("set timeout: {e}"))?;
+    let mut reader = BufReader::new(stream.try_clone().map_err(|e| format!("clone socket: {e}"))?);
+    let mut writer = stream;
+
+    let Some(req) = read_head(&mut reader)? else {
+        return Ok(()); // closed before a request: the shutdown wake-up, or a probe
+    };
+    shared.requests.fetch_add(1, Ordering::SeqCst);
+
+    let result = match check_auth(&req, shared) {
+        Auth::Ok => serve_authorized(&req, peer, &mut reader, &mut writer, shared),
+        failed => {
+            let counter = match failed {
+                Auth::Wrong => &shared.auth_failures,
+                _ => &shared.unauthenticated,
+            };
+            counter.fetch_add(1, Ordering::SeqCst);
+            write_response(
+                &mut writer,
+                "401 Unauthorized",
+                &[
+                    ("WWW-Authenticate", "Basic realm=\"git\""),
+                    ("Content-Type", "text/plain"),
+                ],
+                b"authentication required\n",
+            )
+        }
+    };
+    lingering_close(&mut reader, &writer);
+    result.map_err(|e| format!("{} {}: {e}", req.method, req.path))
+}
+
+/// Reads the request line and headers; `None` if the peer closed first.
+fn read_head(reader: &mut impl BufRead) -> Result<Option<Request>, String> {
+    let mut lines = Vec::new();
+    let mut total = 0;
+    loop {
+        let mut line = String::new();
+        let n = reader.read_line(&mut line).map_err(|e| format!("read request: {e}"))?;
+        if n == 0 {
+            if lines.is_empty() {
+                return Ok(None);
+            }
+            return Err("connection closed inside the request head".into());
+        }
+        total += n;
+        if total > MAX_HEAD {
+            return Err("request head too large".into());
+        }
+        let line = line.trim_end_matches(['\r', '\n']).to_owned();
+        if line.is_empty() {
+            break;
+        }
+        lines.push(line);
+    }
+    let request_line = &lines[0];
+    let mut parts = request_line.split(' ');
+    let (Some(method), Some(target), Some(_version)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(format!("bad request line {request_line:?}"));
+    };
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let headers = lines[1..]
+        .iter()
+        .map(|l| {
+            let (name, value) = l.split_once(':').ok_or_else(|| format!("bad header {l:?}"))?;
+            Ok((name.trim().to_owned(), value.trim().to_owned()))
+        })
+        .collect::<Result<_, String>>()?;
+    Ok(Some(Request {
+        method: method.to_owned(),
+        path: path.to_owned(),
+        query: query.to_owned(),
+        headers,
+    }))
+}
+
+fn check_auth(req: &Request, shared: &Shared) -> Auth {
+    let Some(value) = req.header("Authorization") else {
+        return Auth::Missing;
+    };
+    let expected = shared.credentials.lock().expect("HTTP credentials lock");
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("basic") => {
+            if token.trim() == expected.as_str() {
+                Auth::Ok
+            } else {
+                Auth::Wrong
+            }
+        }
+        _ => Auth::Wrong,
+    }
+}
+
+fn serve_authorized(
+    req: &Request,
+    peer: SocketAddr,
+    reader: &mut impl BufRead,
+    writer: &mut TcpStream,
+    shared: &Shared,
+) -> Result<(), String> {
+    if req
+        .header("Expect")
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
+    {
+        writer
+            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+            .map_err(|e| format!("write 100 Continue: {e}"))?;
+    }
+    let chunked = req
+        .header("Transfer-Encoding")
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    let body = if chunked {
+        shared.chunked_requests.fetch_add(1, Ordering::SeqCst);
+        Some(read_chunked(reader)?)
+    } else if let Some(len) = req.header("Content-Length") {
+        let len: usize = len.parse().map_err(|_| format!("bad Content-Length {len:?}"))?;
+        let mut body = vec![0; len];
+        reader.read_exact(&mut body).map_err(|e| format!("read body: {e}"))?;
+        Some(body)
+    } else {
+        None
+    };
+
+    let output = run_backend(req, peer, body.as_deref(), shared)?;
+    let response = parse_cgi_output(&output)?;
+    let headers: Vec<(&str, &str)> = response.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    write_response(writer, &response.status, &headers, response.body)
+}
+
+/// Decodes a chunked body (chunk extensions and trailers are ignored).
+fn read_chunked(reader: &mut impl BufRead) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader
+            .read_line(&mut line)
+            .map_err(|e| format!("read chunk size: {e}"))?;
+        let size = line.trim().split(';').next().unwrap_or("");
+        let size = usize::from_str_radix(size.trim(), 16).map_err(|_| format!("bad chunk size line {line:?}"))?;
+        if size == 0 {
+            // Trailers, up to the empty line.
+            loop {
+                line.clear();
+                let n = reader.read_line(&mut line).map_err(|e| format!("read trailer: {e}"))?;
+                if n == 0 || line.trim().is_empty() {
+                    return Ok(body);
+                }
+            }
+        }
+        let start = body.len();
+        body.resize(start + size, 0);
+        reader
+            .read_exact(&mut body[start..])
+            .map_err(|e| format!("read chunk: {e}"))?;
+        let mut crlf = [0; 2];
+        reader
+            .read_exact(&mut crlf)
+            .map_err(|e| format!("read chunk end: {e}"))?;
+        if &crlf != b"\r\n" {
+            return Err("chunk not followed by CRLF".into());
+        }
+    }
+}
+
+/// Runs `git http-backend` for the request and returns its whole stdout.
+fn run_backend(req: &Request, peer: SocketAddr, body: Option<&[u8]>, shared: &Shared) -> Result<Vec<u8>, String> {
+    let stderr = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&shared.log)
+        .map_err(|e| format!("open log: {e}"))?;
+    let mut cmd = Command::new(&shared.backend);
+    shared.env.apply(&mut cmd);
+    cmd.env("GIT_PROJECT_ROOT", &shared.project_root)
+        .env("GIT_HTTP_EXPORT_ALL", "1")
+        .env("GATEWAY_INTERFACE", "CGI/1.1")
+        .env("SERVER_PROTOCOL", "HTTP/1.1")
+        .env("REMOTE_USER", &shared.user)
+        .env("REMOTE_ADDR", peer.ip().to_string())
+        .env("REQUEST_METHOD", &req.method)
+        .env("PATH_INFO", &req.path)
+        .env("QUERY_STRING", &req.query)
+        .current_dir(&shared.project_root)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(stderr);
+    for (var, header) in [
+        ("CONTENT_TYPE", "Content-Type"),
+        ("HTTP_CONTENT_ENCODING", "Content-Encoding"),
+        ("GIT_PROTOCOL", "Git-Protocol"),
+    ] {
+        match req.header(header) {
+            Some(value) => cmd.env(var, value),
+            None => cmd.env_remove(var),
+        };
+    }
+    if let Some(body) = body {
+        cmd.env("CONTENT_LENGTH", body.len().to_string());
+    }
+    let mut child = cmd.spawn().map_err(|e| format!("spawn git http-backend: {e}"))?;
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let body = body.unwrap_or_default().to_vec();
+    // Write from another thread: the backend may answer before reading all.
+    let writer = std::thread::spawn(move || stdin.write_all(&body));
+    let output = child
+        .wait_with_output()
+        .map_err(|e| format!("wait for http-backend: {e}"))?;
+    if let Ok(Err(e)) = writer.join() {
+        log_line(&shared.log, &format!("harness: writing the body to http-backend: {e}"));
+    }
+    if !output.status.success() {
+        log_line(
+            &shared.log,
+            &format!("harness: git http-backend exited with {}", output.status),
+        );
+    }
+    Ok(output.stdout)
+}
+
+/// A CGI response: status line text, headers (without `Status` and
+/// `Content-Length`, which the server writes itself) and body.
+struct CgiResponse<'a> {
+    status: String,
+    headers: Vec<(String, String)>,
+    body: &'a [u8],
+}
+
+/// Splits CGI output into status, headers and body.
+fn parse_cgi_output(out: &[u8]) -> Result<CgiResponse<'_>, String> {
+    let (head_len, sep_len) = find(out, b"\r\n\r\n")
+        .map(|i| (i, 4))
+        .or_else(|| find(out, b"\n\n").map(|i| (i, 2)))
+        .ok_or_else(|| {
+            let shown = String::from_utf8_lossy(&out[..out.len().min(200)]).into_owned();
+            format!("CGI output without a header block: {shown:?}")
+        })?;
+    let head = String::from_utf8_lossy(&out[..head_len]);
+    let mut status = "200 OK".to_owned();
+    let mut headers = Vec::new();
+    for line in head.lines() {
+        let line = line.trim_end_matches('\r');
+        let (name, value) = line.split_once(':').ok_or_else(|| format!("bad CGI header {line:?}"))?;
+        let (name, value) = (name.trim(), value.trim());
+        if name.eq_ignore_ascii_case("Status") {
+            status = value.to_owned();
+        } else if !name.eq_ignore_ascii_case("Content-Length") {
+            headers.push((name.to_owned(), value.to_owned()));
+        }
+    }
+    Ok(CgiResponse {
+        status,
+        headers,
+        body: &out[head_len + sep_len..],
+    })
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn write_response(writer: &mut TcpStream, status: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<(), String> {
+    let mut head = format!("HTTP/1.1 {status}\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n", body.len()));
+    writer
+        .write_all(head.as_bytes())
+        .and_then(|()| writer.write_all(body))
+        .and_then(|()| writer.flush())
+        .map_err(|e| format!("write response: {e}"))
+}
+
+/// Half-closes and drains what the client still sends, so unread request
+/// bytes do not turn our close into a reset that loses the response.
+fn lingering_close(reader: &mut impl Read, writer: &TcpStream) {
+    let _ = writer.shutdown(Shutdown::Write);
+    let _ = writer.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = std::io::copy(&mut reader.take(64 << 20), &mut std::io::sink());
+}
+
+/// The token of an `Authorization: Basic` header for `user:password`.
+fn basic_credentials(user: &str, password: &str) -> String {
+    base64(format!("{user}:{password}").as_bytes())
+}
+
+fn base64(input: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let bytes = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = u32::from(bytes[0]) << 16 | u32::from(bytes[1]) << 8 | u32::from(bytes[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,403 @@
+//! Integration-test harness: isolated git environments and real git servers.
+//!
+//! Every test builds one [`TestEnv`]: a temporary directory with its own
+//! `HOME`, a fixed identity and clock for commits, and no inherited git
+//! configuration or location variables. Everything runs the real `git`.
+//!
+//! The servers cover the transports the mirror pushes over, each bound to
+//! `127.0.0.1:0` by the harness itself so tests never race for a port:
+//!
+//! - [`GitDaemon`]: `git daemon --inetd` spawned per connection (`git://`);
+//! - [`HttpGitServer`]: smart HTTP with Basic auth, `git http-backend` as CGI;
+//! - [`Sshd`]: a real OpenSSH server run as the current user.
+//!
+//! Each test binary uses only part of this module, hence `allow(dead_code)`.
+#![allow(dead_code)]
+
+mod daemon;
+mod http;
+mod sshd;
+
+// A test binary that uses only `TestEnv` would flag these re-exports.
+#[allow(unused_imports)]
+pub use {daemon::GitDaemon, http::HttpGitServer, sshd::Sshd};
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::{OsStr, OsString};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Author and committer date of the first commit; later commits add seconds.
+const BASE_DATE: u64 = 1_700_000_000;
+
+/// The environment of server-side git (daemon, ssh sessions): no user or
+/// system config, and no automatic gc or maintenance, which `receive-pack`
+/// would otherwise start detached after a push, outliving the test.
+pub const SERVER_GIT_ENV: &[(&str, &str)] = &[
+    ("GIT_CONFIG_NOSYSTEM", "1"),
+    ("GIT_CONFIG_GLOBAL", "/dev/null"),
+    ("GIT_CONFIG_COUNT", "2"),
+    ("GIT_CONFIG_KEY_0", "gc.auto"),
+    ("GIT_CONFIG_VALUE_0", "0"),
+    ("GIT_CONFIG_KEY_1", "maintenance.auto"),
+    ("GIT_CONFIG_VALUE_1", "false"),
+    ("LC_ALL", "C"),
+];
+
+/// Variables removed from every child even though they do not start with
+/// `GIT_`: they would let a developer's agent, proxy or prompt leak into a test.
+const REMOVED_VARS: &[&str] = &[
+    "SSH_AUTH_SOCK",
+    "SSH_ASKPASS",
+    "SSH_ASKPASS_REQUIRE",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "LANGUAGE",
+];
+
+/// The environment given to a child process: variables to set, and every
+/// inherited `GIT_*` variable (plus [`REMOVED_VARS`]) that is not set here
+/// removed. Cheap to clone, so servers can apply it from their own threads.
+#[derive(Clone, Debug, Default)]
+pub struct ChildEnv {
+    vars: BTreeMap<OsString, OsString>,
+    removed: BTreeSet<OsString>,
+}
+
+impl ChildEnv {
+    /// An environment for server-side git that reads no user or system
+    /// configuration, and never detaches background gc or maintenance
+    /// after a push (see [`SERVER_GIT_ENV`]).
+    pub fn isolated_server() -> ChildEnv {
+        let mut env = ChildEnv::default();
+        for (key, value) in SERVER_GIT_ENV {
+            env.set(key, value);
+        }
+        env
+    }
+
+    /// Sets `key` for every child (overriding an earlier value).
+    pub fn set(&mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) {
+        let key = key.as_ref().to_os_string();
+        self.removed.remove(&key);
+        self.vars.insert(key, value.as_ref().to_os_string());
+    }
+
+    /// Removes `key` from every child's environment.
+    pub fn remove(&mut self, key: impl AsRef<OsStr>) {
+        let key = key.as_ref().to_os_string();
+        self.vars.remove(&key);
+        self.removed.insert(key);
+    }
+
+    /// The value this environment sets for `key`, if any.
+    pub fn get(&self, key: &str) -> Option<&OsStr> {
+        self.vars.get(OsStr::new(key)).map(OsString::as_os_str)
+    }
+
+    /// Applies the environment to `cmd`: inherited `GIT_*` variables and the
+    /// usual leaks are removed, then this environment's variables are set.
+    pub fn apply(&self, cmd: &mut Command) {
+        for (key, _) in std::env::vars_os() {
+            let name = key.to_string_lossy();
+            let leaky = name.starts_with("GIT_") || REMOVED_VARS.contains(&name.as_ref());
+            if leaky && !self.vars.contains_key(&key) {
+                cmd.env_remove(&key);
+            }
+        }
+        for key in &self.removed {
+            cmd.env_remove(key);
+        }
+        cmd.envs(&self.vars);
+    }
+}
+
+/// One test's private world: a temporary root, a `home/` inside it, and the
+/// environment every child process gets. Dropping it deletes the directory.
+pub struct TestEnv {
+    root: tempfile::TempDir,
+    env: ChildEnv,
+    commits: AtomicU64,
+}
+
+impl Default for TestEnv {
+    fn default() -> TestEnv {
+        TestEnv::new()
+    }
+}
+
+impl TestEnv {
+    /// Creates the temporary root, `home/` and the global git config
+    /// (`user.name`, `user.email`, `init.defaultBranch=main`,
+    /// `protocol.file.allow=always`, and no automatic gc or maintenance:
+    /// git would otherwise detach background processes that outlive the
+    /// command and may still be writing when the directory is removed).
+    pub fn new() -> TestEnv {
+        let root = tempfile::Builder::new()
+            .prefix("git-push-mirror-test.")
+            .tempdir()
+            .expect("create the test's temporary directory");
+        let home = root.path().join("home");
+        for dir in [".config", ".local/state"] {
+            fs::create_dir_all(home.join(dir)).expect("create the test's home directory");
+        }
+        let gitconfig = home.join(".gitconfig");
+        fs::write(
+            &gitconfig,
+            "[user]\n\tname = Test User\n\temail = test@example.com\n\
+             [init]\n\tdefaultBranch = main\n\
+             [protocol \"file\"]\n\tallow = always\n\
+             [maintenance]\n\tauto = false\n\
+             [gc]\n\tauto = 0\n",
+        )
+        .expect("write the test's global git config");
+
+        let mut env = ChildEnv::default();
+        env.set("HOME", &home);
+        env.set("XDG_CONFIG_HOME", home.join(".config"));
+        env.set("XDG_STATE_HOME", home.join(".local/state"));
+        env.set("GIT_CONFIG_NOSYSTEM", "1");
+        env.set("GIT_CONFIG_GLOBAL", &gitconfig);
+        env.set("GIT_AUTHOR_NAME", "Test Author");
+        env.set("GIT_AUTHOR_EMAIL", "author@example.com");
+        env.set("GIT_COMMITTER_NAME", "Test Committer");
+        env.set("GIT_COMMITTER_EMAIL", "committer@example.com");
+        let date = format!("{BASE_DATE} +0000");
+        env.set("GIT_AUTHOR_DATE", &date);
+        env.set("GIT_COMMITTER_DATE", &date);
+        env.set("LC_ALL", "C");
+        TestEnv {
+            root,
+            env,
+            commits: AtomicU64::new(0),
+        }
+    }
+
+    /// The temporary root directory.
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// `rel` under the temporary root (not created).
+    pub fn path(&self, rel: impl AsRef<Path>) -> PathBuf {
+        self.root.path().join(rel)
+    }
+
+    /// The test's `HOME`.
+    pub fn home(&self) -> PathBuf {
+        self.path("home")
+    }
+
+    /// Adds (or overrides) a variable for every child started from now on.
+    pub fn set_env(&mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) {
+        self.env.set(key, value);
+    }
+
+    /// Removes a variable from every child started from now on.
+    pub fn remove_env(&mut self, key: impl AsRef<OsStr>) {
+        self.env.remove(key);
+    }
+
+    /// The environment applied to children, for servers that run git.
+    pub fn child_env(&self) -> &ChildEnv {
+        &self.env
+    }
+
+    /// A command for `program` with the test's environment, stdin null and
+    /// the temporary root as working directory (so nothing ever finds the
+    /// project's own repository by discovery). Override as needed.
+    pub fn cmd(&self, program: impl AsRef<OsStr>) -> Command {
+        let mut cmd = Command::new(program);
+        self.env.apply(&mut cmd);
+        cmd.current_dir(self.root()).stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs `git args` in `dir` and returns its output, whatever the status.
+    pub fn git_output(&self, dir: &Path, args: &[&str]) -> Output {
+        self.cmd("git")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .expect("run git (is it on PATH?)")
+    }
+
+    /// Runs `git args` in `dir`, panics with its stderr unless it succeeds,
+    /// and returns its trimmed stdout.
+    pub fn git(&self, dir: &Path, args: &[&str]) -> String {
+        let out = self.git_output(dir, args);
+        assert_success(&out, &format!("git {} (in {})", args.join(" "), dir.display()));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// `git init --bare <root>/<name>`; returns the repository's path.
+    pub fn bare_repo(&self, name: &str) -> PathBuf {
+        let path = self.path(name);
+        fs::create_dir_all(&path).expect("create the bare repository's directory");
+        self.git(&path, &["init", "--quiet", "--bare"]);
+        path
+    }
+
+    /// `git clone <bare> <root>/<name>`; returns the work tree's path.
+    pub fn clone_work(&self, bare: &Path, name: &str) -> PathBuf {
+        let path = self.path(name);
+        let (src, dst) = (path_str(bare), path_str(&path));
+        self.git(self.root(), &["clone", "--quiet", src, dst]);
+        path
+    }
+
+    /// Writes `file` (relative to `work`) with `content`, adds and commits it
+    /// with a date one second after the previous commit of this test, and
+    /// returns the new commit's full id.
+    pub fn commit(&self, work: &Path, file: &str, content: &str, msg: &str) -> String {
+        let target = work.join(file);
+        if let Some(parent) = target.parent() {
+            fs::create_dir_all(parent).expect("create the committed file's directory");
+        }
+        fs::write(&target, content).expect("write the committed file");
+        self.git(work, &["add", "--", file]);
+        let n = self.commits.fetch_add(1, Ordering::Relaxed) + 1;
+        let date = format!("{} +0000", BASE_DATE + n);
+        let out = self
+            .cmd("git")
+            .current_dir(work)
+            .env("GIT_AUTHOR_DATE", &date)
+            .env("GIT_COMMITTER_DATE", &date)
+            .args(["commit", "--quiet", "-m", msg])
+            .output()
+            .expect("run git commit");
+        assert_success(&out, &format!("git commit -m {msg:?} (in {})", work.display()));
+        self.git(work, &["rev-parse", "HEAD"])
+    }
+
+    /// The repository's branches and tags: full ref name → object id
+    /// (annotated tags map to the tag object, not the commit).
+    pub fn refs(&self, repo: &Path) -> BTreeMap<String, String> {
+        let out = self.git(
+            repo,
+            &[
+                "for-each-ref",
+                "--format=%(refname) %(objectname)",
+                "refs/heads",
+                "refs/tags",
+            ],
+        );
+        out.lines()
+            .map(|line| {
+                let (name, oid) = line.split_once(' ').expect("for-each-ref prints `refname objectname`");
+                (name.to_owned(), oid.to_owned())
+            })
+            .collect()
+    }
+}
+
+/// Panics with the command's status, stdout and stderr unless it succeeded.
+pub fn assert_success(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed with {}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+}
+
+/// A path as `&str`; temporary paths are always UTF-8 here.
+pub fn path_str(path: &Path) -> &str {
+    path.to_str().expect("test paths are UTF-8")
+}
+
+/// Polls `f` every 20 ms until it returns true; panics naming `what` if it
+/// has not within `timeout`. This is a deadline for convergence, not a
+/// timing assertion: pick a generous timeout.
+pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting until {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether a test that needs `tool` should run. `Ok` → true. A missing tool
+/// skips the test (false, reason on stderr) on a developer's machine, but
+/// panics when `CI=true`: under CI a missing tool must fail the suite.
+pub fn require_or_skip(tool: &str, available: Result<(), String>) -> bool {
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    require_or_skip_in(ci, tool, available)
+}
+
+/// [`require_or_skip`] with the CI decision made by the caller.
+pub fn require_or_skip_in(ci: bool, tool: &str, available: Result<(), String>) -> bool {
+    match available {
+        Ok(()) => true,
+        Err(why) if ci => panic!("{tool} is required under CI (CI=true): {why}"),
+        Err(why) => {
+            eprintln!("SKIPPED: {tool} is not available: {why}");
+            false
+        }
+    }
+}
+
+/// The path of one of git's helper programs (`git-daemon`,
+/// `git-http-backend`), from `git --exec-path`.
+fn git_exec_path(program: &str) -> Result<PathBuf, String> {
+    let out = Command::new("git")
+        .arg("--exec-path")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("git --exec-path failed: {}", out.status));
+    }
+    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let path = dir.join(program);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!("{} does not exist", path.display()))
+    }
+}
+
+/// Kills a child's whole process group (children are started as group
+/// leaders) and reaps the child.
+fn kill_group(child: &mut std::process::Child) {
+    if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+        // SAFETY: kill(2) has no memory-safety preconditions; the group was
+        // created for this child (process_group(0)) and not yet reaped.
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Appends a line to a server's log file, ignoring errors (logging must
+/// never take a server down).
+fn log_line(path: &Path, line: &str) {
+    use std::io::Write;
+    if let Ok(mut f) = fs::OpenOptions::new().create(true).append(true).open(path) {
+        let _ = writeln!(f, "{line}");
+    }
+}
+
+/// Opens (creating) a log file in append mode, for a child's stderr.
+fn append_log(path: &Path) -> fs::File {
+    fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("open log file {}: {e}", path.display()))
+}

@@ -1,0 +1,144 @@
+//! Helpers for driving the `git-push-mirror` binary in integration tests.
+#![allow(dead_code)]
+
+use crate::common::{TestEnv, assert_success, path_str, wait_until};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+/// How long a mirror may take to converge before a test gives up (a deadline, not a measurement).
+pub const CONVERGE: Duration = Duration::from_secs(60);
+
+/// A command running the project binary with the test's environment.
+pub fn gpm(env: &TestEnv) -> Command {
+    env.cmd(env!("CARGO_BIN_EXE_git-push-mirror"))
+}
+
+/// Runs the binary with `args`; returns its output whatever the status.
+pub fn gpm_output(env: &TestEnv, args: &[&str]) -> Output {
+    gpm(env).args(args).output().expect("run git-push-mirror")
+}
+
+/// Runs the binary, asserts success, returns stdout.
+pub fn gpm_ok(env: &TestEnv, args: &[&str]) -> String {
+    let out = gpm_output(env, args);
+    assert_success(&out, &format!("git-push-mirror {}", args.join(" ")));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The global configuration file the binary finds through `XDG_CONFIG_HOME`.
+pub fn write_global_config(env: &TestEnv, text: &str) {
+    let dir = env.home().join(".config/git-push-mirror");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("config.toml"), text).unwrap();
+}
+
+/// The embedded default state base.
+pub fn state_base(env: &TestEnv) -> PathBuf {
+    env.home().join(".local/state/git-push-mirror")
+}
+
+pub fn spool_dir(env: &TestEnv) -> PathBuf {
+    state_base(env).join("spool")
+}
+
+/// Files in a spool subdirectory (`new`, `claimed`, `bad`, `tmp`).
+pub fn spool_files(env: &TestEnv, sub: &str) -> Vec<PathBuf> {
+    match std::fs::read_dir(spool_dir(env).join(sub)) {
+        Ok(entries) => entries.map(|e| e.unwrap().path()).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// An upstream bare repository with the hook installed and one mirror, and a work clone.
+pub struct Setup {
+    pub upstream: PathBuf,
+    pub mirror: PathBuf,
+    pub work: PathBuf,
+}
+
+impl Setup {
+    /// `upstream.git` mirrored to `mirror.git` over `file://` (extra `add` flags allowed).
+    pub fn file(env: &TestEnv, add_flags: &[&str]) -> Setup {
+        let upstream = env.bare_repo("upstream.git");
+        let mirror = env.bare_repo("mirror.git");
+        let url = format!("file://{}", path_str(&mirror));
+        Setup::with_url(env, upstream, mirror, &url, add_flags)
+    }
+
+    pub fn with_url(env: &TestEnv, upstream: PathBuf, mirror: PathBuf, url: &str, add_flags: &[&str]) -> Setup {
+        let mut args = vec!["add", path_str(&upstream), "backup", url];
+        args.extend_from_slice(add_flags);
+        gpm_ok(env, &args);
+        gpm_ok(env, &["install", path_str(&upstream)]);
+        let work = env.clone_work(&upstream, "work");
+        Setup { upstream, mirror, work }
+    }
+
+    pub fn push(&self, env: &TestEnv, args: &[&str]) {
+        let mut all = vec!["push", "--quiet", "origin"];
+        all.extend_from_slice(args);
+        env.git(&self.work, &all);
+    }
+
+    /// Waits until the mirror's branches and tags equal `expected`.
+    pub fn wait_for_mirror(&self, env: &TestEnv, expected: &BTreeMap<String, String>) {
+        let mut last = BTreeMap::new();
+        let converged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            wait_until("the mirror converges", CONVERGE, || {
+                last = env.refs(&self.mirror);
+                &last == expected
+            })
+        }));
+        if converged.is_err() {
+            let status = gpm_output(env, &["status", path_str(&self.upstream)]);
+            panic!(
+                "mirror did not converge\nexpected {expected:#?}\nmirror {last:#?}\nstatus:\n{}{}\nlog:\n{}",
+                stdout(&status),
+                stderr(&status),
+                std::fs::read_to_string(state_base(env).join("git-push-mirror.log")).unwrap_or_default()
+            );
+        }
+    }
+
+    /// Waits until the mirror equals the upstream (branches and tags).
+    pub fn wait_converged(&self, env: &TestEnv) {
+        let expected = env.refs(&self.upstream);
+        self.wait_for_mirror(env, &expected);
+    }
+
+    /// `status --json` of the upstream's mirrors.
+    pub fn status_json(&self, env: &TestEnv) -> Vec<serde_json::Value> {
+        let out = gpm_output(env, &["status", "--json", path_str(&self.upstream)]);
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("status --json: {e}\n{}", stderr(&out)))
+    }
+}
+
+/// Installs a hook script into a bare repository.
+pub fn write_hook(repo: &Path, name: &str, script: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = repo.join("hooks").join(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Makes the mirror count the pushes it receives (one line per receive-pack in `pushes.log`).
+pub fn count_mirror_pushes(mirror: &Path) -> PathBuf {
+    let log = mirror.join("pushes.log");
+    write_hook(mirror, "post-receive", &format!("#!/bin/sh\necho push >> '{}'\n", log.display()));
+    log
+}
+
+pub fn lines_in(path: &Path) -> usize {
+    std::fs::read_to_string(path).map(|s| s.lines().count()).unwrap_or(0)
+}
