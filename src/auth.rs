@@ -14,7 +14,10 @@ use std::time::Duration;
 pub fn check_transport(url: &str, allowed: &[String]) -> Result<Transport> {
     let transport = transport_of(url);
     if let Transport::Refused(what) = &transport {
-        bail!("the transport {what} is not allowed for mirrors (allowed: {})", allowed.join(", "));
+        bail!(
+            "the transport {what} is not allowed for mirrors (allowed: {})",
+            allowed.join(", ")
+        );
     }
     if !allowed.iter().any(|p| p == transport.protocol_name()) {
         bail!(
@@ -46,7 +49,10 @@ pub fn read_secret(source: &SecretSource) -> Result<String> {
 
 /// Fails when `path` can be read by its group or by others.
 pub fn refuse_if_readable_by_others(path: &Path, what: &str) -> Result<()> {
-    let mode = std::fs::metadata(path).with_context(|| format!("reading {what} {}", path.display()))?.permissions().mode();
+    let mode = std::fs::metadata(path)
+        .with_context(|| format!("reading {what} {}", path.display()))?
+        .permissions()
+        .mode();
     if mode & 0o077 != 0 {
         bail!(
             "the {what} {} is readable by group/others (mode {:o}); run: chmod 600 {}",
@@ -80,14 +86,20 @@ pub fn remote_access(mirror: &MirrorConfig, global: &GlobalConfig) -> Result<Rem
         config.push(("credential.helper", String::new()));
         config.push(("credential.helper", CREDENTIAL_HELPER.to_string()));
         access.env.push(("GIT_PUSH_MIRROR_USERNAME".into(), username.into()));
-        access.env.push(("GIT_PUSH_MIRROR_PASSWORD".into(), secret.clone().into()));
+        access
+            .env
+            .push(("GIT_PUSH_MIRROR_PASSWORD".into(), secret.clone().into()));
         access.secrets.push(secret);
     }
     if transport == Transport::Ssh {
-        access.env.push(("GIT_SSH_COMMAND".into(), ssh_command(mirror, mirror.timeout).into()));
+        access
+            .env
+            .push(("GIT_SSH_COMMAND".into(), ssh_command(mirror, mirror.timeout).into()));
         access.env.push(("GIT_SSH_VARIANT".into(), OsString::from("ssh")));
     }
-    access.env.push(("GIT_CONFIG_COUNT".into(), config.len().to_string().into()));
+    access
+        .env
+        .push(("GIT_CONFIG_COUNT".into(), config.len().to_string().into()));
     for (i, (key, value)) in config.into_iter().enumerate() {
         access.env.push((format!("GIT_CONFIG_KEY_{i}"), key.into()));
         access.env.push((format!("GIT_CONFIG_VALUE_{i}"), value.into()));
@@ -102,10 +114,16 @@ pub fn ssh_command(mirror: &MirrorConfig, timeout: Duration) -> String {
         "ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o ConnectTimeout={connect_timeout} -o ServerAliveInterval=15 -o ServerAliveCountMax=2"
     );
     if let Some(key) = &mirror.ssh_key {
-        cmd.push_str(&format!(" -o IdentitiesOnly=yes -i {}", shell_quote(&key.to_string_lossy())));
+        cmd.push_str(&format!(
+            " -o IdentitiesOnly=yes -i {}",
+            shell_quote(&key.to_string_lossy())
+        ));
     }
     if let Some(known_hosts) = &mirror.known_hosts {
-        cmd.push_str(&format!(" -o UserKnownHostsFile={}", shell_quote(&known_hosts.to_string_lossy())));
+        cmd.push_str(&format!(
+            " -o UserKnownHostsFile={}",
+            shell_quote(&known_hosts.to_string_lossy())
+        ));
     }
     cmd
 }

@@ -61,6 +61,9 @@ pub enum Command {
         /// Only update mirrors of these repositories.
         #[arg(long = "repo", value_name = "REPO")]
         repos: Vec<PathBuf>,
+        /// If another worker is draining, wait for it and then drain (default: leave it the work).
+        #[arg(long)]
+        wait: bool,
         /// Started by the hook: log to the log file only.
         #[arg(long, hide = true)]
         detached: bool,
@@ -191,7 +194,9 @@ impl MirrorFlags {
     fn to_edit(&self) -> Result<MirrorEdit> {
         let flag = |v: Option<Option<bool>>| v.map(|inner| inner.unwrap_or(true));
         let absolute = |p: &Option<PathBuf>| -> Result<Option<PathBuf>> {
-            p.as_ref().map(|p| std::path::absolute(p).context("resolving a path")).transpose()
+            p.as_ref()
+                .map(|p| std::path::absolute(p).context("resolving a path"))
+                .transpose()
         };
         let tags = if self.no_tags {
             Some(TagSetting::None)
@@ -203,12 +208,17 @@ impl MirrorFlags {
             None
         };
         for duration in [&self.delay, &self.min_interval, &self.timeout].into_iter().flatten() {
-            humantime::parse_duration(duration).with_context(|| format!("invalid duration {duration:?} (try \"2s\", \"5m\", \"1h\")"))?;
+            humantime::parse_duration(duration)
+                .with_context(|| format!("invalid duration {duration:?} (try \"2s\", \"5m\", \"1h\")"))?;
         }
         Ok(MirrorEdit {
             only_protected_branches: flag(self.only_protected_branches),
             keep_divergent_refs: flag(self.keep_divergent_refs),
-            branches: if self.all_branches { Some(Vec::new()) } else { (!self.branches.is_empty()).then(|| self.branches.clone()) },
+            branches: if self.all_branches {
+                Some(Vec::new())
+            } else {
+                (!self.branches.is_empty()).then(|| self.branches.clone())
+            },
             tags,
             username: self.username.clone(),
             password_file: absolute(&self.password_file)?,
@@ -225,7 +235,7 @@ impl MirrorFlags {
 
 /// A failure with the exit code it deserves.
 #[derive(Debug)]
-struct Exit(u8, anyhow::Error);
+pub struct Exit(pub u8, pub anyhow::Error);
 
 trait ExitContext<T> {
     fn usage(self) -> Result<T, Exit>;
@@ -246,16 +256,26 @@ impl From<anyhow::Error> for Exit {
 /// The program: `post-receive` when invoked under that name, the CLI otherwise.
 pub fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let invoked_as = args.first().map(Path::new).and_then(Path::file_name).and_then(|n| n.to_str()).unwrap_or("");
+    let invoked_as = args
+        .first()
+        .map(Path::new)
+        .and_then(Path::file_name)
+        .and_then(|n| n.to_str())
+        .unwrap_or("");
     if invoked_as == "post-receive" {
         let mut stdin = Vec::new();
         let _ = std::io::stdin().read_to_end(&mut stdin);
-        let options = hook::HookOptions { config: None, chain: None, chain_args: &[], no_worker: false };
+        let options = hook::HookOptions {
+            config: None,
+            chain: None,
+            chain_args: &[],
+            no_worker: false,
+        };
         return ExitCode::from(hook::run_hook(&stdin, &options, &mut std::io::stderr()) as u8);
     }
     let cli = Cli::parse_from(args);
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    // Not locked for the whole run: worker threads log while a command runs.
+    let mut out = std::io::stdout();
     let mut err = std::io::stderr();
     match run(cli, &mut out, &mut err) {
         Ok(code) => ExitCode::from(code),
@@ -275,7 +295,11 @@ fn init_logging(global: &GlobalConfig, verbose: u8, to_log_file: bool) {
     if to_log_file {
         redirect_stderr_to(&global.log_file);
     }
-    let _ = simple_logger::SimpleLogger::new().with_level(level).with_utc_timestamps().env().init();
+    let _ = simple_logger::SimpleLogger::new()
+        .with_level(level)
+        .with_utc_timestamps()
+        .env()
+        .init();
 }
 
 /// Points stderr (where the logger writes) at the log file, appending.
@@ -298,11 +322,18 @@ fn stderr_is_terminal() -> bool {
 
 /// Runs one parsed command line.
 pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, Exit> {
-    if let Command::Hook { hook: HookCommand::PostReceive { chain, no_worker, args } } = &cli.command {
+    if let Command::Hook {
+        hook: HookCommand::PostReceive { chain, no_worker, args },
+    } = &cli.command
+    {
         let mut stdin = Vec::new();
         let _ = std::io::stdin().read_to_end(&mut stdin);
-        let options =
-            hook::HookOptions { config: cli.config.as_deref(), chain: chain.as_deref(), chain_args: args, no_worker: *no_worker };
+        let options = hook::HookOptions {
+            config: cli.config.as_deref(),
+            chain: chain.as_deref(),
+            chain_args: args,
+            no_worker: *no_worker,
+        };
         return Ok(hook::run_hook(&stdin, &options, err) as u8);
     }
     let global = config::load_global(cli.config.as_deref()).usage()?;
@@ -311,13 +342,25 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, Exi
     init_logging(&global, cli.verbose, to_log_file);
     match cli.command {
         Command::Hook { .. } => unreachable!("handled above"),
-        Command::Run { repos, .. } => cmd_run(&global, &repos),
+        Command::Run { repos, wait, .. } => cmd_run(&global, &repos, wait),
         Command::Sync { repo, mirror } => cmd_sync(&global, &repo, mirror.as_deref(), out),
-        Command::Add { repo, name, url, settings, disabled } => cmd_add(&global, &repo, &name, &url, &settings, disabled, out, err),
-        Command::Set { repo, name, url, settings, enabled } => cmd_set(&global, &repo, &name, url, &settings, enabled, out, err),
+        Command::Add {
+            repo,
+            name,
+            url,
+            settings,
+            disabled,
+        } => cmd_add(&global, &repo, &name, &url, &settings, disabled, out, err),
+        Command::Set {
+            repo,
+            name,
+            url,
+            settings,
+            enabled,
+        } => cmd_set(&global, &repo, &name, url, &settings, enabled, out, err),
         Command::Remove { repo, name } => cmd_remove(&global, &repo, &name, out),
         Command::List { repos } => cmd_list(&global, &repos, out),
-        Command::Status { repos, json } => cmd_status(&global, &repos, json, out),
+        Command::Status { repos, json } => cmd_status(&global, &repos, json, out, err),
         Command::Install { repos } => cmd_install(&global, cli.config.as_deref(), &repos, out),
         Command::Uninstall { repos } => cmd_uninstall(&repos, out),
         Command::Check { repos } => cmd_check(&global, &repos, out),
@@ -326,7 +369,9 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, Exi
 
 /// A repository argument, as the absolute path the hook will report.
 fn repo_path(repo: &Path) -> Result<PathBuf, Exit> {
-    let path = std::fs::canonicalize(repo).with_context(|| format!("{}: no such repository", repo.display())).usage()?;
+    let path = std::fs::canonicalize(repo)
+        .with_context(|| format!("{}: no such repository", repo.display()))
+        .usage()?;
     crate::refs::LocalRepo::open(&path).usage()?;
     Ok(path)
 }
@@ -339,11 +384,18 @@ fn io(e: std::io::Error) -> Exit {
     Exit(EXIT_FAILED, e.into())
 }
 
-fn cmd_run(global: &GlobalConfig, repos: &[PathBuf]) -> Result<u8, Exit> {
-    let options = worker::RunOptions { repos: repo_paths(repos)? };
+fn cmd_run(global: &GlobalConfig, repos: &[PathBuf], wait: bool) -> Result<u8, Exit> {
+    let options = worker::RunOptions {
+        repos: repo_paths(repos)?,
+        wait,
+    };
     let summary = worker::run(global, &options)?;
     log::debug!("run finished: {summary:?}");
-    Ok(if summary.failed_updates > 0 { EXIT_FAILED } else { EXIT_OK })
+    Ok(if summary.failed_updates > 0 {
+        EXIT_FAILED
+    } else {
+        EXIT_OK
+    })
 }
 
 fn load_repo_config(global: &GlobalConfig, repo: &Path) -> Result<config::RepoConfig, Exit> {
@@ -356,7 +408,12 @@ fn cmd_sync(global: &GlobalConfig, repo: &Path, only: Option<&str>, out: &mut dy
     let mirrors: Vec<&MirrorConfig> = match only {
         Some(name) => match cfg.mirrors.iter().find(|m| m.name == name) {
             Some(m) => vec![m],
-            None => return Err(Exit(EXIT_USAGE, anyhow::anyhow!("{}: no mirror named {name:?}", repo.display()))),
+            None => {
+                return Err(Exit(
+                    EXIT_USAGE,
+                    anyhow::anyhow!("{}: no mirror named {name:?}", repo.display()),
+                ));
+            }
         },
         None => cfg.mirrors.iter().filter(|m| m.enabled).collect(),
     };
@@ -368,7 +425,8 @@ fn cmd_sync(global: &GlobalConfig, repo: &Path, only: Option<&str>, out: &mut dy
     store.register(&repo)?;
     let mut failed = false;
     for mirror in mirrors {
-        let _push_lock = FileLock::acquire(&store.push_lock_path(&repo, &mirror.name)?).context("locking the mirror")?;
+        let _push_lock =
+            FileLock::acquire(&store.push_lock_path(&repo, &mirror.name)?).context("locking the mirror")?;
         let report = update_mirror(&store, global, &repo, mirror, true)?;
         print_report(&mirror.name, &redact_url(&mirror.url), &report, out).map_err(io)?;
         failed |= report.is_failure();
@@ -396,7 +454,14 @@ pub fn print_report(name: &str, url: &str, report: &UpdateReport, out: &mut dyn 
 
 /// Turns a URL with `user:password@` into a clean URL, a username and a
 /// secret file (mode 600) the configuration points to.
-fn split_url_secret(global: &GlobalConfig, repo: &Path, name: &str, url: &str, edit: &mut MirrorEdit, err: &mut dyn Write) -> Result<String, Exit> {
+fn split_url_secret(
+    global: &GlobalConfig,
+    repo: &Path,
+    name: &str,
+    url: &str,
+    edit: &mut MirrorEdit,
+    err: &mut dyn Write,
+) -> Result<String, Exit> {
     let split = split_credentials(url);
     if split.username.is_some() && edit.username.is_none() {
         edit.username = split.username.clone();
@@ -405,11 +470,16 @@ fn split_url_secret(global: &GlobalConfig, repo: &Path, name: &str, url: &str, e
         let store = StateStore::new(&global.state_dir);
         let dir = store.repo_dir(repo).join("secrets");
         std::fs::create_dir_all(&dir).context("creating the secrets directory")?;
-        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).context("securing the secrets directory")?;
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .context("securing the secrets directory")?;
         let file = dir.join(format!("{name}.password"));
         write_atomic(&file, password.as_bytes(), 0o600).context("storing the password")?;
         edit.password_file = Some(file.clone());
-        let _ = writeln!(err, "the password in the URL was stored in {} (mode 600)", file.display());
+        let _ = writeln!(
+            err,
+            "the password in the URL was stored in {} (mode 600)",
+            file.display()
+        );
     }
     Ok(split.url)
 }
@@ -417,7 +487,11 @@ fn split_url_secret(global: &GlobalConfig, repo: &Path, name: &str, url: &str, e
 fn check_url(global: &GlobalConfig, url: &str, has_password: bool, err: &mut dyn Write) -> Result<(), Exit> {
     let transport = check_transport(url, &global.allowed_protocols).usage()?;
     if transport == Transport::Http && has_password {
-        let _ = writeln!(err, "warning: {}: the password will travel in clear text over http; use https", redact_url(url));
+        let _ = writeln!(
+            err,
+            "warning: {}: the password will travel in clear text over http; use https",
+            redact_url(url)
+        );
     }
     Ok(())
 }
@@ -435,7 +509,10 @@ fn cmd_add(
 ) -> Result<u8, Exit> {
     let repo = repo_path(repo)?;
     if !config::valid_mirror_name(name) {
-        return Err(Exit(EXIT_USAGE, anyhow::anyhow!("invalid mirror name {name:?}: use letters, digits, '.', '_' and '-'")));
+        return Err(Exit(
+            EXIT_USAGE,
+            anyhow::anyhow!("invalid mirror name {name:?}: use letters, digits, '.', '_' and '-'"),
+        ));
     }
     let mut edit = flags.to_edit().usage()?;
     check_transport(url, &global.allowed_protocols).usage()?;
@@ -450,7 +527,13 @@ fn cmd_add(
     let store = StateStore::new(&global.state_dir);
     store.register(&repo)?;
     store.update_mirror(&repo, name, |state| state.request_full_sync(now_ms()))?;
-    writeln!(out, "added mirror {name} -> {} to {}", redact_url(&clean_url), repo.display()).map_err(io)?;
+    writeln!(
+        out,
+        "added mirror {name} -> {} to {}",
+        redact_url(&clean_url),
+        repo.display()
+    )
+    .map_err(io)?;
     Ok(EXIT_OK)
 }
 
@@ -490,7 +573,11 @@ fn cmd_remove(global: &GlobalConfig, repo: &Path, name: &str, out: &mut dyn Writ
 }
 
 fn known_or_given(global: &GlobalConfig, repos: &[PathBuf]) -> Result<Vec<PathBuf>, Exit> {
-    if repos.is_empty() { Ok(StateStore::new(&global.state_dir).known_repos()?) } else { repo_paths(repos) }
+    if repos.is_empty() {
+        Ok(StateStore::new(&global.state_dir).known_repos()?)
+    } else {
+        repo_paths(repos)
+    }
 }
 
 fn describe_filters(mirror: &MirrorConfig) -> String {
@@ -518,22 +605,57 @@ fn cmd_list(global: &GlobalConfig, repos: &[PathBuf], out: &mut dyn Write) -> Re
         let cfg = load_repo_config(global, &repo)?;
         for mirror in &cfg.mirrors {
             let enabled = if mirror.enabled { "enabled" } else { "disabled" };
-            let line = format!("{}\t{}\t{}\t{enabled}\t{}", repo.display(), mirror.name, redact_url(&mirror.url), describe_filters(mirror));
+            let line = format!(
+                "{}\t{}\t{}\t{enabled}\t{}",
+                repo.display(),
+                mirror.name,
+                redact_url(&mirror.url),
+                describe_filters(mirror)
+            );
             writeln!(out, "{}", line.trim_end()).map_err(io)?;
         }
     }
     Ok(EXIT_OK)
 }
 
-fn cmd_status(global: &GlobalConfig, repos: &[PathBuf], json: bool, out: &mut dyn Write) -> Result<u8, Exit> {
-    let statuses = status::collect(global, &known_or_given(global, repos)?)?;
-    if json { status::print_json(&statuses, out) } else { status::print_human(&statuses, out) }.map_err(io)?;
-    Ok(if status::any_failed(&statuses) { EXIT_FAILED } else { EXIT_OK })
+fn cmd_status(
+    global: &GlobalConfig,
+    repos: &[PathBuf],
+    json: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<u8, Exit> {
+    let collected = status::collect(global, &known_or_given(global, repos)?)?;
+    let statuses = &collected.statuses;
+    if json {
+        status::print_json(statuses, out)
+    } else {
+        status::print_human(statuses, out)
+    }
+    .map_err(io)?;
+    for error in &collected.config_errors {
+        writeln!(err, "git-push-mirror: {error}").map_err(io)?;
+    }
+    Ok(if !collected.config_errors.is_empty() {
+        EXIT_USAGE
+    } else if status::any_failed(statuses) {
+        EXIT_FAILED
+    } else {
+        EXIT_OK
+    })
 }
 
-fn cmd_install(global: &GlobalConfig, config: Option<&Path>, repos: &[PathBuf], out: &mut dyn Write) -> Result<u8, Exit> {
+fn cmd_install(
+    global: &GlobalConfig,
+    config: Option<&Path>,
+    repos: &[PathBuf],
+    out: &mut dyn Write,
+) -> Result<u8, Exit> {
     let exe = std::env::current_exe().context("finding this program's path")?;
-    let config = config.map(std::path::absolute).transpose().context("resolving --config")?;
+    let config = config
+        .map(std::path::absolute)
+        .transpose()
+        .context("resolving --config")?;
     let store = StateStore::new(&global.state_dir);
     for repo in repo_paths(repos)? {
         let installed = install::install(&repo, &exe, config.as_deref())?;
@@ -541,7 +663,11 @@ fn cmd_install(global: &GlobalConfig, config: Option<&Path>, repos: &[PathBuf], 
         let line = match installed {
             install::Installed::Fresh(hook) => format!("installed {}", hook.display()),
             install::Installed::Chained { hook, previous } => {
-                format!("installed {}; the existing hook was kept as {} and still runs", hook.display(), previous.display())
+                format!(
+                    "installed {}; the existing hook was kept as {} and still runs",
+                    hook.display(),
+                    previous.display()
+                )
             }
             install::Installed::Refreshed(hook) => format!("refreshed {}", hook.display()),
         };
@@ -571,12 +697,23 @@ fn cmd_check(global: &GlobalConfig, repos: &[PathBuf], out: &mut dyn Write) -> R
     let mut problems = 0;
     for repo in known_or_given(global, repos)? {
         let cfg = load_repo_config(global, &repo)?;
-        writeln!(out, "{}: configuration ok, {} mirror(s)", repo.display(), cfg.mirrors.len()).map_err(io)?;
+        writeln!(
+            out,
+            "{}: configuration ok, {} mirror(s)",
+            repo.display(),
+            cfg.mirrors.len()
+        )
+        .map_err(io)?;
         for mirror in &cfg.mirrors {
             let result = crate::auth::remote_access(mirror, global)
                 .and_then(|access| git::ls_remote(&access, &["refs/heads/*".to_string()]).map_err(anyhow::Error::from));
             let line = match result {
-                Ok(refs) => format!("  {} {}: reachable ({} branches)", mirror.name, redact_url(&mirror.url), refs.direct.len()),
+                Ok(refs) => format!(
+                    "  {} {}: reachable ({} branches)",
+                    mirror.name,
+                    redact_url(&mirror.url),
+                    refs.direct.len()
+                ),
                 Err(e) => {
                     problems += 1;
                     format!("  {} {}: FAILED: {e:#}", mirror.name, redact_url(&mirror.url))
@@ -600,7 +737,10 @@ mod tests {
 
     #[test]
     fn bad_durations_are_refused_before_editing() {
-        let flags = MirrorFlags { delay: Some("soon".into()), ..Default::default() };
+        let flags = MirrorFlags {
+            delay: Some("soon".into()),
+            ..Default::default()
+        };
         assert!(flags.to_edit().unwrap_err().to_string().contains("invalid duration"));
     }
 }

@@ -7,8 +7,8 @@
 
 use crate::plan::{MirrorRules, TagSelection};
 use crate::remote_url::{Transport, split_credentials, transport_of};
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::ffi::OsString;
 use std::fmt;
 use std::fs;
@@ -56,9 +56,7 @@ impl ConfigError {
     /// The file the error is about.
     pub fn path(&self) -> &Path {
         match self {
-            ConfigError::Io { path, .. }
-            | ConfigError::Syntax { path, .. }
-            | ConfigError::Invalid { path, .. } => path,
+            ConfigError::Io { path, .. } | ConfigError::Syntax { path, .. } | ConfigError::Invalid { path, .. } => path,
         }
     }
 }
@@ -170,14 +168,28 @@ impl MirrorSettings {
         keys.into_iter().filter(|(_, set)| *set).map(|(key, _)| key).collect()
     }
 
-    fn resolve_paths(&mut self, dir: &Path) {
-        for path in [&mut self.password_file, &mut self.ssh_key, &mut self.known_hosts]
-            .into_iter()
-            .flatten()
-        {
-            *path = dir.join(&*path);
+    /// Makes relative paths relative to `dir` (the configuration file's directory).
+    fn resolve_paths(&mut self, dir: &Path) -> Result<(), String> {
+        let paths = [
+            ("password_file", &mut self.password_file),
+            ("ssh_key", &mut self.ssh_key),
+            ("known_hosts", &mut self.known_hosts),
+        ];
+        for (key, path) in paths {
+            if let Some(path) = path {
+                *path = in_dir(dir, key, path)?;
+            }
         }
+        Ok(())
     }
+}
+
+/// `path` relative to `dir`; an empty path (which would mean `dir` itself) is refused.
+fn in_dir(dir: &Path, key: &str, path: &Path) -> Result<PathBuf, String> {
+    if path.as_os_str().is_empty() {
+        return Err(format!("`{key}` must not be empty"));
+    }
+    Ok(dir.join(path))
 }
 
 /// `[defaults]` of the global file, with the built-in defaults filled in.
@@ -423,10 +435,7 @@ impl<'de> Deserialize<'de> for MirrorTables {
                 }
                 tables.sort_by_key(|(start, _, _)| *start);
                 Ok(MirrorTables(
-                    tables
-                        .into_iter()
-                        .map(|(_, name, settings)| (name, settings))
-                        .collect(),
+                    tables.into_iter().map(|(_, name, settings)| (name, settings)).collect(),
                 ))
             }
         }
@@ -442,9 +451,7 @@ fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duratio
         .map_err(|e| de::Error::custom(format!("invalid duration \"{text}\": {e}")))
 }
 
-fn log_level<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<log::LevelFilter>, D::Error> {
+fn log_level<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<log::LevelFilter>, D::Error> {
     let text = String::deserialize(deserializer)?;
     let level = text.to_ascii_lowercase();
     if !LOG_LEVELS.contains(&level.as_str()) {
@@ -456,10 +463,7 @@ fn log_level<'de, D: Deserializer<'de>>(
     level.parse().map(Some).map_err(de::Error::custom)
 }
 
-fn at_least_one<'de, D: Deserializer<'de>, T: TryFrom<u64>>(
-    deserializer: D,
-    key: &str,
-) -> Result<Option<T>, D::Error> {
+fn at_least_one<'de, D: Deserializer<'de>, T: TryFrom<u64>>(deserializer: D, key: &str) -> Result<Option<T>, D::Error> {
     let n = u64::deserialize(deserializer)?;
     if n == 0 {
         return Err(de::Error::custom(format!("`{key}` must be at least 1")));
@@ -477,14 +481,9 @@ fn fail_after<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>,
     at_least_one(deserializer, "fail_after")
 }
 
-fn allowed_protocols<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<Vec<String>>, D::Error> {
+fn allowed_protocols<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Vec<String>>, D::Error> {
     let protocols = Vec::<String>::deserialize(deserializer)?;
-    if let Some(unknown) = protocols
-        .iter()
-        .find(|p| !KNOWN_PROTOCOLS.contains(&p.as_str()))
-    {
+    if let Some(unknown) = protocols.iter().find(|p| !KNOWN_PROTOCOLS.contains(&p.as_str())) {
         return Err(de::Error::custom(format!(
             "protocol \"{unknown}\" cannot be allowed, expected some of {}",
             KNOWN_PROTOCOLS.join(", ")
@@ -504,9 +503,7 @@ fn real_env(name: &str) -> Option<OsString> {
 
 /// A non-empty absolute path from the environment (XDG: relative values are ignored).
 fn env_dir(env: Env<'_>, name: &str) -> Option<PathBuf> {
-    env(name)
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
+    env(name).map(PathBuf::from).filter(|p| p.is_absolute())
 }
 
 fn home(env: Env<'_>) -> Option<PathBuf> {
@@ -527,11 +524,7 @@ pub fn locate_global(
     locate_global_in(explicit, env, Path::new(SYSTEM_CONFIG_FILE))
 }
 
-fn locate_global_in(
-    explicit: Option<&Path>,
-    env: Env<'_>,
-    system_file: &Path,
-) -> Result<Option<PathBuf>, ConfigError> {
+fn locate_global_in(explicit: Option<&Path>, env: Env<'_>, system_file: &Path) -> Result<Option<PathBuf>, ConfigError> {
     let named = explicit
         .map(Path::to_path_buf)
         .or_else(|| env(CONFIG_ENV).filter(|v| !v.is_empty()).map(PathBuf::from));
@@ -570,11 +563,7 @@ pub fn load_global(explicit: Option<&Path>) -> Result<GlobalConfig, ConfigError>
     load_global_with(explicit, &real_env, Path::new(SYSTEM_CONFIG_FILE))
 }
 
-fn load_global_with(
-    explicit: Option<&Path>,
-    env: Env<'_>,
-    system_file: &Path,
-) -> Result<GlobalConfig, ConfigError> {
+fn load_global_with(explicit: Option<&Path>, env: Env<'_>, system_file: &Path) -> Result<GlobalConfig, ConfigError> {
     let base = state_base(env);
     match locate_global_in(explicit, env, system_file)? {
         None => Ok(GlobalConfig::embedded(&base)),
@@ -596,17 +585,10 @@ pub fn spool_dir_for_hook(explicit: Option<&Path>) -> (PathBuf, Option<String>) 
     spool_dir_for_hook_with(explicit, &real_env, Path::new(SYSTEM_CONFIG_FILE))
 }
 
-fn spool_dir_for_hook_with(
-    explicit: Option<&Path>,
-    env: Env<'_>,
-    system_file: &Path,
-) -> (PathBuf, Option<String>) {
+fn spool_dir_for_hook_with(explicit: Option<&Path>, env: Env<'_>, system_file: &Path) -> (PathBuf, Option<String>) {
     let default = state_base(env).join("spool");
     let fallback = |problem: String| {
-        let warning = format!(
-            "{problem}; spooling to {} instead",
-            default.display()
-        );
+        let warning = format!("{problem}; spooling to {} instead", default.display());
         (default.clone(), Some(warning))
     };
     let path = match locate_global_in(explicit, env, system_file) {
@@ -625,10 +607,7 @@ fn spool_dir_for_hook_with(
     match table.get("spool_dir") {
         None => (default, None),
         Some(toml::Value::String(dir)) if !dir.is_empty() => (file_dir(&path).join(dir), None),
-        Some(_) => fallback(format!(
-            "{}: `spool_dir` is not a path",
-            path.display()
-        )),
+        Some(_) => fallback(format!("{}: `spool_dir` is not a path", path.display())),
     }
 }
 
@@ -695,7 +674,7 @@ fn toml_error(path: &Path, text: &str, error: &toml::de::Error) -> ConfigError {
 }
 
 /// 1-based line and column (in characters) of a byte offset.
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let mut offset = offset.min(text.len());
     while !text.is_char_boundary(offset) {
         offset -= 1;
@@ -709,31 +688,26 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 // ---------------------------------------------------------------------------
 // Resolving
 
-fn parse_global(
-    text: &str,
-    path: &Path,
-    mode: u32,
-    state_base: &Path,
-) -> Result<GlobalConfig, ConfigError> {
+fn parse_global(text: &str, path: &Path, mode: u32, state_base: &Path) -> Result<GlobalConfig, ConfigError> {
     let raw: RawGlobal = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
     let invalid = |message: String| ConfigError::Invalid {
         path: path.to_path_buf(),
         message,
     };
     let dir = file_dir(path);
-    let at = |p: PathBuf| dir.join(p);
+    let at = |key: &str, p: PathBuf| in_dir(&dir, key, &p).map_err(invalid);
     let mut config = GlobalConfig::embedded(state_base);
     config.source = Some(path.to_path_buf());
     if let Some(p) = raw.spool_dir {
-        config.spool_dir = at(p);
+        config.spool_dir = at("spool_dir", p)?;
     }
     if let Some(p) = raw.state_dir {
-        config.state_dir = at(p);
+        config.state_dir = at("state_dir", p)?;
     }
     if let Some(p) = raw.log_file {
-        config.log_file = at(p);
+        config.log_file = at("log_file", p)?;
     }
-    config.repos_root = raw.repos_root.map(at);
+    config.repos_root = raw.repos_root.map(|p| at("repos_root", p)).transpose()?;
     config.log_level = raw.log_level.unwrap_or(config.log_level);
     config.silent_mode = raw.silent_mode.unwrap_or(config.silent_mode);
     config.max_parallel = raw.max_parallel.unwrap_or(config.max_parallel);
@@ -750,9 +724,7 @@ fn parse_global(
             return Err(invalid("[retry] `initial` must be more than 0s".into()));
         }
         if policy.initial > policy.max {
-            return Err(invalid(
-                "[retry] `initial` must not be longer than `max`".into(),
-            ));
+            return Err(invalid("[retry] `initial` must not be longer than `max`".into()));
         }
     }
 
@@ -762,7 +734,9 @@ fn parse_global(
                 "[defaults] cannot set `{key}`: it belongs in a [mirror.NAME] table"
             )));
         }
-        settings.resolve_paths(&dir);
+        settings
+            .resolve_paths(&dir)
+            .map_err(|m| invalid(format!("[defaults] {m}")))?;
         config.defaults = resolve_defaults(settings).map_err(|m| invalid(format!("[defaults] {m}")))?;
     }
 
@@ -774,24 +748,22 @@ fn parse_global(
         let repos = match settings.repos.take() {
             Some(repos) if !repos.is_empty() => repos,
             _ => {
-                return Err(context(
-                    "needs `repos`, the repository patterns it applies to".into(),
-                ));
+                return Err(context("needs `repos`, the repository patterns it applies to".into()));
             }
         };
         if settings.url.as_deref().is_none_or(str::is_empty) {
             return Err(context("needs a `url`".into()));
         }
         check_one_password(&settings).map_err(context)?;
-        if settings.password.is_some() && readable_by_others(mode) {
+        let url_password = settings
+            .url
+            .as_deref()
+            .is_some_and(|url| split_credentials(url).password.is_some());
+        if (settings.password.is_some() || url_password) && readable_by_others(mode) {
             return Err(insecure_file(path, &name));
         }
-        settings.resolve_paths(&dir);
-        config.fleet_mirrors.push(FleetMirror {
-            name,
-            repos,
-            settings,
-        });
+        settings.resolve_paths(&dir).map_err(context)?;
+        config.fleet_mirrors.push(FleetMirror { name, repos, settings });
     }
     Ok(config)
 }
@@ -804,9 +776,7 @@ fn resolve_defaults(s: MirrorSettings) -> Result<MirrorDefaults, String> {
     check_timeout(timeout)?;
     Ok(MirrorDefaults {
         enabled: s.enabled.unwrap_or(builtin.enabled),
-        only_protected_branches: s
-            .only_protected_branches
-            .unwrap_or(builtin.only_protected_branches),
+        only_protected_branches: s.only_protected_branches.unwrap_or(builtin.only_protected_branches),
         keep_divergent_refs: s.keep_divergent_refs.unwrap_or(builtin.keep_divergent_refs),
         branches: s.branches,
         tags: s.tags.unwrap_or(builtin.tags),
@@ -821,12 +791,7 @@ fn resolve_defaults(s: MirrorSettings) -> Result<MirrorDefaults, String> {
 
 /// Parses the text of a repository file (`file` is the name used in errors
 /// and the base of relative paths; `mode` its permission bits).
-pub(crate) fn parse_repo(
-    text: &str,
-    file: &Path,
-    mode: u32,
-    global: &GlobalConfig,
-) -> Result<RepoConfig, ConfigError> {
+pub(crate) fn parse_repo(text: &str, file: &Path, mode: u32, global: &GlobalConfig) -> Result<RepoConfig, ConfigError> {
     let raw: RawRepo = toml::from_str(text).map_err(|e| toml_error(file, text, &e))?;
     let invalid = |message: String| ConfigError::Invalid {
         path: file.to_path_buf(),
@@ -838,8 +803,9 @@ pub(crate) fn parse_repo(
         if !valid_mirror_name(&name) {
             return Err(invalid(bad_name_message(&name)));
         }
-        settings.resolve_paths(&dir);
-        let mirror = resolve_mirror(&name, settings, global, &raw.protected_branches)
+        let mirror = settings
+            .resolve_paths(&dir)
+            .and_then(|()| resolve_mirror(&name, settings, global, &raw.protected_branches))
             .map_err(|m| invalid(format!("[mirror.{name}] {m}")))?;
         if matches!(mirror.password, Some(SecretSource::Inline(_))) && readable_by_others(mode) {
             return Err(insecure_file(file, &name));
@@ -914,10 +880,7 @@ fn resolve_mirror(
 ) -> Result<MirrorConfig, String> {
     let defaults = &global.defaults;
     if s.repos.is_some() {
-        return Err(
-            "`repos` only applies to fleet mirrors in the global configuration"
-                .to_string(),
-        );
+        return Err("`repos` only applies to fleet mirrors in the global configuration".to_string());
     }
     check_one_password(&s)?;
     let url = match s.url {
@@ -931,12 +894,10 @@ fn resolve_mirror(
     let (url, mut username, mut password) = match split.password {
         Some(secret) => {
             if s.password.is_some() || s.password_file.is_some() || s.password_env.is_some() {
-                return Err("has a password both in `url` and in a password setting"
-                    .to_string());
+                return Err("has a password both in `url` and in a password setting".to_string());
             }
             if s.username.is_some() && split.username.is_some() {
-                return Err("has a user name both in `url` and in `username`"
-                    .to_string());
+                return Err("has a user name both in `url` and in `username`".to_string());
             }
             (split.url, split.username, Some(SecretSource::Inline(secret)))
         }
@@ -971,9 +932,7 @@ fn resolve_mirror(
         }
         None => defaults.refs.clone(),
     };
-    let only_protected = s
-        .only_protected_branches
-        .unwrap_or(defaults.only_protected_branches);
+    let only_protected = s.only_protected_branches.unwrap_or(defaults.only_protected_branches);
     let rules = MirrorRules {
         branch_patterns: s.branches.or_else(|| defaults.branches.clone()),
         protected_only: only_protected.then(|| protected_branches.to_vec()),
@@ -1132,10 +1091,7 @@ mod tests {
         );
         for ignored in ["", "relative/state"] {
             let env = env_of(&[("HOME", home), ("XDG_STATE_HOME", Path::new(ignored))]);
-            assert_eq!(
-                state_base(&env),
-                Path::new("/home/git/.local/state/git-push-mirror")
-            );
+            assert_eq!(state_base(&env), Path::new("/home/git/.local/state/git-push-mirror"));
         }
     }
 
@@ -1148,16 +1104,10 @@ mod tests {
         let xdg_file = xdg.join("git-push-mirror/config.toml");
         let home_file = dir.path().join(".config/git-push-mirror/config.toml");
         let system = dir.path().join("etc/git-push-mirror/config.toml");
-        let env = env_of(&[
-            ("HOME", dir.path()),
-            ("XDG_CONFIG_HOME", &xdg),
-            (CONFIG_ENV, &from_env),
-        ]);
+        let env = env_of(&[("HOME", dir.path()), ("XDG_CONFIG_HOME", &xdg), (CONFIG_ENV, &from_env)]);
         let env_no_var = env_of(&[("HOME", dir.path()), ("XDG_CONFIG_HOME", &xdg)]);
         let env_home_only = env_of(&[("HOME", dir.path())]);
-        let locate = |explicit: Option<&Path>, env: Env<'_>| {
-            locate_global_in(explicit, env, &system).unwrap()
-        };
+        let locate = |explicit: Option<&Path>, env: Env<'_>| locate_global_in(explicit, env, &system).unwrap();
 
         assert_eq!(locate(None, &env_no_var), None);
         write(&system, "", 0o644);
@@ -1176,10 +1126,16 @@ mod tests {
         // Named files must exist: no silent fallback to another file.
         let missing = dir.path().join("missing.toml");
         let err = locate_global_in(Some(&missing), &env, &system).unwrap_err();
-        assert!(matches!(&err, ConfigError::Io { path, .. } if *path == missing), "{err}");
+        assert!(
+            matches!(&err, ConfigError::Io { path, .. } if *path == missing),
+            "{err}"
+        );
         let env_missing = env_of(&[("HOME", dir.path()), (CONFIG_ENV, &missing)]);
         let err = locate_global_in(None, &env_missing, &system).unwrap_err();
-        assert!(err.to_string().starts_with(&format!("{}: ", missing.display())), "{err}");
+        assert!(
+            err.to_string().starts_with(&format!("{}: ", missing.display())),
+            "{err}"
+        );
     }
 
     #[test]
@@ -1303,7 +1259,10 @@ jitter = false
 
     #[test]
     fn syntax_errors_point_at_the_right_place() {
-        let err = repo_err("# comment\n[mirror.a]\nurl = \"https://h/x.git\"\nenabled = tru\n", 0o644);
+        let err = repo_err(
+            "# comment\n[mirror.a]\nurl = \"https://h/x.git\"\nenabled = tru\n",
+            0o644,
+        );
         assert_syntax(err, 4, 11, "");
 
         let err = repo_err("[mirror.a]\nurl = \"https://h/x.git\n", 0o644);
@@ -1356,6 +1315,19 @@ jitter = false
     }
 
     #[test]
+    fn empty_paths_are_refused() {
+        assert_invalid(
+            global_from("spool_dir = \"\"\n").unwrap_err(),
+            "`spool_dir` must not be empty",
+        );
+        assert_invalid(global_from("[defaults]\nssh_key = \"\"\n").unwrap_err(), "`ssh_key`");
+        assert_invalid(
+            repo_err("[mirror.a]\nurl = \"https://h/a.git\"\nknown_hosts = \"\"\n", 0o644),
+            "[mirror.a] `known_hosts` must not be empty",
+        );
+    }
+
+    #[test]
     fn retry_policy_is_checked() {
         assert_invalid(global_from("[retry]\ninitial = \"0s\"\n").unwrap_err(), "initial");
         assert_invalid(
@@ -1398,6 +1370,10 @@ jitter = false
         assert_invalid(err, "chmod 600");
         write(&file, text, 0o600);
         assert!(load_global_with(Some(&file), &env, &no_system_file(&dir)).is_ok());
+        let in_url = "[mirror.g]\nrepos = [\"*\"]\nurl = \"https://u:s3cret@h/{name}.git\"\n";
+        write(&file, in_url, 0o644);
+        let err = load_global_with(Some(&file), &env, &no_system_file(&dir)).unwrap_err();
+        assert_invalid(err, "chmod 600");
     }
 
     #[test]
@@ -1504,7 +1480,10 @@ jitter = false
 
     #[test]
     fn semantic_errors_in_repo_files() {
-        assert_invalid(repo_err("[mirror.a]\nenabled = true\n", 0o644), "[mirror.a] needs a `url`");
+        assert_invalid(
+            repo_err("[mirror.a]\nenabled = true\n", 0o644),
+            "[mirror.a] needs a `url`",
+        );
         assert_invalid(repo_err("[mirror.a]\nurl = \"\"\n", 0o644), "url");
         assert_invalid(
             repo_err("[mirror.\"-a\"]\nurl = \"https://h/a.git\"\n", 0o644),
@@ -1530,7 +1509,10 @@ jitter = false
             "full ref name",
         );
         assert_invalid(
-            repo_err("[mirror.a]\nurl = \"https://h/a.git\"\nrefs = [\"refs/heads/*\"]\n", 0o644),
+            repo_err(
+                "[mirror.a]\nurl = \"https://h/a.git\"\nrefs = [\"refs/heads/*\"]\n",
+                0o644,
+            ),
             "`branches`",
         );
         assert_invalid(
@@ -1557,10 +1539,7 @@ jitter = false
         }
         let config = repo_ok(text);
         assert_eq!(config.mirrors[0].username.as_deref(), Some("bot"));
-        assert_eq!(
-            config.mirrors[0].password,
-            Some(SecretSource::Inline("s3cret".into()))
-        );
+        assert_eq!(config.mirrors[0].password, Some(SecretSource::Inline("s3cret".into())));
     }
 
     #[test]

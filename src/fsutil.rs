@@ -51,7 +51,13 @@ pub struct FileLock {
 
 impl FileLock {
     fn open(path: &Path) -> io::Result<File> {
-        OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path)
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
     }
 
     /// Takes the lock if it is free.

@@ -170,7 +170,11 @@ fn summarize_stderr(stderr: &str) -> String {
         .collect();
     let start = lines.len().saturating_sub(4);
     let summary = lines[start..].join(" / ");
-    if summary.is_empty() { "git failed without a message".to_string() } else { summary }
+    if summary.is_empty() {
+        "git failed without a message".to_string()
+    } else {
+        summary
+    }
 }
 
 /// The refs observed on a mirror.
@@ -184,7 +188,9 @@ pub struct RemoteRefs {
 pub fn parse_ls_remote(output: &str) -> RemoteRefs {
     let mut refs = RemoteRefs::default();
     for line in output.lines() {
-        let Some((left, name)) = line.split_once('\t') else { continue };
+        let Some((left, name)) = line.split_once('\t') else {
+            continue;
+        };
         if let Some(_target) = left.strip_prefix("ref: ") {
             refs.symbolic.insert(name.to_string());
         } else if name.ends_with("^{}") {
@@ -203,7 +209,9 @@ pub fn parse_ls_remote(output: &str) -> RemoteRefs {
 /// empty: all refs).
 pub fn ls_remote(remote: &RemoteAccess, patterns: &[String]) -> Result<RemoteRefs, GitError> {
     let mut cmd = remote.command();
-    cmd.args(["ls-remote", "--symref", "--"]).arg(&remote.url).args(patterns);
+    cmd.args(["ls-remote", "--symref", "--"])
+        .arg(&remote.url)
+        .args(patterns);
     let finished = run_with_timeout(cmd, remote.timeout)?;
     if !finished.success {
         return Err(GitError::Failed(remote.redact(&summarize_stderr(&finished.stderr))));
@@ -275,7 +283,9 @@ pub fn parse_porcelain(output: &str) -> Vec<PushedRef> {
             continue;
         };
         let mut fields = line[2..].splitn(2, '\t');
-        let (Some(spec), Some(rest)) = (fields.next(), fields.next()) else { continue };
+        let (Some(spec), Some(rest)) = (fields.next(), fields.next()) else {
+            continue;
+        };
         let Some((_, to)) = spec.rsplit_once(':') else { continue };
         let (summary, reason) = match rest.find(" (") {
             Some(pos) if rest.ends_with(')') => {
@@ -283,7 +293,12 @@ pub fn parse_porcelain(output: &str) -> Vec<PushedRef> {
             }
             _ => (rest.to_string(), None),
         };
-        refs.push(PushedRef { name: to.to_string(), flag, summary, reason });
+        refs.push(PushedRef {
+            name: to.to_string(),
+            flag,
+            summary,
+            reason,
+        });
     }
     refs
 }
@@ -330,11 +345,18 @@ pub fn push(git_dir: &Path, remote: &RemoteAccess, changes: &[(&str, &RefChange)
 }
 
 fn push_batch(git_dir: &Path, remote: &RemoteAccess, args: &[String]) -> Result<Vec<PushedRef>, GitError> {
-    let (leases, refspecs): (Vec<&String>, Vec<&String>) = args.iter().partition(|a| a.starts_with("--force-with-lease="));
+    let (leases, refspecs): (Vec<&String>, Vec<&String>) =
+        args.iter().partition(|a| a.starts_with("--force-with-lease="));
     let mut cmd = remote.command();
     cmd.arg("--git-dir")
         .arg(git_dir)
-        .args(["push", "--porcelain", "--no-verify", "--no-follow-tags", "--no-recurse-submodules"])
+        .args([
+            "push",
+            "--porcelain",
+            "--no-verify",
+            "--no-follow-tags",
+            "--no-recurse-submodules",
+        ])
         .args(leases)
         .arg("--")
         .arg(&remote.url)
@@ -356,7 +378,9 @@ fn push_batch(git_dir: &Path, remote: &RemoteAccess, args: &[String]) -> Result<
 /// The hooks directory git uses for a repository (honours `core.hooksPath`).
 pub fn hooks_dir(git_dir: &Path) -> Result<std::path::PathBuf, GitError> {
     let mut cmd = git_command();
-    cmd.arg("--git-dir").arg(git_dir).args(["rev-parse", "--path-format=absolute", "--git-path", "hooks"]);
+    cmd.arg("--git-dir")
+        .arg(git_dir)
+        .args(["rev-parse", "--path-format=absolute", "--git-path", "hooks"]);
     let finished = run_with_timeout(cmd, Duration::from_secs(30))?;
     if !finished.success {
         return Err(GitError::Failed(summarize_stderr(&finished.stderr)));
@@ -376,7 +400,7 @@ mod tests {
     /// pre-receive hook rejecting one ref and a stale lease on another.
     const CAPTURED_PORCELAIN: &str = "To git://127.0.0.1:40123/mirror.git\n\
 =\trefs/heads/same:refs/heads/same\t[up to date]\n\
- \t1111111111111111111111111111111111111111:refs/heads/main\t4e1f0a2..9b7c3d1\n\
+\x20\t1111111111111111111111111111111111111111:refs/heads/main\t4e1f0a2..9b7c3d1\n\
 +\t2222222222222222222222222222222222222222:refs/heads/forced\t8a1b2c3...d4e5f60 (forced update)\n\
 -\t:refs/heads/gone\t[deleted]\n\
 *\t3333333333333333333333333333333333333333:refs/tags/v1.0\t[new tag]\n\
@@ -439,19 +463,32 @@ ref: refs/heads/main\trefs/heads/alias\n\
     #[test]
     fn every_change_carries_a_lease_on_the_observed_value() {
         let create = RefChange::Create { new: oid('a') };
-        let update = RefChange::Update { old: oid('b'), new: oid('c'), forced: true };
+        let update = RefChange::Update {
+            old: oid('b'),
+            new: oid('c'),
+            forced: true,
+        };
         let delete = RefChange::Delete { old: oid('d') };
         assert_eq!(
             change_args("refs/heads/n", &create),
-            ["--force-with-lease=refs/heads/n:".to_string(), format!("{}:refs/heads/n", oid('a'))]
+            [
+                "--force-with-lease=refs/heads/n:".to_string(),
+                format!("{}:refs/heads/n", oid('a'))
+            ]
         );
         assert_eq!(
             change_args("refs/heads/u", &update),
-            [format!("--force-with-lease=refs/heads/u:{}", oid('b')), format!("{}:refs/heads/u", oid('c'))]
+            [
+                format!("--force-with-lease=refs/heads/u:{}", oid('b')),
+                format!("{}:refs/heads/u", oid('c'))
+            ]
         );
         assert_eq!(
             change_args("refs/heads/d", &delete),
-            [format!("--force-with-lease=refs/heads/d:{}", oid('d')), ":refs/heads/d".to_string()]
+            [
+                format!("--force-with-lease=refs/heads/d:{}", oid('d')),
+                ":refs/heads/d".to_string()
+            ]
         );
     }
 
@@ -476,7 +513,14 @@ ref: refs/heads/main\trefs/heads/alias\n\
         ] {
             assert!(is_unsafe_inherited_variable(unsafe_name), "{unsafe_name}");
         }
-        for kept in ["PATH", "HOME", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_NOSYSTEM", "GIT_SSL_CAINFO", "LANG"] {
+        for kept in [
+            "PATH",
+            "HOME",
+            "GIT_CONFIG_GLOBAL",
+            "GIT_CONFIG_NOSYSTEM",
+            "GIT_SSL_CAINFO",
+            "LANG",
+        ] {
             assert!(!is_unsafe_inherited_variable(kept), "{kept}");
         }
     }
@@ -489,6 +533,9 @@ ref: refs/heads/main\trefs/heads/alias\n\
         let started = std::time::Instant::now();
         let result = run_with_timeout(cmd, Duration::from_millis(200));
         assert_eq!(result.unwrap_err(), GitError::TimedOut(Duration::from_millis(200)));
-        assert!(started.elapsed() < Duration::from_secs(20), "the process group was not killed");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the process group was not killed"
+        );
     }
 }

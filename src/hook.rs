@@ -38,18 +38,26 @@ pub fn parse_hook_input(bytes: &[u8]) -> HookInput {
         };
         let fields: Vec<&str> = line.split(' ').collect();
         let [old, new, name] = fields[..] else {
-            input.skipped.push(format!("line {line_no}: expected \"<old-oid> <new-oid> <ref>\", got {line:?}"));
+            input.skipped.push(format!(
+                "line {line_no}: expected \"<old-oid> <new-oid> <ref>\", got {line:?}"
+            ));
             continue;
         };
         let (Some(old), Some(new)) = (Oid::parse(old), Oid::parse(new)) else {
-            input.skipped.push(format!("line {line_no}: invalid object id in {line:?}"));
+            input
+                .skipped
+                .push(format!("line {line_no}: invalid object id in {line:?}"));
             continue;
         };
         if !is_valid_ref_name(name) {
             input.skipped.push(format!("line {line_no}: invalid ref name {name:?}"));
             continue;
         }
-        input.updates.push(RefUpdate { name: name.to_string(), old, new });
+        input.updates.push(RefUpdate {
+            name: name.to_string(),
+            old,
+            new,
+        });
     }
     input
 }
@@ -90,7 +98,10 @@ pub fn run_hook(stdin: &[u8], options: &HookOptions<'_>, err: &mut dyn Write) ->
                 if !options.no_worker
                     && let Err(e) = start_worker_if_idle(&spool_dir, options.config)
                 {
-                    let _ = writeln!(err, "git-push-mirror: could not start the mirror worker ({e}); cron's `run` will push");
+                    let _ = writeln!(
+                        err,
+                        "git-push-mirror: could not start the mirror worker ({e}); cron's `run` will push"
+                    );
                 }
             }
             Err(e) => {
@@ -132,7 +143,10 @@ fn start_worker_if_idle(spool_dir: &Path, config: Option<&Path>) -> std::io::Res
     }
     cmd.arg("run").arg("--detached");
     crate::git::scrub_environment(&mut cmd);
-    cmd.current_dir("/").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    cmd.current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     // SAFETY: setsid() is async-signal-safe; it detaches the worker from the
     // pusher's session so nothing holds the push open or signals the worker.
     unsafe {
@@ -149,7 +163,11 @@ fn run_chained(hook: &Path, args: &[String], stdin: &[u8], err: &mut dyn Write) 
     let mut child = match child {
         Ok(child) => child,
         Err(e) => {
-            let _ = writeln!(err, "git-push-mirror: could not run the chained hook {}: {e}", hook.display());
+            let _ = writeln!(
+                err,
+                "git-push-mirror: could not run the chained hook {}: {e}",
+                hook.display()
+            );
             return 1;
         }
     };

@@ -16,7 +16,10 @@ pub const CHAINED_SUFFIX: &str = ".before-push-mirror";
 pub enum Installed {
     Fresh(PathBuf),
     /// An existing hook was kept and is chained after ours.
-    Chained { hook: PathBuf, previous: PathBuf },
+    Chained {
+        hook: PathBuf,
+        previous: PathBuf,
+    },
     /// Ours was already there; it was rewritten to point at this binary.
     Refreshed(PathBuf),
 }
@@ -36,7 +39,9 @@ fn hook_script(exe: &Path, config: Option<&Path>, chained: bool) -> String {
     }
     command.push_str(" -- \"$@\"");
     let about = if chained {
-        format!("# It records each push for mirroring, then runs the previous hook,\n# post-receive{CHAINED_SUFFIX}, with the same input.\n")
+        format!(
+            "# It records each push for mirroring, then runs the previous hook,\n# post-receive{CHAINED_SUFFIX}, with the same input.\n"
+        )
     } else {
         "# It records each push for mirroring and returns at once.\n".to_string()
     };
@@ -66,7 +71,11 @@ pub fn install(repo: &Path, exe: &Path, config: Option<&Path>) -> Result<Install
     }
     if hook.exists() || hook.is_symlink() {
         if previous.exists() {
-            bail!("{} and {} both exist; move one away first", hook.display(), previous.display());
+            bail!(
+                "{} and {} both exist; move one away first",
+                hook.display(),
+                previous.display()
+            );
         }
         fs::rename(&hook, &previous).with_context(|| format!("keeping {}", hook.display()))?;
         write_executable(&hook, &hook_script(exe, config, true))?;
@@ -98,7 +107,11 @@ mod tests {
 
     #[test]
     fn the_script_quotes_paths_and_chains_with_the_same_arguments() {
-        let script = hook_script(Path::new("/opt/it's here/git-push-mirror"), Some(Path::new("/etc/c.toml")), true);
+        let script = hook_script(
+            Path::new("/opt/it's here/git-push-mirror"),
+            Some(Path::new("/etc/c.toml")),
+            true,
+        );
         assert!(script.starts_with("#!/bin/sh\n"));
         assert!(script.contains(MARKER));
         assert!(script.contains("exec '/opt/it'\\''s here/git-push-mirror' --config '/etc/c.toml' hook post-receive"));

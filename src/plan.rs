@@ -144,11 +144,7 @@ pub enum Decision {
     /// Neither side has the ref (created and deleted before it was ever mirrored).
     Absent,
     /// Keep-divergent mode: the remote ref differs and is left alone. A failure.
-    Divergent {
-        local: Oid,
-        remote: Oid,
-        why: Divergence,
-    },
+    Divergent { local: Oid, remote: Oid, why: Divergence },
     /// Deleted locally but kept on the remote. Information, not a failure.
     Kept { remote: Oid, why: KeptReason },
     /// Would be created, but a remote ref that stays (e.g. a kept `refs/heads/a/b`)
@@ -229,9 +225,7 @@ pub fn pattern_matches(pattern: &str, name: &str) -> bool {
 }
 
 fn matches_any(patterns: &[String], name: &str) -> bool {
-    patterns
-        .iter()
-        .any(|pattern| pattern_matches(pattern, name))
+    patterns.iter().any(|pattern| pattern_matches(pattern, name))
 }
 
 /// An unset filter lets everything through; a set one (even empty) must match.
@@ -262,12 +256,7 @@ impl MirrorRules {
 /// Plans one mirror update. Pure: same input, same plan.
 pub fn plan(input: &PlanInput<'_>, ancestry: &dyn Ancestry) -> PushPlan {
     let mut warnings = Vec::new();
-    if input
-        .rules
-        .protected_only
-        .as_ref()
-        .is_some_and(Vec::is_empty)
-    {
+    if input.rules.protected_only.as_ref().is_some_and(Vec::is_empty) {
         warnings.push(PlanWarning::NoProtectedBranches);
     }
 
@@ -310,13 +299,7 @@ fn decide(input: &PlanInput<'_>, ancestry: &dyn Ancestry, name: &str) -> Decisio
 }
 
 /// Present on both sides with different values (DESIGN §2.3).
-fn decide_update(
-    rules: &MirrorRules,
-    ancestry: &dyn Ancestry,
-    name: &str,
-    local: &Oid,
-    remote: &Oid,
-) -> Decision {
+fn decide_update(rules: &MirrorRules, ancestry: &dyn Ancestry, name: &str, local: &Oid, remote: &Oid) -> Decision {
     let update = |forced| {
         Decision::Push(RefChange::Update {
             old: remote.clone(),
@@ -344,12 +327,7 @@ fn decide_update(
 }
 
 /// Absent locally, present on the remote: deleted upstream (DESIGN §2.4).
-fn decide_deletion(
-    input: &PlanInput<'_>,
-    ancestry: &dyn Ancestry,
-    name: &str,
-    remote: &Oid,
-) -> Decision {
+fn decide_deletion(input: &PlanInput<'_>, ancestry: &dyn Ancestry, name: &str, remote: &Oid) -> Decision {
     let kept = |why| Decision::Kept {
         remote: remote.clone(),
         why,
@@ -373,9 +351,7 @@ fn decide_deletion(
     if last_local_unmerged {
         return kept(KeptReason::LastLocalNotMerged);
     }
-    Decision::Push(RefChange::Delete {
-        old: remote.clone(),
-    })
+    Decision::Push(RefChange::Delete { old: remote.clone() })
 }
 
 /// Turns creations that collide with a ref staying on the remote (`a` vs `a/b`)
@@ -397,11 +373,7 @@ fn block_directory_file_conflicts(input: &PlanInput<'_>, refs: &mut [RefPlan]) {
         .chain(input.remote_symbolic)
         .map(String::as_str)
         .filter(|name| !deleted.contains(name))
-        .chain(
-            refs.iter()
-                .filter(|r| is_create(r))
-                .map(|r| r.name.as_str()),
-        )
+        .chain(refs.iter().filter(|r| is_create(r)).map(|r| r.name.as_str()))
         .collect();
     let blocked: Vec<(usize, String)> = refs
         .iter()
@@ -427,10 +399,7 @@ fn path_conflict(names: &BTreeSet<&str>, name: &str) -> Option<String> {
     }
     let inside = format!("{name}/");
     names
-        .range::<str, _>((
-            std::ops::Bound::Included(inside.as_str()),
-            std::ops::Bound::Unbounded,
-        ))
+        .range::<str, _>((std::ops::Bound::Included(inside.as_str()), std::ops::Bound::Unbounded))
         .next()
         .filter(|found| found.starts_with(&inside))
         .map(|found| (*found).to_owned())
@@ -679,10 +648,7 @@ mod tests {
         assert!(!pattern_matches("[ab]", "a"));
         assert!(pattern_matches("{a,b}", "{a,b}"));
         assert!(!pattern_matches("{a,b}", "a"));
-        assert!(
-            pattern_matches("x\\*", "x\\anything"),
-            "backslash is literal too"
-        );
+        assert!(pattern_matches("x\\*", "x\\anything"), "backslash is literal too");
         assert!(!pattern_matches("x\\*", "x*"));
     }
 
@@ -771,10 +737,7 @@ mod tests {
             branch_patterns: Some(strings(&["refs/heads/main"])),
             ..MirrorRules::default()
         };
-        assert!(
-            !full_names.in_scope(MAIN),
-            "patterns are over the branch name"
-        );
+        assert!(!full_names.in_scope(MAIN), "patterns are over the branch name");
     }
 
     #[test]
@@ -890,11 +853,7 @@ mod tests {
 
     #[test]
     fn by_default_diverged_history_is_overwritten_forced() {
-        let c = case()
-            .local(MAIN, 2)
-            .remote(MAIN, 3)
-            .chain(&[1, 2])
-            .chain(&[1, 3]);
+        let c = case().local(MAIN, 2).remote(MAIN, 3).chain(&[1, 2]).chain(&[1, 3]);
         assert_eq!(c.decision(MAIN), update(3, 2, true));
     }
 
@@ -912,25 +871,14 @@ mod tests {
 
     #[test]
     fn keep_divergent_fast_forward_is_updated() {
-        let c = case()
-            .keep_divergent()
-            .local(MAIN, 2)
-            .remote(MAIN, 1)
-            .chain(&[1, 2]);
+        let c = case().keep_divergent().local(MAIN, 2).remote(MAIN, 1).chain(&[1, 2]);
         assert_eq!(c.decision(MAIN), update(1, 2, false));
     }
 
     #[test]
     fn keep_divergent_remote_ahead_is_divergent() {
-        let c = case()
-            .keep_divergent()
-            .local(MAIN, 1)
-            .remote(MAIN, 2)
-            .chain(&[1, 2]);
-        assert_eq!(
-            c.decision(MAIN),
-            divergent(1, 2, Divergence::NotFastForward)
-        );
+        let c = case().keep_divergent().local(MAIN, 1).remote(MAIN, 2).chain(&[1, 2]);
+        assert_eq!(c.decision(MAIN), divergent(1, 2, Divergence::NotFastForward));
         assert!(c.plan().has_failures());
     }
 
@@ -942,29 +890,18 @@ mod tests {
             .remote(MAIN, 3)
             .chain(&[1, 2])
             .chain(&[1, 3]);
-        assert_eq!(
-            c.decision(MAIN),
-            divergent(2, 3, Divergence::NotFastForward)
-        );
+        assert_eq!(c.decision(MAIN), divergent(2, 3, Divergence::NotFastForward));
     }
 
     #[test]
     fn keep_divergent_remote_object_unknown_locally_is_divergent() {
-        let c = case()
-            .keep_divergent()
-            .local(MAIN, 1)
-            .remote(MAIN, 9)
-            .chain(&[1]);
+        let c = case().keep_divergent().local(MAIN, 1).remote(MAIN, 9).chain(&[1]);
         assert_eq!(c.decision(MAIN), divergent(1, 9, Divergence::RemoteUnknown));
     }
 
     #[test]
     fn keep_divergent_moved_tag_is_divergent_even_when_fast_forward() {
-        let c = case()
-            .keep_divergent()
-            .local(TAG, 2)
-            .remote(TAG, 1)
-            .chain(&[1, 2]);
+        let c = case().keep_divergent().local(TAG, 2).remote(TAG, 1).chain(&[1, 2]);
         assert_eq!(c.decision(TAG), divergent(2, 1, Divergence::TagMoved));
     }
 
@@ -979,10 +916,7 @@ mod tests {
         let overwrite = same_commit().local(TAG, 11).remote(TAG, 10);
         assert_eq!(overwrite.decision(TAG), update(10, 11, false));
 
-        let keep = same_commit()
-            .keep_divergent()
-            .local(TAG, 11)
-            .remote(TAG, 10);
+        let keep = same_commit().keep_divergent().local(TAG, 11).remote(TAG, 10);
         assert_eq!(keep.decision(TAG), divergent(11, 10, Divergence::TagMoved));
     }
 
@@ -1030,13 +964,7 @@ mod tests {
         let plan = c.plan();
         let leases: Vec<_> = plan
             .changes()
-            .map(|(name, change)| {
-                (
-                    name,
-                    change.expected_remote().cloned(),
-                    change.new_value().cloned(),
-                )
-            })
+            .map(|(name, change)| (name, change.expected_remote().cloned(), change.new_value().cloned()))
             .collect();
         assert_eq!(
             leases,
@@ -1065,10 +993,7 @@ mod tests {
             .both(MAIN, 2)
             .remote(DEV, 3);
         assert_eq!(c.decision(DEV), kept(3, KeptReason::RemoteNotMerged));
-        assert!(
-            !c.plan().has_failures(),
-            "kept is information, not a failure"
-        );
+        assert!(!c.plan().has_failures(), "kept is information, not a failure");
     }
 
     #[test]
@@ -1090,39 +1015,24 @@ mod tests {
             .remote(DEV, 1)
             .pending_deleted(DEV, 3);
         assert_eq!(c.decision(DEV), kept(1, KeptReason::LastLocalNotMerged));
-        assert_eq!(
-            c.pending_only().decision(DEV),
-            kept(1, KeptReason::LastLocalNotMerged)
-        );
+        assert_eq!(c.pending_only().decision(DEV), kept(1, KeptReason::LastLocalNotMerged));
     }
 
     #[test]
     fn deleted_branch_with_last_local_value_unknown_is_kept() {
-        let c = case()
-            .chain(&[1, 2])
-            .head(2)
-            .remote(DEV, 1)
-            .pending_deleted(DEV, 9);
+        let c = case().chain(&[1, 2]).head(2).remote(DEV, 1).pending_deleted(DEV, 9);
         assert_eq!(c.decision(DEV), kept(1, KeptReason::LastLocalNotMerged));
     }
 
     #[test]
     fn deleted_branch_with_merged_last_local_value_is_deleted() {
-        let c = case()
-            .chain(&[1, 2, 3])
-            .head(3)
-            .remote(DEV, 1)
-            .pending_deleted(DEV, 2);
+        let c = case().chain(&[1, 2, 3]).head(3).remote(DEV, 1).pending_deleted(DEV, 2);
         assert_eq!(c.decision(DEV), delete(1));
     }
 
     #[test]
     fn deleted_branch_whose_last_local_value_is_the_remote_value_is_deleted() {
-        let c = case()
-            .chain(&[1, 2])
-            .head(2)
-            .remote(DEV, 1)
-            .pending_deleted(DEV, 1);
+        let c = case().chain(&[1, 2]).head(2).remote(DEV, 1).pending_deleted(DEV, 1);
         assert_eq!(c.pending_only().decision(DEV), delete(1));
     }
 
@@ -1155,21 +1065,14 @@ mod tests {
             .annotated_tag(10, 1)
             .remote("refs/tags/annotated", 10);
         assert_eq!(c.decision("refs/tags/merged"), delete(1));
-        assert_eq!(
-            c.decision("refs/tags/unmerged"),
-            kept(3, KeptReason::RemoteNotMerged)
-        );
+        assert_eq!(c.decision("refs/tags/unmerged"), kept(3, KeptReason::RemoteNotMerged));
         assert_eq!(c.decision("refs/tags/annotated"), delete(10));
     }
 
     #[test]
     fn ref_absent_on_both_sides_is_absent() {
         // Created and deleted locally before it was ever mirrored.
-        let c = case()
-            .chain(&[1])
-            .head(1)
-            .pending_deleted(DEV, 1)
-            .pending_only();
+        let c = case().chain(&[1]).head(1).pending_deleted(DEV, 1).pending_only();
         assert_eq!(c.decision(DEV), Decision::Absent);
         assert_eq!(c.plan().changes().count(), 0);
         assert!(!c.plan().has_failures());
@@ -1234,12 +1137,7 @@ mod tests {
             .pending("refs/heads/a");
         assert_eq!(
             c.names(),
-            vec![
-                "refs/heads/a",
-                "refs/heads/b",
-                "refs/heads/z",
-                "refs/tags/a"
-            ]
+            vec!["refs/heads/a", "refs/heads/b", "refs/heads/z", "refs/tags/a"]
         );
         assert_eq!(c.plan(), c.plan(), "same input, same plan");
     }
@@ -1418,10 +1316,7 @@ mod tests {
             .remote("refs/heads/a/b", 3)
             .local("refs/heads/a", 2)
             .local("refs/heads/other", 1);
-        assert_eq!(
-            c.decision("refs/heads/a/b"),
-            kept(3, KeptReason::RemoteNotMerged)
-        );
+        assert_eq!(c.decision("refs/heads/a/b"), kept(3, KeptReason::RemoteNotMerged));
         assert_eq!(c.decision("refs/heads/a"), blocked("refs/heads/a/b"));
         assert_eq!(c.decision("refs/heads/other"), create(1));
         assert!(c.plan().has_failures());
@@ -1435,10 +1330,7 @@ mod tests {
             .head(2)
             .remote("refs/heads/a", 1)
             .local("refs/heads/a/b", 2);
-        assert_eq!(
-            c.decision("refs/heads/a"),
-            kept(1, KeptReason::KeepDivergentRefs)
-        );
+        assert_eq!(c.decision("refs/heads/a"), kept(1, KeptReason::KeepDivergentRefs));
         assert_eq!(c.decision("refs/heads/a/b"), blocked("refs/heads/a"));
     }
 
@@ -1493,10 +1385,7 @@ mod tests {
             .remote("refs/heads/x/y/z/w", 1)
             .remote("refs/heads/x/y", 1)
             .local("refs/heads/x/y/z", 1);
-        assert_eq!(
-            both_ways.decision("refs/heads/x/y/z"),
-            blocked("refs/heads/x")
-        );
+        assert_eq!(both_ways.decision("refs/heads/x/y/z"), blocked("refs/heads/x"));
     }
 
     #[test]
@@ -1515,10 +1404,7 @@ mod tests {
     #[test]
     fn two_conflicting_creations_block_each_other() {
         // Cannot happen in one git repository, but the plan must not push both.
-        let c = case()
-            .chain(&[1])
-            .local("refs/heads/a", 1)
-            .local("refs/heads/a/b", 1);
+        let c = case().chain(&[1]).local("refs/heads/a", 1).local("refs/heads/a/b", 1);
         assert_eq!(c.decision("refs/heads/a"), blocked("refs/heads/a/b"));
         assert_eq!(c.decision("refs/heads/a/b"), blocked("refs/heads/a"));
     }

@@ -54,7 +54,10 @@ mod tests {
     #[test]
     fn secrets_are_replaced_everywhere() {
         let text = "fatal: Authentication failed for token hunter2 (hunter2)";
-        assert_eq!(redact(text, &["hunter2"]), "fatal: Authentication failed for token ***** (*****)");
+        assert_eq!(
+            redact(text, &["hunter2"]),
+            "fatal: Authentication failed for token ***** (*****)"
+        );
     }
 
     #[test]

@@ -72,8 +72,14 @@ pub struct SplitUrl {
 /// Splits credentials out of a `scheme://user:password@host/...` URL.
 /// Percent-encoded user names and passwords are decoded.
 pub fn split_credentials(url: &str) -> SplitUrl {
-    let none = || SplitUrl { url: url.to_string(), username: None, password: None };
-    let Some(scheme_end) = url.find("://") else { return none() };
+    let none = || SplitUrl {
+        url: url.to_string(),
+        username: None,
+        password: None,
+    };
+    let Some(scheme_end) = url.find("://") else {
+        return none();
+    };
     let rest = &url[scheme_end + 3..];
     let authority_end = rest.find('/').unwrap_or(rest.len());
     let authority = &rest[..authority_end];
@@ -115,7 +121,9 @@ fn percent_decode(s: &str) -> String {
 /// The URL as shown to people: any userinfo in `scheme://userinfo@` becomes
 /// `*****:*****` (DESIGN §5). scp-like `user@host:path` has no secret and is kept.
 pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else { return url.to_string() };
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
     let rest = &url[scheme_end + 3..];
     let authority_end = rest.find('/').unwrap_or(rest.len());
     match rest[..authority_end].rfind('@') {
@@ -144,9 +152,15 @@ mod tests {
 
     #[test]
     fn remote_helpers_and_unknown_schemes_are_refused() {
-        assert_eq!(transport_of("ext::sh -c touch% /tmp/x"), Transport::Refused("ext::".into()));
+        assert_eq!(
+            transport_of("ext::sh -c touch% /tmp/x"),
+            Transport::Refused("ext::".into())
+        );
         assert_eq!(transport_of("fd::3"), Transport::Refused("fd::".into()));
-        assert_eq!(transport_of("codecommit::us-east-1://repo"), Transport::Refused("codecommit::".into()));
+        assert_eq!(
+            transport_of("codecommit::us-east-1://repo"),
+            Transport::Refused("codecommit::".into())
+        );
         assert_eq!(transport_of("ftp://host/a"), Transport::Refused("ftp://".into()));
     }
 
@@ -168,7 +182,10 @@ mod tests {
 
     #[test]
     fn redacted_urls_hide_userinfo() {
-        assert_eq!(redact_url("https://bob:pw@host/x.git"), "https://*****:*****@host/x.git");
+        assert_eq!(
+            redact_url("https://bob:pw@host/x.git"),
+            "https://*****:*****@host/x.git"
+        );
         assert_eq!(redact_url("https://token@host/x.git"), "https://*****:*****@host/x.git");
         assert_eq!(redact_url("https://host/x@y.git"), "https://host/x@y.git");
         assert_eq!(redact_url("git@github.com:a/b.git"), "git@github.com:a/b.git");

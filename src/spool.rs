@@ -53,7 +53,10 @@ pub fn parse_entry(bytes: &[u8]) -> Result<SpoolEntry, BadEntry> {
         return Err(BadEntry::Format(format!("unsupported version {}", entry.version)));
     }
     if !entry.repo.is_absolute() {
-        return Err(BadEntry::Format(format!("repository path {} is not absolute", entry.repo.display())));
+        return Err(BadEntry::Format(format!(
+            "repository path {} is not absolute",
+            entry.repo.display()
+        )));
     }
     if let Some(bad) = entry.updates.iter().find(|u| !is_valid_ref_name(&u.name)) {
         return Err(BadEntry::Format(format!("invalid ref name {:?}", bad.name)));
@@ -69,7 +72,9 @@ pub struct Spool {
 
 impl Spool {
     pub fn new(root: &Path) -> Spool {
-        Spool { root: root.to_path_buf() }
+        Spool {
+            root: root.to_path_buf(),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -89,7 +94,10 @@ impl Spool {
     pub fn ensure_dirs(&self) -> io::Result<()> {
         use std::os::unix::fs::DirBuilderExt;
         for sub in ["tmp", "new", "claimed", "bad"] {
-            fs::DirBuilder::new().recursive(true).mode(0o700).create(self.dir(sub))?;
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(self.dir(sub))?;
         }
         Ok(())
     }
@@ -151,7 +159,9 @@ impl Spool {
 
     /// Moves a claimed entry to `bad/` for the admin to inspect.
     pub fn quarantine(&self, claimed: &Path) -> io::Result<PathBuf> {
-        let name = claimed.file_name().ok_or_else(|| io::Error::other("entry without a name"))?;
+        let name = claimed
+            .file_name()
+            .ok_or_else(|| io::Error::other("entry without a name"))?;
         let dest = self.bad_dir().join(name);
         fs::rename(claimed, &dest)?;
         Ok(dest)

@@ -117,7 +117,11 @@ pub struct MirrorState {
 
 impl MirrorState {
     pub fn new(repo: &Path, mirror: &str) -> MirrorState {
-        MirrorState { repo: repo.to_path_buf(), mirror: mirror.to_string(), ..Default::default() }
+        MirrorState {
+            repo: repo.to_path_buf(),
+            mirror: mirror.to_string(),
+            ..Default::default()
+        }
     }
 
     /// Adds a reported ref. A new report also cancels any backoff: the next
@@ -167,7 +171,13 @@ fn repo_key(repo: &Path) -> String {
     }
     let base: String = repo
         .file_name()
-        .map(|n| n.to_string_lossy().chars().filter(|c| c.is_ascii_alphanumeric() || "._-".contains(*c)).take(40).collect())
+        .map(|n| {
+            n.to_string_lossy()
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || "._-".contains(*c))
+                .take(40)
+                .collect()
+        })
         .unwrap_or_default();
     format!("{base}-{hash:016x}")
 }
@@ -189,7 +199,9 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
 
 impl StateStore {
     pub fn new(root: &Path) -> StateStore {
-        StateStore { root: root.to_path_buf() }
+        StateStore {
+            root: root.to_path_buf(),
+        }
     }
 
     fn repos_dir(&self) -> PathBuf {
@@ -223,7 +235,10 @@ impl StateStore {
     pub fn register(&self, repo: &Path) -> Result<()> {
         let _lock = self.lock(repo)?;
         if self.load_record(repo)?.is_none() {
-            self.save_record(&RepoRecord { repo: repo.to_path_buf(), ..Default::default() })?;
+            self.save_record(&RepoRecord {
+                repo: repo.to_path_buf(),
+                ..Default::default()
+            })?;
         }
         Ok(())
     }
@@ -242,7 +257,9 @@ impl StateStore {
     /// A mirror's state; a fresh one if none was saved.
     pub fn load_mirror(&self, repo: &Path, mirror: &str) -> Result<MirrorState> {
         let state: Option<MirrorState> = read_json(&self.mirror_file(repo, mirror))?;
-        Ok(state.filter(|s| s.repo == repo).unwrap_or_else(|| MirrorState::new(repo, mirror)))
+        Ok(state
+            .filter(|s| s.repo == repo)
+            .unwrap_or_else(|| MirrorState::new(repo, mirror)))
     }
 
     pub fn save_mirror(&self, state: &MirrorState) -> Result<()> {
@@ -261,7 +278,10 @@ impl StateStore {
 
     pub fn remove_mirror(&self, repo: &Path, mirror: &str) -> Result<()> {
         let _lock = self.lock(repo)?;
-        for path in [self.mirror_file(repo, mirror), self.repo_dir(repo).join("mirrors").join(format!("{mirror}.lock"))] {
+        for path in [
+            self.mirror_file(repo, mirror),
+            self.repo_dir(repo).join("mirrors").join(format!("{mirror}.lock")),
+        ] {
             match fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -331,7 +351,11 @@ mod tests {
     #[test]
     fn deletions_remember_the_last_local_value() {
         let mut record = RepoRecord::default();
-        let update = |old, new| RefUpdate { name: "refs/heads/x".into(), old, new };
+        let update = |old, new| RefUpdate {
+            name: "refs/heads/x".into(),
+            old,
+            new,
+        };
         record.record(&[update(oid('0'), oid('a'))], 5);
         assert_eq!(record.pending["refs/heads/x"].last_local, None);
         record.record(&[update(oid('a'), oid('b')), update(oid('b'), oid('0'))], 9);

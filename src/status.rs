@@ -38,21 +38,42 @@ pub fn format_time(ms: u64) -> String {
     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 
+/// The statuses of a set of repositories, and the configuration errors met.
+#[derive(Debug, Default)]
+pub struct Collected {
+    pub statuses: Vec<MirrorStatus>,
+    /// One message per repository whose configuration cannot be read; its
+    /// mirrors with saved state are still listed, with a note.
+    pub config_errors: Vec<String>,
+}
+
 /// Collects the status of every mirror of `repos` (all registered
-/// repositories when empty). A repository whose configuration cannot be
-/// read yields one entry with the error in `last_error`.
-pub fn collect(global: &GlobalConfig, repos: &[PathBuf]) -> Result<Vec<MirrorStatus>> {
+/// repositories when empty).
+pub fn collect(global: &GlobalConfig, repos: &[PathBuf]) -> Result<Collected> {
     let store = StateStore::new(&global.state_dir);
-    let repos = if repos.is_empty() { store.known_repos()? } else { repos.to_vec() };
+    let repos = if repos.is_empty() {
+        store.known_repos()?
+    } else {
+        repos.to_vec()
+    };
     let mut statuses = Vec::new();
+    let mut config_errors = Vec::new();
     for repo in repos {
         match config::load_repo(&repo, global) {
             Ok(cfg) => {
                 for mirror in &cfg.mirrors {
-                    statuses.push(mirror_status(&store, global, &repo, &mirror.name, &mirror.url, mirror.enabled)?);
+                    statuses.push(mirror_status(
+                        &store,
+                        global,
+                        &repo,
+                        &mirror.name,
+                        &mirror.url,
+                        mirror.enabled,
+                    )?);
                 }
             }
             Err(e) => {
+                config_errors.push(e.to_string());
                 for name in store.mirror_names(&repo)? {
                     let mut status = mirror_status(&store, global, &repo, &name, "", true)?;
                     status.note = Some(format!("configuration error: {e}"));
@@ -61,7 +82,10 @@ pub fn collect(global: &GlobalConfig, repos: &[PathBuf]) -> Result<Vec<MirrorSta
             }
         }
     }
-    Ok(statuses)
+    Ok(Collected {
+        statuses,
+        config_errors,
+    })
 }
 
 fn mirror_status(
@@ -102,7 +126,9 @@ fn mirror_status(
 
 /// Whether any mirror is in the `failed` state (the exit status of `status`).
 pub fn any_failed(statuses: &[MirrorStatus]) -> bool {
-    statuses.iter().any(|s| s.update_status == UpdateStatus::Failed.as_str())
+    statuses
+        .iter()
+        .any(|s| s.update_status == UpdateStatus::Failed.as_str())
 }
 
 /// Prints statuses for people.
@@ -133,7 +159,11 @@ pub fn print_human(statuses: &[MirrorStatus], out: &mut dyn Write) -> std::io::R
         if let Some(error) = &s.last_error {
             writeln!(out, "    last_error: {error}")?;
         }
-        for (label, refs) in [("divergent_refs", &s.divergent_refs), ("kept_refs", &s.kept_refs), ("pending_refs", &s.pending_refs)] {
+        for (label, refs) in [
+            ("divergent_refs", &s.divergent_refs),
+            ("kept_refs", &s.kept_refs),
+            ("pending_refs", &s.pending_refs),
+        ] {
             if !refs.is_empty() {
                 writeln!(out, "    {label} ({}):", refs.len())?;
                 for name in refs {

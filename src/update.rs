@@ -23,11 +23,21 @@ pub enum RefOutcome {
     UpToDate,
     /// Neither side has it.
     Absent,
-    Divergent { local: Oid, remote: Oid, why: Divergence },
-    Kept { why: KeptReason },
-    Blocked { by: String },
+    Divergent {
+        local: Oid,
+        remote: Oid,
+        why: Divergence,
+    },
+    Kept {
+        why: KeptReason,
+    },
+    Blocked {
+        by: String,
+    },
     /// The mirror refused it, or it could not be pushed; retried later.
-    Rejected { reason: String },
+    Rejected {
+        reason: String,
+    },
 }
 
 impl RefOutcome {
@@ -38,7 +48,10 @@ impl RefOutcome {
 
     /// Whether the ref makes the update fail.
     pub fn is_failure(&self) -> bool {
-        matches!(self, RefOutcome::Divergent { .. } | RefOutcome::Blocked { .. } | RefOutcome::Rejected { .. })
+        matches!(
+            self,
+            RefOutcome::Divergent { .. } | RefOutcome::Blocked { .. } | RefOutcome::Rejected { .. }
+        )
     }
 
     /// One word for tables.
@@ -100,7 +113,10 @@ pub struct UpdateReport {
 
 impl UpdateReport {
     fn failed(error: String) -> UpdateReport {
-        UpdateReport { error: Some(error), ..Default::default() }
+        UpdateReport {
+            error: Some(error),
+            ..Default::default()
+        }
     }
 
     pub fn is_failure(&self) -> bool {
@@ -108,7 +124,11 @@ impl UpdateReport {
     }
 
     fn names_with(&self, pred: impl Fn(&RefOutcome) -> bool) -> Vec<&str> {
-        self.refs.iter().filter(|r| pred(&r.outcome)).map(|r| r.name.as_str()).collect()
+        self.refs
+            .iter()
+            .filter(|r| pred(&r.outcome))
+            .map(|r| r.name.as_str())
+            .collect()
     }
 
     /// The `last_error` this report leaves, if any.
@@ -131,7 +151,11 @@ impl UpdateReport {
             parts.push(format!("rejected by the mirror: {}", rejected.join(", ")));
         }
         if !divergent.is_empty() {
-            parts.push(format!("{} divergent ref(s) left alone: {}", divergent.len(), divergent.join(", ")));
+            parts.push(format!(
+                "{} divergent ref(s) left alone: {}",
+                divergent.len(),
+                divergent.join(", ")
+            ));
         }
         if !blocked.is_empty() {
             parts.push(format!("blocked by a kept ref: {}", blocked.join(", ")));
@@ -159,7 +183,11 @@ pub fn update_mirror(
         state.last_update_started_at_ms = Some(started);
         state.clone()
     })?;
-    let reach = if full || snapshot.full_sync_seq.is_some() { Reach::Everything } else { Reach::PendingOnly };
+    let reach = if full || snapshot.full_sync_seq.is_some() {
+        Reach::Everything
+    } else {
+        Reach::PendingOnly
+    };
     let report = match remote_access(mirror, global) {
         Ok(access) => reconcile(repo, mirror, &access, &snapshot, reach),
         Err(e) => UpdateReport::failed(format!("{e:#}")),
@@ -167,11 +195,19 @@ pub fn update_mirror(
     for warning in &report.warnings {
         log::warn!("{}: mirror {}: {warning}", repo.display(), mirror.name);
     }
-    store.update_mirror(repo, &mirror.name, |state| record_outcome(state, &snapshot, reach, &report, &global.retry))?;
+    store.update_mirror(repo, &mirror.name, |state| {
+        record_outcome(state, &snapshot, reach, &report, &global.retry)
+    })?;
     Ok(report)
 }
 
-fn reconcile(repo: &Path, mirror: &MirrorConfig, access: &RemoteAccess, snapshot: &MirrorState, reach: Reach) -> UpdateReport {
+fn reconcile(
+    repo: &Path,
+    mirror: &MirrorConfig,
+    access: &RemoteAccess,
+    snapshot: &MirrorState,
+    reach: Reach,
+) -> UpdateReport {
     let local_repo = match LocalRepo::open(repo) {
         Ok(r) => r,
         Err(e) => return UpdateReport::failed(format!("{e:#}")),
@@ -179,7 +215,14 @@ fn reconcile(repo: &Path, mirror: &MirrorConfig, access: &RemoteAccess, snapshot
     let mut pending: BTreeMap<String, PendingHint> = snapshot
         .pending
         .iter()
-        .map(|(name, p)| (name.clone(), PendingHint { last_local: p.last_local.clone() }))
+        .map(|(name, p)| {
+            (
+                name.clone(),
+                PendingHint {
+                    last_local: p.last_local.clone(),
+                },
+            )
+        })
         .collect();
     let mut reach = reach;
     let mut results: BTreeMap<String, RefOutcome> = BTreeMap::new();
@@ -213,11 +256,18 @@ fn reconcile(repo: &Path, mirror: &MirrorConfig, access: &RemoteAccess, snapshot
         reach = Reach::PendingOnly;
     }
     warnings.dedup();
-    UpdateReport { refs: into_results(results), warnings, error: None }
+    UpdateReport {
+        refs: into_results(results),
+        warnings,
+        error: None,
+    }
 }
 
 fn into_results(results: BTreeMap<String, RefOutcome>) -> Vec<RefResult> {
-    results.into_iter().map(|(name, outcome)| RefResult { name, outcome }).collect()
+    results
+        .into_iter()
+        .map(|(name, outcome)| RefResult { name, outcome })
+        .collect()
 }
 
 type Outcomes = (Vec<(String, RefOutcome)>, Vec<String>);
@@ -253,7 +303,8 @@ fn reconcile_once(
         .iter()
         .map(|w| match w {
             PlanWarning::NoProtectedBranches => {
-                "only_protected_branches is set but the repository has no protected_branches: no branch is mirrored".to_string()
+                "only_protected_branches is set but the repository has no protected_branches: no branch is mirrored"
+                    .to_string()
             }
         })
         .collect();
@@ -287,7 +338,9 @@ fn reconcile_once(
 
 fn push_outcome(change: &RefChange, pushed: Option<&PushedRef>) -> RefOutcome {
     let Some(pushed) = pushed else {
-        return RefOutcome::Rejected { reason: "git reported no result for this ref".to_string() };
+        return RefOutcome::Rejected {
+            reason: "git reported no result for this ref".to_string(),
+        };
     };
     match pushed.flag {
         PushFlag::Rejected => RefOutcome::Rejected {
@@ -320,10 +373,20 @@ pub fn backoff_ms(policy: &RetryPolicy, failures: u32) -> u64 {
 
 /// Folds a report into the mirror's state: settled refs leave the pending
 /// list (unless re-reported meanwhile), divergent/kept sets and status follow.
-pub fn record_outcome(state: &mut MirrorState, snapshot: &MirrorState, reach: Reach, report: &UpdateReport, retry: &RetryPolicy) {
+pub fn record_outcome(
+    state: &mut MirrorState,
+    snapshot: &MirrorState,
+    reach: Reach,
+    report: &UpdateReport,
+    retry: &RetryPolicy,
+) {
     let now = now_ms();
-    let settled: BTreeSet<&str> =
-        report.refs.iter().filter(|r| r.outcome.is_settled()).map(|r| r.name.as_str()).collect();
+    let settled: BTreeSet<&str> = report
+        .refs
+        .iter()
+        .filter(|r| r.outcome.is_settled())
+        .map(|r| r.name.as_str())
+        .collect();
     let full = reach == Reach::Everything && report.error.is_none();
     for name in snapshot.pending.keys() {
         // A ref planned and settled, or dropped by the planner (out of scope), is done.
@@ -359,8 +422,11 @@ pub fn record_outcome(state: &mut MirrorState, snapshot: &MirrorState, reach: Re
     let must_retry = report.error.is_some() || report.refs.iter().any(|r| !r.outcome.is_settled());
     if must_retry {
         state.consecutive_failures += 1;
-        state.update_status =
-            if state.consecutive_failures >= retry.fail_after { UpdateStatus::Failed } else { UpdateStatus::ToRetry };
+        state.update_status = if state.consecutive_failures >= retry.fail_after {
+            UpdateStatus::Failed
+        } else {
+            UpdateStatus::ToRetry
+        };
         state.next_attempt_at_ms = Some(now + backoff_ms(retry, state.consecutive_failures));
     } else {
         state.consecutive_failures = 0;
@@ -384,7 +450,12 @@ mod tests {
     use std::time::Duration;
 
     fn policy() -> RetryPolicy {
-        RetryPolicy { initial: Duration::from_secs(5), max: Duration::from_secs(60), fail_after: 3, jitter: false }
+        RetryPolicy {
+            initial: Duration::from_secs(5),
+            max: Duration::from_secs(60),
+            fail_after: 3,
+            jitter: false,
+        }
     }
 
     fn state_with_pending(names: &[&str]) -> MirrorState {
@@ -396,7 +467,10 @@ mod tests {
     }
 
     fn result(name: &str, outcome: RefOutcome) -> RefResult {
-        RefResult { name: name.to_string(), outcome }
+        RefResult {
+            name: name.to_string(),
+            outcome,
+        }
     }
 
     #[test]
@@ -432,7 +506,14 @@ mod tests {
         let oid = |c: char| Oid::parse(&c.to_string().repeat(40)).unwrap();
         let report = UpdateReport {
             refs: vec![
-                result("refs/heads/a", RefOutcome::Divergent { local: oid('1'), remote: oid('2'), why: Divergence::NotFastForward }),
+                result(
+                    "refs/heads/a",
+                    RefOutcome::Divergent {
+                        local: oid('1'),
+                        remote: oid('2'),
+                        why: Divergence::NotFastForward,
+                    },
+                ),
                 result("refs/heads/b", RefOutcome::Updated),
             ],
             ..Default::default()
@@ -450,7 +531,10 @@ mod tests {
         let mut state = state_with_pending(&["refs/heads/a"]);
         let snapshot = state.clone();
         state.add_pending("refs/heads/a", &PendingRef::default(), 2);
-        let report = UpdateReport { refs: vec![result("refs/heads/a", RefOutcome::Updated)], ..Default::default() };
+        let report = UpdateReport {
+            refs: vec![result("refs/heads/a", RefOutcome::Updated)],
+            ..Default::default()
+        };
         record_outcome(&mut state, &snapshot, Reach::PendingOnly, &report, &policy());
         assert!(state.pending.contains_key("refs/heads/a"));
         assert_eq!(state.update_status, UpdateStatus::Finished);
@@ -463,7 +547,12 @@ mod tests {
         let snapshot = state.clone();
         let report = UpdateReport {
             refs: vec![
-                result("refs/heads/a", RefOutcome::Rejected { reason: "pre-receive hook declined".into() }),
+                result(
+                    "refs/heads/a",
+                    RefOutcome::Rejected {
+                        reason: "pre-receive hook declined".into(),
+                    },
+                ),
                 result("refs/heads/b", RefOutcome::Created),
             ],
             ..Default::default()
@@ -480,7 +569,10 @@ mod tests {
         state.last_error = Some("old".into());
         state.consecutive_failures = 2;
         let snapshot = state.clone();
-        let report = UpdateReport { refs: vec![result("refs/heads/a", RefOutcome::Created)], ..Default::default() };
+        let report = UpdateReport {
+            refs: vec![result("refs/heads/a", RefOutcome::Created)],
+            ..Default::default()
+        };
         record_outcome(&mut state, &snapshot, Reach::PendingOnly, &report, &policy());
         assert_eq!(state.update_status, UpdateStatus::Finished);
         assert_eq!(state.last_error, None);

@@ -1,7 +1,7 @@
 //! The worker (`run`): drains the spool under a lock, routes reported refs to each mirror's
 //! pending state, and runs due mirror updates in parallel, one at a time per (repo, mirror).
 
-use crate::config::{self, GlobalConfig, RepoConfig};
+use crate::config::{self, GlobalConfig};
 use crate::fsutil::{FileLock, now_ms};
 use crate::hook::WORKER_LOCK;
 use crate::spool::Spool;
@@ -39,17 +39,27 @@ pub struct RunSummary {
 pub struct RunOptions {
     /// Only update these repositories (all entries are still ingested).
     pub repos: Vec<PathBuf>,
+    /// Wait for a worker that is draining to finish, then drain, instead of leaving it the work.
+    pub wait: bool,
 }
 
 /// Drains the spool and runs due mirror updates until nothing is due within
 /// `worker_linger`. Safe to run concurrently: one drains, the others leave.
 pub fn run(global: &GlobalConfig, options: &RunOptions) -> Result<RunSummary> {
     let spool = Spool::new(&global.spool_dir);
-    spool.ensure_dirs().with_context(|| format!("creating the spool {}", global.spool_dir.display()))?;
+    spool
+        .ensure_dirs()
+        .with_context(|| format!("creating the spool {}", global.spool_dir.display()))?;
     let store = StateStore::new(&global.state_dir);
     let mut summary = RunSummary::default();
     loop {
-        let Some(lock) = FileLock::try_acquire(&global.spool_dir.join(WORKER_LOCK))? else {
+        let lock_path = global.spool_dir.join(WORKER_LOCK);
+        let lock = if options.wait {
+            Some(FileLock::acquire(&lock_path)?)
+        } else {
+            FileLock::try_acquire(&lock_path)?
+        };
+        let Some(lock) = lock else {
             log::debug!("another worker is draining {}", global.spool_dir.display());
             summary.deferred_to_other_worker = true;
             break;
@@ -82,7 +92,9 @@ struct Drain<'a> {
 /// When a pair with pending work may next be updated.
 fn due_at(state: &MirrorState, delay: Duration, min_interval: Duration) -> u64 {
     let debounced = state.pending_since_ms.unwrap_or(0) + delay.as_millis() as u64;
-    let rate_limited = state.last_update_started_at_ms.map_or(0, |t| t + min_interval.as_millis() as u64);
+    let rate_limited = state
+        .last_update_started_at_ms
+        .map_or(0, |t| t + min_interval.as_millis() as u64);
     debounced.max(rate_limited).max(state.next_attempt_at_ms.unwrap_or(0))
 }
 
@@ -131,7 +143,10 @@ impl<'a> Drain<'a> {
                             break;
                         }
                         self.due.remove(&pair);
-                        let Some(mirror_config) = self.mirror_config(&pair) else { continue };
+                        // Read afresh: the admin may have changed it since it was scheduled.
+                        let Some(mirror_config) = self.mirror_config(&pair) else {
+                            continue;
+                        };
                         self.running.insert(pair.clone());
                         let tx = done_tx.clone();
                         let (global, store) = (self.global, self.store);
@@ -159,8 +174,13 @@ impl<'a> Drain<'a> {
             return true;
         }
         let linger = self.global.worker_linger.as_millis() as u64;
+        // Repositories with a broken configuration wait for a person, not for us.
         let soon = |t: &u64| *t <= now + linger;
-        !self.due.values().any(soon) && !self.unrouted.values().any(soon)
+        let routable_soon = self
+            .unrouted
+            .iter()
+            .any(|(repo, t)| soon(t) && !self.config_errors.contains_key(repo));
+        !self.due.values().any(soon) && !routable_soon
     }
 
     /// Pairs and repositories left with work by earlier runs (failures to retry, broken configs).
@@ -182,25 +202,24 @@ impl<'a> Drain<'a> {
         Ok(())
     }
 
+    /// Puts a pair with work on the schedule. Pairs whose configuration is
+    /// broken, removed or disabled are left for a later run.
     fn schedule(&mut self, repo: &Path, mirror: &str, state: &MirrorState) {
         let pair = (repo.to_path_buf(), mirror.to_string());
-        let (delay, min_interval) = match config::load_repo(repo, self.global) {
-            Ok(cfg) => match cfg.mirrors.iter().find(|m| m.name == mirror) {
-                Some(m) if m.enabled => (m.delay, m.min_interval),
-                _ => {
-                    self.due.remove(&pair);
-                    return;
-                }
-            },
-            Err(_) => (Duration::ZERO, Duration::ZERO),
+        self.due.remove(&pair);
+        let Some(mirror_config) = self.mirror_config(&pair) else {
+            return;
         };
-        self.due.insert(pair, due_at(state, delay, min_interval));
+        self.due
+            .insert(pair, due_at(state, mirror_config.delay, mirror_config.min_interval));
     }
 
     /// Moves spool entries into their repositories' records, then deletes them.
     fn ingest(&mut self, summary: &mut RunSummary) -> Result<()> {
         for name in self.spool.waiting()? {
-            let Some(claimed) = self.spool.claim(&name)? else { continue };
+            let Some(claimed) = self.spool.claim(&name)? else {
+                continue;
+            };
             let entry = match self.spool.read(&claimed) {
                 Ok(entry) => entry,
                 Err(e) => {
@@ -227,7 +246,12 @@ impl<'a> Drain<'a> {
     /// Hands each repository's reported refs to its mirrors' pending state.
     fn route_due_repos(&mut self) {
         let now = now_ms();
-        let due: Vec<PathBuf> = self.unrouted.iter().filter(|(_, t)| **t <= now).map(|(r, _)| r.clone()).collect();
+        let due: Vec<PathBuf> = self
+            .unrouted
+            .iter()
+            .filter(|(_, t)| **t <= now)
+            .map(|(r, _)| r.clone())
+            .collect();
         for repo in due {
             match self.route(&repo) {
                 Ok(()) => {
@@ -249,7 +273,9 @@ impl<'a> Drain<'a> {
     fn route(&mut self, repo: &Path) -> Result<()> {
         let repo_config = config::load_repo(repo, self.global)?;
         let _lock = self.store.lock(repo)?;
-        let Some(mut record) = self.store.load_record(repo)? else { return Ok(()) };
+        let Some(mut record) = self.store.load_record(repo)? else {
+            return Ok(());
+        };
         if record.pending.is_empty() {
             return Ok(());
         }
@@ -280,13 +306,19 @@ impl<'a> Drain<'a> {
         Ok(())
     }
 
+    /// The pair's current, enabled configuration; `None` (logged once) otherwise.
     fn mirror_config(&mut self, pair: &Pair) -> Option<crate::config::MirrorConfig> {
-        let loaded: Result<RepoConfig, _> = config::load_repo(&pair.0, self.global);
-        match loaded {
-            Ok(cfg) => cfg.mirrors.into_iter().find(|m| m.name == pair.1 && m.enabled),
+        match config::load_repo(&pair.0, self.global) {
+            Ok(cfg) => {
+                self.config_errors.remove(&pair.0);
+                cfg.mirrors.into_iter().find(|m| m.name == pair.1 && m.enabled)
+            }
             Err(e) => {
-                log::error!("{}: {e}", pair.0.display());
-                self.due.insert(pair.clone(), now_ms() + CONFIG_RETRY.as_millis() as u64);
+                let message = e.to_string();
+                if self.config_errors.get(&pair.0) != Some(&message) {
+                    log::error!("{}: updates wait until this is fixed: {message}", pair.0.display());
+                    self.config_errors.insert(pair.0.clone(), message);
+                }
                 None
             }
         }
@@ -319,13 +351,20 @@ impl<'a> Drain<'a> {
 
 /// What became of one dispatched pair.
 enum PairOutcome {
-    Updated { success: bool },
+    Updated {
+        success: bool,
+    },
     /// Another process (`sync`) is updating this pair; try again shortly.
     Busy,
 }
 
 /// Updates one pair unless another process is already updating it.
-fn update_pair(store: &StateStore, global: &GlobalConfig, pair: &Pair, mirror: &crate::config::MirrorConfig) -> Result<PairOutcome> {
+fn update_pair(
+    store: &StateStore,
+    global: &GlobalConfig,
+    pair: &Pair,
+    mirror: &crate::config::MirrorConfig,
+) -> Result<PairOutcome> {
     let (repo, name) = pair;
     let Some(_push_lock) = FileLock::try_acquire(&store.push_lock_path(repo, name)?)? else {
         log::debug!("{}: mirror {name} is being updated by another process", repo.display());
@@ -335,10 +374,16 @@ fn update_pair(store: &StateStore, global: &GlobalConfig, pair: &Pair, mirror: &
         anyhow::bail!("the repository no longer exists");
     }
     let report = update_mirror(store, global, repo, mirror, false)?;
-    let changed = report.refs.iter().filter(|r| !matches!(r.outcome, crate::update::RefOutcome::UpToDate)).count();
+    let changed = report
+        .refs
+        .iter()
+        .filter(|r| !matches!(r.outcome, crate::update::RefOutcome::UpToDate))
+        .count();
     match report.error_summary() {
         None => log::info!("{}: mirror {name}: updated ({changed} ref(s) changed)", repo.display()),
         Some(error) => log::warn!("{}: mirror {name}: {error}", repo.display()),
     }
-    Ok(PairOutcome::Updated { success: !report.is_failure() })
+    Ok(PairOutcome::Updated {
+        success: !report.is_failure(),
+    })
 }

@@ -55,15 +55,27 @@ fn a_corrupt_spool_file_is_moved_to_bad_while_the_rest_drains() {
     gpm_ok(&env, &["uninstall", path_str(&setup.upstream)]);
     let head = env.commit(&setup.work, "a.txt", "one", "first");
     setup.push(&env, &["main"]);
-    let out = run_hook(&env, &setup.upstream, format!("{} {head} refs/heads/main\n", "0".repeat(40)).as_bytes());
+    let out = run_hook(
+        &env,
+        &setup.upstream,
+        format!("{} {head} refs/heads/main\n", "0".repeat(40)).as_bytes(),
+    );
     assert!(out.status.success());
     let new_dir = spool_dir(&env).join("new");
     std::fs::write(new_dir.join("00000000000000000000-1-0.json"), b"{ this is not json").unwrap();
     std::fs::write(new_dir.join("00000000000000000000-1-1.json"), b"").unwrap();
-    let out = gpm_output(&env, &["run"]);
+    let out = gpm_output(&env, &["run", "--wait"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(env.refs(&setup.mirror), env.refs(&setup.upstream), "the valid entry landed");
-    assert_eq!(spool_files(&env, "bad").len(), 2, "corrupt entries are kept for the admin");
+    assert_eq!(
+        env.refs(&setup.mirror),
+        env.refs(&setup.upstream),
+        "the valid entry landed"
+    );
+    assert_eq!(
+        spool_files(&env, "bad").len(),
+        2,
+        "corrupt entries are kept for the admin"
+    );
     assert!(spool_files(&env, "new").is_empty() && spool_files(&env, "claimed").is_empty());
     let log = std::fs::read_to_string(state_base(&env).join("git-push-mirror.log")).unwrap();
     assert!(log.contains("is unusable") && log.contains("moved to"), "{log}");
@@ -73,7 +85,11 @@ fn a_corrupt_spool_file_is_moved_to_bad_while_the_rest_drains() {
 fn an_unknown_key_is_a_usage_error_naming_the_key_and_line() {
     let env = TestEnv::new();
     let repo = env.bare_repo("upstream.git");
-    std::fs::write(repo.join("push-mirror.toml"), "[mirror.backup]\nurl = \"file:///tmp/x.git\"\nbrnaches = [\"main\"]\n").unwrap();
+    std::fs::write(
+        repo.join("push-mirror.toml"),
+        "[mirror.backup]\nurl = \"file:///tmp/x.git\"\nbrnaches = [\"main\"]\n",
+    )
+    .unwrap();
     let out = gpm_output(&env, &["list", path_str(&repo)]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
@@ -85,7 +101,11 @@ fn an_unknown_key_is_a_usage_error_naming_the_key_and_line() {
 fn a_syntax_error_is_reported_as_file_line_column() {
     let env = TestEnv::new();
     let repo = env.bare_repo("upstream.git");
-    std::fs::write(repo.join("push-mirror.toml"), "[mirror.backup]\nurl = \"file:///tmp/x.git\nenabled = true\n").unwrap();
+    std::fs::write(
+        repo.join("push-mirror.toml"),
+        "[mirror.backup]\nurl = \"file:///tmp/x.git\nenabled = true\n",
+    )
+    .unwrap();
     let out = gpm_output(&env, &["status", path_str(&repo)]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
@@ -111,13 +131,13 @@ fn the_hook_spools_under_a_broken_config_and_the_push_lands_once_it_is_fixed() {
     env.commit(&setup.work, "a.txt", "one", "first");
     setup.push(&env, &["main"]); // the push itself succeeds
     // Whatever the worker did, nothing reached the mirror and nothing was lost.
-    let out = gpm_output(&env, &["run"]);
+    let out = gpm_output(&env, &["run", "--wait"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(env.refs(&setup.mirror).is_empty());
     let status = gpm_output(&env, &["status", path_str(&setup.upstream)]);
     assert_eq!(status.status.code(), Some(2), "a broken config is reported by status");
     std::fs::write(&config, good).unwrap();
-    gpm_ok(&env, &["run"]);
+    gpm_ok(&env, &["run", "--wait"]);
     assert_eq!(env.refs(&setup.mirror), env.refs(&setup.upstream));
 }
 
@@ -136,7 +156,7 @@ fn refused_transports_are_refused_at_add_and_never_run() {
 }
 
 #[test]
-fn a_mirror_url_in_a_hand_edited_config_is_checked_at_push_time() {
+fn a_remote_helper_url_in_a_hand_edited_config_is_refused_and_never_run() {
     let env = TestEnv::new();
     let repo = env.bare_repo("upstream.git");
     let marker = env.path("pwned");
@@ -145,11 +165,16 @@ fn a_mirror_url_in_a_hand_edited_config_is_checked_at_push_time() {
         format!("[mirror.evil]\nurl = \"ext::sh -c touch% {}\"\n", marker.display()),
     )
     .unwrap();
+    gpm_ok(&env, &["install", path_str(&repo)]);
     let work = env.clone_work(&repo, "work");
     env.commit(&work, "a.txt", "one", "first");
     env.git(&work, &["push", "--quiet", "origin", "main"]);
-    let out = gpm_output(&env, &["sync", path_str(&repo)]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stdout(&out).contains("not allowed"), "{}", stdout(&out));
+    // The configuration is refused as a whole, by every command and by the worker.
+    for args in [vec!["sync", path_str(&repo)], vec!["status", path_str(&repo)]] {
+        let out = gpm_output(&env, &args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&out).contains("ext::"), "{}", stderr(&out));
+    }
+    assert!(gpm_output(&env, &["run", "--wait"]).status.success());
     assert!(!marker.exists(), "the ext:: command never ran");
 }

@@ -16,20 +16,34 @@ fn install_chains_an_existing_hook_and_uninstall_restores_it() {
     let seen = env.path("existing-hook-saw");
     let original = format!("#!/bin/sh\ncat > '{}'\n", seen.display());
     write_hook(&upstream, "post-receive", &original);
-    gpm_ok(&env, &["add", path_str(&upstream), "backup", &format!("file://{}", path_str(&mirror)), "--delay", "0s"]);
+    gpm_ok(
+        &env,
+        &[
+            "add",
+            path_str(&upstream),
+            "backup",
+            &format!("file://{}", path_str(&mirror)),
+            "--delay",
+            "0s",
+        ],
+    );
     let installed = gpm_ok(&env, &["install", path_str(&upstream)]);
     assert!(installed.contains("still runs"), "{installed}");
 
     let work = env.clone_work(&upstream, "work");
     let head = env.commit(&work, "a.txt", "one", "first");
     env.git(&work, &["push", "--quiet", "origin", "main"]);
-    wait_until("the existing hook ran", CONVERGE, || std::fs::read_to_string(&seen).is_ok_and(|s| s.contains(&head)));
+    wait_until("the existing hook ran", CONVERGE, || {
+        std::fs::read_to_string(&seen).is_ok_and(|s| s.contains(&head))
+    });
     assert_eq!(
         std::fs::read_to_string(&seen).unwrap(),
         format!("{} {head} refs/heads/main\n", "0".repeat(40)),
         "the existing hook got the same stdin"
     );
-    wait_until("the mirror converges", CONVERGE, || env.refs(&mirror) == env.refs(&upstream));
+    wait_until("the mirror converges", CONVERGE, || {
+        env.refs(&mirror) == env.refs(&upstream)
+    });
 
     // Installing twice is harmless and keeps the chain.
     gpm_ok(&env, &["install", path_str(&upstream)]);
@@ -60,15 +74,45 @@ fn add_set_and_remove_keep_the_admins_comments() {
     let config = upstream.join("push-mirror.toml");
     let original = "# Mirrors of app.git -- ask ops before changing.\nprotected_branches = [\"main\"] # the release line\n\n# Off-site backup.\n[mirror.backup]\nurl = \"file:///srv/backup/app.git\" # nightly verified\n";
     std::fs::write(&config, original).unwrap();
-    gpm_ok(&env, &["add", path_str(&upstream), "second", "https://example.com/app.git", "--no-tags", "--branch", "release/*"]);
+    gpm_ok(
+        &env,
+        &[
+            "add",
+            path_str(&upstream),
+            "second",
+            "https://example.com/app.git",
+            "--no-tags",
+            "--branch",
+            "release/*",
+        ],
+    );
     let text = std::fs::read_to_string(&config).unwrap();
-    assert!(text.starts_with(original), "existing text is kept byte for byte:\n{text}");
+    assert!(
+        text.starts_with(original),
+        "existing text is kept byte for byte:\n{text}"
+    );
     assert!(text.contains("[mirror.second]"), "{text}");
 
-    gpm_ok(&env, &["set", path_str(&upstream), "backup", "--keep-divergent-refs", "--enabled", "false"]);
+    gpm_ok(
+        &env,
+        &[
+            "set",
+            path_str(&upstream),
+            "backup",
+            "--keep-divergent-refs",
+            "--enabled",
+            "false",
+        ],
+    );
     let text = std::fs::read_to_string(&config).unwrap();
-    assert!(text.contains("# Off-site backup.") && text.contains("# nightly verified"), "{text}");
-    assert!(text.contains("keep_divergent_refs = true") && text.contains("enabled = false"), "{text}");
+    assert!(
+        text.contains("# Off-site backup.") && text.contains("# nightly verified"),
+        "{text}"
+    );
+    assert!(
+        text.contains("keep_divergent_refs = true") && text.contains("enabled = false"),
+        "{text}"
+    );
 
     let listed = gpm_ok(&env, &["list", path_str(&upstream)]);
     let lines: Vec<&str> = listed.lines().collect();
@@ -90,13 +134,24 @@ fn add_set_and_remove_keep_the_admins_comments() {
 fn a_password_in_the_url_is_stored_apart_and_never_shown() {
     let env = TestEnv::new();
     let upstream = env.bare_repo("upstream.git");
-    let out = gpm_output(&env, &["add", path_str(&upstream), "gh", "https://bob:hunter2@example.com/app.git"]);
+    let out = gpm_output(
+        &env,
+        &[
+            "add",
+            path_str(&upstream),
+            "gh",
+            "https://bob:hunter2@example.com/app.git",
+        ],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let config = std::fs::read_to_string(upstream.join("push-mirror.toml")).unwrap();
     assert!(!config.contains("hunter2"), "{config}");
     assert!(config.contains("username = \"bob\""), "{config}");
     let listed = gpm_ok(&env, &["list", path_str(&upstream)]);
-    assert!(!listed.contains("hunter2") && listed.contains("https://example.com/app.git"), "{listed}");
+    assert!(
+        !listed.contains("hunter2") && listed.contains("https://example.com/app.git"),
+        "{listed}"
+    );
     let status = gpm_ok(&env, &["status", "--json", path_str(&upstream)]);
     assert!(!status.contains("hunter2"));
 }
@@ -108,7 +163,9 @@ fn status_json_has_the_documented_fields() {
     env.commit(&setup.work, "a.txt", "one", "first");
     setup.push(&env, &["main"]);
     setup.wait_converged(&env);
-    wait_until("the update is recorded", CONVERGE, || setup.status_json(&env)[0]["update_status"] == "finished");
+    wait_until("the update is recorded", CONVERGE, || {
+        setup.status_json(&env)[0]["update_status"] == "finished"
+    });
     let status = &setup.status_json(&env)[0];
     for field in [
         "repo",
@@ -131,7 +188,10 @@ fn status_json_has_the_documented_fields() {
     assert!(status["last_successful_update_at"].as_str().unwrap().ends_with('Z'));
     // Without arguments, status covers every registered repository.
     let all = gpm_ok(&env, &["status"]);
-    assert!(all.contains(path_str(&std::fs::canonicalize(&setup.upstream).unwrap())), "{all}");
+    assert!(
+        all.contains(path_str(&std::fs::canonicalize(&setup.upstream).unwrap())),
+        "{all}"
+    );
 }
 
 #[test]
@@ -139,13 +199,33 @@ fn check_reports_unreachable_mirrors() {
     let env = TestEnv::new();
     let upstream = env.bare_repo("upstream.git");
     let mirror = env.bare_repo("mirror.git");
-    gpm_ok(&env, &["add", path_str(&upstream), "good", &format!("file://{}", path_str(&mirror))]);
+    gpm_ok(
+        &env,
+        &[
+            "add",
+            path_str(&upstream),
+            "good",
+            &format!("file://{}", path_str(&mirror)),
+        ],
+    );
     let ok = gpm_ok(&env, &["check", path_str(&upstream)]);
     assert!(ok.contains("good") && ok.contains("reachable"), "{ok}");
-    gpm_ok(&env, &["add", path_str(&upstream), "gone", &format!("file://{}", env.path("missing.git").display())]);
+    gpm_ok(
+        &env,
+        &[
+            "add",
+            path_str(&upstream),
+            "gone",
+            &format!("file://{}", env.path("missing.git").display()),
+        ],
+    );
     let out = gpm_output(&env, &["check", path_str(&upstream)]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stdout(&out).contains("gone") && stdout(&out).contains("FAILED"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("gone") && stdout(&out).contains("FAILED"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
@@ -153,19 +233,47 @@ fn the_binary_works_as_a_post_receive_symlink() {
     let env = TestEnv::new();
     let upstream = env.bare_repo("upstream.git");
     let mirror = env.bare_repo("mirror.git");
-    gpm_ok(&env, &["add", path_str(&upstream), "backup", &format!("file://{}", path_str(&mirror)), "--delay", "0s"]);
-    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_git-push-mirror"), upstream.join("hooks/post-receive")).unwrap();
+    gpm_ok(
+        &env,
+        &[
+            "add",
+            path_str(&upstream),
+            "backup",
+            &format!("file://{}", path_str(&mirror)),
+            "--delay",
+            "0s",
+        ],
+    );
+    std::os::unix::fs::symlink(
+        env!("CARGO_BIN_EXE_git-push-mirror"),
+        upstream.join("hooks/post-receive"),
+    )
+    .unwrap();
     let work = env.clone_work(&upstream, "work");
     env.commit(&work, "a.txt", "one", "first");
     env.git(&work, &["push", "--quiet", "origin", "main"]);
-    wait_until("the mirror converges", CONVERGE, || env.refs(&mirror) == env.refs(&upstream));
+    wait_until("the mirror converges", CONVERGE, || {
+        env.refs(&mirror) == env.refs(&upstream)
+    });
 }
 
 #[test]
 fn help_names_every_command() {
     let env = TestEnv::new();
     let help = gpm_ok(&env, &["--help"]);
-    for command in ["hook", "run", "sync", "add", "set", "remove", "list", "status", "install", "uninstall", "check"] {
+    for command in [
+        "hook",
+        "run",
+        "sync",
+        "add",
+        "set",
+        "remove",
+        "list",
+        "status",
+        "install",
+        "uninstall",
+        "check",
+    ] {
         assert!(help.contains(command), "--help lacks {command}:\n{help}");
     }
     let usage = gpm_output(&env, &["no-such-command"]);

@@ -24,11 +24,14 @@ fn concurrent_runs_and_racing_hooks_strand_nothing_and_never_overlap() {
         ),
     );
     std::thread::scope(|scope| {
-        let runners: Vec<_> = (0..2)
-            .map(|_| {
-                scope.spawn(|| {
+        // One runner leaves the work to a busy worker (cron's way), one waits for it.
+        let runners: Vec<_> = [&["run"][..], &["run", "--wait"][..]]
+            .into_iter()
+            .map(|args| {
+                let env = &env;
+                scope.spawn(move || {
                     for _ in 0..15 {
-                        let out = gpm_output(&env, &["run"]);
+                        let out = gpm_output(env, args);
                         assert!(out.status.success(), "{}", stderr(&out));
                     }
                 })
@@ -45,7 +48,7 @@ fn concurrent_runs_and_racing_hooks_strand_nothing_and_never_overlap() {
     });
     setup.wait_converged(&env);
     // Once converged, no entry may be left for cron to find.
-    gpm_ok(&env, &["run"]);
+    gpm_ok(&env, &["run", "--wait"]);
     assert!(spool_files(&env, "new").is_empty(), "entries stranded in the spool");
     assert!(spool_files(&env, "claimed").is_empty(), "entries stranded in claimed/");
     assert!(!overlaps.exists(), "two pushes to one mirror overlapped");

@@ -5,7 +5,7 @@ mod common;
 mod support;
 
 use common::{GitDaemon, TestEnv, path_str, wait_until};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use support::*;
 
 #[test]
@@ -42,27 +42,42 @@ fn exercise_mirror_semantics(env: &TestEnv, setup: &Setup) {
     let v1 = env.git(&setup.upstream, &["rev-parse", "refs/tags/v1.0"]);
     assert_eq!(refs["refs/tags/v1.0"], v1, "annotated tags keep their tag object");
 
-    // A force-push upstream is overwritten on the mirror.
-    env.git(work, &["reset", "-q", "--hard", &base]);
-    env.commit(work, "b.txt", "rewritten", "rewritten history");
-    setup.push(env, &["--force", "main"]);
-    setup.wait_converged(env);
-
     // A merged branch deleted upstream is deleted on the mirror; an unmerged one is kept and reported.
-    env.git(work, &["push", "--quiet", "origin", "--delete", "merged"]);
-    setup.wait_for_mirror(env, &{
+    let unmerged_on_mirror = env.refs(&setup.mirror)["refs/heads/unmerged"].clone();
+    let upstream_plus_kept_unmerged = || {
         let mut expected = env.refs(&setup.upstream);
-        expected.insert("refs/heads/unmerged".into(), env.refs(&setup.mirror)["refs/heads/unmerged"].clone());
+        expected.insert("refs/heads/unmerged".into(), unmerged_on_mirror.clone());
         expected
-    });
+    };
+    env.git(work, &["push", "--quiet", "origin", "--delete", "merged"]);
+    setup.wait_for_mirror(env, &upstream_plus_kept_unmerged());
     env.git(work, &["push", "--quiet", "origin", "--delete", "unmerged"]);
     wait_until("the unmerged branch is reported as kept", CONVERGE, || {
         setup.status_json(env)[0]["kept_refs"] == serde_json::json!(["refs/heads/unmerged"])
     });
-    assert!(env.refs(&setup.mirror).contains_key("refs/heads/unmerged"), "unmerged work is never deleted");
+    assert!(
+        env.refs(&setup.mirror).contains_key("refs/heads/unmerged"),
+        "unmerged work is never deleted"
+    );
     assert!(!env.refs(&setup.mirror).contains_key("refs/heads/merged"));
+
+    // A force-push upstream is overwritten on the mirror.
+    env.git(work, &["reset", "-q", "--hard", &base]);
+    env.commit(work, "b.txt", "rewritten", "rewritten history");
+    setup.push(env, &["--force", "main"]);
+    setup.wait_for_mirror(env, &upstream_plus_kept_unmerged());
+
+    // The state is written just after the mirror's refs move.
+    wait_until("the update is recorded as finished", CONVERGE, || {
+        setup.status_json(env)[0]["update_status"] == "finished"
+    });
     let status = &setup.status_json(env)[0];
-    assert_eq!(status["update_status"], "finished", "{status:#}");
+    assert_eq!(
+        status["kept_refs"],
+        serde_json::json!(["refs/heads/unmerged"]),
+        "{status:#}"
+    );
+    assert_eq!(status["last_error"], serde_json::Value::Null, "{status:#}");
 }
 
 #[test]
@@ -70,13 +85,20 @@ fn the_pusher_does_not_wait_for_a_slow_mirror() {
     let env = TestEnv::new();
     let setup = Setup::file(&env, &["--delay", "0s"]);
     let marker = env.path("mirror-received");
-    write_hook(&setup.mirror, "pre-receive", &format!("#!/bin/sh\nsleep 5\ntouch '{}'\n", marker.display()));
+    write_hook(
+        &setup.mirror,
+        "pre-receive",
+        &format!("#!/bin/sh\nsleep 5\ntouch '{}'\n", marker.display()),
+    );
     let pushed = env.commit(&setup.work, "a.txt", "one", "first");
     let started = Instant::now();
     setup.push(&env, &["main"]);
     let push_took = started.elapsed();
     // Order of events: our push returned while the mirror was still inside its 5 s pre-receive hook.
-    assert!(!marker.exists(), "git push returned only after the mirror had received the push ({push_took:?})");
+    assert!(
+        !marker.exists(),
+        "git push returned only after the mirror had received the push ({push_took:?})"
+    );
     setup.wait_converged(&env);
     assert!(marker.exists());
     assert_eq!(env.refs(&setup.mirror)["refs/heads/main"], pushed);
@@ -121,7 +143,11 @@ fn keep_divergent_refs_keeps_and_reports_a_commit_pushed_to_the_mirror() {
     wait_until("the divergent ref is reported", CONVERGE, || {
         setup.status_json(&env)[0]["divergent_refs"] == serde_json::json!(["refs/heads/main"])
     });
-    assert_eq!(env.refs(&setup.mirror)["refs/heads/main"], divergent, "the mirror's commit is kept");
+    assert_eq!(
+        env.refs(&setup.mirror)["refs/heads/main"],
+        divergent,
+        "the mirror's commit is kept"
+    );
     let status = &setup.status_json(&env)[0];
     assert_eq!(status["update_status"], "failed");
     assert!(status["last_error"].as_str().unwrap().contains("refs/heads/main"));
@@ -129,10 +155,20 @@ fn keep_divergent_refs_keeps_and_reports_a_commit_pushed_to_the_mirror() {
     let sync = gpm_output(&env, &["sync", path_str(&setup.upstream)]);
     assert_eq!(sync.status.code(), Some(1), "{}", stdout(&sync));
     let table = stdout(&sync);
-    assert!(table.contains("refs/heads/main") && table.contains("divergent"), "{table}");
-    assert!(table.contains("refs/heads/other") && table.contains("up-to-date"), "{table}");
+    assert!(
+        table.contains("refs/heads/main") && table.contains("divergent"),
+        "{table}"
+    );
+    assert!(
+        table.contains("refs/heads/other") && table.contains("up-to-date"),
+        "{table}"
+    );
     let status_exit = gpm_output(&env, &["status", path_str(&setup.upstream)]);
-    assert_eq!(status_exit.status.code(), Some(1), "status exits 1 when a mirror failed");
+    assert_eq!(
+        status_exit.status.code(),
+        Some(1),
+        "status exits 1 when a mirror failed"
+    );
 }
 
 #[test]
@@ -145,10 +181,21 @@ fn sync_reconciles_everything_and_prints_a_table() {
     env.git(&work, &["tag", "v1"]);
     env.git(&work, &["push", "--quiet", "origin", "main", "v1"]);
     // No hook: pushes made before the mirror was added are reconciled by `sync`.
-    gpm_ok(&env, &["add", path_str(&upstream), "backup", &format!("file://{}", path_str(&mirror))]);
+    gpm_ok(
+        &env,
+        &[
+            "add",
+            path_str(&upstream),
+            "backup",
+            &format!("file://{}", path_str(&mirror)),
+        ],
+    );
     let table = gpm_ok(&env, &["sync", path_str(&upstream)]);
     assert!(table.contains("mirror backup"), "{table}");
-    assert!(table.contains("refs/heads/main") && table.contains("created"), "{table}");
+    assert!(
+        table.contains("refs/heads/main") && table.contains("created"),
+        "{table}"
+    );
     assert!(table.contains("refs/tags/v1"), "{table}");
     assert!(table.contains("result: ok"), "{table}");
     assert_eq!(env.refs(&mirror), env.refs(&upstream));
@@ -185,11 +232,17 @@ fn protected_only_with_no_protected_branches_mirrors_no_branch_and_warns() {
     env.commit(&setup.work, "a.txt", "one", "first");
     env.git(&setup.work, &["tag", "v1"]);
     setup.push(&env, &["main", "v1"]);
-    let expected: std::collections::BTreeMap<String, String> =
-        env.refs(&setup.upstream).into_iter().filter(|(name, _)| name.starts_with("refs/tags/")).collect();
+    let expected: std::collections::BTreeMap<String, String> = env
+        .refs(&setup.upstream)
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("refs/tags/"))
+        .collect();
     setup.wait_for_mirror(&env, &expected);
     let table = gpm_ok(&env, &["sync", path_str(&setup.upstream)]);
-    assert!(table.contains("warning: only_protected_branches is set but the repository has no protected_branches"), "{table}");
+    assert!(
+        table.contains("warning: only_protected_branches is set but the repository has no protected_branches"),
+        "{table}"
+    );
 
     // Protecting main makes it mirrored.
     let config = setup.upstream.join("push-mirror.toml");
@@ -204,7 +257,17 @@ fn a_worker_ignores_the_hook_environment_it_inherits() {
     let env = TestEnv::new();
     let upstream = env.bare_repo("upstream.git");
     let mirror = env.bare_repo("mirror.git");
-    gpm_ok(&env, &["add", path_str(&upstream), "backup", &format!("file://{}", path_str(&mirror)), "--delay", "0s"]);
+    gpm_ok(
+        &env,
+        &[
+            "add",
+            path_str(&upstream),
+            "backup",
+            &format!("file://{}", path_str(&mirror)),
+            "--delay",
+            "0s",
+        ],
+    );
     let work = env.clone_work(&upstream, "work");
     let head = env.commit(&work, "a.txt", "one", "first");
     env.git(&work, &["push", "--quiet", "origin", "main"]);

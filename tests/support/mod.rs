@@ -135,7 +135,11 @@ pub fn write_hook(repo: &Path, name: &str, script: &str) {
 /// Makes the mirror count the pushes it receives (one line per receive-pack in `pushes.log`).
 pub fn count_mirror_pushes(mirror: &Path) -> PathBuf {
     let log = mirror.join("pushes.log");
-    write_hook(mirror, "post-receive", &format!("#!/bin/sh\necho push >> '{}'\n", log.display()));
+    write_hook(
+        mirror,
+        "post-receive",
+        &format!("#!/bin/sh\necho push >> '{}'\n", log.display()),
+    );
     log
 }
 

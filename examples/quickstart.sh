@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# One-command quickstart: mirror a local bare repository to a local mirror.
+# No network, no root, nothing outside a temporary directory is touched.
+#
+#   examples/quickstart.sh
+#
+# It builds git-push-mirror, creates upstream.git and mirror.git, adds the
+# mirror, installs the hook, makes a real `git push`, waits for the mirror to
+# catch up (printing how long that took) and shows `status`.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+echo "==> building git-push-mirror (release)"
+cargo build --release --quiet --manifest-path "$here/Cargo.toml"
+bin="$here/target/release/git-push-mirror"
+
+demo=$(mktemp -d "${TMPDIR:-/tmp}/git-push-mirror-quickstart.XXXXXX")
+# Keep the demo's spool, state and configuration inside the demo directory.
+export XDG_STATE_HOME="$demo/state" XDG_CONFIG_HOME="$demo/config"
+export GIT_CONFIG_GLOBAL="$demo/gitconfig" GIT_CONFIG_NOSYSTEM=1
+git config --global user.name "Quickstart" && git config --global user.email "quickstart@example.com"
+git config --global init.defaultBranch main
+
+echo "==> creating $demo/upstream.git and $demo/mirror.git"
+git init --quiet --bare "$demo/upstream.git"
+git init --quiet --bare "$demo/mirror.git"
+
+echo "==> git-push-mirror add / install"
+"$bin" add "$demo/upstream.git" backup "file://$demo/mirror.git"
+"$bin" install "$demo/upstream.git"
+
+echo "==> a real git push to upstream.git"
+git clone --quiet "$demo/upstream.git" "$demo/work" 2>/dev/null
+cd "$demo/work"
+echo "hello, mirror" > README
+git add README && git commit --quiet -m "first commit"
+git tag -a v1.0 -m "first release"
+start=$(date +%s%N)
+git push --quiet origin main v1.0
+pushed=$(date +%s%N)
+echo "    git push returned after $(( (pushed - start) / 1000000 )) ms"
+
+want=$(git rev-parse HEAD)
+for _ in $(seq 1 300); do
+  got=$(git --git-dir="$demo/mirror.git" rev-parse --verify --quiet refs/heads/main || true)
+  [ "$got" = "$want" ] && break
+  sleep 0.01
+done
+done_at=$(date +%s%N)
+if [ "$got" != "$want" ]; then
+  echo "the mirror did not catch up; see $XDG_STATE_HOME/git-push-mirror/git-push-mirror.log" >&2
+  exit 1
+fi
+echo "    mirror.git had the push $(( (done_at - pushed) / 1000000 )) ms after git push returned"
+
+echo "==> git-push-mirror status"
+sleep 0.2
+"$bin" status "$demo/upstream.git"
+echo
+echo "mirror.git now has:"
+git --git-dir="$demo/mirror.git" for-each-ref --format='    %(refname) %(objectname:short)'
+echo "(demo files are in $demo)"
