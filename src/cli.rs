@@ -342,7 +342,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, Exi
     init_logging(&global, cli.verbose, to_log_file);
     match cli.command {
         Command::Hook { .. } => unreachable!("handled above"),
-        Command::Run { repos, wait, .. } => cmd_run(&global, &repos, wait),
+        Command::Run { repos, wait, detached } => cmd_run(&global, &repos, wait, detached),
         Command::Sync { repo, mirror } => cmd_sync(&global, &repo, mirror.as_deref(), out),
         Command::Add {
             repo,
@@ -384,10 +384,11 @@ fn io(e: std::io::Error) -> Exit {
     Exit(EXIT_FAILED, e.into())
 }
 
-fn cmd_run(global: &GlobalConfig, repos: &[PathBuf], wait: bool) -> Result<u8, Exit> {
+fn cmd_run(global: &GlobalConfig, repos: &[PathBuf], wait: bool, detached: bool) -> Result<u8, Exit> {
     let options = worker::RunOptions {
         repos: repo_paths(repos)?,
         wait,
+        drift_scan: !detached,
     };
     let summary = worker::run(global, &options)?;
     log::debug!("run finished: {summary:?}");

@@ -578,6 +578,12 @@ fn load_global_with(explicit: Option<&Path>, env: Env<'_>, system_file: &Path) -
     }
 }
 
+/// The spool directory of the embedded defaults, where hooks spool while the
+/// global configuration cannot be read (the worker adopts entries from it).
+pub fn default_spool_dir() -> PathBuf {
+    state_base(&real_env).join("spool")
+}
+
 /// The hook's lenient path to the spool directory: never fails, reads no more
 /// than it must. On any problem it returns the default spool directory and a
 /// one-line warning, so a broken config never loses a push.

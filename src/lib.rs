@@ -9,6 +9,8 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod config_edit;
+pub mod drift;
+pub mod failpoint;
 pub mod fsutil;
 pub mod git;
 pub mod hook;

@@ -68,12 +68,37 @@ pub fn parse_entry(bytes: &[u8]) -> Result<SpoolEntry, BadEntry> {
 #[derive(Clone, Debug)]
 pub struct Spool {
     root: PathBuf,
+    /// This process's claim directory name under `claimed/`: `<host>.<pid>`.
+    owner: String,
+}
+
+/// A claim directory untouched this long belongs to a dead worker, even one
+/// on another host sharing the spool (claims live for milliseconds).
+const STALE_CLAIM: std::time::Duration = std::time::Duration::from_secs(600);
+
+fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    let name = String::from_utf8_lossy(&buf[..end]).replace(['/', '.'], "_");
+    if ok && !name.is_empty() {
+        name
+    } else {
+        "localhost".to_string()
+    }
+}
+
+fn process_alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    pid > 0 && (unsafe { libc::kill(pid, 0) } == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
 }
 
 impl Spool {
     pub fn new(root: &Path) -> Spool {
         Spool {
             root: root.to_path_buf(),
+            owner: format!("{}.{}", host_name(), std::process::id()),
         }
     }
 
@@ -108,6 +133,7 @@ impl Spool {
         let write = || -> io::Result<PathBuf> {
             let name = unique_name("", ".json");
             let tmp = write_synced(&self.dir("tmp"), &name, &bytes, 0o600)?;
+            crate::failpoint::hit("spool.before_publish");
             let dest = self.dir("new").join(&name);
             fs::rename(&tmp, &dest).inspect_err(|_| {
                 let _ = fs::remove_file(&tmp);
@@ -135,11 +161,24 @@ impl Spool {
         fs::read_dir(self.dir("new")).is_ok_and(|mut d| d.next().is_some())
     }
 
-    /// Claims an entry by renaming it into `claimed/`. `None` when another
-    /// worker claimed it first.
+    fn claim_dir(&self) -> PathBuf {
+        self.dir("claimed").join(&self.owner)
+    }
+
+    /// Claims an entry by renaming it into this process's `claimed/<host>.<pid>/`:
+    /// atomic, so of several workers (even on hosts sharing the spool) exactly
+    /// one gets it. `None` when another worker claimed it first.
     pub fn claim(&self, name: &str) -> io::Result<Option<PathBuf>> {
-        let dest = self.dir("claimed").join(name);
-        match fs::rename(self.dir("new").join(name), &dest) {
+        let dest = self.claim_dir().join(name);
+        let claim = || fs::rename(self.dir("new").join(name), &dest);
+        let claimed = match claim() {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !self.claim_dir().exists() => {
+                fs::create_dir_all(self.claim_dir())?;
+                claim()
+            }
+            other => other,
+        };
+        match claimed {
             Ok(()) => Ok(Some(dest)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
@@ -154,7 +193,7 @@ impl Spool {
     /// Deletes a claimed entry whose request is recorded elsewhere.
     pub fn retire(&self, claimed: &Path) -> io::Result<()> {
         fs::remove_file(claimed)?;
-        fsync_dir(&self.dir("claimed"))
+        fsync_dir(claimed.parent().unwrap_or(&self.claim_dir()))
     }
 
     /// Moves a claimed entry to `bad/` for the admin to inspect.
@@ -167,19 +206,73 @@ impl Spool {
         Ok(dest)
     }
 
-    /// Puts entries a killed worker had claimed back into `new/`. Only called
-    /// by the holder of the worker lock, when no other worker can hold claims.
+    /// Puts entries claimed by workers that are gone back into `new/`: this
+    /// host's dead processes, and any claim left untouched for ten minutes.
     pub fn requeue_claimed(&self) -> io::Result<usize> {
-        let names = list_sorted(&self.dir("claimed"))?;
-        for name in &names {
-            fs::rename(self.dir("claimed").join(name), self.dir("new").join(name))?;
+        let host_prefix = format!("{}.", host_name());
+        let mut requeued = 0;
+        for owner in list_sorted(&self.dir("claimed"))? {
+            let dir = self.dir("claimed").join(&owner);
+            if !dir.is_dir() {
+                // A claim from before per-worker claim directories.
+                fs::rename(&dir, self.dir("new").join(&owner))?;
+                requeued += 1;
+                continue;
+            }
+            let dead = match owner.strip_prefix(&host_prefix).and_then(|pid| pid.parse::<i32>().ok()) {
+                Some(pid) => !process_alive(pid),
+                None => fs::metadata(&dir)?
+                    .modified()?
+                    .elapsed()
+                    .is_ok_and(|age| age > STALE_CLAIM),
+            };
+            if !dead || owner == self.owner {
+                continue;
+            }
+            for name in list_sorted(&dir)? {
+                fs::rename(dir.join(&name), self.dir("new").join(&name))?;
+                requeued += 1;
+            }
+            let _ = fs::remove_dir(&dir);
         }
-        Ok(names.len())
+        Ok(requeued)
     }
 
-    /// Number of entries waiting and the age of the oldest, for monitoring.
+    /// Moves every waiting entry of `other` into this spool, durably (hooks
+    /// fall back to the default spool while the global configuration is
+    /// broken). Unreadable entries stay in `other` for `other`'s own worker.
+    pub fn adopt(&self, other: &Spool) -> io::Result<usize> {
+        let mut adopted = 0;
+        for name in other.waiting()? {
+            let Some(claimed) = other.claim(&name)? else { continue };
+            match other.read(&claimed) {
+                Ok(entry) => {
+                    self.write(&entry)?;
+                    other.retire(&claimed)?;
+                    adopted += 1;
+                }
+                Err(_) => {
+                    other.quarantine(&claimed)?;
+                }
+            }
+        }
+        other.release_claims();
+        Ok(adopted)
+    }
+
+    /// Removes this process's claim directory if it is empty (at exit).
+    pub fn release_claims(&self) {
+        let _ = fs::remove_dir(self.claim_dir());
+    }
+
+    /// Entries waiting or claimed, for monitoring.
     pub fn depth(&self) -> io::Result<usize> {
-        Ok(self.waiting()?.len() + list_sorted(&self.dir("claimed"))?.len())
+        let mut depth = self.waiting()?.len();
+        for owner in list_sorted(&self.dir("claimed"))? {
+            let dir = self.dir("claimed").join(&owner);
+            depth += if dir.is_dir() { list_sorted(&dir)?.len() } else { 1 };
+        }
+        Ok(depth)
     }
 }
 
@@ -253,9 +346,34 @@ mod tests {
         let spool = Spool::new(dir.path());
         spool.write(&entry()).unwrap();
         let name = spool.waiting().unwrap().remove(0);
-        spool.claim(&name).unwrap().unwrap();
+        let claimed = spool.claim(&name).unwrap().unwrap();
+        assert_eq!(spool.requeue_claimed().unwrap(), 0, "a live worker's claims stay");
+        // Move the claim under a process of this host that cannot exist.
+        let dead = dir.path().join("claimed").join(format!("{}.{}", host_name(), i32::MAX));
+        fs::create_dir_all(&dead).unwrap();
+        fs::rename(&claimed, dead.join(&name)).unwrap();
         assert!(!spool.has_waiting());
+        assert_eq!(spool.depth().unwrap(), 1);
         assert_eq!(spool.requeue_claimed().unwrap(), 1);
         assert_eq!(spool.waiting().unwrap(), vec![name]);
+        assert!(!dead.exists());
+    }
+
+    #[test]
+    fn claims_of_other_hosts_are_requeued_only_when_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path());
+        spool.ensure_dirs().unwrap();
+        let other = dir.path().join("claimed").join("otherhost.42");
+        fs::create_dir_all(&other).unwrap();
+        fs::write(other.join("e.json"), b"{}").unwrap();
+        assert_eq!(
+            spool.requeue_claimed().unwrap(),
+            0,
+            "another host's fresh claim is in flight"
+        );
+        let old = std::time::SystemTime::now() - STALE_CLAIM - std::time::Duration::from_secs(1);
+        fs::File::open(&other).unwrap().set_modified(old).unwrap();
+        assert_eq!(spool.requeue_claimed().unwrap(), 1);
     }
 }

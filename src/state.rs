@@ -113,6 +113,10 @@ pub struct MirrorState {
     pub next_attempt_at_ms: Option<u64>,
     #[serde(default)]
     pub seq: u64,
+    /// Fingerprint of the local refs the last decisions were made for (the
+    /// snapshot file): the drift scan compares it with the repository's refs.
+    #[serde(default)]
+    pub snapshot_fingerprint: Option<String>,
 }
 
 impl MirrorState {
@@ -217,6 +221,22 @@ impl StateStore {
         self.repo_dir(repo).join("mirrors").join(format!("{mirror}.json"))
     }
 
+    fn snapshot_file(&self, repo: &Path, mirror: &str) -> PathBuf {
+        self.repo_dir(repo).join("mirrors").join(format!("{mirror}.refs"))
+    }
+
+    /// The local values of the in-scope refs as of the mirror's last
+    /// decisions (what the drift scan compares against).
+    pub fn load_snapshot(&self, repo: &Path, mirror: &str) -> Result<BTreeMap<String, Oid>> {
+        Ok(read_json(&self.snapshot_file(repo, mirror))?.unwrap_or_default())
+    }
+
+    pub fn save_snapshot(&self, repo: &Path, mirror: &str, refs: &BTreeMap<String, Oid>) -> Result<()> {
+        let bytes = serde_json::to_vec(refs)?;
+        let path = self.snapshot_file(repo, mirror);
+        write_atomic(&path, &bytes, 0o600).with_context(|| format!("writing {}", path.display()))
+    }
+
     /// The lock held for the whole of one update of a (repository, mirror) pair.
     pub fn push_lock_path(&self, repo: &Path, mirror: &str) -> Result<PathBuf> {
         let dir = self.repo_dir(repo).join("mirrors");
@@ -280,6 +300,7 @@ impl StateStore {
         let _lock = self.lock(repo)?;
         for path in [
             self.mirror_file(repo, mirror),
+            self.snapshot_file(repo, mirror),
             self.repo_dir(repo).join("mirrors").join(format!("{mirror}.lock")),
         ] {
             match fs::remove_file(&path) {

@@ -3,6 +3,7 @@
 
 use crate::auth::remote_access;
 use crate::config::{GlobalConfig, MirrorConfig, RetryPolicy};
+use crate::failpoint;
 use crate::fsutil::now_ms;
 use crate::git::{self, PushFlag, PushedRef, RemoteAccess};
 use crate::oid::Oid;
@@ -100,6 +101,8 @@ impl RefOutcome {
 pub struct RefResult {
     pub name: String,
     pub outcome: RefOutcome,
+    /// The local value the decision was made for (`None`: absent locally).
+    pub local: Option<Oid>,
 }
 
 /// The result of one mirror update.
@@ -183,6 +186,7 @@ pub fn update_mirror(
         state.last_update_started_at_ms = Some(started);
         state.clone()
     })?;
+    failpoint::hit("update.after_started");
     let reach = if full || snapshot.full_sync_seq.is_some() {
         Reach::Everything
     } else {
@@ -192,13 +196,49 @@ pub fn update_mirror(
         Ok(access) => reconcile(repo, mirror, &access, &snapshot, reach),
         Err(e) => UpdateReport::failed(format!("{e:#}")),
     };
+    failpoint::hit("update.after_push");
     for warning in &report.warnings {
         log::warn!("{}: mirror {}: {warning}", repo.display(), mirror.name);
     }
+    let fingerprint = record_snapshot(store, repo, &mirror.name, reach, &report)?;
     store.update_mirror(repo, &mirror.name, |state| {
-        record_outcome(state, &snapshot, reach, &report, &global.retry)
+        record_outcome(state, &snapshot, reach, &report, &global.retry);
+        if fingerprint.is_some() {
+            state.snapshot_fingerprint = fingerprint;
+        }
     })?;
+    failpoint::hit("update.after_outcome");
     Ok(report)
+}
+
+/// Updates the snapshot of local values the mirror's decisions were made
+/// for (the drift scan's reference); returns its new fingerprint.
+fn record_snapshot(
+    store: &StateStore,
+    repo: &Path,
+    mirror: &str,
+    reach: Reach,
+    report: &UpdateReport,
+) -> Result<Option<String>> {
+    if report.error.is_some() {
+        return Ok(None);
+    }
+    let old = store.load_snapshot(repo, mirror)?;
+    let mut snapshot = if reach == Reach::Everything {
+        BTreeMap::new()
+    } else {
+        old.clone()
+    };
+    for result in report.refs.iter().filter(|r| r.outcome.is_settled()) {
+        match &result.local {
+            Some(oid) => snapshot.insert(result.name.clone(), oid.clone()),
+            None => snapshot.remove(&result.name),
+        };
+    }
+    if snapshot != old {
+        store.save_snapshot(repo, mirror, &snapshot)?;
+    }
+    Ok(Some(crate::drift::fingerprint(&snapshot)))
 }
 
 fn reconcile(
@@ -225,7 +265,7 @@ fn reconcile(
         })
         .collect();
     let mut reach = reach;
-    let mut results: BTreeMap<String, RefOutcome> = BTreeMap::new();
+    let mut results: BTreeMap<String, RefResult> = BTreeMap::new();
     let mut warnings = Vec::new();
     for attempt in 1..=LEASE_ATTEMPTS {
         let attempt_result = reconcile_once(&local_repo, repo, mirror, access, &pending, reach);
@@ -239,14 +279,14 @@ fn reconcile(
         };
         warnings.extend(plan_warnings);
         let mut stale = BTreeMap::new();
-        for (name, outcome) in outcomes {
-            let lease_failed = matches!(&outcome, RefOutcome::Rejected { reason } if reason == "stale info");
+        for result in outcomes {
+            let lease_failed = matches!(&result.outcome, RefOutcome::Rejected { reason } if reason == "stale info");
             if lease_failed && attempt < LEASE_ATTEMPTS {
                 // The mirror moved since we looked: look again and re-plan this ref.
-                let hint = pending.get(&name).cloned().unwrap_or_default();
-                stale.insert(name, hint);
+                let hint = pending.get(&result.name).cloned().unwrap_or_default();
+                stale.insert(result.name, hint);
             } else {
-                results.insert(name, outcome);
+                results.insert(result.name.clone(), result);
             }
         }
         if stale.is_empty() {
@@ -263,14 +303,11 @@ fn reconcile(
     }
 }
 
-fn into_results(results: BTreeMap<String, RefOutcome>) -> Vec<RefResult> {
-    results
-        .into_iter()
-        .map(|(name, outcome)| RefResult { name, outcome })
-        .collect()
+fn into_results(results: BTreeMap<String, RefResult>) -> Vec<RefResult> {
+    results.into_values().collect()
 }
 
-type Outcomes = (Vec<(String, RefOutcome)>, Vec<String>);
+type Outcomes = (Vec<RefResult>, Vec<String>);
 
 fn reconcile_once(
     local_repo: &LocalRepo,
@@ -330,7 +367,12 @@ fn reconcile_once(
                 Decision::Kept { why, .. } => RefOutcome::Kept { why },
                 Decision::Blocked { by } => RefOutcome::Blocked { by },
             };
-            (r.name, outcome)
+            let local = local.direct.get(&r.name).cloned();
+            RefResult {
+                name: r.name,
+                outcome,
+                local,
+            }
         })
         .collect();
     Ok((outcomes, warnings))
@@ -468,6 +510,7 @@ mod tests {
 
     fn result(name: &str, outcome: RefOutcome) -> RefResult {
         RefResult {
+            local: None,
             name: name.to_string(),
             outcome,
         }

@@ -5,7 +5,7 @@ use crate::config::{self, GlobalConfig};
 use crate::fsutil::{FileLock, now_ms};
 use crate::hook::WORKER_LOCK;
 use crate::spool::Spool;
-use crate::state::{MirrorState, StateStore};
+use crate::state::{MirrorState, StateStore, UpdateStatus};
 use crate::update::update_mirror;
 use anyhow::{Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
@@ -41,6 +41,9 @@ pub struct RunOptions {
     pub repos: Vec<PathBuf>,
     /// Wait for a worker that is draining to finish, then drain, instead of leaving it the work.
     pub wait: bool,
+    /// Compare registered repositories' refs with what their mirrors last got
+    /// (cron and manual runs; a hook's worker skips it to stay cheap).
+    pub drift_scan: bool,
 }
 
 /// Drains the spool and runs due mirror updates until nothing is due within
@@ -121,6 +124,26 @@ impl<'a> Drain<'a> {
         if requeued > 0 {
             log::info!("requeued {requeued} spool entries claimed by a worker that stopped");
         }
+        self.adopt_fallback_spool();
+        let result = self.drain(summary);
+        self.spool.release_claims();
+        result
+    }
+
+    /// Takes over entries hooks wrote to the default spool while the global
+    /// configuration (which names this spool) could not be read.
+    fn adopt_fallback_spool(&self) {
+        let fallback = Spool::new(&config::default_spool_dir());
+        if fallback.root() == self.spool.root() || !fallback.has_waiting() {
+            return;
+        }
+        match self.spool.adopt(&fallback) {
+            Ok(n) => log::info!("took {n} entries from the fallback spool {}", fallback.root().display()),
+            Err(e) => log::error!("reading the fallback spool {}: {e}", fallback.root().display()),
+        }
+    }
+
+    fn drain(&mut self, summary: &mut RunSummary) -> Result<()> {
         self.find_existing_work()?;
         let (done_tx, done_rx) = mpsc::channel::<(Pair, Result<PairOutcome>)>();
         std::thread::scope(|scope| -> Result<()> {
@@ -183,7 +206,8 @@ impl<'a> Drain<'a> {
         !self.due.values().any(soon) && !routable_soon
     }
 
-    /// Pairs and repositories left with work by earlier runs (failures to retry, broken configs).
+    /// Pairs and repositories left with work by earlier runs (failures to
+    /// retry, broken configs, interrupted updates), and drifted refs.
     fn find_existing_work(&mut self) -> Result<()> {
         for repo in self.store.known_repos()? {
             if !self.wanted(&repo) {
@@ -192,14 +216,44 @@ impl<'a> Drain<'a> {
             if self.store.load_record(&repo)?.is_some_and(|r| !r.pending.is_empty()) {
                 self.unrouted.insert(repo.clone(), 0);
             }
+            if self.options.drift_scan && repo.exists() {
+                if let Err(e) = crate::drift::scan_repository(self.store, self.global, &repo) {
+                    log::warn!("{}: drift scan skipped: {e:#}", repo.display());
+                }
+            }
             for mirror in self.store.mirror_names(&repo)? {
-                let state = self.store.load_mirror(&repo, &mirror)?;
+                let state = self.recover_interrupted(&repo, &mirror)?;
                 if state.has_work() {
                     self.schedule(&repo, &mirror, &state);
                 }
             }
         }
         Ok(())
+    }
+
+    /// A state left `started` by a worker that died mid-update (nobody holds
+    /// its push lock) becomes `to_retry` with a full reconciliation owed:
+    /// nobody knows how far the update got.
+    fn recover_interrupted(&self, repo: &Path, mirror: &str) -> Result<MirrorState> {
+        let state = self.store.load_mirror(repo, mirror)?;
+        if state.update_status != UpdateStatus::Started {
+            return Ok(state);
+        }
+        let Some(_push_lock) = FileLock::try_acquire(&self.store.push_lock_path(repo, mirror)?)? else {
+            return Ok(state); // still being updated
+        };
+        log::warn!(
+            "{}: mirror {mirror}: the previous update was interrupted; reconciling again",
+            repo.display()
+        );
+        self.store.update_mirror(repo, mirror, |state| {
+            if state.update_status == UpdateStatus::Started {
+                state.update_status = UpdateStatus::ToRetry;
+                state.last_error = Some("the previous update was interrupted before it finished".to_string());
+                state.request_full_sync(now_ms());
+            }
+            state.clone()
+        })
     }
 
     /// Puts a pair with work on the schedule. Pairs whose configuration is
@@ -220,6 +274,7 @@ impl<'a> Drain<'a> {
             let Some(claimed) = self.spool.claim(&name)? else {
                 continue;
             };
+            crate::failpoint::hit("ingest.after_claim");
             let entry = match self.spool.read(&claimed) {
                 Ok(entry) => entry,
                 Err(e) => {
@@ -229,6 +284,14 @@ impl<'a> Drain<'a> {
                     continue;
                 }
             };
+            if !looks_like_a_repository(&entry.repo) {
+                log::error!(
+                    "spool entry {name} names {}, which is not a git repository (deleted or moved?); dropped",
+                    entry.repo.display()
+                );
+                self.spool.retire(&claimed)?;
+                continue;
+            }
             {
                 let _lock = self.store.lock(&entry.repo)?;
                 let mut record = self.store.load_record(&entry.repo)?.unwrap_or_default();
@@ -236,6 +299,7 @@ impl<'a> Drain<'a> {
                 record.record(&entry.updates, entry.received_at_ms);
                 self.store.save_record(&record)?;
             }
+            crate::failpoint::hit("ingest.after_record");
             self.spool.retire(&claimed)?;
             summary.entries_ingested += 1;
             self.unrouted.insert(entry.repo, 0);
@@ -292,6 +356,7 @@ impl<'a> Drain<'a> {
                 state.request_full_sync(now);
             }
             self.store.save_mirror(&state)?;
+            crate::failpoint::hit("route.after_mirror_saved");
             routed.push((mirror.name.clone(), state));
         }
         record.pending.clear();
@@ -349,6 +414,12 @@ impl<'a> Drain<'a> {
     }
 }
 
+/// Whether a path is plausibly a git directory (cheap: the hook's entries are
+/// checked again when the repository is opened).
+fn looks_like_a_repository(path: &Path) -> bool {
+    path.join("HEAD").is_file() && path.join("objects").is_dir()
+}
+
 /// What became of one dispatched pair.
 enum PairOutcome {
     Updated {
@@ -370,9 +441,6 @@ fn update_pair(
         log::debug!("{}: mirror {name} is being updated by another process", repo.display());
         return Ok(PairOutcome::Busy);
     };
-    if !repo.exists() {
-        anyhow::bail!("the repository no longer exists");
-    }
     let report = update_mirror(store, global, repo, mirror, false)?;
     let changed = report
         .refs

@@ -51,12 +51,22 @@ pub fn spool_dir(env: &TestEnv) -> PathBuf {
     state_base(env).join("spool")
 }
 
-/// Files in a spool subdirectory (`new`, `claimed`, `bad`, `tmp`).
+/// Files in a spool subdirectory (`new`, `claimed`, `bad`, `tmp`), including
+/// those in per-worker subdirectories (`claimed/<host>.<pid>/`).
 pub fn spool_files(env: &TestEnv, sub: &str) -> Vec<PathBuf> {
-    match std::fs::read_dir(spool_dir(env).join(sub)) {
-        Ok(entries) => entries.map(|e| e.unwrap().path()).collect(),
-        Err(_) => Vec::new(),
+    fn walk(dir: &Path, files: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, files)
+            } else {
+                files.push(path)
+            }
+        }
     }
+    let mut files = Vec::new();
+    walk(&spool_dir(env).join(sub), &mut files);
+    files
 }
 
 /// An upstream bare repository with the hook installed and one mirror, and a work clone.
