@@ -260,6 +260,24 @@ impl Spool {
         Ok(adopted)
     }
 
+    /// Deletes temp files of hooks that died before publishing them (their
+    /// push is caught by the drift scan); only old ones, never a live write.
+    pub fn remove_stale_temp_files(&self) -> io::Result<usize> {
+        let mut removed = 0;
+        for name in list_sorted(&self.dir("tmp"))? {
+            let path = self.dir("tmp").join(&name);
+            if fs::metadata(&path)?
+                .modified()?
+                .elapsed()
+                .is_ok_and(|age| age > STALE_CLAIM)
+            {
+                fs::remove_file(&path)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Removes this process's claim directory if it is empty (at exit).
     pub fn release_claims(&self) {
         let _ = fs::remove_dir(self.claim_dir());

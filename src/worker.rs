@@ -124,6 +124,13 @@ impl<'a> Drain<'a> {
         if requeued > 0 {
             log::info!("requeued {requeued} spool entries claimed by a worker that stopped");
         }
+        match self.spool.remove_stale_temp_files() {
+            Ok(0) => {}
+            Ok(n) => {
+                log::warn!("removed {n} unpublished spool files of hooks that died; the drift scan covers their pushes")
+            }
+            Err(e) => log::warn!("cleaning the spool's tmp/: {e}"),
+        }
         self.adopt_fallback_spool();
         let result = self.drain(summary);
         self.spool.release_claims();
@@ -216,10 +223,11 @@ impl<'a> Drain<'a> {
             if self.store.load_record(&repo)?.is_some_and(|r| !r.pending.is_empty()) {
                 self.unrouted.insert(repo.clone(), 0);
             }
-            if self.options.drift_scan && repo.exists() {
-                if let Err(e) = crate::drift::scan_repository(self.store, self.global, &repo) {
-                    log::warn!("{}: drift scan skipped: {e:#}", repo.display());
-                }
+            if self.options.drift_scan
+                && repo.exists()
+                && let Err(e) = crate::drift::scan_repository(self.store, self.global, &repo)
+            {
+                log::warn!("{}: drift scan skipped: {e:#}", repo.display());
             }
             for mirror in self.store.mirror_names(&repo)? {
                 let state = self.recover_interrupted(&repo, &mirror)?;
