@@ -1,14 +1,15 @@
 //! How git reaches a mirror: transport allowlist, HTTPS credentials through environment config
-//! and a credential helper (never argv), fail-closed SSH options.
+//! and a credential helper (never argv), fail-closed SSH (see [`crate::ssh`]), and hints that turn
+//! git's authentication errors into what to do.
 
 use crate::config::{GlobalConfig, MirrorConfig, SecretSource};
 use crate::git::RemoteAccess;
-use crate::remote_url::{Transport, transport_of};
+use crate::remote_url::{Transport, split_credentials, transport_of};
+use crate::ssh;
 use anyhow::{Context, Result, bail};
 use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::time::Duration;
 
 /// Refuses a URL whose transport is not in `allowed` (remote helpers always).
 pub fn check_transport(url: &str, allowed: &[String]) -> Result<Transport> {
@@ -30,11 +31,15 @@ pub fn check_transport(url: &str, allowed: &[String]) -> Result<Transport> {
 
 /// Reads a secret from its source. Files must not be group/world readable.
 pub fn read_secret(source: &SecretSource) -> Result<String> {
-    match source {
+    let secret = match source {
         SecretSource::Inline(secret) => Ok(secret.clone()),
-        SecretSource::Env(var) => {
-            std::env::var(var).with_context(|| format!("the environment variable {var} (password_env) is not set"))
-        }
+        SecretSource::Env(var) => match std::env::var(var) {
+            Ok(value) if !value.is_empty() => Ok(value),
+            _ => Err(anyhow::anyhow!(
+                "the environment variable {var} (password_env) is not set or empty; the worker takes it \
+                 from the process that starts it (the git server running the hook, cron, or your shell)"
+            )),
+        },
         SecretSource::File(path) => {
             refuse_if_readable_by_others(path, "password file")?;
             let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -44,7 +49,13 @@ pub fn read_secret(source: &SecretSource) -> Result<String> {
             }
             Ok(secret)
         }
+    }?;
+    // git's credential protocol is line-based: a line break would let the
+    // secret inject other credential fields.
+    if secret.contains(['\n', '\r', '\0']) {
+        bail!("the password contains a line break or NUL byte, which git's credential protocol cannot carry");
     }
+    Ok(secret)
 }
 
 /// Fails when `path` can be read by its group or by others.
@@ -70,32 +81,38 @@ pub fn refuse_if_readable_by_others(path: &Path, what: &str) -> Result<()> {
 const CREDENTIAL_HELPER: &str = "!f() { test \"$1\" = get || return 0; \
 printf 'username=%s\\npassword=%s\\n' \"$GIT_PUSH_MIRROR_USERNAME\" \"$GIT_PUSH_MIRROR_PASSWORD\"; }; f";
 
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
-}
-
 /// Everything git needs to reach `mirror`, or why it can't.
 pub fn remote_access(mirror: &MirrorConfig, global: &GlobalConfig) -> Result<RemoteAccess> {
     let transport = check_transport(&mirror.url, &global.allowed_protocols)?;
     let mut access = RemoteAccess::new(&mirror.url, mirror.timeout, &global.allowed_protocols);
+    access.mirror = mirror.name.clone();
     let mut config: Vec<(&str, String)> = Vec::new();
-    if let Some(source) = &mirror.password {
-        let secret = read_secret(source).with_context(|| format!("mirror {}", mirror.name))?;
-        let username = mirror.username.clone().unwrap_or_default();
-        // An empty helper first resets the admin's helpers: no credential store ever sees the secret.
-        config.push(("credential.helper", String::new()));
-        config.push(("credential.helper", CREDENTIAL_HELPER.to_string()));
-        access.env.push(("GIT_PUSH_MIRROR_USERNAME".into(), username.into()));
-        access
-            .env
-            .push(("GIT_PUSH_MIRROR_PASSWORD".into(), secret.clone().into()));
-        access.secrets.push(secret);
-    }
-    if transport == Transport::Ssh {
-        access
-            .env
-            .push(("GIT_SSH_COMMAND".into(), ssh_command(mirror, mirror.timeout).into()));
-        access.env.push(("GIT_SSH_VARIANT".into(), OsString::from("ssh")));
+    match transport {
+        // A password goes only to HTTP(S): over file:// or ssh it would reach
+        // the mirror's hooks or the ssh client through the environment.
+        Transport::Https | Transport::Http => {
+            if let Some(source) = &mirror.password {
+                let secret = read_secret(source).with_context(|| format!("mirror {}", mirror.name))?;
+                let username = mirror.username.clone().unwrap_or_default();
+                // An empty helper first resets the admin's helpers: no credential store ever sees the secret.
+                config.push(("credential.helper", String::new()));
+                config.push(("credential.helper", CREDENTIAL_HELPER.to_string()));
+                access.env.push(("GIT_PUSH_MIRROR_USERNAME".into(), username.into()));
+                access
+                    .env
+                    .push(("GIT_PUSH_MIRROR_PASSWORD".into(), secret.clone().into()));
+                access.secrets.push(secret);
+            }
+        }
+        Transport::Ssh => {
+            check_ssh_files(mirror)?;
+            access.env.push((
+                "GIT_SSH_COMMAND".into(),
+                ssh::ssh_command(mirror, mirror.timeout).into(),
+            ));
+            access.env.push(("GIT_SSH_VARIANT".into(), OsString::from("ssh")));
+        }
+        Transport::Git | Transport::File | Transport::Refused(_) => {}
     }
     access
         .env
@@ -107,25 +124,81 @@ pub fn remote_access(mirror: &MirrorConfig, global: &GlobalConfig) -> Result<Rem
     Ok(access)
 }
 
-/// The fail-closed ssh command line (it holds paths, never secrets).
-pub fn ssh_command(mirror: &MirrorConfig, timeout: Duration) -> String {
-    let connect_timeout = timeout.as_secs().clamp(1, 30);
-    let mut cmd = format!(
-        "ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o ConnectTimeout={connect_timeout} -o ServerAliveInterval=15 -o ServerAliveCountMax=2"
-    );
+/// The mirror's SSH key must be private and its known_hosts file must exist,
+/// checked before any connection so the error says what to do.
+fn check_ssh_files(mirror: &MirrorConfig) -> Result<()> {
+    let name = &mirror.name;
     if let Some(key) = &mirror.ssh_key {
-        cmd.push_str(&format!(
-            " -o IdentitiesOnly=yes -i {}",
-            shell_quote(&key.to_string_lossy())
-        ));
+        match ssh::check_key_file(key) {
+            Ok(()) => {}
+            Err(ssh::KeyFileError::Missing(_)) => bail!(
+                "mirror {name}: the SSH key {} does not exist; create it with `git-push-mirror keygen REPO {name}` \
+                 or point ssh_key at an existing key",
+                key.display()
+            ),
+            Err(e) => bail!("mirror {name}: {e}"),
+        }
     }
-    if let Some(known_hosts) = &mirror.known_hosts {
-        cmd.push_str(&format!(
-            " -o UserKnownHostsFile={}",
-            shell_quote(&known_hosts.to_string_lossy())
-        ));
+    if let Some(known_hosts) = &mirror.known_hosts
+        && !known_hosts.exists()
+    {
+        bail!(
+            "mirror {name}: the known_hosts file {} does not exist; check the host's key fingerprints with \
+             `git-push-mirror known-hosts {}` and record them with `--accept --repo REPO --mirror {name}`",
+            known_hosts.display(),
+            split_credentials(&mirror.url).url
+        );
     }
-    cmd
+    Ok(())
+}
+
+/// How to fix a failure git reported, when its stderr says what went wrong.
+pub fn failure_hint(access: &RemoteAccess, stderr: &str) -> Option<String> {
+    let has = |needle: &str| stderr.contains(needle);
+    let name = if access.mirror.is_empty() {
+        "NAME"
+    } else {
+        access.mirror.as_str()
+    };
+    let url = split_credentials(&access.url).url;
+    let hint = if has("REMOTE HOST IDENTIFICATION HAS CHANGED") || (has("Host key for") && has("has changed")) {
+        format!(
+            "the mirror's SSH host key changed since it was accepted, which may be an attack; only if the \
+             host's admin confirms the change, compare the new fingerprints from `git-push-mirror known-hosts {url}` \
+             and record them with `--accept --repo REPO --mirror {name}`"
+        )
+    } else if has("Host key verification failed") {
+        format!(
+            "the mirror's SSH host key is not known: compare its fingerprints from \
+             `git-push-mirror known-hosts {url}` with the ones the host publishes, then record them with \
+             `--accept --repo REPO --mirror {name}`"
+        )
+    } else if has("Permission denied (publickey") {
+        format!(
+            "the SSH server refused the key: add the mirror's public key (the ssh_key file + .pub; \
+             `git-push-mirror keygen REPO {name}` creates a key pair) to the account's authorized_keys or as a \
+             deploy key with write access"
+        )
+    } else if has("terminal prompts disabled") && access.secrets.is_empty() {
+        format!(
+            "the mirror asks for a user name and password: set them with \
+             `git-push-mirror set REPO {name} --username USER --password-file FILE`"
+        )
+    } else if has("Authentication failed") || has("error: 401") {
+        "the mirror refused the user name and password/token: check `username` and the secret in \
+         password_file, password_env or password; the token may have expired or been revoked"
+            .to_string()
+    } else if has("error: 403") {
+        "the mirror accepted the credentials but refused access: give the token write access to this \
+         repository (GitHub: Contents read/write, and Workflows if it has .github/workflows; GitLab: \
+         write_repository)"
+            .to_string()
+    } else if has("transport '") && has("' not allowed") {
+        "the transport is not in allowed_protocols of the global configuration".to_string()
+    } else {
+        return None;
+    };
+    Some(hint)
 }
 
 #[cfg(test)]
@@ -150,6 +223,89 @@ mod tests {
         assert!(check_transport("https://h/a.git", &only_https).is_ok());
         let err = check_transport("git://h/a.git", &only_https).unwrap_err().to_string();
         assert!(err.contains("allowed_protocols"), "{err}");
+    }
+
+    fn mirror(url: &str, password: Option<SecretSource>) -> MirrorConfig {
+        MirrorConfig {
+            name: "m".into(),
+            url: url.into(),
+            enabled: true,
+            rules: Default::default(),
+            username: Some("bot".into()),
+            password,
+            ssh_key: None,
+            known_hosts: None,
+            delay: std::time::Duration::ZERO,
+            min_interval: std::time::Duration::ZERO,
+            timeout: std::time::Duration::from_secs(60),
+        }
+    }
+
+    fn env_value<'a>(access: &'a RemoteAccess, name: &str) -> Option<&'a OsString> {
+        access.env.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+
+    #[test]
+    fn the_password_travels_in_the_environment_and_only_over_http() {
+        let global = GlobalConfig::embedded(Path::new("/nonexistent"));
+        let secret = || Some(SecretSource::Inline("t0ken".into()));
+        let https = remote_access(&mirror("https://h/a.git", secret()), &global).unwrap();
+        assert_eq!(env_value(&https, "GIT_PUSH_MIRROR_PASSWORD").unwrap(), "t0ken");
+        assert_eq!(env_value(&https, "GIT_CONFIG_COUNT").unwrap(), "2");
+        assert_eq!(
+            env_value(&https, "GIT_CONFIG_VALUE_0").unwrap(),
+            "",
+            "helpers are reset first"
+        );
+        assert!(
+            !https
+                .env
+                .iter()
+                .any(|(n, v)| n != "GIT_PUSH_MIRROR_PASSWORD" && v.to_string_lossy().contains("t0ken"))
+        );
+        assert!(!format!("{https:?}").contains("t0ken"), "Debug hides the secret");
+        assert_eq!(https.redact("token t0ken"), "token *****");
+        for url in ["file:///srv/a.git", "git://h/a.git", "ssh://h/a.git"] {
+            let access = remote_access(&mirror(url, secret()), &global).unwrap();
+            assert!(env_value(&access, "GIT_PUSH_MIRROR_PASSWORD").is_none(), "{url}");
+            assert_eq!(env_value(&access, "GIT_CONFIG_COUNT").unwrap(), "0", "{url}");
+        }
+    }
+
+    #[test]
+    fn secrets_that_could_inject_credential_fields_are_refused() {
+        let err = read_secret(&SecretSource::Inline("a\nurl=https://evil".into())).unwrap_err();
+        assert!(err.to_string().contains("line break"), "{err}");
+    }
+
+    #[test]
+    fn failures_come_with_a_hint_saying_what_to_do() {
+        let mut access = RemoteAccess::new("ssh://git@h:2222/a.git", std::time::Duration::from_secs(1), &[]);
+        access.mirror = "backup".into();
+        let unknown = "No ED25519 host key is known for [h]:2222 and you have requested strict checking.\r\n\
+                       Host key verification failed.\r\nfatal: Could not read from remote repository.\n";
+        let hint = failure_hint(&access, unknown).unwrap();
+        assert!(
+            hint.contains("known-hosts ssh://h:2222/a.git") && hint.contains("--mirror backup"),
+            "{hint}"
+        );
+        let changed =
+            "@@@\r\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\r\nHost key verification failed.\r\n";
+        assert!(failure_hint(&access, changed).unwrap().contains("changed"));
+        let denied = "git@h: Permission denied (publickey).\r\nfatal: Could not read from remote repository.\n";
+        assert!(failure_hint(&access, denied).unwrap().contains("deploy key"));
+
+        let mut http = RemoteAccess::new("http://h/a.git", std::time::Duration::from_secs(1), &[]);
+        http.secrets.push("s".into());
+        let failed = "fatal: Authentication failed for 'http://h/a.git/'\n";
+        assert!(
+            failure_hint(&http, failed)
+                .unwrap()
+                .contains("refused the user name and password")
+        );
+        let forbidden = "fatal: unable to access 'http://h/a.git/': The requested URL returned error: 403\n";
+        assert!(failure_hint(&http, forbidden).unwrap().contains("write access"));
+        assert_eq!(failure_hint(&http, "fatal: repository not found\n"), None);
     }
 
     #[test]

@@ -5,8 +5,8 @@
 use crate::auth::check_transport;
 use crate::config::{self, GlobalConfig, MirrorConfig, TagSetting};
 use crate::config_edit::{self, MirrorEdit};
-use crate::fsutil::{FileLock, now_ms, write_atomic};
-use crate::remote_url::{Transport, redact_url, split_credentials};
+use crate::fsutil::{FileLock, now_ms};
+use crate::remote_url::{Transport, display_url, split_credentials};
 use crate::state::StateStore;
 use crate::update::{UpdateReport, update_mirror};
 use crate::{git, hook, install, status, worker};
@@ -122,6 +122,41 @@ pub enum Command {
     },
     /// Validate the configuration and reach each mirror (ls-remote).
     Check { repos: Vec<PathBuf> },
+    /// Create an ed25519 key pair for an SSH mirror and print the public key
+    /// (a deploy key to paste on the mirror's host).
+    #[command(
+        long_about = "Create an ed25519 key pair (mode 600, no passphrase) for an SSH mirror, set the \
+mirror's ssh_key, and print the public key: add it on the mirror's host as a deploy key with write access, \
+or to the account's authorized_keys. The key is created where ssh_key already points, else in the state \
+directory. An existing key is never overwritten."
+    )]
+    Keygen { repo: PathBuf, name: String },
+    /// Show an SSH host's key fingerprints (SHA256); with --accept, record the keys for a mirror.
+    #[command(
+        long_about = "Ask the SSH host of URL for its host keys (ssh-keyscan) and print their SHA256 \
+fingerprints. Compare them with the fingerprints the host's admin publishes; then run again with --accept \
+to record the keys in the mirror's known_hosts file (created, and set in its configuration, if it has none) \
+or in --file FILE. Nothing is recorded without --accept."
+    )]
+    KnownHosts {
+        /// The mirror's SSH URL: ssh://[user@]host[:port]/path or [user@]host:path.
+        url: String,
+        /// Record the keys (without it, only show them).
+        #[arg(long)]
+        accept: bool,
+        /// The repository of --mirror.
+        #[arg(long, value_name = "REPO", requires = "mirror", conflicts_with = "file")]
+        repo: Option<PathBuf>,
+        /// The mirror whose known_hosts file gets the keys.
+        #[arg(long, value_name = "NAME", requires = "repo")]
+        mirror: Option<String>,
+        /// A known_hosts file to record the keys in.
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// How long to wait for the host.
+        #[arg(long, value_name = "DURATION", default_value = "10s")]
+        timeout: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -364,6 +399,22 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, Exi
         Command::Install { repos } => cmd_install(&global, cli.config.as_deref(), &repos, out),
         Command::Uninstall { repos } => cmd_uninstall(&repos, out),
         Command::Check { repos } => cmd_check(&global, &repos, out),
+        Command::Keygen { repo, name } => cmd_keygen(&global, &repo, &name, out, err),
+        Command::KnownHosts {
+            url,
+            accept,
+            repo,
+            mirror,
+            file,
+            timeout,
+        } => {
+            let target = match (repo, mirror, file) {
+                (Some(repo), Some(name), None) => Some(HostKeysTarget::Mirror { repo, name }),
+                (None, None, Some(file)) => Some(HostKeysTarget::File(file)),
+                _ => None,
+            };
+            cmd_known_hosts(&global, &url, accept, target, &timeout, out, err)
+        }
     }
 }
 
@@ -388,7 +439,7 @@ fn cmd_run(global: &GlobalConfig, repos: &[PathBuf], wait: bool, detached: bool)
     let options = worker::RunOptions {
         repos: repo_paths(repos)?,
         wait,
-        drift_scan: !detached,
+        scan_registered: !detached,
     };
     let summary = worker::run(global, &options)?;
     log::debug!("run finished: {summary:?}");
@@ -429,7 +480,7 @@ fn cmd_sync(global: &GlobalConfig, repo: &Path, only: Option<&str>, out: &mut dy
         let _push_lock =
             FileLock::acquire(&store.push_lock_path(&repo, &mirror.name)?).context("locking the mirror")?;
         let report = update_mirror(&store, global, &repo, mirror, true)?;
-        print_report(&mirror.name, &redact_url(&mirror.url), &report, out).map_err(io)?;
+        print_report(&mirror.name, &shown_url(mirror), &report, out).map_err(io)?;
         failed |= report.is_failure();
     }
     Ok(if failed { EXIT_FAILED } else { EXIT_OK })
@@ -453,48 +504,160 @@ pub fn print_report(name: &str, url: &str, report: &UpdateReport, out: &mut dyn 
     }
 }
 
-/// Turns a URL with `user:password@` into a clean URL, a username and a
-/// secret file (mode 600) the configuration points to.
+/// A password taken out of a `user:password@` URL: written to a temporary
+/// file next to where it belongs, moved there only once the configuration
+/// that points at it is saved, so a refused edit never replaces a stored secret.
+struct PendingSecret {
+    tmp: PathBuf,
+    file: PathBuf,
+}
+
+impl PendingSecret {
+    fn commit(self, err: &mut dyn Write) -> Result<(), Exit> {
+        std::fs::rename(&self.tmp, &self.file)
+            .with_context(|| format!("storing the password in {}", self.file.display()))?;
+        if let Some(dir) = self.file.parent() {
+            crate::fsutil::fsync_dir(dir).context("storing the password")?;
+        }
+        let _ = writeln!(
+            err,
+            "the password in the URL was stored in {} (mode 600)",
+            self.file.display()
+        );
+        Ok(())
+    }
+
+    fn discard(self) {
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+}
+
+/// The file `add` stores a URL's password in: `<state>/repos/<repo>/secrets/<mirror>.password`.
+fn url_password_path(global: &GlobalConfig, repo: &Path, name: &str) -> PathBuf {
+    StateStore::new(&global.state_dir)
+        .repo_dir(repo)
+        .join("secrets")
+        .join(format!("{name}.password"))
+}
+
+/// Turns a URL with `user:password@` into a clean URL and a username, and
+/// stages its password in a mode-600 file the configuration will point to.
 fn split_url_secret(
     global: &GlobalConfig,
     repo: &Path,
     name: &str,
     url: &str,
     edit: &mut MirrorEdit,
-    err: &mut dyn Write,
-) -> Result<String, Exit> {
+) -> Result<(String, Option<PendingSecret>), Exit> {
     let split = split_credentials(url);
     if split.username.is_some() && edit.username.is_none() {
         edit.username = split.username.clone();
     }
-    if let Some(password) = &split.password {
-        let store = StateStore::new(&global.state_dir);
-        let dir = store.repo_dir(repo).join("secrets");
-        std::fs::create_dir_all(&dir).context("creating the secrets directory")?;
-        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-            .context("securing the secrets directory")?;
-        let file = dir.join(format!("{name}.password"));
-        write_atomic(&file, password.as_bytes(), 0o600).context("storing the password")?;
-        edit.password_file = Some(file.clone());
-        let _ = writeln!(
-            err,
-            "the password in the URL was stored in {} (mode 600)",
-            file.display()
-        );
+    let Some(password) = &split.password else {
+        return Ok((split.url, None));
+    };
+    if edit.password_file.is_some() || edit.password_env.is_some() {
+        return Err(Exit(
+            EXIT_USAGE,
+            anyhow::anyhow!(
+                "the URL contains a password and --password-file/--password-env is given too: use only one"
+            ),
+        ));
     }
-    Ok(split.url)
+    let file = url_password_path(global, repo, name);
+    let dir = file.parent().expect("the secrets file has a directory");
+    crate::ssh::create_private_dir(dir).context("creating the secrets directory")?;
+    let tmp = crate::fsutil::write_synced(
+        dir,
+        &crate::fsutil::unique_name(&format!(".{name}.password."), ".tmp"),
+        password.as_bytes(),
+        0o600,
+    )
+    .context("storing the password")?;
+    edit.password_file = Some(file.clone());
+    Ok((split.url, Some(PendingSecret { tmp, file })))
 }
 
-fn check_url(global: &GlobalConfig, url: &str, has_password: bool, err: &mut dyn Write) -> Result<(), Exit> {
-    let transport = check_transport(url, &global.allowed_protocols).usage()?;
-    if transport == Transport::Http && has_password {
-        let _ = writeln!(
-            err,
-            "warning: {}: the password will travel in clear text over http; use https",
-            redact_url(url)
-        );
+/// Runs a configuration edit and then stores or drops the staged secret.
+fn edit_with_secret(
+    repo: &Path,
+    global: &GlobalConfig,
+    secret: Option<PendingSecret>,
+    err: &mut dyn Write,
+    edit: impl FnOnce(&str) -> Result<String, config_edit::EditError>,
+) -> Result<(), Exit> {
+    match config_edit::edit_repo_file(repo, global, edit) {
+        Ok(()) => secret.map_or(Ok(()), |s| s.commit(err)),
+        Err(e) => {
+            if let Some(secret) = secret {
+                secret.discard();
+            }
+            Err(Exit(EXIT_USAGE, e.into()))
+        }
     }
-    Ok(())
+}
+
+/// Refuses, before anything is written, an SSH key others can read.
+fn check_ssh_key_flag(edit: &MirrorEdit) -> Result<(), Exit> {
+    match edit.ssh_key.as_deref().map(crate::ssh::check_key_file) {
+        None | Some(Ok(())) | Some(Err(crate::ssh::KeyFileError::Missing(_))) => Ok(()),
+        Some(Err(e)) => Err(Exit(EXIT_USAGE, e.into())),
+    }
+}
+
+/// Warnings and next steps about a mirror just added or changed, from its saved configuration.
+fn advise(global: &GlobalConfig, repo: &Path, name: &str, err: &mut dyn Write) {
+    let Ok(cfg) = config::load_repo(repo, global) else {
+        return;
+    };
+    let Some(mirror) = cfg.mirror(name) else { return };
+    let url = display_url(&mirror.url, mirror.password.is_some());
+    let transport = crate::remote_url::transport_of(&mirror.url);
+    let mut notes = Vec::new();
+    if mirror.password.is_some() {
+        match transport {
+            Transport::Http => notes.push(format!(
+                "warning: {url}: the password will travel in clear text over http; use https"
+            )),
+            Transport::Https => {}
+            _ => notes.push(format!(
+                "warning: {url}: a password is only used over https (and http); this mirror will not send it"
+            )),
+        }
+    }
+    if let Some(config::SecretSource::Env(var)) = &mirror.password
+        && var.starts_with("GIT_")
+    {
+        notes.push(format!(
+            "warning: password_env {var}: variables named GIT_* are removed from the environment of the \
+             worker a hook starts; use another name"
+        ));
+    }
+    if transport == Transport::Ssh {
+        let repo_arg = repo.display();
+        match &mirror.ssh_key {
+            Some(key) if !key.exists() => notes.push(format!(
+                "note: the SSH key {} does not exist yet; create it with: git-push-mirror keygen {repo_arg} {name}",
+                key.display()
+            )),
+            None => notes.push(format!(
+                "note: the mirror uses the default SSH keys of the user the worker runs as; \
+                 for a key of its own (a deploy key), run: git-push-mirror keygen {repo_arg} {name}"
+            )),
+            Some(_) => {}
+        }
+        let known = mirror.known_hosts.as_deref().is_some_and(Path::exists);
+        if !known {
+            notes.push(format!(
+                "note: SSH host keys are checked strictly; to record this host's keys, run: \
+                 git-push-mirror known-hosts {} --accept --repo {repo_arg} --mirror {name}",
+                split_credentials(&mirror.url).url
+            ));
+        }
+    }
+    for note in notes {
+        let _ = writeln!(err, "{note}");
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -517,24 +680,27 @@ fn cmd_add(
     }
     let mut edit = flags.to_edit().usage()?;
     check_transport(url, &global.allowed_protocols).usage()?;
-    let clean_url = split_url_secret(global, &repo, name, url, &mut edit, err)?;
-    let has_password = edit.password_file.is_some() || edit.password_env.is_some();
-    check_url(global, &clean_url, has_password, err)?;
+    check_ssh_key_flag(&edit)?;
+    let (clean_url, secret) = split_url_secret(global, &repo, name, url, &mut edit)?;
     edit.url = Some(clean_url.clone());
     if disabled {
         edit.enabled = Some(false);
     }
-    config_edit::edit_repo_file(&repo, global, |text| config_edit::add_mirror(text, name, &edit)).usage()?;
+    edit_with_secret(&repo, global, secret, err, |text| {
+        config_edit::add_mirror(text, name, &edit)
+    })?;
     let store = StateStore::new(&global.state_dir);
     store.register(&repo)?;
     store.update_mirror(&repo, name, |state| state.request_full_sync(now_ms()))?;
+    let has_password = edit.password_file.is_some() || edit.password_env.is_some();
     writeln!(
         out,
         "added mirror {name} -> {} to {}",
-        redact_url(&clean_url),
+        display_url(&clean_url, has_password),
         repo.display()
     )
     .map_err(io)?;
+    advise(global, &repo, name, err);
     Ok(EXIT_OK)
 }
 
@@ -551,26 +717,49 @@ fn cmd_set(
 ) -> Result<u8, Exit> {
     let repo = repo_path(repo)?;
     let mut edit = flags.to_edit().usage()?;
+    check_ssh_key_flag(&edit)?;
+    let mut secret = None;
     if let Some(url) = url {
         check_transport(&url, &global.allowed_protocols).usage()?;
-        let clean = split_url_secret(global, &repo, name, &url, &mut edit, err)?;
-        check_url(global, &clean, edit.password_file.is_some(), err)?;
+        let (clean, staged) = split_url_secret(global, &repo, name, &url, &mut edit)?;
+        secret = staged;
         edit.url = Some(clean);
     }
     edit.enabled = enabled;
-    config_edit::edit_repo_file(&repo, global, |text| config_edit::set_mirror(text, name, &edit)).usage()?;
+    edit_with_secret(&repo, global, secret, err, |text| {
+        config_edit::set_mirror(text, name, &edit)
+    })?;
     // Settings may widen what is mirrored: reconcile everything at the next update.
     StateStore::new(&global.state_dir).update_mirror(&repo, name, |state| state.request_full_sync(now_ms()))?;
     writeln!(out, "updated mirror {name} of {}", repo.display()).map_err(io)?;
+    advise(global, &repo, name, err);
     Ok(EXIT_OK)
 }
 
 fn cmd_remove(global: &GlobalConfig, repo: &Path, name: &str, out: &mut dyn Write) -> Result<u8, Exit> {
     let repo = repo_path(repo)?;
     config_edit::edit_repo_file(&repo, global, |text| config_edit::remove_mirror(text, name)).usage()?;
-    StateStore::new(&global.state_dir).remove_mirror(&repo, name)?;
+    let store = StateStore::new(&global.state_dir);
+    store.remove_mirror(&repo, name)?;
     writeln!(out, "removed mirror {name} of {}", repo.display()).map_err(io)?;
+    // Secrets this program created for the mirror go with it.
+    let key = crate::ssh::default_key_path(&store, &repo, name);
+    for file in [
+        url_password_path(global, &repo, name),
+        crate::ssh::public_key_path(&key),
+        key,
+        crate::ssh::default_known_hosts_path(&store, &repo, name),
+    ] {
+        if std::fs::remove_file(&file).is_ok() {
+            writeln!(out, "deleted {}", file.display()).map_err(io)?;
+        }
+    }
     Ok(EXIT_OK)
+}
+
+/// A mirror's URL as every command shows it.
+fn shown_url(mirror: &MirrorConfig) -> String {
+    display_url(&mirror.url, mirror.password.is_some())
 }
 
 fn known_or_given(global: &GlobalConfig, repos: &[PathBuf]) -> Result<Vec<PathBuf>, Exit> {
@@ -610,7 +799,7 @@ fn cmd_list(global: &GlobalConfig, repos: &[PathBuf], out: &mut dyn Write) -> Re
                 "{}\t{}\t{}\t{enabled}\t{}",
                 repo.display(),
                 mirror.name,
-                redact_url(&mirror.url),
+                shown_url(mirror),
                 describe_filters(mirror)
             );
             writeln!(out, "{}", line.trim_end()).map_err(io)?;
@@ -712,18 +901,229 @@ fn cmd_check(global: &GlobalConfig, repos: &[PathBuf], out: &mut dyn Write) -> R
                 Ok(refs) => format!(
                     "  {} {}: reachable ({} branches)",
                     mirror.name,
-                    redact_url(&mirror.url),
+                    shown_url(mirror),
                     refs.direct.len()
                 ),
                 Err(e) => {
                     problems += 1;
-                    format!("  {} {}: FAILED: {e:#}", mirror.name, redact_url(&mirror.url))
+                    format!("  {} {}: FAILED: {e:#}", mirror.name, shown_url(mirror))
                 }
             };
             writeln!(out, "{line}").map_err(io)?;
         }
     }
     Ok(if problems > 0 { EXIT_FAILED } else { EXIT_OK })
+}
+
+fn cmd_keygen(
+    global: &GlobalConfig,
+    repo: &Path,
+    name: &str,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<u8, Exit> {
+    let repo = repo_path(repo)?;
+    let cfg = load_repo_config(global, &repo)?;
+    let mirror = cfg.mirror(name).ok_or_else(|| {
+        Exit(
+            EXIT_USAGE,
+            anyhow::anyhow!(
+                "{}: no mirror named {name:?}; add it first: git-push-mirror add {} {name} URL",
+                repo.display(),
+                repo.display()
+            ),
+        )
+    })?;
+    let store = StateStore::new(&global.state_dir);
+    let (key, configure) = match &mirror.ssh_key {
+        Some(key) => (key.clone(), false),
+        None => (crate::ssh::default_key_path(&store, &repo, name), true),
+    };
+    if key.symlink_metadata().is_ok() {
+        return Err(Exit(
+            EXIT_USAGE,
+            anyhow::anyhow!(
+                "mirror {name} already has the SSH key {}; keygen never overwrites a key \
+                 (to replace it, delete it and {} first)",
+                key.display(),
+                crate::ssh::public_key_path(&key).display()
+            ),
+        ));
+    }
+    let repo_name = repo
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let public = crate::ssh::generate_key(&key, &format!("git-push-mirror:{repo_name}:{name}"))?;
+    if configure {
+        let edit = MirrorEdit {
+            ssh_key: Some(key.clone()),
+            ..Default::default()
+        };
+        config_edit::edit_repo_file(&repo, global, |text| config_edit::set_mirror(text, name, &edit)).usage()?;
+    }
+    writeln!(out, "{public}").map_err(io)?;
+    let _ = writeln!(
+        err,
+        "created the SSH key {} (mode 600, no passphrase) for mirror {name}{}.\n\
+         Add the public key above on the mirror's host: as a deploy key with write access \
+         (GitHub, GitLab, Gitea/Forgejo), or in the account's ~/.ssh/authorized_keys.",
+        key.display(),
+        if configure { " and set it as its ssh_key" } else { "" }
+    );
+    if crate::remote_url::transport_of(&mirror.url) != Transport::Ssh {
+        let _ = writeln!(
+            err,
+            "warning: mirror {name} does not use SSH ({}): the key is used only with an SSH URL",
+            shown_url(mirror)
+        );
+    }
+    Ok(EXIT_OK)
+}
+
+/// Where `known-hosts` compares and records host keys.
+#[derive(Debug)]
+enum HostKeysTarget {
+    /// A mirror's `known_hosts` (created in the state directory if it has none).
+    Mirror {
+        repo: PathBuf,
+        name: String,
+    },
+    File(PathBuf),
+}
+
+/// A [`HostKeysTarget`] resolved to a file.
+struct HostKeysFile {
+    path: PathBuf,
+    /// `(repo, mirror)` whose configuration must be pointed at `path` once it is written.
+    configure: Option<(PathBuf, String)>,
+}
+
+fn resolve_host_keys_target(
+    global: &GlobalConfig,
+    target: HostKeysTarget,
+    host: &crate::ssh::known_hosts::SshHost,
+) -> Result<HostKeysFile, Exit> {
+    let (repo, name) = match target {
+        HostKeysTarget::File(path) => {
+            let path = std::path::absolute(&path).context("resolving --file").usage()?;
+            return Ok(HostKeysFile { path, configure: None });
+        }
+        HostKeysTarget::Mirror { repo, name } => (repo_path(&repo)?, name),
+    };
+    let cfg = load_repo_config(global, &repo)?;
+    let usage = |message: String| Exit(EXIT_USAGE, anyhow::anyhow!(message));
+    let mirror = cfg
+        .mirror(&name)
+        .ok_or_else(|| usage(format!("{}: no mirror named {name:?}", repo.display())))?;
+    let mirror_host = crate::ssh::known_hosts::SshHost::from_url(&mirror.url)
+        .map_err(|e| usage(format!("mirror {name} does not use SSH: {e}")))?;
+    if &mirror_host != host {
+        return Err(usage(format!(
+            "mirror {name} pushes to {}, not to {}; give the mirror's URL ({})",
+            mirror_host.known_hosts_name(),
+            host.known_hosts_name(),
+            split_credentials(&mirror.url).url
+        )));
+    }
+    Ok(match &mirror.known_hosts {
+        Some(path) => HostKeysFile {
+            path: path.clone(),
+            configure: None,
+        },
+        None => {
+            let store = StateStore::new(&global.state_dir);
+            HostKeysFile {
+                path: crate::ssh::default_known_hosts_path(&store, &repo, &name),
+                configure: Some((repo, name)),
+            }
+        }
+    })
+}
+
+fn cmd_known_hosts(
+    global: &GlobalConfig,
+    url: &str,
+    accept: bool,
+    target: Option<HostKeysTarget>,
+    timeout: &str,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<u8, Exit> {
+    use crate::ssh::known_hosts::{self, Recorded, SshHost};
+    let host = SshHost::from_url(url).map_err(|e| Exit(EXIT_USAGE, anyhow::anyhow!(e)))?;
+    let timeout = humantime::parse_duration(timeout)
+        .with_context(|| format!("invalid --timeout {timeout:?} (try \"10s\")"))
+        .usage()?;
+    if accept && target.is_none() {
+        return Err(Exit(
+            EXIT_USAGE,
+            anyhow::anyhow!("--accept needs where to record the keys: --repo REPO --mirror NAME, or --file FILE"),
+        ));
+    }
+    let file = target.map(|t| resolve_host_keys_target(global, t, &host)).transpose()?;
+    let keys = known_hosts::scan(&host, timeout)?;
+    let recorded = match &file {
+        Some(file) => known_hosts::recorded(&file.path, &host)?,
+        None => Vec::new(),
+    };
+    let name = host.known_hosts_name();
+    writeln!(out, "host keys of {name}:").map_err(io)?;
+    for key in &keys {
+        let state = match &file {
+            None => "",
+            Some(_) if recorded.contains(key) => "  recorded",
+            Some(_) => "  not recorded",
+        };
+        writeln!(out, "  {}{state}", known_hosts::fingerprint(key)?).map_err(io)?;
+    }
+    for old in recorded.iter().filter(|k| !keys.contains(k)) {
+        writeln!(
+            out,
+            "  {}  recorded, but no longer offered by the host",
+            known_hosts::fingerprint(old)?
+        )
+        .map_err(io)?;
+    }
+    let Some(file) = file.filter(|_| accept) else {
+        let how = if accept { "" } else { " --accept" };
+        let _ = writeln!(
+            err,
+            "nothing recorded: compare these fingerprints with the ones the host's admin publishes, \
+             then run again with{how} --repo REPO --mirror NAME (or --file FILE)"
+        );
+        return Ok(EXIT_OK);
+    };
+    if file.configure.is_some()
+        && let Some(dir) = file.path.parent()
+    {
+        crate::ssh::create_private_dir(dir)?;
+    }
+    match known_hosts::record(&file.path, &host, &keys)? {
+        Recorded::Unchanged => writeln!(out, "already recorded in {}", file.path.display()),
+        Recorded::Written { removed, added } => {
+            let replaced = if removed > 0 {
+                format!(", replacing {removed} old one(s)")
+            } else {
+                String::new()
+            };
+            writeln!(
+                out,
+                "recorded {added} key(s) of {name} in {}{replaced}",
+                file.path.display()
+            )
+        }
+    }
+    .map_err(io)?;
+    if let Some((repo, mirror)) = &file.configure {
+        let edit = MirrorEdit {
+            known_hosts: Some(file.path.clone()),
+            ..Default::default()
+        };
+        config_edit::edit_repo_file(repo, global, |text| config_edit::set_mirror(text, mirror, &edit)).usage()?;
+        writeln!(out, "set known_hosts of mirror {mirror} to {}", file.path.display()).map_err(io)?;
+    }
+    Ok(EXIT_OK)
 }
 
 #[cfg(test)]

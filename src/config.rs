@@ -346,8 +346,11 @@ pub struct RepoConfig {
     /// `<repo>/push-mirror.toml` (whether or not it exists).
     pub file: PathBuf,
     pub protected_branches: Vec<String>,
-    /// In file order.
+    /// The repository's own mirrors in file order, then the global file's
+    /// fleet mirrors that apply to it (see [`crate::fleet`]).
     pub mirrors: Vec<MirrorConfig>,
+    /// Names of the mirrors that come from fleet mirrors of the global file.
+    pub fleet_mirrors: Vec<String>,
 }
 
 impl RepoConfig {
@@ -626,9 +629,43 @@ pub fn load_repo(repo: &Path, global: &GlobalConfig) -> Result<RepoConfig, Confi
             file,
             protected_branches: Vec::new(),
             mirrors: Vec::new(),
+            fleet_mirrors: Vec::new(),
         }),
         Err(source) => Err(ConfigError::Io { path: file, source }),
     }
+    .and_then(|mut config| {
+        apply_fleet_mirrors(repo, global, &mut config)?;
+        Ok(config)
+    })
+}
+
+/// Adds the fleet mirrors of the global file whose `repos` patterns match the
+/// repository's name under `repos_root`, with `{name}` substituted in their
+/// URL. A `[mirror.NAME]` of the repository's own file replaces the fleet
+/// mirror of the same name entirely (nothing is merged).
+fn apply_fleet_mirrors(repo: &Path, global: &GlobalConfig, config: &mut RepoConfig) -> Result<(), ConfigError> {
+    if global.fleet_mirrors.is_empty() {
+        return Ok(());
+    }
+    let Some(name) = crate::fleet::repo_name(repo, global) else {
+        return Ok(());
+    };
+    for fleet in &global.fleet_mirrors {
+        if config.mirror(&fleet.name).is_some() || !crate::fleet::patterns_match(&fleet.repos, &name) {
+            continue;
+        }
+        let mut settings = fleet.settings.clone();
+        settings.url = settings.url.map(|url| crate::fleet::expand_url(&url, &name));
+        let mirror = resolve_mirror(&fleet.name, settings, global, &config.protected_branches).map_err(|message| {
+            ConfigError::Invalid {
+                path: global.source.clone().unwrap_or_default(),
+                message: format!("[mirror.{}] for repository {name}: {message}", fleet.name),
+            }
+        })?;
+        config.mirrors.push(mirror);
+        config.fleet_mirrors.push(fleet.name.clone());
+    }
+    Ok(())
 }
 
 /// Reads a file and its permission bits from one open file, so the mode
@@ -760,6 +797,10 @@ fn parse_global(text: &str, path: &Path, mode: u32, state_base: &Path) -> Result
         if settings.url.as_deref().is_none_or(str::is_empty) {
             return Err(context("needs a `url`".into()));
         }
+        if let Some(url) = &settings.url {
+            crate::fleet::check_url_template(url).map_err(context)?;
+        }
+        let repos = crate::fleet::normalize_patterns(repos).map_err(context)?;
         check_one_password(&settings).map_err(context)?;
         let url_password = settings
             .url
@@ -770,6 +811,14 @@ fn parse_global(text: &str, path: &Path, mode: u32, state_base: &Path) -> Result
         }
         settings.resolve_paths(&dir).map_err(context)?;
         config.fleet_mirrors.push(FleetMirror { name, repos, settings });
+    }
+    if let Some(fleet) = config.fleet_mirrors.first()
+        && config.repos_root.is_none()
+    {
+        return Err(invalid(format!(
+            "[mirror.{}] is a fleet mirror: set `repos_root`, the directory its `repos` patterns and {{name}} are relative to",
+            fleet.name
+        )));
     }
     Ok(config)
 }
@@ -822,6 +871,7 @@ pub(crate) fn parse_repo(text: &str, file: &Path, mode: u32, global: &GlobalConf
         file: file.to_path_buf(),
         protected_branches: raw.protected_branches,
         mirrors,
+        fleet_mirrors: Vec::new(),
     })
 }
 
@@ -1345,7 +1395,7 @@ jitter = false
     #[test]
     fn fleet_mirrors_are_kept_parsed() {
         let config = global_from(
-            "[mirror.github]\nrepos = [\"acme/*\"]\nurl = \"git@github.com:acme/{name}.git\"\nssh_key = \"k\"\n",
+            "repos_root = \"/srv/git\"\n[mirror.github]\nrepos = [\"acme/*\"]\nurl = \"git@github.com:acme/{name}.git\"\nssh_key = \"k\"\n",
         )
         .unwrap();
         let dir = config.source.as_ref().unwrap().parent().unwrap();
@@ -1366,17 +1416,107 @@ jitter = false
     }
 
     #[test]
+    fn fleet_mirrors_need_repos_root_a_name_placeholder_and_a_real_pattern() {
+        let err = global_from("[mirror.g]\nrepos = [\"*\"]\nurl = \"file:///m/{name}.git\"\n").unwrap_err();
+        assert_invalid(err, "repos_root");
+        let err = global_from("repos_root = \"/srv\"\n[mirror.g]\nrepos = [\"*\"]\nurl = \"file:///m/one.git\"\n")
+            .unwrap_err();
+        assert_invalid(err, "{name}");
+        let err = global_from("repos_root = \"/srv\"\n[mirror.g]\nrepos = [\"!x\"]\nurl = \"file:///m/{name}\"\n")
+            .unwrap_err();
+        assert_invalid(err, "exclusion");
+    }
+
+    /// A fleet root with `acme/app.git`, a global config whose fleet mirror
+    /// matches `acme/*`, and the repository's path.
+    fn fleet(global_text: &str, repo_text: Option<&str>) -> (TempDir, PathBuf, Result<RepoConfig, ConfigError>) {
+        let dir = TempDir::new().unwrap();
+        let repo = dir.path().join("srv/acme/app.git");
+        fs::create_dir_all(&repo).unwrap();
+        if let Some(text) = repo_text {
+            write(&repo.join(REPO_CONFIG_FILE), text, 0o600);
+        }
+        let file = dir.path().join("config.toml");
+        write(&file, &format!("repos_root = \"srv\"\n{global_text}"), 0o600);
+        let env = env_of(&[("HOME", dir.path())]);
+        let global = load_global_with(Some(&file), &env, &no_system_file(&dir)).unwrap();
+        let loaded = load_repo(&repo, &global);
+        (dir, repo, loaded)
+    }
+
+    #[test]
+    fn fleet_mirrors_apply_to_matching_repositories_with_the_name_substituted() {
+        let global = "[defaults]\ndelay = \"3s\"\n[mirror.github]\nrepos = [\"acme/*\"]\nurl = \"git@github.com:acme-mirror/{name}.git\"\nbranches = [\"main\"]\n[mirror.other]\nrepos = [\"other/*\"]\nurl = \"file:///m/{name}\"\n";
+        let (_dir, _repo, loaded) = fleet(global, None);
+        let config = loaded.unwrap();
+        assert_eq!(config.mirrors.len(), 1, "{config:#?}");
+        let mirror = &config.mirrors[0];
+        assert_eq!(mirror.name, "github");
+        assert_eq!(mirror.url, "git@github.com:acme-mirror/acme/app.git");
+        assert_eq!(mirror.rules.branch_patterns, Some(vec!["main".to_string()]));
+        assert_eq!(mirror.delay, Duration::from_secs(3), "global defaults apply");
+        assert_eq!(config.fleet_mirrors, ["github"]);
+
+        // The repository's own mirrors come first; protected_branches are the repository's.
+        let (_dir, _repo, loaded) = fleet(
+            "[mirror.github]\nrepos = [\"acme/*\"]\nurl = \"file:///m/{name}\"\nonly_protected_branches = true\n",
+            Some("protected_branches = [\"rel/*\"]\n[mirror.backup]\nurl = \"file:///b.git\"\n"),
+        );
+        let config = loaded.unwrap();
+        let names: Vec<_> = config.mirrors.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["backup", "github"]);
+        assert_eq!(config.mirrors[1].rules.protected_only, Some(vec!["rel/*".to_string()]));
+    }
+
+    #[test]
+    fn a_repository_mirror_of_the_same_name_replaces_the_fleet_mirror_entirely() {
+        let (_dir, _repo, loaded) = fleet(
+            "[mirror.github]\nrepos = [\"acme/*\"]\nurl = \"file:///m/{name}\"\nbranches = [\"main\"]\nkeep_divergent_refs = true\n",
+            Some("[mirror.github]\nurl = \"file:///override.git\"\n"),
+        );
+        let config = loaded.unwrap();
+        assert_eq!(config.mirrors.len(), 1);
+        assert_eq!(config.mirrors[0].url, "file:///override.git");
+        assert_eq!(config.mirrors[0].rules.branch_patterns, None, "nothing is merged from the fleet mirror");
+        assert!(!config.mirrors[0].rules.keep_divergent_refs);
+        assert!(config.fleet_mirrors.is_empty());
+    }
+
+    #[test]
+    fn fleet_mirrors_skip_excluded_and_outside_repositories() {
+        let (_dir, _repo, loaded) = fleet(
+            "[mirror.g]\nrepos = [\"acme/*\", \"!acme/app\"]\nurl = \"file:///m/{name}\"\n",
+            None,
+        );
+        assert!(loaded.unwrap().mirrors.is_empty());
+        let (dir, _repo, _) = fleet("[mirror.g]\nrepos = [\"*\"]\nurl = \"file:///m/{name}\"\n", None);
+        let outside = dir.path().join("elsewhere.git");
+        let file = dir.path().join("config.toml");
+        let env = env_of(&[("HOME", dir.path())]);
+        let global = load_global_with(Some(&file), &env, &no_system_file(&dir)).unwrap();
+        assert!(load_repo(&outside, &global).unwrap().mirrors.is_empty());
+    }
+
+    #[test]
+    fn a_fleet_mirror_that_does_not_resolve_names_the_global_file_and_the_repository() {
+        let (dir, _repo, loaded) = fleet("[mirror.g]\nrepos = [\"*\"]\nurl = \"ext::{name}\"\n", None);
+        let err = loaded.unwrap_err();
+        assert_eq!(err.path(), dir.path().join("config.toml"));
+        assert!(err.to_string().contains("for repository acme/app"), "{err}");
+    }
+
+    #[test]
     fn global_file_with_inline_password_must_be_private() {
         let dir = TempDir::new().unwrap();
         let file = dir.path().join("config.toml");
-        let text = "[mirror.g]\nrepos = [\"*\"]\nurl = \"https://h/{name}.git\"\npassword = \"s3cret\"\n";
+        let text = "repos_root = \"/srv\"\n[mirror.g]\nrepos = [\"*\"]\nurl = \"https://h/{name}.git\"\npassword = \"s3cret\"\n";
         let env = env_of(&[("HOME", dir.path())]);
         write(&file, text, 0o644);
         let err = load_global_with(Some(&file), &env, &no_system_file(&dir)).unwrap_err();
         assert_invalid(err, "chmod 600");
         write(&file, text, 0o600);
         assert!(load_global_with(Some(&file), &env, &no_system_file(&dir)).is_ok());
-        let in_url = "[mirror.g]\nrepos = [\"*\"]\nurl = \"https://u:s3cret@h/{name}.git\"\n";
+        let in_url = "repos_root = \"/srv\"\n[mirror.g]\nrepos = [\"*\"]\nurl = \"https://u:s3cret@h/{name}.git\"\n";
         write(&file, in_url, 0o644);
         let err = load_global_with(Some(&file), &env, &no_system_file(&dir)).unwrap_err();
         assert_invalid(err, "chmod 600");

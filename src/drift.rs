@@ -1,13 +1,14 @@
 //! The drift scan: finds refs that changed locally without a hook report (server-side updates,
 //! a hook that could not spool, a restore from backup) by comparing each mirror's in-scope local
-//! refs with the snapshot of its last decisions. No network; a fingerprint makes "no change" cheap.
+//! refs with the local values its last decisions were made for (the known refs). No network; a
+//! fingerprint makes "no change" cheap.
 
 use crate::config::{self, GlobalConfig};
 use crate::fsutil::now_ms;
 use crate::oid::Oid;
 use crate::plan::MirrorRules;
 use crate::refs::LocalRepo;
-use crate::state::{PendingRef, StateStore};
+use crate::state::{PendingRef, StateStore, known_local_values};
 use anyhow::Result;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -39,16 +40,16 @@ pub fn in_scope(refs: &BTreeMap<String, Oid>, rules: &MirrorRules) -> BTreeMap<S
         .collect()
 }
 
-/// Refs whose local value differs from the snapshot. A ref gone locally
-/// carries its snapshot value as the last local value (for the deletion rule).
-pub fn drifted(local: &BTreeMap<String, Oid>, snapshot: &BTreeMap<String, Oid>) -> BTreeMap<String, PendingRef> {
+/// Refs whose local value differs from the known one. A ref gone locally
+/// carries its known value as the last local value (for the deletion rule).
+pub fn drifted(local: &BTreeMap<String, Oid>, known: &BTreeMap<String, Oid>) -> BTreeMap<String, PendingRef> {
     let mut drifted = BTreeMap::new();
     for (name, oid) in local {
-        if snapshot.get(name) != Some(oid) {
+        if known.get(name) != Some(oid) {
             drifted.insert(name.clone(), PendingRef::default());
         }
     }
-    for (name, oid) in snapshot {
+    for (name, oid) in known {
         if !local.contains_key(name) {
             drifted.insert(
                 name.clone(),
@@ -76,16 +77,16 @@ pub fn scan_repository(store: &StateStore, global: &GlobalConfig, repo: &Path) -
         let current = fingerprint(&scoped);
         let _lock = store.lock(repo)?;
         let mut state = store.load_mirror(repo, &mirror.name)?;
-        if state.snapshot_fingerprint.as_deref() == Some(current.as_str()) || state.full_sync_seq.is_some() {
+        if state.known_refs_fingerprint.as_deref() == Some(current.as_str()) || state.full_sync_seq.is_some() {
             continue;
         }
         let now = now_ms();
-        if state.snapshot_fingerprint.is_none() {
+        if state.known_refs_fingerprint.is_none() {
             // Never reconciled: only a full reconciliation knows what the mirror lacks.
             state.request_full_sync(now);
         } else {
-            let snapshot = store.load_snapshot(repo, &mirror.name)?;
-            let changes = drifted(&scoped, &snapshot);
+            let known = known_local_values(&store.load_known_refs(repo, &mirror.name));
+            let changes = drifted(&scoped, &known);
             let new: Vec<_> = changes
                 .iter()
                 .filter(|(name, _)| !state.pending.contains_key(*name))
@@ -134,7 +135,7 @@ mod tests {
 
     #[test]
     fn drift_finds_created_moved_and_deleted_refs() {
-        let snapshot = refs(&[
+        let known = refs(&[
             ("refs/heads/same", '1'),
             ("refs/heads/moved", '2'),
             ("refs/heads/gone", '3'),
@@ -144,7 +145,7 @@ mod tests {
             ("refs/heads/moved", '4'),
             ("refs/heads/new", '5'),
         ]);
-        let drift = drifted(&local, &snapshot);
+        let drift = drifted(&local, &known);
         assert_eq!(
             drift.keys().collect::<Vec<_>>(),
             vec!["refs/heads/gone", "refs/heads/moved", "refs/heads/new"]

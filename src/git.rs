@@ -55,8 +55,10 @@ pub fn git_command() -> Command {
 }
 
 /// How to reach one mirror.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RemoteAccess {
+    /// The mirror's name, for messages (empty when unknown).
+    pub mirror: String,
     /// The URL git is given (never holds credentials).
     pub url: String,
     /// Wall-clock limit for one git process talking to the mirror.
@@ -72,6 +74,7 @@ pub struct RemoteAccess {
 impl RemoteAccess {
     pub fn new(url: &str, timeout: Duration, allowed_protocols: &[String]) -> RemoteAccess {
         RemoteAccess {
+            mirror: String::new(),
             url: url.to_string(),
             timeout,
             allowed_protocols: allowed_protocols.to_vec(),
@@ -93,6 +96,32 @@ impl RemoteAccess {
     pub fn redact(&self, text: &str) -> String {
         let secrets: Vec<&str> = self.secrets.iter().map(String::as_str).collect();
         redact(text, &secrets)
+    }
+
+    /// The error for a git process that failed as a whole: the useful lines
+    /// of its stderr and, when the cause is recognisable, how to fix it; redacted.
+    fn failure(&self, stderr: &str) -> GitError {
+        let summary = summarize_stderr(stderr);
+        let message = match crate::auth::failure_hint(self, stderr) {
+            Some(hint) => format!("{summary} (hint: {hint})"),
+            None => summary,
+        };
+        GitError::Failed(self.redact(&message))
+    }
+}
+
+impl std::fmt::Debug for RemoteAccess {
+    // By hand: the environment carries the password, which must never reach a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let env: Vec<&str> = self.env.iter().map(|(name, _)| name.as_str()).collect();
+        f.debug_struct("RemoteAccess")
+            .field("mirror", &self.mirror)
+            .field("url", &self.url)
+            .field("timeout", &self.timeout)
+            .field("allowed_protocols", &self.allowed_protocols)
+            .field("env", &env)
+            .field("secrets", &format_args!("[{} redacted]", self.secrets.len()))
+            .finish()
     }
 }
 
@@ -161,12 +190,18 @@ fn read_in_background(mut pipe: impl Read + Send + 'static) -> std::thread::Join
     })
 }
 
+/// Lines git adds to every failed connection; they push the real cause out of a summary.
+const GENERIC_LINES: &[&str] = &[
+    "Please make sure you have the correct access rights",
+    "and the repository exists.",
+];
+
 /// The most useful lines of git's stderr, for a stored error.
 fn summarize_stderr(stderr: &str) -> String {
     let lines: Vec<&str> = stderr
         .lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("hint:"))
+        .filter(|l| !l.is_empty() && !l.starts_with("hint:") && !GENERIC_LINES.contains(l))
         .collect();
     let start = lines.len().saturating_sub(4);
     let summary = lines[start..].join(" / ");
@@ -214,7 +249,7 @@ pub fn ls_remote(remote: &RemoteAccess, patterns: &[String]) -> Result<RemoteRef
         .args(patterns);
     let finished = run_with_timeout(cmd, remote.timeout)?;
     if !finished.success {
-        return Err(GitError::Failed(remote.redact(&summarize_stderr(&finished.stderr))));
+        return Err(remote.failure(&finished.stderr));
     }
     Ok(parse_ls_remote(&finished.stdout))
 }
@@ -364,7 +399,7 @@ fn push_batch(git_dir: &Path, remote: &RemoteAccess, args: &[String]) -> Result<
     let finished = run_with_timeout(cmd, remote.timeout)?;
     let pushed = parse_porcelain(&finished.stdout);
     if pushed.is_empty() && !finished.success {
-        return Err(GitError::Failed(remote.redact(&summarize_stderr(&finished.stderr))));
+        return Err(remote.failure(&finished.stderr));
     }
     Ok(pushed
         .into_iter()

@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// The line that marks a hook as ours.
-const MARKER: &str = "# installed by git-push-mirror";
+pub(crate) const MARKER: &str = "# installed by git-push-mirror";
 /// Where an existing `post-receive` is kept; ours runs it after spooling.
 pub const CHAINED_SUFFIX: &str = ".before-push-mirror";
 
@@ -24,7 +24,7 @@ pub enum Installed {
     Refreshed(PathBuf),
 }
 
-fn single_quote(s: &str) -> String {
+pub(crate) fn single_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
@@ -48,11 +48,11 @@ fn hook_script(exe: &Path, config: Option<&Path>, chained: bool) -> String {
     format!("#!/bin/sh\n{MARKER}; `git-push-mirror uninstall` removes it.\n{about}{command}\n")
 }
 
-fn is_ours(hook: &Path) -> bool {
+pub(crate) fn is_ours(hook: &Path) -> bool {
     fs::read(hook).is_ok_and(|bytes| String::from_utf8_lossy(&bytes).contains(MARKER))
 }
 
-fn write_executable(path: &Path, text: &str) -> Result<()> {
+pub(crate) fn write_executable(path: &Path, text: &str) -> Result<()> {
     let tmp = path.with_extension("git-push-mirror-tmp");
     fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
     fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755))?;

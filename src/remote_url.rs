@@ -132,6 +132,20 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// A mirror's URL as shown in `list`, `status` and reports: userinfo
+/// redacted, and `*****:*****@` when the mirror authenticates over HTTP(S)
+/// with a password, as GitLab shows it (DESIGN §5).
+pub fn display_url(url: &str, has_password: bool) -> String {
+    let redacted = redact_url(url);
+    if !has_password || !matches!(transport_of(url), Transport::Https | Transport::Http) || redacted != url {
+        return redacted;
+    }
+    match url.find("://") {
+        Some(pos) => format!("{}*****:*****@{}", &url[..pos + 3], &url[pos + 3..]),
+        None => redacted,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,6 +192,24 @@ mod tests {
         let plain = split_credentials("git@github.com:a/b.git");
         assert_eq!(plain.url, "git@github.com:a/b.git");
         assert_eq!(plain.username, None);
+    }
+
+    #[test]
+    fn mirrors_with_a_password_are_shown_with_masked_userinfo() {
+        assert_eq!(
+            display_url("https://host/x.git", true),
+            "https://*****:*****@host/x.git"
+        );
+        assert_eq!(display_url("https://host/x.git", false), "https://host/x.git");
+        assert_eq!(
+            display_url("https://bob@host/x.git", true),
+            "https://*****:*****@host/x.git"
+        );
+        assert_eq!(
+            display_url("ssh://git@host/x.git", true),
+            "ssh://*****:*****@host/x.git"
+        );
+        assert_eq!(display_url("git@host:x.git", true), "git@host:x.git");
     }
 
     #[test]

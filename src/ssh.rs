@@ -134,13 +134,14 @@ pub fn generate_key(path: &Path, comment: &str) -> Result<String> {
             );
         }
     }
-    if let Some(dir) = path.parent() {
-        if !dir.exists() {
-            create_private_dir(dir)?;
-        }
+    if let Some(dir) = path.parent()
+        && !dir.exists()
+    {
+        create_private_dir(dir)?;
     }
     let mut cmd = openssh_tool("ssh-keygen");
-    cmd.args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"]).arg(path);
+    cmd.args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
+        .arg(path);
     let finished = crate::git::run_with_timeout(cmd, Duration::from_secs(60))
         .map_err(|e| anyhow::anyhow!("running ssh-keygen (is openssh-client installed?): {e}"))?;
     if !finished.success {
@@ -223,6 +224,9 @@ mod tests {
 
     #[test]
     fn public_key_path_appends_pub() {
-        assert_eq!(public_key_path(Path::new("/a/b_ed25519")), Path::new("/a/b_ed25519.pub"));
+        assert_eq!(
+            public_key_path(Path::new("/a/b_ed25519")),
+            Path::new("/a/b_ed25519.pub")
+        );
     }
 }

@@ -113,10 +113,10 @@ pub struct MirrorState {
     pub next_attempt_at_ms: Option<u64>,
     #[serde(default)]
     pub seq: u64,
-    /// Fingerprint of the local refs the last decisions were made for (the
-    /// snapshot file): the drift scan compares it with the repository's refs.
+    /// Fingerprint of the local values in the known-refs file: the drift
+    /// scan compares it with the repository's refs.
     #[serde(default)]
-    pub snapshot_fingerprint: Option<String>,
+    pub known_refs_fingerprint: Option<String>,
 }
 
 impl MirrorState {
@@ -153,6 +153,64 @@ impl MirrorState {
     pub fn has_work(&self) -> bool {
         !self.pending.is_empty() || self.full_sync_seq.is_some()
     }
+}
+
+/// One in-scope ref as the mirror's last decisions left it: the local value
+/// the decision was made for, and the mirror's value as far as we know.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KnownRef {
+    pub local: Option<Oid>,
+    pub remote: Option<Oid>,
+}
+
+/// Known refs by full name.
+pub type KnownRefs = BTreeMap<String, KnownRef>;
+
+/// The local values of known refs (what the drift scan compares).
+pub fn known_local_values(refs: &KnownRefs) -> BTreeMap<String, Oid> {
+    refs.iter()
+        .filter_map(|(name, r)| r.local.clone().map(|oid| (name.clone(), oid)))
+        .collect()
+}
+
+/// The mirror's values of known refs (what an update may assume before observing).
+pub fn known_remote_values(refs: &KnownRefs) -> BTreeMap<String, Oid> {
+    refs.iter()
+        .filter_map(|(name, r)| r.remote.clone().map(|oid| (name.clone(), oid)))
+        .collect()
+}
+
+/// One line per ref, `<local|-> <remote|-> <name>`: compact and fast for repositories with many refs.
+fn encode_known_refs(refs: &KnownRefs) -> String {
+    let mut text = String::with_capacity(refs.len() * 100);
+    let show = |oid: &Option<Oid>| oid.as_ref().map_or("-", |o| o.as_str()).to_string();
+    for (name, r) in refs {
+        text.push_str(&format!("{} {} {name}\n", show(&r.local), show(&r.remote)));
+    }
+    text
+}
+
+fn decode_known_refs(text: &str) -> Option<KnownRefs> {
+    let parse = |field: &str| {
+        if field == "-" {
+            Some(None)
+        } else {
+            Oid::parse(field).map(Some)
+        }
+    };
+    let mut refs = KnownRefs::new();
+    for line in text.lines() {
+        let mut fields = line.splitn(3, ' ');
+        let (local, remote, name) = (fields.next()?, fields.next()?, fields.next()?);
+        refs.insert(
+            name.to_string(),
+            KnownRef {
+                local: parse(local)?,
+                remote: parse(remote)?,
+            },
+        );
+    }
+    Some(refs)
 }
 
 /// The state directory.
@@ -221,20 +279,28 @@ impl StateStore {
         self.repo_dir(repo).join("mirrors").join(format!("{mirror}.json"))
     }
 
-    fn snapshot_file(&self, repo: &Path, mirror: &str) -> PathBuf {
-        self.repo_dir(repo).join("mirrors").join(format!("{mirror}.refs"))
+    fn known_refs_file(&self, repo: &Path, mirror: &str) -> PathBuf {
+        self.repo_dir(repo).join("mirrors").join(format!("{mirror}.known"))
     }
 
-    /// The local values of the in-scope refs as of the mirror's last
-    /// decisions (what the drift scan compares against).
-    pub fn load_snapshot(&self, repo: &Path, mirror: &str) -> Result<BTreeMap<String, Oid>> {
-        Ok(read_json(&self.snapshot_file(repo, mirror))?.unwrap_or_default())
+    /// What the mirror's last decisions were made for (see [`KnownRef`]);
+    /// empty when the file is missing or unreadable (its loss costs a
+    /// re-observation, never correctness).
+    pub fn load_known_refs(&self, repo: &Path, mirror: &str) -> KnownRefs {
+        let path = self.known_refs_file(repo, mirror);
+        match fs::read_to_string(&path) {
+            Ok(text) => decode_known_refs(&text).unwrap_or_else(|| {
+                log::warn!("{} is corrupt; it will be rebuilt", path.display());
+                KnownRefs::new()
+            }),
+            Err(_) => KnownRefs::new(),
+        }
     }
 
-    pub fn save_snapshot(&self, repo: &Path, mirror: &str, refs: &BTreeMap<String, Oid>) -> Result<()> {
-        let bytes = serde_json::to_vec(refs)?;
-        let path = self.snapshot_file(repo, mirror);
-        write_atomic(&path, &bytes, 0o600).with_context(|| format!("writing {}", path.display()))
+    pub fn save_known_refs(&self, repo: &Path, mirror: &str, refs: &KnownRefs) -> Result<()> {
+        let path = self.known_refs_file(repo, mirror);
+        write_atomic(&path, encode_known_refs(refs).as_bytes(), 0o600)
+            .with_context(|| format!("writing {}", path.display()))
     }
 
     /// The lock held for the whole of one update of a (repository, mirror) pair.
@@ -300,7 +366,7 @@ impl StateStore {
         let _lock = self.lock(repo)?;
         for path in [
             self.mirror_file(repo, mirror),
-            self.snapshot_file(repo, mirror),
+            self.known_refs_file(repo, mirror),
             self.repo_dir(repo).join("mirrors").join(format!("{mirror}.lock")),
         ] {
             match fs::remove_file(&path) {
@@ -407,6 +473,36 @@ mod tests {
         assert!(store.load_mirror(repo, "github").unwrap().full_sync_seq.is_some());
         store.remove_mirror(repo, "github").unwrap();
         assert!(store.mirror_names(repo).unwrap().is_empty());
+    }
+
+    #[test]
+    fn known_refs_round_trip_and_corruption_is_detected() {
+        let mut refs = KnownRefs::new();
+        refs.insert(
+            "refs/heads/a".into(),
+            KnownRef {
+                local: Some(oid('1')),
+                remote: Some(oid('2')),
+            },
+        );
+        refs.insert(
+            "refs/heads/kept".into(),
+            KnownRef {
+                local: None,
+                remote: Some(oid('3')),
+            },
+        );
+        refs.insert(
+            "refs/heads/new".into(),
+            KnownRef {
+                local: Some(oid('4')),
+                remote: None,
+            },
+        );
+        assert_eq!(decode_known_refs(&encode_known_refs(&refs)), Some(refs.clone()));
+        assert_eq!(decode_known_refs("zzz - refs/heads/a\n"), None);
+        assert_eq!(known_local_values(&refs).len(), 2);
+        assert_eq!(known_remote_values(&refs).len(), 2);
     }
 
     #[test]

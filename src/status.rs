@@ -1,7 +1,7 @@
 //! Status reports: per mirror, what GitLab shows on its mirror page, as a table or as JSON.
 
 use crate::config::{self, GlobalConfig};
-use crate::remote_url::redact_url;
+use crate::remote_url::{display_url, redact_url};
 use crate::state::{StateStore, UpdateStatus};
 use anyhow::Result;
 use serde::Serialize;
@@ -67,7 +67,7 @@ pub fn collect(global: &GlobalConfig, repos: &[PathBuf]) -> Result<Collected> {
                         global,
                         &repo,
                         &mirror.name,
-                        &mirror.url,
+                        &display_url(&mirror.url, mirror.password.is_some()),
                         mirror.enabled,
                     )?);
                 }

@@ -9,7 +9,9 @@ use crate::git::{self, PushFlag, PushedRef, RemoteAccess};
 use crate::oid::Oid;
 use crate::plan::{self, Decision, Divergence, KeptReason, PendingHint, PlanInput, PlanWarning, Reach, RefChange};
 use crate::refs::LocalRepo;
-use crate::state::{MirrorState, StateStore, UpdateStatus};
+use crate::state::{
+    KnownRef, KnownRefs, MirrorState, StateStore, UpdateStatus, known_local_values, known_remote_values,
+};
 use anyhow::Result;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -103,6 +105,8 @@ pub struct RefResult {
     pub outcome: RefOutcome,
     /// The local value the decision was made for (`None`: absent locally).
     pub local: Option<Oid>,
+    /// The mirror's value after the update, as far as known (meaningful for settled outcomes).
+    pub remote: Option<Oid>,
 }
 
 /// The result of one mirror update.
@@ -181,78 +185,93 @@ pub fn update_mirror(
     full: bool,
 ) -> Result<UpdateReport> {
     let started = now_ms();
-    let snapshot = store.update_mirror(repo, &mirror.name, |state| {
+    let before = store.update_mirror(repo, &mirror.name, |state| {
         state.update_status = UpdateStatus::Started;
         state.last_update_started_at_ms = Some(started);
         state.clone()
     })?;
     failpoint::hit("update.after_started");
-    let reach = if full || snapshot.full_sync_seq.is_some() {
+    let reach = if full || before.full_sync_seq.is_some() {
         Reach::Everything
     } else {
         Reach::PendingOnly
     };
+    let known = store.load_known_refs(repo, &mirror.name);
     let report = match remote_access(mirror, global) {
-        Ok(access) => reconcile(repo, mirror, &access, &snapshot, reach),
+        Ok(access) => reconcile(repo, mirror, &access, &before, reach, &known),
         Err(e) => UpdateReport::failed(format!("{e:#}")),
     };
     failpoint::hit("update.after_push");
     for warning in &report.warnings {
         log::warn!("{}: mirror {}: {warning}", repo.display(), mirror.name);
     }
-    let fingerprint = record_snapshot(store, repo, &mirror.name, reach, &report)?;
+    let fingerprint = record_known_refs(store, repo, &mirror.name, reach, &report, known)?;
     store.update_mirror(repo, &mirror.name, |state| {
-        record_outcome(state, &snapshot, reach, &report, &global.retry);
+        record_outcome(state, &before, reach, &report, &global.retry);
         if fingerprint.is_some() {
-            state.snapshot_fingerprint = fingerprint;
+            state.known_refs_fingerprint = fingerprint;
         }
     })?;
     failpoint::hit("update.after_outcome");
     Ok(report)
 }
 
-/// Updates the snapshot of local values the mirror's decisions were made
-/// for (the drift scan's reference); returns its new fingerprint.
-fn record_snapshot(
+/// Folds the settled refs of a report into the known refs (local value
+/// decided for, mirror's value after); returns the new fingerprint of their
+/// local values, for the drift scan.
+fn record_known_refs(
     store: &StateStore,
     repo: &Path,
     mirror: &str,
     reach: Reach,
     report: &UpdateReport,
+    old: KnownRefs,
 ) -> Result<Option<String>> {
     if report.error.is_some() {
         return Ok(None);
     }
-    let old = store.load_snapshot(repo, mirror)?;
-    let mut snapshot = if reach == Reach::Everything {
-        BTreeMap::new()
+    let mut known = if reach == Reach::Everything {
+        KnownRefs::new()
     } else {
         old.clone()
     };
     for result in report.refs.iter().filter(|r| r.outcome.is_settled()) {
-        match &result.local {
-            Some(oid) => snapshot.insert(result.name.clone(), oid.clone()),
-            None => snapshot.remove(&result.name),
+        let entry = KnownRef {
+            local: result.local.clone(),
+            remote: result.remote.clone(),
         };
+        if entry.local.is_none() && entry.remote.is_none() {
+            known.remove(&result.name);
+        } else {
+            known.insert(result.name.clone(), entry);
+        }
     }
-    if snapshot != old {
-        store.save_snapshot(repo, mirror, &snapshot)?;
+    if known != old {
+        store.save_known_refs(repo, mirror, &known)?;
     }
-    Ok(Some(crate::drift::fingerprint(&snapshot)))
+    Ok(Some(crate::drift::fingerprint(&known_local_values(&known))))
 }
 
+/// Reconciles with leases, re-planning refs whose lease failed.
+///
+/// Fast path: an incremental update first assumes the mirror still has the
+/// values it had after our last update (the known refs) instead of listing
+/// its refs: every change carries `--force-with-lease` on the assumed value,
+/// so a wrong assumption is rejected by the mirror, never acted on. Refs
+/// rejected on that first attempt are re-planned from a real `ls-remote`.
 fn reconcile(
     repo: &Path,
     mirror: &MirrorConfig,
     access: &RemoteAccess,
-    snapshot: &MirrorState,
+    before: &MirrorState,
     reach: Reach,
+    known: &KnownRefs,
 ) -> UpdateReport {
     let local_repo = match LocalRepo::open(repo) {
         Ok(r) => r,
         Err(e) => return UpdateReport::failed(format!("{e:#}")),
     };
-    let mut pending: BTreeMap<String, PendingHint> = snapshot
+    let mut pending: BTreeMap<String, PendingHint> = before
         .pending
         .iter()
         .map(|(name, p)| {
@@ -264,12 +283,19 @@ fn reconcile(
             )
         })
         .collect();
+    let assumed = known_remote_values(known);
+    let can_assume = reach == Reach::PendingOnly && before.known_refs_fingerprint.is_some();
     let mut reach = reach;
     let mut results: BTreeMap<String, RefResult> = BTreeMap::new();
     let mut warnings = Vec::new();
     for attempt in 1..=LEASE_ATTEMPTS {
-        let attempt_result = reconcile_once(&local_repo, repo, mirror, access, &pending, reach);
-        let (outcomes, plan_warnings) = match attempt_result {
+        let assuming = can_assume && attempt == 1;
+        let view = if assuming {
+            RemoteView::Assumed(&assumed)
+        } else {
+            RemoteView::Observed
+        };
+        let (outcomes, plan_warnings) = match reconcile_once(&local_repo, repo, mirror, access, &pending, reach, view) {
             Ok(done) => done,
             Err(error) => {
                 let mut report = UpdateReport::failed(error);
@@ -278,21 +304,22 @@ fn reconcile(
             }
         };
         warnings.extend(plan_warnings);
-        let mut stale = BTreeMap::new();
+        let mut replan = BTreeMap::new();
         for result in outcomes {
             let lease_failed = matches!(&result.outcome, RefOutcome::Rejected { reason } if reason == "stale info");
-            if lease_failed && attempt < LEASE_ATTEMPTS {
-                // The mirror moved since we looked: look again and re-plan this ref.
+            let rejected = matches!(result.outcome, RefOutcome::Rejected { .. });
+            if (assuming && rejected) || (lease_failed && attempt < LEASE_ATTEMPTS) {
+                // The mirror is not as we assumed or moved since we looked: look (again) and re-plan.
                 let hint = pending.get(&result.name).cloned().unwrap_or_default();
-                stale.insert(result.name, hint);
+                replan.insert(result.name, hint);
             } else {
                 results.insert(result.name.clone(), result);
             }
         }
-        if stale.is_empty() {
+        if replan.is_empty() {
             break;
         }
-        pending = stale;
+        pending = replan;
         reach = Reach::PendingOnly;
     }
     warnings.dedup();
@@ -309,6 +336,15 @@ fn into_results(results: BTreeMap<String, RefResult>) -> Vec<RefResult> {
 
 type Outcomes = (Vec<RefResult>, Vec<String>);
 
+/// Where an attempt gets the mirror's refs from.
+#[derive(Clone, Copy)]
+enum RemoteView<'a> {
+    /// `git ls-remote`.
+    Observed,
+    /// The values known from our last update, verified by the leases.
+    Assumed(&'a BTreeMap<String, Oid>),
+}
+
 fn reconcile_once(
     local_repo: &LocalRepo,
     repo: &Path,
@@ -316,8 +352,17 @@ fn reconcile_once(
     access: &RemoteAccess,
     pending: &BTreeMap<String, PendingHint>,
     reach: Reach,
+    view: RemoteView<'_>,
 ) -> Result<Outcomes, String> {
-    let remote = git::ls_remote(access, &[]).map_err(|e| e.to_string())?;
+    let no_symbolic = BTreeSet::new();
+    let observed;
+    let (remote, remote_symbolic) = match view {
+        RemoteView::Assumed(assumed) => (assumed, &no_symbolic),
+        RemoteView::Observed => {
+            observed = git::ls_remote(access, &[]).map_err(|e| e.to_string())?;
+            (&observed.direct, &observed.symbolic)
+        }
+    };
     let local = match reach {
         Reach::Everything => local_repo.all_refs(),
         Reach::PendingOnly => local_repo.refs_named(pending.keys()),
@@ -327,8 +372,8 @@ fn reconcile_once(
     let input = PlanInput {
         local: &local.direct,
         local_symbolic: &local.symbolic,
-        remote: &remote.direct,
-        remote_symbolic: &remote.symbolic,
+        remote,
+        remote_symbolic,
         default_branch: head.as_ref(),
         pending,
         reach,
@@ -359,19 +404,26 @@ fn reconcile_once(
         .refs
         .into_iter()
         .map(|r| {
-            let outcome = match r.decision {
-                Decision::Push(change) => push_outcome(&change, pushed.get(&r.name)),
-                Decision::UpToDate => RefOutcome::UpToDate,
-                Decision::Absent => RefOutcome::Absent,
-                Decision::Divergent { local, remote, why } => RefOutcome::Divergent { local, remote, why },
-                Decision::Kept { why, .. } => RefOutcome::Kept { why },
-                Decision::Blocked { by } => RefOutcome::Blocked { by },
-            };
             let local = local.direct.get(&r.name).cloned();
+            let (outcome, remote) = match r.decision {
+                Decision::Push(change) => {
+                    let outcome = push_outcome(&change, pushed.get(&r.name));
+                    (outcome, change.new_value().cloned())
+                }
+                Decision::UpToDate => (RefOutcome::UpToDate, local.clone()),
+                Decision::Absent => (RefOutcome::Absent, None),
+                Decision::Divergent { local, remote, why } => {
+                    let after = Some(remote.clone());
+                    (RefOutcome::Divergent { local, remote, why }, after)
+                }
+                Decision::Kept { why, remote } => (RefOutcome::Kept { why }, Some(remote)),
+                Decision::Blocked { by } => (RefOutcome::Blocked { by }, None),
+            };
             RefResult {
                 name: r.name,
                 outcome,
                 local,
+                remote,
             }
         })
         .collect();
@@ -511,6 +563,7 @@ mod tests {
     fn result(name: &str, outcome: RefOutcome) -> RefResult {
         RefResult {
             local: None,
+            remote: None,
             name: name.to_string(),
             outcome,
         }

@@ -41,9 +41,10 @@ pub struct RunOptions {
     pub repos: Vec<PathBuf>,
     /// Wait for a worker that is draining to finish, then drain, instead of leaving it the work.
     pub wait: bool,
-    /// Compare registered repositories' refs with what their mirrors last got
-    /// (cron and manual runs; a hook's worker skips it to stay cheap).
-    pub drift_scan: bool,
+    /// Also visit every registered repository: work left by earlier runs,
+    /// interrupted updates, and the drift scan (cron and manual runs; a
+    /// hook's worker only handles what the spool brings, to stay cheap).
+    pub scan_registered: bool,
 }
 
 /// Drains the spool and runs due mirror updates until nothing is due within
@@ -216,6 +217,10 @@ impl<'a> Drain<'a> {
     /// Pairs and repositories left with work by earlier runs (failures to
     /// retry, broken configs, interrupted updates), and drifted refs.
     fn find_existing_work(&mut self) -> Result<()> {
+        if !self.options.scan_registered {
+            return Ok(());
+        }
+        register_fleet(self.global, self.store);
         for repo in self.store.known_repos()? {
             if !self.wanted(&repo) {
                 continue;
@@ -223,8 +228,7 @@ impl<'a> Drain<'a> {
             if self.store.load_record(&repo)?.is_some_and(|r| !r.pending.is_empty()) {
                 self.unrouted.insert(repo.clone(), 0);
             }
-            if self.options.drift_scan
-                && repo.exists()
+            if repo.exists()
                 && let Err(e) = crate::drift::scan_repository(self.store, self.global, &repo)
             {
                 log::warn!("{}: drift scan skipped: {e:#}", repo.display());
@@ -419,6 +423,17 @@ impl<'a> Drain<'a> {
             Ok(_) => {}
             Err(e) => log::error!("{e:#}"),
         }
+    }
+}
+
+/// Registers the repositories under `repos_root` that have mirrors (their own
+/// `push-mirror.toml` or a matching fleet mirror) so the drift scan and
+/// `status` cover the whole fleet, hooked or not. A problem is logged, not fatal.
+fn register_fleet(global: &GlobalConfig, store: &StateStore) {
+    match crate::fleet::register_mirrored(global, store) {
+        Ok(0) => {}
+        Ok(n) => log::info!("registered {n} new repositories under repos_root"),
+        Err(e) => log::warn!("looking for repositories under repos_root: {e:#}"),
     }
 }
 

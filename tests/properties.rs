@@ -221,7 +221,7 @@ fn hook_stdin(lines: &[HookLine], final_newline: bool) -> Vec<u8> {
 }
 
 proptest! {
-    #![proptest_config(cases(512))]
+    #![proptest_config(cases(256))]
 
     #[test]
     fn hook_input_of_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
@@ -307,7 +307,7 @@ fn check_accepted_entry(entry: &SpoolEntry) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(cases(512))]
+    #![proptest_config(cases(256))]
 
     #[test]
     fn spool_entries_round_trip(entry in spool_entry(), pretty in any::<bool>()) {
@@ -461,7 +461,7 @@ fn porcelain_noise() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(cases(512))]
+    #![proptest_config(cases(256))]
 
     #[test]
     fn porcelain_output_of_valid_ref_lines_round_trips(
@@ -514,7 +514,7 @@ fn remote_ref() -> impl Strategy<Value = RemoteRef> {
 }
 
 proptest! {
-    #![proptest_config(cases(512))]
+    #![proptest_config(cases(256))]
 
     #[test]
     fn ls_remote_output_round_trips(

@@ -96,6 +96,23 @@ impl Sshd {
         self.dir.join("client_ed25519_key")
     }
 
+    /// Authorizes one more public key (an `ssh-ed25519 AAAA… comment` line)
+    /// for [`user`](Self::user); sshd reads the file at every login.
+    pub fn authorize_key(&self, public_key_line: &str) {
+        use std::io::Write;
+        let path = self.dir.join("authorized_keys");
+        let mut file = fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+        writeln!(file, "{}", public_key_line.trim()).expect("append to authorized_keys");
+    }
+
+    /// The host's public key file (`ssh-ed25519 AAAA… comment`).
+    pub fn host_public_key_path(&self) -> PathBuf {
+        self.host_key().with_extension("pub")
+    }
+
     /// The host's public key, `ssh-ed25519 AAAA…` (no comment).
     pub fn host_public_key_line(&self) -> String {
         let path = self.host_key().with_extension("pub");
