@@ -111,15 +111,50 @@ pub enum Command {
         json: bool,
     },
     /// Install the post-receive hook (an existing hook is kept and still runs).
+    #[command(
+        long_about = "Install the post-receive hook the way the repository's host expects.\n\n\
+Plain bare repositories: REPO/hooks/post-receive (an existing hook is kept as \
+post-receive.before-push-mirror and still runs with the same input); --all ROOT does every bare \
+repository under ROOT.\n\n\
+--gitea: REPO/hooks/post-receive.d/git-push-mirror, which Gitea's (or Forgejo's) own post-receive \
+runs; Gitea's files are not touched.\n\n\
+--gitolite (run as the gitolite user): a common hook, LOCAL_CODE/hooks/common/post-receive, that \
+gitolite links into every repository, new ones included; `gitolite setup` keeps it. With \
+--repo-specific: LOCAL_CODE/hooks/repo-specific/git-push-mirror, for repositories whose \
+gitolite.conf has `option hook.post-receive = git-push-mirror`. LOCAL_CODE (and \
+'repo-specific-hooks') are switched on in ~/.gitolite.rc if they are off."
+    )]
     Install {
-        #[arg(required = true)]
+        /// Bare repositories (none with --all or --gitolite).
+        #[arg(required_unless_present_any = ["all", "gitolite"])]
         repos: Vec<PathBuf>,
+        #[command(flatten)]
+        host: HostFlags,
     },
     /// Remove the hook and restore the one it replaced.
     Uninstall {
-        #[arg(required = true)]
+        /// Bare repositories (none with --all or --gitolite).
+        #[arg(required_unless_present_any = ["all", "gitolite"])]
         repos: Vec<PathBuf>,
+        #[command(flatten)]
+        host: HostFlags,
     },
+    /// Write per-mirror and spool metrics in the Prometheus text format (node_exporter textfile
+    /// collector); exits 1 if any mirror is failed, like `status`.
+    Metrics {
+        /// Only these repositories (default: every registered one and every mirrored one under repos_root).
+        repos: Vec<PathBuf>,
+        /// Write to FILE atomically (temp file and rename), e.g.
+        /// /var/lib/prometheus/node-exporter/git-push-mirror.prom; default: stdout.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(hide = true)]
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff), generated from this command line's definition.
+    #[command(hide = true)]
+    Man,
     /// Validate the configuration and reach each mirror (ls-remote).
     Check { repos: Vec<PathBuf> },
     /// Create an ed25519 key pair for an SSH mirror and print the public key
@@ -173,6 +208,24 @@ pub enum HookCommand {
         #[arg(last = true)]
         args: Vec<String>,
     },
+}
+
+/// Where `install` and `uninstall` act: which host's conventions, and over which repositories.
+#[derive(Args, Debug, Default)]
+pub struct HostFlags {
+    /// Every bare repository under ROOT (hidden directories are skipped).
+    #[arg(long, value_name = "ROOT", conflicts_with_all = ["repos", "gitolite"])]
+    all: Option<PathBuf>,
+    /// Gitea/Forgejo: a script in REPO/hooks/post-receive.d/, run by Gitea's own hook.
+    #[arg(long, conflicts_with = "gitolite")]
+    gitea: bool,
+    /// gitolite: a common hook under LOCAL_CODE that gitolite links into every repository
+    /// (run as the gitolite user; takes no REPO).
+    #[arg(long, conflicts_with = "repos")]
+    gitolite: bool,
+    /// With --gitolite: a repo-specific hook (`option hook.post-receive = git-push-mirror` in gitolite.conf).
+    #[arg(long, requires = "gitolite")]
+    repo_specific: bool,
 }
 
 /// Mirror settings shared by `add` and `set`.
@@ -327,26 +380,15 @@ fn init_logging(global: &GlobalConfig, verbose: u8, to_log_file: bool) {
         1 => log::LevelFilter::Debug,
         _ => log::LevelFilter::Trace,
     };
-    if to_log_file {
-        redirect_stderr_to(&global.log_file);
-    }
-    let _ = simple_logger::SimpleLogger::new()
+    let logger = simple_logger::SimpleLogger::new()
         .with_level(level)
         .with_utc_timestamps()
-        .env()
-        .init();
-}
-
-/// Points stderr (where the logger writes) at the log file, appending.
-fn redirect_stderr_to(log_file: &Path) {
-    use std::os::fd::AsRawFd;
-    if let Some(dir) = log_file.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    let opened = std::fs::OpenOptions::new().create(true).append(true).open(log_file);
-    if let Ok(file) = opened {
-        // SAFETY: dup2 onto fd 2 replaces stderr for the rest of the process.
-        unsafe { libc::dup2(file.as_raw_fd(), 2) };
+        .env();
+    if to_log_file {
+        // stderr goes to the log file, reopened after logrotate renames it.
+        crate::logfile::init(&global.log_file, logger);
+    } else {
+        let _ = logger.init();
     }
 }
 
@@ -371,12 +413,17 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, Exi
         };
         return Ok(hook::run_hook(&stdin, &options, err) as u8);
     }
+    match &cli.command {
+        Command::Completions { shell } => return cmd_completions(*shell, out),
+        Command::Man => return cmd_man(out),
+        _ => {}
+    }
     let global = config::load_global(cli.config.as_deref()).usage()?;
     let to_log_file = matches!(cli.command, Command::Run { detached: true, .. })
         || (matches!(cli.command, Command::Run { .. }) && !stderr_is_terminal());
     init_logging(&global, cli.verbose, to_log_file);
     match cli.command {
-        Command::Hook { .. } => unreachable!("handled above"),
+        Command::Hook { .. } | Command::Completions { .. } | Command::Man => unreachable!("handled above"),
         Command::Run { repos, wait, detached } => cmd_run(&global, &repos, wait, detached),
         Command::Sync { repo, mirror } => cmd_sync(&global, &repo, mirror.as_deref(), out),
         Command::Add {
@@ -396,8 +443,9 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, Exi
         Command::Remove { repo, name } => cmd_remove(&global, &repo, &name, out),
         Command::List { repos } => cmd_list(&global, &repos, out),
         Command::Status { repos, json } => cmd_status(&global, &repos, json, out, err),
-        Command::Install { repos } => cmd_install(&global, cli.config.as_deref(), &repos, out),
-        Command::Uninstall { repos } => cmd_uninstall(&repos, out),
+        Command::Install { repos, host } => cmd_install_on_host(&global, cli.config.as_deref(), &repos, &host, out),
+        Command::Uninstall { repos, host } => cmd_uninstall_on_host(&repos, &host, out),
+        Command::Metrics { repos, output } => cmd_metrics(&global, &repos, output.as_deref(), out, err),
         Command::Check { repos } => cmd_check(&global, &repos, out),
         Command::Keygen { repo, name } => cmd_keygen(&global, &repo, &name, out, err),
         Command::KnownHosts {
@@ -625,6 +673,13 @@ fn advise(global: &GlobalConfig, repo: &Path, name: &str, err: &mut dyn Write) {
             )),
         }
     }
+    if mirror.password.is_some() && mirror.username.is_none() && matches!(transport, Transport::Https | Transport::Http)
+    {
+        notes.push(format!(
+            "warning: {url}: a password without a user name; most hosts need one \
+             (GitHub: the token's owner, GitLab: oauth2): add --username USER"
+        ));
+    }
     if let Some(config::SecretSource::Env(var)) = &mirror.password
         && var.starts_with("GIT_")
     {
@@ -764,7 +819,8 @@ fn shown_url(mirror: &MirrorConfig) -> String {
 
 fn known_or_given(global: &GlobalConfig, repos: &[PathBuf]) -> Result<Vec<PathBuf>, Exit> {
     if repos.is_empty() {
-        Ok(StateStore::new(&global.state_dir).known_repos()?)
+        // Registered repositories, and the mirrored ones under repos_root (the fleet).
+        Ok(crate::fleet::all_repos(global, &StateStore::new(&global.state_dir))?)
     } else {
         repo_paths(repos)
     }
@@ -800,7 +856,11 @@ fn cmd_list(global: &GlobalConfig, repos: &[PathBuf], out: &mut dyn Write) -> Re
                 repo.display(),
                 mirror.name,
                 shown_url(mirror),
-                describe_filters(mirror)
+                if cfg.fleet_mirrors.contains(&mirror.name) {
+                    format!("fleet {}", describe_filters(mirror))
+                } else {
+                    describe_filters(mirror)
+                }
             );
             writeln!(out, "{}", line.trim_end()).map_err(io)?;
         }
@@ -937,6 +997,9 @@ fn cmd_keygen(
     let store = StateStore::new(&global.state_dir);
     let (key, configure) = match &mirror.ssh_key {
         Some(key) => (key.clone(), false),
+        None if cfg.fleet_mirrors.iter().any(|m| m == name) => {
+            return Err(fleet_mirror_setting(name, "ssh_key"));
+        }
         None => (crate::ssh::default_key_path(&store, &repo, name), true),
     };
     if key.symlink_metadata().is_ok() {
@@ -979,6 +1042,17 @@ fn cmd_keygen(
         );
     }
     Ok(EXIT_OK)
+}
+
+/// A fleet mirror's settings live in the global file, which commands never rewrite.
+fn fleet_mirror_setting(name: &str, key: &str) -> Exit {
+    Exit(
+        EXIT_USAGE,
+        anyhow::anyhow!(
+            "mirror {name} is a fleet mirror of the global configuration: set `{key}` in its [mirror.{name}] \
+             table there (one file for all its repositories), then run this again"
+        ),
+    )
 }
 
 /// Where `known-hosts` compares and records host keys.
@@ -1031,6 +1105,7 @@ fn resolve_host_keys_target(
             path: path.clone(),
             configure: None,
         },
+        None if cfg.fleet_mirrors.contains(&name) => return Err(fleet_mirror_setting(&name, "known_hosts")),
         None => {
             let store = StateStore::new(&global.state_dir);
             HostKeysFile {
@@ -1124,6 +1199,209 @@ fn cmd_known_hosts(
         writeln!(out, "set known_hosts of mirror {mirror} to {}", file.path.display()).map_err(io)?;
     }
     Ok(EXIT_OK)
+}
+
+/// `install` per host: `--gitea`, `--gitolite`, `--all ROOT`, or plain repositories.
+fn cmd_install_on_host(
+    global: &GlobalConfig,
+    config: Option<&Path>,
+    repos: &[PathBuf],
+    host: &HostFlags,
+    out: &mut dyn Write,
+) -> Result<u8, Exit> {
+    if host.gitolite {
+        return cmd_install_gitolite(global, config, host, out);
+    }
+    let repos = match &host.all {
+        Some(root) => discover_for_install(root)?,
+        None => repo_paths(repos)?,
+    };
+    if !host.gitea {
+        return cmd_install(global, config, &repos, out);
+    }
+    let exe = std::env::current_exe().context("finding this program's path")?;
+    let config = config
+        .map(std::path::absolute)
+        .transpose()
+        .context("resolving --config")?;
+    let store = StateStore::new(&global.state_dir);
+    let mut failed = 0;
+    for repo in repos {
+        match crate::hosts::install_gitea(&repo, &exe, config.as_deref()) {
+            Ok(installed) => {
+                store.register(&repo)?;
+                let line = match installed {
+                    install::Installed::Refreshed(hook) => format!("refreshed {}", hook.display()),
+                    install::Installed::Fresh(hook) | install::Installed::Chained { hook, .. } => {
+                        format!("installed {}", hook.display())
+                    }
+                };
+                writeln!(out, "{line}").map_err(io)?;
+            }
+            // Over a tree, one repository Gitea does not manage does not stop the others.
+            Err(e) if host.all.is_some() => {
+                failed += 1;
+                writeln!(out, "skipped {}: {e:#}", repo.display()).map_err(io)?;
+            }
+            Err(e) => return Err(Exit(EXIT_FAILED, e)),
+        }
+    }
+    Ok(if failed > 0 { EXIT_FAILED } else { EXIT_OK })
+}
+
+/// Every bare repository under ROOT, for `--all`.
+fn discover_for_install(root: &Path) -> Result<Vec<PathBuf>, Exit> {
+    let repos = crate::fleet::discover(root).usage()?;
+    if repos.is_empty() {
+        return Err(Exit(
+            EXIT_USAGE,
+            anyhow::anyhow!("{}: no bare repositories found", root.display()),
+        ));
+    }
+    Ok(repos)
+}
+
+fn gitolite_route(host: &HostFlags) -> crate::hosts::GitoliteRoute {
+    if host.repo_specific {
+        crate::hosts::GitoliteRoute::RepoSpecific
+    } else {
+        crate::hosts::GitoliteRoute::Common
+    }
+}
+
+fn cmd_install_gitolite(
+    global: &GlobalConfig,
+    config: Option<&Path>,
+    host: &HostFlags,
+    out: &mut dyn Write,
+) -> Result<u8, Exit> {
+    let exe = std::env::current_exe().context("finding this program's path")?;
+    let config = config
+        .map(std::path::absolute)
+        .transpose()
+        .context("resolving --config")?;
+    let route = gitolite_route(host);
+    let installed = crate::hosts::install_gitolite(&exe, config.as_deref(), route)?;
+    for change in &installed.rc_changes {
+        writeln!(out, "enabled in ~/.gitolite.rc: {change}").map_err(io)?;
+    }
+    writeln!(out, "installed {}", installed.hook.display()).map_err(io)?;
+    if let Some(previous) = &installed.chained {
+        writeln!(
+            out,
+            "the existing common post-receive was kept as {} and still runs after it",
+            previous.display()
+        )
+        .map_err(io)?;
+    }
+    match route {
+        crate::hosts::GitoliteRoute::Common => writeln!(
+            out,
+            "gitolite linked it into every repository (`gitolite setup` and new repositories keep it)"
+        ),
+        crate::hosts::GitoliteRoute::RepoSpecific => writeln!(
+            out,
+            "now give the repositories to mirror this option in gitolite.conf and push gitolite-admin:\n    \
+             repo acme/..*\n        option hook.post-receive = {}",
+            crate::hosts::HOOK_NAME
+        ),
+    }
+    .map_err(io)?;
+    if global.repos_root.is_none() && !global.fleet_mirrors.is_empty() {
+        writeln!(
+            out,
+            "note: set repos_root in the global configuration to gitolite's GL_REPO_BASE"
+        )
+        .map_err(io)?;
+    }
+    Ok(EXIT_OK)
+}
+
+fn cmd_uninstall_on_host(repos: &[PathBuf], host: &HostFlags, out: &mut dyn Write) -> Result<u8, Exit> {
+    if host.gitolite {
+        let line = match crate::hosts::uninstall_gitolite(gitolite_route(host))? {
+            Some(hook) => format!("uninstalled {}", hook.display()),
+            None => "the git-push-mirror gitolite hook is not installed".to_string(),
+        };
+        writeln!(out, "{line}").map_err(io)?;
+        return Ok(EXIT_OK);
+    }
+    let repos = match &host.all {
+        Some(root) => discover_for_install(root)?,
+        None => repo_paths(repos)?,
+    };
+    if !host.gitea {
+        return cmd_uninstall(&repos, out);
+    }
+    for repo in repos {
+        let line = if crate::hosts::uninstall_gitea(&repo)? {
+            format!("uninstalled the hook of {}", repo.display())
+        } else {
+            format!("{}: the git-push-mirror hook is not installed", repo.display())
+        };
+        writeln!(out, "{line}").map_err(io)?;
+    }
+    Ok(EXIT_OK)
+}
+
+/// `metrics`: the Prometheus text format, to stdout or atomically to a file.
+/// Exit status as `status`: 1 if a mirror is failed, 2 if a configuration is broken.
+fn cmd_metrics(
+    global: &GlobalConfig,
+    repos: &[PathBuf],
+    output: Option<&Path>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<u8, Exit> {
+    let repos = known_or_given(global, repos)?;
+    let collected = status::collect(global, &repos)?;
+    let extras = crate::metrics::extras(global, &collected.statuses, now_ms())?;
+    let text = crate::metrics::render(&crate::metrics::Snapshot {
+        statuses: &collected.statuses,
+        extras: &extras,
+        spool: crate::metrics::spool_stats(&global.spool_dir, std::time::SystemTime::now()),
+        repositories: repos.len(),
+        config_errors: collected.config_errors.len(),
+        silent_mode: global.silent_mode,
+    });
+    match output {
+        Some(file) => crate::metrics::write_file(file, &text)
+            .with_context(|| format!("writing {}", file.display()))
+            .map_err(|e| Exit(EXIT_FAILED, e))?,
+        None => out.write_all(text.as_bytes()).map_err(io)?,
+    }
+    for error in &collected.config_errors {
+        writeln!(err, "git-push-mirror: {error}").map_err(io)?;
+    }
+    Ok(if !collected.config_errors.is_empty() {
+        EXIT_USAGE
+    } else if status::any_failed(&collected.statuses) {
+        EXIT_FAILED
+    } else {
+        EXIT_OK
+    })
+}
+
+/// Writes generated text; a reader that went away (`| head`) is a normal end, not an error.
+fn write_generated(text: &[u8], out: &mut dyn Write) -> Result<u8, Exit> {
+    match out.write_all(text).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(io(e)),
+        _ => Ok(EXIT_OK),
+    }
+}
+
+fn cmd_completions(shell: clap_complete::Shell, out: &mut dyn Write) -> Result<u8, Exit> {
+    let mut command = <Cli as clap::CommandFactory>::command();
+    let mut text = Vec::new();
+    clap_complete::generate(shell, &mut command, "git-push-mirror", &mut text);
+    write_generated(&text, out)
+}
+
+fn cmd_man(out: &mut dyn Write) -> Result<u8, Exit> {
+    let command = <Cli as clap::CommandFactory>::command();
+    let mut text = Vec::new();
+    clap_mangen::Man::new(command).render(&mut text).map_err(io)?;
+    write_generated(&text, out)
 }
 
 #[cfg(test)]

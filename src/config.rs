@@ -1477,7 +1477,10 @@ jitter = false
         let config = loaded.unwrap();
         assert_eq!(config.mirrors.len(), 1);
         assert_eq!(config.mirrors[0].url, "file:///override.git");
-        assert_eq!(config.mirrors[0].rules.branch_patterns, None, "nothing is merged from the fleet mirror");
+        assert_eq!(
+            config.mirrors[0].rules.branch_patterns, None,
+            "nothing is merged from the fleet mirror"
+        );
         assert!(!config.mirrors[0].rules.keep_divergent_refs);
         assert!(config.fleet_mirrors.is_empty());
     }

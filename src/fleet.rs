@@ -178,9 +178,16 @@ mod tests {
     #[test]
     fn names_are_relative_paths_without_dot_git() {
         let root = Path::new("/srv/git");
-        assert_eq!(name_under(Path::new("/srv/git/acme/app.git"), root).as_deref(), Some("acme/app"));
+        assert_eq!(
+            name_under(Path::new("/srv/git/acme/app.git"), root).as_deref(),
+            Some("acme/app")
+        );
         assert_eq!(name_under(Path::new("/srv/git/plain"), root).as_deref(), Some("plain"));
-        assert_eq!(name_under(Path::new("/srv/gitx/app.git"), root), None, "not a prefix by components");
+        assert_eq!(
+            name_under(Path::new("/srv/gitx/app.git"), root),
+            None,
+            "not a prefix by components"
+        );
         assert_eq!(name_under(Path::new("/srv/git"), root), None);
         assert_eq!(name_under(Path::new("/elsewhere/app.git"), root), None);
     }
@@ -212,8 +219,16 @@ mod tests {
     #[test]
     fn url_templates_need_the_name_and_nothing_else() {
         assert!(check_url_template("git@github.com:acme/{name}.git").is_ok());
-        assert!(check_url_template("https://h/acme/app.git").unwrap_err().contains("{name}"));
-        assert!(check_url_template("https://h/{owner}/{name}.git").unwrap_err().contains("only"));
+        assert!(
+            check_url_template("https://h/acme/app.git")
+                .unwrap_err()
+                .contains("{name}")
+        );
+        assert!(
+            check_url_template("https://h/{owner}/{name}.git")
+                .unwrap_err()
+                .contains("only")
+        );
         assert_eq!(
             expand_url("file:///m/{name}.git?{name}", "acme/app"),
             "file:///m/acme/app.git?acme/app"

@@ -202,6 +202,8 @@ fn summarize_stderr(stderr: &str) -> String {
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with("hint:") && !GENERIC_LINES.contains(l))
+        // ssh's advice to delete a changed host key; deleting without checking defeats the check.
+        .filter(|l| !l.starts_with("ssh-keygen -f "))
         .collect();
     let start = lines.len().saturating_sub(4);
     let summary = lines[start..].join(" / ");
@@ -303,10 +305,21 @@ impl PushedRef {
         self.flag != PushFlag::Rejected
     }
 
-    /// Whether the lease failed: the mirror's value changed since it was observed.
+    /// Whether the ref was refused because the mirror's value is not the one
+    /// the change was planned for (a failed lease, or a new ref that exists).
     pub fn lease_failed(&self) -> bool {
-        self.flag == PushFlag::Rejected && self.reason.as_deref() == Some("stale info")
+        self.flag == PushFlag::Rejected && self.reason.as_deref().is_some_and(means_remote_changed)
     }
+}
+
+/// Whether a rejection reason says the mirror's ref is not what the change
+/// expected: `stale info` (a lease), or `fetch first` / `non-fast-forward`
+/// / `already exists` (a create, pushed without a lease, found the ref existing).
+pub fn means_remote_changed(reason: &str) -> bool {
+    matches!(
+        reason,
+        "stale info" | "fetch first" | "non-fast-forward" | "already exists"
+    )
 }
 
 /// Parses `git push --porcelain` output: `<flag>\t<from>:<to>\t<summary> (<reason>)`.
@@ -338,17 +351,48 @@ pub fn parse_porcelain(output: &str) -> Vec<PushedRef> {
     refs
 }
 
-/// Refspec and lease arguments for one change.
-fn change_args(name: &str, change: &RefChange) -> [String; 2] {
-    let lease = match change.expected_remote() {
-        Some(old) => format!("--force-with-lease={name}:{old}"),
-        None => format!("--force-with-lease={name}:"),
-    };
-    let refspec = match change.new_value() {
-        Some(new) => format!("{new}:{name}"),
-        None => format!(":{name}"),
-    };
-    [lease, refspec]
+/// Refspec and lease arguments for one change. Updates and deletions carry
+/// `--force-with-lease=<ref>:<observed>`; a create is pushed without force, so
+/// git refuses it if the ref appeared meanwhile with unrelated history (and
+/// git's lease bookkeeping, quadratic in the number of leases, is spared for
+/// the thousands of creates of a first sync).
+fn change_args(name: &str, change: &RefChange) -> Vec<String> {
+    match change {
+        RefChange::Create { new } => vec![format!("{new}:{name}")],
+        RefChange::Update { old, new, .. } => {
+            vec![format!("--force-with-lease={name}:{old}"), format!("{new}:{name}")]
+        }
+        RefChange::Delete { old } => vec![format!("--force-with-lease={name}:{old}"), format!(":{name}")],
+    }
+}
+
+/// Above this many changes, push from a [`RefLessView`].
+const REFLESS_VIEW_THRESHOLD: usize = 32;
+
+/// A temporary git directory whose object store is the repository's (through
+/// `objects/info/alternates`) and which has no refs: pushing exact object ids
+/// from it sends the same objects without git's per-refspec scan of every
+/// local ref.
+struct RefLessView {
+    dir: tempfile::TempDir,
+}
+
+impl RefLessView {
+    fn new(git_dir: &Path) -> std::io::Result<RefLessView> {
+        let dir = tempfile::Builder::new().prefix("git-push-mirror-view.").tempdir()?;
+        let objects = std::path::absolute(git_dir)?.join("objects");
+        std::fs::create_dir_all(dir.path().join("objects/info"))?;
+        std::fs::create_dir_all(dir.path().join("refs"))?;
+        std::fs::write(dir.path().join("HEAD"), "ref: refs/heads/none\n")?;
+        let mut alternates = objects.as_os_str().as_encoded_bytes().to_vec();
+        alternates.push(b'\n');
+        std::fs::write(dir.path().join("objects/info/alternates"), alternates)?;
+        Ok(RefLessView { dir })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
 }
 
 /// Bytes of arguments per git process: far below ARG_MAX, which is the only
@@ -359,6 +403,15 @@ const MAX_ARGUMENT_BYTES: usize = 512 * 1024;
 /// each with `--force-with-lease=<ref>:<observed>`, and returns git's per-ref
 /// results. A transport failure is an error; per-ref rejections are results.
 pub fn push(git_dir: &Path, remote: &RemoteAccess, changes: &[(&str, &RefChange)]) -> Result<Vec<PushedRef>, GitError> {
+    // git matches every refspec against every local ref (with string
+    // formatting): quadratic. For many refs, push from a view of the
+    // repository that shares its objects but has no refs.
+    let view = if changes.len() > REFLESS_VIEW_THRESHOLD {
+        Some(RefLessView::new(git_dir).map_err(|e| GitError::Spawn(format!("preparing the push: {e}")))?)
+    } else {
+        None
+    };
+    let git_dir = view.as_ref().map_or(git_dir, |v| v.path());
     let mut results = Vec::new();
     let mut batch: Vec<String> = Vec::new();
     let mut batch_bytes = 0;
@@ -473,6 +526,25 @@ Done\n";
     }
 
     #[test]
+    fn summaries_keep_the_cause_and_drop_boilerplate() {
+        // Captured from git push over ssh (OpenSSH 9.2) to a host whose key changed.
+        let stderr = "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\r\n\
+@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\r\n\
+Offending ED25519 key in /state/ssh/backup.known_hosts:1\r\n\
+  ssh-keygen -f \"/state/ssh/backup.known_hosts\" -R \"[127.0.0.1]:2222\"\r\n\
+Host key for [127.0.0.1]:2222 has changed and you have requested strict checking.\r\n\
+Host key verification failed.\r\n\
+fatal: Could not read from remote repository.\n\n\
+Please make sure you have the correct access rights\nand the repository exists.\n";
+        assert_eq!(
+            summarize_stderr(stderr),
+            "Offending ED25519 key in /state/ssh/backup.known_hosts:1 / \
+             Host key for [127.0.0.1]:2222 has changed and you have requested strict checking. / \
+             Host key verification failed. / fatal: Could not read from remote repository."
+        );
+    }
+
+    #[test]
     fn porcelain_parser_ignores_noise() {
         assert!(parse_porcelain("").is_empty());
         assert!(parse_porcelain("To x\nDone\nerror: failed to push some refs\n").is_empty());
@@ -496,7 +568,7 @@ ref: refs/heads/main\trefs/heads/alias\n\
     }
 
     #[test]
-    fn every_change_carries_a_lease_on_the_observed_value() {
+    fn every_update_and_deletion_carries_a_lease_on_the_observed_value() {
         let create = RefChange::Create { new: oid('a') };
         let update = RefChange::Update {
             old: oid('b'),
@@ -504,12 +576,10 @@ ref: refs/heads/main\trefs/heads/alias\n\
             forced: true,
         };
         let delete = RefChange::Delete { old: oid('d') };
+        // A create is pushed without force: git refuses it if the ref appeared meanwhile.
         assert_eq!(
             change_args("refs/heads/n", &create),
-            [
-                "--force-with-lease=refs/heads/n:".to_string(),
-                format!("{}:refs/heads/n", oid('a'))
-            ]
+            [format!("{}:refs/heads/n", oid('a'))]
         );
         assert_eq!(
             change_args("refs/heads/u", &update),

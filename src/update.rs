@@ -306,7 +306,8 @@ fn reconcile(
         warnings.extend(plan_warnings);
         let mut replan = BTreeMap::new();
         for result in outcomes {
-            let lease_failed = matches!(&result.outcome, RefOutcome::Rejected { reason } if reason == "stale info");
+            let lease_failed =
+                matches!(&result.outcome, RefOutcome::Rejected { reason } if git::means_remote_changed(reason));
             let rejected = matches!(result.outcome, RefOutcome::Rejected { .. });
             if (assuming && rejected) || (lease_failed && attempt < LEASE_ATTEMPTS) {
                 // The mirror is not as we assumed or moved since we looked: look (again) and re-plan.

@@ -149,7 +149,7 @@ fn a_password_in_the_url_is_stored_apart_and_never_shown() {
     assert!(config.contains("username = \"bob\""), "{config}");
     let listed = gpm_ok(&env, &["list", path_str(&upstream)]);
     assert!(
-        !listed.contains("hunter2") && listed.contains("https://example.com/app.git"),
+        !listed.contains("hunter2") && listed.contains("https://*****:*****@example.com/app.git"),
         "{listed}"
     );
     let status = gpm_ok(&env, &["status", "--json", path_str(&upstream)]);
