@@ -4,7 +4,7 @@
 
 use crate::config::{GlobalConfig, MirrorConfig, SecretSource};
 use crate::git::RemoteAccess;
-use crate::remote_url::{Transport, split_credentials, transport_of};
+use crate::remote_url::{Transport, display_url, split_credentials, transport_of};
 use crate::ssh;
 use anyhow::{Context, Result, bail};
 use std::ffi::OsString;
@@ -46,6 +46,12 @@ pub fn read_secret(source: &SecretSource) -> Result<String> {
             let secret = text.trim_end_matches(['\n', '\r']).to_string();
             if secret.is_empty() {
                 bail!("the password file {} is empty", path.display());
+            }
+            if secret.contains(['\n', '\r']) {
+                bail!(
+                    "the password file {} has more than one line; it must hold only the password or token",
+                    path.display()
+                );
             }
             Ok(secret)
         }
@@ -150,6 +156,72 @@ fn check_ssh_files(mirror: &MirrorConfig) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Warnings and next steps for the admin about a mirror just added or changed:
+/// a password that would travel in clear or not at all, SSH files still to create.
+pub fn setup_advice(mirror: &MirrorConfig, global: &GlobalConfig, repo: &Path) -> Vec<String> {
+    let name = &mirror.name;
+    let url = display_url(&mirror.url, mirror.password.is_some());
+    let transport = transport_of(&mirror.url);
+    let mut notes = Vec::new();
+    if mirror.password.is_some() {
+        match transport {
+            Transport::Http => notes.push(format!(
+                "warning: {url}: the password will travel in clear text over http; use https"
+            )),
+            Transport::Https => {}
+            _ => notes.push(format!(
+                "warning: {url}: a password is only used over https (and http); this mirror will not send it"
+            )),
+        }
+    }
+    if mirror.password.is_some() && mirror.username.is_none() && matches!(transport, Transport::Https | Transport::Http)
+    {
+        notes.push(format!(
+            "warning: {url}: a password without a user name; most hosts need one \
+             (GitHub: the token's owner, GitLab: oauth2): add --username USER"
+        ));
+    }
+    if let Some(SecretSource::Env(var)) = &mirror.password
+        && var.starts_with("GIT_")
+    {
+        notes.push(format!(
+            "warning: password_env {var}: variables named GIT_* are removed from the environment of the \
+             worker a hook starts; use another name"
+        ));
+    }
+    // Settings of the mirror itself, not inherited from [defaults].
+    let own_ssh_settings = (mirror.ssh_key.is_some() && mirror.ssh_key != global.defaults.ssh_key)
+        || (mirror.known_hosts.is_some() && mirror.known_hosts != global.defaults.known_hosts);
+    if transport != Transport::Ssh && own_ssh_settings {
+        notes.push(format!(
+            "note: {url} is not an SSH URL: ssh_key and known_hosts are used only with SSH"
+        ));
+    }
+    if transport == Transport::Ssh {
+        let repo_arg = repo.display();
+        match &mirror.ssh_key {
+            Some(key) if !key.exists() => notes.push(format!(
+                "note: the SSH key {} does not exist yet; create it with: git-push-mirror keygen {repo_arg} {name}",
+                key.display()
+            )),
+            None => notes.push(format!(
+                "note: the mirror uses the default SSH keys of the user the worker runs as; \
+                 for a key of its own (a deploy key), run: git-push-mirror keygen {repo_arg} {name}"
+            )),
+            Some(_) => {}
+        }
+        let known = mirror.known_hosts.as_deref().is_some_and(Path::exists);
+        if !known {
+            notes.push(format!(
+                "note: SSH host keys are checked strictly; to record this host's keys, run: \
+                 git-push-mirror known-hosts {} --accept --repo {repo_arg} --mirror {name}",
+                split_credentials(&mirror.url).url
+            ));
+        }
+    }
+    notes
 }
 
 /// How to fix a failure git reported, when its stderr says what went wrong.
@@ -273,9 +345,41 @@ mod tests {
     }
 
     #[test]
+    fn advice_warns_about_passwords_in_clear_and_ssh_steps_left() {
+        let global = GlobalConfig::embedded(Path::new("/nonexistent"));
+        let repo = Path::new("/srv/git/app.git");
+        let secret = || Some(SecretSource::Env("GIT_TOKEN".into()));
+        let http = setup_advice(&mirror("http://h/a.git", secret()), &global, repo).join("\n");
+        assert!(http.contains("clear text over http"), "{http}");
+        assert!(http.contains("GIT_* are removed"), "{http}");
+        let mut nameless = mirror("https://h/a.git", Some(SecretSource::Inline("t".into())));
+        nameless.username = None;
+        let advice = setup_advice(&nameless, &global, repo).join("\n");
+        assert!(advice.contains("without a user name"), "{advice}");
+        assert!(setup_advice(&mirror("https://h/a.git", None), &global, repo).is_empty());
+
+        let ssh = setup_advice(&mirror("ssh://git@h:2222/a.git", None), &global, repo).join("\n");
+        assert!(ssh.contains("keygen /srv/git/app.git m"), "{ssh}");
+        assert!(
+            ssh.contains("known-hosts ssh://h:2222/a.git --accept --repo /srv/git/app.git --mirror m"),
+            "{ssh}"
+        );
+        let mut keyed = mirror("https://h/a.git", None);
+        keyed.ssh_key = Some("/k".into());
+        let advice = setup_advice(&keyed, &global, repo).join("\n");
+        assert!(advice.contains("not an SSH URL"), "{advice}");
+    }
+
+    #[test]
     fn secrets_that_could_inject_credential_fields_are_refused() {
         let err = read_secret(&SecretSource::Inline("a\nurl=https://evil".into())).unwrap_err();
         assert!(err.to_string().contains("line break"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "token\nurl=https://evil\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let err = read_secret(&SecretSource::File(path)).unwrap_err();
+        assert!(err.to_string().contains("more than one line"), "{err}");
     }
 
     #[test]

@@ -125,7 +125,7 @@ gitolite.conf has `option hook.post-receive = git-push-mirror`. LOCAL_CODE (and 
 'repo-specific-hooks') are switched on in ~/.gitolite.rc if they are off."
     )]
     Install {
-        /// Bare repositories (none with --all or --gitolite).
+        /// Bare repositories (none with --all; with --gitolite, optional: checked to be gitolite's).
         #[arg(required_unless_present_any = ["all", "gitolite"])]
         repos: Vec<PathBuf>,
         #[command(flatten)]
@@ -133,7 +133,7 @@ gitolite.conf has `option hook.post-receive = git-push-mirror`. LOCAL_CODE (and 
     },
     /// Remove the hook and restore the one it replaced.
     Uninstall {
-        /// Bare repositories (none with --all or --gitolite).
+        /// Bare repositories (none with --all; with --gitolite, optional: checked to be gitolite's).
         #[arg(required_unless_present_any = ["all", "gitolite"])]
         repos: Vec<PathBuf>,
         #[command(flatten)]
@@ -220,8 +220,8 @@ pub struct HostFlags {
     #[arg(long, conflicts_with = "gitolite")]
     gitea: bool,
     /// gitolite: a common hook under LOCAL_CODE that gitolite links into every repository
-    /// (run as the gitolite user; takes no REPO).
-    #[arg(long, conflicts_with = "repos")]
+    /// (run as the gitolite user).
+    #[arg(long)]
     gitolite: bool,
     /// With --gitolite: a repo-specific hook (`option hook.post-receive = git-push-mirror` in gitolite.conf).
     #[arg(long, requires = "gitolite")]
@@ -658,60 +658,10 @@ fn advise(global: &GlobalConfig, repo: &Path, name: &str, err: &mut dyn Write) {
     let Ok(cfg) = config::load_repo(repo, global) else {
         return;
     };
-    let Some(mirror) = cfg.mirror(name) else { return };
-    let url = display_url(&mirror.url, mirror.password.is_some());
-    let transport = crate::remote_url::transport_of(&mirror.url);
-    let mut notes = Vec::new();
-    if mirror.password.is_some() {
-        match transport {
-            Transport::Http => notes.push(format!(
-                "warning: {url}: the password will travel in clear text over http; use https"
-            )),
-            Transport::Https => {}
-            _ => notes.push(format!(
-                "warning: {url}: a password is only used over https (and http); this mirror will not send it"
-            )),
+    if let Some(mirror) = cfg.mirror(name) {
+        for note in crate::auth::setup_advice(mirror, global, repo) {
+            let _ = writeln!(err, "{note}");
         }
-    }
-    if mirror.password.is_some() && mirror.username.is_none() && matches!(transport, Transport::Https | Transport::Http)
-    {
-        notes.push(format!(
-            "warning: {url}: a password without a user name; most hosts need one \
-             (GitHub: the token's owner, GitLab: oauth2): add --username USER"
-        ));
-    }
-    if let Some(config::SecretSource::Env(var)) = &mirror.password
-        && var.starts_with("GIT_")
-    {
-        notes.push(format!(
-            "warning: password_env {var}: variables named GIT_* are removed from the environment of the \
-             worker a hook starts; use another name"
-        ));
-    }
-    if transport == Transport::Ssh {
-        let repo_arg = repo.display();
-        match &mirror.ssh_key {
-            Some(key) if !key.exists() => notes.push(format!(
-                "note: the SSH key {} does not exist yet; create it with: git-push-mirror keygen {repo_arg} {name}",
-                key.display()
-            )),
-            None => notes.push(format!(
-                "note: the mirror uses the default SSH keys of the user the worker runs as; \
-                 for a key of its own (a deploy key), run: git-push-mirror keygen {repo_arg} {name}"
-            )),
-            Some(_) => {}
-        }
-        let known = mirror.known_hosts.as_deref().is_some_and(Path::exists);
-        if !known {
-            notes.push(format!(
-                "note: SSH host keys are checked strictly; to record this host's keys, run: \
-                 git-push-mirror known-hosts {} --accept --repo {repo_arg} --mirror {name}",
-                split_credentials(&mirror.url).url
-            ));
-        }
-    }
-    for note in notes {
-        let _ = writeln!(err, "{note}");
     }
 }
 
@@ -820,7 +770,7 @@ fn shown_url(mirror: &MirrorConfig) -> String {
 fn known_or_given(global: &GlobalConfig, repos: &[PathBuf]) -> Result<Vec<PathBuf>, Exit> {
     if repos.is_empty() {
         // Registered repositories, and the mirrored ones under repos_root (the fleet).
-        Ok(crate::fleet::all_repos(global, &StateStore::new(&global.state_dir))?)
+        crate::fleet::all_repos(global, &StateStore::new(&global.state_dir)).usage()
     } else {
         repo_paths(repos)
     }
@@ -1160,12 +1110,18 @@ fn cmd_known_hosts(
         )
         .map_err(io)?;
     }
+    // --accept without a target was refused above.
+    let has_target = file.is_some();
     let Some(file) = file.filter(|_| accept) else {
-        let how = if accept { "" } else { " --accept" };
+        let target = if has_target {
+            ""
+        } else {
+            " --repo REPO --mirror NAME (or --file FILE)"
+        };
         let _ = writeln!(
             err,
             "nothing recorded: compare these fingerprints with the ones the host's admin publishes, \
-             then run again with{how} --repo REPO --mirror NAME (or --file FILE)"
+             then run again with --accept{target}"
         );
         return Ok(EXIT_OK);
     };
@@ -1210,7 +1166,7 @@ fn cmd_install_on_host(
     out: &mut dyn Write,
 ) -> Result<u8, Exit> {
     if host.gitolite {
-        return cmd_install_gitolite(global, config, host, out);
+        return cmd_install_gitolite(global, config, repos, host, out);
     }
     let repos = match &host.all {
         Some(root) => discover_for_install(root)?,
@@ -1272,9 +1228,26 @@ fn gitolite_route(host: &HostFlags) -> crate::hosts::GitoliteRoute {
 fn cmd_install_gitolite(
     global: &GlobalConfig,
     config: Option<&Path>,
+    repos: &[PathBuf],
     host: &HostFlags,
     out: &mut dyn Write,
 ) -> Result<u8, Exit> {
+    // The hook is gitolite-wide; repositories named are checked to be this gitolite's.
+    let repos = repo_paths(repos)?;
+    if !repos.is_empty() {
+        let base = crate::hosts::Gitolite::locate().usage()?.repo_base;
+        let base = std::fs::canonicalize(&base).unwrap_or(base);
+        if let Some(outside) = repos.iter().find(|r| !r.starts_with(&base)) {
+            return Err(Exit(
+                EXIT_USAGE,
+                anyhow::anyhow!(
+                    "{} is not a repository of this gitolite (its GL_REPO_BASE is {})",
+                    outside.display(),
+                    base.display()
+                ),
+            ));
+        }
+    }
     let exe = std::env::current_exe().context("finding this program's path")?;
     let config = config
         .map(std::path::absolute)
@@ -1307,6 +1280,11 @@ fn cmd_install_gitolite(
         ),
     }
     .map_err(io)?;
+    let store = StateStore::new(&global.state_dir);
+    for repo in &repos {
+        store.register(repo)?;
+        writeln!(out, "{}: covered", repo.display()).map_err(io)?;
+    }
     if global.repos_root.is_none() && !global.fleet_mirrors.is_empty() {
         writeln!(
             out,
@@ -1318,6 +1296,15 @@ fn cmd_install_gitolite(
 }
 
 fn cmd_uninstall_on_host(repos: &[PathBuf], host: &HostFlags, out: &mut dyn Write) -> Result<u8, Exit> {
+    if host.gitolite && !repos.is_empty() {
+        return Err(Exit(
+            EXIT_USAGE,
+            anyhow::anyhow!(
+                "uninstall --gitolite removes the hook from every repository and takes no REPO; to stop \
+                 mirroring one repository, remove its mirrors or exclude it from the fleet mirror's `repos`"
+            ),
+        ));
+    }
     if host.gitolite {
         let line = match crate::hosts::uninstall_gitolite(gitolite_route(host))? {
             Some(hook) => format!("uninstalled {}", hook.display()),

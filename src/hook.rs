@@ -138,7 +138,12 @@ fn start_worker_if_idle(spool_dir: &Path, config: Option<&Path>) -> std::io::Res
     }
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(exe);
-    if let Some(config) = config {
+    // A file named by $GIT_PUSH_MIRROR_CONFIG is passed on as --config: the
+    // worker's environment loses every GIT_* variable, and its directory is `/`.
+    let named = std::env::var_os(config::CONFIG_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    if let Some(config) = config.map(Path::to_path_buf).or(named) {
         cmd.arg("--config").arg(std::path::absolute(config)?);
     }
     cmd.arg("run").arg("--detached");

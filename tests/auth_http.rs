@@ -414,6 +414,46 @@ fn a_password_in_the_url_is_split_out_stored_privately_and_shown_masked() {
 }
 
 #[test]
+fn a_password_is_never_handed_to_a_mirror_that_is_not_http() {
+    // Over file:// the mirror's hooks run in the pushing git's environment:
+    // a password given to git there would reach them.
+    let env = TestEnv::new();
+    let token = unique_token("file");
+    let token_file = secret_file(&env, "token", &token, 0o600);
+    let mirror = env.bare_repo("mirror.git");
+    let seen = env.path("mirror-hook-env.txt");
+    write_hook(
+        &mirror,
+        "pre-receive",
+        &format!(
+            "#!/bin/sh
+cat >/dev/null
+env > '{}'
+",
+            seen.display()
+        ),
+    );
+    let url = format!("file://{}", path_str(&mirror));
+    let flags = [
+        "--username",
+        USER,
+        "--password-file",
+        path_str(&token_file),
+        "--delay",
+        "0s",
+    ];
+    let (setup, added) = add_and_install(&env, &mirror, &url, &flags);
+    assert!(stderr(&added).contains("only used over https"), "{}", stderr(&added));
+    env.commit(&setup.work, "a.txt", "one", "first");
+    setup.push(&env, &["main"]);
+    setup.wait_converged(&env);
+    let hook_env = std::fs::read_to_string(&seen).unwrap();
+    assert!(hook_env.contains("GIT_DIR="), "the hook ran: {hook_env}");
+    assert!(!hook_env.contains(&token), "the mirror's hook saw the password");
+    assert!(!hook_env.contains("GIT_PUSH_MIRROR_PASSWORD"));
+}
+
+#[test]
 fn a_password_file_others_can_read_is_refused_at_add_with_the_fix() {
     let env = TestEnv::new();
     let upstream = env.bare_repo("upstream.git");

@@ -200,3 +200,12 @@ fn a_fleet_mirror_without_repos_root_or_name_is_a_clear_configuration_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("{name}"), "{}", stderr(&out));
 }
+
+#[test]
+fn the_example_global_configuration_loads_with_its_fleet_mirrors() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/config.toml");
+    let config = git_push_mirror::config::load_global(Some(&file)).unwrap();
+    let names: Vec<&str> = config.fleet_mirrors.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["github", "backup"]);
+    assert!(config.repos_root.is_some());
+}

@@ -233,6 +233,16 @@ fn gitolite_common_hook_reaches_new_repositories_survives_setup_and_chains_the_a
     let seen = fs::read_to_string(&admins_log).unwrap();
     assert!(seen.contains(&format!("{first} {second} refs/heads/main")), "{seen}");
 
+    // Naming repositories (as for plain installs) checks that they are gitolite's.
+    let again = gpm_ok(&env, &["install", "--gitolite", path_str(&upstream)]);
+    assert!(again.contains(&format!("{}: covered", path_str(&upstream))), "{again}");
+    let elsewhere = env.bare_repo("elsewhere.git");
+    let out = gpm_output(&env, &["install", "--gitolite", path_str(&elsewhere)]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("GL_REPO_BASE"), "{}", stderr(&out));
+    let out = gpm_output(&env, &["uninstall", "--gitolite", path_str(&upstream)]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+
     // Uninstalling puts the admin's hook back where gitolite links from.
     gpm_ok(&env, &["uninstall", "--gitolite"]);
     assert_eq!(fs::read_to_string(common.join("post-receive")).unwrap(), admins_hook);
@@ -446,4 +456,116 @@ fn install_all_covers_every_bare_repository_of_a_tree_but_not_hidden_ones() {
         Some(2),
         "no repositories under ROOT is a usage error"
     );
+}
+
+// ---------------------------------------------------------------------------
+// The ready-made scripts in hooks/, for installing by hand
+
+/// A test environment whose PATH finds the binary as `git-push-mirror`.
+fn env_with_binary_on_path() -> TestEnv {
+    let mut env = TestEnv::new();
+    let bin = Path::new(env!("CARGO_BIN_EXE_git-push-mirror"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs = vec![bin];
+    dirs.extend(std::env::split_paths(&path));
+    env.set_env("PATH", std::env::join_paths(dirs).unwrap());
+    env
+}
+
+fn ready_made(script: &str) -> String {
+    fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("hooks").join(script)).unwrap()
+}
+
+#[test]
+fn the_ready_made_gitea_script_works_in_giteas_dispatcher() {
+    let env = env_with_binary_on_path();
+    let upstream = env.bare_repo("acme/app.git");
+    let mirror = env.bare_repo("mirror.git");
+    let gitea_log = env.path("gitea-hook.log");
+    gitea_layout(&upstream, &gitea_log);
+    write_hook(
+        &upstream,
+        "post-receive.d/git-push-mirror",
+        &ready_made("gitea-post-receive.d"),
+    );
+    gpm_ok(
+        &env,
+        &[
+            "add",
+            path_str(&upstream),
+            "backup",
+            &format!("file://{}", path_str(&mirror)),
+            "--delay",
+            "0s",
+        ],
+    );
+    let work = env.clone_work(&upstream, "work");
+    let head = env.commit(&work, "a.txt", "one", "first");
+    env.git(&work, &["push", "--quiet", "origin", "main"]);
+    wait_mirrored(&env, &upstream, &mirror);
+    assert!(fs::read_to_string(&gitea_log).unwrap().contains(&head));
+}
+
+#[test]
+fn the_ready_made_gitolite_script_chains_the_previous_common_hook_as_gitolite_links_it() {
+    let env = env_with_binary_on_path();
+    // gitolite's layout without gitolite: LOCAL_CODE/hooks/common/post-receive,
+    // the admin's previous hook beside hooks/common/, and the symbolic link
+    // `gitolite setup` makes in each repository.
+    let local_code = env.path("home/local");
+    let common = local_code.join("hooks/common");
+    fs::create_dir_all(&common).unwrap();
+    write_executable(&common.join("post-receive"), &ready_made("gitolite-post-receive"));
+    let admins_log = env.path("admins-hook.log");
+    write_executable(
+        &local_code.join("hooks/post-receive.before-push-mirror"),
+        &format!("#!/bin/sh\ncat >> '{}'\n", admins_log.display()),
+    );
+    let upstream = env.bare_repo("repositories/acme/app.git");
+    std::os::unix::fs::symlink(common.join("post-receive"), upstream.join("hooks/post-receive")).unwrap();
+    let mirror = env.bare_repo("mirror.git");
+    gpm_ok(
+        &env,
+        &[
+            "add",
+            path_str(&upstream),
+            "backup",
+            &format!("file://{}", path_str(&mirror)),
+            "--delay",
+            "0s",
+        ],
+    );
+    let work = env.clone_work(&upstream, "work");
+    let head = env.commit(&work, "a.txt", "one", "first");
+    env.git(&work, &["push", "--quiet", "origin", "main"]);
+    wait_mirrored(&env, &upstream, &mirror);
+    assert!(fs::read_to_string(&admins_log).unwrap().contains(&head));
+}
+
+#[test]
+fn a_global_configuration_named_by_the_environment_reaches_the_worker_the_hook_starts() {
+    // Gitea runs git with a HOME of its own: admins name the configuration
+    // explicitly. The hook's worker loses GIT_* variables, so it gets --config.
+    let mut env = TestEnv::new();
+    let config = env.path("etc/config.toml");
+    fs::create_dir_all(config.parent().unwrap()).unwrap();
+    let spool = env.path("spool");
+    fs::write(
+        &config,
+        format!(
+            "spool_dir = \"{}\"\nstate_dir = \"{}\"\n[defaults]\ndelay = \"0s\"\n",
+            path_str(&spool),
+            path_str(&env.path("state"))
+        ),
+    )
+    .unwrap();
+    env.set_env("GIT_PUSH_MIRROR_CONFIG", &config);
+    let setup = Setup::file(&env, &[]);
+    env.commit(&setup.work, "a.txt", "one", "first");
+    setup.push(&env, &["main"]);
+    setup.wait_converged(&env);
+    assert!(spool.join("new").is_dir(), "the configured spool was used");
 }

@@ -411,6 +411,9 @@ fn push_reason() -> impl Strategy<Value = Option<String>> {
             Just("fetch first".to_string()),
             Just("non-fast-forward".to_string()),
             Just("pre-receive hook declined".to_string()),
+            // Hook messages with parentheses of their own.
+            Just("hook declined (see policy (main))".to_string()),
+            "[a-z ]{0,8} \\([a-z]{0,5}\\)[a-z ()]{0,6}",
             "[^\n\r]{0,40}",
         ]
         .prop_map(Some),
