@@ -33,9 +33,11 @@ pub struct MirrorStatus {
     pub note: Option<String>,
 }
 
-/// RFC 3339 UTC time of a millisecond timestamp.
+/// RFC 3339 UTC time of a millisecond timestamp; times past what RFC 3339
+/// can write (a backoff configured for ever) show as its last second.
 pub fn format_time(ms: u64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+    const LAST_RFC3339_MS: u64 = 253_402_300_799_000; // 9999-12-31T23:59:59Z
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms.min(LAST_RFC3339_MS))).to_string()
 }
 
 /// The statuses of a set of repositories, and the configuration errors met.
@@ -194,5 +196,6 @@ mod tests {
     #[test]
     fn times_are_rfc3339_utc() {
         assert_eq!(format_time(1_700_000_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(format_time(u64::MAX), "9999-12-31T23:59:59Z");
     }
 }

@@ -455,15 +455,15 @@ fn push_outcome(change: &RefChange, pushed: Option<&PushedRef>) -> RefOutcome {
 /// Backoff before attempt number `failures + 1`: exponential from `initial`,
 /// capped at `max`, with ±20 % jitter when enabled.
 pub fn backoff_ms(policy: &RetryPolicy, failures: u32) -> u64 {
-    let initial = policy.initial.as_millis() as u64;
-    let max = policy.max.as_millis() as u64;
+    let initial = u64::try_from(policy.initial.as_millis()).unwrap_or(u64::MAX);
+    let max = u64::try_from(policy.max.as_millis()).unwrap_or(u64::MAX);
     let exponent = failures.saturating_sub(1).min(32);
     let base = initial.saturating_mul(1u64 << exponent).min(max);
     if !policy.jitter || base == 0 {
         return base;
     }
     let noise = now_ms().wrapping_mul(0x9e3779b97f4a7c15) % 41; // 0..=40
-    base / 100 * (80 + noise)
+    (base / 100).saturating_mul(80 + noise)
 }
 
 /// Folds a report into the mirror's state: settled refs leave the pending
@@ -522,7 +522,7 @@ pub fn record_outcome(
         } else {
             UpdateStatus::ToRetry
         };
-        state.next_attempt_at_ms = Some(now + backoff_ms(retry, state.consecutive_failures));
+        state.next_attempt_at_ms = Some(now.saturating_add(backoff_ms(retry, state.consecutive_failures)));
     } else {
         state.consecutive_failures = 0;
         state.next_attempt_at_ms = None;

@@ -95,10 +95,11 @@ struct Drain<'a> {
 
 /// When a pair with pending work may next be updated.
 fn due_at(state: &MirrorState, delay: Duration, min_interval: Duration) -> u64 {
-    let debounced = state.pending_since_ms.unwrap_or(0) + delay.as_millis() as u64;
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let debounced = state.pending_since_ms.unwrap_or(0).saturating_add(ms(delay));
     let rate_limited = state
         .last_update_started_at_ms
-        .map_or(0, |t| t + min_interval.as_millis() as u64);
+        .map_or(0, |t| t.saturating_add(ms(min_interval)));
     debounced.max(rate_limited).max(state.next_attempt_at_ms.unwrap_or(0))
 }
 
@@ -182,7 +183,12 @@ impl<'a> Drain<'a> {
                         let tx = done_tx.clone();
                         let (global, store) = (self.global, self.store);
                         scope.spawn(move || {
-                            let outcome = update_pair(store, global, &pair, &mirror_config);
+                            // A bug in one update must not leave the pair "running" for ever.
+                            let update = || update_pair(store, global, &pair, &mirror_config);
+                            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(update))
+                                .unwrap_or_else(|_| {
+                                    Err(anyhow::anyhow!("the update panicked (a bug; please report it)"))
+                                });
                             let _ = tx.send((pair, outcome));
                         });
                     }
@@ -204,9 +210,9 @@ impl<'a> Drain<'a> {
         if self.global.silent_mode {
             return true;
         }
-        let linger = self.global.worker_linger.as_millis() as u64;
+        let linger = u64::try_from(self.global.worker_linger.as_millis()).unwrap_or(u64::MAX);
         // Repositories with a broken configuration wait for a person, not for us.
-        let soon = |t: &u64| *t <= now + linger;
+        let soon = |t: &u64| *t <= now.saturating_add(linger);
         let routable_soon = self
             .unrouted
             .iter()

@@ -94,9 +94,12 @@ fn file_url(repo: &Path) -> String {
     format!("file://{}", path_str(repo))
 }
 
-/// `add REPO NAME URL --delay 0s [extra]`.
+/// `add REPO NAME URL [extra]`, with `--delay 0s` unless `extra` sets a delay.
 fn add_mirror(env: &TestEnv, upstream: &Path, name: &str, url: &str, extra: &[&str]) {
-    let mut args = vec!["add", path_str(upstream), name, url, "--delay", "0s"];
+    let mut args = vec!["add", path_str(upstream), name, url];
+    if !extra.contains(&"--delay") {
+        args.extend(["--delay", "0s"]);
+    }
     args.extend_from_slice(extra);
     gpm_ok(env, &args);
 }
@@ -934,4 +937,86 @@ fn sixteen_concurrent_pushers_and_a_run_loop_converge_with_no_lock_errors_and_no
     let status = status_of(&env, &upstream, "backup");
     assert_eq!(status["update_status"], "finished", "{status:#}");
     assert_eq!(status["pending_refs"], serde_json::json!([]), "{status:#}");
+}
+
+// ---------------------------------------------------------------------------
+// Absurd durations
+
+#[test]
+fn absurd_durations_in_the_configuration_never_crash_the_worker() {
+    // The largest whole number of seconds whose milliseconds still fit in a u64: accepted by
+    // the configuration, so every sum or product of a timestamp and such a duration must saturate.
+    const FOREVER: &str = "18446744073709551s";
+    let env = TestEnv::new();
+    let _reaper = Reaper::new(&env);
+    write_global_config(
+        &env,
+        &format!("worker_linger = \"1s\"\n\n[retry]\ninitial = \"{FOREVER}\"\nmax = \"{FOREVER}\"\njitter = true\n"),
+    );
+    let upstream = env.bare_repo("upstream.git");
+    let prompt = env.bare_repo("prompt.git");
+    let patient = env.bare_repo("patient.git");
+    add_mirror(&env, &upstream, "prompt", &file_url(&prompt), &[]);
+    // Debounced and rate-limited for ever: never due, so not pushed, and not waited for.
+    add_mirror(
+        &env,
+        &upstream,
+        "patient",
+        &file_url(&patient),
+        &["--delay", FOREVER, "--min-interval", FOREVER],
+    );
+    // Fails, and is then backed off for ever.
+    add_mirror(&env, &upstream, "broken", &file_url(&env.path("missing.git")), &[]);
+    let work = env.clone_work(&upstream, "work");
+    let head = env.commit(&work, "a.txt", "one", "first");
+    push(&env, &work, &["--quiet", "main"]);
+    spool_by_hook(&env, &upstream, &format!("{ZERO} {head} refs/heads/main\n"));
+
+    let run_once = |what: &str| {
+        let out = gpm_within(&env, &["run", "--wait"], CONVERGE);
+        let log = log_text(&env);
+        assert!(!log.contains("panicked"), "{what}: the worker panicked:\n{log}");
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "{what}: run ended with {:?}\n{}\n{log}",
+            out.status,
+            stderr(&out)
+        );
+    };
+    run_once("backoff and debounce for ever");
+    // A retry due in a far future is still shown (as a table and as JSON), whatever the year.
+    for args in [
+        vec!["status", path_str(&upstream)],
+        vec!["status", "--json", path_str(&upstream)],
+    ] {
+        let out = gpm_output(&env, &args);
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)) && !stderr(&out).contains("panicked"),
+            "{args:?} ended with {:?}\n{}",
+            out.status,
+            stderr(&out)
+        );
+    }
+    assert_eq!(env.refs(&prompt), env.refs(&upstream), "the prompt mirror was updated");
+    assert!(
+        env.refs(&patient).is_empty(),
+        "a mirror debounced for ever is not pushed yet"
+    );
+    let broken = status_of(&env, &upstream, "broken");
+    assert_eq!(broken["update_status"], "to_retry", "{broken:#}");
+    run_once("the next run, with everything backed off or debounced");
+
+    // A worker that lingers for ever still leaves once nothing at all is pending.
+    gpm_ok(&env, &["remove", path_str(&upstream), "patient"]);
+    gpm_ok(&env, &["remove", path_str(&upstream), "broken"]);
+    write_global_config(&env, &format!("worker_linger = \"{FOREVER}\"\n"));
+    let head = env.commit(&work, "a.txt", "two", "second");
+    push(&env, &work, &["--quiet", "main"]);
+    spool_by_hook(&env, &upstream, &format!("{ZERO} {head} refs/heads/main\n"));
+    run_once("lingering for ever");
+    assert_eq!(
+        env.refs(&prompt),
+        env.refs(&upstream),
+        "the prompt mirror was updated again"
+    );
 }
