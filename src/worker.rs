@@ -19,6 +19,8 @@ const POLL: Duration = Duration::from_millis(25);
 const CONFIG_RETRY: Duration = Duration::from_secs(5);
 /// How long to wait before trying a pair that another process is updating.
 const BUSY_RETRY: Duration = Duration::from_millis(250);
+/// How long to wait before retrying a pair whose update ended in an error the state could not record.
+const ERROR_RETRY: Duration = Duration::from_secs(30);
 
 /// A (repository, mirror) pair.
 type Pair = (PathBuf, String);
@@ -153,6 +155,9 @@ impl<'a> Drain<'a> {
     }
 
     fn drain(&mut self, summary: &mut RunSummary) -> Result<()> {
+        // Ingest first, so the drift scan does not mistake spooled refs for unreported ones.
+        self.ingest(summary)?;
+        self.route_due_repos();
         self.find_existing_work()?;
         let (done_tx, done_rx) = mpsc::channel::<(Pair, Result<PairOutcome>)>();
         std::thread::scope(|scope| -> Result<()> {
@@ -420,8 +425,12 @@ impl<'a> Drain<'a> {
                 summary.failed_updates += 1;
             }
             Err(e) => {
+                // The state could not record it (disk trouble, a bug): back off, don't spin.
                 summary.failed_updates += 1;
                 log::error!("{}: mirror {}: {e:#}", pair.0.display(), pair.1);
+                self.due
+                    .insert(pair, now_ms().saturating_add(ERROR_RETRY.as_millis() as u64));
+                return;
             }
         }
         match self.store.load_mirror(&pair.0, &pair.1) {
@@ -470,6 +479,22 @@ fn update_pair(
         log::debug!("{}: mirror {name} is being updated by another process", repo.display());
         return Ok(PairOutcome::Busy);
     };
+    if !looks_like_a_repository(repo) {
+        // Deleted or moved: retrying cannot help. Its pending refs are dropped;
+        // if it comes back, the drift scan finds what its mirrors lack.
+        log::warn!(
+            "{}: the repository no longer exists; mirror {name}'s pending refs were dropped",
+            repo.display()
+        );
+        store.update_mirror(repo, name, |state| {
+            state.pending.clear();
+            state.full_sync_seq = None;
+            state.pending_since_ms = None;
+            state.update_status = UpdateStatus::Failed;
+            state.last_error = Some("the repository no longer exists (deleted or moved)".to_string());
+        })?;
+        return Ok(PairOutcome::Updated { success: false });
+    }
     let report = update_mirror(store, global, repo, mirror, false)?;
     let changed = report
         .refs

@@ -723,6 +723,89 @@ fn a_repository_deleted_while_entries_are_pending_is_logged_once_and_its_entries
     spool_is_drained(&env);
 }
 
+#[test]
+fn a_fleet_repository_deleted_with_pending_work_is_logged_once_and_not_retried_in_a_loop() {
+    // With a fleet mirror the configuration outlives the repository (it is global), so the
+    // worker still has a mirror to update for a repository that is gone.
+    let env = TestEnv::new();
+    let _reaper = Reaper::new(&env);
+    let srv = env.path("srv");
+    let mirrors = env.path("mirrors");
+    let configure = |linger: &str| {
+        write_global_config(
+            &env,
+            &format!(
+                "repos_root = \"{}\"\nworker_linger = \"{linger}\"\n\n\
+                 [retry]\ninitial = \"200ms\"\nmax = \"1s\"\njitter = false\nfail_after = 1000\n\n\
+                 [defaults]\ndelay = \"0s\"\n\n[mirror.backup]\nrepos = [\"acme/*\"]\nurl = \"file://{}/{{name}}.git\"\n",
+                path_str(&srv),
+                path_str(&mirrors)
+            ),
+        )
+    };
+    configure("0s");
+    let upstream = env.bare_repo("srv/acme/app.git");
+    let mirror = env.bare_repo("mirrors/acme/app.git");
+    let work = env.clone_work(&upstream, "work");
+    let mut old = ZERO.to_string();
+    let mut push_and_spool = |content: &str| {
+        let new = env.commit(&work, "a.txt", content, content);
+        push(&env, &work, &["--quiet", "main"]);
+        spool_by_hook(&env, &upstream, &format!("{old} {new} refs/heads/main\n"));
+        old = new.clone();
+        new
+    };
+    let first = push_and_spool("first");
+    let out = gpm_within(&env, &["run", "--wait"], CONVERGE);
+    assert!(out.status.success(), "{}\n{}", stderr(&out), log_text(&env));
+    assert_eq!(env.refs(&mirror), env.refs(&upstream), "the fleet mirror works");
+
+    // The mirror is away for a while: the second push stays pending, to retry.
+    let away = env.path("mirror-away.git");
+    std::fs::rename(&mirror, &away).unwrap();
+    push_and_spool("second");
+    gpm_within(&env, &["run", "--wait"], CONVERGE);
+    let status = status_of(&env, &upstream, "backup");
+    assert_eq!(status["update_status"], "to_retry", "{status:#}");
+    assert_eq!(
+        status["pending_refs"],
+        serde_json::json!(["refs/heads/main"]),
+        "{status:#}"
+    );
+
+    // The mirror is back, a third push is spooled, and the repository is deleted.
+    std::fs::rename(&away, &mirror).unwrap();
+    push_and_spool("third");
+    let repo = std::fs::canonicalize(&upstream).unwrap();
+    std::fs::remove_dir_all(&upstream).unwrap();
+    configure("30s");
+    let log_before = log_text(&env).len();
+
+    // Retrying every second within a 30 s linger would keep this run going: it must not.
+    let out = gpm_within(&env, &["run", "--wait"], Duration::from_secs(20));
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "run crashed: {:?}\n{}\nlog:\n{}",
+        out.status,
+        stderr(&out),
+        log_text(&env)
+    );
+    spool_is_drained(&env);
+    let log = log_text(&env);
+    let this_run = &log[log_before..];
+    // Once for the dropped spool entry, once for the mirror's dropped pending refs; never in a loop.
+    assert_eq!(
+        lines_naming(this_run, &repo),
+        2,
+        "the deleted repository is logged once per fact by a run:\n{this_run}"
+    );
+    assert_eq!(
+        env.refs(&mirror)["refs/heads/main"],
+        first,
+        "the mirror keeps what it had"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // A spool entry for a path that is not a git repository
 
@@ -973,7 +1056,8 @@ fn absurd_durations_in_the_configuration_never_crash_the_worker() {
     spool_by_hook(&env, &upstream, &format!("{ZERO} {head} refs/heads/main\n"));
 
     let run_once = |what: &str| {
-        let out = gpm_within(&env, &["run", "--wait"], CONVERGE);
+        // Nothing is due soon, so a run that is still going after this long is stuck.
+        let out = gpm_within(&env, &["run", "--wait"], Duration::from_secs(30));
         let log = log_text(&env);
         assert!(!log.contains("panicked"), "{what}: the worker panicked:\n{log}");
         assert!(
