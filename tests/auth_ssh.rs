@@ -33,21 +33,9 @@ fn ssh_mirror(env: &TestEnv) -> SshMirror {
     SshMirror { sshd, repo, url }
 }
 
-/// `add` (capturing its output) and `install`, like [`Setup::with_url`].
+/// `add` (capturing its output) and `install` into a new `upstream.git`.
 fn add_and_install(env: &TestEnv, mirror: &Path, url: &str, flags: &[&str]) -> (Setup, std::process::Output) {
-    let upstream = env.bare_repo("upstream.git");
-    let mut args = vec!["add", path_str(&upstream), "backup", url];
-    args.extend_from_slice(flags);
-    let added = gpm_output(env, &args);
-    common::assert_success(&added, "git-push-mirror add");
-    gpm_ok(env, &["install", path_str(&upstream)]);
-    let work = env.clone_work(&upstream, "work");
-    let setup = Setup {
-        upstream,
-        mirror: mirror.to_path_buf(),
-        work,
-    };
-    (setup, added)
+    Setup::add_and_install(env, env.bare_repo("upstream.git"), mirror, url, flags)
 }
 
 /// A known_hosts file that trusts the server's current host key.

@@ -86,12 +86,32 @@ impl Setup {
     }
 
     pub fn with_url(env: &TestEnv, upstream: PathBuf, mirror: PathBuf, url: &str, add_flags: &[&str]) -> Setup {
+        let (setup, _) = Setup::add_and_install(env, upstream, &mirror, url, add_flags);
+        setup
+    }
+
+    /// `add` (returning its output, for tests of its warnings) and `install`.
+    pub fn add_and_install(
+        env: &TestEnv,
+        upstream: PathBuf,
+        mirror: &Path,
+        url: &str,
+        add_flags: &[&str],
+    ) -> (Setup, Output) {
         let mut args = vec!["add", path_str(&upstream), "backup", url];
         args.extend_from_slice(add_flags);
-        gpm_ok(env, &args);
+        let added = gpm_output(env, &args);
+        assert_success(&added, &format!("git-push-mirror {}", args.join(" ")));
         gpm_ok(env, &["install", path_str(&upstream)]);
         let work = env.clone_work(&upstream, "work");
-        Setup { upstream, mirror, work }
+        (
+            Setup {
+                upstream,
+                mirror: mirror.to_path_buf(),
+                work,
+            },
+            added,
+        )
     }
 
     pub fn push(&self, env: &TestEnv, args: &[&str]) {
