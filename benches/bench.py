@@ -13,10 +13,12 @@ How things are measured, and why:
 * Wall time: `time.perf_counter_ns()` around `Popen` … `os.wait4()`. Process
   start-up is part of every figure (a hook *is* a process start), so the
   `/bin/true` baseline shows what the harness and the kernel cost.
-* Memory: `os.wait4()` returns the rusage of exactly the process we started,
-  so `ru_maxrss` is per process, not a max over everything the suite ran.
-  It includes children the process waited for (git), so for the worker we
-  also sample `VmHWM` from /proc/PID/status, which is the process alone.
+* Memory: a process started from this (Python) driver inherits the driver's
+  RSS high-water mark through fork/exec, so its own `ru_maxrss` is useless
+  (every child "peaks" at ~19 MiB). The worker's peak is sampled as `VmHWM`
+  from /proc/PID/status (per address space, so not inherited). The hook lives
+  ~5 ms, too short to sample: it runs under GNU time (`/usr/bin/time -f %M`,
+  Debian package `time`), a small process whose fork it inherits instead.
 * Isolation: everything lives in one temporary directory: HOME, XDG_*,
   a global git config with an identity and gc.auto=0, GIT_CONFIG_NOSYSTEM=1.
   Each figure gets its own XDG_STATE_HOME/XDG_CONFIG_HOME ("world") so spools
@@ -73,7 +75,7 @@ FULL = dict(
     p5_reps=3,
     p5_cap_s=150,
     p5_gitaly_refs=1000,
-    p5_series=(2000, 8000),
+    p5_series=(4000, 8000, 12000),
     p5_series_cap_s=120,
     p6_repos=1000,
     p6_reps=3,
@@ -92,7 +94,7 @@ QUICK = dict(
     p5_reps=2,
     p5_cap_s=25,
     p5_gitaly_refs=100,
-    p5_series=(500, 2000),
+    p5_series=(1000, 4000),
     p5_series_cap_s=30,
     p6_repos=100,
     p6_reps=2,
@@ -111,7 +113,7 @@ class Sample:
     def __init__(self, ns, rc, maxrss_kb, hwm_kb, timed_out):
         self.ns = ns
         self.rc = rc
-        self.maxrss_kb = maxrss_kb  # the process and the children it waited for
+        self.maxrss_kb = maxrss_kb  # from GNU time (measure(rss=True)), or None
         self.hwm_kb = hwm_kb  # the process alone (sampled), or None
         self.timed_out = timed_out
 
@@ -177,11 +179,29 @@ class HwmSampler(threading.Thread):
             self.stop.wait(0.01)
 
 
-def measure(argv, *, env, cwd=None, stdin=None, timeout=None, hwm=False, ok_codes=(0,)):
+GNU_TIME = "/usr/bin/time"
+
+
+def have_gnu_time():
+    try:
+        out = subprocess.run([GNU_TIME, "-f", "%M", "true"], capture_output=True, text=True)
+        return out.returncode == 0 and out.stderr.strip().splitlines()[-1].isdigit()
+    except (OSError, IndexError):
+        return False
+
+
+def measure(argv, *, env, cwd=None, stdin=None, timeout=None, hwm=False, rss=False, ok_codes=(0,)):
     """Runs argv once and measures it. stdin is a file path (the same bytes for
     every candidate, with no writer in the loop). Raises on an unexpected exit
-    code unless the run hit its timeout (then Sample.timed_out is True)."""
+    code unless the run hit its timeout (then Sample.timed_out is True).
+    hwm: sample VmHWM while it runs. rss: run it under GNU time for its peak
+    RSS (adds GNU time's own start-up to the wall time: use for memory only)."""
     stdin_file = open(stdin, "rb") if stdin else subprocess.DEVNULL
+    rss_file = None
+    if rss:
+        rss_file = tempfile.NamedTemporaryFile(prefix="rss.", delete=False)
+        rss_file.close()
+        argv = [GNU_TIME, "-f", "%M", "-o", rss_file.name, *argv]
     with tempfile.TemporaryFile() as err:
         start = time.perf_counter_ns()
         proc = subprocess.Popen(
@@ -198,7 +218,7 @@ def measure(argv, *, env, cwd=None, stdin=None, timeout=None, hwm=False, ok_code
 
             timer = threading.Timer(timeout, expire)
             timer.start()
-        _, status, usage = os.wait4(proc.pid, 0)
+        _, status, _ = os.wait4(proc.pid, 0)
         elapsed = time.perf_counter_ns() - start
         proc.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4 above
         if timer:
@@ -208,14 +228,18 @@ def measure(argv, *, env, cwd=None, stdin=None, timeout=None, hwm=False, ok_code
             sampler.join()
         if stdin:
             stdin_file.close()
+        maxrss = None
+        if rss_file:
+            lines = Path(rss_file.name).read_text().split()
+            os.unlink(rss_file.name)
+            maxrss = int(lines[-1]) if lines and lines[-1].isdigit() else None
         if timed_out.is_set():
-            # anything the killed process left behind (git children) goes too
-            return Sample(elapsed, proc.returncode, usage.ru_maxrss, sampler and sampler.peak_kb, True)
+            return Sample(elapsed, proc.returncode, maxrss, sampler and sampler.peak_kb, True)
         if proc.returncode not in ok_codes:
             err.seek(0)
             message = err.read().decode(errors="replace")[-2000:]
             raise BenchError(f"{' '.join(map(str, argv))} exited {proc.returncode}:\n{message}")
-    return Sample(elapsed, proc.returncode, usage.ru_maxrss, sampler and sampler.peak_kb, False)
+    return Sample(elapsed, proc.returncode, maxrss, sampler and sampler.peak_kb, False)
 
 
 def run(argv, *, env, cwd=None, input=None, capture=False):
@@ -425,14 +449,26 @@ class World:
 # --------------------------------------------------------------------------
 
 
+def loadavg():
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
 class Bench:
     def __init__(self, args):
+        self.load_at_start = loadavg()
         self.args = args
         self.size = QUICK if args.quick else FULL
         self.bin = Path(args.bin).resolve()
         if not os.access(self.bin, os.X_OK):
             raise BenchError(f"{self.bin} is not an executable (run benches/run.sh, which builds it)")
         self.root = Path(tempfile.mkdtemp(prefix="gpm-bench.", dir=args.tmpdir))
+        # Measure a private copy: target/ is shared, and a rebuild in the
+        # middle of a run must not change the binary under measurement.
+        (self.root / "bin").mkdir()
+        self.bin = Path(shutil.copy2(self.bin, self.root / "bin" / "git-push-mirror"))
         self.rows = []  # the summary table
         self.details = []  # (label, samples in ns or a note) for the details table
         self.notes = []
@@ -514,6 +550,15 @@ class Bench:
             ("normal", [w.bin, "hook", "post-receive"], True),
             ("installed", [repo / "hooks" / "post-receive"], True),
         ]
+        # Not figures, a breakdown: the same binary doing less, so the
+        # differences show where the hook's time goes.
+        empty = w.dir / "stdin-empty.txt"
+        empty.write_text("")
+        breakdown = [
+            ("version", [w.bin, "--version"], None),  # exec + dynamic loading + argument parsing
+            ("empty-stdin", [w.bin, "hook", "post-receive", "--no-worker"], empty),  # + config lookup, no write
+        ]
+        parts = {name: [] for name, _, _ in breakdown}
         self.say(f"P1: hook wall time, {s['p1_reps']} repetitions")
         results = {n: {name: [] for name, _, _ in candidates} for n in inputs}
         # One discarded round warms the page cache and the binary; then
@@ -527,6 +572,10 @@ class Bench:
                         results[n][name].append(sample)
                     if starts_worker:
                         w.wait_idle()
+            for name, argv, stdin in breakdown:
+                sample = measure(argv, env=hook_env, cwd=repo, stdin=stdin)
+                if rep > 0:
+                    parts[name].append(sample)
         w.wait_idle()
         self.check_log(w, "P1")
         for n, got in results.items():
@@ -542,9 +591,30 @@ class Bench:
                          f"{fmt_ratio(ours / med['shell'])} shell; {fmt_ratio(ours / med['true'])} true", goal,
                          "yes" if ok else "**no**",
                          f"{fmt_time(ours - med['true'])} above the harness' own `/bin/true`")
-        self.p7_hook = max(s.maxrss_kb for s in results[s["p1_many"]]["normal"])
-        self.p7_hook_one = max(s.maxrss_kb for s in results[1]["normal"])
-        self.p7_shell = max(s.maxrss_kb for s in results[s["p1_many"]]["shell"])
+        one = {name: median([x.ns for x in got]) for name, got in results[1].items()}
+        part = {name: self.record(f"P1 breakdown: {name}", got) for name, got in parts.items()}
+        self.row("P1", "breakdown of the 1-ref hook (differences of medians)", "", "", "", "—", "n/a",
+                 f"process start to `main` (`--version` − true): {fmt_time(part['version'] - one['true'])}; "
+                 f"config lookup, stdin, no write (empty stdin − `--version`): "
+                 f"{fmt_time(part['empty-stdin'] - part['version'])}; "
+                 f"durable spool write (`--no-worker` − empty stdin): {fmt_time(one['no-worker'] - part['empty-stdin'])}; "
+                 f"worker lock + spawn (normal − `--no-worker`): {fmt_time(one['normal'] - one['no-worker'])}; "
+                 f"`sh` wrapper of the installed hook (installed − normal): {fmt_time(one['installed'] - one['normal'])}")
+        # P7, the hook's memory: separate runs under GNU time (see measure()).
+        if have_gnu_time():
+            peaks = {}
+            for n, stdin in inputs.items():
+                for name, argv, starts_worker in candidates:
+                    runs = []
+                    for _ in range(3):
+                        runs.append(measure(argv, env=hook_env, cwd=repo, stdin=stdin, rss=True).maxrss_kb)
+                        if starts_worker:
+                            w.wait_idle()
+                    peaks[n, name] = max(runs)
+            self.p7_hook = {"many": peaks[s["p1_many"], "normal"], "one": peaks[1, "normal"],
+                            "shell": peaks[s["p1_many"], "shell"], "true": peaks[1, "true"]}
+        else:
+            self.notes.append("P7: the hook's peak RSS needs GNU time (`apt-get install time`); not measured")
 
     # ---- P2: replication lag --------------------------------------------
 
@@ -801,7 +871,12 @@ class Bench:
         t = self.record("P4: first `run` after `add` on an identical mirror (full reconciliation)", [identical])
         self.row("P4", f"full reconciliation of an identical {n:,}-ref mirror (first `run` after `add`)", fmt_time(t),
                  f"`--mirror` {fmt_time(mir)}", fmt_ratio(t / mir), "—", "n/a", "pushes nothing")
-        self.p7_p4 = samples["wait"] + samples["detached"] + over["wait"] + [identical]
+        self.p7_p4 = [
+            ("P4, incremental update, `run --detached`", samples["detached"]),
+            ("P4, incremental update, `run --wait` (with the drift scan)", samples["wait"]),
+            ("P4, `run --wait` with nothing pending (drift scan only)", over["wait"]),
+            ("P4, full reconciliation of the identical mirror", [identical]),
+        ]
 
     def p5(self):
         """P5: first sync of the large repository to an empty mirror, against
@@ -881,15 +956,12 @@ class Bench:
             self.record(f"P5 series, {size:,} refs: `git push --mirror`", [t_mir])
             if t_ours.timed_out:
                 break
-        done = [(size, o.ns, m.ns) for size, o, m in series if not o.timed_out]
-        text = ", ".join(f"{size:,} refs: {fmt_time(o)} vs {fmt_time(m)} ({fmt_ratio(o / m)})" for size, o, m in done)
-        growth = ""
-        if len(done) >= 2:
-            (n1, t1, _), (n2, t2, _) = done[-2], done[-1]
-            exponent = math.log(t2 / t1) / math.log(n2 / n1)
-            projected = t2 * (n / n2) ** exponent
-            growth = f"; time grows as refs^{exponent:.1f}: {n:,} refs would take ≈ {fmt_time(projected)}"
-        self.row("P5", "series: `sync` vs `--mirror` at small sizes", text or "—", "", "", "—", "n/a", growth.lstrip("; "))
+        text = "; ".join(
+            f"{size:,} refs: > {s['p5_series_cap_s']} s (killed) vs {fmt_time(m.ns)}" if o.timed_out
+            else f"{size:,} refs: {fmt_time(o.ns)} vs {fmt_time(m.ns)} ({fmt_ratio(o.ns / m.ns)})"
+            for size, o, m in series)
+        self.row("P5", "series: `sync` vs `--mirror` at smaller sizes, everything pushed", text or "—", "", "", "—",
+                 "n/a", "one run per size; shows where the ratio departs from 1")
         self.check_log(w, "P5")
 
     # ---- P6: fleet drain ---------------------------------------------------
@@ -972,21 +1044,24 @@ class Bench:
             return max(values) if values else None
 
         if hasattr(self, "p7_hook"):
-            self.row("P7", f"peak RSS of the hook, {self.size['p1_many']:,} refs (1 ref: {fmt_mib(self.p7_hook_one)})",
-                     fmt_mib(self.p7_hook), f"shell hook {fmt_mib(self.p7_shell)}", "", "≤ 10 MiB",
-                     "yes" if self.p7_hook <= 10 * MIB else "**no**")
-        for attr, what in [("p7_p4", "P4 (`run`, incremental and full reconciliation)"), ("p7_p5", "P5 (`sync`)"),
-                           ("p7_p6", "P6 (`run`, fleet)")]:
-            if not hasattr(self, attr):
-                continue
-            samples = getattr(self, attr)
-            samples = samples if isinstance(samples, list) else [samples]
-            alone, with_git = peak(samples, "hwm_kb"), peak(samples, "maxrss_kb")
+            h = self.p7_hook
+            self.row("P7", f"peak RSS of the hook, {self.size['p1_many']:,} refs (1 ref: {fmt_mib(h['one'])})",
+                     fmt_mib(h["many"]), f"shell hook {fmt_mib(h['shell'])}; true {fmt_mib(h['true'])}", "",
+                     "≤ 10 MiB", "yes" if h["many"] <= 10 * MIB else "**no**",
+                     "under GNU time: includes the few hundred KiB a fork of it carries (see true)")
+        cases = list(getattr(self, "p7_p4", []))
+        if hasattr(self, "p7_p5"):
+            cases.append(("P5, first sync (`sync`)", [self.p7_p5]))
+        if hasattr(self, "p7_p6"):
+            cases.append(("P6, fleet drain (`run --wait`)", self.p7_p6))
+        for what, samples in cases:
+            # VmHWM: the worker process alone (its git children are git's memory).
+            alone = peak(samples, "hwm_kb")
             killed = " (killed at the cap; peak until then)" if any(s.timed_out for s in samples) else ""
-            goal = "≤ 64 MiB" if attr != "p7_p6" else "—"
-            met = "n/a" if attr == "p7_p6" or alone is None else ("yes" if alone <= 64 * MIB else "**no**")
-            self.row("P7", f"peak RSS of the worker process, {what}{killed}", fmt_mib(alone), "", "", goal, met,
-                     f"largest git child it waited for: {fmt_mib(with_git)}")
+            gated = what.startswith("P4") or what.startswith("P5")
+            met = "n/a" if not gated or alone is None else ("yes" if alone <= 64 * MIB else "**no**")
+            self.row("P7", f"peak RSS of the worker process: {what}{killed}", fmt_mib(alone), "", "",
+                     "≤ 64 MiB" if gated else "—", met, "VmHWM, sampled every 10 ms")
 
     # ---- report -------------------------------------------------------------
 
@@ -1024,6 +1099,8 @@ class Bench:
             ("kernel", platform.release()),
             ("git", git),
             ("temp dir filesystem", fs_type),
+            ("load average", f"{self.load_at_start} at the start, {loadavg()} at the end (other work on the machine "
+                             "adds noise; ratios within one run are what to compare)"),
         ]
 
     def markdown(self, elapsed_s):

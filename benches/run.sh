@@ -23,6 +23,9 @@ need git "apt-get install git"
 need python3 "apt-get install python3 (the driver uses only the standard library)"
 need cargo "https://rustup.rs"
 need xargs "apt-get install findutils (P6's baseline)"
+# Optional: the hook's peak RSS (P7) is read through GNU time; without it that
+# one figure is skipped with a note.
+[ -x /usr/bin/time ] || echo "benches/run.sh: /usr/bin/time not found (apt-get install time): P7's hook RSS will be skipped" >&2
 
 quick=false
 for arg in "$@"; do
