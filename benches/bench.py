@@ -110,8 +110,9 @@ QUICK = dict(
 class Sample:
     """One measured process run."""
 
-    def __init__(self, ns, rc, maxrss_kb, hwm_kb, timed_out):
+    def __init__(self, ns, rc, maxrss_kb, hwm_kb, timed_out, cpu_ns=None):
         self.ns = ns
+        self.cpu_ns = cpu_ns  # user + system time of the process and the children it waited for
         self.rc = rc
         self.maxrss_kb = maxrss_kb  # from GNU time (measure(rss=True)), or None
         self.hwm_kb = hwm_kb  # the process alone (sampled), or None
@@ -218,7 +219,8 @@ def measure(argv, *, env, cwd=None, stdin=None, timeout=None, hwm=False, rss=Fal
 
             timer = threading.Timer(timeout, expire)
             timer.start()
-        _, status, _ = os.wait4(proc.pid, 0)
+        _, status, usage = os.wait4(proc.pid, 0)
+        cpu = int((usage.ru_utime + usage.ru_stime) * 1e9)
         elapsed = time.perf_counter_ns() - start
         proc.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4 above
         if timer:
@@ -234,12 +236,12 @@ def measure(argv, *, env, cwd=None, stdin=None, timeout=None, hwm=False, rss=Fal
             os.unlink(rss_file.name)
             maxrss = int(lines[-1]) if lines and lines[-1].isdigit() else None
         if timed_out.is_set():
-            return Sample(elapsed, proc.returncode, maxrss, sampler and sampler.peak_kb, True)
+            return Sample(elapsed, proc.returncode, maxrss, sampler and sampler.peak_kb, True, cpu)
         if proc.returncode not in ok_codes:
             err.seek(0)
             message = err.read().decode(errors="replace")[-2000:]
             raise BenchError(f"{' '.join(map(str, argv))} exited {proc.returncode}:\n{message}")
-    return Sample(elapsed, proc.returncode, maxrss, sampler and sampler.peak_kb, False)
+    return Sample(elapsed, proc.returncode, maxrss, sampler and sampler.peak_kb, False, cpu)
 
 
 def run(argv, *, env, cwd=None, input=None, capture=False):
@@ -488,7 +490,11 @@ class Bench:
             XDG_CACHE_HOME=str(home / ".cache"),
             XDG_DATA_HOME=str(home / ".local" / "share"),
             TZ="UTC",
+            # Temporary files of the tool (and of git) land in the scratch
+            # directory and go with it, even those of a run killed at its cap.
+            TMPDIR=str(self.root / "tmp"),
         )
+        (self.root / "tmp").mkdir()
         self.env = env
         for key, value in [
             ("user.name", "Bench"),
@@ -829,14 +835,23 @@ class Bench:
             run([w.bin, "hook", "post-receive", "--no-worker"], env=hook_env, cwd=big,
                 input=f"{old} {new} {branch}\n")
             argv = [w.bin, "run", "--wait"] if mode == "wait" else [w.bin, "run", "--detached"]
-            samples[mode].append(measure(argv, env=w.env, hwm=True, timeout=600))
-            if read_ref(mirrors["ours"], branch) != new:
-                raise BenchError(f"P4: `run` returned but the mirror does not have {branch} = {new}")
-            samples["raw"].append(measure(
-                ["git", "--git-dir", big, "push", "--quiet", f"file://{mirrors['raw']}", f"+{branch}:{branch}"],
-                env=w.env))
-            samples["mirror"].append(measure(
-                ["git", "--git-dir", big, "push", "--quiet", "--mirror", f"file://{mirrors['mirror']}"], env=w.env))
+
+            def run_ours():
+                samples[mode].append(measure(argv, env=w.env, hwm=True, timeout=600))
+                if read_ref(mirrors["ours"], branch) != new:
+                    raise BenchError(f"P4: `run` returned but the mirror does not have {branch} = {new}")
+
+            def run_baselines():
+                samples["raw"].append(measure(
+                    ["git", "--git-dir", big, "push", "--quiet", f"file://{mirrors['raw']}", f"+{branch}:{branch}"],
+                    env=w.env))
+                samples["mirror"].append(measure(
+                    ["git", "--git-dir", big, "push", "--quiet", "--mirror", f"file://{mirrors['mirror']}"],
+                    env=w.env))
+
+            # Alternate who goes first (every other pair of repetitions), against drift.
+            for step in ((run_ours, run_baselines) if i % 4 < 2 else (run_baselines, run_ours)):
+                step()
             old = new
         # Process overhead: the same commands with nothing to do.
         self.say("P4: `run` overhead with nothing to do")
@@ -1015,14 +1030,34 @@ class Bench:
         check(1, "ours")
         check(1, "xargs")
         ours, theirs = [], []
+        lines = {"ours": [], "xargs": []}
         for rep in range(reps):
             k = rep + 2
             self.say(f"P6: fleet drain of {count:,} repositories, repetition {rep + 1}/{reps}")
             advance(k)
-            ours.append(measure([w.bin, "run", "--wait"], env=w.env, hwm=True, timeout=900))
-            check(k, "ours")
-            theirs.append(measure(xargs, env=w.env, stdin=jobs))
-            check(k, "xargs")
+
+            def timeline(suffix, started_ns):
+                """When each mirror got its update, from the ref files' mtimes
+                (free: no polling during the run): first, half, last."""
+                times = sorted(os.stat(f"{str(up)[:-4]}-{suffix}.git/refs/heads/main").st_mtime_ns - started_ns
+                               for up in ups)
+                return times[0], times[len(times) // 2], times[-1]
+
+            def run_ours():
+                started = time.time_ns()
+                ours.append(measure([w.bin, "run", "--wait"], env=w.env, hwm=True, timeout=900))
+                check(k, "ours")
+                lines["ours"].append(timeline("ours", started))
+
+            def run_xargs():
+                started = time.time_ns()
+                theirs.append(measure(xargs, env=w.env, stdin=jobs))
+                check(k, "xargs")
+                lines["xargs"].append(timeline("xargs", started))
+
+            # Alternate who goes first: other load on a shared machine comes and goes.
+            for step in ((run_ours, run_xargs) if rep % 2 == 0 else (run_xargs, run_ours)):
+                step()
         idle = [measure([w.bin, "run", "--wait"], env=w.env) for _ in range(min(reps, 2))]
         self.check_log(w, "P6")
         t = self.record(f"P6 fleet drain, {count:,} repos: `run --wait` (max_parallel {par})", ours)
@@ -1031,7 +1066,17 @@ class Bench:
         self.row("P6", f"fleet drain, {count:,} repos × 1 pending update, `run --wait`, max_parallel = {par}",
                  fmt_time(t), f"`xargs -P {par}` {fmt_time(x)}", fmt_ratio(t / x), "≤ 1.2× xargs",
                  "yes" if t <= 1.2 * x else "**no**",
-                 f"per repo: ours {fmt_time(t / count)}, xargs {fmt_time(x / count)}")
+                 f"per repo: ours {fmt_time(t / count)}, xargs {fmt_time(x / count)}; CPU (user+sys, with children): "
+                 f"ours {fmt_time(median([r.cpu_ns for r in ours]))}, "
+                 f"xargs {fmt_time(median([r.cpu_ns for r in theirs]))}")
+        def when(kind, index):
+            return fmt_time(median([t[index] for t in lines[kind]]))
+
+        self.row("P6", "timeline: first / half / last mirror updated, after the start",
+                 f"{when('ours', 0)} / {when('ours', 1)} / {when('ours', 2)}",
+                 f"`xargs` {when('xargs', 0)} / {when('xargs', 1)} / {when('xargs', 2)}", "", "—", "n/a",
+                 "from the mirrors' ref file mtimes; ours does all ingesting, routing and the drift scan "
+                 "before its first push")
         self.row("P6", f"overhead: `run --wait` with nothing pending, {count:,} repos registered", fmt_time(i),
                  f"`xargs` {fmt_time(x)}", fmt_ratio(i / x), "—", "n/a", "startup, state scan and drift scan")
         self.p7_p6 = ours

@@ -366,19 +366,19 @@ fn change_args(name: &str, change: &RefChange) -> Vec<String> {
     }
 }
 
-/// Above this many changes, push from a [`RefLessView`].
-const REFLESS_VIEW_THRESHOLD: usize = 32;
+/// Above this many changes, push through a [`PushView`].
+const VIEW_THRESHOLD: usize = 32;
 
 /// A temporary git directory whose object store is the repository's (through
-/// `objects/info/alternates`) and which has no refs: pushing exact object ids
-/// from it sends the same objects without git's per-refspec scan of every
-/// local ref.
-struct RefLessView {
+/// `objects/info/alternates`) and whose only refs are the new values of the
+/// refs being created or updated (in `packed-refs`): `refs/*:refs/*` then
+/// pushes exactly those, in time linear in their number.
+struct PushView {
     dir: tempfile::TempDir,
 }
 
-impl RefLessView {
-    fn new(git_dir: &Path) -> std::io::Result<RefLessView> {
+impl PushView {
+    fn new(git_dir: &Path, changes: &[(&str, &RefChange)]) -> std::io::Result<PushView> {
         let dir = tempfile::Builder::new().prefix("git-push-mirror-view.").tempdir()?;
         let objects = std::path::absolute(git_dir)?.join("objects");
         std::fs::create_dir_all(dir.path().join("objects/info"))?;
@@ -387,7 +387,17 @@ impl RefLessView {
         let mut alternates = objects.as_os_str().as_encoded_bytes().to_vec();
         alternates.push(b'\n');
         std::fs::write(dir.path().join("objects/info/alternates"), alternates)?;
-        Ok(RefLessView { dir })
+        let mut new_values: Vec<(&str, &Oid)> = changes
+            .iter()
+            .filter_map(|(name, change)| change.new_value().map(|oid| (*name, oid)))
+            .collect();
+        new_values.sort();
+        let mut packed = String::from("# pack-refs with: sorted \n");
+        for (name, oid) in new_values {
+            packed.push_str(&format!("{oid} {name}\n"));
+        }
+        std::fs::write(dir.path().join("packed-refs"), packed)?;
+        Ok(PushView { dir })
     }
 
     fn path(&self) -> &Path {
@@ -403,33 +413,65 @@ const MAX_ARGUMENT_BYTES: usize = 512 * 1024;
 /// each with `--force-with-lease=<ref>:<observed>`, and returns git's per-ref
 /// results. A transport failure is an error; per-ref rejections are results.
 pub fn push(git_dir: &Path, remote: &RemoteAccess, changes: &[(&str, &RefChange)]) -> Result<Vec<PushedRef>, GitError> {
-    // git matches every refspec against every local ref (with string
-    // formatting): quadratic. For many refs, push from a view of the
-    // repository that shares its objects but has no refs.
-    let view = if changes.len() > REFLESS_VIEW_THRESHOLD {
-        Some(RefLessView::new(git_dir).map_err(|e| GitError::Spawn(format!("preparing the push: {e}")))?)
-    } else {
-        None
-    };
-    let git_dir = view.as_ref().map_or(git_dir, |v| v.path());
+    if changes.len() <= VIEW_THRESHOLD {
+        let args: Vec<String> = changes
+            .iter()
+            .flat_map(|(name, change)| change_args(name, change))
+            .collect();
+        return push_batch(git_dir, remote, &args);
+    }
+    // git matches every explicit refspec against every local and every
+    // remote ref, formatting strings for each pair: quadratic. Large pushes
+    // instead go from a view of the repository that shares its objects and
+    // whose only refs are the new values, with one pattern refspec; only
+    // leases and deletions remain as arguments, in batches under ARG_MAX.
     let mut results = Vec::new();
-    let mut batch: Vec<String> = Vec::new();
+    let mut batch: Vec<(&str, &RefChange)> = Vec::new();
     let mut batch_bytes = 0;
     for (name, change) in changes {
-        let args = change_args(name, change);
-        let bytes: usize = args.iter().map(|a| a.len() + 1).sum();
+        let bytes = match change {
+            RefChange::Create { .. } => 0,
+            RefChange::Update { .. } | RefChange::Delete { .. } => 2 * name.len() + 64 + 24,
+        };
         if !batch.is_empty() && batch_bytes + bytes > MAX_ARGUMENT_BYTES {
-            results.extend(push_batch(git_dir, remote, &batch)?);
+            results.extend(push_through_view(git_dir, remote, &batch)?);
             batch.clear();
             batch_bytes = 0;
         }
-        batch.extend(args);
+        batch.push((name, change));
         batch_bytes += bytes;
     }
     if !batch.is_empty() {
-        results.extend(push_batch(git_dir, remote, &batch)?);
+        results.extend(push_through_view(git_dir, remote, &batch)?);
     }
     Ok(results)
+}
+
+fn push_through_view(
+    git_dir: &Path,
+    remote: &RemoteAccess,
+    changes: &[(&str, &RefChange)],
+) -> Result<Vec<PushedRef>, GitError> {
+    let view = PushView::new(git_dir, changes).map_err(|e| GitError::Spawn(format!("preparing the push: {e}")))?;
+    let mut args = Vec::new();
+    let mut has_new_values = false;
+    for (name, change) in changes {
+        match change {
+            RefChange::Create { .. } => has_new_values = true,
+            RefChange::Update { old, .. } => {
+                has_new_values = true;
+                args.push(format!("--force-with-lease={name}:{old}"));
+            }
+            RefChange::Delete { old } => {
+                args.push(format!("--force-with-lease={name}:{old}"));
+                args.push(format!(":{name}"));
+            }
+        }
+    }
+    if has_new_values {
+        args.push("refs/*:refs/*".to_string());
+    }
+    push_batch(view.path(), remote, &args)
 }
 
 fn push_batch(git_dir: &Path, remote: &RemoteAccess, args: &[String]) -> Result<Vec<PushedRef>, GitError> {
