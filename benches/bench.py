@@ -882,7 +882,7 @@ class Bench:
                      "n/a")
         ls = self.record(f"P4 component: `git ls-remote --symref` of the {n:,}-ref mirror", over["ls-remote"])
         self.row("P4", f"component: `git ls-remote --symref` of the mirror (all {n:,} refs)", fmt_time(ls),
-                 f"raw push {fmt_time(raw)}", fmt_ratio(ls / raw), "—", "n/a", "the worker runs this before every push")
+                 f"raw push {fmt_time(raw)}", fmt_ratio(ls / raw), "—", "n/a", "what a full reconciliation, or a retry after a failed lease, runs first")
         t = self.record("P4: first `run` after `add` on an identical mirror (full reconciliation)", [identical])
         self.row("P4", f"full reconciliation of an identical {n:,}-ref mirror (first `run` after `add`)", fmt_time(t),
                  f"`--mirror` {fmt_time(mir)}", fmt_ratio(t / mir), "—", "n/a", "pushes nothing")

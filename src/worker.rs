@@ -19,6 +19,8 @@ const POLL: Duration = Duration::from_millis(25);
 const CONFIG_RETRY: Duration = Duration::from_secs(5);
 /// How long to wait before trying a pair that another process is updating.
 const BUSY_RETRY: Duration = Duration::from_millis(250);
+/// Spool entries ingested per pass of the drain loop.
+const INGEST_SLICE: usize = 64;
 /// How long to wait before retrying a pair whose update ended in an error the state could not record.
 const ERROR_RETRY: Duration = Duration::from_secs(30);
 
@@ -155,15 +157,18 @@ impl<'a> Drain<'a> {
     }
 
     fn drain(&mut self, summary: &mut RunSummary) -> Result<()> {
-        // Ingest first, so the drift scan does not mistake spooled refs for unreported ones.
-        self.ingest(summary)?;
-        self.route_due_repos();
-        self.find_existing_work()?;
+        let mut scanned = false;
         let (done_tx, done_rx) = mpsc::channel::<(Pair, Result<PairOutcome>)>();
         std::thread::scope(|scope| -> Result<()> {
             loop {
-                self.ingest(summary)?;
+                // A bounded slice per pass: updates start while a large spool is still being read.
+                self.ingest(summary, INGEST_SLICE)?;
                 self.route_due_repos();
+                // Once the spool is read, so the drift scan does not mistake spooled refs for unreported ones.
+                if !scanned && !self.spool.has_waiting() {
+                    self.find_existing_work()?;
+                    scanned = true;
+                }
                 while let Ok((pair, outcome)) = done_rx.try_recv() {
                     self.finish(pair, outcome, summary);
                 }
@@ -198,12 +203,18 @@ impl<'a> Drain<'a> {
                         });
                     }
                 }
-                if self.running.is_empty() && !self.spool.has_waiting() && self.idle_long_enough(now) {
+                let spool_waiting = self.spool.has_waiting();
+                if self.running.is_empty() && !spool_waiting && self.idle_long_enough(now) {
                     return Ok(());
                 }
                 let next_due = self.due.values().min().copied().unwrap_or(u64::MAX);
-                let wait = POLL.min(Duration::from_millis(next_due.saturating_sub(now)));
-                if let Ok((pair, outcome)) = done_rx.recv_timeout(wait.max(Duration::from_millis(1))) {
+                let wait = if spool_waiting {
+                    Duration::ZERO // more entries to read: don't sleep
+                } else {
+                    POLL.min(Duration::from_millis(next_due.saturating_sub(now)))
+                        .max(Duration::from_millis(1))
+                };
+                if let Ok((pair, outcome)) = done_rx.recv_timeout(wait) {
                     self.finish(pair, outcome, summary);
                 }
             }
@@ -292,8 +303,8 @@ impl<'a> Drain<'a> {
     }
 
     /// Moves spool entries into their repositories' records, then deletes them.
-    fn ingest(&mut self, summary: &mut RunSummary) -> Result<()> {
-        for name in self.spool.waiting()? {
+    fn ingest(&mut self, summary: &mut RunSummary, max_entries: usize) -> Result<()> {
+        for name in self.spool.waiting()?.into_iter().take(max_entries) {
             let Some(claimed) = self.spool.claim(&name)? else {
                 continue;
             };
