@@ -279,3 +279,22 @@ fn help_names_every_command() {
     let usage = gpm_output(&env, &["no-such-command"]);
     assert_eq!(usage.status.code(), Some(2));
 }
+
+#[test]
+fn shell_completions_and_the_man_page_come_from_the_cli_definition() {
+    let env = TestEnv::new();
+    let bash = gpm_ok(&env, &["completions", "bash"]);
+    assert!(
+        bash.contains("git-push-mirror") && bash.contains("known-hosts"),
+        "{bash}"
+    );
+    let man = gpm_ok(&env, &["man"]);
+    assert!(
+        man.starts_with(".ie") || man.contains(".TH git-push-mirror"),
+        "{}",
+        &man[..man.len().min(300)]
+    );
+    assert!(man.contains("sync"), "the man page lists the commands");
+    let bad = gpm_output(&env, &["completions", "no-such-shell"]);
+    assert_eq!(bad.status.code(), Some(2));
+}
