@@ -178,13 +178,6 @@ fn assert_secret_nowhere(env: &TestEnv, upstream: &Path, secret: &str) {
     }
 }
 
-fn last_error(setup: &Setup, env: &TestEnv) -> String {
-    setup.status_json(env)[0]["last_error"]
-        .as_str()
-        .unwrap_or("")
-        .to_string()
-}
-
 #[test]
 fn the_right_token_converges_through_the_hook_and_sync_and_the_secret_never_leaks() {
     if !http_available() {
@@ -285,7 +278,7 @@ fn a_wrong_token_is_retried_then_failed_with_a_redacted_useful_error() {
     wait_until("the mirror is failed", CONVERGE, || {
         setup.status_json(&env)[0]["update_status"] == "failed"
     });
-    assert!(last_error(&setup, &env).contains("Authentication failed"));
+    assert!(setup.last_error(&env).contains("Authentication failed"));
     assert!(
         env.refs(&setup.mirror).is_empty(),
         "nothing is pushed with a wrong token"
@@ -316,7 +309,7 @@ fn a_mirror_without_credentials_is_told_how_to_set_them() {
     setup.push(&env, &["main"]);
     let sync = gpm_output(&env, &["sync", path_str(&setup.upstream)]);
     assert_eq!(sync.status.code(), Some(1));
-    let error = last_error(&setup, &env);
+    let error = setup.last_error(&env);
     assert!(error.contains("--username USER --password-file FILE"), "{error}");
 }
 
@@ -556,9 +549,9 @@ fn a_transport_outside_allowed_protocols_fails_at_push_time_and_runs_nothing() {
     env.commit(&setup.work, "a.txt", "one", "first");
     setup.push(&env, &["main"]);
     wait_until("the refusal is recorded", CONVERGE, || {
-        last_error(&setup, &env).contains("allowed_protocols")
+        setup.last_error(&env).contains("allowed_protocols")
     });
-    let error = last_error(&setup, &env);
+    let error = setup.last_error(&env);
     assert!(
         error.contains("the transport file is not in allowed_protocols (https)"),
         "{error}"

@@ -84,13 +84,6 @@ fn mirror_config(setup: &Setup) -> toml::Table {
         .unwrap()
 }
 
-fn last_error(setup: &Setup, env: &TestEnv) -> String {
-    setup.status_json(env)[0]["last_error"]
-        .as_str()
-        .unwrap_or("")
-        .to_string()
-}
-
 #[test]
 fn a_mirror_with_its_own_key_and_known_hosts_follows_pushes_through_the_hook() {
     if !sshd_available() {
@@ -154,9 +147,9 @@ fn an_unknown_host_key_is_refused_until_accepted_and_a_changed_one_is_refused_ag
     env.commit(&setup.work, "a.txt", "one", "first");
     setup.push(&env, &["main"]);
     wait_until("the host key refusal is recorded", CONVERGE, || {
-        last_error(&setup, &env).contains("Host key verification failed")
+        setup.last_error(&env).contains("Host key verification failed")
     });
-    let error = last_error(&setup, &env);
+    let error = setup.last_error(&env);
     assert!(error.contains("No ED25519 host key is known"), "{error}");
     assert!(
         error.contains(&format!("git-push-mirror known-hosts {url_without_user}")) && error.contains("--mirror backup"),
@@ -228,9 +221,9 @@ fn an_unknown_host_key_is_refused_until_accepted_and_a_changed_one_is_refused_ag
     env.commit(&setup.work, "a.txt", "two", "second");
     setup.push(&env, &["main"]);
     wait_until("the changed host key is refused", CONVERGE, || {
-        last_error(&setup, &env).contains("host key changed")
+        setup.last_error(&env).contains("host key changed")
     });
-    assert!(last_error(&setup, &env).contains("Host key verification failed"));
+    assert!(setup.last_error(&env).contains("Host key verification failed"));
     assert_eq!(
         env.refs(&setup.mirror),
         before,
@@ -305,7 +298,7 @@ fn keygen_creates_a_deploy_key_sets_it_and_never_overwrites_it() {
     setup.push(&env, &["main"]);
     let sync = gpm_output(&env, &["sync", &repo_arg]);
     assert_eq!(sync.status.code(), Some(1), "{}", stdout(&sync));
-    let error = last_error(&setup, &env);
+    let error = setup.last_error(&env);
     assert!(
         error.contains("Permission denied (publickey") && error.contains("deploy key"),
         "{error}"
@@ -383,7 +376,7 @@ fn ssh_keys_others_can_read_are_refused_at_add_and_at_push_time() {
         mirror: m.repo.clone(),
         work,
     };
-    assert!(last_error(&setup, &env).contains("readable by group/others (mode 640)"));
+    assert!(setup.last_error(&env).contains("readable by group/others (mode 640)"));
 
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
     gpm_ok(&env, &["sync", path_str(&upstream)]);

@@ -146,6 +146,14 @@ impl Setup {
         self.wait_for_mirror(env, &expected);
     }
 
+    /// The first mirror's `last_error` ("" when none).
+    pub fn last_error(&self, env: &TestEnv) -> String {
+        self.status_json(env)[0]["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+
     /// `status --json` of the upstream's mirrors.
     pub fn status_json(&self, env: &TestEnv) -> Vec<serde_json::Value> {
         let out = gpm_output(env, &["status", "--json", path_str(&self.upstream)]);
