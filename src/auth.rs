@@ -4,7 +4,7 @@
 
 use crate::config::{GlobalConfig, MirrorConfig, SecretSource};
 use crate::git::RemoteAccess;
-use crate::remote_url::{Transport, display_url, split_credentials, transport_of};
+use crate::remote_url::{Transport, display_url, http_origin, split_credentials, transport_of};
 use crate::ssh;
 use anyhow::{Context, Result, bail};
 use std::ffi::OsString;
@@ -87,38 +87,49 @@ pub fn refuse_if_readable_by_others(path: &Path, what: &str) -> Result<()> {
 const CREDENTIAL_HELPER: &str = "!f() { test \"$1\" = get || return 0; \
 printf 'username=%s\\npassword=%s\\n' \"$GIT_PUSH_MIRROR_USERNAME\" \"$GIT_PUSH_MIRROR_PASSWORD\"; }; f";
 
-/// Everything git needs to reach `mirror`, or why it can't.
+/// Everything git (and git-lfs) needs to reach `mirror`, or why it can't.
 pub fn remote_access(mirror: &MirrorConfig, global: &GlobalConfig) -> Result<RemoteAccess> {
     let transport = check_transport(&mirror.url, &global.allowed_protocols)?;
     let mut access = RemoteAccess::new(&mirror.url, mirror.timeout, &global.allowed_protocols);
     access.mirror = mirror.name.clone();
-    let mut config: Vec<(&str, String)> = Vec::new();
-    match transport {
-        // A password goes only to HTTP(S): over file:// or ssh it would reach
-        // the mirror's hooks or the ssh client through the environment.
-        Transport::Https | Transport::Http => {
-            if let Some(source) = &mirror.password {
-                let secret = read_secret(source).with_context(|| format!("mirror {}", mirror.name))?;
-                let username = mirror.username.clone().unwrap_or_default();
-                // An empty helper first resets the admin's helpers: no credential store ever sees the secret.
-                config.push(("credential.helper", String::new()));
-                config.push(("credential.helper", CREDENTIAL_HELPER.to_string()));
-                access.env.push(("GIT_PUSH_MIRROR_USERNAME".into(), username.into()));
-                access
-                    .env
-                    .push(("GIT_PUSH_MIRROR_PASSWORD".into(), secret.clone().into()));
-                access.secrets.push(secret);
-            }
+    let mut config: Vec<(String, String)> = Vec::new();
+    // The mirror is a copy: the locks of its LFS server are not ours to check.
+    config.push(("lfs.locksverify".into(), "false".into()));
+    if let Some(lfs_url) = &mirror.lfs.url {
+        check_transport(lfs_url, &global.allowed_protocols).context("lfs_url")?;
+        config.push(("lfs.url".into(), lfs_url.clone()));
+    }
+    // A password goes only to the HTTP(S) origins of the mirror and its LFS
+    // endpoint: over file:// or ssh it would reach the mirror's hooks or the
+    // ssh client through the environment, and a scoped helper never answers
+    // another host (an LFS server's redirect, say).
+    let mut origins: Vec<String> = [Some(mirror.url.as_str()), mirror.lfs.url.as_deref()]
+        .into_iter()
+        .flatten()
+        .filter_map(http_origin)
+        .collect();
+    origins.dedup();
+    if let (Some(source), false) = (&mirror.password, origins.is_empty()) {
+        let secret = read_secret(source).with_context(|| format!("mirror {}", mirror.name))?;
+        let username = mirror.username.clone().unwrap_or_default();
+        // An empty helper first resets the admin's helpers: no credential store ever sees the secret.
+        config.push(("credential.helper".into(), String::new()));
+        for origin in origins {
+            config.push((format!("credential.{origin}.helper"), CREDENTIAL_HELPER.to_string()));
         }
-        Transport::Ssh => {
-            check_ssh_files(mirror)?;
-            access.env.push((
-                "GIT_SSH_COMMAND".into(),
-                ssh::ssh_command(mirror, mirror.timeout).into(),
-            ));
-            access.env.push(("GIT_SSH_VARIANT".into(), OsString::from("ssh")));
-        }
-        Transport::Git | Transport::File | Transport::Refused(_) => {}
+        access.env.push(("GIT_PUSH_MIRROR_USERNAME".into(), username.into()));
+        access
+            .env
+            .push(("GIT_PUSH_MIRROR_PASSWORD".into(), secret.clone().into()));
+        access.secrets.push(secret);
+    }
+    if transport == Transport::Ssh {
+        check_ssh_files(mirror)?;
+        access.env.push((
+            "GIT_SSH_COMMAND".into(),
+            ssh::ssh_command(mirror, mirror.timeout).into(),
+        ));
+        access.env.push(("GIT_SSH_VARIANT".into(), OsString::from("ssh")));
     }
     access
         .env
@@ -310,6 +321,7 @@ mod tests {
             delay: std::time::Duration::ZERO,
             min_interval: std::time::Duration::ZERO,
             timeout: std::time::Duration::from_secs(60),
+            lfs: Default::default(),
         }
     }
 
@@ -317,17 +329,47 @@ mod tests {
         access.env.iter().find(|(n, _)| n == name).map(|(_, v)| v)
     }
 
+    /// The environment config given to git, as (key, value) pairs in order.
+    fn config_of(access: &RemoteAccess) -> Vec<(String, String)> {
+        let count: usize = env_value(access, "GIT_CONFIG_COUNT")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        (0..count)
+            .map(|i| {
+                let get = |what: &str| env_value(access, &format!("GIT_CONFIG_{what}_{i}")).unwrap();
+                (
+                    get("KEY").to_string_lossy().into_owned(),
+                    get("VALUE").to_string_lossy().into_owned(),
+                )
+            })
+            .collect()
+    }
+
+    fn helpers_of(access: &RemoteAccess) -> Vec<(String, String)> {
+        config_of(access)
+            .into_iter()
+            .filter(|(key, _)| key.starts_with("credential."))
+            .map(|(key, value)| (key, if value.is_empty() { "reset" } else { "ours" }.to_string()))
+            .collect()
+    }
+
     #[test]
     fn the_password_travels_in_the_environment_and_only_over_http() {
         let global = GlobalConfig::embedded(Path::new("/nonexistent"));
         let secret = || Some(SecretSource::Inline("t0ken".into()));
-        let https = remote_access(&mirror("https://h/a.git", secret()), &global).unwrap();
+        let https = remote_access(&mirror("https://h:8443/a.git", secret()), &global).unwrap();
         assert_eq!(env_value(&https, "GIT_PUSH_MIRROR_PASSWORD").unwrap(), "t0ken");
-        assert_eq!(env_value(&https, "GIT_CONFIG_COUNT").unwrap(), "2");
+        let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
         assert_eq!(
-            env_value(&https, "GIT_CONFIG_VALUE_0").unwrap(),
-            "",
-            "helpers are reset first"
+            helpers_of(&https),
+            vec![
+                pair("credential.helper", "reset"),
+                pair("credential.https://h:8443.helper", "ours")
+            ],
+            "helpers are reset first, and ours answers only the mirror's host"
         );
         assert!(
             !https
@@ -340,8 +382,35 @@ mod tests {
         for url in ["file:///srv/a.git", "git://h/a.git", "ssh://h/a.git"] {
             let access = remote_access(&mirror(url, secret()), &global).unwrap();
             assert!(env_value(&access, "GIT_PUSH_MIRROR_PASSWORD").is_none(), "{url}");
-            assert_eq!(env_value(&access, "GIT_CONFIG_COUNT").unwrap(), "0", "{url}");
+            assert!(helpers_of(&access).is_empty(), "{url}");
         }
+    }
+
+    #[test]
+    fn an_lfs_url_gets_the_lfs_endpoint_and_the_password_scoped_to_its_host() {
+        let global = GlobalConfig::embedded(Path::new("/nonexistent"));
+        let mut ssh = mirror("ssh://git@h/a.git", Some(SecretSource::Inline("t0ken".into())));
+        ssh.known_hosts = None;
+        ssh.lfs.url = Some("https://lfs.example/a.git/info/lfs".into());
+        let access = remote_access(&ssh, &global).unwrap();
+        let config = config_of(&access);
+        assert!(config.contains(&("lfs.url".into(), "https://lfs.example/a.git/info/lfs".into())));
+        assert!(config.contains(&("lfs.locksverify".into(), "false".into())));
+        let helpers: Vec<String> = helpers_of(&access).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            helpers,
+            vec!["credential.helper", "credential.https://lfs.example.helper"]
+        );
+        assert_eq!(env_value(&access, "GIT_PUSH_MIRROR_PASSWORD").unwrap(), "t0ken");
+
+        let mut refused = mirror("https://h/a.git", None);
+        refused.lfs.url = Some("http://lfs.example/x".into());
+        let only_https = GlobalConfig {
+            allowed_protocols: vec!["https".into()],
+            ..global
+        };
+        let err = remote_access(&refused, &only_https).unwrap_err();
+        assert!(format!("{err:#}").contains("lfs_url"), "{err:#}");
     }
 
     #[test]

@@ -6,7 +6,8 @@ use crate::auth::check_transport;
 use crate::config::{self, GlobalConfig, MirrorConfig, TagSetting};
 use crate::config_edit::{self, MirrorEdit};
 use crate::fsutil::{FileLock, now_ms};
-use crate::remote_url::{Transport, display_url, split_credentials};
+use crate::lfs::LfsMode;
+use crate::remote_url::{Transport, display_url, redact_url, split_credentials};
 use crate::state::StateStore;
 use crate::update::{UpdateReport, update_mirror};
 use crate::{git, hook, install, status, worker};
@@ -273,9 +274,18 @@ pub struct MirrorFlags {
     /// At most one update per this interval (e.g. "5m").
     #[arg(long, value_name = "DURATION")]
     min_interval: Option<String>,
-    /// Wall-clock limit for each git process (e.g. "10m").
+    /// Wall-clock limit for each git process (e.g. "10m"), LFS uploads included.
     #[arg(long, value_name = "DURATION")]
     timeout: Option<String>,
+    /// Upload Git LFS objects before pushing: auto (when the repository has LFS objects), on, off.
+    #[arg(long, value_name = "MODE", value_parser = ["auto", "on", "off"])]
+    lfs: Option<String>,
+    /// Whether a failed LFS upload fails the update, so its refs wait (default true).
+    #[arg(long, value_name = "BOOL")]
+    lfs_required: Option<Option<bool>>,
+    /// The mirror's LFS endpoint, when not <url>/info/lfs ("" to derive it again).
+    #[arg(long, value_name = "URL")]
+    lfs_url: Option<String>,
 }
 
 impl MirrorFlags {
@@ -316,6 +326,9 @@ impl MirrorFlags {
             delay: self.delay.clone(),
             min_interval: self.min_interval.clone(),
             timeout: self.timeout.clone(),
+            lfs: self.lfs.as_deref().and_then(LfsMode::parse),
+            lfs_required: flag(self.lfs_required),
+            lfs_url: self.lfs_url.clone(),
             ..Default::default()
         })
     }
@@ -545,6 +558,21 @@ pub fn print_report(name: &str, url: &str, report: &UpdateReport, out: &mut dyn 
         let detail = r.outcome.detail();
         let line = format!("  {:<width$}  {:<10}  {detail}", r.name, r.outcome.label());
         writeln!(out, "{}", line.trim_end())?;
+    }
+    if let Some(lfs) = &report.lfs {
+        let scope = if lfs.full {
+            "all mirrored refs"
+        } else {
+            "the new commits"
+        };
+        match lfs.error_summary() {
+            None => writeln!(
+                out,
+                "  lfs: ok: {} object(s) referenced by {scope}, all on the mirror",
+                lfs.objects
+            )?,
+            Some(error) => writeln!(out, "  lfs: failed: {error}")?,
+        }
     }
     match report.error_summary() {
         Some(error) if report.is_failure() => writeln!(out, "  result: failed: {error}"),
@@ -920,9 +948,36 @@ fn cmd_check(global: &GlobalConfig, repos: &[PathBuf], out: &mut dyn Write) -> R
                 }
             };
             writeln!(out, "{line}").map_err(io)?;
+            if let Some((line, problem)) = check_lfs(&repo, mirror) {
+                problems += usize::from(problem);
+                writeln!(out, "{line}").map_err(io)?;
+            }
         }
     }
     Ok(if problems > 0 { EXIT_FAILED } else { EXIT_OK })
+}
+
+/// `check`'s LFS line for a mirror that would send LFS objects, and whether it is a problem.
+fn check_lfs(repo: &Path, mirror: &MirrorConfig) -> Option<(String, bool)> {
+    let has_objects = crate::lfs::repo_has_lfs_objects(repo);
+    let wanted = match mirror.lfs.mode {
+        LfsMode::Off => return None,
+        LfsMode::Auto => has_objects,
+        LfsMode::On => true,
+    };
+    if !wanted {
+        return None;
+    }
+    let transport = crate::remote_url::transport_of(&mirror.url);
+    let endpoint = crate::lfs::describe_endpoint(&mirror.url, &transport, mirror.lfs.url.as_deref());
+    Some(match (endpoint, git::lfs::version()) {
+        (Err(why), _) => (
+            format!("    lfs: FAILED: LFS objects cannot reach this mirror: {why}"),
+            true,
+        ),
+        (Ok(_), Err(e)) => (format!("    lfs: FAILED: {e}"), true),
+        (Ok(endpoint), Ok(_)) => (format!("    lfs: objects go to {}", redact_url(&endpoint)), false),
+    })
 }
 
 fn cmd_keygen(

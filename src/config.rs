@@ -5,6 +5,7 @@
 //! directory and enforces the security rules on secrets. Every error names the
 //! file, and where the TOML parser knows a position, `file:line:column`.
 
+use crate::lfs::{LfsMode, LfsSettings};
 use crate::plan::{MirrorRules, TagSelection};
 use crate::remote_url::{Transport, split_credentials, transport_of};
 use serde::Deserialize;
@@ -150,6 +151,9 @@ pub struct MirrorSettings {
     pub min_interval: Option<Duration>,
     #[serde(default, deserialize_with = "duration")]
     pub timeout: Option<Duration>,
+    pub lfs: Option<LfsMode>,
+    pub lfs_required: Option<bool>,
+    pub lfs_url: Option<String>,
     /// Fleet mirrors only: which repositories the mirror applies to.
     pub repos: Option<Vec<String>>,
 }
@@ -163,6 +167,7 @@ impl MirrorSettings {
             ("password", self.password.is_some()),
             ("password_file", self.password_file.is_some()),
             ("password_env", self.password_env.is_some()),
+            ("lfs_url", self.lfs_url.is_some()),
             ("repos", self.repos.is_some()),
         ];
         keys.into_iter().filter(|(_, set)| *set).map(|(key, _)| key).collect()
@@ -206,6 +211,8 @@ pub struct MirrorDefaults {
     pub delay: Duration,
     pub min_interval: Duration,
     pub timeout: Duration,
+    pub lfs: LfsMode,
+    pub lfs_required: bool,
 }
 
 impl Default for MirrorDefaults {
@@ -222,6 +229,8 @@ impl Default for MirrorDefaults {
             delay: Duration::from_secs(1),
             min_interval: Duration::ZERO,
             timeout: Duration::from_secs(10 * 60),
+            lfs: LfsMode::Auto,
+            lfs_required: true,
         }
     }
 }
@@ -338,6 +347,7 @@ pub struct MirrorConfig {
     pub delay: Duration,
     pub min_interval: Duration,
     pub timeout: Duration,
+    pub lfs: LfsSettings,
 }
 
 /// A repository's `push-mirror.toml`, ready to use.
@@ -656,6 +666,7 @@ fn apply_fleet_mirrors(repo: &Path, global: &GlobalConfig, config: &mut RepoConf
         }
         let mut settings = fleet.settings.clone();
         settings.url = settings.url.map(|url| crate::fleet::expand_url(&url, &name));
+        settings.lfs_url = settings.lfs_url.map(|url| crate::fleet::expand_url(&url, &name));
         let mirror = resolve_mirror(&fleet.name, settings, global, &config.protected_branches).map_err(|message| {
             ConfigError::Invalid {
                 path: global.source.clone().unwrap_or_default(),
@@ -841,6 +852,8 @@ fn resolve_defaults(s: MirrorSettings) -> Result<MirrorDefaults, String> {
         delay: s.delay.unwrap_or(builtin.delay),
         min_interval: s.min_interval.unwrap_or(builtin.min_interval),
         timeout,
+        lfs: s.lfs.unwrap_or(builtin.lfs),
+        lfs_required: s.lfs_required.unwrap_or(builtin.lfs_required),
     })
 }
 
@@ -998,6 +1011,7 @@ fn resolve_mirror(
     };
     let timeout = s.timeout.unwrap_or(defaults.timeout);
     check_timeout(timeout)?;
+    let lfs_url = s.lfs_url.map(check_lfs_url).transpose()?;
     Ok(MirrorConfig {
         name: name.to_string(),
         url,
@@ -1010,7 +1024,26 @@ fn resolve_mirror(
         delay: s.delay.unwrap_or(defaults.delay),
         min_interval: s.min_interval.unwrap_or(defaults.min_interval),
         timeout,
+        lfs: LfsSettings {
+            mode: s.lfs.unwrap_or(defaults.lfs),
+            required: s.lfs_required.unwrap_or(defaults.lfs_required),
+            url: lfs_url,
+        },
     })
+}
+
+/// `lfs_url` is an HTTP(S) endpoint without credentials (they come from the password settings).
+fn check_lfs_url(url: String) -> Result<String, String> {
+    if !matches!(transport_of(&url), Transport::Https | Transport::Http) {
+        return Err(format!(
+            "`lfs_url` \"{url}\" must be an https:// (or http://) URL, such as \"https://host/repo.git/info/lfs\""
+        ));
+    }
+    let split = split_credentials(&url);
+    if split.password.is_some() || split.username.is_some() {
+        return Err("`lfs_url` must not contain a user name or password: set `username` and a password setting".into());
+    }
+    Ok(url)
 }
 
 /// A password file others can read is refused now, not at the first push. One
@@ -1363,10 +1396,55 @@ jitter = false
 
     #[test]
     fn defaults_must_not_name_a_mirror_or_its_secrets() {
-        for key in ["url", "username", "password", "password_file", "password_env", "repos"] {
+        for key in [
+            "url",
+            "username",
+            "password",
+            "password_file",
+            "password_env",
+            "lfs_url",
+            "repos",
+        ] {
             let value = if key == "repos" { "[\"x\"]" } else { "\"x\"" };
             let err = global_from(&format!("[defaults]\n{key} = {value}\n")).unwrap_err();
             assert_invalid(err, &format!("`{key}`"));
+        }
+    }
+
+    #[test]
+    fn lfs_settings_default_to_auto_and_required_and_are_checked() {
+        let config = repo_ok("[mirror.a]\nurl = \"https://h/a.git\"\n");
+        assert_eq!(config.mirrors[0].lfs, LfsSettings::default());
+        assert_eq!(LfsSettings::default().mode, LfsMode::Auto);
+        assert!(LfsSettings::default().required);
+
+        let config = repo_ok(
+            "[mirror.a]\nurl = \"git@h:a.git\"\nlfs = \"on\"\nlfs_required = false\n\
+             lfs_url = \"https://lfs.h/a.git/info/lfs\"\n",
+        );
+        let lfs = &config.mirrors[0].lfs;
+        assert_eq!(lfs.mode, LfsMode::On);
+        assert!(!lfs.required);
+        assert_eq!(lfs.url.as_deref(), Some("https://lfs.h/a.git/info/lfs"));
+
+        let global = global_from("[defaults]\nlfs = \"off\"\nlfs_required = false\n").unwrap();
+        assert_eq!(global.defaults.lfs, LfsMode::Off);
+        assert!(!global.defaults.lfs_required);
+
+        let err = repo_err("[mirror.a]\nurl = \"https://h/a.git\"\nlfs = \"yes\"\n", 0o644);
+        assert_syntax(err, 3, 7, "unknown variant `yes`");
+        for (url, needle) in [
+            ("ssh://h/a.git", "must be an https://"),
+            (
+                "https://u:p@h/a.git/info/lfs",
+                "must not contain a user name or password",
+            ),
+        ] {
+            let err = repo_err(
+                &format!("[mirror.a]\nurl = \"https://h/a.git\"\nlfs_url = \"{url}\"\n"),
+                0o600,
+            );
+            assert_invalid(err, needle);
         }
     }
 

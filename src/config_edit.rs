@@ -7,6 +7,7 @@
 
 use crate::config::{self, ConfigError, GlobalConfig, REPO_CONFIG_FILE, TagSetting};
 use crate::fsutil;
+use crate::lfs::LfsMode;
 use std::fs;
 use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -35,6 +36,10 @@ pub struct MirrorEdit {
     pub delay: Option<String>,
     pub min_interval: Option<String>,
     pub timeout: Option<String>,
+    pub lfs: Option<LfsMode>,
+    pub lfs_required: Option<bool>,
+    /// An empty string removes the key (the endpoint is then derived from the URL).
+    pub lfs_url: Option<String>,
 }
 
 /// Why an edit was not made. Nothing is written when any of these is returned.
@@ -408,6 +413,7 @@ fn changes(edit: &MirrorEdit) -> Result<Vec<(&'static str, Change)>, EditError> 
         ("enabled", edit.enabled),
         ("only_protected_branches", edit.only_protected_branches),
         ("keep_divergent_refs", edit.keep_divergent_refs),
+        ("lfs_required", edit.lfs_required),
     ] {
         if let Some(flag) = flag {
             out.push((key, Change::Set(Value::from(flag))));
@@ -423,6 +429,12 @@ fn changes(edit: &MirrorEdit) -> Result<Vec<(&'static str, Change)>, EditError> 
             TagSetting::Matching(patterns) => Value::Array(patterns.iter().map(String::as_str).collect()),
         };
         out.push(("tags", Change::Set(value)));
+    }
+    if let Some(mode) = edit.lfs {
+        out.push(("lfs", Change::Set(Value::from(mode.as_str()))));
+    }
+    if let Some(url) = &edit.lfs_url {
+        out.push(("lfs_url", text_or_remove(url)));
     }
     if let Some(username) = &edit.username {
         out.push(("username", text_or_remove(username)));

@@ -1,12 +1,14 @@
 //! The one module that runs git: a clean environment for every child, wall-clock timeouts that kill
 //! the whole process group, `ls-remote` to observe a mirror, `push --porcelain` to update it.
 
+pub mod lfs;
+
 use crate::oid::Oid;
 use crate::plan::RefChange;
 use crate::redact::redact;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -146,40 +148,84 @@ pub struct Finished {
 
 /// Runs `cmd` in its own process group, capturing its output; after
 /// `timeout` the whole group (ssh, https helpers, hooks) is killed.
-pub fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Result<Finished, GitError> {
+pub fn run_with_timeout(cmd: Command, timeout: Duration) -> Result<Finished, GitError> {
+    let (success, stdout, stderr) = run_with_input(cmd, None, timeout)?;
+    Ok(Finished {
+        success,
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr,
+    })
+}
+
+/// [`run_with_timeout`] with `input` written to the child's stdin (stdin stays
+/// as `cmd` has it when `None`); stdout comes back as bytes.
+fn run_with_input(
+    mut cmd: Command,
+    input: Option<Vec<u8>>,
+    timeout: Duration,
+) -> Result<(bool, Vec<u8>, String), GitError> {
+    if input.is_some() {
+        cmd.stdin(Stdio::piped());
+    }
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
     let mut child = cmd.spawn().map_err(|e| GitError::Spawn(e.to_string()))?;
     let group = child.id() as libc::pid_t;
+    let writer = match (input, child.stdin.take()) {
+        // From a thread: the child may write a lot before it reads all its input.
+        (Some(input), Some(mut stdin)) => Some(std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        })),
+        _ => None,
+    };
     let stdout = child.stdout.take().map(read_in_background);
     let stderr = child.stderr.take().map(read_in_background);
-
-    let (done_tx, done_rx) = mpsc::channel::<()>();
-    let watchdog = std::thread::spawn(move || {
-        if let Err(mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(timeout) {
-            // SAFETY: kill(2) with a negative pid signals the process group we created.
-            unsafe { libc::kill(-group, libc::SIGKILL) };
-            true
-        } else {
-            false
-        }
-    });
+    let watchdog = Watchdog::start(group, timeout);
     let status = child.wait();
-    let _ = done_tx.send(());
-    let timed_out = watchdog.join().unwrap_or(false);
-    // Helpers of the group may outlive git itself and hold our pipes open.
-    // SAFETY: as above; the group is ours and the leader has been reaped.
-    unsafe { libc::kill(-group, libc::SIGKILL) };
+    let timed_out = watchdog.stop();
+    if let Some(writer) = writer {
+        let _ = writer.join();
+    }
     let stdout = stdout.map(|h| h.join().unwrap_or_default()).unwrap_or_default();
     let stderr = stderr.map(|h| h.join().unwrap_or_default()).unwrap_or_default();
     let status = status.map_err(|e| GitError::Spawn(e.to_string()))?;
     if timed_out {
         return Err(GitError::TimedOut(timeout));
     }
-    Ok(Finished {
-        success: status.success() && status.signal().is_none(),
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
-    })
+    let success = status.success() && status.signal().is_none();
+    Ok((success, stdout, String::from_utf8_lossy(&stderr).into_owned()))
+}
+
+/// Kills a process group when its time is up.
+struct Watchdog {
+    group: libc::pid_t,
+    done: mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<bool>,
+}
+
+impl Watchdog {
+    fn start(group: libc::pid_t, timeout: Duration) -> Watchdog {
+        let (done, done_rx) = mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(timeout) {
+                // SAFETY: kill(2) with a negative pid signals the process group we created.
+                unsafe { libc::kill(-group, libc::SIGKILL) };
+                true
+            } else {
+                false
+            }
+        });
+        Watchdog { group, done, thread }
+    }
+
+    /// Call once the group's leader has been reaped; returns whether time ran out.
+    fn stop(self) -> bool {
+        let _ = self.done.send(());
+        let timed_out = self.thread.join().unwrap_or(false);
+        // Helpers of the group may outlive git itself and hold our pipes open.
+        // SAFETY: as above; the group is ours and the leader has been reaped.
+        unsafe { libc::kill(-self.group, libc::SIGKILL) };
+        timed_out
+    }
 }
 
 fn read_in_background(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {

@@ -17,6 +17,7 @@ pub mod git;
 pub mod hook;
 pub mod hosts;
 pub mod install;
+pub mod lfs;
 pub mod logfile;
 pub mod metrics;
 pub mod oid;

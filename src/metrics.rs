@@ -218,6 +218,12 @@ pub fn render(snapshot: &Snapshot<'_>) -> String {
     );
     per_mirror(
         &mut out,
+        "mirror_lfs_failed",
+        "Whether the mirror's last LFS upload failed or the repository lacked LFS objects (1) or not (0).",
+        &|_, s| flag(s.lfs_status == crate::lfs::LfsStatus::Failed.as_str()),
+    );
+    per_mirror(
+        &mut out,
         "mirror_full_sync_pending",
         "Whether a full reconciliation of the mirror is owed (1) or not (0).",
         &|_, s| flag(s.full_sync_pending),
@@ -303,6 +309,8 @@ mod tests {
             full_sync_pending: false,
             consecutive_failures: 3,
             next_attempt_at: None,
+            lfs_status: "failed",
+            lfs_error: Some("LFS upload failed: x".to_string()),
             note: None,
         }
     }

@@ -146,8 +146,36 @@ pub fn display_url(url: &str, has_password: bool) -> String {
     }
 }
 
+/// `scheme://host[:port]` of an HTTP(S) URL, without user info or path: the scope of the
+/// credentials given for it (`credential.<origin>.helper`). `None` for other transports.
+pub fn http_origin(url: &str) -> Option<String> {
+    if !matches!(transport_of(url), Transport::Https | Transport::Http) {
+        return None;
+    }
+    let scheme_end = url.find("://")?;
+    let rest = &url[scheme_end + 3..];
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let host = authority.rfind('@').map_or(authority, |at| &authority[at + 1..]);
+    (!host.is_empty()).then(|| format!("{}://{host}", url[..scheme_end].to_ascii_lowercase()))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn http_origins_drop_user_info_and_path() {
+        assert_eq!(
+            http_origin("HTTPS://bob@git.example.com:8443/a/b.git").as_deref(),
+            Some("https://git.example.com:8443")
+        );
+        assert_eq!(
+            http_origin("http://127.0.0.1:9/x").as_deref(),
+            Some("http://127.0.0.1:9")
+        );
+        assert_eq!(http_origin("https://h").as_deref(), Some("https://h"));
+        assert_eq!(http_origin("git@github.com:a/b.git"), None);
+        assert_eq!(http_origin("file:///srv/x"), None);
+    }
+
     use super::*;
 
     #[test]

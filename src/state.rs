@@ -3,6 +3,7 @@
 //! hold the repository's short state lock.
 
 use crate::fsutil::{FileLock, write_atomic};
+use crate::lfs::LfsStatus;
 use crate::oid::Oid;
 use crate::spool::RefUpdate;
 use anyhow::{Context, Result};
@@ -117,6 +118,15 @@ pub struct MirrorState {
     /// scan compares it with the repository's refs.
     #[serde(default)]
     pub known_refs_fingerprint: Option<String>,
+    #[serde(default)]
+    pub lfs_status: LfsStatus,
+    /// Why the last LFS step failed (redacted).
+    #[serde(default)]
+    pub lfs_error: Option<String>,
+    /// Refs reached the mirror without all their LFS objects (`lfs_required = false`): the next
+    /// update checks every object of the mirrored refs, not only the new commits'.
+    #[serde(default)]
+    pub lfs_incomplete: bool,
 }
 
 impl MirrorState {

@@ -1,6 +1,7 @@
 //! Status reports: per mirror, what GitLab shows on its mirror page, as a table or as JSON.
 
 use crate::config::{self, GlobalConfig};
+use crate::lfs::LfsStatus;
 use crate::remote_url::{display_url, redact_url};
 use crate::state::{StateStore, UpdateStatus};
 use anyhow::Result;
@@ -29,6 +30,10 @@ pub struct MirrorStatus {
     pub full_sync_pending: bool,
     pub consecutive_failures: u32,
     pub next_attempt_at: Option<String>,
+    /// `none` (no LFS objects sent yet), `ok`, or `failed` (see `lfs_error`).
+    pub lfs_status: &'static str,
+    /// Why the last LFS upload failed or which objects the repository lacks (redacted).
+    pub lfs_error: Option<String>,
     /// Why nothing is being pushed, when that is the case (silent mode, disabled, broken config).
     pub note: Option<String>,
 }
@@ -122,6 +127,8 @@ fn mirror_status(
         full_sync_pending: state.full_sync_seq.is_some(),
         consecutive_failures: state.consecutive_failures,
         next_attempt_at: state.next_attempt_at_ms.filter(|_| state.has_work()).map(format_time),
+        lfs_status: state.lfs_status.as_str(),
+        lfs_error: state.lfs_error.clone(),
         note,
     })
 }
@@ -160,6 +167,12 @@ pub fn print_human(statuses: &[MirrorStatus], out: &mut dyn Write) -> std::io::R
         }
         if let Some(error) = &s.last_error {
             writeln!(out, "    last_error: {error}")?;
+        }
+        if s.lfs_status != LfsStatus::None.as_str() {
+            writeln!(out, "    lfs_status: {}", s.lfs_status)?;
+        }
+        if let Some(error) = &s.lfs_error {
+            writeln!(out, "    lfs_error: {error}")?;
         }
         for (label, refs) in [
             ("divergent_refs", &s.divergent_refs),

@@ -6,9 +6,11 @@ use crate::config::{GlobalConfig, MirrorConfig, RetryPolicy};
 use crate::failpoint;
 use crate::fsutil::now_ms;
 use crate::git::{self, PushFlag, PushedRef, RemoteAccess};
+use crate::lfs::{LfsMode, LfsReport, LfsStatus};
 use crate::oid::Oid;
 use crate::plan::{self, Decision, Divergence, KeptReason, PendingHint, PlanInput, PlanWarning, Reach, RefChange};
 use crate::refs::LocalRepo;
+use crate::remote_url::transport_of;
 use crate::state::{
     KnownRef, KnownRefs, MirrorState, StateStore, UpdateStatus, known_local_values, known_remote_values,
 };
@@ -41,19 +43,26 @@ pub enum RefOutcome {
     Rejected {
         reason: String,
     },
+    /// Not pushed because the mirror could not be given its LFS objects (`lfs_required`); retried later.
+    Held {
+        reason: String,
+    },
 }
 
 impl RefOutcome {
     /// Settled outcomes take the ref off the pending list (retrying cannot change them).
     pub fn is_settled(&self) -> bool {
-        !matches!(self, RefOutcome::Rejected { .. })
+        !matches!(self, RefOutcome::Rejected { .. } | RefOutcome::Held { .. })
     }
 
     /// Whether the ref makes the update fail.
     pub fn is_failure(&self) -> bool {
         matches!(
             self,
-            RefOutcome::Divergent { .. } | RefOutcome::Blocked { .. } | RefOutcome::Rejected { .. }
+            RefOutcome::Divergent { .. }
+                | RefOutcome::Blocked { .. }
+                | RefOutcome::Rejected { .. }
+                | RefOutcome::Held { .. }
         )
     }
 
@@ -70,6 +79,7 @@ impl RefOutcome {
             RefOutcome::Kept { .. } => "kept",
             RefOutcome::Blocked { .. } => "blocked",
             RefOutcome::Rejected { .. } => "rejected",
+            RefOutcome::Held { .. } => "held",
         }
     }
 
@@ -92,7 +102,7 @@ impl RefOutcome {
             }
             .to_string(),
             RefOutcome::Blocked { by } => format!("{by} occupies its path on the mirror"),
-            RefOutcome::Rejected { reason } => reason.clone(),
+            RefOutcome::Rejected { reason } | RefOutcome::Held { reason } => reason.clone(),
             _ => String::new(),
         }
     }
@@ -116,6 +126,8 @@ pub struct UpdateReport {
     pub warnings: Vec<String>,
     /// The mirror could not be reached or updated at all (redacted).
     pub error: Option<String>,
+    /// What the LFS step did, when the update had LFS objects to send.
+    pub lfs: Option<LfsReport>,
 }
 
 impl UpdateReport {
@@ -153,7 +165,15 @@ impl UpdateReport {
             .collect();
         let divergent = self.names_with(|o| matches!(o, RefOutcome::Divergent { .. }));
         let blocked = self.names_with(|o| matches!(o, RefOutcome::Blocked { .. }));
+        let held = self.names_with(|o| matches!(o, RefOutcome::Held { .. }));
         let mut parts = Vec::new();
+        if !held.is_empty() {
+            let why = self.lfs.as_ref().and_then(LfsReport::error_summary).unwrap_or_default();
+            parts.push(format!(
+                "not pushed for want of LFS objects: {} ({why})",
+                held.join(", ")
+            ));
+        }
         if !rejected.is_empty() {
             parts.push(format!("rejected by the mirror: {}", rejected.join(", ")));
         }
@@ -284,6 +304,7 @@ fn reconcile(
         })
         .collect();
     let assumed = known_remote_values(known);
+    let mut lfs = LfsProgress::new(repo, mirror, reach, before, &assumed);
     let can_assume = reach == Reach::PendingOnly && before.known_refs_fingerprint.is_some();
     let mut reach = reach;
     let mut results: BTreeMap<String, RefResult> = BTreeMap::new();
@@ -295,11 +316,13 @@ fn reconcile(
         } else {
             RemoteView::Observed
         };
-        let (outcomes, plan_warnings) = match reconcile_once(&local_repo, repo, mirror, access, &pending, reach, view) {
+        let attempt_result = reconcile_once(&local_repo, repo, mirror, access, &pending, reach, view, &mut lfs);
+        let (outcomes, plan_warnings) = match attempt_result {
             Ok(done) => done,
             Err(error) => {
                 let mut report = UpdateReport::failed(error);
                 report.refs = into_results(results);
+                report.lfs = lfs.report;
                 return report;
             }
         };
@@ -328,6 +351,7 @@ fn reconcile(
         refs: into_results(results),
         warnings,
         error: None,
+        lfs: lfs.report,
     }
 }
 
@@ -346,6 +370,7 @@ enum RemoteView<'a> {
     Assumed(&'a BTreeMap<String, Oid>),
 }
 
+#[allow(clippy::too_many_arguments)]
 fn reconcile_once(
     local_repo: &LocalRepo,
     repo: &Path,
@@ -354,6 +379,7 @@ fn reconcile_once(
     pending: &BTreeMap<String, PendingHint>,
     reach: Reach,
     view: RemoteView<'_>,
+    lfs: &mut LfsProgress,
 ) -> Result<Outcomes, String> {
     let no_symbolic = BTreeSet::new();
     let observed;
@@ -391,7 +417,11 @@ fn reconcile_once(
             }
         })
         .collect();
-    let changes: Vec<(&str, &RefChange)> = push_plan.changes().collect();
+    let held = lfs.before_push(repo, mirror, access, &push_plan, &local.direct, remote)?;
+    let changes: Vec<(&str, &RefChange)> = push_plan
+        .changes()
+        .filter(|(name, _)| !held.contains_key(*name))
+        .collect();
     let pushed: BTreeMap<String, PushedRef> = if changes.is_empty() {
         BTreeMap::new()
     } else {
@@ -408,7 +438,10 @@ fn reconcile_once(
             let local = local.direct.get(&r.name).cloned();
             let (outcome, remote) = match r.decision {
                 Decision::Push(change) => {
-                    let outcome = push_outcome(&change, pushed.get(&r.name));
+                    let outcome = match held.get(&r.name) {
+                        Some(reason) => RefOutcome::Held { reason: reason.clone() },
+                        None => push_outcome(&change, pushed.get(&r.name)),
+                    };
                     (outcome, change.new_value().cloned())
                 }
                 Decision::UpToDate => (RefOutcome::UpToDate, local.clone()),
@@ -429,6 +462,156 @@ fn reconcile_once(
         })
         .collect();
     Ok((outcomes, warnings))
+}
+
+/// The LFS side of one update, carried across its attempts: whether it sends LFS objects, how
+/// much history it checks, and what it did so far.
+struct LfsProgress {
+    /// Send LFS objects (`lfs` setting; for `auto`, whether the repository has any).
+    enabled: bool,
+    /// Why objects cannot be sent at all (`lfs = "on"` over git://).
+    setup_error: Option<String>,
+    required: bool,
+    /// Check every object of the refs (a full sync, or objects owed since an incomplete update),
+    /// not only those of commits the mirror does not have.
+    full: bool,
+    /// With `full`: the values the mirror was last given, whose objects may be owed.
+    mirrored: Vec<Oid>,
+    /// Tips whose objects this update has handled.
+    covered: BTreeSet<Oid>,
+    report: Option<LfsReport>,
+}
+
+impl LfsProgress {
+    fn new(
+        repo: &Path,
+        mirror: &MirrorConfig,
+        reach: Reach,
+        before: &MirrorState,
+        mirrored: &BTreeMap<String, Oid>,
+    ) -> LfsProgress {
+        let support = crate::lfs::transport_support(&transport_of(&mirror.url), mirror.lfs.url.as_deref());
+        let enabled = match mirror.lfs.mode {
+            LfsMode::Off => false,
+            LfsMode::Auto => crate::lfs::repo_has_lfs_objects(repo),
+            LfsMode::On => true,
+        };
+        let setup_error = support.err();
+        LfsProgress {
+            enabled,
+            setup_error,
+            required: mirror.lfs.required,
+            full: reach == Reach::Everything || before.lfs_incomplete,
+            mirrored: if before.lfs_incomplete {
+                mirrored.values().cloned().collect()
+            } else {
+                Vec::new()
+            },
+            covered: BTreeSet::new(),
+            report: None,
+        }
+    }
+
+    /// Uploads the LFS objects the plan's new values need, before their refs are pushed.
+    /// Returns the refs to hold back (with `lfs_required`, those needing objects the local
+    /// store lacks); an error fails the whole update (`lfs_required` and the upload failed).
+    fn before_push(
+        &mut self,
+        repo: &Path,
+        mirror: &MirrorConfig,
+        access: &RemoteAccess,
+        plan: &plan::PushPlan,
+        local: &BTreeMap<String, Oid>,
+        remote: &BTreeMap<String, Oid>,
+    ) -> Result<BTreeMap<String, String>, String> {
+        let mut held = BTreeMap::new();
+        if !self.enabled {
+            return Ok(held);
+        }
+        let mut tips: Vec<Oid> = plan.changes().filter_map(|(_, c)| c.new_value().cloned()).collect();
+        if self.full {
+            let up_to_date = plan
+                .refs
+                .iter()
+                .filter(|r| matches!(r.decision, Decision::UpToDate))
+                .filter_map(|r| local.get(&r.name).cloned());
+            tips.extend(up_to_date.chain(self.mirrored.iter().cloned()));
+        }
+        tips.sort();
+        tips.dedup();
+        tips.retain(|tip| !self.covered.contains(tip));
+        if tips.is_empty() {
+            return Ok(held);
+        }
+        // Like git-lfs's pre-push: what the mirror's refs reach, it has (unless checking everything).
+        let exclude: Vec<Oid> = if self.full {
+            Vec::new()
+        } else {
+            remote.values().cloned().collect()
+        };
+        let report = self.report.get_or_insert_with(|| LfsReport {
+            full: self.full,
+            ..Default::default()
+        });
+        let sent = match self.setup_error.clone() {
+            Some(error) => Err(error),
+            None => send_objects(repo, access, mirror, &tips, &exclude, report),
+        };
+        match sent {
+            Err(error) => {
+                report.error = Some(error.clone());
+                if self.required {
+                    return Err(format!("LFS upload failed: {error}"));
+                }
+                report.pushed_without_objects = true;
+            }
+            Ok(()) if report.missing.is_empty() => {}
+            Ok(()) if !self.required => report.pushed_without_objects = true,
+            Ok(()) => {
+                // Hold back exactly the refs whose new commits need a missing object.
+                for (name, change) in plan.changes() {
+                    let Some(new) = change.new_value() else { continue };
+                    let needed = git::lfs::pointers(repo, std::slice::from_ref(new), &exclude, mirror.timeout)
+                        .map_err(|e| format!("LFS: {e}"))?;
+                    let lacking: BTreeSet<String> = needed
+                        .into_iter()
+                        .map(|p| p.oid)
+                        .filter(|oid| report.missing.contains(oid))
+                        .collect();
+                    if !lacking.is_empty() {
+                        tips.retain(|tip| tip != new);
+                        held.insert(name.to_string(), crate::lfs::missing_objects_message(&lacking));
+                    }
+                }
+            }
+        }
+        if report.error.is_none() {
+            self.covered.extend(tips);
+        }
+        Ok(held)
+    }
+}
+
+/// Finds the LFS objects `tips` need beyond what `exclude` reaches, and uploads those the local
+/// store has; the others are recorded as missing in `report`.
+fn send_objects(
+    repo: &Path,
+    access: &RemoteAccess,
+    mirror: &MirrorConfig,
+    tips: &[Oid],
+    exclude: &[Oid],
+    report: &mut LfsReport,
+) -> Result<(), String> {
+    let pointers = git::lfs::pointers(repo, tips, exclude, mirror.timeout).map_err(|e| e.to_string())?;
+    let (present, missing): (Vec<_>, Vec<_>) = pointers
+        .into_iter()
+        .partition(|p| crate::lfs::has_local_object(repo, p));
+    report.objects += present.len() + missing.len();
+    report.missing.extend(missing.into_iter().map(|p| p.oid));
+    let oids: Vec<String> = present.into_iter().map(|p| p.oid).collect();
+    git::lfs::upload(repo, access, &oids).map_err(|e| e.to_string())?;
+    report.sent += oids.len();
+    Ok(())
 }
 
 fn push_outcome(change: &RefChange, pushed: Option<&PushedRef>) -> RefOutcome {
@@ -510,6 +693,19 @@ pub fn record_outcome(
                 state.divergent_refs.remove(&result.name);
                 state.kept_refs.remove(&result.name);
             }
+        }
+    }
+    if let Some(lfs) = &report.lfs {
+        state.lfs_status = if lfs.is_complete() {
+            LfsStatus::Ok
+        } else {
+            LfsStatus::Failed
+        };
+        state.lfs_error = lfs.error_summary();
+        if lfs.pushed_without_objects {
+            state.lfs_incomplete = true;
+        } else if lfs.full && lfs.is_complete() && report.error.is_none() {
+            state.lfs_incomplete = false;
         }
     }
     state.last_update_at_ms = Some(now);

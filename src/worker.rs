@@ -516,6 +516,17 @@ fn update_pair(
         None => log::info!("{}: mirror {name}: updated ({changed} ref(s) changed)", repo.display()),
         Some(error) => log::warn!("{}: mirror {name}: {error}", repo.display()),
     }
+    if let Some(lfs) = &report.lfs {
+        match lfs.error_summary() {
+            None => log::info!(
+                "{}: mirror {name}: LFS: {} object(s) on the mirror",
+                repo.display(),
+                lfs.objects
+            ),
+            Some(error) if report.error.is_none() => log::warn!("{}: mirror {name}: {error}", repo.display()),
+            Some(_) => {} // already in the update's error
+        }
+    }
     Ok(PairOutcome::Updated {
         success: !report.is_failure(),
     })

@@ -1,0 +1,256 @@
+//! The git side of LFS: finding the LFS pointers that commits reference (`rev-list` piped into
+//! `cat-file`, as git-lfs's own pre-push scan does) and uploading objects with git-lfs, which asks
+//! the mirror's LFS endpoint with the batch API and uploads only what it asks for.
+
+use super::{GitError, RemoteAccess, Watchdog, git_command, read_in_background, run_with_input, summarize_stderr};
+use crate::lfs::{MAX_POINTER_SIZE, Pointer, parse_pointer};
+use crate::oid::Oid;
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// The LFS pointers among the blobs reachable from `tips` and not from `exclude`: the objects a
+/// mirror needs to have the tips' history whole, when it already has everything `exclude`
+/// reaches. Exclusions the repository does not have are ignored.
+pub fn pointers(
+    git_dir: &Path,
+    tips: &[Oid],
+    exclude: &[Oid],
+    timeout: Duration,
+) -> Result<BTreeSet<Pointer>, GitError> {
+    if tips.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let small_blobs = small_blobs(git_dir, tips, exclude, timeout)?;
+    if small_blobs.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    read_pointers(git_dir, &small_blobs, timeout)
+}
+
+/// Blobs under the pointer size limit reachable from `tips` but not `exclude`:
+/// `git rev-list --objects | git cat-file --batch-check`, streamed, so memory
+/// stays proportional to the small blobs, not to the history.
+fn small_blobs(git_dir: &Path, tips: &[Oid], exclude: &[Oid], timeout: Duration) -> Result<Vec<String>, GitError> {
+    let mut revisions = String::new();
+    for tip in tips {
+        revisions.push_str(&format!("{tip}\n"));
+    }
+    for oid in exclude {
+        revisions.push_str(&format!("^{oid}\n"));
+    }
+    let mut list = git_command();
+    list.arg("--git-dir").arg(git_dir).args([
+        "rev-list",
+        "--objects",
+        "--no-object-names",
+        &format!("--filter=blob:limit={MAX_POINTER_SIZE}"),
+        "--ignore-missing",
+        "--stdin",
+    ]);
+    let mut check = git_command();
+    check.arg("--git-dir").arg(git_dir).args([
+        "cat-file",
+        "--batch-check=%(objecttype) %(objectsize) %(objectname)",
+        "--buffer",
+    ]);
+
+    let mut blobs = Vec::new();
+    let failure = run_pipeline(list, revisions.into_bytes(), check, timeout, |line| {
+        let mut fields = line.splitn(3, ' ');
+        if let (Some("blob"), Some(size), Some(oid)) = (fields.next(), fields.next(), fields.next())
+            && size.parse::<u64>().is_ok_and(|size| size < MAX_POINTER_SIZE)
+        {
+            blobs.push(oid.to_string());
+        }
+    })?;
+    match failure {
+        None => Ok(blobs),
+        Some(stderr) => Err(GitError::Failed(format!(
+            "listing the objects of the pushed commits: {}",
+            summarize_stderr(&stderr)
+        ))),
+    }
+}
+
+/// Reads `blobs` with `git cat-file --batch` and keeps those that are LFS pointers.
+fn read_pointers(git_dir: &Path, blobs: &[String], timeout: Duration) -> Result<BTreeSet<Pointer>, GitError> {
+    let mut cmd = git_command();
+    cmd.arg("--git-dir").arg(git_dir).args(["cat-file", "--batch"]);
+    let input = blobs
+        .iter()
+        .flat_map(|oid| [oid.as_bytes(), b"\n"])
+        .flatten()
+        .copied()
+        .collect();
+    let (success, stdout, stderr) = run_with_input(cmd, Some(input), timeout)?;
+    if !success {
+        return Err(GitError::Failed(format!(
+            "reading small blobs: {}",
+            summarize_stderr(&stderr)
+        )));
+    }
+    Ok(parse_batch(&stdout).filter_map(parse_pointer).collect())
+}
+
+/// The contents in `git cat-file --batch` output: `<oid> <type> <size>\n<contents>\n` per object.
+fn parse_batch(mut output: &[u8]) -> impl Iterator<Item = &[u8]> {
+    std::iter::from_fn(move || {
+        let header_end = output.iter().position(|&b| b == b'\n')?;
+        let header = std::str::from_utf8(&output[..header_end]).ok()?;
+        let size: usize = header.rsplit(' ').next()?.parse().ok()?;
+        let start = header_end + 1;
+        let contents = output.get(start..start + size)?;
+        output = output.get(start + size + 1..).unwrap_or_default();
+        Some(contents)
+    })
+}
+
+/// Runs `first | second` in one process group with `input` on `first`'s stdin, handing each
+/// line of `second`'s output to `on_line`; after `timeout` the group is killed. Returns the
+/// stderr of the pipeline when either command failed.
+fn run_pipeline(
+    mut first: Command,
+    input: Vec<u8>,
+    mut second: Command,
+    timeout: Duration,
+    mut on_line: impl FnMut(&str),
+) -> Result<Option<String>, GitError> {
+    let spawn_error = |e: std::io::Error| GitError::Spawn(e.to_string());
+    first
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let mut upstream = first.spawn().map_err(spawn_error)?;
+    let group = upstream.id() as libc::pid_t;
+    let watchdog = Watchdog::start(group, timeout);
+    let pipe = upstream.stdout.take().map(Stdio::from).unwrap_or_else(Stdio::null);
+    second
+        .stdin(pipe)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(group);
+    let mut downstream = match second.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            watchdog.stop();
+            let _ = upstream.wait();
+            return Err(spawn_error(e));
+        }
+    };
+    // Input from a thread: the pipeline may write a lot before it reads all its input.
+    let writer = upstream.stdin.take().map(|mut stdin| {
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        })
+    });
+    let upstream_err = upstream.stderr.take().map(read_in_background);
+    let downstream_err = downstream.stderr.take().map(read_in_background);
+    if let Some(stdout) = downstream.stdout.take() {
+        for line in BufReader::new(stdout).lines() {
+            match line {
+                Ok(line) => on_line(&line),
+                Err(_) => break,
+            }
+        }
+    }
+    let statuses = [downstream.wait(), upstream.wait()];
+    let timed_out = watchdog.stop();
+    if let Some(writer) = writer {
+        let _ = writer.join();
+    }
+    let mut stderr = String::new();
+    for handle in [upstream_err, downstream_err].into_iter().flatten() {
+        stderr.push_str(&String::from_utf8_lossy(&handle.join().unwrap_or_default()));
+    }
+    if timed_out {
+        return Err(GitError::TimedOut(timeout));
+    }
+    let failed = statuses
+        .iter()
+        .any(|s| s.as_ref().map_or(true, |s| !s.success() || s.signal().is_some()));
+    Ok(failed.then_some(stderr))
+}
+
+/// Uploads the objects `oids` from the repository's LFS store to the mirror's LFS endpoint with
+/// `git lfs push --object-id`: git-lfs sends their ids and sizes to the batch API and uploads
+/// only those the mirror asks for. The endpoint, credentials and SSH command come from `access`
+/// (see [`crate::auth`]). Errors are redacted.
+pub fn upload(git_dir: &Path, access: &RemoteAccess, oids: &[String]) -> Result<(), GitError> {
+    if oids.is_empty() {
+        return Ok(());
+    }
+    let mut cmd = access.command();
+    cmd.arg("--git-dir")
+        .arg(git_dir)
+        .args(["lfs", "push", "--object-id", "--stdin", &access.url])
+        // Run where git-lfs finds the repository even if it ignores --git-dir.
+        .current_dir(git_dir);
+    let input = oids
+        .iter()
+        .flat_map(|oid| [oid.as_bytes(), b"\n"])
+        .flatten()
+        .copied()
+        .collect();
+    let (success, _stdout, stderr) = run_with_input(cmd, Some(input), access.timeout)?;
+    if success {
+        return Ok(());
+    }
+    if stderr.contains("'lfs' is not a git command") {
+        return Err(GitError::Failed(NOT_INSTALLED.to_string()));
+    }
+    Err(GitError::Failed(
+        access.redact(&summarize_stderr(&strip_progress(&stderr))),
+    ))
+}
+
+/// git-lfs's version line, or why it cannot run.
+pub fn version() -> Result<String, GitError> {
+    let mut cmd = git_command();
+    cmd.args(["lfs", "version"]);
+    let (success, stdout, _stderr) = run_with_input(cmd, None, Duration::from_secs(30))?;
+    if !success {
+        return Err(GitError::Failed(NOT_INSTALLED.to_string()));
+    }
+    Ok(String::from_utf8_lossy(&stdout).trim().to_string())
+}
+
+const NOT_INSTALLED: &str =
+    "git-lfs is not installed (Debian/Ubuntu: apt install git-lfs); it is needed to upload LFS objects";
+
+/// Drops git-lfs's progress meter lines (rewritten with `\r`) from its stderr.
+fn strip_progress(stderr: &str) -> String {
+    stderr
+        .split(['\n', '\r'])
+        .filter(|l| !l.starts_with("Uploading LFS objects:"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_output_is_split_by_the_sizes_in_the_headers() {
+        let out = b"aaaa blob 3\na\nb\nbbbb blob 0\n\ncccc blob 2\nxy\n";
+        let parts: Vec<&[u8]> = parse_batch(out).collect();
+        assert_eq!(parts, vec![&b"a\nb"[..], b"", b"xy"]);
+    }
+
+    #[test]
+    fn truncated_batch_output_stops_cleanly() {
+        let parts: Vec<&[u8]> = parse_batch(b"aaaa blob 10\nshort").collect();
+        assert!(parts.is_empty());
+    }
+
+    #[test]
+    fn progress_lines_are_dropped() {
+        let stderr = "Uploading LFS objects:   0% (0/1), 0 B | 0 B/s\rUploading LFS objects: 0% (0/1)\nbatch response: Authorization error\n";
+        assert_eq!(strip_progress(stderr).trim(), "batch response: Authorization error");
+    }
+}
