@@ -182,6 +182,8 @@ pub fn setup_advice(mirror: &MirrorConfig, global: &GlobalConfig, repo: &Path) -
                 "warning: {url}: the password will travel in clear text over http; use https"
             )),
             Transport::Https => {}
+            // The password goes to the LFS endpoint.
+            _ if mirror.lfs.url.as_deref().and_then(http_origin).is_some() => {}
             _ => notes.push(format!(
                 "warning: {url}: a password is only used over https (and http); this mirror will not send it"
             )),
