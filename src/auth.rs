@@ -84,8 +84,12 @@ pub fn refuse_if_readable_by_others(path: &Path, what: &str) -> Result<()> {
 /// A credential helper given through environment config: it prints the
 /// username and password from its own environment, so the secret is never in
 /// any process's argv (`printf` is a shell builtin).
-const CREDENTIAL_HELPER: &str = "!f() { test \"$1\" = get || return 0; \
-printf 'username=%s\\npassword=%s\\n' \"$GIT_PUSH_MIRROR_USERNAME\" \"$GIT_PUSH_MIRROR_PASSWORD\"; }; f";
+/// After an `erase` (the password was refused) it answers nothing more in that command, so the
+/// command fails instead of retrying the same password (see [`RemoteAccess::remember_rejections`]).
+const CREDENTIAL_HELPER: &str = "!f() { case \"$1\" in \
+get) test -e \"$GIT_PUSH_MIRROR_CREDENTIAL_REJECTED\" && return 0; \
+printf 'username=%s\\npassword=%s\\n' \"$GIT_PUSH_MIRROR_USERNAME\" \"$GIT_PUSH_MIRROR_PASSWORD\";; \
+erase) : > \"$GIT_PUSH_MIRROR_CREDENTIAL_REJECTED\";; esac; }; f";
 
 /// Everything git (and git-lfs) needs to reach `mirror`, or why it can't.
 pub fn remote_access(mirror: &MirrorConfig, global: &GlobalConfig) -> Result<RemoteAccess> {
@@ -122,6 +126,9 @@ pub fn remote_access(mirror: &MirrorConfig, global: &GlobalConfig) -> Result<Rem
             .env
             .push(("GIT_PUSH_MIRROR_PASSWORD".into(), secret.clone().into()));
         access.secrets.push(secret);
+        access
+            .remember_rejections()
+            .context("creating a private directory for the credential helper")?;
     }
     if transport == Transport::Ssh {
         check_ssh_files(mirror)?;

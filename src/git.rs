@@ -71,7 +71,19 @@ pub struct RemoteAccess {
     pub env: Vec<(String, OsString)>,
     /// Strings that must never be stored or shown (redacted from all output).
     pub secrets: Vec<String>,
+    /// Where the credential helper marks a password as rejected, one marker per command: see
+    /// [`RemoteAccess::remember_rejections`].
+    rejections: Option<std::sync::Arc<Rejections>>,
 }
+
+/// A private directory for the credential helper's rejection markers, removed with the access.
+struct Rejections {
+    dir: tempfile::TempDir,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+/// The variable naming the marker file the credential helper creates on `erase` and honours on `get`.
+pub const REJECTION_MARKER_VARIABLE: &str = "GIT_PUSH_MIRROR_CREDENTIAL_REJECTED";
 
 impl RemoteAccess {
     pub fn new(url: &str, timeout: Duration, allowed_protocols: &[String]) -> RemoteAccess {
@@ -82,7 +94,20 @@ impl RemoteAccess {
             allowed_protocols: allowed_protocols.to_vec(),
             env: Vec::new(),
             secrets: Vec::new(),
+            rejections: None,
         }
+    }
+
+    /// Gives each command a fresh file in which the credential helper records that its
+    /// password was rejected, so the helper stops offering it. git gives up after one
+    /// rejection, but git-lfs asks again after each, for ever, while a helper answers.
+    pub fn remember_rejections(&mut self) -> std::io::Result<()> {
+        let dir = tempfile::Builder::new().prefix("git-push-mirror-cred.").tempdir()?;
+        self.rejections = Some(std::sync::Arc::new(Rejections {
+            dir,
+            next: std::sync::atomic::AtomicUsize::new(0),
+        }));
+        Ok(())
     }
 
     fn command(&self) -> Command {
@@ -90,6 +115,13 @@ impl RemoteAccess {
         cmd.env("GIT_ALLOW_PROTOCOL", self.allowed_protocols.join(":"));
         for (name, value) in &self.env {
             cmd.env(name, value);
+        }
+        if let Some(rejections) = &self.rejections {
+            let n = rejections.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            cmd.env(
+                REJECTION_MARKER_VARIABLE,
+                rejections.dir.path().join(format!("rejected.{n}")),
+            );
         }
         cmd
     }

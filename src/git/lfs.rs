@@ -203,9 +203,16 @@ pub fn upload(git_dir: &Path, access: &RemoteAccess, oids: &[String]) -> Result<
     if stderr.contains("'lfs' is not a git command") {
         return Err(GitError::Failed(NOT_INSTALLED.to_string()));
     }
-    Err(GitError::Failed(
-        access.redact(&summarize_stderr(&strip_progress(&stderr))),
-    ))
+    let summary = summarize_stderr(&strip_progress(&stderr));
+    // After refusing our password, git-lfs asks the helper again, gets nothing and says the
+    // credentials were "not found": say what happened.
+    let refused = !access.secrets.is_empty() && stderr.contains("Git credentials for") && stderr.contains("not found");
+    let message = if refused {
+        format!("the LFS endpoint refused the mirror's user name and password/token ({summary})")
+    } else {
+        summary
+    };
+    Err(GitError::Failed(access.redact(&message)))
 }
 
 /// git-lfs's version line, or why it cannot run.
