@@ -5,7 +5,12 @@
 //! close`). Request bodies may come with `Content-Length` or chunked (git
 //! chunks large pushes); they are read whole, then given to the CGI with
 //! `CONTENT_LENGTH` set. Harness errors and the CGI's stderr go to a log file.
+//!
+//! Started with [`HttpGitServer::start_with_lfs`], it also serves the Git LFS
+//! API (see [`super::lfs`]) under `…/info/lfs/` and `/lfs/`, with its own
+//! credentials, so a test can break LFS auth while git auth still works.
 
+use super::lfs::{self, LfsStore};
 use super::{ChildEnv, TestEnv, git_exec_path, log_line};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -29,6 +34,8 @@ pub struct HttpGitServer {
 
 /// State shared with the connection threads.
 struct Shared {
+    /// The listening address, for the absolute URLs LFS answers with.
+    addr: SocketAddr,
     backend: PathBuf,
     project_root: PathBuf,
     user: String,
@@ -40,6 +47,8 @@ struct Shared {
     unauthenticated: AtomicUsize,
     auth_failures: AtomicUsize,
     chunked_requests: AtomicUsize,
+    /// The LFS service, if the server was started with one.
+    lfs: Option<Arc<LfsStore>>,
 }
 
 impl HttpGitServer {
@@ -52,10 +61,29 @@ impl HttpGitServer {
     /// running the backend with the test's environment. The log is
     /// `<env root>/http-server.log`.
     pub fn start(env: &TestEnv, project_root: &Path, user: &str, password: &str) -> HttpGitServer {
+        HttpGitServer::start_inner(env, project_root, user, password, None)
+    }
+
+    /// [`start`](Self::start), plus a Git LFS server whose objects live in
+    /// `<env root>/lfs-store` and which accepts `user`/`password` until
+    /// [`LfsStore::set_password`] changes its password.
+    pub fn start_with_lfs(env: &TestEnv, project_root: &Path, user: &str, password: &str) -> HttpGitServer {
+        let store = LfsStore::new(&env.path("lfs-store"), user, password);
+        HttpGitServer::start_inner(env, project_root, user, password, Some(Arc::new(store)))
+    }
+
+    fn start_inner(
+        env: &TestEnv,
+        project_root: &Path,
+        user: &str,
+        password: &str,
+        lfs: Option<Arc<LfsStore>>,
+    ) -> HttpGitServer {
         let backend = git_exec_path("git-http-backend").unwrap_or_else(|e| panic!("{e}"));
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0 for HTTP");
         let addr = listener.local_addr().expect("HTTP listener address");
         let shared = Arc::new(Shared {
+            addr,
             backend,
             project_root: project_root
                 .canonicalize()
@@ -68,6 +96,7 @@ impl HttpGitServer {
             unauthenticated: AtomicUsize::new(0),
             auth_failures: AtomicUsize::new(0),
             chunked_requests: AtomicUsize::new(0),
+            lfs,
         });
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
@@ -94,7 +123,16 @@ impl HttpGitServer {
         self.addr.port()
     }
 
-    /// From now on only `password` is accepted.
+    /// The LFS store; panics unless started with [`start_with_lfs`](Self::start_with_lfs).
+    pub fn lfs(&self) -> &LfsStore {
+        self.shared
+            .lfs
+            .as_deref()
+            .expect("this HttpGitServer was started without LFS (use start_with_lfs)")
+    }
+
+    /// From now on only `password` is accepted for git requests (LFS
+    /// requests have their own, see [`LfsStore::set_password`]).
     pub fn set_password(&self, password: &str) {
         let creds = basic_credentials(&self.shared.user, password);
         *self.shared.credentials.lock().expect("HTTP credentials lock") = creds;
@@ -162,24 +200,29 @@ fn accept_loop(listener: TcpListener, shared: &Arc<Shared>, stop: &AtomicBool) {
 }
 
 /// The parts of a request the server uses.
-struct Request {
-    method: String,
-    path: String,
+pub(super) struct Request {
+    pub(super) method: String,
+    pub(super) path: String,
     query: String,
     headers: Vec<(String, String)>,
 }
 
 impl Request {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(super) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
+
+    fn is_chunked(&self) -> bool {
+        self.header("Transfer-Encoding")
+            .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
+    }
 }
 
 /// Whether a request's credentials match.
-enum Auth {
+pub(super) enum Auth {
     Ok,
     Missing,
     Wrong,
@@ -198,8 +241,40 @@ fn serve_connection(stream: TcpStream, shared: &Shared) -> Result<(), String> {
     };
     shared.requests.fetch_add(1, Ordering::SeqCst);
 
-    let result = match check_auth(&req, shared) {
-        Auth::Ok => serve_authorized(&req, peer, &mut reader, &mut writer, shared),
+    let result = if lfs::is_lfs_path(&req.path) {
+        serve_lfs(&req, &mut reader, &mut writer, shared)
+    } else {
+        serve_git(&req, peer, &mut reader, &mut writer, shared)
+    };
+    lingering_close(&mut reader, &writer);
+    result.map_err(|e| format!("{} {}: {e}", req.method, req.path))
+}
+
+/// An LFS request: handed to the store, or 404 when the server has none
+/// (as a git host without LFS answers).
+fn serve_lfs(req: &Request, reader: &mut impl BufRead, writer: &mut TcpStream, shared: &Shared) -> Result<(), String> {
+    match &shared.lfs {
+        Some(store) => lfs::serve(req, reader, writer, store, shared.addr, &shared.log),
+        None => write_response(
+            writer,
+            "404 Not Found",
+            &[("Content-Type", "text/plain")],
+            b"no LFS here\n",
+        ),
+    }
+}
+
+/// A git request: Basic auth against the git credentials, then the CGI.
+fn serve_git(
+    req: &Request,
+    peer: SocketAddr,
+    reader: &mut impl BufRead,
+    writer: &mut TcpStream,
+    shared: &Shared,
+) -> Result<(), String> {
+    let expected = shared.credentials.lock().expect("HTTP credentials lock").clone();
+    match check_basic(req, &expected) {
+        Auth::Ok => serve_authorized(req, peer, reader, writer, shared),
         failed => {
             let counter = match failed {
                 Auth::Wrong => &shared.auth_failures,
@@ -207,7 +282,7 @@ fn serve_connection(stream: TcpStream, shared: &Shared) -> Result<(), String> {
             };
             counter.fetch_add(1, Ordering::SeqCst);
             write_response(
-                &mut writer,
+                writer,
                 "401 Unauthorized",
                 &[
                     ("WWW-Authenticate", "Basic realm=\"git\""),
@@ -216,9 +291,7 @@ fn serve_connection(stream: TcpStream, shared: &Shared) -> Result<(), String> {
                 b"authentication required\n",
             )
         }
-    };
-    lingering_close(&mut reader, &writer);
-    result.map_err(|e| format!("{} {}: {e}", req.method, req.path))
+    }
 }
 
 /// Reads the request line and headers; `None` if the peer closed first.
@@ -265,14 +338,15 @@ fn read_head(reader: &mut impl BufRead) -> Result<Option<Request>, String> {
     }))
 }
 
-fn check_auth(req: &Request, shared: &Shared) -> Auth {
+/// Checks the request's `Authorization: Basic` token against `expected`
+/// (a [`basic_credentials`] token).
+pub(super) fn check_basic(req: &Request, expected: &str) -> Auth {
     let Some(value) = req.header("Authorization") else {
         return Auth::Missing;
     };
-    let expected = shared.credentials.lock().expect("HTTP credentials lock");
     match value.split_once(' ') {
         Some((scheme, token)) if scheme.eq_ignore_ascii_case("basic") => {
-            if token.trim() == expected.as_str() {
+            if token.trim() == expected {
                 Auth::Ok
             } else {
                 Auth::Wrong
@@ -289,6 +363,23 @@ fn serve_authorized(
     writer: &mut TcpStream,
     shared: &Shared,
 ) -> Result<(), String> {
+    if req.is_chunked() {
+        shared.chunked_requests.fetch_add(1, Ordering::SeqCst);
+    }
+    let body = read_body(req, reader, writer)?;
+    let output = run_backend(req, peer, body.as_deref(), shared)?;
+    let response = parse_cgi_output(&output)?;
+    let headers: Vec<(&str, &str)> = response.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    write_response(writer, &response.status, &headers, response.body)
+}
+
+/// Reads the request body whole, from `Content-Length` or chunked (`None`
+/// if it has neither), first answering `Expect: 100-continue`.
+pub(super) fn read_body(
+    req: &Request,
+    reader: &mut impl BufRead,
+    writer: &mut TcpStream,
+) -> Result<Option<Vec<u8>>, String> {
     if req
         .header("Expect")
         .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
@@ -297,25 +388,16 @@ fn serve_authorized(
             .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
             .map_err(|e| format!("write 100 Continue: {e}"))?;
     }
-    let chunked = req
-        .header("Transfer-Encoding")
-        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
-    let body = if chunked {
-        shared.chunked_requests.fetch_add(1, Ordering::SeqCst);
-        Some(read_chunked(reader)?)
-    } else if let Some(len) = req.header("Content-Length") {
-        let len: usize = len.parse().map_err(|_| format!("bad Content-Length {len:?}"))?;
-        let mut body = vec![0; len];
-        reader.read_exact(&mut body).map_err(|e| format!("read body: {e}"))?;
-        Some(body)
-    } else {
-        None
+    if req.is_chunked() {
+        return read_chunked(reader).map(Some);
+    }
+    let Some(len) = req.header("Content-Length") else {
+        return Ok(None);
     };
-
-    let output = run_backend(req, peer, body.as_deref(), shared)?;
-    let response = parse_cgi_output(&output)?;
-    let headers: Vec<(&str, &str)> = response.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-    write_response(writer, &response.status, &headers, response.body)
+    let len: usize = len.parse().map_err(|_| format!("bad Content-Length {len:?}"))?;
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).map_err(|e| format!("read body: {e}"))?;
+    Ok(Some(body))
 }
 
 /// Decodes a chunked body (chunk extensions and trailers are ignored).
@@ -449,7 +531,12 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-fn write_response(writer: &mut TcpStream, status: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<(), String> {
+pub(super) fn write_response(
+    writer: &mut TcpStream,
+    status: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<(), String> {
     let mut head = format!("HTTP/1.1 {status}\r\n");
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
@@ -471,7 +558,7 @@ fn lingering_close(reader: &mut impl Read, writer: &TcpStream) {
 }
 
 /// The token of an `Authorization: Basic` header for `user:password`.
-fn basic_credentials(user: &str, password: &str) -> String {
+pub(super) fn basic_credentials(user: &str, password: &str) -> String {
     base64(format!("{user}:{password}").as_bytes())
 }
 

@@ -8,7 +8,8 @@
 //! `127.0.0.1:0` by the harness itself so tests never race for a port:
 //!
 //! - [`GitDaemon`]: `git daemon --inetd` spawned per connection (`git://`);
-//! - [`HttpGitServer`]: smart HTTP with Basic auth, `git http-backend` as CGI;
+//! - [`HttpGitServer`]: smart HTTP with Basic auth, `git http-backend` as CGI,
+//!   optionally with a Git LFS server ([`lfs`]) beside it;
 //! - [`Sshd`]: a real OpenSSH server run as the current user.
 //!
 //! Each test binary uses only part of this module, hence `allow(dead_code)`.
@@ -16,6 +17,7 @@
 
 mod daemon;
 mod http;
+pub mod lfs;
 mod sshd;
 
 // A test binary that uses only `TestEnv` would flag these re-exports.
