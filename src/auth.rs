@@ -120,6 +120,10 @@ pub fn remote_access(mirror: &MirrorConfig, global: &GlobalConfig) -> Result<Rem
         config.push(("credential.helper".into(), String::new()));
         for origin in origins {
             config.push((format!("credential.{origin}.helper"), CREDENTIAL_HELPER.to_string()));
+            // Tells git-lfs up front that the host wants Basic auth: it sends the password at
+            // once instead of learning it from a 401 and writing `lfs.<url>.access` into the
+            // repository's own config.
+            config.push((format!("lfs.{origin}.access"), "basic".to_string()));
         }
         access.env.push(("GIT_PUSH_MIRROR_USERNAME".into(), username.into()));
         access
@@ -360,7 +364,7 @@ mod tests {
     fn helpers_of(access: &RemoteAccess) -> Vec<(String, String)> {
         config_of(access)
             .into_iter()
-            .filter(|(key, _)| key.starts_with("credential."))
+            .filter(|(key, _)| key.starts_with("credential.") && key.ends_with(".helper"))
             .map(|(key, value)| (key, if value.is_empty() { "reset" } else { "ours" }.to_string()))
             .collect()
     }
