@@ -608,9 +608,8 @@ fn send_objects(
         .partition(|p| crate::lfs::has_local_object(repo, p));
     report.objects += present.len() + missing.len();
     report.missing.extend(missing.into_iter().map(|p| p.oid));
-    let oids: Vec<String> = present.into_iter().map(|p| p.oid).collect();
-    git::lfs::upload(repo, access, &oids).map_err(|e| e.to_string())?;
-    report.sent += oids.len();
+    git::lfs::upload(repo, access, &present).map_err(|e| e.to_string())?;
+    report.sent += present.len();
     Ok(())
 }
 

@@ -180,10 +180,12 @@ fn run_pipeline(
 /// `git lfs push --object-id`: git-lfs sends their ids and sizes to the batch API and uploads
 /// only those the mirror asks for. The endpoint, credentials and SSH command come from `access`
 /// (see [`crate::auth`]). Errors are redacted.
-pub fn upload(git_dir: &Path, access: &RemoteAccess, oids: &[String]) -> Result<(), GitError> {
-    if oids.is_empty() {
+pub fn upload(git_dir: &Path, access: &RemoteAccess, objects: &[Pointer]) -> Result<(), GitError> {
+    if objects.is_empty() {
         return Ok(());
     }
+    let oids: Vec<&str> = objects.iter().map(|p| p.oid.as_str()).collect();
+    let bytes = objects.iter().map(|p| p.size).sum();
     let mut cmd = access.command();
     cmd.arg("--git-dir")
         .arg(git_dir)
@@ -196,7 +198,7 @@ pub fn upload(git_dir: &Path, access: &RemoteAccess, oids: &[String]) -> Result<
         .flatten()
         .copied()
         .collect();
-    let (success, _stdout, stderr) = run_with_input(cmd, Some(input), access.timeout)?;
+    let (success, _stdout, stderr) = run_with_input(cmd, Some(input), upload_time_limit(access.timeout, bytes))?;
     if success {
         return Ok(());
     }
@@ -213,6 +215,16 @@ pub fn upload(git_dir: &Path, access: &RemoteAccess, oids: &[String]) -> Result<
         summary
     };
     Err(GitError::Failed(access.redact(&message)))
+}
+
+/// The slowest upload rate the time limit allows for: 1 MiB/s.
+const SLOWEST_UPLOAD_BYTES_PER_SECOND: u64 = 1024 * 1024;
+
+/// How long an upload of `bytes` may take: the mirror's `timeout` plus the time the bytes take
+/// at [`SLOWEST_UPLOAD_BYTES_PER_SECOND`], so a large first upload is not killed over and over
+/// by a limit sized for pushes. (git-lfs itself gives up on a connection idle for 30 s.)
+fn upload_time_limit(timeout: Duration, bytes: u64) -> Duration {
+    timeout.saturating_add(Duration::from_secs(bytes / SLOWEST_UPLOAD_BYTES_PER_SECOND))
 }
 
 /// git-lfs's version line, or why it cannot run.
@@ -242,6 +254,78 @@ fn strip_progress(stderr: &str) -> String {
 mod tests {
     use super::*;
 
+    /// Runs git in `dir` with a fixed identity; returns trimmed stdout.
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let out = git_command()
+            .current_dir(dir)
+            .args(["-c", "user.name=T", "-c", "user.email=t@example.com"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn commit_files(dir: &Path, files: &[(&str, String)]) -> Oid {
+        for (name, content) in files {
+            std::fs::write(dir.join(name), content).unwrap();
+            git(dir, &["add", name]);
+        }
+        git(dir, &["commit", "-q", "-m", "c"]);
+        Oid::parse(&git(dir, &["rev-parse", "HEAD"])).unwrap()
+    }
+
+    fn pointer_file(oid: &str, size: u64) -> String {
+        format!("version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize {size}\n")
+    }
+
+    #[test]
+    fn pointers_are_those_of_the_new_commits_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let work = dir.path();
+        git(work, &["init", "-q"]);
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        let first = commit_files(
+            work,
+            &[
+                ("a.bin", pointer_file(&a, 5)),
+                ("big.txt", "x".repeat(5000)),
+                ("small.txt", "hello\n".to_string()),
+            ],
+        );
+        let second = commit_files(work, &[("b.bin", pointer_file(&b, 7))]);
+        let git_dir = work.join(".git");
+        let limit = Duration::from_secs(60);
+        let found = |tips: &[Oid], exclude: &[Oid]| -> Vec<String> {
+            pointers(&git_dir, tips, exclude, limit)
+                .unwrap()
+                .into_iter()
+                .map(|p| p.oid)
+                .collect()
+        };
+        assert_eq!(found(std::slice::from_ref(&second), &[]), vec![a.clone(), b.clone()]);
+        assert_eq!(
+            found(std::slice::from_ref(&second), std::slice::from_ref(&first)),
+            vec![b.clone()]
+        );
+        let unknown = Oid::parse(&"1".repeat(40)).unwrap();
+        assert_eq!(
+            found(std::slice::from_ref(&second), &[first.clone(), unknown.clone()]),
+            vec![b],
+            "an exclusion the repository lacks (a mirror's foreign commit) is ignored"
+        );
+        assert_eq!(
+            found(&[second.clone(), unknown.clone()], std::slice::from_ref(&first)).len(),
+            1,
+            "so is a tip it lacks"
+        );
+        assert!(found(&[], &[]).is_empty());
+    }
+
     #[test]
     fn batch_output_is_split_by_the_sizes_in_the_headers() {
         let out = b"aaaa blob 3\na\nb\nbbbb blob 0\n\ncccc blob 2\nxy\n";
@@ -253,6 +337,17 @@ mod tests {
     fn truncated_batch_output_stops_cleanly() {
         let parts: Vec<&[u8]> = parse_batch(b"aaaa blob 10\nshort").collect();
         assert!(parts.is_empty());
+    }
+
+    #[test]
+    fn large_uploads_get_time_for_their_bytes() {
+        let ten_minutes = Duration::from_secs(600);
+        assert_eq!(upload_time_limit(ten_minutes, 1000), ten_minutes);
+        assert_eq!(
+            upload_time_limit(ten_minutes, 5 << 30),
+            Duration::from_secs(600 + 5 * 1024)
+        );
+        assert_eq!(upload_time_limit(Duration::MAX, u64::MAX), Duration::MAX);
     }
 
     #[test]
