@@ -959,7 +959,7 @@ fn cmd_check(global: &GlobalConfig, repos: &[PathBuf], out: &mut dyn Write) -> R
 
 /// `check`'s LFS line for a mirror that would send LFS objects, and whether it is a problem.
 fn check_lfs(repo: &Path, mirror: &MirrorConfig) -> Option<(String, bool)> {
-    let has_objects = crate::lfs::repo_has_lfs_objects(repo);
+    let has_objects = crate::lfs::LocalStore::for_repo(repo, &mirror.lfs).may_have_objects();
     let wanted = match mirror.lfs.mode {
         LfsMode::Off => return None,
         LfsMode::Auto => has_objects,

@@ -154,6 +154,7 @@ pub struct MirrorSettings {
     pub lfs: Option<LfsMode>,
     pub lfs_required: Option<bool>,
     pub lfs_url: Option<String>,
+    pub lfs_store: Option<PathBuf>,
     /// Fleet mirrors only: which repositories the mirror applies to.
     pub repos: Option<Vec<String>>,
 }
@@ -179,6 +180,7 @@ impl MirrorSettings {
             ("password_file", &mut self.password_file),
             ("ssh_key", &mut self.ssh_key),
             ("known_hosts", &mut self.known_hosts),
+            ("lfs_store", &mut self.lfs_store),
         ];
         for (key, path) in paths {
             if let Some(path) = path {
@@ -213,6 +215,7 @@ pub struct MirrorDefaults {
     pub timeout: Duration,
     pub lfs: LfsMode,
     pub lfs_required: bool,
+    pub lfs_store: Option<PathBuf>,
 }
 
 impl Default for MirrorDefaults {
@@ -231,6 +234,7 @@ impl Default for MirrorDefaults {
             timeout: Duration::from_secs(10 * 60),
             lfs: LfsMode::Auto,
             lfs_required: true,
+            lfs_store: None,
         }
     }
 }
@@ -854,6 +858,7 @@ fn resolve_defaults(s: MirrorSettings) -> Result<MirrorDefaults, String> {
         timeout,
         lfs: s.lfs.unwrap_or(builtin.lfs),
         lfs_required: s.lfs_required.unwrap_or(builtin.lfs_required),
+        lfs_store: s.lfs_store,
     })
 }
 
@@ -1028,6 +1033,7 @@ fn resolve_mirror(
             mode: s.lfs.unwrap_or(defaults.lfs),
             required: s.lfs_required.unwrap_or(defaults.lfs_required),
             url: lfs_url,
+            store: s.lfs_store.or_else(|| defaults.lfs_store.clone()),
         },
     })
 }
@@ -1427,9 +1433,15 @@ jitter = false
         assert!(!lfs.required);
         assert_eq!(lfs.url.as_deref(), Some("https://lfs.h/a.git/info/lfs"));
 
-        let global = global_from("[defaults]\nlfs = \"off\"\nlfs_required = false\n").unwrap();
+        let global =
+            global_from("[defaults]\nlfs = \"off\"\nlfs_required = false\nlfs_store = \"/srv/gitea/data/lfs\"\n")
+                .unwrap();
         assert_eq!(global.defaults.lfs, LfsMode::Off);
         assert!(!global.defaults.lfs_required);
+        assert_eq!(
+            global.defaults.lfs_store.as_deref(),
+            Some(Path::new("/srv/gitea/data/lfs"))
+        );
 
         let err = repo_err("[mirror.a]\nurl = \"https://h/a.git\"\nlfs = \"yes\"\n", 0o644);
         assert_syntax(err, 3, 7, "unknown variant `yes`");

@@ -47,6 +47,9 @@ pub struct LfsSettings {
     pub required: bool,
     /// The LFS endpoint, when not the one git-lfs derives from the mirror's URL.
     pub url: Option<String>,
+    /// Where the repository's LFS objects are when a hosting server keeps them outside the
+    /// repository (Gitea's `data/lfs`, GitLab's `shared/lfs-objects`).
+    pub store: Option<PathBuf>,
 }
 
 impl Default for LfsSettings {
@@ -55,6 +58,7 @@ impl Default for LfsSettings {
             mode: LfsMode::Auto,
             required: true,
             url: None,
+            store: None,
         }
     }
 }
@@ -194,20 +198,45 @@ fn is_sha256_hex(text: &str) -> bool {
     text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-/// Where git-lfs keeps an object in a bare repository: `lfs/objects/ab/cd/abcd…`.
-pub fn local_object_path(repo: &Path, oid: &str) -> PathBuf {
-    repo.join("lfs/objects").join(&oid[..2]).join(&oid[2..4]).join(oid)
+/// Where a repository's LFS objects are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LocalStore {
+    /// git-lfs's own store in the repository: `<repo>/lfs/objects/ab/cd/abcd…`.
+    Repository(PathBuf),
+    /// A hosting server's store shared by its repositories: `<dir>/ab/cd/<oid without its first
+    /// four digits>`, the layout of Gitea (`data/lfs`) and GitLab (`shared/lfs-objects`).
+    Shared(PathBuf),
 }
 
-/// Whether the repository's LFS store holds the object, with the size its pointer says.
-pub fn has_local_object(repo: &Path, pointer: &Pointer) -> bool {
-    std::fs::metadata(local_object_path(repo, &pointer.oid)).is_ok_and(|m| m.is_file() && m.len() == pointer.size)
-}
+impl LocalStore {
+    pub fn for_repo(repo: &Path, settings: &LfsSettings) -> LocalStore {
+        match &settings.store {
+            Some(dir) => LocalStore::Shared(dir.clone()),
+            None => LocalStore::Repository(repo.join("lfs/objects")),
+        }
+    }
 
-/// Whether the repository stores LFS objects at all (what `lfs = "auto"` looks at): one
-/// directory read, so repositories without LFS pay nothing more.
-pub fn repo_has_lfs_objects(repo: &Path) -> bool {
-    std::fs::read_dir(repo.join("lfs/objects")).is_ok_and(|mut entries| entries.next().is_some())
+    pub fn object_path(&self, oid: &str) -> PathBuf {
+        match self {
+            LocalStore::Repository(dir) => dir.join(&oid[..2]).join(&oid[2..4]).join(oid),
+            LocalStore::Shared(dir) => dir.join(&oid[..2]).join(&oid[2..4]).join(&oid[4..]),
+        }
+    }
+
+    /// Whether the store holds the object, with the size its pointer says.
+    pub fn has(&self, pointer: &Pointer) -> bool {
+        std::fs::metadata(self.object_path(&pointer.oid)).is_ok_and(|m| m.is_file() && m.len() == pointer.size)
+    }
+
+    /// Whether the repository may have LFS objects (what `lfs = "auto"` looks at): for its own
+    /// store, one directory read, so repositories without LFS pay nothing more; a shared store
+    /// cannot tell which repositories use it, so it counts as yes.
+    pub fn may_have_objects(&self) -> bool {
+        match self {
+            LocalStore::Repository(dir) => std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some()),
+            LocalStore::Shared(dir) => dir.is_dir(),
+        }
+    }
 }
 
 /// Whether LFS objects can reach a mirror of this transport, and if not, why.
@@ -304,20 +333,31 @@ mod tests {
     #[test]
     fn local_objects_are_found_by_oid_and_size() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(!repo_has_lfs_objects(dir.path()));
-        let path = local_object_path(dir.path(), OID);
+        let store = LocalStore::for_repo(dir.path(), &LfsSettings::default());
+        assert!(!store.may_have_objects());
+        let path = store.object_path(OID);
         assert!(path.ends_with(format!("lfs/objects/4d/7a/{OID}")));
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, b"abc").unwrap();
-        assert!(repo_has_lfs_objects(dir.path()));
+        assert!(store.may_have_objects());
         let pointer = |size| Pointer {
             oid: OID.to_string(),
             size,
         };
-        assert!(has_local_object(dir.path(), &pointer(3)));
-        assert!(
-            !has_local_object(dir.path(), &pointer(4)),
-            "a truncated object is missing"
+        assert!(store.has(&pointer(3)));
+        assert!(!store.has(&pointer(4)), "a truncated object is missing");
+    }
+
+    #[test]
+    fn a_shared_store_uses_the_hosting_servers_layout() {
+        let settings = LfsSettings {
+            store: Some(PathBuf::from("/var/lib/gitea/data/lfs")),
+            ..Default::default()
+        };
+        let store = LocalStore::for_repo(Path::new("/srv/r.git"), &settings);
+        assert_eq!(
+            store.object_path(OID),
+            Path::new("/var/lib/gitea/data/lfs/4d/7a").join(&OID[4..])
         );
     }
 

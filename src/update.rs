@@ -6,7 +6,7 @@ use crate::config::{GlobalConfig, MirrorConfig, RetryPolicy};
 use crate::failpoint;
 use crate::fsutil::now_ms;
 use crate::git::{self, PushFlag, PushedRef, RemoteAccess};
-use crate::lfs::{LfsMode, LfsReport, LfsStatus};
+use crate::lfs::{LfsMode, LfsReport, LfsStatus, LocalStore};
 use crate::oid::Oid;
 use crate::plan::{self, Decision, Divergence, KeptReason, PendingHint, PlanInput, PlanWarning, Reach, RefChange};
 use crate::refs::LocalRepo;
@@ -493,7 +493,7 @@ impl LfsProgress {
         let support = crate::lfs::transport_support(&transport_of(&mirror.url), mirror.lfs.url.as_deref());
         let enabled = match mirror.lfs.mode {
             LfsMode::Off => false,
-            LfsMode::Auto => crate::lfs::repo_has_lfs_objects(repo),
+            LfsMode::Auto => LocalStore::for_repo(repo, &mirror.lfs).may_have_objects(),
             LfsMode::On => true,
         };
         let setup_error = support.err();
@@ -603,12 +603,11 @@ fn send_objects(
     report: &mut LfsReport,
 ) -> Result<(), String> {
     let pointers = git::lfs::pointers(repo, tips, exclude, mirror.timeout).map_err(|e| e.to_string())?;
-    let (present, missing): (Vec<_>, Vec<_>) = pointers
-        .into_iter()
-        .partition(|p| crate::lfs::has_local_object(repo, p));
+    let store = LocalStore::for_repo(repo, &mirror.lfs);
+    let (present, missing): (Vec<_>, Vec<_>) = pointers.into_iter().partition(|p| store.has(p));
     report.objects += present.len() + missing.len();
     report.missing.extend(missing.into_iter().map(|p| p.oid));
-    git::lfs::upload(repo, access, &present).map_err(|e| e.to_string())?;
+    git::lfs::upload(repo, &store, access, &present).map_err(|e| e.to_string())?;
     report.sent += present.len();
     Ok(())
 }

@@ -592,3 +592,50 @@ fn an_ssh_mirror_gets_its_lfs_objects_where_the_hosts_git_lfs_authenticate_says(
     );
     wait_for_status(&setup, &env, "lfs_status", "ok");
 }
+
+#[test]
+fn objects_kept_outside_the_repository_by_gitea_or_gitlab_are_found_through_lfs_store() {
+    if !lfs_available() {
+        return;
+    }
+    let env = TestEnv::new();
+    let shared = env.path("gitea/data/lfs");
+    write_global_config(&env, &format!("[defaults]\nlfs_store = \"{}\"\n", shared.display()));
+    let setup = Setup::file(&env, &["--lfs-required=true"]);
+    track_lfs(&env, &setup.work);
+    let a = commit_lfs_file(&env, &setup.work, "a.bin", "a");
+    // Pushed with the worker's help only after the objects are where Gitea keeps them:
+    // `<data>/lfs/ab/cd/<rest of the oid>`, nothing in the repository.
+    gpm_ok(
+        &env,
+        &["set", path_str(&setup.upstream), "backup", "--enabled", "false"],
+    );
+    setup.push(&env, &["main"]);
+    for (oid, _) in local_store(&setup.upstream) {
+        let to = shared.join(&oid[..2]).join(&oid[2..4]).join(&oid[4..]);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        let from = setup
+            .upstream
+            .join("lfs/objects")
+            .join(&oid[..2])
+            .join(&oid[2..4])
+            .join(&oid);
+        std::fs::rename(from, to).unwrap();
+    }
+    std::fs::remove_dir_all(setup.upstream.join("lfs")).unwrap();
+    gpm_ok(&env, &["set", path_str(&setup.upstream), "backup", "--enabled", "true"]);
+    let sync = gpm_ok(&env, &["sync", path_str(&setup.upstream)]);
+    assert!(sync.contains("lfs: ok: 1 object(s)"), "{sync}");
+    assert_eq!(env.refs(&setup.mirror), env.refs(&setup.upstream));
+    assert_eq!(local_store(&setup.mirror), expected_objects(&[&a]));
+    let mirrored = std::fs::read(
+        setup
+            .mirror
+            .join("lfs/objects")
+            .join(&a.oid[..2])
+            .join(&a.oid[2..4])
+            .join(&a.oid),
+    )
+    .unwrap();
+    assert_eq!(mirrored, a.content, "the mirror got the object's bytes, not a link");
+}

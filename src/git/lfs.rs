@@ -3,7 +3,7 @@
 //! the mirror's LFS endpoint with the batch API and uploads only what it asks for.
 
 use super::{GitError, RemoteAccess, Watchdog, git_command, read_in_background, run_with_input, summarize_stderr};
-use crate::lfs::{MAX_POINTER_SIZE, Pointer, parse_pointer};
+use crate::lfs::{LocalStore, MAX_POINTER_SIZE, Pointer, parse_pointer};
 use crate::oid::Oid;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
@@ -176,16 +176,25 @@ fn run_pipeline(
     Ok(failed.then_some(stderr))
 }
 
-/// Uploads the objects `oids` from the repository's LFS store to the mirror's LFS endpoint with
+/// Uploads `objects` from the repository's LFS store to the mirror's LFS endpoint with
 /// `git lfs push --object-id`: git-lfs sends their ids and sizes to the batch API and uploads
 /// only those the mirror asks for. The endpoint, credentials and SSH command come from `access`
-/// (see [`crate::auth`]). Errors are redacted.
-pub fn upload(git_dir: &Path, access: &RemoteAccess, objects: &[Pointer]) -> Result<(), GitError> {
+/// (see [`crate::auth`]). A shared store is shown to git-lfs through a [`StorageView`]. Errors
+/// are redacted.
+pub fn upload(git_dir: &Path, store: &LocalStore, access: &RemoteAccess, objects: &[Pointer]) -> Result<(), GitError> {
     if objects.is_empty() {
         return Ok(());
     }
     let oids: Vec<&str> = objects.iter().map(|p| p.oid.as_str()).collect();
     let bytes = objects.iter().map(|p| p.size).sum();
+    let view = match store {
+        LocalStore::Repository(_) => None,
+        LocalStore::Shared(_) => Some(
+            StorageView::new(store, &oids)
+                .map_err(|e| GitError::Spawn(format!("preparing the LFS objects for git-lfs: {e}")))?,
+        ),
+    };
+    let git_dir = view.as_ref().map_or(git_dir, StorageView::path);
     let mut cmd = access.command();
     cmd.arg("--git-dir")
         .arg(git_dir)
@@ -215,6 +224,37 @@ pub fn upload(git_dir: &Path, access: &RemoteAccess, objects: &[Pointer]) -> Res
         summary
     };
     Err(GitError::Failed(access.redact(&message)))
+}
+
+/// A temporary empty git directory whose LFS store (`lfs/objects/ab/cd/<oid>`) links to the
+/// objects of a shared store, for git-lfs to upload from. (Not `lfs.storage`: configuration
+/// given to git-lfs reaches the other side of a file:// push too.)
+struct StorageView {
+    dir: tempfile::TempDir,
+}
+
+impl StorageView {
+    fn new(store: &LocalStore, oids: &[&str]) -> std::io::Result<StorageView> {
+        let dir = tempfile::Builder::new().prefix("git-push-mirror-lfs.").tempdir()?;
+        std::fs::create_dir_all(dir.path().join("objects"))?;
+        std::fs::create_dir_all(dir.path().join("refs"))?;
+        std::fs::write(dir.path().join("HEAD"), "ref: refs/heads/none\n")?;
+        for oid in oids {
+            let link = LocalStore::Repository(dir.path().join("lfs/objects")).object_path(oid);
+            if let Some(parent) = link.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            // A hard link where the filesystems allow: a file:// mirror's git-lfs links what it
+            // is given, and must get the object, not a symbolic link to another server's store.
+            let target = store.object_path(oid);
+            std::fs::hard_link(&target, &link).or_else(|_| std::os::unix::fs::symlink(&target, &link))?;
+        }
+        Ok(StorageView { dir })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
 }
 
 /// The slowest upload rate the time limit allows for: 1 MiB/s.
