@@ -6,6 +6,51 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// Whether process `pid` exists (on this host).
+pub fn process_alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    pid > 0 && (unsafe { libc::kill(pid, 0) } == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
+}
+
+/// What every temporary directory of ours is called: `git-push-mirror-<what>.<pid>.<random>`.
+const TEMP_DIR_PREFIX: &str = "git-push-mirror-";
+
+/// A private (mode 700) temporary directory named after its purpose and this process, so that
+/// [`remove_orphaned_temp_dirs`] can clean up after a process killed while using it.
+pub fn private_temp_dir(what: &str) -> io::Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix(&format!("{TEMP_DIR_PREFIX}{what}.{}.", std::process::id()))
+        .tempdir()
+}
+
+/// Removes the temporary directories under `dir` that [`private_temp_dir`] made for processes
+/// that no longer exist (a worker or `sync` killed mid-push) and that are older than `min_age`
+/// (a process in another pid namespace sharing `/tmp` looks dead). Returns how many went.
+pub fn remove_orphaned_temp_dirs(dir: &Path, min_age: std::time::Duration) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else { return 0 };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(TEMP_DIR_PREFIX))
+            .and_then(|rest| rest.split('.').nth(1))
+            .and_then(|pid| pid.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let old_enough = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age >= min_age));
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if is_dir && old_enough && !process_alive(pid) && fs::remove_dir_all(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// Flushes a directory's entries (a rename or unlink in it) to disk.
 pub fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
@@ -90,4 +135,36 @@ pub fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn orphaned_temp_dirs_of_dead_processes_are_removed_and_live_ones_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mine = tmp
+            .path()
+            .join(format!("git-push-mirror-view.{}.abc", std::process::id()));
+        // A pid far above any pid_max: no such process.
+        let dead = tmp.path().join("git-push-mirror-view.2147483000.abc");
+        let other = tmp.path().join("someone-else.2147483000.abc");
+        for dir in [&mine, &dead, &other] {
+            fs::create_dir_all(dir.join("refs")).unwrap();
+        }
+        assert_eq!(
+            remove_orphaned_temp_dirs(tmp.path(), std::time::Duration::from_secs(3600)),
+            0,
+            "too young"
+        );
+        assert_eq!(remove_orphaned_temp_dirs(tmp.path(), std::time::Duration::ZERO), 1);
+        assert!(mine.exists() && other.exists() && !dead.exists());
+        let made = private_temp_dir("lfs").unwrap();
+        let name = made.path().file_name().unwrap().to_str().unwrap().to_string();
+        assert!(
+            name.starts_with(&format!("git-push-mirror-lfs.{}.", std::process::id())),
+            "{name}"
+        );
+    }
 }

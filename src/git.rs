@@ -102,7 +102,7 @@ impl RemoteAccess {
     /// password was rejected, so the helper stops offering it. git gives up after one
     /// rejection, but git-lfs asks again after each, for ever, while a helper answers.
     pub fn remember_rejections(&mut self) -> std::io::Result<()> {
-        let dir = tempfile::Builder::new().prefix("git-push-mirror-cred.").tempdir()?;
+        let dir = crate::fsutil::private_temp_dir("cred")?;
         self.rejections = Some(std::sync::Arc::new(Rejections {
             dir,
             next: std::sync::atomic::AtomicUsize::new(0),
@@ -457,7 +457,7 @@ struct PushView {
 
 impl PushView {
     fn new(git_dir: &Path, changes: &[(&str, &RefChange)]) -> std::io::Result<PushView> {
-        let dir = tempfile::Builder::new().prefix("git-push-mirror-view.").tempdir()?;
+        let dir = crate::fsutil::private_temp_dir("view")?;
         let objects = std::path::absolute(git_dir)?.join("objects");
         std::fs::create_dir_all(dir.path().join("objects/info"))?;
         std::fs::create_dir_all(dir.path().join("refs"))?;

@@ -89,11 +89,6 @@ fn host_name() -> String {
     }
 }
 
-fn process_alive(pid: i32) -> bool {
-    // SAFETY: signal 0 only checks that the process exists.
-    pid > 0 && (unsafe { libc::kill(pid, 0) } == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
-}
-
 impl Spool {
     pub fn new(root: &Path) -> Spool {
         Spool {
@@ -220,7 +215,7 @@ impl Spool {
                 continue;
             }
             let dead = match owner.strip_prefix(&host_prefix).and_then(|pid| pid.parse::<i32>().ok()) {
-                Some(pid) => !process_alive(pid),
+                Some(pid) => !crate::fsutil::process_alive(pid),
                 None => fs::metadata(&dir)?
                     .modified()?
                     .elapsed()

@@ -53,6 +53,9 @@ pub struct RunOptions {
 
 /// Drains the spool and runs due mirror updates until nothing is due within
 /// `worker_linger`. Safe to run concurrently: one drains, the others leave.
+/// How old a dead process's temporary directory must be before a worker removes it.
+const ORPHANED_TEMP_DIR_AGE: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
 pub fn run(global: &GlobalConfig, options: &RunOptions) -> Result<RunSummary> {
     let spool = Spool::new(&global.spool_dir);
     spool
@@ -60,6 +63,10 @@ pub fn run(global: &GlobalConfig, options: &RunOptions) -> Result<RunSummary> {
         .with_context(|| format!("creating the spool {}", global.spool_dir.display()))?;
     let store = StateStore::new(&global.state_dir);
     let mut summary = RunSummary::default();
+    let orphans = crate::fsutil::remove_orphaned_temp_dirs(&std::env::temp_dir(), ORPHANED_TEMP_DIR_AGE);
+    if orphans > 0 {
+        log::info!("removed {orphans} temporary directories left by killed workers");
+    }
     loop {
         let lock_path = global.spool_dir.join(WORKER_LOCK);
         let lock = if options.wait {

@@ -235,7 +235,7 @@ struct StorageView {
 
 impl StorageView {
     fn new(store: &LocalStore, oids: &[&str]) -> std::io::Result<StorageView> {
-        let dir = tempfile::Builder::new().prefix("git-push-mirror-lfs.").tempdir()?;
+        let dir = crate::fsutil::private_temp_dir("lfs")?;
         std::fs::create_dir_all(dir.path().join("objects"))?;
         std::fs::create_dir_all(dir.path().join("refs"))?;
         std::fs::write(dir.path().join("HEAD"), "ref: refs/heads/none\n")?;
