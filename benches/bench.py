@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark suite for git-push-mirror: figures P1–P7 of issue 5.
+"""Benchmark suite for git-push-mirror: figures P1–P7 of issue 5, and P8 (Git LFS).
 
 Run it through `benches/run.sh [--quick]`, which builds the release binary
 first. Python 3 standard library only.
@@ -33,10 +33,12 @@ How things are measured, and why:
 import argparse
 import datetime
 import fcntl
+import hashlib
 import json
 import math
 import os
 import platform
+import re
 import shutil
 import signal
 import statistics
@@ -80,6 +82,12 @@ FULL = dict(
     p6_repos=1000,
     p6_reps=3,
     max_parallel=4,
+    p8_commits=150,  # × p8_per_commit LFS objects of 64 KiB
+    p8_per_commit=2,
+    p8_branches=4,
+    p8_reps=8,
+    p8_incr_reps=15,
+    p8_cap_s=300,
 )
 QUICK = dict(
     p1_reps=12,
@@ -99,6 +107,12 @@ QUICK = dict(
     p6_repos=100,
     p6_reps=2,
     max_parallel=4,
+    p8_commits=20,
+    p8_per_commit=2,
+    p8_branches=4,
+    p8_reps=2,
+    p8_incr_reps=3,
+    p8_cap_s=60,
 )
 
 
@@ -392,6 +406,105 @@ def make_many_refs(bench, git_dir, count, commits):
     lines = "".join(f"create refs/heads/b/{i:05d} {commits[i % len(commits)]}\n" for i in range(count))
     run(["git", "--git-dir", git_dir, "update-ref", "--stdin"], env=bench.env, input=lines)
     run(["git", "--git-dir", git_dir, "pack-refs", "--all"], env=bench.env)
+
+
+# --------------------------------------------------------------------------
+# Git LFS helpers (P8)
+# --------------------------------------------------------------------------
+
+LFS_OBJECT_SIZE = 64 * 1024
+
+
+def have_git_lfs(env):
+    try:
+        return subprocess.run(["git", "lfs", "version"], env=env, capture_output=True).returncode == 0
+    except OSError:
+        return False
+
+
+def put_lfs_object(git_dir, seed):
+    """Stores 64 KiB of distinct, deterministic content in the repository's
+    LFS store, where git-lfs keeps it (lfs/objects/ab/cd/abcd…, as its
+    pre-push to a file:// upstream leaves it); returns (oid, pointer text)."""
+    data = hashlib.shake_256(f"git-push-mirror bench LFS object {seed}".encode()).digest(LFS_OBJECT_SIZE)
+    oid = hashlib.sha256(data).hexdigest()
+    path = Path(git_dir) / "lfs" / "objects" / oid[:2] / oid[2:4] / oid
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return oid, f"version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize {len(data)}\n"
+
+
+def lfs_objects_of(git_dir):
+    """The oids in a repository's LFS store (files named by a full sha256;
+    git-lfs's temporary files are not objects)."""
+    found = set()
+    root = Path(git_dir) / "lfs" / "objects"
+    for _, _, files in os.walk(root):
+        found.update(f for f in files if len(f) == 64 and all(c in "0123456789abcdef" for c in f))
+    return found
+
+
+def hard_linked(git_dir):
+    """How many of the objects in a repository's LFS store have other links."""
+    count = 0
+    for dirpath, _, files in os.walk(Path(git_dir) / "lfs" / "objects"):
+        count += sum(1 for f in files if len(f) == 64 and os.stat(os.path.join(dirpath, f)).st_nlink > 1)
+    return count
+
+
+LFS_ATTRIBUTES = "*.bin filter=lfs diff=lfs merge=lfs -text\n"
+
+
+def lfs_history(bench, git_dir, commits, per_commit, branches):
+    """What a team using LFS pushes: `commits` commits spread round-robin
+    over `main` and branches forked from its first commit, each adding
+    `per_commit` .bin files (LFS pointers; the objects go into the store
+    first, as git-lfs's pre-push sends them before the refs) and changing a
+    small text file. One fast-import, no clean filter: seconds, not minutes,
+    and the same bytes every run. Returns the set of LFS oids."""
+    parts, oids = [], set()
+    names = ["main"] + [f"feature/{j}" for j in range(1, branches)]
+    for i in range(commits):
+        branch = names[i % branches]
+        message = f"lfs {i}\n"
+        parts.append(f"commit refs/heads/{branch}\n"
+                     f"committer Bench <bench@example.com> {COMMIT_TIME + i} +0000\n"
+                     f"data {len(message)}\n{message}")
+        if 0 < i < branches:
+            parts.append("from refs/heads/main\n")  # main's first commit
+        if i == 0:
+            parts.append(f"M 100644 inline .gitattributes\ndata {len(LFS_ATTRIBUTES)}\n{LFS_ATTRIBUTES}\n")
+        for k in range(per_commit):
+            oid, pointer = put_lfs_object(git_dir, f"{i}.{k}")
+            oids.add(oid)
+            parts.append(f"M 100644 inline assets/{branch}/f{i:04d}-{k}.bin\ndata {len(pointer)}\n{pointer}\n")
+        note = f"{branch} {i}\n"
+        parts.append(f"M 100644 inline notes/{branch}.txt\ndata {len(note)}\n{note}\n")
+    run(["git", "--git-dir", git_dir, "fast-import", "--quiet"], env=bench.env, input="".join(parts))
+    return oids
+
+
+def lfs_chain(bench, git_dir, ref, count, parent, tag):
+    """`count` commits in a line after `parent`, each adding one LFS object
+    (stored in the repository's store) on a scratch ref, which is deleted:
+    the commits exist, no ref points at them. Returns [(commit, oid)]."""
+    parts, oids = [], []
+    for i in range(count):
+        oid, pointer = put_lfs_object(git_dir, f"{tag}.{i}")
+        oids.append(oid)
+        message = f"{tag} {i}\n"
+        parts.append(f"commit {ref}\nmark :{i + 1}\n"
+                     f"committer Bench <bench@example.com> {COMMIT_TIME + 100_000 + i} +0000\n"
+                     f"data {len(message)}\n{message}")
+        parts.append(f"from :{i}\n" if i > 0 else f"from {parent}\n")
+        parts.append(f"M 100644 inline assets/{tag}/g{i:04d}.bin\ndata {len(pointer)}\n{pointer}\n")
+    marks = bench.root / f"marks-{os.getpid()}-{time.perf_counter_ns()}"
+    run(["git", "--git-dir", git_dir, "fast-import", "--quiet", f"--export-marks={marks}"],
+        env=bench.env, input="".join(parts))
+    by_mark = dict(line.split() for line in marks.read_text().splitlines())
+    marks.unlink()
+    run(["git", "--git-dir", git_dir, "update-ref", "-d", ref], env=bench.env)
+    return [(by_mark[f":{i + 1}"], oids[i]) for i in range(count)]
 
 
 # --------------------------------------------------------------------------
@@ -1125,6 +1238,252 @@ class Bench:
             self.row("P7", f"peak RSS of the worker process: {what}{killed}", fmt_mib(alone), "", "",
                      "≤ 64 MiB" if gated else "—", met, "VmHWM, sampled every 10 ms")
 
+    # ---- P8: Git LFS ----------------------------------------------------------
+
+    def p8(self):
+        """P8: Git LFS. A bare upstream whose pushes carried LFS objects (its
+        lfs/objects filled as git-lfs's pre-push fills it), file:// mirrors:
+        git-lfs's standalone file transfer puts the objects in the mirror's
+        own lfs/objects. First sync: `sync UPSTREAM` to an empty mirror,
+        against what an admin runs by hand (`git lfs push --all` and
+        `git push --mirror`). Incremental: one push adding one object, the
+        hook's worker (`run --detached`, as in P4) against `git lfs push
+        <mirror> <ref>` and `git push <mirror> <ref>`. Every repetition checks
+        the mirror's refs and its LFS store, object by object; the baseline's
+        git-lfs finding every object also checks the fixture's pointers."""
+        s = self.size
+        w = World(self, "p8")
+        if not have_git_lfs(w.env):
+            self.notes.append("P8: git-lfs is not installed (`apt-get install git-lfs`); not measured")
+            return
+        commits, per, branches = s["p8_commits"], s["p8_per_commit"], s["p8_branches"]
+        n = commits * per
+        cap = s["p8_cap_s"]
+        self.say(f"P8: creating an upstream with {n} LFS objects of 64 KiB in {commits} commits on {branches} branches")
+        up = init_bare(self, w.dir / "upstream.git")
+        oids = lfs_history(self, up, commits, per, branches)
+        if len(oids) != n or lfs_objects_of(up) != oids:
+            raise BenchError(f"P8: the upstream's LFS store has {len(lfs_objects_of(up))} objects, not {n}")
+        what = f"{n} LFS objects (64 KiB) in {commits} commits on {branches} branches"
+
+        def check_objects(target, who, objects):
+            """The mirror's LFS store holds exactly these objects; returns how many."""
+            got = lfs_objects_of(target)
+            if got != objects:
+                raise BenchError(f"P8: {who}: {target} has {len(got)} LFS objects; {len(objects - got)} of the "
+                                 f"{len(objects)} expected are missing")
+            return len(got)
+
+        def check(target, who, objects, ref=None, oid=None):
+            """The mirror has every object, and all the upstream's refs (or `ref` = `oid`)."""
+            count = check_objects(target, who, objects)
+            if ref is None:
+                if refs_of(self, target) != refs_of(self, up):
+                    raise BenchError(f"P8: {who}: the refs of {target} differ from the upstream's")
+            elif read_ref(target, ref) != oid:
+                raise BenchError(f"P8: {who}: {target} does not have {ref} = {oid}")
+            return count
+
+        # First sync, ours and the baseline interleaved, alternating who goes first.
+        got = {k: [] for k in ("ours", "baseline", "lfs-all", "mirror", "scan", "object-id")}
+        landed = {"ours": [], "baseline": []}
+        linked = {"ours": [], "baseline": []}  # objects the mirror shares with the upstream (hard links)
+        oid_list = w.dir / "oids.txt"
+        oid_list.write_text("".join(f"{o}\n" for o in sorted(oids)))
+        scan = ["sh", "-c",
+                "git rev-list --objects --no-object-names --filter=blob:limit=1024 --all"
+                " | git cat-file --batch-check='%(objecttype) %(objectsize) %(objectname)' --buffer"
+                " | awk '$1 == \"blob\" && $2 < 1024 { print $3 }' | git cat-file --batch >/dev/null"]
+        scan_env = dict(w.env, GIT_DIR=str(up))
+
+        def first_ours(i, rss=False):
+            if got["ours"] and got["ours"][-1].timed_out:
+                return None  # once over the cap, further repetitions only burn the budget
+            target = init_bare(self, w.dir / f"ours-{i}.git")
+            w.gpm("add", up, "first", f"file://{target}")
+            sample = measure([w.bin, "sync", up], env=w.env, hwm=not rss, rss=rss, timeout=cap)
+            if not sample.timed_out:
+                count = check(target, "`sync`", oids)
+                if not rss:
+                    landed["ours"].append(count)
+                    linked["ours"].append(hard_linked(target))
+            w.gpm("remove", up, "first")
+            shutil.rmtree(target)
+            return sample
+
+        def first_baseline(i, rss=False):
+            target = init_bare(self, w.dir / f"baseline-{i}.git")
+            url = f"file://{target}"
+            # Objects before refs, as git-lfs's pre-push (and ours) do it.
+            lfs = measure(["git", "--git-dir", up, "lfs", "push", "--all", url], env=w.env, cwd=up, rss=rss)
+            mirror = measure(["git", "--git-dir", up, "push", "--quiet", "--mirror", url], env=w.env, cwd=up)
+            count = check(target, "`git lfs push --all` + `git push --mirror`", oids)
+            links = hard_linked(target)
+            shutil.rmtree(target)
+            if rss:
+                return lfs
+            landed["baseline"].append(count)
+            linked["baseline"].append(links)
+            got["lfs-all"].append(lfs)
+            got["mirror"].append(mirror)
+            got["baseline"].append(lfs.ns + mirror.ns)
+            # Components of ours, for the breakdown: the pointer scan, and
+            # git-lfs given the object ids (what the worker runs).
+            got["scan"].append(measure(scan, env=scan_env, cwd=up))
+            target = init_bare(self, w.dir / f"object-id-{i}.git")
+            got["object-id"].append(measure(["git", "--git-dir", up, "lfs", "push", "--object-id", "--stdin",
+                                             f"file://{target}"], env=w.env, cwd=up, stdin=oid_list))
+            check_objects(target, "`git lfs push --object-id`", oids)
+            shutil.rmtree(target)
+            return lfs
+
+        self.say(f"P8: first sync of {n} LFS objects, `sync` vs `git lfs push --all` + `git push --mirror`, "
+                 f"{s['p8_reps']} repetitions (`sync` capped at {cap} s)")
+        for i in range(s["p8_reps"]):
+            for step in ((first_baseline, first_ours) if i % 2 == 0 else (first_ours, first_baseline)):
+                sample = step(i)
+                if step is first_ours and sample is not None:
+                    got["ours"].append(sample)
+        tree = {}
+        if have_gnu_time():
+            # Peak RSS of the whole process tree (git-lfs included), one more run each under GNU time.
+            tree = {"ours": first_ours("rss", rss=True), "baseline": first_baseline("rss", rss=True)}
+
+        # Incremental: a mirror of ours and one of the baseline's, both with everything.
+        self.say("P8: incremental setup: two mirrors with everything")
+        ours_m = init_bare(self, w.dir / "ours-mirror.git")
+        base_m = init_bare(self, w.dir / "baseline-mirror.git")
+        w.gpm("add", up, "m", f"file://{ours_m}", "--delay", "0s")  # P8 is about the update, not the debounce
+        w.gpm("sync", up)
+        run(["git", "--git-dir", up, "lfs", "push", "--all", f"file://{base_m}"], env=w.env, cwd=up)
+        run(["git", "--git-dir", up, "push", "--quiet", "--mirror", f"file://{base_m}"], env=w.env, cwd=up)
+        check(ours_m, "`sync` (setup)", oids)
+        check(base_m, "baseline (setup)", oids)
+        reps = s["p8_incr_reps"]
+        ref = "refs/heads/main"
+        old = read_ref(up, ref) or run(["git", "--git-dir", up, "rev-parse", ref], env=w.env, capture=True).strip()
+        chain = lfs_chain(self, up, "refs/bench/p8", reps + 1, old, "p8")
+        expected = set(oids)
+        incr = {"ours": [], "baseline": [], "lfs": [], "push": [], "lfs-fixed": []}
+        one_oid = w.dir / "one-oid.txt"
+        hook_env = dict(w.env, GIT_DIR=".")
+        self.say(f"P8: incremental update adding one LFS object, {reps} repetitions (+1 warm-up)")
+        for k, (new, obj) in enumerate(chain):
+            # The push lands: the object is in the upstream's store already (the
+            # pusher's git-lfs sent it first), the ref moves, the hook spools it.
+            run(["git", "--git-dir", up, "update-ref", ref, new, old], env=w.env)
+            run([w.bin, "hook", "post-receive", "--no-worker"], env=hook_env, cwd=up, input=f"{old} {new} {ref}\n")
+            expected.add(obj)
+
+            def incr_ours():
+                sample = measure([w.bin, "run", "--detached"], env=w.env, hwm=True, timeout=cap)
+                if sample.timed_out:
+                    raise BenchError(f"P8: the incremental `run --detached` took over {cap} s")
+                check(ours_m, "`run --detached`", expected, ref=ref, oid=new)
+                return sample
+
+            def incr_baseline():
+                url = f"file://{base_m}"
+                lfs = measure(["git", "--git-dir", up, "lfs", "push", url, ref], env=w.env, cwd=up)
+                push = measure(["git", "--git-dir", up, "push", "--quiet", url, ref], env=w.env, cwd=up)
+                check(base_m, "`git lfs push` + `git push`", expected, ref=ref, oid=new)
+                return lfs, push
+
+            # k = 0 is the warm-up: the first update after `add` is a full reconciliation.
+            for step in ((incr_ours, incr_baseline) if k % 2 == 0 else (incr_baseline, incr_ours)):
+                result = step()
+                if k == 0:
+                    continue
+                if step is incr_ours:
+                    incr["ours"].append(result)
+                else:
+                    incr["lfs"].append(result[0])
+                    incr["push"].append(result[1])
+                    incr["baseline"].append(result[0].ns + result[1].ns)
+            if k > 0:
+                # git-lfs's fixed cost in ours: the same `git lfs push --object-id`
+                # of the one object, which the mirror now has (asked, not sent).
+                one_oid.write_text(f"{obj}\n")
+                incr["lfs-fixed"].append(measure(["git", "--git-dir", up, "lfs", "push", "--object-id", "--stdin",
+                                                  f"file://{ours_m}"], env=w.env, cwd=up, stdin=one_oid))
+            old = new
+        self.check_log(w, "P8")
+
+        # ---- rows
+        base = self.record(f"P8 baseline: `git lfs push --all` + `git push --mirror`, {n} objects, empty mirror",
+                           got["baseline"])
+        lfs_all = self.record(f"P8 baseline part: `git lfs push --all`, {n} objects", got["lfs-all"])
+        mirror = self.record("P8 baseline part: `git push --mirror`", got["mirror"])
+        timed_out = any(x.timed_out for x in got["ours"])
+        shown_base = (f"`git lfs push --all` + `git push --mirror` {fmt_time(base)} "
+                      f"({fmt_time(lfs_all)} + {fmt_time(mirror)})")
+
+        def tally(values):
+            if values and all(v == n for v in values):
+                return f"{n} of {n} after each of the {len(values)} repetitions"
+            return f"{', '.join(map(str, values))} of {n}"
+
+        landed_note = (f"LFS objects on the mirror, checked oid by oid: ours {tally(landed['ours'])}, baseline "
+                       f"{tally(landed['baseline'])}; of them hard links to the upstream's copies: ours "
+                       f"{tally(linked['ours'])}, baseline {tally(linked['baseline'])} (git-lfs's file transfer "
+                       "links within one filesystem: no object bytes are copied)")
+        if timed_out:
+            self.details.append((f"P8 `sync`, {n} objects (killed at the cap)", f"> {cap} s"))
+            ours_t = None
+            self.row("P8", f"first sync, {what}, to an empty file:// mirror (`sync UPSTREAM`)",
+                     f"> {cap} s (killed)", shown_base, f"> {fmt_ratio(cap * 1e9 / base)}", "≤ 1.2× manual",
+                     "**no**", landed_note)
+        else:
+            ours_t = self.record(f"P8 `sync`, {n} objects, empty mirror", got["ours"])
+            self.row("P8", f"first sync, {what}, to an empty file:// mirror (`sync UPSTREAM`)", fmt_time(ours_t),
+                     shown_base, fmt_ratio(ours_t / base), "≤ 1.2× manual", "yes" if ours_t <= 1.2 * base else "**no**",
+                     landed_note)
+        sc = self.record(f"P8 component: pointer scan of all refs (`rev-list --filter` into `cat-file`), {n} objects",
+                         got["scan"])
+        oi = self.record(f"P8 component: `git lfs push --object-id --stdin`, {n} objects, empty mirror",
+                         got["object-id"])
+        rest = "—" if ours_t is None else fmt_time(ours_t - sc - oi - mirror)
+        self.row("P8", "first sync: where the time goes (medians of the parts, same run)", "", "", "", "—", "n/a",
+                 f"pointer scan (`git rev-list --objects --filter=blob:limit=1024 --all` into `git cat-file "
+                 f"--batch-check`, then `git cat-file --batch` of the small blobs): {fmt_time(sc)}; "
+                 f"`git lfs push --object-id --stdin` of the {n} ids: "
+                 f"{fmt_time(oi)}; `git push --mirror`: {fmt_time(mirror)}; `sync` − these (`ls-remote`, state, "
+                 f"process; each part measured alone pays its own process start, so ≈ 0 means nothing else "
+                 f"measurable): {rest}")
+        t = self.record("P8 incremental, 1 LFS object: `run --detached` (the worker the hook starts)", incr["ours"])
+        b = self.record("P8 incremental baseline: `git lfs push <mirror> main` + `git push <mirror> main`",
+                        incr["baseline"])
+        bl = self.record("P8 incremental baseline part: `git lfs push <mirror> main`", incr["lfs"])
+        bp = self.record("P8 incremental baseline part: `git push <mirror> main`", incr["push"])
+        self.row("P8", "incremental: one push adding one LFS object, mirror in sync: `run --detached` "
+                       "(the worker the hook starts)", fmt_time(t),
+                 f"`git lfs push` + `git push` of the ref {fmt_time(b)} ({fmt_time(bl)} + {fmt_time(bp)})",
+                 fmt_ratio(t / b), "≤ 1.3× manual", "yes" if t <= 1.3 * b else "**no**",
+                 f"mirror ref and all {len(expected)} objects checked after each; the hook's spool write "
+                 "(P1, ~5 ms) comes before, not included")
+        fixed = self.record("P8 component: `git lfs push --object-id --stdin` of 1 object the mirror has",
+                            incr["lfs-fixed"])
+        self.row("P8", "incremental: where the time goes (medians of the parts, same run)", "", "", "", "—", "n/a",
+                 f"`git lfs push --object-id` of the one object (git-lfs's start-up; the mirror already has it): "
+                 f"{fmt_time(fixed)}; `git push` of the ref: {fmt_time(bp)}; `run --detached` − these "
+                 f"(pointer scan of the new commit, state, process): {fmt_time(t - fixed - bp)}")
+        alone = max((x.hwm_kb for x in got["ours"] if x.hwm_kb is not None), default=None)
+        incr_hwm = max((x.hwm_kb for x in incr["ours"] if x.hwm_kb is not None), default=None)
+        if tree:
+            tree_note = (f"whole process tree under GNU time (git-lfs and git children included): "
+                         f"`sync` {fmt_mib(tree['ours'] and tree['ours'].maxrss_kb)}, "
+                         f"`git lfs push --all` {fmt_mib(tree['baseline'].maxrss_kb)}; ")
+            shown = f"`git lfs push --all` (tree) {fmt_mib(tree['baseline'].maxrss_kb)}"
+        else:
+            tree_note, shown = "GNU time not found: no process-tree peaks; ", ""
+        self.row("P8", f"peak RSS of the `sync` process, first sync of {n} LFS objects", fmt_mib(alone), shown, "",
+                 "≤ 64 MiB", "n/a" if alone is None else ("yes" if alone <= 64 * MIB else "**no**"),
+                 f"VmHWM, sampled every 10 ms (the process alone); {tree_note}"
+                 f"incremental `run --detached`: {fmt_mib(incr_hwm)}")
+        self.notes.append("P8: a repository without LFS objects pays nothing measurable for LFS: with `lfs = \"auto\"` "
+                          "(the default) an update reads one directory (`lfs/objects`: absent or empty) and runs no "
+                          "scan and no git-lfs; not measured")
+
     # ---- report -------------------------------------------------------------
 
     def machine(self):
@@ -1165,8 +1524,10 @@ class Bench:
                              "adds noise; ratios within one run are what to compare)"),
         ]
 
-    def markdown(self, elapsed_s):
-        out = [BEGIN_MARK, ""]
+    def markdown(self, elapsed_s, marks=(BEGIN_MARK, END_MARK), intro=None):
+        out = [marks[0], ""]
+        if intro:
+            out += [intro, ""]
         out += [f"- **{k}**: {v}" for k, v in self.machine()]
         out.append(f"- **suite wall time**: {elapsed_s / 60:.1f} min")
         out += ["", "| id | figure | ours (median) | baseline (median, same run) | ratio | goal | met? | note |",
@@ -1185,26 +1546,47 @@ class Bench:
         out += ["", "</details>", ""]
         if self.notes:
             out += ["Notes from this run:", ""] + [f"- {n}" for n in self.notes] + [""]
-        out.append(END_MARK)
+        out.append(marks[1])
         return "\n".join(out) + "\n"
 
 
-def write_report(path, block):
+PARTIAL_BLOCK = re.compile(r"<!-- bench:begin only=([A-Z0-9,]+) .*?<!-- bench:end only=\1 -->\n*", re.S)
+
+
+def partial_marks(figures):
+    """The markers of the block an `--only` run writes: its own block, so it
+    never erases the full run's table (and never mixes two runs, each with
+    its own machine state, into one table)."""
+    tag = ",".join(figures)
+    return (f"<!-- bench:begin only={tag} (generated by benches/run.sh --only {tag}; edits inside are overwritten) -->",
+            f"<!-- bench:end only={tag} -->")
+
+
+def write_report(path, block, marks=None):
     """Replaces the generated block of `path`, keeping everything around it
-    (the hand-written analysis)."""
+    (the hand-written analysis). A full run (`marks` None) rewrites the main
+    block and drops the blocks of earlier `--only` runs, whose figures it
+    has measured again. An `--only` run replaces its own block (`marks`), or
+    adds it after the main block."""
     path = Path(path)
     text = path.read_text() if path.exists() else "# Benchmarks\n\n" + BEGIN_MARK + "\n" + END_MARK + "\n"
-    if BEGIN_MARK in text and END_MARK in text:
-        head, rest = text.split(BEGIN_MARK, 1)
-        _, tail = rest.split(END_MARK, 1)
+    begin, end = marks or (BEGIN_MARK, END_MARK)
+    if marks is None:
+        text = PARTIAL_BLOCK.sub("", text)
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        _, tail = rest.split(end, 1)
         text = head + block.rstrip("\n") + tail
+    elif marks is not None and END_MARK in text:
+        head, tail = text.split(END_MARK, 1)
+        text = head + END_MARK + "\n\n" + block.rstrip("\n") + tail
     else:
         text = text.rstrip("\n") + "\n\n" + block
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
 
 
-FIGURES = ["P1", "P2", "P3", "P4", "P5", "P6", "P7"]
+FIGURES = ["P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8"]
 
 
 def main():
@@ -1232,6 +1614,8 @@ def main():
                 getattr(bench, fig.lower())()
         if "P7" in only:
             bench.p7()
+        if "P8" in only:
+            bench.p8()
         ok = True
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -1239,10 +1623,17 @@ def main():
         print(f"bench.py: {e}", file=sys.stderr)
     finally:
         elapsed = time.monotonic() - started
-        block = bench.markdown(elapsed)
+        if only == set(FIGURES):
+            marks, intro = None, None
+        else:
+            figures = [f for f in FIGURES if f in only]
+            marks = partial_marks(figures)
+            intro = (f"Figures {', '.join(figures)} only, from their own run (`--only`); the next full run "
+                     "measures them with the others and removes this block.")
+        block = bench.markdown(elapsed, marks or (BEGIN_MARK, END_MARK), intro)
         print("\n" + block)
         if args.write and ok:
-            write_report(args.write, block)
+            write_report(args.write, block, marks)
             print(f"results written to {args.write}")
         if args.json:
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)

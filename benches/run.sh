@@ -7,6 +7,9 @@
 #                             target/bench/BENCHMARKS-quick.md, leaves BENCHMARKS.md alone
 #
 # Other flags go to benches/bench.py: --only P1,P4  --keep  --tmpdir DIR.
+# A run with --only writes its figures to a block of their own (after the full
+# run's table), so it never erases the other figures' results; the next full
+# run measures them with the others and removes that block.
 # Everything runs in a scratch directory with its own HOME, XDG_* and git
 # configuration; nothing outside it (and target/) is touched.
 set -euo pipefail
@@ -26,6 +29,9 @@ need xargs "apt-get install findutils (P6's baseline)"
 # Optional: the hook's peak RSS (P7) is read through GNU time; without it that
 # one figure is skipped with a note.
 [ -x /usr/bin/time ] || echo "benches/run.sh: /usr/bin/time not found (apt-get install time): P7's hook RSS will be skipped" >&2
+# Optional: P8 (Git LFS) runs git-lfs, as the worker does; without it P8 is
+# skipped with a note.
+git lfs version >/dev/null 2>&1 || echo "benches/run.sh: git-lfs not found (apt-get install git-lfs): P8 will be skipped" >&2
 
 quick=false
 for arg in "$@"; do
