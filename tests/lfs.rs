@@ -346,6 +346,7 @@ fn lfs_objects_reach_an_http_mirror_once_and_a_clone_of_the_mirror_gets_the_cont
     }
     let once: BTreeMap<String, usize> = expected.keys().map(|oid| (oid.clone(), 1)).collect();
     assert_eq!(store.uploads(), once, "each object uploaded once");
+    assert_eq!(store.unauthenticated_requests(), 0, "git-lfs was told to send the credentials at once");
     wait_for_status(&setup, &env, "lfs_status", "ok");
 
     // A second run asks the server (a full sync checks every object) and uploads nothing.
