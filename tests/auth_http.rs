@@ -10,8 +10,6 @@ use common::{HttpGitServer, TestEnv, path_str, require_or_skip, wait_until};
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use support::*;
 
@@ -76,54 +74,6 @@ fn record_argv_while_receiving(mirror: &Path, log: &Path) {
     );
 }
 
-/// Scans every process's `/proc/PID/cmdline` for a secret, continuously, from
-/// another thread: catches short-lived processes (credential helpers,
-/// `ls-remote`) that a hook on the mirror cannot see.
-struct ArgvWatcher {
-    stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<(usize, Vec<String>)>,
-}
-
-impl ArgvWatcher {
-    fn start(secret: &str) -> ArgvWatcher {
-        let stop = Arc::new(AtomicBool::new(false));
-        let secret = secret.as_bytes().to_vec();
-        let thread = {
-            let stop = Arc::clone(&stop);
-            std::thread::spawn(move || {
-                let (mut scans, mut hits) = (0, Vec::new());
-                while !stop.load(Ordering::SeqCst) {
-                    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-                        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-                            continue;
-                        };
-                        if cmdline.windows(secret.len()).any(|w| w == secret.as_slice()) {
-                            let shown = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-                            hits.push(format!("{}: {shown}", entry.path().display()));
-                        }
-                    }
-                    scans += 1;
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-                (scans, hits)
-            })
-        };
-        ArgvWatcher { stop, thread }
-    }
-
-    /// Stops and asserts that no process ever had the secret in its argv.
-    fn assert_never_seen(self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let (scans, hits) = self.thread.join().unwrap();
-        assert!(scans > 0, "the argv watcher never scanned");
-        assert!(
-            hits.is_empty(),
-            "the secret was in a process's argv:\n{}",
-            hits.join("\n")
-        );
-    }
-}
-
 #[test]
 fn the_argv_watcher_sees_a_secret_in_argv() {
     // The leak checks below are only as good as the watcher: it must see this.
@@ -134,8 +84,7 @@ fn the_argv_watcher_sees_a_secret_in_argv() {
         .spawn()
         .unwrap();
     child.wait().unwrap();
-    watcher.stop.store(true, Ordering::SeqCst);
-    let (_, hits) = watcher.thread.join().unwrap();
+    let hits = watcher.stop();
     assert!(hits.iter().any(|h| h.contains(&secret)), "{hits:?}");
 }
 

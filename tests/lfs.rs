@@ -320,6 +320,7 @@ fn lfs_objects_reach_an_http_mirror_once_and_a_clone_of_the_mirror_gets_the_cont
         return;
     }
     let env = TestEnv::new();
+    let watcher = ArgvWatcher::start(PASSWORD);
     let (setup, server) = http_lfs_setup(&env, &[]);
     let config_before = std::fs::read_to_string(setup.upstream.join("config")).unwrap();
     let store = server.lfs();
@@ -346,7 +347,11 @@ fn lfs_objects_reach_an_http_mirror_once_and_a_clone_of_the_mirror_gets_the_cont
     }
     let once: BTreeMap<String, usize> = expected.keys().map(|oid| (oid.clone(), 1)).collect();
     assert_eq!(store.uploads(), once, "each object uploaded once");
-    assert_eq!(store.unauthenticated_requests(), 0, "git-lfs was told to send the credentials at once");
+    assert_eq!(
+        store.unauthenticated_requests(),
+        0,
+        "git-lfs was told to send the credentials at once"
+    );
     wait_for_status(&setup, &env, "lfs_status", "ok");
 
     // A second run asks the server (a full sync checks every object) and uploads nothing.
@@ -377,31 +382,47 @@ fn lfs_objects_reach_an_http_mirror_once_and_a_clone_of_the_mirror_gets_the_cont
         "{check}"
     );
 
-    // Done when: a clone of the mirror with `git lfs pull` gets the real file contents.
+    // Done when: a clone of the mirror with `git lfs pull` gets the real file contents. (The
+    // test's own client gets the password from a helper script, to keep it out of every argv.)
     env.git(env.root(), &["lfs", "install"]);
-    let authed = server
-        .url("mirror.git")
-        .replace("http://", &format!("http://{USER}:{PASSWORD}@"));
+    let helper = env.path("client-credentials");
+    std::fs::write(
+        &helper,
+        format!("#!/bin/sh\necho username={USER}\necho password={PASSWORD}\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let client = |dir: &Path, args: &[&str]| {
+        let out = env
+            .cmd("git")
+            .current_dir(dir)
+            .env("GIT_CONFIG_COUNT", "1")
+            .env("GIT_CONFIG_KEY_0", "credential.helper")
+            .env("GIT_CONFIG_VALUE_0", &helper)
+            .env("GIT_LFS_SKIP_SMUDGE", "1")
+            .args(args)
+            .output()
+            .unwrap();
+        common::assert_success(&out, &format!("git {args:?}"));
+    };
     let clone = env.path("mirror-clone");
-    let out = env
-        .cmd("git")
-        .env("GIT_LFS_SKIP_SMUDGE", "1")
-        .args(["clone", "--quiet", &authed, path_str(&clone)])
-        .output()
-        .unwrap();
-    common::assert_success(&out, "clone the mirror");
+    client(
+        env.root(),
+        &["clone", "--quiet", &server.url("mirror.git"), path_str(&clone)],
+    );
     assert_ne!(
         std::fs::read(clone.join("d.bin")).unwrap(),
         d.content,
         "a fresh clone has pointers"
     );
-    env.git(&clone, &["lfs", "pull"]);
+    client(&clone, &["lfs", "pull"]);
     for (path, file) in [("a.bin", &a), ("media/b.bin", &b), ("a-copy.bin", &a), ("d.bin", &d)] {
         assert_eq!(std::fs::read(clone.join(path)).unwrap(), file.content, "{path}");
     }
-    env.git(&clone, &["checkout", "--quiet", "feature"]);
-    env.git(&clone, &["lfs", "pull"]);
+    client(&clone, &["checkout", "--quiet", "feature"]);
+    client(&clone, &["lfs", "pull"]);
     assert_eq!(std::fs::read(clone.join("c.bin")).unwrap(), c.content);
+    watcher.assert_never_seen();
     assert_password_not_stored(&env, &setup);
     assert_eq!(
         std::fs::read_to_string(setup.upstream.join("config")).unwrap(),
