@@ -76,17 +76,46 @@ pub fn write_synced(tmp_dir: &Path, name: &str, bytes: &[u8], mode: u32) -> io::
     Ok(path)
 }
 
+/// How much of a file replacement must survive a crash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// The new contents, under the name, once the call returns (fsync of file and directory).
+    Durable,
+    /// Whatever survives is whole, old or new (fsync of the file only): for records whose
+    /// loss a later write repairs.
+    OldOrNew,
+    /// No fsync at all: for caches that are rebuilt when missing or unreadable.
+    Cache,
+}
+
 /// Replaces `path` with `bytes` atomically and durably: temp file in the same
 /// directory, fsync, rename, fsync of the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    replace_file(path, bytes, mode, Durability::Durable)
+}
+
+/// Replaces `path` with `bytes` atomically (temp file in the same directory, then rename), with
+/// the fsyncs `durability` asks for.
+pub fn replace_file(path: &Path, bytes: &[u8], mode: u32, durability: Durability) -> io::Result<()> {
     let dir = path.parent().ok_or_else(|| io::Error::other("path has no directory"))?;
     let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = write_synced(dir, &unique_name(&format!(".{file_name}."), ".tmp"), bytes, mode)?;
+    let name = unique_name(&format!(".{file_name}."), ".tmp");
+    let tmp = if durability == Durability::Cache {
+        let tmp = dir.join(name);
+        let mut file = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
+        file.write_all(bytes)?;
+        tmp
+    } else {
+        write_synced(dir, &name, bytes, mode)?
+    };
     if let Err(e) = fs::rename(&tmp, path) {
         let _ = fs::remove_file(&tmp);
         return Err(e);
     }
-    fsync_dir(dir)
+    match durability {
+        Durability::Durable => fsync_dir(dir),
+        Durability::OldOrNew | Durability::Cache => Ok(()),
+    }
 }
 
 /// An exclusive advisory lock on a file, released on drop.

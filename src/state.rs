@@ -2,7 +2,7 @@
 //! pending refs, status and retry schedule. Every write is atomic; read-modify-write cycles
 //! hold the repository's short state lock.
 
-use crate::fsutil::{FileLock, write_atomic};
+use crate::fsutil::{Durability, FileLock, replace_file};
 use crate::lfs::LfsStatus;
 use crate::oid::Oid;
 use crate::spool::RefUpdate;
@@ -227,6 +227,9 @@ fn decode_known_refs(text: &str) -> Option<KnownRefs> {
 #[derive(Clone, Debug)]
 pub struct StateStore {
     root: PathBuf,
+    /// Directories this process made or found, so each is created once, not on every save.
+    /// (State directories are never removed while a worker runs.)
+    made_dirs: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<PathBuf>>>,
 }
 
 const REPO_RECORD: &str = "repo.json";
@@ -264,15 +267,16 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>> {
     }
 }
 
-fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+fn write_json<T: Serialize>(path: &Path, value: &T, durability: Durability) -> Result<()> {
     let bytes = serde_json::to_vec_pretty(value)?;
-    write_atomic(path, &bytes, 0o600).with_context(|| format!("writing {}", path.display()))
+    replace_file(path, &bytes, 0o600, durability).with_context(|| format!("writing {}", path.display()))
 }
 
 impl StateStore {
     pub fn new(root: &Path) -> StateStore {
         StateStore {
             root: root.to_path_buf(),
+            made_dirs: Default::default(),
         }
     }
 
@@ -307,23 +311,24 @@ impl StateStore {
         }
     }
 
+    /// Saves the known refs without fsync: they are a cache (see [`Self::load_known_refs`]).
     pub fn save_known_refs(&self, repo: &Path, mirror: &str, refs: &KnownRefs) -> Result<()> {
         let path = self.known_refs_file(repo, mirror);
-        write_atomic(&path, encode_known_refs(refs).as_bytes(), 0o600)
+        replace_file(&path, encode_known_refs(refs).as_bytes(), 0o600, Durability::Cache)
             .with_context(|| format!("writing {}", path.display()))
     }
 
     /// The lock held for the whole of one update of a (repository, mirror) pair.
     pub fn push_lock_path(&self, repo: &Path, mirror: &str) -> Result<PathBuf> {
         let dir = self.repo_dir(repo).join("mirrors");
-        create_private_dir(&dir)?;
+        self.ensure_dir(&dir)?;
         Ok(dir.join(format!("{mirror}.lock")))
     }
 
     /// Takes the short lock guarding read-modify-write of a repository's state.
     pub fn lock(&self, repo: &Path) -> Result<FileLock> {
         let dir = self.repo_dir(repo);
-        create_private_dir(&dir.join("mirrors"))?;
+        self.ensure_dir(&dir.join("mirrors"))?;
         FileLock::acquire(&dir.join(STATE_LOCK)).with_context(|| format!("locking {}", dir.display()))
     }
 
@@ -346,8 +351,12 @@ impl StateStore {
     }
 
     pub fn save_record(&self, record: &RepoRecord) -> Result<()> {
-        create_private_dir(&self.repo_dir(&record.repo).join("mirrors"))?;
-        write_json(&self.repo_dir(&record.repo).join(REPO_RECORD), record)
+        self.ensure_dir(&self.repo_dir(&record.repo).join("mirrors"))?;
+        write_json(
+            &self.repo_dir(&record.repo).join(REPO_RECORD),
+            record,
+            Durability::Durable,
+        )
     }
 
     /// A mirror's state; a fresh one if none was saved.
@@ -359,16 +368,32 @@ impl StateStore {
     }
 
     pub fn save_mirror(&self, state: &MirrorState) -> Result<()> {
-        create_private_dir(&self.repo_dir(&state.repo).join("mirrors"))?;
-        write_json(&self.mirror_file(&state.repo, &state.mirror), state)
+        self.save_mirror_with(state, Durability::Durable)
     }
 
-    /// Applies `change` to a mirror's state under the repository's state lock.
+    fn save_mirror_with(&self, state: &MirrorState, durability: Durability) -> Result<()> {
+        self.ensure_dir(&self.repo_dir(&state.repo).join("mirrors"))?;
+        write_json(&self.mirror_file(&state.repo, &state.mirror), state, durability)
+    }
+
+    /// Applies `change` to a mirror's state under the repository's state lock, durably.
     pub fn update_mirror<T>(&self, repo: &Path, mirror: &str, change: impl FnOnce(&mut MirrorState) -> T) -> Result<T> {
+        self.update_mirror_with(repo, mirror, Durability::Durable, change)
+    }
+
+    /// [`Self::update_mirror`] with the durability the change needs: a change that a crash may
+    /// lose (the state before it is whole and a later write repairs it) can spare the fsyncs.
+    pub fn update_mirror_with<T>(
+        &self,
+        repo: &Path,
+        mirror: &str,
+        durability: Durability,
+        change: impl FnOnce(&mut MirrorState) -> T,
+    ) -> Result<T> {
         let _lock = self.lock(repo)?;
         let mut state = self.load_mirror(repo, mirror)?;
         let result = change(&mut state);
-        self.save_mirror(&state)?;
+        self.save_mirror_with(&state, durability)?;
         Ok(result)
     }
 
@@ -425,6 +450,18 @@ impl StateStore {
         }
         repos.sort();
         Ok(repos)
+    }
+}
+
+impl StateStore {
+    /// Creates `dir` (mode 700) unless this process already did.
+    fn ensure_dir(&self, dir: &Path) -> Result<()> {
+        let mut made = self.made_dirs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !made.contains(dir) {
+            create_private_dir(dir)?;
+            made.insert(dir.to_path_buf());
+        }
+        Ok(())
     }
 }
 

@@ -6,7 +6,7 @@ mod lfs;
 use crate::auth::remote_access;
 use crate::config::{GlobalConfig, MirrorConfig, RetryPolicy};
 use crate::failpoint;
-use crate::fsutil::now_ms;
+use crate::fsutil::{Durability, now_ms};
 use crate::git::{self, PushFlag, PushedRef, RemoteAccess};
 use crate::lfs::{LfsReport, LfsStatus};
 use crate::oid::Oid;
@@ -207,7 +207,9 @@ pub fn update_mirror(
     full: bool,
 ) -> Result<UpdateReport> {
     let started = now_ms();
-    let before = store.update_mirror(repo, &mirror.name, |state| {
+    // `started` may be lost in a crash: the state before it is whole, and a dead worker's
+    // `started` is recovered anyway; the outcome below is written durably.
+    let before = store.update_mirror_with(repo, &mirror.name, Durability::OldOrNew, |state| {
         state.update_status = UpdateStatus::Started;
         state.last_update_started_at_ms = Some(started);
         state.clone()
