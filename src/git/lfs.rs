@@ -186,7 +186,6 @@ pub fn upload(git_dir: &Path, store: &LocalStore, access: &RemoteAccess, objects
         return Ok(());
     }
     let oids: Vec<&str> = objects.iter().map(|p| p.oid.as_str()).collect();
-    let bytes = objects.iter().map(|p| p.size).sum();
     let view = match store {
         LocalStore::Repository(_) => None,
         LocalStore::Shared(_) => Some(
@@ -195,26 +194,34 @@ pub fn upload(git_dir: &Path, store: &LocalStore, access: &RemoteAccess, objects
         ),
     };
     let git_dir = view.as_ref().map_or(git_dir, StorageView::path);
-    let mut cmd = access.command();
-    cmd.arg("--git-dir")
-        .arg(git_dir)
-        .args(["lfs", "push", "--object-id", "--stdin", &access.url])
-        // Run where git-lfs finds the repository even if it ignores --git-dir.
-        .current_dir(git_dir);
-    let input = oids
-        .iter()
-        .flat_map(|oid| [oid.as_bytes(), b"\n"])
-        .flatten()
-        .copied()
-        .collect();
-    let (success, _stdout, stderr) = run_with_input(cmd, Some(input), upload_time_limit(access.timeout, bytes))?;
-    if success {
-        return Ok(());
+    // The ids go as arguments (they are not secret): `--stdin` needs git-lfs 3.3, and
+    // Ubuntu 22.04 ships 3.0.
+    for batch in objects.chunks(OIDS_PER_RUN) {
+        let bytes = batch.iter().map(|p| p.size).sum();
+        let mut cmd = access.command();
+        cmd.arg("--git-dir")
+            .arg(git_dir)
+            .args(["lfs", "push", "--object-id", &access.url])
+            .args(batch.iter().map(|p| p.oid.as_str()))
+            // Run where git-lfs finds the repository even if it ignores --git-dir.
+            .current_dir(git_dir);
+        let (success, _stdout, stderr) = run_with_input(cmd, None, upload_time_limit(access.timeout, bytes))?;
+        if !success {
+            return Err(upload_failure(access, &stderr));
+        }
     }
+    Ok(())
+}
+
+/// Object ids per `git lfs push`: 260 KB of arguments, far below ARG_MAX.
+const OIDS_PER_RUN: usize = 4000;
+
+/// The error for a failed `git lfs push`, redacted.
+fn upload_failure(access: &RemoteAccess, stderr: &str) -> GitError {
     if stderr.contains("'lfs' is not a git command") {
-        return Err(GitError::Failed(NOT_INSTALLED.to_string()));
+        return GitError::Failed(NOT_INSTALLED.to_string());
     }
-    let summary = summarize_stderr(&strip_progress(&stderr));
+    let summary = summarize_stderr(&strip_progress(stderr));
     // After refusing our password, git-lfs asks the helper again, gets nothing and says the
     // credentials were "not found": say what happened.
     let refused = !access.secrets.is_empty() && stderr.contains("Git credentials for") && stderr.contains("not found");
@@ -223,7 +230,7 @@ pub fn upload(git_dir: &Path, store: &LocalStore, access: &RemoteAccess, objects
     } else {
         summary
     };
-    Err(GitError::Failed(access.redact(&message)))
+    GitError::Failed(access.redact(&message))
 }
 
 /// A temporary empty git directory whose LFS store (`lfs/objects/ab/cd/<oid>`) links to the
