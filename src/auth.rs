@@ -125,10 +125,17 @@ pub fn remote_access(mirror: &MirrorConfig, global: &GlobalConfig) -> Result<Rem
             // repository's own config.
             config.push((format!("lfs.{origin}.access"), "basic".to_string()));
         }
-        access.env.push(("GIT_PUSH_MIRROR_USERNAME".into(), username.into()));
-        access
-            .env
-            .push(("GIT_PUSH_MIRROR_PASSWORD".into(), secret.clone().into()));
+        let credentials = [
+            ("GIT_PUSH_MIRROR_USERNAME".to_string(), OsString::from(username)),
+            ("GIT_PUSH_MIRROR_PASSWORD".to_string(), OsString::from(secret.clone())),
+        ];
+        if matches!(transport, Transport::Https | Transport::Http) {
+            access.env.extend(credentials);
+        } else {
+            // Only the LFS endpoint may have it: a file:// push would hand the environment
+            // to the mirror's hooks, an ssh one to the ssh client.
+            access.lfs_env.extend(credentials);
+        }
         access.secrets.push(secret);
         access
             .remember_rejections()
@@ -414,7 +421,15 @@ mod tests {
             helpers,
             vec!["credential.helper", "credential.https://lfs.example.helper"]
         );
-        assert_eq!(env_value(&access, "GIT_PUSH_MIRROR_PASSWORD").unwrap(), "t0ken");
+        assert!(
+            env_value(&access, "GIT_PUSH_MIRROR_PASSWORD").is_none(),
+            "git itself (the ssh push) never gets the password"
+        );
+        let lfs_password = access.lfs_env.iter().find(|(n, _)| n == "GIT_PUSH_MIRROR_PASSWORD");
+        assert_eq!(
+            lfs_password.map(|(_, v)| v.as_os_str()),
+            Some(std::ffi::OsStr::new("t0ken"))
+        );
 
         let mut refused = mirror("https://h/a.git", None);
         refused.lfs.url = Some("http://lfs.example/x".into());

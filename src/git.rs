@@ -69,6 +69,9 @@ pub struct RemoteAccess {
     pub allowed_protocols: Vec<String>,
     /// Extra environment for the child: credential plumbing, ssh command.
     pub env: Vec<(String, OsString)>,
+    /// Extra environment for git-lfs only: the password, when only the LFS endpoint may have
+    /// it (a file:// push would hand it to the mirror's hooks).
+    pub lfs_env: Vec<(String, OsString)>,
     /// Strings that must never be stored or shown (redacted from all output).
     pub secrets: Vec<String>,
     /// Where the credential helper marks a password as rejected, one marker per command: see
@@ -93,6 +96,7 @@ impl RemoteAccess {
             timeout,
             allowed_protocols: allowed_protocols.to_vec(),
             env: Vec::new(),
+            lfs_env: Vec::new(),
             secrets: Vec::new(),
             rejections: None,
         }
@@ -108,6 +112,15 @@ impl RemoteAccess {
             next: std::sync::atomic::AtomicUsize::new(0),
         }));
         Ok(())
+    }
+
+    /// [`command`](Self::command) for git-lfs, with [`lfs_env`](Self::lfs_env) too.
+    fn lfs_command(&self) -> Command {
+        let mut cmd = self.command();
+        for (name, value) in &self.lfs_env {
+            cmd.env(name, value);
+        }
+        cmd
     }
 
     fn command(&self) -> Command {
@@ -148,12 +161,14 @@ impl std::fmt::Debug for RemoteAccess {
     // By hand: the environment carries the password, which must never reach a log.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let env: Vec<&str> = self.env.iter().map(|(name, _)| name.as_str()).collect();
+        let lfs_env: Vec<&str> = self.lfs_env.iter().map(|(name, _)| name.as_str()).collect();
         f.debug_struct("RemoteAccess")
             .field("mirror", &self.mirror)
             .field("url", &self.url)
             .field("timeout", &self.timeout)
             .field("allowed_protocols", &self.allowed_protocols)
             .field("env", &env)
+            .field("lfs_env", &lfs_env)
             .field("secrets", &format_args!("[{} redacted]", self.secrets.len()))
             .finish()
     }

@@ -528,6 +528,13 @@ fn lfs_url_sends_a_file_mirrors_objects_to_an_http_lfs_server_with_the_mirrors_p
         ],
     );
     assert!(!stderr(&added).contains("will not send it"), "{}", stderr(&added));
+    // The password is for the LFS endpoint only: the file:// push runs the mirror's hooks.
+    let hook_env = env.path("mirror-hook.env");
+    write_hook(
+        &mirror,
+        "pre-receive",
+        &format!("#!/bin/sh\ncat >/dev/null\nenv > '{}'\n", hook_env.display()),
+    );
     track_lfs(&env, &setup.work);
     let a = commit_lfs_file(&env, &setup.work, "a.bin", "a");
     setup.push(&env, &["main"]);
@@ -540,6 +547,11 @@ fn lfs_url_sends_a_file_mirrors_objects_to_an_http_lfs_server_with_the_mirrors_p
     assert!(
         local_store(&setup.mirror).is_empty(),
         "not to the file mirror's own store"
+    );
+    let seen_by_hook = std::fs::read_to_string(&hook_env).expect("the mirror's hook ran");
+    assert!(
+        !seen_by_hook.contains(PASSWORD),
+        "the mirror's hook saw the password:\n{seen_by_hook}"
     );
     let check = gpm_ok(&env, &["check", path_str(&setup.upstream)]);
     assert!(

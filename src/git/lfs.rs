@@ -198,7 +198,7 @@ pub fn upload(git_dir: &Path, store: &LocalStore, access: &RemoteAccess, objects
     // Ubuntu 22.04 ships 3.0.
     for batch in objects.chunks(OIDS_PER_RUN) {
         let bytes = batch.iter().map(|p| p.size).sum();
-        let mut cmd = access.command();
+        let mut cmd = access.lfs_command();
         cmd.arg("--git-dir")
             .arg(git_dir)
             .args(["lfs", "push", "--object-id", &access.url])
