@@ -69,10 +69,21 @@ pub fn unique_name(prefix: &str, suffix: &str) -> String {
 
 /// Writes `bytes` to a new file in `tmp_dir` and fsyncs it; returns its path.
 pub fn write_synced(tmp_dir: &Path, name: &str, bytes: &[u8], mode: u32) -> io::Result<PathBuf> {
-    let path = tmp_dir.join(name);
+    write_new(tmp_dir, name, bytes, mode, true)
+}
+
+/// Writes `bytes` to a new file `dir/name` (fsynced if `sync`); a file left half-written by a
+/// failure (a full disk) is removed.
+fn write_new(dir: &Path, name: &str, bytes: &[u8], mode: u32, sync: bool) -> io::Result<PathBuf> {
+    let path = dir.join(name);
     let mut file = OpenOptions::new().write(true).create_new(true).mode(mode).open(&path)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
+    let written = file
+        .write_all(bytes)
+        .and_then(|()| if sync { file.sync_all() } else { Ok(()) });
+    if let Err(e) = written {
+        let _ = fs::remove_file(&path);
+        return Err(e);
+    }
     Ok(path)
 }
 
@@ -100,14 +111,7 @@ pub fn replace_file(path: &Path, bytes: &[u8], mode: u32, durability: Durability
     let dir = path.parent().ok_or_else(|| io::Error::other("path has no directory"))?;
     let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let name = unique_name(&format!(".{file_name}."), ".tmp");
-    let tmp = if durability == Durability::Cache {
-        let tmp = dir.join(name);
-        let mut file = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
-        file.write_all(bytes)?;
-        tmp
-    } else {
-        write_synced(dir, &name, bytes, mode)?
-    };
+    let tmp = write_new(dir, &name, bytes, mode, durability != Durability::Cache)?;
     if let Err(e) = fs::rename(&tmp, path) {
         let _ = fs::remove_file(&tmp);
         return Err(e);
