@@ -32,14 +32,6 @@ fn unique_token(tag: &str) -> String {
     format!("tok{tag}{}x{nanos}", std::process::id())
 }
 
-/// A file holding `content` with `mode`.
-fn secret_file(env: &TestEnv, name: &str, content: &str, mode: u32) -> PathBuf {
-    let path = env.path(name);
-    std::fs::write(&path, format!("{content}\n")).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-    path
-}
-
 /// An empty bare `mirror.git` served over smart HTTP to `user`/`password`.
 struct HttpMirror {
     server: HttpGitServer,
@@ -86,45 +78,6 @@ fn the_argv_watcher_sees_a_secret_in_argv() {
     child.wait().unwrap();
     let hits = watcher.stop();
     assert!(hits.iter().any(|h| h.contains(&secret)), "{hits:?}");
-}
-
-/// Every file under `dir` whose bytes contain `secret`.
-fn files_containing(dir: &Path, secret: &str) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if std::fs::read(&path).is_ok_and(|b| b.windows(secret.len()).any(|w| w == secret.as_bytes())) {
-                found.push(path);
-            }
-        }
-    }
-    found
-}
-
-/// The secret is in no file under the state base (spool, state, log), in
-/// neither configuration file, and in no output of `status`, `status --json`,
-/// `list` or `check`.
-fn assert_secret_nowhere(env: &TestEnv, upstream: &Path, secret: &str) {
-    let base = state_base(env);
-    assert!(base.join("git-push-mirror.log").exists() || base.join("state").exists());
-    let leaked = files_containing(&base, secret);
-    assert!(leaked.is_empty(), "the secret is stored in {leaked:?}");
-    let leaked = files_containing(upstream, secret);
-    assert!(leaked.is_empty(), "the secret is in the repository: {leaked:?}");
-    for args in [
-        vec!["status", path_str(upstream)],
-        vec!["status", "--json", path_str(upstream)],
-        vec!["list"],
-        vec!["check", path_str(upstream)],
-    ] {
-        let out = gpm_output(env, &args);
-        let all = format!("{}{}", stdout(&out), stderr(&out));
-        assert!(!all.contains(secret), "`{}` shows the secret:\n{all}", args.join(" "));
-    }
 }
 
 #[test]

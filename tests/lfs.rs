@@ -11,7 +11,7 @@ use common::lfs::sha256_hex;
 use common::{HttpGitServer, Sshd, TestEnv, path_str, require_or_skip, wait_until};
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use support::*;
 
 const USER: &str = "mirror-bot";
@@ -238,20 +238,12 @@ fn without_lfs_required_a_missing_object_is_reported_and_the_refs_are_mirrored()
     wait_for_status(&setup, &env, "lfs_status", "ok");
 }
 
-/// A file holding `content`, mode 600.
-fn password_file(env: &TestEnv, content: &str) -> PathBuf {
-    let path = env.path("mirror.token");
-    std::fs::write(&path, format!("{content}\n")).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    path
-}
-
 /// An upstream mirrored over smart HTTP to `srv/mirror.git`, whose server also serves the
 /// LFS API at `mirror.git/info/lfs`, with the right credentials.
 fn http_lfs_setup(env: &TestEnv, extra_flags: &[&str]) -> (Setup, HttpGitServer) {
     let mirror = env.bare_repo("srv/mirror.git");
     let server = HttpGitServer::start_with_lfs(env, &env.path("srv"), USER, PASSWORD);
-    let token = password_file(env, PASSWORD);
+    let token = secret_file(env, "mirror.token", PASSWORD, 0o600);
     let mut flags = vec!["--username", USER, "--password-file", path_str(&token)];
     flags.extend_from_slice(extra_flags);
     let setup = Setup::with_url(
@@ -264,23 +256,6 @@ fn http_lfs_setup(env: &TestEnv, extra_flags: &[&str]) -> (Setup, HttpGitServer)
     (setup, server)
 }
 
-/// Every file under `dir`, for leak checks.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut dirs = vec![dir.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                dirs.push(path)
-            } else {
-                files.push(path)
-            }
-        }
-    }
-    files
-}
-
 /// The token of `Authorization: Basic` for USER:PASSWORD (coreutils' base64).
 fn basic_token(env: &TestEnv) -> String {
     let out = env
@@ -291,27 +266,11 @@ fn basic_token(env: &TestEnv) -> String {
     stdout(&out).trim().to_string()
 }
 
-/// Asserts that no state, spool or log file, and no `status` output, holds the password (or
-/// the Basic-auth token made from it).
+/// The password, and the Basic-auth token made from it, are in no stored file and no output
+/// (see [`assert_secret_nowhere`]).
 fn assert_password_not_stored(env: &TestEnv, setup: &Setup) {
-    let basic = basic_token(env);
-    let mut places: Vec<(String, String)> = files_under(&state_base(env))
-        .into_iter()
-        .map(|f| {
-            (
-                f.display().to_string(),
-                String::from_utf8_lossy(&std::fs::read(&f).unwrap_or_default()).into_owned(),
-            )
-        })
-        .collect();
-    let status = gpm_output(env, &["status", "--json", path_str(&setup.upstream)]);
-    places.push(("status".into(), format!("{}{}", stdout(&status), stderr(&status))));
-    for (place, text) in places {
-        assert!(
-            !text.contains(PASSWORD) && !text.contains(&basic),
-            "{place} holds the secret:\n{text}"
-        );
-    }
+    assert_secret_nowhere(env, &setup.upstream, PASSWORD);
+    assert_secret_nowhere(env, &setup.upstream, &basic_token(env));
 }
 
 #[test]
@@ -509,7 +468,7 @@ fn lfs_url_sends_a_file_mirrors_objects_to_an_http_lfs_server_with_the_mirrors_p
     let env = TestEnv::new();
     std::fs::create_dir_all(env.path("srv")).unwrap();
     let server = HttpGitServer::start_with_lfs(&env, &env.path("srv"), USER, PASSWORD);
-    let token = password_file(&env, PASSWORD);
+    let token = secret_file(&env, "mirror.token", PASSWORD, 0o600);
     let lfs_url = format!("http://127.0.0.1:{}/lfs/backup", server.port());
     let mirror = env.bare_repo("mirror.git");
     let url = format!("file://{}", path_str(&mirror));

@@ -3,6 +3,7 @@
 
 use crate::common::{TestEnv, assert_success, path_str, wait_until};
 use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
@@ -238,5 +239,52 @@ impl ArgvWatcher {
             "the secret was in a process's argv:\n{}",
             hits.join("\n")
         );
+    }
+}
+
+/// A file holding `content` with `mode`.
+pub fn secret_file(env: &TestEnv, name: &str, content: &str, mode: u32) -> PathBuf {
+    let path = env.path(name);
+    std::fs::write(&path, format!("{content}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    path
+}
+
+/// Every file under `dir` whose bytes contain `secret`.
+pub fn files_containing(dir: &Path, secret: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if std::fs::read(&path).is_ok_and(|b| b.windows(secret.len()).any(|w| w == secret.as_bytes())) {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+/// The secret is in no file under the state base (spool, state, log), in
+/// neither configuration file, and in no output of `status`, `status --json`,
+/// `list` or `check`.
+pub fn assert_secret_nowhere(env: &TestEnv, upstream: &Path, secret: &str) {
+    let base = state_base(env);
+    assert!(base.join("git-push-mirror.log").exists() || base.join("state").exists());
+    let leaked = files_containing(&base, secret);
+    assert!(leaked.is_empty(), "the secret is stored in {leaked:?}");
+    let leaked = files_containing(upstream, secret);
+    assert!(leaked.is_empty(), "the secret is in the repository: {leaked:?}");
+    for args in [
+        vec!["status", path_str(upstream)],
+        vec!["status", "--json", path_str(upstream)],
+        vec!["list"],
+        vec!["check", path_str(upstream)],
+    ] {
+        let out = gpm_output(env, &args);
+        let all = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(!all.contains(secret), "`{}` shows the secret:\n{all}", args.join(" "));
     }
 }
