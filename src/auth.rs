@@ -81,14 +81,16 @@ pub fn refuse_if_readable_by_others(path: &Path, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// A credential helper given through environment config: it prints the
-/// username and password from its own environment, so the secret is never in
-/// any process's argv (`printf` is a shell builtin).
+/// A credential helper given through environment config: it prints the user name and
+/// password it reads from the pipe the worker serves (see [`crate::git::credential`]), so the
+/// secret is in no process's argv or environment (`printf` is a shell builtin, `dd`'s
+/// arguments name only the pipe).
 /// After an `erase` (the password was refused) it answers nothing more in that command, so the
 /// command fails instead of retrying the same password (see [`RemoteAccess::remember_rejections`]).
 const CREDENTIAL_HELPER: &str = "!f() { case \"$1\" in \
 get) test -e \"$GIT_PUSH_MIRROR_CREDENTIAL_REJECTED\" && return 0; \
-printf 'username=%s\\npassword=%s\\n' \"$GIT_PUSH_MIRROR_USERNAME\" \"$GIT_PUSH_MIRROR_PASSWORD\";; \
+dd if=\"$GIT_PUSH_MIRROR_CREDENTIALS\" bs=4096 count=1 2>/dev/null | \
+{ IFS= read -r u && IFS= read -r p && printf 'username=%s\\npassword=%s\\n' \"$u\" \"$p\"; };; \
 erase) : > \"$GIT_PUSH_MIRROR_CREDENTIAL_REJECTED\";; esac; }; f";
 
 /// Everything git (and git-lfs) needs to reach `mirror`, or why it can't.
@@ -125,21 +127,19 @@ pub fn remote_access(mirror: &MirrorConfig, global: &GlobalConfig) -> Result<Rem
             // repository's own config.
             config.push((format!("lfs.{origin}.access"), "basic".to_string()));
         }
-        let credentials = [
-            ("GIT_PUSH_MIRROR_USERNAME".to_string(), OsString::from(username)),
-            ("GIT_PUSH_MIRROR_PASSWORD".to_string(), OsString::from(secret.clone())),
-        ];
+        // The password itself is in no environment: the helper reads it from a pipe the
+        // worker serves (see `git::credential`); only the pipe's name travels.
+        let pipe = access
+            .serve_credentials(&username, &secret)
+            .context("creating a private pipe for the credential helper")?;
         if matches!(transport, Transport::Https | Transport::Http) {
-            access.env.extend(credentials);
+            access.env.push(pipe);
         } else {
             // Only the LFS endpoint may have it: a file:// push would hand the environment
-            // to the mirror's hooks, an ssh one to the ssh client.
-            access.lfs_env.extend(credentials);
+            // (the pipe's name) to the mirror's hooks, an ssh one to the ssh client.
+            access.lfs_env.push(pipe);
         }
         access.secrets.push(secret);
-        access
-            .remember_rejections()
-            .context("creating a private directory for the credential helper")?;
     }
     if transport == Transport::Ssh {
         check_ssh_files(mirror)?;
@@ -341,6 +341,7 @@ mod tests {
             delay: std::time::Duration::ZERO,
             min_interval: std::time::Duration::ZERO,
             timeout: std::time::Duration::from_secs(60),
+            verify_interval: std::time::Duration::ZERO,
             lfs: Default::default(),
         }
     }
@@ -376,12 +377,30 @@ mod tests {
             .collect()
     }
 
+    /// What the credential helper reads from the pipe an access serves.
+    fn read_pipe(pipe: &std::ffi::OsStr) -> String {
+        let out = std::process::Command::new("sh")
+            .args([
+                "-c",
+                &format!(
+                    "{} | {{ IFS= read -r u && IFS= read -r p && printf '%s|%s' \"$u\" \"$p\"; }}",
+                    crate::git::credential::HELPER_READ
+                ),
+            ])
+            .env(crate::git::credential::PIPE_VARIABLE, pipe)
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    }
+
     #[test]
-    fn the_password_travels_in_the_environment_and_only_over_http() {
+    fn the_password_reaches_the_helper_through_a_pipe_and_only_over_http() {
         let global = GlobalConfig::embedded(Path::new("/nonexistent"));
         let secret = || Some(SecretSource::Inline("t0ken".into()));
         let https = remote_access(&mirror("https://h:8443/a.git", secret()), &global).unwrap();
-        assert_eq!(env_value(&https, "GIT_PUSH_MIRROR_PASSWORD").unwrap(), "t0ken");
+        assert!(CREDENTIAL_HELPER.contains(crate::git::credential::HELPER_READ));
+        let pipe = env_value(&https, "GIT_PUSH_MIRROR_CREDENTIALS").expect("the helper is told where to read");
+        assert_eq!(read_pipe(pipe), "bot|t0ken");
         let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
         assert_eq!(
             helpers_of(&https),
@@ -392,16 +411,14 @@ mod tests {
             "helpers are reset first, and ours answers only the mirror's host"
         );
         assert!(
-            !https
-                .env
-                .iter()
-                .any(|(n, v)| n != "GIT_PUSH_MIRROR_PASSWORD" && v.to_string_lossy().contains("t0ken"))
+            !https.env.iter().any(|(_, v)| v.to_string_lossy().contains("t0ken")),
+            "the password is in no variable"
         );
         assert!(!format!("{https:?}").contains("t0ken"), "Debug hides the secret");
         assert_eq!(https.redact("token t0ken"), "token *****");
         for url in ["file:///srv/a.git", "git://h/a.git", "ssh://h/a.git"] {
             let access = remote_access(&mirror(url, secret()), &global).unwrap();
-            assert!(env_value(&access, "GIT_PUSH_MIRROR_PASSWORD").is_none(), "{url}");
+            assert!(env_value(&access, "GIT_PUSH_MIRROR_CREDENTIALS").is_none(), "{url}");
             assert!(helpers_of(&access).is_empty(), "{url}");
         }
     }
@@ -422,14 +439,11 @@ mod tests {
             vec!["credential.helper", "credential.https://lfs.example.helper"]
         );
         assert!(
-            env_value(&access, "GIT_PUSH_MIRROR_PASSWORD").is_none(),
-            "git itself (the ssh push) never gets the password"
+            env_value(&access, "GIT_PUSH_MIRROR_CREDENTIALS").is_none(),
+            "git itself (the ssh push) is never told where the password is"
         );
-        let lfs_password = access.lfs_env.iter().find(|(n, _)| n == "GIT_PUSH_MIRROR_PASSWORD");
-        assert_eq!(
-            lfs_password.map(|(_, v)| v.as_os_str()),
-            Some(std::ffi::OsStr::new("t0ken"))
-        );
+        let lfs_pipe = access.lfs_env.iter().find(|(n, _)| n == "GIT_PUSH_MIRROR_CREDENTIALS");
+        assert_eq!(lfs_pipe.map(|(_, v)| read_pipe(v)).as_deref(), Some("bot|t0ken"));
 
         let mut refused = mirror("https://h/a.git", None);
         refused.lfs.url = Some("http://lfs.example/x".into());

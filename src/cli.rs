@@ -277,6 +277,9 @@ pub struct MirrorFlags {
     /// Wall-clock limit for each git process (e.g. "10m"), LFS uploads included.
     #[arg(long, value_name = "DURATION")]
     timeout: Option<String>,
+    /// How often `run` checks the mirror still has what it was given (default "1d"; "0s": never).
+    #[arg(long, value_name = "DURATION")]
+    verify_interval: Option<String>,
     /// Upload Git LFS objects before pushing: auto (when the repository has LFS objects), on, off.
     #[arg(long, value_name = "MODE", value_parser = ["auto", "on", "off"])]
     lfs: Option<String>,
@@ -305,7 +308,10 @@ impl MirrorFlags {
         } else {
             None
         };
-        for duration in [&self.delay, &self.min_interval, &self.timeout].into_iter().flatten() {
+        for duration in [&self.delay, &self.min_interval, &self.timeout, &self.verify_interval]
+            .into_iter()
+            .flatten()
+        {
             humantime::parse_duration(duration)
                 .with_context(|| format!("invalid duration {duration:?} (try \"2s\", \"5m\", \"1h\")"))?;
         }
@@ -326,6 +332,7 @@ impl MirrorFlags {
             delay: self.delay.clone(),
             min_interval: self.min_interval.clone(),
             timeout: self.timeout.clone(),
+            verify_interval: self.verify_interval.clone(),
             lfs: self.lfs.as_deref().and_then(LfsMode::parse),
             lfs_required: flag(self.lfs_required),
             lfs_url: self.lfs_url.clone(),
@@ -437,7 +444,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, Exi
     init_logging(&global, cli.verbose, to_log_file);
     match cli.command {
         Command::Hook { .. } | Command::Completions { .. } | Command::Man => unreachable!("handled above"),
-        Command::Run { repos, wait, detached } => cmd_run(&global, &repos, wait, detached),
+        Command::Run { repos, wait, detached } => cmd_run(&global, cli.config.as_deref(), &repos, wait, detached),
         Command::Sync { repo, mirror } => cmd_sync(&global, &repo, mirror.as_deref(), out),
         Command::Add {
             repo,
@@ -496,11 +503,18 @@ fn io(e: std::io::Error) -> Exit {
     Exit(EXIT_FAILED, e.into())
 }
 
-fn cmd_run(global: &GlobalConfig, repos: &[PathBuf], wait: bool, detached: bool) -> Result<u8, Exit> {
+fn cmd_run(
+    global: &GlobalConfig,
+    config_file: Option<&Path>,
+    repos: &[PathBuf],
+    wait: bool,
+    detached: bool,
+) -> Result<u8, Exit> {
     let options = worker::RunOptions {
         repos: repo_paths(repos)?,
         wait,
         scan_registered: !detached,
+        config_file: config_file.map(Path::to_path_buf),
     };
     let summary = worker::run(global, &options)?;
     log::debug!("run finished: {summary:?}");
@@ -804,6 +818,16 @@ fn known_or_given(global: &GlobalConfig, repos: &[PathBuf]) -> Result<Vec<PathBu
     }
 }
 
+/// The repositories `status` and `metrics` report: those named, or all of them, with what kept
+/// some from being found (reported; the others still are).
+fn reported_repos(global: &GlobalConfig, repos: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<String>), Exit> {
+    if repos.is_empty() {
+        Ok(status::all_repos(global))
+    } else {
+        Ok((repo_paths(repos)?, Vec::new()))
+    }
+}
+
 fn describe_filters(mirror: &MirrorConfig) -> String {
     let rules = &mirror.rules;
     let mut parts = Vec::new();
@@ -853,7 +877,8 @@ fn cmd_status(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<u8, Exit> {
-    let collected = status::collect(global, &known_or_given(global, repos)?)?;
+    let (repos, problems) = reported_repos(global, repos)?;
+    let collected = status::collect(global, &repos);
     let statuses = &collected.statuses;
     if json {
         status::print_json(statuses, out)
@@ -861,10 +886,10 @@ fn cmd_status(
         status::print_human(statuses, out)
     }
     .map_err(io)?;
-    for error in &collected.config_errors {
+    for error in problems.iter().chain(&collected.config_errors) {
         writeln!(err, "git-push-mirror: {error}").map_err(io)?;
     }
-    Ok(if !collected.config_errors.is_empty() {
+    Ok(if !collected.config_errors.is_empty() || !problems.is_empty() {
         EXIT_USAGE
     } else if status::any_failed(statuses) {
         EXIT_FAILED
@@ -1395,9 +1420,10 @@ fn cmd_metrics(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<u8, Exit> {
-    let repos = known_or_given(global, repos)?;
-    let collected = status::collect(global, &repos)?;
-    let extras = crate::metrics::extras(global, &collected.statuses, now_ms())?;
+    let (repos, problems) = reported_repos(global, repos)?;
+    let collected = status::collect(global, &repos);
+    let now = now_ms();
+    let extras = crate::metrics::extras(&collected.statuses, now);
     let text = crate::metrics::render(&crate::metrics::Snapshot {
         statuses: &collected.statuses,
         extras: &extras,
@@ -1405,6 +1431,9 @@ fn cmd_metrics(
         repositories: repos.len(),
         config_errors: collected.config_errors.len(),
         silent_mode: global.silent_mode,
+        state_files_quarantined: StateStore::new(&global.state_dir).bad_files(),
+        discovery_errors: problems.len(),
+        written_at_seconds: now as f64 / 1000.0,
     });
     match output {
         Some(file) => crate::metrics::write_file(file, &text)
@@ -1412,10 +1441,10 @@ fn cmd_metrics(
             .map_err(|e| Exit(EXIT_FAILED, e))?,
         None => out.write_all(text.as_bytes()).map_err(io)?,
     }
-    for error in &collected.config_errors {
+    for error in problems.iter().chain(&collected.config_errors) {
         writeln!(err, "git-push-mirror: {error}").map_err(io)?;
     }
-    Ok(if !collected.config_errors.is_empty() {
+    Ok(if !collected.config_errors.is_empty() || !problems.is_empty() {
         EXIT_USAGE
     } else if status::any_failed(&collected.statuses) {
         EXIT_FAILED

@@ -151,6 +151,8 @@ pub struct MirrorSettings {
     pub min_interval: Option<Duration>,
     #[serde(default, deserialize_with = "duration")]
     pub timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    pub verify_interval: Option<Duration>,
     pub lfs: Option<LfsMode>,
     pub lfs_required: Option<bool>,
     pub lfs_url: Option<String>,
@@ -213,6 +215,7 @@ pub struct MirrorDefaults {
     pub delay: Duration,
     pub min_interval: Duration,
     pub timeout: Duration,
+    pub verify_interval: Duration,
     pub lfs: LfsMode,
     pub lfs_required: bool,
     pub lfs_store: Option<PathBuf>,
@@ -232,12 +235,16 @@ impl Default for MirrorDefaults {
             delay: Duration::from_secs(1),
             min_interval: Duration::ZERO,
             timeout: Duration::from_secs(10 * 60),
+            verify_interval: DEFAULT_VERIFY_INTERVAL,
             lfs: LfsMode::Auto,
             lfs_required: true,
             lfs_store: None,
         }
     }
 }
+
+/// How often `run` checks that a mirror still has what it was given (`verify_interval`).
+pub const DEFAULT_VERIFY_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// `[retry]`: backoff after a failed mirror update (DESIGN §4).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -351,6 +358,9 @@ pub struct MirrorConfig {
     pub delay: Duration,
     pub min_interval: Duration,
     pub timeout: Duration,
+    /// How often `run` lists the mirror's refs to catch changes made on the mirror itself
+    /// (recreated empty, rewound); zero turns the check off.
+    pub verify_interval: Duration,
     pub lfs: LfsSettings,
 }
 
@@ -856,6 +866,7 @@ fn resolve_defaults(s: MirrorSettings) -> Result<MirrorDefaults, String> {
         delay: s.delay.unwrap_or(builtin.delay),
         min_interval: s.min_interval.unwrap_or(builtin.min_interval),
         timeout,
+        verify_interval: s.verify_interval.unwrap_or(builtin.verify_interval),
         lfs: s.lfs.unwrap_or(builtin.lfs),
         lfs_required: s.lfs_required.unwrap_or(builtin.lfs_required),
         lfs_store: s.lfs_store,
@@ -1029,6 +1040,7 @@ fn resolve_mirror(
         delay: s.delay.unwrap_or(defaults.delay),
         min_interval: s.min_interval.unwrap_or(defaults.min_interval),
         timeout,
+        verify_interval: s.verify_interval.unwrap_or(defaults.verify_interval),
         lfs: LfsSettings {
             mode: s.lfs.unwrap_or(defaults.lfs),
             required: s.lfs_required.unwrap_or(defaults.lfs_required),

@@ -19,7 +19,7 @@ use toml_edit::{Array, DocumentMut, Item, Table, TableLike, Value};
 /// `branches: Some(vec![])` removes the key (the mirror then follows the
 /// global default), and so does an empty string or path for `username`,
 /// `password_file`, `password_env`, `ssh_key`, `known_hosts`, `delay`,
-/// `min_interval` and `timeout`.
+/// `min_interval`, `timeout` and `verify_interval`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MirrorEdit {
     pub url: Option<String>,
@@ -36,6 +36,7 @@ pub struct MirrorEdit {
     pub delay: Option<String>,
     pub min_interval: Option<String>,
     pub timeout: Option<String>,
+    pub verify_interval: Option<String>,
     pub lfs: Option<LfsMode>,
     pub lfs_required: Option<bool>,
     /// An empty string removes the key (the endpoint is then derived from the URL).
@@ -455,6 +456,7 @@ fn changes(edit: &MirrorEdit) -> Result<Vec<(&'static str, Change)>, EditError> 
         ("delay", &edit.delay),
         ("min_interval", &edit.min_interval),
         ("timeout", &edit.timeout),
+        ("verify_interval", &edit.verify_interval),
     ] {
         if let Some(duration) = duration {
             out.push((key, duration_or_remove(key, duration)?));

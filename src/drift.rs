@@ -3,7 +3,7 @@
 //! refs with the local values its last decisions were made for (the known refs). No network; a
 //! fingerprint makes "no change" cheap.
 
-use crate::config::{self, GlobalConfig};
+use crate::config::RepoConfig;
 use crate::fsutil::now_ms;
 use crate::oid::Oid;
 use crate::plan::MirrorRules;
@@ -63,10 +63,10 @@ pub fn drifted(local: &BTreeMap<String, Oid>, known: &BTreeMap<String, Oid>) -> 
     drifted
 }
 
-/// Scans one repository; queues drifted refs in its mirrors' state.
-/// Returns the names of the mirrors that got work.
-pub fn scan_repository(store: &StateStore, global: &GlobalConfig, repo: &Path) -> Result<Vec<String>> {
-    let repo_config = config::load_repo(repo, global)?;
+/// Scans one repository (with its configuration `repo_config`); queues drifted refs in its
+/// mirrors' state, and a full reconciliation for a mirror whose URL changed since its last update
+/// (its known refs describe another mirror). Returns the names of the mirrors that got work.
+pub fn scan_repository(store: &StateStore, repo: &Path, repo_config: &RepoConfig) -> Result<Vec<String>> {
     if repo_config.mirrors.is_empty() {
         return Ok(Vec::new());
     }
@@ -76,16 +76,27 @@ pub fn scan_repository(store: &StateStore, global: &GlobalConfig, repo: &Path) -
         let scoped = in_scope(&local.direct, &mirror.rules);
         let current = fingerprint(&scoped);
         let _lock = store.lock(repo)?;
-        let mut state = store.load_mirror(repo, &mirror.name)?;
-        if state.known_refs_fingerprint.as_deref() == Some(current.as_str()) || state.full_sync_seq.is_some() {
+        let mut state = store.load_mirror_healing(repo, &mirror.name)?;
+        if state.full_sync_seq.is_some() {
             continue;
         }
         let now = now_ms();
-        if state.known_refs_fingerprint.is_none() {
-            // Never reconciled: only a full reconciliation knows what the mirror lacks.
+        let re_pointed = state.known_refs_fingerprint.is_some()
+            && store.known_refs_url(repo, &mirror.name).as_deref() != Some(mirror.url.as_str());
+        if state.known_refs_fingerprint.is_none() || re_pointed {
+            if re_pointed {
+                log::info!(
+                    "{}: mirror {}: its URL changed since its last update; reconciling in full",
+                    repo.display(),
+                    mirror.name
+                );
+            }
+            // Never reconciled, or another mirror: only a full reconciliation knows what it lacks.
             state.request_full_sync(now);
+        } else if state.known_refs_fingerprint.as_deref() == Some(current.as_str()) {
+            continue;
         } else {
-            let known = known_local_values(&store.load_known_refs(repo, &mirror.name));
+            let known = known_local_values(&store.load_known_refs(repo, &mirror.name).refs);
             let changes = drifted(&scoped, &known);
             let new: Vec<_> = changes
                 .iter()

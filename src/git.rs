@@ -1,7 +1,10 @@
 //! The one module that runs git: a clean environment for every child, wall-clock timeouts that kill
 //! the whole process group, `ls-remote` to observe a mirror, `push --porcelain` to update it.
 
+pub mod credential;
+pub mod env;
 pub mod lfs;
+pub mod orphans;
 
 use crate::oid::Oid;
 use crate::plan::RefChange;
@@ -44,11 +47,13 @@ pub fn scrub_environment(cmd: &mut Command) {
     }
 }
 
-/// A git command with the clean environment: no inherited location or hook
-/// variables, no prompts, C messages, null stdin.
+/// A git command with the clean environment (only allowed variables, see [`env`]: no hook
+/// location variables, no secrets), no prompts, C messages, null stdin; it dies with this
+/// process (see [`orphans`]).
 pub fn git_command() -> Command {
     let mut cmd = Command::new("git");
-    scrub_environment(&mut cmd);
+    env::inherit_allowed_only(&mut cmd);
+    orphans::die_with_this_process(&mut cmd);
     cmd.env("GIT_TERMINAL_PROMPT", "0")
         .env("LC_MESSAGES", "C")
         .env("GCM_INTERACTIVE", "never")
@@ -77,6 +82,8 @@ pub struct RemoteAccess {
     /// Where the credential helper marks a password as rejected, one marker per command: see
     /// [`RemoteAccess::remember_rejections`].
     rejections: Option<std::sync::Arc<Rejections>>,
+    /// Serves the credentials to the helper while the access lives (see [`credential`]).
+    credentials: Option<std::sync::Arc<credential::CredentialPipe>>,
 }
 
 /// A private directory for the credential helper's rejection markers, removed with the access.
@@ -99,7 +106,29 @@ impl RemoteAccess {
             lfs_env: Vec::new(),
             secrets: Vec::new(),
             rejections: None,
+            credentials: None,
         }
+    }
+
+    /// Starts serving `username` and `password` to the credential helper (see [`credential`])
+    /// from the private directory of [`Self::remember_rejections`]; returns the variable that
+    /// tells the helper where, for the environment of the commands that may use them.
+    pub fn serve_credentials(&mut self, username: &str, password: &str) -> std::io::Result<(String, OsString)> {
+        if self.rejections.is_none() {
+            self.remember_rejections()?;
+        }
+        let dir = self
+            .rejections
+            .as_ref()
+            .map(|r| r.dir.path().to_path_buf())
+            .unwrap_or_default();
+        let pipe = credential::CredentialPipe::serve(&dir, username, password)?;
+        let variable = (
+            credential::PIPE_VARIABLE.to_string(),
+            pipe.path().as_os_str().to_os_string(),
+        );
+        self.credentials = Some(std::sync::Arc::new(pipe));
+        Ok(variable)
     }
 
     /// Gives each command a fresh file in which the credential helper records that its

@@ -2,10 +2,8 @@
 //! collector: per mirror the numbers of `status --json`, plus the spool's depth and the age of
 //! its oldest entry. Written atomically (temp file and rename) so the collector never reads half.
 
-use crate::config::GlobalConfig;
-use crate::state::{StateStore, UpdateStatus};
+use crate::state::UpdateStatus;
 use crate::status::MirrorStatus;
-use anyhow::Result;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::Path;
@@ -132,17 +130,14 @@ pub struct MirrorExtra {
     pub oldest_pending_age_seconds: f64,
 }
 
-/// Reads [`MirrorExtra`] for each status, from the state directory.
-pub fn extras(global: &GlobalConfig, statuses: &[MirrorStatus], now_ms: u64) -> Result<Vec<MirrorExtra>> {
-    let store = StateStore::new(&global.state_dir);
+/// [`MirrorExtra`] for each status.
+pub fn extras(statuses: &[MirrorStatus], now_ms: u64) -> Vec<MirrorExtra> {
     statuses
         .iter()
-        .map(|s| {
-            let state = store.load_mirror(&s.repo, &s.mirror)?;
-            let since = state.pending_since_ms.filter(|_| state.has_work());
-            Ok(MirrorExtra {
-                oldest_pending_age_seconds: since.map_or(0.0, |t| now_ms.saturating_sub(t) as f64 / 1000.0),
-            })
+        .map(|s| MirrorExtra {
+            oldest_pending_age_seconds: s
+                .pending_since_ms
+                .map_or(0.0, |t| now_ms.saturating_sub(t) as f64 / 1000.0),
         })
         .collect()
 }
@@ -156,6 +151,13 @@ pub struct Snapshot<'a> {
     pub repositories: usize,
     pub config_errors: usize,
     pub silent_mode: bool,
+    /// Corrupt state files moved aside to `<state_dir>/bad/`.
+    pub state_files_quarantined: usize,
+    /// Problems that kept repositories from being found (an unreadable `repos_root`).
+    pub discovery_errors: usize,
+    /// When this snapshot was taken (Unix seconds), so a stale file is seen even without
+    /// node_exporter's `node_textfile_mtime_seconds`.
+    pub written_at_seconds: f64,
 }
 
 /// Renders the text exposition format.
@@ -215,6 +217,19 @@ pub fn render(snapshot: &Snapshot<'_>) -> String {
         "mirror_pending_refs",
         "Refs changed locally and not yet known to be on the mirror.",
         &|_, s| s.pending_refs.len() as f64,
+    );
+    per_mirror(
+        &mut out,
+        "mirror_faulted",
+        "Whether nothing of the mirror can be pushed until a person acts (1): its repository's configuration \
+         is broken (config_error) or its state cannot be read or written (state_error).",
+        &|_, s| flag(s.config_error.is_some() || s.state_error.is_some()),
+    );
+    per_mirror(
+        &mut out,
+        "mirror_last_verified_timestamp_seconds",
+        "Unix time the mirror's refs were last checked against what it was given (0: never).",
+        &|_, s| seconds(&s.last_verified_at),
     );
     per_mirror(
         &mut out,
@@ -278,6 +293,24 @@ pub fn render(snapshot: &Snapshot<'_>) -> String {
         "Whether silent_mode is on (1): changes are recorded, nothing is pushed.",
     )
     .sample(&[], flag(snapshot.silent_mode));
+    Family::gauge(
+        &mut out,
+        "state_files_quarantined",
+        "Corrupt state files moved aside to <state_dir>/bad/ (their pairs were rebuilt).",
+    )
+    .sample(&[], snapshot.state_files_quarantined as f64);
+    Family::gauge(
+        &mut out,
+        "discovery_errors",
+        "Problems that kept repositories from being found (repos_root unreadable).",
+    )
+    .sample(&[], snapshot.discovery_errors as f64);
+    Family::gauge(
+        &mut out,
+        "metrics_timestamp_seconds",
+        "Unix time this file was written: an old value means `metrics` no longer runs.",
+    )
+    .sample(&[], snapshot.written_at_seconds);
     out
 }
 
@@ -312,6 +345,10 @@ mod tests {
             lfs_status: "failed",
             lfs_error: Some("LFS upload failed: x".to_string()),
             note: None,
+            last_verified_at: None,
+            config_error: None,
+            state_error: Some("x.json is corrupt".to_string()),
+            pending_since_ms: None,
         }
     }
 
@@ -338,6 +375,9 @@ mod tests {
             repositories: 1,
             config_errors: 0,
             silent_mode: false,
+            state_files_quarantined: 1,
+            discovery_errors: 0,
+            written_at_seconds: 1_700_000_000.0,
         });
         let labels = r#"repo="/srv/\"odd\"\\repo.git",mirror="gh""#;
         for line in [
@@ -352,6 +392,9 @@ mod tests {
             format!("git_push_mirror_mirror_kept_refs{{{labels}}} 1"),
             "git_push_mirror_spool_entries 2".to_string(),
             "git_push_mirror_spool_oldest_entry_age_seconds 7.25".to_string(),
+            format!("git_push_mirror_mirror_faulted{{{labels}}} 1"),
+            "git_push_mirror_state_files_quarantined 1".to_string(),
+            "git_push_mirror_metrics_timestamp_seconds 1700000000".to_string(),
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }

@@ -175,6 +175,7 @@ mod tests {
             delay: Duration::ZERO,
             min_interval: Duration::ZERO,
             timeout: Duration::from_secs(600),
+            verify_interval: Duration::ZERO,
             lfs: Default::default(),
         }
     }

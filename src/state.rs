@@ -60,6 +60,10 @@ pub struct RepoRecord {
     /// When the oldest unrouted report arrived.
     #[serde(default)]
     pub pending_since_ms: Option<u64>,
+    /// The record was rebuilt after its file was found corrupt: the reports it held are lost, so
+    /// every mirror of the repository owes a full reconciliation.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rebuilt: bool,
 }
 
 impl RepoRecord {
@@ -127,6 +131,10 @@ pub struct MirrorState {
     /// update checks every object of the mirrored refs, not only the new commits'.
     #[serde(default)]
     pub lfs_incomplete: bool,
+    /// When the mirror's refs were last compared with what it was given (a full reconciliation
+    /// or a `verify_interval` check).
+    #[serde(default)]
+    pub last_verified_at_ms: Option<u64>,
 }
 
 impl MirrorState {
@@ -190,9 +198,16 @@ pub fn known_remote_values(refs: &KnownRefs) -> BTreeMap<String, Oid> {
         .collect()
 }
 
-/// One line per ref, `<local|-> <remote|-> <name>`: compact and fast for repositories with many refs.
-fn encode_known_refs(refs: &KnownRefs) -> String {
-    let mut text = String::with_capacity(refs.len() * 100);
+/// The first line of a known-refs file: the URL of the mirror the refs were learned from.
+const URL_LINE: &str = "url ";
+
+/// `url <url>`, then one line per ref, `<local|-> <remote|-> <name>`: compact and fast for
+/// repositories with many refs. The URL and the refs are written in one file so that no crash
+/// can leave the refs of one mirror attributed to another.
+fn encode_known_refs(url: &str, refs: &KnownRefs) -> String {
+    let mut text = String::with_capacity(refs.len() * 100 + url.len() + 8);
+    // A URL never holds a line break (git refuses one); escape it anyway so it cannot end the line.
+    text.push_str(&format!("{URL_LINE}{}\n", url.replace('\n', "%0A")));
     let show = |oid: &Option<Oid>| oid.as_ref().map_or("-", |o| o.as_str()).to_string();
     for (name, r) in refs {
         text.push_str(&format!("{} {} {name}\n", show(&r.local), show(&r.remote)));
@@ -200,7 +215,8 @@ fn encode_known_refs(refs: &KnownRefs) -> String {
     text
 }
 
-fn decode_known_refs(text: &str) -> Option<KnownRefs> {
+/// The URL and refs of a known-refs file; a file from before URLs were recorded has no URL.
+fn decode_known_refs(text: &str) -> Option<(Option<String>, KnownRefs)> {
     let parse = |field: &str| {
         if field == "-" {
             Some(None)
@@ -208,8 +224,12 @@ fn decode_known_refs(text: &str) -> Option<KnownRefs> {
             Oid::parse(field).map(Some)
         }
     };
+    let mut lines = text.lines().peekable();
+    let url = lines
+        .next_if(|line| line.starts_with(URL_LINE))
+        .map(|line| line[URL_LINE.len()..].to_string());
     let mut refs = KnownRefs::new();
-    for line in text.lines() {
+    for line in lines {
         let mut fields = line.splitn(3, ' ');
         let (local, remote, name) = (fields.next()?, fields.next()?, fields.next()?);
         refs.insert(
@@ -220,7 +240,27 @@ fn decode_known_refs(text: &str) -> Option<KnownRefs> {
             },
         );
     }
-    Some(refs)
+    Some((url, refs))
+}
+
+/// Known refs together with the URL of the mirror they describe.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KnownRefsOf {
+    /// `None` for a file written before URLs were recorded (or none at all).
+    pub url: Option<String>,
+    pub refs: KnownRefs,
+}
+
+impl KnownRefsOf {
+    /// The refs, if they were learned from the mirror at `url`; empty otherwise: what another
+    /// mirror had says nothing about this one (a URL changed by hand, a fleet template edited).
+    pub fn for_url(self, url: &str) -> KnownRefs {
+        if self.url.as_deref() == Some(url) {
+            self.refs
+        } else {
+            KnownRefs::new()
+        }
+    }
 }
 
 /// The state directory.
@@ -257,11 +297,29 @@ fn repo_key(repo: &Path) -> String {
     format!("{base}-{hash:016x}")
 }
 
+/// A state file that exists but cannot be parsed (truncated, overwritten, a bad disk block).
+/// Callers that write state move it aside and rebuild (see [`StateStore::quarantine`]); readers
+/// report it for its own repository or pair only.
+#[derive(Debug, thiserror::Error)]
+#[error("{} is corrupt: {detail}", path.display())]
+pub struct CorruptState {
+    pub path: PathBuf,
+    pub detail: String,
+}
+
+/// The [`CorruptState`] behind an error, if that is what it is.
+pub fn corruption(error: &anyhow::Error) -> Option<&CorruptState> {
+    error.downcast_ref::<CorruptState>()
+}
+
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>> {
     match fs::read(path) {
-        Ok(bytes) => Ok(Some(
-            serde_json::from_slice(&bytes).with_context(|| format!("{} is corrupt", path.display()))?,
-        )),
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            anyhow::Error::new(CorruptState {
+                path: path.to_path_buf(),
+                detail: e.to_string(),
+            })
+        }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
@@ -297,24 +355,39 @@ impl StateStore {
         self.repo_dir(repo).join("mirrors").join(format!("{mirror}.known"))
     }
 
-    /// What the mirror's last decisions were made for (see [`KnownRef`]);
-    /// empty when the file is missing or unreadable (its loss costs a
-    /// re-observation, never correctness).
-    pub fn load_known_refs(&self, repo: &Path, mirror: &str) -> KnownRefs {
+    /// What the mirror's last decisions were made for (see [`KnownRef`]), and the URL of the
+    /// mirror they were made for; empty when the file is missing or unreadable (its loss costs
+    /// a re-observation, never correctness).
+    pub fn load_known_refs(&self, repo: &Path, mirror: &str) -> KnownRefsOf {
         let path = self.known_refs_file(repo, mirror);
         match fs::read_to_string(&path) {
-            Ok(text) => decode_known_refs(&text).unwrap_or_else(|| {
-                log::warn!("{} is corrupt; it will be rebuilt", path.display());
-                KnownRefs::new()
-            }),
-            Err(_) => KnownRefs::new(),
+            Ok(text) => match decode_known_refs(&text) {
+                Some((url, refs)) => KnownRefsOf { url, refs },
+                None => {
+                    log::warn!("{} is corrupt; it will be rebuilt", path.display());
+                    KnownRefsOf::default()
+                }
+            },
+            Err(_) => KnownRefsOf::default(),
         }
     }
 
-    /// Saves the known refs without fsync: they are a cache (see [`Self::load_known_refs`]).
-    pub fn save_known_refs(&self, repo: &Path, mirror: &str, refs: &KnownRefs) -> Result<()> {
+    /// The URL the known refs were learned from, reading only the file's first line (the
+    /// drift scan asks this of every pair).
+    pub fn known_refs_url(&self, repo: &Path, mirror: &str) -> Option<String> {
+        use std::io::BufRead;
+        let file = fs::File::open(self.known_refs_file(repo, mirror)).ok()?;
+        let mut line = String::new();
+        io::BufReader::with_capacity(4096, file).read_line(&mut line).ok()?;
+        line.strip_prefix(URL_LINE)
+            .map(|url| url.trim_end_matches('\n').to_string())
+    }
+
+    /// Saves the known refs learned from the mirror at `url`, without fsync: they are a cache
+    /// (see [`Self::load_known_refs`]).
+    pub fn save_known_refs(&self, repo: &Path, mirror: &str, url: &str, refs: &KnownRefs) -> Result<()> {
         let path = self.known_refs_file(repo, mirror);
-        replace_file(&path, encode_known_refs(refs).as_bytes(), 0o600, Durability::Cache)
+        replace_file(&path, encode_known_refs(url, refs).as_bytes(), 0o600, Durability::Cache)
             .with_context(|| format!("writing {}", path.display()))
     }
 
@@ -335,7 +408,7 @@ impl StateStore {
     /// Registers a repository (idempotent) so `run` and `status` know it.
     pub fn register(&self, repo: &Path) -> Result<()> {
         let _lock = self.lock(repo)?;
-        if self.load_record(repo)?.is_none() {
+        if self.load_record_healing(repo)?.is_none() {
             self.save_record(&RepoRecord {
                 repo: repo.to_path_buf(),
                 ..Default::default()
@@ -348,6 +421,63 @@ impl StateStore {
     pub fn load_record(&self, repo: &Path) -> Result<Option<RepoRecord>> {
         let record: Option<RepoRecord> = read_json(&self.repo_dir(repo).join(REPO_RECORD))?;
         Ok(record.filter(|r| r.repo == repo))
+    }
+
+    /// [`Self::load_record`] for a caller holding the repository's state lock that will write
+    /// the record: a corrupt one is moved aside and replaced by an empty record marked
+    /// [`RepoRecord::rebuilt`] (saved), so the repository heals instead of stopping the worker.
+    pub fn load_record_healing(&self, repo: &Path) -> Result<Option<RepoRecord>> {
+        match self.load_record(repo) {
+            Err(e) if corruption(&e).is_some() => {
+                let moved = self.quarantine(repo, &self.repo_dir(repo).join(REPO_RECORD))?;
+                log::error!(
+                    "{}: {e:#}; moved to {}; its mirrors will be reconciled in full",
+                    repo.display(),
+                    moved.display()
+                );
+                let record = RepoRecord {
+                    repo: repo.to_path_buf(),
+                    rebuilt: true,
+                    ..Default::default()
+                };
+                self.save_record(&record)?;
+                Ok(Some(record))
+            }
+            other => other,
+        }
+    }
+
+    /// Moves a corrupt state file of `repo` to `<state_dir>/bad/` for the admin (like the spool's
+    /// `bad/`); returns where it went.
+    pub fn quarantine(&self, repo: &Path, file: &Path) -> Result<PathBuf> {
+        let bad = self.bad_dir();
+        self.ensure_dir(&bad)?;
+        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("state");
+        let dest = bad.join(crate::fsutil::unique_name(&format!("{}.{name}.", repo_key(repo)), ""));
+        fs::rename(file, &dest).with_context(|| format!("moving {} to {}", file.display(), dest.display()))?;
+        Ok(dest)
+    }
+
+    /// Where corrupt state files are kept for the admin.
+    pub fn bad_dir(&self) -> PathBuf {
+        self.root.join("bad")
+    }
+
+    /// How many corrupt state files were moved aside (for `metrics`).
+    pub fn bad_files(&self) -> usize {
+        fs::read_dir(self.bad_dir()).map_or(0, |dir| dir.count())
+    }
+
+    /// Checks that the repository's state can be written now (a full disk, a read-only or
+    /// broken state directory): writes and removes a small file, as a save would.
+    pub fn check_writable(&self, repo: &Path) -> Result<()> {
+        let dir = self.repo_dir(repo).join("mirrors");
+        create_private_dir(&dir)?;
+        let probe =
+            crate::fsutil::write_synced(&dir, &crate::fsutil::unique_name(".probe.", ".tmp"), &[0; 4096], 0o600)
+                .with_context(|| format!("writing in {}", dir.display()))?;
+        let _ = fs::remove_file(probe);
+        Ok(())
     }
 
     pub fn save_record(&self, record: &RepoRecord) -> Result<()> {
@@ -365,6 +495,41 @@ impl StateStore {
         Ok(state
             .filter(|s| s.repo == repo)
             .unwrap_or_else(|| MirrorState::new(repo, mirror)))
+    }
+
+    /// [`Self::load_mirror`] for a caller holding the repository's state lock that will save the
+    /// state: a corrupt file is moved aside and the pair starts afresh, owing a full
+    /// reconciliation, so it heals by itself at its next update.
+    pub fn load_mirror_healing(&self, repo: &Path, mirror: &str) -> Result<MirrorState> {
+        match self.load_mirror(repo, mirror) {
+            Err(e) if corruption(&e).is_some() => {
+                let moved = self.quarantine(repo, &self.mirror_file(repo, mirror))?;
+                log::error!(
+                    "{}: mirror {mirror}: {e:#}; moved to {}; rebuilding it by a full reconciliation",
+                    repo.display(),
+                    moved.display()
+                );
+                let now = crate::fsutil::now_ms();
+                let mut state = MirrorState::new(repo, mirror);
+                state.request_full_sync(now);
+                state.update_status = UpdateStatus::ToRetry;
+                state.last_error = Some(format!(
+                    "the mirror's state file was corrupt and was moved to {}; a full reconciliation rebuilds it",
+                    moved.display()
+                ));
+                Ok(state)
+            }
+            other => other,
+        }
+    }
+
+    /// [`Self::load_mirror`], healing a corrupt file (see [`Self::load_mirror_healing`]) under
+    /// the repository's state lock.
+    pub fn load_mirror_or_heal(&self, repo: &Path, mirror: &str) -> Result<MirrorState> {
+        match self.load_mirror(repo, mirror) {
+            Err(e) if corruption(&e).is_some() => self.update_mirror(repo, mirror, |state| state.clone()),
+            other => other,
+        }
     }
 
     pub fn save_mirror(&self, state: &MirrorState) -> Result<()> {
@@ -391,7 +556,7 @@ impl StateStore {
         change: impl FnOnce(&mut MirrorState) -> T,
     ) -> Result<T> {
         let _lock = self.lock(repo)?;
-        let mut state = self.load_mirror(repo, mirror)?;
+        let mut state = self.load_mirror_healing(repo, mirror)?;
         let result = change(&mut state);
         self.save_mirror_with(&state, durability)?;
         Ok(result)
@@ -441,16 +606,35 @@ impl StateStore {
             Err(e) => return Err(e).context("reading the state directory"),
         };
         for entry in entries {
-            let path = entry?.path().join(REPO_RECORD);
-            match read_json::<RepoRecord>(&path) {
+            let dir = entry?.path();
+            match read_json::<RepoRecord>(&dir.join(REPO_RECORD)) {
                 Ok(Some(record)) => repos.push(record.repo),
-                Ok(None) => {}
-                Err(e) => log::warn!("{e:#}"),
+                // A record lost or corrupt: the repository is still known by its mirrors' state,
+                // and stays covered (the worker rebuilds the record, `status` reports it).
+                Ok(None) => repos.extend(repo_named_by_mirror_states(&dir)),
+                Err(e) => match repo_named_by_mirror_states(&dir) {
+                    Some(repo) => repos.push(repo),
+                    None => log::warn!("{e:#}"),
+                },
             }
         }
         repos.sort();
         Ok(repos)
     }
+}
+
+/// The repository path recorded in any readable mirror state of a repository's state directory.
+fn repo_named_by_mirror_states(dir: &Path) -> Option<PathBuf> {
+    #[derive(Deserialize)]
+    struct RepoOnly {
+        repo: PathBuf,
+    }
+    fs::read_dir(dir.join("mirrors"))
+        .ok()?
+        .flatten()
+        .filter(|e| e.file_name().to_str().is_some_and(|n| n.ends_with(".json")))
+        .find_map(|e| read_json::<RepoOnly>(&e.path()).ok().flatten())
+        .map(|state| state.repo)
 }
 
 impl StateStore {
@@ -546,8 +730,24 @@ mod tests {
                 remote: None,
             },
         );
-        assert_eq!(decode_known_refs(&encode_known_refs(&refs)), Some(refs.clone()));
+        let url = "https://h/a.git".to_string();
+        assert_eq!(
+            decode_known_refs(&encode_known_refs(&url, &refs)),
+            Some((Some(url.clone()), refs.clone()))
+        );
+        let before_urls = encode_known_refs(&url, &refs).split_once('\n').unwrap().1.to_string();
+        assert_eq!(decode_known_refs(&before_urls), Some((None, refs.clone())));
         assert_eq!(decode_known_refs("zzz - refs/heads/a\n"), None);
+        let of = |url: Option<&str>| KnownRefsOf {
+            url: url.map(String::from),
+            refs: refs.clone(),
+        };
+        assert_eq!(of(Some(&url)).for_url(&url), refs);
+        assert!(of(Some("https://h/other.git")).for_url(&url).is_empty());
+        assert!(
+            of(None).for_url(&url).is_empty(),
+            "refs of an unknown mirror are not assumed"
+        );
         assert_eq!(known_local_values(&refs).len(), 2);
         assert_eq!(known_remote_values(&refs).len(), 2);
     }

@@ -1,11 +1,13 @@
 //! Status reports: per mirror, what GitLab shows on its mirror page, as a table or as JSON.
 
 use crate::config::{self, GlobalConfig};
+use crate::health::{Spooled, spooled_refs};
 use crate::lfs::LfsStatus;
+use crate::plan::MirrorRules;
 use crate::remote_url::{display_url, redact_url};
-use crate::state::{StateStore, UpdateStatus};
-use anyhow::Result;
+use crate::state::{MirrorState, RepoRecord, StateStore, UpdateStatus};
 use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
@@ -36,6 +38,18 @@ pub struct MirrorStatus {
     pub lfs_error: Option<String>,
     /// Why nothing is being pushed, when that is the case (silent mode, disabled, broken config).
     pub note: Option<String>,
+    /// When the mirror's refs were last checked against what it was given (a full
+    /// reconciliation or a `verify_interval` check).
+    pub last_verified_at: Option<String>,
+    /// The repository's `push-mirror.toml` (or the global file) cannot be used: nothing of
+    /// this repository is mirrored until it is fixed (`file:line:column: what is wrong`).
+    pub config_error: Option<String>,
+    /// The pair's state cannot be read (corrupt: the worker moves it aside and rebuilds it)
+    /// or the repository's changes cannot be recorded (a full disk, an unwritable state directory).
+    pub state_error: Option<String>,
+    /// When the oldest pending change arrived (for `metrics`).
+    #[serde(skip)]
+    pub pending_since_ms: Option<u64>,
 }
 
 /// RFC 3339 UTC time of a millisecond timestamp; times past what RFC 3339
@@ -50,60 +64,143 @@ pub fn format_time(ms: u64) -> String {
 pub struct Collected {
     pub statuses: Vec<MirrorStatus>,
     /// One message per repository whose configuration cannot be read; its
-    /// mirrors with saved state are still listed, with a note.
+    /// mirrors with saved state are still listed, with `config_error`.
     pub config_errors: Vec<String>,
 }
 
-/// Collects the status of every mirror of `repos` (all registered
-/// repositories when empty).
-pub fn collect(global: &GlobalConfig, repos: &[PathBuf]) -> Result<Collected> {
+/// Collects the status of every mirror of `repos`. Nothing about one repository keeps the
+/// others from being reported: a broken configuration, a corrupt or unreadable state file, or
+/// changes that cannot be recorded show as that repository's (or pair's) `config_error` or
+/// `state_error`, with `update_status: failed`.
+pub fn collect(global: &GlobalConfig, repos: &[PathBuf]) -> Collected {
     let store = StateStore::new(&global.state_dir);
-    let repos = if repos.is_empty() {
-        store.known_repos()?
-    } else {
-        repos.to_vec()
-    };
-    let mut statuses = Vec::new();
-    let mut config_errors = Vec::new();
+    let spooled = spooled_refs(&global.spool_dir);
+    let mut collected = Collected::default();
     for repo in repos {
-        match config::load_repo(&repo, global) {
-            Ok(cfg) => {
-                for mirror in &cfg.mirrors {
-                    statuses.push(mirror_status(
-                        &store,
-                        global,
-                        &repo,
-                        &mirror.name,
-                        &display_url(&mirror.url, mirror.password.is_some()),
-                        mirror.enabled,
-                    )?);
-                }
-            }
-            Err(e) => {
-                config_errors.push(e.to_string());
-                for name in store.mirror_names(&repo)? {
-                    let mut status = mirror_status(&store, global, &repo, &name, "", true)?;
-                    status.note = Some(format!("configuration error: {e}"));
-                    statuses.push(status);
-                }
-            }
-        }
+        collect_repo(&store, global, repo, spooled.get(repo), &mut collected);
     }
-    Ok(Collected {
-        statuses,
-        config_errors,
-    })
+    collected
 }
 
-fn mirror_status(
+/// Every repository `status` and `metrics` cover without arguments (see
+/// [`crate::fleet::all_repos`]); what cannot be searched is reported, and the rest still counts.
+pub fn all_repos(global: &GlobalConfig) -> (Vec<PathBuf>, Vec<String>) {
+    let store = StateStore::new(&global.state_dir);
+    match crate::fleet::all_repos(global, &store) {
+        Ok(repos) => (repos, Vec::new()),
+        Err(e) => {
+            let problem = format!("{e:#}");
+            let known = store.known_repos().unwrap_or_default();
+            (known, vec![problem])
+        }
+    }
+}
+
+/// One configured (or, with a broken configuration, remembered) mirror of a repository.
+struct Listed {
+    name: String,
+    url: String,
+    enabled: bool,
+    rules: Option<MirrorRules>,
+}
+
+fn collect_repo(
     store: &StateStore,
     global: &GlobalConfig,
     repo: &Path,
-    name: &str,
-    url: &str,
-    enabled: bool,
-) -> Result<MirrorStatus> {
-    let state = store.load_mirror(repo, name)?;
+    spooled: Option<&Spooled>,
+    collected: &mut Collected,
+) {
+    // Refs reported but not yet handed to the mirrors, in the record or still in the spool.
+    let (record, record_error) = match store.load_record(repo) {
+        Ok(record) => (record.unwrap_or_default(), None),
+        Err(e) => (
+            RepoRecord::default(),
+            Some(format!(
+                "{e:#}; changes it held may be lost: the worker moves it aside and reconciles every mirror in full"
+            )),
+        ),
+    };
+    // Pushes still in the spool are normal for a moment; when the state cannot take them, say so.
+    let unwritable = spooled
+        .and_then(|_| store.check_writable(repo).err())
+        .map(|e| format!("changes of this repository cannot be recorded, so they wait in the spool: {e:#}"));
+    let repo_state_error = record_error.or(unwritable);
+    let (listed, config_error): (Vec<Listed>, Option<String>) = match config::load_repo(repo, global) {
+        Ok(cfg) => {
+            let listed = cfg
+                .mirrors
+                .iter()
+                .map(|m| Listed {
+                    name: m.name.clone(),
+                    url: display_url(&m.url, m.password.is_some()),
+                    enabled: m.enabled,
+                    rules: Some(m.rules.clone()),
+                })
+                .collect();
+            (listed, None)
+        }
+        Err(e) => {
+            collected.config_errors.push(e.to_string());
+            let mut names = store.mirror_names(repo).unwrap_or_default();
+            if names.is_empty() {
+                // No mirror known by name: one line for the repository, so the error is seen.
+                names.push(String::new());
+            }
+            let listed = names
+                .into_iter()
+                .map(|name| Listed {
+                    name,
+                    url: String::new(),
+                    enabled: true,
+                    rules: None,
+                })
+                .collect();
+            (listed, Some(e.to_string()))
+        }
+    };
+    for mirror in listed {
+        let loaded = if mirror.name.is_empty() {
+            Ok(MirrorState::new(repo, ""))
+        } else {
+            store.load_mirror(repo, &mirror.name)
+        };
+        let (state, state_error) = match loaded {
+            Ok(state) => (state, None),
+            Err(e) => (MirrorState::new(repo, &mirror.name), Some(format!("{e:#}"))),
+        };
+        let mut status = mirror_status(global, &state, &mirror.name, &mirror.url, mirror.enabled);
+        let in_scope = |name: &String| mirror.rules.as_ref().is_none_or(|rules| rules.in_scope(name));
+        let unrouted: BTreeSet<&String> = record.pending.keys().filter(|n| in_scope(n)).collect();
+        let spooled_refs: BTreeSet<&String> = spooled
+            .map(|s| s.refs.iter().filter(|n| in_scope(n)).collect())
+            .unwrap_or_default();
+        if !unrouted.is_empty() || !spooled_refs.is_empty() {
+            let mut pending: BTreeSet<String> = status.pending_refs.drain(..).collect();
+            pending.extend(unrouted.into_iter().cloned());
+            pending.extend(spooled_refs.iter().map(|n| (*n).clone()));
+            status.pending_refs = pending.into_iter().collect();
+            let since = [
+                status.pending_since_ms,
+                record.pending_since_ms,
+                spooled.map(|s| s.oldest_ms),
+            ];
+            status.pending_since_ms = since.into_iter().flatten().min();
+        }
+        status.state_error = state_error.or_else(|| repo_state_error.clone());
+        if let Some(error) = &config_error {
+            status.note = Some(format!("configuration error: {error}"));
+            status.config_error = Some(error.clone());
+        }
+        if status.config_error.is_some() || status.state_error.is_some() {
+            // Nothing of this pair is being mirrored until a person (or the worker's rebuild) acts.
+            status.update_status = UpdateStatus::Failed.as_str();
+        }
+        collected.statuses.push(status);
+    }
+}
+
+fn mirror_status(global: &GlobalConfig, state: &MirrorState, name: &str, url: &str, enabled: bool) -> MirrorStatus {
     let note = if global.silent_mode {
         Some("silent_mode is on: changes are recorded but nothing is pushed".to_string())
     } else if !enabled {
@@ -111,8 +208,8 @@ fn mirror_status(
     } else {
         None
     };
-    Ok(MirrorStatus {
-        repo: repo.to_path_buf(),
+    MirrorStatus {
+        repo: state.repo.clone(),
         mirror: name.to_string(),
         url: redact_url(url),
         enabled,
@@ -130,7 +227,23 @@ fn mirror_status(
         lfs_status: state.lfs_status.as_str(),
         lfs_error: state.lfs_error.clone(),
         note,
-    })
+        last_verified_at: state.last_verified_at_ms.map(format_time),
+        config_error: None,
+        state_error: None,
+        pending_since_ms: state.pending_since_ms.filter(|_| state.has_work()),
+    }
+}
+
+/// Repositories (or pairs) whose configuration or state is faulted, by repository.
+pub fn faulted(statuses: &[MirrorStatus]) -> BTreeMap<&Path, usize> {
+    let mut faulted = BTreeMap::new();
+    for s in statuses
+        .iter()
+        .filter(|s| s.config_error.is_some() || s.state_error.is_some())
+    {
+        *faulted.entry(s.repo.as_path()).or_insert(0) += 1;
+    }
+    faulted
 }
 
 /// Whether any mirror is in the `failed` state (the exit status of `status`).
@@ -152,18 +265,30 @@ pub fn print_human(statuses: &[MirrorStatus], out: &mut dyn Write) -> std::io::R
             current_repo = Some(&s.repo);
         }
         let enabled = if s.enabled { "" } else { " (disabled)" };
-        writeln!(out, "  {} {}{enabled}", s.mirror, s.url)?;
+        let name = if s.mirror.is_empty() {
+            "(mirrors unknown)"
+        } else {
+            &s.mirror
+        };
+        writeln!(out, "  {name} {}{enabled}", s.url)?;
         writeln!(out, "    update_status: {}", s.update_status)?;
         let times = [
             ("last_update_at", &s.last_update_at),
             ("last_update_started_at", &s.last_update_started_at),
             ("last_successful_update_at", &s.last_successful_update_at),
             ("next_attempt_at", &s.next_attempt_at),
+            ("last_verified_at", &s.last_verified_at),
         ];
         for (label, value) in times {
             if let Some(value) = value {
                 writeln!(out, "    {label}: {value}")?;
             }
+        }
+        if let Some(error) = &s.config_error {
+            writeln!(out, "    config_error: {error}")?;
+        }
+        if let Some(error) = &s.state_error {
+            writeln!(out, "    state_error: {error}")?;
         }
         if let Some(error) = &s.last_error {
             writeln!(out, "    last_error: {error}")?;

@@ -215,12 +215,11 @@ pub fn update_mirror(
         state.clone()
     })?;
     failpoint::hit("update.after_started");
-    let reach = if full || before.full_sync_seq.is_some() {
-        Reach::Everything
-    } else {
-        Reach::PendingOnly
-    };
-    let known = store.load_known_refs(repo, &mirror.name);
+    // Known refs are tied to the mirror they were learned from: another URL means a full reconciliation.
+    let learned = store.load_known_refs(repo, &mirror.name);
+    let same_mirror = learned.url.as_deref() == Some(mirror.url.as_str());
+    let reach = crate::verify::reach(full, &before, same_mirror);
+    let known = learned.for_url(&mirror.url);
     let report = match remote_access(mirror, global) {
         Ok(access) => reconcile(repo, mirror, &access, &before, reach, &known),
         Err(e) => UpdateReport::failed(format!("{e:#}")),
@@ -229,12 +228,14 @@ pub fn update_mirror(
     for warning in &report.warnings {
         log::warn!("{}: mirror {}: {warning}", repo.display(), mirror.name);
     }
-    let fingerprint = record_known_refs(store, repo, &mirror.name, reach, &report, known)?;
+    let lost_refs = crate::verify::mirror_lost_refs(reach, &report, &known);
+    let fingerprint = record_known_refs(store, repo, mirror, reach, &report, known, same_mirror)?;
     store.update_mirror(repo, &mirror.name, |state| {
         record_outcome(state, &before, reach, &report, &global.retry);
         if fingerprint.is_some() {
             state.known_refs_fingerprint = fingerprint;
         }
+        crate::verify::record_update(state, reach, &report, started, lost_refs);
     })?;
     failpoint::hit("update.after_outcome");
     Ok(report)
@@ -246,10 +247,11 @@ pub fn update_mirror(
 fn record_known_refs(
     store: &StateStore,
     repo: &Path,
-    mirror: &str,
+    mirror: &MirrorConfig,
     reach: Reach,
     report: &UpdateReport,
     old: KnownRefs,
+    same_mirror: bool,
 ) -> Result<Option<String>> {
     if report.error.is_some() {
         return Ok(None);
@@ -270,8 +272,8 @@ fn record_known_refs(
             known.insert(result.name.clone(), entry);
         }
     }
-    if known != old {
-        store.save_known_refs(repo, mirror, &known)?;
+    if known != old || !same_mirror {
+        store.save_known_refs(repo, &mirror.name, &mirror.url, &known)?;
     }
     Ok(Some(crate::drift::fingerprint(&known_local_values(&known))))
 }

@@ -4,14 +4,17 @@
 use crate::config::{self, GlobalConfig};
 use crate::fsutil::{FileLock, now_ms};
 use crate::hook::WORKER_LOCK;
-use crate::spool::Spool;
+use crate::live_config::{Change, GlobalWatch};
+use crate::slots::{Slots, host_of};
+use crate::spool::{Spool, SpoolEntry};
 use crate::state::{MirrorState, StateStore, UpdateStatus};
 use crate::update::update_mirror;
+use crate::verify::{self, Verification};
 use anyhow::{Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
 
 /// How often a waiting worker looks for new spool entries.
 const POLL: Duration = Duration::from_millis(25);
@@ -23,6 +26,9 @@ const BUSY_RETRY: Duration = Duration::from_millis(250);
 const INGEST_SLICE: usize = 64;
 /// How long to wait before retrying a pair whose update ended in an error the state could not record.
 const ERROR_RETRY: Duration = Duration::from_secs(30);
+/// How long a spool entry whose refs could not be recorded (full disk, broken state directory)
+/// waits before the next try; it stays claimed meanwhile, and a later worker takes it over.
+const RECORD_RETRY: Duration = Duration::from_secs(5);
 
 /// A (repository, mirror) pair.
 type Pair = (PathBuf, String);
@@ -49,6 +55,8 @@ pub struct RunOptions {
     /// interrupted updates, and the drift scan (cron and manual runs; a
     /// hook's worker only handles what the spool brings, to stay cheap).
     pub scan_registered: bool,
+    /// `--config`, so a change of the global configuration is found where the command found it.
+    pub config_file: Option<PathBuf>,
 }
 
 /// Drains the spool and runs due mirror updates until nothing is due within
@@ -66,6 +74,10 @@ pub fn run(global: &GlobalConfig, options: &RunOptions) -> Result<RunSummary> {
     let orphans = crate::fsutil::remove_orphaned_temp_dirs(&std::env::temp_dir(), ORPHANED_TEMP_DIR_AGE);
     if orphans > 0 {
         log::info!("removed {orphans} temporary directories left by killed workers");
+    }
+    let leftovers = crate::git::orphans::kill_leftovers();
+    if leftovers > 0 {
+        log::warn!("killed {leftovers} git processes left running by a worker that died");
     }
     loop {
         let lock_path = global.spool_dir.join(WORKER_LOCK);
@@ -91,7 +103,13 @@ pub fn run(global: &GlobalConfig, options: &RunOptions) -> Result<RunSummary> {
 }
 
 struct Drain<'a> {
-    global: &'a GlobalConfig,
+    /// The global configuration as it is on disk now (see [`GlobalWatch`]).
+    global: Arc<GlobalConfig>,
+    watch: GlobalWatch,
+    /// Why no update may start: the global configuration cannot be read now.
+    paused: Option<String>,
+    /// The spool or state directory was changed: start nothing more, leave once idle.
+    stopping: bool,
     options: &'a RunOptions,
     spool: &'a Spool,
     store: &'a StateStore,
@@ -99,9 +117,18 @@ struct Drain<'a> {
     unrouted: BTreeMap<PathBuf, u64>,
     /// Pairs with work, and when each is due.
     due: BTreeMap<Pair, u64>,
-    running: BTreeSet<Pair>,
+    /// Pairs being updated, and which may start next (see [`crate::slots`]).
+    slots: Slots<Pair>,
+    /// The host each scheduled pair's mirror is on.
+    hosts: BTreeMap<Pair, String>,
+    /// Scheduled pairs whose `verify_interval` check is due (and nothing else).
+    verifying: BTreeSet<Pair>,
+    /// Claimed spool entries whose refs could not be recorded yet, and when to try again.
+    held: Vec<(PathBuf, SpoolEntry, u64)>,
     /// Repositories whose configuration error was already logged (once each).
     config_errors: BTreeMap<PathBuf, String>,
+    /// Other per-repository faults already logged (state that cannot be read or written).
+    faults: BTreeMap<PathBuf, String>,
 }
 
 /// When a pair with pending work may next be updated.
@@ -115,16 +142,71 @@ fn due_at(state: &MirrorState, delay: Duration, min_interval: Duration) -> u64 {
 }
 
 impl<'a> Drain<'a> {
-    fn new(global: &'a GlobalConfig, options: &'a RunOptions, spool: &'a Spool, store: &'a StateStore) -> Drain<'a> {
+    fn new(global: &GlobalConfig, options: &'a RunOptions, spool: &'a Spool, store: &'a StateStore) -> Drain<'a> {
         Drain {
-            global,
+            global: Arc::new(global.clone()),
+            watch: GlobalWatch::new(options.config_file.as_deref(), global),
+            paused: None,
+            stopping: false,
             options,
             spool,
             store,
             unrouted: BTreeMap::new(),
             due: BTreeMap::new(),
-            running: BTreeSet::new(),
+            slots: Slots::default(),
+            hosts: BTreeMap::new(),
+            verifying: BTreeSet::new(),
+            held: Vec::new(),
             config_errors: BTreeMap::new(),
+            faults: BTreeMap::new(),
+        }
+    }
+
+    /// Applies a change of the global configuration file before anything new starts.
+    fn refresh_global(&mut self) {
+        match self.watch.check() {
+            Change::None => {}
+            Change::Reloaded => {
+                log::info!("the global configuration changed; the next updates use it");
+                self.global = self.watch.current();
+                self.paused = None;
+                // Routing that failed on the old configuration may work now.
+                let now = now_ms();
+                for repo in self.config_errors.keys() {
+                    self.unrouted.entry(repo.clone()).and_modify(|t| *t = now);
+                }
+            }
+            Change::Broken(message) => {
+                if self.paused.as_ref() != Some(&message) {
+                    log::error!(
+                        "the global configuration cannot be used, so no update starts until it is fixed: {message}"
+                    );
+                    self.paused = Some(message);
+                }
+            }
+            Change::Moved => {
+                if !self.stopping {
+                    log::warn!(
+                        "the global configuration now names another spool or state directory; this worker \
+                         finishes what runs and leaves the rest to a worker on the new ones"
+                    );
+                    self.stopping = true;
+                }
+            }
+        }
+    }
+
+    /// Whether new updates may start (silent mode, a broken or moved configuration: no).
+    fn may_start_updates(&self) -> bool {
+        !self.global.silent_mode && self.paused.is_none() && !self.stopping
+    }
+
+    /// Logs a per-repository fault once (until it changes); the repository is skipped meanwhile.
+    fn fault(&mut self, repo: &Path, what: &str, error: &anyhow::Error) {
+        let message = format!("{what}: {error:#}");
+        if self.faults.get(repo) != Some(&message) {
+            log::error!("{}: {message}", repo.display());
+            self.faults.insert(repo.to_path_buf(), message);
         }
     }
 
@@ -168,8 +250,10 @@ impl<'a> Drain<'a> {
         let (done_tx, done_rx) = mpsc::channel::<(Pair, Result<PairOutcome>)>();
         std::thread::scope(|scope| -> Result<()> {
             loop {
+                self.refresh_global();
                 // A bounded slice per pass: updates start while a large spool is still being read.
                 self.ingest(summary, INGEST_SLICE)?;
+                self.retry_held(summary);
                 self.route_due_repos();
                 // Once the spool is read, so the drift scan does not mistake spooled refs for unreported ones.
                 if !scanned && !self.spool.has_waiting() {
@@ -180,28 +264,39 @@ impl<'a> Drain<'a> {
                     self.finish(pair, outcome, summary);
                 }
                 let now = now_ms();
-                if !self.global.silent_mode {
+                if self.may_start_updates() {
                     let ready: Vec<Pair> = self
                         .due
                         .iter()
-                        .filter(|(pair, due)| **due <= now && !self.running.contains(*pair))
+                        .filter(|(pair, due)| **due <= now && !self.slots.is_running(pair))
                         .map(|(pair, _)| pair.clone())
                         .collect();
+                    let max_parallel = self.global.max_parallel;
                     for pair in ready {
-                        if self.running.len() >= self.global.max_parallel {
+                        let instant = Instant::now();
+                        if !self.slots.any_free(max_parallel, instant) {
                             break;
+                        }
+                        // A mirror host with a slow or hung update gets no slot kept for the others.
+                        let host = self.hosts.get(&pair).map_or("", String::as_str);
+                        if !self.slots.may_start(host, max_parallel, instant) {
+                            continue;
                         }
                         self.due.remove(&pair);
                         // Read afresh: the admin may have changed it since it was scheduled.
                         let Some(mirror_config) = self.mirror_config(&pair) else {
+                            self.verifying.remove(&pair);
                             continue;
                         };
-                        self.running.insert(pair.clone());
+                        let host = host_of(&mirror_config.url);
+                        self.hosts.insert(pair.clone(), host.clone());
+                        self.slots.start(pair.clone(), host, instant);
+                        let verify_only = self.verifying.remove(&pair);
                         let tx = done_tx.clone();
-                        let (global, store) = (self.global, self.store);
+                        let (global, store) = (Arc::clone(&self.global), self.store);
                         scope.spawn(move || {
                             // A bug in one update must not leave the pair "running" for ever.
-                            let update = || update_pair(store, global, &pair, &mirror_config);
+                            let update = || update_pair(store, &global, &pair, &mirror_config, verify_only);
                             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(update))
                                 .unwrap_or_else(|_| {
                                     Err(anyhow::anyhow!("the update panicked (a bug; please report it)"))
@@ -211,7 +306,7 @@ impl<'a> Drain<'a> {
                     }
                 }
                 let spool_waiting = self.spool.has_waiting();
-                if self.running.is_empty() && !spool_waiting && self.idle_long_enough(now) {
+                if self.slots.is_empty() && !spool_waiting && self.idle_long_enough(now) {
                     return Ok(());
                 }
                 let next_due = self.due.values().min().copied().unwrap_or(u64::MAX);
@@ -230,7 +325,7 @@ impl<'a> Drain<'a> {
 
     /// Whether nothing is due soon enough to be worth waiting for.
     fn idle_long_enough(&self, now: u64) -> bool {
-        if self.global.silent_mode {
+        if !self.may_start_updates() {
             return true;
         }
         let linger = u64::try_from(self.global.worker_linger.as_millis()).unwrap_or(u64::MAX);
@@ -249,24 +344,52 @@ impl<'a> Drain<'a> {
         if !self.options.scan_registered {
             return Ok(());
         }
-        register_fleet(self.global, self.store);
+        register_fleet(&self.global, self.store);
         for repo in self.store.known_repos()? {
             if !self.wanted(&repo) {
                 continue;
             }
-            if self.store.load_record(&repo)?.is_some_and(|r| !r.pending.is_empty()) {
-                self.unrouted.insert(repo.clone(), 0);
+            // One repository's broken state never keeps the others from their work.
+            if let Err(e) = self.find_work_of(&repo) {
+                self.fault(&repo, "skipped by this run", &e);
             }
-            if repo.exists()
-                && let Err(e) = crate::drift::scan_repository(self.store, self.global, &repo)
-            {
-                log::warn!("{}: drift scan skipped: {e:#}", repo.display());
+        }
+        Ok(())
+    }
+
+    /// [`Self::find_existing_work`] for one repository: its unrouted refs, the drift scan,
+    /// interrupted and owed updates, and due `verify_interval` checks.
+    fn find_work_of(&mut self, repo: &Path) -> Result<()> {
+        let record = {
+            let _lock = self.store.lock(repo)?;
+            self.store.load_record_healing(repo)?
+        };
+        if record.is_some_and(|r| !r.pending.is_empty() || r.rebuilt) {
+            self.unrouted.insert(repo.to_path_buf(), 0);
+        }
+        // A broken configuration is reported when routing or updating; its mirrors' state still counts.
+        let repo_config = config::load_repo(repo, &self.global).ok();
+        if let Some(cfg) = &repo_config
+            && repo.exists()
+            && let Err(e) = crate::drift::scan_repository(self.store, repo, cfg)
+        {
+            log::warn!("{}: drift scan skipped: {e:#}", repo.display());
+        }
+        let now = now_ms();
+        for mirror in self.store.mirror_names(repo)? {
+            let state = self.recover_interrupted(repo, &mirror)?;
+            if state.has_work() {
+                self.schedule(repo, &mirror, &state);
+                continue;
             }
-            for mirror in self.store.mirror_names(&repo)? {
-                let state = self.recover_interrupted(&repo, &mirror)?;
-                if state.has_work() {
-                    self.schedule(&repo, &mirror, &state);
-                }
+            let Some(config) = repo_config.as_ref().and_then(|cfg| cfg.mirror(&mirror)) else {
+                continue;
+            };
+            if config.enabled && verify::is_due(&state, config.verify_interval, now) {
+                let pair = (repo.to_path_buf(), mirror);
+                self.hosts.insert(pair.clone(), host_of(&config.url));
+                self.verifying.insert(pair.clone());
+                self.due.insert(pair, now);
             }
         }
         Ok(())
@@ -276,7 +399,7 @@ impl<'a> Drain<'a> {
     /// its push lock) becomes `to_retry` with a full reconciliation owed:
     /// nobody knows how far the update got.
     fn recover_interrupted(&self, repo: &Path, mirror: &str) -> Result<MirrorState> {
-        let state = self.store.load_mirror(repo, mirror)?;
+        let state = self.store.load_mirror_or_heal(repo, mirror)?;
         if state.update_status != UpdateStatus::Started {
             return Ok(state);
         }
@@ -305,6 +428,9 @@ impl<'a> Drain<'a> {
         let Some(mirror_config) = self.mirror_config(&pair) else {
             return;
         };
+        // Work owed makes a separate check pointless: the update observes the mirror.
+        self.verifying.remove(&pair);
+        self.hosts.insert(pair.clone(), host_of(&mirror_config.url));
         self.due
             .insert(pair, due_at(state, mirror_config.delay, mirror_config.min_interval));
     }
@@ -333,19 +459,51 @@ impl<'a> Drain<'a> {
                 self.spool.retire(&claimed)?;
                 continue;
             }
-            {
-                let _lock = self.store.lock(&entry.repo)?;
-                let mut record = self.store.load_record(&entry.repo)?.unwrap_or_default();
-                record.repo = entry.repo.clone();
-                record.record(&entry.updates, entry.received_at_ms);
-                self.store.save_record(&record)?;
-            }
-            crate::failpoint::hit("ingest.after_record");
-            self.spool.retire(&claimed)?;
-            summary.entries_ingested += 1;
-            self.unrouted.insert(entry.repo, 0);
+            self.record_entry(claimed, entry, summary)?;
         }
         Ok(())
+    }
+
+    /// Records a claimed entry's refs in its repository's record, then deletes the entry. When
+    /// the record cannot be written (a full disk, a broken state directory), the entry stays
+    /// claimed and is tried again; nothing else waits for it.
+    fn record_entry(&mut self, claimed: PathBuf, entry: SpoolEntry, summary: &mut RunSummary) -> Result<()> {
+        let recorded = (|| -> Result<()> {
+            let _lock = self.store.lock(&entry.repo)?;
+            let mut record = self.store.load_record_healing(&entry.repo)?.unwrap_or_default();
+            record.repo = entry.repo.clone();
+            record.record(&entry.updates, entry.received_at_ms);
+            self.store.save_record(&record)
+        })();
+        if let Err(e) = recorded {
+            self.fault(&entry.repo, "a push could not be recorded; it waits in the spool", &e);
+            self.held
+                .push((claimed, entry, now_ms().saturating_add(RECORD_RETRY.as_millis() as u64)));
+            return Ok(());
+        }
+        self.faults.remove(&entry.repo);
+        crate::failpoint::hit("ingest.after_record");
+        self.spool.retire(&claimed)?;
+        summary.entries_ingested += 1;
+        self.unrouted.insert(entry.repo, 0);
+        Ok(())
+    }
+
+    /// Tries again to record the entries held back by [`Self::record_entry`].
+    fn retry_held(&mut self, summary: &mut RunSummary) {
+        let now = now_ms();
+        if self.held.iter().all(|(_, _, at)| *at > now) {
+            return;
+        }
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held)
+            .into_iter()
+            .partition(|(_, _, at)| *at <= now);
+        self.held = later;
+        for (claimed, entry, _) in due {
+            if let Err(e) = self.record_entry(claimed, entry, summary) {
+                log::error!("{e:#}");
+            }
+        }
     }
 
     /// Hands each repository's reported refs to its mirrors' pending state.
@@ -376,24 +534,27 @@ impl<'a> Drain<'a> {
     }
 
     fn route(&mut self, repo: &Path) -> Result<()> {
-        let repo_config = config::load_repo(repo, self.global)?;
+        let repo_config = config::load_repo(repo, &self.global)?;
         let _lock = self.store.lock(repo)?;
-        let Some(mut record) = self.store.load_record(repo)? else {
+        let Some(mut record) = self.store.load_record_healing(repo)? else {
             return Ok(());
         };
-        if record.pending.is_empty() {
+        if record.pending.is_empty() && !record.rebuilt {
             return Ok(());
         }
         let now = now_ms();
         let mut routed = Vec::new();
         for mirror in &repo_config.mirrors {
-            let mut state = self.store.load_mirror(repo, &mirror.name)?;
+            let mut state = self.store.load_mirror_healing(repo, &mirror.name)?;
             let is_new = state.last_update_at_ms.is_none() && !state.has_work();
             for (name, reported) in &record.pending {
                 state.add_pending(name, reported, now);
             }
-            if is_new && state.full_sync_seq.is_none() && state.update_status == crate::state::UpdateStatus::None {
-                // A mirror never updated before gets everything, not just this push.
+            let never_updated =
+                is_new && state.full_sync_seq.is_none() && state.update_status == crate::state::UpdateStatus::None;
+            // A mirror never updated before gets everything, not just this push; so does every
+            // mirror of a repository whose record was lost (what it reported is unknown).
+            if never_updated || record.rebuilt {
                 state.request_full_sync(now);
             }
             self.store.save_mirror(&state)?;
@@ -402,6 +563,7 @@ impl<'a> Drain<'a> {
         }
         record.pending.clear();
         record.pending_since_ms = None;
+        record.rebuilt = false;
         self.store.save_record(&record)?;
         drop(_lock);
         if self.wanted(repo) {
@@ -414,7 +576,7 @@ impl<'a> Drain<'a> {
 
     /// The pair's current, enabled configuration; `None` (logged once) otherwise.
     fn mirror_config(&mut self, pair: &Pair) -> Option<crate::config::MirrorConfig> {
-        match config::load_repo(&pair.0, self.global) {
+        match config::load_repo(&pair.0, &self.global) {
             Ok(cfg) => {
                 self.config_errors.remove(&pair.0);
                 cfg.mirrors.into_iter().find(|m| m.name == pair.1 && m.enabled)
@@ -431,12 +593,13 @@ impl<'a> Drain<'a> {
     }
 
     fn finish(&mut self, pair: Pair, outcome: Result<PairOutcome>, summary: &mut RunSummary) {
-        self.running.remove(&pair);
+        self.slots.finish(&pair, Instant::now());
         match outcome {
             Ok(PairOutcome::Busy) => {
                 self.due.insert(pair, now_ms() + BUSY_RETRY.as_millis() as u64);
                 return;
             }
+            Ok(PairOutcome::Verified) => return,
             Ok(PairOutcome::Updated { success: true }) => summary.updates += 1,
             Ok(PairOutcome::Updated { success: false }) => {
                 summary.updates += 1;
@@ -483,6 +646,8 @@ enum PairOutcome {
     },
     /// Another process (`sync`) is updating this pair; try again shortly.
     Busy,
+    /// Its `verify_interval` check found the mirror as it was left: nothing to do.
+    Verified,
 }
 
 /// Updates one pair unless another process is already updating it.
@@ -491,6 +656,7 @@ fn update_pair(
     global: &GlobalConfig,
     pair: &Pair,
     mirror: &crate::config::MirrorConfig,
+    verify_only: bool,
 ) -> Result<PairOutcome> {
     let (repo, name) = pair;
     let Some(_push_lock) = FileLock::try_acquire(&store.push_lock_path(repo, name)?)? else {
@@ -512,6 +678,9 @@ fn update_pair(
             state.last_error = Some("the repository no longer exists (deleted or moved)".to_string());
         })?;
         return Ok(PairOutcome::Updated { success: false });
+    }
+    if verify_only && verify::verify_mirror(store, global, repo, mirror)? == Verification::Unchanged {
+        return Ok(PairOutcome::Verified);
     }
     let report = update_mirror(store, global, repo, mirror, false)?;
     let changed = report

@@ -337,7 +337,10 @@ env > '{}'
     let hook_env = std::fs::read_to_string(&seen).unwrap();
     assert!(hook_env.contains("GIT_DIR="), "the hook ran: {hook_env}");
     assert!(!hook_env.contains(&token), "the mirror's hook saw the password");
-    assert!(!hook_env.contains("GIT_PUSH_MIRROR_PASSWORD"));
+    assert!(
+        !hook_env.contains("GIT_PUSH_MIRROR_CREDENTIALS"),
+        "nor where to read it"
+    );
 }
 
 #[test]

@@ -363,8 +363,13 @@ fn metrics_parse_as_prometheus_text_and_match_status_json() {
     assert_eq!(by_mirror("broken")["consecutive_failures"], 1);
     assert_eq!(
         by_mirror("off")["pending_refs"].as_array().unwrap().len(),
-        2,
-        "the disabled mirror keeps changes"
+        3,
+        "the disabled mirror keeps changes (main, v1), and the push still in the spool is pending too"
+    );
+    assert_eq!(
+        by_mirror("backup")["pending_refs"],
+        serde_json::json!(["refs/heads/waiting"]),
+        "a push no worker has recorded yet is pending, not hidden"
     );
 
     assert_eq!(

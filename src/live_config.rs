@@ -1,0 +1,131 @@
+//! Live configuration: a worker that runs or lingers notices every change of the global
+//! configuration file (silent mode, a fleet mirror disabled, re-pointed or removed, new
+//! defaults) and applies it to the next update it starts. It compares the file's bytes, found
+//! the way the command found them, before starting updates: cheap (a small read) and blind to
+//! nothing, unlike modification times, which a quick edit may leave unchanged.
+//!
+//! Per-repository files need no watching: the worker reads a repository's configuration afresh
+//! before each update of it.
+
+use crate::config::{self, GlobalConfig};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// What a look at the global configuration found.
+#[derive(Debug)]
+pub enum Change {
+    /// Nothing changed (or it is still broken in the same way).
+    None,
+    /// The configuration changed; [`GlobalWatch::current`] is the new one.
+    Reloaded,
+    /// The file cannot be used now; updates must wait until it is fixed.
+    Broken(String),
+    /// The spool or state directory changed: this worker's directories are not the configured
+    /// ones any more. It finishes what runs and leaves; hooks start workers on the new ones.
+    Moved,
+}
+
+/// The global configuration a worker uses, kept equal to the file on disk.
+pub struct GlobalWatch {
+    /// `--config`, as the command got it (the environment variable is looked up again).
+    explicit: Option<PathBuf>,
+    /// The file the current configuration came from, and its bytes.
+    seen: Option<(PathBuf, Vec<u8>)>,
+    current: Arc<GlobalConfig>,
+    broken: Option<String>,
+}
+
+fn read_located(explicit: Option<&Path>) -> Result<Option<(PathBuf, Vec<u8>)>, String> {
+    let located = config::locate_global(explicit, &|name| std::env::var_os(name)).map_err(|e| e.to_string())?;
+    match located {
+        None => Ok(None),
+        Some(path) => std::fs::read(&path)
+            .map(|bytes| Some((path.clone(), bytes)))
+            .map_err(|e| format!("{}: {e}", path.display())),
+    }
+}
+
+impl GlobalWatch {
+    /// Watches the file `global` was loaded from (found through `explicit`, as `--config`).
+    pub fn new(explicit: Option<&Path>, global: &GlobalConfig) -> GlobalWatch {
+        GlobalWatch {
+            explicit: explicit.map(Path::to_path_buf),
+            seen: read_located(explicit).ok().flatten(),
+            current: Arc::new(global.clone()),
+            broken: None,
+        }
+    }
+
+    /// The configuration to start updates with.
+    pub fn current(&self) -> Arc<GlobalConfig> {
+        Arc::clone(&self.current)
+    }
+
+    /// Looks at the file again; reloads it if its bytes changed.
+    pub fn check(&mut self) -> Change {
+        let now = match read_located(self.explicit.as_deref()) {
+            Ok(now) => now,
+            Err(message) => return self.broken(message),
+        };
+        if now == self.seen {
+            return match &self.broken {
+                Some(message) => Change::Broken(message.clone()),
+                None => Change::None,
+            };
+        }
+        self.seen = now;
+        match config::load_global(self.explicit.as_deref()) {
+            Ok(new) => {
+                self.broken = None;
+                if new.spool_dir != self.current.spool_dir || new.state_dir != self.current.state_dir {
+                    return Change::Moved;
+                }
+                if new == *self.current {
+                    return Change::None;
+                }
+                self.current = Arc::new(new);
+                Change::Reloaded
+            }
+            Err(e) => self.broken(e.to_string()),
+        }
+    }
+
+    fn broken(&mut self, message: String) -> Change {
+        self.broken = Some(message.clone());
+        Change::Broken(message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edits_are_seen_and_a_broken_file_is_reported_until_fixed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.toml");
+        let state = dir.path().join("state");
+        let text = |extra: &str| format!("state_dir = \"{}\"\n{extra}", state.display());
+        std::fs::write(&file, text("")).unwrap();
+        let global = config::load_global(Some(&file)).unwrap();
+        let mut watch = GlobalWatch::new(Some(&file), &global);
+        assert!(matches!(watch.check(), Change::None));
+
+        std::fs::write(&file, text("silent_mode = true\n")).unwrap();
+        assert!(matches!(watch.check(), Change::Reloaded));
+        assert!(watch.current().silent_mode);
+        assert!(matches!(watch.check(), Change::None));
+
+        std::fs::write(&file, text("silent_mode = tru\n")).unwrap();
+        assert!(matches!(watch.check(), Change::Broken(m) if m.contains("config.toml:")));
+        assert!(matches!(watch.check(), Change::Broken(_)), "still broken");
+        assert!(watch.current().silent_mode, "the last good configuration is kept");
+
+        std::fs::write(&file, text("silent_mode = false\n")).unwrap();
+        assert!(matches!(watch.check(), Change::Reloaded));
+        assert!(!watch.current().silent_mode);
+
+        std::fs::write(&file, format!("state_dir = \"{}/elsewhere\"\n", dir.path().display())).unwrap();
+        assert!(matches!(watch.check(), Change::Moved));
+    }
+}
