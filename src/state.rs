@@ -497,9 +497,9 @@ impl StateStore {
             .unwrap_or_else(|| MirrorState::new(repo, mirror)))
     }
 
-    /// [`Self::load_mirror`] for a caller holding the repository's state lock that will save the
-    /// state: a corrupt file is moved aside and the pair starts afresh, owing a full
-    /// reconciliation, so it heals by itself at its next update.
+    /// [`Self::load_mirror`] for a caller holding the repository's state lock: a corrupt file is
+    /// moved aside and the pair starts afresh (saved), owing a full reconciliation, so it heals
+    /// by itself at its next update.
     pub fn load_mirror_healing(&self, repo: &Path, mirror: &str) -> Result<MirrorState> {
         match self.load_mirror(repo, mirror) {
             Err(e) if corruption(&e).is_some() => {
@@ -517,6 +517,8 @@ impl StateStore {
                     "the mirror's state file was corrupt and was moved to {}; a full reconciliation rebuilds it",
                     moved.display()
                 ));
+                // Saved at once: the pair must stay known even if the caller saves nothing.
+                self.save_mirror(&state)?;
                 Ok(state)
             }
             other => other,

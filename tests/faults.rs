@@ -16,68 +16,11 @@ use std::process::{Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::procs::{HungListener, Reaper, processes_mentioning};
 use support::*;
 
 // ---------------------------------------------------------------------------
 // Helpers
-
-/// Kills, when the test ends, every process still running with this test's
-/// `HOME`: workers the hooks started detached, and their git children. They
-/// are ours (started by this test's pushes), and none may outlive its files.
-struct Reaper {
-    marker: Vec<u8>,
-}
-
-impl Reaper {
-    fn new(env: &TestEnv) -> Reaper {
-        Reaper {
-            marker: format!("HOME={}", path_str(&env.home())).into_bytes(),
-        }
-    }
-
-    fn ours(&self) -> Vec<libc::pid_t> {
-        processes()
-            .into_iter()
-            .filter(|pid| {
-                std::fs::read(format!("/proc/{pid}/environ"))
-                    .is_ok_and(|environ| environ.split(|b| *b == 0).any(|var| var == self.marker.as_slice()))
-            })
-            .collect()
-    }
-}
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        for pid in self.ours() {
-            // SAFETY: kill(2) has no memory-safety preconditions; the pid carries this test's HOME.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-    }
-}
-
-/// Every process id in /proc except our own.
-fn processes() -> Vec<libc::pid_t> {
-    let me = std::process::id() as libc::pid_t;
-    std::fs::read_dir("/proc")
-        .map(|dir| {
-            dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<libc::pid_t>().ok())
-                .filter(|pid| *pid != me)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Live processes whose command line contains `needle`, as `pid: cmdline`.
-fn processes_mentioning(needle: &str) -> Vec<String> {
-    processes()
-        .into_iter()
-        .filter_map(|pid| {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            cmdline.contains(needle).then(|| format!("{pid}: {cmdline}"))
-        })
-        .collect()
-}
 
 /// A global configuration with quick retries, and a worker that lingers for `linger`.
 fn quick_retries(env: &TestEnv, linger: &str, initial: &str, max: &str) {
@@ -372,31 +315,6 @@ fn a_mirror_down_during_50_pushes_catches_up_when_it_returns_while_the_other_sta
 
 // ---------------------------------------------------------------------------
 // Hung remote
-
-/// A TCP listener that accepts connections and never answers (nor closes them).
-struct HungListener {
-    port: u16,
-    held: Arc<Mutex<Vec<TcpStream>>>,
-}
-
-impl HungListener {
-    fn start() -> HungListener {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let held: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
-        let keep = Arc::clone(&held);
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                keep.lock().unwrap().push(stream);
-            }
-        });
-        HungListener { port, held }
-    }
-
-    fn accepted(&self) -> usize {
-        self.held.lock().unwrap().len()
-    }
-}
 
 #[test]
 fn a_remote_that_never_answers_is_killed_at_timeout_and_delays_no_other_mirror() {

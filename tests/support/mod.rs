@@ -1,6 +1,8 @@
 //! Helpers for driving the `git-push-mirror` binary in integration tests.
 #![allow(dead_code)]
 
+pub mod procs;
+
 use crate::common::{TestEnv, assert_success, path_str, wait_until};
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;

@@ -1,0 +1,390 @@
+//! Small blast radius: one repository's trouble stays its own. A corrupt state file (the
+//! repository's record or one pair's state), a state directory that cannot take new changes
+//! (a full disk), and a broken `push-mirror.toml` each fault only their repository or pair: it is
+//! reported in `status` (`update_status: failed` with `state_error` / `config_error`, pending
+//! refs shown) and `metrics` (always written), every other repository converges in the same run,
+//! and a corrupt file heals by itself (moved to `<state_dir>/bad/`, rebuilt by a full
+//! reconciliation).
+
+mod common;
+mod support;
+
+use common::{TestEnv, path_str, require_or_skip, wait_until};
+use git_push_mirror::state::StateStore;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use support::procs::Reaper;
+use support::*;
+
+fn state_dir(env: &TestEnv) -> PathBuf {
+    state_base(env).join("state")
+}
+
+/// Where the worker keeps a repository's state (as the binary computes it).
+fn repo_state_dir(env: &TestEnv, repo: &Path) -> PathBuf {
+    StateStore::new(&state_dir(env)).repo_dir(repo)
+}
+
+/// A bare repository with a `file://` mirror named `backup`, a work clone, and a hook that only
+/// spools (the test decides when workers run).
+struct Repo {
+    upstream: PathBuf,
+    mirror: PathBuf,
+    work: PathBuf,
+}
+
+fn repo(env: &TestEnv, name: &str) -> Repo {
+    let upstream = env.bare_repo(&format!("{name}.git"));
+    let mirror = env.bare_repo(&format!("{name}-mirror.git"));
+    gpm_ok(
+        env,
+        &[
+            "add",
+            path_str(&upstream),
+            "backup",
+            &format!("file://{}", path_str(&mirror)),
+            "--delay",
+            "0s",
+        ],
+    );
+    let hook = format!(
+        "#!/bin/sh\nexec '{}' hook post-receive --no-worker\n",
+        env!("CARGO_BIN_EXE_git-push-mirror")
+    );
+    write_hook(&upstream, "post-receive", &hook);
+    let work = env.clone_work(&upstream, &format!("{name}-work"));
+    Repo { upstream, mirror, work }
+}
+
+impl Repo {
+    /// Commits and pushes `branch` (the hook spools it).
+    fn push(&self, env: &TestEnv, branch: &str, content: &str) {
+        env.commit(&self.work, &format!("{branch}.txt"), content, content);
+        env.git(
+            &self.work,
+            &["push", "--quiet", "origin", &format!("HEAD:refs/heads/{branch}")],
+        );
+    }
+
+    fn converged(&self, env: &TestEnv) -> bool {
+        env.refs(&self.mirror) == env.refs(&self.upstream)
+    }
+}
+
+/// `run --wait` (cron): returns its exit code and log-worthy stderr.
+fn run(env: &TestEnv) -> (Option<i32>, String) {
+    let out = gpm_output(env, &["run", "--wait"]);
+    (out.status.code(), stderr(&out))
+}
+
+fn log_text(env: &TestEnv) -> String {
+    std::fs::read_to_string(state_base(env).join("git-push-mirror.log")).unwrap_or_default()
+}
+
+/// `status --json` without arguments: every repository.
+fn status_all(env: &TestEnv) -> Vec<Value> {
+    let out = gpm_output(env, &["status", "--json"]);
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("status --json: {e}\nstdout: {}\nstderr: {}", stdout(&out), stderr(&out)))
+}
+
+fn status_of(statuses: &[Value], repo: &Path) -> Value {
+    statuses
+        .iter()
+        .find(|s| s["repo"] == path_str(repo))
+        .unwrap_or_else(|| panic!("no status for {}: {statuses:#?}", repo.display()))
+        .clone()
+}
+
+/// `metrics --output FILE`: the exit code and the file's text.
+fn metrics(env: &TestEnv) -> (Option<i32>, String) {
+    let file = env.path("textfile/git-push-mirror.prom");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    let _ = std::fs::remove_file(&file);
+    let out = gpm_output(env, &["metrics", "--output", path_str(&file)]);
+    let text = std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("the metrics file was not written ({e})\n{}", stderr(&out)));
+    (out.status.code(), text)
+}
+
+/// The value of `name{repo="REPO",mirror="backup"}` in a metrics text.
+fn mirror_metric(text: &str, name: &str, repo: &Path) -> f64 {
+    let prefix = format!(
+        "git_push_mirror_{name}{{repo=\"{}\",mirror=\"backup\"}} ",
+        path_str(repo)
+    );
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {prefix:?} in\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    let prefix = format!("git_push_mirror_{name} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {prefix:?} in\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+/// Two repositories mirrored and converged; the hooks only spool.
+fn two_converged_repositories(env: &TestEnv) -> (Repo, Repo) {
+    let (a, b) = (repo(env, "a"), repo(env, "b"));
+    for r in [&a, &b] {
+        r.push(env, "main", "one");
+        r.push(env, "feature", "f1");
+    }
+    let (code, err) = run(env);
+    assert_eq!(code, Some(0), "{err}\n{}", log_text(env));
+    assert!(a.converged(env) && b.converged(env));
+    (a, b)
+}
+
+#[test]
+fn a_truncated_repository_record_faults_only_its_repository_and_heals_itself() {
+    let env = TestEnv::new();
+    let _reaper = Reaper::new(&env);
+    let (a, b) = two_converged_repositories(&env);
+    // Pushes to both, `a` first: its entry is the one the worker meets first.
+    a.push(&env, "main", "two");
+    b.push(&env, "main", "two");
+    let record = repo_state_dir(&env, &a.upstream).join("repo.json");
+    std::fs::write(&record, "{\"repo\": \"/trunc").unwrap();
+
+    // Before any worker: both repositories are reported; `a` says what is wrong, `b` what waits.
+    let statuses = status_all(&env);
+    let sa = status_of(&statuses, &a.upstream);
+    assert_eq!(sa["update_status"], "failed", "{sa:#}");
+    assert!(
+        sa["state_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("repo.json is corrupt"),
+        "{sa:#}"
+    );
+    let sb = status_of(&statuses, &b.upstream);
+    assert_eq!(sb["state_error"], Value::Null, "{sb:#}");
+    assert_eq!(sb["pending_refs"], serde_json::json!(["refs/heads/main"]), "{sb:#}");
+    let (_, text) = metrics(&env);
+    assert_eq!(mirror_metric(&text, "mirror_faulted", &a.upstream), 1.0);
+    assert_eq!(mirror_metric(&text, "mirror_faulted", &b.upstream), 0.0);
+    assert_eq!(mirror_metric(&text, "mirror_pending_refs", &b.upstream), 1.0);
+
+    // One cron run: `b` converges, and `a` heals (record moved aside, full reconciliation).
+    let (code, err) = run(&env);
+    assert_eq!(code, Some(0), "{err}\n{}", log_text(&env));
+    assert!(b.converged(&env), "the other repository converged in the same run");
+    assert!(
+        a.converged(&env),
+        "the repository with the corrupt record healed\n{}",
+        log_text(&env)
+    );
+    let bad = files_in(&state_dir(&env).join("bad"));
+    assert_eq!(bad.len(), 1, "the corrupt record was moved aside: {bad:?}");
+    assert_eq!(std::fs::read_to_string(&bad[0]).unwrap(), "{\"repo\": \"/trunc");
+    let statuses = status_all(&env);
+    for repo in [&a.upstream, &b.upstream] {
+        let s = status_of(&statuses, repo);
+        assert_eq!(s["update_status"], "finished", "{s:#}");
+        assert_eq!(s["state_error"], Value::Null, "{s:#}");
+    }
+    let (code, text) = metrics(&env);
+    assert_eq!(code, Some(0));
+    assert_eq!(metric(&text, "state_files_quarantined"), 1.0);
+    assert_eq!(mirror_metric(&text, "mirror_faulted", &a.upstream), 0.0);
+    assert!(log_text(&env).contains("repo.json is corrupt"), "logged");
+}
+
+#[test]
+fn a_corrupt_mirror_state_faults_only_its_pair_and_heals_itself() {
+    let env = TestEnv::new();
+    let _reaper = Reaper::new(&env);
+    let (a, b) = two_converged_repositories(&env);
+    let state = repo_state_dir(&env, &a.upstream).join("mirrors/backup.json");
+    std::fs::write(&state, "{ not json").unwrap();
+    // Changes no hook reported, in both: only the drift scan of a cron run finds them.
+    for r in [&a, &b] {
+        env.commit(&r.work, "drift.txt", "drift", "drift");
+        env.git(
+            &r.upstream,
+            &["fetch", "--quiet", path_str(&r.work), "HEAD:refs/heads/drifted"],
+        );
+    }
+
+    let statuses = status_all(&env);
+    let sa = status_of(&statuses, &a.upstream);
+    assert_eq!(sa["update_status"], "failed", "{sa:#}");
+    assert!(
+        sa["state_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("backup.json is corrupt"),
+        "{sa:#}"
+    );
+    assert_eq!(status_of(&statuses, &b.upstream)["update_status"], "finished");
+    let (code, text) = metrics(&env);
+    assert_eq!(code, Some(1), "a faulted pair is a failed mirror");
+    assert_eq!(mirror_metric(&text, "mirror_faulted", &a.upstream), 1.0);
+    assert_eq!(mirror_metric(&text, "mirror_faulted", &b.upstream), 0.0);
+
+    let (code, err) = run(&env);
+    assert_eq!(code, Some(0), "{err}\n{}", log_text(&env));
+    assert!(
+        b.converged(&env),
+        "the other repository's drift was mirrored in the same run"
+    );
+    assert!(
+        a.converged(&env),
+        "the pair with the corrupt state healed\n{}",
+        log_text(&env)
+    );
+    assert_eq!(files_in(&state_dir(&env).join("bad")).len(), 1);
+    let s = status_of(&status_all(&env), &a.upstream);
+    assert_eq!(s["update_status"], "finished", "{s:#}");
+    assert!(
+        s["last_verified_at"].is_string(),
+        "the full reconciliation verified it: {s:#}"
+    );
+}
+
+#[test]
+fn a_broken_push_mirror_toml_shows_the_mirror_failed_with_its_error_and_the_waiting_refs() {
+    let env = TestEnv::new();
+    let _reaper = Reaper::new(&env);
+    let (a, b) = two_converged_repositories(&env);
+    let config = a.upstream.join("push-mirror.toml");
+    let original = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, original.replace("delay =", "dealy =")).unwrap();
+    a.push(&env, "main", "two");
+    b.push(&env, "main", "two");
+    let (_, err) = run(&env);
+    assert!(b.converged(&env), "{err}");
+    assert!(!a.converged(&env));
+
+    let out = gpm_output(&env, &["status", "--json"]);
+    assert_eq!(out.status.code(), Some(2), "a configuration error exits 2");
+    let statuses: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let s = status_of(&statuses, &a.upstream);
+    assert_eq!(
+        s["update_status"], "failed",
+        "not `finished`: nothing is mirrored: {s:#}"
+    );
+    let error = s["config_error"].as_str().unwrap_or("");
+    assert!(error.contains("push-mirror.toml:") && error.contains("dealy"), "{s:#}");
+    assert_eq!(s["pending_refs"], serde_json::json!(["refs/heads/main"]), "{s:#}");
+    let (_, text) = metrics(&env);
+    assert_eq!(mirror_metric(&text, "mirror_faulted", &a.upstream), 1.0);
+    assert_eq!(mirror_metric(&text, "mirror_pending_refs", &a.upstream), 1.0);
+    assert_eq!(metric(&text, "config_errors"), 1.0);
+
+    std::fs::write(&config, original).unwrap();
+    let (code, err) = run(&env);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(a.converged(&env), "fixed, it catches up\n{}", log_text(&env));
+}
+
+/// A small tmpfs mounted for the test (root only), unmounted when dropped.
+struct Tmpfs {
+    dir: PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Result<Tmpfs, String> {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs", path_str(dir)])
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "mount -t tmpfs failed (the test needs root with CAP_SYS_ADMIN): {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(Tmpfs { dir: dir.to_path_buf() })
+    }
+
+    /// Fills the file system: a file grows until the disk is full.
+    fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let filler = self.dir.join("filler");
+        let mut file = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 4096];
+        while file.write_all(&block).is_ok() {}
+        filler
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").args(["-l", path_str(&self.dir)]).status();
+    }
+}
+
+#[test]
+fn a_full_state_disk_shows_in_status_and_metrics_and_the_pushes_land_once_there_is_room() {
+    let env = TestEnv::new();
+    let _reaper = Reaper::new(&env);
+    let fs_dir = env.path("state-fs");
+    let tmpfs = match Tmpfs::mount(&fs_dir, "2m") {
+        Ok(tmpfs) => tmpfs,
+        Err(why) => {
+            require_or_skip("a tmpfs mount", Err(why));
+            return;
+        }
+    };
+    write_global_config(
+        &env,
+        &format!("state_dir = \"{}/state\"\nworker_linger = \"1s\"\n", path_str(&fs_dir)),
+    );
+    let (a, b) = (repo(&env, "a"), repo(&env, "b"));
+    for r in [&a, &b] {
+        r.push(&env, "main", "one");
+    }
+    let (code, err) = run(&env);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(a.converged(&env) && b.converged(&env));
+
+    let filler = tmpfs.fill();
+    a.push(&env, "main", "two");
+    let (_, err) = run(&env);
+    assert!(!a.converged(&env), "nothing could be recorded: {err}");
+    assert!(
+        !spool_files(&env, "new").is_empty() || !spool_files(&env, "claimed").is_empty(),
+        "the push waits in the spool"
+    );
+    let statuses = status_all(&env);
+    let s = status_of(&statuses, &a.upstream);
+    assert_eq!(s["update_status"], "failed", "not `finished`: {s:#}");
+    assert_eq!(s["pending_refs"], serde_json::json!(["refs/heads/main"]), "{s:#}");
+    let error = s["state_error"].as_str().unwrap_or("");
+    assert!(
+        error.contains("cannot be recorded") && error.contains("No space left"),
+        "{s:#}"
+    );
+    assert_eq!(status_of(&statuses, &b.upstream)["update_status"], "finished");
+    let (code, text) = metrics(&env);
+    assert_eq!(code, Some(1));
+    assert_eq!(mirror_metric(&text, "mirror_faulted", &a.upstream), 1.0);
+    assert_eq!(mirror_metric(&text, "mirror_pending_refs", &a.upstream), 1.0);
+    assert!(metric(&text, "spool_entries") >= 1.0);
+
+    std::fs::remove_file(filler).unwrap();
+    wait_until("a run records the push and mirrors it", CONVERGE, || {
+        run(&env);
+        a.converged(&env)
+    });
+    let s = status_of(&status_all(&env), &a.upstream);
+    assert_eq!(s["update_status"], "finished", "{s:#}");
+    assert_eq!(s["state_error"], Value::Null, "{s:#}");
+    drop(tmpfs);
+}
