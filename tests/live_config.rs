@@ -1,0 +1,159 @@
+//! Live configuration: a worker that lingers (a second mirror keeps failing and is retried)
+//! applies every change of the global configuration to the next update it starts: a fleet
+//! mirror disabled, re-pointed, and silent mode turned on. Nothing is ever pushed with a
+//! configuration that is no longer on disk.
+
+mod common;
+mod support;
+
+use common::{TestEnv, path_str, wait_until};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use support::procs::Reaper;
+use support::*;
+
+fn log_text(env: &TestEnv) -> String {
+    std::fs::read_to_string(state_base(env).join("git-push-mirror.log")).unwrap_or_default()
+}
+
+/// The worker the hooks started (`run --detached`) for this test, if one runs.
+fn lingering_worker(reaper: &Reaper) -> Option<libc::pid_t> {
+    reaper.ours().into_iter().find(|pid| {
+        std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains("--detached"))
+    })
+}
+
+fn status_of(env: &TestEnv, upstream: &Path, mirror: &str) -> Value {
+    let out = gpm_output(env, &["status", "--json", path_str(upstream)]);
+    let all: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    all.into_iter().find(|s| s["mirror"] == mirror).unwrap()
+}
+
+fn failures(env: &TestEnv, upstream: &Path) -> u64 {
+    status_of(env, upstream, "broken")["consecutive_failures"]
+        .as_u64()
+        .unwrap()
+}
+
+/// Waits until the lingering worker has taken the push in (recorded it as pending for `fleet`)
+/// and has since tried the failing mirror twice more: had it wanted to push to `fleet`, it had
+/// every chance.
+fn wait_push_handled(env: &TestEnv, upstream: &Path, branch_tip: &str) {
+    let upstream_tip = env.git(upstream, &["rev-parse", "main"]);
+    assert_eq!(upstream_tip, branch_tip);
+    wait_until("the worker recorded the push", CONVERGE, || {
+        spool_files(env, "new").is_empty()
+            && spool_files(env, "claimed").is_empty()
+            && status_of(env, upstream, "fleet")["pending_refs"]
+                .as_array()
+                .is_some_and(|p| p.iter().any(|r| r == "refs/heads/main"))
+    });
+    let seen = failures(env, upstream);
+    wait_until("the worker went on retrying the failing mirror", CONVERGE, || {
+        failures(env, upstream) >= seen + 2
+    });
+}
+
+fn reloads(env: &TestEnv) -> usize {
+    log_text(env).matches("the global configuration changed").count()
+}
+
+#[test]
+fn a_lingering_worker_never_pushes_with_a_global_configuration_that_is_no_longer_on_disk() {
+    let env = TestEnv::new();
+    let reaper = Reaper::new(&env);
+    let root = env.path("repos");
+    let upstream = root.join("app.git");
+    std::fs::create_dir_all(&upstream).unwrap();
+    env.git(&upstream, &["init", "--quiet", "--bare"]);
+    let fleet_a: PathBuf = env.bare_repo("fleet-a/app.git");
+    let fleet_b: PathBuf = env.bare_repo("fleet-b/app.git");
+    let global = |extra: &str, fleet: &str| {
+        format!(
+            "repos_root = \"{}\"\nworker_linger = \"10m\"\n{extra}\n\
+             [defaults]\ndelay = \"0s\"\n\
+             [retry]\ninitial = \"200ms\"\nmax = \"200ms\"\njitter = false\nfail_after = 1000\n\
+             [mirror.fleet]\nrepos = [\"app\"]\n{fleet}\n",
+            path_str(&root)
+        )
+    };
+    let url = |variant: &str| format!("url = \"file://{}/fleet-{variant}/{{name}}.git\"", path_str(env.root()));
+    write_global_config(&env, &global("", &url("a")));
+    // A mirror of the repository's own that never works: the worker lingers to retry it.
+    gpm_ok(
+        &env,
+        &[
+            "add",
+            path_str(&upstream),
+            "broken",
+            &format!("file://{}", path_str(&env.path("missing.git"))),
+        ],
+    );
+    gpm_ok(&env, &["install", path_str(&upstream)]);
+    let work = env.clone_work(&upstream, "work");
+    let push = |content: &str| {
+        let tip = env.commit(&work, "a.txt", content, content);
+        env.git(&work, &["push", "--quiet", "origin", "main"]);
+        tip
+    };
+
+    let one = push("one");
+    wait_until("the fleet mirror has the first push", CONVERGE, || {
+        env.refs(&fleet_a) == env.refs(&upstream)
+    });
+    let worker = lingering_worker(&reaper).expect("a worker lingers for the failing mirror");
+
+    // 1. The fleet mirror is disabled in the global file.
+    write_global_config(&env, &global("", &format!("{}\nenabled = false", url("a"))));
+    wait_until("the worker saw the change", CONVERGE, || reloads(&env) >= 1);
+    let two = push("two");
+    wait_push_handled(&env, &upstream, &two);
+    assert_eq!(
+        env.git(&fleet_a, &["rev-parse", "main"]),
+        one,
+        "the disabled fleet mirror got nothing\n{}",
+        log_text(&env)
+    );
+    assert_eq!(lingering_worker(&reaper), Some(worker), "the same worker handled it");
+
+    // 2. Enabled again, at another URL: the new mirror gets everything, the old one nothing.
+    write_global_config(&env, &global("", &url("b")));
+    wait_until("the worker saw the change", CONVERGE, || reloads(&env) >= 2);
+    let three = push("three");
+    wait_until("the re-pointed fleet mirror converges", CONVERGE, || {
+        env.refs(&fleet_b) == env.refs(&upstream)
+    });
+    assert_eq!(env.git(&fleet_b, &["rev-parse", "main"]), three);
+    assert_eq!(
+        env.git(&fleet_a, &["rev-parse", "main"]),
+        one,
+        "the old URL is left alone"
+    );
+    assert_eq!(lingering_worker(&reaper), Some(worker), "the same worker handled it");
+
+    // 3. Silent mode: the worker pushes nothing more and leaves.
+    write_global_config(&env, &global("silent_mode = true", &url("b")));
+    wait_until("the worker saw the change", CONVERGE, || reloads(&env) >= 3);
+    let four = push("four");
+    wait_until("the silent worker leaves", CONVERGE, || {
+        lingering_worker(&reaper).is_none()
+    });
+    assert_eq!(
+        env.git(&fleet_b, &["rev-parse", "main"]),
+        three,
+        "nothing is pushed in silent mode\n{}",
+        log_text(&env)
+    );
+    let status = status_of(&env, &upstream, "fleet");
+    assert!(
+        status["note"].as_str().unwrap_or("").contains("silent_mode"),
+        "{status:#}"
+    );
+
+    // Silent mode off: everything drains (a cron run, which does not linger for the failing mirror).
+    write_global_config(&env, &global("", &url("b")).replace("\"10m\"", "\"0s\""));
+    let out = gpm_output(&env, &["run", "--wait"]);
+    assert!(out.status.code().is_some_and(|c| c <= 1), "{}", stderr(&out));
+    assert_eq!(env.git(&fleet_b, &["rev-parse", "main"]), four);
+    assert_eq!(env.refs(&fleet_b), env.refs(&upstream));
+}
