@@ -137,7 +137,8 @@ fn started_by(worker: u32) -> Vec<String> {
 }
 
 fn is_git(line: &str) -> bool {
-    line.split_once(": ").is_some_and(|(_, cmd)| cmd.starts_with("git ") || cmd.starts_with("git\0"))
+    line.split_once(": ")
+        .is_some_and(|(_, cmd)| cmd.starts_with("git ") || cmd.starts_with("git\0"))
 }
 
 #[test]
@@ -195,9 +196,11 @@ fn git_children_die_with_a_killed_worker_and_the_next_worker_kills_what_they_lef
     // kill -9 of the worker alone, as the OOM killer would.
     worker.kill().unwrap();
     worker.wait().unwrap();
-    wait_until("the git children die with their worker", Duration::from_secs(10), || {
-        !started_by(pid).iter().any(|c| is_git(c))
-    });
+    wait_until(
+        "the git children die with their worker",
+        Duration::from_secs(10),
+        || !started_by(pid).iter().any(|c| is_git(c)),
+    );
     let left = started_by(pid);
     assert!(
         !left.is_empty(),
@@ -208,7 +211,9 @@ fn git_children_die_with_a_killed_worker_and_the_next_worker_kills_what_they_lef
     write_global_config(&env, &format!("silent_mode = true\n{config}"));
     let out = gpm_output(&env, &["run", "--wait"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    wait_until("the leftovers are gone", Duration::from_secs(10), || started_by(pid).is_empty());
+    wait_until("the leftovers are gone", Duration::from_secs(10), || {
+        started_by(pid).is_empty()
+    });
     assert!(
         log_text(&env).contains("left running by a worker that died"),
         "{}",
@@ -293,10 +298,19 @@ fn a_password_env_secret_is_in_no_child_environment_git_ssh_hooks_or_credential_
     let hits = watcher.stop();
 
     assert!(status.code().is_some_and(|c| c <= 1), "{}", log_text(&env));
-    assert_eq!(env.refs(&served), env.refs(&upstream), "the HTTPS mirror got the push\n{}", log_text(&env));
+    assert_eq!(
+        env.refs(&served),
+        env.refs(&upstream),
+        "the HTTPS mirror got the push\n{}",
+        log_text(&env)
+    );
     assert_eq!(env.refs(&backup), env.refs(&upstream));
     assert!(ssh_host.accepted() >= 1, "the ssh client ran");
-    assert!(hits.is_empty(), "the secret was in the environment of:\n{}", hits.join("\n"));
+    assert!(
+        hits.is_empty(),
+        "the secret was in the environment of:\n{}",
+        hits.join("\n")
+    );
     let seen = std::fs::read_to_string(&hook_env).unwrap();
     assert!(seen.contains("GIT_DIR="), "the mirror's hook ran: {seen}");
     assert!(!seen.contains(&token), "the other mirror's hook saw the secret");
