@@ -64,8 +64,8 @@ pub fn drifted(local: &BTreeMap<String, Oid>, known: &BTreeMap<String, Oid>) -> 
 }
 
 /// Scans one repository (with its configuration `repo_config`); queues drifted refs in its
-/// mirrors' state, and a full reconciliation for a mirror whose URL changed since its last update
-/// (its known refs describe another mirror). Returns the names of the mirrors that got work.
+/// mirrors' state, and a full reconciliation for a mirror whose URL or filters changed since its
+/// last update (its known refs describe another mirror, or leave out refs now in scope). Returns the names of the mirrors that got work.
 pub fn scan_repository(store: &StateStore, repo: &Path, repo_config: &RepoConfig) -> Result<Vec<String>> {
     if repo_config.mirrors.is_empty() {
         return Ok(Vec::new());
@@ -82,11 +82,11 @@ pub fn scan_repository(store: &StateStore, repo: &Path, repo_config: &RepoConfig
         }
         let now = now_ms();
         let re_pointed = state.known_refs_fingerprint.is_some()
-            && store.known_refs_url(repo, &mirror.name).as_deref() != Some(mirror.url.as_str());
+            && store.known_refs_identity(repo, &mirror.name) != Some(crate::verify::identity(mirror));
         if state.known_refs_fingerprint.is_none() || re_pointed {
             if re_pointed {
                 log::info!(
-                    "{}: mirror {}: its URL changed since its last update; reconciling in full",
+                    "{}: mirror {}: its URL or filters changed since its last update; reconciling in full",
                     repo.display(),
                     mirror.name
                 );

@@ -198,16 +198,27 @@ pub fn known_remote_values(refs: &KnownRefs) -> BTreeMap<String, Oid> {
         .collect()
 }
 
-/// The first line of a known-refs file: the URL of the mirror the refs were learned from.
-const URL_LINE: &str = "url ";
+/// What known refs describe: the mirror at `url`, as seen through the filters whose
+/// fingerprint is `scope`. Refs learned for another URL describe another mirror; refs learned
+/// under other filters leave out refs now in scope (stale on the mirror, or never pushed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MirrorIdentity {
+    pub url: String,
+    pub scope: String,
+}
 
-/// `url <url>`, then one line per ref, `<local|-> <remote|-> <name>`: compact and fast for
-/// repositories with many refs. The URL and the refs are written in one file so that no crash
-/// can leave the refs of one mirror attributed to another.
-fn encode_known_refs(url: &str, refs: &KnownRefs) -> String {
-    let mut text = String::with_capacity(refs.len() * 100 + url.len() + 8);
+/// The header lines of a known-refs file.
+const URL_LINE: &str = "url ";
+const SCOPE_LINE: &str = "scope ";
+
+/// `url <url>`, `scope <scope>`, then one line per ref, `<local|-> <remote|-> <name>`: compact
+/// and fast for repositories with many refs. The identity and the refs are written in one file
+/// so that no crash can leave the refs of one mirror attributed to another.
+fn encode_known_refs(identity: &MirrorIdentity, refs: &KnownRefs) -> String {
+    let mut text = String::with_capacity(refs.len() * 100 + identity.url.len() + 40);
     // A URL never holds a line break (git refuses one); escape it anyway so it cannot end the line.
-    text.push_str(&format!("{URL_LINE}{}\n", url.replace('\n', "%0A")));
+    text.push_str(&format!("{URL_LINE}{}\n", identity.url.replace('\n', "%0A")));
+    text.push_str(&format!("{SCOPE_LINE}{}\n", identity.scope));
     let show = |oid: &Option<Oid>| oid.as_ref().map_or("-", |o| o.as_str()).to_string();
     for (name, r) in refs {
         text.push_str(&format!("{} {} {name}\n", show(&r.local), show(&r.remote)));
@@ -215,8 +226,16 @@ fn encode_known_refs(url: &str, refs: &KnownRefs) -> String {
     text
 }
 
-/// The URL and refs of a known-refs file; a file from before URLs were recorded has no URL.
-fn decode_known_refs(text: &str) -> Option<(Option<String>, KnownRefs)> {
+/// The identity in the first lines of a known-refs file (none in a file from before they were
+/// recorded).
+fn decode_identity<'a>(lines: &mut std::iter::Peekable<impl Iterator<Item = &'a str>>) -> Option<MirrorIdentity> {
+    let url = lines.next_if(|line| line.starts_with(URL_LINE))?[URL_LINE.len()..].to_string();
+    let scope = lines.next_if(|line| line.starts_with(SCOPE_LINE))?[SCOPE_LINE.len()..].to_string();
+    Some(MirrorIdentity { url, scope })
+}
+
+/// The identity and refs of a known-refs file; `None` when it is corrupt.
+fn decode_known_refs(text: &str) -> Option<(Option<MirrorIdentity>, KnownRefs)> {
     let parse = |field: &str| {
         if field == "-" {
             Some(None)
@@ -225,9 +244,7 @@ fn decode_known_refs(text: &str) -> Option<(Option<String>, KnownRefs)> {
         }
     };
     let mut lines = text.lines().peekable();
-    let url = lines
-        .next_if(|line| line.starts_with(URL_LINE))
-        .map(|line| line[URL_LINE.len()..].to_string());
+    let identity = decode_identity(&mut lines);
     let mut refs = KnownRefs::new();
     for line in lines {
         let mut fields = line.splitn(3, ' ');
@@ -240,22 +257,23 @@ fn decode_known_refs(text: &str) -> Option<(Option<String>, KnownRefs)> {
             },
         );
     }
-    Some((url, refs))
+    Some((identity, refs))
 }
 
-/// Known refs together with the URL of the mirror they describe.
+/// Known refs together with what they describe.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KnownRefsOf {
-    /// `None` for a file written before URLs were recorded (or none at all).
-    pub url: Option<String>,
+    /// `None` for a file written before identities were recorded (or none at all).
+    pub identity: Option<MirrorIdentity>,
     pub refs: KnownRefs,
 }
 
 impl KnownRefsOf {
-    /// The refs, if they were learned from the mirror at `url`; empty otherwise: what another
-    /// mirror had says nothing about this one (a URL changed by hand, a fleet template edited).
-    pub fn for_url(self, url: &str) -> KnownRefs {
-        if self.url.as_deref() == Some(url) {
+    /// The refs, if they describe `identity`; empty otherwise: what another mirror had (a URL
+    /// changed by hand, a fleet template edited), or what other filters let through, says
+    /// nothing reliable about this one.
+    pub fn for_mirror(self, identity: &MirrorIdentity) -> KnownRefs {
+        if self.identity.as_ref() == Some(identity) {
             self.refs
         } else {
             KnownRefs::new()
@@ -355,14 +373,14 @@ impl StateStore {
         self.repo_dir(repo).join("mirrors").join(format!("{mirror}.known"))
     }
 
-    /// What the mirror's last decisions were made for (see [`KnownRef`]), and the URL of the
-    /// mirror they were made for; empty when the file is missing or unreadable (its loss costs
-    /// a re-observation, never correctness).
+    /// What the mirror's last decisions were made for (see [`KnownRef`]), and the mirror they
+    /// were made for; empty when the file is missing or unreadable (its loss costs a
+    /// re-observation, never correctness).
     pub fn load_known_refs(&self, repo: &Path, mirror: &str) -> KnownRefsOf {
         let path = self.known_refs_file(repo, mirror);
         match fs::read_to_string(&path) {
             Ok(text) => match decode_known_refs(&text) {
-                Some((url, refs)) => KnownRefsOf { url, refs },
+                Some((identity, refs)) => KnownRefsOf { identity, refs },
                 None => {
                     log::warn!("{} is corrupt; it will be rebuilt", path.display());
                     KnownRefsOf::default()
@@ -372,23 +390,34 @@ impl StateStore {
         }
     }
 
-    /// The URL the known refs were learned from, reading only the file's first line (the
-    /// drift scan asks this of every pair).
-    pub fn known_refs_url(&self, repo: &Path, mirror: &str) -> Option<String> {
-        use std::io::BufRead;
+    /// The mirror the known refs describe, reading only the file's first lines (the drift scan
+    /// asks this of every pair).
+    pub fn known_refs_identity(&self, repo: &Path, mirror: &str) -> Option<MirrorIdentity> {
+        use std::io::Read;
         let file = fs::File::open(self.known_refs_file(repo, mirror)).ok()?;
-        let mut line = String::new();
-        io::BufReader::with_capacity(4096, file).read_line(&mut line).ok()?;
-        line.strip_prefix(URL_LINE)
-            .map(|url| url.trim_end_matches('\n').to_string())
+        let mut head = Vec::with_capacity(8192);
+        file.take(8192).read_to_end(&mut head).ok()?;
+        let head = String::from_utf8_lossy(&head);
+        decode_identity(&mut head.lines().peekable())
     }
 
-    /// Saves the known refs learned from the mirror at `url`, without fsync: they are a cache
-    /// (see [`Self::load_known_refs`]).
-    pub fn save_known_refs(&self, repo: &Path, mirror: &str, url: &str, refs: &KnownRefs) -> Result<()> {
+    /// Saves the known refs learned from the mirror `identity`, without fsync: they are a
+    /// cache (see [`Self::load_known_refs`]).
+    pub fn save_known_refs(
+        &self,
+        repo: &Path,
+        mirror: &str,
+        identity: &MirrorIdentity,
+        refs: &KnownRefs,
+    ) -> Result<()> {
         let path = self.known_refs_file(repo, mirror);
-        replace_file(&path, encode_known_refs(url, refs).as_bytes(), 0o600, Durability::Cache)
-            .with_context(|| format!("writing {}", path.display()))
+        replace_file(
+            &path,
+            encode_known_refs(identity, refs).as_bytes(),
+            0o600,
+            Durability::Cache,
+        )
+        .with_context(|| format!("writing {}", path.display()))
     }
 
     /// The lock held for the whole of one update of a (repository, mirror) pair.
@@ -732,22 +761,35 @@ mod tests {
                 remote: None,
             },
         );
-        let url = "https://h/a.git".to_string();
+        let identity = MirrorIdentity {
+            url: "https://h/a.git".to_string(),
+            scope: "0123456789abcdef".to_string(),
+        };
         assert_eq!(
-            decode_known_refs(&encode_known_refs(&url, &refs)),
-            Some((Some(url.clone()), refs.clone()))
+            decode_known_refs(&encode_known_refs(&identity, &refs)),
+            Some((Some(identity.clone()), refs.clone()))
         );
-        let before_urls = encode_known_refs(&url, &refs).split_once('\n').unwrap().1.to_string();
-        assert_eq!(decode_known_refs(&before_urls), Some((None, refs.clone())));
+        let text = encode_known_refs(&identity, &refs);
+        let before_identities = text.splitn(3, '\n').nth(2).unwrap();
+        assert_eq!(decode_known_refs(before_identities), Some((None, refs.clone())));
         assert_eq!(decode_known_refs("zzz - refs/heads/a\n"), None);
-        let of = |url: Option<&str>| KnownRefsOf {
-            url: url.map(String::from),
+        let of = |identity: Option<MirrorIdentity>| KnownRefsOf {
+            identity,
             refs: refs.clone(),
         };
-        assert_eq!(of(Some(&url)).for_url(&url), refs);
-        assert!(of(Some("https://h/other.git")).for_url(&url).is_empty());
+        assert_eq!(of(Some(identity.clone())).for_mirror(&identity), refs);
+        let elsewhere = MirrorIdentity {
+            url: "https://h/other.git".into(),
+            ..identity.clone()
+        };
+        assert!(of(Some(elsewhere)).for_mirror(&identity).is_empty());
+        let refiltered = MirrorIdentity {
+            scope: "fedcba9876543210".into(),
+            ..identity.clone()
+        };
+        assert!(of(Some(refiltered)).for_mirror(&identity).is_empty());
         assert!(
-            of(None).for_url(&url).is_empty(),
+            of(None).for_mirror(&identity).is_empty(),
             "refs of an unknown mirror are not assumed"
         );
         assert_eq!(known_local_values(&refs).len(), 2);

@@ -215,11 +215,13 @@ pub fn update_mirror(
         state.clone()
     })?;
     failpoint::hit("update.after_started");
-    // Known refs are tied to the mirror they were learned from: another URL means a full reconciliation.
+    // Known refs are tied to the mirror (URL and filters) they were learned for: another means
+    // a full reconciliation.
+    let identity = crate::verify::identity(mirror);
     let learned = store.load_known_refs(repo, &mirror.name);
-    let same_mirror = learned.url.as_deref() == Some(mirror.url.as_str());
+    let same_mirror = learned.identity.as_ref() == Some(&identity);
     let reach = crate::verify::reach(full, &before, same_mirror);
-    let known = learned.for_url(&mirror.url);
+    let known = learned.for_mirror(&identity);
     let report = match remote_access(mirror, global) {
         Ok(access) => reconcile(repo, mirror, &access, &before, reach, &known),
         Err(e) => UpdateReport::failed(format!("{e:#}")),
@@ -273,7 +275,7 @@ fn record_known_refs(
         }
     }
     if known != old || !same_mirror {
-        store.save_known_refs(repo, &mirror.name, &mirror.url, &known)?;
+        store.save_known_refs(repo, &mirror.name, &crate::verify::identity(mirror), &known)?;
     }
     Ok(Some(crate::drift::fingerprint(&known_local_values(&known))))
 }

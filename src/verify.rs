@@ -2,8 +2,9 @@
 //! mirror still has what it was last given (the known refs, see [`crate::state::KnownRefsOf`]).
 //! That assumption is dropped when it cannot hold:
 //!
-//! - known refs learned from another URL (a mirror re-pointed by hand, a fleet URL template
-//!   edited) are never assumed: the update reconciles in full ([`reach`]);
+//! - known refs learned for another URL (a mirror re-pointed by hand, a fleet URL template
+//!   edited) or under other filters (branches, tags, ... edited by hand) are never assumed: the
+//!   update reconciles in full ([`identity`], [`reach`]);
 //! - an incremental update that had to create a ref the mirror was known to have shows a
 //!   mirror deleted and recreated empty: a full reconciliation follows ([`mirror_lost_refs`]);
 //! - every `verify_interval` (default one day), `run` lists the mirror's refs once and compares
@@ -16,15 +17,32 @@ use crate::fsutil::now_ms;
 use crate::git;
 use crate::oid::Oid;
 use crate::plan::{MirrorRules, Reach};
-use crate::state::{KnownRefs, MirrorState, StateStore};
+use crate::state::{KnownRefs, MirrorIdentity, MirrorState, StateStore};
 use crate::update::{RefOutcome, UpdateReport};
 use anyhow::Result;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
+/// What a mirror's known refs must have been learned for to be trusted: its URL, and its
+/// filters (a fingerprint of the rules; a change of `branches`, `tags`, `refs`,
+/// `only_protected_branches` or `keep_divergent_refs` changes it).
+pub fn identity(mirror: &MirrorConfig) -> MirrorIdentity {
+    // FNV-1a over the rules' debug form: stable for a given version of this program; a new
+    // version that words them differently costs one full reconciliation per mirror.
+    let mut hash: u64 = 0xcbf29ce484222325;
+    for byte in format!("{:?}", mirror.rules).bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x100000001b3);
+    }
+    MirrorIdentity {
+        url: mirror.url.clone(),
+        scope: format!("{hash:016x}"),
+    }
+}
+
 /// Which refs an update considers: everything when asked (`sync`), when a full reconciliation
-/// is owed, or when the known refs were learned from another mirror; the pending ones otherwise.
+/// is owed, or when the known refs were learned for another mirror; the pending ones otherwise.
 pub fn reach(full: bool, state: &MirrorState, same_mirror: bool) -> Reach {
     if full || state.full_sync_seq.is_some() || !same_mirror {
         Reach::Everything
@@ -107,8 +125,8 @@ pub fn verify_mirror(
     mirror: &MirrorConfig,
 ) -> Result<Verification> {
     let learned = store.load_known_refs(repo, &mirror.name);
-    let found = if learned.url.as_deref() != Some(mirror.url.as_str()) {
-        Err("its known refs were learned from another URL".to_string())
+    let found = if learned.identity != Some(identity(mirror)) {
+        Err("its known refs were learned for another URL or other filters".to_string())
     } else {
         remote_access(mirror, global)
             .map_err(|e| format!("{e:#}"))
@@ -170,6 +188,32 @@ mod tests {
 
     fn observed(entries: &[(&str, char)]) -> BTreeMap<String, Oid> {
         entries.iter().map(|(n, c)| (n.to_string(), oid(*c))).collect()
+    }
+
+    #[test]
+    fn identities_change_with_the_url_and_the_filters_only() {
+        let global = crate::config::GlobalConfig::embedded(Path::new("/nonexistent"));
+        let repo = |text: &str| {
+            crate::config::parse_repo(text, Path::new("/r/push-mirror.toml"), 0o600, &global)
+                .unwrap()
+                .mirrors
+                .remove(0)
+        };
+        let base = identity(&repo("[mirror.m]\nurl = \"https://h/a.git\"\n"));
+        let same = identity(&repo("[mirror.m]\nurl = \"https://h/a.git\"\ndelay = \"5s\"\n"));
+        assert_eq!(base, same, "timings are not filters");
+        let moved = identity(&repo("[mirror.m]\nurl = \"https://h/b.git\"\n"));
+        assert_ne!(base.url, moved.url);
+        assert_eq!(base.scope, moved.scope);
+        for filtered in [
+            "branches = [\"main\"]",
+            "tags = false",
+            "refs = [\"refs/notes/*\"]",
+            "keep_divergent_refs = true",
+        ] {
+            let other = identity(&repo(&format!("[mirror.m]\nurl = \"https://h/a.git\"\n{filtered}\n")));
+            assert_ne!(base.scope, other.scope, "{filtered}");
+        }
     }
 
     #[test]

@@ -189,3 +189,37 @@ fn a_mirror_rewound_by_a_direct_push_is_caught_by_verify_interval_and_an_unchang
     );
     assert!(log_text(&env).contains("verification:"), "{}", log_text(&env));
 }
+
+#[test]
+fn filters_widened_by_hand_are_reconciled_in_full_and_stale_refs_leave_the_mirror() {
+    let env = TestEnv::new();
+    let _reaper = Reaper::new(&env);
+    write_global_config(&env, "worker_linger = \"0s\"\n");
+    let setup = Setup::file(&env, &["--delay", "0s"]);
+    history(&env, &setup);
+    wait_worker_idle(&env);
+    assert!(env.refs(&setup.mirror).contains_key("refs/heads/feature"));
+
+    // Narrowed by hand, reconciled; then `feature` (merged) is deleted while out of scope.
+    let config = setup.upstream.join("push-mirror.toml");
+    let wide = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{wide}branches = [\"main\"]\n")).unwrap();
+    gpm_ok(&env, &["sync", path_str(&setup.upstream)]);
+    env.git(&setup.work, &["merge", "--quiet", "--ff-only", "feature"]);
+    setup.push(&env, &["main", ":feature"]);
+    wait_worker_idle(&env);
+    assert!(
+        env.refs(&setup.mirror).contains_key("refs/heads/feature"),
+        "out of scope, the mirror's copy is left alone"
+    );
+
+    // Widened by hand again: the mirror must equal the upstream, without the stale branch.
+    std::fs::write(&config, wide).unwrap();
+    run_wait(&env);
+    assert_eq!(
+        env.refs(&setup.mirror),
+        env.refs(&setup.upstream),
+        "the re-filtered mirror was reconciled in full\n{}",
+        log_text(&env)
+    );
+}
