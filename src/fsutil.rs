@@ -12,6 +12,41 @@ pub fn process_alive(pid: i32) -> bool {
     pid > 0 && (unsafe { libc::kill(pid, 0) } == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
 }
 
+/// A running process's start time (clock ticks after boot), from `/proc/PID/stat`: with the
+/// pid, it names a process for good, whatever pids are reused. `None` for a process that is
+/// gone or a zombie (killed, not yet reaped: in a container whose init does not reap, for ever).
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces and parentheses: count from the last `)`.
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    // Field 3 is the state; field 22 overall, the start time, is the 19th after it.
+    if matches!(fields.next()?, "Z" | "X" | "x") {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
+}
+
+/// This process, named for good: `<pid>.<start time>` (pids are reused, quickly on a busy host).
+pub fn this_process_identity() -> &'static str {
+    static IDENTITY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    IDENTITY.get_or_init(|| {
+        let pid = std::process::id();
+        format!("{pid}.{}", start_time(pid).unwrap_or(0))
+    })
+}
+
+/// Whether the process an identity names still runs on this host: `<pid>.<start time>` that
+/// very process; a bare `<pid>` (names from older versions) any process with that pid.
+pub fn identity_alive(identity: &str) -> bool {
+    match identity.split_once('.') {
+        None => identity.parse().is_ok_and(process_alive),
+        Some((pid, start)) => match (pid.parse::<u32>(), start.parse::<u64>()) {
+            (Ok(pid), Ok(start)) => start_time(pid) == Some(start),
+            _ => false,
+        },
+    }
+}
+
 /// What every temporary directory of ours is called: `git-push-mirror-<what>.<pid>.<random>`.
 const TEMP_DIR_PREFIX: &str = "git-push-mirror-";
 

@@ -93,7 +93,8 @@ impl Spool {
     pub fn new(root: &Path) -> Spool {
         Spool {
             root: root.to_path_buf(),
-            owner: format!("{}.{}", host_name(), std::process::id()),
+            // `<host>.<pid>.<start time>`: a claim of a dead worker is found even once its pid is reused.
+            owner: format!("{}.{}", host_name(), crate::fsutil::this_process_identity()),
         }
     }
 
@@ -214,8 +215,8 @@ impl Spool {
                 requeued += 1;
                 continue;
             }
-            let dead = match owner.strip_prefix(&host_prefix).and_then(|pid| pid.parse::<i32>().ok()) {
-                Some(pid) => !crate::fsutil::process_alive(pid),
+            let dead = match owner.strip_prefix(&host_prefix) {
+                Some(process) => !crate::fsutil::identity_alive(process),
                 None => fs::metadata(&dir)?
                     .modified()?
                     .elapsed()
@@ -370,6 +371,24 @@ mod tests {
         assert_eq!(spool.requeue_claimed().unwrap(), 1);
         assert_eq!(spool.waiting().unwrap(), vec![name]);
         assert!(!dead.exists());
+    }
+
+    #[test]
+    fn claims_of_a_dead_worker_whose_pid_was_reused_are_requeued() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path());
+        spool.write(&entry()).unwrap();
+        let name = spool.waiting().unwrap().remove(0);
+        let claimed = spool.claim(&name).unwrap().unwrap();
+        // The pid runs (it is ours), but it is another process: its start time differs.
+        let reused = dir
+            .path()
+            .join("claimed")
+            .join(format!("{}.{}.1", host_name(), std::process::id()));
+        fs::create_dir_all(&reused).unwrap();
+        fs::rename(&claimed, reused.join(&name)).unwrap();
+        assert_eq!(spool.requeue_claimed().unwrap(), 1);
+        assert_eq!(spool.waiting().unwrap(), vec![name]);
     }
 
     #[test]

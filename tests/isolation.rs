@@ -11,7 +11,6 @@ use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::procs::{EnvironWatcher, HangingProxy, HungListener, Reaper, processes};
 use support::*;
@@ -122,7 +121,7 @@ fn four_hung_mirrors_cannot_hold_every_slot_a_healthy_mirror_lands_while_they_ha
 /// Processes started by the git-push-mirror process `pid` (their environment names it): its git
 /// children and what they started, as `pid: cmdline`.
 fn started_by(worker: u32) -> Vec<String> {
-    let mark = format!("GIT_PUSH_MIRROR_WORKER={worker}:");
+    let mark = format!("GIT_PUSH_MIRROR_WORKER={worker}.");
     processes()
         .into_iter()
         .filter(|pid| {
@@ -283,8 +282,8 @@ fn a_password_env_secret_is_in_no_child_environment_git_ssh_hooks_or_credential_
     );
     spool_main(&env, &upstream);
 
-    let allowed: Arc<Mutex<Vec<libc::pid_t>>> = Arc::default();
-    let watcher = EnvironWatcher::start(&token, Arc::clone(&allowed));
+    // The worker itself holds the secret (it reads password_env): only it may.
+    let watcher = EnvironWatcher::start(&token);
     let mut worker = gpm(&env)
         .args(["run", "--wait"])
         .env("MIRROR_TOKEN", &token)
@@ -292,8 +291,6 @@ fn a_password_env_secret_is_in_no_child_environment_git_ssh_hooks_or_credential_
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // The worker itself holds the secret (it reads password_env): only it may.
-    allowed.lock().unwrap().push(worker.id() as libc::pid_t);
     let status = worker.wait().unwrap();
     let hits = watcher.stop();
 

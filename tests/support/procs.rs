@@ -149,9 +149,9 @@ pub struct EnvironWatcher {
 }
 
 impl EnvironWatcher {
-    /// Watches every process but those in `allowed` (read when a hit is found, so pids may be
-    /// added after the watcher starts).
-    pub fn start(secret: &str, allowed: Arc<Mutex<Vec<libc::pid_t>>>) -> EnvironWatcher {
+    /// Watches every process but this one and its direct children (the test gives those the
+    /// secret: the worker it starts), for their own children.
+    pub fn start(secret: &str) -> EnvironWatcher {
         let stop = Arc::new(AtomicBool::new(false));
         let secret = secret.as_bytes().to_vec();
         let me = std::process::id() as libc::pid_t;
@@ -161,7 +161,7 @@ impl EnvironWatcher {
                 let (mut scans, mut hits) = (0, Vec::new());
                 while !stop.load(Ordering::SeqCst) {
                     for pid in processes() {
-                        if pid == me || allowed.lock().unwrap().contains(&pid) {
+                        if pid == me || parent_of(pid) == Some(me) {
                             continue;
                         }
                         let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
@@ -192,6 +192,12 @@ impl EnvironWatcher {
         assert!(scans > 0, "the environment watcher never scanned");
         hits
     }
+}
+
+/// A process's parent, from `/proc/PID/stat`.
+pub fn parent_of(pid: libc::pid_t) -> Option<libc::pid_t> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..].split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Sends SIGKILL to a process group (children are started as group leaders by the tests).
