@@ -1,8 +1,9 @@
 //! Live configuration: a worker that runs or lingers notices every change of the global
 //! configuration file (silent mode, a fleet mirror disabled, re-pointed or removed, new
-//! defaults) and applies it to the next update it starts. It compares the file's bytes, found
-//! the way the command found them, before starting updates: cheap (a small read) and blind to
-//! nothing, unlike modification times, which a quick edit may leave unchanged.
+//! defaults) and applies it to the next update it starts. Before starting updates it looks at
+//! the file, found the way the command found it: its inode, size and times first (one `stat`),
+//! and its bytes when those changed or are too recent to trust (an edit within the same clock
+//! tick as the last read may leave the times and size unchanged, as git's "racy" index entries).
 //!
 //! Per-repository files need no watching: the worker reads a repository's configuration afresh
 //! before each update of it.
@@ -10,6 +11,7 @@
 use crate::config::{self, GlobalConfig};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 /// What a look at the global configuration found.
 #[derive(Debug)]
@@ -31,9 +33,34 @@ pub struct GlobalWatch {
     explicit: Option<PathBuf>,
     /// The file the current configuration came from, and its bytes.
     seen: Option<(PathBuf, Vec<u8>)>,
+    /// What `stat` said about that file when it was read, and when it was read.
+    stamp: Option<(Stamp, SystemTime)>,
     current: Arc<GlobalConfig>,
     broken: Option<String>,
 }
+
+/// What identifies a version of a file without reading it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp {
+    inode: u64,
+    size: u64,
+    modified: Option<SystemTime>,
+    changed: (i64, i64),
+}
+
+fn stamp_of(path: &Path) -> Option<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    Some(Stamp {
+        inode: meta.ino(),
+        size: meta.len(),
+        modified: meta.modified().ok(),
+        changed: (meta.ctime(), meta.ctime_nsec()),
+    })
+}
+
+/// How close to a read a modification must be for the file's times to be doubted.
+const RACY: Duration = Duration::from_secs(2);
 
 fn read_located(explicit: Option<&Path>) -> Result<Option<(PathBuf, Vec<u8>)>, String> {
     let located = config::locate_global(explicit, &|name| std::env::var_os(name)).map_err(|e| e.to_string())?;
@@ -48,9 +75,15 @@ fn read_located(explicit: Option<&Path>) -> Result<Option<(PathBuf, Vec<u8>)>, S
 impl GlobalWatch {
     /// Watches the file `global` was loaded from (found through `explicit`, as `--config`).
     pub fn new(explicit: Option<&Path>, global: &GlobalConfig) -> GlobalWatch {
+        let seen = read_located(explicit).ok().flatten();
+        let stamp = seen
+            .as_ref()
+            .and_then(|(path, _)| stamp_of(path))
+            .map(|stamp| (stamp, SystemTime::now()));
         GlobalWatch {
             explicit: explicit.map(Path::to_path_buf),
-            seen: read_located(explicit).ok().flatten(),
+            seen,
+            stamp,
             current: Arc::new(global.clone()),
             broken: None,
         }
@@ -61,12 +94,33 @@ impl GlobalWatch {
         Arc::clone(&self.current)
     }
 
+    /// Whether the file is certainly the one read last: same path, same `stat`, and modified
+    /// long enough before that read for its times to be trusted.
+    fn unchanged(&self) -> bool {
+        let (Some((path, _)), Some((stamp, read_at))) = (&self.seen, &self.stamp) else {
+            return false;
+        };
+        let trusted = stamp.modified.is_some_and(|modified| modified + RACY < *read_at);
+        trusted
+            && stamp_of(path).as_ref() == Some(stamp)
+            && config::locate_global(self.explicit.as_deref(), &|name| std::env::var_os(name))
+                .is_ok_and(|located| located.as_deref() == Some(path.as_path()))
+    }
+
     /// Looks at the file again; reloads it if its bytes changed.
     pub fn check(&mut self) -> Change {
+        if self.broken.is_none() && self.unchanged() {
+            return Change::None;
+        }
+        let read_at = SystemTime::now();
         let now = match read_located(self.explicit.as_deref()) {
             Ok(now) => now,
             Err(message) => return self.broken(message),
         };
+        self.stamp = now
+            .as_ref()
+            .and_then(|(path, _)| stamp_of(path))
+            .map(|stamp| (stamp, read_at));
         if now == self.seen {
             return match &self.broken {
                 Some(message) => Change::Broken(message.clone()),

@@ -350,8 +350,11 @@ impl<'a> Drain<'a> {
                 continue;
             }
             // One repository's broken state never keeps the others from their work.
-            if let Err(e) = self.find_work_of(&repo) {
-                self.fault(&repo, "skipped by this run", &e);
+            match self.find_work_of(&repo) {
+                Ok(()) => {
+                    self.faults.remove(&repo);
+                }
+                Err(e) => self.fault(&repo, "skipped by this run", &e),
             }
         }
         Ok(())
@@ -360,9 +363,13 @@ impl<'a> Drain<'a> {
     /// [`Self::find_existing_work`] for one repository: its unrouted refs, the drift scan,
     /// interrupted and owed updates, and due `verify_interval` checks.
     fn find_work_of(&mut self, repo: &Path) -> Result<()> {
-        let record = {
-            let _lock = self.store.lock(repo)?;
-            self.store.load_record_healing(repo)?
+        // The lock only to heal a corrupt record: the scan reads thousands of healthy ones.
+        let record = match self.store.load_record(repo) {
+            Err(e) if crate::state::corruption(&e).is_some() => {
+                let _lock = self.store.lock(repo)?;
+                self.store.load_record_healing(repo)?
+            }
+            other => other?,
         };
         if record.is_some_and(|r| !r.pending.is_empty() || r.rebuilt) {
             self.unrouted.insert(repo.to_path_buf(), 0);
