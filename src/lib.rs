@@ -25,6 +25,8 @@ pub mod plan;
 pub mod redact;
 pub mod refs;
 pub mod remote_url;
+pub mod remote_words;
+pub mod size;
 pub mod spool;
 pub mod ssh;
 pub mod state;
