@@ -672,7 +672,7 @@ fn push_batch(git_dir: &Path, remote: &RemoteAccess, args: &[String]) -> Result<
             other => other,
         });
     }
-    let confirmed = trace.map_or(true, |trace| trace.report_requested() != Some(false));
+    let confirmed = trace.is_none_or(|trace| trace.report_requested() != Some(false));
     Ok(PushOutcome {
         refs: pushed
             .into_iter()

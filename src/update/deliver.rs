@@ -328,7 +328,7 @@ impl Delivery<'_> {
                 let verdict = match split {
                     Split::Judged(verdict) => verdict,
                     Split::RefusedAlone(reason) => Verdict::Refused(reason),
-                    Split::NotSplit(reason) => {
+                    Split::Unsplit(reason) => {
                         self.results.insert(name, Delivered::NotPushed(reason));
                         continue;
                     }

@@ -25,7 +25,7 @@ pub enum Split<T> {
     /// Refused when pushed alone: the refusal is about this ref.
     RefusedAlone(String),
     /// Still refused with others when the budget ran out; retried by a later update.
-    NotSplit(String),
+    Unsplit(String),
 }
 
 /// How many pushes a split of `refs` refs may cost: enough for the bisection to isolate
@@ -35,12 +35,15 @@ pub fn budget_for(refs: usize) -> usize {
     16 * (depth as usize + 1) + 16
 }
 
+/// Pushes one group of refs and says what the mirror did with it.
+pub type GroupPush<'a, T, E> = dyn FnMut(&[String]) -> Result<Attempt<T>, E> + 'a;
+
 /// Pushes `refs` with `push`, bisecting every group the mirror refuses as a whole. Each
 /// bisection spends two pushes of `budget`. An error of `push` stops everything.
 pub fn push_splitting<T, E>(
     refs: &[String],
     budget: &mut usize,
-    push: &mut dyn FnMut(&[String]) -> Result<Attempt<T>, E>,
+    push: &mut GroupPush<'_, T, E>,
 ) -> Result<Vec<(String, Split<T>)>, E> {
     if refs.is_empty() {
         return Ok(Vec::new());
@@ -57,7 +60,7 @@ pub fn push_splitting<T, E>(
                 results.extend(refused.into_iter().map(|r| (r, Split::RefusedAlone(reason.clone()))));
             } else if *budget < 2 {
                 let why = format!("refused with {} other refs ({reason})", refused.len() - 1);
-                results.extend(refused.into_iter().map(|r| (r, Split::NotSplit(why.clone()))));
+                results.extend(refused.into_iter().map(|r| (r, Split::Unsplit(why.clone()))));
             } else {
                 *budget -= 2;
                 let (left, right) = refused.split_at(refused.len() / 2);
@@ -141,7 +144,7 @@ mod tests {
         let results = push_splitting(&refs, &mut budget, &mut hook(&bad, &mut pushes)).unwrap();
         assert_eq!(results.len(), 1000);
         assert!(pushes <= initial + 1, "{pushes} pushes for a budget of {initial}");
-        assert!(results.iter().any(|(_, s)| matches!(s, Split::NotSplit(_))));
+        assert!(results.iter().any(|(_, s)| matches!(s, Split::Unsplit(_))));
     }
 
     #[test]
