@@ -9,7 +9,7 @@ use crate::fsutil::{FileLock, now_ms};
 use crate::lfs::LfsMode;
 use crate::remote_url::{Transport, display_url, redact_url, split_credentials};
 use crate::state::StateStore;
-use crate::update::{UpdateReport, update_mirror};
+use crate::update::{UpdateReport, update_mirror_showing};
 use crate::{git, hook, install, status, worker};
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -549,11 +549,28 @@ fn cmd_sync(global: &GlobalConfig, repo: &Path, only: Option<&str>, out: &mut dy
     for mirror in mirrors {
         let _push_lock =
             FileLock::acquire(&store.push_lock_path(&repo, &mirror.name)?).context("locking the mirror")?;
-        let report = update_mirror(&store, global, &repo, mirror, true)?;
+        let report = update_mirror_showing(&store, global, &repo, mirror, true, &|progress| {
+            show_progress(&mirror.name, progress)
+        })?;
         print_report(&mirror.name, &shown_url(mirror), &report, out).map_err(io)?;
         failed |= report.is_failure();
     }
     Ok(if failed { EXIT_FAILED } else { EXIT_OK })
+}
+
+/// A line per landed step of an update pushed in steps, for a person watching `sync`.
+fn show_progress(mirror: &str, progress: &crate::state::PushProgress) {
+    use std::io::IsTerminal;
+    let mut err = std::io::stderr();
+    if err.is_terminal() {
+        let _ = writeln!(
+            err,
+            "mirror {mirror}: step {}/{} pushed ({} sent)",
+            progress.done,
+            progress.total,
+            crate::size::ByteSize(progress.bytes_sent)
+        );
+    }
 }
 
 /// The per-ref table of one update.
