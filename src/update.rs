@@ -260,19 +260,15 @@ pub fn update_mirror_showing(
         learned_max_push_size: before.learned_max_push_size,
         rejected: before.rejected_refs.keys().cloned().collect(),
     };
-    let record_progress = |progress: &PushProgress| {
-        show(progress);
-        // Only `status` reads it: the steps themselves are on the mirror, whatever happens here.
-        let saved = store.update_mirror_with(repo, &mirror.name, Durability::OldOrNew, |state| {
-            state.steps = Some(*progress);
-        });
-        if let Err(e) = saved {
-            log::warn!("{}: mirror {}: recording progress: {e:#}", repo.display(), mirror.name);
-        }
+    let journal = StateJournal {
+        store,
+        repo,
+        mirror: &mirror.name,
+        show,
     };
     let mut pushing = Pushing {
         lessons: &mut lessons,
-        progress: &record_progress,
+        journal: &journal,
     };
     let report = match remote_access(mirror, global) {
         Ok(access) => reconcile(repo, mirror, &access, &before, reach, &known, &mut pushing),
@@ -435,7 +431,44 @@ type Outcomes = (Vec<RefResult>, Vec<String>);
 /// its state), and where progress goes.
 struct Pushing<'a> {
     lessons: &'a mut Lessons,
-    progress: deliver::ProgressSink<'a>,
+    journal: &'a dyn deliver::Journal,
+}
+
+/// Records what delivery reports in the mirror's state as it happens (a kill keeps it).
+struct StateJournal<'a> {
+    store: &'a StateStore,
+    repo: &'a Path,
+    mirror: &'a str,
+    show: &'a dyn Fn(&PushProgress),
+}
+
+impl StateJournal<'_> {
+    fn record(&self, what: &str, change: impl FnOnce(&mut MirrorState)) {
+        if let Err(e) = self
+            .store
+            .update_mirror_with(self.repo, self.mirror, Durability::OldOrNew, change)
+        {
+            log::warn!(
+                "{}: mirror {}: recording {what}: {e:#}",
+                self.repo.display(),
+                self.mirror
+            );
+        }
+    }
+}
+
+impl deliver::Journal for StateJournal<'_> {
+    fn progress(&self, progress: &PushProgress) {
+        (self.show)(progress);
+        // Only `status` reads it: the steps themselves are on the mirror, whatever happens here.
+        self.record("progress", |state| state.steps = Some(*progress));
+    }
+
+    fn learned(&self, max_push_size: u64) {
+        self.record("the mirror's push size limit", |state| {
+            state.learned_max_push_size = Some(max_push_size)
+        });
+    }
 }
 
 /// Where an attempt gets the mirror's refs from.
@@ -512,7 +545,7 @@ fn reconcile_once(
             pushing.lessons,
             changes,
             &haves,
-            pushing.progress,
+            pushing.journal,
         )?
     };
     let outcomes = push_plan

@@ -8,9 +8,10 @@
 mod common;
 mod support;
 
-use common::{HttpGitServer, TestEnv, path_str, require_or_skip, wait_until};
+use common::{HttpGitServer, Sshd, TestEnv, path_str, require_or_skip, wait_until};
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use support::*;
 
@@ -26,6 +27,7 @@ const FAST_RETRY: &str = "worker_linger = \"0s\"\n\
 enum Transport {
     File,
     Http,
+    Ssh,
 }
 
 /// An upstream with refs, a bare mirror (served over `transport`) and the mirror added as `backup`.
@@ -33,6 +35,7 @@ struct Mirrored {
     upstream: PathBuf,
     mirror: PathBuf,
     _server: Option<HttpGitServer>,
+    _sshd: Option<Sshd>,
 }
 
 impl Mirrored {
@@ -40,8 +43,25 @@ impl Mirrored {
         write_global_config(env, FAST_RETRY);
         let upstream = env.bare_repo("upstream.git");
         let mirror = env.bare_repo("srv/mirror.git");
+        let mut sshd = None;
         let (url, server, flags): (String, _, Vec<String>) = match transport {
             Transport::File => (format!("file://{}", path_str(&mirror)), None, Vec::new()),
+            Transport::Ssh => {
+                if !require_or_skip("sshd", Sshd::available()) {
+                    return None;
+                }
+                let server = Sshd::start(env);
+                let key = env.path("keys/backup_key");
+                std::fs::create_dir_all(key.parent().unwrap()).unwrap();
+                std::fs::copy(server.client_key(), &key).unwrap();
+                std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+                let known_hosts = env.path("keys/known_hosts");
+                std::fs::write(&known_hosts, format!("{}\n", server.known_hosts_line())).unwrap();
+                let url = server.url(&mirror);
+                sshd = Some(server);
+                let flags = ["--ssh-key", path_str(&key), "--known-hosts", path_str(&known_hosts)];
+                (url, None, flags.iter().map(|f| f.to_string()).collect())
+            }
             Transport::Http => {
                 if !require_or_skip("git http-backend", HttpGitServer::available()) {
                     return None;
@@ -64,6 +84,7 @@ impl Mirrored {
             upstream,
             mirror,
             _server: server,
+            _sshd: sshd,
         })
     }
 
@@ -230,6 +251,11 @@ fn a_protected_branch_does_not_block_the_rest_over_file() {
 #[test]
 fn a_protected_branch_does_not_block_the_rest_over_smart_http() {
     a_protected_branch_does_not_block_the_rest(Transport::Http);
+}
+
+#[test]
+fn a_protected_branch_does_not_block_the_rest_over_ssh() {
+    a_protected_branch_does_not_block_the_rest(Transport::Ssh);
 }
 
 #[test]

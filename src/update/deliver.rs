@@ -16,6 +16,10 @@ use crate::state::PushProgress;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::Path;
 
+/// Pushes cut off by the time limit in a row after which an update gives up (a hung mirror
+/// costs that many timeouts; a slow one gets smaller steps, from the next attempt on).
+const MAX_TIMEOUTS_IN_A_ROW: u32 = 2;
+
 /// What became of one ref.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Delivered {
@@ -37,8 +41,12 @@ pub struct Lessons {
     pub rejected: BTreeSet<String>,
 }
 
-/// Reports the progress of a stepped update (to the state, and to `sync`'s terminal).
-pub type ProgressSink<'a> = &'a dyn Fn(&PushProgress);
+/// Where delivery reports as it goes, so that a kill loses nothing learned: the progress of a
+/// stepped update (to the state, and to `sync`'s terminal), and each lowered push size limit.
+pub trait Journal {
+    fn progress(&self, progress: &PushProgress);
+    fn learned(&self, max_push_size: u64);
+}
 
 /// Delivers `changes` (ref name → change planned against `haves`, the mirror's values). An
 /// error means the mirror cannot be pushed to now (retried later); what landed before it is
@@ -50,14 +58,14 @@ pub fn deliver(
     lessons: &mut Lessons,
     changes: Vec<(String, RefChange)>,
     haves: &[Oid],
-    progress: ProgressSink<'_>,
+    journal: &dyn Journal,
 ) -> Result<BTreeMap<String, Delivered>, String> {
     let mut delivery = Delivery {
         git_dir,
         access,
         configured: limits,
         lessons,
-        progress,
+        journal,
         budget: split::budget_for(changes.len()),
         finals: changes.iter().cloned().collect(),
         first_flags: BTreeMap::new(),
@@ -69,6 +77,7 @@ pub fn deliver(
         unconfirmed: BTreeSet::new(),
         results: BTreeMap::new(),
         counts: PushProgress::default(),
+        timeouts_in_a_row: 0,
     };
     let (alone, together): (Vec<_>, Vec<_>) = if changes.len() > 1 {
         changes
@@ -88,7 +97,7 @@ struct Delivery<'a> {
     access: &'a RemoteAccess,
     configured: PushLimits,
     lessons: &'a mut Lessons,
-    progress: ProgressSink<'a>,
+    journal: &'a dyn Journal,
     /// Pushes that splitting refused pushes may still cost.
     budget: usize,
     /// The change each ref must end with.
@@ -103,6 +112,8 @@ struct Delivery<'a> {
     unconfirmed: BTreeSet<String>,
     results: BTreeMap<String, Delivered>,
     counts: PushProgress,
+    /// Pushes cut off by the time limit since the last one that was not.
+    timeouts_in_a_row: u32,
 }
 
 /// What the mirror did with one ref of one push.
@@ -146,7 +157,8 @@ impl Delivery<'_> {
         steps::plan_steps(changes, self.limits(one_ref_per_push), &haves, &GitHistory(self))
     }
 
-    /// Pushes `changes` step by step, re-planning with smaller steps when a push is too large.
+    /// Pushes `changes` step by step, re-planning with smaller steps when a push is too large or
+    /// does not finish within the time limit.
     fn run(&mut self, changes: Vec<(String, RefChange)>, one_ref_per_push: bool) -> Result<(), String> {
         if changes.is_empty() {
             return Ok(());
@@ -173,12 +185,22 @@ impl Delivery<'_> {
             }
             let verdicts = match self.push_group(&todo) {
                 Ok(verdicts) => verdicts,
-                Err(Halt::TimedOut(error)) => {
-                    self.learn_from_timeout(&todo, step.bytes);
-                    return Err(error);
-                }
                 Err(Halt::Failed(error)) => return Err(error),
+                Err(Halt::TimedOut(error)) => {
+                    // A slow link, or a hung mirror: smaller steps, while they keep landing.
+                    let bytes = self.size_of(&todo, step.bytes)?;
+                    self.timeouts_in_a_row += 1;
+                    self.learn_smaller(bytes, None, one_ref_per_push, "did not finish within the time limit");
+                    match self.replan_smaller(&todo, bytes, &queue, one_ref_per_push)? {
+                        Some(replanned) if self.timeouts_in_a_row < MAX_TIMEOUTS_IN_A_ROW => {
+                            queue = replanned;
+                            continue;
+                        }
+                        _ => return Err(error),
+                    }
+                }
             };
+            self.timeouts_in_a_row = 0;
             let mut too_large = Vec::new();
             for (name, verdict) in verdicts {
                 match verdict {
@@ -193,51 +215,81 @@ impl Delivery<'_> {
                 self.counts.done += 1;
                 self.counts.bytes_sent += step.bytes.unwrap_or(0);
                 if self.counts.total > 1 {
-                    (self.progress)(&self.counts);
+                    self.journal.progress(&self.counts);
                 }
                 continue;
             }
-            // Smaller steps for what is left: the refused ones and the rest of the queue.
-            let remaining = self.remaining(too_large.iter().map(|(n, _, _)| n.as_str()), &queue);
-            let refused_bytes = match step.bytes {
-                Some(bytes) => bytes,
-                None => self.estimate(&todo)?,
-            };
-            // Under what the mirror says its limit is, or half of what it refused; always smaller
-            // than before, so that this ends.
-            let said = too_large
+            let refused: Vec<(String, RefChange)> = todo
                 .iter()
-                .find_map(|(_, m, _)| git::size_limit_in(m))
-                .filter(|limit| *limit < refused_bytes);
-            let learned = said.map_or(refused_bytes / 2, |limit| limit / 10 * 9);
-            let before = self.limits(one_ref_per_push).max_bytes.unwrap_or(u64::MAX);
-            self.lessons.learned_max_push_size = Some(learned.min(before.saturating_sub(1)).max(1));
-            log::warn!(
-                "mirror {}: a push of about {} was too large for the mirror; pushing in steps of at most {}",
-                self.access.mirror,
-                crate::size::ByteSize(refused_bytes),
-                crate::size::ByteSize(self.lessons.learned_max_push_size.unwrap_or(learned))
-            );
-            let replanned = self.plan(&remaining, one_ref_per_push)?;
-            // A ref that cannot be cut smaller than what was refused is refused for good.
-            let cannot_shrink = |name: &str| {
-                replanned
-                    .iter()
-                    .filter(|s| s.changes.iter().any(|(n, _)| n == name))
-                    .all(|s| s.changes.len() == 1 && s.bytes.is_some_and(|b| b >= refused_bytes))
-            };
-            for (name, message, certain) in &too_large {
-                if todo.len() == 1 && cannot_shrink(name) {
+                .filter(|(name, _)| too_large.iter().any(|(n, _, _)| n == name))
+                .cloned()
+                .collect();
+            let bytes = self.size_of(&todo, step.bytes)?;
+            let said = too_large.iter().find_map(|(_, m, _)| git::size_limit_in(m));
+            self.learn_smaller(bytes, said, one_ref_per_push, "was too large for the mirror");
+            match self.replan_smaller(&refused, bytes, &queue, one_ref_per_push)? {
+                Some(replanned) => queue = replanned,
+                None => {
+                    // One ref that cannot be cut smaller than what was refused.
+                    let (name, message, certain) = &too_large[0];
                     if !certain {
                         return Err(message.clone());
                     }
                     self.results.insert(name.clone(), Delivered::Refused(message.clone()));
                 }
             }
-            self.counts.total = self.counts.done + replanned.len();
-            queue = replanned.into();
         }
         Ok(())
+    }
+
+    /// The estimated size of a push: the step's own estimate, or one asked of git.
+    fn size_of(&self, pushed: &[(String, RefChange)], estimated: Option<u64>) -> Result<u64, String> {
+        match estimated {
+            Some(bytes) => Ok(bytes),
+            None => self.estimate(pushed),
+        }
+    }
+
+    /// Lowers the push size limit after a push of `bytes` failed for its size: under the limit
+    /// the mirror names, or half; always smaller than before, so that shrinking ends.
+    fn learn_smaller(&mut self, bytes: u64, said: Option<u64>, one_ref_per_push: bool, why: &str) {
+        let wanted = match said.filter(|limit| *limit < bytes) {
+            Some(limit) => limit / 10 * 9,
+            None => bytes / 2,
+        };
+        let before = self.limits(one_ref_per_push).max_bytes.unwrap_or(u64::MAX);
+        let learned = wanted.min(before.saturating_sub(1)).max(1);
+        self.lessons.learned_max_push_size = Some(learned);
+        self.journal.learned(learned);
+        log::warn!(
+            "mirror {}: a push of about {} {why}; pushing in steps of at most {}",
+            self.access.mirror,
+            crate::size::ByteSize(bytes),
+            crate::size::ByteSize(learned)
+        );
+    }
+
+    /// New steps, under the lowered limit, for the refs of a failed push and the rest of the
+    /// queue; `None` when the failed push was one ref that cannot be cut smaller.
+    fn replan_smaller(
+        &mut self,
+        failed: &[(String, RefChange)],
+        failed_bytes: u64,
+        queue: &VecDeque<Step>,
+        one_ref_per_push: bool,
+    ) -> Result<Option<VecDeque<Step>>, String> {
+        let remaining = self.remaining(failed.iter().map(|(n, _)| n.as_str()), queue);
+        let replanned = self.plan(&remaining, one_ref_per_push)?;
+        let cannot_shrink = failed.len() == 1
+            && replanned
+                .iter()
+                .filter(|s| s.changes.iter().any(|(n, _)| *n == failed[0].0))
+                .all(|s| s.changes.len() == 1 && s.bytes.is_some_and(|b| b >= failed_bytes));
+        if cannot_shrink {
+            return Ok(None);
+        }
+        self.counts.total = self.counts.done + replanned.len();
+        Ok(Some(replanned.into()))
     }
 
     /// Each ref's change from its value on the mirror now to its final value: the refs
@@ -286,24 +338,6 @@ impl Delivery<'_> {
         if self.finals.get(name).map(RefChange::new_value) == Some(value.as_ref()) {
             self.results.insert(name.to_string(), Delivered::Landed(first));
         }
-    }
-
-    /// After a push cut off by the time limit: the next update pushes in steps of half its size.
-    fn learn_from_timeout(&mut self, pushed: &[(String, RefChange)], bytes: Option<u64>) {
-        let Some(bytes) = bytes.or_else(|| self.estimate(pushed).ok()) else {
-            return;
-        };
-        if bytes < 2 {
-            return;
-        }
-        let learned = (bytes / 2).min(self.lessons.learned_max_push_size.unwrap_or(u64::MAX));
-        self.lessons.learned_max_push_size = Some(learned);
-        log::warn!(
-            "mirror {}: a push of about {} did not finish within the time limit; the next attempt pushes in steps of at most {}",
-            self.access.mirror,
-            crate::size::ByteSize(bytes),
-            crate::size::ByteSize(learned)
-        );
     }
 
     fn estimate(&self, changes: &[(String, RefChange)]) -> Result<u64, String> {
