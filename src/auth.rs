@@ -338,7 +338,7 @@ mod tests {
             password,
             ssh_key: None,
             known_hosts: None,
-            delay: std::time::Duration::ZERO,
+            delay: None,
             min_interval: std::time::Duration::ZERO,
             timeout: std::time::Duration::from_secs(60),
             lfs: Default::default(),

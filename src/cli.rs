@@ -268,7 +268,9 @@ pub struct MirrorFlags {
     /// known_hosts file for this mirror's SSH host.
     #[arg(long, value_name = "FILE")]
     known_hosts: Option<PathBuf>,
-    /// Debounce: wait this long after a change to collect others (e.g. "1s").
+    /// Wait this long after the first change before pushing, to gather others (e.g. "5s"); "" for
+    /// the default: a change is pushed at once unless a push of this mirror is running or has
+    /// just ended.
     #[arg(long, value_name = "DURATION")]
     delay: Option<String>,
     /// At most one update per this interval (e.g. "5m").
@@ -312,7 +314,9 @@ impl MirrorFlags {
         } else {
             None
         };
-        for duration in [&self.delay, &self.min_interval, &self.timeout].into_iter().flatten() {
+        // "" removes the key: the setting goes back to its default.
+        let durations = [&self.delay, &self.min_interval, &self.timeout];
+        for duration in durations.into_iter().flatten().filter(|d| !d.is_empty()) {
             humantime::parse_duration(duration)
                 .with_context(|| format!("invalid duration {duration:?} (try \"2s\", \"5m\", \"1h\")"))?;
         }

@@ -214,7 +214,8 @@ pub struct MirrorDefaults {
     pub refs: Vec<String>,
     pub ssh_key: Option<PathBuf>,
     pub known_hosts: Option<PathBuf>,
-    pub delay: Duration,
+    /// An explicit wait after the first pending change; `None`: the default timing (see [`crate::schedule`]).
+    pub delay: Option<Duration>,
     pub min_interval: Duration,
     pub timeout: Duration,
     pub lfs: LfsMode,
@@ -234,7 +235,7 @@ impl Default for MirrorDefaults {
             refs: Vec::new(),
             ssh_key: None,
             known_hosts: None,
-            delay: Duration::from_secs(1),
+            delay: None,
             min_interval: Duration::ZERO,
             timeout: Duration::from_secs(10 * 60),
             lfs: LfsMode::Auto,
@@ -361,7 +362,8 @@ pub struct MirrorConfig {
     pub password: Option<SecretSource>,
     pub ssh_key: Option<PathBuf>,
     pub known_hosts: Option<PathBuf>,
-    pub delay: Duration,
+    /// An explicit wait after the first pending change; `None`: the default timing (see [`crate::schedule`]).
+    pub delay: Option<Duration>,
     pub min_interval: Duration,
     pub timeout: Duration,
     pub lfs: LfsSettings,
@@ -871,7 +873,7 @@ fn resolve_defaults(s: MirrorSettings) -> Result<MirrorDefaults, String> {
         refs,
         ssh_key: s.ssh_key,
         known_hosts: s.known_hosts,
-        delay: s.delay.unwrap_or(builtin.delay),
+        delay: s.delay.or(builtin.delay),
         min_interval: s.min_interval.unwrap_or(builtin.min_interval),
         timeout,
         lfs: s.lfs.unwrap_or(builtin.lfs),
@@ -1048,7 +1050,7 @@ fn resolve_mirror(
         password,
         ssh_key: s.ssh_key.or_else(|| defaults.ssh_key.clone()),
         known_hosts: s.known_hosts.or_else(|| defaults.known_hosts.clone()),
-        delay: s.delay.unwrap_or(defaults.delay),
+        delay: s.delay.or(defaults.delay),
         min_interval: s.min_interval.unwrap_or(defaults.min_interval),
         timeout,
         lfs: LfsSettings {
@@ -1196,7 +1198,7 @@ mod tests {
         let d = &config.defaults;
         assert!(d.enabled && !d.only_protected_branches && !d.keep_divergent_refs);
         assert_eq!((d.branches.clone(), d.tags.clone()), (None, TagSetting::All));
-        assert_eq!(d.delay, Duration::from_secs(1));
+        assert_eq!(d.delay, None, "no explicit wait: the default timing");
         assert_eq!(d.min_interval, Duration::ZERO);
         assert_eq!(d.timeout, Duration::from_secs(600));
         assert!(config.fleet_mirrors.is_empty());
@@ -1307,7 +1309,7 @@ jitter = false
         assert_eq!(d.tags, TagSetting::Matching(vec!["v*".into()]));
         assert_eq!(d.refs, ["refs/notes/*"]);
         assert_eq!(d.ssh_key, Some(dir.join("keys/id_ed25519")));
-        assert_eq!(d.delay, Duration::from_millis(500));
+        assert_eq!(d.delay, Some(Duration::from_millis(500)));
         assert_eq!(d.min_interval, Duration::from_secs(60));
         assert_eq!(d.timeout, Duration::from_secs(3600));
         assert_eq!(
@@ -1570,7 +1572,7 @@ jitter = false
         assert_eq!(mirror.name, "github");
         assert_eq!(mirror.url, "git@github.com:acme-mirror/acme/app.git");
         assert_eq!(mirror.rules.branch_patterns, Some(vec!["main".to_string()]));
-        assert_eq!(mirror.delay, Duration::from_secs(3), "global defaults apply");
+        assert_eq!(mirror.delay, Some(Duration::from_secs(3)), "global defaults apply");
         assert_eq!(config.fleet_mirrors, ["github"]);
 
         // The repository's own mirrors come first; protected_branches are the repository's.
@@ -1659,7 +1661,7 @@ jitter = false
         assert!(m.enabled);
         assert_eq!(m.rules, MirrorRules::default());
         assert_eq!((m.username.clone(), m.password.clone()), (None, None));
-        assert_eq!(m.delay, Duration::from_secs(1));
+        assert_eq!(m.delay, None);
         assert_eq!(m.min_interval, Duration::ZERO);
         assert_eq!(m.timeout, Duration::from_secs(600));
         assert_eq!(config.mirror("github"), Some(m));
@@ -1681,7 +1683,7 @@ jitter = false
         let mut global = GlobalConfig::embedded(dir.path());
         global.defaults.tags = TagSetting::None;
         global.defaults.branches = Some(vec!["main".into()]);
-        global.defaults.delay = Duration::from_secs(3);
+        global.defaults.delay = Some(Duration::from_secs(3));
         global.defaults.ssh_key = Some("/keys/id".into());
         global.defaults.enabled = false;
         let repo = dir.path().join("r.git");
@@ -1694,12 +1696,12 @@ jitter = false
         let (a, b) = (&config.mirrors[0], &config.mirrors[1]);
         assert_eq!(a.rules.tags, TagSelection::None);
         assert_eq!(a.rules.branch_patterns, Some(vec!["main".to_string()]));
-        assert_eq!(a.delay, Duration::from_secs(3));
+        assert_eq!(a.delay, Some(Duration::from_secs(3)));
         assert_eq!(a.ssh_key, Some(PathBuf::from("/keys/id")));
         assert!(!a.enabled);
         assert_eq!(b.rules.tags, TagSelection::All);
         assert_eq!(b.rules.branch_patterns, Some(vec!["dev".to_string()]));
-        assert_eq!(b.delay, Duration::ZERO);
+        assert_eq!(b.delay, Some(Duration::ZERO));
         assert!(b.enabled);
     }
 

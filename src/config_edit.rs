@@ -704,7 +704,7 @@ keep_divergent_refs = true
         assert!(!m.enabled);
         assert_eq!(m.rules.protected_only, Some(vec!["main".into(), "release/*".into()]));
         assert_eq!(m.rules.tags, TagSelection::Matching(vec!["v*".into()]));
-        assert_eq!(m.delay, Duration::from_secs(2));
+        assert_eq!(m.delay, Some(Duration::from_secs(2)));
         assert_eq!(m.timeout, Duration::from_secs(300));
     }
 

@@ -26,6 +26,7 @@ pub mod redact;
 pub mod refs;
 pub mod remote_url;
 pub mod remote_words;
+pub mod schedule;
 pub mod size;
 pub mod spool;
 pub mod ssh;
