@@ -19,7 +19,13 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, PoisonError};
 use support::{GITEA_POST_RECEIVE, stderr, stdout, write_hook};
+
+/// The tests here copy executables and run them at once: a process another test forks while a
+/// copy is still open for writing holds it open, and exec fails with "Text file busy". One at
+/// a time, each test's copies are closed before anything runs.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// Names the static binary to test.
 const STATIC_BIN_ENV: &str = "GIT_PUSH_MIRROR_STATIC_BIN";
@@ -238,6 +244,7 @@ const CONTAINER_ENV: &[(&str, &str)] = &[("PATH", "/usr/local/bin:/usr/bin:/bin"
 
 #[test]
 fn in_a_root_without_a_c_library_the_static_hook_spools_through_giteas_dispatcher_and_the_commands_work() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     let Some((binary, busybox)) = prerequisites() else {
         return;
     };
@@ -377,6 +384,7 @@ fn the_static_binary_finds_a_home_in_etc_passwd_and_never_loads_an_nss_module() 
     // A static glibc that loads the system's NSS modules runs code built for another C library:
     // Debian's libnss_systemd.so.2 crashed the hook when $HOME was unset. Users come from
     // /etc/passwd alone, whatever nsswitch.conf says.
+    let _one_at_a_time = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     let Some((binary, busybox)) = prerequisites() else {
         return;
     };
