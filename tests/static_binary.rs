@@ -131,8 +131,8 @@ fn find_program(name: &str) -> Option<PathBuf> {
 // ---------------------------------------------------------------------------
 // The root
 
-/// A directory run as `/` under `chroot`: busybox and its applets, nothing else until a test
-/// puts it there. Paths given to its methods are paths inside the root.
+/// A directory run as `/` under `chroot`: busybox and its applets, `/dev/null`, nothing else
+/// until a test puts it there. Paths given to its methods are paths inside the root.
 struct Root {
     dir: PathBuf,
     /// `chroot`, or `unshare --user --map-root-user chroot` where only a user namespace may chroot.
@@ -168,9 +168,9 @@ impl Root {
                 .output()
                 .unwrap();
             if out.status.success() {
-                // Gitea's image has bash for Gitea's hooks; busybox has none: its sh stands in.
-                write_executable(&dir.join("bin/bash"), "#!/bin/sh\nexec /bin/sh \"$@\"\n");
-                return Ok(Root { dir, chroot: prefix });
+                let root = Root { dir, chroot: prefix };
+                root.add_container_basics();
+                return Ok(root);
             }
             refusals.push(format!(
                 "{}: {}",
@@ -179,6 +179,19 @@ impl Root {
             ));
         }
         Err(format!("chroot is not permitted here ({})", refusals.join("; ")))
+    }
+
+    /// What every container has and a bare root lacks: `/dev/null` (children's stdin), and
+    /// `bash`, which Gitea's image has for Gitea's hooks (busybox's sh stands in for it).
+    fn add_container_basics(&self) {
+        fs::create_dir_all(self.path("/dev")).unwrap();
+        let mknod = self.run("/", &[], &["/bin/mknod", "-m", "666", "/dev/null", "c", "1", "3"], "");
+        if !mknod.status.success() {
+            // A user namespace may not make device nodes: an empty file reads and writes alike.
+            fs::write(self.path("/dev/null"), "").unwrap();
+            fs::set_permissions(self.path("/dev/null"), fs::Permissions::from_mode(0o666)).unwrap();
+        }
+        write_executable(&self.path("/bin/bash"), "#!/bin/sh\nexec /bin/sh \"$@\"\n");
     }
 
     /// The host's path of `inside`.
