@@ -589,6 +589,11 @@ class Bench:
         # middle of a run must not change the binary under measurement.
         (self.root / "bin").mkdir()
         self.bin = Path(shutil.copy2(self.bin, self.root / "bin" / "git-push-mirror"))
+        self.static_bin = None
+        if args.static_bin:
+            if not os.access(args.static_bin, os.X_OK):
+                raise BenchError(f"{args.static_bin} is not an executable (scripts/build-static.sh builds it)")
+            self.static_bin = Path(shutil.copy2(args.static_bin, self.root / "bin" / "git-push-mirror-static"))
         self.rows = []  # the summary table
         self.details = []  # (label, samples in ns or a note) for the details table
         self.notes = []
@@ -674,6 +679,11 @@ class Bench:
             ("normal", [w.bin, "hook", "post-receive"], True),
             ("installed", [repo / "hooks" / "post-receive"], True),
         ]
+        if self.static_bin:
+            # The static build (containers without glibc): the same hook, no dynamic loading.
+            # `--no-worker` first, so the worker the next one starts drains its entry.
+            candidates += [("static-no-worker", [self.static_bin, "hook", "post-receive", "--no-worker"], False),
+                           ("static", [self.static_bin, "hook", "post-receive"], True)]
         # Not figures, a breakdown: the same binary doing less, so the
         # differences show where the hook's time goes.
         empty = w.dir / "stdin-empty.txt"
@@ -715,6 +725,15 @@ class Bench:
                          f"{fmt_ratio(ours / med['shell'])} shell; {fmt_ratio(ours / med['true'])} true", goal,
                          "yes" if ok else "**no**",
                          f"{fmt_time(ours - med['true'])} above the harness' own `/bin/true`")
+            if self.static_bin:
+                for name, dynamic, what in [("static", "normal", "spool + worker start"),
+                                            ("static-no-worker", "no-worker", "`--no-worker`, spool only")]:
+                    ours = med[name]
+                    self.row("P1", f"hook, {refs}, static binary: {what}", fmt_time(ours),
+                             f"dynamic binary {fmt_time(med[dynamic])}",
+                             f"{fmt_ratio(ours / med[dynamic])} dynamic; {fmt_ratio(ours / med['shell'])} shell", "—",
+                             "n/a", f"sizes: static {fmt_mib(self.static_bin.stat().st_size / 1024)}, "
+                                    f"dynamic {fmt_mib(self.bin.stat().st_size / 1024)}")
         one = {name: median([x.ns for x in got]) for name, got in results[1].items()}
         part = {name: self.record(f"P1 breakdown: {name}", got) for name, got in parts.items()}
         self.row("P1", "breakdown of the 1-ref hook (differences of medians)", "", "", "", "—", "n/a",
@@ -1656,6 +1675,8 @@ FIGURES = ["P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8"]
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bin", required=True, help="the git-push-mirror binary to measure")
+    parser.add_argument("--static-bin", metavar="BIN",
+                        help="also measure P1 with this static build (scripts/build-static.sh prints its path)")
     parser.add_argument("--quick", action="store_true", help="fewer repetitions and smaller sizes (~2 min)")
     parser.add_argument("--only", default=",".join(FIGURES), help="comma-separated figures, e.g. P1,P4")
     parser.add_argument("--write", metavar="FILE", help="put the results table into FILE (between markers)")

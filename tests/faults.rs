@@ -673,8 +673,10 @@ fn a_mirror_repository_that_does_not_exist_is_to_retry_with_a_clear_error_and_ot
         );
     }
     assert!(!missing.exists(), "a missing mirror is never created by a push");
-    let good_status = status_of(&env, &upstream, "good");
-    assert_eq!(good_status["update_status"], "finished", "{good_status:#}");
+    // Its refs can land before its status says so: wait for the last word.
+    wait_for(&env, &upstream, "the good mirror is finished", CONVERGE, || {
+        status_of(&env, &upstream, "good")["update_status"] == "finished"
+    });
 }
 
 // ---------------------------------------------------------------------------
