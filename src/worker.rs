@@ -250,6 +250,12 @@ impl<'a> Drain<'a> {
             return Ok(());
         }
         register_fleet(self.global, self.store);
+        match crate::registrations::forget_gone(self.store) {
+            Ok(gone) => gone
+                .iter()
+                .for_each(|repo| log::warn!("{}", crate::registrations::gone_notice(repo))),
+            Err(e) => log::warn!("forgetting deleted repositories: {e:#}"),
+        }
         for repo in self.store.known_repos()? {
             if !self.wanted(&repo) {
                 continue;
