@@ -564,21 +564,16 @@ fn repo_path(repo: &Path) -> Result<PathBuf, Exit> {
 }
 
 /// The refusal of a mirror name the repository does not have, with the closest one it has.
-fn no_such_mirror(repo: &Path, name: &str, cfg: Option<&config::RepoConfig>) -> Exit {
-    let names: Vec<&str> = cfg
-        .map(|c| c.mirrors.iter().map(|m| m.name.as_str()).collect())
-        .unwrap_or_default();
+fn no_such_mirror(repo: &Path, name: &str, cfg: &config::RepoConfig) -> Exit {
+    let names: Vec<&str> = cfg.mirrors.iter().map(|m| m.name.as_str()).collect();
+    let add_it = format!("add it first: git-push-mirror add {} {name} URL", repo.display());
     let hint = match crate::suggest::closest(name, names.iter().copied()) {
         Some(close) => format!("; did you mean `{close}`?"),
-        None if names.is_empty() && cfg.is_some() => format!(
-            "; it has no mirrors: add one with `git-push-mirror add {} NAME URL`",
-            repo.display()
-        ),
-        None if names.is_empty() => String::new(),
-        None => format!(
-            " (its mirrors: {})",
-            names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
-        ),
+        None if names.is_empty() => format!(" (it has no mirrors); {add_it}"),
+        None => {
+            let names: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+            format!(" (its mirrors: {}); {add_it}", names.join(", "))
+        }
     };
     Exit(
         EXIT_USAGE,
@@ -681,7 +676,7 @@ fn cmd_sync(global: &GlobalConfig, repo: &Path, only: Option<&str>, out: &mut dy
     let mirrors: Vec<&MirrorConfig> = match only {
         Some(name) => match cfg.mirrors.iter().find(|m| m.name == name) {
             Some(m) => vec![m],
-            None => return Err(no_such_mirror(&repo, name, Some(&cfg))),
+            None => return Err(no_such_mirror(&repo, name, &cfg)),
         },
         None => cfg.mirrors.iter().filter(|m| m.enabled).collect(),
     };
@@ -925,7 +920,7 @@ fn cmd_set(
     // A broken file is reported by the edit itself; only a loadable one can name the mirror.
     let cfg = config::load_repo(&repo, global).ok();
     let fleet_copy = match &cfg {
-        Some(cfg) if cfg.mirror(name).is_none() => return Err(no_such_mirror(&repo, name, Some(cfg))),
+        Some(cfg) if cfg.mirror(name).is_none() => return Err(no_such_mirror(&repo, name, cfg)),
         Some(cfg) if cfg.fleet_mirrors.iter().any(|m| m == name) => {
             let repo_name = crate::fleet::repo_name(&repo, global).unwrap_or_default();
             Some(crate::fleet_override::copy_for_repo(global, name, &repo_name).usage()?)
@@ -973,7 +968,7 @@ fn cmd_remove(
     let repo = repo_path(repo)?;
     let cfg = config::load_repo(&repo, global).ok();
     match &cfg {
-        Some(cfg) if cfg.mirror(name).is_none() => return Err(no_such_mirror(&repo, name, Some(cfg))),
+        Some(cfg) if cfg.mirror(name).is_none() => return Err(no_such_mirror(&repo, name, cfg)),
         Some(cfg) if cfg.fleet_mirrors.iter().any(|m| m == name) => {
             return Err(Exit(
                 EXIT_USAGE,
@@ -1267,9 +1262,7 @@ fn cmd_keygen(
 ) -> Result<u8, Exit> {
     let repo = repo_path(repo)?;
     let cfg = load_repo_config(global, &repo)?;
-    let mirror = cfg
-        .mirror(name)
-        .ok_or_else(|| no_such_mirror(&repo, name, Some(&cfg)))?;
+    let mirror = cfg.mirror(name).ok_or_else(|| no_such_mirror(&repo, name, &cfg))?;
     if crate::remote_url::transport_of(&mirror.url) != Transport::Ssh {
         return Err(Exit(
             EXIT_USAGE,
@@ -1366,9 +1359,7 @@ fn resolve_host_keys_target(
     };
     let cfg = load_repo_config(global, &repo)?;
     let usage = |message: String| Exit(EXIT_USAGE, anyhow::anyhow!(message));
-    let mirror = cfg
-        .mirror(&name)
-        .ok_or_else(|| no_such_mirror(&repo, &name, Some(&cfg)))?;
+    let mirror = cfg.mirror(&name).ok_or_else(|| no_such_mirror(&repo, &name, &cfg))?;
     let mirror_host = crate::ssh::known_hosts::SshHost::from_url(&mirror.url)
         .map_err(|e| usage(format!("mirror {name} does not use SSH: {e}")))?;
     if &mirror_host != host {

@@ -28,6 +28,9 @@ pub fn writable_problem(path: &Path) -> Option<String> {
     let what = loop {
         match std::fs::symlink_metadata(target) {
             Ok(meta) if target == path && meta.is_dir() => return Some("it is a directory".to_string()),
+            Ok(meta) if target != path && !meta.is_dir() => {
+                return Some(format!("{} is not a directory", target.display()));
+            }
             Ok(_) => break if target == path { "the file" } else { "its directory" },
             Err(_) => match target.parent() {
                 Some(parent) if !parent.as_os_str().is_empty() => target = parent,

@@ -332,9 +332,17 @@ impl<'a> Drain<'a> {
                 }
             };
             if !looks_like_a_repository(&entry.repo) {
+                // A repository that is gone is forgotten here, in the same one line.
+                let forgotten =
+                    crate::registrations::is_gone(&entry.repo) && self.store.forget(&entry.repo).unwrap_or(false);
                 log::error!(
-                    "spool entry {name} names {}, which is not a git repository (deleted or moved?); dropped",
-                    entry.repo.display()
+                    "spool entry {name} names {}, which is not a git repository (deleted or moved?); dropped{}",
+                    entry.repo.display(),
+                    if forgotten {
+                        ", and the repository forgotten with its mirrors' state"
+                    } else {
+                        ""
+                    }
                 );
                 self.spool.retire(&claimed)?;
                 continue;
