@@ -1417,23 +1417,15 @@ fn cmd_known_hosts(
     let has_target = file.is_some();
     let Some(file) = file.filter(|_| accept) else {
         // Only shown: each key's state is the file's state now.
-        writeln!(out, "host keys of {name}:").map_err(io)?;
-        for key in &keys {
-            let state = match has_target {
-                false => "",
-                true if recorded.contains(key) => "  recorded",
-                true => "  not recorded",
-            };
-            writeln!(out, "  {}{state}", known_hosts::fingerprint(key)?).map_err(io)?;
-        }
-        for old in recorded.iter().filter(|k| !keys.contains(k)) {
-            writeln!(
-                out,
-                "  {}  recorded, but no longer offered by the host",
-                known_hosts::fingerprint(old)?
-            )
-            .map_err(io)?;
-        }
+        let labels = match has_target {
+            true => [
+                "recorded",
+                "not recorded",
+                "recorded, but no longer offered by the host",
+            ],
+            false => [""; 3],
+        };
+        print_host_keys(&name, &keys, &recorded, labels, out)?;
         let target = if has_target {
             ""
         } else {
@@ -1453,23 +1445,12 @@ fn cmd_known_hosts(
     }
     // Recorded first, so each key's line says what is true once the command is done.
     let outcome = known_hosts::record(&file.path, &host, &keys)?;
-    writeln!(out, "host keys of {name}:").map_err(io)?;
-    for key in &keys {
-        let state = if recorded.contains(key) {
-            "already recorded"
-        } else {
-            "recorded now"
-        };
-        writeln!(out, "  {}  {state}", known_hosts::fingerprint(key)?).map_err(io)?;
-    }
-    for old in recorded.iter().filter(|k| !keys.contains(k)) {
-        writeln!(
-            out,
-            "  {}  removed: no longer offered by the host",
-            known_hosts::fingerprint(old)?
-        )
-        .map_err(io)?;
-    }
+    let labels = [
+        "already recorded",
+        "recorded now",
+        "removed: no longer offered by the host",
+    ];
+    print_host_keys(&name, &keys, &recorded, labels, out)?;
     match outcome {
         Recorded::Unchanged => writeln!(out, "all of them were already recorded in {}", file.path.display()),
         Recorded::Written { removed, added } => {
@@ -1495,6 +1476,28 @@ fn cmd_known_hosts(
         writeln!(out, "set known_hosts of mirror {mirror} to {}", file.path.display()).map_err(io)?;
     }
     Ok(EXIT_OK)
+}
+
+/// The host's keys, one line each, labelled `[recorded, not recorded, recorded but no longer
+/// offered]` (empty labels: fingerprints only).
+fn print_host_keys(
+    name: &str,
+    keys: &[crate::ssh::known_hosts::HostKey],
+    recorded: &[crate::ssh::known_hosts::HostKey],
+    [known, new, old]: [&str; 3],
+    out: &mut dyn Write,
+) -> Result<(), Exit> {
+    use crate::ssh::known_hosts::fingerprint;
+    writeln!(out, "host keys of {name}:").map_err(io)?;
+    for key in keys {
+        let state = if recorded.contains(key) { known } else { new };
+        let line = format!("  {}  {state}", fingerprint(key)?);
+        writeln!(out, "{}", line.trim_end()).map_err(io)?;
+    }
+    for gone in recorded.iter().filter(|k| !keys.contains(k)) {
+        writeln!(out, "  {}  {old}", fingerprint(gone)?).map_err(io)?;
+    }
+    Ok(())
 }
 
 /// `install` per host: `--gitea`, `--gitolite`, `--all ROOT`, or plain repositories.
