@@ -8,10 +8,15 @@ use anyhow::Result;
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// Whether a registered repository is gone: nothing at all is at its path any more. (A path
-/// that exists but cannot be read is not gone: it is reported where it is used.)
+/// Whether a registered repository is gone: nothing is at its path any more, while the
+/// directory that held it is still there. A path that exists but cannot be read is not gone
+/// (it is reported where it is used), and neither is one whose whole tree is missing: an
+/// unmounted disk, or a command run where the repositories are not (another container), must
+/// not make every repository forgotten; `forget` does that on request.
 pub fn is_gone(repo: &Path) -> bool {
-    matches!(std::fs::symlink_metadata(repo), Err(e) if e.kind() == io::ErrorKind::NotFound)
+    let missing =
+        |path: &Path| matches!(std::fs::symlink_metadata(path), Err(e) if e.kind() == io::ErrorKind::NotFound);
+    missing(repo) && repo.parent().is_some_and(|parent| parent.is_dir())
 }
 
 /// Forgets every registered repository that is gone, and returns them, to be reported once.
@@ -64,7 +69,7 @@ pub fn forget(global: &GlobalConfig, repo: &Path) -> Result<PathBuf, ForgetError
         crate::mirror_path::normalize(&std::path::absolute(repo).unwrap_or_else(|_| repo.to_path_buf()))
     });
     let shown = repo.display().to_string();
-    if !is_gone(&repo)
+    if repo.exists()
         && let Ok(cfg) = config::load_repo(&repo, global)
         && !cfg.mirrors.is_empty()
     {
@@ -109,5 +114,13 @@ mod tests {
         assert_eq!(store.known_repos().unwrap(), vec![kept]);
         assert!(forget_gone(&store).unwrap().is_empty(), "reported once");
         assert!(gone_notice(&gone).contains("no longer exists"));
+    }
+
+    #[test]
+    fn a_repository_whose_whole_tree_is_missing_is_not_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(is_gone(&dir.path().join("deleted.git")));
+        assert!(!is_gone(&dir.path().join("unmounted/acme/app.git")));
+        assert!(!is_gone(dir.path()));
     }
 }

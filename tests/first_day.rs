@@ -327,8 +327,6 @@ fn a_fleet_mirror_is_changed_per_repository_by_a_copy_and_remove_says_how_to_exc
         stderr(&set)
     );
     let copy = mirror_table(&app, "backup");
-    let app_real = fs::canonicalize(&app).unwrap();
-    let _ = app_real;
     assert_eq!(
         copy["url"].as_str().unwrap(),
         format!("file://{}/acme/app.git", path_str(&mirrors))
