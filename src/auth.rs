@@ -342,6 +342,7 @@ mod tests {
             min_interval: std::time::Duration::ZERO,
             timeout: std::time::Duration::from_secs(60),
             lfs: Default::default(),
+            push_limits: Default::default(),
         }
     }
 

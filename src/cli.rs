@@ -332,6 +332,13 @@ pub struct MirrorFlags {
     /// The mirror's LFS endpoint, when not <url>/info/lfs ("" to derive it again).
     #[arg(long, value_name = "URL")]
     lfs_url: Option<String>,
+    /// Largest pack one push may carry (e.g. "1900MiB" for GitHub's 2 GiB limit; "" for no limit):
+    /// bigger updates are pushed in steps.
+    #[arg(long, value_name = "SIZE")]
+    max_push_size: Option<String>,
+    /// Most refs one push may update (0 for no limit): bigger updates are pushed in batches.
+    #[arg(long, value_name = "N")]
+    max_refs_per_push: Option<usize>,
 }
 
 impl MirrorFlags {
@@ -369,6 +376,8 @@ impl MirrorFlags {
             lfs: self.lfs.as_deref().and_then(LfsMode::parse),
             lfs_required: flag(self.lfs_required),
             lfs_url: self.lfs_url.clone(),
+            max_push_size: self.max_push_size.clone(),
+            max_refs_per_push: self.max_refs_per_push,
             ..Default::default()
         })
     }

@@ -8,6 +8,7 @@
 use crate::lfs::{LfsMode, LfsSettings};
 use crate::plan::{MirrorRules, TagSelection};
 use crate::remote_url::{Transport, split_credentials, transport_of};
+use crate::size::ByteSize;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::ffi::OsString;
@@ -155,6 +156,9 @@ pub struct MirrorSettings {
     pub lfs_required: Option<bool>,
     pub lfs_url: Option<String>,
     pub lfs_store: Option<PathBuf>,
+    pub max_push_size: Option<ByteSize>,
+    #[serde(default, deserialize_with = "max_refs_per_push")]
+    pub max_refs_per_push: Option<usize>,
     /// Fleet mirrors only: which repositories the mirror applies to.
     pub repos: Option<Vec<String>>,
 }
@@ -216,6 +220,7 @@ pub struct MirrorDefaults {
     pub lfs: LfsMode,
     pub lfs_required: bool,
     pub lfs_store: Option<PathBuf>,
+    pub push_limits: PushLimits,
 }
 
 impl Default for MirrorDefaults {
@@ -235,8 +240,16 @@ impl Default for MirrorDefaults {
             lfs: LfsMode::Auto,
             lfs_required: true,
             lfs_store: None,
+            push_limits: PushLimits::default(),
         }
     }
+}
+
+/// What one push to a mirror may carry (`max_push_size`, `max_refs_per_push`); `None`: no limit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PushLimits {
+    pub max_bytes: Option<u64>,
+    pub max_refs: Option<usize>,
 }
 
 /// `[retry]`: backoff after a failed mirror update (DESIGN §4).
@@ -352,6 +365,7 @@ pub struct MirrorConfig {
     pub min_interval: Duration,
     pub timeout: Duration,
     pub lfs: LfsSettings,
+    pub push_limits: PushLimits,
 }
 
 /// A repository's `push-mirror.toml`, ready to use.
@@ -492,6 +506,10 @@ fn at_least_one<'de, D: Deserializer<'de>, T: TryFrom<u64>>(deserializer: D, key
 
 fn max_parallel<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::Error> {
     at_least_one(deserializer, "max_parallel")
+}
+
+fn max_refs_per_push<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::Error> {
+    at_least_one(deserializer, "max_refs_per_push")
 }
 
 fn fail_after<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
@@ -859,6 +877,10 @@ fn resolve_defaults(s: MirrorSettings) -> Result<MirrorDefaults, String> {
         lfs: s.lfs.unwrap_or(builtin.lfs),
         lfs_required: s.lfs_required.unwrap_or(builtin.lfs_required),
         lfs_store: s.lfs_store,
+        push_limits: PushLimits {
+            max_bytes: s.max_push_size.map(|size| size.0),
+            max_refs: s.max_refs_per_push,
+        },
     })
 }
 
@@ -1037,6 +1059,10 @@ fn resolve_mirror(
             required: s.lfs_required.unwrap_or(defaults.lfs_required),
             url: lfs_url,
             store: s.lfs_store.or_else(|| defaults.lfs_store.clone()),
+        },
+        push_limits: PushLimits {
+            max_bytes: s.max_push_size.map(|size| size.0).or(defaults.push_limits.max_bytes),
+            max_refs: s.max_refs_per_push.or(defaults.push_limits.max_refs),
         },
     })
 }

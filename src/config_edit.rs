@@ -40,6 +40,10 @@ pub struct MirrorEdit {
     pub lfs_required: Option<bool>,
     /// An empty string removes the key (the endpoint is then derived from the URL).
     pub lfs_url: Option<String>,
+    /// A size such as `"1900MiB"`; an empty string removes the key (no limit).
+    pub max_push_size: Option<String>,
+    /// `Some(0)` removes the key (no limit).
+    pub max_refs_per_push: Option<usize>,
 }
 
 /// Why an edit was not made. Nothing is written when any of these is returned.
@@ -466,7 +470,26 @@ fn changes(edit: &MirrorEdit) -> Result<Vec<(&'static str, Change)>, EditError> 
             out.push((key, duration_or_remove(key, duration)?));
         }
     }
+    if let Some(size) = &edit.max_push_size {
+        out.push(("max_push_size", size_or_remove(size)?));
+    }
+    if let Some(refs) = edit.max_refs_per_push {
+        let change = match i64::try_from(refs) {
+            Ok(0) => Change::Remove,
+            Ok(refs) => Change::Set(Value::from(refs)),
+            Err(_) => return Err(EditError::InvalidValue("`max_refs_per_push` is too large".into())),
+        };
+        out.push(("max_refs_per_push", change));
+    }
     Ok(out)
+}
+
+fn size_or_remove(text: &str) -> Result<Change, EditError> {
+    if text.is_empty() {
+        return Ok(Change::Remove);
+    }
+    crate::size::ByteSize::parse(text).map_err(|e| EditError::InvalidValue(format!("`max_push_size`: {e}")))?;
+    Ok(Change::Set(Value::from(text)))
 }
 
 fn list_or_remove(items: &[String]) -> Change {

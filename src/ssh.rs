@@ -176,6 +176,7 @@ mod tests {
             min_interval: Duration::ZERO,
             timeout: Duration::from_secs(600),
             lfs: Default::default(),
+            push_limits: Default::default(),
         }
     }
 

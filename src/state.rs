@@ -127,6 +127,28 @@ pub struct MirrorState {
     /// update checks every object of the mirrored refs, not only the new commits'.
     #[serde(default)]
     pub lfs_incomplete: bool,
+    /// Refs the mirror refused at the last update, with its reason (its own words when it gave
+    /// any); cleared for a ref once it lands.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rejected_refs: BTreeMap<String, String>,
+    /// The largest push this mirror is known to accept, learned from its refusals and timeouts:
+    /// later updates push in steps under it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learned_max_push_size: Option<u64>,
+    /// How far the update in progress is, when it is pushed in steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<PushProgress>,
+}
+
+/// The progress of an update pushed in steps.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PushProgress {
+    /// Steps landed on the mirror.
+    pub done: usize,
+    /// Steps planned in all (it grows when the mirror refuses a step as too large).
+    pub total: usize,
+    /// Estimated bytes of the steps that landed.
+    pub bytes_sent: u64,
 }
 
 impl MirrorState {
