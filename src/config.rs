@@ -1010,6 +1010,9 @@ fn resolve_mirror(
     if let Transport::Refused(what) = transport_of(&url) {
         return Err(format!("`url` uses `{what}`, which is never allowed"));
     }
+    if let Some(problem) = crate::mirror_path::relative_path_problem(&url) {
+        return Err(problem);
+    }
 
     if let Some(secret) = s.password {
         password = Some(SecretSource::Inline(secret.0));

@@ -85,13 +85,19 @@ pub fn add_mirror(text: &str, name: &str, edit: &MirrorEdit) -> Result<String, E
         return Err(EditError::InvalidValue(format!("mirror `{name}` needs a URL")));
     }
     let changes = changes(edit)?;
-    let mut doc = parse(text)?;
     let mut table = Table::new();
     for (key, change) in changes {
         if let Change::Set(value) = change {
             table.insert(key, Item::Value(value));
         }
     }
+    add_mirror_table(text, name, table)
+}
+
+/// Adds `[mirror.NAME]` with the keys of `table` at the end of the file (see [`add_mirror`]).
+pub fn add_mirror_table(text: &str, name: &str, mut table: Table) -> Result<String, EditError> {
+    check_name(name)?;
+    let mut doc = parse(text)?;
     if let Some(Item::Value(Value::InlineTable(mirrors))) = doc.get_mut("mirror") {
         // `mirror = { ... }`: stay in the admin's style.
         if mirrors.contains_key(name) {

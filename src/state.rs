@@ -435,6 +435,22 @@ impl StateStore {
         Ok(())
     }
 
+    /// Forgets a repository: its registration and every mirror's state, secrets and keys stored
+    /// for it. Returns whether there was anything to forget.
+    pub fn forget(&self, repo: &Path) -> Result<bool> {
+        let dir = self.repo_dir(repo);
+        if self.load_record(repo)?.is_none() && !dir.join("mirrors").exists() {
+            return Ok(false);
+        }
+        let _lock = self.lock(repo)?;
+        fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+        self.made_dirs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .retain(|made| !made.starts_with(&dir));
+        Ok(true)
+    }
+
     /// Names of the mirrors with saved state for a repository.
     pub fn mirror_names(&self, repo: &Path) -> Result<Vec<String>> {
         let dir = self.repo_dir(repo).join("mirrors");

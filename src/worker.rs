@@ -240,6 +240,12 @@ impl<'a> Drain<'a> {
             return Ok(());
         }
         register_fleet(self.global, self.store);
+        match crate::registrations::forget_gone(self.store) {
+            Ok(gone) => gone
+                .iter()
+                .for_each(|repo| log::warn!("{}", crate::registrations::gone_notice(repo))),
+            Err(e) => log::warn!("forgetting deleted repositories: {e:#}"),
+        }
         for repo in self.store.known_repos()? {
             if !self.wanted(&repo) {
                 continue;
@@ -319,9 +325,17 @@ impl<'a> Drain<'a> {
                 }
             };
             if !looks_like_a_repository(&entry.repo) {
+                // A repository that is gone is forgotten here, in the same one line.
+                let forgotten =
+                    crate::registrations::is_gone(&entry.repo) && self.store.forget(&entry.repo).unwrap_or(false);
                 log::error!(
-                    "spool entry {name} names {}, which is not a git repository (deleted or moved?); dropped",
-                    entry.repo.display()
+                    "spool entry {name} names {}, which is not a git repository (deleted or moved?); dropped{}",
+                    entry.repo.display(),
+                    if forgotten {
+                        ", and the repository forgotten with its mirrors' state"
+                    } else {
+                        ""
+                    }
                 );
                 self.spool.retire(&claimed)?;
                 continue;
