@@ -81,18 +81,22 @@ fn bound(mut lines: Vec<String>) -> Vec<String> {
 /// The lines that name `ref_name` (full or short), or all of them when none names any of `all_refs`:
 /// a per-ref hook that refuses two refs usually says which.
 pub fn lines_about<'a>(lines: &'a [String], ref_name: &str, all_refs: &[&str]) -> Vec<&'a str> {
-    let names = |line: &str, name: &str| mentions(line, name) || mentions(line, short_name(name));
     let mine: Vec<&str> = lines
         .iter()
-        .filter(|l| names(l, ref_name))
+        .filter(|l| names_ref(l, ref_name))
         .map(String::as_str)
         .collect();
-    let any_named = lines.iter().any(|l| all_refs.iter().any(|r| names(l, r)));
+    let any_named = lines.iter().any(|l| all_refs.iter().any(|r| names_ref(l, r)));
     if any_named {
         mine
     } else {
         lines.iter().map(String::as_str).collect()
     }
+}
+
+/// Whether `line` names `ref_name`, in full or short (`refs/heads/main` or `main`).
+pub fn names_ref(line: &str, ref_name: &str) -> bool {
+    mentions(line, ref_name) || mentions(line, short_name(ref_name))
 }
 
 /// `main` for `refs/heads/main`, `v1` for `refs/tags/v1`.

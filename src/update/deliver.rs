@@ -11,7 +11,7 @@ use crate::config::PushLimits;
 use crate::git::{self, GitError, PushFlag, PushedRef, RemoteAccess};
 use crate::oid::Oid;
 use crate::plan::RefChange;
-use crate::remote_words::{lines_about, with_words};
+use crate::remote_words::{lines_about, names_ref, with_words};
 use crate::state::PushProgress;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::Path;
@@ -485,8 +485,14 @@ fn push_once(git_dir: &Path, access: &RemoteAccess, group: &[(&str, &RefChange)]
     if whole {
         let refused: BTreeSet<&str> = sent_and_refused.iter().map(|r| r.name.as_str()).collect();
         let reason = sent_and_refused[0].reason.clone().unwrap_or_default();
+        let named = refused
+            .iter()
+            .filter(|name| words.iter().any(|line| names_ref(line, name)))
+            .map(|n| n.to_string())
+            .collect();
         return Ok(Attempt::RefusedWhole {
             refused: refused.iter().map(|n| n.to_string()).collect(),
+            named,
             reason: with_words(&reason, &all_words),
             others: group
                 .iter()

@@ -1,17 +1,21 @@
 //! Splits a push that the mirror refuses as a whole (a `pre-receive` hook, a forge's protected
 //! branch or push policy, `receive.fsckObjects`, a cap on refs per push) until each refused ref
-//! stands alone, so that every acceptable ref still lands in the same update. Bisection: k bad
-//! refs among n cost at most about 2·k·log₂ n pushes, and a budget bounds the work when a
-//! mirror refuses everything.
+//! stands alone, so that every acceptable ref still lands in the same update. When the mirror's
+//! words name refs of the push (`GH006: Protected branch update failed for refs/heads/x`), those
+//! are pushed apart from the rest first: one refused push then costs two more. Otherwise
+//! bisection: k bad refs among n cost at most about 2·k·log₂ n pushes. A budget bounds the work
+//! when a mirror refuses everything.
 
 /// What the mirror did with one push of a group of refs.
 pub enum Attempt<T> {
     /// It judged the refs (`T` per ref): some landed, or each was refused for a reason of its own.
     Judged(Vec<(String, T)>),
-    /// It refused every ref it was sent (`refused`) for one reason that names none of them;
-    /// `others` are refs judged without reaching it (up to date, a failed lease).
+    /// It refused every ref it was sent (`refused`) for one reason that is not about one ref;
+    /// `named` are those of them its words name; `others` are refs judged without reaching it
+    /// (up to date, a failed lease).
     RefusedWhole {
         refused: Vec<String>,
+        named: Vec<String>,
         reason: String,
         others: Vec<(String, T)>,
     },
@@ -52,6 +56,7 @@ pub fn push_splitting<T, E>(
         Attempt::Judged(judged) => Ok(judged.into_iter().map(|(r, t)| (r, Split::Judged(t))).collect()),
         Attempt::RefusedWhole {
             refused,
+            named,
             reason,
             others,
         } => {
@@ -63,9 +68,16 @@ pub fn push_splitting<T, E>(
                 results.extend(refused.into_iter().map(|r| (r, Split::Unsplit(why.clone()))));
             } else {
                 *budget -= 2;
-                let (left, right) = refused.split_at(refused.len() / 2);
-                results.extend(push_splitting(left, budget, push)?);
-                results.extend(push_splitting(right, budget, push)?);
+                let suspects: Vec<String> = refused.iter().filter(|r| named.contains(r)).cloned().collect();
+                let (left, right) = if suspects.is_empty() || suspects.len() == refused.len() {
+                    let (left, right) = refused.split_at(refused.len() / 2);
+                    (left.to_vec(), right.to_vec())
+                } else {
+                    let rest = refused.iter().filter(|r| !named.contains(r)).cloned().collect();
+                    (rest, suspects)
+                };
+                results.extend(push_splitting(&left, budget, push)?);
+                results.extend(push_splitting(&right, budget, push)?);
             }
             Ok(results)
         }
@@ -85,6 +97,7 @@ mod tests {
             if refs.iter().any(|r| bad.contains(r)) {
                 Ok(Attempt::RefusedWhole {
                     refused: refs.to_vec(),
+                    named: Vec::new(),
                     reason: "pre-receive hook declined".into(),
                     others: Vec::new(),
                 })
@@ -117,11 +130,35 @@ mod tests {
     }
 
     #[test]
+    fn refs_the_mirror_names_are_pushed_apart_at_once() {
+        let refs = names(1000);
+        let bad = refs[500].clone();
+        let mut pushes = 0;
+        let mut push = |group: &[String]| -> Result<Attempt<bool>, ()> {
+            pushes += 1;
+            Ok(if group.contains(&bad) {
+                Attempt::RefusedWhole {
+                    refused: group.to_vec(),
+                    named: vec![bad.clone()],
+                    reason: format!("pre-receive hook declined: GH006: Protected branch update failed for {bad}"),
+                    others: Vec::new(),
+                }
+            } else {
+                Attempt::Judged(group.iter().map(|r| (r.clone(), true)).collect())
+            })
+        };
+        let results = push_splitting(&refs, &mut budget_for(1000), &mut push).unwrap();
+        assert_eq!(pushes, 3, "the refused push, the 999 others, the named ref alone");
+        assert_eq!(results.iter().filter(|(_, s)| *s == Split::Judged(true)).count(), 999);
+    }
+
+    #[test]
     fn refs_judged_without_reaching_the_mirror_are_kept() {
         let mut push = |refs: &[String]| -> Result<Attempt<&str>, ()> {
             Ok(match refs.len() {
                 3 => Attempt::RefusedWhole {
                     refused: refs[1..].to_vec(),
+                    named: Vec::new(),
                     reason: "unpacker error".into(),
                     others: vec![(refs[0].clone(), "stale info")],
                 },
@@ -155,6 +192,7 @@ mod tests {
             if calls == 1 {
                 Ok(Attempt::RefusedWhole {
                     refused: names(4),
+                    named: Vec::new(),
                     reason: "pre-receive hook declined".into(),
                     others: Vec::new(),
                 })
