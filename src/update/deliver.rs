@@ -16,8 +16,8 @@ use crate::state::PushProgress;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::Path;
 
-/// Pushes cut off by the time limit in a row after which an update gives up (a hung mirror
-/// costs that many timeouts; a slow one gets smaller steps, from the next attempt on).
+/// Pushes cut off by the time limit in a row after which an update gives up: a hung mirror
+/// costs that many timeouts, a slow one gets smaller steps for as long as they land.
 const MAX_TIMEOUTS_IN_A_ROW: u32 = 2;
 
 /// What became of one ref.
@@ -28,7 +28,7 @@ pub enum Delivered {
     /// The mirror refused it, or git did not send it (a failed lease): the reason, with the
     /// mirror's words.
     Refused(String),
-    /// Not pushed in this update (the split budget ran out, or the update stopped first).
+    /// Not pushed in this update: refused together with others when the split budget ran out.
     NotPushed(String),
 }
 
