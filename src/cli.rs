@@ -7,10 +7,10 @@ use crate::config::{self, GlobalConfig, MirrorConfig, TagSetting};
 use crate::config_edit::{self, MirrorEdit};
 use crate::fsutil::{FileLock, now_ms};
 use crate::lfs::LfsMode;
-use crate::remote_url::{Transport, display_url, redact_url, split_credentials};
+use crate::remote_url::{Transport, display_url, split_credentials};
 use crate::state::StateStore;
 use crate::update::{UpdateReport, update_mirror};
-use crate::{git, hook, install, status, worker};
+use crate::{hook, install, status, worker};
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use std::io::{Read, Write};
@@ -268,6 +268,10 @@ pub struct MirrorFlags {
     /// known_hosts file for this mirror's SSH host.
     #[arg(long, value_name = "FILE")]
     known_hosts: Option<PathBuf>,
+    /// CA certificates (PEM) to trust for HTTPS to this mirror's host, e.g. a company CA
+    /// ("" to use the system's again).
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
     /// Debounce: wait this long after a change to collect others (e.g. "1s").
     #[arg(long, value_name = "DURATION")]
     delay: Option<String>,
@@ -323,6 +327,11 @@ impl MirrorFlags {
             password_env: self.password_env.clone(),
             ssh_key: absolute(&self.ssh_key)?,
             known_hosts: absolute(&self.known_hosts)?,
+            // An empty path removes the setting.
+            ca_file: match &self.ca_file {
+                Some(path) if path.as_os_str().is_empty() => Some(PathBuf::new()),
+                other => absolute(other)?,
+            },
             delay: self.delay.clone(),
             min_interval: self.min_interval.clone(),
             timeout: self.timeout.clone(),
@@ -454,7 +463,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, Exi
             enabled,
         } => cmd_set(&global, &repo, &name, url, &settings, enabled, out, err),
         Command::Remove { repo, name } => cmd_remove(&global, &repo, &name, out),
-        Command::List { repos } => cmd_list(&global, &repos, out),
+        Command::List { repos } => cmd_list(&global, &repos, out, err),
         Command::Status { repos, json } => cmd_status(&global, &repos, json, out, err),
         Command::Install { repos, host } => cmd_install_on_host(&global, cli.config.as_deref(), &repos, &host, out),
         Command::Uninstall { repos, host } => cmd_uninstall_on_host(&repos, &host, out),
@@ -673,6 +682,14 @@ fn edit_with_secret(
     }
 }
 
+/// Refuses, before anything is written, a `--ca-file` that is no readable PEM certificate file.
+fn check_ca_file_flag(edit: &MirrorEdit) -> Result<(), Exit> {
+    match &edit.ca_file {
+        Some(path) if !path.as_os_str().is_empty() => crate::auth::check_ca_file(path).usage(),
+        _ => Ok(()),
+    }
+}
+
 /// Refuses, before anything is written, an SSH key others can read.
 fn check_ssh_key_flag(edit: &MirrorEdit) -> Result<(), Exit> {
     match edit.ssh_key.as_deref().map(crate::ssh::check_key_file) {
@@ -714,13 +731,16 @@ fn cmd_add(
     let mut edit = flags.to_edit().usage()?;
     check_transport(url, &global.allowed_protocols).usage()?;
     check_ssh_key_flag(&edit)?;
+    check_ca_file_flag(&edit)?;
     let (clean_url, secret) = split_url_secret(global, &repo, name, url, &mut edit)?;
     edit.url = Some(clean_url.clone());
     if disabled {
         edit.enabled = Some(false);
     }
     edit_with_secret(&repo, global, secret, err, |text| {
-        config_edit::add_mirror(text, name, &edit)
+        let new = config_edit::add_mirror(text, name, &edit)?;
+        crate::check::refuse_format_mismatch(&repo, global, name, &new)?;
+        Ok(new)
     })?;
     let store = StateStore::new(&global.state_dir);
     store.register(&repo)?;
@@ -751,6 +771,7 @@ fn cmd_set(
     let repo = repo_path(repo)?;
     let mut edit = flags.to_edit().usage()?;
     check_ssh_key_flag(&edit)?;
+    check_ca_file_flag(&edit)?;
     let mut secret = None;
     if let Some(url) = url {
         check_transport(&url, &global.allowed_protocols).usage()?;
@@ -759,8 +780,13 @@ fn cmd_set(
         edit.url = Some(clean);
     }
     edit.enabled = enabled;
+    let url_changed = edit.url.is_some();
     edit_with_secret(&repo, global, secret, err, |text| {
-        config_edit::set_mirror(text, name, &edit)
+        let new = config_edit::set_mirror(text, name, &edit)?;
+        if url_changed {
+            crate::check::refuse_format_mismatch(&repo, global, name, &new)?;
+        }
+        Ok(new)
     })?;
     // Settings may widen what is mirrored: reconcile everything at the next update.
     StateStore::new(&global.state_dir).update_mirror(&repo, name, |state| state.request_full_sync(now_ms()))?;
@@ -824,9 +850,18 @@ fn describe_filters(mirror: &MirrorConfig) -> String {
     parts.join(" ")
 }
 
-fn cmd_list(global: &GlobalConfig, repos: &[PathBuf], out: &mut dyn Write) -> Result<u8, Exit> {
+fn cmd_list(global: &GlobalConfig, repos: &[PathBuf], out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, Exit> {
+    let mut config_errors = 0;
     for repo in known_or_given(global, repos)? {
-        let cfg = load_repo_config(global, &repo)?;
+        // A broken configuration is reported; the other repositories are still listed.
+        let cfg = match config::load_repo(&repo, global) {
+            Ok(cfg) => cfg,
+            Err(e) => {
+                config_errors += 1;
+                writeln!(err, "git-push-mirror: {e}").map_err(io)?;
+                continue;
+            }
+        };
         for mirror in &cfg.mirrors {
             let enabled = if mirror.enabled { "enabled" } else { "disabled" };
             let line = format!(
@@ -843,7 +878,7 @@ fn cmd_list(global: &GlobalConfig, repos: &[PathBuf], out: &mut dyn Write) -> Re
             writeln!(out, "{}", line.trim_end()).map_err(io)?;
         }
     }
-    Ok(EXIT_OK)
+    Ok(if config_errors > 0 { EXIT_USAGE } else { EXIT_OK })
 }
 
 fn cmd_status(
@@ -873,47 +908,86 @@ fn cmd_status(
     })
 }
 
-fn cmd_install(
-    global: &GlobalConfig,
-    config: Option<&Path>,
-    repos: &[PathBuf],
-    out: &mut dyn Write,
-) -> Result<u8, Exit> {
-    let exe = std::env::current_exe().context("finding this program's path")?;
-    let config = config
-        .map(std::path::absolute)
-        .transpose()
-        .context("resolving --config")?;
-    let store = StateStore::new(&global.state_dir);
-    for repo in repo_paths(repos)? {
-        let installed = install::install(&repo, &exe, config.as_deref())?;
-        store.register(&repo)?;
-        let line = match installed {
-            install::Installed::Fresh(hook) => format!("installed {}", hook.display()),
-            install::Installed::Chained { hook, previous } => {
-                format!(
-                    "installed {}; the existing hook was kept as {} and still runs",
-                    hook.display(),
-                    previous.display()
-                )
-            }
-            install::Installed::Refreshed(hook) => format!("refreshed {}", hook.display()),
-        };
-        writeln!(out, "{line}").map_err(io)?;
-    }
-    Ok(EXIT_OK)
+/// Installs the plain hook into one repository; the line to print.
+fn install_plain(store: &StateStore, repo: &Path, exe: &Path, config: Option<&Path>) -> Result<String> {
+    let installed = install::install(repo, exe, config)?;
+    store.register(repo)?;
+    Ok(match installed {
+        install::Installed::Fresh(hook) => format!("installed {}", hook.display()),
+        install::Installed::Chained { hook, previous } => {
+            format!(
+                "installed {}; the existing hook was kept as {} and still runs",
+                hook.display(),
+                previous.display()
+            )
+        }
+        install::Installed::Refreshed(hook) => format!("refreshed {}", hook.display()),
+    })
 }
 
-fn cmd_uninstall(repos: &[PathBuf], out: &mut dyn Write) -> Result<u8, Exit> {
-    for repo in repo_paths(repos)? {
-        let line = if install::uninstall(&repo)? {
-            format!("uninstalled the hook of {}", repo.display())
-        } else {
-            format!("{}: the git-push-mirror hook is not installed", repo.display())
-        };
-        writeln!(out, "{line}").map_err(io)?;
+/// Installs the Gitea/Forgejo hook (`post-receive.d`) into one repository; the line to print.
+fn install_gitea(store: &StateStore, repo: &Path, exe: &Path, config: Option<&Path>) -> Result<String> {
+    let installed = crate::hosts::install_gitea(repo, exe, config)?;
+    store.register(repo)?;
+    Ok(match installed {
+        install::Installed::Refreshed(hook) => format!("refreshed {}", hook.display()),
+        install::Installed::Fresh(hook) | install::Installed::Chained { hook, .. } => {
+            format!("installed {}", hook.display())
+        }
+    })
+}
+
+/// Removes our hook (plain or Gitea's way) from one repository; the line to print.
+fn uninstall_one(repo: &Path, gitea: bool) -> Result<String> {
+    let removed = if gitea {
+        crate::hosts::uninstall_gitea(repo)?
+    } else {
+        install::uninstall(repo)?
+    };
+    Ok(if removed {
+        format!("uninstalled the hook of {}", repo.display())
+    } else {
+        format!("{}: the git-push-mirror hook is not installed", repo.display())
+    })
+}
+
+/// Runs `action` on each repository of `install`/`uninstall` and prints its line: the
+/// repositories named (a bad argument is a usage error, a failure stops), or every bare
+/// repository under `--all ROOT`, where one that git cannot open or that fails is reported as
+/// skipped and the others are still done (exit 1 at the end).
+fn for_each_host_repo(
+    host: &HostFlags,
+    repos: &[PathBuf],
+    out: &mut dyn Write,
+    mut action: impl FnMut(&Path) -> Result<String>,
+) -> Result<u8, Exit> {
+    let Some(root) = &host.all else {
+        for repo in repo_paths(repos)? {
+            let line = action(&repo).map_err(|e| Exit(EXIT_FAILED, e))?;
+            writeln!(out, "{line}").map_err(io)?;
+        }
+        return Ok(EXIT_OK);
+    };
+    let mut skipped = 0;
+    for repo in discover_for_install(root)? {
+        match crate::refs::LocalRepo::open(&repo).and_then(|_| action(&repo)) {
+            Ok(line) => writeln!(out, "{line}"),
+            Err(e) => {
+                skipped += 1;
+                writeln!(out, "skipped {}: {e:#}", repo.display())
+            }
+        }
+        .map_err(io)?;
     }
-    Ok(EXIT_OK)
+    if skipped > 0 {
+        writeln!(
+            out,
+            "{skipped} repository(ies) under {} skipped (see above); the others were done",
+            root.display()
+        )
+        .map_err(io)?;
+    }
+    Ok(if skipped > 0 { EXIT_FAILED } else { EXIT_OK })
 }
 
 fn cmd_check(global: &GlobalConfig, repos: &[PathBuf], out: &mut dyn Write) -> Result<u8, Exit> {
@@ -923,8 +997,23 @@ fn cmd_check(global: &GlobalConfig, repos: &[PathBuf], out: &mut dyn Write) -> R
     }
     .map_err(io)?;
     let mut problems = 0;
+    let mut config_errors = 0;
     for repo in known_or_given(global, repos)? {
-        let cfg = load_repo_config(global, &repo)?;
+        // A repository that cannot be read, or whose configuration is broken, is reported; the
+        // others are still checked.
+        if let Err(e) = crate::refs::LocalRepo::open(&repo) {
+            problems += 1;
+            writeln!(out, "{}: FAILED: {e:#}", repo.display()).map_err(io)?;
+            continue;
+        }
+        let cfg = match config::load_repo(&repo, global) {
+            Ok(cfg) => cfg,
+            Err(e) => {
+                config_errors += 1;
+                writeln!(out, "{}: FAILED: {e}", repo.display()).map_err(io)?;
+                continue;
+            }
+        };
         writeln!(
             out,
             "{}: configuration ok, {} mirror(s)",
@@ -933,50 +1022,19 @@ fn cmd_check(global: &GlobalConfig, repos: &[PathBuf], out: &mut dyn Write) -> R
         )
         .map_err(io)?;
         for mirror in &cfg.mirrors {
-            let result = crate::auth::remote_access(mirror, global)
-                .and_then(|access| git::ls_remote(&access, &["refs/heads/*".to_string()]).map_err(anyhow::Error::from));
-            let line = match result {
-                Ok(refs) => format!(
-                    "  {} {}: reachable ({} branches)",
-                    mirror.name,
-                    shown_url(mirror),
-                    refs.direct.len()
-                ),
-                Err(e) => {
-                    problems += 1;
-                    format!("  {} {}: FAILED: {e:#}", mirror.name, shown_url(mirror))
-                }
-            };
-            writeln!(out, "{line}").map_err(io)?;
-            if let Some((line, problem)) = check_lfs(&repo, mirror) {
-                problems += usize::from(problem);
+            let checked = crate::check::check_mirror(&repo, mirror, global);
+            problems += checked.problems;
+            for line in checked.lines {
                 writeln!(out, "{line}").map_err(io)?;
             }
         }
     }
-    Ok(if problems > 0 { EXIT_FAILED } else { EXIT_OK })
-}
-
-/// `check`'s LFS line for a mirror that would send LFS objects, and whether it is a problem.
-fn check_lfs(repo: &Path, mirror: &MirrorConfig) -> Option<(String, bool)> {
-    let has_objects = crate::lfs::LocalStore::for_repo(repo, &mirror.lfs).may_have_objects();
-    let wanted = match mirror.lfs.mode {
-        LfsMode::Off => return None,
-        LfsMode::Auto => has_objects,
-        LfsMode::On => true,
-    };
-    if !wanted {
-        return None;
-    }
-    let transport = crate::remote_url::transport_of(&mirror.url);
-    let endpoint = crate::lfs::describe_endpoint(&mirror.url, &transport, mirror.lfs.url.as_deref());
-    Some(match (endpoint, git::lfs::version()) {
-        (Err(why), _) => (
-            format!("    lfs: FAILED: LFS objects cannot reach this mirror: {why}"),
-            true,
-        ),
-        (Ok(_), Err(e)) => (format!("    lfs: FAILED: {e}"), true),
-        (Ok(endpoint), Ok(_)) => (format!("    lfs: objects go to {}", redact_url(&endpoint)), false),
+    Ok(if config_errors > 0 {
+        EXIT_USAGE
+    } else if problems > 0 {
+        EXIT_FAILED
+    } else {
+        EXIT_OK
     })
 }
 
@@ -1223,41 +1281,19 @@ fn cmd_install_on_host(
     if host.gitolite {
         return cmd_install_gitolite(global, config, repos, host, out);
     }
-    let repos = match &host.all {
-        Some(root) => discover_for_install(root)?,
-        None => repo_paths(repos)?,
-    };
-    if !host.gitea {
-        return cmd_install(global, config, &repos, out);
-    }
     let exe = std::env::current_exe().context("finding this program's path")?;
     let config = config
         .map(std::path::absolute)
         .transpose()
         .context("resolving --config")?;
     let store = StateStore::new(&global.state_dir);
-    let mut failed = 0;
-    for repo in repos {
-        match crate::hosts::install_gitea(&repo, &exe, config.as_deref()) {
-            Ok(installed) => {
-                store.register(&repo)?;
-                let line = match installed {
-                    install::Installed::Refreshed(hook) => format!("refreshed {}", hook.display()),
-                    install::Installed::Fresh(hook) | install::Installed::Chained { hook, .. } => {
-                        format!("installed {}", hook.display())
-                    }
-                };
-                writeln!(out, "{line}").map_err(io)?;
-            }
-            // Over a tree, one repository Gitea does not manage does not stop the others.
-            Err(e) if host.all.is_some() => {
-                failed += 1;
-                writeln!(out, "skipped {}: {e:#}", repo.display()).map_err(io)?;
-            }
-            Err(e) => return Err(Exit(EXIT_FAILED, e)),
+    for_each_host_repo(host, repos, out, |repo| {
+        if host.gitea {
+            install_gitea(&store, repo, &exe, config.as_deref())
+        } else {
+            install_plain(&store, repo, &exe, config.as_deref())
         }
-    }
-    Ok(if failed > 0 { EXIT_FAILED } else { EXIT_OK })
+    })
 }
 
 /// Every bare repository under ROOT, for `--all`.
@@ -1368,22 +1404,7 @@ fn cmd_uninstall_on_host(repos: &[PathBuf], host: &HostFlags, out: &mut dyn Writ
         writeln!(out, "{line}").map_err(io)?;
         return Ok(EXIT_OK);
     }
-    let repos = match &host.all {
-        Some(root) => discover_for_install(root)?,
-        None => repo_paths(repos)?,
-    };
-    if !host.gitea {
-        return cmd_uninstall(&repos, out);
-    }
-    for repo in repos {
-        let line = if crate::hosts::uninstall_gitea(&repo)? {
-            format!("uninstalled the hook of {}", repo.display())
-        } else {
-            format!("{}: the git-push-mirror hook is not installed", repo.display())
-        };
-        writeln!(out, "{line}").map_err(io)?;
-    }
-    Ok(EXIT_OK)
+    for_each_host_repo(host, repos, out, |repo| uninstall_one(repo, host.gitea))
 }
 
 /// `metrics`: the Prometheus text format, to stdout or atomically to a file.

@@ -145,6 +145,8 @@ pub struct MirrorSettings {
     pub password: Option<Secret>,
     pub ssh_key: Option<PathBuf>,
     pub known_hosts: Option<PathBuf>,
+    /// CA certificates (PEM) that HTTPS connections to the mirror's host trust.
+    pub ca_file: Option<PathBuf>,
     #[serde(default, deserialize_with = "duration")]
     pub delay: Option<Duration>,
     #[serde(default, deserialize_with = "duration")]
@@ -180,6 +182,7 @@ impl MirrorSettings {
             ("password_file", &mut self.password_file),
             ("ssh_key", &mut self.ssh_key),
             ("known_hosts", &mut self.known_hosts),
+            ("ca_file", &mut self.ca_file),
             ("lfs_store", &mut self.lfs_store),
         ];
         for (key, path) in paths {
@@ -210,6 +213,7 @@ pub struct MirrorDefaults {
     pub refs: Vec<String>,
     pub ssh_key: Option<PathBuf>,
     pub known_hosts: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
     pub delay: Duration,
     pub min_interval: Duration,
     pub timeout: Duration,
@@ -229,6 +233,7 @@ impl Default for MirrorDefaults {
             refs: Vec::new(),
             ssh_key: None,
             known_hosts: None,
+            ca_file: None,
             delay: Duration::from_secs(1),
             min_interval: Duration::ZERO,
             timeout: Duration::from_secs(10 * 60),
@@ -348,6 +353,8 @@ pub struct MirrorConfig {
     pub password: Option<SecretSource>,
     pub ssh_key: Option<PathBuf>,
     pub known_hosts: Option<PathBuf>,
+    /// CA certificates (PEM) for HTTPS to the mirror's (and its `lfs_url`'s) host.
+    pub ca_file: Option<PathBuf>,
     pub delay: Duration,
     pub min_interval: Duration,
     pub timeout: Duration,
@@ -853,6 +860,7 @@ fn resolve_defaults(s: MirrorSettings) -> Result<MirrorDefaults, String> {
         refs,
         ssh_key: s.ssh_key,
         known_hosts: s.known_hosts,
+        ca_file: s.ca_file,
         delay: s.delay.unwrap_or(builtin.delay),
         min_interval: s.min_interval.unwrap_or(builtin.min_interval),
         timeout,
@@ -1026,6 +1034,7 @@ fn resolve_mirror(
         password,
         ssh_key: s.ssh_key.or_else(|| defaults.ssh_key.clone()),
         known_hosts: s.known_hosts.or_else(|| defaults.known_hosts.clone()),
+        ca_file: s.ca_file.or_else(|| defaults.ca_file.clone()),
         delay: s.delay.unwrap_or(defaults.delay),
         min_interval: s.min_interval.unwrap_or(defaults.min_interval),
         timeout,
