@@ -8,7 +8,7 @@ mod common;
 mod support;
 
 use common::lfs::sha256_hex;
-use common::{HttpGitServer, Sshd, TestEnv, path_str, require_or_skip, wait_until};
+use common::{HttpGitServer, RepoFormat, Sshd, TestEnv, path_str, require_or_skip, wait_until};
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -96,13 +96,24 @@ fn field<'a>(status: &'a serde_json::Value, key: &str) -> &'a str {
     status[key].as_str().unwrap_or("")
 }
 
-#[test]
-fn a_file_mirror_gets_the_lfs_objects_of_every_branch_into_its_own_store() {
+in_each_format! {
+    a_file_mirror_gets_the_lfs_objects_of_every_branch_into_its_own_store:
+        sha1 => sha1,
+        sha256 => sha256,
+        reftable => reftable;
+    lfs_objects_reach_an_http_mirror_once_and_a_clone_of_the_mirror_gets_the_contents:
+        sha1 => sha1,
+        sha256 => sha256,
+        reftable => reftable;
+}
+
+fn a_file_mirror_gets_the_lfs_objects_of_every_branch_into_its_own_store(format: RepoFormat) {
     if !lfs_available() {
         return;
     }
-    let env = TestEnv::new();
+    let env = TestEnv::with_format(format);
     let setup = Setup::file(&env, &[]);
+    format.assert_of(&env, &setup.upstream);
     track_lfs(&env, &setup.work);
     let a = commit_lfs_file(&env, &setup.work, "a.bin", "a");
     env.commit(&setup.work, "README", "plain text, not LFS\n", "readme");
@@ -273,14 +284,14 @@ fn assert_password_not_stored(env: &TestEnv, setup: &Setup) {
     assert_secret_nowhere(env, &setup.upstream, &basic_token(env));
 }
 
-#[test]
-fn lfs_objects_reach_an_http_mirror_once_and_a_clone_of_the_mirror_gets_the_contents() {
+fn lfs_objects_reach_an_http_mirror_once_and_a_clone_of_the_mirror_gets_the_contents(format: RepoFormat) {
     if !lfs_and_http_available() {
         return;
     }
-    let env = TestEnv::new();
+    let env = TestEnv::with_format(format);
     let watcher = ArgvWatcher::start(PASSWORD);
     let (setup, server) = http_lfs_setup(&env, &[]);
+    format.assert_of(&env, &setup.upstream);
     let config_before = std::fs::read_to_string(setup.upstream.join("config")).unwrap();
     let store = server.lfs();
     track_lfs(&env, &setup.work);
