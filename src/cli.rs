@@ -271,7 +271,7 @@ pub struct MirrorFlags {
     /// CA certificates (PEM) to trust for HTTPS to this mirror's host, e.g. a company CA
     /// ("" to use the system's again).
     #[arg(long, value_name = "FILE")]
-    ca_file: Option<PathBuf>,
+    ca_file: Option<std::ffi::OsString>,
     /// Debounce: wait this long after a change to collect others (e.g. "1s").
     #[arg(long, value_name = "DURATION")]
     delay: Option<String>,
@@ -329,8 +329,8 @@ impl MirrorFlags {
             known_hosts: absolute(&self.known_hosts)?,
             // An empty path removes the setting.
             ca_file: match &self.ca_file {
-                Some(path) if path.as_os_str().is_empty() => Some(PathBuf::new()),
-                other => absolute(other)?,
+                Some(path) if path.is_empty() => Some(PathBuf::new()),
+                other => absolute(&other.as_ref().map(PathBuf::from))?,
             },
             delay: self.delay.clone(),
             min_interval: self.min_interval.clone(),

@@ -29,32 +29,6 @@ fn lfs_and_http_available() -> bool {
     lfs_available() && require_or_skip("git http-backend", HttpGitServer::available())
 }
 
-/// An LFS object committed in a work tree: its sha256 and contents.
-#[derive(Clone, Debug)]
-struct LfsFile {
-    oid: String,
-    content: Vec<u8>,
-}
-
-/// Makes `work` track `*.bin` with LFS; its pushes then upload LFS objects into the upstream
-/// repository's own store (git-lfs's file:// transfer), as a git server with LFS would hold them.
-fn track_lfs(env: &TestEnv, work: &Path) {
-    env.git(work, &["lfs", "install", "--local"]);
-    env.git(work, &["lfs", "track", "*.bin"]);
-    env.git(work, &["add", ".gitattributes"]);
-    env.git(work, &["commit", "--quiet", "-m", "track *.bin with LFS"]);
-}
-
-/// Commits `file` with contents unique to `seed` (several kilobytes, so not a pointer).
-fn commit_lfs_file(env: &TestEnv, work: &Path, file: &str, seed: &str) -> LfsFile {
-    let content = format!("{seed}: LFS payload line\n").repeat(300);
-    env.commit(work, file, &content, &format!("add {file}"));
-    LfsFile {
-        oid: sha256_hex(content.as_bytes()),
-        content: content.into_bytes(),
-    }
-}
-
 /// The objects in a bare repository's LFS store: oid → size.
 fn local_store(repo: &Path) -> BTreeMap<String, u64> {
     let mut objects = BTreeMap::new();

@@ -10,6 +10,8 @@
 //! - [`GitDaemon`]: `git daemon --inetd` spawned per connection (`git://`);
 //! - [`HttpGitServer`]: smart HTTP with Basic auth, `git http-backend` as CGI,
 //!   optionally with a Git LFS server ([`lfs`]) beside it;
+//! - [`HttpsGitServer`]: nginx + fcgiwrap + `git http-backend` over TLS, with a
+//!   certificate from a CA made in the test;
 //! - [`Sshd`]: a real OpenSSH server run as the current user.
 //!
 //! Each test binary uses only part of this module, hence `allow(dead_code)`.
@@ -18,11 +20,17 @@
 mod daemon;
 mod http;
 pub mod lfs;
+mod nginx;
 mod sshd;
 
 // A test binary that uses only `TestEnv` would flag these re-exports.
 #[allow(unused_imports)]
-pub use {daemon::GitDaemon, http::HttpGitServer, sshd::Sshd};
+pub use {
+    daemon::GitDaemon,
+    http::HttpGitServer,
+    nginx::{HttpsGitServer, TestCa},
+    sshd::Sshd,
+};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{OsStr, OsString};

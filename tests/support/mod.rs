@@ -229,6 +229,32 @@ impl Setup {
     }
 }
 
+/// An LFS object committed in a work tree: its sha256 and contents.
+#[derive(Clone, Debug)]
+pub struct LfsFile {
+    pub oid: String,
+    pub content: Vec<u8>,
+}
+
+/// Makes `work` track `*.bin` with LFS; its pushes then upload LFS objects into the upstream
+/// repository's own store (git-lfs's file:// transfer), as a git server with LFS would hold them.
+pub fn track_lfs(env: &TestEnv, work: &Path) {
+    env.git(work, &["lfs", "install", "--local"]);
+    env.git(work, &["lfs", "track", "*.bin"]);
+    env.git(work, &["add", ".gitattributes"]);
+    env.git(work, &["commit", "--quiet", "-m", "track *.bin with LFS"]);
+}
+
+/// Commits `file` with contents unique to `seed` (several kilobytes, so not a pointer).
+pub fn commit_lfs_file(env: &TestEnv, work: &Path, file: &str, seed: &str) -> LfsFile {
+    let content = format!("{seed}: LFS payload line\n").repeat(300);
+    env.commit(work, file, &content, &format!("add {file}"));
+    LfsFile {
+        oid: crate::common::lfs::sha256_hex(content.as_bytes()),
+        content: content.into_bytes(),
+    }
+}
+
 /// Installs a hook script into a bare repository.
 pub fn write_hook(repo: &Path, name: &str, script: &str) {
     use std::os::unix::fs::PermissionsExt;
