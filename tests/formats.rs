@@ -6,7 +6,7 @@
 mod common;
 mod support;
 
-use common::{RepoFormat, TestEnv, path_str, wait_until};
+use common::{RepoFormat, TestEnv, git_at_least, path_str, require_or_skip, wait_until};
 use std::path::{Path, PathBuf};
 use support::*;
 
@@ -148,7 +148,7 @@ fn install_all_hooks_sha1_sha256_and_reftable_repositories_and_reports_a_broken_
 
 #[test]
 fn a_repository_migrated_to_reftable_with_mirrors_configured_keeps_mirroring() {
-    if !RepoFormat::reftable().usable() {
+    if !require_or_skip("git 2.46 or newer (git refs migrate)", git_at_least(2, 46)) {
         return;
     }
     let env = TestEnv::new();
