@@ -521,6 +521,75 @@ mod tests {
     }
 
     #[test]
+    fn a_ca_file_is_given_to_the_https_origins_of_the_mirror_and_its_lfs_endpoint_only() {
+        let global = GlobalConfig::embedded(Path::new("/nonexistent"));
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n").unwrap();
+        let mut https = mirror("https://gitlab.corp.example/acme/app.git", None);
+        https.ca_file = Some(ca.clone());
+        https.lfs.url = Some("https://lfs.corp.example:8443/app".into());
+        let access = remote_access(&https, &global).unwrap();
+        let ca_keys: Vec<(String, String)> = config_of(&access)
+            .into_iter()
+            .filter(|(key, _)| key.ends_with(".sslCAInfo"))
+            .collect();
+        let path = ca.to_str().unwrap().to_string();
+        assert_eq!(
+            ca_keys,
+            vec![
+                ("http.https://gitlab.corp.example/.sslCAInfo".to_string(), path.clone()),
+                ("http.https://lfs.corp.example:8443/.sslCAInfo".to_string(), path),
+            ]
+        );
+        assert_eq!(access.ca_file.as_deref(), Some(ca.as_path()));
+
+        let mut ssh = mirror("ssh://git@h/a.git", None);
+        ssh.ca_file = Some(ca.clone());
+        let access = remote_access(&ssh, &global).unwrap();
+        assert!(!config_of(&access).iter().any(|(key, _)| key.ends_with(".sslCAInfo")));
+
+        https.ca_file = Some(dir.path().join("missing.pem"));
+        let err = format!("{:#}", remote_access(&https, &global).unwrap_err());
+        assert!(err.contains("cannot read the ca_file"), "{err}");
+        std::fs::write(&ca, "not a certificate").unwrap();
+        https.ca_file = Some(ca);
+        let err = format!("{:#}", remote_access(&https, &global).unwrap_err());
+        assert!(err.contains("holds no PEM certificate"), "{err}");
+    }
+
+    #[test]
+    fn tls_and_object_format_failures_say_what_to_do() {
+        let mut access = RemoteAccess::new("https://h/a.git", std::time::Duration::from_secs(1), &[]);
+        access.mirror = "gitlab".into();
+        // Captured from git 2.47 (libcurl-gnutls) and git-lfs 3.3 (Go).
+        for stderr in [
+            "fatal: unable to access 'https://h/a.git/': server certificate verification failed. CAfile: none CRLfile: none\n",
+            "fatal: unable to access 'https://h/a.git/': SSL certificate problem: unable to get local issuer certificate\n",
+            "batch response: Post \"https://h/a.git/info/lfs/objects/batch\": tls: failed to verify certificate: x509: certificate signed by unknown authority\n",
+        ] {
+            let hint = failure_hint(&access, stderr).unwrap();
+            assert!(
+                hint.contains("not signed by a CA that git trusts") && hint.contains("set REPO gitlab --ca-file"),
+                "{hint}"
+            );
+            assert!(hint.contains("the system's CA certificates"), "{hint}");
+        }
+        access.ca_file = Some("/etc/corp-ca.pem".into());
+        let hint = failure_hint(&access, "server certificate verification failed").unwrap();
+        assert!(
+            hint.contains("CA in use: the mirror's ca_file /etc/corp-ca.pem"),
+            "{hint}"
+        );
+        let mismatch = "fatal: the receiving end does not support this repository's hash algorithm\n";
+        assert!(
+            failure_hint(&access, mismatch)
+                .unwrap()
+                .contains("different object formats")
+        );
+    }
+
+    #[test]
     fn advice_warns_about_passwords_in_clear_and_ssh_steps_left() {
         let global = GlobalConfig::embedded(Path::new("/nonexistent"));
         let repo = Path::new("/srv/git/app.git");

@@ -733,7 +733,10 @@ pub fn hooks_dir(git_dir: &Path) -> Result<std::path::PathBuf, GitError> {
         .args(["rev-parse", "--path-format=absolute", "--git-path", "hooks"]);
     let finished = run_with_timeout(cmd, Duration::from_secs(30))?;
     if !finished.success {
-        return Err(GitError::Failed(summarize_stderr(&finished.stderr)));
+        return Err(local_refs::local_failure(
+            "finding the hooks directory",
+            &finished.stderr,
+        ));
     }
     Ok(std::path::PathBuf::from(finished.stdout.trim_end_matches('\n')))
 }
@@ -842,6 +845,29 @@ ref: refs/heads/main\trefs/heads/alias\n\
         let old_server =
             "packet:    ls-remote< 1111111111111111111111111111111111111111 refs/heads/main\\0multi_ack ofs-delta\n";
         assert_eq!(announced_object_format(old_server), None);
+    }
+
+    #[test]
+    fn ls_remote_output_of_a_sha256_mirror_is_parsed() {
+        let sha256 = "c2f6722a36398972fd504337b69a3221be0f00cd0d48b45aec8b0d8036719595";
+        let out = format!("ref: refs/heads/main\tHEAD\n{sha256}\tHEAD\n{sha256}\trefs/heads/main\n");
+        let refs = parse_ls_remote(&out);
+        assert_eq!(refs.direct["refs/heads/main"].as_str(), sha256);
+        assert_eq!(ObjectFormat::of(&refs.direct["refs/heads/main"]), ObjectFormat::Sha256);
+    }
+
+    #[test]
+    fn a_view_has_the_repositorys_object_format_and_includes_its_configuration() {
+        let sha1 = String::from_utf8(view_config(Path::new("/srv/git/app.git"), ObjectFormat::Sha1)).unwrap();
+        assert_eq!(sha1, "[include]\n\tpath = \"/srv/git/app.git/config\"\n");
+        let sha256 = String::from_utf8(view_config(Path::new("/srv/a \"b\"\\c.git"), ObjectFormat::Sha256)).unwrap();
+        assert_eq!(
+            sha256,
+            "[core]\n\trepositoryformatversion = 1\n[extensions]\n\tobjectformat = sha256\n\
+             [include]\n\tpath = \"/srv/a \\\"b\\\"\\\\c.git/config\"\n"
+        );
+        let odd = view_config(Path::new("/srv/a\nb.git"), ObjectFormat::Sha1);
+        assert!(odd.is_empty(), "a path git configuration cannot hold is left out");
     }
 
     #[test]

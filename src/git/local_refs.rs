@@ -70,7 +70,7 @@ fn list(git_dir: &Path, patterns: &[&str]) -> Result<Vec<LocalRef>, GitError> {
 }
 
 /// The error for a failed local read; a git too old for the repository's format says so.
-fn local_failure(what: &str, stderr: &str) -> GitError {
+pub(super) fn local_failure(what: &str, stderr: &str) -> GitError {
     let summary = summarize_stderr(stderr);
     if stderr.contains("refstorage") {
         return GitError::Failed(format!(
