@@ -1262,6 +1262,7 @@ branches = ["main"]
 tags = ["v*"]
 refs = ["refs/notes/*"]
 ssh_key = "keys/id_ed25519"
+ca_file = "certs/corp-ca.pem"
 delay = "500ms"
 min_interval = "1m"
 timeout = "1h"
@@ -1290,6 +1291,7 @@ jitter = false
         assert_eq!(d.tags, TagSetting::Matching(vec!["v*".into()]));
         assert_eq!(d.refs, ["refs/notes/*"]);
         assert_eq!(d.ssh_key, Some(dir.join("keys/id_ed25519")));
+        assert_eq!(d.ca_file, Some(dir.join("certs/corp-ca.pem")));
         assert_eq!(d.delay, Duration::from_millis(500));
         assert_eq!(d.min_interval, Duration::from_secs(60));
         assert_eq!(d.timeout, Duration::from_secs(3600));
@@ -1666,11 +1668,12 @@ jitter = false
         global.defaults.branches = Some(vec!["main".into()]);
         global.defaults.delay = Duration::from_secs(3);
         global.defaults.ssh_key = Some("/keys/id".into());
+        global.defaults.ca_file = Some("/certs/corp.pem".into());
         global.defaults.enabled = false;
         let repo = dir.path().join("r.git");
         write(
             &repo.join(REPO_CONFIG_FILE),
-            "[mirror.a]\nurl = \"https://h/a.git\"\n[mirror.b]\nurl = \"https://h/b.git\"\ntags = true\nbranches = [\"dev\"]\nenabled = true\ndelay = \"0s\"\n",
+            "[mirror.a]\nurl = \"https://h/a.git\"\n[mirror.b]\nurl = \"https://h/b.git\"\ntags = true\nbranches = [\"dev\"]\nenabled = true\ndelay = \"0s\"\nca_file = \"own.pem\"\n",
             0o644,
         );
         let config = load_repo(&repo, &global).unwrap();
@@ -1679,6 +1682,8 @@ jitter = false
         assert_eq!(a.rules.branch_patterns, Some(vec!["main".to_string()]));
         assert_eq!(a.delay, Duration::from_secs(3));
         assert_eq!(a.ssh_key, Some(PathBuf::from("/keys/id")));
+        assert_eq!(a.ca_file, Some(PathBuf::from("/certs/corp.pem")));
+        assert_eq!(b.ca_file, Some(repo.join("own.pem")), "relative to the repository");
         assert!(!a.enabled);
         assert_eq!(b.rules.tags, TagSelection::All);
         assert_eq!(b.rules.branch_patterns, Some(vec!["dev".to_string()]));

@@ -241,14 +241,20 @@ fn http_lfs_setup(env: &TestEnv, extra_flags: &[&str]) -> (Setup, HttpGitServer)
     (setup, server)
 }
 
-/// The token of `Authorization: Basic` for USER:PASSWORD (coreutils' base64).
+/// The token of `Authorization: Basic` for USER:PASSWORD (coreutils' base64). The password goes
+/// on stdin: in argv, the argv watcher of a test running beside this one would see it.
 fn basic_token(env: &TestEnv) -> String {
-    let out = env
-        .cmd("sh")
-        .args(["-c", &format!("printf '%s' '{USER}:{PASSWORD}' | base64")])
-        .output()
+    use std::io::Write;
+    let mut child = env
+        .cmd("base64")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-    stdout(&out).trim().to_string()
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(format!("{USER}:{PASSWORD}").as_bytes()).unwrap();
+    drop(stdin);
+    stdout(&child.wait_with_output().unwrap()).trim().to_string()
 }
 
 /// The password, and the Basic-auth token made from it, are in no stored file and no output
