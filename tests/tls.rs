@@ -27,21 +27,22 @@ fn lfs_available() -> bool {
 }
 
 /// `upstream.git` with the hook, `srv/mirror.git` served over HTTPS (its LFS API behind the
-/// same TLS), added as mirror `backup` with `add_flags`, and a work clone.
+/// same TLS, with its own user name and password) added as mirror `backup` without a CA, and a
+/// work clone that tracks `*.bin` with LFS and has committed `a.bin` (not pushed yet).
 struct TlsSetup {
     setup: Setup,
     https: HttpsGitServer,
     lfs: HttpGitServer,
+    a: LfsFile,
 }
 
-fn tls_setup(env: &TestEnv, add_flags: &[&str]) -> TlsSetup {
+fn tls_setup(env: &TestEnv) -> TlsSetup {
     write_global_config(env, FAIL_FAST);
     let mirror = env.bare_repo("srv/mirror.git");
     let lfs = HttpGitServer::start_with_lfs(env, &env.path("srv"), LFS_USER, LFS_PASSWORD);
     let https = HttpsGitServer::start(env, &env.path("srv"), Some(&lfs));
     let token = secret_file(env, "lfs.token", LFS_PASSWORD, 0o600);
-    let mut flags = vec!["--username", LFS_USER, "--password-file", path_str(&token)];
-    flags.extend_from_slice(add_flags);
+    let flags = ["--username", LFS_USER, "--password-file", path_str(&token)];
     let setup = Setup::with_url(
         env,
         env.bare_repo("upstream.git"),
@@ -49,18 +50,16 @@ fn tls_setup(env: &TestEnv, add_flags: &[&str]) -> TlsSetup {
         &https.url("mirror.git"),
         &flags,
     );
-    TlsSetup { setup, https, lfs }
-}
-
-fn last_error(env: &TestEnv, setup: &Setup) -> String {
-    setup.last_error(env)
+    track_lfs(env, &setup.work);
+    let a = commit_lfs_file(env, &setup.work, "a.bin", "a");
+    TlsSetup { setup, https, lfs, a }
 }
 
 fn wait_failed(env: &TestEnv, setup: &Setup) -> String {
     wait_until("the update fails", CONVERGE, || {
         setup.status_json(env)[0]["update_status"] == "failed"
     });
-    last_error(env, setup)
+    setup.last_error(env)
 }
 
 #[test]
@@ -69,9 +68,7 @@ fn an_https_mirror_behind_a_private_ca_fails_clearly_then_works_with_ca_file_for
         return;
     }
     let env = TestEnv::new();
-    let TlsSetup { setup, https, lfs } = tls_setup(&env, &[]);
-    track_lfs(&env, &setup.work);
-    let a = commit_lfs_file(&env, &setup.work, "a.bin", "a");
+    let TlsSetup { setup, https, lfs, a } = tls_setup(&env);
     setup.push(&env, &["main"]);
 
     // No CA configured: the system's CAs do not know this one.
@@ -150,12 +147,10 @@ fn http_ssl_ca_info_in_the_upstreams_own_git_configuration_reaches_every_git_cal
         return;
     }
     let env = TestEnv::new();
-    let TlsSetup { setup, https, lfs } = tls_setup(&env, &[]);
+    let TlsSetup { setup, https, lfs, a } = tls_setup(&env);
     // The way an admin configures git for one host, in the repository's own configuration.
     let key = format!("http.{}.sslCAInfo", https.url(""));
     env.git(&setup.upstream, &["config", &key, path_str(https.ca_file())]);
-    track_lfs(&env, &setup.work);
-    let a = commit_lfs_file(&env, &setup.work, "a.bin", "a");
     // Enough branches to be pushed through a view of the repository (see `git::push`).
     for i in 0..40 {
         env.git(&setup.work, &["branch", &format!("b{i:02}")]);
