@@ -356,7 +356,10 @@ pub fn failure_hint(access: &RemoteAccess, stderr: &str) -> Option<String> {
              host has a CA of its own (a company GitLab), give the CA's certificate (PEM) to the mirror with \
              `git-push-mirror set REPO {name} --ca-file FILE`"
         )
-    } else if has("the receiving end does not support this repository's hash algorithm") {
+    } else if has("the receiving end does not support this repository's hash algorithm")
+        // What git before 2.41 says pushing SHA-256 to an empty SHA-1 repository.
+        || has("protocol error: unexpected capabilities^{}")
+    {
         "the mirror and this repository have different object formats (SHA-1 and SHA-256): git cannot push \
          between them; recreate the mirror with this repository's format (`git rev-parse --show-object-format` \
          in the repository; `git init --bare --object-format=…`) or push to another mirror"
@@ -581,12 +584,17 @@ mod tests {
             hint.contains("CA in use: the mirror's ca_file /etc/corp-ca.pem"),
             "{hint}"
         );
-        let mismatch = "fatal: the receiving end does not support this repository's hash algorithm\n";
-        assert!(
-            failure_hint(&access, mismatch)
-                .unwrap()
-                .contains("different object formats")
-        );
+        for mismatch in [
+            "fatal: the receiving end does not support this repository's hash algorithm\n",
+            // git 2.39, SHA-256 to an empty SHA-1 repository.
+            "fatal: protocol error: unexpected capabilities^{}\nfatal: the remote end hung up unexpectedly\n",
+        ] {
+            assert!(
+                failure_hint(&access, mismatch)
+                    .unwrap()
+                    .contains("different object formats")
+            );
+        }
     }
 
     #[test]

@@ -14,16 +14,13 @@ use support::*;
 fn bare_repo_of(env: &TestEnv, rel: &str, format: RepoFormat) -> PathBuf {
     let path = env.path(rel);
     std::fs::create_dir_all(&path).unwrap();
-    env.git(
-        &path,
-        &[
-            "init",
-            "--quiet",
-            "--bare",
-            &format!("--object-format={}", format.object),
-            &format!("--ref-format={}", format.refs),
-        ],
-    );
+    let object = format!("--object-format={}", format.object);
+    let mut args = vec!["init", "--quiet", "--bare", &object];
+    // `--ref-format` is git 2.45's, like reftable.
+    if format.refs == "reftable" {
+        args.push("--ref-format=reftable");
+    }
+    env.git(&path, &args);
     format.assert_of(env, &path);
     path
 }
@@ -224,21 +221,22 @@ fn a_mirror_of_the_other_object_format_is_refused_at_add_and_named_by_check_and_
     let empty_sha1_mirror = bare_repo_of(&env, "empty-sha1-mirror.git", RepoFormat::sha1());
     let sha256_mirror = bare_repo_of(&env, "sha256-mirror.git", RepoFormat::sha256());
     // The SHA-256 mirror has a branch; the SHA-1 one is empty: the format is known either way.
-    let work = env.clone_work(&sha256, "work256");
-    env.commit(&work, "a.txt", "one", "first");
-    env.git(&work, &["push", "--quiet", "origin", "main"]);
-    env.git(
-        &work,
-        &[
-            "push",
-            "--quiet",
-            &format!("file://{}", path_str(&sha256_mirror)),
-            "main",
-        ],
-    );
-    let work1 = env.clone_work(&sha1, "work1");
-    env.commit(&work1, "a.txt", "one", "first");
-    env.git(&work1, &["push", "--quiet", "origin", "main"]);
+    // (Work trees made with `init`: before git 2.41 a clone of an empty repository is SHA-1.)
+    for (work, format, targets) in [
+        ("work256", "sha256", vec![&sha256, &sha256_mirror]),
+        ("work1", "sha1", vec![&sha1]),
+    ] {
+        env.git(
+            env.root(),
+            &["init", "--quiet", &format!("--object-format={format}"), work],
+        );
+        let work = env.path(work);
+        env.commit(&work, "a.txt", "one", "first");
+        for target in targets {
+            let url = format!("file://{}", path_str(target));
+            env.git(&work, &["push", "--quiet", &url, "HEAD:refs/heads/main"]);
+        }
+    }
 
     for (repo, mirror, words) in [
         (
