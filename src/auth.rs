@@ -420,10 +420,11 @@ mod tests {
             ssh_key: None,
             known_hosts: None,
             ca_file: None,
-            delay: std::time::Duration::ZERO,
+            delay: None,
             min_interval: std::time::Duration::ZERO,
             timeout: std::time::Duration::from_secs(60),
             lfs: Default::default(),
+            push_limits: Default::default(),
         }
     }
 

@@ -8,6 +8,7 @@
 use crate::lfs::{LfsMode, LfsSettings};
 use crate::plan::{MirrorRules, TagSelection};
 use crate::remote_url::{Transport, split_credentials, transport_of};
+use crate::size::ByteSize;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::ffi::OsString;
@@ -157,6 +158,9 @@ pub struct MirrorSettings {
     pub lfs_required: Option<bool>,
     pub lfs_url: Option<String>,
     pub lfs_store: Option<PathBuf>,
+    pub max_push_size: Option<ByteSize>,
+    #[serde(default, deserialize_with = "max_refs_per_push")]
+    pub max_refs_per_push: Option<usize>,
     /// Fleet mirrors only: which repositories the mirror applies to.
     pub repos: Option<Vec<String>>,
 }
@@ -214,12 +218,14 @@ pub struct MirrorDefaults {
     pub ssh_key: Option<PathBuf>,
     pub known_hosts: Option<PathBuf>,
     pub ca_file: Option<PathBuf>,
-    pub delay: Duration,
+    /// An explicit wait after the first pending change; `None`: the default timing (see [`crate::schedule`]).
+    pub delay: Option<Duration>,
     pub min_interval: Duration,
     pub timeout: Duration,
     pub lfs: LfsMode,
     pub lfs_required: bool,
     pub lfs_store: Option<PathBuf>,
+    pub push_limits: PushLimits,
 }
 
 impl Default for MirrorDefaults {
@@ -234,14 +240,22 @@ impl Default for MirrorDefaults {
             ssh_key: None,
             known_hosts: None,
             ca_file: None,
-            delay: Duration::from_secs(1),
+            delay: None,
             min_interval: Duration::ZERO,
             timeout: Duration::from_secs(10 * 60),
             lfs: LfsMode::Auto,
             lfs_required: true,
             lfs_store: None,
+            push_limits: PushLimits::default(),
         }
     }
+}
+
+/// What one push to a mirror may carry (`max_push_size`, `max_refs_per_push`); `None`: no limit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PushLimits {
+    pub max_bytes: Option<u64>,
+    pub max_refs: Option<usize>,
 }
 
 /// `[retry]`: backoff after a failed mirror update (DESIGN §4).
@@ -355,10 +369,12 @@ pub struct MirrorConfig {
     pub known_hosts: Option<PathBuf>,
     /// CA certificates (PEM) for HTTPS to the mirror's (and its `lfs_url`'s) host.
     pub ca_file: Option<PathBuf>,
-    pub delay: Duration,
+    /// An explicit wait after the first pending change; `None`: the default timing (see [`crate::schedule`]).
+    pub delay: Option<Duration>,
     pub min_interval: Duration,
     pub timeout: Duration,
     pub lfs: LfsSettings,
+    pub push_limits: PushLimits,
 }
 
 /// A repository's `push-mirror.toml`, ready to use.
@@ -499,6 +515,10 @@ fn at_least_one<'de, D: Deserializer<'de>, T: TryFrom<u64>>(deserializer: D, key
 
 fn max_parallel<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::Error> {
     at_least_one(deserializer, "max_parallel")
+}
+
+fn max_refs_per_push<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::Error> {
+    at_least_one(deserializer, "max_refs_per_push")
 }
 
 fn fail_after<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
@@ -861,12 +881,16 @@ fn resolve_defaults(s: MirrorSettings) -> Result<MirrorDefaults, String> {
         ssh_key: s.ssh_key,
         known_hosts: s.known_hosts,
         ca_file: s.ca_file,
-        delay: s.delay.unwrap_or(builtin.delay),
+        delay: s.delay.or(builtin.delay),
         min_interval: s.min_interval.unwrap_or(builtin.min_interval),
         timeout,
         lfs: s.lfs.unwrap_or(builtin.lfs),
         lfs_required: s.lfs_required.unwrap_or(builtin.lfs_required),
         lfs_store: s.lfs_store,
+        push_limits: PushLimits {
+            max_bytes: s.max_push_size.map(|size| size.0),
+            max_refs: s.max_refs_per_push,
+        },
     })
 }
 
@@ -994,6 +1018,9 @@ fn resolve_mirror(
     if let Transport::Refused(what) = transport_of(&url) {
         return Err(format!("`url` uses `{what}`, which is never allowed"));
     }
+    if let Some(problem) = crate::mirror_path::relative_path_problem(&url) {
+        return Err(problem);
+    }
 
     if let Some(secret) = s.password {
         password = Some(SecretSource::Inline(secret.0));
@@ -1035,7 +1062,7 @@ fn resolve_mirror(
         ssh_key: s.ssh_key.or_else(|| defaults.ssh_key.clone()),
         known_hosts: s.known_hosts.or_else(|| defaults.known_hosts.clone()),
         ca_file: s.ca_file.or_else(|| defaults.ca_file.clone()),
-        delay: s.delay.unwrap_or(defaults.delay),
+        delay: s.delay.or(defaults.delay),
         min_interval: s.min_interval.unwrap_or(defaults.min_interval),
         timeout,
         lfs: LfsSettings {
@@ -1043,6 +1070,10 @@ fn resolve_mirror(
             required: s.lfs_required.unwrap_or(defaults.lfs_required),
             url: lfs_url,
             store: s.lfs_store.or_else(|| defaults.lfs_store.clone()),
+        },
+        push_limits: PushLimits {
+            max_bytes: s.max_push_size.map(|size| size.0).or(defaults.push_limits.max_bytes),
+            max_refs: s.max_refs_per_push.or(defaults.push_limits.max_refs),
         },
     })
 }
@@ -1179,7 +1210,7 @@ mod tests {
         let d = &config.defaults;
         assert!(d.enabled && !d.only_protected_branches && !d.keep_divergent_refs);
         assert_eq!((d.branches.clone(), d.tags.clone()), (None, TagSetting::All));
-        assert_eq!(d.delay, Duration::from_secs(1));
+        assert_eq!(d.delay, None, "no explicit wait: the default timing");
         assert_eq!(d.min_interval, Duration::ZERO);
         assert_eq!(d.timeout, Duration::from_secs(600));
         assert!(config.fleet_mirrors.is_empty());
@@ -1292,7 +1323,7 @@ jitter = false
         assert_eq!(d.refs, ["refs/notes/*"]);
         assert_eq!(d.ssh_key, Some(dir.join("keys/id_ed25519")));
         assert_eq!(d.ca_file, Some(dir.join("certs/corp-ca.pem")));
-        assert_eq!(d.delay, Duration::from_millis(500));
+        assert_eq!(d.delay, Some(Duration::from_millis(500)));
         assert_eq!(d.min_interval, Duration::from_secs(60));
         assert_eq!(d.timeout, Duration::from_secs(3600));
         assert_eq!(
@@ -1555,7 +1586,7 @@ jitter = false
         assert_eq!(mirror.name, "github");
         assert_eq!(mirror.url, "git@github.com:acme-mirror/acme/app.git");
         assert_eq!(mirror.rules.branch_patterns, Some(vec!["main".to_string()]));
-        assert_eq!(mirror.delay, Duration::from_secs(3), "global defaults apply");
+        assert_eq!(mirror.delay, Some(Duration::from_secs(3)), "global defaults apply");
         assert_eq!(config.fleet_mirrors, ["github"]);
 
         // The repository's own mirrors come first; protected_branches are the repository's.
@@ -1644,7 +1675,7 @@ jitter = false
         assert!(m.enabled);
         assert_eq!(m.rules, MirrorRules::default());
         assert_eq!((m.username.clone(), m.password.clone()), (None, None));
-        assert_eq!(m.delay, Duration::from_secs(1));
+        assert_eq!(m.delay, None);
         assert_eq!(m.min_interval, Duration::ZERO);
         assert_eq!(m.timeout, Duration::from_secs(600));
         assert_eq!(config.mirror("github"), Some(m));
@@ -1666,7 +1697,7 @@ jitter = false
         let mut global = GlobalConfig::embedded(dir.path());
         global.defaults.tags = TagSetting::None;
         global.defaults.branches = Some(vec!["main".into()]);
-        global.defaults.delay = Duration::from_secs(3);
+        global.defaults.delay = Some(Duration::from_secs(3));
         global.defaults.ssh_key = Some("/keys/id".into());
         global.defaults.ca_file = Some("/certs/corp.pem".into());
         global.defaults.enabled = false;
@@ -1680,14 +1711,14 @@ jitter = false
         let (a, b) = (&config.mirrors[0], &config.mirrors[1]);
         assert_eq!(a.rules.tags, TagSelection::None);
         assert_eq!(a.rules.branch_patterns, Some(vec!["main".to_string()]));
-        assert_eq!(a.delay, Duration::from_secs(3));
+        assert_eq!(a.delay, Some(Duration::from_secs(3)));
         assert_eq!(a.ssh_key, Some(PathBuf::from("/keys/id")));
         assert_eq!(a.ca_file, Some(PathBuf::from("/certs/corp.pem")));
         assert_eq!(b.ca_file, Some(repo.join("own.pem")), "relative to the repository");
         assert!(!a.enabled);
         assert_eq!(b.rules.tags, TagSelection::All);
         assert_eq!(b.rules.branch_patterns, Some(vec!["dev".to_string()]));
-        assert_eq!(b.delay, Duration::ZERO);
+        assert_eq!(b.delay, Some(Duration::ZERO));
         assert!(b.enabled);
     }
 

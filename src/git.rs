@@ -1,6 +1,7 @@
 //! The one module that runs git: a clean environment for every child, wall-clock timeouts that kill
 //! the whole process group, `ls-remote` to observe a mirror, `push --porcelain` to update it.
 
+pub mod history;
 pub mod lfs;
 pub mod local_refs;
 pub mod tls;
@@ -193,6 +194,13 @@ pub enum GitError {
     TimedOut(Duration),
     #[error("{0}")]
     Failed(String),
+    /// The mirror refused the push as too large: its pack size limit, or an HTTP 413.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The connection dropped while the pack was being sent: a limit of the mirror or of a
+    /// proxy in front of it as often as the network.
+    #[error("{0}")]
+    Dropped(String),
 }
 
 /// What a finished git process left behind.
@@ -299,22 +307,73 @@ const GENERIC_LINES: &[&str] = &[
     "and the repository exists.",
 ];
 
-/// The most useful lines of git's stderr, for a stored error.
+/// The most useful lines of git's stderr, for a stored error: the mirror's own words (its
+/// `remote:` lines) first, then git's last lines.
 fn summarize_stderr(stderr: &str) -> String {
+    let words = crate::remote_words::remote_lines(stderr);
     let lines: Vec<&str> = stderr
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with("hint:") && !GENERIC_LINES.contains(l))
+        .filter(|l| !l.starts_with("remote:"))
         // ssh's advice to delete a changed host key; deleting without checking defeats the check.
         .filter(|l| !l.starts_with("ssh-keygen -f "))
         .collect();
     let start = lines.len().saturating_sub(4);
-    let summary = lines[start..].join(" / ");
-    if summary.is_empty() {
+    let mut parts: Vec<String> = words.into_iter().map(|w| format!("remote: {w}")).collect();
+    parts.extend(lines[start..].iter().map(|l| crate::remote_words::clean(l)));
+    if parts.is_empty() {
         "git failed without a message".to_string()
     } else {
-        summary
+        parts.join(" / ")
     }
+}
+
+/// Whether a mirror's words or git's messages say a push was refused for its size: git's and
+/// GitHub's `pack exceeds maximum allowed size`, or an HTTP 413 from the server or a proxy.
+pub fn says_too_large(text: &str) -> bool {
+    const SIGNS: &[&str] = &[
+        "pack exceeds maximum allowed size",
+        "HTTP 413",
+        "error: 413",
+        "Request Entity Too Large",
+        "Payload Too Large",
+    ];
+    SIGNS.iter().any(|sign| text.contains(sign))
+}
+
+/// The limit a size refusal names, when it names one: GitHub and newer git print
+/// `pack exceeds maximum allowed size (2.00 GiB)`.
+pub fn size_limit_in(text: &str) -> Option<u64> {
+    let at = text.find("maximum allowed size (")? + "maximum allowed size (".len();
+    let inside = &text[at..at + text[at..].find(')')?];
+    crate::size::ByteSize::parse(&inside.replace(' ', "").replace("bytes", "B"))
+        .ok()
+        .map(|size| size.0)
+}
+
+/// Whether git says the connection ended while it was sending (as opposed to never connecting).
+fn says_dropped(stderr: &str) -> bool {
+    const SIGNS: &[&str] = &[
+        "the remote end hung up unexpectedly",
+        "unexpected disconnect while reading sideband packet",
+        "send-pack: unexpected disconnect",
+        "Broken pipe",
+        "Connection reset by peer",
+        "RPC failed",
+    ];
+    const NEVER_CONNECTED: &[&str] = &[
+        "Could not read from remote repository",
+        "Could not resolve",
+        "Connection refused",
+        "Failed to connect",
+        "Authentication failed",
+        "Permission denied",
+        "Host key verification failed",
+        "SSL certificate problem",
+        "server certificate verification failed",
+    ];
+    SIGNS.iter().any(|s| stderr.contains(s)) && !NEVER_CONNECTED.iter().any(|s| stderr.contains(s))
 }
 
 /// The refs observed on a mirror.
@@ -629,10 +688,47 @@ pub(crate) fn view_config(git_dir: &Path, format: ObjectFormat) -> Vec<u8> {
 /// reason to split a push at all.
 const MAX_ARGUMENT_BYTES: usize = 512 * 1024;
 
-/// Pushes `changes` from the local repository at `git_dir` to the mirror,
-/// each with `--force-with-lease=<ref>:<observed>`, and returns git's per-ref
-/// results. A transport failure is an error; per-ref rejections are results.
-pub fn push(git_dir: &Path, remote: &RemoteAccess, changes: &[(&str, &RefChange)]) -> Result<Vec<PushedRef>, GitError> {
+/// Splits `changes` into groups that each fit the arguments of one `git push` (see [`push`]).
+pub fn split_by_argument_size<'a>(changes: &[(&'a str, &'a RefChange)]) -> Vec<Vec<(&'a str, &'a RefChange)>> {
+    let mut groups = Vec::new();
+    let mut group: Vec<(&str, &RefChange)> = Vec::new();
+    let mut group_bytes = 0;
+    for &(name, change) in changes {
+        // Through a view (more than VIEW_THRESHOLD changes) creates cost no argument at all.
+        let bytes = match change {
+            RefChange::Create { .. } => 0,
+            RefChange::Update { .. } | RefChange::Delete { .. } => 2 * name.len() + 64 + 24,
+        };
+        if !group.is_empty() && group_bytes + bytes > MAX_ARGUMENT_BYTES {
+            groups.push(std::mem::take(&mut group));
+            group_bytes = 0;
+        }
+        group.push((name, change));
+        group_bytes += bytes;
+    }
+    if !group.is_empty() {
+        groups.push(group);
+    }
+    groups
+}
+
+/// What one `git push` did.
+#[derive(Debug, Default)]
+pub struct PushOutcome {
+    /// git's per-ref results; their reasons are redacted.
+    pub refs: Vec<PushedRef>,
+    /// The mirror's own words (its `remote:` lines), cleaned and redacted.
+    pub remote_lines: Vec<String>,
+    /// `false` when the mirror did not offer `report-status`: git then reports every ref it sent
+    /// as pushed without the mirror having said so.
+    pub confirmed: bool,
+}
+
+/// Pushes `changes` from the local repository at `git_dir` to the mirror in one git process,
+/// each update and deletion with `--force-with-lease=<ref>:<observed>`, and returns git's
+/// per-ref results and the mirror's words. A failure of the push as a whole is an error;
+/// per-ref rejections are results. Callers keep each push within [`split_by_argument_size`].
+pub fn push(git_dir: &Path, remote: &RemoteAccess, changes: &[(&str, &RefChange)]) -> Result<PushOutcome, GitError> {
     if changes.len() <= VIEW_THRESHOLD {
         let args: Vec<String> = changes
             .iter()
@@ -644,34 +740,15 @@ pub fn push(git_dir: &Path, remote: &RemoteAccess, changes: &[(&str, &RefChange)
     // remote ref, formatting strings for each pair: quadratic. Large pushes
     // instead go from a view of the repository that shares its objects and
     // whose only refs are the new values, with one pattern refspec; only
-    // leases and deletions remain as arguments, in batches under ARG_MAX.
-    let mut results = Vec::new();
-    let mut batch: Vec<(&str, &RefChange)> = Vec::new();
-    let mut batch_bytes = 0;
-    for (name, change) in changes {
-        let bytes = match change {
-            RefChange::Create { .. } => 0,
-            RefChange::Update { .. } | RefChange::Delete { .. } => 2 * name.len() + 64 + 24,
-        };
-        if !batch.is_empty() && batch_bytes + bytes > MAX_ARGUMENT_BYTES {
-            results.extend(push_through_view(git_dir, remote, &batch)?);
-            batch.clear();
-            batch_bytes = 0;
-        }
-        batch.push((name, change));
-        batch_bytes += bytes;
-    }
-    if !batch.is_empty() {
-        results.extend(push_through_view(git_dir, remote, &batch)?);
-    }
-    Ok(results)
+    // leases and deletions remain as arguments.
+    push_through_view(git_dir, remote, changes)
 }
 
 fn push_through_view(
     git_dir: &Path,
     remote: &RemoteAccess,
     changes: &[(&str, &RefChange)],
-) -> Result<Vec<PushedRef>, GitError> {
+) -> Result<PushOutcome, GitError> {
     let view = PushView::new(git_dir, changes).map_err(|e| GitError::Spawn(format!("preparing the push: {e}")))?;
     let mut args = Vec::new();
     let mut has_new_values = false;
@@ -694,7 +771,7 @@ fn push_through_view(
     push_batch(view.path(), remote, &args)
 }
 
-fn push_batch(git_dir: &Path, remote: &RemoteAccess, args: &[String]) -> Result<Vec<PushedRef>, GitError> {
+fn push_batch(git_dir: &Path, remote: &RemoteAccess, args: &[String]) -> Result<PushOutcome, GitError> {
     let (leases, refspecs): (Vec<&String>, Vec<&String>) =
         args.iter().partition(|a| a.starts_with("--force-with-lease="));
     let mut cmd = remote.command();
@@ -711,18 +788,81 @@ fn push_batch(git_dir: &Path, remote: &RemoteAccess, args: &[String]) -> Result<
         .arg("--")
         .arg(&remote.url)
         .args(refspecs);
+    let trace = PacketTrace::start(&mut cmd, &remote.url);
     let finished = run_with_timeout(cmd, remote.timeout)?;
     let pushed = parse_porcelain(&finished.stdout);
     if pushed.is_empty() && !finished.success {
-        return Err(remote.failure(&finished.stderr));
+        let failure = remote.failure(&finished.stderr);
+        return Err(match failure {
+            GitError::Failed(message) if says_too_large(&finished.stderr) => GitError::TooLarge(message),
+            GitError::Failed(message) if says_dropped(&finished.stderr) => GitError::Dropped(message),
+            other => other,
+        });
     }
-    Ok(pushed
-        .into_iter()
-        .map(|mut r| {
-            r.reason = r.reason.map(|reason| remote.redact(&reason));
-            r
-        })
-        .collect())
+    let confirmed = trace.is_none_or(|trace| trace.report_requested() != Some(false));
+    Ok(PushOutcome {
+        refs: pushed
+            .into_iter()
+            .map(|mut r| {
+                r.reason = r.reason.map(|reason| remote.redact(&reason));
+                r
+            })
+            .collect(),
+        remote_lines: crate::remote_words::remote_lines(&finished.stderr)
+            .iter()
+            .map(|line| remote.redact(line))
+            .collect(),
+        confirmed,
+    })
+}
+
+/// git's packet trace of one push over the network, kept to learn whether the mirror was asked
+/// for a `report-status`: git asks whenever the mirror offers it, and without it reports every
+/// ref it sent as pushed. Local (`file://`) mirrors run our own git's receive-pack, which always
+/// offers it, and are not traced (the trace would also follow the mirror's hooks).
+struct PacketTrace {
+    dir: tempfile::TempDir,
+}
+
+impl PacketTrace {
+    fn start(cmd: &mut Command, url: &str) -> Option<PacketTrace> {
+        if crate::remote_url::transport_of(url) == crate::remote_url::Transport::File {
+            return None;
+        }
+        let dir = crate::fsutil::private_temp_dir("trace").ok()?;
+        cmd.env("GIT_TRACE_PACKET", dir.path().join("packets"));
+        Some(PacketTrace { dir })
+    }
+
+    /// Whether the commands git sent asked for a report; `None` when it sent none.
+    fn report_requested(&self) -> Option<bool> {
+        let file = std::fs::File::open(self.dir.path().join("packets")).ok()?;
+        report_requested_in(std::io::BufReader::new(file))
+    }
+}
+
+/// Reads a packet trace up to the first command git sent (`<old> <new> <ref>\0<capabilities>`).
+fn report_requested_in(trace: impl std::io::BufRead) -> Option<bool> {
+    for line in trace.split(b'\n').map_while(Result::ok) {
+        let line = String::from_utf8_lossy(&line);
+        let Some((_, packet)) = line.split_once("packet:") else {
+            continue;
+        };
+        let packet = packet.trim_start();
+        let Some(at) = packet.find(['>', '<']) else { continue };
+        let (identity, rest) = packet.split_at(at);
+        if !rest.starts_with("> ") || identity == "receive-pack" {
+            continue;
+        }
+        let Some((command, capabilities)) = rest[2..].split_once("\\0") else {
+            continue;
+        };
+        if command.split(' ').count() != 3 {
+            continue;
+        }
+        return Some(capabilities.split(' ').any(|c| c.starts_with("report-status")));
+    }
+    None
 }
 
 /// The hooks directory git uses for a repository (honours `core.hooksPath`).

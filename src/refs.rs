@@ -91,6 +91,14 @@ impl LocalRepo {
         Ok(refs)
     }
 
+    /// The URL of the repository's `origin` remote (of a clone), if it has one.
+    pub fn origin_url(&self) -> Option<String> {
+        self.repo
+            .config_snapshot()
+            .string("remote.origin.url")
+            .map(|url| url.to_string())
+    }
+
     /// Every ref under `refs/`.
     pub fn all_refs(&self) -> Result<LocalRefs> {
         if self.reftable {

@@ -173,10 +173,11 @@ mod tests {
             ssh_key: key.map(PathBuf::from),
             known_hosts: known_hosts.map(PathBuf::from),
             ca_file: None,
-            delay: Duration::ZERO,
+            delay: None,
             min_interval: Duration::ZERO,
             timeout: Duration::from_secs(600),
             lfs: Default::default(),
+            push_limits: Default::default(),
         }
     }
 

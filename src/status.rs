@@ -3,7 +3,8 @@
 use crate::config::{self, GlobalConfig};
 use crate::lfs::LfsStatus;
 use crate::remote_url::{display_url, redact_url};
-use crate::state::{StateStore, UpdateStatus};
+use crate::size::ByteSize;
+use crate::state::{PushProgress, StateStore, UpdateStatus};
 use anyhow::Result;
 use serde::Serialize;
 use std::io::Write;
@@ -34,8 +35,22 @@ pub struct MirrorStatus {
     pub lfs_status: &'static str,
     /// Why the last LFS upload failed or which objects the repository lacks (redacted).
     pub lfs_error: Option<String>,
+    /// Refs the mirror refused at the last update, with its reason (its own words when it gave any).
+    pub rejected_refs: Vec<RejectedRef>,
+    /// How far an update pushed in steps has got (while `update_status` is `started`).
+    pub steps: Option<PushProgress>,
+    /// The largest push the mirror takes, as learned from its refusals and timeouts (bytes).
+    pub learned_max_push_size: Option<u64>,
     /// Why nothing is being pushed, when that is the case (silent mode, disabled, broken config).
     pub note: Option<String>,
+}
+
+/// A ref the mirror refused, and why.
+#[derive(Debug, Serialize, Clone, PartialEq, Eq)]
+pub struct RejectedRef {
+    #[serde(rename = "ref")]
+    pub name: String,
+    pub reason: String,
 }
 
 /// RFC 3339 UTC time of a millisecond timestamp; times past what RFC 3339
@@ -129,6 +144,16 @@ fn mirror_status(
         next_attempt_at: state.next_attempt_at_ms.filter(|_| state.has_work()).map(format_time),
         lfs_status: state.lfs_status.as_str(),
         lfs_error: state.lfs_error.clone(),
+        rejected_refs: state
+            .rejected_refs
+            .iter()
+            .map(|(name, reason)| RejectedRef {
+                name: name.clone(),
+                reason: reason.clone(),
+            })
+            .collect(),
+        steps: state.steps.filter(|_| state.update_status == UpdateStatus::Started),
+        learned_max_push_size: state.learned_max_push_size,
         note,
     })
 }
@@ -167,6 +192,28 @@ pub fn print_human(statuses: &[MirrorStatus], out: &mut dyn Write) -> std::io::R
         }
         if let Some(error) = &s.last_error {
             writeln!(out, "    last_error: {error}")?;
+        }
+        if let Some(steps) = &s.steps {
+            writeln!(
+                out,
+                "    steps: {}/{} ({} sent)",
+                steps.done,
+                steps.total,
+                ByteSize(steps.bytes_sent)
+            )?;
+        }
+        if let Some(limit) = s.learned_max_push_size {
+            writeln!(
+                out,
+                "    learned_max_push_size: {} (the mirror refused or timed out bigger pushes)",
+                ByteSize(limit)
+            )?;
+        }
+        if !s.rejected_refs.is_empty() {
+            writeln!(out, "    rejected_refs ({}):", s.rejected_refs.len())?;
+            for rejected in &s.rejected_refs {
+                writeln!(out, "      {}: {}", rejected.name, rejected.reason)?;
+            }
         }
         if s.lfs_status != LfsStatus::None.as_str() {
             writeln!(out, "    lfs_status: {}", s.lfs_status)?;

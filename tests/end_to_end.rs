@@ -221,7 +221,7 @@ fn sync_reconciles_everything_and_prints_a_table() {
     assert!(again.contains("up-to-date") && !again.contains("created"), "{again}");
     let unknown = gpm_output(&env, &["sync", path_str(&upstream), "--mirror", "nope"]);
     assert_eq!(unknown.status.code(), Some(2));
-    assert!(stderr(&unknown).contains("no mirror named \"nope\""));
+    assert!(stderr(&unknown).contains("there is no mirror named `nope`"));
 }
 
 #[test]

@@ -27,7 +27,7 @@ mod sshd;
 #[allow(unused_imports)]
 pub use {
     daemon::GitDaemon,
-    http::HttpGitServer,
+    http::{HttpGitServer, basic_credentials},
     nginx::{HttpsGitServer, TestCa},
     sshd::Sshd,
 };
@@ -354,6 +354,29 @@ impl TestEnv {
     /// and returns its trimmed stdout.
     pub fn git(&self, dir: &Path, args: &[&str]) -> String {
         let out = self.git_output(dir, args);
+        assert_success(&out, &format!("git {} (in {})", args.join(" "), dir.display()));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// [`git`](Self::git) with `input` on its stdin.
+    pub fn git_with_input(&self, dir: &Path, args: &[&str], input: &str) -> String {
+        use std::io::Write;
+        let mut child = self
+            .cmd("git")
+            .current_dir(dir)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run git (is it on PATH?)");
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(input.as_bytes())
+            .expect("write git's input");
+        let out = child.wait_with_output().expect("wait for git");
         assert_success(&out, &format!("git {} (in {})", args.join(" "), dir.display()));
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
