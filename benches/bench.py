@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Benchmark suite for git-push-mirror: figures P1–P7 of issue 5, and P8 (Git LFS).
+"""Benchmark suite for git-push-mirror: figures P1–P7 of issue 5, P8 (Git LFS), P9 (a mirror with a
+push size limit) and P10 (a push refused for one ref).
 
 Run it through `benches/run.sh [--quick]`, which builds the release binary
 first. Python 3 standard library only.
@@ -93,6 +94,10 @@ FULL = dict(
     p8_reps=8,
     p8_incr_reps=15,
     p8_cap_s=300,
+    p9_mb=100,
+    p9_reps=3,
+    p10_refs=1000,
+    p10_reps=5,
 )
 QUICK = dict(
     p1_reps=12,
@@ -118,6 +123,10 @@ QUICK = dict(
     p8_reps=2,
     p8_incr_reps=3,
     p8_cap_s=60,
+    p9_mb=40,
+    p9_reps=1,
+    p10_refs=200,
+    p10_reps=2,
 )
 
 
@@ -454,6 +463,74 @@ def make_many_refs(bench, git_dir, count, commits):
     lines = "".join(f"create refs/heads/b/{i:05d} {commits[i % len(commits)]}\n" for i in range(count))
     run(["git", "--git-dir", git_dir, "update-ref", "--stdin"], env=bench.env, input=lines)
     run(["git", "--git-dir", git_dir, "pack-refs", "--all"], env=bench.env)
+
+
+# --------------------------------------------------------------------------
+# Mirrors that limit or refuse pushes (P9, P10)
+# --------------------------------------------------------------------------
+
+BLOB = 330_000
+
+
+def blob_history(bench, git_dir, megabytes):
+    """About `megabytes` MB of incompressible blobs, one per commit: `main`, with `feature` and
+    `release` branching off it (a sixth of the commits each) and four tags along `main`."""
+    commits = max(6, megabytes * 1_000_000 // BLOB)
+    side = commits // 6
+    main_len = commits - 2 * side
+    proc = subprocess.Popen(["git", "--git-dir", str(git_dir), "fast-import", "--quiet"], env=bench.env,
+                            stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    mark = 0
+
+    def commit(branch, parent, name):
+        nonlocal mark
+        mark += 1
+        blob = os.urandom(BLOB)
+        head = (f"commit refs/heads/{branch}\nmark :{mark}\ncommitter Bench <bench@example.com> {COMMIT_TIME + mark} +0000\n"
+                f"data 2\nc\n" + (f"from :{parent}\n" if parent else "") + f"M 644 inline {name}\ndata {len(blob)}\n")
+        proc.stdin.write(head.encode() + blob + b"\n")
+        return mark
+
+    main = []
+    for i in range(main_len):
+        main.append(commit("main", main[-1] if main else None, f"main/{i}"))
+    for branch, fork in (("feature", main_len // 2), ("release", main_len * 3 // 4)):
+        parent = main[fork]
+        for i in range(side):
+            parent = commit(branch, parent, f"{branch}/{i}")
+    for i, at in enumerate((main_len // 5, main_len // 2, main_len * 3 // 4, main_len - 1)):
+        proc.stdin.write(f"reset refs/tags/v{i + 1}\nfrom :{main[at]}\n\n".encode())
+    proc.stdin.close()
+    if proc.wait() != 0:
+        raise BenchError(f"fast-import failed: {proc.stderr.read().decode(errors='replace')[-2000:]}")
+
+
+def packs_logged_mirror(bench, path, max_input=None):
+    """An empty bare mirror that keeps every push as a pack and logs its size from `pre-receive`
+    (`packs.log`): what it received, push by push."""
+    init_bare(bench, path)
+    run(["git", "--git-dir", path, "config", "receive.unpackLimit", "1"], env=bench.env)
+    if max_input:
+        run(["git", "--git-dir", path, "config", "receive.maxInputSize", str(max_input)], env=bench.env)
+    hook = Path(path) / "hooks" / "pre-receive"
+    hook.parent.mkdir(exist_ok=True)
+    hook.write_text("#!/bin/sh\nupdates=$(awk '{ printf \"%s:%s \", $2, $3 }')\nsize=0\n"
+                    "for p in \"$GIT_QUARANTINE_PATH\"/pack/*.pack; do\n"
+                    "  [ -f \"$p\" ] && size=$((size + $(stat -c %s \"$p\")))\ndone\n"
+                    f"echo \"$size $updates\" >> '{path}/packs.log'\n")
+    hook.chmod(0o755)
+    return Path(path)
+
+
+def logged_pushes(mirror):
+    """Each push the mirror received: (pack bytes, [`new:ref` refspecs])."""
+    log = Path(mirror) / "packs.log"
+    lines = log.read_text().splitlines() if log.exists() else []
+    return [(int(line.split()[0]), line.split()[1:]) for line in lines]
+
+
+def logged_packs(mirror):
+    return [size for size, _ in logged_pushes(mirror)]
 
 
 # --------------------------------------------------------------------------
@@ -1636,6 +1713,128 @@ class Bench:
 
     # ---- report -------------------------------------------------------------
 
+    # ---- P9: a mirror with a push size limit --------------------------------
+
+    def p9(self):
+        """P9: first sync of a repository of about 100 MB (incompressible blobs, three branches, four
+        tags) to a mirror that takes at most 10 MB per push (`receive.maxInputSize`), against
+        `git push --mirror` to an unlimited mirror. Two ways: the limit learned from the mirror's
+        refusals, and `max_push_size` set by the admin. Bytes: the packs each mirror kept, and for
+        the learning mirror the refused pushes too (each is cut off at the limit, so at most
+        10 MB: an upper bound)."""
+        s = self.size
+        w = World(self, "p9")
+        upstream = init_bare(self, w.dir / "upstream.git")
+        self.say(f"P9: creating a repository of about {s['p9_mb']} MB of incompressible blobs")
+        blob_history(self, upstream, s["p9_mb"])
+        limit = 10_000_000
+        times = {"mirror": [], "learned": [], "told": [], "steps": []}
+        kept = {"mirror": [], "learned": [], "told": []}
+        pushes = {"learned": [], "told": []}
+        refusals = []
+        log = w.dir / "sync.log"
+        for rep in range(s["p9_reps"]):
+            self.say(f"P9: repetition {rep + 1} of {s['p9_reps']}")
+            base = packs_logged_mirror(self, w.dir / f"unlimited{rep}.git")
+            times["mirror"].append(measure(["git", "--git-dir", upstream, "push", "--quiet", "--mirror",
+                                            f"file://{base}"], env=w.env))
+            kept["mirror"].append(sum(logged_packs(base)))
+            for name, flags in (("learned", []), ("told", ["--max-push-size", "9MB"])):
+                mirror = packs_logged_mirror(self, w.dir / f"{name}{rep}.git", max_input=limit)
+                w.gpm("add", upstream, f"{name}{rep}", f"file://{mirror}", *flags)
+                before = log.read_text().count("was too large") if log.exists() else 0
+                times[name].append(measure(["sh", "-c", 'exec "$0" "$@" 2>>"$SYNC_LOG"', w.bin, "sync", upstream,
+                                            "--mirror", f"{name}{rep}"], env=dict(w.env, SYNC_LOG=str(log))))
+                if refs_of(self, mirror) != refs_of(self, upstream):
+                    raise BenchError(f"P9: the {name} mirror did not converge exactly")
+                kept[name].append(sum(logged_packs(mirror)))
+                pushes[name].append(len(logged_packs(mirror)))
+                if name == "learned":
+                    refusals.append(log.read_text().count("was too large") - before)
+                else:
+                    # git's own floor: the same steps, pushed by hand with one `git push` each.
+                    replay = init_bare(self, w.dir / f"steps{rep}.git")
+                    run(["git", "--git-dir", replay, "config", "receive.unpackLimit", "1"], env=w.env)
+                    steps = [refspecs for _, refspecs in logged_pushes(mirror)]
+                    script = "".join(f"git --git-dir \"$0\" push --quiet --force \"file://$1\" {' '.join(r)}\n"
+                                     for r in steps if r)
+                    times["steps"].append(measure(["sh", "-c", script, upstream, replay], env=w.env))
+        self.check_log(w, "P9")
+        total = median(kept["mirror"])
+        base_t = self.record("P9 baseline: `git push --mirror` to an unlimited mirror", times["mirror"])
+        floor = self.record("P9 floor: the same steps pushed by hand, one `git push` each", times["steps"])
+        self.row("P9", "floor: the steps of `max_push_size = \"9MB\"` pushed by hand with `git push`", fmt_time(floor),
+                 f"`--mirror` unlimited {fmt_time(base_t)}", fmt_ratio(floor / base_t), "—", "n/a",
+                 "what git itself costs for pushing in steps")
+        for name, what in (("learned", "limit learned from the mirror's refusals"),
+                           ("told", "`max_push_size = \"9MB\"`")):
+            t = self.record(f"P9 first sync under a 10 MB limit, {what}", times[name])
+            received = median(kept[name])
+            note = f"{median(pushes[name]):.0f} pushes, each under the limit"
+            if name == "learned":
+                refused = median(refusals)
+                received += refused * limit
+                note += f"; {refused:.0f} refused (counted at the limit, an upper bound)"
+            self.row("P9", f"first sync of {total / 1e6:.0f} MB, mirror limited to 10 MB per push: {what}",
+                     f"{fmt_time(t)}; {received / 1e6:.1f} MB received",
+                     f"`--mirror` unlimited {fmt_time(base_t)}; {total / 1e6:.1f} MB; steps by hand {fmt_time(floor)}",
+                     f"{fmt_ratio(t / base_t)} time ({fmt_ratio(t / floor)} the floor); {fmt_ratio(received / total)} bytes",
+                     "≤ 1.5× time, ≤ 1.2× bytes",
+                     "yes" if t <= 1.5 * base_t and received <= 1.2 * total else "**no**", note)
+
+    # ---- P10: a push refused for one ref among many ------------------------
+
+    def p10(self):
+        """P10: the first sync of 1,000 branches to a mirror whose `pre-receive` hook refuses the whole
+        push when it carries one protected branch, against one `git push` of the 999 others to a
+        mirror with the same hook. Two hooks: GitHub's (GH006 names the branch) and GitLab's
+        (its message names none, so the split is a bisection)."""
+        s = self.size
+        n = s["p10_refs"]
+        w = World(self, "p10")
+        upstream = init_bare(self, w.dir / "upstream.git")
+        commits = fast_import_chain(self, upstream, "refs/heads/main", 20)
+        make_many_refs(self, upstream, n - 1, commits)
+        bad = f"refs/heads/b/{n // 2:05d}"
+        good = [r.split()[1] for r in refs_of(self, upstream).splitlines() if r.split()[1] != bad]
+        refspecs = w.dir / "good.refspecs"
+        refspecs.write_text("".join(f"{r}:{r}\n" for r in good))
+        hooks = {
+            "names the ref": f"echo \"GH006: Protected branch update failed for {bad}.\"",
+            "names no ref": "echo 'You are not allowed to push code to protected branches on this project.'",
+        }
+        times = {key: [] for key in ("raw", *hooks)}
+        made = {key: [] for key in hooks}
+        for rep in range(s["p10_reps"]):
+            self.say(f"P10: repetition {rep + 1} of {s['p10_reps']}")
+            for i, (key, say) in enumerate(hooks.items()):
+                mirror = init_bare(self, w.dir / f"m{rep}-{i}.git")
+                hook = mirror / "hooks" / "pre-receive"
+                hook.parent.mkdir(exist_ok=True)
+                hook.write_text(f"#!/bin/sh\necho push >> '{mirror}/pushes.log'\n"
+                                f"if grep -q ' {bad}$'; then\n  {say}\n  exit 1\nfi\n")
+                hook.chmod(0o755)
+                name = f"m{rep}-{i}"
+                w.gpm("add", upstream, name, f"file://{mirror}")
+                times[key].append(measure([w.bin, "sync", upstream, "--mirror", name], env=w.env, ok_codes=(1,)))
+                made[key].append(len((mirror / "pushes.log").read_text().splitlines()))
+                if count_refs(self, mirror) != n - 1:
+                    raise BenchError(f"P10 ({key}): the mirror has {count_refs(self, mirror)} refs, not {n - 1}")
+            raw = init_bare(self, w.dir / f"raw{rep}.git")
+            hook = raw / "hooks" / "pre-receive"
+            hook.parent.mkdir(exist_ok=True)
+            hook.write_text(f"#!/bin/sh\nif grep -q ' {bad}$'; then exit 1; fi\n")
+            hook.chmod(0o755)
+            times["raw"].append(measure(["sh", "-c", 'git --git-dir "$0" push --quiet "file://$1" $(cat "$2")',
+                                         upstream, raw, refspecs], env=w.env))
+        self.check_log(w, "P10")
+        raw = self.record(f"P10 baseline: one `git push` of the {n - 1} good refs", times["raw"])
+        for key in hooks:
+            t = self.record(f"P10: sync of {n} refs, one refused; the hook {key}", times[key])
+            self.row("P10", f"first sync of {n} refs, the mirror refuses one; its hook {key}", fmt_time(t),
+                     f"one push of the {n - 1} others {fmt_time(raw)}", fmt_ratio(t / raw), "≤ 2×",
+                     "yes" if t <= 2 * raw else "**no**", f"{median(made[key]):.0f} pushes reached the mirror")
+
     def machine(self):
         cpu = "unknown"
         try:
@@ -1736,7 +1935,7 @@ def write_report(path, block, marks=None):
     path.write_text(text)
 
 
-FIGURES = ["P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8"]
+FIGURES = ["P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10"]
 
 
 def main():
@@ -1768,6 +1967,9 @@ def main():
             bench.p7()
         if "P8" in only:
             bench.p8()
+        for fig in ["P9", "P10"]:
+            if fig in only:
+                getattr(bench, fig.lower())()
         ok = True
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -7,8 +7,9 @@
 mod common;
 mod support;
 
-use common::{TestEnv, path_str, wait_until};
+use common::{HttpGitServer, Sshd, TestEnv, path_str, require_or_skip, wait_until};
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -37,6 +38,11 @@ impl Noise {
 /// A bare repository of about 100 MB: `main` (200 commits), `feature` and `release` (50 each,
 /// branching off `main`), tags `v1`..`v4` along `main`; one new incompressible blob per commit.
 fn big_repository(env: &TestEnv, name: &str) -> PathBuf {
+    repository_of(env, name, BLOB)
+}
+
+/// [`big_repository`] with blobs of `blob` bytes.
+fn repository_of(env: &TestEnv, name: &str, blob_size: usize) -> PathBuf {
     let repo = env.bare_repo(name);
     let mut child = env
         .cmd("git")
@@ -46,7 +52,7 @@ fn big_repository(env: &TestEnv, name: &str) -> PathBuf {
         .expect("git fast-import");
     let mut input = std::io::BufWriter::new(child.stdin.take().unwrap());
     let mut noise = Noise(0x9e37_79b9_7f4a_7c15);
-    let mut blob = vec![0u8; BLOB];
+    let mut blob = vec![0u8; blob_size];
     let mut mark = 0;
     let mut commit = |input: &mut dyn Write, branch: &str, from: Option<usize>, file: &str| -> usize {
         noise.fill(&mut blob);
@@ -193,6 +199,75 @@ fn a_repository_ten_times_the_mirror_s_limit_arrives_in_steps() {
     assert_eq!(env.refs(&learning), env.refs(&upstream));
     let later = &pack_sizes(&learning_log)[before..];
     assert!(later.len() >= 3 && later.iter().all(|p| *p <= 10 * MB), "{later:?}");
+}
+
+/// The transports a limited mirror is reached over, besides `file://`.
+#[derive(Clone, Copy, Debug)]
+enum Transport {
+    Http,
+    Ssh,
+}
+
+/// A 20 MB repository to a mirror limited to 2 MB per push over smart HTTP or SSH: it converges
+/// in steps, learned from the refusals the transport brings back.
+fn a_limited_mirror_over(transport: Transport) {
+    let env = TestEnv::new();
+    let upstream = repository_of(&env, "upstream.git", 66_000);
+    let (mirror, log) = measured_mirror(&env, "srv/mirror.git", None);
+    env.git(&mirror, &["config", "receive.maxInputSize", &(2 * MB).to_string()]);
+    let (url, flags, _server): (String, Vec<String>, Box<dyn std::any::Any>) = match transport {
+        Transport::Http => {
+            if !require_or_skip("git http-backend", HttpGitServer::available()) {
+                return;
+            }
+            let server = HttpGitServer::start(&env, &env.path("srv"), "bot", "token-limits");
+            let secret = secret_file(&env, "token", "token-limits", 0o600);
+            let flags = vec![
+                "--username".into(),
+                "bot".into(),
+                "--password-file".into(),
+                path_str(&secret).into(),
+            ];
+            (server.url("mirror.git"), flags, Box::new(server))
+        }
+        Transport::Ssh => {
+            if !require_or_skip("sshd", Sshd::available()) {
+                return;
+            }
+            let server = Sshd::start(&env);
+            let key = env.path("keys/key");
+            std::fs::create_dir_all(key.parent().unwrap()).unwrap();
+            std::fs::copy(server.client_key(), &key).unwrap();
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+            let known_hosts = env.path("keys/known_hosts");
+            std::fs::write(&known_hosts, format!("{}\n", server.known_hosts_line())).unwrap();
+            let flags = vec![
+                "--ssh-key".into(),
+                path_str(&key).into(),
+                "--known-hosts".into(),
+                path_str(&known_hosts).into(),
+            ];
+            (server.url(&mirror), flags, Box::new(server))
+        }
+    };
+    let mut args = vec!["add", path_str(&upstream), "limited", url.as_str()];
+    args.extend(flags.iter().map(String::as_str));
+    gpm_ok(&env, &args);
+    let out = gpm_output(&env, &["sync", path_str(&upstream)]);
+    assert!(out.status.success(), "{transport:?}\n{}{}", stdout(&out), stderr(&out));
+    assert_eq!(env.refs(&mirror), env.refs(&upstream));
+    let packs = pack_sizes(&log);
+    assert!(packs.len() >= 10 && packs.iter().all(|p| *p <= 2 * MB), "{packs:?}");
+}
+
+#[test]
+fn a_limited_mirror_over_smart_http_converges_in_steps() {
+    a_limited_mirror_over(Transport::Http);
+}
+
+#[test]
+fn a_limited_mirror_over_ssh_converges_in_steps() {
+    a_limited_mirror_over(Transport::Ssh);
 }
 
 /// Pids of the processes of this test's runs (the binary and the git children it started):

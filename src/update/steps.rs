@@ -145,8 +145,8 @@ impl Planner<'_> {
     }
 
     /// Steps for one ref too big to push at once: the farthest state within the limit each
-    /// time (found by bisection: sizes only grow along a first-parent history), or the next
-    /// state alone when even that is over it. A ref with no such history goes whole.
+    /// time ([`Self::farthest_within`]), or the next state alone when even that is over it. A
+    /// ref with no such history goes whole.
     fn walk_history(&mut self, name: &str, change: &RefChange, whole_bytes: u64) -> Result<(), String> {
         let Some(new) = change.new_value() else { return Ok(()) };
         let fast_forward = match change {
@@ -165,25 +165,12 @@ impl Planner<'_> {
         }
         let mut mirror_value = change.expected_remote().cloned();
         let mut start = 0;
+        // The whole history is over the limit: the first search knows where it stops fitting.
+        let mut known_miss = Some((states.len() - 1, whole_bytes));
+        let mut per_state = whole_bytes as f64 / states.len() as f64;
         while start < states.len() {
-            let (mut low, mut high) = (start, states.len() - 1);
-            let mut farthest = None;
-            while low <= high {
-                let middle = low + (high - low) / 2;
-                let bytes = self.size(&[&states[middle]])?;
-                if bytes <= self.max_bytes {
-                    farthest = Some((middle, bytes));
-                    low = middle + 1;
-                } else if middle == 0 {
-                    break;
-                } else {
-                    high = middle - 1;
-                }
-            }
-            let (reached, bytes) = match farthest {
-                Some(found) => found,
-                None => (start, self.size(&[&states[start]])?),
-            };
+            let (reached, bytes) = self.farthest_within(&states, start, known_miss.take(), per_state)?;
+            per_state = (bytes as f64 / (reached + 1 - start) as f64).max(1.0);
             let state = states[reached].clone();
             let step_change = match &mirror_value {
                 None => RefChange::Create { new: state.clone() },
@@ -203,6 +190,51 @@ impl Planner<'_> {
             start = reached + 1;
         }
         Ok(())
+    }
+
+    /// The farthest of `states` from `start` whose push fits the limit, with its size; `start`
+    /// itself when none does. Sizes only grow along a first-parent history, so this searches a
+    /// sorted sequence: by interpolation from the sizes seen (`per_state` bytes a state, to begin
+    /// with), which takes a probe or two when commits are alike, every other probe a bisection,
+    /// so that the worst case stays logarithmic. `miss` is a state known not to fit.
+    fn farthest_within(
+        &self,
+        states: &[Oid],
+        start: usize,
+        mut miss: Option<(usize, u64)>,
+        per_state: f64,
+    ) -> Result<(usize, u64), String> {
+        let limit = self.max_bytes as f64;
+        let mut fit: Option<(usize, u64)> = None;
+        for probe in 0.. {
+            let undecided = fit.map_or(start, |(i, _)| i + 1)..miss.map_or(states.len(), |(i, _)| i);
+            if undecided.is_empty() {
+                break;
+            }
+            let guess = if probe % 2 == 1 {
+                undecided.start + undecided.len() / 2
+            } else {
+                // Bytes grow about linearly from the last state that fits to the first that does not.
+                let (from_index, from_bytes) = fit.map_or((start as f64 - 1.0, 0.0), |(i, b)| (i as f64, b as f64));
+                let slope = match miss {
+                    Some((i, b)) => (b as f64 - from_bytes) / (i as f64 - from_index),
+                    None => per_state,
+                };
+                let at = from_index + ((limit - from_bytes) / slope.max(1.0)).floor();
+                (at.max(0.0) as usize).clamp(undecided.start, undecided.end - 1)
+            };
+            let bytes = self.size(&[&states[guess]])?;
+            if bytes <= self.max_bytes {
+                fit = Some((guess, bytes));
+            } else {
+                miss = Some((guess, bytes));
+            }
+        }
+        match (fit, miss) {
+            (Some(found), _) => Ok(found),
+            (None, Some((index, bytes))) if index == start => Ok((start, bytes)),
+            (None, _) => Ok((start, self.size(&[&states[start]])?)),
+        }
     }
 }
 
@@ -365,6 +397,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(steps.len(), 12, "9 commits (90 bytes) per step");
+        assert!(
+            fake.calls.get() <= 1 + 3 * 12,
+            "{} estimates for 12 steps",
+            fake.calls.get()
+        );
         assert_eq!(steps[0].changes[0].1, RefChange::Create { new: oid(9) });
         assert_eq!(
             steps[1].changes[0].1,
@@ -441,7 +478,7 @@ mod tests {
         .unwrap();
         replay(&fake, &steps, &changes, 100);
         assert_eq!(steps.len(), 11, "10 steps of the branch and one batch of tags");
-        assert!(fake.calls.get() < 120, "{} estimates", fake.calls.get());
+        assert!(fake.calls.get() < 50, "{} estimates", fake.calls.get());
     }
 
     #[test]
@@ -466,6 +503,26 @@ mod tests {
         let steps = plan_steps(&changes, limits, &[], &fake).unwrap();
         assert_eq!(steps.len(), 4, "three refs (90 bytes) per push");
         replay(&fake, &steps, &changes, 100);
+    }
+
+    #[test]
+    fn uneven_histories_are_searched_in_logarithmic_time() {
+        // One huge commit late in a long history: interpolation guesses wrong, bisection saves it.
+        let commits: Vec<u32> = (1..=1000).collect();
+        let fake = Fake::new(&[&commits], |c| if c == 900 { 10_000 } else { 1 });
+        let changes = vec![create("refs/heads/main", 1000)];
+        let steps = plan_steps(
+            &changes,
+            Limits {
+                max_bytes: Some(500),
+                max_refs: None,
+            },
+            &[],
+            &fake,
+        )
+        .unwrap();
+        replay(&fake, &steps, &changes, 500);
+        assert!(fake.calls.get() < 80, "{} estimates", fake.calls.get());
     }
 
     #[test]
