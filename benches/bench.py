@@ -355,9 +355,49 @@ def fast_import_chain(bench, git_dir, ref, count, parent=None, tag="c"):
     return [by_mark[i + 1] for i in range(count)]
 
 
+# The repository formats P4 and P6 are measured in, each in the same run: the
+# files/SHA-1 default (labels without a tag), reftable ref storage (git 2.45+)
+# and SHA-256 object ids. (tag, `git init` options).
+FORMATS = [
+    ("", []),
+    (" [reftable]", ["--ref-format=reftable"]),
+    (" [SHA-256]", ["--object-format=sha256"]),
+]
+
+
+def usable_formats(bench, fig):
+    """The FORMATS the git on PATH can create (reftable needs git 2.45); a note for the others."""
+    out = subprocess.run(["git", "--version"], env=bench.env, capture_output=True, text=True).stdout
+    version = tuple(int(x) for x in re.findall(r"\d+", out)[:2])
+    if version >= (2, 45):
+        return FORMATS
+    bench.notes.append(f"{fig}: {out.strip()} cannot create reftable repositories (git 2.45+): not measured")
+    return [fmt for fmt in FORMATS if "reftable" not in " ".join(fmt[1])]
+
+
+def slug(tag):
+    """A format's tag as part of a file name: ` [reftable]` → `-reftable`."""
+    return re.sub(r"[^a-z0-9]+", "-", tag.lower()).rstrip("-")
+
+
+def is_reftable(git_dir):
+    return (Path(git_dir) / "reftable").is_dir()
+
+
+def git_env():
+    """The driver's environment without git location variables, for the few git calls made
+    outside a figure's own environment."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+
+
 def read_ref(git_dir, ref):
     """A ref's value read straight from the files (what a poller can do
-    without spawning git): loose file first, then packed-refs."""
+    without spawning git): loose file first, then packed-refs. A reftable
+    repository's refs are read by git."""
+    if is_reftable(git_dir):
+        out = subprocess.run(["git", "--git-dir", str(git_dir), "rev-parse", "--verify", "--quiet", ref],
+                             env=git_env(), capture_output=True, text=True)
+        return out.stdout.strip() or None
     try:
         value = (Path(git_dir) / ref).read_text().strip()
         if not value.startswith("ref:"):
@@ -378,6 +418,9 @@ def read_ref(git_dir, ref):
 def write_ref(git_dir, ref, oid):
     """Moves a loose ref the way git does (write a temp file, rename). Used to
     set up 1,000 repositories without 1,000 `git update-ref` processes."""
+    if is_reftable(git_dir):
+        subprocess.run(["git", "--git-dir", str(git_dir), "update-ref", ref, oid], env=git_env(), check=True)
+        return
     path = Path(git_dir) / ref
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".lock")
@@ -408,9 +451,9 @@ def refs_of(bench, git_dir, patterns=("refs/heads", "refs/tags")):
     return out
 
 
-def init_bare(bench, path):
+def init_bare(bench, path, options=()):
     # An empty template: no sample hooks, so copies and inits stay tiny.
-    run(["git", "init", "--quiet", "--bare", "--template=", path], env=bench.env)
+    run(["git", "init", "--quiet", "--bare", "--template=", *options, path], env=bench.env)
     return Path(path)
 
 
@@ -1061,38 +1104,49 @@ class Bench:
 
     # ---- P4/P5: the 50,000-ref repository -----------------------------------
 
-    def big_repo(self):
-        """The large repository of P4/P5: N branches over five commits,
-        packed. Built once, shared (read-only for P5, one branch moves in P4)."""
-        if getattr(self, "big", None):
-            return self.big
+    def big_repo(self, fmt=FORMATS[0]):
+        """The large repository of P4/P5 (in the format `fmt`): N branches over
+        five commits, packed. Built once per format, shared (read-only for P5,
+        one branch moves in P4)."""
+        self.bigs = getattr(self, "bigs", {})
+        tag, options = fmt
+        if tag in self.bigs:
+            return self.bigs[tag]
         n = self.size["big_refs"]
-        self.say(f"P4/P5: creating a repository with {n:,} branches")
-        path = init_bare(self, self.root / "big.git")
+        self.say(f"P4/P5: creating a repository with {n:,} branches{tag}")
+        path = init_bare(self, self.root / f"big{slug(tag)}.git", options)
         commits = fast_import_chain(self, path, "refs/heads/main", 5)
         make_many_refs(self, path, n, commits)
-        self.big = path
+        self.bigs[tag] = path
         return path
 
     def p4(self):
+        """P4 in each repository format (files/SHA-1, reftable, SHA-256), side by side."""
+        for fmt in usable_formats(self, "P4"):
+            self.p4_in(fmt)
+
+    def p4_in(self, fmt):
         """P4: one branch changed in a 50,000-ref repository whose mirror is
         otherwise in sync. Ours: the hook spools the change (--no-worker),
         then `run` is timed. Baselines: the raw push of that one refspec, and
-        `git push --mirror`, each to its own in-sync mirror."""
+        `git push --mirror`, each to its own in-sync mirror. Every repository
+        of the figure has the format `fmt`."""
+        tag, options = fmt
+        label = tag.strip() + " " if tag else ""
         s = self.size
-        big = self.big_repo()
-        w = World(self, "p4")
+        big = self.big_repo(fmt)
+        w = World(self, "p4" + slug(tag))
         n = s["big_refs"]
         mirrors = {}
         for name in ("ours", "raw", "mirror"):
-            path = init_bare(self, w.dir / f"{name}.git")
+            path = init_bare(self, w.dir / f"{name}.git", options)
             run(["git", "--git-dir", big, "push", "--quiet", "--mirror", f"file://{path}"], env=w.env)
             mirrors[name] = path
         # `delay = 0s`: P4 is about the update itself, not the debounce.
         w.gpm("add", big, "p4", f"file://{mirrors['ours']}", "--delay", "0s")
         # The mirror is identical, so the full reconciliation that `add` asks
         # for pushes nothing; it is timed as a figure of its own.
-        self.say("P4: first `run` on an identical mirror (full reconciliation, nothing to push)")
+        self.say(f"P4{tag}: first `run` on an identical mirror (full reconciliation, nothing to push)")
         identical = measure([w.bin, "run", "--wait"], env=w.env, hwm=True, timeout=600)
         branch = "refs/heads/b/00042"
         old = read_ref(big, branch)
@@ -1100,7 +1154,7 @@ class Bench:
         changes = fast_import_chain(self, big, "refs/bench/p4", 2 * reps, parent=old, tag="p4")
         run(["git", "--git-dir", big, "update-ref", "-d", "refs/bench/p4"], env=w.env)
         samples = {"wait": [], "detached": [], "raw": [], "mirror": []}
-        self.say(f"P4: incremental update, {reps} repetitions × 2 worker modes")
+        self.say(f"P4{tag}: incremental update, {reps} repetitions × 2 worker modes")
         for i, new in enumerate(changes):
             mode = "wait" if i % 2 == 0 else "detached"
             run(["git", "--git-dir", big, "update-ref", branch, new, old], env=w.env)
@@ -1112,7 +1166,7 @@ class Bench:
             def run_ours():
                 samples[mode].append(measure(argv, env=w.env, hwm=True, timeout=600))
                 if read_ref(mirrors["ours"], branch) != new:
-                    raise BenchError(f"P4: `run` returned but the mirror does not have {branch} = {new}")
+                    raise BenchError(f"P4{tag}: `run` returned but the mirror does not have {branch} = {new}")
 
             def run_baselines():
                 samples["raw"].append(measure(
@@ -1127,8 +1181,8 @@ class Bench:
                 step()
             old = new
         # Process overhead: the same commands with nothing to do.
-        self.say("P4: `run` overhead with nothing to do")
-        empty = World(self, "p4-empty")
+        self.say(f"P4{tag}: `run` overhead with nothing to do")
+        empty = World(self, "p4-empty" + slug(tag))
         over = {"wait": [], "detached": [], "empty": [], "true": [], "ls-remote": []}
         for _ in range(s["p4_overhead_reps"]):
             over["wait"].append(measure([w.bin, "run", "--wait"], env=w.env, hwm=True))
@@ -1136,29 +1190,31 @@ class Bench:
             over["empty"].append(measure([w.bin, "run", "--wait"], env=empty.env))
             over["true"].append(measure(["/bin/true"], env=w.env))
             over["ls-remote"].append(measure(["git", "ls-remote", "--symref", f"file://{mirrors['ours']}"], env=w.env))
-        self.check_log(w, "P4")
-        raw = self.record(f"P4 baseline: raw `git push <mirror> +{branch}:{branch}`", samples["raw"])
-        mir = self.record("P4 baseline: `git push --mirror` (one ref changed)", samples["mirror"])
+        self.check_log(w, f"P4{tag}")
+        raw = self.record(f"P4{tag} baseline: raw `git push <mirror> +{branch}:{branch}`", samples["raw"])
+        mir = self.record(f"P4{tag} baseline: `git push --mirror` (one ref changed)", samples["mirror"])
         base = f"raw {fmt_time(raw)}; `--mirror` {fmt_time(mir)}"
         for mode, what in [("wait", "`run --wait` (cron/manual; includes the drift scan)"),
                            ("detached", "`run --detached` (the worker the hook starts)")]:
-            t = self.record(f"P4 incremental, {n:,} refs: {what}", samples[mode])
-            self.row("P4", f"incremental, {n:,} refs, 1 branch changed: {what}", fmt_time(t), base,
+            t = self.record(f"P4{tag} incremental, {n:,} refs: {what}", samples[mode])
+            self.row("P4", label + f"incremental, {n:,} refs, 1 branch changed: {what}", fmt_time(t), base,
                      f"{fmt_ratio(t / raw)} raw; {fmt_ratio(t / mir)} `--mirror`", "≤ 1.3× raw push",
                      "yes" if t <= 1.3 * raw else "**no**")
-        t_true = self.record("P4 overhead: /bin/true", over["true"])
+        t_true = self.record(f"P4{tag} overhead: /bin/true", over["true"])
         for key, what in [("wait", f"`run --wait`, nothing pending, {n:,}-ref repo registered"),
                           ("detached", "`run --detached`, nothing pending"),
                           ("empty", "`run --wait`, empty state (process + config only)")]:
-            t = self.record(f"P4 overhead: {what}", over[key])
-            self.row("P4", f"overhead: {what}", fmt_time(t), f"true {fmt_time(t_true)}", fmt_ratio(t / t_true), "—",
+            t = self.record(f"P4{tag} overhead: {what}", over[key])
+            self.row("P4", label + f"overhead: {what}", fmt_time(t), f"true {fmt_time(t_true)}", fmt_ratio(t / t_true), "—",
                      "n/a")
-        ls = self.record(f"P4 component: `git ls-remote --symref` of the {n:,}-ref mirror", over["ls-remote"])
-        self.row("P4", f"component: `git ls-remote --symref` of the mirror (all {n:,} refs)", fmt_time(ls),
+        ls = self.record(f"P4{tag} component: `git ls-remote --symref` of the {n:,}-ref mirror", over["ls-remote"])
+        self.row("P4", label + f"component: `git ls-remote --symref` of the mirror (all {n:,} refs)", fmt_time(ls),
                  f"raw push {fmt_time(raw)}", fmt_ratio(ls / raw), "—", "n/a", "what a full reconciliation, or a retry after a failed lease, runs first")
-        t = self.record("P4: first `run` after `add` on an identical mirror (full reconciliation)", [identical])
-        self.row("P4", f"full reconciliation of an identical {n:,}-ref mirror (first `run` after `add`)", fmt_time(t),
+        t = self.record(f"P4{tag}: first `run` after `add` on an identical mirror (full reconciliation)", [identical])
+        self.row("P4", label + f"full reconciliation of an identical {n:,}-ref mirror (first `run` after `add`)", fmt_time(t),
                  f"`--mirror` {fmt_time(mir)}", fmt_ratio(t / mir), "—", "n/a", "pushes nothing")
+        if tag:
+            return  # P7 reports the default format's memory
         self.p7_p4 = [
             ("P4, incremental update, `run --detached`", samples["detached"]),
             ("P4, incremental update, `run --wait` (with the drift scan)", samples["wait"]),
@@ -1272,18 +1328,26 @@ class Bench:
     # ---- P6: fleet drain ---------------------------------------------------
 
     def p6(self):
+        """P6 in each repository format (files/SHA-1, reftable, SHA-256), side by side."""
+        for fmt in usable_formats(self, "P6"):
+            self.p6_in(fmt)
+
+    def p6_in(self, fmt):
         """P6: 1,000 repositories with one pending update each, drained by
         one `run --wait` with max_parallel workers, against xargs -P running
-        the same pushes. `delay = 0s` so the debounce does not count."""
+        the same pushes. `delay = 0s` so the debounce does not count. Every
+        repository of the figure has the format `fmt`."""
+        tag, options = fmt
+        label = tag.strip() + " " if tag else ""
         s = self.size
         count, reps, par = s["p6_repos"], s["p6_reps"], s["max_parallel"]
-        w = World(self, "p6", global_config=f"max_parallel = {par}\n\n[defaults]\ndelay = \"0s\"\n")
-        self.say(f"P6: creating {count:,} repositories, each with two mirrors (ours and xargs')")
-        template = init_bare(self, w.dir / "template-up.git")
+        w = World(self, "p6" + slug(tag), global_config=f"max_parallel = {par}\n\n[defaults]\ndelay = \"0s\"\n")
+        self.say(f"P6{tag}: creating {count:,} repositories, each with two mirrors (ours and xargs')")
+        template = init_bare(self, w.dir / "template-up.git", options)
         chain = fast_import_chain(self, template, "refs/heads/chain", reps + 2)
         run(["git", "--git-dir", template, "update-ref", "refs/heads/main", chain[0]], env=w.env)
         run(["git", "--git-dir", template, "update-ref", "-d", "refs/heads/chain"], env=w.env)
-        template_mirror = init_bare(self, w.dir / "template-mirror.git")
+        template_mirror = init_bare(self, w.dir / "template-mirror.git", options)
         run(["git", "--git-dir", template, "push", "--quiet", f"file://{template_mirror}", "main"], env=w.env)
         fleet = w.dir / "fleet"
         fleet.mkdir()
@@ -1310,7 +1374,7 @@ class Bench:
         def check(k, suffix):
             missing = [up for up in ups if read_ref(f"{str(up)[:-4]}-{suffix}.git", "refs/heads/main") != chain[k]]
             if missing:
-                raise BenchError(f"P6: {len(missing)} {suffix} mirrors lack the update (first: {missing[0]})")
+                raise BenchError(f"P6{tag}: {len(missing)} {suffix} mirrors lack the update (first: {missing[0]})")
 
         xargs = ["xargs", "-P", str(par), "-L", "1", "git"]
         # Warm-up, not measured: the first update of a new mirror is a full reconciliation.
@@ -1323,13 +1387,15 @@ class Bench:
         lines = {"ours": [], "xargs": []}
         for rep in range(reps):
             k = rep + 2
-            self.say(f"P6: fleet drain of {count:,} repositories, repetition {rep + 1}/{reps}")
+            self.say(f"P6{tag}: fleet drain of {count:,} repositories, repetition {rep + 1}/{reps}")
             advance(k)
 
             def timeline(suffix, started_ns):
                 """When each mirror got its update, from the ref files' mtimes
                 (free: no polling during the run): first, half, last."""
-                times = sorted(os.stat(f"{str(up)[:-4]}-{suffix}.git/refs/heads/main").st_mtime_ns - started_ns
+                # A reftable repository rewrites tables.list on every ref update.
+                ref_file = "reftable/tables.list" if tag == " [reftable]" else "refs/heads/main"
+                times = sorted(os.stat(f"{str(up)[:-4]}-{suffix}.git/{ref_file}").st_mtime_ns - started_ns
                                for up in ups)
                 return times[0], times[len(times) // 2], times[-1]
 
@@ -1349,11 +1415,11 @@ class Bench:
             for step in ((run_ours, run_xargs) if rep % 2 == 0 else (run_xargs, run_ours)):
                 step()
         idle = [measure([w.bin, "run", "--wait"], env=w.env) for _ in range(min(reps, 2))]
-        self.check_log(w, "P6")
-        t = self.record(f"P6 fleet drain, {count:,} repos: `run --wait` (max_parallel {par})", ours)
-        x = self.record(f"P6 baseline: `xargs -P {par} git push`, {count:,} repos", theirs)
-        i = self.record(f"P6 overhead: `run --wait` with nothing pending, {count:,} repos registered", idle)
-        self.row("P6", f"fleet drain, {count:,} repos × 1 pending update, `run --wait`, max_parallel = {par}",
+        self.check_log(w, f"P6{tag}")
+        t = self.record(f"P6{tag} fleet drain, {count:,} repos: `run --wait` (max_parallel {par})", ours)
+        x = self.record(f"P6{tag} baseline: `xargs -P {par} git push`, {count:,} repos", theirs)
+        i = self.record(f"P6{tag} overhead: `run --wait` with nothing pending, {count:,} repos registered", idle)
+        self.row("P6", label + f"fleet drain, {count:,} repos × 1 pending update, `run --wait`, max_parallel = {par}",
                  fmt_time(t), f"`xargs -P {par}` {fmt_time(x)}", fmt_ratio(t / x), "≤ 1.2× xargs",
                  "yes" if t <= 1.2 * x else "**no**",
                  f"per repo: ours {fmt_time(t / count)}, xargs {fmt_time(x / count)}; CPU (user+sys, with children): "
@@ -1362,14 +1428,15 @@ class Bench:
         def when(kind, index):
             return fmt_time(median([t[index] for t in lines[kind]]))
 
-        self.row("P6", "timeline: first / half / last mirror updated, after the start",
+        self.row("P6", label + "timeline: first / half / last mirror updated, after the start",
                  f"{when('ours', 0)} / {when('ours', 1)} / {when('ours', 2)}",
                  f"`xargs` {when('xargs', 0)} / {when('xargs', 1)} / {when('xargs', 2)}", "", "—", "n/a",
                  "from the mirrors' ref file mtimes (no polling): how soon the first update lands, "
                  "and the pace after it")
-        self.row("P6", f"overhead: `run --wait` with nothing pending, {count:,} repos registered", fmt_time(i),
+        self.row("P6", label + f"overhead: `run --wait` with nothing pending, {count:,} repos registered", fmt_time(i),
                  f"`xargs` {fmt_time(x)}", fmt_ratio(i / x), "—", "n/a", "startup, state scan and drift scan")
-        self.p7_p6 = ours
+        if not tag:
+            self.p7_p6 = ours  # P7 reports the default format's memory
 
     # ---- P7: memory ---------------------------------------------------------
 

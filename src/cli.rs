@@ -7,10 +7,10 @@ use crate::config::{self, GlobalConfig, MirrorConfig, TagSetting};
 use crate::config_edit::{self, MirrorEdit};
 use crate::fsutil::{FileLock, now_ms};
 use crate::lfs::LfsMode;
-use crate::remote_url::{Transport, display_url, redact_url, split_credentials};
+use crate::remote_url::{Transport, display_url, split_credentials};
 use crate::state::StateStore;
 use crate::update::{UpdateReport, update_mirror_showing};
-use crate::{git, hook, install, status, worker};
+use crate::{hook, install, status, worker};
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use std::io::{Read, Write};
@@ -314,6 +314,10 @@ pub struct MirrorFlags {
     /// known_hosts file for this mirror's SSH host.
     #[arg(long, value_name = "FILE")]
     known_hosts: Option<PathBuf>,
+    /// CA certificates (PEM) to trust for HTTPS to this mirror's host, e.g. a company CA
+    /// ("" to use the system's again).
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<std::ffi::OsString>,
     /// Wait this long after the first change before pushing, to gather others (e.g. "5s"); "" for
     /// the default: a change is pushed at once unless a push of this mirror is running or has
     /// just ended.
@@ -374,6 +378,11 @@ impl MirrorFlags {
             password_env: self.password_env.clone(),
             ssh_key: absolute(&self.ssh_key)?,
             known_hosts: absolute(&self.known_hosts)?,
+            // An empty path removes the setting.
+            ca_file: match &self.ca_file {
+                Some(path) if path.is_empty() => Some(PathBuf::new()),
+                other => absolute(&other.as_ref().map(PathBuf::from))?,
+            },
             delay: self.delay.clone(),
             min_interval: self.min_interval.clone(),
             timeout: self.timeout.clone(),
@@ -857,6 +866,14 @@ fn edit_with_secret(
     }
 }
 
+/// Refuses, before anything is written, a `--ca-file` that is no readable PEM certificate file.
+fn check_ca_file_flag(edit: &MirrorEdit) -> Result<(), Exit> {
+    match &edit.ca_file {
+        Some(path) if !path.as_os_str().is_empty() => crate::auth::check_ca_file(path).usage(),
+        _ => Ok(()),
+    }
+}
+
 /// Refuses, before anything is written, an SSH key others can read.
 fn check_ssh_key_flag(edit: &MirrorEdit) -> Result<(), Exit> {
     match edit.ssh_key.as_deref().map(crate::ssh::check_key_file) {
@@ -903,13 +920,16 @@ fn cmd_add(
     let url = &stored_url(url)?;
     check_credentials_for(url, &edit)?;
     check_ssh_key_flag(&edit)?;
+    check_ca_file_flag(&edit)?;
     let (clean_url, secret) = split_url_secret(global, &repo, name, url, &mut edit)?;
     edit.url = Some(clean_url.clone());
     if disabled {
         edit.enabled = Some(false);
     }
     edit_with_secret(&repo, global, secret, err, |text| {
-        config_edit::add_mirror(text, name, &edit)
+        let new = config_edit::add_mirror(text, name, &edit)?;
+        crate::check::refuse_format_mismatch(&repo, global, name, &new)?;
+        Ok(new)
     })?;
     let store = StateStore::new(&global.state_dir);
     store.register(&repo)?;
@@ -970,13 +990,19 @@ fn cmd_set(
         check_credentials_for(current, &edit)?;
     }
     check_ssh_key_flag(&edit)?;
+    check_ca_file_flag(&edit)?;
     let copied = fleet_copy.is_some();
+    let url_changed = edit.url.is_some();
     edit_with_secret(&repo, global, secret, err, |text| {
         let text = match fleet_copy {
             Some(table) => config_edit::add_mirror_table(text, name, table)?,
             None => text.to_string(),
         };
-        config_edit::set_mirror(&text, name, &edit)
+        let new = config_edit::set_mirror(&text, name, &edit)?;
+        if url_changed {
+            crate::check::refuse_format_mismatch(&repo, global, name, &new)?;
+        }
+        Ok(new)
     })?;
     // Settings may widen what is mirrored: reconcile everything at the next update.
     StateStore::new(&global.state_dir).update_mirror(&repo, name, |state| state.request_full_sync(now_ms()))?;
@@ -1103,9 +1129,18 @@ fn describe_filters(mirror: &MirrorConfig) -> String {
 }
 
 fn cmd_list(global: &GlobalConfig, repos: &[PathBuf], out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, Exit> {
+    let mut config_errors = 0;
     let mut listed = 0;
     for repo in known_or_given(global, repos, err)? {
-        let cfg = load_repo_config(global, &repo)?;
+        // A broken configuration is reported; the other repositories are still listed.
+        let cfg = match config::load_repo(&repo, global) {
+            Ok(cfg) => cfg,
+            Err(e) => {
+                config_errors += 1;
+                writeln!(err, "git-push-mirror: {e}").map_err(io)?;
+                continue;
+            }
+        };
         listed += cfg.mirrors.len();
         for mirror in &cfg.mirrors {
             let enabled = if mirror.enabled { "enabled" } else { "disabled" };
@@ -1123,11 +1158,11 @@ fn cmd_list(global: &GlobalConfig, repos: &[PathBuf], out: &mut dyn Write, err: 
             writeln!(out, "{}", line.trim_end()).map_err(io)?;
         }
     }
-    if listed == 0 {
+    if listed == 0 && config_errors == 0 {
         // On stderr: list's output is for scripts.
         writeln!(err, "{}", empty_state_hint(global)).map_err(io)?;
     }
-    Ok(EXIT_OK)
+    Ok(if config_errors > 0 { EXIT_USAGE } else { EXIT_OK })
 }
 
 fn cmd_status(
@@ -1162,47 +1197,86 @@ fn cmd_status(
     })
 }
 
-fn cmd_install(
-    global: &GlobalConfig,
-    config: Option<&Path>,
-    repos: &[PathBuf],
-    out: &mut dyn Write,
-) -> Result<u8, Exit> {
-    let exe = std::env::current_exe().context("finding this program's path")?;
-    let config = config
-        .map(std::path::absolute)
-        .transpose()
-        .context("resolving --config")?;
-    let store = StateStore::new(&global.state_dir);
-    for repo in repo_paths(repos)? {
-        let installed = install::install(&repo, &exe, config.as_deref())?;
-        store.register(&repo)?;
-        let line = match installed {
-            install::Installed::Fresh(hook) => format!("installed {}", hook.display()),
-            install::Installed::Chained { hook, previous } => {
-                format!(
-                    "installed {}; the existing hook was kept as {} and still runs",
-                    hook.display(),
-                    previous.display()
-                )
-            }
-            install::Installed::Refreshed(hook) => format!("refreshed {}", hook.display()),
-        };
-        writeln!(out, "{line}").map_err(io)?;
-    }
-    Ok(EXIT_OK)
+/// Installs the plain hook into one repository; the line to print.
+fn install_plain(store: &StateStore, repo: &Path, exe: &Path, config: Option<&Path>) -> Result<String> {
+    let installed = install::install(repo, exe, config)?;
+    store.register(repo)?;
+    Ok(match installed {
+        install::Installed::Fresh(hook) => format!("installed {}", hook.display()),
+        install::Installed::Chained { hook, previous } => {
+            format!(
+                "installed {}; the existing hook was kept as {} and still runs",
+                hook.display(),
+                previous.display()
+            )
+        }
+        install::Installed::Refreshed(hook) => format!("refreshed {}", hook.display()),
+    })
 }
 
-fn cmd_uninstall(repos: &[PathBuf], out: &mut dyn Write) -> Result<u8, Exit> {
-    for repo in repo_paths(repos)? {
-        let line = if install::uninstall(&repo)? {
-            format!("uninstalled the hook of {}", repo.display())
-        } else {
-            format!("{}: the git-push-mirror hook is not installed", repo.display())
-        };
-        writeln!(out, "{line}").map_err(io)?;
+/// Installs the Gitea/Forgejo hook (`post-receive.d`) into one repository; the line to print.
+fn install_gitea(store: &StateStore, repo: &Path, exe: &Path, config: Option<&Path>) -> Result<String> {
+    let installed = crate::hosts::install_gitea(repo, exe, config)?;
+    store.register(repo)?;
+    Ok(match installed {
+        install::Installed::Refreshed(hook) => format!("refreshed {}", hook.display()),
+        install::Installed::Fresh(hook) | install::Installed::Chained { hook, .. } => {
+            format!("installed {}", hook.display())
+        }
+    })
+}
+
+/// Removes our hook (plain or Gitea's way) from one repository; the line to print.
+fn uninstall_one(repo: &Path, gitea: bool) -> Result<String> {
+    let removed = if gitea {
+        crate::hosts::uninstall_gitea(repo)?
+    } else {
+        install::uninstall(repo)?
+    };
+    Ok(if removed {
+        format!("uninstalled the hook of {}", repo.display())
+    } else {
+        format!("{}: the git-push-mirror hook is not installed", repo.display())
+    })
+}
+
+/// Runs `action` on each repository of `install`/`uninstall` and prints its line: the
+/// repositories named (a bad argument is a usage error, a failure stops), or every bare
+/// repository under `--all ROOT`, where one that git cannot open or that fails is reported as
+/// skipped and the others are still done (exit 1 at the end).
+fn for_each_host_repo(
+    host: &HostFlags,
+    repos: &[PathBuf],
+    out: &mut dyn Write,
+    mut action: impl FnMut(&Path) -> Result<String>,
+) -> Result<u8, Exit> {
+    let Some(root) = &host.all else {
+        for repo in repo_paths(repos)? {
+            let line = action(&repo).map_err(|e| Exit(EXIT_FAILED, e))?;
+            writeln!(out, "{line}").map_err(io)?;
+        }
+        return Ok(EXIT_OK);
+    };
+    let mut skipped = 0;
+    for repo in discover_for_install(root)? {
+        match crate::refs::LocalRepo::open(&repo).and_then(|_| action(&repo)) {
+            Ok(line) => writeln!(out, "{line}"),
+            Err(e) => {
+                skipped += 1;
+                writeln!(out, "skipped {}: {e:#}", repo.display())
+            }
+        }
+        .map_err(io)?;
     }
-    Ok(EXIT_OK)
+    if skipped > 0 {
+        writeln!(
+            out,
+            "{skipped} repository(ies) under {} skipped (see above); the others were done",
+            root.display()
+        )
+        .map_err(io)?;
+    }
+    Ok(if skipped > 0 { EXIT_FAILED } else { EXIT_OK })
 }
 
 fn cmd_check(global: &GlobalConfig, repos: &[PathBuf], out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, Exit> {
@@ -1214,6 +1288,7 @@ fn cmd_check(global: &GlobalConfig, repos: &[PathBuf], out: &mut dyn Write, err:
     writeln!(out, "state: {}", global.state_dir.display()).map_err(io)?;
     writeln!(out, "spool: {}", global.spool_dir.display()).map_err(io)?;
     let mut problems = 0;
+    let mut config_errors = 0;
     match crate::logfile::writable_problem(&global.log_file) {
         None => writeln!(out, "log_file {}: writable", global.log_file.display()),
         Some(problem) => {
@@ -1227,7 +1302,21 @@ fn cmd_check(global: &GlobalConfig, repos: &[PathBuf], out: &mut dyn Write, err:
         writeln!(out, "{}", empty_state_hint(global)).map_err(io)?;
     }
     for repo in repos {
-        let cfg = load_repo_config(global, &repo)?;
+        // A repository that cannot be read, or whose configuration is broken, is reported; the
+        // others are still checked.
+        if let Err(e) = crate::refs::LocalRepo::open(&repo) {
+            problems += 1;
+            writeln!(out, "{}: FAILED: {e:#}", repo.display()).map_err(io)?;
+            continue;
+        }
+        let cfg = match config::load_repo(&repo, global) {
+            Ok(cfg) => cfg,
+            Err(e) => {
+                config_errors += 1;
+                writeln!(out, "{}: FAILED: {e}", repo.display()).map_err(io)?;
+                continue;
+            }
+        };
         writeln!(
             out,
             "{}: configuration ok, {} mirror(s)",
@@ -1236,50 +1325,19 @@ fn cmd_check(global: &GlobalConfig, repos: &[PathBuf], out: &mut dyn Write, err:
         )
         .map_err(io)?;
         for mirror in &cfg.mirrors {
-            let result = crate::auth::remote_access(mirror, global)
-                .and_then(|access| git::ls_remote(&access, &["refs/heads/*".to_string()]).map_err(anyhow::Error::from));
-            let line = match result {
-                Ok(refs) => format!(
-                    "  {} {}: reachable ({} branches)",
-                    mirror.name,
-                    shown_url(mirror),
-                    refs.direct.len()
-                ),
-                Err(e) => {
-                    problems += 1;
-                    format!("  {} {}: FAILED: {e:#}", mirror.name, shown_url(mirror))
-                }
-            };
-            writeln!(out, "{line}").map_err(io)?;
-            if let Some((line, problem)) = check_lfs(&repo, mirror) {
-                problems += usize::from(problem);
+            let checked = crate::check::check_mirror(&repo, mirror, global);
+            problems += checked.problems;
+            for line in checked.lines {
                 writeln!(out, "{line}").map_err(io)?;
             }
         }
     }
-    Ok(if problems > 0 { EXIT_FAILED } else { EXIT_OK })
-}
-
-/// `check`'s LFS line for a mirror that would send LFS objects, and whether it is a problem.
-fn check_lfs(repo: &Path, mirror: &MirrorConfig) -> Option<(String, bool)> {
-    let has_objects = crate::lfs::LocalStore::for_repo(repo, &mirror.lfs).may_have_objects();
-    let wanted = match mirror.lfs.mode {
-        LfsMode::Off => return None,
-        LfsMode::Auto => has_objects,
-        LfsMode::On => true,
-    };
-    if !wanted {
-        return None;
-    }
-    let transport = crate::remote_url::transport_of(&mirror.url);
-    let endpoint = crate::lfs::describe_endpoint(&mirror.url, &transport, mirror.lfs.url.as_deref());
-    Some(match (endpoint, git::lfs::version()) {
-        (Err(why), _) => (
-            format!("    lfs: FAILED: LFS objects cannot reach this mirror: {why}"),
-            true,
-        ),
-        (Ok(_), Err(e)) => (format!("    lfs: FAILED: {e}"), true),
-        (Ok(endpoint), Ok(_)) => (format!("    lfs: objects go to {}", redact_url(&endpoint)), false),
+    Ok(if config_errors > 0 {
+        EXIT_USAGE
+    } else if problems > 0 {
+        EXIT_FAILED
+    } else {
+        EXIT_OK
     })
 }
 
@@ -1541,41 +1599,19 @@ fn cmd_install_on_host(
     if host.gitolite {
         return cmd_install_gitolite(global, config, repos, host, out);
     }
-    let repos = match &host.all {
-        Some(root) => discover_for_install(root)?,
-        None => repo_paths(repos)?,
-    };
-    if !host.gitea {
-        return cmd_install(global, config, &repos, out);
-    }
     let exe = std::env::current_exe().context("finding this program's path")?;
     let config = config
         .map(std::path::absolute)
         .transpose()
         .context("resolving --config")?;
     let store = StateStore::new(&global.state_dir);
-    let mut failed = 0;
-    for repo in repos {
-        match crate::hosts::install_gitea(&repo, &exe, config.as_deref()) {
-            Ok(installed) => {
-                store.register(&repo)?;
-                let line = match installed {
-                    install::Installed::Refreshed(hook) => format!("refreshed {}", hook.display()),
-                    install::Installed::Fresh(hook) | install::Installed::Chained { hook, .. } => {
-                        format!("installed {}", hook.display())
-                    }
-                };
-                writeln!(out, "{line}").map_err(io)?;
-            }
-            // Over a tree, one repository Gitea does not manage does not stop the others.
-            Err(e) if host.all.is_some() => {
-                failed += 1;
-                writeln!(out, "skipped {}: {e:#}", repo.display()).map_err(io)?;
-            }
-            Err(e) => return Err(Exit(EXIT_FAILED, e)),
+    for_each_host_repo(host, repos, out, |repo| {
+        if host.gitea {
+            install_gitea(&store, repo, &exe, config.as_deref())
+        } else {
+            install_plain(&store, repo, &exe, config.as_deref())
         }
-    }
-    Ok(if failed > 0 { EXIT_FAILED } else { EXIT_OK })
+    })
 }
 
 /// Every bare repository under ROOT, for `--all`.
@@ -1686,22 +1722,7 @@ fn cmd_uninstall_on_host(repos: &[PathBuf], host: &HostFlags, out: &mut dyn Writ
         writeln!(out, "{line}").map_err(io)?;
         return Ok(EXIT_OK);
     }
-    let repos = match &host.all {
-        Some(root) => discover_for_install(root)?,
-        None => repo_paths(repos)?,
-    };
-    if !host.gitea {
-        return cmd_uninstall(&repos, out);
-    }
-    for repo in repos {
-        let line = if crate::hosts::uninstall_gitea(&repo)? {
-            format!("uninstalled the hook of {}", repo.display())
-        } else {
-            format!("{}: the git-push-mirror hook is not installed", repo.display())
-        };
-        writeln!(out, "{line}").map_err(io)?;
-    }
-    Ok(EXIT_OK)
+    for_each_host_repo(host, repos, out, |repo| uninstall_one(repo, host.gitea))
 }
 
 /// `metrics`: the Prometheus text format, to stdout or atomically to a file.

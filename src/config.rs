@@ -146,6 +146,8 @@ pub struct MirrorSettings {
     pub password: Option<Secret>,
     pub ssh_key: Option<PathBuf>,
     pub known_hosts: Option<PathBuf>,
+    /// CA certificates (PEM) that HTTPS connections to the mirror's host trust.
+    pub ca_file: Option<PathBuf>,
     #[serde(default, deserialize_with = "duration")]
     pub delay: Option<Duration>,
     #[serde(default, deserialize_with = "duration")]
@@ -184,6 +186,7 @@ impl MirrorSettings {
             ("password_file", &mut self.password_file),
             ("ssh_key", &mut self.ssh_key),
             ("known_hosts", &mut self.known_hosts),
+            ("ca_file", &mut self.ca_file),
             ("lfs_store", &mut self.lfs_store),
         ];
         for (key, path) in paths {
@@ -214,6 +217,7 @@ pub struct MirrorDefaults {
     pub refs: Vec<String>,
     pub ssh_key: Option<PathBuf>,
     pub known_hosts: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
     /// An explicit wait after the first pending change; `None`: the default timing (see [`crate::schedule`]).
     pub delay: Option<Duration>,
     pub min_interval: Duration,
@@ -235,6 +239,7 @@ impl Default for MirrorDefaults {
             refs: Vec::new(),
             ssh_key: None,
             known_hosts: None,
+            ca_file: None,
             delay: None,
             min_interval: Duration::ZERO,
             timeout: Duration::from_secs(10 * 60),
@@ -362,6 +367,8 @@ pub struct MirrorConfig {
     pub password: Option<SecretSource>,
     pub ssh_key: Option<PathBuf>,
     pub known_hosts: Option<PathBuf>,
+    /// CA certificates (PEM) for HTTPS to the mirror's (and its `lfs_url`'s) host.
+    pub ca_file: Option<PathBuf>,
     /// An explicit wait after the first pending change; `None`: the default timing (see [`crate::schedule`]).
     pub delay: Option<Duration>,
     pub min_interval: Duration,
@@ -873,6 +880,7 @@ fn resolve_defaults(s: MirrorSettings) -> Result<MirrorDefaults, String> {
         refs,
         ssh_key: s.ssh_key,
         known_hosts: s.known_hosts,
+        ca_file: s.ca_file,
         delay: s.delay.or(builtin.delay),
         min_interval: s.min_interval.unwrap_or(builtin.min_interval),
         timeout,
@@ -1053,6 +1061,7 @@ fn resolve_mirror(
         password,
         ssh_key: s.ssh_key.or_else(|| defaults.ssh_key.clone()),
         known_hosts: s.known_hosts.or_else(|| defaults.known_hosts.clone()),
+        ca_file: s.ca_file.or_else(|| defaults.ca_file.clone()),
         delay: s.delay.or(defaults.delay),
         min_interval: s.min_interval.unwrap_or(defaults.min_interval),
         timeout,
@@ -1284,6 +1293,7 @@ branches = ["main"]
 tags = ["v*"]
 refs = ["refs/notes/*"]
 ssh_key = "keys/id_ed25519"
+ca_file = "certs/corp-ca.pem"
 delay = "500ms"
 min_interval = "1m"
 timeout = "1h"
@@ -1312,6 +1322,7 @@ jitter = false
         assert_eq!(d.tags, TagSetting::Matching(vec!["v*".into()]));
         assert_eq!(d.refs, ["refs/notes/*"]);
         assert_eq!(d.ssh_key, Some(dir.join("keys/id_ed25519")));
+        assert_eq!(d.ca_file, Some(dir.join("certs/corp-ca.pem")));
         assert_eq!(d.delay, Some(Duration::from_millis(500)));
         assert_eq!(d.min_interval, Duration::from_secs(60));
         assert_eq!(d.timeout, Duration::from_secs(3600));
@@ -1688,11 +1699,12 @@ jitter = false
         global.defaults.branches = Some(vec!["main".into()]);
         global.defaults.delay = Some(Duration::from_secs(3));
         global.defaults.ssh_key = Some("/keys/id".into());
+        global.defaults.ca_file = Some("/certs/corp.pem".into());
         global.defaults.enabled = false;
         let repo = dir.path().join("r.git");
         write(
             &repo.join(REPO_CONFIG_FILE),
-            "[mirror.a]\nurl = \"https://h/a.git\"\n[mirror.b]\nurl = \"https://h/b.git\"\ntags = true\nbranches = [\"dev\"]\nenabled = true\ndelay = \"0s\"\n",
+            "[mirror.a]\nurl = \"https://h/a.git\"\n[mirror.b]\nurl = \"https://h/b.git\"\ntags = true\nbranches = [\"dev\"]\nenabled = true\ndelay = \"0s\"\nca_file = \"own.pem\"\n",
             0o644,
         );
         let config = load_repo(&repo, &global).unwrap();
@@ -1701,6 +1713,8 @@ jitter = false
         assert_eq!(a.rules.branch_patterns, Some(vec!["main".to_string()]));
         assert_eq!(a.delay, Some(Duration::from_secs(3)));
         assert_eq!(a.ssh_key, Some(PathBuf::from("/keys/id")));
+        assert_eq!(a.ca_file, Some(PathBuf::from("/certs/corp.pem")));
+        assert_eq!(b.ca_file, Some(repo.join("own.pem")), "relative to the repository");
         assert!(!a.enabled);
         assert_eq!(b.rules.tags, TagSelection::All);
         assert_eq!(b.rules.branch_patterns, Some(vec!["dev".to_string()]));

@@ -18,7 +18,7 @@ use toml_edit::{Array, DocumentMut, Item, Table, TableLike, Value};
 ///
 /// `branches: Some(vec![])` removes the key (the mirror then follows the
 /// global default), and so does an empty string or path for `username`,
-/// `password_file`, `password_env`, `ssh_key`, `known_hosts`, `delay`,
+/// `password_file`, `password_env`, `ssh_key`, `known_hosts`, `ca_file`, `delay`,
 /// `min_interval` and `timeout`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MirrorEdit {
@@ -33,6 +33,7 @@ pub struct MirrorEdit {
     pub password_env: Option<String>,
     pub ssh_key: Option<PathBuf>,
     pub known_hosts: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
     pub delay: Option<String>,
     pub min_interval: Option<String>,
     pub timeout: Option<String>,
@@ -460,6 +461,9 @@ fn changes(edit: &MirrorEdit) -> Result<Vec<(&'static str, Change)>, EditError> 
     }
     if let Some(path) = &edit.known_hosts {
         out.push(("known_hosts", path_or_remove("known_hosts", path)?));
+    }
+    if let Some(path) = &edit.ca_file {
+        out.push(("ca_file", path_or_remove("ca_file", path)?));
     }
     for (key, duration) in [
         ("delay", &edit.delay),

@@ -3,8 +3,10 @@
 
 pub mod history;
 pub mod lfs;
+pub mod local_refs;
+pub mod tls;
 
-use crate::oid::Oid;
+use crate::oid::{ObjectFormat, Oid};
 use crate::plan::RefChange;
 use crate::redact::redact;
 use std::collections::{BTreeMap, BTreeSet};
@@ -75,6 +77,9 @@ pub struct RemoteAccess {
     pub lfs_env: Vec<(String, OsString)>,
     /// Strings that must never be stored or shown (redacted from all output).
     pub secrets: Vec<String>,
+    /// The mirror's own CA certificates (`ca_file`), given to git in [`env`](Self::env); an
+    /// inherited `GIT_SSL_CAINFO`, which git would let win, is removed.
+    pub ca_file: Option<std::path::PathBuf>,
     /// Where the credential helper marks a password as rejected, one marker per command: see
     /// [`RemoteAccess::remember_rejections`].
     rejections: Option<std::sync::Arc<Rejections>>,
@@ -99,6 +104,7 @@ impl RemoteAccess {
             env: Vec::new(),
             lfs_env: Vec::new(),
             secrets: Vec::new(),
+            ca_file: None,
             rejections: None,
         }
     }
@@ -127,6 +133,9 @@ impl RemoteAccess {
     fn command(&self) -> Command {
         let mut cmd = git_command();
         cmd.env("GIT_ALLOW_PROTOCOL", self.allowed_protocols.join(":"));
+        if self.ca_file.is_some() {
+            cmd.env_remove("GIT_SSL_CAINFO");
+        }
         for (name, value) in &self.env {
             cmd.env(name, value);
         }
@@ -171,6 +180,7 @@ impl std::fmt::Debug for RemoteAccess {
             .field("env", &env)
             .field("lfs_env", &lfs_env)
             .field("secrets", &format_args!("[{} redacted]", self.secrets.len()))
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -395,17 +405,94 @@ pub fn parse_ls_remote(output: &str) -> RemoteRefs {
 }
 
 /// Lists the mirror's refs matching `patterns` (git's ls-remote patterns;
-/// empty: all refs).
-pub fn ls_remote(remote: &RemoteAccess, patterns: &[String]) -> Result<RemoteRefs, GitError> {
+/// empty: all refs), as the repository at `git_dir` sees it: its own git
+/// configuration applies (`http.sslCAInfo`, `http.<url>.*`, proxies). A mirror
+/// whose ids are of another object format is an error: git cannot push to it.
+pub fn ls_remote(git_dir: &Path, remote: &RemoteAccess, patterns: &[String]) -> Result<RemoteRefs, GitError> {
+    let (refs, _) = list_remote(git_dir, remote, patterns, false)?;
+    let local = crate::refs::object_format(git_dir);
+    match refs.direct.values().next().map(ObjectFormat::of) {
+        Some(mirror) if mirror != local => Err(GitError::Failed(format_mismatch(local, mirror))),
+        _ => Ok(refs),
+    }
+}
+
+/// What `check` and `add` learn about a mirror: its refs matching the patterns and the object
+/// format it announces (known even for an empty mirror), next to the repository's.
+#[derive(Debug)]
+pub struct Probe {
+    pub refs: RemoteRefs,
+    pub object_format: Option<ObjectFormat>,
+    pub local_format: ObjectFormat,
+}
+
+impl Probe {
+    /// Why git cannot push from the repository to this mirror, if it cannot.
+    pub fn format_mismatch(&self) -> Option<String> {
+        self.object_format
+            .filter(|mirror| *mirror != self.local_format)
+            .map(|mirror| format_mismatch(self.local_format, mirror))
+    }
+}
+
+/// [`ls_remote`] that also reads the object format the mirror announces (from git's packet
+/// trace), so a mirror git cannot push to is named before the first push, even when empty.
+pub fn probe(git_dir: &Path, remote: &RemoteAccess, patterns: &[String]) -> Result<Probe, GitError> {
+    let (refs, trace) = list_remote(git_dir, remote, patterns, true)?;
+    let object_format = announced_object_format(&trace).or_else(|| refs.direct.values().next().map(ObjectFormat::of));
+    Ok(Probe {
+        refs,
+        object_format,
+        local_format: crate::refs::object_format(git_dir),
+    })
+}
+
+/// Why a mirror of another object format cannot be pushed to, and what to do.
+pub fn format_mismatch(local: ObjectFormat, mirror: ObjectFormat) -> String {
+    format!(
+        "the mirror is a {mirror} repository and this repository is {local}: git cannot push between \
+         object formats; recreate the mirror as {local} (`git init --bare --object-format={}`, or the \
+         host's object format setting for new repositories) or push to another mirror",
+        local.git_name()
+    )
+}
+
+/// Runs `ls-remote`; with `trace`, also returns git's packet trace (its stderr).
+fn list_remote(
+    git_dir: &Path,
+    remote: &RemoteAccess,
+    patterns: &[String],
+    trace: bool,
+) -> Result<(RemoteRefs, String), GitError> {
     let mut cmd = remote.command();
-    cmd.args(["ls-remote", "--symref", "--"])
+    if trace {
+        cmd.env("GIT_TRACE_PACKET", "1");
+    }
+    cmd.arg("--git-dir")
+        .arg(git_dir)
+        .args(["ls-remote", "--symref", "--"])
         .arg(&remote.url)
         .args(patterns);
     let finished = run_with_timeout(cmd, remote.timeout)?;
+    let (trace, stderr): (Vec<&str>, Vec<&str>) = finished
+        .stderr
+        .lines()
+        .partition(|line| trace && line.contains(" packet: "));
     if !finished.success {
-        return Err(remote.failure(&finished.stderr));
+        return Err(remote.failure(&stderr.join("\n")));
     }
-    Ok(parse_ls_remote(&finished.stdout))
+    Ok((parse_ls_remote(&finished.stdout), trace.join("\n")))
+}
+
+/// The `object-format=` capability a server announced, in a `GIT_TRACE_PACKET` trace (protocol
+/// v2 on a line of its own, v0 among the capabilities of the first ref).
+fn announced_object_format(trace: &str) -> Option<ObjectFormat> {
+    trace
+        .lines()
+        .filter(|line| line.contains("< "))
+        // The trace shows v0's NUL before the capabilities as `\0`.
+        .flat_map(|line| line.split(' ').filter_map(|word| word.rsplit("\\0").next()))
+        .find_map(|word| word.strip_prefix("object-format=").and_then(ObjectFormat::parse))
 }
 
 /// The flag git prints for a ref in `push --porcelain` output.
@@ -524,7 +611,9 @@ const VIEW_THRESHOLD: usize = 32;
 /// A temporary git directory whose object store is the repository's (through
 /// `objects/info/alternates`) and whose only refs are the new values of the
 /// refs being created or updated (in `packed-refs`): `refs/*:refs/*` then
-/// pushes exactly those, in time linear in their number.
+/// pushes exactly those, in time linear in their number. It has the
+/// repository's object format and includes its configuration (`http.sslCAInfo`,
+/// proxies, `http.<url>.*`), so the push behaves as one from the repository.
 struct PushView {
     dir: tempfile::TempDir,
 }
@@ -532,7 +621,13 @@ struct PushView {
 impl PushView {
     fn new(git_dir: &Path, changes: &[(&str, &RefChange)]) -> std::io::Result<PushView> {
         let dir = crate::fsutil::private_temp_dir("view")?;
-        let objects = std::path::absolute(git_dir)?.join("objects");
+        let git_dir = std::path::absolute(git_dir)?;
+        let objects = git_dir.join("objects");
+        let format = changes
+            .iter()
+            .find_map(|(_, change)| change.new_value().or(change.expected_remote()))
+            .map_or(ObjectFormat::Sha1, ObjectFormat::of);
+        std::fs::write(dir.path().join("config"), view_config(&git_dir, format))?;
         std::fs::create_dir_all(dir.path().join("objects/info"))?;
         std::fs::create_dir_all(dir.path().join("refs"))?;
         std::fs::write(dir.path().join("HEAD"), "ref: refs/heads/none\n")?;
@@ -555,6 +650,38 @@ impl PushView {
     fn path(&self) -> &Path {
         self.dir.path()
     }
+}
+
+/// The configuration of a temporary git directory standing in for the repository at `git_dir`:
+/// its object format (git reads `extensions.*` from this file only), then the repository's own
+/// configuration, included.
+pub(crate) fn view_config(git_dir: &Path, format: ObjectFormat) -> Vec<u8> {
+    let mut config = Vec::new();
+    if format != ObjectFormat::Sha1 {
+        config.extend_from_slice(
+            format!(
+                "[core]\n\trepositoryformatversion = 1\n[extensions]\n\tobjectformat = {}\n",
+                format.git_name()
+            )
+            .as_bytes(),
+        );
+    }
+    // A quoted value: the path may hold spaces, `"` or `\\` (a line break it cannot).
+    let path = git_dir.join("config");
+    if path.as_os_str().as_encoded_bytes().contains(&b'\n') {
+        return config;
+    }
+    let mut quoted = Vec::new();
+    for byte in path.as_os_str().as_encoded_bytes() {
+        if matches!(byte, b'"' | b'\\') {
+            quoted.push(b'\\');
+        }
+        quoted.push(*byte);
+    }
+    config.extend_from_slice(b"[include]\n\tpath = \"");
+    config.extend_from_slice(&quoted);
+    config.extend_from_slice(b"\"\n");
+    config
 }
 
 /// Bytes of arguments per git process: far below ARG_MAX, which is the only
@@ -746,7 +873,10 @@ pub fn hooks_dir(git_dir: &Path) -> Result<std::path::PathBuf, GitError> {
         .args(["rev-parse", "--path-format=absolute", "--git-path", "hooks"]);
     let finished = run_with_timeout(cmd, Duration::from_secs(30))?;
     if !finished.success {
-        return Err(GitError::Failed(summarize_stderr(&finished.stderr)));
+        return Err(local_refs::local_failure(
+            "finding the hooks directory",
+            &finished.stderr,
+        ));
     }
     Ok(std::path::PathBuf::from(finished.stdout.trim_end_matches('\n')))
 }
@@ -840,6 +970,44 @@ ref: refs/heads/main\trefs/heads/alias\n\
         assert_eq!(refs.direct["refs/heads/main"], oid('1'));
         assert_eq!(refs.direct["refs/tags/v1"], oid('2'));
         assert!(refs.symbolic.contains("HEAD") && refs.symbolic.contains("refs/heads/alias"));
+    }
+
+    #[test]
+    fn the_announced_object_format_is_read_from_the_packet_trace() {
+        // Captured (git 2.47, GIT_TRACE_PACKET=1) from ls-remote over protocol v2 and v0.
+        let v2 = "11:18:42.139795 pkt-line.c:86           packet:    ls-remote< version 2\n\
+11:18:42.139915 pkt-line.c:86           packet:    ls-remote< object-format=sha256\n\
+11:18:42.139943 pkt-line.c:86           packet:    ls-remote> object-format=sha256\n";
+        assert_eq!(announced_object_format(v2), Some(ObjectFormat::Sha256));
+        let v0 = "11:18:42.148944 pkt-line.c:86           packet:    ls-remote< \
+0000000000000000000000000000000000000000 capabilities^{}\\0object-format=sha1 agent=git/2.47.3\n";
+        assert_eq!(announced_object_format(v0), Some(ObjectFormat::Sha1));
+        let old_server =
+            "packet:    ls-remote< 1111111111111111111111111111111111111111 refs/heads/main\\0multi_ack ofs-delta\n";
+        assert_eq!(announced_object_format(old_server), None);
+    }
+
+    #[test]
+    fn ls_remote_output_of_a_sha256_mirror_is_parsed() {
+        let sha256 = "c2f6722a36398972fd504337b69a3221be0f00cd0d48b45aec8b0d8036719595";
+        let out = format!("ref: refs/heads/main\tHEAD\n{sha256}\tHEAD\n{sha256}\trefs/heads/main\n");
+        let refs = parse_ls_remote(&out);
+        assert_eq!(refs.direct["refs/heads/main"].as_str(), sha256);
+        assert_eq!(ObjectFormat::of(&refs.direct["refs/heads/main"]), ObjectFormat::Sha256);
+    }
+
+    #[test]
+    fn a_view_has_the_repositorys_object_format_and_includes_its_configuration() {
+        let sha1 = String::from_utf8(view_config(Path::new("/srv/git/app.git"), ObjectFormat::Sha1)).unwrap();
+        assert_eq!(sha1, "[include]\n\tpath = \"/srv/git/app.git/config\"\n");
+        let sha256 = String::from_utf8(view_config(Path::new("/srv/a \"b\"\\c.git"), ObjectFormat::Sha256)).unwrap();
+        assert_eq!(
+            sha256,
+            "[core]\n\trepositoryformatversion = 1\n[extensions]\n\tobjectformat = sha256\n\
+             [include]\n\tpath = \"/srv/a \\\"b\\\"\\\\c.git/config\"\n"
+        );
+        let odd = view_config(Path::new("/srv/a\nb.git"), ObjectFormat::Sha1);
+        assert!(odd.is_empty(), "a path git configuration cannot hold is left out");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! that runs git.
 
 pub mod auth;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod config_edit;

@@ -172,6 +172,7 @@ mod tests {
             password: None,
             ssh_key: key.map(PathBuf::from),
             known_hosts: known_hosts.map(PathBuf::from),
+            ca_file: None,
             delay: None,
             min_interval: Duration::ZERO,
             timeout: Duration::from_secs(600),

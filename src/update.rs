@@ -497,7 +497,7 @@ fn reconcile_once(
     let (remote, remote_symbolic) = match view {
         RemoteView::Assumed(assumed) => (assumed, &no_symbolic),
         RemoteView::Observed => {
-            observed = git::ls_remote(access, &[]).map_err(|e| e.to_string())?;
+            observed = git::ls_remote(repo, access, &[]).map_err(|e| e.to_string())?;
             (&observed.direct, &observed.symbolic)
         }
     };

@@ -383,7 +383,7 @@ impl Delivery<'_> {
         if unconfirmed.is_empty() {
             return Ok(());
         }
-        let observed = git::ls_remote(self.access, &[]).map_err(|e| e.to_string())?;
+        let observed = git::ls_remote(self.git_dir, self.access, &[]).map_err(|e| e.to_string())?;
         for name in unconfirmed {
             let expected = self.finals.get(&name).and_then(RefChange::new_value);
             if observed.direct.get(&name) != expected {

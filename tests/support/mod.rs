@@ -1,7 +1,7 @@
 //! Helpers for driving the `git-push-mirror` binary in integration tests.
 #![allow(dead_code)]
 
-use crate::common::{TestEnv, assert_success, path_str, wait_until};
+use crate::common::{HttpGitServer, TestEnv, assert_success, path_str, require_or_skip, wait_until};
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -161,6 +161,97 @@ impl Setup {
     pub fn status_json(&self, env: &TestEnv) -> Vec<serde_json::Value> {
         let out = gpm_output(env, &["status", "--json", path_str(&self.upstream)]);
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("status --json: {e}\n{}", stderr(&out)))
+    }
+}
+
+/// How a test's mirror is reached, for tests that run over several transports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Over {
+    /// `file://`.
+    File,
+    /// Smart HTTP with Basic auth (`git http-backend`), user [`HTTP_USER`].
+    Http,
+}
+
+/// The user name and password the HTTP mirror of [`Setup::over`] accepts.
+pub const HTTP_USER: &str = "mirror-bot";
+pub const HTTP_PASSWORD: &str = "over-http-s3cret";
+
+impl Over {
+    /// Whether the transport's server can run here (see [`require_or_skip`]).
+    pub fn usable(self) -> bool {
+        match self {
+            Over::File => true,
+            Over::Http => require_or_skip("git http-backend", HttpGitServer::available()),
+        }
+    }
+}
+
+/// A [`Setup`] and the server its mirror is reached through (stopped when this is dropped).
+pub struct Mirrored {
+    pub setup: Setup,
+    pub server: Option<HttpGitServer>,
+}
+
+impl std::ops::Deref for Mirrored {
+    type Target = Setup;
+    fn deref(&self) -> &Setup {
+        &self.setup
+    }
+}
+
+impl Setup {
+    /// `upstream.git` mirrored to `srv/mirror.git` `over` file:// or smart HTTP (with a user name
+    /// and a password file), hook installed, and a work clone (extra `add` flags allowed).
+    pub fn over(env: &TestEnv, over: Over, add_flags: &[&str]) -> Mirrored {
+        let upstream = env.bare_repo("upstream.git");
+        let mirror = env.bare_repo("srv/mirror.git");
+        match over {
+            Over::File => {
+                let url = format!("file://{}", path_str(&mirror));
+                Mirrored {
+                    setup: Setup::with_url(env, upstream, mirror, &url, add_flags),
+                    server: None,
+                }
+            }
+            Over::Http => {
+                let server = HttpGitServer::start(env, &env.path("srv"), HTTP_USER, HTTP_PASSWORD);
+                let token = secret_file(env, "mirror.token", HTTP_PASSWORD, 0o600);
+                let mut flags = vec!["--username", HTTP_USER, "--password-file", path_str(&token)];
+                flags.extend_from_slice(add_flags);
+                let url = server.url("mirror.git");
+                Mirrored {
+                    setup: Setup::with_url(env, upstream, mirror, &url, &flags),
+                    server: Some(server),
+                }
+            }
+        }
+    }
+}
+
+/// An LFS object committed in a work tree: its sha256 and contents.
+#[derive(Clone, Debug)]
+pub struct LfsFile {
+    pub oid: String,
+    pub content: Vec<u8>,
+}
+
+/// Makes `work` track `*.bin` with LFS; its pushes then upload LFS objects into the upstream
+/// repository's own store (git-lfs's file:// transfer), as a git server with LFS would hold them.
+pub fn track_lfs(env: &TestEnv, work: &Path) {
+    env.git(work, &["lfs", "install", "--local"]);
+    env.git(work, &["lfs", "track", "*.bin"]);
+    env.git(work, &["add", ".gitattributes"]);
+    env.git(work, &["commit", "--quiet", "-m", "track *.bin with LFS"]);
+}
+
+/// Commits `file` with contents unique to `seed` (several kilobytes, so not a pointer).
+pub fn commit_lfs_file(env: &TestEnv, work: &Path, file: &str, seed: &str) -> LfsFile {
+    let content = format!("{seed}: LFS payload line\n").repeat(300);
+    env.commit(work, file, &content, &format!("add {file}"));
+    LfsFile {
+        oid: crate::common::lfs::sha256_hex(content.as_bytes()),
+        content: content.into_bytes(),
     }
 }
 
