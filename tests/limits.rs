@@ -261,6 +261,46 @@ fn a_limited_mirror_over(transport: Transport) {
 }
 
 #[test]
+fn a_proxy_answering_413_is_met_with_smaller_steps() {
+    let env = TestEnv::new();
+    if !require_or_skip("nginx, fcgiwrap and openssl", common::HttpsGitServer::available()) {
+        return;
+    }
+    let upstream = repository_of(&env, "upstream.git", 66_000);
+    let (mirror, log) = measured_mirror(&env, "srv/mirror.git", None);
+    env.git(&mirror, &["config", "http.receivepack", "true"]);
+    let server = common::HttpsGitServer::start_limited(&env, &env.path("srv"), None, "2m");
+    let url = server.url("mirror.git");
+    gpm_ok(
+        &env,
+        &[
+            "add",
+            path_str(&upstream),
+            "proxied",
+            &url,
+            "--ca-file",
+            path_str(server.ca_file()),
+        ],
+    );
+    let out = gpm_output(&env, &["sync", path_str(&upstream)]);
+    assert!(
+        out.status.success(),
+        "{}{}\n{}",
+        stdout(&out),
+        stderr(&out),
+        server.logs()
+    );
+    assert!(
+        stderr(&out).contains("too large"),
+        "the 413 was taken for a size limit:\n{}",
+        stderr(&out)
+    );
+    assert_eq!(env.refs(&mirror), env.refs(&upstream));
+    let packs = pack_sizes(&log);
+    assert!(packs.len() >= 10 && packs.iter().all(|p| *p <= 2 << 20), "{packs:?}");
+}
+
+#[test]
 fn a_limited_mirror_over_smart_http_converges_in_steps() {
     a_limited_mirror_over(Transport::Http);
 }

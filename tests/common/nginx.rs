@@ -116,6 +116,18 @@ impl HttpsGitServer {
     /// Serves `project_root` over HTTPS with a certificate from a new CA (in `<env root>/tls`);
     /// `lfs`, if given, answers `…/info/lfs/` behind the same TLS.
     pub fn start(env: &TestEnv, project_root: &Path, lfs: Option<&HttpGitServer>) -> HttpsGitServer {
+        HttpsGitServer::start_limited(env, project_root, lfs, "0")
+    }
+
+    /// [`start`](Self::start) with nginx refusing request bodies over `max_body` (its
+    /// `client_max_body_size`: `"2m"`; `"0"` for no limit) with `413 Request Entity Too Large`,
+    /// as proxies in front of forges do.
+    pub fn start_limited(
+        env: &TestEnv,
+        project_root: &Path,
+        lfs: Option<&HttpGitServer>,
+        max_body: &str,
+    ) -> HttpsGitServer {
         let dir = env.path("tls");
         let ca = TestCa::create(env, &dir.join("ca"));
         for sub in ["tmp", "logs"] {
@@ -130,7 +142,8 @@ impl HttpsGitServer {
         let mut last_error = String::new();
         for _ in 0..5 {
             let port = free_port();
-            let conf = nginx_conf(&dir, port, &ca, &socket, &backend, &root, lfs);
+            let conf = nginx_conf(&dir, port, &ca, &socket, &backend, &root, lfs)
+                .replace("client_max_body_size 0;", &format!("client_max_body_size {max_body};"));
             std::fs::write(dir.join("nginx.conf"), conf).expect("write nginx.conf");
             let mut nginx = start_nginx(&dir);
             match wait_listening(&mut nginx, port) {
