@@ -9,7 +9,6 @@ mod support;
 
 use common::{HttpGitServer, Sshd, TestEnv, path_str, require_or_skip, wait_until};
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -235,18 +234,7 @@ fn a_limited_mirror_over(transport: Transport) {
                 return;
             }
             let server = Sshd::start(&env);
-            let key = env.path("keys/key");
-            std::fs::create_dir_all(key.parent().unwrap()).unwrap();
-            std::fs::copy(server.client_key(), &key).unwrap();
-            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-            let known_hosts = env.path("keys/known_hosts");
-            std::fs::write(&known_hosts, format!("{}\n", server.known_hosts_line())).unwrap();
-            let flags = vec![
-                "--ssh-key".into(),
-                path_str(&key).into(),
-                "--known-hosts".into(),
-                path_str(&known_hosts).into(),
-            ];
+            let flags = ssh_mirror_flags(&env, &server);
             (server.url(&mirror), flags, Box::new(server))
         }
     };

@@ -11,7 +11,6 @@ mod support;
 use common::{HttpGitServer, Sshd, TestEnv, path_str, require_or_skip, wait_until};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use support::*;
 
@@ -51,16 +50,9 @@ impl Mirrored {
                     return None;
                 }
                 let server = Sshd::start(env);
-                let key = env.path("keys/backup_key");
-                std::fs::create_dir_all(key.parent().unwrap()).unwrap();
-                std::fs::copy(server.client_key(), &key).unwrap();
-                std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-                let known_hosts = env.path("keys/known_hosts");
-                std::fs::write(&known_hosts, format!("{}\n", server.known_hosts_line())).unwrap();
-                let url = server.url(&mirror);
+                let (url, flags) = (server.url(&mirror), ssh_mirror_flags(env, &server));
                 sshd = Some(server);
-                let flags = ["--ssh-key", path_str(&key), "--known-hosts", path_str(&known_hosts)];
-                (url, None, flags.iter().map(|f| f.to_string()).collect())
+                (url, None, flags)
             }
             Transport::Http => {
                 if !require_or_skip("git http-backend", HttpGitServer::available()) {

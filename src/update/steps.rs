@@ -303,6 +303,13 @@ mod tests {
         }
     }
 
+    fn under(max_bytes: u64) -> Limits {
+        Limits {
+            max_bytes: Some(max_bytes),
+            max_refs: None,
+        }
+    }
+
     fn create(name: &str, tip: u32) -> (String, RefChange) {
         (name.to_string(), RefChange::Create { new: oid(tip) })
     }
@@ -366,10 +373,7 @@ mod tests {
     fn an_update_under_the_limit_is_one_push() {
         let fake = Fake::new(&[&[1, 2, 3]], |_| 10);
         let changes = vec![create("refs/heads/main", 3)];
-        let limits = Limits {
-            max_bytes: Some(100),
-            max_refs: None,
-        };
+        let limits = under(100);
         let steps = plan_steps(&changes, limits, &[], &fake).unwrap();
         assert_eq!(
             steps,
@@ -386,16 +390,7 @@ mod tests {
         let commits: Vec<u32> = (1..=100).collect();
         let fake = Fake::new(&[&commits], |_| 10);
         let changes = vec![create("refs/heads/main", 100)];
-        let steps = plan_steps(
-            &changes,
-            Limits {
-                max_bytes: Some(95),
-                max_refs: None,
-            },
-            &[],
-            &fake,
-        )
-        .unwrap();
+        let steps = plan_steps(&changes, under(95), &[], &fake).unwrap();
         assert_eq!(steps.len(), 12, "9 commits (90 bytes) per step");
         assert!(
             fake.calls.get() <= 1 + 3 * 12,
@@ -426,16 +421,7 @@ mod tests {
                 forced: false,
             },
         )];
-        let steps = plan_steps(
-            &changes,
-            Limits {
-                max_bytes: Some(100),
-                max_refs: None,
-            },
-            &[oid(20)],
-            &fake,
-        )
-        .unwrap();
+        let steps = plan_steps(&changes, under(100), &[oid(20)], &fake).unwrap();
         assert_eq!(steps.len(), 3);
         replay(&fake, &steps, &changes, 100);
     }
@@ -444,16 +430,7 @@ mod tests {
     fn a_commit_bigger_than_the_limit_goes_alone() {
         let fake = Fake::new(&[&[1, 2, 3, 4]], |c| if c == 3 { 500 } else { 10 });
         let changes = vec![create("refs/heads/main", 4)];
-        let steps = plan_steps(
-            &changes,
-            Limits {
-                max_bytes: Some(100),
-                max_refs: None,
-            },
-            &[],
-            &fake,
-        )
-        .unwrap();
+        let steps = plan_steps(&changes, under(100), &[], &fake).unwrap();
         let news: Vec<&Oid> = steps.iter().map(|s| s.changes[0].1.new_value().unwrap()).collect();
         assert_eq!(news, [&oid(2), &oid(3), &oid(4)]);
         replay(&fake, &steps, &changes, 100);
@@ -466,16 +443,7 @@ mod tests {
         let fake = Fake::new(&[&commits], |_| 5);
         let mut changes = vec![create("refs/heads/main", 200)];
         changes.extend((1..=200).map(|c| create(&format!("refs/tags/t{c:03}"), c)));
-        let steps = plan_steps(
-            &changes,
-            Limits {
-                max_bytes: Some(100),
-                max_refs: None,
-            },
-            &[],
-            &fake,
-        )
-        .unwrap();
+        let steps = plan_steps(&changes, under(100), &[], &fake).unwrap();
         replay(&fake, &steps, &changes, 100);
         assert_eq!(steps.len(), 11, "10 steps of the branch and one batch of tags");
         assert!(fake.calls.get() < 50, "{} estimates", fake.calls.get());
@@ -496,10 +464,7 @@ mod tests {
         let steps = plan_steps(&changes, limits, &[], &fake).unwrap();
         assert_eq!(steps.len(), 5, "two refs (60 bytes) per push");
         replay(&fake, &steps, &changes, 100);
-        let limits = Limits {
-            max_bytes: Some(100),
-            max_refs: None,
-        };
+        let limits = under(100);
         let steps = plan_steps(&changes, limits, &[], &fake).unwrap();
         assert_eq!(steps.len(), 4, "three refs (90 bytes) per push");
         replay(&fake, &steps, &changes, 100);
@@ -511,16 +476,7 @@ mod tests {
         let commits: Vec<u32> = (1..=1000).collect();
         let fake = Fake::new(&[&commits], |c| if c == 900 { 10_000 } else { 1 });
         let changes = vec![create("refs/heads/main", 1000)];
-        let steps = plan_steps(
-            &changes,
-            Limits {
-                max_bytes: Some(500),
-                max_refs: None,
-            },
-            &[],
-            &fake,
-        )
-        .unwrap();
+        let steps = plan_steps(&changes, under(500), &[], &fake).unwrap();
         replay(&fake, &steps, &changes, 500);
         assert!(fake.calls.get() < 80, "{} estimates", fake.calls.get());
     }
@@ -532,16 +488,7 @@ mod tests {
             create("refs/heads/a", 2),
             ("refs/heads/a/b".to_string(), RefChange::Delete { old: oid(1) }),
         ];
-        let steps = plan_steps(
-            &changes,
-            Limits {
-                max_bytes: Some(100),
-                max_refs: None,
-            },
-            &[],
-            &fake,
-        )
-        .unwrap();
+        let steps = plan_steps(&changes, under(100), &[], &fake).unwrap();
         assert!(matches!(steps[0].changes[0].1, RefChange::Delete { .. }));
     }
 }

@@ -399,3 +399,18 @@ pub fn assert_secret_nowhere(env: &TestEnv, upstream: &Path, secret: &str) {
         assert!(!all.contains(secret), "`{}` shows the secret:\n{all}", args.join(" "));
     }
 }
+
+/// `add` flags for a mirror behind `sshd`: a mode-600 copy of the key it authorizes and a
+/// known_hosts file that trusts its host key.
+pub fn ssh_mirror_flags(env: &TestEnv, sshd: &crate::common::Sshd) -> Vec<String> {
+    let key = env.path("keys/mirror_key");
+    std::fs::create_dir_all(key.parent().unwrap()).unwrap();
+    std::fs::copy(sshd.client_key(), &key).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let known_hosts = env.path("keys/known_hosts");
+    std::fs::write(&known_hosts, format!("{}\n", sshd.known_hosts_line())).unwrap();
+    ["--ssh-key", path_str(&key), "--known-hosts", path_str(&known_hosts)]
+        .iter()
+        .map(|flag| flag.to_string())
+        .collect()
+}
