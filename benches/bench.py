@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Benchmark suite for git-push-mirror: figures P1–P7 of issue 5, and P8 (Git LFS).
+"""Benchmark suite for git-push-mirror: figures P1–P7 of issue 5, P8 (Git LFS), P9 (a mirror with a
+push size limit) and P10 (a push refused for one ref).
 
 Run it through `benches/run.sh [--quick]`, which builds the release binary
 first. Python 3 standard library only.
@@ -64,6 +65,11 @@ class BenchError(Exception):
 # numbers so the whole suite finishes in about two minutes.
 # --------------------------------------------------------------------------
 
+# The default coalescing window (src/schedule.rs, README "Timing"), and a quiet
+# period comfortably longer than it: what separates a lone push from a burst.
+COALESCE_WINDOW_NS = 1_000_000_000
+QUIET_S = 1.5
+
 FULL = dict(
     p1_reps=40,
     p1_many=1000,
@@ -88,6 +94,10 @@ FULL = dict(
     p8_reps=8,
     p8_incr_reps=15,
     p8_cap_s=300,
+    p9_mb=100,
+    p9_reps=3,
+    p10_refs=1000,
+    p10_reps=5,
 )
 QUICK = dict(
     p1_reps=12,
@@ -113,6 +123,10 @@ QUICK = dict(
     p8_reps=2,
     p8_incr_reps=3,
     p8_cap_s=60,
+    p9_mb=40,
+    p9_reps=1,
+    p10_refs=200,
+    p10_reps=2,
 )
 
 
@@ -341,9 +355,49 @@ def fast_import_chain(bench, git_dir, ref, count, parent=None, tag="c"):
     return [by_mark[i + 1] for i in range(count)]
 
 
+# The repository formats P4 and P6 are measured in, each in the same run: the
+# files/SHA-1 default (labels without a tag), reftable ref storage (git 2.45+)
+# and SHA-256 object ids. (tag, `git init` options).
+FORMATS = [
+    ("", []),
+    (" [reftable]", ["--ref-format=reftable"]),
+    (" [SHA-256]", ["--object-format=sha256"]),
+]
+
+
+def usable_formats(bench, fig):
+    """The FORMATS the git on PATH can create (reftable needs git 2.45); a note for the others."""
+    out = subprocess.run(["git", "--version"], env=bench.env, capture_output=True, text=True).stdout
+    version = tuple(int(x) for x in re.findall(r"\d+", out)[:2])
+    if version >= (2, 45):
+        return FORMATS
+    bench.notes.append(f"{fig}: {out.strip()} cannot create reftable repositories (git 2.45+): not measured")
+    return [fmt for fmt in FORMATS if "reftable" not in " ".join(fmt[1])]
+
+
+def slug(tag):
+    """A format's tag as part of a file name: ` [reftable]` → `-reftable`."""
+    return re.sub(r"[^a-z0-9]+", "-", tag.lower()).rstrip("-")
+
+
+def is_reftable(git_dir):
+    return (Path(git_dir) / "reftable").is_dir()
+
+
+def git_env():
+    """The driver's environment without git location variables, for the few git calls made
+    outside a figure's own environment."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+
+
 def read_ref(git_dir, ref):
     """A ref's value read straight from the files (what a poller can do
-    without spawning git): loose file first, then packed-refs."""
+    without spawning git): loose file first, then packed-refs. A reftable
+    repository's refs are read by git."""
+    if is_reftable(git_dir):
+        out = subprocess.run(["git", "--git-dir", str(git_dir), "rev-parse", "--verify", "--quiet", ref],
+                             env=git_env(), capture_output=True, text=True)
+        return out.stdout.strip() or None
     try:
         value = (Path(git_dir) / ref).read_text().strip()
         if not value.startswith("ref:"):
@@ -364,6 +418,9 @@ def read_ref(git_dir, ref):
 def write_ref(git_dir, ref, oid):
     """Moves a loose ref the way git does (write a temp file, rename). Used to
     set up 1,000 repositories without 1,000 `git update-ref` processes."""
+    if is_reftable(git_dir):
+        subprocess.run(["git", "--git-dir", str(git_dir), "update-ref", ref, oid], env=git_env(), check=True)
+        return
     path = Path(git_dir) / ref
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".lock")
@@ -394,9 +451,9 @@ def refs_of(bench, git_dir, patterns=("refs/heads", "refs/tags")):
     return out
 
 
-def init_bare(bench, path):
+def init_bare(bench, path, options=()):
     # An empty template: no sample hooks, so copies and inits stay tiny.
-    run(["git", "init", "--quiet", "--bare", "--template=", path], env=bench.env)
+    run(["git", "init", "--quiet", "--bare", "--template=", *options, path], env=bench.env)
     return Path(path)
 
 
@@ -406,6 +463,74 @@ def make_many_refs(bench, git_dir, count, commits):
     lines = "".join(f"create refs/heads/b/{i:05d} {commits[i % len(commits)]}\n" for i in range(count))
     run(["git", "--git-dir", git_dir, "update-ref", "--stdin"], env=bench.env, input=lines)
     run(["git", "--git-dir", git_dir, "pack-refs", "--all"], env=bench.env)
+
+
+# --------------------------------------------------------------------------
+# Mirrors that limit or refuse pushes (P9, P10)
+# --------------------------------------------------------------------------
+
+BLOB = 330_000
+
+
+def blob_history(bench, git_dir, megabytes):
+    """About `megabytes` MB of incompressible blobs, one per commit: `main`, with `feature` and
+    `release` branching off it (a sixth of the commits each) and four tags along `main`."""
+    commits = max(6, megabytes * 1_000_000 // BLOB)
+    side = commits // 6
+    main_len = commits - 2 * side
+    proc = subprocess.Popen(["git", "--git-dir", str(git_dir), "fast-import", "--quiet"], env=bench.env,
+                            stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    mark = 0
+
+    def commit(branch, parent, name):
+        nonlocal mark
+        mark += 1
+        blob = os.urandom(BLOB)
+        head = (f"commit refs/heads/{branch}\nmark :{mark}\ncommitter Bench <bench@example.com> {COMMIT_TIME + mark} +0000\n"
+                f"data 2\nc\n" + (f"from :{parent}\n" if parent else "") + f"M 644 inline {name}\ndata {len(blob)}\n")
+        proc.stdin.write(head.encode() + blob + b"\n")
+        return mark
+
+    main = []
+    for i in range(main_len):
+        main.append(commit("main", main[-1] if main else None, f"main/{i}"))
+    for branch, fork in (("feature", main_len // 2), ("release", main_len * 3 // 4)):
+        parent = main[fork]
+        for i in range(side):
+            parent = commit(branch, parent, f"{branch}/{i}")
+    for i, at in enumerate((main_len // 5, main_len // 2, main_len * 3 // 4, main_len - 1)):
+        proc.stdin.write(f"reset refs/tags/v{i + 1}\nfrom :{main[at]}\n\n".encode())
+    proc.stdin.close()
+    if proc.wait() != 0:
+        raise BenchError(f"fast-import failed: {proc.stderr.read().decode(errors='replace')[-2000:]}")
+
+
+def packs_logged_mirror(bench, path, max_input=None):
+    """An empty bare mirror that keeps every push as a pack and logs its size from `pre-receive`
+    (`packs.log`): what it received, push by push."""
+    init_bare(bench, path)
+    run(["git", "--git-dir", path, "config", "receive.unpackLimit", "1"], env=bench.env)
+    if max_input:
+        run(["git", "--git-dir", path, "config", "receive.maxInputSize", str(max_input)], env=bench.env)
+    hook = Path(path) / "hooks" / "pre-receive"
+    hook.parent.mkdir(exist_ok=True)
+    hook.write_text("#!/bin/sh\nupdates=$(awk '{ printf \"%s:%s \", $2, $3 }')\nsize=0\n"
+                    "for p in \"$GIT_QUARANTINE_PATH\"/pack/*.pack; do\n"
+                    "  [ -f \"$p\" ] && size=$((size + $(stat -c %s \"$p\")))\ndone\n"
+                    f"echo \"$size $updates\" >> '{path}/packs.log'\n")
+    hook.chmod(0o755)
+    return Path(path)
+
+
+def logged_pushes(mirror):
+    """Each push the mirror received: (pack bytes, [`new:ref` refspecs])."""
+    log = Path(mirror) / "packs.log"
+    lines = log.read_text().splitlines() if log.exists() else []
+    return [(int(line.split()[0]), line.split()[1:]) for line in lines]
+
+
+def logged_packs(mirror):
+    return [size for size, _ in logged_pushes(mirror)]
 
 
 # --------------------------------------------------------------------------
@@ -584,6 +709,11 @@ class Bench:
         # middle of a run must not change the binary under measurement.
         (self.root / "bin").mkdir()
         self.bin = Path(shutil.copy2(self.bin, self.root / "bin" / "git-push-mirror"))
+        self.static_bin = None
+        if args.static_bin:
+            if not os.access(args.static_bin, os.X_OK):
+                raise BenchError(f"{args.static_bin} is not an executable (scripts/build-static.sh builds it)")
+            self.static_bin = Path(shutil.copy2(args.static_bin, self.root / "bin" / "git-push-mirror-static"))
         self.rows = []  # the summary table
         self.details = []  # (label, samples in ns or a note) for the details table
         self.notes = []
@@ -669,6 +799,11 @@ class Bench:
             ("normal", [w.bin, "hook", "post-receive"], True),
             ("installed", [repo / "hooks" / "post-receive"], True),
         ]
+        if self.static_bin:
+            # The static build (containers without glibc): the same hook, no dynamic loading.
+            # `--no-worker` first, so the worker the next one starts drains its entry.
+            candidates += [("static-no-worker", [self.static_bin, "hook", "post-receive", "--no-worker"], False),
+                           ("static", [self.static_bin, "hook", "post-receive"], True)]
         # Not figures, a breakdown: the same binary doing less, so the
         # differences show where the hook's time goes.
         empty = w.dir / "stdin-empty.txt"
@@ -710,6 +845,15 @@ class Bench:
                          f"{fmt_ratio(ours / med['shell'])} shell; {fmt_ratio(ours / med['true'])} true", goal,
                          "yes" if ok else "**no**",
                          f"{fmt_time(ours - med['true'])} above the harness' own `/bin/true`")
+            if self.static_bin:
+                for name, dynamic, what in [("static", "normal", "spool + worker start"),
+                                            ("static-no-worker", "no-worker", "`--no-worker`, spool only")]:
+                    ours = med[name]
+                    self.row("P1", f"hook, {refs}, static binary: {what}", fmt_time(ours),
+                             f"dynamic binary {fmt_time(med[dynamic])}",
+                             f"{fmt_ratio(ours / med[dynamic])} dynamic; {fmt_ratio(ours / med['shell'])} shell", "—",
+                             "n/a", f"sizes: static {fmt_mib(self.static_bin.stat().st_size / 1024)}, "
+                                    f"dynamic {fmt_mib(self.bin.stat().st_size / 1024)}")
         one = {name: median([x.ns for x in got]) for name, got in results[1].items()}
         part = {name: self.record(f"P1 breakdown: {name}", got) for name, got in parts.items()}
         self.row("P1", "breakdown of the 1-ref hook (differences of medians)", "", "", "", "—", "n/a",
@@ -741,7 +885,9 @@ class Bench:
         """P2: from `git push` returning to the ref being readable on the
         mirror. The pusher is a real `git push` to a bare repo with the
         installed hook; the mirror is a local file:// repo; the ref is polled
-        by reading the mirror's ref files (no git process in the loop)."""
+        by reading the mirror's ref files (no git process in the loop). Each
+        push is a lone push: it comes after a quiet period longer than the
+        coalescing window (README, "Timing"), with no worker running."""
         s = self.size
         w = World(self, "p2")
         up = init_bare(self, w.dir / "up.git")
@@ -775,6 +921,7 @@ class Bench:
             for _ in range(reps):
                 oid = chain[k]
                 k += 1
+                time.sleep(QUIET_S)  # a lone push: the mirror's last update ended longer ago than the window
                 pushed = push(up, oid)
                 returned = time.perf_counter_ns()
                 visible = wait_until(lambda: read_ref(mirror, ref) == oid, 30, "the mirror to get the push")
@@ -785,13 +932,15 @@ class Bench:
                 push_plain.append(push(plain, oid))
         self.check_log(w, "P2")
         raw_med = self.record("P2 baseline: raw `git push` of the ref to a file:// mirror", raw_push)
-        d = self.record("P2 lag, default settings (delay 1s)", lag["default"])
-        z = self.record("P2 lag, delay = 0s", lag["delay0"])
-        self.row("P2", "lag, default settings (`delay = \"1s\"`)", fmt_time(d), f"raw push {fmt_time(raw_med)}",
-                 fmt_ratio(d / raw_med), "≤ 2 s", "yes" if d <= 2e9 else "**no**")
+        d = self.record("P2 lag, default settings (no `delay`), a lone push", lag["default"])
+        z = self.record("P2 lag, delay = 0s, a lone push", lag["delay0"])
         limit = 1.3 * raw_med + 50e6
-        self.row("P2", "lag, `delay = \"0s\"`", fmt_time(z), f"raw push {fmt_time(raw_med)}", fmt_ratio(z / raw_med),
-                 "≤ 1.3× raw + 50 ms", "yes" if z <= limit else "**no**", f"limit here {fmt_time(limit)}")
+        self.row("P2", "lag, default settings (no `delay`): a lone push", fmt_time(d), f"raw push {fmt_time(raw_med)}",
+                 fmt_ratio(d / raw_med), "≤ 1.3× raw + 50 ms", "yes" if d <= limit else "**no**",
+                 f"limit here {fmt_time(limit)}")
+        self.row("P2", "lag, `delay = \"0s\"`: a lone push", fmt_time(z), f"raw push {fmt_time(raw_med)}",
+                 fmt_ratio(z / raw_med), "≤ 1.3× raw + 50 ms", "yes" if z <= limit else "**no**",
+                 f"limit here {fmt_time(limit)}")
         hooked = self.record("P1 in situ: `git push` to a repo with the installed hook", push_with_hook)
         bare = self.record("P1 in situ: the same `git push` to a repo without hooks", push_plain)
         self.row("P1", "in situ: `git push` wall time, repo with our hook", fmt_time(hooked),
@@ -801,9 +950,14 @@ class Bench:
     # ---- P3: coalescing ---------------------------------------------------
 
     def p3(self):
-        """P3: a burst of pushes to a few branches. The mirror counts the
-        pushes it receives with its own post-receive hook; the baseline is
-        a naive hook that pushes synchronously on every push."""
+        """P3: a burst of pushes to a few branches, after a quiet period, with
+        default settings, against a fast mirror and a slow one (its
+        pre-receive sleeps 1 s, standing for a hosted forge). Each mirror logs
+        when every push it receives starts (pre-receive) and ends
+        (post-receive): how many, and how many at once. Baselines in the same
+        run: one `git push` that moves every branch, to an identical mirror
+        with the same hooks ("one mirror push"); and, for the fast mirror, a
+        naive hook that pushes synchronously on every push."""
         s = self.size
         w = World(self, "p3")
         pushes, branches, reps = s["p3_pushes"], s["p3_branches"], s["p3_reps"]
@@ -813,22 +967,30 @@ class Bench:
         # One chain of commits per branch; push i goes to branch i % branches.
         chains = [fast_import_chain(self, client, f"refs/heads/b{j}", per_branch * reps, parent=base, tag=f"b{j}")
                   for j in range(branches)]
+
+        def mirror_with_hooks(path, log, sleep_s):
+            mirror = init_bare(self, path)
+            log.touch()
+            hooks = mirror / "hooks"
+            hooks.mkdir(exist_ok=True)
+            slow = f"sleep {sleep_s}\n" if sleep_s else ""
+            (hooks / "pre-receive").write_text(
+                f"#!/bin/sh\n# logs when a push starts\necho \"start $(date +%s%N)\" >> '{log}'\ncat >/dev/null\n{slow}")
+            (hooks / "post-receive").write_text(
+                "#!/bin/sh\n# logs when a push ends, and how many refs it updated\n"
+                f"n=$(wc -l)\necho \"end $(date +%s%N) $n\" >> '{log}'\n")
+            for hook in ("pre-receive", "post-receive"):
+                (hooks / hook).chmod(0o755)
+            return mirror
+
+        kinds = {"ours": 0, "slow": 1, "naive": 0}  # mirror's pre-receive sleep, s
         setups = {}
-        for kind in ("ours", "naive"):
+        for kind, sleep_s in kinds.items():
             up = init_bare(self, w.dir / f"{kind}-up.git")
-            mirror = init_bare(self, w.dir / f"{kind}-mirror.git")
-            count = w.dir / f"{kind}-mirror-pushes.log"
-            count.touch()
-            hook = mirror / "hooks" / "post-receive"
-            hook.parent.mkdir(exist_ok=True)
-            hook.write_text(
-                "#!/bin/sh\n# counts pushes received: one line per push (ns timestamp, refs in it)\n"
-                f"n=$(wc -l)\necho \"$(date +%s%N) $n\" >> '{count}'\n")
-            hook.chmod(0o755)
-            if kind == "ours":
-                w.gpm("add", up, "m", f"file://{mirror}")
-                w.gpm("install", up)
-            else:
+            log = w.dir / f"{kind}-mirror.log"
+            mirror = mirror_with_hooks(w.dir / f"{kind}-mirror.git", log, sleep_s)
+            probe = None
+            if kind == "naive":
                 naive = up / "hooks" / "post-receive"
                 naive.parent.mkdir(exist_ok=True)
                 naive.write_text(
@@ -837,22 +999,37 @@ class Bench:
                     f"  if [ \"$new\" = {ZERO} ]; then specs=\"$specs :$ref\"; else specs=\"$specs +$new:$ref\"; fi\n"
                     f"done\nexec git push --quiet 'file://{mirror}' $specs\n")
                 naive.chmod(0o755)
-            setups[kind] = (up, mirror, count)
-        # Warm-up: every branch at `base` on both sides.
+            else:
+                w.gpm("add", up, "m", f"file://{mirror}")
+                w.gpm("install", up)
+                probe = mirror_with_hooks(w.dir / f"{kind}-probe.git", w.dir / f"{kind}-probe.log", sleep_s)
+            setups[kind] = (up, mirror, log, probe)
+        # Warm-up: every branch at `base` on every side.
         warm = [f"{base}:refs/heads/b{j}" for j in range(branches)]
-        for kind, (up, mirror, count) in setups.items():
+        for kind, (up, mirror, log, probe) in setups.items():
             run(["git", "--git-dir", client, "push", "--quiet", f"file://{up}", *warm], env=w.env)
             wait_until(lambda: all(read_ref(mirror, f"refs/heads/b{j}") == base for j in range(branches)), 60,
                        "the warm-up to reach the mirror")
+            if probe:
+                run(["git", "--git-dir", up, "push", "--quiet", f"file://{probe}", *warm], env=w.env)
         w.wait_idle()
 
-        delay_s = 1.0  # the default `delay`
-        results = {"ours": [], "naive": []}
+        def events(log, skip):
+            """(ns, +1 start / -1 end, refs) of the pushes a mirror logged, after the first `skip` lines."""
+            out = []
+            for line in log.read_text().splitlines()[skip:]:
+                parts = line.split()
+                out.append((int(parts[1]), 1 if parts[0] == "start" else -1, int(parts[2]) if len(parts) > 2 else 0))
+            return sorted(out)
+
+        results = {kind: [] for kind in kinds}
+        probes = {kind: [] for kind in kinds}
         for rep in range(reps):
-            for kind, (up, mirror, count) in setups.items():
+            for kind, (up, mirror, log, probe) in setups.items():
                 self.say(f"P3: {pushes} pushes to {branches} branches, {kind}, repetition {rep + 1}/{reps}")
-                before = len(count.read_text().splitlines())
-                final = {}
+                time.sleep(QUIET_S)  # the burst starts after a quiet period, as bursts do
+                before = len(log.read_text().splitlines())
+                final, mid = {}, {}
                 start = time.perf_counter_ns()
                 for i in range(pushes):
                     j = i % branches
@@ -860,79 +1037,116 @@ class Bench:
                     run(["git", "--git-dir", client, "push", "--quiet", f"file://{up}", f"{oid}:refs/heads/b{j}"],
                         env=w.env)
                     final[j] = oid
+                    if i < pushes // 2:
+                        mid[j] = oid
                 done = time.perf_counter_ns()
                 caught_up = wait_until(
-                    lambda: all(read_ref(mirror, f"refs/heads/b{j}") == final[j] for j in final), 60,
+                    lambda: all(read_ref(mirror, f"refs/heads/b{j}") == final[j] for j in final), 120,
                     "the mirror to catch up with the burst")
                 w.wait_idle()
-                lines = count.read_text().splitlines()[before:]
-                stamps = sorted(int(l.split()[0]) for l in lines)
-                # The most mirror pushes that started within any one debounce window.
-                per_window = max((sum(1 for t in stamps if 0 <= t - t0 < delay_s * 1e9) for t0 in stamps), default=0)
+                evs = events(log, before)
+                in_flight, most = 0, 0
+                for _, step, _ in evs:
+                    in_flight += step
+                    most = max(most, in_flight)
+                ends = [(t, n) for t, step, n in evs if step < 0]
                 exact = refs_of(self, up) == refs_of(self, mirror)
-                results[kind].append(dict(wall=done - start, lag=caught_up - done, mirror_pushes=len(lines),
-                                          per_window=per_window, exact=exact,
-                                          gaps=[b - a for a, b in zip(stamps, stamps[1:])]))
+                results[kind].append(dict(burst=done - start, lag=caught_up - done, mirror_pushes=len(ends),
+                                          most_in_flight=most, exact=exact, refs_per_push=[n for _, n in ends],
+                                          gaps=[b[0] - a[0] for a, b in zip(ends, ends[1:])]))
+                if probe:
+                    # One mirror push: every branch moved, as a coalesced push moves them (twice per burst).
+                    for values in (mid, final):
+                        specs = [f"+{oid}:refs/heads/b{j}" for j, oid in sorted(values.items())]
+                        probes[kind].append(measure(["git", "--git-dir", up, "push", "--quiet", f"file://{probe}",
+                                                     *specs], env=w.env))
         self.check_log(w, "P3")
-        ours, naive = results["ours"], results["naive"]
         self.raw["P3"] = results
-        n_ours = [r["mirror_pushes"] for r in ours]
+        ours, naive = results["ours"], results["naive"]
+        wall_ours = self.record(f"P3 pusher wall time, {pushes} pushes, ours", [r["burst"] for r in ours])
+        wall_naive = self.record(f"P3 pusher wall time, {pushes} pushes, naive synchronous hook",
+                                 [r["burst"] for r in naive])
         n_naive = [r["mirror_pushes"] for r in naive]
-        wall_ours = self.record(f"P3 pusher wall time, {pushes} pushes, ours", [r["wall"] for r in ours])
-        wall_naive = self.record(f"P3 pusher wall time, {pushes} pushes, naive synchronous hook", [r["wall"] for r in naive])
-        lag = self.record("P3 mirror caught up, after the last push (ours)", [r["lag"] for r in ours])
-        gaps = [g for r in ours for g in r["gaps"]]
-        if gaps:
-            self.record("P3 gap between consecutive mirror pushes (ours)", gaps)
-        windows = [math.ceil((r["wall"] + r["lag"]) / (delay_s * 1e9)) for r in ours]
-        worst = max(r["per_window"] for r in ours)
-        self.row("P3", f"mirror pushes for {pushes} pushes to {branches} branches",
-                 " / ".join(map(str, n_ours)) + f" (burst spans ≈ {'/'.join(map(str, windows))} windows of 1 s)",
-                 "naive " + " / ".join(map(str, n_naive)),
-                 fmt_ratio(median(n_ours) / median(n_naive)), "≤ 1 per debounce window",
-                 "yes" if worst <= 1 else "**no**", f"most mirror pushes within any 1 s: {worst}")
+        for kind, mirror_kind in (("ours", "fast mirror"), ("slow", "slow mirror (pre-receive sleeps 1 s)")):
+            rs = results[kind]
+            one = self.record(f"P3 one mirror push moving {branches} branches, {mirror_kind}", probes[kind])
+            lag = self.record(f"P3 mirror caught up, after the last push, {mirror_kind}", [r["lag"] for r in rs])
+            gaps = [g for r in rs for g in r["gaps"]]
+            if gaps:
+                self.record(f"P3 gap between the ends of consecutive mirror pushes, {mirror_kind}", gaps)
+            bounds = [r["burst"] / one for r in rs]
+            counts = [r["mirror_pushes"] for r in rs]
+            most = max(r["most_in_flight"] for r in rs)
+            met = most <= 1 and all(n <= b for n, b in zip(counts, bounds))
+            refs = [n for r in rs for n in r["refs_per_push"]]
+            self.row("P3", f"mirror pushes for {pushes} pushes to {branches} branches, default settings, {mirror_kind}",
+                     " / ".join(map(str, counts)),
+                     f"burst ÷ one mirror push ({fmt_time(one)}): " + " / ".join(f"{b:.1f}" for b in bounds)
+                     + (f"; naive {' / '.join(map(str, n_naive))}" if kind == "ours" else ""),
+                     fmt_ratio(median(counts) / median(bounds)), "≤ burst ÷ one push; ≤ 1 in flight",
+                     "yes" if met else "**no**",
+                     f"most in flight at once: {most}; refs per mirror push: median {median(refs):.0f}, "
+                     f"max {max(refs, default=0)}; bursts lasted {' / '.join(fmt_time(r['burst']) for r in rs)}")
+            # README ("Timing"): a change waits at most for the push in flight, the window and its own push.
+            bound = 2 * one + COALESCE_WINDOW_NS
+            self.row("P3", f"mirror's lag behind the last upstream push, {mirror_kind}", fmt_time(lag),
+                     f"one mirror push {fmt_time(one)}", fmt_ratio(lag / one), "—", "n/a",
+                     "every repetition: " + " / ".join(fmt_time(r["lag"]) for r in rs)
+                     + f"; README's worst case (push in flight + 1 s + its own push) ≈ {fmt_time(bound)} here")
         self.row("P3", "final state exact (all refs equal upstream)",
-                 "yes" if all(r["exact"] for r in ours) else "**no**",
+                 " / ".join(f"{k} " + ("yes" if all(r["exact"] for r in results[k]) else "**no**")
+                            for k in ("ours", "slow")),
                  "naive " + ("yes" if all(r["exact"] for r in naive) else "no"), "—", "exact",
-                 "yes" if all(r["exact"] for r in ours) else "**no**")
+                 "yes" if all(r["exact"] for k in ("ours", "slow") for r in results[k]) else "**no**")
         self.row("P3", f"pusher's wall time for the {pushes} pushes", fmt_time(wall_ours),
                  f"naive {fmt_time(wall_naive)}", fmt_ratio(wall_ours / wall_naive), "—", "n/a",
-                 f"mirror caught up {fmt_time(lag)} after the last push")
+                 "the hook never makes the pusher wait for the mirror")
 
     # ---- P4/P5: the 50,000-ref repository -----------------------------------
 
-    def big_repo(self):
-        """The large repository of P4/P5: N branches over five commits,
-        packed. Built once, shared (read-only for P5, one branch moves in P4)."""
-        if getattr(self, "big", None):
-            return self.big
+    def big_repo(self, fmt=FORMATS[0]):
+        """The large repository of P4/P5 (in the format `fmt`): N branches over
+        five commits, packed. Built once per format, shared (read-only for P5,
+        one branch moves in P4)."""
+        self.bigs = getattr(self, "bigs", {})
+        tag, options = fmt
+        if tag in self.bigs:
+            return self.bigs[tag]
         n = self.size["big_refs"]
-        self.say(f"P4/P5: creating a repository with {n:,} branches")
-        path = init_bare(self, self.root / "big.git")
+        self.say(f"P4/P5: creating a repository with {n:,} branches{tag}")
+        path = init_bare(self, self.root / f"big{slug(tag)}.git", options)
         commits = fast_import_chain(self, path, "refs/heads/main", 5)
         make_many_refs(self, path, n, commits)
-        self.big = path
+        self.bigs[tag] = path
         return path
 
     def p4(self):
+        """P4 in each repository format (files/SHA-1, reftable, SHA-256), side by side."""
+        for fmt in usable_formats(self, "P4"):
+            self.p4_in(fmt)
+
+    def p4_in(self, fmt):
         """P4: one branch changed in a 50,000-ref repository whose mirror is
         otherwise in sync. Ours: the hook spools the change (--no-worker),
         then `run` is timed. Baselines: the raw push of that one refspec, and
-        `git push --mirror`, each to its own in-sync mirror."""
+        `git push --mirror`, each to its own in-sync mirror. Every repository
+        of the figure has the format `fmt`."""
+        tag, options = fmt
+        label = tag.strip() + " " if tag else ""
         s = self.size
-        big = self.big_repo()
-        w = World(self, "p4")
+        big = self.big_repo(fmt)
+        w = World(self, "p4" + slug(tag))
         n = s["big_refs"]
         mirrors = {}
         for name in ("ours", "raw", "mirror"):
-            path = init_bare(self, w.dir / f"{name}.git")
+            path = init_bare(self, w.dir / f"{name}.git", options)
             run(["git", "--git-dir", big, "push", "--quiet", "--mirror", f"file://{path}"], env=w.env)
             mirrors[name] = path
         # `delay = 0s`: P4 is about the update itself, not the debounce.
         w.gpm("add", big, "p4", f"file://{mirrors['ours']}", "--delay", "0s")
         # The mirror is identical, so the full reconciliation that `add` asks
         # for pushes nothing; it is timed as a figure of its own.
-        self.say("P4: first `run` on an identical mirror (full reconciliation, nothing to push)")
+        self.say(f"P4{tag}: first `run` on an identical mirror (full reconciliation, nothing to push)")
         identical = measure([w.bin, "run", "--wait"], env=w.env, hwm=True, timeout=600)
         branch = "refs/heads/b/00042"
         old = read_ref(big, branch)
@@ -940,7 +1154,7 @@ class Bench:
         changes = fast_import_chain(self, big, "refs/bench/p4", 2 * reps, parent=old, tag="p4")
         run(["git", "--git-dir", big, "update-ref", "-d", "refs/bench/p4"], env=w.env)
         samples = {"wait": [], "detached": [], "raw": [], "mirror": []}
-        self.say(f"P4: incremental update, {reps} repetitions × 2 worker modes")
+        self.say(f"P4{tag}: incremental update, {reps} repetitions × 2 worker modes")
         for i, new in enumerate(changes):
             mode = "wait" if i % 2 == 0 else "detached"
             run(["git", "--git-dir", big, "update-ref", branch, new, old], env=w.env)
@@ -952,7 +1166,7 @@ class Bench:
             def run_ours():
                 samples[mode].append(measure(argv, env=w.env, hwm=True, timeout=600))
                 if read_ref(mirrors["ours"], branch) != new:
-                    raise BenchError(f"P4: `run` returned but the mirror does not have {branch} = {new}")
+                    raise BenchError(f"P4{tag}: `run` returned but the mirror does not have {branch} = {new}")
 
             def run_baselines():
                 samples["raw"].append(measure(
@@ -967,8 +1181,8 @@ class Bench:
                 step()
             old = new
         # Process overhead: the same commands with nothing to do.
-        self.say("P4: `run` overhead with nothing to do")
-        empty = World(self, "p4-empty")
+        self.say(f"P4{tag}: `run` overhead with nothing to do")
+        empty = World(self, "p4-empty" + slug(tag))
         over = {"wait": [], "detached": [], "empty": [], "true": [], "ls-remote": []}
         for _ in range(s["p4_overhead_reps"]):
             over["wait"].append(measure([w.bin, "run", "--wait"], env=w.env, hwm=True))
@@ -976,29 +1190,31 @@ class Bench:
             over["empty"].append(measure([w.bin, "run", "--wait"], env=empty.env))
             over["true"].append(measure(["/bin/true"], env=w.env))
             over["ls-remote"].append(measure(["git", "ls-remote", "--symref", f"file://{mirrors['ours']}"], env=w.env))
-        self.check_log(w, "P4")
-        raw = self.record(f"P4 baseline: raw `git push <mirror> +{branch}:{branch}`", samples["raw"])
-        mir = self.record("P4 baseline: `git push --mirror` (one ref changed)", samples["mirror"])
+        self.check_log(w, f"P4{tag}")
+        raw = self.record(f"P4{tag} baseline: raw `git push <mirror> +{branch}:{branch}`", samples["raw"])
+        mir = self.record(f"P4{tag} baseline: `git push --mirror` (one ref changed)", samples["mirror"])
         base = f"raw {fmt_time(raw)}; `--mirror` {fmt_time(mir)}"
         for mode, what in [("wait", "`run --wait` (cron/manual; includes the drift scan)"),
                            ("detached", "`run --detached` (the worker the hook starts)")]:
-            t = self.record(f"P4 incremental, {n:,} refs: {what}", samples[mode])
-            self.row("P4", f"incremental, {n:,} refs, 1 branch changed: {what}", fmt_time(t), base,
+            t = self.record(f"P4{tag} incremental, {n:,} refs: {what}", samples[mode])
+            self.row("P4", label + f"incremental, {n:,} refs, 1 branch changed: {what}", fmt_time(t), base,
                      f"{fmt_ratio(t / raw)} raw; {fmt_ratio(t / mir)} `--mirror`", "≤ 1.3× raw push",
                      "yes" if t <= 1.3 * raw else "**no**")
-        t_true = self.record("P4 overhead: /bin/true", over["true"])
+        t_true = self.record(f"P4{tag} overhead: /bin/true", over["true"])
         for key, what in [("wait", f"`run --wait`, nothing pending, {n:,}-ref repo registered"),
                           ("detached", "`run --detached`, nothing pending"),
                           ("empty", "`run --wait`, empty state (process + config only)")]:
-            t = self.record(f"P4 overhead: {what}", over[key])
-            self.row("P4", f"overhead: {what}", fmt_time(t), f"true {fmt_time(t_true)}", fmt_ratio(t / t_true), "—",
+            t = self.record(f"P4{tag} overhead: {what}", over[key])
+            self.row("P4", label + f"overhead: {what}", fmt_time(t), f"true {fmt_time(t_true)}", fmt_ratio(t / t_true), "—",
                      "n/a")
-        ls = self.record(f"P4 component: `git ls-remote --symref` of the {n:,}-ref mirror", over["ls-remote"])
-        self.row("P4", f"component: `git ls-remote --symref` of the mirror (all {n:,} refs)", fmt_time(ls),
+        ls = self.record(f"P4{tag} component: `git ls-remote --symref` of the {n:,}-ref mirror", over["ls-remote"])
+        self.row("P4", label + f"component: `git ls-remote --symref` of the mirror (all {n:,} refs)", fmt_time(ls),
                  f"raw push {fmt_time(raw)}", fmt_ratio(ls / raw), "—", "n/a", "what a full reconciliation, or a retry after a failed lease, runs first")
-        t = self.record("P4: first `run` after `add` on an identical mirror (full reconciliation)", [identical])
-        self.row("P4", f"full reconciliation of an identical {n:,}-ref mirror (first `run` after `add`)", fmt_time(t),
+        t = self.record(f"P4{tag}: first `run` after `add` on an identical mirror (full reconciliation)", [identical])
+        self.row("P4", label + f"full reconciliation of an identical {n:,}-ref mirror (first `run` after `add`)", fmt_time(t),
                  f"`--mirror` {fmt_time(mir)}", fmt_ratio(t / mir), "—", "n/a", "pushes nothing")
+        if tag:
+            return  # P7 reports the default format's memory
         self.p7_p4 = [
             ("P4, incremental update, `run --detached`", samples["detached"]),
             ("P4, incremental update, `run --wait` (with the drift scan)", samples["wait"]),
@@ -1112,18 +1328,26 @@ class Bench:
     # ---- P6: fleet drain ---------------------------------------------------
 
     def p6(self):
+        """P6 in each repository format (files/SHA-1, reftable, SHA-256), side by side."""
+        for fmt in usable_formats(self, "P6"):
+            self.p6_in(fmt)
+
+    def p6_in(self, fmt):
         """P6: 1,000 repositories with one pending update each, drained by
         one `run --wait` with max_parallel workers, against xargs -P running
-        the same pushes. `delay = 0s` so the debounce does not count."""
+        the same pushes. `delay = 0s` so the debounce does not count. Every
+        repository of the figure has the format `fmt`."""
+        tag, options = fmt
+        label = tag.strip() + " " if tag else ""
         s = self.size
         count, reps, par = s["p6_repos"], s["p6_reps"], s["max_parallel"]
-        w = World(self, "p6", global_config=f"max_parallel = {par}\n\n[defaults]\ndelay = \"0s\"\n")
-        self.say(f"P6: creating {count:,} repositories, each with two mirrors (ours and xargs')")
-        template = init_bare(self, w.dir / "template-up.git")
+        w = World(self, "p6" + slug(tag), global_config=f"max_parallel = {par}\n\n[defaults]\ndelay = \"0s\"\n")
+        self.say(f"P6{tag}: creating {count:,} repositories, each with two mirrors (ours and xargs')")
+        template = init_bare(self, w.dir / "template-up.git", options)
         chain = fast_import_chain(self, template, "refs/heads/chain", reps + 2)
         run(["git", "--git-dir", template, "update-ref", "refs/heads/main", chain[0]], env=w.env)
         run(["git", "--git-dir", template, "update-ref", "-d", "refs/heads/chain"], env=w.env)
-        template_mirror = init_bare(self, w.dir / "template-mirror.git")
+        template_mirror = init_bare(self, w.dir / "template-mirror.git", options)
         run(["git", "--git-dir", template, "push", "--quiet", f"file://{template_mirror}", "main"], env=w.env)
         fleet = w.dir / "fleet"
         fleet.mkdir()
@@ -1150,7 +1374,7 @@ class Bench:
         def check(k, suffix):
             missing = [up for up in ups if read_ref(f"{str(up)[:-4]}-{suffix}.git", "refs/heads/main") != chain[k]]
             if missing:
-                raise BenchError(f"P6: {len(missing)} {suffix} mirrors lack the update (first: {missing[0]})")
+                raise BenchError(f"P6{tag}: {len(missing)} {suffix} mirrors lack the update (first: {missing[0]})")
 
         xargs = ["xargs", "-P", str(par), "-L", "1", "git"]
         # Warm-up, not measured: the first update of a new mirror is a full reconciliation.
@@ -1163,13 +1387,15 @@ class Bench:
         lines = {"ours": [], "xargs": []}
         for rep in range(reps):
             k = rep + 2
-            self.say(f"P6: fleet drain of {count:,} repositories, repetition {rep + 1}/{reps}")
+            self.say(f"P6{tag}: fleet drain of {count:,} repositories, repetition {rep + 1}/{reps}")
             advance(k)
 
             def timeline(suffix, started_ns):
                 """When each mirror got its update, from the ref files' mtimes
                 (free: no polling during the run): first, half, last."""
-                times = sorted(os.stat(f"{str(up)[:-4]}-{suffix}.git/refs/heads/main").st_mtime_ns - started_ns
+                # A reftable repository rewrites tables.list on every ref update.
+                ref_file = "reftable/tables.list" if tag == " [reftable]" else "refs/heads/main"
+                times = sorted(os.stat(f"{str(up)[:-4]}-{suffix}.git/{ref_file}").st_mtime_ns - started_ns
                                for up in ups)
                 return times[0], times[len(times) // 2], times[-1]
 
@@ -1189,11 +1415,11 @@ class Bench:
             for step in ((run_ours, run_xargs) if rep % 2 == 0 else (run_xargs, run_ours)):
                 step()
         idle = [measure([w.bin, "run", "--wait"], env=w.env) for _ in range(min(reps, 2))]
-        self.check_log(w, "P6")
-        t = self.record(f"P6 fleet drain, {count:,} repos: `run --wait` (max_parallel {par})", ours)
-        x = self.record(f"P6 baseline: `xargs -P {par} git push`, {count:,} repos", theirs)
-        i = self.record(f"P6 overhead: `run --wait` with nothing pending, {count:,} repos registered", idle)
-        self.row("P6", f"fleet drain, {count:,} repos × 1 pending update, `run --wait`, max_parallel = {par}",
+        self.check_log(w, f"P6{tag}")
+        t = self.record(f"P6{tag} fleet drain, {count:,} repos: `run --wait` (max_parallel {par})", ours)
+        x = self.record(f"P6{tag} baseline: `xargs -P {par} git push`, {count:,} repos", theirs)
+        i = self.record(f"P6{tag} overhead: `run --wait` with nothing pending, {count:,} repos registered", idle)
+        self.row("P6", label + f"fleet drain, {count:,} repos × 1 pending update, `run --wait`, max_parallel = {par}",
                  fmt_time(t), f"`xargs -P {par}` {fmt_time(x)}", fmt_ratio(t / x), "≤ 1.2× xargs",
                  "yes" if t <= 1.2 * x else "**no**",
                  f"per repo: ours {fmt_time(t / count)}, xargs {fmt_time(x / count)}; CPU (user+sys, with children): "
@@ -1202,14 +1428,15 @@ class Bench:
         def when(kind, index):
             return fmt_time(median([t[index] for t in lines[kind]]))
 
-        self.row("P6", "timeline: first / half / last mirror updated, after the start",
+        self.row("P6", label + "timeline: first / half / last mirror updated, after the start",
                  f"{when('ours', 0)} / {when('ours', 1)} / {when('ours', 2)}",
                  f"`xargs` {when('xargs', 0)} / {when('xargs', 1)} / {when('xargs', 2)}", "", "—", "n/a",
                  "from the mirrors' ref file mtimes (no polling): how soon the first update lands, "
                  "and the pace after it")
-        self.row("P6", f"overhead: `run --wait` with nothing pending, {count:,} repos registered", fmt_time(i),
+        self.row("P6", label + f"overhead: `run --wait` with nothing pending, {count:,} repos registered", fmt_time(i),
                  f"`xargs` {fmt_time(x)}", fmt_ratio(i / x), "—", "n/a", "startup, state scan and drift scan")
-        self.p7_p6 = ours
+        if not tag:
+            self.p7_p6 = ours  # P7 reports the default format's memory
 
     # ---- P7: memory ---------------------------------------------------------
 
@@ -1486,6 +1713,128 @@ class Bench:
 
     # ---- report -------------------------------------------------------------
 
+    # ---- P9: a mirror with a push size limit --------------------------------
+
+    def p9(self):
+        """P9: first sync of a repository of about 100 MB (incompressible blobs, three branches, four
+        tags) to a mirror that takes at most 10 MB per push (`receive.maxInputSize`), against
+        `git push --mirror` to an unlimited mirror. Two ways: the limit learned from the mirror's
+        refusals, and `max_push_size` set by the admin. Bytes: the packs each mirror kept, and for
+        the learning mirror the refused pushes too (each is cut off at the limit, so at most
+        10 MB: an upper bound)."""
+        s = self.size
+        w = World(self, "p9")
+        upstream = init_bare(self, w.dir / "upstream.git")
+        self.say(f"P9: creating a repository of about {s['p9_mb']} MB of incompressible blobs")
+        blob_history(self, upstream, s["p9_mb"])
+        limit = 10_000_000
+        times = {"mirror": [], "learned": [], "told": [], "steps": []}
+        kept = {"mirror": [], "learned": [], "told": []}
+        pushes = {"learned": [], "told": []}
+        refusals = []
+        log = w.dir / "sync.log"
+        for rep in range(s["p9_reps"]):
+            self.say(f"P9: repetition {rep + 1} of {s['p9_reps']}")
+            base = packs_logged_mirror(self, w.dir / f"unlimited{rep}.git")
+            times["mirror"].append(measure(["git", "--git-dir", upstream, "push", "--quiet", "--mirror",
+                                            f"file://{base}"], env=w.env))
+            kept["mirror"].append(sum(logged_packs(base)))
+            for name, flags in (("learned", []), ("told", ["--max-push-size", "9MB"])):
+                mirror = packs_logged_mirror(self, w.dir / f"{name}{rep}.git", max_input=limit)
+                w.gpm("add", upstream, f"{name}{rep}", f"file://{mirror}", *flags)
+                before = log.read_text().count("was too large") if log.exists() else 0
+                times[name].append(measure(["sh", "-c", 'exec "$0" "$@" 2>>"$SYNC_LOG"', w.bin, "sync", upstream,
+                                            "--mirror", f"{name}{rep}"], env=dict(w.env, SYNC_LOG=str(log))))
+                if refs_of(self, mirror) != refs_of(self, upstream):
+                    raise BenchError(f"P9: the {name} mirror did not converge exactly")
+                kept[name].append(sum(logged_packs(mirror)))
+                pushes[name].append(len(logged_packs(mirror)))
+                if name == "learned":
+                    refusals.append(log.read_text().count("was too large") - before)
+                else:
+                    # git's own floor: the same steps, pushed by hand with one `git push` each.
+                    replay = init_bare(self, w.dir / f"steps{rep}.git")
+                    run(["git", "--git-dir", replay, "config", "receive.unpackLimit", "1"], env=w.env)
+                    steps = [refspecs for _, refspecs in logged_pushes(mirror)]
+                    script = "".join(f"git --git-dir \"$0\" push --quiet --force \"file://$1\" {' '.join(r)}\n"
+                                     for r in steps if r)
+                    times["steps"].append(measure(["sh", "-c", script, upstream, replay], env=w.env))
+        self.check_log(w, "P9")
+        total = median(kept["mirror"])
+        base_t = self.record("P9 baseline: `git push --mirror` to an unlimited mirror", times["mirror"])
+        floor = self.record("P9 floor: the same steps pushed by hand, one `git push` each", times["steps"])
+        self.row("P9", "floor: the steps of `max_push_size = \"9MB\"` pushed by hand with `git push`", fmt_time(floor),
+                 f"`--mirror` unlimited {fmt_time(base_t)}", fmt_ratio(floor / base_t), "—", "n/a",
+                 "what git itself costs for pushing in steps")
+        for name, what in (("learned", "limit learned from the mirror's refusals"),
+                           ("told", "`max_push_size = \"9MB\"`")):
+            t = self.record(f"P9 first sync under a 10 MB limit, {what}", times[name])
+            received = median(kept[name])
+            note = f"{median(pushes[name]):.0f} pushes, each under the limit"
+            if name == "learned":
+                refused = median(refusals)
+                received += refused * limit
+                note += f"; {refused:.0f} refused (counted at the limit, an upper bound)"
+            self.row("P9", f"first sync of {total / 1e6:.0f} MB, mirror limited to 10 MB per push: {what}",
+                     f"{fmt_time(t)}; {received / 1e6:.1f} MB received",
+                     f"`--mirror` unlimited {fmt_time(base_t)}; {total / 1e6:.1f} MB; steps by hand {fmt_time(floor)}",
+                     f"{fmt_ratio(t / base_t)} time ({fmt_ratio(t / floor)} the floor); {fmt_ratio(received / total)} bytes",
+                     "≤ 1.5× time, ≤ 1.2× bytes",
+                     "yes" if t <= 1.5 * base_t and received <= 1.2 * total else "**no**", note)
+
+    # ---- P10: a push refused for one ref among many ------------------------
+
+    def p10(self):
+        """P10: the first sync of 1,000 branches to a mirror whose `pre-receive` hook refuses the whole
+        push when it carries one protected branch, against one `git push` of the 999 others to a
+        mirror with the same hook. Two hooks: GitHub's (GH006 names the branch) and GitLab's
+        (its message names none, so the split is a bisection)."""
+        s = self.size
+        n = s["p10_refs"]
+        w = World(self, "p10")
+        upstream = init_bare(self, w.dir / "upstream.git")
+        commits = fast_import_chain(self, upstream, "refs/heads/main", 20)
+        make_many_refs(self, upstream, n - 1, commits)
+        bad = f"refs/heads/b/{n // 2:05d}"
+        good = [r.split()[1] for r in refs_of(self, upstream).splitlines() if r.split()[1] != bad]
+        refspecs = w.dir / "good.refspecs"
+        refspecs.write_text("".join(f"{r}:{r}\n" for r in good))
+        hooks = {
+            "names the ref": f"echo \"GH006: Protected branch update failed for {bad}.\"",
+            "names no ref": "echo 'You are not allowed to push code to protected branches on this project.'",
+        }
+        times = {key: [] for key in ("raw", *hooks)}
+        made = {key: [] for key in hooks}
+        for rep in range(s["p10_reps"]):
+            self.say(f"P10: repetition {rep + 1} of {s['p10_reps']}")
+            for i, (key, say) in enumerate(hooks.items()):
+                mirror = init_bare(self, w.dir / f"m{rep}-{i}.git")
+                hook = mirror / "hooks" / "pre-receive"
+                hook.parent.mkdir(exist_ok=True)
+                hook.write_text(f"#!/bin/sh\necho push >> '{mirror}/pushes.log'\n"
+                                f"if grep -q ' {bad}$'; then\n  {say}\n  exit 1\nfi\n")
+                hook.chmod(0o755)
+                name = f"m{rep}-{i}"
+                w.gpm("add", upstream, name, f"file://{mirror}")
+                times[key].append(measure([w.bin, "sync", upstream, "--mirror", name], env=w.env, ok_codes=(1,)))
+                made[key].append(len((mirror / "pushes.log").read_text().splitlines()))
+                if count_refs(self, mirror) != n - 1:
+                    raise BenchError(f"P10 ({key}): the mirror has {count_refs(self, mirror)} refs, not {n - 1}")
+            raw = init_bare(self, w.dir / f"raw{rep}.git")
+            hook = raw / "hooks" / "pre-receive"
+            hook.parent.mkdir(exist_ok=True)
+            hook.write_text(f"#!/bin/sh\nif grep -q ' {bad}$'; then exit 1; fi\n")
+            hook.chmod(0o755)
+            times["raw"].append(measure(["sh", "-c", 'git --git-dir "$0" push --quiet "file://$1" $(cat "$2")',
+                                         upstream, raw, refspecs], env=w.env))
+        self.check_log(w, "P10")
+        raw = self.record(f"P10 baseline: one `git push` of the {n - 1} good refs", times["raw"])
+        for key in hooks:
+            t = self.record(f"P10: sync of {n} refs, one refused; the hook {key}", times[key])
+            self.row("P10", f"first sync of {n} refs, the mirror refuses one; its hook {key}", fmt_time(t),
+                     f"one push of the {n - 1} others {fmt_time(raw)}", fmt_ratio(t / raw), "≤ 2×",
+                     "yes" if t <= 2 * raw else "**no**", f"{median(made[key]):.0f} pushes reached the mirror")
+
     def machine(self):
         cpu = "unknown"
         try:
@@ -1586,12 +1935,14 @@ def write_report(path, block, marks=None):
     path.write_text(text)
 
 
-FIGURES = ["P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8"]
+FIGURES = ["P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10"]
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bin", required=True, help="the git-push-mirror binary to measure")
+    parser.add_argument("--static-bin", metavar="BIN",
+                        help="also measure P1 with this static build (scripts/build-static.sh prints its path)")
     parser.add_argument("--quick", action="store_true", help="fewer repetitions and smaller sizes (~2 min)")
     parser.add_argument("--only", default=",".join(FIGURES), help="comma-separated figures, e.g. P1,P4")
     parser.add_argument("--write", metavar="FILE", help="put the results table into FILE (between markers)")
@@ -1616,6 +1967,9 @@ def main():
             bench.p7()
         if "P8" in only:
             bench.p8()
+        for fig in ["P9", "P10"]:
+            if fig in only:
+                getattr(bench, fig.lower())()
         ok = True
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

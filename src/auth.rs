@@ -115,6 +115,10 @@ pub fn remote_access(mirror: &MirrorConfig, global: &GlobalConfig) -> Result<Rem
         .filter_map(http_origin)
         .collect();
     origins.dedup();
+    if let Some(ca_file) = &mirror.ca_file {
+        config.extend(ca_file_config(mirror, ca_file, &origins)?);
+        access.ca_file = Some(ca_file.clone());
+    }
     if let (Some(source), false) = (&mirror.password, origins.is_empty()) {
         let secret = read_secret(source).with_context(|| format!("mirror {}", mirror.name))?;
         let username = mirror.username.clone().unwrap_or_default();
@@ -157,6 +161,41 @@ pub fn remote_access(mirror: &MirrorConfig, global: &GlobalConfig) -> Result<Rem
         access.env.push((format!("GIT_CONFIG_VALUE_{i}"), value.into()));
     }
     Ok(access)
+}
+
+/// Fails unless `path` is a readable file holding at least one PEM certificate.
+pub fn check_ca_file(path: &Path) -> Result<()> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read the ca_file {}", path.display()))?;
+    if !bytes.windows(CERTIFICATE_PEM.len()).any(|w| w == CERTIFICATE_PEM) {
+        bail!(
+            "the ca_file {} holds no PEM certificate (a `-----BEGIN CERTIFICATE-----` block): give the \
+             CA's certificate in PEM form",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+const CERTIFICATE_PEM: &[u8] = b"-----BEGIN CERTIFICATE-----";
+
+/// Environment configuration that makes git and git-lfs trust `ca_file` for HTTPS to the
+/// mirror's origins (its URL's and its `lfs_url`'s), and only there: a redirect to another
+/// host (an LFS store on a CDN) keeps the system's CAs. `http.<origin>/` is a URL match that
+/// both git and git-lfs understand, and wins over the repository's plain `http.sslCAInfo`.
+fn ca_file_config(mirror: &MirrorConfig, ca_file: &Path, origins: &[String]) -> Result<Vec<(String, String)>> {
+    check_ca_file(ca_file).with_context(|| format!("mirror {}", mirror.name))?;
+    let path = ca_file.to_str().with_context(|| {
+        format!(
+            "mirror {}: the ca_file path {} is not valid UTF-8",
+            mirror.name,
+            ca_file.display()
+        )
+    })?;
+    Ok(origins
+        .iter()
+        .filter(|origin| origin.starts_with("https://"))
+        .map(|origin| (format!("http.{origin}/.sslCAInfo"), path.to_string()))
+        .collect())
 }
 
 /// The mirror's SSH key must be private and its known_hosts file must exist,
@@ -225,6 +264,15 @@ pub fn setup_advice(mirror: &MirrorConfig, global: &GlobalConfig, repo: &Path) -
     // Settings of the mirror itself, not inherited from [defaults].
     let own_ssh_settings = (mirror.ssh_key.is_some() && mirror.ssh_key != global.defaults.ssh_key)
         || (mirror.known_hosts.is_some() && mirror.known_hosts != global.defaults.known_hosts);
+    let https_somewhere = [Some(mirror.url.as_str()), mirror.lfs.url.as_deref()]
+        .into_iter()
+        .flatten()
+        .any(|url| transport_of(url) == Transport::Https);
+    if mirror.ca_file.is_some() && mirror.ca_file != global.defaults.ca_file && !https_somewhere {
+        notes.push(format!(
+            "note: {url} is not an https URL (nor is its lfs_url): ca_file is used only with https"
+        ));
+    }
     if transport != Transport::Ssh && own_ssh_settings {
         notes.push(format!(
             "note: {url} is not an SSH URL: ssh_key and known_hosts are used only with SSH"
@@ -296,12 +344,45 @@ pub fn failure_hint(access: &RemoteAccess, stderr: &str) -> Option<String> {
          repository (GitHub: Contents read/write, and Workflows if it has .github/workflows; GitLab: \
          write_repository)"
             .to_string()
+    } else if is_certificate_failure(stderr) {
+        let in_use = match &access.ca_file {
+            Some(ca_file) => format!("the mirror's ca_file {}", ca_file.display()),
+            None => "http.sslCAInfo of the repository's git configuration if set, else the system's CA \
+                     certificates (`git-push-mirror check` says which)"
+                .to_string(),
+        };
+        format!(
+            "the mirror's TLS certificate is not signed by a CA that git trusts (CA in use: {in_use}); if the \
+             host has a CA of its own (a company GitLab), give the CA's certificate (PEM) to the mirror with \
+             `git-push-mirror set REPO {name} --ca-file FILE`"
+        )
+    } else if has("the receiving end does not support this repository's hash algorithm")
+        // What git before 2.41 says pushing SHA-256 to an empty SHA-1 repository.
+        || has("protocol error: unexpected capabilities^{}")
+    {
+        "the mirror and this repository have different object formats (SHA-1 and SHA-256): git cannot push \
+         between them; recreate the mirror with this repository's format (`git rev-parse --show-object-format` \
+         in the repository; `git init --bare --object-format=…`) or push to another mirror"
+            .to_string()
     } else if has("transport '") && has("' not allowed") {
         "the transport is not in allowed_protocols of the global configuration".to_string()
     } else {
         return None;
     };
     Some(hint)
+}
+
+/// Whether git (curl with GnuTLS or OpenSSL) or git-lfs (Go) says the server's certificate
+/// chain could not be verified.
+pub fn is_certificate_failure(stderr: &str) -> bool {
+    [
+        "server certificate verification failed",
+        "SSL certificate problem",
+        "certificate signed by unknown authority",
+        "certificate verify failed",
+    ]
+    .iter()
+    .any(|needle| stderr.contains(needle))
 }
 
 #[cfg(test)]
@@ -338,11 +419,13 @@ mod tests {
             password,
             ssh_key: None,
             known_hosts: None,
-            delay: std::time::Duration::ZERO,
+            ca_file: None,
+            delay: None,
             min_interval: std::time::Duration::ZERO,
             timeout: std::time::Duration::from_secs(60),
             verify_interval: std::time::Duration::ZERO,
             lfs: Default::default(),
+            push_limits: Default::default(),
         }
     }
 
@@ -453,6 +536,80 @@ mod tests {
         };
         let err = remote_access(&refused, &only_https).unwrap_err();
         assert!(format!("{err:#}").contains("lfs_url"), "{err:#}");
+    }
+
+    #[test]
+    fn a_ca_file_is_given_to_the_https_origins_of_the_mirror_and_its_lfs_endpoint_only() {
+        let global = GlobalConfig::embedded(Path::new("/nonexistent"));
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n").unwrap();
+        let mut https = mirror("https://gitlab.corp.example/acme/app.git", None);
+        https.ca_file = Some(ca.clone());
+        https.lfs.url = Some("https://lfs.corp.example:8443/app".into());
+        let access = remote_access(&https, &global).unwrap();
+        let ca_keys: Vec<(String, String)> = config_of(&access)
+            .into_iter()
+            .filter(|(key, _)| key.ends_with(".sslCAInfo"))
+            .collect();
+        let path = ca.to_str().unwrap().to_string();
+        assert_eq!(
+            ca_keys,
+            vec![
+                ("http.https://gitlab.corp.example/.sslCAInfo".to_string(), path.clone()),
+                ("http.https://lfs.corp.example:8443/.sslCAInfo".to_string(), path),
+            ]
+        );
+        assert_eq!(access.ca_file.as_deref(), Some(ca.as_path()));
+
+        let mut ssh = mirror("ssh://git@h/a.git", None);
+        ssh.ca_file = Some(ca.clone());
+        let access = remote_access(&ssh, &global).unwrap();
+        assert!(!config_of(&access).iter().any(|(key, _)| key.ends_with(".sslCAInfo")));
+
+        https.ca_file = Some(dir.path().join("missing.pem"));
+        let err = format!("{:#}", remote_access(&https, &global).unwrap_err());
+        assert!(err.contains("cannot read the ca_file"), "{err}");
+        std::fs::write(&ca, "not a certificate").unwrap();
+        https.ca_file = Some(ca);
+        let err = format!("{:#}", remote_access(&https, &global).unwrap_err());
+        assert!(err.contains("holds no PEM certificate"), "{err}");
+    }
+
+    #[test]
+    fn tls_and_object_format_failures_say_what_to_do() {
+        let mut access = RemoteAccess::new("https://h/a.git", std::time::Duration::from_secs(1), &[]);
+        access.mirror = "gitlab".into();
+        // Captured from git 2.47 (libcurl-gnutls) and git-lfs 3.3 (Go).
+        for stderr in [
+            "fatal: unable to access 'https://h/a.git/': server certificate verification failed. CAfile: none CRLfile: none\n",
+            "fatal: unable to access 'https://h/a.git/': SSL certificate problem: unable to get local issuer certificate\n",
+            "batch response: Post \"https://h/a.git/info/lfs/objects/batch\": tls: failed to verify certificate: x509: certificate signed by unknown authority\n",
+        ] {
+            let hint = failure_hint(&access, stderr).unwrap();
+            assert!(
+                hint.contains("not signed by a CA that git trusts") && hint.contains("set REPO gitlab --ca-file"),
+                "{hint}"
+            );
+            assert!(hint.contains("the system's CA certificates"), "{hint}");
+        }
+        access.ca_file = Some("/etc/corp-ca.pem".into());
+        let hint = failure_hint(&access, "server certificate verification failed").unwrap();
+        assert!(
+            hint.contains("CA in use: the mirror's ca_file /etc/corp-ca.pem"),
+            "{hint}"
+        );
+        for mismatch in [
+            "fatal: the receiving end does not support this repository's hash algorithm\n",
+            // git 2.39, SHA-256 to an empty SHA-1 repository.
+            "fatal: protocol error: unexpected capabilities^{}\nfatal: the remote end hung up unexpectedly\n",
+        ] {
+            assert!(
+                failure_hint(&access, mismatch)
+                    .unwrap()
+                    .contains("different object formats")
+            );
+        }
     }
 
     #[test]

@@ -7,10 +7,10 @@ use crate::config::{self, GlobalConfig, MirrorConfig, TagSetting};
 use crate::config_edit::{self, MirrorEdit};
 use crate::fsutil::{FileLock, now_ms};
 use crate::lfs::LfsMode;
-use crate::remote_url::{Transport, display_url, redact_url, split_credentials};
+use crate::remote_url::{Transport, display_url, split_credentials};
 use crate::state::StateStore;
-use crate::update::{UpdateReport, update_mirror};
-use crate::{git, hook, install, status, worker};
+use crate::update::{UpdateReport, update_mirror_showing};
+use crate::{hook, install, status, worker};
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use std::io::{Read, Write};
@@ -71,6 +71,7 @@ pub enum Command {
     },
     /// Update now: full reconciliation in the foreground, with a per-ref table.
     Sync {
+        /// The bare repository (e.g. /srv/git/app.git).
         repo: PathBuf,
         /// Only this mirror.
         #[arg(long, value_name = "NAME")]
@@ -78,8 +79,12 @@ pub enum Command {
     },
     /// Add a mirror to a repository.
     Add {
+        /// The bare repository pushes go to (e.g. /srv/git/app.git).
         repo: PathBuf,
+        /// A name for the mirror: letters, digits, '.', '_' and '-' (e.g. github, backup).
         name: String,
+        /// Where to push: https://…, ssh://[user@]host/…, user@host:path, git://…, or a local path
+        /// (stored absolute: a relative path is taken from the current directory, ~ from HOME).
         url: String,
         #[command(flatten)]
         settings: MirrorFlags,
@@ -87,25 +92,56 @@ pub enum Command {
         #[arg(long)]
         disabled: bool,
     },
-    /// Change a mirror's settings.
+    /// Change a mirror's settings (on a fleet mirror: give the repository its own copy of it).
+    #[command(
+        long_about = "Change a mirror's settings; the flags given are changed, the others kept.\n\n\
+A fleet mirror (from the global configuration) is shared by many repositories: `set` on one of them first \
+copies the fleet mirror into the repository's own push-mirror.toml, says so, and changes the copy, which \
+then replaces the fleet mirror for that repository only (`remove` hands it back to the fleet mirror)."
+    )]
     Set {
+        /// The bare repository (e.g. /srv/git/app.git).
         repo: PathBuf,
+        /// The mirror's name (`git-push-mirror list REPO` shows them).
         name: String,
-        /// A new URL.
+        /// A new URL (a local path is stored absolute, as with `add`).
         #[arg(long)]
         url: Option<String>,
         #[command(flatten)]
         settings: MirrorFlags,
+        #[command(flatten)]
+        set_only: SetOnlyFlags,
         /// Enable or disable the mirror.
         #[arg(long, value_name = "BOOL")]
         enabled: Option<bool>,
     },
     /// Remove a mirror and its state.
-    Remove { repo: PathBuf, name: String },
+    Remove {
+        /// The bare repository (e.g. /srv/git/app.git).
+        repo: PathBuf,
+        /// The mirror's name (`git-push-mirror list REPO` shows them).
+        name: String,
+    },
+    /// Forget a repository that was deleted or moved: its registration and mirror state.
+    #[command(
+        long_about = "Forget a repository: remove its registration and its mirrors' state (including \
+secrets and keys git-push-mirror stored for it in the state directory), so `run`, `status`, `check` and \
+`metrics` no longer cover it. A registered repository that no longer exists is also forgotten by the first \
+command that finds it gone, which reports it once. A repository that still has mirrors is refused: remove \
+them first."
+    )]
+    Forget {
+        /// The repository's path, as it was registered (it may no longer exist).
+        repo: PathBuf,
+    },
     /// List configured mirrors, one line each (URLs redacted).
-    List { repos: Vec<PathBuf> },
+    List {
+        /// Only these repositories (default: every registered one and every mirrored one under repos_root).
+        repos: Vec<PathBuf>,
+    },
     /// Show each mirror's status; exits 1 if any mirror is failed.
     Status {
+        /// Only these repositories (default: every registered one and every mirrored one under repos_root).
         repos: Vec<PathBuf>,
         /// One JSON array of objects with stable field names.
         #[arg(long)]
@@ -141,7 +177,7 @@ gitolite.conf has `option hook.post-receive = git-push-mirror`. LOCAL_CODE (and 
         host: HostFlags,
     },
     /// Write per-mirror and spool metrics in the Prometheus text format (node_exporter textfile
-    /// collector); exits 1 if any mirror is failed, like `status`.
+    /// collector); exits 1 if any mirror is failed, like `status`, and 2 if the file cannot be written.
     Metrics {
         /// Only these repositories (default: every registered one and every mirrored one under repos_root).
         repos: Vec<PathBuf>,
@@ -152,12 +188,23 @@ gitolite.conf has `option hook.post-receive = git-push-mirror`. LOCAL_CODE (and 
     },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(hide = true)]
-    Completions { shell: clap_complete::Shell },
-    /// Print the man page (roff), generated from this command line's definition.
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), or write it and a page per subcommand into a directory.
     #[command(hide = true)]
-    Man,
-    /// Validate the configuration and reach each mirror (ls-remote).
-    Check { repos: Vec<PathBuf> },
+    Man {
+        /// Write git-push-mirror.1 and git-push-mirror-SUBCOMMAND.1 for every subcommand into DIR.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Validate the configuration and reach each mirror (ls-remote); says which configuration,
+    /// state and spool it used.
+    Check {
+        /// Only these repositories (default: every registered one and every mirrored one under repos_root).
+        repos: Vec<PathBuf>,
+    },
     /// Create an ed25519 key pair for an SSH mirror and print the public key
     /// (a deploy key to paste on the mirror's host).
     #[command(
@@ -166,7 +213,12 @@ mirror's ssh_key, and print the public key: add it on the mirror's host as a dep
 or to the account's authorized_keys. The key is created where ssh_key already points, else in the state \
 directory. An existing key is never overwritten."
     )]
-    Keygen { repo: PathBuf, name: String },
+    Keygen {
+        /// The bare repository (e.g. /srv/git/app.git).
+        repo: PathBuf,
+        /// The SSH mirror's name.
+        name: String,
+    },
     /// Show an SSH host's key fingerprints (SHA256); with --accept, record the keys for a mirror.
     #[command(
         long_about = "Ask the SSH host of URL for its host keys (ssh-keyscan) and print their SHA256 \
@@ -241,19 +293,13 @@ pub struct MirrorFlags {
     /// Mirror only branches matching PATTERN (`*` matches anything, `/` too); repeatable.
     #[arg(long = "branch", value_name = "PATTERN")]
     branches: Vec<String>,
-    /// Mirror all branches again (clears --branch patterns).
-    #[arg(long, conflicts_with = "branches")]
-    all_branches: bool,
     /// Don't mirror tags.
     #[arg(long)]
     no_tags: bool,
     /// Mirror only tags matching PATTERN; repeatable.
     #[arg(long = "tag", value_name = "PATTERN", conflicts_with = "no_tags")]
     tags: Vec<String>,
-    /// Mirror all tags (the default).
-    #[arg(long, conflicts_with_all = ["no_tags", "tags"])]
-    all_tags: bool,
-    /// User name for HTTPS.
+    /// User name for HTTPS (an SSH user goes in the URL: ssh://USER@host/… or USER@host:path).
     #[arg(long)]
     username: Option<String>,
     /// File holding the HTTPS password or token (must be mode 600).
@@ -268,7 +314,13 @@ pub struct MirrorFlags {
     /// known_hosts file for this mirror's SSH host.
     #[arg(long, value_name = "FILE")]
     known_hosts: Option<PathBuf>,
-    /// Debounce: wait this long after a change to collect others (e.g. "1s").
+    /// CA certificates (PEM) to trust for HTTPS to this mirror's host, e.g. a company CA
+    /// ("" to use the system's again).
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<std::ffi::OsString>,
+    /// Wait this long after the first change before pushing, to gather others (e.g. "5s"); "" for
+    /// the default: a change is pushed at once unless a push of this mirror is running or has
+    /// just ended.
     #[arg(long, value_name = "DURATION")]
     delay: Option<String>,
     /// At most one update per this interval (e.g. "5m").
@@ -289,6 +341,13 @@ pub struct MirrorFlags {
     /// The mirror's LFS endpoint, when not <url>/info/lfs ("" to derive it again).
     #[arg(long, value_name = "URL")]
     lfs_url: Option<String>,
+    /// Largest pack one push may carry (e.g. "1900MiB" for GitHub's 2 GiB limit; "" for no limit):
+    /// bigger updates are pushed in steps.
+    #[arg(long, value_name = "SIZE")]
+    max_push_size: Option<String>,
+    /// Most refs one push may update (0 for no limit): bigger updates are pushed in batches.
+    #[arg(long, value_name = "N")]
+    max_refs_per_push: Option<usize>,
 }
 
 impl MirrorFlags {
@@ -303,32 +362,30 @@ impl MirrorFlags {
             Some(TagSetting::None)
         } else if !self.tags.is_empty() {
             Some(TagSetting::Matching(self.tags.clone()))
-        } else if self.all_tags {
-            Some(TagSetting::All)
         } else {
             None
         };
-        for duration in [&self.delay, &self.min_interval, &self.timeout, &self.verify_interval]
-            .into_iter()
-            .flatten()
-        {
+        // "" removes the key: the setting goes back to its default.
+        let durations = [&self.delay, &self.min_interval, &self.timeout, &self.verify_interval];
+        for duration in durations.into_iter().flatten().filter(|d| !d.is_empty()) {
             humantime::parse_duration(duration)
                 .with_context(|| format!("invalid duration {duration:?} (try \"2s\", \"5m\", \"1h\")"))?;
         }
         Ok(MirrorEdit {
             only_protected_branches: flag(self.only_protected_branches),
             keep_divergent_refs: flag(self.keep_divergent_refs),
-            branches: if self.all_branches {
-                Some(Vec::new())
-            } else {
-                (!self.branches.is_empty()).then(|| self.branches.clone())
-            },
+            branches: (!self.branches.is_empty()).then(|| self.branches.clone()),
             tags,
             username: self.username.clone(),
             password_file: absolute(&self.password_file)?,
             password_env: self.password_env.clone(),
             ssh_key: absolute(&self.ssh_key)?,
             known_hosts: absolute(&self.known_hosts)?,
+            // An empty path removes the setting.
+            ca_file: match &self.ca_file {
+                Some(path) if path.is_empty() => Some(PathBuf::new()),
+                other => absolute(&other.as_ref().map(PathBuf::from))?,
+            },
             delay: self.delay.clone(),
             min_interval: self.min_interval.clone(),
             timeout: self.timeout.clone(),
@@ -336,8 +393,32 @@ impl MirrorFlags {
             lfs: self.lfs.as_deref().and_then(LfsMode::parse),
             lfs_required: flag(self.lfs_required),
             lfs_url: self.lfs_url.clone(),
+            max_push_size: self.max_push_size.clone(),
+            max_refs_per_push: self.max_refs_per_push,
             ..Default::default()
         })
+    }
+}
+
+/// Flags of `set` that undo a setting, so they mean nothing to `add`.
+#[derive(Args, Debug, Default)]
+pub struct SetOnlyFlags {
+    /// Mirror all branches again (clears --branch patterns).
+    #[arg(long, conflicts_with = "branches")]
+    all_branches: bool,
+    /// Mirror all tags again (clears --tag patterns and --no-tags).
+    #[arg(long, conflicts_with_all = ["no_tags", "tags"])]
+    all_tags: bool,
+}
+
+impl SetOnlyFlags {
+    fn apply(&self, edit: &mut MirrorEdit) {
+        if self.all_branches {
+            edit.branches = Some(Vec::new());
+        }
+        if self.all_tags {
+            edit.tags = Some(TagSetting::All);
+        }
     }
 }
 
@@ -387,11 +468,20 @@ pub fn main() -> ExitCode {
     let mut err = std::io::stderr();
     match run(cli, &mut out, &mut err) {
         Ok(code) => ExitCode::from(code),
+        // A reader that went away (`status --json | head`) ends the output, quietly.
+        Err(Exit(_, e)) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(Exit(code, e)) => {
             let _ = writeln!(err, "git-push-mirror: {e:#}");
             ExitCode::from(code)
         }
     }
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<std::io::Error>())
+        .any(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
 fn init_logging(global: &GlobalConfig, verbose: u8, to_log_file: bool) {
@@ -406,7 +496,8 @@ fn init_logging(global: &GlobalConfig, verbose: u8, to_log_file: bool) {
         .env();
     if to_log_file {
         // stderr goes to the log file, reopened after logrotate renames it.
-        crate::logfile::init(&global.log_file, logger);
+        // A log file that cannot be opened is said on stderr (cron mails it); `check` reports it too.
+        let _ = crate::logfile::init(&global.log_file, logger);
     } else {
         let _ = logger.init();
     }
@@ -435,7 +526,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, Exi
     }
     match &cli.command {
         Command::Completions { shell } => return cmd_completions(*shell, out),
-        Command::Man => return cmd_man(out),
+        Command::Man { dir } => return cmd_man(dir.as_deref(), out),
         _ => {}
     }
     let global = config::load_global(cli.config.as_deref()).usage()?;
@@ -443,7 +534,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, Exi
         || (matches!(cli.command, Command::Run { .. }) && !stderr_is_terminal());
     init_logging(&global, cli.verbose, to_log_file);
     match cli.command {
-        Command::Hook { .. } | Command::Completions { .. } | Command::Man => unreachable!("handled above"),
+        Command::Hook { .. } | Command::Completions { .. } | Command::Man { .. } => unreachable!("handled above"),
         Command::Run { repos, wait, detached } => cmd_run(&global, cli.config.as_deref(), &repos, wait, detached),
         Command::Sync { repo, mirror } => cmd_sync(&global, &repo, mirror.as_deref(), out),
         Command::Add {
@@ -458,15 +549,17 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, Exi
             name,
             url,
             settings,
+            set_only,
             enabled,
-        } => cmd_set(&global, &repo, &name, url, &settings, enabled, out, err),
-        Command::Remove { repo, name } => cmd_remove(&global, &repo, &name, out),
-        Command::List { repos } => cmd_list(&global, &repos, out),
+        } => cmd_set(&global, &repo, &name, url, (&settings, &set_only), enabled, out, err),
+        Command::Remove { repo, name } => cmd_remove(&global, &repo, &name, out, err),
+        Command::Forget { repo } => cmd_forget(&global, &repo, out),
+        Command::List { repos } => cmd_list(&global, &repos, out, err),
         Command::Status { repos, json } => cmd_status(&global, &repos, json, out, err),
         Command::Install { repos, host } => cmd_install_on_host(&global, cli.config.as_deref(), &repos, &host, out),
         Command::Uninstall { repos, host } => cmd_uninstall_on_host(&repos, &host, out),
         Command::Metrics { repos, output } => cmd_metrics(&global, &repos, output.as_deref(), out, err),
-        Command::Check { repos } => cmd_check(&global, &repos, out),
+        Command::Check { repos } => cmd_check(&global, &repos, out, err),
         Command::Keygen { repo, name } => cmd_keygen(&global, &repo, &name, out, err),
         Command::KnownHosts {
             url,
@@ -491,8 +584,89 @@ fn repo_path(repo: &Path) -> Result<PathBuf, Exit> {
     let path = std::fs::canonicalize(repo)
         .with_context(|| format!("{}: no such repository", repo.display()))
         .usage()?;
+    crate::repo_arg::check(&path).usage()?;
     crate::refs::LocalRepo::open(&path).usage()?;
     Ok(path)
+}
+
+/// The refusal of a mirror name the repository does not have, with the closest one it has.
+fn no_such_mirror(repo: &Path, name: &str, cfg: &config::RepoConfig) -> Exit {
+    let names: Vec<&str> = cfg.mirrors.iter().map(|m| m.name.as_str()).collect();
+    let add_it = format!("add it first: git-push-mirror add {} {name} URL", repo.display());
+    let hint = match crate::suggest::closest(name, names.iter().copied()) {
+        Some(close) => format!("; did you mean `{close}`?"),
+        None if names.is_empty() => format!(" (it has no mirrors); {add_it}"),
+        None => {
+            let names: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+            format!(" (its mirrors: {}); {add_it}", names.join(", "))
+        }
+    };
+    Exit(
+        EXIT_USAGE,
+        anyhow::anyhow!("{}: there is no mirror named `{name}`{hint}", repo.display()),
+    )
+}
+
+/// The mirror URL to store: a local path made absolute (relative to the current directory, `~`
+/// to HOME), since the worker runs elsewhere.
+fn stored_url(url: &str) -> Result<String, Exit> {
+    let cwd = std::env::current_dir()
+        .context("finding the current directory")
+        .usage()?;
+    let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from);
+    crate::mirror_path::absolute_url(url, &cwd, home.as_deref()).usage()
+}
+
+/// Refuses what `add`/`set` would store but no push could use: a password in a non-HTTP URL,
+/// `--username` for an SSH URL, a password file that is missing or unreadable.
+fn check_credentials_for(url: &str, edit: &MirrorEdit) -> Result<(), Exit> {
+    let transport = crate::remote_url::transport_of(url);
+    let usage = |message: String| Err(Exit(EXIT_USAGE, anyhow::anyhow!(message)));
+    let http = matches!(transport, Transport::Https | Transport::Http);
+    if !http && split_credentials(url).password.is_some() {
+        return usage(format!(
+            "the URL holds a password, but only https (and http) mirrors use one; an {transport} mirror \
+             authenticates otherwise (SSH: a key, see `git-push-mirror keygen`): remove it from the URL"
+        ));
+    }
+    if transport == Transport::Ssh && edit.username.as_deref().is_some_and(|u| !u.is_empty()) {
+        return usage(
+            "--username is the HTTPS user name; an SSH user goes in the URL: ssh://USER@host/path or \
+             USER@host:path"
+                .to_string(),
+        );
+    }
+    if let Some(file) = edit.password_file.as_deref().filter(|f| !f.as_os_str().is_empty())
+        && let Err(e) = std::fs::File::open(file)
+    {
+        let what = if e.kind() == std::io::ErrorKind::NotFound {
+            "does not exist: create it (one line: the password or token, mode 600), then run this again".to_string()
+        } else {
+            format!(
+                "cannot be read ({e}); the worker must read it: run this as the user your hooks run as, \
+                 with a file that user owns (mode 600)"
+            )
+        };
+        return usage(format!("password file {} {what}", file.display()));
+    }
+    Ok(())
+}
+
+fn cmd_forget(global: &GlobalConfig, repo: &Path, out: &mut dyn Write) -> Result<u8, Exit> {
+    use crate::registrations::{ForgetError, forget};
+    match forget(global, repo) {
+        Ok(repo) => {
+            writeln!(
+                out,
+                "forgot {}: its registration and its mirrors' state were removed",
+                repo.display()
+            )
+            .map_err(io)?;
+            Ok(EXIT_OK)
+        }
+        Err(e @ ForgetError::Failed { .. }) => Err(Exit(EXIT_FAILED, e.into())),
+        Err(e) => Err(Exit(EXIT_USAGE, e.into())),
+    }
 }
 
 fn repo_paths(repos: &[PathBuf]) -> Result<Vec<PathBuf>, Exit> {
@@ -535,12 +709,7 @@ fn cmd_sync(global: &GlobalConfig, repo: &Path, only: Option<&str>, out: &mut dy
     let mirrors: Vec<&MirrorConfig> = match only {
         Some(name) => match cfg.mirrors.iter().find(|m| m.name == name) {
             Some(m) => vec![m],
-            None => {
-                return Err(Exit(
-                    EXIT_USAGE,
-                    anyhow::anyhow!("{}: no mirror named {name:?}", repo.display()),
-                ));
-            }
+            None => return Err(no_such_mirror(&repo, name, &cfg)),
         },
         None => cfg.mirrors.iter().filter(|m| m.enabled).collect(),
     };
@@ -554,11 +723,28 @@ fn cmd_sync(global: &GlobalConfig, repo: &Path, only: Option<&str>, out: &mut dy
     for mirror in mirrors {
         let _push_lock =
             FileLock::acquire(&store.push_lock_path(&repo, &mirror.name)?).context("locking the mirror")?;
-        let report = update_mirror(&store, global, &repo, mirror, true)?;
+        let report = update_mirror_showing(&store, global, &repo, mirror, true, &|progress| {
+            show_progress(&mirror.name, progress)
+        })?;
         print_report(&mirror.name, &shown_url(mirror), &report, out).map_err(io)?;
         failed |= report.is_failure();
     }
     Ok(if failed { EXIT_FAILED } else { EXIT_OK })
+}
+
+/// A line per landed step of an update pushed in steps, for a person watching `sync`.
+fn show_progress(mirror: &str, progress: &crate::state::PushProgress) {
+    use std::io::IsTerminal;
+    let mut err = std::io::stderr();
+    if err.is_terminal() {
+        let _ = writeln!(
+            err,
+            "mirror {mirror}: step {}/{} pushed ({} sent)",
+            progress.done,
+            progress.total,
+            crate::size::ByteSize(progress.bytes_sent)
+        );
+    }
 }
 
 /// The per-ref table of one update.
@@ -630,8 +816,9 @@ fn url_password_path(global: &GlobalConfig, repo: &Path, name: &str) -> PathBuf 
         .join(format!("{name}.password"))
 }
 
-/// Turns a URL with `user:password@` into a clean URL and a username, and
-/// stages its password in a mode-600 file the configuration will point to.
+/// Turns an HTTP(S) URL with `user:password@` into a clean URL and a username, and
+/// stages its password in a mode-600 file the configuration will point to. Other URLs
+/// keep their user (`ssh://git@host/…`: the SSH user is part of the address).
 fn split_url_secret(
     global: &GlobalConfig,
     repo: &Path,
@@ -639,6 +826,9 @@ fn split_url_secret(
     url: &str,
     edit: &mut MirrorEdit,
 ) -> Result<(String, Option<PendingSecret>), Exit> {
+    if !matches!(crate::remote_url::transport_of(url), Transport::Https | Transport::Http) {
+        return Ok((url.to_string(), None));
+    }
     let split = split_credentials(url);
     if split.username.is_some() && edit.username.is_none() {
         edit.username = split.username.clone();
@@ -687,6 +877,14 @@ fn edit_with_secret(
     }
 }
 
+/// Refuses, before anything is written, a `--ca-file` that is no readable PEM certificate file.
+fn check_ca_file_flag(edit: &MirrorEdit) -> Result<(), Exit> {
+    match &edit.ca_file {
+        Some(path) if !path.as_os_str().is_empty() => crate::auth::check_ca_file(path).usage(),
+        _ => Ok(()),
+    }
+}
+
 /// Refuses, before anything is written, an SSH key others can read.
 fn check_ssh_key_flag(edit: &MirrorEdit) -> Result<(), Exit> {
     match edit.ssh_key.as_deref().map(crate::ssh::check_key_file) {
@@ -702,6 +900,9 @@ fn advise(global: &GlobalConfig, repo: &Path, name: &str, err: &mut dyn Write) {
     };
     if let Some(mirror) = cfg.mirror(name) {
         for note in crate::auth::setup_advice(mirror, global, repo) {
+            let _ = writeln!(err, "{note}");
+        }
+        if let Some(note) = crate::mirror_path::missing_repository_note(&mirror.url) {
             let _ = writeln!(err, "{note}");
         }
     }
@@ -727,14 +928,19 @@ fn cmd_add(
     }
     let mut edit = flags.to_edit().usage()?;
     check_transport(url, &global.allowed_protocols).usage()?;
+    let url = &stored_url(url)?;
+    check_credentials_for(url, &edit)?;
     check_ssh_key_flag(&edit)?;
+    check_ca_file_flag(&edit)?;
     let (clean_url, secret) = split_url_secret(global, &repo, name, url, &mut edit)?;
     edit.url = Some(clean_url.clone());
     if disabled {
         edit.enabled = Some(false);
     }
     edit_with_secret(&repo, global, secret, err, |text| {
-        config_edit::add_mirror(text, name, &edit)
+        let new = config_edit::add_mirror(text, name, &edit)?;
+        crate::check::refuse_format_mismatch(&repo, global, name, &new)?;
+        Ok(new)
     })?;
     let store = StateStore::new(&global.state_dir);
     store.register(&repo)?;
@@ -757,34 +963,87 @@ fn cmd_set(
     repo: &Path,
     name: &str,
     url: Option<String>,
-    flags: &MirrorFlags,
+    (flags, set_only): (&MirrorFlags, &SetOnlyFlags),
     enabled: Option<bool>,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<u8, Exit> {
     let repo = repo_path(repo)?;
     let mut edit = flags.to_edit().usage()?;
-    check_ssh_key_flag(&edit)?;
+    set_only.apply(&mut edit);
+    edit.enabled = enabled;
+    if url.is_none() && edit == MirrorEdit::default() {
+        return Err(Exit(
+            EXIT_USAGE,
+            anyhow::anyhow!("nothing to change: give the settings to change (`git-push-mirror set --help` lists them)"),
+        ));
+    }
+    // A broken file is reported by the edit itself; only a loadable one can name the mirror.
+    let cfg = config::load_repo(&repo, global).ok();
+    let fleet_copy = match &cfg {
+        Some(cfg) if cfg.mirror(name).is_none() => return Err(no_such_mirror(&repo, name, cfg)),
+        Some(cfg) if cfg.fleet_mirrors.iter().any(|m| m == name) => {
+            let repo_name = crate::fleet::repo_name(&repo, global).unwrap_or_default();
+            Some(crate::fleet_override::copy_for_repo(global, name, &repo_name).usage()?)
+        }
+        _ => None,
+    };
+    let current_url = cfg.as_ref().and_then(|c| c.mirror(name)).map(|m| m.url.clone());
     let mut secret = None;
     if let Some(url) = url {
         check_transport(&url, &global.allowed_protocols).usage()?;
+        let url = stored_url(&url)?;
+        check_credentials_for(&url, &edit)?;
         let (clean, staged) = split_url_secret(global, &repo, name, &url, &mut edit)?;
         secret = staged;
         edit.url = Some(clean);
+    } else if let Some(current) = &current_url {
+        check_credentials_for(current, &edit)?;
     }
-    edit.enabled = enabled;
+    check_ssh_key_flag(&edit)?;
+    check_ca_file_flag(&edit)?;
+    let copied = fleet_copy.is_some();
+    let url_changed = edit.url.is_some();
     edit_with_secret(&repo, global, secret, err, |text| {
-        config_edit::set_mirror(text, name, &edit)
+        let text = match fleet_copy {
+            Some(table) => config_edit::add_mirror_table(text, name, table)?,
+            None => text.to_string(),
+        };
+        let new = config_edit::set_mirror(&text, name, &edit)?;
+        if url_changed {
+            crate::check::refuse_format_mismatch(&repo, global, name, &new)?;
+        }
+        Ok(new)
     })?;
     // Settings may widen what is mirrored: reconcile everything at the next update.
     StateStore::new(&global.state_dir).update_mirror(&repo, name, |state| state.request_full_sync(now_ms()))?;
+    if copied {
+        let _ = writeln!(err, "{}", crate::fleet_override::copied_notice(global, &repo, name));
+    }
     writeln!(out, "updated mirror {name} of {}", repo.display()).map_err(io)?;
     advise(global, &repo, name, err);
     Ok(EXIT_OK)
 }
 
-fn cmd_remove(global: &GlobalConfig, repo: &Path, name: &str, out: &mut dyn Write) -> Result<u8, Exit> {
+fn cmd_remove(
+    global: &GlobalConfig,
+    repo: &Path,
+    name: &str,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<u8, Exit> {
     let repo = repo_path(repo)?;
+    let cfg = config::load_repo(&repo, global).ok();
+    match &cfg {
+        Some(cfg) if cfg.mirror(name).is_none() => return Err(no_such_mirror(&repo, name, cfg)),
+        Some(cfg) if cfg.fleet_mirrors.iter().any(|m| m == name) => {
+            return Err(Exit(
+                EXIT_USAGE,
+                anyhow::anyhow!(crate::fleet_override::remove_refusal(global, &repo, name)),
+            ));
+        }
+        _ => {}
+    }
     config_edit::edit_repo_file(&repo, global, |text| config_edit::remove_mirror(text, name)).usage()?;
     let store = StateStore::new(&global.state_dir);
     store.remove_mirror(&repo, name)?;
@@ -801,6 +1060,13 @@ fn cmd_remove(global: &GlobalConfig, repo: &Path, name: &str, out: &mut dyn Writ
             writeln!(out, "deleted {}", file.display()).map_err(io)?;
         }
     }
+    if crate::fleet_override::fleet_selects(global, &repo, name) {
+        let _ = writeln!(
+            err,
+            "{}",
+            crate::fleet_override::fleet_applies_again(global, &repo, name)
+        );
+    }
     Ok(EXIT_OK)
 }
 
@@ -809,8 +1075,9 @@ fn shown_url(mirror: &MirrorConfig) -> String {
     display_url(&mirror.url, mirror.password.is_some())
 }
 
-fn known_or_given(global: &GlobalConfig, repos: &[PathBuf]) -> Result<Vec<PathBuf>, Exit> {
+fn known_or_given(global: &GlobalConfig, repos: &[PathBuf], err: &mut dyn Write) -> Result<Vec<PathBuf>, Exit> {
     if repos.is_empty() {
+        forget_gone_repos(global, err);
         // Registered repositories, and the mirrored ones under repos_root (the fleet).
         crate::fleet::all_repos(global, &StateStore::new(&global.state_dir)).usage()
     } else {
@@ -818,14 +1085,56 @@ fn known_or_given(global: &GlobalConfig, repos: &[PathBuf]) -> Result<Vec<PathBu
     }
 }
 
+/// Registered repositories that were deleted are reported this once, then forgotten.
+fn forget_gone_repos(global: &GlobalConfig, err: &mut dyn Write) {
+    match crate::registrations::forget_gone(&StateStore::new(&global.state_dir)) {
+        Ok(gone) => {
+            for repo in gone {
+                let _ = writeln!(err, "git-push-mirror: {}", crate::registrations::gone_notice(&repo));
+            }
+        }
+        Err(e) => {
+            let _ = writeln!(err, "git-push-mirror: warning: forgetting deleted repositories: {e:#}");
+        }
+    }
+}
+
 /// The repositories `status` and `metrics` report: those named, or all of them, with what kept
 /// some from being found (reported; the others still are).
-fn reported_repos(global: &GlobalConfig, repos: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<String>), Exit> {
+fn reported_repos(
+    global: &GlobalConfig,
+    repos: &[PathBuf],
+    err: &mut dyn Write,
+) -> Result<(Vec<PathBuf>, Vec<String>), Exit> {
     if repos.is_empty() {
+        forget_gone_repos(global, err);
         Ok(status::all_repos(global))
     } else {
         Ok((repo_paths(repos)?, Vec::new()))
     }
+}
+
+/// Which global configuration, state and spool a command used: run as another user (or with
+/// another HOME), it finds other ones.
+fn where_used(global: &GlobalConfig) -> String {
+    let config = match &global.source {
+        Some(file) => file.display().to_string(),
+        None => "none found, embedded defaults".to_string(),
+    };
+    format!(
+        "global configuration: {config}; state: {}; spool: {}",
+        global.state_dir.display(),
+        global.spool_dir.display()
+    )
+}
+
+/// What a command over "every repository" says when there is none: where it looked, and the next step.
+fn empty_state_hint(global: &GlobalConfig) -> String {
+    format!(
+        "no mirrors configured ({})\nto start, add one: git-push-mirror add REPO NAME URL \
+         (or, for many repositories, a fleet mirror in the global configuration)",
+        where_used(global)
+    )
 }
 
 fn describe_filters(mirror: &MirrorConfig) -> String {
@@ -848,9 +1157,20 @@ fn describe_filters(mirror: &MirrorConfig) -> String {
     parts.join(" ")
 }
 
-fn cmd_list(global: &GlobalConfig, repos: &[PathBuf], out: &mut dyn Write) -> Result<u8, Exit> {
-    for repo in known_or_given(global, repos)? {
-        let cfg = load_repo_config(global, &repo)?;
+fn cmd_list(global: &GlobalConfig, repos: &[PathBuf], out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, Exit> {
+    let mut config_errors = 0;
+    let mut listed = 0;
+    for repo in known_or_given(global, repos, err)? {
+        // A broken configuration is reported; the other repositories are still listed.
+        let cfg = match config::load_repo(&repo, global) {
+            Ok(cfg) => cfg,
+            Err(e) => {
+                config_errors += 1;
+                writeln!(err, "git-push-mirror: {e}").map_err(io)?;
+                continue;
+            }
+        };
+        listed += cfg.mirrors.len();
         for mirror in &cfg.mirrors {
             let enabled = if mirror.enabled { "enabled" } else { "disabled" };
             let line = format!(
@@ -867,7 +1187,11 @@ fn cmd_list(global: &GlobalConfig, repos: &[PathBuf], out: &mut dyn Write) -> Re
             writeln!(out, "{}", line.trim_end()).map_err(io)?;
         }
     }
-    Ok(EXIT_OK)
+    if listed == 0 && config_errors == 0 {
+        // On stderr: list's output is for scripts.
+        writeln!(err, "{}", empty_state_hint(global)).map_err(io)?;
+    }
+    Ok(if config_errors > 0 { EXIT_USAGE } else { EXIT_OK })
 }
 
 fn cmd_status(
@@ -877,15 +1201,20 @@ fn cmd_status(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<u8, Exit> {
-    let (repos, problems) = reported_repos(global, repos)?;
+    let (repos, problems) = reported_repos(global, repos, err)?;
     let collected = status::collect(global, &repos);
     let statuses = &collected.statuses;
     if json {
         status::print_json(statuses, out)
+    } else if statuses.is_empty() && collected.config_errors.is_empty() {
+        writeln!(out, "{}", empty_state_hint(global))
     } else {
         status::print_human(statuses, out)
     }
     .map_err(io)?;
+    if json && statuses.is_empty() && collected.config_errors.is_empty() {
+        writeln!(err, "{}", empty_state_hint(global)).map_err(io)?;
+    }
     for error in problems.iter().chain(&collected.config_errors) {
         writeln!(err, "git-push-mirror: {error}").map_err(io)?;
     }
@@ -898,58 +1227,126 @@ fn cmd_status(
     })
 }
 
-fn cmd_install(
-    global: &GlobalConfig,
-    config: Option<&Path>,
+/// Installs the plain hook into one repository; the line to print.
+fn install_plain(store: &StateStore, repo: &Path, exe: &Path, config: Option<&Path>) -> Result<String> {
+    let installed = install::install(repo, exe, config)?;
+    store.register(repo)?;
+    Ok(match installed {
+        install::Installed::Fresh(hook) => format!("installed {}", hook.display()),
+        install::Installed::Chained { hook, previous } => {
+            format!(
+                "installed {}; the existing hook was kept as {} and still runs",
+                hook.display(),
+                previous.display()
+            )
+        }
+        install::Installed::Refreshed(hook) => format!("refreshed {}", hook.display()),
+    })
+}
+
+/// Installs the Gitea/Forgejo hook (`post-receive.d`) into one repository; the line to print.
+fn install_gitea(store: &StateStore, repo: &Path, exe: &Path, config: Option<&Path>) -> Result<String> {
+    let installed = crate::hosts::install_gitea(repo, exe, config)?;
+    store.register(repo)?;
+    Ok(match installed {
+        install::Installed::Refreshed(hook) => format!("refreshed {}", hook.display()),
+        install::Installed::Fresh(hook) | install::Installed::Chained { hook, .. } => {
+            format!("installed {}", hook.display())
+        }
+    })
+}
+
+/// Removes our hook (plain or Gitea's way) from one repository; the line to print.
+fn uninstall_one(repo: &Path, gitea: bool) -> Result<String> {
+    let removed = if gitea {
+        crate::hosts::uninstall_gitea(repo)?
+    } else {
+        install::uninstall(repo)?
+    };
+    Ok(if removed {
+        format!("uninstalled the hook of {}", repo.display())
+    } else {
+        format!("{}: the git-push-mirror hook is not installed", repo.display())
+    })
+}
+
+/// Runs `action` on each repository of `install`/`uninstall` and prints its line: the
+/// repositories named (a bad argument is a usage error, a failure stops), or every bare
+/// repository under `--all ROOT`, where one that git cannot open or that fails is reported as
+/// skipped and the others are still done (exit 1 at the end).
+fn for_each_host_repo(
+    host: &HostFlags,
     repos: &[PathBuf],
     out: &mut dyn Write,
+    mut action: impl FnMut(&Path) -> Result<String>,
 ) -> Result<u8, Exit> {
-    let exe = std::env::current_exe().context("finding this program's path")?;
-    let config = config
-        .map(std::path::absolute)
-        .transpose()
-        .context("resolving --config")?;
-    let store = StateStore::new(&global.state_dir);
-    for repo in repo_paths(repos)? {
-        let installed = install::install(&repo, &exe, config.as_deref())?;
-        store.register(&repo)?;
-        let line = match installed {
-            install::Installed::Fresh(hook) => format!("installed {}", hook.display()),
-            install::Installed::Chained { hook, previous } => {
-                format!(
-                    "installed {}; the existing hook was kept as {} and still runs",
-                    hook.display(),
-                    previous.display()
-                )
+    let Some(root) = &host.all else {
+        for repo in repo_paths(repos)? {
+            let line = action(&repo).map_err(|e| Exit(EXIT_FAILED, e))?;
+            writeln!(out, "{line}").map_err(io)?;
+        }
+        return Ok(EXIT_OK);
+    };
+    let mut skipped = 0;
+    for repo in discover_for_install(root)? {
+        match crate::refs::LocalRepo::open(&repo).and_then(|_| action(&repo)) {
+            Ok(line) => writeln!(out, "{line}"),
+            Err(e) => {
+                skipped += 1;
+                writeln!(out, "skipped {}: {e:#}", repo.display())
             }
-            install::Installed::Refreshed(hook) => format!("refreshed {}", hook.display()),
-        };
-        writeln!(out, "{line}").map_err(io)?;
+        }
+        .map_err(io)?;
     }
-    Ok(EXIT_OK)
+    if skipped > 0 {
+        writeln!(
+            out,
+            "{skipped} repository(ies) under {} skipped (see above); the others were done",
+            root.display()
+        )
+        .map_err(io)?;
+    }
+    Ok(if skipped > 0 { EXIT_FAILED } else { EXIT_OK })
 }
 
-fn cmd_uninstall(repos: &[PathBuf], out: &mut dyn Write) -> Result<u8, Exit> {
-    for repo in repo_paths(repos)? {
-        let line = if install::uninstall(&repo)? {
-            format!("uninstalled the hook of {}", repo.display())
-        } else {
-            format!("{}: the git-push-mirror hook is not installed", repo.display())
-        };
-        writeln!(out, "{line}").map_err(io)?;
-    }
-    Ok(EXIT_OK)
-}
-
-fn cmd_check(global: &GlobalConfig, repos: &[PathBuf], out: &mut dyn Write) -> Result<u8, Exit> {
+fn cmd_check(global: &GlobalConfig, repos: &[PathBuf], out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, Exit> {
     match &global.source {
         Some(path) => writeln!(out, "global configuration {}: ok", path.display()),
-        None => writeln!(out, "global configuration: embedded defaults"),
+        None => writeln!(out, "global configuration: none found, embedded defaults"),
     }
     .map_err(io)?;
+    writeln!(out, "state: {}", global.state_dir.display()).map_err(io)?;
+    writeln!(out, "spool: {}", global.spool_dir.display()).map_err(io)?;
     let mut problems = 0;
-    for repo in known_or_given(global, repos)? {
-        let cfg = load_repo_config(global, &repo)?;
+    let mut config_errors = 0;
+    match crate::logfile::writable_problem(&global.log_file) {
+        None => writeln!(out, "log_file {}: writable", global.log_file.display()),
+        Some(problem) => {
+            problems += 1;
+            writeln!(out, "log_file {}: FAILED: {problem}", global.log_file.display())
+        }
+    }
+    .map_err(io)?;
+    let repos = known_or_given(global, repos, err)?;
+    if repos.is_empty() {
+        writeln!(out, "{}", empty_state_hint(global)).map_err(io)?;
+    }
+    for repo in repos {
+        // A repository that cannot be read, or whose configuration is broken, is reported; the
+        // others are still checked.
+        if let Err(e) = crate::refs::LocalRepo::open(&repo) {
+            problems += 1;
+            writeln!(out, "{}: FAILED: {e:#}", repo.display()).map_err(io)?;
+            continue;
+        }
+        let cfg = match config::load_repo(&repo, global) {
+            Ok(cfg) => cfg,
+            Err(e) => {
+                config_errors += 1;
+                writeln!(out, "{}: FAILED: {e}", repo.display()).map_err(io)?;
+                continue;
+            }
+        };
         writeln!(
             out,
             "{}: configuration ok, {} mirror(s)",
@@ -958,50 +1355,19 @@ fn cmd_check(global: &GlobalConfig, repos: &[PathBuf], out: &mut dyn Write) -> R
         )
         .map_err(io)?;
         for mirror in &cfg.mirrors {
-            let result = crate::auth::remote_access(mirror, global)
-                .and_then(|access| git::ls_remote(&access, &["refs/heads/*".to_string()]).map_err(anyhow::Error::from));
-            let line = match result {
-                Ok(refs) => format!(
-                    "  {} {}: reachable ({} branches)",
-                    mirror.name,
-                    shown_url(mirror),
-                    refs.direct.len()
-                ),
-                Err(e) => {
-                    problems += 1;
-                    format!("  {} {}: FAILED: {e:#}", mirror.name, shown_url(mirror))
-                }
-            };
-            writeln!(out, "{line}").map_err(io)?;
-            if let Some((line, problem)) = check_lfs(&repo, mirror) {
-                problems += usize::from(problem);
+            let checked = crate::check::check_mirror(&repo, mirror, global);
+            problems += checked.problems;
+            for line in checked.lines {
                 writeln!(out, "{line}").map_err(io)?;
             }
         }
     }
-    Ok(if problems > 0 { EXIT_FAILED } else { EXIT_OK })
-}
-
-/// `check`'s LFS line for a mirror that would send LFS objects, and whether it is a problem.
-fn check_lfs(repo: &Path, mirror: &MirrorConfig) -> Option<(String, bool)> {
-    let has_objects = crate::lfs::LocalStore::for_repo(repo, &mirror.lfs).may_have_objects();
-    let wanted = match mirror.lfs.mode {
-        LfsMode::Off => return None,
-        LfsMode::Auto => has_objects,
-        LfsMode::On => true,
-    };
-    if !wanted {
-        return None;
-    }
-    let transport = crate::remote_url::transport_of(&mirror.url);
-    let endpoint = crate::lfs::describe_endpoint(&mirror.url, &transport, mirror.lfs.url.as_deref());
-    Some(match (endpoint, git::lfs::version()) {
-        (Err(why), _) => (
-            format!("    lfs: FAILED: LFS objects cannot reach this mirror: {why}"),
-            true,
-        ),
-        (Ok(_), Err(e)) => (format!("    lfs: FAILED: {e}"), true),
-        (Ok(endpoint), Ok(_)) => (format!("    lfs: objects go to {}", redact_url(&endpoint)), false),
+    Ok(if config_errors > 0 {
+        EXIT_USAGE
+    } else if problems > 0 {
+        EXIT_FAILED
+    } else {
+        EXIT_OK
     })
 }
 
@@ -1014,16 +1380,17 @@ fn cmd_keygen(
 ) -> Result<u8, Exit> {
     let repo = repo_path(repo)?;
     let cfg = load_repo_config(global, &repo)?;
-    let mirror = cfg.mirror(name).ok_or_else(|| {
-        Exit(
+    let mirror = cfg.mirror(name).ok_or_else(|| no_such_mirror(&repo, name, &cfg))?;
+    if crate::remote_url::transport_of(&mirror.url) != Transport::Ssh {
+        return Err(Exit(
             EXIT_USAGE,
             anyhow::anyhow!(
-                "{}: no mirror named {name:?}; add it first: git-push-mirror add {} {name} URL",
-                repo.display(),
-                repo.display()
+                "mirror `{name}` does not use SSH ({}): keygen makes keys for ssh://… and user@host:path \
+                 mirrors; nothing was created",
+                shown_url(mirror)
             ),
-        )
-    })?;
+        ));
+    }
     let store = StateStore::new(&global.state_dir);
     let (key, configure) = match &mirror.ssh_key {
         Some(key) => (key.clone(), false),
@@ -1064,13 +1431,6 @@ fn cmd_keygen(
         key.display(),
         if configure { " and set it as its ssh_key" } else { "" }
     );
-    if crate::remote_url::transport_of(&mirror.url) != Transport::Ssh {
-        let _ = writeln!(
-            err,
-            "warning: mirror {name} does not use SSH ({}): the key is used only with an SSH URL",
-            shown_url(mirror)
-        );
-    }
     Ok(EXIT_OK)
 }
 
@@ -1117,9 +1477,7 @@ fn resolve_host_keys_target(
     };
     let cfg = load_repo_config(global, &repo)?;
     let usage = |message: String| Exit(EXIT_USAGE, anyhow::anyhow!(message));
-    let mirror = cfg
-        .mirror(&name)
-        .ok_or_else(|| usage(format!("{}: no mirror named {name:?}", repo.display())))?;
+    let mirror = cfg.mirror(&name).ok_or_else(|| no_such_mirror(&repo, &name, &cfg))?;
     let mirror_host = crate::ssh::known_hosts::SshHost::from_url(&mirror.url)
         .map_err(|e| usage(format!("mirror {name} does not use SSH: {e}")))?;
     if &mirror_host != host {
@@ -1173,26 +1531,19 @@ fn cmd_known_hosts(
         None => Vec::new(),
     };
     let name = host.known_hosts_name();
-    writeln!(out, "host keys of {name}:").map_err(io)?;
-    for key in &keys {
-        let state = match &file {
-            None => "",
-            Some(_) if recorded.contains(key) => "  recorded",
-            Some(_) => "  not recorded",
-        };
-        writeln!(out, "  {}{state}", known_hosts::fingerprint(key)?).map_err(io)?;
-    }
-    for old in recorded.iter().filter(|k| !keys.contains(k)) {
-        writeln!(
-            out,
-            "  {}  recorded, but no longer offered by the host",
-            known_hosts::fingerprint(old)?
-        )
-        .map_err(io)?;
-    }
     // --accept without a target was refused above.
     let has_target = file.is_some();
     let Some(file) = file.filter(|_| accept) else {
+        // Only shown: each key's state is the file's state now.
+        let labels = match has_target {
+            true => [
+                "recorded",
+                "not recorded",
+                "recorded, but no longer offered by the host",
+            ],
+            false => [""; 3],
+        };
+        print_host_keys(&name, &keys, &recorded, labels, out)?;
         let target = if has_target {
             ""
         } else {
@@ -1210,8 +1561,16 @@ fn cmd_known_hosts(
     {
         crate::ssh::create_private_dir(dir)?;
     }
-    match known_hosts::record(&file.path, &host, &keys)? {
-        Recorded::Unchanged => writeln!(out, "already recorded in {}", file.path.display()),
+    // Recorded first, so each key's line says what is true once the command is done.
+    let outcome = known_hosts::record(&file.path, &host, &keys)?;
+    let labels = [
+        "already recorded",
+        "recorded now",
+        "removed: no longer offered by the host",
+    ];
+    print_host_keys(&name, &keys, &recorded, labels, out)?;
+    match outcome {
+        Recorded::Unchanged => writeln!(out, "all of them were already recorded in {}", file.path.display()),
         Recorded::Written { removed, added } => {
             let replaced = if removed > 0 {
                 format!(", replacing {removed} old one(s)")
@@ -1237,6 +1596,28 @@ fn cmd_known_hosts(
     Ok(EXIT_OK)
 }
 
+/// The host's keys, one line each, labelled `[recorded, not recorded, recorded but no longer
+/// offered]` (empty labels: fingerprints only).
+fn print_host_keys(
+    name: &str,
+    keys: &[crate::ssh::known_hosts::HostKey],
+    recorded: &[crate::ssh::known_hosts::HostKey],
+    [known, new, old]: [&str; 3],
+    out: &mut dyn Write,
+) -> Result<(), Exit> {
+    use crate::ssh::known_hosts::fingerprint;
+    writeln!(out, "host keys of {name}:").map_err(io)?;
+    for key in keys {
+        let state = if recorded.contains(key) { known } else { new };
+        let line = format!("  {}  {state}", fingerprint(key)?);
+        writeln!(out, "{}", line.trim_end()).map_err(io)?;
+    }
+    for gone in recorded.iter().filter(|k| !keys.contains(k)) {
+        writeln!(out, "  {}  {old}", fingerprint(gone)?).map_err(io)?;
+    }
+    Ok(())
+}
+
 /// `install` per host: `--gitea`, `--gitolite`, `--all ROOT`, or plain repositories.
 fn cmd_install_on_host(
     global: &GlobalConfig,
@@ -1248,41 +1629,19 @@ fn cmd_install_on_host(
     if host.gitolite {
         return cmd_install_gitolite(global, config, repos, host, out);
     }
-    let repos = match &host.all {
-        Some(root) => discover_for_install(root)?,
-        None => repo_paths(repos)?,
-    };
-    if !host.gitea {
-        return cmd_install(global, config, &repos, out);
-    }
     let exe = std::env::current_exe().context("finding this program's path")?;
     let config = config
         .map(std::path::absolute)
         .transpose()
         .context("resolving --config")?;
     let store = StateStore::new(&global.state_dir);
-    let mut failed = 0;
-    for repo in repos {
-        match crate::hosts::install_gitea(&repo, &exe, config.as_deref()) {
-            Ok(installed) => {
-                store.register(&repo)?;
-                let line = match installed {
-                    install::Installed::Refreshed(hook) => format!("refreshed {}", hook.display()),
-                    install::Installed::Fresh(hook) | install::Installed::Chained { hook, .. } => {
-                        format!("installed {}", hook.display())
-                    }
-                };
-                writeln!(out, "{line}").map_err(io)?;
-            }
-            // Over a tree, one repository Gitea does not manage does not stop the others.
-            Err(e) if host.all.is_some() => {
-                failed += 1;
-                writeln!(out, "skipped {}: {e:#}", repo.display()).map_err(io)?;
-            }
-            Err(e) => return Err(Exit(EXIT_FAILED, e)),
+    for_each_host_repo(host, repos, out, |repo| {
+        if host.gitea {
+            install_gitea(&store, repo, &exe, config.as_deref())
+        } else {
+            install_plain(&store, repo, &exe, config.as_deref())
         }
-    }
-    Ok(if failed > 0 { EXIT_FAILED } else { EXIT_OK })
+    })
 }
 
 /// Every bare repository under ROOT, for `--all`.
@@ -1393,22 +1752,7 @@ fn cmd_uninstall_on_host(repos: &[PathBuf], host: &HostFlags, out: &mut dyn Writ
         writeln!(out, "{line}").map_err(io)?;
         return Ok(EXIT_OK);
     }
-    let repos = match &host.all {
-        Some(root) => discover_for_install(root)?,
-        None => repo_paths(repos)?,
-    };
-    if !host.gitea {
-        return cmd_uninstall(&repos, out);
-    }
-    for repo in repos {
-        let line = if crate::hosts::uninstall_gitea(&repo)? {
-            format!("uninstalled the hook of {}", repo.display())
-        } else {
-            format!("{}: the git-push-mirror hook is not installed", repo.display())
-        };
-        writeln!(out, "{line}").map_err(io)?;
-    }
-    Ok(EXIT_OK)
+    for_each_host_repo(host, repos, out, |repo| uninstall_one(repo, host.gitea))
 }
 
 /// `metrics`: the Prometheus text format, to stdout or atomically to a file.
@@ -1420,7 +1764,7 @@ fn cmd_metrics(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<u8, Exit> {
-    let (repos, problems) = reported_repos(global, repos)?;
+    let (repos, problems) = reported_repos(global, repos, err)?;
     let collected = status::collect(global, &repos);
     let now = now_ms();
     let extras = crate::metrics::extras(&collected.statuses, now);
@@ -1428,7 +1772,7 @@ fn cmd_metrics(
         statuses: &collected.statuses,
         extras: &extras,
         spool: crate::metrics::spool_stats(&global.spool_dir, std::time::SystemTime::now()),
-        repositories: repos.len(),
+        repositories: crate::registrations::count_mirrored(global, &repos),
         config_errors: collected.config_errors.len(),
         silent_mode: global.silent_mode,
         state_files_quarantined: StateStore::new(&global.state_dir).bad_files(),
@@ -1436,9 +1780,16 @@ fn cmd_metrics(
         written_at_seconds: now as f64 / 1000.0,
     });
     match output {
+        // Exit 2, not 1 ("a mirror failed"): a file that is not written leaves the collector
+        // serving stale numbers, which must not pass for a mirror problem monitoring tolerates.
         Some(file) => crate::metrics::write_file(file, &text)
-            .with_context(|| format!("writing {}", file.display()))
-            .map_err(|e| Exit(EXIT_FAILED, e))?,
+            .with_context(|| {
+                format!(
+                    "writing {} (the user metrics runs as must be able to create files in its directory)",
+                    file.display()
+                )
+            })
+            .usage()?,
         None => out.write_all(text.as_bytes()).map_err(io)?,
     }
     for error in problems.iter().chain(&collected.config_errors) {
@@ -1468,8 +1819,17 @@ fn cmd_completions(shell: clap_complete::Shell, out: &mut dyn Write) -> Result<u
     write_generated(&text, out)
 }
 
-fn cmd_man(out: &mut dyn Write) -> Result<u8, Exit> {
+/// The man page on stdout, or with `dir` that page and one per subcommand (`git-push-mirror-add.1`,
+/// …), which the main page's SUBCOMMANDS section refers to.
+fn cmd_man(dir: Option<&Path>, out: &mut dyn Write) -> Result<u8, Exit> {
     let command = <Cli as clap::CommandFactory>::command();
+    if let Some(dir) = dir {
+        std::fs::create_dir_all(dir)
+            .and_then(|()| clap_mangen::generate_to(command, dir))
+            .with_context(|| format!("writing the man pages into {}", dir.display()))?;
+        writeln!(out, "wrote the man pages into {}", dir.display()).map_err(io)?;
+        return Ok(EXIT_OK);
+    }
     let mut text = Vec::new();
     clap_mangen::Man::new(command).render(&mut text).map_err(io)?;
     write_generated(&text, out)

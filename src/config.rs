@@ -8,6 +8,7 @@
 use crate::lfs::{LfsMode, LfsSettings};
 use crate::plan::{MirrorRules, TagSelection};
 use crate::remote_url::{Transport, split_credentials, transport_of};
+use crate::size::ByteSize;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::ffi::OsString;
@@ -145,6 +146,8 @@ pub struct MirrorSettings {
     pub password: Option<Secret>,
     pub ssh_key: Option<PathBuf>,
     pub known_hosts: Option<PathBuf>,
+    /// CA certificates (PEM) that HTTPS connections to the mirror's host trust.
+    pub ca_file: Option<PathBuf>,
     #[serde(default, deserialize_with = "duration")]
     pub delay: Option<Duration>,
     #[serde(default, deserialize_with = "duration")]
@@ -157,6 +160,9 @@ pub struct MirrorSettings {
     pub lfs_required: Option<bool>,
     pub lfs_url: Option<String>,
     pub lfs_store: Option<PathBuf>,
+    pub max_push_size: Option<ByteSize>,
+    #[serde(default, deserialize_with = "max_refs_per_push")]
+    pub max_refs_per_push: Option<usize>,
     /// Fleet mirrors only: which repositories the mirror applies to.
     pub repos: Option<Vec<String>>,
 }
@@ -182,6 +188,7 @@ impl MirrorSettings {
             ("password_file", &mut self.password_file),
             ("ssh_key", &mut self.ssh_key),
             ("known_hosts", &mut self.known_hosts),
+            ("ca_file", &mut self.ca_file),
             ("lfs_store", &mut self.lfs_store),
         ];
         for (key, path) in paths {
@@ -212,13 +219,16 @@ pub struct MirrorDefaults {
     pub refs: Vec<String>,
     pub ssh_key: Option<PathBuf>,
     pub known_hosts: Option<PathBuf>,
-    pub delay: Duration,
+    pub ca_file: Option<PathBuf>,
+    /// An explicit wait after the first pending change; `None`: the default timing (see [`crate::schedule`]).
+    pub delay: Option<Duration>,
     pub min_interval: Duration,
     pub timeout: Duration,
     pub verify_interval: Duration,
     pub lfs: LfsMode,
     pub lfs_required: bool,
     pub lfs_store: Option<PathBuf>,
+    pub push_limits: PushLimits,
 }
 
 impl Default for MirrorDefaults {
@@ -232,19 +242,28 @@ impl Default for MirrorDefaults {
             refs: Vec::new(),
             ssh_key: None,
             known_hosts: None,
-            delay: Duration::from_secs(1),
+            ca_file: None,
+            delay: None,
             min_interval: Duration::ZERO,
             timeout: Duration::from_secs(10 * 60),
             verify_interval: DEFAULT_VERIFY_INTERVAL,
             lfs: LfsMode::Auto,
             lfs_required: true,
             lfs_store: None,
+            push_limits: PushLimits::default(),
         }
     }
 }
 
 /// How often `run` checks that a mirror still has what it was given (`verify_interval`).
 pub const DEFAULT_VERIFY_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// What one push to a mirror may carry (`max_push_size`, `max_refs_per_push`); `None`: no limit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PushLimits {
+    pub max_bytes: Option<u64>,
+    pub max_refs: Option<usize>,
+}
 
 /// `[retry]`: backoff after a failed mirror update (DESIGN §4).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -355,13 +374,17 @@ pub struct MirrorConfig {
     pub password: Option<SecretSource>,
     pub ssh_key: Option<PathBuf>,
     pub known_hosts: Option<PathBuf>,
-    pub delay: Duration,
+    /// CA certificates (PEM) for HTTPS to the mirror's (and its `lfs_url`'s) host.
+    pub ca_file: Option<PathBuf>,
+    /// An explicit wait after the first pending change; `None`: the default timing (see [`crate::schedule`]).
+    pub delay: Option<Duration>,
     pub min_interval: Duration,
     pub timeout: Duration,
     /// How often `run` lists the mirror's refs to catch changes made on the mirror itself
     /// (recreated empty, rewound); zero turns the check off.
     pub verify_interval: Duration,
     pub lfs: LfsSettings,
+    pub push_limits: PushLimits,
 }
 
 /// A repository's `push-mirror.toml`, ready to use.
@@ -502,6 +525,10 @@ fn at_least_one<'de, D: Deserializer<'de>, T: TryFrom<u64>>(deserializer: D, key
 
 fn max_parallel<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::Error> {
     at_least_one(deserializer, "max_parallel")
+}
+
+fn max_refs_per_push<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::Error> {
+    at_least_one(deserializer, "max_refs_per_push")
 }
 
 fn fail_after<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
@@ -863,13 +890,18 @@ fn resolve_defaults(s: MirrorSettings) -> Result<MirrorDefaults, String> {
         refs,
         ssh_key: s.ssh_key,
         known_hosts: s.known_hosts,
-        delay: s.delay.unwrap_or(builtin.delay),
+        ca_file: s.ca_file,
+        delay: s.delay.or(builtin.delay),
         min_interval: s.min_interval.unwrap_or(builtin.min_interval),
         timeout,
         verify_interval: s.verify_interval.unwrap_or(builtin.verify_interval),
         lfs: s.lfs.unwrap_or(builtin.lfs),
         lfs_required: s.lfs_required.unwrap_or(builtin.lfs_required),
         lfs_store: s.lfs_store,
+        push_limits: PushLimits {
+            max_bytes: s.max_push_size.map(|size| size.0),
+            max_refs: s.max_refs_per_push,
+        },
     })
 }
 
@@ -997,6 +1029,9 @@ fn resolve_mirror(
     if let Transport::Refused(what) = transport_of(&url) {
         return Err(format!("`url` uses `{what}`, which is never allowed"));
     }
+    if let Some(problem) = crate::mirror_path::relative_path_problem(&url) {
+        return Err(problem);
+    }
 
     if let Some(secret) = s.password {
         password = Some(SecretSource::Inline(secret.0));
@@ -1037,7 +1072,8 @@ fn resolve_mirror(
         password,
         ssh_key: s.ssh_key.or_else(|| defaults.ssh_key.clone()),
         known_hosts: s.known_hosts.or_else(|| defaults.known_hosts.clone()),
-        delay: s.delay.unwrap_or(defaults.delay),
+        ca_file: s.ca_file.or_else(|| defaults.ca_file.clone()),
+        delay: s.delay.or(defaults.delay),
         min_interval: s.min_interval.unwrap_or(defaults.min_interval),
         timeout,
         verify_interval: s.verify_interval.unwrap_or(defaults.verify_interval),
@@ -1046,6 +1082,10 @@ fn resolve_mirror(
             required: s.lfs_required.unwrap_or(defaults.lfs_required),
             url: lfs_url,
             store: s.lfs_store.or_else(|| defaults.lfs_store.clone()),
+        },
+        push_limits: PushLimits {
+            max_bytes: s.max_push_size.map(|size| size.0).or(defaults.push_limits.max_bytes),
+            max_refs: s.max_refs_per_push.or(defaults.push_limits.max_refs),
         },
     })
 }
@@ -1182,7 +1222,7 @@ mod tests {
         let d = &config.defaults;
         assert!(d.enabled && !d.only_protected_branches && !d.keep_divergent_refs);
         assert_eq!((d.branches.clone(), d.tags.clone()), (None, TagSetting::All));
-        assert_eq!(d.delay, Duration::from_secs(1));
+        assert_eq!(d.delay, None, "no explicit wait: the default timing");
         assert_eq!(d.min_interval, Duration::ZERO);
         assert_eq!(d.timeout, Duration::from_secs(600));
         assert!(config.fleet_mirrors.is_empty());
@@ -1265,6 +1305,7 @@ branches = ["main"]
 tags = ["v*"]
 refs = ["refs/notes/*"]
 ssh_key = "keys/id_ed25519"
+ca_file = "certs/corp-ca.pem"
 delay = "500ms"
 min_interval = "1m"
 timeout = "1h"
@@ -1293,7 +1334,8 @@ jitter = false
         assert_eq!(d.tags, TagSetting::Matching(vec!["v*".into()]));
         assert_eq!(d.refs, ["refs/notes/*"]);
         assert_eq!(d.ssh_key, Some(dir.join("keys/id_ed25519")));
-        assert_eq!(d.delay, Duration::from_millis(500));
+        assert_eq!(d.ca_file, Some(dir.join("certs/corp-ca.pem")));
+        assert_eq!(d.delay, Some(Duration::from_millis(500)));
         assert_eq!(d.min_interval, Duration::from_secs(60));
         assert_eq!(d.timeout, Duration::from_secs(3600));
         assert_eq!(
@@ -1556,7 +1598,7 @@ jitter = false
         assert_eq!(mirror.name, "github");
         assert_eq!(mirror.url, "git@github.com:acme-mirror/acme/app.git");
         assert_eq!(mirror.rules.branch_patterns, Some(vec!["main".to_string()]));
-        assert_eq!(mirror.delay, Duration::from_secs(3), "global defaults apply");
+        assert_eq!(mirror.delay, Some(Duration::from_secs(3)), "global defaults apply");
         assert_eq!(config.fleet_mirrors, ["github"]);
 
         // The repository's own mirrors come first; protected_branches are the repository's.
@@ -1645,7 +1687,7 @@ jitter = false
         assert!(m.enabled);
         assert_eq!(m.rules, MirrorRules::default());
         assert_eq!((m.username.clone(), m.password.clone()), (None, None));
-        assert_eq!(m.delay, Duration::from_secs(1));
+        assert_eq!(m.delay, None);
         assert_eq!(m.min_interval, Duration::ZERO);
         assert_eq!(m.timeout, Duration::from_secs(600));
         assert_eq!(config.mirror("github"), Some(m));
@@ -1667,25 +1709,28 @@ jitter = false
         let mut global = GlobalConfig::embedded(dir.path());
         global.defaults.tags = TagSetting::None;
         global.defaults.branches = Some(vec!["main".into()]);
-        global.defaults.delay = Duration::from_secs(3);
+        global.defaults.delay = Some(Duration::from_secs(3));
         global.defaults.ssh_key = Some("/keys/id".into());
+        global.defaults.ca_file = Some("/certs/corp.pem".into());
         global.defaults.enabled = false;
         let repo = dir.path().join("r.git");
         write(
             &repo.join(REPO_CONFIG_FILE),
-            "[mirror.a]\nurl = \"https://h/a.git\"\n[mirror.b]\nurl = \"https://h/b.git\"\ntags = true\nbranches = [\"dev\"]\nenabled = true\ndelay = \"0s\"\n",
+            "[mirror.a]\nurl = \"https://h/a.git\"\n[mirror.b]\nurl = \"https://h/b.git\"\ntags = true\nbranches = [\"dev\"]\nenabled = true\ndelay = \"0s\"\nca_file = \"own.pem\"\n",
             0o644,
         );
         let config = load_repo(&repo, &global).unwrap();
         let (a, b) = (&config.mirrors[0], &config.mirrors[1]);
         assert_eq!(a.rules.tags, TagSelection::None);
         assert_eq!(a.rules.branch_patterns, Some(vec!["main".to_string()]));
-        assert_eq!(a.delay, Duration::from_secs(3));
+        assert_eq!(a.delay, Some(Duration::from_secs(3)));
         assert_eq!(a.ssh_key, Some(PathBuf::from("/keys/id")));
+        assert_eq!(a.ca_file, Some(PathBuf::from("/certs/corp.pem")));
+        assert_eq!(b.ca_file, Some(repo.join("own.pem")), "relative to the repository");
         assert!(!a.enabled);
         assert_eq!(b.rules.tags, TagSelection::All);
         assert_eq!(b.rules.branch_patterns, Some(vec!["dev".to_string()]));
-        assert_eq!(b.delay, Duration::ZERO);
+        assert_eq!(b.delay, Some(Duration::ZERO));
         assert!(b.enabled);
     }
 

@@ -18,7 +18,7 @@ use toml_edit::{Array, DocumentMut, Item, Table, TableLike, Value};
 ///
 /// `branches: Some(vec![])` removes the key (the mirror then follows the
 /// global default), and so does an empty string or path for `username`,
-/// `password_file`, `password_env`, `ssh_key`, `known_hosts`, `delay`,
+/// `password_file`, `password_env`, `ssh_key`, `known_hosts`, `ca_file`, `delay`,
 /// `min_interval`, `timeout` and `verify_interval`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MirrorEdit {
@@ -33,6 +33,7 @@ pub struct MirrorEdit {
     pub password_env: Option<String>,
     pub ssh_key: Option<PathBuf>,
     pub known_hosts: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
     pub delay: Option<String>,
     pub min_interval: Option<String>,
     pub timeout: Option<String>,
@@ -41,6 +42,10 @@ pub struct MirrorEdit {
     pub lfs_required: Option<bool>,
     /// An empty string removes the key (the endpoint is then derived from the URL).
     pub lfs_url: Option<String>,
+    /// A size such as `"1900MiB"`; an empty string removes the key (no limit).
+    pub max_push_size: Option<String>,
+    /// `Some(0)` removes the key (no limit).
+    pub max_refs_per_push: Option<usize>,
 }
 
 /// Why an edit was not made. Nothing is written when any of these is returned.
@@ -82,13 +87,19 @@ pub fn add_mirror(text: &str, name: &str, edit: &MirrorEdit) -> Result<String, E
         return Err(EditError::InvalidValue(format!("mirror `{name}` needs a URL")));
     }
     let changes = changes(edit)?;
-    let mut doc = parse(text)?;
     let mut table = Table::new();
     for (key, change) in changes {
         if let Change::Set(value) = change {
             table.insert(key, Item::Value(value));
         }
     }
+    add_mirror_table(text, name, table)
+}
+
+/// Adds `[mirror.NAME]` with the keys of `table` at the end of the file (see [`add_mirror`]).
+pub fn add_mirror_table(text: &str, name: &str, mut table: Table) -> Result<String, EditError> {
+    check_name(name)?;
+    let mut doc = parse(text)?;
     if let Some(Item::Value(Value::InlineTable(mirrors))) = doc.get_mut("mirror") {
         // `mirror = { ... }`: stay in the admin's style.
         if mirrors.contains_key(name) {
@@ -452,6 +463,9 @@ fn changes(edit: &MirrorEdit) -> Result<Vec<(&'static str, Change)>, EditError> 
     if let Some(path) = &edit.known_hosts {
         out.push(("known_hosts", path_or_remove("known_hosts", path)?));
     }
+    if let Some(path) = &edit.ca_file {
+        out.push(("ca_file", path_or_remove("ca_file", path)?));
+    }
     for (key, duration) in [
         ("delay", &edit.delay),
         ("min_interval", &edit.min_interval),
@@ -462,7 +476,26 @@ fn changes(edit: &MirrorEdit) -> Result<Vec<(&'static str, Change)>, EditError> 
             out.push((key, duration_or_remove(key, duration)?));
         }
     }
+    if let Some(size) = &edit.max_push_size {
+        out.push(("max_push_size", size_or_remove(size)?));
+    }
+    if let Some(refs) = edit.max_refs_per_push {
+        let change = match i64::try_from(refs) {
+            Ok(0) => Change::Remove,
+            Ok(refs) => Change::Set(Value::from(refs)),
+            Err(_) => return Err(EditError::InvalidValue("`max_refs_per_push` is too large".into())),
+        };
+        out.push(("max_refs_per_push", change));
+    }
     Ok(out)
+}
+
+fn size_or_remove(text: &str) -> Result<Change, EditError> {
+    if text.is_empty() {
+        return Ok(Change::Remove);
+    }
+    crate::size::ByteSize::parse(text).map_err(|e| EditError::InvalidValue(format!("`max_push_size`: {e}")))?;
+    Ok(Change::Set(Value::from(text)))
 }
 
 fn list_or_remove(items: &[String]) -> Change {
@@ -683,7 +716,7 @@ keep_divergent_refs = true
         assert!(!m.enabled);
         assert_eq!(m.rules.protected_only, Some(vec!["main".into(), "release/*".into()]));
         assert_eq!(m.rules.tags, TagSelection::Matching(vec!["v*".into()]));
-        assert_eq!(m.delay, Duration::from_secs(2));
+        assert_eq!(m.delay, Some(Duration::from_secs(2)));
         assert_eq!(m.timeout, Duration::from_secs(300));
     }
 

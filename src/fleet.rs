@@ -1,5 +1,5 @@
 //! Fleets: the repositories under `repos_root`, their names, and the fleet mirrors (`[mirror.NAME]`
-//! with `repos` patterns in the global file) that apply to them (DESIGN §7).
+//! with `repos` patterns in the global file) that apply to them (README: "A fleet").
 //!
 //! A repository's name is its path under `repos_root` without `.git`
 //! (`/srv/git/acme/app.git` under `/srv/git` is `acme/app`), as gitolite and

@@ -3,10 +3,13 @@
 
 pub mod credential;
 pub mod env;
+pub mod history;
 pub mod lfs;
+pub mod local_refs;
 pub mod orphans;
+pub mod tls;
 
-use crate::oid::Oid;
+use crate::oid::{ObjectFormat, Oid};
 use crate::plan::RefChange;
 use crate::redact::redact;
 use std::collections::{BTreeMap, BTreeSet};
@@ -79,6 +82,9 @@ pub struct RemoteAccess {
     pub lfs_env: Vec<(String, OsString)>,
     /// Strings that must never be stored or shown (redacted from all output).
     pub secrets: Vec<String>,
+    /// The mirror's own CA certificates (`ca_file`), given to git in [`env`](Self::env); an
+    /// inherited `GIT_SSL_CAINFO`, which git would let win, is removed.
+    pub ca_file: Option<std::path::PathBuf>,
     /// Where the credential helper marks a password as rejected, one marker per command: see
     /// [`RemoteAccess::remember_rejections`].
     rejections: Option<std::sync::Arc<Rejections>>,
@@ -105,6 +111,7 @@ impl RemoteAccess {
             env: Vec::new(),
             lfs_env: Vec::new(),
             secrets: Vec::new(),
+            ca_file: None,
             rejections: None,
             credentials: None,
         }
@@ -155,6 +162,9 @@ impl RemoteAccess {
     fn command(&self) -> Command {
         let mut cmd = git_command();
         cmd.env("GIT_ALLOW_PROTOCOL", self.allowed_protocols.join(":"));
+        if self.ca_file.is_some() {
+            cmd.env_remove("GIT_SSL_CAINFO");
+        }
         for (name, value) in &self.env {
             cmd.env(name, value);
         }
@@ -199,6 +209,7 @@ impl std::fmt::Debug for RemoteAccess {
             .field("env", &env)
             .field("lfs_env", &lfs_env)
             .field("secrets", &format_args!("[{} redacted]", self.secrets.len()))
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -212,6 +223,13 @@ pub enum GitError {
     TimedOut(Duration),
     #[error("{0}")]
     Failed(String),
+    /// The mirror refused the push as too large: its pack size limit, or an HTTP 413.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The connection dropped while the pack was being sent: a limit of the mirror or of a
+    /// proxy in front of it as often as the network.
+    #[error("{0}")]
+    Dropped(String),
 }
 
 /// What a finished git process left behind.
@@ -318,22 +336,73 @@ const GENERIC_LINES: &[&str] = &[
     "and the repository exists.",
 ];
 
-/// The most useful lines of git's stderr, for a stored error.
+/// The most useful lines of git's stderr, for a stored error: the mirror's own words (its
+/// `remote:` lines) first, then git's last lines.
 fn summarize_stderr(stderr: &str) -> String {
+    let words = crate::remote_words::remote_lines(stderr);
     let lines: Vec<&str> = stderr
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with("hint:") && !GENERIC_LINES.contains(l))
+        .filter(|l| !l.starts_with("remote:"))
         // ssh's advice to delete a changed host key; deleting without checking defeats the check.
         .filter(|l| !l.starts_with("ssh-keygen -f "))
         .collect();
     let start = lines.len().saturating_sub(4);
-    let summary = lines[start..].join(" / ");
-    if summary.is_empty() {
+    let mut parts: Vec<String> = words.into_iter().map(|w| format!("remote: {w}")).collect();
+    parts.extend(lines[start..].iter().map(|l| crate::remote_words::clean(l)));
+    if parts.is_empty() {
         "git failed without a message".to_string()
     } else {
-        summary
+        parts.join(" / ")
     }
+}
+
+/// Whether a mirror's words or git's messages say a push was refused for its size: git's and
+/// GitHub's `pack exceeds maximum allowed size`, or an HTTP 413 from the server or a proxy.
+pub fn says_too_large(text: &str) -> bool {
+    const SIGNS: &[&str] = &[
+        "pack exceeds maximum allowed size",
+        "HTTP 413",
+        "error: 413",
+        "Request Entity Too Large",
+        "Payload Too Large",
+    ];
+    SIGNS.iter().any(|sign| text.contains(sign))
+}
+
+/// The limit a size refusal names, when it names one: GitHub and newer git print
+/// `pack exceeds maximum allowed size (2.00 GiB)`.
+pub fn size_limit_in(text: &str) -> Option<u64> {
+    let at = text.find("maximum allowed size (")? + "maximum allowed size (".len();
+    let inside = &text[at..at + text[at..].find(')')?];
+    crate::size::ByteSize::parse(&inside.replace(' ', "").replace("bytes", "B"))
+        .ok()
+        .map(|size| size.0)
+}
+
+/// Whether git says the connection ended while it was sending (as opposed to never connecting).
+fn says_dropped(stderr: &str) -> bool {
+    const SIGNS: &[&str] = &[
+        "the remote end hung up unexpectedly",
+        "unexpected disconnect while reading sideband packet",
+        "send-pack: unexpected disconnect",
+        "Broken pipe",
+        "Connection reset by peer",
+        "RPC failed",
+    ];
+    const NEVER_CONNECTED: &[&str] = &[
+        "Could not read from remote repository",
+        "Could not resolve",
+        "Connection refused",
+        "Failed to connect",
+        "Authentication failed",
+        "Permission denied",
+        "Host key verification failed",
+        "SSL certificate problem",
+        "server certificate verification failed",
+    ];
+    SIGNS.iter().any(|s| stderr.contains(s)) && !NEVER_CONNECTED.iter().any(|s| stderr.contains(s))
 }
 
 /// The refs observed on a mirror.
@@ -365,17 +434,94 @@ pub fn parse_ls_remote(output: &str) -> RemoteRefs {
 }
 
 /// Lists the mirror's refs matching `patterns` (git's ls-remote patterns;
-/// empty: all refs).
-pub fn ls_remote(remote: &RemoteAccess, patterns: &[String]) -> Result<RemoteRefs, GitError> {
+/// empty: all refs), as the repository at `git_dir` sees it: its own git
+/// configuration applies (`http.sslCAInfo`, `http.<url>.*`, proxies). A mirror
+/// whose ids are of another object format is an error: git cannot push to it.
+pub fn ls_remote(git_dir: &Path, remote: &RemoteAccess, patterns: &[String]) -> Result<RemoteRefs, GitError> {
+    let (refs, _) = list_remote(git_dir, remote, patterns, false)?;
+    let local = crate::refs::object_format(git_dir);
+    match refs.direct.values().next().map(ObjectFormat::of) {
+        Some(mirror) if mirror != local => Err(GitError::Failed(format_mismatch(local, mirror))),
+        _ => Ok(refs),
+    }
+}
+
+/// What `check` and `add` learn about a mirror: its refs matching the patterns and the object
+/// format it announces (known even for an empty mirror), next to the repository's.
+#[derive(Debug)]
+pub struct Probe {
+    pub refs: RemoteRefs,
+    pub object_format: Option<ObjectFormat>,
+    pub local_format: ObjectFormat,
+}
+
+impl Probe {
+    /// Why git cannot push from the repository to this mirror, if it cannot.
+    pub fn format_mismatch(&self) -> Option<String> {
+        self.object_format
+            .filter(|mirror| *mirror != self.local_format)
+            .map(|mirror| format_mismatch(self.local_format, mirror))
+    }
+}
+
+/// [`ls_remote`] that also reads the object format the mirror announces (from git's packet
+/// trace), so a mirror git cannot push to is named before the first push, even when empty.
+pub fn probe(git_dir: &Path, remote: &RemoteAccess, patterns: &[String]) -> Result<Probe, GitError> {
+    let (refs, trace) = list_remote(git_dir, remote, patterns, true)?;
+    let object_format = announced_object_format(&trace).or_else(|| refs.direct.values().next().map(ObjectFormat::of));
+    Ok(Probe {
+        refs,
+        object_format,
+        local_format: crate::refs::object_format(git_dir),
+    })
+}
+
+/// Why a mirror of another object format cannot be pushed to, and what to do.
+pub fn format_mismatch(local: ObjectFormat, mirror: ObjectFormat) -> String {
+    format!(
+        "the mirror is a {mirror} repository and this repository is {local}: git cannot push between \
+         object formats; recreate the mirror as {local} (`git init --bare --object-format={}`, or the \
+         host's object format setting for new repositories) or push to another mirror",
+        local.git_name()
+    )
+}
+
+/// Runs `ls-remote`; with `trace`, also returns git's packet trace (its stderr).
+fn list_remote(
+    git_dir: &Path,
+    remote: &RemoteAccess,
+    patterns: &[String],
+    trace: bool,
+) -> Result<(RemoteRefs, String), GitError> {
     let mut cmd = remote.command();
-    cmd.args(["ls-remote", "--symref", "--"])
+    if trace {
+        cmd.env("GIT_TRACE_PACKET", "1");
+    }
+    cmd.arg("--git-dir")
+        .arg(git_dir)
+        .args(["ls-remote", "--symref", "--"])
         .arg(&remote.url)
         .args(patterns);
     let finished = run_with_timeout(cmd, remote.timeout)?;
+    let (trace, stderr): (Vec<&str>, Vec<&str>) = finished
+        .stderr
+        .lines()
+        .partition(|line| trace && line.contains(" packet: "));
     if !finished.success {
-        return Err(remote.failure(&finished.stderr));
+        return Err(remote.failure(&stderr.join("\n")));
     }
-    Ok(parse_ls_remote(&finished.stdout))
+    Ok((parse_ls_remote(&finished.stdout), trace.join("\n")))
+}
+
+/// The `object-format=` capability a server announced, in a `GIT_TRACE_PACKET` trace (protocol
+/// v2 on a line of its own, v0 among the capabilities of the first ref).
+fn announced_object_format(trace: &str) -> Option<ObjectFormat> {
+    trace
+        .lines()
+        .filter(|line| line.contains("< "))
+        // The trace shows v0's NUL before the capabilities as `\0`.
+        .flat_map(|line| line.split(' ').filter_map(|word| word.rsplit("\\0").next()))
+        .find_map(|word| word.strip_prefix("object-format=").and_then(ObjectFormat::parse))
 }
 
 /// The flag git prints for a ref in `push --porcelain` output.
@@ -494,7 +640,9 @@ const VIEW_THRESHOLD: usize = 32;
 /// A temporary git directory whose object store is the repository's (through
 /// `objects/info/alternates`) and whose only refs are the new values of the
 /// refs being created or updated (in `packed-refs`): `refs/*:refs/*` then
-/// pushes exactly those, in time linear in their number.
+/// pushes exactly those, in time linear in their number. It has the
+/// repository's object format and includes its configuration (`http.sslCAInfo`,
+/// proxies, `http.<url>.*`), so the push behaves as one from the repository.
 struct PushView {
     dir: tempfile::TempDir,
 }
@@ -502,7 +650,13 @@ struct PushView {
 impl PushView {
     fn new(git_dir: &Path, changes: &[(&str, &RefChange)]) -> std::io::Result<PushView> {
         let dir = crate::fsutil::private_temp_dir("view")?;
-        let objects = std::path::absolute(git_dir)?.join("objects");
+        let git_dir = std::path::absolute(git_dir)?;
+        let objects = git_dir.join("objects");
+        let format = changes
+            .iter()
+            .find_map(|(_, change)| change.new_value().or(change.expected_remote()))
+            .map_or(ObjectFormat::Sha1, ObjectFormat::of);
+        std::fs::write(dir.path().join("config"), view_config(&git_dir, format))?;
         std::fs::create_dir_all(dir.path().join("objects/info"))?;
         std::fs::create_dir_all(dir.path().join("refs"))?;
         std::fs::write(dir.path().join("HEAD"), "ref: refs/heads/none\n")?;
@@ -527,14 +681,83 @@ impl PushView {
     }
 }
 
+/// The configuration of a temporary git directory standing in for the repository at `git_dir`:
+/// its object format (git reads `extensions.*` from this file only), then the repository's own
+/// configuration, included.
+pub(crate) fn view_config(git_dir: &Path, format: ObjectFormat) -> Vec<u8> {
+    let mut config = Vec::new();
+    if format != ObjectFormat::Sha1 {
+        config.extend_from_slice(
+            format!(
+                "[core]\n\trepositoryformatversion = 1\n[extensions]\n\tobjectformat = {}\n",
+                format.git_name()
+            )
+            .as_bytes(),
+        );
+    }
+    // A quoted value: the path may hold spaces, `"` or `\\` (a line break it cannot).
+    let path = git_dir.join("config");
+    if path.as_os_str().as_encoded_bytes().contains(&b'\n') {
+        return config;
+    }
+    let mut quoted = Vec::new();
+    for byte in path.as_os_str().as_encoded_bytes() {
+        if matches!(byte, b'"' | b'\\') {
+            quoted.push(b'\\');
+        }
+        quoted.push(*byte);
+    }
+    config.extend_from_slice(b"[include]\n\tpath = \"");
+    config.extend_from_slice(&quoted);
+    config.extend_from_slice(b"\"\n");
+    config
+}
+
 /// Bytes of arguments per git process: far below ARG_MAX, which is the only
 /// reason to split a push at all.
 const MAX_ARGUMENT_BYTES: usize = 512 * 1024;
 
-/// Pushes `changes` from the local repository at `git_dir` to the mirror,
-/// each with `--force-with-lease=<ref>:<observed>`, and returns git's per-ref
-/// results. A transport failure is an error; per-ref rejections are results.
-pub fn push(git_dir: &Path, remote: &RemoteAccess, changes: &[(&str, &RefChange)]) -> Result<Vec<PushedRef>, GitError> {
+/// Splits `changes` into groups that each fit the arguments of one `git push` (see [`push`]).
+pub fn split_by_argument_size<'a>(changes: &[(&'a str, &'a RefChange)]) -> Vec<Vec<(&'a str, &'a RefChange)>> {
+    let mut groups = Vec::new();
+    let mut group: Vec<(&str, &RefChange)> = Vec::new();
+    let mut group_bytes = 0;
+    for &(name, change) in changes {
+        // Through a view (more than VIEW_THRESHOLD changes) creates cost no argument at all.
+        let bytes = match change {
+            RefChange::Create { .. } => 0,
+            RefChange::Update { .. } | RefChange::Delete { .. } => 2 * name.len() + 64 + 24,
+        };
+        if !group.is_empty() && group_bytes + bytes > MAX_ARGUMENT_BYTES {
+            groups.push(std::mem::take(&mut group));
+            group_bytes = 0;
+        }
+        group.push((name, change));
+        group_bytes += bytes;
+    }
+    if !group.is_empty() {
+        groups.push(group);
+    }
+    groups
+}
+
+/// What one `git push` did.
+#[derive(Debug, Default)]
+pub struct PushOutcome {
+    /// git's per-ref results; their reasons are redacted.
+    pub refs: Vec<PushedRef>,
+    /// The mirror's own words (its `remote:` lines), cleaned and redacted.
+    pub remote_lines: Vec<String>,
+    /// `false` when the mirror did not offer `report-status`: git then reports every ref it sent
+    /// as pushed without the mirror having said so.
+    pub confirmed: bool,
+}
+
+/// Pushes `changes` from the local repository at `git_dir` to the mirror in one git process,
+/// each update and deletion with `--force-with-lease=<ref>:<observed>`, and returns git's
+/// per-ref results and the mirror's words. A failure of the push as a whole is an error;
+/// per-ref rejections are results. Callers keep each push within [`split_by_argument_size`].
+pub fn push(git_dir: &Path, remote: &RemoteAccess, changes: &[(&str, &RefChange)]) -> Result<PushOutcome, GitError> {
     if changes.len() <= VIEW_THRESHOLD {
         let args: Vec<String> = changes
             .iter()
@@ -546,34 +769,15 @@ pub fn push(git_dir: &Path, remote: &RemoteAccess, changes: &[(&str, &RefChange)
     // remote ref, formatting strings for each pair: quadratic. Large pushes
     // instead go from a view of the repository that shares its objects and
     // whose only refs are the new values, with one pattern refspec; only
-    // leases and deletions remain as arguments, in batches under ARG_MAX.
-    let mut results = Vec::new();
-    let mut batch: Vec<(&str, &RefChange)> = Vec::new();
-    let mut batch_bytes = 0;
-    for (name, change) in changes {
-        let bytes = match change {
-            RefChange::Create { .. } => 0,
-            RefChange::Update { .. } | RefChange::Delete { .. } => 2 * name.len() + 64 + 24,
-        };
-        if !batch.is_empty() && batch_bytes + bytes > MAX_ARGUMENT_BYTES {
-            results.extend(push_through_view(git_dir, remote, &batch)?);
-            batch.clear();
-            batch_bytes = 0;
-        }
-        batch.push((name, change));
-        batch_bytes += bytes;
-    }
-    if !batch.is_empty() {
-        results.extend(push_through_view(git_dir, remote, &batch)?);
-    }
-    Ok(results)
+    // leases and deletions remain as arguments.
+    push_through_view(git_dir, remote, changes)
 }
 
 fn push_through_view(
     git_dir: &Path,
     remote: &RemoteAccess,
     changes: &[(&str, &RefChange)],
-) -> Result<Vec<PushedRef>, GitError> {
+) -> Result<PushOutcome, GitError> {
     let view = PushView::new(git_dir, changes).map_err(|e| GitError::Spawn(format!("preparing the push: {e}")))?;
     let mut args = Vec::new();
     let mut has_new_values = false;
@@ -596,7 +800,7 @@ fn push_through_view(
     push_batch(view.path(), remote, &args)
 }
 
-fn push_batch(git_dir: &Path, remote: &RemoteAccess, args: &[String]) -> Result<Vec<PushedRef>, GitError> {
+fn push_batch(git_dir: &Path, remote: &RemoteAccess, args: &[String]) -> Result<PushOutcome, GitError> {
     let (leases, refspecs): (Vec<&String>, Vec<&String>) =
         args.iter().partition(|a| a.starts_with("--force-with-lease="));
     let mut cmd = remote.command();
@@ -613,18 +817,81 @@ fn push_batch(git_dir: &Path, remote: &RemoteAccess, args: &[String]) -> Result<
         .arg("--")
         .arg(&remote.url)
         .args(refspecs);
+    let trace = PacketTrace::start(&mut cmd, &remote.url);
     let finished = run_with_timeout(cmd, remote.timeout)?;
     let pushed = parse_porcelain(&finished.stdout);
     if pushed.is_empty() && !finished.success {
-        return Err(remote.failure(&finished.stderr));
+        let failure = remote.failure(&finished.stderr);
+        return Err(match failure {
+            GitError::Failed(message) if says_too_large(&finished.stderr) => GitError::TooLarge(message),
+            GitError::Failed(message) if says_dropped(&finished.stderr) => GitError::Dropped(message),
+            other => other,
+        });
     }
-    Ok(pushed
-        .into_iter()
-        .map(|mut r| {
-            r.reason = r.reason.map(|reason| remote.redact(&reason));
-            r
-        })
-        .collect())
+    let confirmed = trace.is_none_or(|trace| trace.report_requested() != Some(false));
+    Ok(PushOutcome {
+        refs: pushed
+            .into_iter()
+            .map(|mut r| {
+                r.reason = r.reason.map(|reason| remote.redact(&reason));
+                r
+            })
+            .collect(),
+        remote_lines: crate::remote_words::remote_lines(&finished.stderr)
+            .iter()
+            .map(|line| remote.redact(line))
+            .collect(),
+        confirmed,
+    })
+}
+
+/// git's packet trace of one push over the network, kept to learn whether the mirror was asked
+/// for a `report-status`: git asks whenever the mirror offers it, and without it reports every
+/// ref it sent as pushed. Local (`file://`) mirrors run our own git's receive-pack, which always
+/// offers it, and are not traced (the trace would also follow the mirror's hooks).
+struct PacketTrace {
+    dir: tempfile::TempDir,
+}
+
+impl PacketTrace {
+    fn start(cmd: &mut Command, url: &str) -> Option<PacketTrace> {
+        if crate::remote_url::transport_of(url) == crate::remote_url::Transport::File {
+            return None;
+        }
+        let dir = crate::fsutil::private_temp_dir("trace").ok()?;
+        cmd.env("GIT_TRACE_PACKET", dir.path().join("packets"));
+        Some(PacketTrace { dir })
+    }
+
+    /// Whether the commands git sent asked for a report; `None` when it sent none.
+    fn report_requested(&self) -> Option<bool> {
+        let file = std::fs::File::open(self.dir.path().join("packets")).ok()?;
+        report_requested_in(std::io::BufReader::new(file))
+    }
+}
+
+/// Reads a packet trace up to the first command git sent (`<old> <new> <ref>\0<capabilities>`).
+fn report_requested_in(trace: impl std::io::BufRead) -> Option<bool> {
+    for line in trace.split(b'\n').map_while(Result::ok) {
+        let line = String::from_utf8_lossy(&line);
+        let Some((_, packet)) = line.split_once("packet:") else {
+            continue;
+        };
+        let packet = packet.trim_start();
+        let Some(at) = packet.find(['>', '<']) else { continue };
+        let (identity, rest) = packet.split_at(at);
+        if !rest.starts_with("> ") || identity == "receive-pack" {
+            continue;
+        }
+        let Some((command, capabilities)) = rest[2..].split_once("\\0") else {
+            continue;
+        };
+        if command.split(' ').count() != 3 {
+            continue;
+        }
+        return Some(capabilities.split(' ').any(|c| c.starts_with("report-status")));
+    }
+    None
 }
 
 /// The hooks directory git uses for a repository (honours `core.hooksPath`).
@@ -635,7 +902,10 @@ pub fn hooks_dir(git_dir: &Path) -> Result<std::path::PathBuf, GitError> {
         .args(["rev-parse", "--path-format=absolute", "--git-path", "hooks"]);
     let finished = run_with_timeout(cmd, Duration::from_secs(30))?;
     if !finished.success {
-        return Err(GitError::Failed(summarize_stderr(&finished.stderr)));
+        return Err(local_refs::local_failure(
+            "finding the hooks directory",
+            &finished.stderr,
+        ));
     }
     Ok(std::path::PathBuf::from(finished.stdout.trim_end_matches('\n')))
 }
@@ -729,6 +999,44 @@ ref: refs/heads/main\trefs/heads/alias\n\
         assert_eq!(refs.direct["refs/heads/main"], oid('1'));
         assert_eq!(refs.direct["refs/tags/v1"], oid('2'));
         assert!(refs.symbolic.contains("HEAD") && refs.symbolic.contains("refs/heads/alias"));
+    }
+
+    #[test]
+    fn the_announced_object_format_is_read_from_the_packet_trace() {
+        // Captured (git 2.47, GIT_TRACE_PACKET=1) from ls-remote over protocol v2 and v0.
+        let v2 = "11:18:42.139795 pkt-line.c:86           packet:    ls-remote< version 2\n\
+11:18:42.139915 pkt-line.c:86           packet:    ls-remote< object-format=sha256\n\
+11:18:42.139943 pkt-line.c:86           packet:    ls-remote> object-format=sha256\n";
+        assert_eq!(announced_object_format(v2), Some(ObjectFormat::Sha256));
+        let v0 = "11:18:42.148944 pkt-line.c:86           packet:    ls-remote< \
+0000000000000000000000000000000000000000 capabilities^{}\\0object-format=sha1 agent=git/2.47.3\n";
+        assert_eq!(announced_object_format(v0), Some(ObjectFormat::Sha1));
+        let old_server =
+            "packet:    ls-remote< 1111111111111111111111111111111111111111 refs/heads/main\\0multi_ack ofs-delta\n";
+        assert_eq!(announced_object_format(old_server), None);
+    }
+
+    #[test]
+    fn ls_remote_output_of_a_sha256_mirror_is_parsed() {
+        let sha256 = "c2f6722a36398972fd504337b69a3221be0f00cd0d48b45aec8b0d8036719595";
+        let out = format!("ref: refs/heads/main\tHEAD\n{sha256}\tHEAD\n{sha256}\trefs/heads/main\n");
+        let refs = parse_ls_remote(&out);
+        assert_eq!(refs.direct["refs/heads/main"].as_str(), sha256);
+        assert_eq!(ObjectFormat::of(&refs.direct["refs/heads/main"]), ObjectFormat::Sha256);
+    }
+
+    #[test]
+    fn a_view_has_the_repositorys_object_format_and_includes_its_configuration() {
+        let sha1 = String::from_utf8(view_config(Path::new("/srv/git/app.git"), ObjectFormat::Sha1)).unwrap();
+        assert_eq!(sha1, "[include]\n\tpath = \"/srv/git/app.git/config\"\n");
+        let sha256 = String::from_utf8(view_config(Path::new("/srv/a \"b\"\\c.git"), ObjectFormat::Sha256)).unwrap();
+        assert_eq!(
+            sha256,
+            "[core]\n\trepositoryformatversion = 1\n[extensions]\n\tobjectformat = sha256\n\
+             [include]\n\tpath = \"/srv/a \\\"b\\\"\\\\c.git/config\"\n"
+        );
+        let odd = view_config(Path::new("/srv/a\nb.git"), ObjectFormat::Sha1);
+        assert!(odd.is_empty(), "a path git configuration cannot hold is left out");
     }
 
     #[test]

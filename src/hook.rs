@@ -218,6 +218,16 @@ mod tests {
     }
 
     #[test]
+    fn sha256_object_ids_are_parsed() {
+        // A push to a SHA-256 repository (`git init --object-format=sha256`).
+        let (z, a) = ("0".repeat(64), "ab".repeat(32));
+        let input = parse_hook_input(format!("{z} {a} refs/heads/main\n{a} {z} refs/tags/v1\n").as_bytes());
+        assert!(input.skipped.is_empty(), "{:?}", input.skipped);
+        assert_eq!(input.updates[0].new.as_str(), a);
+        assert!(input.updates[0].old.is_null() && input.updates[1].new.is_null());
+    }
+
+    #[test]
     fn crlf_and_missing_final_newline_are_tolerated() {
         let stdin = format!("{Z} {A} refs/heads/a\r\n{Z} {A} refs/heads/b");
         let input = parse_hook_input(stdin.as_bytes());

@@ -6,12 +6,14 @@
 //! that runs git.
 
 pub mod auth;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod config_edit;
 pub mod drift;
 pub mod failpoint;
 pub mod fleet;
+pub mod fleet_override;
 pub mod fsutil;
 pub mod git;
 pub mod health;
@@ -22,16 +24,23 @@ pub mod lfs;
 pub mod live_config;
 pub mod logfile;
 pub mod metrics;
+pub mod mirror_path;
 pub mod oid;
 pub mod plan;
 pub mod redact;
 pub mod refs;
+pub mod registrations;
 pub mod remote_url;
+pub mod remote_words;
+pub mod repo_arg;
+pub mod schedule;
+pub mod size;
 pub mod slots;
 pub mod spool;
 pub mod ssh;
 pub mod state;
 pub mod status;
+pub mod suggest;
 pub mod update;
 pub mod verify;
 pub mod worker;

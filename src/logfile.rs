@@ -21,6 +21,41 @@ pub fn point_fd_at(fd: RawFd, path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Why this user could not write `path` as a log file (the file, or else the nearest existing
+/// directory it would be created in), or `None` when it could.
+pub fn writable_problem(path: &Path) -> Option<String> {
+    let mut target = path;
+    let what = loop {
+        match std::fs::symlink_metadata(target) {
+            Ok(meta) if target == path && meta.is_dir() => return Some("it is a directory".to_string()),
+            Ok(meta) if target != path && !meta.is_dir() => {
+                return Some(format!("{} is not a directory", target.display()));
+            }
+            Ok(_) => break if target == path { "the file" } else { "its directory" },
+            Err(_) => match target.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => target = parent,
+                _ => return Some("no part of its path exists".to_string()),
+            },
+        }
+    };
+    let c_path = std::ffi::CString::new(target.as_os_str().as_encoded_bytes()).ok()?;
+    let mode = if target == path {
+        libc::W_OK
+    } else {
+        libc::W_OK | libc::X_OK
+    };
+    // SAFETY: access only reads the NUL-terminated path.
+    if unsafe { libc::access(c_path.as_ptr(), mode) } == 0 {
+        return None;
+    }
+    let error = std::io::Error::last_os_error();
+    Some(format!(
+        "{what} {} cannot be written by this user ({error}): workers started by hooks and cron would lose \
+         their log; make it writable by the user the hooks run as, or set log_file elsewhere",
+        target.display()
+    ))
+}
+
 /// The (device, inode) `fd` refers to.
 fn fd_identity(fd: RawFd) -> Option<(u64, u64)> {
     // SAFETY: fstat only writes into the stat buffer we own.
@@ -70,15 +105,23 @@ impl<L: log::Log> log::Log for Reopening<L> {
     }
 }
 
-/// Sends stderr and `logger`'s records to `path`, following rotations.
-pub fn init(path: &Path, logger: simple_logger::SimpleLogger) {
-    let _ = point_fd_at(2, path);
+/// Sends stderr and `logger`'s records to `path`, following rotations. When `path` cannot be
+/// opened, stderr stays where it was and the error is returned (and said there).
+pub fn init(path: &Path, logger: simple_logger::SimpleLogger) -> std::io::Result<()> {
+    let opened = point_fd_at(2, path);
+    if let Err(e) = &opened {
+        eprintln!(
+            "git-push-mirror: warning: cannot open log_file {}: {e}; logging here instead",
+            path.display()
+        );
+    }
     log::set_max_level(logger.max_level());
     let _ = log::set_boxed_logger(Box::new(Reopening {
         inner: logger,
         path: path.to_path_buf(),
         lock: Mutex::new(()),
     }));
+    opened
 }
 
 #[cfg(test)]

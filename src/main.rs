@@ -2,6 +2,7 @@
 
 fn main() -> std::process::ExitCode {
     limit_malloc_arenas();
+    look_up_users_in_etc_passwd_only();
     git_push_mirror::cli::main()
 }
 
@@ -17,3 +18,22 @@ fn limit_malloc_arenas() {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn limit_malloc_arenas() {}
+
+/// The static binary (README: "A static binary") carries its own glibc, which must never load
+/// the NSS modules of the system's C library: `libnss_systemd.so.2`, named by Debian's default
+/// `passwd: files systemd`, crashed it (SIGSEGV in the hook, before it spooled) for a user
+/// missing from /etc/passwd and no `$HOME`. It looks users up in /etc/passwd alone, with the
+/// `files` service glibc has built in, as a musl program does. Only the home directory is ever
+/// looked up, and only when `$HOME` is unset.
+#[cfg(all(target_os = "linux", target_env = "gnu", target_feature = "crt-static"))]
+fn look_up_users_in_etc_passwd_only() {
+    unsafe extern "C" {
+        /// glibc's <nss.h>: overrides the service line of one database of nsswitch.conf.
+        fn __nss_configure_lookup(database: *const libc::c_char, services: *const libc::c_char) -> libc::c_int;
+    }
+    // SAFETY: both arguments are NUL-terminated literals; called before any other thread exists.
+    unsafe { __nss_configure_lookup(c"passwd".as_ptr(), c"files".as_ptr()) };
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu", target_feature = "crt-static")))]
+fn look_up_users_in_etc_passwd_only() {}

@@ -261,6 +261,12 @@ pub fn render(snapshot: &Snapshot<'_>) -> String {
         "Refs deleted locally but kept on the mirror because they hold unmerged work.",
         &|_, s| s.kept_refs.len() as f64,
     );
+    per_mirror(
+        &mut out,
+        "mirror_rejected_refs",
+        "Refs the mirror refused at the last update (see status: rejected_refs).",
+        &|_, s| s.rejected_refs.len() as f64,
+    );
     let spool = &snapshot.spool;
     Family::gauge(
         &mut out,
@@ -338,6 +344,9 @@ mod tests {
             last_error: Some("boom".to_string()),
             divergent_refs: vec![],
             kept_refs: vec!["refs/heads/k".to_string()],
+            rejected_refs: vec![],
+            steps: None,
+            learned_max_push_size: None,
             pending_refs: vec!["refs/heads/a".to_string(), "refs/heads/b".to_string()],
             full_sync_pending: false,
             consecutive_failures: 3,

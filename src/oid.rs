@@ -30,6 +30,50 @@ impl Oid {
     }
 }
 
+/// A repository's object format: how long its object ids are. git cannot push between formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObjectFormat {
+    Sha1,
+    Sha256,
+}
+
+impl ObjectFormat {
+    /// The format of an id, by its length.
+    pub fn of(oid: &Oid) -> ObjectFormat {
+        if oid.0.len() == 64 {
+            ObjectFormat::Sha256
+        } else {
+            ObjectFormat::Sha1
+        }
+    }
+
+    /// The value of git's `extensions.objectFormat` (and of the `object-format` capability).
+    pub fn parse(name: &str) -> Option<ObjectFormat> {
+        match name.to_ascii_lowercase().as_str() {
+            "sha1" => Some(ObjectFormat::Sha1),
+            "sha256" => Some(ObjectFormat::Sha256),
+            _ => None,
+        }
+    }
+
+    /// The name git uses: `sha1`, `sha256`.
+    pub fn git_name(self) -> &'static str {
+        match self {
+            ObjectFormat::Sha1 => "sha1",
+            ObjectFormat::Sha256 => "sha256",
+        }
+    }
+}
+
+impl fmt::Display for ObjectFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ObjectFormat::Sha1 => "SHA-1",
+            ObjectFormat::Sha256 => "SHA-256",
+        })
+    }
+}
+
 impl fmt::Display for Oid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -55,5 +99,21 @@ mod tests {
         assert!(Oid::parse(&"g".repeat(40)).is_none());
         assert!(Oid::parse("").is_none());
         assert!(Oid::parse(&"0".repeat(40)).unwrap().is_null());
+        assert!(Oid::parse(&"0".repeat(64)).unwrap().is_null());
+    }
+
+    #[test]
+    fn the_object_format_follows_the_id_length() {
+        assert_eq!(
+            ObjectFormat::of(&Oid::parse(&"a".repeat(40)).unwrap()),
+            ObjectFormat::Sha1
+        );
+        assert_eq!(
+            ObjectFormat::of(&Oid::parse(&"a".repeat(64)).unwrap()),
+            ObjectFormat::Sha256
+        );
+        assert_eq!(ObjectFormat::parse("SHA256"), Some(ObjectFormat::Sha256));
+        assert_eq!(ObjectFormat::parse("md5"), None);
+        assert_eq!(ObjectFormat::Sha256.to_string(), "SHA-256");
     }
 }

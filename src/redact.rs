@@ -1,7 +1,9 @@
 //! The one redaction function: everything git prints passes through it before it is stored, logged or shown.
 
-/// Replaces every known secret (and its percent-encoded form) with `*****`,
-/// and the userinfo of every `scheme://user:pass@host` in `text` with `*****:*****`.
+/// Replaces every known secret (and its percent-encoded form) with `*****`, the userinfo of
+/// every `scheme://user:pass@host` in `text` with `*****:*****`, and the credentials of every
+/// `Authorization` header or variable a server echoes (`Authorization: Basic …`,
+/// `HTTP_AUTHORIZATION=Bearer …`) with `*****`.
 pub fn redact(text: &str, secrets: &[&str]) -> String {
     let mut out = text.to_string();
     for secret in secrets.iter().filter(|s| !s.is_empty()) {
@@ -11,7 +13,51 @@ pub fn redact(text: &str, secrets: &[&str]) -> String {
             out = out.replace(&encoded, "*****");
         }
     }
-    redact_userinfo(&out)
+    redact_authorization(&redact_userinfo(&out))
+}
+
+/// `Authorization: <scheme> <credentials>` (or `=`) with the credentials replaced.
+fn redact_authorization(text: &str) -> String {
+    const KEY: &str = "authorization";
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    for (at, _) in lower.match_indices(KEY) {
+        if at < copied {
+            continue;
+        }
+        let after_key = at + KEY.len();
+        let rest = &text[after_key..];
+        let separator = rest.len() - rest.trim_start().len();
+        let Some(after_separator) = rest[separator..]
+            .strip_prefix([':', '='])
+            .map(|r| after_key + separator + 1 + (r.len() - r.trim_start().len()))
+        else {
+            continue;
+        };
+        // Keep a scheme word (`Basic`, `Bearer`, `token`) when a value follows it.
+        let value = &text[after_separator..];
+        let word_end = value.find(char::is_whitespace).unwrap_or(value.len());
+        let after_scheme = value[word_end..].trim_start();
+        let credentials_at = if word_end < value.len()
+            && value[..word_end].chars().all(|c| c.is_ascii_alphabetic())
+            && !after_scheme.is_empty()
+        {
+            after_separator + (value.len() - after_scheme.len())
+        } else {
+            after_separator
+        };
+        let credentials_end = text[credentials_at..]
+            .find(|c: char| c.is_whitespace() || c == '\'' || c == '"')
+            .map_or(text.len(), |end| credentials_at + end);
+        if credentials_end > credentials_at {
+            out.push_str(&text[copied..credentials_at]);
+            out.push_str("*****");
+            copied = credentials_end;
+        }
+    }
+    out.push_str(&text[copied..]);
+    out
 }
 
 fn percent_encode(s: &str) -> String {
@@ -72,6 +118,20 @@ mod tests {
             redact(text, &[]),
             "fatal: unable to access 'https://*****:*****@example.com/a.git/': 403\nTo https://*****:*****@h/y"
         );
+    }
+
+    #[test]
+    fn authorization_echoes_are_replaced() {
+        assert_eq!(
+            redact("HTTP_AUTHORIZATION=Basic dXNlcjpodW50ZXIy\nPATH=/bin", &[]),
+            "HTTP_AUTHORIZATION=Basic *****\nPATH=/bin"
+        );
+        assert_eq!(
+            redact("> authorization: Bearer ghp_abc123 and more", &[]),
+            "> authorization: Bearer ***** and more"
+        );
+        assert_eq!(redact("Authorization: s3cr3t", &[]), "Authorization: *****");
+        assert_eq!(redact("no authorization needed", &[]), "no authorization needed");
     }
 
     #[test]

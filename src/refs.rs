@@ -1,6 +1,10 @@
 //! Read-only facts about a local repository, through gix: refs, the default branch, ancestry, ref-name validity.
+//! Any object format (SHA-1, SHA-256) and ref storage: gix reads no reftable yet, so a reftable
+//! repository's refs and HEAD come from git itself ([`crate::git::local_refs`]); its objects,
+//! and so ancestry, still come from gix.
 
-use crate::oid::Oid;
+use crate::git::local_refs::{self, LocalRef};
+use crate::oid::{ObjectFormat, Oid};
 use crate::plan::Ancestry;
 use anyhow::{Context, Result, anyhow};
 use std::collections::{BTreeMap, BTreeSet};
@@ -9,6 +13,16 @@ use std::path::Path;
 /// Whether `name` is a full ref name git would accept under `refs/`.
 pub fn is_valid_ref_name(name: &str) -> bool {
     name.starts_with("refs/") && gix::validate::reference::name(name.into()).is_ok()
+}
+
+/// The object format of the repository at `git_dir`, from its `extensions.objectFormat`
+/// (cheap: the config file alone, no repository opened). SHA-1 when unset or unreadable.
+pub fn object_format(git_dir: &Path) -> ObjectFormat {
+    gix::config::File::from_path_no_includes(git_dir.join("config"), gix::config::Source::Local)
+        .ok()
+        .and_then(|config| config.string("extensions.objectFormat"))
+        .and_then(|name| ObjectFormat::parse(&name.to_string()))
+        .unwrap_or(ObjectFormat::Sha1)
 }
 
 /// The refs of a repository, split into direct and symbolic ones.
@@ -21,6 +35,8 @@ pub struct LocalRefs {
 /// An opened local repository.
 pub struct LocalRepo {
     repo: gix::Repository,
+    /// Refs live in `reftable/`: read them with git.
+    reftable: bool,
 }
 
 fn to_oid(id: &gix::oid) -> Result<Oid> {
@@ -39,11 +55,55 @@ impl LocalRepo {
         let repo = gix::open_opts(path, gix::open::Options::isolated())
             .map_err(|e| anyhow!("{e}"))
             .with_context(|| format!("{} is not a git repository", path.display()))?;
-        Ok(LocalRepo { repo })
+        let reftable = repo
+            .config_snapshot()
+            .string("extensions.refStorage")
+            .is_some_and(|storage| storage.eq_ignore_ascii_case(b"reftable"));
+        Ok(LocalRepo { repo, reftable })
+    }
+
+    /// The repository's object format.
+    pub fn object_format(&self) -> ObjectFormat {
+        match self.repo.object_hash() {
+            gix::hash::Kind::Sha256 => ObjectFormat::Sha256,
+            _ => ObjectFormat::Sha1,
+        }
+    }
+
+    /// Whether the refs are in reftable storage (read through git).
+    pub fn is_reftable(&self) -> bool {
+        self.reftable
+    }
+
+    /// Refs read by git itself, for reftable storage.
+    fn refs_from_git(&self, names: &[&str]) -> Result<LocalRefs> {
+        let mut refs = LocalRefs::default();
+        for found in local_refs::for_each_ref(self.repo.git_dir(), names)? {
+            match found {
+                LocalRef::Direct { name, oid } => {
+                    refs.direct.insert(name, oid);
+                }
+                LocalRef::Symbolic { name } => {
+                    refs.symbolic.insert(name);
+                }
+            }
+        }
+        Ok(refs)
+    }
+
+    /// The URL of the repository's `origin` remote (of a clone), if it has one.
+    pub fn origin_url(&self) -> Option<String> {
+        self.repo
+            .config_snapshot()
+            .string("remote.origin.url")
+            .map(|url| url.to_string())
     }
 
     /// Every ref under `refs/`.
     pub fn all_refs(&self) -> Result<LocalRefs> {
+        if self.reftable {
+            return self.refs_from_git(&[]);
+        }
         let mut refs = LocalRefs::default();
         let platform = self.repo.references().map_err(|e| anyhow!("reading refs: {e}"))?;
         for reference in platform.all().map_err(|e| anyhow!("reading refs: {e}"))? {
@@ -66,6 +126,13 @@ impl LocalRepo {
 
     /// The named refs only (those that exist).
     pub fn refs_named<'a>(&self, names: impl IntoIterator<Item = &'a String>) -> Result<LocalRefs> {
+        if self.reftable {
+            let names: Vec<&str> = names.into_iter().map(String::as_str).collect();
+            if names.is_empty() {
+                return Ok(LocalRefs::default());
+            }
+            return self.refs_from_git(&names);
+        }
         let mut refs = LocalRefs::default();
         for name in names {
             let found = self
@@ -87,6 +154,9 @@ impl LocalRepo {
 
     /// The commit HEAD points at, or `None` when HEAD is unborn or detached to nothing.
     pub fn default_branch_commit(&self) -> Result<Option<Oid>> {
+        if self.reftable {
+            return Ok(local_refs::head_commit(self.repo.git_dir())?);
+        }
         let mut head = self.repo.head().map_err(|e| anyhow!("reading HEAD: {e}"))?;
         if head.is_unborn() {
             return Ok(None);

@@ -118,23 +118,28 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The URL as shown to people: any userinfo in `scheme://userinfo@` becomes
-/// `*****:*****` (DESIGN §5). scp-like `user@host:path` has no secret and is kept.
+/// The URL as shown to people: the userinfo in `scheme://userinfo@` becomes `*****:*****`
+/// when it may hold a secret (any userinfo of an HTTP(S) URL, where a lone "user" is often a
+/// token; a `user:password` of any other). The user of an SSH URL (`ssh://git@host/…`), like
+/// scp-like `user@host:path`, is part of the address and is kept.
 pub fn redact_url(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         return url.to_string();
     };
     let rest = &url[scheme_end + 3..];
     let authority_end = rest.find('/').unwrap_or(rest.len());
+    let http = matches!(transport_of(url), Transport::Https | Transport::Http);
     match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{}*****:*****@{}", &url[..scheme_end + 3], &rest[at + 1..]),
-        None => url.to_string(),
+        Some(at) if http || rest[..at].contains(':') => {
+            format!("{}*****:*****@{}", &url[..scheme_end + 3], &rest[at + 1..])
+        }
+        _ => url.to_string(),
     }
 }
 
 /// A mirror's URL as shown in `list`, `status` and reports: userinfo
 /// redacted, and `*****:*****@` when the mirror authenticates over HTTP(S)
-/// with a password, as GitLab shows it (DESIGN §5).
+/// with a password, as GitLab shows it.
 pub fn display_url(url: &str, has_password: bool) -> String {
     let redacted = redact_url(url);
     if !has_password || !matches!(transport_of(url), Transport::Https | Transport::Http) || redacted != url {
@@ -233,10 +238,7 @@ mod tests {
             display_url("https://bob@host/x.git", true),
             "https://*****:*****@host/x.git"
         );
-        assert_eq!(
-            display_url("ssh://git@host/x.git", true),
-            "ssh://*****:*****@host/x.git"
-        );
+        assert_eq!(display_url("ssh://git@host/x.git", true), "ssh://git@host/x.git");
         assert_eq!(display_url("git@host:x.git", true), "git@host:x.git");
     }
 
@@ -249,5 +251,7 @@ mod tests {
         assert_eq!(redact_url("https://token@host/x.git"), "https://*****:*****@host/x.git");
         assert_eq!(redact_url("https://host/x@y.git"), "https://host/x@y.git");
         assert_eq!(redact_url("git@github.com:a/b.git"), "git@github.com:a/b.git");
+        assert_eq!(redact_url("ssh://root@host:2299/x.git"), "ssh://root@host:2299/x.git");
+        assert_eq!(redact_url("ssh://root:pw@host/x.git"), "ssh://*****:*****@host/x.git");
     }
 }

@@ -172,11 +172,13 @@ mod tests {
             password: None,
             ssh_key: key.map(PathBuf::from),
             known_hosts: known_hosts.map(PathBuf::from),
-            delay: Duration::ZERO,
+            ca_file: None,
+            delay: None,
             min_interval: Duration::ZERO,
             timeout: Duration::from_secs(600),
             verify_interval: Duration::ZERO,
             lfs: Default::default(),
+            push_limits: Default::default(),
         }
     }
 

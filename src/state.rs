@@ -131,10 +131,32 @@ pub struct MirrorState {
     /// update checks every object of the mirrored refs, not only the new commits'.
     #[serde(default)]
     pub lfs_incomplete: bool,
+    /// Refs the mirror refused at the last update, with its reason (its own words when it gave
+    /// any); cleared for a ref once it lands.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rejected_refs: BTreeMap<String, String>,
+    /// The largest push this mirror is known to accept, learned from its refusals and timeouts:
+    /// later updates push in steps under it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learned_max_push_size: Option<u64>,
+    /// How far the update in progress is, when it is pushed in steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<PushProgress>,
     /// When the mirror's refs were last compared with what it was given (a full reconciliation
     /// or a `verify_interval` check).
     #[serde(default)]
     pub last_verified_at_ms: Option<u64>,
+}
+
+/// The progress of an update pushed in steps.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PushProgress {
+    /// Steps landed on the mirror.
+    pub done: usize,
+    /// Steps planned in all (it grows when the mirror refuses a step as too large).
+    pub total: usize,
+    /// Estimated bytes of the steps that landed.
+    pub bytes_sent: u64,
 }
 
 impl MirrorState {
@@ -607,6 +629,22 @@ impl StateStore {
             }
         }
         Ok(())
+    }
+
+    /// Forgets a repository: its registration and every mirror's state, secrets and keys stored
+    /// for it. Returns whether there was anything to forget.
+    pub fn forget(&self, repo: &Path) -> Result<bool> {
+        let dir = self.repo_dir(repo);
+        if self.load_record(repo)?.is_none() && !dir.join("mirrors").exists() {
+            return Ok(false);
+        }
+        let _lock = self.lock(repo)?;
+        fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+        self.made_dirs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .retain(|made| !made.starts_with(&dir));
+        Ok(true)
     }
 
     /// Names of the mirrors with saved state for a repository.

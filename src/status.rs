@@ -5,7 +5,8 @@ use crate::health::{Spooled, spooled_refs};
 use crate::lfs::LfsStatus;
 use crate::plan::MirrorRules;
 use crate::remote_url::{display_url, redact_url};
-use crate::state::{MirrorState, RepoRecord, StateStore, UpdateStatus};
+use crate::size::ByteSize;
+use crate::state::{MirrorState, PushProgress, RepoRecord, StateStore, UpdateStatus};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -36,6 +37,12 @@ pub struct MirrorStatus {
     pub lfs_status: &'static str,
     /// Why the last LFS upload failed or which objects the repository lacks (redacted).
     pub lfs_error: Option<String>,
+    /// Refs the mirror refused at the last update, with its reason (its own words when it gave any).
+    pub rejected_refs: Vec<RejectedRef>,
+    /// How far an update pushed in steps has got (while `update_status` is `started`).
+    pub steps: Option<PushProgress>,
+    /// The largest push the mirror takes, as learned from its refusals and timeouts (bytes).
+    pub learned_max_push_size: Option<u64>,
     /// Why nothing is being pushed, when that is the case (silent mode, disabled, broken config).
     pub note: Option<String>,
     /// When the mirror's refs were last checked against what it was given (a full
@@ -50,6 +57,14 @@ pub struct MirrorStatus {
     /// When the oldest pending change arrived (for `metrics`).
     #[serde(skip)]
     pub pending_since_ms: Option<u64>,
+}
+
+/// A ref the mirror refused, and why.
+#[derive(Debug, Serialize, Clone, PartialEq, Eq)]
+pub struct RejectedRef {
+    #[serde(rename = "ref")]
+    pub name: String,
+    pub reason: String,
 }
 
 /// RFC 3339 UTC time of a millisecond timestamp; times past what RFC 3339
@@ -226,6 +241,16 @@ fn mirror_status(global: &GlobalConfig, state: &MirrorState, name: &str, url: &s
         next_attempt_at: state.next_attempt_at_ms.filter(|_| state.has_work()).map(format_time),
         lfs_status: state.lfs_status.as_str(),
         lfs_error: state.lfs_error.clone(),
+        rejected_refs: state
+            .rejected_refs
+            .iter()
+            .map(|(name, reason)| RejectedRef {
+                name: name.clone(),
+                reason: reason.clone(),
+            })
+            .collect(),
+        steps: state.steps.filter(|_| state.update_status == UpdateStatus::Started),
+        learned_max_push_size: state.learned_max_push_size,
         note,
         last_verified_at: state.last_verified_at_ms.map(format_time),
         config_error: None,
@@ -292,6 +317,28 @@ pub fn print_human(statuses: &[MirrorStatus], out: &mut dyn Write) -> std::io::R
         }
         if let Some(error) = &s.last_error {
             writeln!(out, "    last_error: {error}")?;
+        }
+        if let Some(steps) = &s.steps {
+            writeln!(
+                out,
+                "    steps: {}/{} ({} sent)",
+                steps.done,
+                steps.total,
+                ByteSize(steps.bytes_sent)
+            )?;
+        }
+        if let Some(limit) = s.learned_max_push_size {
+            writeln!(
+                out,
+                "    learned_max_push_size: {} (the mirror refused or timed out bigger pushes)",
+                ByteSize(limit)
+            )?;
+        }
+        if !s.rejected_refs.is_empty() {
+            writeln!(out, "    rejected_refs ({}):", s.rejected_refs.len())?;
+            for rejected in &s.rejected_refs {
+                writeln!(out, "      {}: {}", rejected.name, rejected.reason)?;
+            }
         }
         if s.lfs_status != LfsStatus::None.as_str() {
             writeln!(out, "    lfs_status: {}", s.lfs_status)?;

@@ -1,21 +1,25 @@
 //! One mirror update: observe the mirror, plan, push with leases, and record the outcome in the
 //! mirror's state. Shared by the worker and by `sync`; the caller holds the pair's push lock.
 
+mod deliver;
 mod lfs;
+mod split;
+mod steps;
 
 use crate::auth::remote_access;
 use crate::config::{GlobalConfig, MirrorConfig, RetryPolicy};
 use crate::failpoint;
 use crate::fsutil::{Durability, now_ms};
-use crate::git::{self, PushFlag, PushedRef, RemoteAccess};
+use crate::git::{self, PushFlag, RemoteAccess};
 use crate::lfs::{LfsReport, LfsStatus};
 use crate::oid::Oid;
 use crate::plan::{self, Decision, Divergence, KeptReason, PendingHint, PlanInput, PlanWarning, Reach, RefChange};
 use crate::refs::LocalRepo;
 use crate::state::{
-    KnownRef, KnownRefs, MirrorState, StateStore, UpdateStatus, known_local_values, known_remote_values,
+    KnownRef, KnownRefs, MirrorState, PushProgress, StateStore, UpdateStatus, known_local_values, known_remote_values,
 };
 use anyhow::Result;
+use deliver::{Delivered, Lessons};
 use lfs::LfsProgress;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -49,12 +53,20 @@ pub enum RefOutcome {
     Held {
         reason: String,
     },
+    /// Not pushed in this update: it was refused together with others and the split of that
+    /// push ran out of budget; retried later.
+    Deferred {
+        reason: String,
+    },
 }
 
 impl RefOutcome {
     /// Settled outcomes take the ref off the pending list (retrying cannot change them).
     pub fn is_settled(&self) -> bool {
-        !matches!(self, RefOutcome::Rejected { .. } | RefOutcome::Held { .. })
+        !matches!(
+            self,
+            RefOutcome::Rejected { .. } | RefOutcome::Held { .. } | RefOutcome::Deferred { .. }
+        )
     }
 
     /// Whether the ref makes the update fail.
@@ -65,6 +77,7 @@ impl RefOutcome {
                 | RefOutcome::Blocked { .. }
                 | RefOutcome::Rejected { .. }
                 | RefOutcome::Held { .. }
+                | RefOutcome::Deferred { .. }
         )
     }
 
@@ -82,6 +95,7 @@ impl RefOutcome {
             RefOutcome::Blocked { .. } => "blocked",
             RefOutcome::Rejected { .. } => "rejected",
             RefOutcome::Held { .. } => "held",
+            RefOutcome::Deferred { .. } => "deferred",
         }
     }
 
@@ -104,7 +118,9 @@ impl RefOutcome {
             }
             .to_string(),
             RefOutcome::Blocked { by } => format!("{by} occupies its path on the mirror"),
-            RefOutcome::Rejected { reason } | RefOutcome::Held { reason } => reason.clone(),
+            RefOutcome::Rejected { reason } | RefOutcome::Held { reason } | RefOutcome::Deferred { reason } => {
+                reason.clone()
+            }
             _ => String::new(),
         }
     }
@@ -168,6 +184,7 @@ impl UpdateReport {
         let divergent = self.names_with(|o| matches!(o, RefOutcome::Divergent { .. }));
         let blocked = self.names_with(|o| matches!(o, RefOutcome::Blocked { .. }));
         let held = self.names_with(|o| matches!(o, RefOutcome::Held { .. }));
+        let deferred = self.names_with(|o| matches!(o, RefOutcome::Deferred { .. }));
         let mut parts = Vec::new();
         if !held.is_empty() {
             let why = self.lfs.as_ref().and_then(LfsReport::error_summary).unwrap_or_default();
@@ -189,6 +206,12 @@ impl UpdateReport {
         if !blocked.is_empty() {
             parts.push(format!("blocked by a kept ref: {}", blocked.join(", ")));
         }
+        if !deferred.is_empty() {
+            parts.push(format!(
+                "{} ref(s) refused with others, to be split further at the next attempt",
+                deferred.len()
+            ));
+        }
         (!parts.is_empty()).then(|| parts.join("; "))
     }
 }
@@ -206,6 +229,18 @@ pub fn update_mirror(
     mirror: &MirrorConfig,
     full: bool,
 ) -> Result<UpdateReport> {
+    update_mirror_showing(store, global, repo, mirror, full, &|_| {})
+}
+
+/// [`update_mirror`] that also tells `show` how an update pushed in steps progresses.
+pub fn update_mirror_showing(
+    store: &StateStore,
+    global: &GlobalConfig,
+    repo: &Path,
+    mirror: &MirrorConfig,
+    full: bool,
+    show: &dyn Fn(&PushProgress),
+) -> Result<UpdateReport> {
     let started = now_ms();
     // `started` may be lost in a crash: the state before it is whole, and a dead worker's
     // `started` is recovered anyway; the outcome below is written durably.
@@ -222,8 +257,22 @@ pub fn update_mirror(
     let same_mirror = learned.identity.as_ref() == Some(&identity);
     let reach = crate::verify::reach(full, &before, same_mirror);
     let known = learned.for_mirror(&identity);
+    let mut lessons = Lessons {
+        learned_max_push_size: before.learned_max_push_size,
+        rejected: before.rejected_refs.keys().cloned().collect(),
+    };
+    let journal = StateJournal {
+        store,
+        repo,
+        mirror: &mirror.name,
+        show,
+    };
+    let mut pushing = Pushing {
+        lessons: &mut lessons,
+        journal: &journal,
+    };
     let report = match remote_access(mirror, global) {
-        Ok(access) => reconcile(repo, mirror, &access, &before, reach, &known),
+        Ok(access) => reconcile(repo, mirror, &access, &before, reach, &known, &mut pushing),
         Err(e) => UpdateReport::failed(format!("{e:#}")),
     };
     failpoint::hit("update.after_push");
@@ -234,6 +283,8 @@ pub fn update_mirror(
     let fingerprint = record_known_refs(store, repo, mirror, reach, &report, known, same_mirror)?;
     store.update_mirror(repo, &mirror.name, |state| {
         record_outcome(state, &before, reach, &report, &global.retry);
+        state.learned_max_push_size = lessons.learned_max_push_size;
+        state.steps = None;
         if fingerprint.is_some() {
             state.known_refs_fingerprint = fingerprint;
         }
@@ -294,6 +345,7 @@ fn reconcile(
     before: &MirrorState,
     reach: Reach,
     known: &KnownRefs,
+    pushing: &mut Pushing<'_>,
 ) -> UpdateReport {
     let local_repo = match LocalRepo::open(repo) {
         Ok(r) => r,
@@ -324,7 +376,17 @@ fn reconcile(
         } else {
             RemoteView::Observed
         };
-        let attempt_result = reconcile_once(&local_repo, repo, mirror, access, &pending, reach, view, &mut lfs);
+        let attempt_result = reconcile_once(
+            &local_repo,
+            repo,
+            mirror,
+            access,
+            &pending,
+            reach,
+            view,
+            &mut lfs,
+            pushing,
+        );
         let (outcomes, plan_warnings) = match attempt_result {
             Ok(done) => done,
             Err(error) => {
@@ -369,6 +431,50 @@ fn into_results(results: BTreeMap<String, RefResult>) -> Vec<RefResult> {
 
 type Outcomes = (Vec<RefResult>, Vec<String>);
 
+/// What pushing carries through the attempts of one update: what the mirror taught (kept in
+/// its state), and where progress goes.
+struct Pushing<'a> {
+    lessons: &'a mut Lessons,
+    journal: &'a dyn deliver::Journal,
+}
+
+/// Records what delivery reports in the mirror's state as it happens (a kill keeps it).
+struct StateJournal<'a> {
+    store: &'a StateStore,
+    repo: &'a Path,
+    mirror: &'a str,
+    show: &'a dyn Fn(&PushProgress),
+}
+
+impl StateJournal<'_> {
+    fn record(&self, what: &str, change: impl FnOnce(&mut MirrorState)) {
+        if let Err(e) = self
+            .store
+            .update_mirror_with(self.repo, self.mirror, Durability::OldOrNew, change)
+        {
+            log::warn!(
+                "{}: mirror {}: recording {what}: {e:#}",
+                self.repo.display(),
+                self.mirror
+            );
+        }
+    }
+}
+
+impl deliver::Journal for StateJournal<'_> {
+    fn progress(&self, progress: &PushProgress) {
+        (self.show)(progress);
+        // Only `status` reads it: the steps themselves are on the mirror, whatever happens here.
+        self.record("progress", |state| state.steps = Some(*progress));
+    }
+
+    fn learned(&self, max_push_size: u64) {
+        self.record("the mirror's push size limit", |state| {
+            state.learned_max_push_size = Some(max_push_size)
+        });
+    }
+}
+
 /// Where an attempt gets the mirror's refs from.
 #[derive(Clone, Copy)]
 enum RemoteView<'a> {
@@ -388,13 +494,14 @@ fn reconcile_once(
     reach: Reach,
     view: RemoteView<'_>,
     lfs: &mut LfsProgress,
+    pushing: &mut Pushing<'_>,
 ) -> Result<Outcomes, String> {
     let no_symbolic = BTreeSet::new();
     let observed;
     let (remote, remote_symbolic) = match view {
         RemoteView::Assumed(assumed) => (assumed, &no_symbolic),
         RemoteView::Observed => {
-            observed = git::ls_remote(access, &[]).map_err(|e| e.to_string())?;
+            observed = git::ls_remote(repo, access, &[]).map_err(|e| e.to_string())?;
             (&observed.direct, &observed.symbolic)
         }
     };
@@ -426,18 +533,24 @@ fn reconcile_once(
         })
         .collect();
     let held = lfs.before_push(repo, mirror, access, &push_plan, &local.direct, remote)?;
-    let changes: Vec<(&str, &RefChange)> = push_plan
+    let changes: Vec<(String, RefChange)> = push_plan
         .changes()
         .filter(|(name, _)| !held.contains_key(*name))
+        .map(|(name, change)| (name.to_string(), change.clone()))
         .collect();
-    let pushed: BTreeMap<String, PushedRef> = if changes.is_empty() {
+    let delivered = if changes.is_empty() {
         BTreeMap::new()
     } else {
-        git::push(repo, access, &changes)
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .map(|r| (r.name.clone(), r))
-            .collect()
+        let haves: Vec<Oid> = remote.values().cloned().collect();
+        deliver::deliver(
+            repo,
+            access,
+            mirror.push_limits,
+            pushing.lessons,
+            changes,
+            &haves,
+            pushing.journal,
+        )?
     };
     let outcomes = push_plan
         .refs
@@ -448,7 +561,7 @@ fn reconcile_once(
                 Decision::Push(change) => {
                     let outcome = match held.get(&r.name) {
                         Some(reason) => RefOutcome::Held { reason: reason.clone() },
-                        None => push_outcome(&change, pushed.get(&r.name)),
+                        None => push_outcome(&change, delivered.get(&r.name)),
                     };
                     (outcome, change.new_value().cloned())
                 }
@@ -472,23 +585,25 @@ fn reconcile_once(
     Ok((outcomes, warnings))
 }
 
-fn push_outcome(change: &RefChange, pushed: Option<&PushedRef>) -> RefOutcome {
-    let Some(pushed) = pushed else {
-        return RefOutcome::Rejected {
+fn push_outcome(change: &RefChange, delivered: Option<&Delivered>) -> RefOutcome {
+    match delivered {
+        None => RefOutcome::Rejected {
             reason: "git reported no result for this ref".to_string(),
-        };
-    };
-    match pushed.flag {
-        PushFlag::Rejected => RefOutcome::Rejected {
-            reason: pushed.reason.clone().unwrap_or_else(|| pushed.summary.clone()),
         },
-        PushFlag::UpToDate => RefOutcome::UpToDate,
-        PushFlag::Deleted => RefOutcome::Deleted,
-        PushFlag::New => RefOutcome::Created,
-        PushFlag::Forced => RefOutcome::Forced,
-        PushFlag::FastForward => match change {
-            RefChange::Update { forced: true, .. } => RefOutcome::Forced,
-            _ => RefOutcome::Updated,
+        Some(Delivered::Refused(reason)) => RefOutcome::Rejected { reason: reason.clone() },
+        Some(Delivered::NotPushed(reason)) => RefOutcome::Deferred { reason: reason.clone() },
+        Some(Delivered::Landed(flag)) => match flag {
+            PushFlag::Rejected => RefOutcome::Rejected {
+                reason: "rejected".to_string(),
+            },
+            PushFlag::UpToDate => RefOutcome::UpToDate,
+            PushFlag::Deleted => RefOutcome::Deleted,
+            PushFlag::New => RefOutcome::Created,
+            PushFlag::Forced => RefOutcome::Forced,
+            PushFlag::FastForward => match change {
+                RefChange::Update { forced: true, .. } => RefOutcome::Forced,
+                _ => RefOutcome::Updated,
+            },
         },
     }
 }
@@ -550,6 +665,15 @@ pub fn record_outcome(
             _ => {
                 state.divergent_refs.remove(&result.name);
                 state.kept_refs.remove(&result.name);
+            }
+        }
+        match &result.outcome {
+            RefOutcome::Rejected { reason } => {
+                state.rejected_refs.insert(result.name.clone(), reason.clone());
+            }
+            RefOutcome::Held { .. } | RefOutcome::Deferred { .. } => {}
+            _ => {
+                state.rejected_refs.remove(&result.name);
             }
         }
     }

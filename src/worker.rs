@@ -131,16 +131,6 @@ struct Drain<'a> {
     faults: BTreeMap<PathBuf, String>,
 }
 
-/// When a pair with pending work may next be updated.
-fn due_at(state: &MirrorState, delay: Duration, min_interval: Duration) -> u64 {
-    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-    let debounced = state.pending_since_ms.unwrap_or(0).saturating_add(ms(delay));
-    let rate_limited = state
-        .last_update_started_at_ms
-        .map_or(0, |t| t.saturating_add(ms(min_interval)));
-    debounced.max(rate_limited).max(state.next_attempt_at_ms.unwrap_or(0))
-}
-
 impl<'a> Drain<'a> {
     fn new(global: &GlobalConfig, options: &'a RunOptions, spool: &'a Spool, store: &'a StateStore) -> Drain<'a> {
         Drain {
@@ -345,6 +335,12 @@ impl<'a> Drain<'a> {
             return Ok(());
         }
         register_fleet(&self.global, self.store);
+        match crate::registrations::forget_gone(self.store) {
+            Ok(gone) => gone
+                .iter()
+                .for_each(|repo| log::warn!("{}", crate::registrations::gone_notice(repo))),
+            Err(e) => log::warn!("forgetting deleted repositories: {e:#}"),
+        }
         for repo in self.store.known_repos()? {
             if !self.wanted(&repo) {
                 continue;
@@ -432,14 +428,17 @@ impl<'a> Drain<'a> {
     fn schedule(&mut self, repo: &Path, mirror: &str, state: &MirrorState) {
         let pair = (repo.to_path_buf(), mirror.to_string());
         self.due.remove(&pair);
+        if self.slots.is_running(&pair) {
+            return; // `finish` schedules it from the state its update leaves
+        }
         let Some(mirror_config) = self.mirror_config(&pair) else {
             return;
         };
         // Work owed makes a separate check pointless: the update observes the mirror.
         self.verifying.remove(&pair);
         self.hosts.insert(pair.clone(), host_of(&mirror_config.url));
-        self.due
-            .insert(pair, due_at(state, mirror_config.delay, mirror_config.min_interval));
+        let due = crate::schedule::due_at(state, mirror_config.delay, mirror_config.min_interval, now_ms());
+        self.due.insert(pair, due);
     }
 
     /// Moves spool entries into their repositories' records, then deletes them.
@@ -459,9 +458,17 @@ impl<'a> Drain<'a> {
                 }
             };
             if !looks_like_a_repository(&entry.repo) {
+                // A repository that is gone is forgotten here, in the same one line.
+                let forgotten =
+                    crate::registrations::is_gone(&entry.repo) && self.store.forget(&entry.repo).unwrap_or(false);
                 log::error!(
-                    "spool entry {name} names {}, which is not a git repository (deleted or moved?); dropped",
-                    entry.repo.display()
+                    "spool entry {name} names {}, which is not a git repository (deleted or moved?); dropped{}",
+                    entry.repo.display(),
+                    if forgotten {
+                        ", and the repository forgotten with its mirrors' state"
+                    } else {
+                        ""
+                    }
                 );
                 self.spool.retire(&claimed)?;
                 continue;

@@ -485,14 +485,17 @@ fn a_transport_outside_allowed_protocols_fails_at_push_time_and_runs_nothing() {
 fn git_itself_refuses_a_transport_outside_the_allowlist() {
     // GIT_ALLOW_PROTOCOL, below our own check: git refuses too.
     let env = TestEnv::new();
+    let upstream = env.bare_repo("upstream.git");
     let mirror = env.bare_repo("mirror.git");
     let url = format!("file://{}", path_str(&mirror));
     let access = git_push_mirror::git::RemoteAccess::new(&url, Duration::from_secs(60), &["https".to_string()]);
-    let err = git_push_mirror::git::ls_remote(&access, &[]).unwrap_err().to_string();
+    let err = git_push_mirror::git::ls_remote(&upstream, &access, &[])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("transport 'file' not allowed"), "{err}");
     assert!(err.contains("allowed_protocols"), "{err}");
     let allowed = git_push_mirror::git::RemoteAccess::new(&url, Duration::from_secs(60), &["file".to_string()]);
-    assert!(git_push_mirror::git::ls_remote(&allowed, &[]).is_ok());
+    assert!(git_push_mirror::git::ls_remote(&upstream, &allowed, &[]).is_ok());
 }
 
 #[test]

@@ -298,3 +298,45 @@ fn shell_completions_and_the_man_page_come_from_the_cli_definition() {
     let bad = gpm_output(&env, &["completions", "no-such-shell"]);
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[test]
+fn list_and_check_go_on_past_a_repository_whose_configuration_is_broken() {
+    let env = TestEnv::new();
+    let broken = env.bare_repo("a-broken.git");
+    let good = env.bare_repo("b-good.git");
+    let mirror = env.bare_repo("mirror.git");
+    let url = format!("file://{}", path_str(&mirror));
+    gpm_ok(&env, &["add", path_str(&broken), "backup", &url]);
+    gpm_ok(&env, &["add", path_str(&good), "backup", &url]);
+    std::fs::write(
+        broken.join("push-mirror.toml"),
+        "[mirror.backup]\nurl = \"unterminated\n",
+    )
+    .unwrap();
+
+    let list = gpm_output(&env, &["list"]);
+    assert_eq!(
+        list.status.code(),
+        Some(2),
+        "a broken configuration is a configuration error"
+    );
+    assert!(
+        stderr(&list).contains("a-broken.git/push-mirror.toml:2:"),
+        "{}",
+        stderr(&list)
+    );
+    assert!(
+        stdout(&list).contains(path_str(&good)),
+        "the others are still listed: {}",
+        stdout(&list)
+    );
+
+    let check = gpm_output(&env, &["check"]);
+    let text = stdout(&check);
+    assert_eq!(check.status.code(), Some(2), "{text}");
+    assert!(text.contains(&format!("{}: FAILED", path_str(&broken))), "{text}");
+    assert!(
+        text.contains("backup") && text.contains("reachable"),
+        "the others are still checked: {text}"
+    );
+}

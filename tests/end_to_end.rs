@@ -1,17 +1,36 @@
 //! End to end: a real `git push` to an upstream with the hook installed reaches the mirror by
-//! itself, over file:// and git://, with GitLab's mirror rules.
+//! itself, over file://, smart HTTP and git://, with GitLab's mirror rules, for SHA-1 and
+//! SHA-256 repositories with files or reftable ref storage.
 
 mod common;
 mod support;
 
-use common::{GitDaemon, TestEnv, path_str, wait_until};
+use common::{GitDaemon, RepoFormat, TestEnv, path_str, wait_until};
 use std::time::Instant;
 use support::*;
 
-#[test]
-fn branches_tags_force_pushes_and_deletions_reach_a_file_mirror() {
-    let env = TestEnv::new();
-    let setup = Setup::file(&env, &[]);
+in_each_format! {
+    branches_tags_force_pushes_and_deletions_reach_the_mirror:
+        sha1_file => sha1 over Over::File,
+        sha256_file => sha256 over Over::File,
+        reftable_file => reftable over Over::File,
+        sha256_reftable_file => sha256_reftable over Over::File,
+        sha1_http => sha1 over Over::Http,
+        sha256_http => sha256 over Over::Http,
+        reftable_http => reftable over Over::Http;
+    keep_divergent_refs_keeps_and_reports_a_commit_pushed_to_the_mirror:
+        sha1_file => sha1 over Over::File,
+        sha256_file => sha256 over Over::File,
+        reftable_file => reftable over Over::File,
+        sha256_http => sha256 over Over::Http,
+        reftable_http => reftable over Over::Http;
+}
+
+fn branches_tags_force_pushes_and_deletions_reach_the_mirror(format: RepoFormat, over: Over) {
+    let env = TestEnv::with_format(format);
+    let setup = Setup::over(&env, over, &[]);
+    format.assert_of(&env, &setup.upstream);
+    format.assert_of(&env, &setup.mirror);
     exercise_mirror_semantics(&env, &setup);
 }
 
@@ -120,10 +139,9 @@ fn a_burst_of_pushes_coalesces_into_few_mirror_pushes_and_the_newest_value_lands
     assert!(count < 15, "30 pushes produced {count} mirror pushes");
 }
 
-#[test]
-fn keep_divergent_refs_keeps_and_reports_a_commit_pushed_to_the_mirror() {
-    let env = TestEnv::new();
-    let setup = Setup::file(&env, &["--keep-divergent-refs", "--delay", "0s"]);
+fn keep_divergent_refs_keeps_and_reports_a_commit_pushed_to_the_mirror(format: RepoFormat, over: Over) {
+    let env = TestEnv::with_format(format);
+    let setup = Setup::over(&env, over, &["--keep-divergent-refs", "--delay", "0s"]);
     env.commit(&setup.work, "a.txt", "one", "first");
     setup.push(&env, &["main"]);
     setup.wait_converged(&env);
@@ -203,7 +221,7 @@ fn sync_reconciles_everything_and_prints_a_table() {
     assert!(again.contains("up-to-date") && !again.contains("created"), "{again}");
     let unknown = gpm_output(&env, &["sync", path_str(&upstream), "--mirror", "nope"]);
     assert_eq!(unknown.status.code(), Some(2));
-    assert!(stderr(&unknown).contains("no mirror named \"nope\""));
+    assert!(stderr(&unknown).contains("there is no mirror named `nope`"));
 }
 
 #[test]

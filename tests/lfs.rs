@@ -8,7 +8,7 @@ mod common;
 mod support;
 
 use common::lfs::sha256_hex;
-use common::{HttpGitServer, Sshd, TestEnv, path_str, require_or_skip, wait_until};
+use common::{HttpGitServer, RepoFormat, Sshd, TestEnv, path_str, require_or_skip, wait_until};
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -27,32 +27,6 @@ fn lfs_available() -> bool {
 
 fn lfs_and_http_available() -> bool {
     lfs_available() && require_or_skip("git http-backend", HttpGitServer::available())
-}
-
-/// An LFS object committed in a work tree: its sha256 and contents.
-#[derive(Clone, Debug)]
-struct LfsFile {
-    oid: String,
-    content: Vec<u8>,
-}
-
-/// Makes `work` track `*.bin` with LFS; its pushes then upload LFS objects into the upstream
-/// repository's own store (git-lfs's file:// transfer), as a git server with LFS would hold them.
-fn track_lfs(env: &TestEnv, work: &Path) {
-    env.git(work, &["lfs", "install", "--local"]);
-    env.git(work, &["lfs", "track", "*.bin"]);
-    env.git(work, &["add", ".gitattributes"]);
-    env.git(work, &["commit", "--quiet", "-m", "track *.bin with LFS"]);
-}
-
-/// Commits `file` with contents unique to `seed` (several kilobytes, so not a pointer).
-fn commit_lfs_file(env: &TestEnv, work: &Path, file: &str, seed: &str) -> LfsFile {
-    let content = format!("{seed}: LFS payload line\n").repeat(300);
-    env.commit(work, file, &content, &format!("add {file}"));
-    LfsFile {
-        oid: sha256_hex(content.as_bytes()),
-        content: content.into_bytes(),
-    }
 }
 
 /// The objects in a bare repository's LFS store: oid → size.
@@ -96,13 +70,24 @@ fn field<'a>(status: &'a serde_json::Value, key: &str) -> &'a str {
     status[key].as_str().unwrap_or("")
 }
 
-#[test]
-fn a_file_mirror_gets_the_lfs_objects_of_every_branch_into_its_own_store() {
+in_each_format! {
+    a_file_mirror_gets_the_lfs_objects_of_every_branch_into_its_own_store:
+        sha1 => sha1,
+        sha256 => sha256,
+        reftable => reftable;
+    lfs_objects_reach_an_http_mirror_once_and_a_clone_of_the_mirror_gets_the_contents:
+        sha1 => sha1,
+        sha256 => sha256,
+        reftable => reftable;
+}
+
+fn a_file_mirror_gets_the_lfs_objects_of_every_branch_into_its_own_store(format: RepoFormat) {
     if !lfs_available() {
         return;
     }
-    let env = TestEnv::new();
+    let env = TestEnv::with_format(format);
     let setup = Setup::file(&env, &[]);
+    format.assert_of(&env, &setup.upstream);
     track_lfs(&env, &setup.work);
     let a = commit_lfs_file(&env, &setup.work, "a.bin", "a");
     env.commit(&setup.work, "README", "plain text, not LFS\n", "readme");
@@ -256,14 +241,20 @@ fn http_lfs_setup(env: &TestEnv, extra_flags: &[&str]) -> (Setup, HttpGitServer)
     (setup, server)
 }
 
-/// The token of `Authorization: Basic` for USER:PASSWORD (coreutils' base64).
+/// The token of `Authorization: Basic` for USER:PASSWORD (coreutils' base64). The password goes
+/// on stdin: in argv, the argv watcher of a test running beside this one would see it.
 fn basic_token(env: &TestEnv) -> String {
-    let out = env
-        .cmd("sh")
-        .args(["-c", &format!("printf '%s' '{USER}:{PASSWORD}' | base64")])
-        .output()
+    use std::io::Write;
+    let mut child = env
+        .cmd("base64")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-    stdout(&out).trim().to_string()
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(format!("{USER}:{PASSWORD}").as_bytes()).unwrap();
+    drop(stdin);
+    stdout(&child.wait_with_output().unwrap()).trim().to_string()
 }
 
 /// The password, and the Basic-auth token made from it, are in no stored file and no output
@@ -273,14 +264,14 @@ fn assert_password_not_stored(env: &TestEnv, setup: &Setup) {
     assert_secret_nowhere(env, &setup.upstream, &basic_token(env));
 }
 
-#[test]
-fn lfs_objects_reach_an_http_mirror_once_and_a_clone_of_the_mirror_gets_the_contents() {
+fn lfs_objects_reach_an_http_mirror_once_and_a_clone_of_the_mirror_gets_the_contents(format: RepoFormat) {
     if !lfs_and_http_available() {
         return;
     }
-    let env = TestEnv::new();
+    let env = TestEnv::with_format(format);
     let watcher = ArgvWatcher::start(PASSWORD);
     let (setup, server) = http_lfs_setup(&env, &[]);
+    format.assert_of(&env, &setup.upstream);
     let config_before = std::fs::read_to_string(setup.upstream.join("config")).unwrap();
     let store = server.lfs();
     track_lfs(&env, &setup.work);

@@ -817,7 +817,7 @@ proptest! {
                 prop_assert_eq!(&got.url, &want.url);
                 prop_assert_eq!(&got.rules.branch_patterns, &want.branches);
                 prop_assert_eq!(&got.rules.tags, &want.tags.to_selection());
-                prop_assert_eq!(got.delay, Duration::from_millis(want.delay_ms));
+                prop_assert_eq!(got.delay, Some(Duration::from_millis(want.delay_ms)));
                 prop_assert_eq!(got.rules.keep_divergent_refs, want.keep_divergent);
                 prop_assert!(got.enabled);
             }

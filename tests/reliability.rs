@@ -4,7 +4,7 @@
 mod common;
 mod support;
 
-use common::{TestEnv, path_str, wait_until};
+use common::{RepoFormat, TestEnv, path_str, wait_until};
 use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 use support::*;
@@ -141,10 +141,19 @@ fn kill_9_at_every_failpoint_and_at_random_moments_loses_nothing() {
     assert!(pushes >= 200, "the workload must be at least 200 pushes, was {pushes}");
 }
 
-#[test]
-fn a_ref_updated_without_a_hook_reaches_the_mirror_at_the_next_run() {
-    let env = TestEnv::new();
-    let setup = Setup::file(&env, &["--delay", "0s"]);
+in_each_format! {
+    a_ref_updated_without_a_hook_reaches_the_mirror_at_the_next_run:
+        sha1_file => sha1 over Over::File,
+        sha256_file => sha256 over Over::File,
+        reftable_file => reftable over Over::File,
+        sha256_http => sha256 over Over::Http,
+        reftable_http => reftable over Over::Http;
+}
+
+fn a_ref_updated_without_a_hook_reaches_the_mirror_at_the_next_run(format: RepoFormat, over: Over) {
+    let env = TestEnv::with_format(format);
+    let setup = Setup::over(&env, over, &["--delay", "0s"]);
+    format.assert_of(&env, &setup.upstream);
     let first = env.commit(&setup.work, "a.txt", "one", "first");
     setup.push(&env, &["main"]);
     setup.wait_converged(&env);

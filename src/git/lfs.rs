@@ -4,7 +4,7 @@
 
 use super::{GitError, RemoteAccess, Watchdog, git_command, read_in_background, run_with_input, summarize_stderr};
 use crate::lfs::{LocalStore, MAX_POINTER_SIZE, Pointer, parse_pointer};
-use crate::oid::Oid;
+use crate::oid::{ObjectFormat, Oid};
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -189,7 +189,7 @@ pub fn upload(git_dir: &Path, store: &LocalStore, access: &RemoteAccess, objects
     let view = match store {
         LocalStore::Repository(_) => None,
         LocalStore::Shared(_) => Some(
-            StorageView::new(store, &oids)
+            StorageView::new(git_dir, store, &oids)
                 .map_err(|e| GitError::Spawn(format!("preparing the LFS objects for git-lfs: {e}")))?,
         ),
     };
@@ -235,14 +235,21 @@ fn upload_failure(access: &RemoteAccess, stderr: &str) -> GitError {
 
 /// A temporary empty git directory whose LFS store (`lfs/objects/ab/cd/<oid>`) links to the
 /// objects of a shared store, for git-lfs to upload from. (Not `lfs.storage`: configuration
-/// given to git-lfs reaches the other side of a file:// push too.)
+/// given to git-lfs reaches the other side of a file:// push too.) It includes the
+/// repository's configuration, so git-lfs sees its `http.*` settings (CA files, proxies).
 struct StorageView {
     dir: tempfile::TempDir,
 }
 
 impl StorageView {
-    fn new(store: &LocalStore, oids: &[&str]) -> std::io::Result<StorageView> {
+    fn new(git_dir: &Path, store: &LocalStore, oids: &[&str]) -> std::io::Result<StorageView> {
         let dir = crate::fsutil::private_temp_dir("lfs")?;
+        let git_dir = std::path::absolute(git_dir)?;
+        // git-lfs reads no objects: the object format does not matter here.
+        std::fs::write(
+            dir.path().join("config"),
+            super::view_config(&git_dir, ObjectFormat::Sha1),
+        )?;
         std::fs::create_dir_all(dir.path().join("objects"))?;
         std::fs::create_dir_all(dir.path().join("refs"))?;
         std::fs::write(dir.path().join("HEAD"), "ref: refs/heads/none\n")?;

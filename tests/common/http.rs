@@ -49,6 +49,11 @@ struct Shared {
     chunked_requests: AtomicUsize,
     /// The LFS service, if the server was started with one.
     lfs: Option<Arc<LfsStore>>,
+    /// Give the CGI the `Authorization` header as `HTTP_AUTHORIZATION` (Apache's `CGIPassAuth`).
+    pass_authorization: AtomicBool,
+    /// Take `report-status` out of receive-pack's capabilities, as a server that is not git
+    /// may: git then reports every ref it sent as pushed without being told.
+    hide_report_status: AtomicBool,
 }
 
 impl HttpGitServer {
@@ -97,6 +102,8 @@ impl HttpGitServer {
             auth_failures: AtomicUsize::new(0),
             chunked_requests: AtomicUsize::new(0),
             lfs,
+            pass_authorization: AtomicBool::new(false),
+            hide_report_status: AtomicBool::new(false),
         });
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
@@ -136,6 +143,18 @@ impl HttpGitServer {
     pub fn set_password(&self, password: &str) {
         let creds = basic_credentials(&self.shared.user, password);
         *self.shared.credentials.lock().expect("HTTP credentials lock") = creds;
+    }
+
+    /// From now on the backend (and the repositories' hooks) see the client's `Authorization`
+    /// header in `HTTP_AUTHORIZATION`, as Apache's `CGIPassAuth On` gives it.
+    pub fn pass_authorization_to_cgi(&self) {
+        self.shared.pass_authorization.store(true, Ordering::SeqCst);
+    }
+
+    /// From now on receive-pack's advertisement offers no `report-status`: the server never
+    /// says which refs it took.
+    pub fn hide_report_status(&self) {
+        self.shared.hide_report_status.store(true, Ordering::SeqCst);
     }
 
     /// Requests received (each one fully parsed or not).
@@ -370,7 +389,52 @@ fn serve_authorized(
     let output = run_backend(req, peer, body.as_deref(), shared)?;
     let response = parse_cgi_output(&output)?;
     let headers: Vec<(&str, &str)> = response.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let advertises_receive_pack = req.method == "GET" && req.query.contains("service=git-receive-pack");
+    if advertises_receive_pack && shared.hide_report_status.load(Ordering::SeqCst) {
+        let body = without_report_status(response.body);
+        return write_response(writer, &response.status, &headers, &body);
+    }
     write_response(writer, &response.status, &headers, response.body)
+}
+
+/// A ref advertisement whose capability list (after the NUL of its first ref line) has no
+/// `report-status` or `report-status-v2`; pkt-line lengths adjusted.
+fn without_report_status(advertisement: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(advertisement.len());
+    let mut rest = advertisement;
+    let mut done = false;
+    while rest.len() >= 4 {
+        let len = std::str::from_utf8(&rest[..4])
+            .ok()
+            .and_then(|hex| usize::from_str_radix(hex, 16).ok())
+            .unwrap_or(0);
+        if len < 4 || len > rest.len() {
+            out.extend_from_slice(&rest[..4]); // a flush packet
+            rest = &rest[4..];
+            continue;
+        }
+        let payload = &rest[4..len];
+        match payload.iter().position(|b| *b == 0) {
+            Some(nul) if !done => {
+                let capabilities = String::from_utf8_lossy(&payload[nul + 1..]);
+                let kept: Vec<&str> = capabilities
+                    .trim_end_matches('\n')
+                    .split(' ')
+                    .filter(|c| !c.starts_with("report-status"))
+                    .collect();
+                let mut line = payload[..=nul].to_vec();
+                line.extend_from_slice(kept.join(" ").as_bytes());
+                line.push(b'\n');
+                out.extend_from_slice(format!("{:04x}", line.len() + 4).as_bytes());
+                out.extend_from_slice(&line);
+                done = true;
+            }
+            _ => out.extend_from_slice(&rest[..len]),
+        }
+        rest = &rest[len..];
+    }
+    out.extend_from_slice(rest);
+    out
 }
 
 /// Reads the request body whole, from `Content-Length` or chunked (`None`
@@ -470,6 +534,10 @@ fn run_backend(req: &Request, peer: SocketAddr, body: Option<&[u8]>, shared: &Sh
     if let Some(body) = body {
         cmd.env("CONTENT_LENGTH", body.len().to_string());
     }
+    match req.header("Authorization") {
+        Some(value) if shared.pass_authorization.load(Ordering::SeqCst) => cmd.env("HTTP_AUTHORIZATION", value),
+        _ => cmd.env_remove("HTTP_AUTHORIZATION"),
+    };
     let mut child = cmd.spawn().map_err(|e| format!("spawn git http-backend: {e}"))?;
     let mut stdin = child.stdin.take().expect("piped stdin");
     let body = body.unwrap_or_default().to_vec();
@@ -558,7 +626,7 @@ fn lingering_close(reader: &mut impl Read, writer: &TcpStream) {
 }
 
 /// The token of an `Authorization: Basic` header for `user:password`.
-pub(super) fn basic_credentials(user: &str, password: &str) -> String {
+pub fn basic_credentials(user: &str, password: &str) -> String {
     base64(format!("{user}:{password}").as_bytes())
 }
 

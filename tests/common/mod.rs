@@ -10,6 +10,8 @@
 //! - [`GitDaemon`]: `git daemon --inetd` spawned per connection (`git://`);
 //! - [`HttpGitServer`]: smart HTTP with Basic auth, `git http-backend` as CGI,
 //!   optionally with a Git LFS server ([`lfs`]) beside it;
+//! - [`HttpsGitServer`]: nginx + fcgiwrap + `git http-backend` over TLS, with a
+//!   certificate from a CA made in the test;
 //! - [`Sshd`]: a real OpenSSH server run as the current user.
 //!
 //! Each test binary uses only part of this module, hence `allow(dead_code)`.
@@ -18,11 +20,17 @@
 mod daemon;
 mod http;
 pub mod lfs;
+mod nginx;
 mod sshd;
 
 // A test binary that uses only `TestEnv` would flag these re-exports.
 #[allow(unused_imports)]
-pub use {daemon::GitDaemon, http::HttpGitServer, sshd::Sshd};
+pub use {
+    daemon::GitDaemon,
+    http::{HttpGitServer, basic_credentials},
+    nginx::{HttpsGitServer, TestCa},
+    sshd::Sshd,
+};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{OsStr, OsString};
@@ -121,6 +129,109 @@ impl ChildEnv {
     }
 }
 
+/// The object format and ref storage of the repositories a test creates: every `git init`
+/// and `git clone` of a [`TestEnv::with_format`] gets them (a clone of an existing
+/// repository keeps its object format, as git does).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RepoFormat {
+    /// `sha1` or `sha256` (`--object-format`).
+    pub object: &'static str,
+    /// `files` or `reftable` (`--ref-format`).
+    pub refs: &'static str,
+}
+
+impl RepoFormat {
+    pub fn sha1() -> RepoFormat {
+        RepoFormat {
+            object: "sha1",
+            refs: "files",
+        }
+    }
+
+    pub fn sha256() -> RepoFormat {
+        RepoFormat {
+            object: "sha256",
+            refs: "files",
+        }
+    }
+
+    pub fn reftable() -> RepoFormat {
+        RepoFormat {
+            object: "sha1",
+            refs: "reftable",
+        }
+    }
+
+    pub fn sha256_reftable() -> RepoFormat {
+        RepoFormat {
+            object: "sha256",
+            refs: "reftable",
+        }
+    }
+
+    /// Asserts that `repo` has this format (a test of a format must really run on it).
+    pub fn assert_of(self, env: &TestEnv, repo: &Path) {
+        let object = env.git(repo, &["rev-parse", "--show-object-format"]);
+        assert_eq!(object, self.object, "{}: object format", repo.display());
+        // `--show-ref-format` is git 2.45's, like reftable.
+        let reftable = repo.join("reftable").is_dir();
+        assert_eq!(reftable, self.refs == "reftable", "{}: ref format", repo.display());
+    }
+
+    /// Whether the git on PATH can create these repositories (reftable: git 2.45); a test
+    /// that needs it runs, is skipped with a reason, or fails under CI (see [`require_or_skip`]).
+    pub fn usable(self) -> bool {
+        if self.refs == "files" {
+            return true;
+        }
+        require_or_skip("git 2.45 or newer (reftable)", git_at_least(2, 45))
+    }
+}
+
+/// Whether the git on PATH is at least `major.minor`.
+pub fn git_at_least(major: u32, minor: u32) -> Result<(), String> {
+    let out = Command::new("git")
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let version: Vec<u32> = text
+        .trim()
+        .trim_start_matches("git version ")
+        .split(['.', ' '])
+        .take(2)
+        .map_while(|part| part.parse().ok())
+        .collect();
+    match version[..] {
+        [a, b] if (a, b) >= (major, minor) => Ok(()),
+        _ => Err(format!("{} is older than {major}.{minor}", text.trim())),
+    }
+}
+
+/// Runs a test function once per listed variant, each as a test of its own, `NAME::VARIANT`:
+/// `in_each_format!(NAME: sha256_http => sha256 over Over::Http, ...)` calls `NAME(format, over)`
+/// and `in_each_format!(NAME: sha256 => sha256, ...)` calls `NAME(format)`. The format is a
+/// [`RepoFormat`] constructor; `over` is the transport for the test to use (`Over::usable`).
+#[macro_export]
+macro_rules! in_each_format {
+    ($($name:ident: $($variant:ident => $format:ident $(over $over:expr)?),+ $(,)?);+ $(;)?) => {$(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[test]
+                fn $variant() {
+                    let format = $crate::common::RepoFormat::$format();
+                    if format.usable() $(&& $over.usable())? {
+                        super::$name(format $(, $over)?);
+                    }
+                }
+            )+
+        }
+    )+};
+}
+
 /// One test's private world: a temporary root, a `home/` inside it, and the
 /// environment every child process gets. Dropping it deletes the directory.
 pub struct TestEnv {
@@ -182,6 +293,14 @@ impl TestEnv {
         }
     }
 
+    /// [`TestEnv::new`] whose `git init` and `git clone` create repositories of `format`.
+    pub fn with_format(format: RepoFormat) -> TestEnv {
+        let mut env = TestEnv::new();
+        env.set_env("GIT_DEFAULT_HASH", format.object);
+        env.set_env("GIT_DEFAULT_REF_FORMAT", format.refs);
+        env
+    }
+
     /// The temporary root directory.
     pub fn root(&self) -> &Path {
         self.root.path()
@@ -235,6 +354,29 @@ impl TestEnv {
     /// and returns its trimmed stdout.
     pub fn git(&self, dir: &Path, args: &[&str]) -> String {
         let out = self.git_output(dir, args);
+        assert_success(&out, &format!("git {} (in {})", args.join(" "), dir.display()));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// [`git`](Self::git) with `input` on its stdin.
+    pub fn git_with_input(&self, dir: &Path, args: &[&str], input: &str) -> String {
+        use std::io::Write;
+        let mut child = self
+            .cmd("git")
+            .current_dir(dir)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run git (is it on PATH?)");
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(input.as_bytes())
+            .expect("write git's input");
+        let out = child.wait_with_output().expect("wait for git");
         assert_success(&out, &format!("git {} (in {})", args.join(" "), dir.display()));
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }

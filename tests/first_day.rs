@@ -1,0 +1,933 @@
+//! An admin's first day and first month: the mistakes a new admin makes (relative paths, a work
+//! tree, unwritable metrics, fleet mirrors changed per repository, deleted repositories, SSH
+//! users, missing files, mistyped names) are caught at the door with a message that says what to
+//! do; the shipped examples and the Debian package work as documented. One test per item of the
+//! issue that found them, plus the `--help` completeness check.
+
+mod common;
+mod support;
+
+use clap::CommandFactory;
+use common::{Sshd, TestEnv, path_str, require_or_skip, wait_until};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use support::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_git-push-mirror");
+
+fn repo_file(repo: &Path) -> String {
+    fs::read_to_string(repo.join("push-mirror.toml")).unwrap_or_default()
+}
+
+fn mirror_table(repo: &Path, name: &str) -> toml::Table {
+    let file: toml::Table = toml::from_str(&repo_file(repo)).unwrap();
+    file["mirror"][name].as_table().unwrap().clone()
+}
+
+fn assert_exit(out: &Output, code: i32, what: &str) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{what}\nstdout: {}\nstderr: {}",
+        stdout(out),
+        stderr(out)
+    );
+}
+
+/// Runs the binary in `dir` (for arguments relative to it).
+fn gpm_in(env: &TestEnv, dir: &Path, args: &[&str]) -> Output {
+    gpm(env).current_dir(dir).args(args).output().unwrap()
+}
+
+/// The value of an unlabelled metric.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+/// The source tree (tests run with it as the manifest directory).
+fn source(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+// 1 ---------------------------------------------------------------------------------------------
+
+#[test]
+fn relative_and_home_mirror_paths_are_stored_absolute_and_the_hooks_worker_reaches_them() {
+    let env = TestEnv::new();
+    let upstream = env.bare_repo("srv/app.git");
+    let backup = env.bare_repo("srv/backup.git");
+    let srv = env.path("srv");
+    let real_srv = fs::canonicalize(&srv).unwrap();
+
+    // Typed from the admin's shell in srv/: stored absolute, so the worker (which runs elsewhere) finds it.
+    gpm_ok_in(
+        &env,
+        &srv,
+        &["add", "app.git", "backup", "./backup.git", "--delay", "0s"],
+    );
+    assert_eq!(
+        mirror_table(&upstream, "backup")["url"].as_str(),
+        Some(path_str(&real_srv.join("backup.git")))
+    );
+    gpm_ok_in(&env, &srv, &["install", "app.git"]);
+    let work = env.clone_work(&upstream, "work");
+    let head = env.commit(&work, "a.txt", "one", "first");
+    env.git(&work, &["push", "--quiet", "origin", "main"]);
+    wait_until("the hook's worker pushed to the stored path", CONVERGE, || {
+        env.refs(&backup).get("refs/heads/main") == Some(&head)
+            && gpm_ok(&env, &["status", path_str(&upstream)]).contains("update_status: finished")
+    });
+
+    // The other spellings: `../`, `file://relative`, `~/`.
+    let other = env.bare_repo("other.git");
+    gpm_ok_in(&env, &srv, &["set", "app.git", "backup", "--url", "../other.git"]);
+    let root = fs::canonicalize(env.root()).unwrap();
+    assert_eq!(
+        mirror_table(&upstream, "backup")["url"].as_str(),
+        Some(path_str(&root.join("other.git")))
+    );
+    assert!(other.exists());
+    gpm_ok_in(&env, &srv, &["add", "app.git", "viafile", "file://backup.git"]);
+    assert_eq!(
+        mirror_table(&upstream, "viafile")["url"].as_str().unwrap(),
+        format!("file://{}", path_str(&real_srv.join("backup.git")))
+    );
+    env.bare_repo("home/home-backup.git");
+    gpm_ok_in(&env, &srv, &["add", "app.git", "inhome", "~/home-backup.git"]);
+    assert_eq!(
+        mirror_table(&upstream, "inhome")["url"].as_str().unwrap(),
+        path_str(&fs::canonicalize(env.home()).unwrap().join("home-backup.git"))
+    );
+
+    // `~user` is refused with a reason, and nothing is written.
+    let before = repo_file(&upstream);
+    let refused = gpm_in(&env, &srv, &["add", "app.git", "bob", "~bob/x.git"]);
+    assert_exit(&refused, 2, "add ~bob/x.git");
+    assert!(
+        stderr(&refused).contains("`~user` paths are not expanded"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(repo_file(&upstream), before);
+
+    // A relative path written by hand is refused when the file is loaded, naming the file.
+    let hand = env.bare_repo("hand.git");
+    fs::write(hand.join("push-mirror.toml"), "[mirror.m]\nurl = \"../backup.git\"\n").unwrap();
+    let broken = gpm_output(&env, &["status", path_str(&hand)]);
+    assert_exit(&broken, 2, "status with a relative url");
+    assert!(
+        stderr(&broken).contains("is a relative path") && stderr(&broken).contains("push-mirror.toml"),
+        "{}",
+        stderr(&broken)
+    );
+}
+
+fn gpm_ok_in(env: &TestEnv, dir: &Path, args: &[&str]) -> String {
+    let out = gpm_in(env, dir, args);
+    common::assert_success(&out, &format!("git-push-mirror {}", args.join(" ")));
+    stdout(&out)
+}
+
+// 2 ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_work_tree_is_refused_with_the_repository_to_give_instead() {
+    let env = TestEnv::new();
+    let upstream = env.bare_repo("app.git");
+    let mirror = env.bare_repo("mirror.git");
+    let work = env.clone_work(&upstream, "work");
+    let url = format!("file://{}", path_str(&mirror));
+    let real_upstream = fs::canonicalize(&upstream).unwrap();
+
+    for args in [
+        vec!["add", path_str(&work), "m", url.as_str()],
+        vec!["install", path_str(&work)],
+        vec!["status", path_str(&work)],
+    ] {
+        let refused = gpm_output(&env, &args);
+        assert_exit(&refused, 2, &args.join(" "));
+        let message = stderr(&refused);
+        assert!(message.contains("is a work tree"), "{message}");
+        assert!(
+            message.contains(&format!(
+                "the bare repository it was cloned from, {}",
+                real_upstream.display()
+            )),
+            "{message}"
+        );
+        assert!(message.contains("/work/.git"), "{message}");
+    }
+    assert!(
+        !work.join("push-mirror.toml").exists(),
+        "nothing written into the work tree"
+    );
+    assert!(!work.join(".git/hooks/post-receive").exists());
+
+    // A work tree cloned from elsewhere: the message still says what to give.
+    let lone = env.path("lone");
+    fs::create_dir_all(&lone).unwrap();
+    env.git(&lone, &["init", "--quiet"]);
+    let refused = gpm_output(&env, &["add", path_str(&lone), "m", &url]);
+    assert_exit(&refused, 2, "add on a work tree without origin");
+    assert!(
+        stderr(&refused).contains("give that bare repository"),
+        "{}",
+        stderr(&refused)
+    );
+
+    // Not a repository at all.
+    let plain = env.path("plain");
+    fs::create_dir_all(&plain).unwrap();
+    let refused = gpm_output(&env, &["add", path_str(&plain), "m", &url]);
+    assert_exit(&refused, 2, "add on a plain directory");
+    assert!(
+        stderr(&refused).contains("is not a git repository"),
+        "{}",
+        stderr(&refused)
+    );
+
+    // The git directory itself is a repository pushes can go to: accepted.
+    gpm_ok(&env, &["add", path_str(&work.join(".git")), "m", &url]);
+}
+
+// 3 ---------------------------------------------------------------------------------------------
+
+/// A global configuration whose mirrors fail for good after one failed update.
+fn fail_fast_config(env: &TestEnv) {
+    write_global_config(
+        env,
+        "worker_linger = \"0s\"\n[defaults]\ndelay = \"0s\"\n[retry]\ninitial = \"1m\"\nfail_after = 1\n",
+    );
+}
+
+/// The example cron line for `metrics`, uncommented, with the binary and output file given.
+fn cron_metrics_command(output: &Path) -> String {
+    let cron = fs::read_to_string(source("examples/cron.d/git-push-mirror")).unwrap();
+    let line = cron
+        .lines()
+        .map(|l| l.trim_start_matches('#'))
+        .find(|l| l.contains(" metrics "))
+        .expect("a metrics line in the cron example");
+    // minute hour day month weekday user command…
+    let command: Vec<&str> = line.split_whitespace().skip(6).collect();
+    let command = command.join(" ");
+    let (program, rest) = command.split_once(' ').unwrap();
+    assert!(program.ends_with("/git-push-mirror"), "{program}");
+    let default_file = "/var/lib/prometheus/node-exporter/git-push-mirror.prom";
+    assert!(rest.contains(default_file), "{rest}");
+    format!("{BIN} {}", rest.replace(default_file, path_str(output)))
+}
+
+#[test]
+fn metrics_that_cannot_be_written_exit_2_and_the_shipped_examples_let_it_show() {
+    let env = TestEnv::new();
+    fail_fast_config(&env);
+    let upstream = env.bare_repo("app.git");
+    gpm_ok(&env, &["add", path_str(&upstream), "gone", "/nonexistent/mirror.git"]);
+    let work = env.clone_work(&upstream, "work");
+    env.commit(&work, "a.txt", "one", "first");
+    env.git(&work, &["push", "--quiet", "origin", "main"]);
+    let failed_run = gpm_output(&env, &["run"]);
+    assert_exit(&failed_run, 1, "run with a mirror that cannot be reached");
+    let written = env.path("textfile/git-push-mirror.prom");
+    fs::create_dir_all(written.parent().unwrap()).unwrap();
+
+    // A failed mirror: exit 1, the file is written.
+    let out = gpm_output(&env, &["metrics", "--output", path_str(&written)]);
+    assert_exit(&out, 1, "metrics with a failed mirror");
+    assert!(
+        fs::read_to_string(&written)
+            .unwrap()
+            .contains("git_push_mirror_mirror_update_status")
+    );
+
+    // No such directory, or a file where the directory should be: exit 2, saying why.
+    fs::write(env.path("not-a-dir"), "").unwrap();
+    for target in [env.path("missing/dir/x.prom"), env.path("not-a-dir/x.prom")] {
+        let out = gpm_output(&env, &["metrics", "--output", path_str(&target)]);
+        assert_exit(&out, 2, "metrics into a directory that cannot take the file");
+        assert!(
+            stderr(&out).contains(&format!("writing {}", target.display()))
+                && stderr(&out).contains("must be able to create files in its directory"),
+            "{}",
+            stderr(&out)
+        );
+    }
+
+    // The cron example: a failed mirror is silent (metrics carry it), an unwritten file is not
+    // (cron mails stderr).
+    let cron = |output: &Path| {
+        env.cmd("sh")
+            .arg("-c")
+            .arg(cron_metrics_command(output))
+            .output()
+            .unwrap()
+    };
+    let quiet = cron(&written);
+    assert!(
+        quiet.stdout.is_empty() && quiet.stderr.is_empty(),
+        "exit 1 must not mail anyone: {}",
+        stderr(&quiet)
+    );
+    let loud = cron(&env.path("missing/x.prom"));
+    assert!(
+        stderr(&loud).contains("writing"),
+        "an unwritten file must reach cron's mail"
+    );
+
+    // The systemd example: exit 1 is a success of the unit, exit 2 is not.
+    let unit = fs::read_to_string(source("examples/systemd/git-push-mirror-metrics.service")).unwrap();
+    let success: Vec<&str> = unit
+        .lines()
+        .filter_map(|l| l.strip_prefix("SuccessExitStatus="))
+        .flat_map(str::split_whitespace)
+        .collect();
+    assert_eq!(success, ["1"], "{unit}");
+    assert!(!unit.contains("|| true") && !unit.contains("ExecStart=-"), "{unit}");
+
+    // The README says who must be able to write the directory.
+    let readme = fs::read_to_string(source("README.md")).unwrap();
+    let readme = readme.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(readme.contains("must be able to create files in the textfile directory"));
+}
+
+// 4 ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_fleet_mirror_is_changed_per_repository_by_a_copy_and_remove_says_how_to_exclude() {
+    let env = TestEnv::new();
+    let srv = env.path("srv");
+    let app = env.bare_repo("srv/acme/app.git");
+    let lib = env.bare_repo("srv/acme/lib.git");
+    let mirrors = env.path("mirrors");
+    env.bare_repo("mirrors/acme/app.git");
+    let global = format!(
+        "repos_root = \"{}\"\n[defaults]\ndelay = \"0s\"\n\n[mirror.backup]\nrepos = [\"acme/*\"]\n\
+         url = \"file://{}/{{name}}.git\"\nbranches = [\"main\"]\n",
+        path_str(&srv),
+        path_str(&mirrors)
+    );
+    write_global_config(&env, &global);
+    let listed = gpm_ok(&env, &["list", path_str(&app)]);
+    assert!(listed.contains("\tfleet "), "{listed}");
+
+    // `set` on a fleet mirror: says so, copies it into the repository, changes the copy.
+    let set = gpm_output(&env, &["set", path_str(&app), "backup", "--delay", "3s"]);
+    common::assert_success(&set, "set on a fleet mirror");
+    assert!(
+        stderr(&set).contains("was the fleet mirror [mirror.backup]")
+            && stderr(&set).contains("replaces the fleet mirror for this repository"),
+        "{}",
+        stderr(&set)
+    );
+    let copy = mirror_table(&app, "backup");
+    assert_eq!(
+        copy["url"].as_str().unwrap(),
+        format!("file://{}/acme/app.git", path_str(&mirrors))
+    );
+    assert_eq!(copy["delay"].as_str(), Some("3s"));
+    assert_eq!(copy["branches"].as_array().unwrap().len(), 1);
+    assert!(copy.get("repos").is_none());
+    let listed = gpm_ok(&env, &["list", path_str(&app)]);
+    assert!(!listed.contains("fleet"), "{listed}");
+    // The copy mirrors.
+    let work = env.clone_work(&app, "work");
+    let head = env.commit(&work, "a.txt", "one", "first");
+    env.git(&work, &["push", "--quiet", "origin", "main"]);
+    gpm_ok(&env, &["sync", path_str(&app)]);
+    assert_eq!(
+        env.refs(&mirrors.join("acme/app.git")).get("refs/heads/main"),
+        Some(&head)
+    );
+
+    // `remove` of a fleet mirror: refused with the exclusion that does it.
+    let refused = gpm_output(&env, &["remove", path_str(&lib), "backup"]);
+    assert_exit(&refused, 2, "remove of a fleet mirror");
+    assert!(
+        stderr(&refused).contains("add \"!acme/lib\" to `repos` in [mirror.backup]"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(!lib.join("push-mirror.toml").exists());
+
+    // Removing the copy hands the repository back to the fleet mirror, and says so.
+    let removed = gpm_output(&env, &["remove", path_str(&app), "backup"]);
+    common::assert_success(&removed, "remove of the copy");
+    assert!(stderr(&removed).contains("applies to"), "{}", stderr(&removed));
+    let listed = gpm_ok(&env, &["list", path_str(&app)]);
+    assert!(listed.contains("\tfleet "), "{listed}");
+}
+
+// 5 ---------------------------------------------------------------------------------------------
+
+#[test]
+fn deleted_repositories_are_reported_once_then_forgotten_and_forget_unregisters() {
+    let env = TestEnv::new();
+    let chain = env.bare_repo("chain.git");
+    let kept = env.bare_repo("kept.git");
+    let mirror = env.bare_repo("mirror.git");
+    let url = format!("file://{}", path_str(&mirror));
+    for repo in [&chain, &kept] {
+        gpm_ok(&env, &["add", path_str(repo), "backup", &url]);
+        gpm_ok(&env, &["install", path_str(repo)]);
+    }
+    let metrics = gpm_ok(&env, &["metrics"]);
+    assert_eq!(metric(&metrics, "git_push_mirror_repositories"), 2.0);
+
+    fs::remove_dir_all(&chain).unwrap();
+    let first = gpm_output(&env, &["check"]);
+    assert!(
+        stderr(&first).contains(&format!("{}: the repository no longer exists", chain.display()))
+            && stderr(&first).contains("forgotten"),
+        "{}",
+        stderr(&first)
+    );
+    assert!(!stdout(&first).contains(path_str(&chain)), "{}", stdout(&first));
+    let again = gpm_output(&env, &["check"]);
+    assert!(!stderr(&again).contains("chain.git") && !stdout(&again).contains("chain.git"));
+    let metrics = gpm_ok(&env, &["metrics"]);
+    assert_eq!(metric(&metrics, "git_push_mirror_repositories"), 1.0);
+
+    // A repository whose last mirror was removed is not counted.
+    gpm_ok(&env, &["remove", path_str(&kept), "backup"]);
+    let metrics = gpm_ok(&env, &["metrics"]);
+    assert_eq!(metric(&metrics, "git_push_mirror_repositories"), 0.0);
+
+    // `forget`: refused while the repository has mirrors, unknown paths get a suggestion.
+    gpm_ok(&env, &["add", path_str(&kept), "backup", &url]);
+    let refused = gpm_output(&env, &["forget", path_str(&kept)]);
+    assert_exit(&refused, 2, "forget with mirrors");
+    assert!(
+        stderr(&refused).contains("still has mirrors (`backup`)"),
+        "{}",
+        stderr(&refused)
+    );
+    gpm_ok(&env, &["remove", path_str(&kept), "backup"]);
+    let forgot = gpm_ok(&env, &["forget", path_str(&kept)]);
+    assert!(forgot.contains("forgot"), "{forgot}");
+    let status = gpm_ok(&env, &["status"]);
+    assert!(
+        !status.contains("kept.git") && status.contains("no mirrors configured"),
+        "{status}"
+    );
+    let unknown = gpm_output(&env, &["forget", path_str(&kept)]);
+    assert_exit(&unknown, 2, "forget twice");
+    assert!(stderr(&unknown).contains("is not registered"), "{}", stderr(&unknown));
+
+    // `run` forgets a deleted repository too (in its log), and stops failing it.
+    let gone = env.bare_repo("gone.git");
+    gpm_ok(&env, &["add", path_str(&gone), "backup", &url]);
+    fs::remove_dir_all(&gone).unwrap();
+    let run = gpm_output(&env, &["run"]);
+    assert_exit(&run, 0, "run after a repository was deleted");
+    let log = fs::read_to_string(state_base(&env).join("git-push-mirror.log")).unwrap_or_default();
+    assert!(log.contains("gone.git: the repository no longer exists"), "{log}");
+    assert!(!gpm_ok(&env, &["status"]).contains("gone.git"));
+}
+
+// 6 ---------------------------------------------------------------------------------------------
+
+#[test]
+fn an_ssh_user_stays_in_the_url_and_pushes_log_in_as_that_user() {
+    if !require_or_skip("sshd", Sshd::available()) {
+        return;
+    }
+    let env = TestEnv::new();
+    let sshd = Sshd::start(&env);
+    let upstream = env.bare_repo("app.git");
+    let mirror = env.bare_repo("mirror.git");
+    let url = sshd.url(&mirror); // ssh://USER@127.0.0.1:PORT/…
+    let key = env.path("key");
+    fs::copy(sshd.client_key(), &key).unwrap();
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+    let known_hosts = env.path("known_hosts");
+    fs::write(&known_hosts, format!("{}\n", sshd.known_hosts_line())).unwrap();
+
+    let args = [
+        "add",
+        path_str(&upstream),
+        "backup",
+        &url,
+        "--ssh-key",
+        path_str(&key),
+        "--known-hosts",
+        path_str(&known_hosts),
+    ];
+    gpm_ok(&env, &args);
+    let table = mirror_table(&upstream, "backup");
+    assert_eq!(table["url"].as_str(), Some(url.as_str()), "the user stays in the URL");
+    assert!(table.get("username").is_none(), "{table:?}");
+    let listed = gpm_ok(&env, &["list", path_str(&upstream)]);
+    assert!(
+        listed.contains(&format!("ssh://{}@127.0.0.1:", sshd.user())),
+        "{listed}"
+    );
+
+    let work = env.clone_work(&upstream, "work");
+    env.commit(&work, "a.txt", "one", "first");
+    env.git(&work, &["push", "--quiet", "origin", "main"]);
+    gpm_ok(&env, &["sync", path_str(&upstream)]);
+    assert_eq!(env.refs(&mirror), env.refs(&upstream));
+    let status = gpm_ok(&env, &["status", path_str(&upstream)]);
+    assert!(
+        status.contains(&format!("ssh://{}@127.0.0.1:", sshd.user())),
+        "{status}"
+    );
+
+    // `--username` is the HTTPS user; a password in an SSH URL is refused.
+    let refused = gpm_output(&env, &["add", path_str(&upstream), "u", &url, "--username", "root"]);
+    assert_exit(&refused, 2, "--username with an SSH URL");
+    assert!(
+        stderr(&refused).contains("an SSH user goes in the URL"),
+        "{}",
+        stderr(&refused)
+    );
+    let with_password = url.replacen("@", ":hunter2@", 1);
+    let refused = gpm_output(&env, &["add", path_str(&upstream), "p", &with_password]);
+    assert_exit(&refused, 2, "a password in an SSH URL");
+    assert!(!stderr(&refused).contains("hunter2"), "{}", stderr(&refused));
+    assert!(!repo_file(&upstream).contains("hunter2"));
+}
+
+// 7 ---------------------------------------------------------------------------------------------
+
+#[test]
+fn setup_mistakes_are_caught_when_made_not_at_the_first_push() {
+    let env = TestEnv::new();
+    let upstream = env.bare_repo("app.git");
+    let mirror = env.bare_repo("mirror.git");
+    let repo = path_str(&upstream);
+
+    // A password file that does not exist.
+    let missing = gpm_output(
+        &env,
+        &[
+            "add",
+            repo,
+            "gh",
+            "https://example.com/a.git",
+            "--username",
+            "u",
+            "--password-file",
+            "/nonexistent/token",
+        ],
+    );
+    assert_exit(&missing, 2, "add --password-file /nonexistent");
+    assert!(
+        stderr(&missing).contains("password file /nonexistent/token does not exist"),
+        "{}",
+        stderr(&missing)
+    );
+    assert!(!upstream.join("push-mirror.toml").exists());
+
+    // keygen on a mirror that does not use SSH: refused before anything is created.
+    gpm_ok(&env, &["add", repo, "local", &format!("file://{}", path_str(&mirror))]);
+    let before = repo_file(&upstream);
+    let keygen = gpm_output(&env, &["keygen", repo, "local"]);
+    assert_exit(&keygen, 2, "keygen on a file:// mirror");
+    assert!(stderr(&keygen).contains("does not use SSH") && stderr(&keygen).contains("nothing was created"));
+    assert_eq!(repo_file(&upstream), before);
+    let keys = files_named(&state_base(&env), "local.ed25519");
+    assert!(keys.is_empty(), "no key was created: {keys:?}");
+
+    // An unwritable log_file: `check` reports it, and `run` says where it logs instead.
+    fs::write(env.path("a-file"), "").unwrap();
+    let log_file = env.path("a-file/git-push-mirror.log");
+    write_global_config(&env, &format!("log_file = \"{}\"\n", path_str(&log_file)));
+    let check = gpm_output(&env, &["check"]);
+    assert_exit(&check, 1, "check with an unwritable log_file");
+    assert!(
+        stdout(&check).contains(&format!("log_file {}: FAILED", log_file.display()))
+            && stdout(&check).contains("is not a directory"),
+        "{}",
+        stdout(&check)
+    );
+    let run = gpm(&env).arg("run").stderr(Stdio::piped()).output().unwrap();
+    assert!(
+        stderr(&run).contains(&format!("cannot open log_file {}", log_file.display())),
+        "{}",
+        stderr(&run)
+    );
+
+    // known-hosts --accept: what each key line says agrees with the summary.
+    if !require_or_skip("sshd", Sshd::available()) {
+        return;
+    }
+    let sshd = Sshd::start(&env);
+    let file = env.path("known_hosts");
+    let url = sshd.url(&mirror);
+    let accepted = gpm_ok(&env, &["known-hosts", &url, "--accept", "--file", path_str(&file)]);
+    assert!(!accepted.contains("not recorded"), "{accepted}");
+    assert!(
+        accepted.contains("recorded now") && accepted.contains("recorded 1 key(s)"),
+        "{accepted}"
+    );
+    let again = gpm_ok(&env, &["known-hosts", &url, "--accept", "--file", path_str(&file)]);
+    assert!(
+        again.contains("already recorded") && !again.contains("recorded now"),
+        "{again}"
+    );
+    let shown = gpm_ok(&env, &["known-hosts", &url, "--file", path_str(&file)]);
+    assert!(
+        shown.contains("  recorded") && !shown.contains("not recorded"),
+        "{shown}"
+    );
+}
+
+fn files_named(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.to_string_lossy().contains(suffix) {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+// 8 ---------------------------------------------------------------------------------------------
+
+#[test]
+fn help_and_messages_say_what_to_do_next() {
+    let env = TestEnv::new();
+
+    // Nothing configured: each command says where it looked and what to run.
+    let state = state_base(&env).join("state");
+    let status = gpm_ok(&env, &["status"]);
+    assert!(
+        status.contains("no mirrors configured")
+            && status.contains(&format!("state: {}", state.display()))
+            && status.contains("global configuration: none found")
+            && status.contains("git-push-mirror add REPO NAME URL"),
+        "{status}"
+    );
+    let list = gpm_output(&env, &["list"]);
+    assert!(stdout(&list).is_empty() && stderr(&list).contains("git-push-mirror add REPO NAME URL"));
+    let check = gpm_ok(&env, &["check"]);
+    assert!(
+        check.contains(&format!("state: {}", state.display()))
+            && check.contains(&format!("spool: {}", state_base(&env).join("spool").display()))
+            && check.contains("git-push-mirror add REPO NAME URL"),
+        "{check}"
+    );
+
+    // Flags only where they apply.
+    let add_help = gpm_ok(&env, &["add", "--help"]);
+    assert!(
+        !add_help.contains("--all-branches") && !add_help.contains("--all-tags") && !add_help.contains("--enabled")
+    );
+    let set_help = gpm_ok(&env, &["set", "--help"]);
+    assert!(set_help.contains("--all-branches") && set_help.contains("--all-tags") && !set_help.contains("--disabled"));
+
+    // `set` without a change, and mistyped names, with one quoting everywhere.
+    let upstream = env.bare_repo("app.git");
+    let mirror = env.bare_repo("mirror.git");
+    let repo = path_str(&upstream);
+    gpm_ok(&env, &["add", repo, "backup", &format!("file://{}", path_str(&mirror))]);
+    let nothing = gpm_output(&env, &["set", repo, "backup"]);
+    assert_exit(&nothing, 2, "set without flags");
+    assert!(stderr(&nothing).contains("nothing to change"), "{}", stderr(&nothing));
+    for args in [
+        vec!["set", repo, "bakup", "--delay", "1s"],
+        vec!["remove", repo, "bakup"],
+        vec!["sync", repo, "--mirror", "bakup"],
+        vec!["keygen", repo, "bakup"],
+    ] {
+        let typo = gpm_output(&env, &args);
+        assert_exit(&typo, 2, &args.join(" "));
+        assert!(
+            stderr(&typo).contains("there is no mirror named `bakup`; did you mean `backup`?"),
+            "{}: {}",
+            args.join(" "),
+            stderr(&typo)
+        );
+    }
+
+    // A closed pipe is a quiet end: `status --json | head -c 100` over output larger than a pipe.
+    let many = env.bare_repo("many.git");
+    let tables: String = (0..300)
+        .map(|i| format!("[mirror.m{i}]\nurl = \"file:///nonexistent/m{i}.git\"\n"))
+        .collect();
+    fs::write(many.join("push-mirror.toml"), tables).unwrap();
+    let piped = env
+        .cmd("bash")
+        .arg("-c")
+        .arg(format!(
+            "'{BIN}' status --json '{}' | head -c 100 >/dev/null; echo \"exit=${{PIPESTATUS[0]}}\"",
+            path_str(&many)
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&piped).trim(), "exit=0", "{}", stderr(&piped));
+    assert!(stderr(&piped).is_empty(), "{}", stderr(&piped));
+
+    // Per-subcommand man pages exist for every one the main page refers to.
+    let pages = env.path("man");
+    gpm_ok(&env, &["man", "--dir", path_str(&pages)]);
+    let main_page = fs::read_to_string(pages.join("git-push-mirror.1"))
+        .unwrap()
+        .replace("\\-", "-");
+    let referred: Vec<&str> = main_page
+        .split(|c: char| c.is_whitespace() || c == '\\')
+        .filter_map(|word| word.strip_suffix("(1)"))
+        .filter(|word| word.starts_with("git-push-mirror-"))
+        .collect();
+    assert!(referred.contains(&"git-push-mirror-add"), "{main_page}");
+    for page in &referred {
+        assert!(
+            pages.join(format!("{page}.1")).is_file(),
+            "{page}(1) is referred to but missing"
+        );
+    }
+
+    // README: the global example logs into a directory, and no file it does not have is cited.
+    let readme = fs::read_to_string(source("README.md")).unwrap();
+    assert!(
+        !readme.contains("DESIGN"),
+        "the README cites a DESIGN file the repository does not have"
+    );
+    assert!(!readme.contains("log_file = \"/var/log/git-push-mirror.log\""));
+    assert!(readme.contains("log_file = \"/var/log/git-push-mirror/git-push-mirror.log\""));
+}
+
+// 9 ---------------------------------------------------------------------------------------------
+
+#[test]
+fn the_timer_runs_on_a_calendar_and_logrotate_works_without_a_git_user() {
+    // The timer: Persistent= only works with OnCalendar=, and the expression is valid.
+    let timer = fs::read_to_string(source("examples/systemd/git-push-mirror.timer")).unwrap();
+    let calendar = timer.lines().find_map(|l| l.strip_prefix("OnCalendar="));
+    assert!(
+        !timer.contains("Persistent=true") || calendar.is_some(),
+        "Persistent=true without OnCalendar: {timer}"
+    );
+    let tools = Command::new("systemd-analyze")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|e| format!("systemd-analyze: {e} (install systemd)"))
+        .map(drop);
+    if require_or_skip("systemd-analyze", tools) {
+        let parsed = Command::new("systemd-analyze")
+            .args(["calendar", calendar.unwrap()])
+            .output()
+            .unwrap();
+        assert!(parsed.status.success(), "{}", stderr(&parsed));
+    }
+
+    // logrotate: the shipped file, pointed at a temporary log, rotates for real with no `git` user.
+    let logrotate = Command::new("logrotate")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|e| format!("logrotate: {e} (install logrotate)"))
+        .map(drop);
+    if !require_or_skip("logrotate", logrotate) {
+        return;
+    }
+    let env = TestEnv::new();
+    let dir = env.path("log");
+    fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("git-push-mirror.log");
+    fs::write(&log, "a line\n").unwrap();
+    fs::set_permissions(&log, fs::Permissions::from_mode(0o640)).unwrap();
+    let example = fs::read_to_string(source("examples/logrotate.d/git-push-mirror")).unwrap();
+    let conf = env.path("logrotate.conf");
+    fs::write(
+        &conf,
+        example.replace("/var/log/git-push-mirror/git-push-mirror.log", path_str(&log)),
+    )
+    .unwrap();
+    let state = env.path("logrotate.state");
+    let rotated = env
+        .cmd("logrotate")
+        .args(["--verbose", "--force", "--state", path_str(&state), path_str(&conf)])
+        .output()
+        .unwrap();
+    assert!(rotated.status.success(), "logrotate: {}", stderr(&rotated));
+    assert!(!stderr(&rotated).contains("error"), "{}", stderr(&rotated));
+    assert_eq!(
+        fs::read_to_string(dir.join("git-push-mirror.log.1")).unwrap(),
+        "a line\n"
+    );
+    let fresh = fs::metadata(&log).expect("the new log file was created");
+    assert_eq!(
+        fresh.permissions().mode() & 0o777,
+        0o640,
+        "same mode as the rotated file"
+    );
+}
+
+// 10 --------------------------------------------------------------------------------------------
+
+#[test]
+fn the_debian_package_ships_everything_in_its_place_and_the_quickstart_runs_an_installed_binary() {
+    let env = TestEnv::new();
+    let manifest: toml::Table = toml::from_str(&fs::read_to_string(source("Cargo.toml")).unwrap()).unwrap();
+    let deb = manifest["package"]["metadata"]["deb"]
+        .as_table()
+        .expect("[package.metadata.deb]");
+    assert!(
+        deb.get("maintainer-scripts").is_none() && deb.get("systemd-units").is_none(),
+        "nothing enabled"
+    );
+    assert!(deb["depends"].as_str().unwrap().contains("git"));
+
+    // The generated assets, from this binary, into a scratch directory.
+    let generated = env.path("deb-assets");
+    let out = env
+        .cmd(source("packaging/deb-assets.sh"))
+        .args([BIN, path_str(&generated)])
+        .output()
+        .unwrap();
+    common::assert_success(&out, "packaging/deb-assets.sh");
+
+    let mut destinations = Vec::new();
+    for asset in deb["assets"].as_array().unwrap() {
+        let asset = asset.as_array().unwrap();
+        let (src, dest) = (asset[0].as_str().unwrap(), asset[1].as_str().unwrap());
+        destinations.push(dest.to_string());
+        if src == "target/release/git-push-mirror" {
+            assert_eq!(dest, "usr/bin/");
+            continue;
+        }
+        let src = match src.strip_prefix("target/deb-assets/") {
+            Some(rest) => generated.join(rest),
+            None => source(src),
+        };
+        let (dir, pattern) = (src.parent().unwrap(), src.file_name().unwrap().to_str().unwrap());
+        let matches = fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .flatten()
+            .filter(|e| match pattern.split_once('*') {
+                Some((head, tail)) => {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    name.starts_with(head) && name.ends_with(tail)
+                }
+                None => e.file_name() == pattern,
+            })
+            .count();
+        assert!(matches > 0, "asset {} matches nothing", src.display());
+    }
+    for standard in [
+        "usr/bin/",
+        "usr/share/man/man1/",
+        "usr/share/bash-completion/completions/git-push-mirror",
+        "usr/share/zsh/vendor-completions/",
+        "usr/share/fish/vendor_completions.d/",
+        "usr/share/doc/git-push-mirror/examples/",
+        "usr/lib/systemd/system/",
+        "etc/cron.d/",
+        "etc/logrotate.d/",
+    ] {
+        assert!(destinations.iter().any(|d| d == standard), "nothing goes to {standard}");
+    }
+    assert!(generated.join("man/git-push-mirror-add.1").is_file());
+    let fish = fs::read_to_string(generated.join("completions/git-push-mirror.fish")).unwrap();
+    assert!(fish.contains("forget"), "completions cover every subcommand");
+
+    // The cron file the package puts in /etc/cron.d runs nothing until it is uncommented.
+    let cron = fs::read_to_string(source("examples/cron.d/git-push-mirror")).unwrap();
+    let active: Vec<&str> = cron
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .collect();
+    assert!(active.is_empty(), "active cron lines: {active:?}");
+
+    // The quickstart, against an installed binary (no build), and it says what it does first.
+    let quickstart = fs::read_to_string(source("examples/quickstart.sh")).unwrap();
+    let build = quickstart.find("cargo build").unwrap();
+    assert!(quickstart[..build].contains("echo \"==> building"));
+    assert!(
+        !quickstart.contains("--quiet --manifest-path"),
+        "the build shows its progress"
+    );
+    let ran = env
+        .cmd("bash")
+        .arg(source("examples/quickstart.sh"))
+        .env("GIT_PUSH_MIRROR_BIN", BIN)
+        .env("TMPDIR", env.root())
+        .output()
+        .unwrap();
+    common::assert_success(&ran, "examples/quickstart.sh");
+    let said = stdout(&ran);
+    assert!(
+        said.contains(&format!("==> using {BIN}")) && said.contains("mirror.git had the push"),
+        "{said}"
+    );
+    assert!(said.contains("update_status: finished"), "{said}");
+}
+
+// --help ----------------------------------------------------------------------------------------
+
+/// Every subcommand (hidden ones included) and every argument of each has a description, in the
+/// clap definition and in the `--help` the binary prints. Generic: flags added later are checked too.
+#[test]
+fn every_subcommand_and_argument_has_a_description_in_its_help() {
+    fn walk(command: &clap::Command, path: Vec<String>, found: &mut Vec<(Vec<String>, clap::Command)>) {
+        found.push((path.clone(), command.clone()));
+        // clap's own `help` subcommand is not ours to describe.
+        for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
+            let mut sub_path = path.clone();
+            sub_path.push(sub.get_name().to_string());
+            walk(sub, sub_path, found);
+        }
+    }
+    let mut root = git_push_mirror::cli::Cli::command();
+    root.build();
+    let mut commands = Vec::new();
+    walk(&root, Vec::new(), &mut commands);
+    assert!(commands.len() > 15, "{} commands", commands.len());
+
+    let env = TestEnv::new();
+    let mut missing = Vec::new();
+    for (path, command) in &commands {
+        let name = if path.is_empty() {
+            "git-push-mirror".to_string()
+        } else {
+            path.join(" ")
+        };
+        if command.get_about().is_none() && command.get_long_about().is_none() {
+            missing.push(format!("{name}: no description"));
+        }
+        let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+        args.push("--help");
+        let help = gpm_ok(&env, &args);
+        for arg in command.get_arguments() {
+            let id = arg.get_id().as_str();
+            if id == "help" || id == "version" {
+                continue;
+            }
+            let Some(text) = arg.get_help().or(arg.get_long_help()) else {
+                missing.push(format!("{name}: {id} has no description"));
+                continue;
+            };
+            if arg.is_hide_set() {
+                continue; // internal (`run --detached`): described in the code, not shown
+            }
+            let first_words: String = text
+                .to_string()
+                .split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ");
+            let flat: String = help.split_whitespace().collect::<Vec<_>>().join(" ");
+            if !flat.contains(&first_words) {
+                missing.push(format!("{name} --help does not show the description of {id}"));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "{}", missing.join("\n"));
+}
