@@ -20,13 +20,18 @@ fn log_text(env: &TestEnv) -> String {
 }
 
 /// A bare repository `name` with one commit on `main` (pushed without any hook) and a mirror
-/// named `m` at `url`; returns the repository's path.
-fn repo_with_mirror(env: &TestEnv, seed: &Path, name: &str, url: &str, flags: &[&str]) -> PathBuf {
+/// named `m` at `url` with the extra `settings` (TOML lines); returns the repository's path.
+/// The configuration is written as an admin would: `add` would first ask a hung mirror for its
+/// object format, and wait for that.
+fn repo_with_mirror(env: &TestEnv, seed: &Path, name: &str, url: &str, settings: &[&str]) -> PathBuf {
     let repo = env.bare_repo(name);
     env.git(seed, &["push", "--quiet", path_str(&repo), "main"]);
-    let mut args = vec!["add", path_str(&repo), "m", url, "--delay", "0s"];
-    args.extend_from_slice(flags);
-    gpm_ok(env, &args);
+    let mut text = format!("[mirror.m]\nurl = \"{url}\"\ndelay = \"0s\"\n");
+    for line in settings {
+        text.push_str(line);
+        text.push('\n');
+    }
+    std::fs::write(repo.join("push-mirror.toml"), text).unwrap();
     repo
 }
 
@@ -86,7 +91,7 @@ fn four_hung_mirrors_cannot_hold_every_slot_a_healthy_mirror_lands_while_they_ha
         .enumerate()
         .map(|(i, h)| {
             let url = format!("git://127.0.0.1:{}/x.git", h.port);
-            repo_with_mirror(&env, &seed, &format!("a-hung-{i}.git"), &url, &["--timeout", "10m"])
+            repo_with_mirror(&env, &seed, &format!("a-hung-{i}.git"), &url, &["timeout = \"10m\""])
         })
         .collect();
     let healthy_mirror = env.bare_repo("healthy-mirror.git");
@@ -161,7 +166,7 @@ fn git_children_die_with_a_killed_worker_and_the_next_worker_kills_what_they_lef
         &seed,
         "pushy.git",
         &format!("git://127.0.0.1:{}/pushy.git", proxy.port),
-        &["--timeout", "10m"],
+        &["timeout = \"10m\""],
     );
     spool_main(&env, &pushy);
     let out = gpm_output(&env, &["run", "--wait"]);
@@ -179,7 +184,10 @@ fn git_children_die_with_a_killed_worker_and_the_next_worker_kills_what_they_lef
         &seed,
         "lister.git",
         &format!("ssh://git@127.0.0.1:{}/x.git", ssh_host.port),
-        &["--timeout", "10m", "--known-hosts", path_str(&known_hosts)],
+        &[
+            "timeout = \"10m\"",
+            &format!("known_hosts = \"{}\"", path_str(&known_hosts)),
+        ],
     );
     spool_main(&env, &lister);
 
@@ -240,7 +248,7 @@ fn a_password_env_secret_is_in_no_child_environment_git_ssh_hooks_or_credential_
         &seed,
         "upstream.git",
         &server.url("mirror.git"),
-        &["--username", "bot", "--password-env", "MIRROR_TOKEN"],
+        &["username = \"bot\"", "password_env = \"MIRROR_TOKEN\""],
     );
     // Another mirror of the same repository, whose hooks print their environment.
     let backup = env.bare_repo("backup.git");
@@ -265,25 +273,22 @@ fn a_password_env_secret_is_in_no_child_environment_git_ssh_hooks_or_credential_
     let ssh_host = HungListener::start();
     let known_hosts = env.path("known_hosts");
     std::fs::write(&known_hosts, "").unwrap();
-    gpm_ok(
-        &env,
-        &[
-            "add",
-            path_str(&upstream),
-            "ssh",
-            &format!("ssh://git@127.0.0.1:{}/x.git", ssh_host.port),
-            "--known-hosts",
-            path_str(&known_hosts),
-            "--timeout",
-            "3s",
-            "--delay",
-            "0s",
-        ],
-    );
+    let config = upstream.join("push-mirror.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "{text}[mirror.ssh]\nurl = \"ssh://git@127.0.0.1:{}/x.git\"\nknown_hosts = \"{}\"\n\
+             timeout = \"3s\"\ndelay = \"0s\"\n",
+            ssh_host.port,
+            path_str(&known_hosts)
+        ),
+    )
+    .unwrap();
     spool_main(&env, &upstream);
 
     // The worker itself holds the secret (it reads password_env): only it may.
-    let watcher = EnvironWatcher::start(&token);
+    let watcher = EnvironWatcher::start(&token, Path::new(env!("CARGO_BIN_EXE_git-push-mirror")));
     let mut worker = gpm(&env)
         .args(["run", "--wait"])
         .env("MIRROR_TOKEN", &token)

@@ -149,9 +149,11 @@ pub struct EnvironWatcher {
 }
 
 impl EnvironWatcher {
-    /// Watches every process but this one and its direct children (the test gives those the
-    /// secret: the worker it starts), for their own children.
-    pub fn start(secret: &str) -> EnvironWatcher {
+    /// Watches every process but this one, its direct children (the test gives those the
+    /// secret: the worker it starts) and processes running `exempt` (the worker's forks before
+    /// they exec their program still show the worker's environment).
+    pub fn start(secret: &str, exempt: &std::path::Path) -> EnvironWatcher {
+        let exempt = exempt.to_path_buf();
         let stop = Arc::new(AtomicBool::new(false));
         let secret = secret.as_bytes().to_vec();
         let me = std::process::id() as libc::pid_t;
@@ -161,7 +163,10 @@ impl EnvironWatcher {
                 let (mut scans, mut hits) = (0, Vec::new());
                 while !stop.load(Ordering::SeqCst) {
                     for pid in processes() {
-                        if pid == me || parent_of(pid) == Some(me) {
+                        if pid == me
+                            || parent_of(pid) == Some(me)
+                            || std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == exempt)
+                        {
                             continue;
                         }
                         let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
