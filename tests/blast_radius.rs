@@ -26,50 +26,27 @@ fn repo_state_dir(env: &TestEnv, repo: &Path) -> PathBuf {
     StateStore::new(&state_dir(env)).repo_dir(repo)
 }
 
-/// A bare repository with a `file://` mirror named `backup`, a work clone, and a hook that only
-/// spools (the test decides when workers run).
-struct Repo {
-    upstream: PathBuf,
-    mirror: PathBuf,
-    work: PathBuf,
+/// `<name>.git` with a `file://` mirror `backup`; its hook only spools (the test runs workers).
+fn repo(env: &TestEnv, name: &str) -> Setup {
+    Setup::spooling_only(env, name)
 }
 
-fn repo(env: &TestEnv, name: &str) -> Repo {
-    let upstream = env.bare_repo(&format!("{name}.git"));
-    let mirror = env.bare_repo(&format!("{name}-mirror.git"));
-    gpm_ok(
-        env,
-        &[
-            "add",
-            path_str(&upstream),
-            "backup",
-            &format!("file://{}", path_str(&mirror)),
-            "--delay",
-            "0s",
-        ],
-    );
-    let hook = format!(
-        "#!/bin/sh\nexec '{}' hook post-receive --no-worker\n",
-        env!("CARGO_BIN_EXE_git-push-mirror")
-    );
-    write_hook(&upstream, "post-receive", &hook);
-    let work = env.clone_work(&upstream, &format!("{name}-work"));
-    Repo { upstream, mirror, work }
+/// Commits and pushes `branch` (the hook spools it).
+fn push_branch(env: &TestEnv, setup: &Setup, branch: &str, content: &str) {
+    env.commit(&setup.work, &format!("{branch}.txt"), content, content);
+    setup.push(env, &[&format!("HEAD:refs/heads/{branch}")]);
 }
 
-impl Repo {
-    /// Commits and pushes `branch` (the hook spools it).
-    fn push(&self, env: &TestEnv, branch: &str, content: &str) {
-        env.commit(&self.work, &format!("{branch}.txt"), content, content);
-        env.git(
-            &self.work,
-            &["push", "--quiet", "origin", &format!("HEAD:refs/heads/{branch}")],
-        );
-    }
+fn converged(env: &TestEnv, setup: &Setup) -> bool {
+    env.refs(&setup.mirror) == env.refs(&setup.upstream)
+}
 
-    fn converged(&self, env: &TestEnv) -> bool {
-        env.refs(&self.mirror) == env.refs(&self.upstream)
-    }
+/// Asserts that `repo` is reported faulted, with a `state_error` that contains `needle`.
+fn assert_faulted(statuses: &[Value], repo: &Path, needle: &str) {
+    let s = status_of(statuses, repo);
+    assert_eq!(s["update_status"], "failed", "{s:#}");
+    let error = s["state_error"].as_str().unwrap_or("");
+    assert!(error.contains(needle), "state_error should say {needle:?}: {s:#}");
 }
 
 /// `run --wait` (cron): returns its exit code and log-worthy stderr.
@@ -137,15 +114,15 @@ fn files_in(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Two repositories mirrored and converged; the hooks only spool.
-fn two_converged_repositories(env: &TestEnv) -> (Repo, Repo) {
+fn two_converged_repositories(env: &TestEnv) -> (Setup, Setup) {
     let (a, b) = (repo(env, "a"), repo(env, "b"));
     for r in [&a, &b] {
-        r.push(env, "main", "one");
-        r.push(env, "feature", "f1");
+        push_branch(env, r, "main", "one");
+        push_branch(env, r, "feature", "f1");
     }
     let (code, err) = run(env);
     assert_eq!(code, Some(0), "{err}\n{}", log_text(env));
-    assert!(a.converged(env) && b.converged(env));
+    assert!(converged(env, &a) && converged(env, &b));
     (a, b)
 }
 
@@ -155,22 +132,14 @@ fn a_truncated_repository_record_faults_only_its_repository_and_heals_itself() {
     let _reaper = Reaper::new(&env);
     let (a, b) = two_converged_repositories(&env);
     // Pushes to both, `a` first: its entry is the one the worker meets first.
-    a.push(&env, "main", "two");
-    b.push(&env, "main", "two");
+    push_branch(&env, &a, "main", "two");
+    push_branch(&env, &b, "main", "two");
     let record = repo_state_dir(&env, &a.upstream).join("repo.json");
     std::fs::write(&record, "{\"repo\": \"/trunc").unwrap();
 
     // Before any worker: both repositories are reported; `a` says what is wrong, `b` what waits.
     let statuses = status_all(&env);
-    let sa = status_of(&statuses, &a.upstream);
-    assert_eq!(sa["update_status"], "failed", "{sa:#}");
-    assert!(
-        sa["state_error"]
-            .as_str()
-            .unwrap_or("")
-            .contains("repo.json is corrupt"),
-        "{sa:#}"
-    );
+    assert_faulted(&statuses, &a.upstream, "repo.json is corrupt");
     let sb = status_of(&statuses, &b.upstream);
     assert_eq!(sb["state_error"], Value::Null, "{sb:#}");
     assert_eq!(sb["pending_refs"], serde_json::json!(["refs/heads/main"]), "{sb:#}");
@@ -182,9 +151,9 @@ fn a_truncated_repository_record_faults_only_its_repository_and_heals_itself() {
     // One cron run: `b` converges, and `a` heals (record moved aside, full reconciliation).
     let (code, err) = run(&env);
     assert_eq!(code, Some(0), "{err}\n{}", log_text(&env));
-    assert!(b.converged(&env), "the other repository converged in the same run");
+    assert!(converged(&env, &b), "the other repository converged in the same run");
     assert!(
-        a.converged(&env),
+        converged(&env, &a),
         "the repository with the corrupt record healed\n{}",
         log_text(&env)
     );
@@ -221,15 +190,7 @@ fn a_corrupt_mirror_state_faults_only_its_pair_and_heals_itself() {
     }
 
     let statuses = status_all(&env);
-    let sa = status_of(&statuses, &a.upstream);
-    assert_eq!(sa["update_status"], "failed", "{sa:#}");
-    assert!(
-        sa["state_error"]
-            .as_str()
-            .unwrap_or("")
-            .contains("backup.json is corrupt"),
-        "{sa:#}"
-    );
+    assert_faulted(&statuses, &a.upstream, "backup.json is corrupt");
     assert_eq!(status_of(&statuses, &b.upstream)["update_status"], "finished");
     let (code, text) = metrics(&env);
     assert_eq!(code, Some(1), "a faulted pair is a failed mirror");
@@ -239,11 +200,11 @@ fn a_corrupt_mirror_state_faults_only_its_pair_and_heals_itself() {
     let (code, err) = run(&env);
     assert_eq!(code, Some(0), "{err}\n{}", log_text(&env));
     assert!(
-        b.converged(&env),
+        converged(&env, &b),
         "the other repository's drift was mirrored in the same run"
     );
     assert!(
-        a.converged(&env),
+        converged(&env, &a),
         "the pair with the corrupt state healed\n{}",
         log_text(&env)
     );
@@ -264,11 +225,11 @@ fn a_broken_push_mirror_toml_shows_the_mirror_failed_with_its_error_and_the_wait
     let config = a.upstream.join("push-mirror.toml");
     let original = std::fs::read_to_string(&config).unwrap();
     std::fs::write(&config, original.replace("delay =", "dealy =")).unwrap();
-    a.push(&env, "main", "two");
-    b.push(&env, "main", "two");
+    push_branch(&env, &a, "main", "two");
+    push_branch(&env, &b, "main", "two");
     let (_, err) = run(&env);
-    assert!(b.converged(&env), "{err}");
-    assert!(!a.converged(&env));
+    assert!(converged(&env, &b), "{err}");
+    assert!(!converged(&env, &a));
 
     let out = gpm_output(&env, &["status", "--json"]);
     assert_eq!(out.status.code(), Some(2), "a configuration error exits 2");
@@ -289,7 +250,7 @@ fn a_broken_push_mirror_toml_shows_the_mirror_failed_with_its_error_and_the_wait
     std::fs::write(&config, original).unwrap();
     let (code, err) = run(&env);
     assert_eq!(code, Some(0), "{err}");
-    assert!(a.converged(&env), "fixed, it catches up\n{}", log_text(&env));
+    assert!(converged(&env, &a), "fixed, it catches up\n{}", log_text(&env));
 }
 
 /// A small tmpfs mounted for the test (root only), unmounted when dropped.
@@ -348,16 +309,16 @@ fn a_full_state_disk_shows_in_status_and_metrics_and_the_pushes_land_once_there_
     );
     let (a, b) = (repo(&env, "a"), repo(&env, "b"));
     for r in [&a, &b] {
-        r.push(&env, "main", "one");
+        push_branch(&env, r, "main", "one");
     }
     let (code, err) = run(&env);
     assert_eq!(code, Some(0), "{err}");
-    assert!(a.converged(&env) && b.converged(&env));
+    assert!(converged(&env, &a) && converged(&env, &b));
 
     let filler = tmpfs.fill();
-    a.push(&env, "main", "two");
+    push_branch(&env, &a, "main", "two");
     let (_, err) = run(&env);
-    assert!(!a.converged(&env), "nothing could be recorded: {err}");
+    assert!(!converged(&env, &a), "nothing could be recorded: {err}");
     assert!(
         !spool_files(&env, "new").is_empty() || !spool_files(&env, "claimed").is_empty(),
         "the push waits in the spool"
@@ -381,7 +342,7 @@ fn a_full_state_disk_shows_in_status_and_metrics_and_the_pushes_land_once_there_
     std::fs::remove_file(filler).unwrap();
     wait_until("a run records the push and mirrors it", CONVERGE, || {
         run(&env);
-        a.converged(&env)
+        converged(&env, &a)
     });
     let s = status_of(&status_all(&env), &a.upstream);
     assert_eq!(s["update_status"], "finished", "{s:#}");

@@ -17,6 +17,16 @@ fn log_text(env: &TestEnv) -> String {
     std::fs::read_to_string(state_base(env).join("git-push-mirror.log")).unwrap_or_default()
 }
 
+/// A repository mirrored over `file://` (no delay, no lingering worker, `global_extra` added to
+/// the global configuration) whose `history` is mirrored, with the hook's worker gone.
+fn mirrored(env: &TestEnv, global_extra: &str) -> Setup {
+    write_global_config(env, &format!("worker_linger = \"0s\"\n{global_extra}"));
+    let setup = Setup::file(env, &["--delay", "0s"]);
+    history(env, &setup);
+    wait_worker_idle(env);
+    setup
+}
+
 /// Branches `main` and `feature` and a tag `v1`, pushed through the hook and mirrored.
 fn history(env: &TestEnv, setup: &Setup) {
     env.commit(&setup.work, "a.txt", "one", "first");
@@ -46,10 +56,7 @@ fn wait_worker_idle(env: &TestEnv) {
 fn a_url_edited_by_hand_gets_every_ref_not_only_the_next_push() {
     let env = TestEnv::new();
     let _reaper = Reaper::new(&env);
-    write_global_config(&env, "worker_linger = \"0s\"\n");
-    let setup = Setup::file(&env, &["--delay", "0s"]);
-    history(&env, &setup);
-    wait_worker_idle(&env);
+    let setup = mirrored(&env, "");
     let first = env.refs(&setup.mirror);
 
     let second = env.bare_repo("second.git");
@@ -113,10 +120,7 @@ fn a_fleet_url_template_edited_in_the_global_file_is_reconciled_in_full_by_the_n
 fn a_mirror_deleted_and_recreated_empty_gets_everything_back_at_the_next_push() {
     let env = TestEnv::new();
     let _reaper = Reaper::new(&env);
-    write_global_config(&env, "worker_linger = \"0s\"\n");
-    let setup = Setup::file(&env, &["--delay", "0s"]);
-    history(&env, &setup);
-    wait_worker_idle(&env);
+    let setup = mirrored(&env, "");
 
     std::fs::remove_dir_all(&setup.mirror).unwrap();
     env.bare_repo("mirror.git");
@@ -194,10 +198,7 @@ fn a_mirror_rewound_by_a_direct_push_is_caught_by_verify_interval_and_an_unchang
 fn filters_widened_by_hand_are_reconciled_in_full_and_stale_refs_leave_the_mirror() {
     let env = TestEnv::new();
     let _reaper = Reaper::new(&env);
-    write_global_config(&env, "worker_linger = \"0s\"\n");
-    let setup = Setup::file(&env, &["--delay", "0s"]);
-    history(&env, &setup);
-    wait_worker_idle(&env);
+    let setup = mirrored(&env, "");
     assert!(env.refs(&setup.mirror).contains_key("refs/heads/feature"));
 
     // Narrowed by hand, reconciled; then `feature` (merged) is deleted while out of scope.

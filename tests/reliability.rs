@@ -4,7 +4,7 @@
 mod common;
 mod support;
 
-use common::{RepoFormat, TestEnv, path_str, wait_until};
+use common::{RepoFormat, TestEnv, wait_until};
 use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 use support::*;
@@ -16,26 +16,7 @@ const FAILPOINTS: &[&str] = git_push_mirror::failpoint::ALL;
 
 /// An upstream whose hook spools without starting a worker, so the test decides when workers run.
 fn setup_without_worker(env: &TestEnv) -> Setup {
-    let upstream = env.bare_repo("upstream.git");
-    let mirror = env.bare_repo("mirror.git");
-    gpm_ok(
-        env,
-        &[
-            "add",
-            path_str(&upstream),
-            "backup",
-            &format!("file://{}", path_str(&mirror)),
-            "--delay",
-            "0s",
-        ],
-    );
-    let hook = format!(
-        "#!/bin/sh\nexec '{}' hook post-receive --no-worker\n",
-        env!("CARGO_BIN_EXE_git-push-mirror")
-    );
-    write_hook(&upstream, "post-receive", &hook);
-    let work = env.clone_work(&upstream, "work");
-    Setup { upstream, mirror, work }
+    Setup::spooling_only(env, "upstream")
 }
 
 /// `count` pushes round-robin over 10 branches, with a tag every 7th push.

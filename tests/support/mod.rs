@@ -119,6 +119,23 @@ impl Setup {
         )
     }
 
+    /// `<name>.git` mirrored to `<name>-mirror.git` over `file://` (mirror `backup`, no delay),
+    /// with a work clone `<name>-work` and a hook that spools without starting a worker, so the
+    /// test decides when workers run.
+    pub fn spooling_only(env: &TestEnv, name: &str) -> Setup {
+        let upstream = env.bare_repo(&format!("{name}.git"));
+        let mirror = env.bare_repo(&format!("{name}-mirror.git"));
+        let url = format!("file://{}", path_str(&mirror));
+        gpm_ok(env, &["add", path_str(&upstream), "backup", &url, "--delay", "0s"]);
+        let hook = format!(
+            "#!/bin/sh\nexec '{}' hook post-receive --no-worker\n",
+            env!("CARGO_BIN_EXE_git-push-mirror")
+        );
+        write_hook(&upstream, "post-receive", &hook);
+        let work = env.clone_work(&upstream, &format!("{name}-work"));
+        Setup { upstream, mirror, work }
+    }
+
     pub fn push(&self, env: &TestEnv, args: &[&str]) {
         let mut all = vec!["push", "--quiet", "origin"];
         all.extend_from_slice(args);
