@@ -117,13 +117,17 @@ fn serves_a_local_mirror(pid: u32) -> bool {
 
 /// Processes marked as started by a git-push-mirror process that is gone.
 fn find_leftovers() -> Vec<libc::pid_t> {
+    use std::os::unix::fs::MetadataExt;
     let me = std::process::id();
+    // SAFETY: geteuid has no preconditions.
+    let user = unsafe { libc::geteuid() };
     let mut leftovers = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
             continue;
         };
-        if pid == me {
+        // Only this user's processes can be ours (a stat is cheaper than reading an environment).
+        if pid == me || entry.metadata().map(|m| m.uid()).ok() != Some(user) {
             continue;
         }
         let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
