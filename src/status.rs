@@ -361,7 +361,8 @@ pub fn print_human(statuses: &[MirrorStatus], out: &mut dyn Write) -> std::io::R
         if s.full_sync_pending {
             writeln!(out, "    a full reconciliation is pending")?;
         }
-        if let Some(note) = &s.note {
+        // The note repeats a configuration error, already shown above.
+        if let Some(note) = s.note.as_ref().filter(|_| s.config_error.is_none()) {
             writeln!(out, "    note: {note}")?;
         }
     }
