@@ -289,7 +289,12 @@ fn run_with_input(
     Ok((success, stdout, String::from_utf8_lossy(&stderr).into_owned()))
 }
 
-/// Kills a process group when its time is up.
+/// How long a process group whose time is up gets to end after SIGTERM before SIGKILL: git
+/// removes its lock files on SIGTERM (a push to a `file://` mirror killed outright could leave
+/// the mirror's ref locked).
+const TERM_GRACE: Duration = Duration::from_secs(2);
+
+/// Ends a process group when its time is up: SIGTERM, then SIGKILL after [`TERM_GRACE`].
 struct Watchdog {
     group: libc::pid_t,
     done: mpsc::Sender<()>,
@@ -302,6 +307,13 @@ impl Watchdog {
         let thread = std::thread::spawn(move || {
             if let Err(mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(timeout) {
                 // SAFETY: kill(2) with a negative pid signals the process group we created.
+                unsafe { libc::kill(-group, libc::SIGTERM) };
+                let deadline = std::time::Instant::now() + TERM_GRACE;
+                // SAFETY: signal 0 only asks whether the group still has members.
+                while unsafe { libc::kill(-group, 0) } == 0 && std::time::Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                // SAFETY: as above.
                 unsafe { libc::kill(-group, libc::SIGKILL) };
                 true
             } else {
@@ -1100,6 +1112,29 @@ ref: refs/heads/main\trefs/heads/alias\n\
         ] {
             assert!(!is_unsafe_inherited_variable(kept), "{kept}");
         }
+    }
+
+    #[test]
+    fn a_child_whose_time_is_up_may_clean_up_and_one_that_will_not_is_killed() {
+        let dir = tempfile::tempdir().unwrap();
+        let cleaned = dir.path().join("cleaned");
+        // Like git: on SIGTERM, remove the lock files and leave.
+        let mut polite = Command::new("sh");
+        polite.args([
+            "-c",
+            "trap 'touch \"$0\"; exit 1' TERM; while :; do sleep 0.05; done",
+            cleaned.to_str().unwrap(),
+        ]);
+        assert!(run_with_timeout(polite, Duration::from_millis(200)).is_err());
+        assert!(cleaned.exists(), "SIGTERM came first");
+        let mut stubborn = Command::new("sh");
+        stubborn.args(["-c", "trap '' TERM; while :; do sleep 0.05; done"]);
+        let started = std::time::Instant::now();
+        assert!(run_with_timeout(stubborn, Duration::from_millis(200)).is_err());
+        assert!(
+            started.elapsed() < TERM_GRACE + Duration::from_secs(10),
+            "SIGKILL followed"
+        );
     }
 
     #[test]
