@@ -143,6 +143,9 @@ pub fn remote_access(mirror: &MirrorConfig, global: &GlobalConfig) -> Result<Rem
             // (the pipe's name) to the mirror's hooks, an ssh one to the ssh client.
             access.lfs_env.push(pipe);
         }
+        access
+            .secrets
+            .push(crate::redact::basic_credentials(&username, &secret));
         access.secrets.push(secret);
     }
     if transport == Transport::Ssh {

@@ -60,6 +60,26 @@ fn redact_authorization(text: &str) -> String {
     out
 }
 
+/// The Basic credentials an HTTP client sends for `user`/`password` (`base64(user:password)`):
+/// a server that echoes its request headers prints them, so they are a secret too.
+pub fn basic_credentials(user: &str, password: &str) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let input = format!("{user}:{password}");
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.as_bytes().chunks(3) {
+        let bytes = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = u32::from(bytes[0]) << 16 | u32::from(bytes[1]) << 8 | u32::from(bytes[2]);
+        for i in 0..4 {
+            out.push(if i <= chunk.len() {
+                char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63])
+            } else {
+                '='
+            });
+        }
+    }
+    out
+}
+
 fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
@@ -118,6 +138,13 @@ mod tests {
             redact(text, &[]),
             "fatal: unable to access 'https://*****:*****@example.com/a.git/': 403\nTo https://*****:*****@h/y"
         );
+    }
+
+    #[test]
+    fn basic_credentials_are_encoded_as_http_clients_send_them() {
+        // RFC 7617's example.
+        assert_eq!(basic_credentials("Aladdin", "open sesame"), "QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+        assert_eq!(basic_credentials("a", "b"), "YTpi");
     }
 
     #[test]

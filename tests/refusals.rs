@@ -436,6 +436,7 @@ fn the_mirror_s_words_never_carry_the_password() {
         "#!/bin/sh\ncat >/dev/null\n\
          creds=$(printf %s \"$HTTP_AUTHORIZATION\" | sed 's/^Basic //' | base64 -d)\n\
          echo \"Authorization: $HTTP_AUTHORIZATION\"\n\
+         echo \"token ${HTTP_AUTHORIZATION#Basic } refused\"\n\
          echo \"you sent $creds\"\n\
          echo \"push to http://$creds@mirror.example.com/mirror.git refused\"\n\
          env\n\
