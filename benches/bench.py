@@ -65,7 +65,7 @@ class BenchError(Exception):
 # numbers so the whole suite finishes in about two minutes.
 # --------------------------------------------------------------------------
 
-# The default coalescing window (src/schedule.rs, README "Timing"), and a quiet
+# The default coalescing window (src/pipeline/schedule.rs, README "Timing"), and a quiet
 # period comfortably longer than it: what separates a lone push from a burst.
 COALESCE_WINDOW_NS = 1_000_000_000
 QUIET_S = 1.5

@@ -2,15 +2,16 @@
 //! writes to the `out`/`err` it is given. Exit codes: 0 ok, 1 a mirror or check failed, 2 usage or
 //! configuration error.
 
-use crate::auth::check_transport;
+use crate::access::auth::check_transport;
+use crate::access::remote_url::{Transport, display_url, split_credentials};
+use crate::config::edit::{self as config_edit, MirrorEdit};
 use crate::config::{self, GlobalConfig, MirrorConfig, TagSetting};
-use crate::config_edit::{self, MirrorEdit};
-use crate::fsutil::{FileLock, now_ms};
-use crate::lfs::LfsMode;
-use crate::remote_url::{Transport, display_url, split_credentials};
-use crate::state::StateStore;
-use crate::update::{UpdateReport, update_mirror_showing};
-use crate::{hook, install, status, worker};
+use crate::mirror::lfs::LfsMode;
+use crate::mirror::state::StateStore;
+use crate::mirror::update::{UpdateReport, update_mirror_showing};
+use crate::ops::{install, status};
+use crate::pipeline::{hook, worker};
+use crate::util::fsutil::{FileLock, now_ms};
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use std::io::{Read, Write};
@@ -497,7 +498,7 @@ fn init_logging(global: &GlobalConfig, verbose: u8, to_log_file: bool) {
     if to_log_file {
         // stderr goes to the log file, reopened after logrotate renames it.
         // A log file that cannot be opened is said on stderr (cron mails it); `check` reports it too.
-        let _ = crate::logfile::init(&global.log_file, logger);
+        let _ = crate::ops::logfile::init(&global.log_file, logger);
     } else {
         let _ = logger.init();
     }
@@ -584,8 +585,8 @@ fn repo_path(repo: &Path) -> Result<PathBuf, Exit> {
     let path = std::fs::canonicalize(repo)
         .with_context(|| format!("{}: no such repository", repo.display()))
         .usage()?;
-    crate::repo_arg::check(&path).usage()?;
-    crate::refs::LocalRepo::open(&path).usage()?;
+    crate::commands::repo_arg::check(&path).usage()?;
+    crate::mirror::refs::LocalRepo::open(&path).usage()?;
     Ok(path)
 }
 
@@ -593,7 +594,7 @@ fn repo_path(repo: &Path) -> Result<PathBuf, Exit> {
 fn no_such_mirror(repo: &Path, name: &str, cfg: &config::RepoConfig) -> Exit {
     let names: Vec<&str> = cfg.mirrors.iter().map(|m| m.name.as_str()).collect();
     let add_it = format!("add it first: git-push-mirror add {} {name} URL", repo.display());
-    let hint = match crate::suggest::closest(name, names.iter().copied()) {
+    let hint = match crate::util::suggest::closest(name, names.iter().copied()) {
         Some(close) => format!("; did you mean `{close}`?"),
         None if names.is_empty() => format!(" (it has no mirrors); {add_it}"),
         None => {
@@ -614,13 +615,13 @@ fn stored_url(url: &str) -> Result<String, Exit> {
         .context("finding the current directory")
         .usage()?;
     let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from);
-    crate::mirror_path::absolute_url(url, &cwd, home.as_deref()).usage()
+    crate::config::mirror_path::absolute_url(url, &cwd, home.as_deref()).usage()
 }
 
 /// Refuses what `add`/`set` would store but no push could use: a password in a non-HTTP URL,
 /// `--username` for an SSH URL, a password file that is missing or unreadable.
 fn check_credentials_for(url: &str, edit: &MirrorEdit) -> Result<(), Exit> {
-    let transport = crate::remote_url::transport_of(url);
+    let transport = crate::access::remote_url::transport_of(url);
     let usage = |message: String| Err(Exit(EXIT_USAGE, anyhow::anyhow!(message)));
     let http = matches!(transport, Transport::Https | Transport::Http);
     if !http && split_credentials(url).password.is_some() {
@@ -653,7 +654,7 @@ fn check_credentials_for(url: &str, edit: &MirrorEdit) -> Result<(), Exit> {
 }
 
 fn cmd_forget(global: &GlobalConfig, repo: &Path, out: &mut dyn Write) -> Result<u8, Exit> {
-    use crate::registrations::{ForgetError, forget};
+    use crate::pipeline::registrations::{ForgetError, forget};
     match forget(global, repo) {
         Ok(repo) => {
             writeln!(
@@ -733,7 +734,7 @@ fn cmd_sync(global: &GlobalConfig, repo: &Path, only: Option<&str>, out: &mut dy
 }
 
 /// A line per landed step of an update pushed in steps, for a person watching `sync`.
-fn show_progress(mirror: &str, progress: &crate::state::PushProgress) {
+fn show_progress(mirror: &str, progress: &crate::mirror::state::PushProgress) {
     use std::io::IsTerminal;
     let mut err = std::io::stderr();
     if err.is_terminal() {
@@ -742,7 +743,7 @@ fn show_progress(mirror: &str, progress: &crate::state::PushProgress) {
             "mirror {mirror}: step {}/{} pushed ({} sent)",
             progress.done,
             progress.total,
-            crate::size::ByteSize(progress.bytes_sent)
+            crate::util::size::ByteSize(progress.bytes_sent)
         );
     }
 }
@@ -793,7 +794,7 @@ impl PendingSecret {
         std::fs::rename(&self.tmp, &self.file)
             .with_context(|| format!("storing the password in {}", self.file.display()))?;
         if let Some(dir) = self.file.parent() {
-            crate::fsutil::fsync_dir(dir).context("storing the password")?;
+            crate::util::fsutil::fsync_dir(dir).context("storing the password")?;
         }
         let _ = writeln!(
             err,
@@ -826,7 +827,10 @@ fn split_url_secret(
     url: &str,
     edit: &mut MirrorEdit,
 ) -> Result<(String, Option<PendingSecret>), Exit> {
-    if !matches!(crate::remote_url::transport_of(url), Transport::Https | Transport::Http) {
+    if !matches!(
+        crate::access::remote_url::transport_of(url),
+        Transport::Https | Transport::Http
+    ) {
         return Ok((url.to_string(), None));
     }
     let split = split_credentials(url);
@@ -846,10 +850,10 @@ fn split_url_secret(
     }
     let file = url_password_path(global, repo, name);
     let dir = file.parent().expect("the secrets file has a directory");
-    crate::ssh::create_private_dir(dir).context("creating the secrets directory")?;
-    let tmp = crate::fsutil::write_synced(
+    crate::access::ssh::create_private_dir(dir).context("creating the secrets directory")?;
+    let tmp = crate::util::fsutil::write_synced(
         dir,
-        &crate::fsutil::unique_name(&format!(".{name}.password."), ".tmp"),
+        &crate::util::fsutil::unique_name(&format!(".{name}.password."), ".tmp"),
         password.as_bytes(),
         0o600,
     )
@@ -880,15 +884,15 @@ fn edit_with_secret(
 /// Refuses, before anything is written, a `--ca-file` that is no readable PEM certificate file.
 fn check_ca_file_flag(edit: &MirrorEdit) -> Result<(), Exit> {
     match &edit.ca_file {
-        Some(path) if !path.as_os_str().is_empty() => crate::auth::check_ca_file(path).usage(),
+        Some(path) if !path.as_os_str().is_empty() => crate::access::auth::check_ca_file(path).usage(),
         _ => Ok(()),
     }
 }
 
 /// Refuses, before anything is written, an SSH key others can read.
 fn check_ssh_key_flag(edit: &MirrorEdit) -> Result<(), Exit> {
-    match edit.ssh_key.as_deref().map(crate::ssh::check_key_file) {
-        None | Some(Ok(())) | Some(Err(crate::ssh::KeyFileError::Missing(_))) => Ok(()),
+    match edit.ssh_key.as_deref().map(crate::access::ssh::check_key_file) {
+        None | Some(Ok(())) | Some(Err(crate::access::ssh::KeyFileError::Missing(_))) => Ok(()),
         Some(Err(e)) => Err(Exit(EXIT_USAGE, e.into())),
     }
 }
@@ -899,10 +903,10 @@ fn advise(global: &GlobalConfig, repo: &Path, name: &str, err: &mut dyn Write) {
         return;
     };
     if let Some(mirror) = cfg.mirror(name) {
-        for note in crate::auth::setup_advice(mirror, global, repo) {
+        for note in crate::access::auth::setup_advice(mirror, global, repo) {
             let _ = writeln!(err, "{note}");
         }
-        if let Some(note) = crate::mirror_path::missing_repository_note(&mirror.url) {
+        if let Some(note) = crate::config::mirror_path::missing_repository_note(&mirror.url) {
             let _ = writeln!(err, "{note}");
         }
     }
@@ -939,7 +943,7 @@ fn cmd_add(
     }
     edit_with_secret(&repo, global, secret, err, |text| {
         let new = config_edit::add_mirror(text, name, &edit)?;
-        crate::check::refuse_format_mismatch(&repo, global, name, &new)?;
+        crate::commands::check::refuse_format_mismatch(&repo, global, name, &new)?;
         Ok(new)
     })?;
     let store = StateStore::new(&global.state_dir);
@@ -983,8 +987,8 @@ fn cmd_set(
     let fleet_copy = match &cfg {
         Some(cfg) if cfg.mirror(name).is_none() => return Err(no_such_mirror(&repo, name, cfg)),
         Some(cfg) if cfg.fleet_mirrors.iter().any(|m| m == name) => {
-            let repo_name = crate::fleet::repo_name(&repo, global).unwrap_or_default();
-            Some(crate::fleet_override::copy_for_repo(global, name, &repo_name).usage()?)
+            let repo_name = crate::config::fleet::repo_name(&repo, global).unwrap_or_default();
+            Some(crate::config::fleet_override::copy_for_repo(global, name, &repo_name).usage()?)
         }
         _ => None,
     };
@@ -1011,14 +1015,18 @@ fn cmd_set(
         };
         let new = config_edit::set_mirror(&text, name, &edit)?;
         if url_changed {
-            crate::check::refuse_format_mismatch(&repo, global, name, &new)?;
+            crate::commands::check::refuse_format_mismatch(&repo, global, name, &new)?;
         }
         Ok(new)
     })?;
     // Settings may widen what is mirrored: reconcile everything at the next update.
     StateStore::new(&global.state_dir).update_mirror(&repo, name, |state| state.request_full_sync(now_ms()))?;
     if copied {
-        let _ = writeln!(err, "{}", crate::fleet_override::copied_notice(global, &repo, name));
+        let _ = writeln!(
+            err,
+            "{}",
+            crate::config::fleet_override::copied_notice(global, &repo, name)
+        );
     }
     writeln!(out, "updated mirror {name} of {}", repo.display()).map_err(io)?;
     advise(global, &repo, name, err);
@@ -1039,7 +1047,7 @@ fn cmd_remove(
         Some(cfg) if cfg.fleet_mirrors.iter().any(|m| m == name) => {
             return Err(Exit(
                 EXIT_USAGE,
-                anyhow::anyhow!(crate::fleet_override::remove_refusal(global, &repo, name)),
+                anyhow::anyhow!(crate::config::fleet_override::remove_refusal(global, &repo, name)),
             ));
         }
         _ => {}
@@ -1049,22 +1057,22 @@ fn cmd_remove(
     store.remove_mirror(&repo, name)?;
     writeln!(out, "removed mirror {name} of {}", repo.display()).map_err(io)?;
     // Secrets this program created for the mirror go with it.
-    let key = crate::ssh::default_key_path(&store, &repo, name);
+    let key = crate::access::ssh::default_key_path(&store, &repo, name);
     for file in [
         url_password_path(global, &repo, name),
-        crate::ssh::public_key_path(&key),
+        crate::access::ssh::public_key_path(&key),
         key,
-        crate::ssh::default_known_hosts_path(&store, &repo, name),
+        crate::access::ssh::default_known_hosts_path(&store, &repo, name),
     ] {
         if std::fs::remove_file(&file).is_ok() {
             writeln!(out, "deleted {}", file.display()).map_err(io)?;
         }
     }
-    if crate::fleet_override::fleet_selects(global, &repo, name) {
+    if crate::config::fleet_override::fleet_selects(global, &repo, name) {
         let _ = writeln!(
             err,
             "{}",
-            crate::fleet_override::fleet_applies_again(global, &repo, name)
+            crate::config::fleet_override::fleet_applies_again(global, &repo, name)
         );
     }
     Ok(EXIT_OK)
@@ -1079,7 +1087,7 @@ fn known_or_given(global: &GlobalConfig, repos: &[PathBuf], err: &mut dyn Write)
     if repos.is_empty() {
         forget_gone_repos(global, err);
         // Registered repositories, and the mirrored ones under repos_root (the fleet).
-        crate::fleet::all_repos(global, &StateStore::new(&global.state_dir)).usage()
+        crate::config::fleet::all_repos(global, &StateStore::new(&global.state_dir)).usage()
     } else {
         repo_paths(repos)
     }
@@ -1087,10 +1095,14 @@ fn known_or_given(global: &GlobalConfig, repos: &[PathBuf], err: &mut dyn Write)
 
 /// Registered repositories that were deleted are reported this once, then forgotten.
 fn forget_gone_repos(global: &GlobalConfig, err: &mut dyn Write) {
-    match crate::registrations::forget_gone(&StateStore::new(&global.state_dir)) {
+    match crate::pipeline::registrations::forget_gone(&StateStore::new(&global.state_dir)) {
         Ok(gone) => {
             for repo in gone {
-                let _ = writeln!(err, "git-push-mirror: {}", crate::registrations::gone_notice(&repo));
+                let _ = writeln!(
+                    err,
+                    "git-push-mirror: {}",
+                    crate::pipeline::registrations::gone_notice(&repo)
+                );
             }
         }
         Err(e) => {
@@ -1147,9 +1159,9 @@ fn describe_filters(mirror: &MirrorConfig) -> String {
         parts.push("only-protected-branches".to_string());
     }
     match &rules.tags {
-        crate::plan::TagSelection::All => {}
-        crate::plan::TagSelection::None => parts.push("no-tags".to_string()),
-        crate::plan::TagSelection::Matching(p) => parts.push(format!("tags={}", p.join(","))),
+        crate::mirror::plan::TagSelection::All => {}
+        crate::mirror::plan::TagSelection::None => parts.push("no-tags".to_string()),
+        crate::mirror::plan::TagSelection::Matching(p) => parts.push(format!("tags={}", p.join(","))),
     }
     if rules.keep_divergent_refs {
         parts.push("keep-divergent-refs".to_string());
@@ -1246,7 +1258,7 @@ fn install_plain(store: &StateStore, repo: &Path, exe: &Path, config: Option<&Pa
 
 /// Installs the Gitea/Forgejo hook (`post-receive.d`) into one repository; the line to print.
 fn install_gitea(store: &StateStore, repo: &Path, exe: &Path, config: Option<&Path>) -> Result<String> {
-    let installed = crate::hosts::install_gitea(repo, exe, config)?;
+    let installed = crate::ops::hosts::install_gitea(repo, exe, config)?;
     store.register(repo)?;
     Ok(match installed {
         install::Installed::Refreshed(hook) => format!("refreshed {}", hook.display()),
@@ -1259,7 +1271,7 @@ fn install_gitea(store: &StateStore, repo: &Path, exe: &Path, config: Option<&Pa
 /// Removes our hook (plain or Gitea's way) from one repository; the line to print.
 fn uninstall_one(repo: &Path, gitea: bool) -> Result<String> {
     let removed = if gitea {
-        crate::hosts::uninstall_gitea(repo)?
+        crate::ops::hosts::uninstall_gitea(repo)?
     } else {
         install::uninstall(repo)?
     };
@@ -1289,7 +1301,7 @@ fn for_each_host_repo(
     };
     let mut skipped = 0;
     for repo in discover_for_install(root)? {
-        match crate::refs::LocalRepo::open(&repo).and_then(|_| action(&repo)) {
+        match crate::mirror::refs::LocalRepo::open(&repo).and_then(|_| action(&repo)) {
             Ok(line) => writeln!(out, "{line}"),
             Err(e) => {
                 skipped += 1;
@@ -1319,7 +1331,7 @@ fn cmd_check(global: &GlobalConfig, repos: &[PathBuf], out: &mut dyn Write, err:
     writeln!(out, "spool: {}", global.spool_dir.display()).map_err(io)?;
     let mut problems = 0;
     let mut config_errors = 0;
-    match crate::logfile::writable_problem(&global.log_file) {
+    match crate::ops::logfile::writable_problem(&global.log_file) {
         None => writeln!(out, "log_file {}: writable", global.log_file.display()),
         Some(problem) => {
             problems += 1;
@@ -1334,7 +1346,7 @@ fn cmd_check(global: &GlobalConfig, repos: &[PathBuf], out: &mut dyn Write, err:
     for repo in repos {
         // A repository that cannot be read, or whose configuration is broken, is reported; the
         // others are still checked.
-        if let Err(e) = crate::refs::LocalRepo::open(&repo) {
+        if let Err(e) = crate::mirror::refs::LocalRepo::open(&repo) {
             problems += 1;
             writeln!(out, "{}: FAILED: {e:#}", repo.display()).map_err(io)?;
             continue;
@@ -1355,7 +1367,7 @@ fn cmd_check(global: &GlobalConfig, repos: &[PathBuf], out: &mut dyn Write, err:
         )
         .map_err(io)?;
         for mirror in &cfg.mirrors {
-            let checked = crate::check::check_mirror(&repo, mirror, global);
+            let checked = crate::commands::check::check_mirror(&repo, mirror, global);
             problems += checked.problems;
             for line in checked.lines {
                 writeln!(out, "{line}").map_err(io)?;
@@ -1381,7 +1393,7 @@ fn cmd_keygen(
     let repo = repo_path(repo)?;
     let cfg = load_repo_config(global, &repo)?;
     let mirror = cfg.mirror(name).ok_or_else(|| no_such_mirror(&repo, name, &cfg))?;
-    if crate::remote_url::transport_of(&mirror.url) != Transport::Ssh {
+    if crate::access::remote_url::transport_of(&mirror.url) != Transport::Ssh {
         return Err(Exit(
             EXIT_USAGE,
             anyhow::anyhow!(
@@ -1397,7 +1409,7 @@ fn cmd_keygen(
         None if cfg.fleet_mirrors.iter().any(|m| m == name) => {
             return Err(fleet_mirror_setting(name, "ssh_key"));
         }
-        None => (crate::ssh::default_key_path(&store, &repo, name), true),
+        None => (crate::access::ssh::default_key_path(&store, &repo, name), true),
     };
     if key.symlink_metadata().is_ok() {
         return Err(Exit(
@@ -1406,7 +1418,7 @@ fn cmd_keygen(
                 "mirror {name} already has the SSH key {}; keygen never overwrites a key \
                  (to replace it, delete it and {} first)",
                 key.display(),
-                crate::ssh::public_key_path(&key).display()
+                crate::access::ssh::public_key_path(&key).display()
             ),
         ));
     }
@@ -1414,7 +1426,7 @@ fn cmd_keygen(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let public = crate::ssh::generate_key(&key, &format!("git-push-mirror:{repo_name}:{name}"))?;
+    let public = crate::access::ssh::generate_key(&key, &format!("git-push-mirror:{repo_name}:{name}"))?;
     if configure {
         let edit = MirrorEdit {
             ssh_key: Some(key.clone()),
@@ -1466,7 +1478,7 @@ struct HostKeysFile {
 fn resolve_host_keys_target(
     global: &GlobalConfig,
     target: HostKeysTarget,
-    host: &crate::ssh::known_hosts::SshHost,
+    host: &crate::access::ssh::known_hosts::SshHost,
 ) -> Result<HostKeysFile, Exit> {
     let (repo, name) = match target {
         HostKeysTarget::File(path) => {
@@ -1478,7 +1490,7 @@ fn resolve_host_keys_target(
     let cfg = load_repo_config(global, &repo)?;
     let usage = |message: String| Exit(EXIT_USAGE, anyhow::anyhow!(message));
     let mirror = cfg.mirror(&name).ok_or_else(|| no_such_mirror(&repo, &name, &cfg))?;
-    let mirror_host = crate::ssh::known_hosts::SshHost::from_url(&mirror.url)
+    let mirror_host = crate::access::ssh::known_hosts::SshHost::from_url(&mirror.url)
         .map_err(|e| usage(format!("mirror {name} does not use SSH: {e}")))?;
     if &mirror_host != host {
         return Err(usage(format!(
@@ -1497,7 +1509,7 @@ fn resolve_host_keys_target(
         None => {
             let store = StateStore::new(&global.state_dir);
             HostKeysFile {
-                path: crate::ssh::default_known_hosts_path(&store, &repo, &name),
+                path: crate::access::ssh::default_known_hosts_path(&store, &repo, &name),
                 configure: Some((repo, name)),
             }
         }
@@ -1513,7 +1525,7 @@ fn cmd_known_hosts(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<u8, Exit> {
-    use crate::ssh::known_hosts::{self, Recorded, SshHost};
+    use crate::access::ssh::known_hosts::{self, Recorded, SshHost};
     let host = SshHost::from_url(url).map_err(|e| Exit(EXIT_USAGE, anyhow::anyhow!(e)))?;
     let timeout = humantime::parse_duration(timeout)
         .with_context(|| format!("invalid --timeout {timeout:?} (try \"10s\")"))
@@ -1559,7 +1571,7 @@ fn cmd_known_hosts(
     if file.configure.is_some()
         && let Some(dir) = file.path.parent()
     {
-        crate::ssh::create_private_dir(dir)?;
+        crate::access::ssh::create_private_dir(dir)?;
     }
     // Recorded first, so each key's line says what is true once the command is done.
     let outcome = known_hosts::record(&file.path, &host, &keys)?;
@@ -1600,12 +1612,12 @@ fn cmd_known_hosts(
 /// offered]` (empty labels: fingerprints only).
 fn print_host_keys(
     name: &str,
-    keys: &[crate::ssh::known_hosts::HostKey],
-    recorded: &[crate::ssh::known_hosts::HostKey],
+    keys: &[crate::access::ssh::known_hosts::HostKey],
+    recorded: &[crate::access::ssh::known_hosts::HostKey],
     [known, new, old]: [&str; 3],
     out: &mut dyn Write,
 ) -> Result<(), Exit> {
-    use crate::ssh::known_hosts::fingerprint;
+    use crate::access::ssh::known_hosts::fingerprint;
     writeln!(out, "host keys of {name}:").map_err(io)?;
     for key in keys {
         let state = if recorded.contains(key) { known } else { new };
@@ -1646,7 +1658,7 @@ fn cmd_install_on_host(
 
 /// Every bare repository under ROOT, for `--all`.
 fn discover_for_install(root: &Path) -> Result<Vec<PathBuf>, Exit> {
-    let repos = crate::fleet::discover(root).usage()?;
+    let repos = crate::config::fleet::discover(root).usage()?;
     if repos.is_empty() {
         return Err(Exit(
             EXIT_USAGE,
@@ -1656,11 +1668,11 @@ fn discover_for_install(root: &Path) -> Result<Vec<PathBuf>, Exit> {
     Ok(repos)
 }
 
-fn gitolite_route(host: &HostFlags) -> crate::hosts::GitoliteRoute {
+fn gitolite_route(host: &HostFlags) -> crate::ops::hosts::GitoliteRoute {
     if host.repo_specific {
-        crate::hosts::GitoliteRoute::RepoSpecific
+        crate::ops::hosts::GitoliteRoute::RepoSpecific
     } else {
-        crate::hosts::GitoliteRoute::Common
+        crate::ops::hosts::GitoliteRoute::Common
     }
 }
 
@@ -1674,7 +1686,7 @@ fn cmd_install_gitolite(
     // The hook is gitolite-wide; repositories named are checked to be this gitolite's.
     let repos = repo_paths(repos)?;
     if !repos.is_empty() {
-        let base = crate::hosts::Gitolite::locate().usage()?.repo_base;
+        let base = crate::ops::hosts::Gitolite::locate().usage()?.repo_base;
         let base = std::fs::canonicalize(&base).unwrap_or(base);
         if let Some(outside) = repos.iter().find(|r| !r.starts_with(&base)) {
             return Err(Exit(
@@ -1693,7 +1705,7 @@ fn cmd_install_gitolite(
         .transpose()
         .context("resolving --config")?;
     let route = gitolite_route(host);
-    let installed = crate::hosts::install_gitolite(&exe, config.as_deref(), route)?;
+    let installed = crate::ops::hosts::install_gitolite(&exe, config.as_deref(), route)?;
     for change in &installed.rc_changes {
         writeln!(out, "enabled in ~/.gitolite.rc: {change}").map_err(io)?;
     }
@@ -1707,15 +1719,15 @@ fn cmd_install_gitolite(
         .map_err(io)?;
     }
     match route {
-        crate::hosts::GitoliteRoute::Common => writeln!(
+        crate::ops::hosts::GitoliteRoute::Common => writeln!(
             out,
             "gitolite linked it into every repository (`gitolite setup` and new repositories keep it)"
         ),
-        crate::hosts::GitoliteRoute::RepoSpecific => writeln!(
+        crate::ops::hosts::GitoliteRoute::RepoSpecific => writeln!(
             out,
             "now give the repositories to mirror this option in gitolite.conf and push gitolite-admin:\n    \
              repo acme/..*\n        option hook.post-receive = {}",
-            crate::hosts::HOOK_NAME
+            crate::ops::hosts::HOOK_NAME
         ),
     }
     .map_err(io)?;
@@ -1745,7 +1757,7 @@ fn cmd_uninstall_on_host(repos: &[PathBuf], host: &HostFlags, out: &mut dyn Writ
         ));
     }
     if host.gitolite {
-        let line = match crate::hosts::uninstall_gitolite(gitolite_route(host))? {
+        let line = match crate::ops::hosts::uninstall_gitolite(gitolite_route(host))? {
             Some(hook) => format!("uninstalled {}", hook.display()),
             None => "the git-push-mirror gitolite hook is not installed".to_string(),
         };
@@ -1767,12 +1779,12 @@ fn cmd_metrics(
     let (repos, problems) = reported_repos(global, repos, err)?;
     let collected = status::collect(global, &repos);
     let now = now_ms();
-    let extras = crate::metrics::extras(&collected.statuses, now);
-    let text = crate::metrics::render(&crate::metrics::Snapshot {
+    let extras = crate::ops::metrics::extras(&collected.statuses, now);
+    let text = crate::ops::metrics::render(&crate::ops::metrics::Snapshot {
         statuses: &collected.statuses,
         extras: &extras,
-        spool: crate::metrics::spool_stats(&global.spool_dir, std::time::SystemTime::now()),
-        repositories: crate::registrations::count_mirrored(global, &repos),
+        spool: crate::ops::metrics::spool_stats(&global.spool_dir, std::time::SystemTime::now()),
+        repositories: crate::pipeline::registrations::count_mirrored(global, &repos),
         config_errors: collected.config_errors.len(),
         silent_mode: global.silent_mode,
         state_files_quarantined: StateStore::new(&global.state_dir).bad_files(),
@@ -1782,7 +1794,7 @@ fn cmd_metrics(
     match output {
         // Exit 2, not 1 ("a mirror failed"): a file that is not written leaves the collector
         // serving stale numbers, which must not pass for a mirror problem monitoring tolerates.
-        Some(file) => crate::metrics::write_file(file, &text)
+        Some(file) => crate::ops::metrics::write_file(file, &text)
             .with_context(|| {
                 format!(
                     "writing {} (the user metrics runs as must be able to create files in its directory)",

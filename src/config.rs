@@ -5,10 +5,16 @@
 //! directory and enforces the security rules on secrets. Every error names the
 //! file, and where the TOML parser knows a position, `file:line:column`.
 
-use crate::lfs::{LfsMode, LfsSettings};
-use crate::plan::{MirrorRules, TagSelection};
-use crate::remote_url::{Transport, split_credentials, transport_of};
-use crate::size::ByteSize;
+pub mod edit;
+pub mod fleet;
+pub mod fleet_override;
+pub mod live;
+pub mod mirror_path;
+
+use crate::access::remote_url::{Transport, split_credentials, transport_of};
+use crate::mirror::lfs::{LfsMode, LfsSettings};
+use crate::mirror::plan::{MirrorRules, TagSelection};
+use crate::util::size::ByteSize;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::ffi::OsString;
@@ -220,7 +226,7 @@ pub struct MirrorDefaults {
     pub ssh_key: Option<PathBuf>,
     pub known_hosts: Option<PathBuf>,
     pub ca_file: Option<PathBuf>,
-    /// An explicit wait after the first pending change; `None`: the default timing (see [`crate::schedule`]).
+    /// An explicit wait after the first pending change; `None`: the default timing (see [`crate::pipeline::schedule`]).
     pub delay: Option<Duration>,
     pub min_interval: Duration,
     pub timeout: Duration,
@@ -376,7 +382,7 @@ pub struct MirrorConfig {
     pub known_hosts: Option<PathBuf>,
     /// CA certificates (PEM) for HTTPS to the mirror's (and its `lfs_url`'s) host.
     pub ca_file: Option<PathBuf>,
-    /// An explicit wait after the first pending change; `None`: the default timing (see [`crate::schedule`]).
+    /// An explicit wait after the first pending change; `None`: the default timing (see [`crate::pipeline::schedule`]).
     pub delay: Option<Duration>,
     pub min_interval: Duration,
     pub timeout: Duration,
@@ -394,7 +400,7 @@ pub struct RepoConfig {
     pub file: PathBuf,
     pub protected_branches: Vec<String>,
     /// The repository's own mirrors in file order, then the global file's
-    /// fleet mirrors that apply to it (see [`crate::fleet`]).
+    /// fleet mirrors that apply to it (see [`crate::config::fleet`]).
     pub mirrors: Vec<MirrorConfig>,
     /// Names of the mirrors that come from fleet mirrors of the global file.
     pub fleet_mirrors: Vec<String>,
@@ -698,16 +704,18 @@ fn apply_fleet_mirrors(repo: &Path, global: &GlobalConfig, config: &mut RepoConf
     if global.fleet_mirrors.is_empty() {
         return Ok(());
     }
-    let Some(name) = crate::fleet::repo_name(repo, global) else {
+    let Some(name) = crate::config::fleet::repo_name(repo, global) else {
         return Ok(());
     };
     for fleet in &global.fleet_mirrors {
-        if config.mirror(&fleet.name).is_some() || !crate::fleet::patterns_match(&fleet.repos, &name) {
+        if config.mirror(&fleet.name).is_some() || !crate::config::fleet::patterns_match(&fleet.repos, &name) {
             continue;
         }
         let mut settings = fleet.settings.clone();
-        settings.url = settings.url.map(|url| crate::fleet::expand_url(&url, &name));
-        settings.lfs_url = settings.lfs_url.map(|url| crate::fleet::expand_url(&url, &name));
+        settings.url = settings.url.map(|url| crate::config::fleet::expand_url(&url, &name));
+        settings.lfs_url = settings
+            .lfs_url
+            .map(|url| crate::config::fleet::expand_url(&url, &name));
         let mirror = resolve_mirror(&fleet.name, settings, global, &config.protected_branches).map_err(|message| {
             ConfigError::Invalid {
                 path: global.source.clone().unwrap_or_default(),
@@ -850,9 +858,9 @@ fn parse_global(text: &str, path: &Path, mode: u32, state_base: &Path) -> Result
             return Err(context("needs a `url`".into()));
         }
         if let Some(url) = &settings.url {
-            crate::fleet::check_url_template(url).map_err(context)?;
+            crate::config::fleet::check_url_template(url).map_err(context)?;
         }
-        let repos = crate::fleet::normalize_patterns(repos).map_err(context)?;
+        let repos = crate::config::fleet::normalize_patterns(repos).map_err(context)?;
         check_one_password(&settings).map_err(context)?;
         let url_password = settings
             .url
@@ -1029,7 +1037,7 @@ fn resolve_mirror(
     if let Transport::Refused(what) = transport_of(&url) {
         return Err(format!("`url` uses `{what}`, which is never allowed"));
     }
-    if let Some(problem) = crate::mirror_path::relative_path_problem(&url) {
+    if let Some(problem) = crate::config::mirror_path::relative_path_problem(&url) {
         return Err(problem);
     }
 

@@ -7,11 +7,12 @@ pub mod history;
 pub mod lfs;
 pub mod local_refs;
 pub mod orphans;
+pub mod remote_words;
 pub mod tls;
 
-use crate::oid::{ObjectFormat, Oid};
-use crate::plan::RefChange;
-use crate::redact::redact;
+use crate::access::redact::redact;
+use crate::mirror::plan::RefChange;
+use crate::util::oid::{ObjectFormat, Oid};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::io::{Read, Write};
@@ -142,7 +143,7 @@ impl RemoteAccess {
     /// password was rejected, so the helper stops offering it. git gives up after one
     /// rejection, but git-lfs asks again after each, for ever, while a helper answers.
     pub fn remember_rejections(&mut self) -> std::io::Result<()> {
-        let dir = crate::fsutil::private_temp_dir("cred")?;
+        let dir = crate::util::fsutil::private_temp_dir("cred")?;
         self.rejections = Some(std::sync::Arc::new(Rejections {
             dir,
             next: std::sync::atomic::AtomicUsize::new(0),
@@ -188,7 +189,7 @@ impl RemoteAccess {
     /// of its stderr and, when the cause is recognisable, how to fix it; redacted.
     fn failure(&self, stderr: &str) -> GitError {
         let summary = summarize_stderr(stderr);
-        let message = match crate::auth::failure_hint(self, stderr) {
+        let message = match crate::access::auth::failure_hint(self, stderr) {
             Some(hint) => format!("{summary} (hint: {hint})"),
             None => summary,
         };
@@ -351,7 +352,7 @@ const GENERIC_LINES: &[&str] = &[
 /// The most useful lines of git's stderr, for a stored error: the mirror's own words (its
 /// `remote:` lines) first, then git's last lines.
 fn summarize_stderr(stderr: &str) -> String {
-    let words = crate::remote_words::remote_lines(stderr);
+    let words = crate::git::remote_words::remote_lines(stderr);
     let lines: Vec<&str> = stderr
         .lines()
         .map(str::trim)
@@ -362,7 +363,7 @@ fn summarize_stderr(stderr: &str) -> String {
         .collect();
     let start = lines.len().saturating_sub(4);
     let mut parts: Vec<String> = words.into_iter().map(|w| format!("remote: {w}")).collect();
-    parts.extend(lines[start..].iter().map(|l| crate::remote_words::clean(l)));
+    parts.extend(lines[start..].iter().map(|l| crate::git::remote_words::clean(l)));
     if parts.is_empty() {
         "git failed without a message".to_string()
     } else {
@@ -388,7 +389,7 @@ pub fn says_too_large(text: &str) -> bool {
 pub fn size_limit_in(text: &str) -> Option<u64> {
     let at = text.find("maximum allowed size (")? + "maximum allowed size (".len();
     let inside = &text[at..at + text[at..].find(')')?];
-    crate::size::ByteSize::parse(&inside.replace(' ', "").replace("bytes", "B"))
+    crate::util::size::ByteSize::parse(&inside.replace(' ', "").replace("bytes", "B"))
         .ok()
         .map(|size| size.0)
 }
@@ -451,7 +452,7 @@ pub fn parse_ls_remote(output: &str) -> RemoteRefs {
 /// whose ids are of another object format is an error: git cannot push to it.
 pub fn ls_remote(git_dir: &Path, remote: &RemoteAccess, patterns: &[String]) -> Result<RemoteRefs, GitError> {
     let (refs, _) = list_remote(git_dir, remote, patterns, false)?;
-    let local = crate::refs::object_format(git_dir);
+    let local = crate::mirror::refs::object_format(git_dir);
     match refs.direct.values().next().map(ObjectFormat::of) {
         Some(mirror) if mirror != local => Err(GitError::Failed(format_mismatch(local, mirror))),
         _ => Ok(refs),
@@ -484,7 +485,7 @@ pub fn probe(git_dir: &Path, remote: &RemoteAccess, patterns: &[String]) -> Resu
     Ok(Probe {
         refs,
         object_format,
-        local_format: crate::refs::object_format(git_dir),
+        local_format: crate::mirror::refs::object_format(git_dir),
     })
 }
 
@@ -661,7 +662,7 @@ struct PushView {
 
 impl PushView {
     fn new(git_dir: &Path, changes: &[(&str, &RefChange)]) -> std::io::Result<PushView> {
-        let dir = crate::fsutil::private_temp_dir("view")?;
+        let dir = crate::util::fsutil::private_temp_dir("view")?;
         let git_dir = std::path::absolute(git_dir)?;
         let objects = git_dir.join("objects");
         let format = changes
@@ -849,7 +850,7 @@ fn push_batch(git_dir: &Path, remote: &RemoteAccess, args: &[String]) -> Result<
                 r
             })
             .collect(),
-        remote_lines: crate::remote_words::remote_lines(&finished.stderr)
+        remote_lines: crate::git::remote_words::remote_lines(&finished.stderr)
             .iter()
             .map(|line| remote.redact(line))
             .collect(),
@@ -867,10 +868,10 @@ struct PacketTrace {
 
 impl PacketTrace {
     fn start(cmd: &mut Command, url: &str) -> Option<PacketTrace> {
-        if crate::remote_url::transport_of(url) == crate::remote_url::Transport::File {
+        if crate::access::remote_url::transport_of(url) == crate::access::remote_url::Transport::File {
             return None;
         }
-        let dir = crate::fsutil::private_temp_dir("trace").ok()?;
+        let dir = crate::util::fsutil::private_temp_dir("trace").ok()?;
         cmd.env("GIT_TRACE_PACKET", dir.path().join("packets"));
         Some(PacketTrace { dir })
     }

@@ -10,7 +10,7 @@ mod common;
 mod support;
 
 use common::{TestEnv, path_str, require_or_skip, wait_until};
-use git_push_mirror::state::StateStore;
+use git_push_mirror::mirror::state::StateStore;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -46,7 +46,7 @@ fn run_wait(env: &TestEnv) {
 /// Waits until the hook's worker is gone (its lock free), so a change made now is not raced.
 fn wait_worker_idle(env: &TestEnv) {
     wait_until("the worker leaves", CONVERGE, || {
-        git_push_mirror::fsutil::FileLock::try_acquire(&spool_dir(env).join("worker.lock"))
+        git_push_mirror::util::fsutil::FileLock::try_acquire(&spool_dir(env).join("worker.lock"))
             .unwrap()
             .is_some()
     });

@@ -237,7 +237,7 @@ fn unix_seconds(v: &serde_json::Value) -> f64 {
 }
 
 fn worker_idle(env: &TestEnv) -> bool {
-    git_push_mirror::fsutil::FileLock::try_acquire(&spool_dir(env).join("worker.lock"))
+    git_push_mirror::util::fsutil::FileLock::try_acquire(&spool_dir(env).join("worker.lock"))
         .unwrap()
         .is_some()
 }

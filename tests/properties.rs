@@ -6,11 +6,11 @@
 
 use git_push_mirror::config::{self, ConfigError, GlobalConfig, TagSetting};
 use git_push_mirror::git::{PushFlag, PushedRef, RemoteRefs, parse_ls_remote, parse_porcelain};
-use git_push_mirror::hook::parse_hook_input;
-use git_push_mirror::oid::Oid;
-use git_push_mirror::plan::TagSelection;
-use git_push_mirror::refs::is_valid_ref_name;
-use git_push_mirror::spool::{RefUpdate, SPOOL_FORMAT_VERSION, SpoolEntry, parse_entry};
+use git_push_mirror::mirror::plan::TagSelection;
+use git_push_mirror::mirror::refs::is_valid_ref_name;
+use git_push_mirror::pipeline::hook::parse_hook_input;
+use git_push_mirror::pipeline::spool::{RefUpdate, SPOOL_FORMAT_VERSION, SpoolEntry, parse_entry};
+use git_push_mirror::util::oid::Oid;
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

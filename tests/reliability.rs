@@ -12,7 +12,7 @@ use support::*;
 const FAILPOINT_ENV: &str = "GIT_PUSH_MIRROR_FAILPOINT";
 
 /// Every failpoint the binary knows.
-const FAILPOINTS: &[&str] = git_push_mirror::failpoint::ALL;
+const FAILPOINTS: &[&str] = git_push_mirror::util::failpoint::ALL;
 
 /// An upstream whose hook spools without starting a worker, so the test decides when workers run.
 fn setup_without_worker(env: &TestEnv) -> Setup {

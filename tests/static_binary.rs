@@ -12,7 +12,7 @@ mod common;
 mod support;
 
 use common::{TestEnv, assert_success, require_or_skip};
-use git_push_mirror::fsutil::FileLock;
+use git_push_mirror::util::fsutil::FileLock;
 use std::ffi::OsString;
 use std::fs;
 use std::io::Write;
@@ -306,7 +306,7 @@ fn in_a_root_without_a_c_library_the_static_hook_spools_through_giteas_dispatche
     env.git(&work, &["push", "--quiet", "origin", "main", "v1"]);
     write_hook(&repo, "post-receive", GITEA_POST_RECEIVE);
     fs::create_dir_all(repo.join("hooks/post-receive.d")).unwrap();
-    git_push_mirror::hosts::install_gitea(&repo, Path::new(BIN), Some(Path::new(CONFIG))).unwrap();
+    git_push_mirror::ops::hosts::install_gitea(&repo, Path::new(BIN), Some(Path::new(CONFIG))).unwrap();
 
     // A worker already holds the spool's lock (as one would, running), so the hook only
     // spools: the entry stays for the test to read.

@@ -6,7 +6,7 @@ mod common;
 mod support;
 
 use common::{TestEnv, path_str, wait_until};
-use git_push_mirror::schedule::COALESCE_WINDOW;
+use git_push_mirror::pipeline::schedule::COALESCE_WINDOW;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -134,7 +134,7 @@ mod tests {
 
     #[test]
     fn every_reader_gets_one_whole_record_and_drop_stops_the_server() {
-        let dir = crate::fsutil::private_temp_dir("cred-test").unwrap();
+        let dir = crate::util::fsutil::private_temp_dir("cred-test").unwrap();
         let pipe = CredentialPipe::serve(dir.path(), "bot", "s3cret with spaces").unwrap();
         assert_eq!(read_like_the_helper(pipe.path()), "bot|s3cret with spaces");
         let readers: Vec<_> = (0..16)
@@ -153,7 +153,7 @@ mod tests {
 
     #[test]
     fn line_breaks_are_refused() {
-        let dir = crate::fsutil::private_temp_dir("cred-test").unwrap();
+        let dir = crate::util::fsutil::private_temp_dir("cred-test").unwrap();
         assert!(CredentialPipe::serve(dir.path(), "bot", "a\nusername=evil").is_err());
     }
 }

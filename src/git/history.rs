@@ -2,7 +2,7 @@
 //! new values, and the first-parent states a branch went through (to push a big history in steps).
 
 use super::{GitError, git_command, run_with_input, summarize_stderr};
-use crate::oid::Oid;
+use crate::util::oid::Oid;
 use std::path::Path;
 use std::time::Duration;
 

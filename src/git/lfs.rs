@@ -3,8 +3,8 @@
 //! the mirror's LFS endpoint with the batch API and uploads only what it asks for.
 
 use super::{GitError, RemoteAccess, Watchdog, git_command, read_in_background, run_with_input, summarize_stderr};
-use crate::lfs::{LocalStore, MAX_POINTER_SIZE, Pointer, parse_pointer};
-use crate::oid::{ObjectFormat, Oid};
+use crate::mirror::lfs::{LocalStore, MAX_POINTER_SIZE, Pointer, parse_pointer};
+use crate::util::oid::{ObjectFormat, Oid};
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -179,7 +179,7 @@ fn run_pipeline(
 /// Uploads `objects` from the repository's LFS store to the mirror's LFS endpoint with
 /// `git lfs push --object-id`: git-lfs sends their ids and sizes to the batch API and uploads
 /// only those the mirror asks for. The endpoint, credentials and SSH command come from `access`
-/// (see [`crate::auth`]). A shared store is shown to git-lfs through a [`StorageView`]. Errors
+/// (see [`crate::access::auth`]). A shared store is shown to git-lfs through a [`StorageView`]. Errors
 /// are redacted.
 pub fn upload(git_dir: &Path, store: &LocalStore, access: &RemoteAccess, objects: &[Pointer]) -> Result<(), GitError> {
     if objects.is_empty() {
@@ -243,7 +243,7 @@ struct StorageView {
 
 impl StorageView {
     fn new(git_dir: &Path, store: &LocalStore, oids: &[&str]) -> std::io::Result<StorageView> {
-        let dir = crate::fsutil::private_temp_dir("lfs")?;
+        let dir = crate::util::fsutil::private_temp_dir("lfs")?;
         let git_dir = std::path::absolute(git_dir)?;
         // git-lfs reads no objects: the object format does not matter here.
         std::fs::write(

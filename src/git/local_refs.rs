@@ -3,7 +3,7 @@
 //! `git for-each-ref` or `git rev-parse` per question; the files backend stays on gix.
 
 use super::{GitError, git_command, run_with_timeout, summarize_stderr};
-use crate::oid::Oid;
+use crate::util::oid::Oid;
 use std::path::Path;
 use std::time::Duration;
 

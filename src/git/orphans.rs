@@ -16,7 +16,7 @@
 //! stopped in the middle of a ref update could leave `refs/heads/<branch>.lock` in the mirror,
 //! refusing every later update of that branch.
 
-use crate::fsutil::{identity_alive, this_process_identity};
+use crate::util::fsutil::{identity_alive, this_process_identity};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
@@ -65,7 +65,7 @@ pub fn kill_leftovers() -> usize {
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         log::info!(
             "terminating {pid} (left by a dead worker): {}",
-            crate::redact::redact(&String::from_utf8_lossy(&cmdline).replace('\0', " "), &[])
+            crate::access::redact::redact(&String::from_utf8_lossy(&cmdline).replace('\0', " "), &[])
         );
         // SAFETY: getpgid and kill have no memory-safety preconditions; each process carries
         // the mark of a git child of ours whose parent is gone.

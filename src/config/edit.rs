@@ -1,0 +1,1058 @@
+//! In-place edits of a repository's `push-mirror.toml` for `add`, `set` and `remove`, keeping the admin's comments, key order and formatting.
+//!
+//! The text functions ([`add_mirror`], [`set_mirror`], [`remove_mirror`]) are
+//! pure string → string edits on a `toml_edit` document. [`edit_repo_file`]
+//! runs one of them on the file, checks the result with the strict loader and
+//! replaces the file atomically, so a bad edit never reaches the disk.
+
+use crate::config::{self, ConfigError, GlobalConfig, REPO_CONFIG_FILE, TagSetting};
+use crate::mirror::lfs::LfsMode;
+use crate::util::fsutil;
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use toml_edit::{Array, DocumentMut, Item, Table, TableLike, Value};
+
+/// What `add` / `set` change in one `[mirror.NAME]` table; `None` leaves a key as it is.
+///
+/// `branches: Some(vec![])` removes the key (the mirror then follows the
+/// global default), and so does an empty string or path for `username`,
+/// `password_file`, `password_env`, `ssh_key`, `known_hosts`, `ca_file`, `delay`,
+/// `min_interval`, `timeout` and `verify_interval`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MirrorEdit {
+    pub url: Option<String>,
+    pub enabled: Option<bool>,
+    pub only_protected_branches: Option<bool>,
+    pub keep_divergent_refs: Option<bool>,
+    pub branches: Option<Vec<String>>,
+    pub tags: Option<TagSetting>,
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub password_env: Option<String>,
+    pub ssh_key: Option<PathBuf>,
+    pub known_hosts: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+    pub delay: Option<String>,
+    pub min_interval: Option<String>,
+    pub timeout: Option<String>,
+    pub verify_interval: Option<String>,
+    pub lfs: Option<LfsMode>,
+    pub lfs_required: Option<bool>,
+    /// An empty string removes the key (the endpoint is then derived from the URL).
+    pub lfs_url: Option<String>,
+    /// A size such as `"1900MiB"`; an empty string removes the key (no limit).
+    pub max_push_size: Option<String>,
+    /// `Some(0)` removes the key (no limit).
+    pub max_refs_per_push: Option<usize>,
+}
+
+/// Why an edit was not made. Nothing is written when any of these is returned.
+#[derive(Debug, thiserror::Error)]
+pub enum EditError {
+    #[error("a mirror named `{0}` already exists")]
+    MirrorExists(String),
+    #[error("there is no mirror named `{0}`")]
+    NoSuchMirror(String),
+    #[error(
+        "invalid mirror name \"{0}\": use letters, digits, `.`, `_` and `-` \
+         (at most 64, not starting with `.` or `-`)"
+    )]
+    InvalidName(String),
+    /// The text could not be parsed or has an unexpected shape (e.g. `mirror = 5`).
+    #[error("{0}")]
+    Parse(String),
+    /// A value in the [`MirrorEdit`] is unusable (empty URL, bad duration, non-UTF-8 path).
+    #[error("{0}")]
+    InvalidValue(String),
+    /// The edited file would not load.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
+}
+
+const PASSWORD_KEYS: [&str; 3] = ["password", "password_file", "password_env"];
+
+enum Change {
+    Set(Value),
+    Remove,
+}
+
+/// Adds `[mirror.NAME]` at the end of the file as a standard table; `edit.url` is required.
+pub fn add_mirror(text: &str, name: &str, edit: &MirrorEdit) -> Result<String, EditError> {
+    check_name(name)?;
+    if edit.url.is_none() {
+        return Err(EditError::InvalidValue(format!("mirror `{name}` needs a URL")));
+    }
+    let changes = changes(edit)?;
+    let mut table = Table::new();
+    for (key, change) in changes {
+        if let Change::Set(value) = change {
+            table.insert(key, Item::Value(value));
+        }
+    }
+    add_mirror_table(text, name, table)
+}
+
+/// Adds `[mirror.NAME]` with the keys of `table` at the end of the file (see [`add_mirror`]).
+pub fn add_mirror_table(text: &str, name: &str, mut table: Table) -> Result<String, EditError> {
+    check_name(name)?;
+    let mut doc = parse(text)?;
+    if let Some(Item::Value(Value::InlineTable(mirrors))) = doc.get_mut("mirror") {
+        // `mirror = { ... }`: stay in the admin's style.
+        if mirrors.contains_key(name) {
+            return Err(EditError::MirrorExists(name.to_string()));
+        }
+        mirrors.insert(name, Value::InlineTable(table.into_inline_table()));
+        return Ok(doc.to_string());
+    }
+
+    // Whatever followed the last table (trailing comments, blank lines) stays
+    // where it was, so the old text is a prefix of the new one; the new table
+    // goes after everything, separated by a blank line.
+    let mut prefix = raw_str(doc.trailing()).to_string();
+    if !text.trim().is_empty() && !ends_with_blank_line(&prefix) {
+        prefix.push('\n');
+    }
+    table.decor_mut().set_prefix(prefix);
+    table.set_position(Some(last_position(doc.as_table()) + 1));
+    let mirrors = mirrors_mut(&mut doc, true)?.expect("created when missing");
+    if mirrors.contains_key(name) {
+        return Err(EditError::MirrorExists(name.to_string()));
+    }
+    mirrors.insert(name, Item::Table(table));
+    doc.set_trailing("");
+    Ok(doc.to_string())
+}
+
+/// Changes the keys of `[mirror.NAME]` named in `edit`; every other key keeps
+/// its value, position and comments. Setting `password_file` or
+/// `password_env` removes the mirror's other password keys.
+pub fn set_mirror(text: &str, name: &str, edit: &MirrorEdit) -> Result<String, EditError> {
+    check_name(name)?;
+    let changes = changes(edit)?;
+    let mut doc = parse(text)?;
+    let mirror = mirrors_mut(&mut doc, false)?
+        .and_then(|mirrors| mirrors.get_mut(name))
+        .ok_or_else(|| EditError::NoSuchMirror(name.to_string()))?
+        .as_table_like_mut()
+        .ok_or_else(|| EditError::Parse(format!("`mirror.{name}` is not a table")))?;
+
+    let password_keys_set: Vec<&str> = changes
+        .iter()
+        .filter(|(key, change)| PASSWORD_KEYS.contains(key) && matches!(change, Change::Set(_)))
+        .map(|(key, _)| *key)
+        .collect();
+    if !password_keys_set.is_empty() {
+        for key in PASSWORD_KEYS {
+            if !password_keys_set.contains(&key) {
+                mirror.remove(key);
+            }
+        }
+    }
+    for (key, change) in changes {
+        match change {
+            Change::Set(value) => set_value(mirror, key, value),
+            Change::Remove => {
+                mirror.remove(key);
+            }
+        }
+    }
+    Ok(doc.to_string())
+}
+
+/// Removes `[mirror.NAME]` with the comments inside it and the comment lines
+/// attached to its header (no blank line between them); comments separated
+/// from it by a blank line stay.
+pub fn remove_mirror(text: &str, name: &str) -> Result<String, EditError> {
+    check_name(name)?;
+    let mut doc = parse(text)?;
+    let removed = mirrors_mut(&mut doc, false)?
+        .and_then(|mirrors| mirrors.remove(name))
+        .ok_or_else(|| EditError::NoSuchMirror(name.to_string()))?;
+    let Item::Table(removed) = removed else {
+        // An inline table or dotted keys: its comments went with its keys.
+        return Ok(doc.to_string());
+    };
+    let Some(position) = removed.position() else {
+        return Ok(doc.to_string());
+    };
+    let own_prefix = removed.decor().prefix().map(raw_str).unwrap_or_default();
+    let kept_before = detached_part(own_prefix);
+
+    // What follows the removed table: the next table's header prefix, or the
+    // document's trailing text. Its first lines, up to a blank line, are the
+    // removed table's last (commented-out) lines.
+    let next = next_position(doc.as_table(), position);
+    let following = match next {
+        Some(next) => table_at_mut(doc.as_table_mut(), next)
+            .and_then(|t| t.decor().prefix().map(|p| raw_str(p).to_string()))
+            .unwrap_or_default(),
+        None => raw_str(doc.trailing()).to_string(),
+    };
+    let kept_after = after_attached_lines(&following);
+    let kept_after = if ends_with_blank_line(kept_before) || kept_before.is_empty() && next.is_some() {
+        kept_after.strip_prefix('\n').unwrap_or(kept_after)
+    } else {
+        kept_after
+    };
+    let joined = if next.is_none() && kept_after.trim().is_empty() {
+        // The file now ends before the removed table: no blank lines at its end.
+        match kept_before.trim_end() {
+            "" => String::new(),
+            comments => format!("{comments}\n"),
+        }
+    } else {
+        format!("{kept_before}{kept_after}")
+    };
+    match next {
+        Some(next) => {
+            if let Some(table) = table_at_mut(doc.as_table_mut(), next) {
+                table.decor_mut().set_prefix(joined);
+            }
+        }
+        None => doc.set_trailing(joined),
+    }
+    Ok(doc.to_string())
+}
+
+/// Reads `<repo>/push-mirror.toml` (missing: empty), applies `edit`, checks
+/// the result with the strict loader, and replaces the file atomically
+/// (temp file, fsync, rename, fsync of the directory), keeping its mode and
+/// owner. A new file gets mode 0644, or 0600 when it holds an inline password.
+/// Concurrent edits of the same repository are serialised.
+pub fn edit_repo_file(
+    repo: &Path,
+    global: &GlobalConfig,
+    edit: impl FnOnce(&str) -> Result<String, EditError>,
+) -> Result<(), EditError> {
+    let file = repo.join(REPO_CONFIG_FILE);
+    let io_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| EditError::Io { path, source }
+    };
+    let _lock = lock_dir(repo).map_err(io_err(repo))?;
+
+    // A symlinked file (configuration management) keeps its link: the target changes.
+    let target = match fs::symlink_metadata(&file) {
+        Ok(meta) if meta.file_type().is_symlink() => fs::canonicalize(&file).map_err(io_err(&file))?,
+        _ => file.clone(),
+    };
+    let (old_text, old_meta) = match fs::File::open(&target) {
+        Ok(mut f) => {
+            let meta = f.metadata().map_err(io_err(&file))?;
+            let mut text = String::new();
+            io::Read::read_to_string(&mut f, &mut text).map_err(io_err(&file))?;
+            (text, Some(meta))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => (String::new(), None),
+        Err(e) => return Err(io_err(&file)(e)),
+    };
+    if let Err(e) = old_text.parse::<DocumentMut>() {
+        return Err(EditError::Config(syntax_error(&file, &old_text, &e)));
+    }
+
+    let new_text = edit(&old_text)?;
+    if let Some(meta) = &old_meta
+        && new_text == old_text
+    {
+        // Nothing to write, but the caller still learns whether the file loads.
+        config::parse_repo(&new_text, &file, meta.permissions().mode(), global)?;
+        return Ok(());
+    }
+    let mode = match &old_meta {
+        Some(meta) => meta.permissions().mode() & 0o7777,
+        None if holds_inline_password(&new_text) => 0o600,
+        None => 0o644,
+    };
+
+    let dir = target
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let tmp = dir.join(fsutil::unique_name(&format!(".{REPO_CONFIG_FILE}."), ".tmp"));
+    let result = write_temp(&tmp, &new_text, mode, old_meta.as_ref())
+        .map_err(io_err(&tmp))
+        .and_then(|written_mode| {
+            // The strict loader, on the exact bytes and mode about to be
+            // installed, with errors naming the real file.
+            config::parse_repo(&new_text, &file, written_mode, global)?;
+            fs::rename(&tmp, &target).map_err(io_err(&target))
+        });
+    if let Err(e) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    fsutil::fsync_dir(&dir).map_err(io_err(&dir))
+}
+
+/// Writes and fsyncs the new file; returns the mode it ended up with.
+fn write_temp(tmp: &Path, text: &str, mode: u32, old: Option<&fs::Metadata>) -> io::Result<u32> {
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(tmp)?;
+    if let Some(old) = old {
+        let meta = file.metadata()?;
+        if (meta.uid(), meta.gid()) != (old.uid(), old.gid()) {
+            // Only root (or a group member, for the group) may do this; the
+            // file then belongs to whoever edited it, which is still readable
+            // by them.
+            if let Err(e) = std::os::unix::fs::fchown(&file, Some(old.uid()), Some(old.gid())) {
+                log::warn!("{}: cannot keep owner {}:{} ({e})", tmp.display(), old.uid(), old.gid());
+            }
+        }
+    }
+    // Set explicitly: the umask must not change the mode being preserved.
+    file.set_permissions(fs::Permissions::from_mode(mode))?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    Ok(file.metadata()?.permissions().mode())
+}
+
+/// An exclusive lock on the repository directory itself, so two `add`s at
+/// once do not lose one of them; released when the handle is dropped.
+fn lock_dir(repo: &Path) -> io::Result<fs::File> {
+    let dir = fs::File::open(repo)?;
+    fs2::FileExt::lock_exclusive(&dir)?;
+    Ok(dir)
+}
+
+fn holds_inline_password(text: &str) -> bool {
+    let Ok(table) = text.parse::<toml::Table>() else {
+        return false;
+    };
+    let Some(toml::Value::Table(mirrors)) = table.get("mirror") else {
+        return false;
+    };
+    mirrors.values().any(|mirror| {
+        mirror.get("password").is_some()
+            || mirror
+                .get("url")
+                .and_then(toml::Value::as_str)
+                .is_some_and(|url| crate::access::remote_url::split_credentials(url).password.is_some())
+    })
+}
+
+fn syntax_error(file: &Path, text: &str, error: &toml_edit::TomlError) -> ConfigError {
+    let message = error
+        .message()
+        .lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty())
+        .unwrap_or("invalid TOML")
+        .to_string();
+    match error.span() {
+        Some(span) => {
+            let (line, column) = config::line_column(text, span.start);
+            ConfigError::Syntax {
+                path: file.to_path_buf(),
+                line,
+                column,
+                message,
+            }
+        }
+        None => ConfigError::Invalid {
+            path: file.to_path_buf(),
+            message,
+        },
+    }
+}
+
+fn check_name(name: &str) -> Result<(), EditError> {
+    if config::valid_mirror_name(name) {
+        Ok(())
+    } else {
+        Err(EditError::InvalidName(name.to_string()))
+    }
+}
+
+fn parse(text: &str) -> Result<DocumentMut, EditError> {
+    text.parse::<DocumentMut>().map_err(|e| {
+        let message = e.message().lines().next().unwrap_or("invalid TOML").trim();
+        match e.span() {
+            Some(span) => {
+                let (line, column) = config::line_column(text, span.start);
+                EditError::Parse(format!("line {line}, column {column}: {message}"))
+            }
+            None => EditError::Parse(message.to_string()),
+        }
+    })
+}
+
+/// The `mirror` table, created (implicit, so no `[mirror]` header) when asked.
+fn mirrors_mut(doc: &mut DocumentMut, create: bool) -> Result<Option<&mut dyn TableLike>, EditError> {
+    if !doc.contains_key("mirror") {
+        if !create {
+            return Ok(None);
+        }
+        let mut table = Table::new();
+        table.set_implicit(true);
+        doc.insert("mirror", Item::Table(table));
+    }
+    match doc.get_mut("mirror").and_then(Item::as_table_like_mut) {
+        Some(mirrors) => Ok(Some(mirrors)),
+        None => Err(EditError::Parse("`mirror` is not a table".into())),
+    }
+}
+
+fn set_value(table: &mut dyn TableLike, key: &str, mut value: Value) {
+    match table.get_mut(key) {
+        Some(Item::Value(old)) => {
+            // Keep the spacing and any end-of-line comment of the old value.
+            *value.decor_mut() = old.decor().clone();
+            *old = value;
+        }
+        Some(item) => *item = Item::Value(value),
+        None => {
+            table.insert(key, Item::Value(value));
+        }
+    }
+}
+
+fn changes(edit: &MirrorEdit) -> Result<Vec<(&'static str, Change)>, EditError> {
+    let mut out = Vec::new();
+    if let Some(url) = &edit.url {
+        if url.trim().is_empty() {
+            return Err(EditError::InvalidValue("the URL must not be empty".into()));
+        }
+        out.push(("url", Change::Set(Value::from(url.as_str()))));
+    }
+    for (key, flag) in [
+        ("enabled", edit.enabled),
+        ("only_protected_branches", edit.only_protected_branches),
+        ("keep_divergent_refs", edit.keep_divergent_refs),
+        ("lfs_required", edit.lfs_required),
+    ] {
+        if let Some(flag) = flag {
+            out.push((key, Change::Set(Value::from(flag))));
+        }
+    }
+    if let Some(branches) = &edit.branches {
+        out.push(("branches", list_or_remove(branches)));
+    }
+    if let Some(tags) = &edit.tags {
+        let value = match tags {
+            TagSetting::All => Value::from(true),
+            TagSetting::None => Value::from(false),
+            TagSetting::Matching(patterns) => Value::Array(patterns.iter().map(String::as_str).collect()),
+        };
+        out.push(("tags", Change::Set(value)));
+    }
+    if let Some(mode) = edit.lfs {
+        out.push(("lfs", Change::Set(Value::from(mode.as_str()))));
+    }
+    if let Some(url) = &edit.lfs_url {
+        out.push(("lfs_url", text_or_remove(url)));
+    }
+    if let Some(username) = &edit.username {
+        out.push(("username", text_or_remove(username)));
+    }
+    if let Some(path) = &edit.password_file {
+        out.push(("password_file", path_or_remove("password_file", path)?));
+    }
+    if let Some(var) = &edit.password_env {
+        out.push(("password_env", text_or_remove(var)));
+    }
+    if let Some(path) = &edit.ssh_key {
+        out.push(("ssh_key", path_or_remove("ssh_key", path)?));
+    }
+    if let Some(path) = &edit.known_hosts {
+        out.push(("known_hosts", path_or_remove("known_hosts", path)?));
+    }
+    if let Some(path) = &edit.ca_file {
+        out.push(("ca_file", path_or_remove("ca_file", path)?));
+    }
+    for (key, duration) in [
+        ("delay", &edit.delay),
+        ("min_interval", &edit.min_interval),
+        ("timeout", &edit.timeout),
+        ("verify_interval", &edit.verify_interval),
+    ] {
+        if let Some(duration) = duration {
+            out.push((key, duration_or_remove(key, duration)?));
+        }
+    }
+    if let Some(size) = &edit.max_push_size {
+        out.push(("max_push_size", size_or_remove(size)?));
+    }
+    if let Some(refs) = edit.max_refs_per_push {
+        let change = match i64::try_from(refs) {
+            Ok(0) => Change::Remove,
+            Ok(refs) => Change::Set(Value::from(refs)),
+            Err(_) => return Err(EditError::InvalidValue("`max_refs_per_push` is too large".into())),
+        };
+        out.push(("max_refs_per_push", change));
+    }
+    Ok(out)
+}
+
+fn size_or_remove(text: &str) -> Result<Change, EditError> {
+    if text.is_empty() {
+        return Ok(Change::Remove);
+    }
+    crate::util::size::ByteSize::parse(text).map_err(|e| EditError::InvalidValue(format!("`max_push_size`: {e}")))?;
+    Ok(Change::Set(Value::from(text)))
+}
+
+fn list_or_remove(items: &[String]) -> Change {
+    if items.is_empty() {
+        Change::Remove
+    } else {
+        let array: Array = items.iter().map(String::as_str).collect();
+        Change::Set(Value::Array(array))
+    }
+}
+
+fn text_or_remove(text: &str) -> Change {
+    if text.is_empty() {
+        Change::Remove
+    } else {
+        Change::Set(Value::from(text))
+    }
+}
+
+fn path_or_remove(key: &str, path: &Path) -> Result<Change, EditError> {
+    match path.to_str() {
+        Some(text) => Ok(text_or_remove(text)),
+        None => Err(EditError::InvalidValue(format!(
+            "`{key}`: the path {} is not valid UTF-8",
+            path.display()
+        ))),
+    }
+}
+
+fn duration_or_remove(key: &str, text: &str) -> Result<Change, EditError> {
+    if text.is_empty() {
+        return Ok(Change::Remove);
+    }
+    humantime::parse_duration(text)
+        .map_err(|e| EditError::InvalidValue(format!("`{key}`: invalid duration \"{text}\": {e}")))?;
+    Ok(Change::Set(Value::from(text)))
+}
+
+fn raw_str(raw: &toml_edit::RawString) -> &str {
+    raw.as_str().unwrap_or_default()
+}
+
+/// Visits every table of the document (not inline ones), depth first.
+fn for_each_table<'t>(table: &'t Table, f: &mut dyn FnMut(&'t Table)) {
+    f(table);
+    for (_, item) in table.iter() {
+        match item {
+            Item::Table(t) => for_each_table(t, f),
+            Item::ArrayOfTables(array) => array.iter().for_each(|t| for_each_table(t, f)),
+            _ => {}
+        }
+    }
+}
+
+fn last_position(root: &Table) -> isize {
+    let mut last = 0;
+    for_each_table(root, &mut |t| {
+        if let Some(p) = t.position() {
+            last = last.max(p);
+        }
+    });
+    last
+}
+
+/// The position of the first table with a header after `position`.
+fn next_position(root: &Table, position: isize) -> Option<isize> {
+    let mut next: Option<isize> = None;
+    for_each_table(root, &mut |t| {
+        if t.is_implicit() || t.is_dotted() {
+            return;
+        }
+        if let Some(p) = t.position().filter(|p| *p > position) {
+            next = Some(next.map_or(p, |n| n.min(p)));
+        }
+    });
+    next
+}
+
+fn table_at_mut(table: &mut Table, position: isize) -> Option<&mut Table> {
+    if table.position() == Some(position) && !table.is_implicit() && !table.is_dotted() {
+        return Some(table);
+    }
+    for (_, item) in table.iter_mut() {
+        let found = match item {
+            Item::Table(t) => table_at_mut(t, position),
+            Item::ArrayOfTables(array) => array.iter_mut().find_map(|t| table_at_mut(t, position)),
+            _ => None,
+        };
+        if found.is_some() {
+            return found;
+        }
+    }
+    None
+}
+
+fn is_blank(line: &str) -> bool {
+    line.trim().is_empty()
+}
+
+fn ends_with_blank_line(text: &str) -> bool {
+    text.ends_with("\n\n") || text == "\n"
+}
+
+/// The part of a header's prefix up to and including its last blank line: the
+/// comment lines after it are attached to the header.
+fn detached_part(prefix: &str) -> &str {
+    let mut end = 0;
+    let mut at = 0;
+    for line in prefix.split_inclusive('\n') {
+        at += line.len();
+        if line.ends_with('\n') && is_blank(line) {
+            end = at;
+        }
+    }
+    &prefix[..end]
+}
+
+/// What follows a removed table, without its first comment lines up to a
+/// blank line (they were the removed table's last lines). Without a blank
+/// line they might as well belong to what follows, so they stay.
+fn after_attached_lines(text: &str) -> &str {
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        if !line.ends_with('\n') {
+            break;
+        }
+        if is_blank(line) {
+            return &text[at..];
+        }
+        at += line.len();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{SecretSource, load_repo};
+    use crate::mirror::plan::TagSelection;
+    use std::time::Duration;
+    use tempfile::TempDir;
+
+    const COMMENTED: &str = "\
+# Mirrors of app.git. Ask ops before changing.
+protected_branches = [\"main\", \"release/*\"] # as on the forge
+
+# GitHub, token in the vault
+[mirror.github] # primary
+# the org's mirror
+url = \"https://github.com/acme/app.git\"   # keep .git
+tags = false
+# branches = [\"main\"]
+
+# GitLab backup
+[mirror.gitlab]
+url = \"https://gitlab.com/acme/app.git\"
+keep_divergent_refs = true
+  # indented comment
+
+# old mirrors
+# [mirror.old]
+# url = \"https://old/app.git\"
+";
+
+    fn edit_url(url: &str) -> MirrorEdit {
+        MirrorEdit {
+            url: Some(url.into()),
+            ..MirrorEdit::default()
+        }
+    }
+
+    fn global(dir: &TempDir) -> GlobalConfig {
+        GlobalConfig::embedded(&dir.path().join("state"))
+    }
+
+    /// Loads `text` the strict way, as a private repository file.
+    fn load(text: &str) -> config::RepoConfig {
+        let dir = TempDir::new().unwrap();
+        let file = dir.path().join(REPO_CONFIG_FILE);
+        config::parse_repo(text, &file, 0o100600, &global(&dir)).unwrap()
+    }
+
+    #[test]
+    fn add_keeps_every_comment_and_key_byte_for_byte() {
+        let edit = MirrorEdit {
+            url: Some("git@codeberg.org:acme/app.git".into()),
+            enabled: Some(false),
+            only_protected_branches: Some(true),
+            branches: Some(vec!["main".into(), "release/*".into()]),
+            tags: Some(TagSetting::Matching(vec!["v*".into()])),
+            ssh_key: Some("/etc/git-push-mirror/codeberg".into()),
+            known_hosts: Some("/etc/git-push-mirror/known_hosts".into()),
+            delay: Some("2s".into()),
+            min_interval: Some("1m".into()),
+            timeout: Some("5m".into()),
+            ..MirrorEdit::default()
+        };
+        let out = add_mirror(COMMENTED, "codeberg", &edit).unwrap();
+        assert!(out.starts_with(COMMENTED), "{out}");
+        assert_eq!(
+            &out[COMMENTED.len()..],
+            "\n[mirror.codeberg]\n\
+             url = \"git@codeberg.org:acme/app.git\"\n\
+             enabled = false\n\
+             only_protected_branches = true\n\
+             branches = [\"main\", \"release/*\"]\n\
+             tags = [\"v*\"]\n\
+             ssh_key = \"/etc/git-push-mirror/codeberg\"\n\
+             known_hosts = \"/etc/git-push-mirror/known_hosts\"\n\
+             delay = \"2s\"\n\
+             min_interval = \"1m\"\n\
+             timeout = \"5m\"\n"
+        );
+        let config = load(&out);
+        let names: Vec<_> = config.mirrors.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["github", "gitlab", "codeberg"]);
+        let m = &config.mirrors[2];
+        assert!(!m.enabled);
+        assert_eq!(m.rules.protected_only, Some(vec!["main".into(), "release/*".into()]));
+        assert_eq!(m.rules.tags, TagSelection::Matching(vec!["v*".into()]));
+        assert_eq!(m.delay, Some(Duration::from_secs(2)));
+        assert_eq!(m.timeout, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn add_to_empty_or_minimal_files() {
+        let out = add_mirror("", "github", &edit_url("https://h/a.git")).unwrap();
+        assert_eq!(out, "[mirror.github]\nurl = \"https://h/a.git\"\n");
+        let out = add_mirror("protected_branches = [\"main\"]", "a", &edit_url("https://h/a.git")).unwrap();
+        assert_eq!(
+            out,
+            "protected_branches = [\"main\"]\n\n[mirror.a]\nurl = \"https://h/a.git\"\n"
+        );
+        // Names that need quoting in TOML are quoted.
+        let out = add_mirror("", "back.up", &edit_url("https://h/a.git")).unwrap();
+        assert!(out.starts_with("[mirror.\"back.up\"]\n"), "{out}");
+        assert_eq!(load(&out).mirrors[0].name, "back.up");
+    }
+
+    #[test]
+    fn add_refuses_duplicates_bad_names_and_bad_values() {
+        let err = add_mirror(COMMENTED, "gitlab", &edit_url("https://h/a.git")).unwrap_err();
+        assert!(matches!(&err, EditError::MirrorExists(n) if n == "gitlab"), "{err}");
+        let err = add_mirror(COMMENTED, "-x", &edit_url("https://h/a.git")).unwrap_err();
+        assert!(matches!(err, EditError::InvalidName(_)), "{err}");
+        let err = add_mirror(COMMENTED, "x", &MirrorEdit::default()).unwrap_err();
+        assert!(matches!(err, EditError::InvalidValue(_)), "{err}");
+        let err = add_mirror(COMMENTED, "x", &edit_url("")).unwrap_err();
+        assert!(matches!(err, EditError::InvalidValue(_)), "{err}");
+        let edit = MirrorEdit {
+            delay: Some("soon".into()),
+            ..edit_url("https://h/a.git")
+        };
+        let err = add_mirror(COMMENTED, "x", &edit).unwrap_err();
+        assert!(err.to_string().contains("`delay`"), "{err}");
+        let err = add_mirror("[mirror.a\n", "x", &edit_url("https://h/a.git")).unwrap_err();
+        assert!(err.to_string().starts_with("line 1, column 10: "), "{err}");
+        let err = add_mirror("mirror = 5\n", "x", &edit_url("https://h/a.git")).unwrap_err();
+        assert!(matches!(err, EditError::Parse(_)), "{err}");
+    }
+
+    #[test]
+    fn add_into_an_inline_mirror_table() {
+        let out = add_mirror(
+            "mirror = { a = { url = \"https://h/a.git\" } }\n",
+            "b",
+            &edit_url("https://h/b.git"),
+        )
+        .unwrap();
+        let names: Vec<_> = load(&out).mirrors.into_iter().map(|m| m.name).collect();
+        assert_eq!(names, ["a", "b"]);
+    }
+
+    #[test]
+    fn set_changes_only_the_named_keys() {
+        let edit = MirrorEdit {
+            url: Some("https://github.com/acme/app2.git".into()),
+            ..MirrorEdit::default()
+        };
+        let out = set_mirror(COMMENTED, "github", &edit).unwrap();
+        assert_eq!(
+            out,
+            COMMENTED.replace(
+                "url = \"https://github.com/acme/app.git\"   # keep .git",
+                "url = \"https://github.com/acme/app2.git\"   # keep .git"
+            )
+        );
+
+        // New keys go after the table's last key, before the next table's comments.
+        let edit = MirrorEdit {
+            tags: Some(TagSetting::All),
+            timeout: Some("1h".into()),
+            ..MirrorEdit::default()
+        };
+        let out = set_mirror(COMMENTED, "github", &edit).unwrap();
+        assert_eq!(
+            out,
+            COMMENTED.replace("tags = false\n", "tags = true\ntimeout = \"1h\"\n")
+        );
+        assert_eq!(load(&out).mirrors[0].timeout, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn set_removes_keys_given_empty_values() {
+        let text = "[mirror.a]\nurl = \"https://h/a.git\"\nbranches = [\"main\"]\nusername = \"bot\"\ndelay = \"5s\"\ntags = true\n";
+        let edit = MirrorEdit {
+            branches: Some(vec![]),
+            username: Some(String::new()),
+            delay: Some(String::new()),
+            ..MirrorEdit::default()
+        };
+        let out = set_mirror(text, "a", &edit).unwrap();
+        assert_eq!(out, "[mirror.a]\nurl = \"https://h/a.git\"\ntags = true\n");
+    }
+
+    #[test]
+    fn setting_a_password_source_replaces_the_others() {
+        let text =
+            "[mirror.a]\nurl = \"https://h/a.git\"\npassword = \"s3cret\"\npassword_env = \"TOKEN\"\nenabled = true\n";
+        let edit = MirrorEdit {
+            password_file: Some("/etc/gpm/token".into()),
+            ..MirrorEdit::default()
+        };
+        let out = set_mirror(text, "a", &edit).unwrap();
+        assert_eq!(
+            out,
+            "[mirror.a]\nurl = \"https://h/a.git\"\nenabled = true\npassword_file = \"/etc/gpm/token\"\n"
+        );
+        let edit = MirrorEdit {
+            password_env: Some("GPM_TOKEN".into()),
+            ..MirrorEdit::default()
+        };
+        let out = set_mirror(&out, "a", &edit).unwrap();
+        assert_eq!(
+            out,
+            "[mirror.a]\nurl = \"https://h/a.git\"\nenabled = true\npassword_env = \"GPM_TOKEN\"\n"
+        );
+        assert_eq!(
+            load(&out).mirrors[0].password,
+            Some(SecretSource::Env("GPM_TOKEN".into()))
+        );
+    }
+
+    #[test]
+    fn set_errors() {
+        let err = set_mirror(COMMENTED, "nope", &edit_url("https://h/a.git")).unwrap_err();
+        assert!(matches!(&err, EditError::NoSuchMirror(n) if n == "nope"), "{err}");
+        let err = set_mirror("", "nope", &MirrorEdit::default()).unwrap_err();
+        assert!(matches!(err, EditError::NoSuchMirror(_)), "{err}");
+        let err = set_mirror(COMMENTED, "a b", &MirrorEdit::default()).unwrap_err();
+        assert!(matches!(err, EditError::InvalidName(_)), "{err}");
+        let err = set_mirror("[mirror]\na = 1\n", "a", &MirrorEdit::default()).unwrap_err();
+        assert!(matches!(err, EditError::Parse(_)), "{err}");
+    }
+
+    #[test]
+    fn remove_drops_the_table_and_its_comments_but_keeps_the_others() {
+        let out = remove_mirror(COMMENTED, "github").unwrap();
+        assert_eq!(
+            out,
+            "\
+# Mirrors of app.git. Ask ops before changing.
+protected_branches = [\"main\", \"release/*\"] # as on the forge
+
+# GitLab backup
+[mirror.gitlab]
+url = \"https://gitlab.com/acme/app.git\"
+keep_divergent_refs = true
+  # indented comment
+
+# old mirrors
+# [mirror.old]
+# url = \"https://old/app.git\"
+"
+        );
+        let out = remove_mirror(COMMENTED, "gitlab").unwrap();
+        assert_eq!(
+            out,
+            "\
+# Mirrors of app.git. Ask ops before changing.
+protected_branches = [\"main\", \"release/*\"] # as on the forge
+
+# GitHub, token in the vault
+[mirror.github] # primary
+# the org's mirror
+url = \"https://github.com/acme/app.git\"   # keep .git
+tags = false
+# branches = [\"main\"]
+
+# old mirrors
+# [mirror.old]
+# url = \"https://old/app.git\"
+"
+        );
+        let out = remove_mirror(&out, "github").unwrap();
+        assert_eq!(
+            out,
+            "\
+# Mirrors of app.git. Ask ops before changing.
+protected_branches = [\"main\", \"release/*\"] # as on the forge
+
+# old mirrors
+# [mirror.old]
+# url = \"https://old/app.git\"
+"
+        );
+        assert!(load(&out).mirrors.is_empty());
+    }
+
+    #[test]
+    fn remove_first_and_inline_mirrors() {
+        let text = "[mirror.a]\nurl = \"https://h/a.git\"\n\n[mirror.b]\nurl = \"https://h/b.git\"\n";
+        assert_eq!(
+            remove_mirror(text, "a").unwrap(),
+            "[mirror.b]\nurl = \"https://h/b.git\"\n"
+        );
+        assert_eq!(
+            remove_mirror(text, "b").unwrap(),
+            "[mirror.a]\nurl = \"https://h/a.git\"\n"
+        );
+        let text = "[mirror]\na = { url = \"https://h/a.git\" }\nb = { url = \"https://h/b.git\" }\n";
+        assert_eq!(
+            remove_mirror(text, "a").unwrap(),
+            "[mirror]\nb = { url = \"https://h/b.git\" }\n"
+        );
+        let err = remove_mirror(text, "c").unwrap_err();
+        assert!(matches!(&err, EditError::NoSuchMirror(n) if n == "c"), "{err}");
+        let err = remove_mirror("", "c").unwrap_err();
+        assert!(matches!(err, EditError::NoSuchMirror(_)), "{err}");
+    }
+
+    fn mode_of(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().permissions().mode() & 0o7777
+    }
+
+    fn leftovers(dir: &Path) -> Vec<String> {
+        fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect()
+    }
+
+    #[test]
+    fn edit_repo_file_round_trip() {
+        let dir = TempDir::new().unwrap();
+        let global = global(&dir);
+        let repo = dir.path().join("app.git");
+        fs::create_dir(&repo).unwrap();
+        let file = repo.join(REPO_CONFIG_FILE);
+
+        edit_repo_file(&repo, &global, |text| {
+            add_mirror(text, "github", &edit_url("https://github.com/acme/app.git"))
+        })
+        .unwrap();
+        assert_eq!(mode_of(&file), 0o644);
+        let config = load_repo(&repo, &global).unwrap();
+        assert_eq!(config.mirrors[0].url, "https://github.com/acme/app.git");
+
+        // The mode of an existing file is kept.
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o640)).unwrap();
+        let edit = MirrorEdit {
+            enabled: Some(false),
+            ..MirrorEdit::default()
+        };
+        edit_repo_file(&repo, &global, |text| set_mirror(text, "github", &edit)).unwrap();
+        assert_eq!(mode_of(&file), 0o640);
+        assert!(!load_repo(&repo, &global).unwrap().mirrors[0].enabled);
+
+        edit_repo_file(&repo, &global, |text| remove_mirror(text, "github")).unwrap();
+        assert!(load_repo(&repo, &global).unwrap().mirrors.is_empty());
+        assert!(leftovers(&repo).is_empty());
+    }
+
+    #[test]
+    fn edit_repo_file_refuses_a_result_that_would_not_load() {
+        let dir = TempDir::new().unwrap();
+        let global = global(&dir);
+        let repo = dir.path().join("app.git");
+        fs::create_dir(&repo).unwrap();
+        let file = repo.join(REPO_CONFIG_FILE);
+        fs::write(&file, COMMENTED).unwrap();
+
+        let edit = MirrorEdit {
+            password_file: Some("/t".into()),
+            password_env: Some("T".into()),
+            ..MirrorEdit::default()
+        };
+        let err = edit_repo_file(&repo, &global, |text| set_mirror(text, "github", &edit)).unwrap_err();
+        assert!(err.to_string().starts_with(&format!("{}: ", file.display())), "{err}");
+        assert!(err.to_string().contains("only one of"), "{err}");
+
+        let err = edit_repo_file(&repo, &global, |text| Ok(format!("{text}\nbogus = 1\n"))).unwrap_err();
+        let EditError::Config(ConfigError::Syntax { path, line, .. }) = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!((path, *line), (&file, 21));
+
+        // An inline password in a readable file is refused.
+        let err = edit_repo_file(&repo, &global, |text| {
+            Ok(text.replace("tags = false", "password = \"s3cret\""))
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+
+        assert_eq!(fs::read_to_string(&file).unwrap(), COMMENTED);
+        assert!(leftovers(&repo).is_empty());
+
+        // The callback's own errors come back as they are.
+        let err = edit_repo_file(&repo, &global, |text| remove_mirror(text, "nope")).unwrap_err();
+        assert!(matches!(err, EditError::NoSuchMirror(_)));
+    }
+
+    #[test]
+    fn edit_repo_file_reports_a_broken_file_by_its_name() {
+        let dir = TempDir::new().unwrap();
+        let repo = dir.path().join("app.git");
+        fs::create_dir(&repo).unwrap();
+        let file = repo.join(REPO_CONFIG_FILE);
+        fs::write(&file, "[mirror.a]\nurl = \n").unwrap();
+        let err = edit_repo_file(&repo, &global(&dir), |text| {
+            add_mirror(text, "b", &edit_url("https://h/b.git"))
+        })
+        .unwrap_err();
+        assert!(err.to_string().starts_with(&format!("{}:2:", file.display())), "{err}");
+    }
+
+    #[test]
+    fn new_file_with_an_inline_password_is_private() {
+        let dir = TempDir::new().unwrap();
+        let global = global(&dir);
+        let repo = dir.path().join("app.git");
+        fs::create_dir(&repo).unwrap();
+        edit_repo_file(&repo, &global, |_| {
+            Ok("[mirror.a]\nurl = \"https://h/a.git\"\npassword = \"s3cret\"\n".into())
+        })
+        .unwrap();
+        assert_eq!(mode_of(&repo.join(REPO_CONFIG_FILE)), 0o600);
+        let config = load_repo(&repo, &global).unwrap();
+        assert_eq!(config.mirrors[0].password, Some(SecretSource::Inline("s3cret".into())));
+    }
+
+    #[test]
+    fn a_symlinked_file_stays_a_symlink() {
+        let dir = TempDir::new().unwrap();
+        let global = global(&dir);
+        let repo = dir.path().join("app.git");
+        fs::create_dir(&repo).unwrap();
+        let real = dir.path().join("managed.toml");
+        fs::write(&real, "").unwrap();
+        std::os::unix::fs::symlink(&real, repo.join(REPO_CONFIG_FILE)).unwrap();
+        edit_repo_file(&repo, &global, |text| {
+            add_mirror(text, "a", &edit_url("https://h/a.git"))
+        })
+        .unwrap();
+        let link = fs::symlink_metadata(repo.join(REPO_CONFIG_FILE)).unwrap();
+        assert!(link.file_type().is_symlink());
+        assert!(fs::read_to_string(&real).unwrap().contains("[mirror.a]"));
+    }
+}

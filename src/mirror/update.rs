@@ -1,0 +1,860 @@
+//! One mirror update: observe the mirror, plan, push with leases, and record the outcome in the
+//! mirror's state. Shared by the worker and by `sync`; the caller holds the pair's push lock.
+
+mod deliver;
+mod lfs;
+mod split;
+mod steps;
+
+use crate::access::auth::remote_access;
+use crate::config::{GlobalConfig, MirrorConfig, RetryPolicy};
+use crate::git::{self, PushFlag, RemoteAccess};
+use crate::mirror::lfs::{LfsReport, LfsStatus};
+use crate::mirror::plan::{
+    self, Decision, Divergence, KeptReason, PendingHint, PlanInput, PlanWarning, Reach, RefChange,
+};
+use crate::mirror::refs::LocalRepo;
+use crate::mirror::state::{
+    KnownRef, KnownRefs, MirrorState, PushProgress, StateStore, UpdateStatus, known_local_values, known_remote_values,
+};
+use crate::util::failpoint;
+use crate::util::fsutil::{Durability, now_ms};
+use crate::util::oid::Oid;
+use anyhow::Result;
+use deliver::{Delivered, Lessons};
+use lfs::LfsProgress;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// What happened to one ref.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RefOutcome {
+    Created,
+    Updated,
+    Forced,
+    Deleted,
+    UpToDate,
+    /// Neither side has it.
+    Absent,
+    Divergent {
+        local: Oid,
+        remote: Oid,
+        why: Divergence,
+    },
+    Kept {
+        why: KeptReason,
+    },
+    Blocked {
+        by: String,
+    },
+    /// The mirror refused it, or it could not be pushed; retried later.
+    Rejected {
+        reason: String,
+    },
+    /// Not pushed because the mirror could not be given its LFS objects (`lfs_required`); retried later.
+    Held {
+        reason: String,
+    },
+    /// Not pushed in this update: it was refused together with others and the split of that
+    /// push ran out of budget; retried later.
+    Deferred {
+        reason: String,
+    },
+}
+
+impl RefOutcome {
+    /// Settled outcomes take the ref off the pending list (retrying cannot change them).
+    pub fn is_settled(&self) -> bool {
+        !matches!(
+            self,
+            RefOutcome::Rejected { .. } | RefOutcome::Held { .. } | RefOutcome::Deferred { .. }
+        )
+    }
+
+    /// Whether the ref makes the update fail.
+    pub fn is_failure(&self) -> bool {
+        matches!(
+            self,
+            RefOutcome::Divergent { .. }
+                | RefOutcome::Blocked { .. }
+                | RefOutcome::Rejected { .. }
+                | RefOutcome::Held { .. }
+                | RefOutcome::Deferred { .. }
+        )
+    }
+
+    /// One word for tables.
+    pub fn label(&self) -> &'static str {
+        match self {
+            RefOutcome::Created => "created",
+            RefOutcome::Updated => "updated",
+            RefOutcome::Forced => "forced",
+            RefOutcome::Deleted => "deleted",
+            RefOutcome::UpToDate => "up-to-date",
+            RefOutcome::Absent => "absent",
+            RefOutcome::Divergent { .. } => "divergent",
+            RefOutcome::Kept { .. } => "kept",
+            RefOutcome::Blocked { .. } => "blocked",
+            RefOutcome::Rejected { .. } => "rejected",
+            RefOutcome::Held { .. } => "held",
+            RefOutcome::Deferred { .. } => "deferred",
+        }
+    }
+
+    /// Why, in words, when there is more to say than the label.
+    pub fn detail(&self) -> String {
+        match self {
+            RefOutcome::Divergent { local, remote, why } => {
+                let why = match why {
+                    Divergence::NotFastForward => "the mirror has commits the local ref does not",
+                    Divergence::RemoteUnknown => "the mirror's commit is unknown locally",
+                    Divergence::TagMoved => "the tag points elsewhere on the mirror",
+                };
+                format!("{why} (local {}, mirror {})", local.short(), remote.short())
+            }
+            RefOutcome::Kept { why } => match why {
+                KeptReason::KeepDivergentRefs => "deleted locally; keep_divergent_refs keeps it on the mirror",
+                KeptReason::NoDefaultBranch => "deleted locally; no default branch to check it is merged",
+                KeptReason::RemoteNotMerged => "deleted locally with work not merged into the default branch",
+                KeptReason::LastLocalNotMerged => "deleted locally after unmerged commits were pushed to it",
+            }
+            .to_string(),
+            RefOutcome::Blocked { by } => format!("{by} occupies its path on the mirror"),
+            RefOutcome::Rejected { reason } | RefOutcome::Held { reason } | RefOutcome::Deferred { reason } => {
+                reason.clone()
+            }
+            _ => String::new(),
+        }
+    }
+}
+
+/// One ref's line in a report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefResult {
+    pub name: String,
+    pub outcome: RefOutcome,
+    /// The local value the decision was made for (`None`: absent locally).
+    pub local: Option<Oid>,
+    /// The mirror's value after the update, as far as known (meaningful for settled outcomes).
+    pub remote: Option<Oid>,
+}
+
+/// The result of one mirror update.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UpdateReport {
+    pub refs: Vec<RefResult>,
+    pub warnings: Vec<String>,
+    /// The mirror could not be reached or updated at all (redacted).
+    pub error: Option<String>,
+    /// What the LFS step did, when the update had LFS objects to send.
+    pub lfs: Option<LfsReport>,
+}
+
+impl UpdateReport {
+    fn failed(error: String) -> UpdateReport {
+        UpdateReport {
+            error: Some(error),
+            ..Default::default()
+        }
+    }
+
+    pub fn is_failure(&self) -> bool {
+        self.error.is_some() || self.refs.iter().any(|r| r.outcome.is_failure())
+    }
+
+    fn names_with(&self, pred: impl Fn(&RefOutcome) -> bool) -> Vec<&str> {
+        self.refs
+            .iter()
+            .filter(|r| pred(&r.outcome))
+            .map(|r| r.name.as_str())
+            .collect()
+    }
+
+    /// The `last_error` this report leaves, if any.
+    pub fn error_summary(&self) -> Option<String> {
+        if let Some(error) = &self.error {
+            return Some(error.clone());
+        }
+        let rejected: Vec<String> = self
+            .refs
+            .iter()
+            .filter_map(|r| match &r.outcome {
+                RefOutcome::Rejected { reason } => Some(format!("{} ({reason})", r.name)),
+                _ => None,
+            })
+            .collect();
+        let divergent = self.names_with(|o| matches!(o, RefOutcome::Divergent { .. }));
+        let blocked = self.names_with(|o| matches!(o, RefOutcome::Blocked { .. }));
+        let held = self.names_with(|o| matches!(o, RefOutcome::Held { .. }));
+        let deferred = self.names_with(|o| matches!(o, RefOutcome::Deferred { .. }));
+        let mut parts = Vec::new();
+        if !held.is_empty() {
+            let why = self.lfs.as_ref().and_then(LfsReport::error_summary).unwrap_or_default();
+            parts.push(format!(
+                "not pushed for want of LFS objects: {} ({why})",
+                held.join(", ")
+            ));
+        }
+        if !rejected.is_empty() {
+            parts.push(format!("rejected by the mirror: {}", rejected.join(", ")));
+        }
+        if !divergent.is_empty() {
+            parts.push(format!(
+                "{} divergent ref(s) left alone: {}",
+                divergent.len(),
+                divergent.join(", ")
+            ));
+        }
+        if !blocked.is_empty() {
+            parts.push(format!("blocked by a kept ref: {}", blocked.join(", ")));
+        }
+        if !deferred.is_empty() {
+            parts.push(format!(
+                "{} ref(s) refused with others, to be split further at the next attempt",
+                deferred.len()
+            ));
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+}
+
+/// How many times a ref whose lease failed is re-planned within one update.
+const LEASE_ATTEMPTS: usize = 3;
+
+/// Updates one mirror of one repository and records the outcome. `full`
+/// forces a full reconciliation (`sync`); otherwise the pending refs are
+/// reconciled (fully when the state asks for it).
+pub fn update_mirror(
+    store: &StateStore,
+    global: &GlobalConfig,
+    repo: &Path,
+    mirror: &MirrorConfig,
+    full: bool,
+) -> Result<UpdateReport> {
+    update_mirror_showing(store, global, repo, mirror, full, &|_| {})
+}
+
+/// [`update_mirror`] that also tells `show` how an update pushed in steps progresses.
+pub fn update_mirror_showing(
+    store: &StateStore,
+    global: &GlobalConfig,
+    repo: &Path,
+    mirror: &MirrorConfig,
+    full: bool,
+    show: &dyn Fn(&PushProgress),
+) -> Result<UpdateReport> {
+    let started = now_ms();
+    // `started` may be lost in a crash: the state before it is whole, and a dead worker's
+    // `started` is recovered anyway; the outcome below is written durably.
+    let before = store.update_mirror_with(repo, &mirror.name, Durability::OldOrNew, |state| {
+        state.update_status = UpdateStatus::Started;
+        state.last_update_started_at_ms = Some(started);
+        state.clone()
+    })?;
+    failpoint::hit("update.after_started");
+    // Known refs are tied to the mirror (URL and filters) they were learned for: another means
+    // a full reconciliation.
+    let identity = crate::mirror::verify::identity(mirror);
+    let learned = store.load_known_refs(repo, &mirror.name);
+    let same_mirror = learned.identity.as_ref() == Some(&identity);
+    let reach = crate::mirror::verify::reach(full, &before, same_mirror);
+    let known = learned.for_mirror(&identity);
+    let mut lessons = Lessons {
+        learned_max_push_size: before.learned_max_push_size,
+        rejected: before.rejected_refs.keys().cloned().collect(),
+    };
+    let journal = StateJournal {
+        store,
+        repo,
+        mirror: &mirror.name,
+        show,
+    };
+    let mut pushing = Pushing {
+        lessons: &mut lessons,
+        journal: &journal,
+    };
+    let report = match remote_access(mirror, global) {
+        Ok(access) => reconcile(repo, mirror, &access, &before, reach, &known, &mut pushing),
+        Err(e) => UpdateReport::failed(format!("{e:#}")),
+    };
+    failpoint::hit("update.after_push");
+    for warning in &report.warnings {
+        log::warn!("{}: mirror {}: {warning}", repo.display(), mirror.name);
+    }
+    let lost_refs = crate::mirror::verify::mirror_lost_refs(reach, &report, &known);
+    let fingerprint = record_known_refs(store, repo, mirror, reach, &report, known, same_mirror)?;
+    store.update_mirror(repo, &mirror.name, |state| {
+        record_outcome(state, &before, reach, &report, &global.retry);
+        state.learned_max_push_size = lessons.learned_max_push_size;
+        state.steps = None;
+        if fingerprint.is_some() {
+            state.known_refs_fingerprint = fingerprint;
+        }
+        crate::mirror::verify::record_update(state, reach, &report, started, lost_refs);
+    })?;
+    failpoint::hit("update.after_outcome");
+    Ok(report)
+}
+
+/// Folds the settled refs of a report into the known refs (local value
+/// decided for, mirror's value after); returns the new fingerprint of their
+/// local values, for the drift scan.
+fn record_known_refs(
+    store: &StateStore,
+    repo: &Path,
+    mirror: &MirrorConfig,
+    reach: Reach,
+    report: &UpdateReport,
+    old: KnownRefs,
+    same_mirror: bool,
+) -> Result<Option<String>> {
+    if report.error.is_some() {
+        return Ok(None);
+    }
+    let mut known = if reach == Reach::Everything {
+        KnownRefs::new()
+    } else {
+        old.clone()
+    };
+    for result in report.refs.iter().filter(|r| r.outcome.is_settled()) {
+        let entry = KnownRef {
+            local: result.local.clone(),
+            remote: result.remote.clone(),
+        };
+        if entry.local.is_none() && entry.remote.is_none() {
+            known.remove(&result.name);
+        } else {
+            known.insert(result.name.clone(), entry);
+        }
+    }
+    if known != old || !same_mirror {
+        store.save_known_refs(repo, &mirror.name, &crate::mirror::verify::identity(mirror), &known)?;
+    }
+    Ok(Some(crate::pipeline::drift::fingerprint(&known_local_values(&known))))
+}
+
+/// Reconciles with leases, re-planning refs whose lease failed.
+///
+/// Fast path: an incremental update first assumes the mirror still has the
+/// values it had after our last update (the known refs) instead of listing
+/// its refs: every change carries `--force-with-lease` on the assumed value,
+/// so a wrong assumption is rejected by the mirror, never acted on. Refs
+/// rejected on that first attempt are re-planned from a real `ls-remote`.
+fn reconcile(
+    repo: &Path,
+    mirror: &MirrorConfig,
+    access: &RemoteAccess,
+    before: &MirrorState,
+    reach: Reach,
+    known: &KnownRefs,
+    pushing: &mut Pushing<'_>,
+) -> UpdateReport {
+    let local_repo = match LocalRepo::open(repo) {
+        Ok(r) => r,
+        Err(e) => return UpdateReport::failed(format!("{e:#}")),
+    };
+    let mut pending: BTreeMap<String, PendingHint> = before
+        .pending
+        .iter()
+        .map(|(name, p)| {
+            (
+                name.clone(),
+                PendingHint {
+                    last_local: p.last_local.clone(),
+                },
+            )
+        })
+        .collect();
+    let assumed = known_remote_values(known);
+    let mut lfs = LfsProgress::new(repo, mirror, reach, before, &assumed);
+    let can_assume = reach == Reach::PendingOnly && before.known_refs_fingerprint.is_some();
+    let mut reach = reach;
+    let mut results: BTreeMap<String, RefResult> = BTreeMap::new();
+    let mut warnings = Vec::new();
+    for attempt in 1..=LEASE_ATTEMPTS {
+        let assuming = can_assume && attempt == 1;
+        let view = if assuming {
+            RemoteView::Assumed(&assumed)
+        } else {
+            RemoteView::Observed
+        };
+        let attempt_result = reconcile_once(
+            &local_repo,
+            repo,
+            mirror,
+            access,
+            &pending,
+            reach,
+            view,
+            &mut lfs,
+            pushing,
+        );
+        let (outcomes, plan_warnings) = match attempt_result {
+            Ok(done) => done,
+            Err(error) => {
+                let mut report = UpdateReport::failed(error);
+                report.refs = into_results(results);
+                report.lfs = lfs.report;
+                return report;
+            }
+        };
+        warnings.extend(plan_warnings);
+        let mut replan = BTreeMap::new();
+        for result in outcomes {
+            let lease_failed =
+                matches!(&result.outcome, RefOutcome::Rejected { reason } if git::means_remote_changed(reason));
+            let rejected = matches!(result.outcome, RefOutcome::Rejected { .. });
+            if (assuming && rejected) || (lease_failed && attempt < LEASE_ATTEMPTS) {
+                // The mirror is not as we assumed or moved since we looked: look (again) and re-plan.
+                let hint = pending.get(&result.name).cloned().unwrap_or_default();
+                replan.insert(result.name, hint);
+            } else {
+                results.insert(result.name.clone(), result);
+            }
+        }
+        if replan.is_empty() {
+            break;
+        }
+        pending = replan;
+        reach = Reach::PendingOnly;
+    }
+    warnings.dedup();
+    UpdateReport {
+        refs: into_results(results),
+        warnings,
+        error: None,
+        lfs: lfs.report,
+    }
+}
+
+fn into_results(results: BTreeMap<String, RefResult>) -> Vec<RefResult> {
+    results.into_values().collect()
+}
+
+type Outcomes = (Vec<RefResult>, Vec<String>);
+
+/// What pushing carries through the attempts of one update: what the mirror taught (kept in
+/// its state), and where progress goes.
+struct Pushing<'a> {
+    lessons: &'a mut Lessons,
+    journal: &'a dyn deliver::Journal,
+}
+
+/// Records what delivery reports in the mirror's state as it happens (a kill keeps it).
+struct StateJournal<'a> {
+    store: &'a StateStore,
+    repo: &'a Path,
+    mirror: &'a str,
+    show: &'a dyn Fn(&PushProgress),
+}
+
+impl StateJournal<'_> {
+    fn record(&self, what: &str, change: impl FnOnce(&mut MirrorState)) {
+        if let Err(e) = self
+            .store
+            .update_mirror_with(self.repo, self.mirror, Durability::OldOrNew, change)
+        {
+            log::warn!(
+                "{}: mirror {}: recording {what}: {e:#}",
+                self.repo.display(),
+                self.mirror
+            );
+        }
+    }
+}
+
+impl deliver::Journal for StateJournal<'_> {
+    fn progress(&self, progress: &PushProgress) {
+        (self.show)(progress);
+        // Only `status` reads it: the steps themselves are on the mirror, whatever happens here.
+        self.record("progress", |state| state.steps = Some(*progress));
+    }
+
+    fn learned(&self, max_push_size: u64) {
+        self.record("the mirror's push size limit", |state| {
+            state.learned_max_push_size = Some(max_push_size)
+        });
+    }
+}
+
+/// Where an attempt gets the mirror's refs from.
+#[derive(Clone, Copy)]
+enum RemoteView<'a> {
+    /// `git ls-remote`.
+    Observed,
+    /// The values known from our last update, verified by the leases.
+    Assumed(&'a BTreeMap<String, Oid>),
+}
+
+#[allow(clippy::too_many_arguments)]
+fn reconcile_once(
+    local_repo: &LocalRepo,
+    repo: &Path,
+    mirror: &MirrorConfig,
+    access: &RemoteAccess,
+    pending: &BTreeMap<String, PendingHint>,
+    reach: Reach,
+    view: RemoteView<'_>,
+    lfs: &mut LfsProgress,
+    pushing: &mut Pushing<'_>,
+) -> Result<Outcomes, String> {
+    let no_symbolic = BTreeSet::new();
+    let observed;
+    let (remote, remote_symbolic) = match view {
+        RemoteView::Assumed(assumed) => (assumed, &no_symbolic),
+        RemoteView::Observed => {
+            observed = git::ls_remote(repo, access, &[]).map_err(|e| e.to_string())?;
+            (&observed.direct, &observed.symbolic)
+        }
+    };
+    let local = match reach {
+        Reach::Everything => local_repo.all_refs(),
+        Reach::PendingOnly => local_repo.refs_named(pending.keys()),
+    }
+    .map_err(|e| format!("{e:#}"))?;
+    let head = local_repo.default_branch_commit().map_err(|e| format!("{e:#}"))?;
+    let input = PlanInput {
+        local: &local.direct,
+        local_symbolic: &local.symbolic,
+        remote,
+        remote_symbolic,
+        default_branch: head.as_ref(),
+        pending,
+        reach,
+        rules: &mirror.rules,
+    };
+    let push_plan = plan::plan(&input, local_repo);
+    let warnings = push_plan
+        .warnings
+        .iter()
+        .map(|w| match w {
+            PlanWarning::NoProtectedBranches => {
+                "only_protected_branches is set but the repository has no protected_branches: no branch is mirrored"
+                    .to_string()
+            }
+        })
+        .collect();
+    let held = lfs.before_push(repo, mirror, access, &push_plan, &local.direct, remote)?;
+    let changes: Vec<(String, RefChange)> = push_plan
+        .changes()
+        .filter(|(name, _)| !held.contains_key(*name))
+        .map(|(name, change)| (name.to_string(), change.clone()))
+        .collect();
+    let delivered = if changes.is_empty() {
+        BTreeMap::new()
+    } else {
+        let haves: Vec<Oid> = remote.values().cloned().collect();
+        deliver::deliver(
+            repo,
+            access,
+            mirror.push_limits,
+            pushing.lessons,
+            changes,
+            &haves,
+            pushing.journal,
+        )?
+    };
+    let outcomes = push_plan
+        .refs
+        .into_iter()
+        .map(|r| {
+            let local = local.direct.get(&r.name).cloned();
+            let (outcome, remote) = match r.decision {
+                Decision::Push(change) => {
+                    let outcome = match held.get(&r.name) {
+                        Some(reason) => RefOutcome::Held { reason: reason.clone() },
+                        None => push_outcome(&change, delivered.get(&r.name)),
+                    };
+                    (outcome, change.new_value().cloned())
+                }
+                Decision::UpToDate => (RefOutcome::UpToDate, local.clone()),
+                Decision::Absent => (RefOutcome::Absent, None),
+                Decision::Divergent { local, remote, why } => {
+                    let after = Some(remote.clone());
+                    (RefOutcome::Divergent { local, remote, why }, after)
+                }
+                Decision::Kept { why, remote } => (RefOutcome::Kept { why }, Some(remote)),
+                Decision::Blocked { by } => (RefOutcome::Blocked { by }, None),
+            };
+            RefResult {
+                name: r.name,
+                outcome,
+                local,
+                remote,
+            }
+        })
+        .collect();
+    Ok((outcomes, warnings))
+}
+
+fn push_outcome(change: &RefChange, delivered: Option<&Delivered>) -> RefOutcome {
+    match delivered {
+        None => RefOutcome::Rejected {
+            reason: "git reported no result for this ref".to_string(),
+        },
+        Some(Delivered::Refused(reason)) => RefOutcome::Rejected { reason: reason.clone() },
+        Some(Delivered::NotPushed(reason)) => RefOutcome::Deferred { reason: reason.clone() },
+        Some(Delivered::Landed(flag)) => match flag {
+            PushFlag::Rejected => RefOutcome::Rejected {
+                reason: "rejected".to_string(),
+            },
+            PushFlag::UpToDate => RefOutcome::UpToDate,
+            PushFlag::Deleted => RefOutcome::Deleted,
+            PushFlag::New => RefOutcome::Created,
+            PushFlag::Forced => RefOutcome::Forced,
+            PushFlag::FastForward => match change {
+                RefChange::Update { forced: true, .. } => RefOutcome::Forced,
+                _ => RefOutcome::Updated,
+            },
+        },
+    }
+}
+
+/// Backoff before attempt number `failures + 1`: exponential from `initial`,
+/// capped at `max`, with ±20 % jitter when enabled.
+pub fn backoff_ms(policy: &RetryPolicy, failures: u32) -> u64 {
+    let initial = u64::try_from(policy.initial.as_millis()).unwrap_or(u64::MAX);
+    let max = u64::try_from(policy.max.as_millis()).unwrap_or(u64::MAX);
+    let exponent = failures.saturating_sub(1).min(32);
+    let base = initial.saturating_mul(1u64 << exponent).min(max);
+    if !policy.jitter || base == 0 {
+        return base;
+    }
+    let noise = now_ms().wrapping_mul(0x9e3779b97f4a7c15) % 41; // 0..=40
+    (base / 100).saturating_mul(80 + noise)
+}
+
+/// Folds a report into the mirror's state: settled refs leave the pending
+/// list (unless re-reported meanwhile), divergent/kept sets and status follow.
+pub fn record_outcome(
+    state: &mut MirrorState,
+    snapshot: &MirrorState,
+    reach: Reach,
+    report: &UpdateReport,
+    retry: &RetryPolicy,
+) {
+    let now = now_ms();
+    let settled: BTreeSet<&str> = report
+        .refs
+        .iter()
+        .filter(|r| r.outcome.is_settled())
+        .map(|r| r.name.as_str())
+        .collect();
+    let full = reach == Reach::Everything && report.error.is_none();
+    for name in snapshot.pending.keys() {
+        // A ref planned and settled, or dropped by the planner (out of scope), is done.
+        let considered = report.refs.iter().any(|r| &r.name == name);
+        let done = report.error.is_none() && (settled.contains(name.as_str()) || !considered);
+        let unchanged = state.pending.get(name).map(|p| p.seq) == snapshot.pending.get(name).map(|p| p.seq);
+        if done && unchanged {
+            state.pending.remove(name);
+        }
+    }
+    if full && state.full_sync_seq == snapshot.full_sync_seq {
+        state.full_sync_seq = None;
+        state.divergent_refs.clear();
+        state.kept_refs.clear();
+    }
+    for result in &report.refs {
+        match &result.outcome {
+            RefOutcome::Divergent { .. } => {
+                state.divergent_refs.insert(result.name.clone());
+            }
+            RefOutcome::Kept { .. } => {
+                state.kept_refs.insert(result.name.clone());
+            }
+            RefOutcome::Rejected { .. } | RefOutcome::Blocked { .. } => {}
+            _ => {
+                state.divergent_refs.remove(&result.name);
+                state.kept_refs.remove(&result.name);
+            }
+        }
+        match &result.outcome {
+            RefOutcome::Rejected { reason } => {
+                state.rejected_refs.insert(result.name.clone(), reason.clone());
+            }
+            RefOutcome::Held { .. } | RefOutcome::Deferred { .. } => {}
+            _ => {
+                state.rejected_refs.remove(&result.name);
+            }
+        }
+    }
+    if let Some(lfs) = &report.lfs {
+        state.lfs_status = if lfs.is_complete() {
+            LfsStatus::Ok
+        } else {
+            LfsStatus::Failed
+        };
+        state.lfs_error = lfs.error_summary();
+        if lfs.pushed_without_objects {
+            state.lfs_incomplete = true;
+        } else if lfs.full && lfs.is_complete() && report.error.is_none() {
+            state.lfs_incomplete = false;
+        }
+    }
+    state.last_update_at_ms = Some(now);
+    state.last_error = report.error_summary();
+    let must_retry = report.error.is_some() || report.refs.iter().any(|r| !r.outcome.is_settled());
+    if must_retry {
+        state.consecutive_failures += 1;
+        state.update_status = if state.consecutive_failures >= retry.fail_after {
+            UpdateStatus::Failed
+        } else {
+            UpdateStatus::ToRetry
+        };
+        state.next_attempt_at_ms = Some(now.saturating_add(backoff_ms(retry, state.consecutive_failures)));
+    } else {
+        state.consecutive_failures = 0;
+        state.next_attempt_at_ms = None;
+        if report.is_failure() {
+            // Divergent or blocked refs: retrying cannot help; the next push re-evaluates them.
+            state.update_status = UpdateStatus::Failed;
+        } else {
+            state.update_status = UpdateStatus::Finished;
+            state.last_successful_update_at_ms = Some(now);
+        }
+    }
+    state.pending_since_ms = state.has_work().then_some(now);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mirror::state::PendingRef;
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            initial: Duration::from_secs(5),
+            max: Duration::from_secs(60),
+            fail_after: 3,
+            jitter: false,
+        }
+    }
+
+    fn state_with_pending(names: &[&str]) -> MirrorState {
+        let mut state = MirrorState::new(&PathBuf::from("/r"), "m");
+        for name in names {
+            state.add_pending(name, &PendingRef::default(), 1);
+        }
+        state
+    }
+
+    fn result(name: &str, outcome: RefOutcome) -> RefResult {
+        RefResult {
+            local: None,
+            remote: None,
+            name: name.to_string(),
+            outcome,
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let p = policy();
+        assert_eq!(backoff_ms(&p, 1), 5_000);
+        assert_eq!(backoff_ms(&p, 2), 10_000);
+        assert_eq!(backoff_ms(&p, 4), 40_000);
+        assert_eq!(backoff_ms(&p, 5), 60_000);
+        assert_eq!(backoff_ms(&p, 500), 60_000);
+        let jittered = backoff_ms(&RetryPolicy { jitter: true, ..p }, 2);
+        assert!((8_000..=12_000).contains(&jittered), "{jittered}");
+    }
+
+    #[test]
+    fn transport_failures_keep_everything_pending_then_fail() {
+        let mut state = state_with_pending(&["refs/heads/a"]);
+        let snapshot = state.clone();
+        let report = UpdateReport::failed("fatal: could not read from remote".into());
+        for expected in [UpdateStatus::ToRetry, UpdateStatus::ToRetry, UpdateStatus::Failed] {
+            record_outcome(&mut state, &snapshot, Reach::PendingOnly, &report, &policy());
+            assert_eq!(state.update_status, expected);
+        }
+        assert!(state.pending.contains_key("refs/heads/a"));
+        assert!(state.next_attempt_at_ms.is_some());
+        assert_eq!(state.last_error.as_deref(), Some("fatal: could not read from remote"));
+    }
+
+    #[test]
+    fn divergent_refs_fail_the_update_without_a_retry_loop() {
+        let mut state = state_with_pending(&["refs/heads/a", "refs/heads/b"]);
+        let snapshot = state.clone();
+        let oid = |c: char| Oid::parse(&c.to_string().repeat(40)).unwrap();
+        let report = UpdateReport {
+            refs: vec![
+                result(
+                    "refs/heads/a",
+                    RefOutcome::Divergent {
+                        local: oid('1'),
+                        remote: oid('2'),
+                        why: Divergence::NotFastForward,
+                    },
+                ),
+                result("refs/heads/b", RefOutcome::Updated),
+            ],
+            ..Default::default()
+        };
+        record_outcome(&mut state, &snapshot, Reach::PendingOnly, &report, &policy());
+        assert_eq!(state.update_status, UpdateStatus::Failed);
+        assert!(state.pending.is_empty(), "divergent refs are not retried in a loop");
+        assert_eq!(state.next_attempt_at_ms, None);
+        assert!(state.divergent_refs.contains("refs/heads/a"));
+        assert!(state.last_error.as_deref().unwrap().contains("refs/heads/a"));
+    }
+
+    #[test]
+    fn refs_reported_again_during_an_update_stay_pending() {
+        let mut state = state_with_pending(&["refs/heads/a"]);
+        let snapshot = state.clone();
+        state.add_pending("refs/heads/a", &PendingRef::default(), 2);
+        let report = UpdateReport {
+            refs: vec![result("refs/heads/a", RefOutcome::Updated)],
+            ..Default::default()
+        };
+        record_outcome(&mut state, &snapshot, Reach::PendingOnly, &report, &policy());
+        assert!(state.pending.contains_key("refs/heads/a"));
+        assert_eq!(state.update_status, UpdateStatus::Finished);
+        assert!(state.pending_since_ms.is_some());
+    }
+
+    #[test]
+    fn rejected_refs_are_retried_and_the_rest_settle() {
+        let mut state = state_with_pending(&["refs/heads/a", "refs/heads/b"]);
+        let snapshot = state.clone();
+        let report = UpdateReport {
+            refs: vec![
+                result(
+                    "refs/heads/a",
+                    RefOutcome::Rejected {
+                        reason: "pre-receive hook declined".into(),
+                    },
+                ),
+                result("refs/heads/b", RefOutcome::Created),
+            ],
+            ..Default::default()
+        };
+        record_outcome(&mut state, &snapshot, Reach::PendingOnly, &report, &policy());
+        assert_eq!(state.update_status, UpdateStatus::ToRetry);
+        assert_eq!(state.pending.keys().collect::<Vec<_>>(), vec!["refs/heads/a"]);
+        assert!(state.last_error.unwrap().contains("pre-receive hook declined"));
+    }
+
+    #[test]
+    fn success_clears_errors_and_records_the_time() {
+        let mut state = state_with_pending(&["refs/heads/a"]);
+        state.last_error = Some("old".into());
+        state.consecutive_failures = 2;
+        let snapshot = state.clone();
+        let report = UpdateReport {
+            refs: vec![result("refs/heads/a", RefOutcome::Created)],
+            ..Default::default()
+        };
+        record_outcome(&mut state, &snapshot, Reach::PendingOnly, &report, &policy());
+        assert_eq!(state.update_status, UpdateStatus::Finished);
+        assert_eq!(state.last_error, None);
+        assert_eq!(state.consecutive_failures, 0);
+        assert!(state.last_successful_update_at_ms.is_some());
+        assert_eq!(state.pending_since_ms, None);
+    }
+}

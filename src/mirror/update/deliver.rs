@@ -1,0 +1,547 @@
+//! Delivers the planned changes of one update to the mirror and says what became of each ref.
+//! One push when the mirror takes it; otherwise: refs the mirror refused last time are pushed
+//! alone first, a push refused as a whole is split ([`split`]), an update over the mirror's
+//! size limit goes in steps ([`steps`]) — and a push refused as too large or cut off by the
+//! time limit makes the steps smaller, remembered for the next update —, and refs a mirror
+//! did not confirm (no `report-status`) are checked by looking at the mirror.
+
+use super::split::{self, Attempt, Split};
+use super::steps::{self, History, Limits, Step};
+use crate::config::PushLimits;
+use crate::git::remote_words::{lines_about, names_ref, with_words};
+use crate::git::{self, GitError, PushFlag, PushedRef, RemoteAccess};
+use crate::mirror::plan::RefChange;
+use crate::mirror::state::PushProgress;
+use crate::util::oid::Oid;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::Path;
+
+/// Pushes cut off by the time limit in a row after which an update gives up: a hung mirror
+/// costs that many timeouts, a slow one gets smaller steps for as long as they land.
+const MAX_TIMEOUTS_IN_A_ROW: u32 = 2;
+
+/// What became of one ref.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Delivered {
+    /// On the mirror; the flag of its (first) push.
+    Landed(PushFlag),
+    /// The mirror refused it, or git did not send it (a failed lease): the reason, with the
+    /// mirror's words.
+    Refused(String),
+    /// Not pushed in this update: refused together with others when the split budget ran out.
+    NotPushed(String),
+}
+
+/// What the mirror's past updates taught, carried from one update to the next in its state.
+#[derive(Clone, Debug, Default)]
+pub struct Lessons {
+    /// The largest push the mirror took, from its refusals and timeouts.
+    pub learned_max_push_size: Option<u64>,
+    /// Refs it refused at the last update: pushed alone, so they do not sink the others' push.
+    pub rejected: BTreeSet<String>,
+}
+
+/// Where delivery reports as it goes, so that a kill loses nothing learned: the progress of a
+/// stepped update (to the state, and to `sync`'s terminal), and each lowered push size limit.
+pub trait Journal {
+    fn progress(&self, progress: &PushProgress);
+    fn learned(&self, max_push_size: u64);
+}
+
+/// Delivers `changes` (ref name → change planned against `haves`, the mirror's values). An
+/// error means the mirror cannot be pushed to now (retried later); what landed before it is
+/// on the mirror and found there by the next attempt.
+pub fn deliver(
+    git_dir: &Path,
+    access: &RemoteAccess,
+    limits: PushLimits,
+    lessons: &mut Lessons,
+    changes: Vec<(String, RefChange)>,
+    haves: &[Oid],
+    journal: &dyn Journal,
+) -> Result<BTreeMap<String, Delivered>, String> {
+    let mut delivery = Delivery {
+        git_dir,
+        access,
+        configured: limits,
+        lessons,
+        journal,
+        budget: split::budget_for(changes.len()),
+        finals: changes.iter().cloned().collect(),
+        first_flags: BTreeMap::new(),
+        on_mirror: changes
+            .iter()
+            .map(|(name, change)| (name.clone(), change.expected_remote().cloned()))
+            .collect(),
+        haves: haves.iter().cloned().collect(),
+        unconfirmed: BTreeSet::new(),
+        results: BTreeMap::new(),
+        counts: PushProgress::default(),
+        timeouts_in_a_row: 0,
+    };
+    let (alone, together): (Vec<_>, Vec<_>) = if changes.len() > 1 {
+        changes
+            .into_iter()
+            .partition(|(name, _)| delivery.lessons.rejected.contains(name))
+    } else {
+        (Vec::new(), changes)
+    };
+    delivery.run(alone, true)?;
+    delivery.run(together, false)?;
+    delivery.verify_unconfirmed()?;
+    Ok(delivery.results)
+}
+
+struct Delivery<'a> {
+    git_dir: &'a Path,
+    access: &'a RemoteAccess,
+    configured: PushLimits,
+    lessons: &'a mut Lessons,
+    journal: &'a dyn Journal,
+    /// Pushes that splitting refused pushes may still cost.
+    budget: usize,
+    /// The change each ref must end with.
+    finals: BTreeMap<String, RefChange>,
+    /// The flag of each ref's first landed push (a created branch stays "created" through its steps).
+    first_flags: BTreeMap<String, PushFlag>,
+    /// Each ref's value on the mirror as far as we know (`None`: absent).
+    on_mirror: BTreeMap<String, Option<Oid>>,
+    /// What the mirror has, for size estimates: its values and everything pushed since.
+    haves: BTreeSet<Oid>,
+    /// Refs git reported as pushed to a mirror that did not confirm it.
+    unconfirmed: BTreeSet<String>,
+    results: BTreeMap<String, Delivered>,
+    counts: PushProgress,
+    /// Pushes cut off by the time limit since the last one that was not.
+    timeouts_in_a_row: u32,
+}
+
+/// What the mirror did with one ref of one push.
+enum Verdict {
+    Landed {
+        flag: PushFlag,
+        confirmed: bool,
+    },
+    Refused(String),
+    /// Refused (or cut off) for the size of the push it was in; `certain` when the mirror said so.
+    TooLarge {
+        message: String,
+        certain: bool,
+    },
+}
+
+/// A push that could not be made at all.
+enum Halt {
+    TimedOut(String),
+    Failed(String),
+}
+
+impl Delivery<'_> {
+    fn limits(&self, one_ref_per_push: bool) -> Limits {
+        let max_bytes = match (self.configured.max_bytes, self.lessons.learned_max_push_size) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Limits {
+            max_bytes,
+            max_refs: if one_ref_per_push {
+                Some(1)
+            } else {
+                self.configured.max_refs
+            },
+        }
+    }
+
+    fn plan(&self, changes: &[(String, RefChange)], one_ref_per_push: bool) -> Result<Vec<Step>, String> {
+        let haves: Vec<Oid> = self.haves.iter().cloned().collect();
+        steps::plan_steps(changes, self.limits(one_ref_per_push), &haves, &GitHistory(self))
+    }
+
+    /// Pushes `changes` step by step, re-planning with smaller steps when a push is too large or
+    /// does not finish within the time limit.
+    fn run(&mut self, changes: Vec<(String, RefChange)>, one_ref_per_push: bool) -> Result<(), String> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut queue: VecDeque<Step> = self.plan(&changes, one_ref_per_push)?.into();
+        self.counts.total += queue.len();
+        if queue.len() > 1 {
+            log::info!(
+                "mirror {}: pushing {} ref(s) in {} steps",
+                self.access.mirror,
+                changes.len(),
+                queue.len()
+            );
+        }
+        while let Some(step) = queue.pop_front() {
+            let todo: Vec<(String, RefChange)> = step
+                .changes
+                .into_iter()
+                .filter(|(name, _)| !self.results.contains_key(name))
+                .collect();
+            if todo.is_empty() {
+                self.counts.total = self.counts.total.saturating_sub(1);
+                continue;
+            }
+            let verdicts = match self.push_group(&todo) {
+                Ok(verdicts) => verdicts,
+                Err(Halt::Failed(error)) => return Err(error),
+                Err(Halt::TimedOut(error)) => {
+                    // A slow link, or a hung mirror: smaller steps, while they keep landing.
+                    let bytes = self.size_of(&todo, step.bytes)?;
+                    self.timeouts_in_a_row += 1;
+                    self.learn_smaller(bytes, None, one_ref_per_push, "did not finish within the time limit");
+                    match self.replan_smaller(&todo, bytes, &queue, one_ref_per_push)? {
+                        Some(replanned) if self.timeouts_in_a_row < MAX_TIMEOUTS_IN_A_ROW => {
+                            queue = replanned;
+                            continue;
+                        }
+                        _ => return Err(error),
+                    }
+                }
+            };
+            self.timeouts_in_a_row = 0;
+            let mut too_large = Vec::new();
+            for (name, verdict) in verdicts {
+                match verdict {
+                    Verdict::Landed { flag, confirmed } => self.landed(&name, &todo, flag, confirmed),
+                    Verdict::Refused(reason) => {
+                        self.results.insert(name, Delivered::Refused(reason));
+                    }
+                    Verdict::TooLarge { message, certain } => too_large.push((name, message, certain)),
+                }
+            }
+            if too_large.is_empty() {
+                self.counts.done += 1;
+                self.counts.bytes_sent += step.bytes.unwrap_or(0);
+                if self.counts.total > 1 {
+                    self.journal.progress(&self.counts);
+                }
+                continue;
+            }
+            let refused: Vec<(String, RefChange)> = todo
+                .iter()
+                .filter(|(name, _)| too_large.iter().any(|(n, _, _)| n == name))
+                .cloned()
+                .collect();
+            let bytes = self.size_of(&todo, step.bytes)?;
+            let said = too_large.iter().find_map(|(_, m, _)| git::size_limit_in(m));
+            self.learn_smaller(bytes, said, one_ref_per_push, "was too large for the mirror");
+            match self.replan_smaller(&refused, bytes, &queue, one_ref_per_push)? {
+                Some(replanned) => queue = replanned,
+                None => {
+                    // One ref that cannot be cut smaller than what was refused.
+                    let (name, message, certain) = &too_large[0];
+                    if !certain {
+                        return Err(message.clone());
+                    }
+                    self.results.insert(name.clone(), Delivered::Refused(message.clone()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The estimated size of a push: the step's own estimate, or one asked of git.
+    fn size_of(&self, pushed: &[(String, RefChange)], estimated: Option<u64>) -> Result<u64, String> {
+        match estimated {
+            Some(bytes) => Ok(bytes),
+            None => self.estimate(pushed),
+        }
+    }
+
+    /// Lowers the push size limit after a push of `bytes` failed for its size: under the limit
+    /// the mirror names, or half; always smaller than before, so that shrinking ends.
+    fn learn_smaller(&mut self, bytes: u64, said: Option<u64>, one_ref_per_push: bool, why: &str) {
+        let wanted = match said.filter(|limit| *limit < bytes) {
+            Some(limit) => limit / 10 * 9,
+            None => bytes / 2,
+        };
+        let before = self.limits(one_ref_per_push).max_bytes.unwrap_or(u64::MAX);
+        let learned = wanted.min(before.saturating_sub(1)).max(1);
+        self.lessons.learned_max_push_size = Some(learned);
+        self.journal.learned(learned);
+        log::warn!(
+            "mirror {}: a push of about {} {why}; pushing in steps of at most {}",
+            self.access.mirror,
+            crate::util::size::ByteSize(bytes),
+            crate::util::size::ByteSize(learned)
+        );
+    }
+
+    /// New steps, under the lowered limit, for the refs of a failed push and the rest of the
+    /// queue; `None` when the failed push was one ref that cannot be cut smaller.
+    fn replan_smaller(
+        &mut self,
+        failed: &[(String, RefChange)],
+        failed_bytes: u64,
+        queue: &VecDeque<Step>,
+        one_ref_per_push: bool,
+    ) -> Result<Option<VecDeque<Step>>, String> {
+        let remaining = self.remaining(failed.iter().map(|(n, _)| n.as_str()), queue);
+        let replanned = self.plan(&remaining, one_ref_per_push)?;
+        let cannot_shrink = failed.len() == 1
+            && replanned
+                .iter()
+                .filter(|s| s.changes.iter().any(|(n, _)| *n == failed[0].0))
+                .all(|s| s.changes.len() == 1 && s.bytes.is_some_and(|b| b >= failed_bytes));
+        if cannot_shrink {
+            return Ok(None);
+        }
+        self.counts.total = self.counts.done + replanned.len();
+        Ok(Some(replanned.into()))
+    }
+
+    /// Each ref's change from its value on the mirror now to its final value: the refs
+    /// named first, then those of the queue, once each, without those already decided.
+    fn remaining<'n>(&self, first: impl Iterator<Item = &'n str>, queue: &VecDeque<Step>) -> Vec<(String, RefChange)> {
+        let mut seen = BTreeSet::new();
+        let names = first
+            .map(str::to_string)
+            .chain(queue.iter().flat_map(|s| s.changes.iter().map(|(n, _)| n.clone())));
+        let mut out = Vec::new();
+        for name in names {
+            if self.results.contains_key(&name) || !seen.insert(name.clone()) {
+                continue;
+            }
+            let Some(last) = self.finals.get(&name) else { continue };
+            let change = match (self.on_mirror.get(&name).cloned().flatten(), last) {
+                (Some(now), RefChange::Create { new } | RefChange::Update { new, .. })
+                    if Some(&now) != last.expected_remote() =>
+                {
+                    RefChange::Update {
+                        old: now,
+                        new: new.clone(),
+                        forced: false,
+                    }
+                }
+                _ => last.clone(),
+            };
+            out.push((name, change));
+        }
+        out
+    }
+
+    fn landed(&mut self, name: &str, pushed: &[(String, RefChange)], flag: PushFlag, confirmed: bool) {
+        let Some((_, change)) = pushed.iter().find(|(n, _)| n == name) else {
+            return;
+        };
+        let value = change.new_value().cloned();
+        if let Some(oid) = &value {
+            self.haves.insert(oid.clone());
+        }
+        self.on_mirror.insert(name.to_string(), value.clone());
+        let first = *self.first_flags.entry(name.to_string()).or_insert(flag);
+        if !confirmed {
+            self.unconfirmed.insert(name.to_string());
+        }
+        if self.finals.get(name).map(RefChange::new_value) == Some(value.as_ref()) {
+            self.results.insert(name.to_string(), Delivered::Landed(first));
+        }
+    }
+
+    fn estimate(&self, changes: &[(String, RefChange)]) -> Result<u64, String> {
+        let tips: Vec<&Oid> = changes.iter().filter_map(|(_, c)| c.new_value()).collect();
+        let haves: Vec<&Oid> = self.haves.iter().collect();
+        GitHistory(self).size(&tips, &haves)
+    }
+
+    /// One step's push, split while the mirror refuses it as a whole.
+    fn push_group(&mut self, changes: &[(String, RefChange)]) -> Result<Vec<(String, Verdict)>, Halt> {
+        let by_name: BTreeMap<&str, &RefChange> = changes.iter().map(|(n, c)| (n.as_str(), c)).collect();
+        let mut budget = self.budget;
+        let (git_dir, access) = (self.git_dir, self.access);
+        let mut push = |group: &[String]| -> Result<Attempt<Verdict>, Halt> {
+            let group: Vec<(&str, &RefChange)> = group.iter().map(|n| (n.as_str(), by_name[n.as_str()])).collect();
+            push_once(git_dir, access, &group)
+        };
+        let mut verdicts = Vec::new();
+        for group in git::split_by_argument_size(&changes.iter().map(|(n, c)| (n.as_str(), c)).collect::<Vec<_>>()) {
+            let group: Vec<String> = group.iter().map(|(n, _)| n.to_string()).collect();
+            for (name, split) in split::push_splitting(&group, &mut budget, &mut push)? {
+                let verdict = match split {
+                    Split::Judged(verdict) => verdict,
+                    Split::RefusedAlone(reason) => Verdict::Refused(reason),
+                    Split::Unsplit(reason) => {
+                        self.results.insert(name, Delivered::NotPushed(reason));
+                        continue;
+                    }
+                };
+                verdicts.push((name, verdict));
+            }
+        }
+        self.budget = budget;
+        Ok(verdicts)
+    }
+
+    /// Looks at the mirror for the refs it did not confirm: what it shows is what landed.
+    fn verify_unconfirmed(&mut self) -> Result<(), String> {
+        let unconfirmed: Vec<String> = std::mem::take(&mut self.unconfirmed)
+            .into_iter()
+            .filter(|name| matches!(self.results.get(name), Some(Delivered::Landed(_))))
+            .collect();
+        if unconfirmed.is_empty() {
+            return Ok(());
+        }
+        let observed = git::ls_remote(self.git_dir, self.access, &[]).map_err(|e| e.to_string())?;
+        for name in unconfirmed {
+            let expected = self.finals.get(&name).and_then(RefChange::new_value);
+            if observed.direct.get(&name) != expected {
+                self.results.insert(
+                    name,
+                    Delivered::Refused(
+                        "the mirror did not confirm the push (it offers no report-status) and does not show the new value"
+                            .to_string(),
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reasons for refusing a ref that are about the push as a whole, not about the ref: when every
+/// ref sent is refused so, the push is split.
+fn refuses_the_whole_push(reason: &str) -> bool {
+    matches!(
+        reason,
+        "pre-receive hook declined" | "unpacker error" | "n/a (unpacker error)" | "failed" | "failure"
+    )
+}
+
+/// One `git push` of `group`, reduced to what splitting and stepping need.
+fn push_once(git_dir: &Path, access: &RemoteAccess, group: &[(&str, &RefChange)]) -> Result<Attempt<Verdict>, Halt> {
+    let outcome = match git::push(git_dir, access, group) {
+        Ok(outcome) => outcome,
+        Err(GitError::TimedOut(limit)) => return Err(Halt::TimedOut(GitError::TimedOut(limit).to_string())),
+        Err(GitError::TooLarge(message)) => return Ok(all_too_large(group, &message, true)),
+        Err(GitError::Dropped(message)) => return Ok(all_too_large(group, &message, false)),
+        Err(other) => return Err(Halt::Failed(other.to_string())),
+    };
+    let reported: BTreeMap<&str, &PushedRef> = outcome.refs.iter().map(|r| (r.name.as_str(), r)).collect();
+    // Refused by the mirror itself (`[remote rejected]`), as opposed to refused by git before
+    // anything was sent (a failed lease) or up to date.
+    let sent_and_refused: Vec<&PushedRef> = outcome
+        .refs
+        .iter()
+        .filter(|r| r.flag == PushFlag::Rejected && r.summary.starts_with("[remote rejected]"))
+        .collect();
+    let any_sent_landed = outcome
+        .refs
+        .iter()
+        .any(|r| !matches!(r.flag, PushFlag::Rejected | PushFlag::UpToDate));
+    let words = &outcome.remote_lines;
+    let whole = !any_sent_landed
+        && !sent_and_refused.is_empty()
+        && sent_and_refused
+            .iter()
+            .all(|r| r.reason.as_deref().is_some_and(refuses_the_whole_push));
+    let judge = |name: &str| -> Verdict {
+        let Some(pushed) = reported.get(name) else {
+            return Verdict::Refused("git reported no result for this ref".to_string());
+        };
+        if pushed.landed() {
+            return Verdict::Landed {
+                flag: pushed.flag,
+                confirmed: outcome.confirmed,
+            };
+        }
+        let reason = pushed.reason.clone().unwrap_or_else(|| pushed.summary.clone());
+        if pushed.summary.starts_with("[remote failure]") {
+            // The mirror took the push but did not say how it went: look at it afterwards.
+            let change = group.iter().find(|(n, _)| *n == name).map(|(_, c)| *c);
+            return Verdict::Landed {
+                flag: change.map_or(PushFlag::FastForward, flag_of),
+                confirmed: false,
+            };
+        }
+        if !pushed.summary.starts_with("[remote") {
+            return Verdict::Refused(reason);
+        }
+        let refused: Vec<&str> = sent_and_refused.iter().map(|r| r.name.as_str()).collect();
+        Verdict::Refused(with_words(&reason, &lines_about(words, name, &refused)))
+    };
+    let all_words: Vec<&str> = words.iter().map(String::as_str).collect();
+    if whole && git::says_too_large(&all_words.join("\n")) {
+        let message = with_words(sent_and_refused[0].reason.as_deref().unwrap_or("refused"), &all_words);
+        let refused: BTreeSet<&str> = sent_and_refused.iter().map(|r| r.name.as_str()).collect();
+        return Ok(Attempt::Judged(
+            group
+                .iter()
+                .map(|(name, _)| {
+                    let verdict = if refused.contains(name) {
+                        Verdict::TooLarge {
+                            message: message.clone(),
+                            certain: true,
+                        }
+                    } else {
+                        judge(name)
+                    };
+                    (name.to_string(), verdict)
+                })
+                .collect(),
+        ));
+    }
+    if whole {
+        let refused: BTreeSet<&str> = sent_and_refused.iter().map(|r| r.name.as_str()).collect();
+        let reason = sent_and_refused[0].reason.clone().unwrap_or_default();
+        let named = refused
+            .iter()
+            .filter(|name| words.iter().any(|line| names_ref(line, name)))
+            .map(|n| n.to_string())
+            .collect();
+        return Ok(Attempt::RefusedWhole {
+            refused: refused.iter().map(|n| n.to_string()).collect(),
+            named,
+            reason: with_words(&reason, &all_words),
+            others: group
+                .iter()
+                .filter(|(name, _)| !refused.contains(name))
+                .map(|(name, _)| (name.to_string(), judge(name)))
+                .collect(),
+        });
+    }
+    Ok(Attempt::Judged(
+        group.iter().map(|(name, _)| (name.to_string(), judge(name))).collect(),
+    ))
+}
+
+/// The flag git shows for a change that landed.
+fn flag_of(change: &RefChange) -> PushFlag {
+    match change {
+        RefChange::Create { .. } => PushFlag::New,
+        RefChange::Update { forced: true, .. } => PushFlag::Forced,
+        RefChange::Update { .. } => PushFlag::FastForward,
+        RefChange::Delete { .. } => PushFlag::Deleted,
+    }
+}
+
+fn all_too_large(group: &[(&str, &RefChange)], message: &str, certain: bool) -> Attempt<Verdict> {
+    Attempt::Judged(
+        group
+            .iter()
+            .map(|(name, _)| {
+                let verdict = Verdict::TooLarge {
+                    message: message.to_string(),
+                    certain,
+                };
+                (name.to_string(), verdict)
+            })
+            .collect(),
+    )
+}
+
+/// The planner's view of the repository, through git.
+struct GitHistory<'d, 'a>(&'d Delivery<'a>);
+
+impl History for GitHistory<'_, '_> {
+    fn size(&self, tips: &[&Oid], haves: &[&Oid]) -> Result<u64, String> {
+        git::history::disk_usage(self.0.git_dir, tips, haves, self.0.access.timeout)
+            .map_err(|e| format!("estimating the size of a push: {e}"))
+    }
+
+    fn states(&self, to: &Oid, from: Option<&Oid>, haves: &[&Oid]) -> Result<Vec<Oid>, String> {
+        git::history::first_parent_states(self.0.git_dir, to, from, haves, self.0.access.timeout)
+            .map_err(|e| format!("listing the history of a push: {e}"))
+    }
+}

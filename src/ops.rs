@@ -1,0 +1,7 @@
+//! Operating the tool: status and metrics reports, installing the hook (plain, Gitea/Forgejo, gitolite), the log file.
+
+pub mod hosts;
+pub mod install;
+pub mod logfile;
+pub mod metrics;
+pub mod status;

@@ -1,0 +1,387 @@
+//! Status reports: per mirror, what GitLab shows on its mirror page, as a table or as JSON.
+
+use crate::access::remote_url::{display_url, redact_url};
+use crate::config::{self, GlobalConfig};
+use crate::mirror::lfs::LfsStatus;
+use crate::mirror::plan::MirrorRules;
+use crate::mirror::state::{MirrorState, PushProgress, RepoRecord, StateStore, UpdateStatus};
+use crate::pipeline::health::{Spooled, spooled_refs};
+use crate::util::size::ByteSize;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, UNIX_EPOCH};
+
+/// One mirror's status. Field names are stable: `status --json` prints these.
+#[derive(Debug, Serialize, Clone, PartialEq, Eq)]
+pub struct MirrorStatus {
+    pub repo: PathBuf,
+    pub mirror: String,
+    /// Redacted.
+    pub url: String,
+    pub enabled: bool,
+    pub update_status: &'static str,
+    pub last_update_at: Option<String>,
+    pub last_update_started_at: Option<String>,
+    pub last_successful_update_at: Option<String>,
+    pub last_error: Option<String>,
+    pub divergent_refs: Vec<String>,
+    pub kept_refs: Vec<String>,
+    pub pending_refs: Vec<String>,
+    /// A full reconciliation is owed.
+    pub full_sync_pending: bool,
+    pub consecutive_failures: u32,
+    pub next_attempt_at: Option<String>,
+    /// `none` (no LFS objects sent yet), `ok`, or `failed` (see `lfs_error`).
+    pub lfs_status: &'static str,
+    /// Why the last LFS upload failed or which objects the repository lacks (redacted).
+    pub lfs_error: Option<String>,
+    /// Refs the mirror refused at the last update, with its reason (its own words when it gave any).
+    pub rejected_refs: Vec<RejectedRef>,
+    /// How far an update pushed in steps has got (while `update_status` is `started`).
+    pub steps: Option<PushProgress>,
+    /// The largest push the mirror takes, as learned from its refusals and timeouts (bytes).
+    pub learned_max_push_size: Option<u64>,
+    /// Why nothing is being pushed, when that is the case (silent mode, disabled, broken config).
+    pub note: Option<String>,
+    /// When the mirror's refs were last checked against what it was given (a full
+    /// reconciliation or a `verify_interval` check).
+    pub last_verified_at: Option<String>,
+    /// The repository's `push-mirror.toml` (or the global file) cannot be used: nothing of
+    /// this repository is mirrored until it is fixed (`file:line:column: what is wrong`).
+    pub config_error: Option<String>,
+    /// The pair's state cannot be read (corrupt: the worker moves it aside and rebuilds it)
+    /// or the repository's changes cannot be recorded (a full disk, an unwritable state directory).
+    pub state_error: Option<String>,
+    /// When the oldest pending change arrived (for `metrics`).
+    #[serde(skip)]
+    pub pending_since_ms: Option<u64>,
+}
+
+/// A ref the mirror refused, and why.
+#[derive(Debug, Serialize, Clone, PartialEq, Eq)]
+pub struct RejectedRef {
+    #[serde(rename = "ref")]
+    pub name: String,
+    pub reason: String,
+}
+
+/// RFC 3339 UTC time of a millisecond timestamp; times past what RFC 3339
+/// can write (a backoff configured for ever) show as its last second.
+pub fn format_time(ms: u64) -> String {
+    const LAST_RFC3339_MS: u64 = 253_402_300_799_000; // 9999-12-31T23:59:59Z
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms.min(LAST_RFC3339_MS))).to_string()
+}
+
+/// The statuses of a set of repositories, and the configuration errors met.
+#[derive(Debug, Default)]
+pub struct Collected {
+    pub statuses: Vec<MirrorStatus>,
+    /// One message per repository whose configuration cannot be read; its
+    /// mirrors with saved state are still listed, with `config_error`.
+    pub config_errors: Vec<String>,
+}
+
+/// Collects the status of every mirror of `repos`. Nothing about one repository keeps the
+/// others from being reported: a broken configuration, a corrupt or unreadable state file, or
+/// changes that cannot be recorded show as that repository's (or pair's) `config_error` or
+/// `state_error`, with `update_status: failed`.
+pub fn collect(global: &GlobalConfig, repos: &[PathBuf]) -> Collected {
+    let store = StateStore::new(&global.state_dir);
+    let spooled = spooled_refs(&global.spool_dir);
+    let mut collected = Collected::default();
+    for repo in repos {
+        collect_repo(&store, global, repo, spooled.get(repo), &mut collected);
+    }
+    collected
+}
+
+/// Every repository `status` and `metrics` cover without arguments (see
+/// [`crate::config::fleet::all_repos`]); what cannot be searched is reported, and the rest still counts.
+pub fn all_repos(global: &GlobalConfig) -> (Vec<PathBuf>, Vec<String>) {
+    let store = StateStore::new(&global.state_dir);
+    match crate::config::fleet::all_repos(global, &store) {
+        Ok(repos) => (repos, Vec::new()),
+        Err(e) => {
+            let problem = format!("{e:#}");
+            let known = store.known_repos().unwrap_or_default();
+            (known, vec![problem])
+        }
+    }
+}
+
+/// One configured (or, with a broken configuration, remembered) mirror of a repository.
+struct Listed {
+    name: String,
+    url: String,
+    enabled: bool,
+    rules: Option<MirrorRules>,
+}
+
+fn collect_repo(
+    store: &StateStore,
+    global: &GlobalConfig,
+    repo: &Path,
+    spooled: Option<&Spooled>,
+    collected: &mut Collected,
+) {
+    // Refs reported but not yet handed to the mirrors, in the record or still in the spool.
+    let (record, record_error) = match store.load_record(repo) {
+        Ok(record) => (record.unwrap_or_default(), None),
+        Err(e) => (
+            RepoRecord::default(),
+            Some(format!(
+                "{e:#}; changes it held may be lost: the worker moves it aside and reconciles every mirror in full"
+            )),
+        ),
+    };
+    // Pushes still in the spool are normal for a moment; when the state cannot take them, say so.
+    let unwritable = spooled
+        .and_then(|_| store.check_writable(repo).err())
+        .map(|e| format!("changes of this repository cannot be recorded, so they wait in the spool: {e:#}"));
+    let repo_state_error = record_error.or(unwritable);
+    let (listed, config_error): (Vec<Listed>, Option<String>) = match config::load_repo(repo, global) {
+        Ok(cfg) => {
+            let listed = cfg
+                .mirrors
+                .iter()
+                .map(|m| Listed {
+                    name: m.name.clone(),
+                    url: display_url(&m.url, m.password.is_some()),
+                    enabled: m.enabled,
+                    rules: Some(m.rules.clone()),
+                })
+                .collect();
+            (listed, None)
+        }
+        Err(e) => {
+            collected.config_errors.push(e.to_string());
+            let mut names = store.mirror_names(repo).unwrap_or_default();
+            if names.is_empty() {
+                // No mirror known by name: one line for the repository, so the error is seen.
+                names.push(String::new());
+            }
+            let listed = names
+                .into_iter()
+                .map(|name| Listed {
+                    name,
+                    url: String::new(),
+                    enabled: true,
+                    rules: None,
+                })
+                .collect();
+            (listed, Some(e.to_string()))
+        }
+    };
+    for mirror in listed {
+        let loaded = if mirror.name.is_empty() {
+            Ok(MirrorState::new(repo, ""))
+        } else {
+            store.load_mirror(repo, &mirror.name)
+        };
+        let (state, state_error) = match loaded {
+            Ok(state) => (state, None),
+            Err(e) => (MirrorState::new(repo, &mirror.name), Some(format!("{e:#}"))),
+        };
+        let mut status = mirror_status(global, &state, &mirror.name, &mirror.url, mirror.enabled);
+        let in_scope = |name: &String| mirror.rules.as_ref().is_none_or(|rules| rules.in_scope(name));
+        let unrouted: BTreeSet<&String> = record.pending.keys().filter(|n| in_scope(n)).collect();
+        let spooled_refs: BTreeSet<&String> = spooled
+            .map(|s| s.refs.iter().filter(|n| in_scope(n)).collect())
+            .unwrap_or_default();
+        if !unrouted.is_empty() || !spooled_refs.is_empty() {
+            let mut pending: BTreeSet<String> = status.pending_refs.drain(..).collect();
+            pending.extend(unrouted.into_iter().cloned());
+            pending.extend(spooled_refs.iter().map(|n| (*n).clone()));
+            status.pending_refs = pending.into_iter().collect();
+            let since = [
+                status.pending_since_ms,
+                record.pending_since_ms,
+                spooled.map(|s| s.oldest_ms),
+            ];
+            status.pending_since_ms = since.into_iter().flatten().min();
+        }
+        status.state_error = state_error.or_else(|| repo_state_error.clone());
+        if let Some(error) = &config_error {
+            status.note = Some(format!("configuration error: {error}"));
+            status.config_error = Some(error.clone());
+        }
+        if status.config_error.is_some() || status.state_error.is_some() {
+            // Nothing of this pair is being mirrored until a person (or the worker's rebuild) acts.
+            status.update_status = UpdateStatus::Failed.as_str();
+        }
+        collected.statuses.push(status);
+    }
+}
+
+fn mirror_status(global: &GlobalConfig, state: &MirrorState, name: &str, url: &str, enabled: bool) -> MirrorStatus {
+    let note = if global.silent_mode {
+        Some("silent_mode is on: changes are recorded but nothing is pushed".to_string())
+    } else if !enabled {
+        Some("disabled: changes are recorded but not pushed".to_string())
+    } else {
+        None
+    };
+    MirrorStatus {
+        repo: state.repo.clone(),
+        mirror: name.to_string(),
+        url: redact_url(url),
+        enabled,
+        update_status: state.update_status.as_str(),
+        last_update_at: state.last_update_at_ms.map(format_time),
+        last_update_started_at: state.last_update_started_at_ms.map(format_time),
+        last_successful_update_at: state.last_successful_update_at_ms.map(format_time),
+        last_error: state.last_error.clone(),
+        divergent_refs: state.divergent_refs.iter().cloned().collect(),
+        kept_refs: state.kept_refs.iter().cloned().collect(),
+        pending_refs: state.pending.keys().cloned().collect(),
+        full_sync_pending: state.full_sync_seq.is_some(),
+        consecutive_failures: state.consecutive_failures,
+        next_attempt_at: state.next_attempt_at_ms.filter(|_| state.has_work()).map(format_time),
+        lfs_status: state.lfs_status.as_str(),
+        lfs_error: state.lfs_error.clone(),
+        rejected_refs: state
+            .rejected_refs
+            .iter()
+            .map(|(name, reason)| RejectedRef {
+                name: name.clone(),
+                reason: reason.clone(),
+            })
+            .collect(),
+        steps: state.steps.filter(|_| state.update_status == UpdateStatus::Started),
+        learned_max_push_size: state.learned_max_push_size,
+        note,
+        last_verified_at: state.last_verified_at_ms.map(format_time),
+        config_error: None,
+        state_error: None,
+        pending_since_ms: state.pending_since_ms.filter(|_| state.has_work()),
+    }
+}
+
+/// Repositories (or pairs) whose configuration or state is faulted, by repository.
+pub fn faulted(statuses: &[MirrorStatus]) -> BTreeMap<&Path, usize> {
+    let mut faulted = BTreeMap::new();
+    for s in statuses
+        .iter()
+        .filter(|s| s.config_error.is_some() || s.state_error.is_some())
+    {
+        *faulted.entry(s.repo.as_path()).or_insert(0) += 1;
+    }
+    faulted
+}
+
+/// Whether any mirror is in the `failed` state (the exit status of `status`).
+pub fn any_failed(statuses: &[MirrorStatus]) -> bool {
+    statuses
+        .iter()
+        .any(|s| s.update_status == UpdateStatus::Failed.as_str())
+}
+
+/// Prints statuses for people.
+pub fn print_human(statuses: &[MirrorStatus], out: &mut dyn Write) -> std::io::Result<()> {
+    if statuses.is_empty() {
+        writeln!(out, "no mirrors configured")?;
+    }
+    let mut current_repo: Option<&Path> = None;
+    for s in statuses {
+        if current_repo != Some(s.repo.as_path()) {
+            writeln!(out, "{}", s.repo.display())?;
+            current_repo = Some(&s.repo);
+        }
+        let enabled = if s.enabled { "" } else { " (disabled)" };
+        let name = if s.mirror.is_empty() {
+            "(mirrors unknown)"
+        } else {
+            &s.mirror
+        };
+        writeln!(out, "  {name} {}{enabled}", s.url)?;
+        writeln!(out, "    update_status: {}", s.update_status)?;
+        let times = [
+            ("last_update_at", &s.last_update_at),
+            ("last_update_started_at", &s.last_update_started_at),
+            ("last_successful_update_at", &s.last_successful_update_at),
+            ("next_attempt_at", &s.next_attempt_at),
+            ("last_verified_at", &s.last_verified_at),
+        ];
+        for (label, value) in times {
+            if let Some(value) = value {
+                writeln!(out, "    {label}: {value}")?;
+            }
+        }
+        if let Some(error) = &s.config_error {
+            writeln!(out, "    config_error: {error}")?;
+        }
+        if let Some(error) = &s.state_error {
+            writeln!(out, "    state_error: {error}")?;
+        }
+        if let Some(error) = &s.last_error {
+            writeln!(out, "    last_error: {error}")?;
+        }
+        if let Some(steps) = &s.steps {
+            writeln!(
+                out,
+                "    steps: {}/{} ({} sent)",
+                steps.done,
+                steps.total,
+                ByteSize(steps.bytes_sent)
+            )?;
+        }
+        if let Some(limit) = s.learned_max_push_size {
+            writeln!(
+                out,
+                "    learned_max_push_size: {} (the mirror refused or timed out bigger pushes)",
+                ByteSize(limit)
+            )?;
+        }
+        if !s.rejected_refs.is_empty() {
+            writeln!(out, "    rejected_refs ({}):", s.rejected_refs.len())?;
+            for rejected in &s.rejected_refs {
+                writeln!(out, "      {}: {}", rejected.name, rejected.reason)?;
+            }
+        }
+        if s.lfs_status != LfsStatus::None.as_str() {
+            writeln!(out, "    lfs_status: {}", s.lfs_status)?;
+        }
+        if let Some(error) = &s.lfs_error {
+            writeln!(out, "    lfs_error: {error}")?;
+        }
+        for (label, refs) in [
+            ("divergent_refs", &s.divergent_refs),
+            ("kept_refs", &s.kept_refs),
+            ("pending_refs", &s.pending_refs),
+        ] {
+            if !refs.is_empty() {
+                writeln!(out, "    {label} ({}):", refs.len())?;
+                for name in refs {
+                    writeln!(out, "      {name}")?;
+                }
+            }
+        }
+        if s.full_sync_pending {
+            writeln!(out, "    a full reconciliation is pending")?;
+        }
+        // The note repeats a configuration error, already shown above.
+        if let Some(note) = s.note.as_ref().filter(|_| s.config_error.is_none()) {
+            writeln!(out, "    note: {note}")?;
+        }
+    }
+    Ok(())
+}
+
+/// Prints statuses as one JSON array.
+pub fn print_json(statuses: &[MirrorStatus], out: &mut dyn Write) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, statuses)?;
+    writeln!(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_rfc3339_utc() {
+        assert_eq!(format_time(1_700_000_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(format_time(u64::MAX), "9999-12-31T23:59:59Z");
+    }
+}

@@ -1,0 +1,10 @@
+//! The path of a push: the hook spools it, the worker drains the spool, schedules each mirror and runs its update.
+
+pub mod drift;
+pub mod health;
+pub mod hook;
+pub mod registrations;
+pub mod schedule;
+pub mod slots;
+pub mod spool;
+pub mod worker;

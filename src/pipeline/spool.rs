@@ -1,0 +1,411 @@
+//! The spool: a durable directory queue between the hook and the worker.
+//!
+//! `tmp/` → (fsync) → rename into `new/` → the worker claims by rename into
+//! `claimed/` → records what the entry asked for elsewhere → deletes it.
+//! Unreadable entries go to `bad/`. Every step is a rename, so an entry is in
+//! exactly one place at any instant, whatever kills whom.
+
+use crate::mirror::refs::is_valid_ref_name;
+use crate::util::fsutil::{fsync_dir, unique_name, write_synced};
+use crate::util::oid::Oid;
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// One ref update as git reports it to `post-receive`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefUpdate {
+    #[serde(rename = "ref")]
+    pub name: String,
+    pub old: Oid,
+    pub new: Oid,
+}
+
+/// What one hook run recorded: a repository and the refs a push changed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpoolEntry {
+    /// Format version, for readers of old spools.
+    pub version: u32,
+    /// Absolute path of the repository.
+    pub repo: PathBuf,
+    /// When the hook ran (ms since the epoch).
+    pub received_at_ms: u64,
+    pub updates: Vec<RefUpdate>,
+}
+
+pub const SPOOL_FORMAT_VERSION: u32 = 1;
+
+/// Why a spool file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum BadEntry {
+    #[error("unreadable: {0}")]
+    Io(#[from] io::Error),
+    #[error("not a spool entry: {0}")]
+    Format(String),
+}
+
+/// Parses and checks a spool file's bytes; nothing in a spool file is trusted.
+pub fn parse_entry(bytes: &[u8]) -> Result<SpoolEntry, BadEntry> {
+    let entry: SpoolEntry = serde_json::from_slice(bytes).map_err(|e| BadEntry::Format(e.to_string()))?;
+    if entry.version != SPOOL_FORMAT_VERSION {
+        return Err(BadEntry::Format(format!("unsupported version {}", entry.version)));
+    }
+    if !entry.repo.is_absolute() {
+        return Err(BadEntry::Format(format!(
+            "repository path {} is not absolute",
+            entry.repo.display()
+        )));
+    }
+    if let Some(bad) = entry.updates.iter().find(|u| !is_valid_ref_name(&u.name)) {
+        return Err(BadEntry::Format(format!("invalid ref name {:?}", bad.name)));
+    }
+    Ok(entry)
+}
+
+/// The spool directory.
+#[derive(Clone, Debug)]
+pub struct Spool {
+    root: PathBuf,
+    /// This process's claim directory name under `claimed/`: `<host>.<pid>`.
+    owner: String,
+}
+
+/// A claim directory untouched this long belongs to a dead worker, even one
+/// on another host sharing the spool (claims live for milliseconds).
+const STALE_CLAIM: std::time::Duration = std::time::Duration::from_secs(600);
+
+fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    let name = String::from_utf8_lossy(&buf[..end]).replace(['/', '.'], "_");
+    if ok && !name.is_empty() {
+        name
+    } else {
+        "localhost".to_string()
+    }
+}
+
+impl Spool {
+    pub fn new(root: &Path) -> Spool {
+        Spool {
+            root: root.to_path_buf(),
+            // `<host>.<pid>.<start time>`: a claim of a dead worker is found even once its pid is reused.
+            owner: format!("{}.{}", host_name(), crate::util::fsutil::this_process_identity()),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn dir(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    /// Where unreadable entries are kept for the admin.
+    pub fn bad_dir(&self) -> PathBuf {
+        self.dir("bad")
+    }
+
+    /// Creates the spool's directories (mode 0700: entries name repositories).
+    pub fn ensure_dirs(&self) -> io::Result<()> {
+        use std::os::unix::fs::DirBuilderExt;
+        for sub in ["tmp", "new", "claimed", "bad"] {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(self.dir(sub))?;
+        }
+        Ok(())
+    }
+
+    /// Writes an entry durably: temp file, fsync, rename into `new/`, fsync of `new/`.
+    pub fn write(&self, entry: &SpoolEntry) -> io::Result<PathBuf> {
+        let bytes = serde_json::to_vec(entry).map_err(io::Error::other)?;
+        let write = || -> io::Result<PathBuf> {
+            let name = unique_name("", ".json");
+            let tmp = write_synced(&self.dir("tmp"), &name, &bytes, 0o600)?;
+            crate::util::failpoint::hit("spool.before_publish");
+            let dest = self.dir("new").join(&name);
+            fs::rename(&tmp, &dest).inspect_err(|_| {
+                let _ = fs::remove_file(&tmp);
+            })?;
+            fsync_dir(&self.dir("new"))?;
+            Ok(dest)
+        };
+        write().or_else(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                self.ensure_dirs()?;
+                write()
+            } else {
+                Err(e)
+            }
+        })
+    }
+
+    /// Names of entries waiting in `new/`, oldest first.
+    pub fn waiting(&self) -> io::Result<Vec<String>> {
+        list_sorted(&self.dir("new"))
+    }
+
+    /// Whether anything waits in `new/`.
+    pub fn has_waiting(&self) -> bool {
+        fs::read_dir(self.dir("new")).is_ok_and(|mut d| d.next().is_some())
+    }
+
+    fn claim_dir(&self) -> PathBuf {
+        self.dir("claimed").join(&self.owner)
+    }
+
+    /// Claims an entry by renaming it into this process's `claimed/<host>.<pid>/`:
+    /// atomic, so of several workers (even on hosts sharing the spool) exactly
+    /// one gets it. `None` when another worker claimed it first.
+    pub fn claim(&self, name: &str) -> io::Result<Option<PathBuf>> {
+        let dest = self.claim_dir().join(name);
+        let claim = || fs::rename(self.dir("new").join(name), &dest);
+        let claimed = match claim() {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !self.claim_dir().exists() => {
+                fs::create_dir_all(self.claim_dir())?;
+                claim()
+            }
+            other => other,
+        };
+        match claimed {
+            Ok(()) => Ok(Some(dest)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reads a claimed entry.
+    pub fn read(&self, claimed: &Path) -> Result<SpoolEntry, BadEntry> {
+        parse_entry(&fs::read(claimed)?)
+    }
+
+    /// Deletes a claimed entry whose request is recorded elsewhere.
+    pub fn retire(&self, claimed: &Path) -> io::Result<()> {
+        fs::remove_file(claimed)?;
+        fsync_dir(claimed.parent().unwrap_or(&self.claim_dir()))
+    }
+
+    /// Moves a claimed entry to `bad/` for the admin to inspect.
+    pub fn quarantine(&self, claimed: &Path) -> io::Result<PathBuf> {
+        let name = claimed
+            .file_name()
+            .ok_or_else(|| io::Error::other("entry without a name"))?;
+        let dest = self.bad_dir().join(name);
+        fs::rename(claimed, &dest)?;
+        Ok(dest)
+    }
+
+    /// Puts entries claimed by workers that are gone back into `new/`: this
+    /// host's dead processes, and any claim left untouched for ten minutes.
+    pub fn requeue_claimed(&self) -> io::Result<usize> {
+        let host_prefix = format!("{}.", host_name());
+        let mut requeued = 0;
+        for owner in list_sorted(&self.dir("claimed"))? {
+            let dir = self.dir("claimed").join(&owner);
+            if !dir.is_dir() {
+                // A claim from before per-worker claim directories.
+                fs::rename(&dir, self.dir("new").join(&owner))?;
+                requeued += 1;
+                continue;
+            }
+            let dead = match owner.strip_prefix(&host_prefix) {
+                Some(process) => !crate::util::fsutil::identity_alive(process),
+                None => fs::metadata(&dir)?
+                    .modified()?
+                    .elapsed()
+                    .is_ok_and(|age| age > STALE_CLAIM),
+            };
+            if !dead || owner == self.owner {
+                continue;
+            }
+            for name in list_sorted(&dir)? {
+                fs::rename(dir.join(&name), self.dir("new").join(&name))?;
+                requeued += 1;
+            }
+            let _ = fs::remove_dir(&dir);
+        }
+        Ok(requeued)
+    }
+
+    /// Moves every waiting entry of `other` into this spool, durably (hooks
+    /// fall back to the default spool while the global configuration is
+    /// broken). Unreadable entries stay in `other` for `other`'s own worker.
+    pub fn adopt(&self, other: &Spool) -> io::Result<usize> {
+        let mut adopted = 0;
+        for name in other.waiting()? {
+            let Some(claimed) = other.claim(&name)? else { continue };
+            match other.read(&claimed) {
+                Ok(entry) => {
+                    self.write(&entry)?;
+                    other.retire(&claimed)?;
+                    adopted += 1;
+                }
+                Err(_) => {
+                    other.quarantine(&claimed)?;
+                }
+            }
+        }
+        other.release_claims();
+        Ok(adopted)
+    }
+
+    /// Deletes temp files of hooks that died before publishing them (their
+    /// push is caught by the drift scan); only old ones, never a live write.
+    pub fn remove_stale_temp_files(&self) -> io::Result<usize> {
+        let mut removed = 0;
+        for name in list_sorted(&self.dir("tmp"))? {
+            let path = self.dir("tmp").join(&name);
+            if fs::metadata(&path)?
+                .modified()?
+                .elapsed()
+                .is_ok_and(|age| age > STALE_CLAIM)
+            {
+                fs::remove_file(&path)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Removes this process's claim directory if it is empty (at exit).
+    pub fn release_claims(&self) {
+        let _ = fs::remove_dir(self.claim_dir());
+    }
+
+    /// Entries waiting or claimed, for monitoring.
+    pub fn depth(&self) -> io::Result<usize> {
+        let mut depth = self.waiting()?.len();
+        for owner in list_sorted(&self.dir("claimed"))? {
+            let dir = self.dir("claimed").join(&owner);
+            depth += if dir.is_dir() { list_sorted(&dir)?.len() } else { 1 };
+        }
+        Ok(depth)
+    }
+}
+
+fn list_sorted(dir: &Path) -> io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    match fs::read_dir(dir) {
+        Ok(entries) => {
+            for entry in entries {
+                if let Some(name) = entry?.file_name().to_str() {
+                    names.push(name.to_string());
+                }
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    names.sort();
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry() -> SpoolEntry {
+        SpoolEntry {
+            version: SPOOL_FORMAT_VERSION,
+            repo: PathBuf::from("/srv/git/app.git"),
+            received_at_ms: 1,
+            updates: vec![RefUpdate {
+                name: "refs/heads/main".into(),
+                old: Oid::parse(&"0".repeat(40)).unwrap(),
+                new: Oid::parse(&"a".repeat(40)).unwrap(),
+            }],
+        }
+    }
+
+    #[test]
+    fn entries_round_trip_through_new_and_claimed() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path());
+        spool.write(&entry()).unwrap();
+        let names = spool.waiting().unwrap();
+        assert_eq!(names.len(), 1);
+        let claimed = spool.claim(&names[0]).unwrap().unwrap();
+        assert!(spool.claim(&names[0]).unwrap().is_none(), "an entry is claimed once");
+        assert_eq!(spool.read(&claimed).unwrap(), entry());
+        spool.retire(&claimed).unwrap();
+        assert!(!spool.has_waiting());
+        assert_eq!(spool.depth().unwrap(), 0);
+    }
+
+    #[test]
+    fn corrupt_entries_are_rejected() {
+        assert!(parse_entry(b"").is_err());
+        assert!(parse_entry(b"{\"version\":1").is_err());
+        let mut e = entry();
+        e.updates[0].name = "refs/heads/a..b".into();
+        assert!(parse_entry(&serde_json::to_vec(&e).unwrap()).is_err());
+        let mut e = entry();
+        e.repo = PathBuf::from("relative.git");
+        assert!(parse_entry(&serde_json::to_vec(&e).unwrap()).is_err());
+        let mut e = entry();
+        e.version = 99;
+        assert!(parse_entry(&serde_json::to_vec(&e).unwrap()).is_err());
+    }
+
+    #[test]
+    fn claimed_entries_of_a_dead_worker_are_requeued() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path());
+        spool.write(&entry()).unwrap();
+        let name = spool.waiting().unwrap().remove(0);
+        let claimed = spool.claim(&name).unwrap().unwrap();
+        assert_eq!(spool.requeue_claimed().unwrap(), 0, "a live worker's claims stay");
+        // Move the claim under a process of this host that cannot exist.
+        let dead = dir.path().join("claimed").join(format!("{}.{}", host_name(), i32::MAX));
+        fs::create_dir_all(&dead).unwrap();
+        fs::rename(&claimed, dead.join(&name)).unwrap();
+        assert!(!spool.has_waiting());
+        assert_eq!(spool.depth().unwrap(), 1);
+        assert_eq!(spool.requeue_claimed().unwrap(), 1);
+        assert_eq!(spool.waiting().unwrap(), vec![name]);
+        assert!(!dead.exists());
+    }
+
+    #[test]
+    fn claims_of_a_dead_worker_whose_pid_was_reused_are_requeued() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path());
+        spool.write(&entry()).unwrap();
+        let name = spool.waiting().unwrap().remove(0);
+        let claimed = spool.claim(&name).unwrap().unwrap();
+        // The pid runs (it is ours), but it is another process: its start time differs.
+        let reused = dir
+            .path()
+            .join("claimed")
+            .join(format!("{}.{}.1", host_name(), std::process::id()));
+        fs::create_dir_all(&reused).unwrap();
+        fs::rename(&claimed, reused.join(&name)).unwrap();
+        assert_eq!(spool.requeue_claimed().unwrap(), 1);
+        assert_eq!(spool.waiting().unwrap(), vec![name]);
+    }
+
+    #[test]
+    fn claims_of_other_hosts_are_requeued_only_when_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path());
+        spool.ensure_dirs().unwrap();
+        let other = dir.path().join("claimed").join("otherhost.42");
+        fs::create_dir_all(&other).unwrap();
+        fs::write(other.join("e.json"), b"{}").unwrap();
+        assert_eq!(
+            spool.requeue_claimed().unwrap(),
+            0,
+            "another host's fresh claim is in flight"
+        );
+        let old = std::time::SystemTime::now() - STALE_CLAIM - std::time::Duration::from_secs(1);
+        fs::File::open(&other).unwrap().set_modified(old).unwrap();
+        assert_eq!(spool.requeue_claimed().unwrap(), 1);
+    }
+}

@@ -1,0 +1,724 @@
+//! The worker (`run`): drains the spool under a lock, routes reported refs to each mirror's
+//! pending state, and runs due mirror updates in parallel, one at a time per (repo, mirror).
+
+use crate::config::live::{Change, GlobalWatch};
+use crate::config::{self, GlobalConfig};
+use crate::mirror::state::{MirrorState, StateStore, UpdateStatus};
+use crate::mirror::update::update_mirror;
+use crate::mirror::verify::{self, Verification};
+use crate::pipeline::hook::WORKER_LOCK;
+use crate::pipeline::slots::{Slots, host_of};
+use crate::pipeline::spool::{Spool, SpoolEntry};
+use crate::util::fsutil::{FileLock, now_ms};
+use anyhow::{Context, Result};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+
+/// How often a waiting worker looks for new spool entries.
+const POLL: Duration = Duration::from_millis(25);
+/// How long to wait before routing again for a repository whose configuration is broken.
+const CONFIG_RETRY: Duration = Duration::from_secs(5);
+/// How long to wait before trying a pair that another process is updating.
+const BUSY_RETRY: Duration = Duration::from_millis(250);
+/// Spool entries ingested per pass of the drain loop.
+const INGEST_SLICE: usize = 64;
+/// How long to wait before retrying a pair whose update ended in an error the state could not record.
+const ERROR_RETRY: Duration = Duration::from_secs(30);
+/// How long a spool entry whose refs could not be recorded (full disk, broken state directory)
+/// waits before the next try; it stays claimed meanwhile, and a later worker takes it over.
+const RECORD_RETRY: Duration = Duration::from_secs(5);
+
+/// A (repository, mirror) pair.
+type Pair = (PathBuf, String);
+
+/// What a `run` did, for its exit status and log.
+#[derive(Debug, Default)]
+pub struct RunSummary {
+    pub entries_ingested: usize,
+    pub entries_quarantined: usize,
+    pub updates: usize,
+    pub failed_updates: usize,
+    /// Another worker held the lock and will drain what we saw.
+    pub deferred_to_other_worker: bool,
+}
+
+/// Options of `run`.
+#[derive(Debug, Default, Clone)]
+pub struct RunOptions {
+    /// Only update these repositories (all entries are still ingested).
+    pub repos: Vec<PathBuf>,
+    /// Wait for a worker that is draining to finish, then drain, instead of leaving it the work.
+    pub wait: bool,
+    /// Also visit every registered repository: work left by earlier runs,
+    /// interrupted updates, and the drift scan (cron and manual runs; a
+    /// hook's worker only handles what the spool brings, to stay cheap).
+    pub scan_registered: bool,
+    /// `--config`, so a change of the global configuration is found where the command found it.
+    pub config_file: Option<PathBuf>,
+}
+
+/// Drains the spool and runs due mirror updates until nothing is due within
+/// `worker_linger`. Safe to run concurrently: one drains, the others leave.
+/// How old a dead process's temporary directory must be before a worker removes it.
+const ORPHANED_TEMP_DIR_AGE: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
+pub fn run(global: &GlobalConfig, options: &RunOptions) -> Result<RunSummary> {
+    let spool = Spool::new(&global.spool_dir);
+    spool
+        .ensure_dirs()
+        .with_context(|| format!("creating the spool {}", global.spool_dir.display()))?;
+    let store = StateStore::new(&global.state_dir);
+    let mut summary = RunSummary::default();
+    let orphans = crate::util::fsutil::remove_orphaned_temp_dirs(&std::env::temp_dir(), ORPHANED_TEMP_DIR_AGE);
+    if orphans > 0 {
+        log::info!("removed {orphans} temporary directories left by killed workers");
+    }
+    let leftovers = crate::git::orphans::kill_leftovers();
+    if leftovers > 0 {
+        log::warn!("killed {leftovers} git processes left running by a worker that died");
+    }
+    loop {
+        let lock_path = global.spool_dir.join(WORKER_LOCK);
+        let lock = if options.wait {
+            Some(FileLock::acquire(&lock_path)?)
+        } else {
+            FileLock::try_acquire(&lock_path)?
+        };
+        let Some(lock) = lock else {
+            log::debug!("another worker is draining {}", global.spool_dir.display());
+            summary.deferred_to_other_worker = true;
+            break;
+        };
+        Drain::new(global, options, &spool, &store).run(&mut summary)?;
+        drop(lock);
+        // A hook may have spooled after our last look but before we released
+        // the lock, and its worker found the lock taken: look once more.
+        if !spool.has_waiting() {
+            break;
+        }
+    }
+    Ok(summary)
+}
+
+struct Drain<'a> {
+    /// The global configuration as it is on disk now (see [`GlobalWatch`]).
+    global: Arc<GlobalConfig>,
+    watch: GlobalWatch,
+    /// Why no update may start: the global configuration cannot be read now.
+    paused: Option<String>,
+    /// The spool or state directory was changed: start nothing more, leave once idle.
+    stopping: bool,
+    options: &'a RunOptions,
+    spool: &'a Spool,
+    store: &'a StateStore,
+    /// Repositories with refs not yet routed to mirrors, and when to try routing them.
+    unrouted: BTreeMap<PathBuf, u64>,
+    /// Pairs with work, and when each is due.
+    due: BTreeMap<Pair, u64>,
+    /// Pairs being updated, and which may start next (see [`crate::pipeline::slots`]).
+    slots: Slots<Pair>,
+    /// The host each scheduled pair's mirror is on.
+    hosts: BTreeMap<Pair, String>,
+    /// Scheduled pairs whose `verify_interval` check is due (and nothing else).
+    verifying: BTreeSet<Pair>,
+    /// Claimed spool entries whose refs could not be recorded yet, and when to try again.
+    held: Vec<(PathBuf, SpoolEntry, u64)>,
+    /// Repositories whose configuration error was already logged (once each).
+    config_errors: BTreeMap<PathBuf, String>,
+    /// Other per-repository faults already logged (state that cannot be read or written).
+    faults: BTreeMap<PathBuf, String>,
+}
+
+impl<'a> Drain<'a> {
+    fn new(global: &GlobalConfig, options: &'a RunOptions, spool: &'a Spool, store: &'a StateStore) -> Drain<'a> {
+        Drain {
+            global: Arc::new(global.clone()),
+            watch: GlobalWatch::new(options.config_file.as_deref(), global),
+            paused: None,
+            stopping: false,
+            options,
+            spool,
+            store,
+            unrouted: BTreeMap::new(),
+            due: BTreeMap::new(),
+            slots: Slots::default(),
+            hosts: BTreeMap::new(),
+            verifying: BTreeSet::new(),
+            held: Vec::new(),
+            config_errors: BTreeMap::new(),
+            faults: BTreeMap::new(),
+        }
+    }
+
+    /// Applies a change of the global configuration file before anything new starts.
+    fn refresh_global(&mut self) {
+        match self.watch.check() {
+            Change::None => {}
+            Change::Reloaded => {
+                log::info!("the global configuration changed; the next updates use it");
+                self.global = self.watch.current();
+                self.paused = None;
+                // Routing that failed on the old configuration may work now.
+                let now = now_ms();
+                for repo in self.config_errors.keys() {
+                    self.unrouted.entry(repo.clone()).and_modify(|t| *t = now);
+                }
+            }
+            Change::Broken(message) => {
+                if self.paused.as_ref() != Some(&message) {
+                    log::error!(
+                        "the global configuration cannot be used, so no update starts until it is fixed: {message}"
+                    );
+                    self.paused = Some(message);
+                }
+            }
+            Change::Moved => {
+                if !self.stopping {
+                    log::warn!(
+                        "the global configuration now names another spool or state directory; this worker \
+                         finishes what runs and leaves the rest to a worker on the new ones"
+                    );
+                    self.stopping = true;
+                }
+            }
+        }
+    }
+
+    /// Whether new updates may start (silent mode, a broken or moved configuration: no).
+    fn may_start_updates(&self) -> bool {
+        !self.global.silent_mode && self.paused.is_none() && !self.stopping
+    }
+
+    /// Logs a per-repository fault once (until it changes); the repository is skipped meanwhile.
+    fn fault(&mut self, repo: &Path, what: &str, error: &anyhow::Error) {
+        let message = format!("{what}: {error:#}");
+        if self.faults.get(repo) != Some(&message) {
+            log::error!("{}: {message}", repo.display());
+            self.faults.insert(repo.to_path_buf(), message);
+        }
+    }
+
+    fn wanted(&self, repo: &Path) -> bool {
+        self.options.repos.is_empty() || self.options.repos.iter().any(|r| r == repo)
+    }
+
+    fn run(mut self, summary: &mut RunSummary) -> Result<()> {
+        let requeued = self.spool.requeue_claimed()?;
+        if requeued > 0 {
+            log::info!("requeued {requeued} spool entries claimed by a worker that stopped");
+        }
+        match self.spool.remove_stale_temp_files() {
+            Ok(0) => {}
+            Ok(n) => {
+                log::warn!("removed {n} unpublished spool files of hooks that died; the drift scan covers their pushes")
+            }
+            Err(e) => log::warn!("cleaning the spool's tmp/: {e}"),
+        }
+        self.adopt_fallback_spool();
+        let result = self.drain(summary);
+        self.spool.release_claims();
+        result
+    }
+
+    /// Takes over entries hooks wrote to the default spool while the global
+    /// configuration (which names this spool) could not be read.
+    fn adopt_fallback_spool(&self) {
+        let fallback = Spool::new(&config::default_spool_dir());
+        if fallback.root() == self.spool.root() || !fallback.has_waiting() {
+            return;
+        }
+        match self.spool.adopt(&fallback) {
+            Ok(n) => log::info!("took {n} entries from the fallback spool {}", fallback.root().display()),
+            Err(e) => log::error!("reading the fallback spool {}: {e}", fallback.root().display()),
+        }
+    }
+
+    fn drain(&mut self, summary: &mut RunSummary) -> Result<()> {
+        let mut scanned = false;
+        let (done_tx, done_rx) = mpsc::channel::<(Pair, Result<PairOutcome>)>();
+        std::thread::scope(|scope| -> Result<()> {
+            loop {
+                self.refresh_global();
+                // A bounded slice per pass: updates start while a large spool is still being read.
+                self.ingest(summary, INGEST_SLICE)?;
+                self.retry_held(summary);
+                self.route_due_repos();
+                // Once the spool is read, so the drift scan does not mistake spooled refs for unreported ones.
+                if !scanned && !self.spool.has_waiting() {
+                    self.find_existing_work()?;
+                    scanned = true;
+                }
+                while let Ok((pair, outcome)) = done_rx.try_recv() {
+                    self.finish(pair, outcome, summary);
+                }
+                let now = now_ms();
+                if self.may_start_updates() {
+                    let ready: Vec<Pair> = self
+                        .due
+                        .iter()
+                        .filter(|(pair, due)| **due <= now && !self.slots.is_running(pair))
+                        .map(|(pair, _)| pair.clone())
+                        .collect();
+                    let max_parallel = self.global.max_parallel;
+                    for pair in ready {
+                        let instant = Instant::now();
+                        if !self.slots.any_free(max_parallel, instant) {
+                            break;
+                        }
+                        // A mirror host with a slow or hung update gets no slot kept for the others.
+                        let host = self.hosts.get(&pair).map_or("", String::as_str);
+                        if !self.slots.may_start(host, max_parallel, instant) {
+                            continue;
+                        }
+                        self.due.remove(&pair);
+                        // Read afresh: the admin may have changed it since it was scheduled.
+                        let Some(mirror_config) = self.mirror_config(&pair) else {
+                            self.verifying.remove(&pair);
+                            continue;
+                        };
+                        let host = host_of(&mirror_config.url);
+                        self.hosts.insert(pair.clone(), host.clone());
+                        self.slots.start(pair.clone(), host, instant);
+                        let verify_only = self.verifying.remove(&pair);
+                        let tx = done_tx.clone();
+                        let (global, store) = (Arc::clone(&self.global), self.store);
+                        scope.spawn(move || {
+                            // A bug in one update must not leave the pair "running" for ever.
+                            let update = || update_pair(store, &global, &pair, &mirror_config, verify_only);
+                            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(update))
+                                .unwrap_or_else(|_| {
+                                    Err(anyhow::anyhow!("the update panicked (a bug; please report it)"))
+                                });
+                            let _ = tx.send((pair, outcome));
+                        });
+                    }
+                }
+                let spool_waiting = self.spool.has_waiting();
+                if self.slots.is_empty() && !spool_waiting && self.idle_long_enough(now) {
+                    return Ok(());
+                }
+                let next_due = self.due.values().min().copied().unwrap_or(u64::MAX);
+                let wait = if spool_waiting {
+                    Duration::ZERO // more entries to read: don't sleep
+                } else {
+                    POLL.min(Duration::from_millis(next_due.saturating_sub(now)))
+                        .max(Duration::from_millis(1))
+                };
+                if let Ok((pair, outcome)) = done_rx.recv_timeout(wait) {
+                    self.finish(pair, outcome, summary);
+                }
+            }
+        })
+    }
+
+    /// Whether nothing is due soon enough to be worth waiting for.
+    fn idle_long_enough(&self, now: u64) -> bool {
+        if !self.may_start_updates() {
+            return true;
+        }
+        let linger = u64::try_from(self.global.worker_linger.as_millis()).unwrap_or(u64::MAX);
+        // Repositories with a broken configuration wait for a person, not for us.
+        let soon = |t: &u64| *t <= now.saturating_add(linger);
+        let routable_soon = self
+            .unrouted
+            .iter()
+            .any(|(repo, t)| soon(t) && !self.config_errors.contains_key(repo));
+        !self.due.values().any(soon) && !routable_soon
+    }
+
+    /// Pairs and repositories left with work by earlier runs (failures to
+    /// retry, broken configs, interrupted updates), and drifted refs.
+    fn find_existing_work(&mut self) -> Result<()> {
+        if !self.options.scan_registered {
+            return Ok(());
+        }
+        register_fleet(&self.global, self.store);
+        match crate::pipeline::registrations::forget_gone(self.store) {
+            Ok(gone) => gone
+                .iter()
+                .for_each(|repo| log::warn!("{}", crate::pipeline::registrations::gone_notice(repo))),
+            Err(e) => log::warn!("forgetting deleted repositories: {e:#}"),
+        }
+        for repo in self.store.known_repos()? {
+            if !self.wanted(&repo) {
+                continue;
+            }
+            // One repository's broken state never keeps the others from their work.
+            match self.find_work_of(&repo) {
+                Ok(()) => {
+                    self.faults.remove(&repo);
+                }
+                Err(e) => self.fault(&repo, "skipped by this run", &e),
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Self::find_existing_work`] for one repository: its unrouted refs, the drift scan,
+    /// interrupted and owed updates, and due `verify_interval` checks.
+    fn find_work_of(&mut self, repo: &Path) -> Result<()> {
+        // The lock only to heal a corrupt record: the scan reads thousands of healthy ones.
+        let record = match self.store.load_record(repo) {
+            Err(e) if crate::mirror::state::corruption(&e).is_some() => {
+                let _lock = self.store.lock(repo)?;
+                self.store.load_record_healing(repo)?
+            }
+            other => other?,
+        };
+        if record.is_some_and(|r| !r.pending.is_empty() || r.rebuilt) {
+            self.unrouted.insert(repo.to_path_buf(), 0);
+        }
+        // A broken configuration is reported when routing or updating; its mirrors' state still counts.
+        let repo_config = config::load_repo(repo, &self.global).ok();
+        if let Some(cfg) = &repo_config
+            && repo.exists()
+            && let Err(e) = crate::pipeline::drift::scan_repository(self.store, repo, cfg)
+        {
+            log::warn!("{}: drift scan skipped: {e:#}", repo.display());
+        }
+        let now = now_ms();
+        for mirror in self.store.mirror_names(repo)? {
+            let state = self.recover_interrupted(repo, &mirror)?;
+            if state.has_work() {
+                self.schedule(repo, &mirror, &state);
+                continue;
+            }
+            let Some(config) = repo_config.as_ref().and_then(|cfg| cfg.mirror(&mirror)) else {
+                continue;
+            };
+            if config.enabled && verify::is_due(&state, config.verify_interval, now) {
+                let pair = (repo.to_path_buf(), mirror);
+                self.hosts.insert(pair.clone(), host_of(&config.url));
+                self.verifying.insert(pair.clone());
+                self.due.insert(pair, now);
+            }
+        }
+        Ok(())
+    }
+
+    /// A state left `started` by a worker that died mid-update (nobody holds
+    /// its push lock) becomes `to_retry` with a full reconciliation owed:
+    /// nobody knows how far the update got.
+    fn recover_interrupted(&self, repo: &Path, mirror: &str) -> Result<MirrorState> {
+        let state = self.store.load_mirror_or_heal(repo, mirror)?;
+        if state.update_status != UpdateStatus::Started {
+            return Ok(state);
+        }
+        let Some(_push_lock) = FileLock::try_acquire(&self.store.push_lock_path(repo, mirror)?)? else {
+            return Ok(state); // still being updated
+        };
+        log::warn!(
+            "{}: mirror {mirror}: the previous update was interrupted; reconciling again",
+            repo.display()
+        );
+        self.store.update_mirror(repo, mirror, |state| {
+            if state.update_status == UpdateStatus::Started {
+                state.update_status = UpdateStatus::ToRetry;
+                state.last_error = Some("the previous update was interrupted before it finished".to_string());
+                state.request_full_sync(now_ms());
+            }
+            state.clone()
+        })
+    }
+
+    /// Puts a pair with work on the schedule. Pairs whose configuration is
+    /// broken, removed or disabled are left for a later run.
+    fn schedule(&mut self, repo: &Path, mirror: &str, state: &MirrorState) {
+        let pair = (repo.to_path_buf(), mirror.to_string());
+        self.due.remove(&pair);
+        if self.slots.is_running(&pair) {
+            return; // `finish` schedules it from the state its update leaves
+        }
+        let Some(mirror_config) = self.mirror_config(&pair) else {
+            return;
+        };
+        // Work owed makes a separate check pointless: the update observes the mirror.
+        self.verifying.remove(&pair);
+        self.hosts.insert(pair.clone(), host_of(&mirror_config.url));
+        let due = crate::pipeline::schedule::due_at(state, mirror_config.delay, mirror_config.min_interval, now_ms());
+        self.due.insert(pair, due);
+    }
+
+    /// Moves spool entries into their repositories' records, then deletes them.
+    fn ingest(&mut self, summary: &mut RunSummary, max_entries: usize) -> Result<()> {
+        for name in self.spool.waiting()?.into_iter().take(max_entries) {
+            let Some(claimed) = self.spool.claim(&name)? else {
+                continue;
+            };
+            crate::util::failpoint::hit("ingest.after_claim");
+            let entry = match self.spool.read(&claimed) {
+                Ok(entry) => entry,
+                Err(e) => {
+                    let moved = self.spool.quarantine(&claimed)?;
+                    log::error!("spool entry {name} is unusable ({e}); moved to {}", moved.display());
+                    summary.entries_quarantined += 1;
+                    continue;
+                }
+            };
+            if !looks_like_a_repository(&entry.repo) {
+                // A repository that is gone is forgotten here, in the same one line.
+                let forgotten = crate::pipeline::registrations::is_gone(&entry.repo)
+                    && self.store.forget(&entry.repo).unwrap_or(false);
+                log::error!(
+                    "spool entry {name} names {}, which is not a git repository (deleted or moved?); dropped{}",
+                    entry.repo.display(),
+                    if forgotten {
+                        ", and the repository forgotten with its mirrors' state"
+                    } else {
+                        ""
+                    }
+                );
+                self.spool.retire(&claimed)?;
+                continue;
+            }
+            self.record_entry(claimed, entry, summary)?;
+        }
+        Ok(())
+    }
+
+    /// Records a claimed entry's refs in its repository's record, then deletes the entry. When
+    /// the record cannot be written (a full disk, a broken state directory), the entry stays
+    /// claimed and is tried again; nothing else waits for it.
+    fn record_entry(&mut self, claimed: PathBuf, entry: SpoolEntry, summary: &mut RunSummary) -> Result<()> {
+        let recorded = (|| -> Result<()> {
+            let _lock = self.store.lock(&entry.repo)?;
+            let mut record = self.store.load_record_healing(&entry.repo)?.unwrap_or_default();
+            record.repo = entry.repo.clone();
+            record.record(&entry.updates, entry.received_at_ms);
+            self.store.save_record(&record)
+        })();
+        if let Err(e) = recorded {
+            self.fault(&entry.repo, "a push could not be recorded; it waits in the spool", &e);
+            self.held
+                .push((claimed, entry, now_ms().saturating_add(RECORD_RETRY.as_millis() as u64)));
+            return Ok(());
+        }
+        self.faults.remove(&entry.repo);
+        crate::util::failpoint::hit("ingest.after_record");
+        self.spool.retire(&claimed)?;
+        summary.entries_ingested += 1;
+        self.unrouted.insert(entry.repo, 0);
+        Ok(())
+    }
+
+    /// Tries again to record the entries held back by [`Self::record_entry`].
+    fn retry_held(&mut self, summary: &mut RunSummary) {
+        let now = now_ms();
+        if self.held.iter().all(|(_, _, at)| *at > now) {
+            return;
+        }
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held)
+            .into_iter()
+            .partition(|(_, _, at)| *at <= now);
+        self.held = later;
+        for (claimed, entry, _) in due {
+            if let Err(e) = self.record_entry(claimed, entry, summary) {
+                log::error!("{e:#}");
+            }
+        }
+    }
+
+    /// Hands each repository's reported refs to its mirrors' pending state.
+    fn route_due_repos(&mut self) {
+        let now = now_ms();
+        let due: Vec<PathBuf> = self
+            .unrouted
+            .iter()
+            .filter(|(_, t)| **t <= now)
+            .map(|(r, _)| r.clone())
+            .collect();
+        for repo in due {
+            match self.route(&repo) {
+                Ok(()) => {
+                    self.unrouted.remove(&repo);
+                    self.config_errors.remove(&repo);
+                }
+                Err(e) => {
+                    let message = format!("{e:#}");
+                    if self.config_errors.get(&repo) != Some(&message) {
+                        log::error!("{}: reported refs wait until this is fixed: {message}", repo.display());
+                        self.config_errors.insert(repo.clone(), message);
+                    }
+                    self.unrouted.insert(repo, now + CONFIG_RETRY.as_millis() as u64);
+                }
+            }
+        }
+    }
+
+    fn route(&mut self, repo: &Path) -> Result<()> {
+        let repo_config = config::load_repo(repo, &self.global)?;
+        let _lock = self.store.lock(repo)?;
+        let Some(mut record) = self.store.load_record_healing(repo)? else {
+            return Ok(());
+        };
+        if record.pending.is_empty() && !record.rebuilt {
+            return Ok(());
+        }
+        let now = now_ms();
+        let mut routed = Vec::new();
+        for mirror in &repo_config.mirrors {
+            let mut state = self.store.load_mirror_healing(repo, &mirror.name)?;
+            let is_new = state.last_update_at_ms.is_none() && !state.has_work();
+            for (name, reported) in &record.pending {
+                state.add_pending(name, reported, now);
+            }
+            let never_updated = is_new
+                && state.full_sync_seq.is_none()
+                && state.update_status == crate::mirror::state::UpdateStatus::None;
+            // A mirror never updated before gets everything, not just this push; so does every
+            // mirror of a repository whose record was lost (what it reported is unknown).
+            if never_updated || record.rebuilt {
+                state.request_full_sync(now);
+            }
+            self.store.save_mirror(&state)?;
+            crate::util::failpoint::hit("route.after_mirror_saved");
+            routed.push((mirror.name.clone(), state));
+        }
+        record.pending.clear();
+        record.pending_since_ms = None;
+        record.rebuilt = false;
+        self.store.save_record(&record)?;
+        drop(_lock);
+        if self.wanted(repo) {
+            for (mirror, state) in routed {
+                self.schedule(repo, &mirror, &state);
+            }
+        }
+        Ok(())
+    }
+
+    /// The pair's current, enabled configuration; `None` (logged once) otherwise.
+    fn mirror_config(&mut self, pair: &Pair) -> Option<crate::config::MirrorConfig> {
+        match config::load_repo(&pair.0, &self.global) {
+            Ok(cfg) => {
+                self.config_errors.remove(&pair.0);
+                cfg.mirrors.into_iter().find(|m| m.name == pair.1 && m.enabled)
+            }
+            Err(e) => {
+                let message = e.to_string();
+                if self.config_errors.get(&pair.0) != Some(&message) {
+                    log::error!("{}: updates wait until this is fixed: {message}", pair.0.display());
+                    self.config_errors.insert(pair.0.clone(), message);
+                }
+                None
+            }
+        }
+    }
+
+    fn finish(&mut self, pair: Pair, outcome: Result<PairOutcome>, summary: &mut RunSummary) {
+        self.slots.finish(&pair, Instant::now());
+        match outcome {
+            Ok(PairOutcome::Busy) => {
+                self.due.insert(pair, now_ms() + BUSY_RETRY.as_millis() as u64);
+                return;
+            }
+            Ok(PairOutcome::Verified) => return,
+            Ok(PairOutcome::Updated { success: true }) => summary.updates += 1,
+            Ok(PairOutcome::Updated { success: false }) => {
+                summary.updates += 1;
+                summary.failed_updates += 1;
+            }
+            Err(e) => {
+                // The state could not record it (disk trouble, a bug): back off, don't spin.
+                summary.failed_updates += 1;
+                log::error!("{}: mirror {}: {e:#}", pair.0.display(), pair.1);
+                self.due
+                    .insert(pair, now_ms().saturating_add(ERROR_RETRY.as_millis() as u64));
+                return;
+            }
+        }
+        match self.store.load_mirror(&pair.0, &pair.1) {
+            Ok(state) if state.has_work() => self.schedule(&pair.0, &pair.1, &state),
+            Ok(_) => {}
+            Err(e) => log::error!("{e:#}"),
+        }
+    }
+}
+
+/// Registers the repositories under `repos_root` that have mirrors (their own
+/// `push-mirror.toml` or a matching fleet mirror) so the drift scan and
+/// `status` cover the whole fleet, hooked or not. A problem is logged, not fatal.
+fn register_fleet(global: &GlobalConfig, store: &StateStore) {
+    match crate::config::fleet::register_mirrored(global, store) {
+        Ok(0) => {}
+        Ok(n) => log::info!("registered {n} new repositories under repos_root"),
+        Err(e) => log::warn!("looking for repositories under repos_root: {e:#}"),
+    }
+}
+
+/// Whether a path is plausibly a git directory (cheap: the hook's entries are
+/// checked again when the repository is opened).
+fn looks_like_a_repository(path: &Path) -> bool {
+    path.join("HEAD").is_file() && path.join("objects").is_dir()
+}
+
+/// What became of one dispatched pair.
+enum PairOutcome {
+    Updated {
+        success: bool,
+    },
+    /// Another process (`sync`) is updating this pair; try again shortly.
+    Busy,
+    /// Its `verify_interval` check found the mirror as it was left: nothing to do.
+    Verified,
+}
+
+/// Updates one pair unless another process is already updating it.
+fn update_pair(
+    store: &StateStore,
+    global: &GlobalConfig,
+    pair: &Pair,
+    mirror: &crate::config::MirrorConfig,
+    verify_only: bool,
+) -> Result<PairOutcome> {
+    let (repo, name) = pair;
+    let Some(_push_lock) = FileLock::try_acquire(&store.push_lock_path(repo, name)?)? else {
+        log::debug!("{}: mirror {name} is being updated by another process", repo.display());
+        return Ok(PairOutcome::Busy);
+    };
+    if !looks_like_a_repository(repo) {
+        // Deleted or moved: retrying cannot help. Its pending refs are dropped;
+        // if it comes back, the drift scan finds what its mirrors lack.
+        log::warn!(
+            "{}: the repository no longer exists; mirror {name}'s pending refs were dropped",
+            repo.display()
+        );
+        store.update_mirror(repo, name, |state| {
+            state.pending.clear();
+            state.full_sync_seq = None;
+            state.pending_since_ms = None;
+            state.update_status = UpdateStatus::Failed;
+            state.last_error = Some("the repository no longer exists (deleted or moved)".to_string());
+        })?;
+        return Ok(PairOutcome::Updated { success: false });
+    }
+    if verify_only && verify::verify_mirror(store, global, repo, mirror)? == Verification::Unchanged {
+        return Ok(PairOutcome::Verified);
+    }
+    let report = update_mirror(store, global, repo, mirror, false)?;
+    let changed = report
+        .refs
+        .iter()
+        .filter(|r| !matches!(r.outcome, crate::mirror::update::RefOutcome::UpToDate))
+        .count();
+    match report.error_summary() {
+        None => log::info!("{}: mirror {name}: updated ({changed} ref(s) changed)", repo.display()),
+        Some(error) => log::warn!("{}: mirror {name}: {error}", repo.display()),
+    }
+    if let Some(lfs) = &report.lfs {
+        match lfs.error_summary() {
+            None => log::info!(
+                "{}: mirror {name}: LFS: {} object(s) on the mirror",
+                repo.display(),
+                lfs.objects
+            ),
+            Some(error) if report.error.is_none() => log::warn!("{}: mirror {name}: {error}", repo.display()),
+            Some(_) => {} // already in the update's error
+        }
+    }
+    Ok(PairOutcome::Updated {
+        success: !report.is_failure(),
+    })
+}
