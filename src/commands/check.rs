@@ -5,11 +5,14 @@
 
 use crate::access::auth::{is_certificate_failure, remote_access};
 use crate::access::remote_url::{display_url, redact_url};
+use crate::commands::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, Exit, empty_state_hint, io, known_or_given};
 use crate::config::edit::EditError;
-use crate::config::{GlobalConfig, MirrorConfig};
+use crate::config::{self, GlobalConfig, MirrorConfig};
 use crate::git;
 use crate::mirror::lfs::LfsMode;
-use std::path::Path;
+use anyhow::Result;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 /// What `check` says about one mirror: its lines, and how many problems they report.
 pub struct MirrorCheck {
@@ -105,5 +108,72 @@ fn check_lfs(repo: &Path, mirror: &MirrorConfig) -> Option<(String, bool)> {
         ),
         (Ok(_), Err(e)) => (format!("    lfs: FAILED: {e}"), true),
         (Ok(endpoint), Ok(_)) => (format!("    lfs: objects go to {}", redact_url(&endpoint)), false),
+    })
+}
+
+pub fn cmd_check(
+    global: &GlobalConfig,
+    repos: &[PathBuf],
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<u8, Exit> {
+    match &global.source {
+        Some(path) => writeln!(out, "global configuration {}: ok", path.display()),
+        None => writeln!(out, "global configuration: none found, embedded defaults"),
+    }
+    .map_err(io)?;
+    writeln!(out, "state: {}", global.state_dir.display()).map_err(io)?;
+    writeln!(out, "spool: {}", global.spool_dir.display()).map_err(io)?;
+    let mut problems = 0;
+    let mut config_errors = 0;
+    match crate::ops::logfile::writable_problem(&global.log_file) {
+        None => writeln!(out, "log_file {}: writable", global.log_file.display()),
+        Some(problem) => {
+            problems += 1;
+            writeln!(out, "log_file {}: FAILED: {problem}", global.log_file.display())
+        }
+    }
+    .map_err(io)?;
+    let repos = known_or_given(global, repos, err)?;
+    if repos.is_empty() {
+        writeln!(out, "{}", empty_state_hint(global)).map_err(io)?;
+    }
+    for repo in repos {
+        // A repository that cannot be read, or whose configuration is broken, is reported; the
+        // others are still checked.
+        if let Err(e) = crate::mirror::refs::LocalRepo::open(&repo) {
+            problems += 1;
+            writeln!(out, "{}: FAILED: {e:#}", repo.display()).map_err(io)?;
+            continue;
+        }
+        let cfg = match config::load_repo(&repo, global) {
+            Ok(cfg) => cfg,
+            Err(e) => {
+                config_errors += 1;
+                writeln!(out, "{}: FAILED: {e}", repo.display()).map_err(io)?;
+                continue;
+            }
+        };
+        writeln!(
+            out,
+            "{}: configuration ok, {} mirror(s)",
+            repo.display(),
+            cfg.mirrors.len()
+        )
+        .map_err(io)?;
+        for mirror in &cfg.mirrors {
+            let checked = crate::commands::check::check_mirror(&repo, mirror, global);
+            problems += checked.problems;
+            for line in checked.lines {
+                writeln!(out, "{line}").map_err(io)?;
+            }
+        }
+    }
+    Ok(if config_errors > 0 {
+        EXIT_USAGE
+    } else if problems > 0 {
+        EXIT_FAILED
+    } else {
+        EXIT_OK
     })
 }

@@ -1,0 +1,59 @@
+//! `metrics`: the Prometheus text format, to stdout or atomically to a file.
+
+use crate::commands::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, Exit, ExitContext, io, reported_repos};
+use crate::config::GlobalConfig;
+use crate::mirror::state::StateStore;
+use crate::ops::status;
+use crate::util::fsutil::now_ms;
+use anyhow::{Context, Result};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// `metrics`: the Prometheus text format, to stdout or atomically to a file.
+/// Exit status as `status`: 1 if a mirror is failed, 2 if a configuration is broken.
+pub fn cmd_metrics(
+    global: &GlobalConfig,
+    repos: &[PathBuf],
+    output: Option<&Path>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<u8, Exit> {
+    let (repos, problems) = reported_repos(global, repos, err)?;
+    let collected = status::collect(global, &repos);
+    let now = now_ms();
+    let extras = crate::ops::metrics::extras(&collected.statuses, now);
+    let text = crate::ops::metrics::render(&crate::ops::metrics::Snapshot {
+        statuses: &collected.statuses,
+        extras: &extras,
+        spool: crate::ops::metrics::spool_stats(&global.spool_dir, std::time::SystemTime::now()),
+        repositories: crate::pipeline::registrations::count_mirrored(global, &repos),
+        config_errors: collected.config_errors.len(),
+        silent_mode: global.silent_mode,
+        state_files_quarantined: StateStore::new(&global.state_dir).bad_files(),
+        discovery_errors: problems.len(),
+        written_at_seconds: now as f64 / 1000.0,
+    });
+    match output {
+        // Exit 2, not 1 ("a mirror failed"): a file that is not written leaves the collector
+        // serving stale numbers, which must not pass for a mirror problem monitoring tolerates.
+        Some(file) => crate::ops::metrics::write_file(file, &text)
+            .with_context(|| {
+                format!(
+                    "writing {} (the user metrics runs as must be able to create files in its directory)",
+                    file.display()
+                )
+            })
+            .usage()?,
+        None => out.write_all(text.as_bytes()).map_err(io)?,
+    }
+    for error in problems.iter().chain(&collected.config_errors) {
+        writeln!(err, "git-push-mirror: {error}").map_err(io)?;
+    }
+    Ok(if !collected.config_errors.is_empty() || !problems.is_empty() {
+        EXIT_USAGE
+    } else if status::any_failed(&collected.statuses) {
+        EXIT_FAILED
+    } else {
+        EXIT_OK
+    })
+}

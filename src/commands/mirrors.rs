@@ -1,0 +1,437 @@
+//! `add`, `set`, `remove`, `list` and `forget`: a repository's mirrors, edited in its `push-mirror.toml` (a password given in a URL is moved into a mode-600 file).
+
+use crate::access::auth::check_transport;
+use crate::access::remote_url::{Transport, display_url, split_credentials};
+use crate::cli::args::{MirrorFlags, SetOnlyFlags};
+use crate::commands::{
+    EXIT_FAILED, EXIT_OK, EXIT_USAGE, Exit, ExitContext, empty_state_hint, io, known_or_given, no_such_mirror,
+    repo_path, shown_url,
+};
+use crate::config::edit::{self as config_edit, MirrorEdit};
+use crate::config::{self, GlobalConfig, MirrorConfig};
+use crate::mirror::state::StateStore;
+use crate::util::fsutil::now_ms;
+use anyhow::{Context, Result};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The mirror URL to store: a local path made absolute (relative to the current directory, `~`
+/// to HOME), since the worker runs elsewhere.
+fn stored_url(url: &str) -> Result<String, Exit> {
+    let cwd = std::env::current_dir()
+        .context("finding the current directory")
+        .usage()?;
+    let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from);
+    crate::config::mirror_path::absolute_url(url, &cwd, home.as_deref()).usage()
+}
+
+/// Refuses what `add`/`set` would store but no push could use: a password in a non-HTTP URL,
+/// `--username` for an SSH URL, a password file that is missing or unreadable.
+fn check_credentials_for(url: &str, edit: &MirrorEdit) -> Result<(), Exit> {
+    let transport = crate::access::remote_url::transport_of(url);
+    let usage = |message: String| Err(Exit(EXIT_USAGE, anyhow::anyhow!(message)));
+    let http = matches!(transport, Transport::Https | Transport::Http);
+    if !http && split_credentials(url).password.is_some() {
+        return usage(format!(
+            "the URL holds a password, but only https (and http) mirrors use one; an {transport} mirror \
+             authenticates otherwise (SSH: a key, see `git-push-mirror keygen`): remove it from the URL"
+        ));
+    }
+    if transport == Transport::Ssh && edit.username.as_deref().is_some_and(|u| !u.is_empty()) {
+        return usage(
+            "--username is the HTTPS user name; an SSH user goes in the URL: ssh://USER@host/path or \
+             USER@host:path"
+                .to_string(),
+        );
+    }
+    if let Some(file) = edit.password_file.as_deref().filter(|f| !f.as_os_str().is_empty())
+        && let Err(e) = std::fs::File::open(file)
+    {
+        let what = if e.kind() == std::io::ErrorKind::NotFound {
+            "does not exist: create it (one line: the password or token, mode 600), then run this again".to_string()
+        } else {
+            format!(
+                "cannot be read ({e}); the worker must read it: run this as the user your hooks run as, \
+                 with a file that user owns (mode 600)"
+            )
+        };
+        return usage(format!("password file {} {what}", file.display()));
+    }
+    Ok(())
+}
+
+/// A password taken out of a `user:password@` URL: written to a temporary
+/// file next to where it belongs, moved there only once the configuration
+/// that points at it is saved, so a refused edit never replaces a stored secret.
+struct PendingSecret {
+    tmp: PathBuf,
+    file: PathBuf,
+}
+
+impl PendingSecret {
+    fn commit(self, err: &mut dyn Write) -> Result<(), Exit> {
+        std::fs::rename(&self.tmp, &self.file)
+            .with_context(|| format!("storing the password in {}", self.file.display()))?;
+        if let Some(dir) = self.file.parent() {
+            crate::util::fsutil::fsync_dir(dir).context("storing the password")?;
+        }
+        let _ = writeln!(
+            err,
+            "the password in the URL was stored in {} (mode 600)",
+            self.file.display()
+        );
+        Ok(())
+    }
+
+    fn discard(self) {
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+}
+
+/// The file `add` stores a URL's password in: `<state>/repos/<repo>/secrets/<mirror>.password`.
+fn url_password_path(global: &GlobalConfig, repo: &Path, name: &str) -> PathBuf {
+    StateStore::new(&global.state_dir)
+        .repo_dir(repo)
+        .join("secrets")
+        .join(format!("{name}.password"))
+}
+
+/// Turns an HTTP(S) URL with `user:password@` into a clean URL and a username, and
+/// stages its password in a mode-600 file the configuration will point to. Other URLs
+/// keep their user (`ssh://git@host/…`: the SSH user is part of the address).
+fn split_url_secret(
+    global: &GlobalConfig,
+    repo: &Path,
+    name: &str,
+    url: &str,
+    edit: &mut MirrorEdit,
+) -> Result<(String, Option<PendingSecret>), Exit> {
+    if !matches!(
+        crate::access::remote_url::transport_of(url),
+        Transport::Https | Transport::Http
+    ) {
+        return Ok((url.to_string(), None));
+    }
+    let split = split_credentials(url);
+    if split.username.is_some() && edit.username.is_none() {
+        edit.username = split.username.clone();
+    }
+    let Some(password) = &split.password else {
+        return Ok((split.url, None));
+    };
+    if edit.password_file.is_some() || edit.password_env.is_some() {
+        return Err(Exit(
+            EXIT_USAGE,
+            anyhow::anyhow!(
+                "the URL contains a password and --password-file/--password-env is given too: use only one"
+            ),
+        ));
+    }
+    let file = url_password_path(global, repo, name);
+    let dir = file.parent().expect("the secrets file has a directory");
+    crate::access::ssh::create_private_dir(dir).context("creating the secrets directory")?;
+    let tmp = crate::util::fsutil::write_synced(
+        dir,
+        &crate::util::fsutil::unique_name(&format!(".{name}.password."), ".tmp"),
+        password.as_bytes(),
+        0o600,
+    )
+    .context("storing the password")?;
+    edit.password_file = Some(file.clone());
+    Ok((split.url, Some(PendingSecret { tmp, file })))
+}
+
+/// Runs a configuration edit and then stores or drops the staged secret.
+fn edit_with_secret(
+    repo: &Path,
+    global: &GlobalConfig,
+    secret: Option<PendingSecret>,
+    err: &mut dyn Write,
+    edit: impl FnOnce(&str) -> Result<String, config_edit::EditError>,
+) -> Result<(), Exit> {
+    match config_edit::edit_repo_file(repo, global, edit) {
+        Ok(()) => secret.map_or(Ok(()), |s| s.commit(err)),
+        Err(e) => {
+            if let Some(secret) = secret {
+                secret.discard();
+            }
+            Err(Exit(EXIT_USAGE, e.into()))
+        }
+    }
+}
+
+/// Refuses, before anything is written, a `--ca-file` that is no readable PEM certificate file.
+fn check_ca_file_flag(edit: &MirrorEdit) -> Result<(), Exit> {
+    match &edit.ca_file {
+        Some(path) if !path.as_os_str().is_empty() => crate::access::auth::check_ca_file(path).usage(),
+        _ => Ok(()),
+    }
+}
+
+/// Refuses, before anything is written, an SSH key others can read.
+fn check_ssh_key_flag(edit: &MirrorEdit) -> Result<(), Exit> {
+    match edit.ssh_key.as_deref().map(crate::access::ssh::check_key_file) {
+        None | Some(Ok(())) | Some(Err(crate::access::ssh::KeyFileError::Missing(_))) => Ok(()),
+        Some(Err(e)) => Err(Exit(EXIT_USAGE, e.into())),
+    }
+}
+
+/// Warnings and next steps about a mirror just added or changed, from its saved configuration.
+fn advise(global: &GlobalConfig, repo: &Path, name: &str, err: &mut dyn Write) {
+    let Ok(cfg) = config::load_repo(repo, global) else {
+        return;
+    };
+    if let Some(mirror) = cfg.mirror(name) {
+        for note in crate::access::auth::setup_advice(mirror, global, repo) {
+            let _ = writeln!(err, "{note}");
+        }
+        if let Some(note) = crate::config::mirror_path::missing_repository_note(&mirror.url) {
+            let _ = writeln!(err, "{note}");
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn cmd_add(
+    global: &GlobalConfig,
+    repo: &Path,
+    name: &str,
+    url: &str,
+    flags: &MirrorFlags,
+    disabled: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<u8, Exit> {
+    let repo = repo_path(repo)?;
+    if !config::valid_mirror_name(name) {
+        return Err(Exit(
+            EXIT_USAGE,
+            anyhow::anyhow!("invalid mirror name {name:?}: use letters, digits, '.', '_' and '-'"),
+        ));
+    }
+    let mut edit = flags.to_edit().usage()?;
+    check_transport(url, &global.allowed_protocols).usage()?;
+    let url = &stored_url(url)?;
+    check_credentials_for(url, &edit)?;
+    check_ssh_key_flag(&edit)?;
+    check_ca_file_flag(&edit)?;
+    let (clean_url, secret) = split_url_secret(global, &repo, name, url, &mut edit)?;
+    edit.url = Some(clean_url.clone());
+    if disabled {
+        edit.enabled = Some(false);
+    }
+    edit_with_secret(&repo, global, secret, err, |text| {
+        let new = config_edit::add_mirror(text, name, &edit)?;
+        crate::commands::check::refuse_format_mismatch(&repo, global, name, &new)?;
+        Ok(new)
+    })?;
+    let store = StateStore::new(&global.state_dir);
+    store.register(&repo)?;
+    store.update_mirror(&repo, name, |state| state.request_full_sync(now_ms()))?;
+    let has_password = edit.password_file.is_some() || edit.password_env.is_some();
+    writeln!(
+        out,
+        "added mirror {name} -> {} to {}",
+        display_url(&clean_url, has_password),
+        repo.display()
+    )
+    .map_err(io)?;
+    advise(global, &repo, name, err);
+    Ok(EXIT_OK)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn cmd_set(
+    global: &GlobalConfig,
+    repo: &Path,
+    name: &str,
+    url: Option<String>,
+    (flags, set_only): (&MirrorFlags, &SetOnlyFlags),
+    enabled: Option<bool>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<u8, Exit> {
+    let repo = repo_path(repo)?;
+    let mut edit = flags.to_edit().usage()?;
+    set_only.apply(&mut edit);
+    edit.enabled = enabled;
+    if url.is_none() && edit == MirrorEdit::default() {
+        return Err(Exit(
+            EXIT_USAGE,
+            anyhow::anyhow!("nothing to change: give the settings to change (`git-push-mirror set --help` lists them)"),
+        ));
+    }
+    // A broken file is reported by the edit itself; only a loadable one can name the mirror.
+    let cfg = config::load_repo(&repo, global).ok();
+    let fleet_copy = match &cfg {
+        Some(cfg) if cfg.mirror(name).is_none() => return Err(no_such_mirror(&repo, name, cfg)),
+        Some(cfg) if cfg.fleet_mirrors.iter().any(|m| m == name) => {
+            let repo_name = crate::config::fleet::repo_name(&repo, global).unwrap_or_default();
+            Some(crate::config::fleet_override::copy_for_repo(global, name, &repo_name).usage()?)
+        }
+        _ => None,
+    };
+    let current_url = cfg.as_ref().and_then(|c| c.mirror(name)).map(|m| m.url.clone());
+    let mut secret = None;
+    if let Some(url) = url {
+        check_transport(&url, &global.allowed_protocols).usage()?;
+        let url = stored_url(&url)?;
+        check_credentials_for(&url, &edit)?;
+        let (clean, staged) = split_url_secret(global, &repo, name, &url, &mut edit)?;
+        secret = staged;
+        edit.url = Some(clean);
+    } else if let Some(current) = &current_url {
+        check_credentials_for(current, &edit)?;
+    }
+    check_ssh_key_flag(&edit)?;
+    check_ca_file_flag(&edit)?;
+    let copied = fleet_copy.is_some();
+    let url_changed = edit.url.is_some();
+    edit_with_secret(&repo, global, secret, err, |text| {
+        let text = match fleet_copy {
+            Some(table) => config_edit::add_mirror_table(text, name, table)?,
+            None => text.to_string(),
+        };
+        let new = config_edit::set_mirror(&text, name, &edit)?;
+        if url_changed {
+            crate::commands::check::refuse_format_mismatch(&repo, global, name, &new)?;
+        }
+        Ok(new)
+    })?;
+    // Settings may widen what is mirrored: reconcile everything at the next update.
+    StateStore::new(&global.state_dir).update_mirror(&repo, name, |state| state.request_full_sync(now_ms()))?;
+    if copied {
+        let _ = writeln!(
+            err,
+            "{}",
+            crate::config::fleet_override::copied_notice(global, &repo, name)
+        );
+    }
+    writeln!(out, "updated mirror {name} of {}", repo.display()).map_err(io)?;
+    advise(global, &repo, name, err);
+    Ok(EXIT_OK)
+}
+
+pub fn cmd_remove(
+    global: &GlobalConfig,
+    repo: &Path,
+    name: &str,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<u8, Exit> {
+    let repo = repo_path(repo)?;
+    let cfg = config::load_repo(&repo, global).ok();
+    match &cfg {
+        Some(cfg) if cfg.mirror(name).is_none() => return Err(no_such_mirror(&repo, name, cfg)),
+        Some(cfg) if cfg.fleet_mirrors.iter().any(|m| m == name) => {
+            return Err(Exit(
+                EXIT_USAGE,
+                anyhow::anyhow!(crate::config::fleet_override::remove_refusal(global, &repo, name)),
+            ));
+        }
+        _ => {}
+    }
+    config_edit::edit_repo_file(&repo, global, |text| config_edit::remove_mirror(text, name)).usage()?;
+    let store = StateStore::new(&global.state_dir);
+    store.remove_mirror(&repo, name)?;
+    writeln!(out, "removed mirror {name} of {}", repo.display()).map_err(io)?;
+    // Secrets this program created for the mirror go with it.
+    let key = crate::access::ssh::default_key_path(&store, &repo, name);
+    for file in [
+        url_password_path(global, &repo, name),
+        crate::access::ssh::public_key_path(&key),
+        key,
+        crate::access::ssh::default_known_hosts_path(&store, &repo, name),
+    ] {
+        if std::fs::remove_file(&file).is_ok() {
+            writeln!(out, "deleted {}", file.display()).map_err(io)?;
+        }
+    }
+    if crate::config::fleet_override::fleet_selects(global, &repo, name) {
+        let _ = writeln!(
+            err,
+            "{}",
+            crate::config::fleet_override::fleet_applies_again(global, &repo, name)
+        );
+    }
+    Ok(EXIT_OK)
+}
+
+fn describe_filters(mirror: &MirrorConfig) -> String {
+    let rules = &mirror.rules;
+    let mut parts = Vec::new();
+    if let Some(patterns) = &rules.branch_patterns {
+        parts.push(format!("branches={}", patterns.join(",")));
+    }
+    if rules.protected_only.is_some() {
+        parts.push("only-protected-branches".to_string());
+    }
+    match &rules.tags {
+        crate::mirror::plan::TagSelection::All => {}
+        crate::mirror::plan::TagSelection::None => parts.push("no-tags".to_string()),
+        crate::mirror::plan::TagSelection::Matching(p) => parts.push(format!("tags={}", p.join(","))),
+    }
+    if rules.keep_divergent_refs {
+        parts.push("keep-divergent-refs".to_string());
+    }
+    parts.join(" ")
+}
+
+pub fn cmd_list(
+    global: &GlobalConfig,
+    repos: &[PathBuf],
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<u8, Exit> {
+    let mut config_errors = 0;
+    let mut listed = 0;
+    for repo in known_or_given(global, repos, err)? {
+        // A broken configuration is reported; the other repositories are still listed.
+        let cfg = match config::load_repo(&repo, global) {
+            Ok(cfg) => cfg,
+            Err(e) => {
+                config_errors += 1;
+                writeln!(err, "git-push-mirror: {e}").map_err(io)?;
+                continue;
+            }
+        };
+        listed += cfg.mirrors.len();
+        for mirror in &cfg.mirrors {
+            let enabled = if mirror.enabled { "enabled" } else { "disabled" };
+            let line = format!(
+                "{}\t{}\t{}\t{enabled}\t{}",
+                repo.display(),
+                mirror.name,
+                shown_url(mirror),
+                if cfg.fleet_mirrors.contains(&mirror.name) {
+                    format!("fleet {}", describe_filters(mirror))
+                } else {
+                    describe_filters(mirror)
+                }
+            );
+            writeln!(out, "{}", line.trim_end()).map_err(io)?;
+        }
+    }
+    if listed == 0 && config_errors == 0 {
+        // On stderr: list's output is for scripts.
+        writeln!(err, "{}", empty_state_hint(global)).map_err(io)?;
+    }
+    Ok(if config_errors > 0 { EXIT_USAGE } else { EXIT_OK })
+}
+
+pub fn cmd_forget(global: &GlobalConfig, repo: &Path, out: &mut dyn Write) -> Result<u8, Exit> {
+    use crate::pipeline::registrations::{ForgetError, forget};
+    match forget(global, repo) {
+        Ok(repo) => {
+            writeln!(
+                out,
+                "forgot {}: its registration and its mirrors' state were removed",
+                repo.display()
+            )
+            .map_err(io)?;
+            Ok(EXIT_OK)
+        }
+        Err(e @ ForgetError::Failed { .. }) => Err(Exit(EXIT_FAILED, e.into())),
+        Err(e) => Err(Exit(EXIT_USAGE, e.into())),
+    }
+}

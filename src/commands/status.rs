@@ -1,0 +1,41 @@
+//! `status`: each mirror's state, as a table or as JSON.
+
+use crate::commands::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, Exit, empty_state_hint, io, reported_repos};
+use crate::config::GlobalConfig;
+use crate::ops::status;
+use anyhow::Result;
+use std::io::Write;
+use std::path::PathBuf;
+
+pub fn cmd_status(
+    global: &GlobalConfig,
+    repos: &[PathBuf],
+    json: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<u8, Exit> {
+    let (repos, problems) = reported_repos(global, repos, err)?;
+    let collected = status::collect(global, &repos);
+    let statuses = &collected.statuses;
+    if json {
+        status::print_json(statuses, out)
+    } else if statuses.is_empty() && collected.config_errors.is_empty() {
+        writeln!(out, "{}", empty_state_hint(global))
+    } else {
+        status::print_human(statuses, out)
+    }
+    .map_err(io)?;
+    if json && statuses.is_empty() && collected.config_errors.is_empty() {
+        writeln!(err, "{}", empty_state_hint(global)).map_err(io)?;
+    }
+    for error in problems.iter().chain(&collected.config_errors) {
+        writeln!(err, "git-push-mirror: {error}").map_err(io)?;
+    }
+    Ok(if !collected.config_errors.is_empty() || !problems.is_empty() {
+        EXIT_USAGE
+    } else if status::any_failed(statuses) {
+        EXIT_FAILED
+    } else {
+        EXIT_OK
+    })
+}

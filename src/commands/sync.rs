@@ -1,0 +1,87 @@
+//! `sync`: one repository's mirrors updated now, in the foreground, with a per-ref report.
+
+use crate::commands::{EXIT_FAILED, EXIT_OK, Exit, io, load_repo_config, no_such_mirror, repo_path, shown_url};
+use crate::config::{GlobalConfig, MirrorConfig};
+use crate::mirror::state::StateStore;
+use crate::mirror::update::{UpdateReport, update_mirror_showing};
+use crate::util::fsutil::FileLock;
+use anyhow::{Context, Result};
+use std::io::Write;
+use std::path::Path;
+
+pub fn cmd_sync(global: &GlobalConfig, repo: &Path, only: Option<&str>, out: &mut dyn Write) -> Result<u8, Exit> {
+    let repo = repo_path(repo)?;
+    let cfg = load_repo_config(global, &repo)?;
+    let mirrors: Vec<&MirrorConfig> = match only {
+        Some(name) => match cfg.mirrors.iter().find(|m| m.name == name) {
+            Some(m) => vec![m],
+            None => return Err(no_such_mirror(&repo, name, &cfg)),
+        },
+        None => cfg.mirrors.iter().filter(|m| m.enabled).collect(),
+    };
+    if mirrors.is_empty() {
+        writeln!(out, "{}: no enabled mirrors", repo.display()).map_err(io)?;
+        return Ok(EXIT_OK);
+    }
+    let store = StateStore::new(&global.state_dir);
+    store.register(&repo)?;
+    let mut failed = false;
+    for mirror in mirrors {
+        let _push_lock =
+            FileLock::acquire(&store.push_lock_path(&repo, &mirror.name)?).context("locking the mirror")?;
+        let report = update_mirror_showing(&store, global, &repo, mirror, true, &|progress| {
+            show_progress(&mirror.name, progress)
+        })?;
+        print_report(&mirror.name, &shown_url(mirror), &report, out).map_err(io)?;
+        failed |= report.is_failure();
+    }
+    Ok(if failed { EXIT_FAILED } else { EXIT_OK })
+}
+
+/// A line per landed step of an update pushed in steps, for a person watching `sync`.
+fn show_progress(mirror: &str, progress: &crate::mirror::state::PushProgress) {
+    use std::io::IsTerminal;
+    let mut err = std::io::stderr();
+    if err.is_terminal() {
+        let _ = writeln!(
+            err,
+            "mirror {mirror}: step {}/{} pushed ({} sent)",
+            progress.done,
+            progress.total,
+            crate::util::size::ByteSize(progress.bytes_sent)
+        );
+    }
+}
+
+/// The per-ref table of one update.
+pub fn print_report(name: &str, url: &str, report: &UpdateReport, out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(out, "mirror {name} ({url})")?;
+    for warning in &report.warnings {
+        writeln!(out, "  warning: {warning}")?;
+    }
+    let width = report.refs.iter().map(|r| r.name.len()).max().unwrap_or(0);
+    for r in &report.refs {
+        let detail = r.outcome.detail();
+        let line = format!("  {:<width$}  {:<10}  {detail}", r.name, r.outcome.label());
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    if let Some(lfs) = &report.lfs {
+        let scope = if lfs.full {
+            "all mirrored refs"
+        } else {
+            "the new commits"
+        };
+        match lfs.error_summary() {
+            None => writeln!(
+                out,
+                "  lfs: ok: {} object(s) referenced by {scope}, all on the mirror",
+                lfs.objects
+            )?,
+            Some(error) => writeln!(out, "  lfs: failed: {error}")?,
+        }
+    }
+    match report.error_summary() {
+        Some(error) if report.is_failure() => writeln!(out, "  result: failed: {error}"),
+        _ => writeln!(out, "  result: ok"),
+    }
+}
