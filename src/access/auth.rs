@@ -1,6 +1,7 @@
 //! How git reaches a mirror: transport allowlist, HTTPS credentials through environment config
-//! and a credential helper (never argv), fail-closed SSH (see [`crate::access::ssh`]), and hints that turn
-//! git's authentication errors into what to do.
+//! and a credential helper (never argv), fail-closed SSH (see [`crate::access::ssh`]), and advice on
+//! a mirror's setup. The hints that turn git's authentication errors into what to do are in
+//! [`crate::git::error`], next to the errors.
 
 use crate::access::remote_url::{Transport, display_url, http_origin, split_credentials, transport_of};
 use crate::access::ssh;
@@ -306,88 +307,6 @@ pub fn setup_advice(mirror: &MirrorConfig, global: &GlobalConfig, repo: &Path) -
     notes
 }
 
-/// How to fix a failure git reported, when its stderr says what went wrong.
-pub fn failure_hint(access: &RemoteAccess, stderr: &str) -> Option<String> {
-    let has = |needle: &str| stderr.contains(needle);
-    let name = if access.mirror.is_empty() {
-        "NAME"
-    } else {
-        access.mirror.as_str()
-    };
-    let url = split_credentials(&access.url).url;
-    let hint = if has("REMOTE HOST IDENTIFICATION HAS CHANGED") || (has("Host key for") && has("has changed")) {
-        format!(
-            "the mirror's SSH host key changed since it was accepted, which may be an attack; only if the \
-             host's admin confirms the change, compare the new fingerprints from `git-push-mirror known-hosts {url}` \
-             and record them with `--accept --repo REPO --mirror {name}`"
-        )
-    } else if has("Host key verification failed") {
-        format!(
-            "the mirror's SSH host key is not known: compare its fingerprints from \
-             `git-push-mirror known-hosts {url}` with the ones the host publishes, then record them with \
-             `--accept --repo REPO --mirror {name}`"
-        )
-    } else if has("Permission denied (publickey") {
-        format!(
-            "the SSH server refused the key: add the mirror's public key (the ssh_key file + .pub; \
-             `git-push-mirror keygen REPO {name}` creates a key pair) to the account's authorized_keys or as a \
-             deploy key with write access"
-        )
-    } else if has("terminal prompts disabled") && access.secrets.is_empty() {
-        format!(
-            "the mirror asks for a user name and password: set them with \
-             `git-push-mirror set REPO {name} --username USER --password-file FILE`"
-        )
-    } else if has("Authentication failed") || has("error: 401") {
-        "the mirror refused the user name and password/token: check `username` and the secret in \
-         password_file, password_env or password; the token may have expired or been revoked"
-            .to_string()
-    } else if has("error: 403") {
-        "the mirror accepted the credentials but refused access: give the token write access to this \
-         repository (GitHub: Contents read/write, and Workflows if it has .github/workflows; GitLab: \
-         write_repository)"
-            .to_string()
-    } else if is_certificate_failure(stderr) {
-        let in_use = match &access.ca_file {
-            Some(ca_file) => format!("the mirror's ca_file {}", ca_file.display()),
-            None => "http.sslCAInfo of the repository's git configuration if set, else the system's CA \
-                     certificates (`git-push-mirror check` says which)"
-                .to_string(),
-        };
-        format!(
-            "the mirror's TLS certificate is not signed by a CA that git trusts (CA in use: {in_use}); if the \
-             host has a CA of its own (a company GitLab), give the CA's certificate (PEM) to the mirror with \
-             `git-push-mirror set REPO {name} --ca-file FILE`"
-        )
-    } else if has("the receiving end does not support this repository's hash algorithm")
-        // What git before 2.41 says pushing SHA-256 to an empty SHA-1 repository.
-        || has("protocol error: unexpected capabilities^{}")
-    {
-        "the mirror and this repository have different object formats (SHA-1 and SHA-256): git cannot push \
-         between them; recreate the mirror with this repository's format (`git rev-parse --show-object-format` \
-         in the repository; `git init --bare --object-format=…`) or push to another mirror"
-            .to_string()
-    } else if has("transport '") && has("' not allowed") {
-        "the transport is not in allowed_protocols of the global configuration".to_string()
-    } else {
-        return None;
-    };
-    Some(hint)
-}
-
-/// Whether git (curl with GnuTLS or OpenSSL) or git-lfs (Go) says the server's certificate
-/// chain could not be verified.
-pub fn is_certificate_failure(stderr: &str) -> bool {
-    [
-        "server certificate verification failed",
-        "SSL certificate problem",
-        "certificate signed by unknown authority",
-        "certificate verify failed",
-    ]
-    .iter()
-    .any(|needle| stderr.contains(needle))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -580,42 +499,6 @@ mod tests {
     }
 
     #[test]
-    fn tls_and_object_format_failures_say_what_to_do() {
-        let mut access = RemoteAccess::new("https://h/a.git", std::time::Duration::from_secs(1), &[]);
-        access.mirror = "gitlab".into();
-        // Captured from git 2.47 (libcurl-gnutls) and git-lfs 3.3 (Go).
-        for stderr in [
-            "fatal: unable to access 'https://h/a.git/': server certificate verification failed. CAfile: none CRLfile: none\n",
-            "fatal: unable to access 'https://h/a.git/': SSL certificate problem: unable to get local issuer certificate\n",
-            "batch response: Post \"https://h/a.git/info/lfs/objects/batch\": tls: failed to verify certificate: x509: certificate signed by unknown authority\n",
-        ] {
-            let hint = failure_hint(&access, stderr).unwrap();
-            assert!(
-                hint.contains("not signed by a CA that git trusts") && hint.contains("set REPO gitlab --ca-file"),
-                "{hint}"
-            );
-            assert!(hint.contains("the system's CA certificates"), "{hint}");
-        }
-        access.ca_file = Some("/etc/corp-ca.pem".into());
-        let hint = failure_hint(&access, "server certificate verification failed").unwrap();
-        assert!(
-            hint.contains("CA in use: the mirror's ca_file /etc/corp-ca.pem"),
-            "{hint}"
-        );
-        for mismatch in [
-            "fatal: the receiving end does not support this repository's hash algorithm\n",
-            // git 2.39, SHA-256 to an empty SHA-1 repository.
-            "fatal: protocol error: unexpected capabilities^{}\nfatal: the remote end hung up unexpectedly\n",
-        ] {
-            assert!(
-                failure_hint(&access, mismatch)
-                    .unwrap()
-                    .contains("different object formats")
-            );
-        }
-    }
-
-    #[test]
     fn advice_warns_about_passwords_in_clear_and_ssh_steps_left() {
         let global = GlobalConfig::embedded(Path::new("/nonexistent"));
         let repo = Path::new("/srv/git/app.git");
@@ -651,36 +534,6 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         let err = read_secret(&SecretSource::File(path)).unwrap_err();
         assert!(err.to_string().contains("more than one line"), "{err}");
-    }
-
-    #[test]
-    fn failures_come_with_a_hint_saying_what_to_do() {
-        let mut access = RemoteAccess::new("ssh://git@h:2222/a.git", std::time::Duration::from_secs(1), &[]);
-        access.mirror = "backup".into();
-        let unknown = "No ED25519 host key is known for [h]:2222 and you have requested strict checking.\r\n\
-                       Host key verification failed.\r\nfatal: Could not read from remote repository.\n";
-        let hint = failure_hint(&access, unknown).unwrap();
-        assert!(
-            hint.contains("known-hosts ssh://h:2222/a.git") && hint.contains("--mirror backup"),
-            "{hint}"
-        );
-        let changed =
-            "@@@\r\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\r\nHost key verification failed.\r\n";
-        assert!(failure_hint(&access, changed).unwrap().contains("changed"));
-        let denied = "git@h: Permission denied (publickey).\r\nfatal: Could not read from remote repository.\n";
-        assert!(failure_hint(&access, denied).unwrap().contains("deploy key"));
-
-        let mut http = RemoteAccess::new("http://h/a.git", std::time::Duration::from_secs(1), &[]);
-        http.secrets.push("s".into());
-        let failed = "fatal: Authentication failed for 'http://h/a.git/'\n";
-        assert!(
-            failure_hint(&http, failed)
-                .unwrap()
-                .contains("refused the user name and password")
-        );
-        let forbidden = "fatal: unable to access 'http://h/a.git/': The requested URL returned error: 403\n";
-        assert!(failure_hint(&http, forbidden).unwrap().contains("write access"));
-        assert_eq!(failure_hint(&http, "fatal: repository not found\n"), None);
     }
 
     #[test]

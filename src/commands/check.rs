@@ -3,12 +3,13 @@
 //! another object format, the CA certificates in use when TLS verification fails, where LFS
 //! objects would go.
 
-use crate::access::auth::{is_certificate_failure, remote_access};
+use crate::access::auth::remote_access;
 use crate::access::remote_url::{display_url, redact_url};
 use crate::commands::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, Exit, empty_state_hint, io, known_or_given};
 use crate::config::edit::EditError;
 use crate::config::{self, GlobalConfig, MirrorConfig};
 use crate::git;
+use crate::git::error::is_certificate_failure;
 use crate::mirror::lfs::LfsMode;
 use anyhow::Result;
 use std::io::Write;

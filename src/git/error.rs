@@ -1,0 +1,270 @@
+//! Why a git process failed, said briefly: the useful lines of its stderr, recognised causes (too large, dropped connection), and a hint on how to fix each common one.
+
+use super::RemoteAccess;
+use crate::access::remote_url::split_credentials;
+use std::time::Duration;
+
+/// Why talking to a mirror failed as a whole. Messages are already redacted.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum GitError {
+    #[error("could not run git: {0}")]
+    Spawn(String),
+    #[error("timed out after {}s; the git process group was killed", .0.as_secs())]
+    TimedOut(Duration),
+    #[error("{0}")]
+    Failed(String),
+    /// The mirror refused the push as too large: its pack size limit, or an HTTP 413.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The connection dropped while the pack was being sent: a limit of the mirror or of a
+    /// proxy in front of it as often as the network.
+    #[error("{0}")]
+    Dropped(String),
+}
+
+/// Lines git adds to every failed connection; they push the real cause out of a summary.
+const GENERIC_LINES: &[&str] = &[
+    "Please make sure you have the correct access rights",
+    "and the repository exists.",
+];
+
+/// The most useful lines of git's stderr, for a stored error: the mirror's own words (its
+/// `remote:` lines) first, then git's last lines.
+pub(super) fn summarize_stderr(stderr: &str) -> String {
+    let words = crate::git::remote_words::remote_lines(stderr);
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("hint:") && !GENERIC_LINES.contains(l))
+        .filter(|l| !l.starts_with("remote:"))
+        // ssh's advice to delete a changed host key; deleting without checking defeats the check.
+        .filter(|l| !l.starts_with("ssh-keygen -f "))
+        .collect();
+    let start = lines.len().saturating_sub(4);
+    let mut parts: Vec<String> = words.into_iter().map(|w| format!("remote: {w}")).collect();
+    parts.extend(lines[start..].iter().map(|l| crate::git::remote_words::clean(l)));
+    if parts.is_empty() {
+        "git failed without a message".to_string()
+    } else {
+        parts.join(" / ")
+    }
+}
+
+/// Whether a mirror's words or git's messages say a push was refused for its size: git's and
+/// GitHub's `pack exceeds maximum allowed size`, or an HTTP 413 from the server or a proxy.
+pub fn says_too_large(text: &str) -> bool {
+    const SIGNS: &[&str] = &[
+        "pack exceeds maximum allowed size",
+        "HTTP 413",
+        "error: 413",
+        "Request Entity Too Large",
+        "Payload Too Large",
+    ];
+    SIGNS.iter().any(|sign| text.contains(sign))
+}
+
+/// The limit a size refusal names, when it names one: GitHub and newer git print
+/// `pack exceeds maximum allowed size (2.00 GiB)`.
+pub fn size_limit_in(text: &str) -> Option<u64> {
+    let at = text.find("maximum allowed size (")? + "maximum allowed size (".len();
+    let inside = &text[at..at + text[at..].find(')')?];
+    crate::util::size::ByteSize::parse(&inside.replace(' ', "").replace("bytes", "B"))
+        .ok()
+        .map(|size| size.0)
+}
+
+/// Whether git says the connection ended while it was sending (as opposed to never connecting).
+pub(super) fn says_dropped(stderr: &str) -> bool {
+    const SIGNS: &[&str] = &[
+        "the remote end hung up unexpectedly",
+        "unexpected disconnect while reading sideband packet",
+        "send-pack: unexpected disconnect",
+        "Broken pipe",
+        "Connection reset by peer",
+        "RPC failed",
+    ];
+    const NEVER_CONNECTED: &[&str] = &[
+        "Could not read from remote repository",
+        "Could not resolve",
+        "Connection refused",
+        "Failed to connect",
+        "Authentication failed",
+        "Permission denied",
+        "Host key verification failed",
+        "SSL certificate problem",
+        "server certificate verification failed",
+    ];
+    SIGNS.iter().any(|s| stderr.contains(s)) && !NEVER_CONNECTED.iter().any(|s| stderr.contains(s))
+}
+
+/// How to fix a failure git reported, when its stderr says what went wrong.
+pub fn failure_hint(access: &RemoteAccess, stderr: &str) -> Option<String> {
+    let has = |needle: &str| stderr.contains(needle);
+    let name = if access.mirror.is_empty() {
+        "NAME"
+    } else {
+        access.mirror.as_str()
+    };
+    let url = split_credentials(&access.url).url;
+    let hint = if has("REMOTE HOST IDENTIFICATION HAS CHANGED") || (has("Host key for") && has("has changed")) {
+        format!(
+            "the mirror's SSH host key changed since it was accepted, which may be an attack; only if the \
+             host's admin confirms the change, compare the new fingerprints from `git-push-mirror known-hosts {url}` \
+             and record them with `--accept --repo REPO --mirror {name}`"
+        )
+    } else if has("Host key verification failed") {
+        format!(
+            "the mirror's SSH host key is not known: compare its fingerprints from \
+             `git-push-mirror known-hosts {url}` with the ones the host publishes, then record them with \
+             `--accept --repo REPO --mirror {name}`"
+        )
+    } else if has("Permission denied (publickey") {
+        format!(
+            "the SSH server refused the key: add the mirror's public key (the ssh_key file + .pub; \
+             `git-push-mirror keygen REPO {name}` creates a key pair) to the account's authorized_keys or as a \
+             deploy key with write access"
+        )
+    } else if has("terminal prompts disabled") && access.secrets.is_empty() {
+        format!(
+            "the mirror asks for a user name and password: set them with \
+             `git-push-mirror set REPO {name} --username USER --password-file FILE`"
+        )
+    } else if has("Authentication failed") || has("error: 401") {
+        "the mirror refused the user name and password/token: check `username` and the secret in \
+         password_file, password_env or password; the token may have expired or been revoked"
+            .to_string()
+    } else if has("error: 403") {
+        "the mirror accepted the credentials but refused access: give the token write access to this \
+         repository (GitHub: Contents read/write, and Workflows if it has .github/workflows; GitLab: \
+         write_repository)"
+            .to_string()
+    } else if is_certificate_failure(stderr) {
+        let in_use = match &access.ca_file {
+            Some(ca_file) => format!("the mirror's ca_file {}", ca_file.display()),
+            None => "http.sslCAInfo of the repository's git configuration if set, else the system's CA \
+                     certificates (`git-push-mirror check` says which)"
+                .to_string(),
+        };
+        format!(
+            "the mirror's TLS certificate is not signed by a CA that git trusts (CA in use: {in_use}); if the \
+             host has a CA of its own (a company GitLab), give the CA's certificate (PEM) to the mirror with \
+             `git-push-mirror set REPO {name} --ca-file FILE`"
+        )
+    } else if has("the receiving end does not support this repository's hash algorithm")
+        // What git before 2.41 says pushing SHA-256 to an empty SHA-1 repository.
+        || has("protocol error: unexpected capabilities^{}")
+    {
+        "the mirror and this repository have different object formats (SHA-1 and SHA-256): git cannot push \
+         between them; recreate the mirror with this repository's format (`git rev-parse --show-object-format` \
+         in the repository; `git init --bare --object-format=…`) or push to another mirror"
+            .to_string()
+    } else if has("transport '") && has("' not allowed") {
+        "the transport is not in allowed_protocols of the global configuration".to_string()
+    } else {
+        return None;
+    };
+    Some(hint)
+}
+
+/// Whether git (curl with GnuTLS or OpenSSL) or git-lfs (Go) says the server's certificate
+/// chain could not be verified.
+pub fn is_certificate_failure(stderr: &str) -> bool {
+    [
+        "server certificate verification failed",
+        "SSL certificate problem",
+        "certificate signed by unknown authority",
+        "certificate verify failed",
+    ]
+    .iter()
+    .any(|needle| stderr.contains(needle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summaries_keep_the_cause_and_drop_boilerplate() {
+        // Captured from git push over ssh (OpenSSH 9.2) to a host whose key changed.
+        let stderr = "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\r\n\
+@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\r\n\
+Offending ED25519 key in /state/ssh/backup.known_hosts:1\r\n\
+  ssh-keygen -f \"/state/ssh/backup.known_hosts\" -R \"[127.0.0.1]:2222\"\r\n\
+Host key for [127.0.0.1]:2222 has changed and you have requested strict checking.\r\n\
+Host key verification failed.\r\n\
+fatal: Could not read from remote repository.\n\n\
+Please make sure you have the correct access rights\nand the repository exists.\n";
+        assert_eq!(
+            summarize_stderr(stderr),
+            "Offending ED25519 key in /state/ssh/backup.known_hosts:1 / \
+             Host key for [127.0.0.1]:2222 has changed and you have requested strict checking. / \
+             Host key verification failed. / fatal: Could not read from remote repository."
+        );
+    }
+
+    #[test]
+    fn tls_and_object_format_failures_say_what_to_do() {
+        let mut access = RemoteAccess::new("https://h/a.git", std::time::Duration::from_secs(1), &[]);
+        access.mirror = "gitlab".into();
+        // Captured from git 2.47 (libcurl-gnutls) and git-lfs 3.3 (Go).
+        for stderr in [
+            "fatal: unable to access 'https://h/a.git/': server certificate verification failed. CAfile: none CRLfile: none\n",
+            "fatal: unable to access 'https://h/a.git/': SSL certificate problem: unable to get local issuer certificate\n",
+            "batch response: Post \"https://h/a.git/info/lfs/objects/batch\": tls: failed to verify certificate: x509: certificate signed by unknown authority\n",
+        ] {
+            let hint = failure_hint(&access, stderr).unwrap();
+            assert!(
+                hint.contains("not signed by a CA that git trusts") && hint.contains("set REPO gitlab --ca-file"),
+                "{hint}"
+            );
+            assert!(hint.contains("the system's CA certificates"), "{hint}");
+        }
+        access.ca_file = Some("/etc/corp-ca.pem".into());
+        let hint = failure_hint(&access, "server certificate verification failed").unwrap();
+        assert!(
+            hint.contains("CA in use: the mirror's ca_file /etc/corp-ca.pem"),
+            "{hint}"
+        );
+        for mismatch in [
+            "fatal: the receiving end does not support this repository's hash algorithm\n",
+            // git 2.39, SHA-256 to an empty SHA-1 repository.
+            "fatal: protocol error: unexpected capabilities^{}\nfatal: the remote end hung up unexpectedly\n",
+        ] {
+            assert!(
+                failure_hint(&access, mismatch)
+                    .unwrap()
+                    .contains("different object formats")
+            );
+        }
+    }
+
+    #[test]
+    fn failures_come_with_a_hint_saying_what_to_do() {
+        let mut access = RemoteAccess::new("ssh://git@h:2222/a.git", std::time::Duration::from_secs(1), &[]);
+        access.mirror = "backup".into();
+        let unknown = "No ED25519 host key is known for [h]:2222 and you have requested strict checking.\r\n\
+                       Host key verification failed.\r\nfatal: Could not read from remote repository.\n";
+        let hint = failure_hint(&access, unknown).unwrap();
+        assert!(
+            hint.contains("known-hosts ssh://h:2222/a.git") && hint.contains("--mirror backup"),
+            "{hint}"
+        );
+        let changed =
+            "@@@\r\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\r\nHost key verification failed.\r\n";
+        assert!(failure_hint(&access, changed).unwrap().contains("changed"));
+        let denied = "git@h: Permission denied (publickey).\r\nfatal: Could not read from remote repository.\n";
+        assert!(failure_hint(&access, denied).unwrap().contains("deploy key"));
+
+        let mut http = RemoteAccess::new("http://h/a.git", std::time::Duration::from_secs(1), &[]);
+        http.secrets.push("s".into());
+        let failed = "fatal: Authentication failed for 'http://h/a.git/'\n";
+        assert!(
+            failure_hint(&http, failed)
+                .unwrap()
+                .contains("refused the user name and password")
+        );
+        let forbidden = "fatal: unable to access 'http://h/a.git/': The requested URL returned error: 403\n";
+        assert!(failure_hint(&http, forbidden).unwrap().contains("write access"));
+        assert_eq!(failure_hint(&http, "fatal: repository not found\n"), None);
+    }
+}
