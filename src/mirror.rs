@@ -3,6 +3,7 @@
 pub mod lfs;
 pub mod plan;
 pub mod refs;
+pub mod report;
 pub mod state;
 pub mod update;
 pub mod verify;

@@ -6,13 +6,13 @@ mod lfs;
 mod split;
 mod steps;
 
+pub use crate::mirror::report::{RefOutcome, RefResult, UpdateReport};
+
 use crate::access::auth::remote_access;
 use crate::config::{GlobalConfig, MirrorConfig, RetryPolicy};
 use crate::git::{self, PushFlag, RemoteAccess};
-use crate::mirror::lfs::{LfsReport, LfsStatus};
-use crate::mirror::plan::{
-    self, Decision, Divergence, KeptReason, PendingHint, PlanInput, PlanWarning, Reach, RefChange,
-};
+use crate::mirror::lfs::LfsStatus;
+use crate::mirror::plan::{self, Decision, PendingHint, PlanInput, PlanWarning, Reach, RefChange};
 use crate::mirror::refs::LocalRepo;
 use crate::mirror::state::{
     KnownRef, KnownRefs, MirrorState, PushProgress, StateStore, UpdateStatus, known_local_values, known_remote_values,
@@ -25,198 +25,6 @@ use deliver::{Delivered, Lessons};
 use lfs::LfsProgress;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-
-/// What happened to one ref.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RefOutcome {
-    Created,
-    Updated,
-    Forced,
-    Deleted,
-    UpToDate,
-    /// Neither side has it.
-    Absent,
-    Divergent {
-        local: Oid,
-        remote: Oid,
-        why: Divergence,
-    },
-    Kept {
-        why: KeptReason,
-    },
-    Blocked {
-        by: String,
-    },
-    /// The mirror refused it, or it could not be pushed; retried later.
-    Rejected {
-        reason: String,
-    },
-    /// Not pushed because the mirror could not be given its LFS objects (`lfs_required`); retried later.
-    Held {
-        reason: String,
-    },
-    /// Not pushed in this update: it was refused together with others and the split of that
-    /// push ran out of budget; retried later.
-    Deferred {
-        reason: String,
-    },
-}
-
-impl RefOutcome {
-    /// Settled outcomes take the ref off the pending list (retrying cannot change them).
-    pub fn is_settled(&self) -> bool {
-        !matches!(
-            self,
-            RefOutcome::Rejected { .. } | RefOutcome::Held { .. } | RefOutcome::Deferred { .. }
-        )
-    }
-
-    /// Whether the ref makes the update fail.
-    pub fn is_failure(&self) -> bool {
-        matches!(
-            self,
-            RefOutcome::Divergent { .. }
-                | RefOutcome::Blocked { .. }
-                | RefOutcome::Rejected { .. }
-                | RefOutcome::Held { .. }
-                | RefOutcome::Deferred { .. }
-        )
-    }
-
-    /// One word for tables.
-    pub fn label(&self) -> &'static str {
-        match self {
-            RefOutcome::Created => "created",
-            RefOutcome::Updated => "updated",
-            RefOutcome::Forced => "forced",
-            RefOutcome::Deleted => "deleted",
-            RefOutcome::UpToDate => "up-to-date",
-            RefOutcome::Absent => "absent",
-            RefOutcome::Divergent { .. } => "divergent",
-            RefOutcome::Kept { .. } => "kept",
-            RefOutcome::Blocked { .. } => "blocked",
-            RefOutcome::Rejected { .. } => "rejected",
-            RefOutcome::Held { .. } => "held",
-            RefOutcome::Deferred { .. } => "deferred",
-        }
-    }
-
-    /// Why, in words, when there is more to say than the label.
-    pub fn detail(&self) -> String {
-        match self {
-            RefOutcome::Divergent { local, remote, why } => {
-                let why = match why {
-                    Divergence::NotFastForward => "the mirror has commits the local ref does not",
-                    Divergence::RemoteUnknown => "the mirror's commit is unknown locally",
-                    Divergence::TagMoved => "the tag points elsewhere on the mirror",
-                };
-                format!("{why} (local {}, mirror {})", local.short(), remote.short())
-            }
-            RefOutcome::Kept { why } => match why {
-                KeptReason::KeepDivergentRefs => "deleted locally; keep_divergent_refs keeps it on the mirror",
-                KeptReason::NoDefaultBranch => "deleted locally; no default branch to check it is merged",
-                KeptReason::RemoteNotMerged => "deleted locally with work not merged into the default branch",
-                KeptReason::LastLocalNotMerged => "deleted locally after unmerged commits were pushed to it",
-            }
-            .to_string(),
-            RefOutcome::Blocked { by } => format!("{by} occupies its path on the mirror"),
-            RefOutcome::Rejected { reason } | RefOutcome::Held { reason } | RefOutcome::Deferred { reason } => {
-                reason.clone()
-            }
-            _ => String::new(),
-        }
-    }
-}
-
-/// One ref's line in a report.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RefResult {
-    pub name: String,
-    pub outcome: RefOutcome,
-    /// The local value the decision was made for (`None`: absent locally).
-    pub local: Option<Oid>,
-    /// The mirror's value after the update, as far as known (meaningful for settled outcomes).
-    pub remote: Option<Oid>,
-}
-
-/// The result of one mirror update.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct UpdateReport {
-    pub refs: Vec<RefResult>,
-    pub warnings: Vec<String>,
-    /// The mirror could not be reached or updated at all (redacted).
-    pub error: Option<String>,
-    /// What the LFS step did, when the update had LFS objects to send.
-    pub lfs: Option<LfsReport>,
-}
-
-impl UpdateReport {
-    fn failed(error: String) -> UpdateReport {
-        UpdateReport {
-            error: Some(error),
-            ..Default::default()
-        }
-    }
-
-    pub fn is_failure(&self) -> bool {
-        self.error.is_some() || self.refs.iter().any(|r| r.outcome.is_failure())
-    }
-
-    fn names_with(&self, pred: impl Fn(&RefOutcome) -> bool) -> Vec<&str> {
-        self.refs
-            .iter()
-            .filter(|r| pred(&r.outcome))
-            .map(|r| r.name.as_str())
-            .collect()
-    }
-
-    /// The `last_error` this report leaves, if any.
-    pub fn error_summary(&self) -> Option<String> {
-        if let Some(error) = &self.error {
-            return Some(error.clone());
-        }
-        let rejected: Vec<String> = self
-            .refs
-            .iter()
-            .filter_map(|r| match &r.outcome {
-                RefOutcome::Rejected { reason } => Some(format!("{} ({reason})", r.name)),
-                _ => None,
-            })
-            .collect();
-        let divergent = self.names_with(|o| matches!(o, RefOutcome::Divergent { .. }));
-        let blocked = self.names_with(|o| matches!(o, RefOutcome::Blocked { .. }));
-        let held = self.names_with(|o| matches!(o, RefOutcome::Held { .. }));
-        let deferred = self.names_with(|o| matches!(o, RefOutcome::Deferred { .. }));
-        let mut parts = Vec::new();
-        if !held.is_empty() {
-            let why = self.lfs.as_ref().and_then(LfsReport::error_summary).unwrap_or_default();
-            parts.push(format!(
-                "not pushed for want of LFS objects: {} ({why})",
-                held.join(", ")
-            ));
-        }
-        if !rejected.is_empty() {
-            parts.push(format!("rejected by the mirror: {}", rejected.join(", ")));
-        }
-        if !divergent.is_empty() {
-            parts.push(format!(
-                "{} divergent ref(s) left alone: {}",
-                divergent.len(),
-                divergent.join(", ")
-            ));
-        }
-        if !blocked.is_empty() {
-            parts.push(format!("blocked by a kept ref: {}", blocked.join(", ")));
-        }
-        if !deferred.is_empty() {
-            parts.push(format!(
-                "{} ref(s) refused with others, to be split further at the next attempt",
-                deferred.len()
-            ));
-        }
-        (!parts.is_empty()).then(|| parts.join("; "))
-    }
-}
 
 /// How many times a ref whose lease failed is re-planned within one update.
 const LEASE_ATTEMPTS: usize = 3;
@@ -330,7 +138,7 @@ fn record_known_refs(
     if known != old || !same_mirror {
         store.save_known_refs(repo, &mirror.name, &crate::mirror::verify::identity(mirror), &known)?;
     }
-    Ok(Some(crate::pipeline::drift::fingerprint(&known_local_values(&known))))
+    Ok(Some(crate::mirror::verify::fingerprint(&known_local_values(&known))))
 }
 
 /// Reconciles with leases, re-planning refs whose lease failed.
@@ -720,6 +528,7 @@ pub fn record_outcome(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mirror::plan::Divergence;
     use crate::mirror::state::PendingRef;
     use std::path::PathBuf;
     use std::time::Duration;

@@ -15,8 +15,8 @@ use crate::access::auth::remote_access;
 use crate::config::{GlobalConfig, MirrorConfig};
 use crate::git;
 use crate::mirror::plan::{MirrorRules, Reach};
+use crate::mirror::report::{RefOutcome, UpdateReport};
 use crate::mirror::state::{KnownRefs, MirrorIdentity, MirrorState, StateStore};
-use crate::mirror::update::{RefOutcome, UpdateReport};
 use crate::util::fsutil::now_ms;
 use crate::util::oid::Oid;
 use anyhow::Result;
@@ -39,6 +39,25 @@ pub fn identity(mirror: &MirrorConfig) -> MirrorIdentity {
         url: mirror.url.clone(),
         scope: format!("{hash:016x}"),
     }
+}
+
+/// A stable fingerprint of a set of refs (FNV-1a over sorted `name oid` lines).
+/// A collision would only delay drift detection until the next change.
+pub fn fingerprint<'a>(refs: impl IntoIterator<Item = (&'a String, &'a Oid)>) -> String {
+    let mut hash: u64 = 0xcbf29ce484222325;
+    let mut feed = |bytes: &[u8]| {
+        for byte in bytes {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x100000001b3);
+        }
+    };
+    for (name, oid) in refs {
+        feed(name.as_bytes());
+        feed(b" ");
+        feed(oid.as_str().as_bytes());
+        feed(b"\n");
+    }
+    format!("{hash:016x}")
 }
 
 /// Which refs an update considers: everything when asked (`sync`), when a full reconciliation
@@ -164,8 +183,8 @@ pub fn verify_mirror(
 mod tests {
     use super::*;
     use crate::mirror::plan::TagSelection;
+    use crate::mirror::report::RefResult;
     use crate::mirror::state::KnownRef;
-    use crate::mirror::update::RefResult;
 
     fn oid(c: char) -> Oid {
         Oid::parse(&c.to_string().repeat(40)).unwrap()
@@ -188,6 +207,10 @@ mod tests {
 
     fn observed(entries: &[(&str, char)]) -> BTreeMap<String, Oid> {
         entries.iter().map(|(n, c)| (n.to_string(), oid(*c))).collect()
+    }
+
+    fn refs(pairs: &[(&str, char)]) -> BTreeMap<String, Oid> {
+        pairs.iter().map(|(n, c)| (n.to_string(), oid(*c))).collect()
     }
 
     #[test]
@@ -301,5 +324,16 @@ mod tests {
             &report("refs/heads/main", RefOutcome::Created),
             &known
         ));
+    }
+
+    #[test]
+    fn fingerprints_change_with_any_ref() {
+        let a = refs(&[("refs/heads/a", '1'), ("refs/heads/b", '2')]);
+        let moved = refs(&[("refs/heads/a", '1'), ("refs/heads/b", '3')]);
+        let renamed = refs(&[("refs/heads/a", '1'), ("refs/heads/c", '2')]);
+        assert_eq!(fingerprint(&a), fingerprint(&a.clone()));
+        assert_ne!(fingerprint(&a), fingerprint(&moved));
+        assert_ne!(fingerprint(&a), fingerprint(&renamed));
+        assert_ne!(fingerprint(&a), fingerprint(&BTreeMap::new()));
     }
 }

@@ -13,25 +13,6 @@ use anyhow::Result;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// A stable fingerprint of a set of refs (FNV-1a over sorted `name oid` lines).
-/// A collision would only delay drift detection until the next change.
-pub fn fingerprint<'a>(refs: impl IntoIterator<Item = (&'a String, &'a Oid)>) -> String {
-    let mut hash: u64 = 0xcbf29ce484222325;
-    let mut feed = |bytes: &[u8]| {
-        for byte in bytes {
-            hash ^= u64::from(*byte);
-            hash = hash.wrapping_mul(0x100000001b3);
-        }
-    };
-    for (name, oid) in refs {
-        feed(name.as_bytes());
-        feed(b" ");
-        feed(oid.as_str().as_bytes());
-        feed(b"\n");
-    }
-    format!("{hash:016x}")
-}
-
 /// The in-scope subset of a repository's refs for one mirror.
 pub fn in_scope(refs: &BTreeMap<String, Oid>, rules: &MirrorRules) -> BTreeMap<String, Oid> {
     refs.iter()
@@ -74,7 +55,7 @@ pub fn scan_repository(store: &StateStore, repo: &Path, repo_config: &RepoConfig
     let mut queued = Vec::new();
     for mirror in &repo_config.mirrors {
         let scoped = in_scope(&local.direct, &mirror.rules);
-        let current = fingerprint(&scoped);
+        let current = crate::mirror::verify::fingerprint(&scoped);
         let _lock = store.lock(repo)?;
         let mut state = store.load_mirror_healing(repo, &mirror.name)?;
         if state.full_sync_seq.is_some() {
@@ -131,17 +112,6 @@ mod tests {
 
     fn refs(pairs: &[(&str, char)]) -> BTreeMap<String, Oid> {
         pairs.iter().map(|(n, c)| (n.to_string(), oid(*c))).collect()
-    }
-
-    #[test]
-    fn fingerprints_change_with_any_ref() {
-        let a = refs(&[("refs/heads/a", '1'), ("refs/heads/b", '2')]);
-        let moved = refs(&[("refs/heads/a", '1'), ("refs/heads/b", '3')]);
-        let renamed = refs(&[("refs/heads/a", '1'), ("refs/heads/c", '2')]);
-        assert_eq!(fingerprint(&a), fingerprint(&a.clone()));
-        assert_ne!(fingerprint(&a), fingerprint(&moved));
-        assert_ne!(fingerprint(&a), fingerprint(&renamed));
-        assert_ne!(fingerprint(&a), fingerprint(&BTreeMap::new()));
     }
 
     #[test]
