@@ -39,7 +39,7 @@ pub fn parse_ls_remote(output: &str) -> RemoteRefs {
 /// whose ids are of another object format is an error: git cannot push to it.
 pub fn ls_remote(git_dir: &Path, remote: &RemoteAccess, patterns: &[String]) -> Result<RemoteRefs, GitError> {
     let (refs, _) = list_remote(git_dir, remote, patterns, false)?;
-    let local = crate::mirror::refs::object_format(git_dir);
+    let local = crate::util::oid::object_format(git_dir);
     match refs.direct.values().next().map(ObjectFormat::of) {
         Some(mirror) if mirror != local => Err(GitError::Failed(format_mismatch(local, mirror))),
         _ => Ok(refs),
@@ -72,7 +72,7 @@ pub fn probe(git_dir: &Path, remote: &RemoteAccess, patterns: &[String]) -> Resu
     Ok(Probe {
         refs,
         object_format,
-        local_format: crate::mirror::refs::object_format(git_dir),
+        local_format: crate::util::oid::object_format(git_dir),
     })
 }
 

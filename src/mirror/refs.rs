@@ -15,16 +15,6 @@ pub fn is_valid_ref_name(name: &str) -> bool {
     name.starts_with("refs/") && gix::validate::reference::name(name.into()).is_ok()
 }
 
-/// The object format of the repository at `git_dir`, from its `extensions.objectFormat`
-/// (cheap: the config file alone, no repository opened). SHA-1 when unset or unreadable.
-pub fn object_format(git_dir: &Path) -> ObjectFormat {
-    gix::config::File::from_path_no_includes(git_dir.join("config"), gix::config::Source::Local)
-        .ok()
-        .and_then(|config| config.string("extensions.objectFormat"))
-        .and_then(|name| ObjectFormat::parse(&name.to_string()))
-        .unwrap_or(ObjectFormat::Sha1)
-}
-
 /// The refs of a repository, split into direct and symbolic ones.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct LocalRefs {

@@ -1,7 +1,8 @@
-//! Object ids as hex strings: the one representation shared by the hook, the spool, the state and the planner.
+//! Object ids as hex strings: the one representation shared by the hook, the spool, the state and the planner; and object formats (SHA-1, SHA-256), with the one a repository uses.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::path::Path;
 
 /// A full hexadecimal object id (SHA-1 or SHA-256), lower case.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -63,6 +64,16 @@ impl ObjectFormat {
             ObjectFormat::Sha256 => "sha256",
         }
     }
+}
+
+/// The object format of the repository at `git_dir`, from its `extensions.objectFormat`
+/// (cheap: the config file alone, no repository opened). SHA-1 when unset or unreadable.
+pub fn object_format(git_dir: &Path) -> ObjectFormat {
+    gix::config::File::from_path_no_includes(git_dir.join("config"), gix::config::Source::Local)
+        .ok()
+        .and_then(|config| config.string("extensions.objectFormat"))
+        .and_then(|name| ObjectFormat::parse(&name.to_string()))
+        .unwrap_or(ObjectFormat::Sha1)
 }
 
 impl fmt::Display for ObjectFormat {
