@@ -104,7 +104,7 @@ pub(crate) fn known_or_given(
     if repos.is_empty() {
         forget_gone_repos(global, err);
         // Registered repositories, and the mirrored ones under repos_root (the fleet).
-        crate::config::fleet::all_repos(global, &StateStore::new(&global.state_dir)).usage()
+        crate::pipeline::fleet::all_repos(global, &StateStore::new(&global.state_dir)).usage()
     } else {
         repo_paths(repos)
     }

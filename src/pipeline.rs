@@ -1,6 +1,7 @@
 //! The path of a push: the hook spools it, the worker drains the spool, schedules each mirror and runs its update.
 
 pub mod drift;
+pub mod fleet;
 pub mod health;
 pub mod hook;
 pub mod registrations;

@@ -119,7 +119,7 @@ pub fn cmd_install_on_host(
 
 /// Every bare repository under ROOT, for `--all`.
 fn discover_for_install(root: &Path) -> Result<Vec<PathBuf>, Exit> {
-    let repos = crate::config::fleet::discover(root).usage()?;
+    let repos = crate::pipeline::fleet::discover(root).usage()?;
     if repos.is_empty() {
         return Err(Exit(
             EXIT_USAGE,

@@ -1,5 +1,6 @@
-//! Fleets: the repositories under `repos_root`, their names, and the fleet mirrors (`[mirror.NAME]`
-//! with `repos` patterns in the global file) that apply to them (README: "A fleet").
+//! Fleets, as the configuration states them: a repository's name under `repos_root`, and the
+//! `repos` patterns and URL templates of fleet mirrors (`[mirror.NAME]` in the global file) that
+//! say which apply to it (README: "A fleet"). Finding the repositories is in `pipeline/fleet.rs`.
 //!
 //! A repository's name is its path under `repos_root` without `.git`
 //! (`/srv/git/acme/app.git` under `/srv/git` is `acme/app`), as gitolite and
@@ -7,13 +8,11 @@
 //! characters, `/` included, like branch patterns; a pattern starting with `!`
 //! excludes what it matches.
 
-use crate::config::{self, GlobalConfig};
+use crate::config::GlobalConfig;
 use crate::mirror::plan::pattern_matches;
-use crate::mirror::state::StateStore;
-use anyhow::{Context, Result};
-use std::collections::BTreeSet;
+use anyhow::Result;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The placeholder a fleet mirror's URL must contain.
 pub const NAME_PLACEHOLDER: &str = "{name}";
@@ -92,81 +91,6 @@ pub fn expand_url(template: &str, name: &str) -> String {
     template.replace(NAME_PLACEHOLDER, name)
 }
 
-/// Every git directory under `root`, sorted: directories with `HEAD` and
-/// `objects/`, found by descending into directories that are not
-/// repositories. Hidden directories and symbolic links are skipped.
-pub fn discover(root: &Path) -> Result<Vec<PathBuf>> {
-    let root = fs::canonicalize(root).with_context(|| format!("repos_root {}", root.display()))?;
-    let mut found = Vec::new();
-    let mut stack = vec![root];
-    while let Some(dir) = stack.pop() {
-        if is_git_dir(&dir) {
-            found.push(dir);
-            continue;
-        }
-        let entries = match fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) => {
-                log::warn!("{}: not searched for repositories: {e}", dir.display());
-                continue;
-            }
-        };
-        for entry in entries.flatten() {
-            let hidden = entry.file_name().to_str().is_none_or(|n| n.starts_with('.'));
-            if !hidden && entry.file_type().is_ok_and(|t| t.is_dir()) {
-                stack.push(entry.path());
-            }
-        }
-    }
-    found.sort();
-    Ok(found)
-}
-
-/// The repositories under `repos_root` that have mirrors: a `push-mirror.toml`
-/// of their own, or a fleet mirror whose patterns select them. Empty without
-/// `repos_root`.
-pub fn mirrored_repos(global: &GlobalConfig) -> Result<Vec<PathBuf>> {
-    let Some(root) = &global.repos_root else {
-        return Ok(Vec::new());
-    };
-    Ok(discover(root)?
-        .into_iter()
-        .filter(|repo| {
-            repo.join(config::REPO_CONFIG_FILE).exists()
-                || repo_name(repo, global).is_some_and(|name| {
-                    global
-                        .fleet_mirrors
-                        .iter()
-                        .any(|fleet| patterns_match(&fleet.repos, &name))
-                })
-        })
-        .collect())
-}
-
-/// Registers the mirrored repositories under `repos_root` that are not yet
-/// registered, so `run`'s drift scan and `status` cover the whole fleet.
-/// Returns how many were new.
-pub fn register_mirrored(global: &GlobalConfig, store: &StateStore) -> Result<usize> {
-    let known: BTreeSet<PathBuf> = store.known_repos()?.into_iter().collect();
-    let mut registered = 0;
-    for repo in mirrored_repos(global)? {
-        if !known.contains(&repo) {
-            store.register(&repo)?;
-            registered += 1;
-        }
-    }
-    Ok(registered)
-}
-
-/// The registered repositories and the mirrored ones under `repos_root`,
-/// sorted, without duplicates: what `status`, `list` and `metrics` cover
-/// when no repository is named.
-pub fn all_repos(global: &GlobalConfig, store: &StateStore) -> Result<Vec<PathBuf>> {
-    let mut repos: BTreeSet<PathBuf> = store.known_repos()?.into_iter().collect();
-    repos.extend(mirrored_repos(global)?);
-    Ok(repos.into_iter().collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,33 +156,6 @@ mod tests {
         assert_eq!(
             expand_url("file:///m/{name}.git?{name}", "acme/app"),
             "file:///m/acme/app.git?acme/app"
-        );
-    }
-
-    #[test]
-    fn discovery_finds_repositories_without_entering_them_or_hidden_directories() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = fs::canonicalize(dir.path()).unwrap();
-        let make_repo = |rel: &str| {
-            let repo = root.join(rel);
-            fs::create_dir_all(repo.join("objects")).unwrap();
-            fs::write(repo.join("HEAD"), "ref: refs/heads/main\n").unwrap();
-        };
-        make_repo("top.git");
-        make_repo("acme/app.git");
-        make_repo("acme/deep/er/lib.git");
-        make_repo("acme/app.git/nested.git"); // inside a repository: not a separate one
-        make_repo(".trash/old.git");
-        make_repo("acme/.hidden.git");
-        fs::create_dir_all(root.join("empty/dir")).unwrap();
-        std::os::unix::fs::symlink(root.join("acme"), root.join("link")).unwrap();
-        assert_eq!(
-            discover(&root).unwrap(),
-            vec![
-                root.join("acme/app.git"),
-                root.join("acme/deep/er/lib.git"),
-                root.join("top.git")
-            ]
         );
     }
 }

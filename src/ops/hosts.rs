@@ -378,7 +378,7 @@ pub fn uninstall_gitolite(route: GitoliteRoute) -> Result<Option<PathBuf>> {
     }
     fs::remove_file(&hook).with_context(|| format!("removing {}", hook.display()))?;
     if route == GitoliteRoute::Common {
-        for repo in crate::config::fleet::discover(&gitolite.repo_base)? {
+        for repo in crate::pipeline::fleet::discover(&gitolite.repo_base)? {
             let link = repo.join("hooks/post-receive");
             if fs::read_link(&link).is_ok_and(|target| target == hook) {
                 fs::remove_file(&link).with_context(|| format!("removing {}", link.display()))?;

@@ -98,10 +98,10 @@ pub fn collect(global: &GlobalConfig, repos: &[PathBuf]) -> Collected {
 }
 
 /// Every repository `status` and `metrics` cover without arguments (see
-/// [`crate::config::fleet::all_repos`]); what cannot be searched is reported, and the rest still counts.
+/// [`crate::pipeline::fleet::all_repos`]); what cannot be searched is reported, and the rest still counts.
 pub fn all_repos(global: &GlobalConfig) -> (Vec<PathBuf>, Vec<String>) {
     let store = StateStore::new(&global.state_dir);
-    match crate::config::fleet::all_repos(global, &store) {
+    match crate::pipeline::fleet::all_repos(global, &store) {
         Ok(repos) => (repos, Vec::new()),
         Err(e) => {
             let problem = format!("{e:#}");

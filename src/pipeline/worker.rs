@@ -641,7 +641,7 @@ impl<'a> Drain<'a> {
 /// `push-mirror.toml` or a matching fleet mirror) so the drift scan and
 /// `status` cover the whole fleet, hooked or not. A problem is logged, not fatal.
 fn register_fleet(global: &GlobalConfig, store: &StateStore) {
-    match crate::config::fleet::register_mirrored(global, store) {
+    match crate::pipeline::fleet::register_mirrored(global, store) {
         Ok(0) => {}
         Ok(n) => log::info!("registered {n} new repositories under repos_root"),
         Err(e) => log::warn!("looking for repositories under repos_root: {e:#}"),
