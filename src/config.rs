@@ -1,27 +1,36 @@
-//! Configuration: the global file and each repository's `push-mirror.toml`, read strictly into checked, ready-to-use settings (DESIGN §5, §7).
+//! Configuration: the global file and each repository's `push-mirror.toml`, read strictly into checked,
+//! ready-to-use settings (README: "Configuration", "Security"). This file holds the settings types the
+//! rest of the program uses; the parts are:
 //!
-//! Raw structs mirror the files one to one and reject unknown keys; resolving
-//! them applies defaults, resolves relative paths against the file's
-//! directory and enforces the security rules on secrets. Every error names the
-//! file, and where the TOML parser knows a position, `file:line:column`.
+//! - [`raw`]: the files as TOML has them, rejecting unknown keys;
+//! - [`load`]: where the files are looked for and how they are read;
+//! - [`validate`]: defaults applied, relative paths resolved against the file's directory, the
+//!   security rules on secrets enforced, fleet mirrors expanded;
+//! - [`edit`]: in-place edits for `add`, `set` and `remove`; [`fleet`], [`fleet_override`],
+//!   [`mirror_path`], [`live`]: fleets, local mirror paths, the worker's live view of the file.
+//!
+//! Every error names the file, and where the TOML parser knows a position, `file:line:column`.
 
 pub mod edit;
 pub mod fleet;
 pub mod fleet_override;
 pub mod live;
+mod load;
 pub mod mirror_path;
+mod raw;
+mod validate;
 
-use crate::access::remote_url::{Transport, split_credentials, transport_of};
+pub(crate) use load::line_column;
+pub use load::{default_spool_dir, load_global, load_repo, locate_global, spool_dir_for_hook, state_base};
+pub(crate) use validate::parse_repo;
+
 use crate::mirror::lfs::{LfsMode, LfsSettings};
 use crate::mirror::plan::{MirrorRules, TagSelection};
 use crate::util::size::ByteSize;
 use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
-use std::ffi::OsString;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use std::fmt;
-use std::fs;
-use std::io::{self, Read};
-use std::os::unix::fs::PermissionsExt;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -34,7 +43,7 @@ pub const CONFIG_ENV: &str = "GIT_PUSH_MIRROR_CONFIG";
 /// The system-wide global configuration file.
 pub const SYSTEM_CONFIG_FILE: &str = "/etc/git-push-mirror/config.toml";
 
-/// The values `allowed_protocols` may contain (DESIGN §5).
+/// The values `allowed_protocols` may contain (README: "Transports").
 pub const KNOWN_PROTOCOLS: [&str; 5] = ["https", "ssh", "git", "file", "http"];
 
 const APP_DIR: &str = "git-push-mirror";
@@ -154,20 +163,20 @@ pub struct MirrorSettings {
     pub known_hosts: Option<PathBuf>,
     /// CA certificates (PEM) that HTTPS connections to the mirror's host trust.
     pub ca_file: Option<PathBuf>,
-    #[serde(default, deserialize_with = "duration")]
+    #[serde(default, deserialize_with = "raw::duration")]
     pub delay: Option<Duration>,
-    #[serde(default, deserialize_with = "duration")]
+    #[serde(default, deserialize_with = "raw::duration")]
     pub min_interval: Option<Duration>,
-    #[serde(default, deserialize_with = "duration")]
+    #[serde(default, deserialize_with = "raw::duration")]
     pub timeout: Option<Duration>,
-    #[serde(default, deserialize_with = "duration")]
+    #[serde(default, deserialize_with = "raw::duration")]
     pub verify_interval: Option<Duration>,
     pub lfs: Option<LfsMode>,
     pub lfs_required: Option<bool>,
     pub lfs_url: Option<String>,
     pub lfs_store: Option<PathBuf>,
     pub max_push_size: Option<ByteSize>,
-    #[serde(default, deserialize_with = "max_refs_per_push")]
+    #[serde(default, deserialize_with = "raw::max_refs_per_push")]
     pub max_refs_per_push: Option<usize>,
     /// Fleet mirrors only: which repositories the mirror applies to.
     pub repos: Option<Vec<String>>,
@@ -271,7 +280,7 @@ pub struct PushLimits {
     pub max_refs: Option<usize>,
 }
 
-/// `[retry]`: backoff after a failed mirror update (DESIGN §4).
+/// `[retry]`: backoff after a failed mirror update (README: "Failure behaviour").
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Delay before the first retry; doubles on each failure.
@@ -424,711 +433,14 @@ pub fn valid_mirror_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
-// ---------------------------------------------------------------------------
-// Raw files
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawGlobal {
-    spool_dir: Option<PathBuf>,
-    state_dir: Option<PathBuf>,
-    log_file: Option<PathBuf>,
-    #[serde(default, deserialize_with = "log_level")]
-    log_level: Option<log::LevelFilter>,
-    silent_mode: Option<bool>,
-    #[serde(default, deserialize_with = "max_parallel")]
-    max_parallel: Option<usize>,
-    #[serde(default, deserialize_with = "allowed_protocols")]
-    allowed_protocols: Option<Vec<String>>,
-    repos_root: Option<PathBuf>,
-    #[serde(default, deserialize_with = "duration")]
-    worker_linger: Option<Duration>,
-    defaults: Option<MirrorSettings>,
-    retry: Option<RawRetry>,
-    #[serde(default)]
-    mirror: MirrorTables,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRetry {
-    #[serde(default, deserialize_with = "duration")]
-    initial: Option<Duration>,
-    #[serde(default, deserialize_with = "duration")]
-    max: Option<Duration>,
-    #[serde(default, deserialize_with = "fail_after")]
-    fail_after: Option<u32>,
-    jitter: Option<bool>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRepo {
-    #[serde(default)]
-    protected_branches: Vec<String>,
-    #[serde(default)]
-    mirror: MirrorTables,
-}
-
-/// The `[mirror.NAME]` tables in file order (the parser's map is sorted by
-/// name, so the order is recovered from the keys' positions).
-#[derive(Debug, Default)]
-struct MirrorTables(Vec<(String, MirrorSettings)>);
-
-impl<'de> Deserialize<'de> for MirrorTables {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct TablesVisitor;
-        impl<'de> Visitor<'de> for TablesVisitor {
-            type Value = MirrorTables;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a table of mirror tables")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<MirrorTables, A::Error> {
-                let mut tables = Vec::new();
-                while let Some(name) = map.next_key::<toml::Spanned<String>>()? {
-                    let settings = map.next_value::<MirrorSettings>()?;
-                    tables.push((name.span().start, name.into_inner(), settings));
-                }
-                tables.sort_by_key(|(start, _, _)| *start);
-                Ok(MirrorTables(
-                    tables.into_iter().map(|(_, name, settings)| (name, settings)).collect(),
-                ))
-            }
-        }
-        deserializer.deserialize_map(TablesVisitor)
-    }
-}
-
-/// `"2s"`, `"500ms"`, `"5m"`, `"1h 30m"`: humantime's own message says what is wrong.
-fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
-    let text = String::deserialize(deserializer)?;
-    humantime::parse_duration(&text)
-        .map(Some)
-        .map_err(|e| de::Error::custom(format!("invalid duration \"{text}\": {e}")))
-}
-
-fn log_level<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<log::LevelFilter>, D::Error> {
-    let text = String::deserialize(deserializer)?;
-    let level = text.to_ascii_lowercase();
-    if !LOG_LEVELS.contains(&level.as_str()) {
-        return Err(de::Error::custom(format!(
-            "unknown log_level \"{text}\", expected one of {}",
-            LOG_LEVELS.join(", ")
-        )));
-    }
-    level.parse().map(Some).map_err(de::Error::custom)
-}
-
-fn at_least_one<'de, D: Deserializer<'de>, T: TryFrom<u64>>(deserializer: D, key: &str) -> Result<Option<T>, D::Error> {
-    let n = u64::deserialize(deserializer)?;
-    if n == 0 {
-        return Err(de::Error::custom(format!("`{key}` must be at least 1")));
-    }
-    T::try_from(n)
-        .map(Some)
-        .map_err(|_| de::Error::custom(format!("`{key}` is too large")))
-}
-
-fn max_parallel<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::Error> {
-    at_least_one(deserializer, "max_parallel")
-}
-
-fn max_refs_per_push<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::Error> {
-    at_least_one(deserializer, "max_refs_per_push")
-}
-
-fn fail_after<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
-    at_least_one(deserializer, "fail_after")
-}
-
-fn allowed_protocols<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Vec<String>>, D::Error> {
-    let protocols = Vec::<String>::deserialize(deserializer)?;
-    if let Some(unknown) = protocols.iter().find(|p| !KNOWN_PROTOCOLS.contains(&p.as_str())) {
-        return Err(de::Error::custom(format!(
-            "protocol \"{unknown}\" cannot be allowed, expected some of {}",
-            KNOWN_PROTOCOLS.join(", ")
-        )));
-    }
-    Ok(Some(protocols))
-}
-
-// ---------------------------------------------------------------------------
-// Locating and reading files
-
-type Env<'a> = &'a dyn Fn(&str) -> Option<OsString>;
-
-fn real_env(name: &str) -> Option<OsString> {
-    std::env::var_os(name)
-}
-
-/// A non-empty absolute path from the environment (XDG: relative values are ignored).
-fn env_dir(env: Env<'_>, name: &str) -> Option<PathBuf> {
-    env(name).map(PathBuf::from).filter(|p| p.is_absolute())
-}
-
-fn home(env: Env<'_>) -> Option<PathBuf> {
-    env_dir(env, "HOME").or_else(|| {
-        // No usable $HOME (some hook environments): ask the password database.
-        std::env::home_dir().filter(|p| p.is_absolute())
-    })
-}
-
-/// Finds the global configuration file: `explicit` (`--config`), then
-/// `$GIT_PUSH_MIRROR_CONFIG` (both must exist), then
-/// `$XDG_CONFIG_HOME/git-push-mirror/config.toml` (default `~/.config`), then
-/// `/etc/git-push-mirror/config.toml`, if they exist. `None`: use the embedded defaults.
-pub fn locate_global(
-    explicit: Option<&Path>,
-    env: &dyn Fn(&str) -> Option<OsString>,
-) -> Result<Option<PathBuf>, ConfigError> {
-    locate_global_in(explicit, env, Path::new(SYSTEM_CONFIG_FILE))
-}
-
-fn locate_global_in(explicit: Option<&Path>, env: Env<'_>, system_file: &Path) -> Result<Option<PathBuf>, ConfigError> {
-    let named = explicit
-        .map(Path::to_path_buf)
-        .or_else(|| env(CONFIG_ENV).filter(|v| !v.is_empty()).map(PathBuf::from));
-    if let Some(path) = named {
-        return match fs::metadata(&path) {
-            Ok(_) => Ok(Some(path)),
-            Err(source) => Err(ConfigError::Io { path, source }),
-        };
-    }
-    let user_file = env_dir(env, "XDG_CONFIG_HOME")
-        .or_else(|| home(env).map(|h| h.join(".config")))
-        .map(|dir| dir.join(APP_DIR).join("config.toml"));
-    // A file we cannot even stat counts as present, so reading it reports why
-    // instead of silently falling back to other settings.
-    let present = |path: &Path| path.try_exists().unwrap_or(true);
-    Ok(user_file
-        .into_iter()
-        .chain([system_file.to_path_buf()])
-        .find(|path| present(path)))
-}
-
-/// Where spool, state and log live by default: `$XDG_STATE_HOME/git-push-mirror`,
-/// else `~/.local/state/git-push-mirror`.
-pub fn state_base(env: &dyn Fn(&str) -> Option<OsString>) -> PathBuf {
-    env_dir(env, "XDG_STATE_HOME")
-        .or_else(|| home(env).map(|h| h.join(".local").join("state")))
-        // No home directory at all: somewhere that fails loudly rather than a
-        // world-writable temporary directory.
-        .unwrap_or_else(|| PathBuf::from("/var/lib"))
-        .join(APP_DIR)
-}
-
-/// Loads the global configuration (see [`locate_global`]), or the embedded
-/// defaults when there is no file.
-pub fn load_global(explicit: Option<&Path>) -> Result<GlobalConfig, ConfigError> {
-    load_global_with(explicit, &real_env, Path::new(SYSTEM_CONFIG_FILE))
-}
-
-fn load_global_with(explicit: Option<&Path>, env: Env<'_>, system_file: &Path) -> Result<GlobalConfig, ConfigError> {
-    let base = state_base(env);
-    match locate_global_in(explicit, env, system_file)? {
-        None => Ok(GlobalConfig::embedded(&base)),
-        Some(path) => {
-            let path = absolute(&path);
-            let (text, mode) = read_with_mode(&path).map_err(|source| ConfigError::Io {
-                path: path.clone(),
-                source,
-            })?;
-            parse_global(&text, &path, mode, &base)
-        }
-    }
-}
-
-/// The spool directory of the embedded defaults, where hooks spool while the
-/// global configuration cannot be read (the worker adopts entries from it).
-pub fn default_spool_dir() -> PathBuf {
-    state_base(&real_env).join("spool")
-}
-
-/// The hook's lenient path to the spool directory: never fails, reads no more
-/// than it must. On any problem it returns the default spool directory and a
-/// one-line warning, so a broken config never loses a push.
-pub fn spool_dir_for_hook(explicit: Option<&Path>) -> (PathBuf, Option<String>) {
-    spool_dir_for_hook_with(explicit, &real_env, Path::new(SYSTEM_CONFIG_FILE))
-}
-
-fn spool_dir_for_hook_with(explicit: Option<&Path>, env: Env<'_>, system_file: &Path) -> (PathBuf, Option<String>) {
-    let default = state_base(env).join("spool");
-    let fallback = |problem: String| {
-        let warning = format!("{problem}; spooling to {} instead", default.display());
-        (default.clone(), Some(warning))
-    };
-    let path = match locate_global_in(explicit, env, system_file) {
-        Ok(Some(path)) => absolute(&path),
-        Ok(None) => return (default, None),
-        Err(e) => return fallback(e.to_string()),
-    };
-    let text = match fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(source) => return fallback(ConfigError::Io { path, source }.to_string()),
-    };
-    let table = match toml::from_str::<toml::Table>(&text) {
-        Ok(table) => table,
-        Err(e) => return fallback(toml_error(&path, &text, &e).to_string()),
-    };
-    match table.get("spool_dir") {
-        None => (default, None),
-        Some(toml::Value::String(dir)) if !dir.is_empty() => (file_dir(&path).join(dir), None),
-        Some(_) => fallback(format!("{}: `spool_dir` is not a path", path.display())),
-    }
-}
-
-/// Loads `<repo>/push-mirror.toml`; a missing file means no mirrors.
-pub fn load_repo(repo: &Path, global: &GlobalConfig) -> Result<RepoConfig, ConfigError> {
-    let file = repo.join(REPO_CONFIG_FILE);
-    match read_with_mode(&file) {
-        Ok((text, mode)) => parse_repo(&text, &file, mode, global),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(RepoConfig {
-            file,
-            protected_branches: Vec::new(),
-            mirrors: Vec::new(),
-            fleet_mirrors: Vec::new(),
-        }),
-        Err(source) => Err(ConfigError::Io { path: file, source }),
-    }
-    .and_then(|mut config| {
-        apply_fleet_mirrors(repo, global, &mut config)?;
-        Ok(config)
-    })
-}
-
-/// Adds the fleet mirrors of the global file whose `repos` patterns match the
-/// repository's name under `repos_root`, with `{name}` substituted in their
-/// URL. A `[mirror.NAME]` of the repository's own file replaces the fleet
-/// mirror of the same name entirely (nothing is merged).
-fn apply_fleet_mirrors(repo: &Path, global: &GlobalConfig, config: &mut RepoConfig) -> Result<(), ConfigError> {
-    if global.fleet_mirrors.is_empty() {
-        return Ok(());
-    }
-    let Some(name) = crate::config::fleet::repo_name(repo, global) else {
-        return Ok(());
-    };
-    for fleet in &global.fleet_mirrors {
-        if config.mirror(&fleet.name).is_some() || !crate::config::fleet::patterns_match(&fleet.repos, &name) {
-            continue;
-        }
-        let mut settings = fleet.settings.clone();
-        settings.url = settings.url.map(|url| crate::config::fleet::expand_url(&url, &name));
-        settings.lfs_url = settings
-            .lfs_url
-            .map(|url| crate::config::fleet::expand_url(&url, &name));
-        let mirror = resolve_mirror(&fleet.name, settings, global, &config.protected_branches).map_err(|message| {
-            ConfigError::Invalid {
-                path: global.source.clone().unwrap_or_default(),
-                message: format!("[mirror.{}] for repository {name}: {message}", fleet.name),
-            }
-        })?;
-        config.mirrors.push(mirror);
-        config.fleet_mirrors.push(fleet.name.clone());
-    }
-    Ok(())
-}
-
-/// Reads a file and its permission bits from one open file, so the mode
-/// checked is the mode of the text read.
-fn read_with_mode(path: &Path) -> io::Result<(String, u32)> {
-    let mut file = fs::File::open(path)?;
-    let mode = file.metadata()?.permissions().mode();
-    let mut text = String::new();
-    file.read_to_string(&mut text)?;
-    Ok((text, mode))
-}
-
-fn absolute(path: &Path) -> PathBuf {
-    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
-}
-
-fn file_dir(file: &Path) -> PathBuf {
-    file.parent().map(Path::to_path_buf).unwrap_or_default()
-}
-
-fn readable_by_others(mode: u32) -> bool {
-    mode & 0o077 != 0
-}
-
-/// Turns a toml/serde error into `file:line:column: message`.
-fn toml_error(path: &Path, text: &str, error: &toml::de::Error) -> ConfigError {
-    let message = error
-        .message()
-        .lines()
-        .map(str::trim)
-        .find(|line| !line.is_empty())
-        .unwrap_or("invalid TOML")
-        .to_string();
-    match error.span() {
-        Some(span) => {
-            let (line, column) = line_column(text, span.start);
-            ConfigError::Syntax {
-                path: path.to_path_buf(),
-                line,
-                column,
-                message,
-            }
-        }
-        None => ConfigError::Invalid {
-            path: path.to_path_buf(),
-            message,
-        },
-    }
-}
-
-/// 1-based line and column (in characters) of a byte offset.
-pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let mut offset = offset.min(text.len());
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    let before = &text[..offset];
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let line = before.matches('\n').count() + 1;
-    (line, before[line_start..].chars().count() + 1)
-}
-
-// ---------------------------------------------------------------------------
-// Resolving
-
-fn parse_global(text: &str, path: &Path, mode: u32, state_base: &Path) -> Result<GlobalConfig, ConfigError> {
-    let raw: RawGlobal = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
-    let invalid = |message: String| ConfigError::Invalid {
-        path: path.to_path_buf(),
-        message,
-    };
-    let dir = file_dir(path);
-    let at = |key: &str, p: PathBuf| in_dir(&dir, key, &p).map_err(invalid);
-    let mut config = GlobalConfig::embedded(state_base);
-    config.source = Some(path.to_path_buf());
-    if let Some(p) = raw.spool_dir {
-        config.spool_dir = at("spool_dir", p)?;
-    }
-    if let Some(p) = raw.state_dir {
-        config.state_dir = at("state_dir", p)?;
-    }
-    if let Some(p) = raw.log_file {
-        config.log_file = at("log_file", p)?;
-    }
-    config.repos_root = raw.repos_root.map(|p| at("repos_root", p)).transpose()?;
-    config.log_level = raw.log_level.unwrap_or(config.log_level);
-    config.silent_mode = raw.silent_mode.unwrap_or(config.silent_mode);
-    config.max_parallel = raw.max_parallel.unwrap_or(config.max_parallel);
-    config.allowed_protocols = raw.allowed_protocols.unwrap_or(config.allowed_protocols);
-    config.worker_linger = raw.worker_linger.unwrap_or(config.worker_linger);
-
-    if let Some(retry) = raw.retry {
-        let policy = &mut config.retry;
-        policy.initial = retry.initial.unwrap_or(policy.initial);
-        policy.max = retry.max.unwrap_or(policy.max);
-        policy.fail_after = retry.fail_after.unwrap_or(policy.fail_after);
-        policy.jitter = retry.jitter.unwrap_or(policy.jitter);
-        if policy.initial.is_zero() {
-            return Err(invalid("[retry] `initial` must be more than 0s".into()));
-        }
-        if policy.initial > policy.max {
-            return Err(invalid("[retry] `initial` must not be longer than `max`".into()));
-        }
-    }
-
-    if let Some(mut settings) = raw.defaults {
-        if let Some(key) = settings.set_keys().first() {
-            return Err(invalid(format!(
-                "[defaults] cannot set `{key}`: it belongs in a [mirror.NAME] table"
-            )));
-        }
-        settings
-            .resolve_paths(&dir)
-            .map_err(|m| invalid(format!("[defaults] {m}")))?;
-        config.defaults = resolve_defaults(settings).map_err(|m| invalid(format!("[defaults] {m}")))?;
-    }
-
-    for (name, mut settings) in raw.mirror.0 {
-        let context = |m: String| invalid(format!("[mirror.{name}] {m}"));
-        if !valid_mirror_name(&name) {
-            return Err(invalid(bad_name_message(&name)));
-        }
-        let repos = match settings.repos.take() {
-            Some(repos) if !repos.is_empty() => repos,
-            _ => {
-                return Err(context("needs `repos`, the repository patterns it applies to".into()));
-            }
-        };
-        if settings.url.as_deref().is_none_or(str::is_empty) {
-            return Err(context("needs a `url`".into()));
-        }
-        if let Some(url) = &settings.url {
-            crate::config::fleet::check_url_template(url).map_err(context)?;
-        }
-        let repos = crate::config::fleet::normalize_patterns(repos).map_err(context)?;
-        check_one_password(&settings).map_err(context)?;
-        let url_password = settings
-            .url
-            .as_deref()
-            .is_some_and(|url| split_credentials(url).password.is_some());
-        if (settings.password.is_some() || url_password) && readable_by_others(mode) {
-            return Err(insecure_file(path, &name));
-        }
-        settings.resolve_paths(&dir).map_err(context)?;
-        config.fleet_mirrors.push(FleetMirror { name, repos, settings });
-    }
-    if let Some(fleet) = config.fleet_mirrors.first()
-        && config.repos_root.is_none()
-    {
-        return Err(invalid(format!(
-            "[mirror.{}] is a fleet mirror: set `repos_root`, the directory its `repos` patterns and {{name}} are relative to",
-            fleet.name
-        )));
-    }
-    Ok(config)
-}
-
-fn resolve_defaults(s: MirrorSettings) -> Result<MirrorDefaults, String> {
-    let builtin = MirrorDefaults::default();
-    let refs = s.refs.unwrap_or_default();
-    check_ref_patterns(&refs)?;
-    let timeout = s.timeout.unwrap_or(builtin.timeout);
-    check_timeout(timeout)?;
-    Ok(MirrorDefaults {
-        enabled: s.enabled.unwrap_or(builtin.enabled),
-        only_protected_branches: s.only_protected_branches.unwrap_or(builtin.only_protected_branches),
-        keep_divergent_refs: s.keep_divergent_refs.unwrap_or(builtin.keep_divergent_refs),
-        branches: s.branches,
-        tags: s.tags.unwrap_or(builtin.tags),
-        refs,
-        ssh_key: s.ssh_key,
-        known_hosts: s.known_hosts,
-        ca_file: s.ca_file,
-        delay: s.delay.or(builtin.delay),
-        min_interval: s.min_interval.unwrap_or(builtin.min_interval),
-        timeout,
-        verify_interval: s.verify_interval.unwrap_or(builtin.verify_interval),
-        lfs: s.lfs.unwrap_or(builtin.lfs),
-        lfs_required: s.lfs_required.unwrap_or(builtin.lfs_required),
-        lfs_store: s.lfs_store,
-        push_limits: PushLimits {
-            max_bytes: s.max_push_size.map(|size| size.0),
-            max_refs: s.max_refs_per_push,
-        },
-    })
-}
-
-/// Parses the text of a repository file (`file` is the name used in errors
-/// and the base of relative paths; `mode` its permission bits).
-pub(crate) fn parse_repo(text: &str, file: &Path, mode: u32, global: &GlobalConfig) -> Result<RepoConfig, ConfigError> {
-    let raw: RawRepo = toml::from_str(text).map_err(|e| toml_error(file, text, &e))?;
-    let invalid = |message: String| ConfigError::Invalid {
-        path: file.to_path_buf(),
-        message,
-    };
-    let dir = file_dir(file);
-    let mut mirrors = Vec::with_capacity(raw.mirror.0.len());
-    for (name, mut settings) in raw.mirror.0 {
-        if !valid_mirror_name(&name) {
-            return Err(invalid(bad_name_message(&name)));
-        }
-        let mirror = settings
-            .resolve_paths(&dir)
-            .and_then(|()| resolve_mirror(&name, settings, global, &raw.protected_branches))
-            .map_err(|m| invalid(format!("[mirror.{name}] {m}")))?;
-        if matches!(mirror.password, Some(SecretSource::Inline(_))) && readable_by_others(mode) {
-            return Err(insecure_file(file, &name));
-        }
-        mirrors.push(mirror);
-    }
-    Ok(RepoConfig {
-        file: file.to_path_buf(),
-        protected_branches: raw.protected_branches,
-        mirrors,
-        fleet_mirrors: Vec::new(),
-    })
-}
-
-fn bad_name_message(name: &str) -> String {
-    format!(
-        "invalid mirror name \"{name}\": use letters, digits, `.`, `_` and `-` \
-         (at most {MAX_MIRROR_NAME}, not starting with `.` or `-`)"
-    )
-}
-
-fn insecure_file(file: &Path, mirror: &str) -> ConfigError {
-    ConfigError::Invalid {
-        path: file.to_path_buf(),
-        message: format!(
-            "contains an inline password (mirror `{mirror}`) but is readable by group/others; \
-             run: chmod 600 {}",
-            file.display()
-        ),
-    }
-}
-
-fn check_one_password(s: &MirrorSettings) -> Result<(), String> {
-    let sources = [
-        s.password.is_some(),
-        s.password_file.is_some(),
-        s.password_env.is_some(),
-    ];
-    if sources.into_iter().filter(|set| *set).count() > 1 {
-        return Err("set only one of `password`, `password_file` and `password_env`".into());
-    }
-    Ok(())
-}
-
-fn check_ref_patterns(patterns: &[String]) -> Result<(), String> {
-    for pattern in patterns {
-        if !pattern.starts_with("refs/") {
-            return Err(format!(
-                "`refs` pattern \"{pattern}\" must be a full ref name such as \"refs/notes/*\""
-            ));
-        }
-        if pattern.starts_with("refs/heads/") || pattern.starts_with("refs/tags/") {
-            return Err(format!(
-                "`refs` pattern \"{pattern}\": select branches with `branches` and tags with `tags`"
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn check_timeout(timeout: Duration) -> Result<(), String> {
-    if timeout.is_zero() {
-        return Err("`timeout` must be more than 0s".into());
-    }
-    Ok(())
-}
-
-fn resolve_mirror(
-    name: &str,
-    s: MirrorSettings,
-    global: &GlobalConfig,
-    protected_branches: &[String],
-) -> Result<MirrorConfig, String> {
-    let defaults = &global.defaults;
-    if s.repos.is_some() {
-        return Err("`repos` only applies to fleet mirrors in the global configuration".to_string());
-    }
-    check_one_password(&s)?;
-    let url = match s.url {
-        Some(url) if !url.trim().is_empty() => url,
-        _ => return Err("needs a `url`".to_string()),
-    };
-
-    // A password inside the URL is an inline password: take it out, so the URL
-    // can be shown, logged and passed to git as it is.
-    let split = split_credentials(&url);
-    let (url, mut username, mut password) = match split.password {
-        Some(secret) => {
-            if s.password.is_some() || s.password_file.is_some() || s.password_env.is_some() {
-                return Err("has a password both in `url` and in a password setting".to_string());
-            }
-            if s.username.is_some() && split.username.is_some() {
-                return Err("has a user name both in `url` and in `username`".to_string());
-            }
-            (split.url, split.username, Some(SecretSource::Inline(secret)))
-        }
-        None => (url, None, None),
-    };
-    username = s.username.or(username);
-
-    // Remote helpers (`ext::`, `fd::`, ...) are never valid, so they are refused
-    // here; whether an ordinary transport is in allowed_protocols is checked
-    // per mirror when it is used, so changing that list fails only the
-    // mirrors concerned.
-    if let Transport::Refused(what) = transport_of(&url) {
-        return Err(format!("`url` uses `{what}`, which is never allowed"));
-    }
-    if let Some(problem) = crate::config::mirror_path::relative_path_problem(&url) {
-        return Err(problem);
-    }
-
-    if let Some(secret) = s.password {
-        password = Some(SecretSource::Inline(secret.0));
-    } else if let Some(file) = s.password_file {
-        check_password_file(&file)?;
-        password = Some(SecretSource::File(file));
-    } else if let Some(var) = s.password_env {
-        if var.is_empty() || var.contains(['=', '\0']) {
-            return Err(format!("`password_env` \"{var}\" is not an environment variable name"));
-        }
-        password = Some(SecretSource::Env(var));
-    }
-
-    let refs = match s.refs {
-        Some(refs) => {
-            check_ref_patterns(&refs)?;
-            refs
-        }
-        None => defaults.refs.clone(),
-    };
-    let only_protected = s.only_protected_branches.unwrap_or(defaults.only_protected_branches);
-    let rules = MirrorRules {
-        branch_patterns: s.branches.or_else(|| defaults.branches.clone()),
-        protected_only: only_protected.then(|| protected_branches.to_vec()),
-        tags: s.tags.as_ref().unwrap_or(&defaults.tags).to_selection(),
-        extra_refs: refs,
-        keep_divergent_refs: s.keep_divergent_refs.unwrap_or(defaults.keep_divergent_refs),
-    };
-    let timeout = s.timeout.unwrap_or(defaults.timeout);
-    check_timeout(timeout)?;
-    let lfs_url = s.lfs_url.map(check_lfs_url).transpose()?;
-    Ok(MirrorConfig {
-        name: name.to_string(),
-        url,
-        enabled: s.enabled.unwrap_or(defaults.enabled),
-        rules,
-        username,
-        password,
-        ssh_key: s.ssh_key.or_else(|| defaults.ssh_key.clone()),
-        known_hosts: s.known_hosts.or_else(|| defaults.known_hosts.clone()),
-        ca_file: s.ca_file.or_else(|| defaults.ca_file.clone()),
-        delay: s.delay.or(defaults.delay),
-        min_interval: s.min_interval.unwrap_or(defaults.min_interval),
-        timeout,
-        verify_interval: s.verify_interval.unwrap_or(defaults.verify_interval),
-        lfs: LfsSettings {
-            mode: s.lfs.unwrap_or(defaults.lfs),
-            required: s.lfs_required.unwrap_or(defaults.lfs_required),
-            url: lfs_url,
-            store: s.lfs_store.or_else(|| defaults.lfs_store.clone()),
-        },
-        push_limits: PushLimits {
-            max_bytes: s.max_push_size.map(|size| size.0).or(defaults.push_limits.max_bytes),
-            max_refs: s.max_refs_per_push.or(defaults.push_limits.max_refs),
-        },
-    })
-}
-
-/// `lfs_url` is an HTTP(S) endpoint without credentials (they come from the password settings).
-fn check_lfs_url(url: String) -> Result<String, String> {
-    if !matches!(transport_of(&url), Transport::Https | Transport::Http) {
-        return Err(format!(
-            "`lfs_url` \"{url}\" must be an https:// (or http://) URL, such as \"https://host/repo.git/info/lfs\""
-        ));
-    }
-    let split = split_credentials(&url);
-    if split.password.is_some() || split.username.is_some() {
-        return Err("`lfs_url` must not contain a user name or password: set `username` and a password setting".into());
-    }
-    Ok(url)
-}
-
-/// A password file others can read is refused now, not at the first push. One
-/// that does not exist (yet) is left for the push to report.
-fn check_password_file(file: &Path) -> Result<(), String> {
-    match fs::metadata(file) {
-        Ok(meta) if readable_by_others(meta.permissions().mode()) => Err(format!(
-            "password file {} is readable by group/others; run: chmod 600 {}",
-            file.display(),
-            file.display()
-        )),
-        _ => Ok(()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::load::{Env, load_global_with, locate_global_in, spool_dir_for_hook_with};
     use super::*;
     use std::collections::HashMap;
+    use std::ffi::OsString;
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
     use tempfile::TempDir;
 
     /// An environment made of exactly these variables.

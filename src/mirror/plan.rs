@@ -1,4 +1,4 @@
-//! The pure mirror planner: what one mirror update does to each ref (DESIGN §2), with no I/O.
+//! The pure mirror planner: what one mirror update does to each ref (README: "Mirror semantics"), with no I/O.
 //!
 //! The worker gathers facts (local refs, the refs observed on the mirror, the
 //! repository's default branch, spool hints) and asks [`plan`] for a
@@ -7,7 +7,7 @@
 use crate::util::oid::Oid;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Which refs a mirror carries (DESIGN §2.1, §2.2).
+/// Which refs a mirror carries (README: "Mirror semantics").
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MirrorRules {
     /// `branches = [...]`: when set, a branch (name without `refs/heads/`) must
@@ -298,7 +298,7 @@ fn decide(input: &PlanInput<'_>, ancestry: &dyn Ancestry, name: &str) -> Decisio
     }
 }
 
-/// Present on both sides with different values (DESIGN §2.3).
+/// Present on both sides with different values (README: "Mirror semantics").
 fn decide_update(rules: &MirrorRules, ancestry: &dyn Ancestry, name: &str, local: &Oid, remote: &Oid) -> Decision {
     let update = |forced| {
         Decision::Push(RefChange::Update {
@@ -326,7 +326,7 @@ fn decide_update(rules: &MirrorRules, ancestry: &dyn Ancestry, name: &str, local
     }
 }
 
-/// Absent locally, present on the remote: deleted upstream (DESIGN §2.4).
+/// Absent locally, present on the remote: deleted upstream (README: "Mirror semantics").
 fn decide_deletion(input: &PlanInput<'_>, ancestry: &dyn Ancestry, name: &str, remote: &Oid) -> Decision {
     let kept = |why| Decision::Kept {
         remote: remote.clone(),
@@ -355,7 +355,7 @@ fn decide_deletion(input: &PlanInput<'_>, ancestry: &dyn Ancestry, name: &str, r
 }
 
 /// Turns creations that collide with a ref staying on the remote (`a` vs `a/b`)
-/// into [`Decision::Blocked`] (DESIGN §2.7). Deletions in the same plan do not
+/// into [`Decision::Blocked`] (README: "Mirror semantics"). Deletions in the same plan do not
 /// block: git applies them first within one push.
 fn block_directory_file_conflicts(input: &PlanInput<'_>, refs: &mut [RefPlan]) {
     let is_create = |r: &RefPlan| matches!(r.decision, Decision::Push(RefChange::Create { .. }));
@@ -823,7 +823,7 @@ mod tests {
         assert!(rules.in_scope("refs/notes/commits"));
     }
 
-    // ---- present locally (DESIGN §2.3) -------------------------------------
+    // ---- present locally ---------------------------------------------------
 
     #[test]
     fn ref_missing_on_remote_is_created() {
@@ -976,7 +976,7 @@ mod tests {
         );
     }
 
-    // ---- absent locally (DESIGN §2.4) --------------------------------------
+    // ---- absent locally ----------------------------------------------------
 
     #[test]
     fn deleted_branch_merged_into_default_is_deleted() {
@@ -1142,7 +1142,7 @@ mod tests {
         assert_eq!(c.plan(), c.plan(), "same input, same plan");
     }
 
-    // ---- scope in the plan (DESIGN §2.1, §2.2) -----------------------------
+    // ---- scope in the plan -------------------------------------------------
 
     #[test]
     fn out_of_scope_refs_are_never_touched_even_when_differing_or_deletable() {
@@ -1254,7 +1254,7 @@ mod tests {
         assert_eq!(c.names(), Vec::<String>::new());
     }
 
-    // ---- symbolic refs (DESIGN §2.1) ---------------------------------------
+    // ---- symbolic refs -----------------------------------------------------
 
     #[test]
     fn local_symbolic_refs_are_never_pushed_and_their_remote_counterpart_never_deleted() {
@@ -1281,7 +1281,7 @@ mod tests {
         assert_eq!(c.names(), vec![MAIN]);
     }
 
-    // ---- directory/file conflicts (DESIGN §2.7) ----------------------------
+    // ---- directory/file conflicts ------------------------------------------
 
     #[test]
     fn deleting_a_b_and_creating_a_lands_in_one_push() {

@@ -1,0 +1,224 @@
+//! Finding and reading the configuration: where the global file is looked for, the default state and spool
+//! directories, reading a file with its permissions, the hook's lenient spool lookup, and TOML errors with
+//! `file:line:column`.
+
+use crate::config::validate::{apply_fleet_mirrors, parse_global, parse_repo};
+use crate::config::{APP_DIR, CONFIG_ENV, ConfigError, GlobalConfig, REPO_CONFIG_FILE, RepoConfig, SYSTEM_CONFIG_FILE};
+use std::ffi::OsString;
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+pub(super) type Env<'a> = &'a dyn Fn(&str) -> Option<OsString>;
+
+fn real_env(name: &str) -> Option<OsString> {
+    std::env::var_os(name)
+}
+
+/// A non-empty absolute path from the environment (XDG: relative values are ignored).
+fn env_dir(env: Env<'_>, name: &str) -> Option<PathBuf> {
+    env(name).map(PathBuf::from).filter(|p| p.is_absolute())
+}
+
+pub(super) fn home(env: Env<'_>) -> Option<PathBuf> {
+    env_dir(env, "HOME").or_else(|| {
+        // No usable $HOME (some hook environments): ask the password database.
+        std::env::home_dir().filter(|p| p.is_absolute())
+    })
+}
+
+/// Finds the global configuration file: `explicit` (`--config`), then
+/// `$GIT_PUSH_MIRROR_CONFIG` (both must exist), then
+/// `$XDG_CONFIG_HOME/git-push-mirror/config.toml` (default `~/.config`), then
+/// `/etc/git-push-mirror/config.toml`, if they exist. `None`: use the embedded defaults.
+pub fn locate_global(
+    explicit: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<OsString>,
+) -> Result<Option<PathBuf>, ConfigError> {
+    locate_global_in(explicit, env, Path::new(SYSTEM_CONFIG_FILE))
+}
+
+pub(super) fn locate_global_in(
+    explicit: Option<&Path>,
+    env: Env<'_>,
+    system_file: &Path,
+) -> Result<Option<PathBuf>, ConfigError> {
+    let named = explicit
+        .map(Path::to_path_buf)
+        .or_else(|| env(CONFIG_ENV).filter(|v| !v.is_empty()).map(PathBuf::from));
+    if let Some(path) = named {
+        return match fs::metadata(&path) {
+            Ok(_) => Ok(Some(path)),
+            Err(source) => Err(ConfigError::Io { path, source }),
+        };
+    }
+    let user_file = env_dir(env, "XDG_CONFIG_HOME")
+        .or_else(|| home(env).map(|h| h.join(".config")))
+        .map(|dir| dir.join(APP_DIR).join("config.toml"));
+    // A file we cannot even stat counts as present, so reading it reports why
+    // instead of silently falling back to other settings.
+    let present = |path: &Path| path.try_exists().unwrap_or(true);
+    Ok(user_file
+        .into_iter()
+        .chain([system_file.to_path_buf()])
+        .find(|path| present(path)))
+}
+
+/// Where spool, state and log live by default: `$XDG_STATE_HOME/git-push-mirror`,
+/// else `~/.local/state/git-push-mirror`.
+pub fn state_base(env: &dyn Fn(&str) -> Option<OsString>) -> PathBuf {
+    env_dir(env, "XDG_STATE_HOME")
+        .or_else(|| home(env).map(|h| h.join(".local").join("state")))
+        // No home directory at all: somewhere that fails loudly rather than a
+        // world-writable temporary directory.
+        .unwrap_or_else(|| PathBuf::from("/var/lib"))
+        .join(APP_DIR)
+}
+
+/// Loads the global configuration (see [`locate_global`]), or the embedded
+/// defaults when there is no file.
+pub fn load_global(explicit: Option<&Path>) -> Result<GlobalConfig, ConfigError> {
+    load_global_with(explicit, &real_env, Path::new(SYSTEM_CONFIG_FILE))
+}
+
+pub(super) fn load_global_with(
+    explicit: Option<&Path>,
+    env: Env<'_>,
+    system_file: &Path,
+) -> Result<GlobalConfig, ConfigError> {
+    let base = state_base(env);
+    match locate_global_in(explicit, env, system_file)? {
+        None => Ok(GlobalConfig::embedded(&base)),
+        Some(path) => {
+            let path = absolute(&path);
+            let (text, mode) = read_with_mode(&path).map_err(|source| ConfigError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            parse_global(&text, &path, mode, &base)
+        }
+    }
+}
+
+/// The spool directory of the embedded defaults, where hooks spool while the
+/// global configuration cannot be read (the worker adopts entries from it).
+pub fn default_spool_dir() -> PathBuf {
+    state_base(&real_env).join("spool")
+}
+
+/// The hook's lenient path to the spool directory: never fails, reads no more
+/// than it must. On any problem it returns the default spool directory and a
+/// one-line warning, so a broken config never loses a push.
+pub fn spool_dir_for_hook(explicit: Option<&Path>) -> (PathBuf, Option<String>) {
+    spool_dir_for_hook_with(explicit, &real_env, Path::new(SYSTEM_CONFIG_FILE))
+}
+
+pub(super) fn spool_dir_for_hook_with(
+    explicit: Option<&Path>,
+    env: Env<'_>,
+    system_file: &Path,
+) -> (PathBuf, Option<String>) {
+    let default = state_base(env).join("spool");
+    let fallback = |problem: String| {
+        let warning = format!("{problem}; spooling to {} instead", default.display());
+        (default.clone(), Some(warning))
+    };
+    let path = match locate_global_in(explicit, env, system_file) {
+        Ok(Some(path)) => absolute(&path),
+        Ok(None) => return (default, None),
+        Err(e) => return fallback(e.to_string()),
+    };
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(source) => return fallback(ConfigError::Io { path, source }.to_string()),
+    };
+    let table = match toml::from_str::<toml::Table>(&text) {
+        Ok(table) => table,
+        Err(e) => return fallback(toml_error(&path, &text, &e).to_string()),
+    };
+    match table.get("spool_dir") {
+        None => (default, None),
+        Some(toml::Value::String(dir)) if !dir.is_empty() => (file_dir(&path).join(dir), None),
+        Some(_) => fallback(format!("{}: `spool_dir` is not a path", path.display())),
+    }
+}
+
+/// Loads `<repo>/push-mirror.toml`; a missing file means no mirrors.
+pub fn load_repo(repo: &Path, global: &GlobalConfig) -> Result<RepoConfig, ConfigError> {
+    let file = repo.join(REPO_CONFIG_FILE);
+    match read_with_mode(&file) {
+        Ok((text, mode)) => parse_repo(&text, &file, mode, global),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(RepoConfig {
+            file,
+            protected_branches: Vec::new(),
+            mirrors: Vec::new(),
+            fleet_mirrors: Vec::new(),
+        }),
+        Err(source) => Err(ConfigError::Io { path: file, source }),
+    }
+    .and_then(|mut config| {
+        apply_fleet_mirrors(repo, global, &mut config)?;
+        Ok(config)
+    })
+}
+
+/// Reads a file and its permission bits from one open file, so the mode
+/// checked is the mode of the text read.
+fn read_with_mode(path: &Path) -> io::Result<(String, u32)> {
+    let mut file = fs::File::open(path)?;
+    let mode = file.metadata()?.permissions().mode();
+    let mut text = String::new();
+    file.read_to_string(&mut text)?;
+    Ok((text, mode))
+}
+
+pub(super) fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+pub(super) fn file_dir(file: &Path) -> PathBuf {
+    file.parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+pub(super) fn readable_by_others(mode: u32) -> bool {
+    mode & 0o077 != 0
+}
+
+/// Turns a toml/serde error into `file:line:column: message`.
+pub(super) fn toml_error(path: &Path, text: &str, error: &toml::de::Error) -> ConfigError {
+    let message = error
+        .message()
+        .lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty())
+        .unwrap_or("invalid TOML")
+        .to_string();
+    match error.span() {
+        Some(span) => {
+            let (line, column) = line_column(text, span.start);
+            ConfigError::Syntax {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message,
+            }
+        }
+        None => ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        },
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = before.matches('\n').count() + 1;
+    (line, before[line_start..].chars().count() + 1)
+}

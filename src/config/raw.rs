@@ -1,0 +1,134 @@
+//! The configuration files as TOML has them: the serde types of the global file and of `push-mirror.toml`,
+//! which reject unknown keys, and the deserializers that check single values (durations, log levels, limits).
+
+use crate::config::{KNOWN_PROTOCOLS, LOG_LEVELS, MirrorSettings};
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawGlobal {
+    pub(super) spool_dir: Option<PathBuf>,
+    pub(super) state_dir: Option<PathBuf>,
+    pub(super) log_file: Option<PathBuf>,
+    #[serde(default, deserialize_with = "log_level")]
+    pub(super) log_level: Option<log::LevelFilter>,
+    pub(super) silent_mode: Option<bool>,
+    #[serde(default, deserialize_with = "max_parallel")]
+    pub(super) max_parallel: Option<usize>,
+    #[serde(default, deserialize_with = "allowed_protocols")]
+    pub(super) allowed_protocols: Option<Vec<String>>,
+    pub(super) repos_root: Option<PathBuf>,
+    #[serde(default, deserialize_with = "duration")]
+    pub(super) worker_linger: Option<Duration>,
+    pub(super) defaults: Option<MirrorSettings>,
+    pub(super) retry: Option<RawRetry>,
+    #[serde(default)]
+    pub(super) mirror: MirrorTables,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRetry {
+    #[serde(default, deserialize_with = "duration")]
+    pub(super) initial: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    pub(super) max: Option<Duration>,
+    #[serde(default, deserialize_with = "fail_after")]
+    pub(super) fail_after: Option<u32>,
+    pub(super) jitter: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRepo {
+    #[serde(default)]
+    pub(super) protected_branches: Vec<String>,
+    #[serde(default)]
+    pub(super) mirror: MirrorTables,
+}
+
+/// The `[mirror.NAME]` tables in file order (the parser's map is sorted by
+/// name, so the order is recovered from the keys' positions).
+#[derive(Debug, Default)]
+pub(super) struct MirrorTables(pub(super) Vec<(String, MirrorSettings)>);
+
+impl<'de> Deserialize<'de> for MirrorTables {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TablesVisitor;
+        impl<'de> Visitor<'de> for TablesVisitor {
+            type Value = MirrorTables;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a table of mirror tables")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<MirrorTables, A::Error> {
+                let mut tables = Vec::new();
+                while let Some(name) = map.next_key::<toml::Spanned<String>>()? {
+                    let settings = map.next_value::<MirrorSettings>()?;
+                    tables.push((name.span().start, name.into_inner(), settings));
+                }
+                tables.sort_by_key(|(start, _, _)| *start);
+                Ok(MirrorTables(
+                    tables.into_iter().map(|(_, name, settings)| (name, settings)).collect(),
+                ))
+            }
+        }
+        deserializer.deserialize_map(TablesVisitor)
+    }
+}
+
+/// `"2s"`, `"500ms"`, `"5m"`, `"1h 30m"`: humantime's own message says what is wrong.
+pub(super) fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    humantime::parse_duration(&text)
+        .map(Some)
+        .map_err(|e| de::Error::custom(format!("invalid duration \"{text}\": {e}")))
+}
+
+pub(super) fn log_level<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<log::LevelFilter>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    let level = text.to_ascii_lowercase();
+    if !LOG_LEVELS.contains(&level.as_str()) {
+        return Err(de::Error::custom(format!(
+            "unknown log_level \"{text}\", expected one of {}",
+            LOG_LEVELS.join(", ")
+        )));
+    }
+    level.parse().map(Some).map_err(de::Error::custom)
+}
+
+fn at_least_one<'de, D: Deserializer<'de>, T: TryFrom<u64>>(deserializer: D, key: &str) -> Result<Option<T>, D::Error> {
+    let n = u64::deserialize(deserializer)?;
+    if n == 0 {
+        return Err(de::Error::custom(format!("`{key}` must be at least 1")));
+    }
+    T::try_from(n)
+        .map(Some)
+        .map_err(|_| de::Error::custom(format!("`{key}` is too large")))
+}
+
+pub(super) fn max_parallel<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::Error> {
+    at_least_one(deserializer, "max_parallel")
+}
+
+pub(super) fn max_refs_per_push<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::Error> {
+    at_least_one(deserializer, "max_refs_per_push")
+}
+
+pub(super) fn fail_after<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
+    at_least_one(deserializer, "fail_after")
+}
+
+pub(super) fn allowed_protocols<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Vec<String>>, D::Error> {
+    let protocols = Vec::<String>::deserialize(deserializer)?;
+    if let Some(unknown) = protocols.iter().find(|p| !KNOWN_PROTOCOLS.contains(&p.as_str())) {
+        return Err(de::Error::custom(format!(
+            "protocol \"{unknown}\" cannot be allowed, expected some of {}",
+            KNOWN_PROTOCOLS.join(", ")
+        )));
+    }
+    Ok(Some(protocols))
+}
