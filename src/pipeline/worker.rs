@@ -59,11 +59,11 @@ pub struct RunOptions {
     pub config_file: Option<PathBuf>,
 }
 
-/// Drains the spool and runs due mirror updates until nothing is due within
-/// `worker_linger`. Safe to run concurrently: one drains, the others leave.
 /// How old a dead process's temporary directory must be before a worker removes it.
 const ORPHANED_TEMP_DIR_AGE: std::time::Duration = std::time::Duration::from_secs(10 * 60);
 
+/// Drains the spool and runs due mirror updates until nothing is due within
+/// `worker_linger`. Safe to run concurrently: one drains, the others leave.
 pub fn run(global: &GlobalConfig, options: &RunOptions) -> Result<RunSummary> {
     let spool = Spool::new(&global.spool_dir);
     spool
