@@ -1,12 +1,21 @@
 //! Durable state under `state_dir`: refs reported per repository, and per (repository, mirror)
 //! pending refs, status and retry schedule. Every write is atomic; read-modify-write cycles
 //! hold the repository's short state lock.
+//!
+//! One file of about 630 lines on purpose: the [`StateStore`] is one set of paths, file formats,
+//! locking and healing rules, and its types and the methods that read, heal and write them change
+//! together. The known refs' own file format, which changes apart, is in [`known_refs`].
+
+mod known_refs;
+
+pub use known_refs::{KnownRef, KnownRefs, KnownRefsOf, MirrorIdentity, known_local_values, known_remote_values};
 
 use crate::mirror::lfs::LfsStatus;
 use crate::pipeline::spool::RefUpdate;
 use crate::util::fsutil::{Durability, FileLock, replace_file};
 use crate::util::oid::Oid;
 use anyhow::{Context, Result};
+use known_refs::{decode_identity, decode_known_refs, encode_known_refs};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -192,114 +201,6 @@ impl MirrorState {
     /// Whether an update is owed.
     pub fn has_work(&self) -> bool {
         !self.pending.is_empty() || self.full_sync_seq.is_some()
-    }
-}
-
-/// One in-scope ref as the mirror's last decisions left it: the local value
-/// the decision was made for, and the mirror's value as far as we know.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct KnownRef {
-    pub local: Option<Oid>,
-    pub remote: Option<Oid>,
-}
-
-/// Known refs by full name.
-pub type KnownRefs = BTreeMap<String, KnownRef>;
-
-/// The local values of known refs (what the drift scan compares).
-pub fn known_local_values(refs: &KnownRefs) -> BTreeMap<String, Oid> {
-    refs.iter()
-        .filter_map(|(name, r)| r.local.clone().map(|oid| (name.clone(), oid)))
-        .collect()
-}
-
-/// The mirror's values of known refs (what an update may assume before observing).
-pub fn known_remote_values(refs: &KnownRefs) -> BTreeMap<String, Oid> {
-    refs.iter()
-        .filter_map(|(name, r)| r.remote.clone().map(|oid| (name.clone(), oid)))
-        .collect()
-}
-
-/// What known refs describe: the mirror at `url`, as seen through the filters whose
-/// fingerprint is `scope`. Refs learned for another URL describe another mirror; refs learned
-/// under other filters leave out refs now in scope (stale on the mirror, or never pushed).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MirrorIdentity {
-    pub url: String,
-    pub scope: String,
-}
-
-/// The header lines of a known-refs file.
-const URL_LINE: &str = "url ";
-const SCOPE_LINE: &str = "scope ";
-
-/// `url <url>`, `scope <scope>`, then one line per ref, `<local|-> <remote|-> <name>`: compact
-/// and fast for repositories with many refs. The identity and the refs are written in one file
-/// so that no crash can leave the refs of one mirror attributed to another.
-fn encode_known_refs(identity: &MirrorIdentity, refs: &KnownRefs) -> String {
-    let mut text = String::with_capacity(refs.len() * 100 + identity.url.len() + 40);
-    // A URL never holds a line break (git refuses one); escape it anyway so it cannot end the line.
-    text.push_str(&format!("{URL_LINE}{}\n", identity.url.replace('\n', "%0A")));
-    text.push_str(&format!("{SCOPE_LINE}{}\n", identity.scope));
-    let show = |oid: &Option<Oid>| oid.as_ref().map_or("-", |o| o.as_str()).to_string();
-    for (name, r) in refs {
-        text.push_str(&format!("{} {} {name}\n", show(&r.local), show(&r.remote)));
-    }
-    text
-}
-
-/// The identity in the first lines of a known-refs file (none in a file from before they were
-/// recorded).
-fn decode_identity<'a>(lines: &mut std::iter::Peekable<impl Iterator<Item = &'a str>>) -> Option<MirrorIdentity> {
-    let url = lines.next_if(|line| line.starts_with(URL_LINE))?[URL_LINE.len()..].to_string();
-    let scope = lines.next_if(|line| line.starts_with(SCOPE_LINE))?[SCOPE_LINE.len()..].to_string();
-    Some(MirrorIdentity { url, scope })
-}
-
-/// The identity and refs of a known-refs file; `None` when it is corrupt.
-fn decode_known_refs(text: &str) -> Option<(Option<MirrorIdentity>, KnownRefs)> {
-    let parse = |field: &str| {
-        if field == "-" {
-            Some(None)
-        } else {
-            Oid::parse(field).map(Some)
-        }
-    };
-    let mut lines = text.lines().peekable();
-    let identity = decode_identity(&mut lines);
-    let mut refs = KnownRefs::new();
-    for line in lines {
-        let mut fields = line.splitn(3, ' ');
-        let (local, remote, name) = (fields.next()?, fields.next()?, fields.next()?);
-        refs.insert(
-            name.to_string(),
-            KnownRef {
-                local: parse(local)?,
-                remote: parse(remote)?,
-            },
-        );
-    }
-    Some((identity, refs))
-}
-
-/// Known refs together with what they describe.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct KnownRefsOf {
-    /// `None` for a file written before identities were recorded (or none at all).
-    pub identity: Option<MirrorIdentity>,
-    pub refs: KnownRefs,
-}
-
-impl KnownRefsOf {
-    /// The refs, if they describe `identity`; empty otherwise: what another mirror had (a URL
-    /// changed by hand, a fleet template edited), or what other filters let through, says
-    /// nothing reliable about this one.
-    pub fn for_mirror(self, identity: &MirrorIdentity) -> KnownRefs {
-        if self.identity.as_ref() == Some(identity) {
-            self.refs
-        } else {
-            KnownRefs::new()
-        }
     }
 }
 
