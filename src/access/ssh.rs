@@ -4,7 +4,6 @@
 pub mod known_hosts;
 
 use crate::config::MirrorConfig;
-use crate::mirror::state::StateStore;
 use anyhow::{Context, Result, bail};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -81,18 +80,6 @@ pub fn check_key_file(path: &Path) -> Result<(), KeyFileError> {
         });
     }
     Ok(())
-}
-
-/// Where `keygen` puts a mirror's key pair when its configuration names none:
-/// `<state>/repos/<repo>/ssh/<mirror>_ed25519` (and `.pub`).
-pub fn default_key_path(store: &StateStore, repo: &Path, mirror: &str) -> PathBuf {
-    store.repo_dir(repo).join("ssh").join(format!("{mirror}_ed25519"))
-}
-
-/// Where `known-hosts --accept` records a mirror's host keys when its
-/// configuration names no `known_hosts` file.
-pub fn default_known_hosts_path(store: &StateStore, repo: &Path, mirror: &str) -> PathBuf {
-    store.repo_dir(repo).join("ssh").join(format!("{mirror}.known_hosts"))
 }
 
 /// The public half of a key file.

@@ -1,4 +1,5 @@
-//! `keygen` and `known-hosts`: an SSH mirror's key pair, and its host keys scanned, shown and recorded.
+//! `keygen` and `known-hosts`: an SSH mirror's key pair, and its host keys scanned, shown and recorded; where
+//! the state directory keeps them when the configuration names no file.
 
 use crate::access::remote_url::{Transport, split_credentials};
 use crate::commands::{
@@ -38,7 +39,7 @@ pub fn cmd_keygen(
         None if cfg.fleet_mirrors.iter().any(|m| m == name) => {
             return Err(fleet_mirror_setting(name, "ssh_key"));
         }
-        None => (crate::access::ssh::default_key_path(&store, &repo, name), true),
+        None => (default_key_path(&store, &repo, name), true),
     };
     if key.symlink_metadata().is_ok() {
         return Err(Exit(
@@ -127,7 +128,7 @@ fn resolve_host_keys_target(
         None => {
             let store = StateStore::new(&global.state_dir);
             HostKeysFile {
-                path: crate::access::ssh::default_known_hosts_path(&store, &repo, &name),
+                path: default_known_hosts_path(&store, &repo, &name),
                 configure: Some((repo, name)),
             }
         }
@@ -246,4 +247,16 @@ fn print_host_keys(
         writeln!(out, "  {}  {old}", fingerprint(gone)?).map_err(io)?;
     }
     Ok(())
+}
+
+/// Where `keygen` puts a mirror's key pair when its configuration names none:
+/// `<state>/repos/<repo>/ssh/<mirror>_ed25519` (and `.pub`).
+pub fn default_key_path(store: &StateStore, repo: &Path, mirror: &str) -> PathBuf {
+    store.repo_dir(repo).join("ssh").join(format!("{mirror}_ed25519"))
+}
+
+/// Where `known-hosts --accept` records a mirror's host keys when its
+/// configuration names no `known_hosts` file.
+pub fn default_known_hosts_path(store: &StateStore, repo: &Path, mirror: &str) -> PathBuf {
+    store.repo_dir(repo).join("ssh").join(format!("{mirror}.known_hosts"))
 }

@@ -336,12 +336,12 @@ pub fn cmd_remove(
     store.remove_mirror(&repo, name)?;
     writeln!(out, "removed mirror {name} of {}", repo.display()).map_err(io)?;
     // Secrets this program created for the mirror go with it.
-    let key = crate::access::ssh::default_key_path(&store, &repo, name);
+    let key = super::keys::default_key_path(&store, &repo, name);
     for file in [
         url_password_path(global, &repo, name),
         crate::access::ssh::public_key_path(&key),
         key,
-        crate::access::ssh::default_known_hosts_path(&store, &repo, name),
+        super::keys::default_known_hosts_path(&store, &repo, name),
     ] {
         if std::fs::remove_file(&file).is_ok() {
             writeln!(out, "deleted {}", file.display()).map_err(io)?;
