@@ -20,8 +20,8 @@ pub mod mirror_path;
 mod raw;
 mod validate;
 
-pub(crate) use load::line_column;
 pub use load::{default_spool_dir, load_global, load_repo, locate_global, spool_dir_for_hook, state_base};
+pub(crate) use raw::line_column;
 pub(crate) use validate::parse_repo;
 
 use crate::mirror::lfs::{LfsMode, LfsSettings};

@@ -2,7 +2,8 @@
 //! directories, reading a file with its permissions, the hook's lenient spool lookup, and TOML errors with
 //! `file:line:column`.
 
-use crate::config::validate::{apply_fleet_mirrors, parse_global, parse_repo};
+use crate::config::raw::toml_error;
+use crate::config::validate::{apply_fleet_mirrors, file_dir, parse_global, parse_repo};
 use crate::config::{APP_DIR, CONFIG_ENV, ConfigError, GlobalConfig, REPO_CONFIG_FILE, RepoConfig, SYSTEM_CONFIG_FILE};
 use std::ffi::OsString;
 use std::fs;
@@ -175,50 +176,4 @@ fn read_with_mode(path: &Path) -> io::Result<(String, u32)> {
 
 pub(super) fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
-}
-
-pub(super) fn file_dir(file: &Path) -> PathBuf {
-    file.parent().map(Path::to_path_buf).unwrap_or_default()
-}
-
-pub(super) fn readable_by_others(mode: u32) -> bool {
-    mode & 0o077 != 0
-}
-
-/// Turns a toml/serde error into `file:line:column: message`.
-pub(super) fn toml_error(path: &Path, text: &str, error: &toml::de::Error) -> ConfigError {
-    let message = error
-        .message()
-        .lines()
-        .map(str::trim)
-        .find(|line| !line.is_empty())
-        .unwrap_or("invalid TOML")
-        .to_string();
-    match error.span() {
-        Some(span) => {
-            let (line, column) = line_column(text, span.start);
-            ConfigError::Syntax {
-                path: path.to_path_buf(),
-                line,
-                column,
-                message,
-            }
-        }
-        None => ConfigError::Invalid {
-            path: path.to_path_buf(),
-            message,
-        },
-    }
-}
-
-/// 1-based line and column (in characters) of a byte offset.
-pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let mut offset = offset.min(text.len());
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    let before = &text[..offset];
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let line = before.matches('\n').count() + 1;
-    (line, before[line_start..].chars().count() + 1)
 }

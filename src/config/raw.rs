@@ -1,11 +1,11 @@
 //! The configuration files as TOML has them: the serde types of the global file and of `push-mirror.toml`,
 //! which reject unknown keys, and the deserializers that check single values (durations, log levels, limits).
 
-use crate::config::{KNOWN_PROTOCOLS, LOG_LEVELS, MirrorSettings};
+use crate::config::{ConfigError, KNOWN_PROTOCOLS, LOG_LEVELS, MirrorSettings};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[derive(Debug, Default, Deserialize)]
@@ -131,4 +131,42 @@ pub(super) fn allowed_protocols<'de, D: Deserializer<'de>>(deserializer: D) -> R
         )));
     }
     Ok(Some(protocols))
+}
+
+/// Turns a toml/serde error into `file:line:column: message`.
+pub(super) fn toml_error(path: &Path, text: &str, error: &toml::de::Error) -> ConfigError {
+    let message = error
+        .message()
+        .lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty())
+        .unwrap_or("invalid TOML")
+        .to_string();
+    match error.span() {
+        Some(span) => {
+            let (line, column) = line_column(text, span.start);
+            ConfigError::Syntax {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message,
+            }
+        }
+        None => ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        },
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = before.matches('\n').count() + 1;
+    (line, before[line_start..].chars().count() + 1)
 }

@@ -2,8 +2,7 @@
 //! directory, the security rules on secrets enforced, fleet mirrors expanded, each error naming the file.
 
 use crate::access::remote_url::{Transport, split_credentials, transport_of};
-use crate::config::load::{file_dir, readable_by_others, toml_error};
-use crate::config::raw::{RawGlobal, RawRepo};
+use crate::config::raw::{RawGlobal, RawRepo, toml_error};
 use crate::config::{
     ConfigError, FleetMirror, GlobalConfig, MAX_MIRROR_NAME, MirrorConfig, MirrorDefaults, MirrorSettings, PushLimits,
     RepoConfig, SecretSource, in_dir, valid_mirror_name,
@@ -383,4 +382,12 @@ pub(super) fn apply_fleet_mirrors(
         config.fleet_mirrors.push(fleet.name.clone());
     }
     Ok(())
+}
+
+pub(super) fn file_dir(file: &Path) -> PathBuf {
+    file.parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+pub(super) fn readable_by_others(mode: u32) -> bool {
+    mode & 0o077 != 0
 }
