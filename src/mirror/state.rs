@@ -11,9 +11,8 @@ mod known_refs;
 pub use known_refs::{KnownRef, KnownRefs, KnownRefsOf, MirrorIdentity, known_local_values, known_remote_values};
 
 use crate::mirror::lfs::LfsStatus;
-use crate::pipeline::spool::RefUpdate;
 use crate::util::fsutil::{Durability, FileLock, replace_file};
-use crate::util::oid::Oid;
+use crate::util::oid::{Oid, RefUpdate};
 use anyhow::{Context, Result};
 use known_refs::{decode_identity, decode_known_refs, encode_known_refs};
 use serde::{Deserialize, Serialize};

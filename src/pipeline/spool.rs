@@ -7,20 +7,11 @@
 
 use crate::mirror::refs::is_valid_ref_name;
 use crate::util::fsutil::{fsync_dir, unique_name, write_synced};
-use crate::util::oid::Oid;
+pub use crate::util::oid::RefUpdate;
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-
-/// One ref update as git reports it to `post-receive`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RefUpdate {
-    #[serde(rename = "ref")]
-    pub name: String,
-    pub old: Oid,
-    pub new: Oid,
-}
 
 /// What one hook run recorded: a repository and the refs a push changed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -310,6 +301,7 @@ fn list_sorted(dir: &Path) -> io::Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::util::oid::Oid;
 
     fn entry() -> SpoolEntry {
         SpoolEntry {

@@ -1,4 +1,5 @@
-//! Object ids as hex strings: the one representation shared by the hook, the spool, the state and the planner; and object formats (SHA-1, SHA-256), with the one a repository uses.
+//! Object ids as hex strings: the one representation shared by the hook, the spool, the state and the planner;
+//! a ref update as the hook reports it; and object formats (SHA-1, SHA-256), with the one a repository uses.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -64,6 +65,15 @@ impl ObjectFormat {
             ObjectFormat::Sha256 => "sha256",
         }
     }
+}
+
+/// One ref update as git reports it to `post-receive`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefUpdate {
+    #[serde(rename = "ref")]
+    pub name: String,
+    pub old: Oid,
+    pub new: Oid,
 }
 
 /// The object format of the repository at `git_dir`, from its `extensions.objectFormat`
