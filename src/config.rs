@@ -2,9 +2,9 @@
 //! ready-to-use settings (README: "Configuration", "Security"). This file holds the settings types the
 //! rest of the program uses; the parts are:
 //!
-//! - [`raw`]: the files as TOML has them, rejecting unknown keys;
-//! - [`load`]: where the files are looked for and how they are read;
-//! - [`validate`]: defaults applied, relative paths resolved against the file's directory, the
+//! - `raw.rs`: the files as TOML has them, rejecting unknown keys;
+//! - `load.rs`: where the files are looked for and how they are read;
+//! - `validate.rs`: defaults applied, relative paths resolved against the file's directory, the
 //!   security rules on secrets enforced, fleet mirrors expanded;
 //! - [`edit`]: in-place edits for `add`, `set` and `remove`; [`fleet`], [`fleet_override`],
 //!   [`mirror_path`], [`live`]: fleets, local mirror paths, the worker's live view of the file.

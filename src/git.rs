@@ -1,6 +1,6 @@
 //! The one module that runs git: [`RemoteAccess`] (how to reach one mirror) is here; the children's
-//! environment and timeouts are in [`process`] and [`env`], `ls-remote` to observe a mirror in
-//! [`ls_remote`], `push --porcelain` to update it in [`push`], failures and their hints in [`error`].
+//! environment and timeouts are in [`process`] and [`env`](mod@env), `ls-remote` to observe a mirror in
+//! [`ls_remote`](mod@ls_remote), `push --porcelain` to update it in [`push`](mod@push), failures and their hints in [`error`].
 
 pub mod credential;
 pub mod env;

@@ -1,9 +1,38 @@
 //! git-push-mirror: GitLab-style push mirroring for self-hosted bare git repositories.
 //!
-//! A `post-receive` hook ([`pipeline::hook`]) records pushed refs in a durable
-//! [`pipeline::spool`]; the [`pipeline::worker`] routes them into per-mirror
-//! [`mirror::state`], and [`mirror::update`] asks the pure [`mirror::plan`]ner
-//! what to do and pushes it through [`git`], the one module that runs git.
+//! The path of a push, and the module of each step:
+//!
+//! ```text
+//! git push ──▶ pipeline::hook ──▶ pipeline::spool ──▶ pipeline::worker ──▶ mirror::update ──▶ git
+//!              post-receive:      a durable queue     drains the spool,    observes the       the one module
+//!              records the refs   between the two     schedules each       mirror, asks       that runs git
+//!              and returns                            mirror               mirror::plan
+//!                                                                          (pure) what to do,
+//!                                                                          records the state
+//! ```
+//!
+//! The folders, lowest layer first:
+//!
+//! - [`util`]: durable files, object ids, failpoints, byte sizes, name suggestions.
+//! - [`config`]: the global file and each repository's `push-mirror.toml`, read strictly into
+//!   checked settings; in-place edits; fleets.
+//! - [`git`]: runs git: the children's environment and timeouts, `ls-remote`, `push --porcelain`,
+//!   LFS transfers, failures and their hints.
+//! - [`access`]: how a mirror is reached: transports, credentials, SSH keys and host keys, redaction.
+//! - [`mirror`]: one mirror of one repository: the pure planner, an update and its report, durable
+//!   state, known refs and their checks.
+//! - [`pipeline`]: the hook, the spool, the worker and its schedule, the drift scan, fleet discovery.
+//! - [`ops`]: status and metrics reports, installing the hook (plain, Gitea/Forgejo, gitolite), the
+//!   log file.
+//! - [`commands`]: what each command does, writing to the `out`/`err` it is given.
+//! - [`cli`]: `main`: arguments parsed (their definition is [`cli::args`]), logging, dispatch, exit
+//!   status.
+//!
+//! A module imports from its own folder and from the folders before it in this list, never from
+//! one after it, with a few leaves any layer may use: the planner's types ([`mirror::plan`], pure),
+//! LFS settings and pointers ([`mirror::lfs`]), URLs and redaction ([`access::remote_url`],
+//! [`access::redact`]), and the flag structs `commands` receive ([`cli::args`]). No two files import
+//! each other, directly or in a cycle.
 
 pub mod access;
 pub mod cli;

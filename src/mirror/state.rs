@@ -4,7 +4,7 @@
 //!
 //! One file of about 630 lines on purpose: the [`StateStore`] is one set of paths, file formats,
 //! locking and healing rules, and its types and the methods that read, heal and write them change
-//! together. The known refs' own file format, which changes apart, is in [`known_refs`].
+//! together. The known refs' own file format, which changes apart, is in `state/known_refs.rs`.
 
 mod known_refs;
 

@@ -1,7 +1,7 @@
 //! The worker (`run`): drains the spool under a lock, routes reported refs to each mirror's
 //! pending state, and runs due mirror updates in parallel, one at a time per (repo, mirror).
 //! This file holds the drain loop and the dispatch of updates; where the work comes from (the
-//! spool, earlier runs, drift) is in [`intake`].
+//! spool, earlier runs, drift) is in `worker/intake.rs`.
 
 mod intake;
 
