@@ -143,11 +143,44 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// How [`MirrorKeys`] holds the values written as text, durations and sizes: read from a
+/// file they are checked ([`Checked`]: [`MirrorSettings`]); given to `add` or `set` they are
+/// kept as typed ([`AsTyped`]: [`edit::MirrorEdit`]), so the file gets exactly what the admin wrote.
+pub trait SettingForm: Clone + fmt::Debug + Default + PartialEq + Eq {
+    type Duration: Clone + fmt::Debug + PartialEq + Eq;
+    type Size: Clone + fmt::Debug + PartialEq + Eq;
+}
+
+/// Durations and sizes parsed and checked, as a configuration file is read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Checked;
+
+impl SettingForm for Checked {
+    type Duration = Duration;
+    type Size = ByteSize;
+}
+
+/// Durations and sizes as the admin typed them (`"5m"`, `"1900MiB"`), for writing back.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AsTyped;
+
+impl SettingForm for AsTyped {
+    type Duration = String;
+    type Size = String;
+}
+
 /// Per-mirror settings exactly as written in a `[mirror.NAME]` or `[defaults]`
 /// table: every key optional, nothing resolved yet.
+pub type MirrorSettings = MirrorKeys<Checked>;
+
+/// The keys of a `[mirror.NAME]` or `[defaults]` table, every one optional: read from a file
+/// ([`MirrorSettings`]) or written by `add` and `set` ([`edit::MirrorEdit`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MirrorSettings {
+#[serde(
+    deny_unknown_fields,
+    bound(deserialize = "F: SettingForm<Duration = Duration, Size = ByteSize>")
+)]
+pub struct MirrorKeys<F: SettingForm> {
     pub url: Option<String>,
     pub enabled: Option<bool>,
     pub only_protected_branches: Option<bool>,
@@ -164,18 +197,18 @@ pub struct MirrorSettings {
     /// CA certificates (PEM) that HTTPS connections to the mirror's host trust.
     pub ca_file: Option<PathBuf>,
     #[serde(default, deserialize_with = "raw::duration")]
-    pub delay: Option<Duration>,
+    pub delay: Option<F::Duration>,
     #[serde(default, deserialize_with = "raw::duration")]
-    pub min_interval: Option<Duration>,
+    pub min_interval: Option<F::Duration>,
     #[serde(default, deserialize_with = "raw::duration")]
-    pub timeout: Option<Duration>,
+    pub timeout: Option<F::Duration>,
     #[serde(default, deserialize_with = "raw::duration")]
-    pub verify_interval: Option<Duration>,
+    pub verify_interval: Option<F::Duration>,
     pub lfs: Option<LfsMode>,
     pub lfs_required: Option<bool>,
     pub lfs_url: Option<String>,
     pub lfs_store: Option<PathBuf>,
-    pub max_push_size: Option<ByteSize>,
+    pub max_push_size: Option<F::Size>,
     #[serde(default, deserialize_with = "raw::max_refs_per_push")]
     pub max_refs_per_push: Option<usize>,
     /// Fleet mirrors only: which repositories the mirror applies to.

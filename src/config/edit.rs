@@ -7,8 +7,7 @@
 
 mod layout;
 
-use crate::config::{self, ConfigError, GlobalConfig, REPO_CONFIG_FILE, TagSetting};
-use crate::mirror::lfs::LfsMode;
+use crate::config::{self, AsTyped, ConfigError, GlobalConfig, MirrorKeys, REPO_CONFIG_FILE, TagSetting};
 use crate::util::fsutil;
 use layout::{
     after_attached_lines, detached_part, ends_with_blank_line, last_position, next_position, raw_str, table_at_mut,
@@ -19,39 +18,17 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use toml_edit::{Array, DocumentMut, Item, Table, TableLike, Value};
 
-/// What `add` / `set` change in one `[mirror.NAME]` table; `None` leaves a key as it is.
+/// What `add` / `set` change in one `[mirror.NAME]` table: the keys of [`MirrorSettings`], with
+/// durations and sizes as typed; `None` leaves a key as it is.
 ///
 /// `branches: Some(vec![])` removes the key (the mirror then follows the
 /// global default), and so does an empty string or path for `username`,
 /// `password_file`, `password_env`, `ssh_key`, `known_hosts`, `ca_file`, `delay`,
-/// `min_interval`, `timeout` and `verify_interval`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct MirrorEdit {
-    pub url: Option<String>,
-    pub enabled: Option<bool>,
-    pub only_protected_branches: Option<bool>,
-    pub keep_divergent_refs: Option<bool>,
-    pub branches: Option<Vec<String>>,
-    pub tags: Option<TagSetting>,
-    pub username: Option<String>,
-    pub password_file: Option<PathBuf>,
-    pub password_env: Option<String>,
-    pub ssh_key: Option<PathBuf>,
-    pub known_hosts: Option<PathBuf>,
-    pub ca_file: Option<PathBuf>,
-    pub delay: Option<String>,
-    pub min_interval: Option<String>,
-    pub timeout: Option<String>,
-    pub verify_interval: Option<String>,
-    pub lfs: Option<LfsMode>,
-    pub lfs_required: Option<bool>,
-    /// An empty string removes the key (the endpoint is then derived from the URL).
-    pub lfs_url: Option<String>,
-    /// A size such as `"1900MiB"`; an empty string removes the key (no limit).
-    pub max_push_size: Option<String>,
-    /// `Some(0)` removes the key (no limit).
-    pub max_refs_per_push: Option<usize>,
-}
+/// `min_interval`, `timeout`, `verify_interval`, `lfs_url` (the endpoint is then derived from
+/// the URL) and `max_push_size` (no limit), and `max_refs_per_push: Some(0)` (no limit).
+/// `refs`, `password`, `lfs_store` and `repos` are written by hand only: an edit that sets them
+/// is refused.
+pub type MirrorEdit = MirrorKeys<AsTyped>;
 
 /// Why an edit was not made. Nothing is written when any of these is returned.
 #[derive(Debug, thiserror::Error)]
@@ -419,6 +396,17 @@ fn set_value(table: &mut dyn TableLike, key: &str, mut value: Value) {
 }
 
 fn changes(edit: &MirrorEdit) -> Result<Vec<(&'static str, Change)>, EditError> {
+    let by_hand = [
+        ("refs", edit.refs.is_some()),
+        ("password", edit.password.is_some()),
+        ("lfs_store", edit.lfs_store.is_some()),
+        ("repos", edit.repos.is_some()),
+    ];
+    if let Some((key, _)) = by_hand.into_iter().find(|(_, set)| *set) {
+        return Err(EditError::InvalidValue(format!(
+            "`{key}` is set by editing the file, not by add or set"
+        )));
+    }
     let mut out = Vec::new();
     if let Some(url) = &edit.url {
         if url.trim().is_empty() {
@@ -758,6 +746,45 @@ keep_divergent_refs = true
         assert!(matches!(err, EditError::InvalidName(_)), "{err}");
         let err = set_mirror("[mirror]\na = 1\n", "a", &MirrorEdit::default()).unwrap_err();
         assert!(matches!(err, EditError::Parse(_)), "{err}");
+    }
+
+    #[test]
+    fn keys_written_by_hand_only_are_refused_and_nothing_changes() {
+        let by_hand = [
+            MirrorEdit {
+                refs: Some(vec!["refs/notes/*".into()]),
+                ..MirrorEdit::default()
+            },
+            MirrorEdit {
+                password: Some(crate::config::Secret::new("s3cret".into())),
+                ..MirrorEdit::default()
+            },
+            MirrorEdit {
+                lfs_store: Some("/srv/lfs".into()),
+                ..MirrorEdit::default()
+            },
+            MirrorEdit {
+                repos: Some(vec!["acme/*".into()]),
+                ..MirrorEdit::default()
+            },
+        ];
+        for (edit, key) in by_hand.iter().zip(["refs", "password", "lfs_store", "repos"]) {
+            let err = set_mirror(COMMENTED, "github", edit).unwrap_err();
+            assert!(
+                matches!(&err, EditError::InvalidValue(m) if m.contains(&format!("`{key}`"))),
+                "{err}"
+            );
+            let err = add_mirror(
+                COMMENTED,
+                "new",
+                &MirrorEdit {
+                    url: Some("https://h/a.git".into()),
+                    ..edit.clone()
+                },
+            )
+            .unwrap_err();
+            assert!(matches!(&err, EditError::InvalidValue(_)), "{err}");
+        }
     }
 
     #[test]
