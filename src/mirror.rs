@@ -1,4 +1,5 @@
-//! One mirror of one repository: the pure planner, an update that carries out a plan, durable state, local refs, known-ref bookkeeping and LFS.
+//! One mirror of one repository: the pure planner, an update that carries out a plan and its report,
+//! durable state, local refs, known-ref bookkeeping and LFS settings and pointers.
 
 pub mod lfs;
 pub mod plan;

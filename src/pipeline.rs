@@ -1,4 +1,5 @@
-//! The path of a push: the hook spools it, the worker drains the spool, schedules each mirror and runs its update.
+//! The path of a push: the hook spools it, the worker drains the spool, schedules each mirror and runs its
+//! update; the drift scan and fleet discovery find the work no hook reported.
 
 pub mod drift;
 pub mod fleet;

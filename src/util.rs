@@ -1,4 +1,5 @@
-//! Small building blocks with no knowledge of git or mirrors: durable files, object ids, failpoints, byte sizes, name suggestions.
+//! Small building blocks that import nothing else of the crate: durable files, object ids and ref updates,
+//! failpoints, byte sizes, name suggestions.
 
 pub mod failpoint;
 pub mod fsutil;
