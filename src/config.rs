@@ -268,7 +268,7 @@ pub struct MirrorDefaults {
     pub ssh_key: Option<PathBuf>,
     pub known_hosts: Option<PathBuf>,
     pub ca_file: Option<PathBuf>,
-    /// An explicit wait after the first pending change; `None`: the default timing (see [`crate::pipeline::schedule`]).
+    /// An explicit wait after the first pending change; `None`: the default timing (README: "Timing").
     pub delay: Option<Duration>,
     pub min_interval: Duration,
     pub timeout: Duration,
@@ -424,7 +424,7 @@ pub struct MirrorConfig {
     pub known_hosts: Option<PathBuf>,
     /// CA certificates (PEM) for HTTPS to the mirror's (and its `lfs_url`'s) host.
     pub ca_file: Option<PathBuf>,
-    /// An explicit wait after the first pending change; `None`: the default timing (see [`crate::pipeline::schedule`]).
+    /// An explicit wait after the first pending change; `None`: the default timing (README: "Timing").
     pub delay: Option<Duration>,
     pub min_interval: Duration,
     pub timeout: Duration,

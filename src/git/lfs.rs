@@ -179,7 +179,7 @@ fn run_pipeline(
 /// Uploads `objects` from the repository's LFS store to the mirror's LFS endpoint with
 /// `git lfs push --object-id`: git-lfs sends their ids and sizes to the batch API and uploads
 /// only those the mirror asks for. The endpoint, credentials and SSH command come from `access`
-/// (see [`crate::access::auth`]). A shared store is shown to git-lfs through a [`StorageView`]. Errors
+/// (built by `access::auth`). A shared store is shown to git-lfs through a [`StorageView`]. Errors
 /// are redacted.
 pub fn upload(git_dir: &Path, store: &LocalStore, access: &RemoteAccess, objects: &[Pointer]) -> Result<(), GitError> {
     if objects.is_empty() {

@@ -1,6 +1,6 @@
 //! Git LFS for mirrors: the per-mirror settings, pointer parsing, the repository's local object
 //! store, and which transports can carry LFS objects. The scan and the upload run git and
-//! git-lfs, in [`crate::git::lfs`].
+//! git-lfs, in `git/lfs.rs`.
 
 use crate::access::remote_url::Transport;
 use serde::{Deserialize, Serialize};
