@@ -143,7 +143,10 @@ mod tests {
     #[test]
     fn basic_credentials_are_encoded_as_http_clients_send_them() {
         // RFC 7617's example.
-        assert_eq!(basic_credentials("Aladdin", "open sesame"), "QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+        assert_eq!(
+            basic_credentials("Aladdin", "open sesame"),
+            "QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+        );
         assert_eq!(basic_credentials("a", "b"), "YTpi");
     }
 
