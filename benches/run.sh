@@ -2,7 +2,7 @@
 # The benchmark suite (issue 5): builds the release binary, then runs every
 # figure next to its baseline in the same run and prints medians and ratios.
 #
-#   benches/run.sh            full run (~20-25 min on 2 cores; P4 and P6 in three repository
+#   benches/run.sh            full run (~18 min on 2 cores; P4 and P6 in three repository
 #                             formats); updates BENCHMARKS.md
 #   benches/run.sh --quick    fewer repetitions, smaller sizes (~2 min); writes
 #                             target/bench/BENCHMARKS-quick.md, leaves BENCHMARKS.md alone

@@ -78,19 +78,28 @@ fn bound(mut lines: Vec<String>) -> Vec<String> {
     lines
 }
 
-/// The lines that name `ref_name` (full or short), or all of them when none names any of `all_refs`:
-/// a per-ref hook that refuses two refs usually says which.
-pub fn lines_about<'a>(lines: &'a [String], ref_name: &str, all_refs: &[&str]) -> Vec<&'a str> {
-    let mine: Vec<&str> = lines
-        .iter()
-        .filter(|l| names_ref(l, ref_name))
-        .map(String::as_str)
-        .collect();
-    let any_named = lines.iter().any(|l| all_refs.iter().any(|r| names_ref(l, r)));
-    if any_named {
-        mine
-    } else {
-        lines.iter().map(String::as_str).collect()
+/// The mirror's lines of one push, to be attributed to each ref it refused: the lines that
+/// name the ref (full or short), or all of them when no line names any refused ref (a per-ref
+/// hook that refuses two refs usually says which). Whether any line names a ref is worked out
+/// once, so attributing to every ref of a push of n refused refs is linear in n.
+pub struct Attribution<'a> {
+    lines: &'a [String],
+    any_named: bool,
+}
+
+impl<'a> Attribution<'a> {
+    pub fn new(lines: &'a [String], refused: &[&str]) -> Attribution<'a> {
+        let any_named = lines.iter().any(|l| refused.iter().any(|r| names_ref(l, r)));
+        Attribution { lines, any_named }
+    }
+
+    /// The lines about `ref_name`.
+    pub fn lines_about(&self, ref_name: &str) -> Vec<&'a str> {
+        self.lines
+            .iter()
+            .filter(|l| !self.any_named || names_ref(l, ref_name))
+            .map(String::as_str)
+            .collect()
     }
 }
 
@@ -166,22 +175,23 @@ error: failed to push some refs to 'file:///tmp/m.git'\n";
             "see the policy".to_string(),
         ];
         let all = ["refs/heads/a", "refs/heads/b", "refs/heads/main"];
+        let attribution = Attribution::new(&lines, &all);
         assert_eq!(
-            lines_about(&lines, "refs/heads/a", &all),
+            attribution.lines_about("refs/heads/a"),
             ["refusing refs/heads/a: protected"]
         );
-        assert_eq!(lines_about(&lines, "refs/heads/b", &all), ["refusing b: frozen"]);
+        assert_eq!(attribution.lines_about("refs/heads/b"), ["refusing b: frozen"]);
         // A ref no line names gets nothing when other lines name refs: they are about those.
-        assert!(lines_about(&lines, "refs/heads/main", &all).is_empty());
+        assert!(attribution.lines_about("refs/heads/main").is_empty());
         let general = vec!["push rejected by policy".to_string()];
         assert_eq!(
-            lines_about(&general, "refs/heads/main", &all),
+            Attribution::new(&general, &all).lines_about("refs/heads/main"),
             ["push rejected by policy"]
         );
         // `a` is not mentioned by `maintenance`.
         let other = vec!["maintenance window".to_string()];
         assert_eq!(
-            lines_about(&other, "refs/heads/a", &["refs/heads/a"]),
+            Attribution::new(&other, &["refs/heads/a"]).lines_about("refs/heads/a"),
             ["maintenance window"]
         );
     }

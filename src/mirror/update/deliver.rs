@@ -8,7 +8,7 @@
 use super::split::{self, Attempt, Split};
 use super::steps::{self, History, Limits, Step};
 use crate::config::PushLimits;
-use crate::git::remote_words::{lines_about, names_ref, with_words};
+use crate::git::remote_words::{Attribution, names_ref, with_words};
 use crate::git::{self, GitError, PushFlag, PushedRef, RemoteAccess};
 use crate::mirror::plan::RefChange;
 use crate::mirror::state::PushProgress;
@@ -202,9 +202,14 @@ impl Delivery<'_> {
             };
             self.timeouts_in_a_row = 0;
             let mut too_large = Vec::new();
+            let pushed: BTreeMap<&str, &RefChange> = todo.iter().map(|(n, c)| (n.as_str(), c)).collect();
             for (name, verdict) in verdicts {
                 match verdict {
-                    Verdict::Landed { flag, confirmed } => self.landed(&name, &todo, flag, confirmed),
+                    Verdict::Landed { flag, confirmed } => {
+                        if let Some(change) = pushed.get(name.as_str()) {
+                            self.landed(&name, change, flag, confirmed);
+                        }
+                    }
                     Verdict::Refused(reason) => {
                         self.results.insert(name, Delivered::Refused(reason));
                     }
@@ -322,10 +327,7 @@ impl Delivery<'_> {
         out
     }
 
-    fn landed(&mut self, name: &str, pushed: &[(String, RefChange)], flag: PushFlag, confirmed: bool) {
-        let Some((_, change)) = pushed.iter().find(|(n, _)| n == name) else {
-            return;
-        };
+    fn landed(&mut self, name: &str, change: &RefChange, flag: PushFlag, confirmed: bool) {
         let value = change.new_value().cloned();
         if let Some(oid) = &value {
             self.haves.insert(oid.clone());
@@ -436,6 +438,9 @@ fn push_once(git_dir: &Path, access: &RemoteAccess, group: &[(&str, &RefChange)]
         && sent_and_refused
             .iter()
             .all(|r| r.reason.as_deref().is_some_and(refuses_the_whole_push));
+    let refused_names: Vec<&str> = sent_and_refused.iter().map(|r| r.name.as_str()).collect();
+    let attribution = Attribution::new(words, &refused_names);
+    let changes: BTreeMap<&str, &RefChange> = group.iter().copied().collect();
     let judge = |name: &str| -> Verdict {
         let Some(pushed) = reported.get(name) else {
             return Verdict::Refused("git reported no result for this ref".to_string());
@@ -449,17 +454,15 @@ fn push_once(git_dir: &Path, access: &RemoteAccess, group: &[(&str, &RefChange)]
         let reason = pushed.reason.clone().unwrap_or_else(|| pushed.summary.clone());
         if pushed.summary.starts_with("[remote failure]") {
             // The mirror took the push but did not say how it went: look at it afterwards.
-            let change = group.iter().find(|(n, _)| *n == name).map(|(_, c)| *c);
             return Verdict::Landed {
-                flag: change.map_or(PushFlag::FastForward, flag_of),
+                flag: changes.get(name).map_or(PushFlag::FastForward, |c| flag_of(c)),
                 confirmed: false,
             };
         }
         if !pushed.summary.starts_with("[remote") {
             return Verdict::Refused(reason);
         }
-        let refused: Vec<&str> = sent_and_refused.iter().map(|r| r.name.as_str()).collect();
-        Verdict::Refused(with_words(&reason, &lines_about(words, name, &refused)))
+        Verdict::Refused(with_words(&reason, &attribution.lines_about(name)))
     };
     let all_words: Vec<&str> = words.iter().map(String::as_str).collect();
     if whole && git::says_too_large(&all_words.join("\n")) {
