@@ -320,28 +320,7 @@ fn holds_inline_password(text: &str) -> bool {
 }
 
 fn syntax_error(file: &Path, text: &str, error: &toml_edit::TomlError) -> ConfigError {
-    let message = error
-        .message()
-        .lines()
-        .map(str::trim)
-        .find(|line| !line.is_empty())
-        .unwrap_or("invalid TOML")
-        .to_string();
-    match error.span() {
-        Some(span) => {
-            let (line, column) = config::line_column(text, span.start);
-            ConfigError::Syntax {
-                path: file.to_path_buf(),
-                line,
-                column,
-                message,
-            }
-        }
-        None => ConfigError::Invalid {
-            path: file.to_path_buf(),
-            message,
-        },
-    }
+    config::raw::syntax_error(file, text, error.message(), error.span())
 }
 
 fn check_name(name: &str) -> Result<(), EditError> {

@@ -5,6 +5,7 @@ use crate::config::{ConfigError, KNOWN_PROTOCOLS, LOG_LEVELS, MirrorSettings};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use std::fmt;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -135,14 +136,19 @@ pub(super) fn allowed_protocols<'de, D: Deserializer<'de>>(deserializer: D) -> R
 
 /// Turns a toml/serde error into `file:line:column: message`.
 pub(super) fn toml_error(path: &Path, text: &str, error: &toml::de::Error) -> ConfigError {
-    let message = error
-        .message()
+    syntax_error(path, text, error.message(), error.span())
+}
+
+/// `file:line:column: message` for a TOML error of either parser (reading, or editing in place):
+/// the first non-blank line of the parser's message, at the start of `span`.
+pub(crate) fn syntax_error(path: &Path, text: &str, message: &str, span: Option<Range<usize>>) -> ConfigError {
+    let message = message
         .lines()
         .map(str::trim)
         .find(|line| !line.is_empty())
         .unwrap_or("invalid TOML")
         .to_string();
-    match error.span() {
+    match span {
         Some(span) => {
             let (line, column) = line_column(text, span.start);
             ConfigError::Syntax {
