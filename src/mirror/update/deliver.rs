@@ -69,10 +69,7 @@ pub fn deliver(
         budget: split::budget_for(changes.len()),
         finals: changes.iter().cloned().collect(),
         first_flags: BTreeMap::new(),
-        on_mirror: changes
-            .iter()
-            .map(|(name, change)| (name.clone(), change.expected_remote().cloned()))
-            .collect(),
+        on_mirror: BTreeMap::new(),
         haves: haves.iter().cloned().collect(),
         unconfirmed: BTreeSet::new(),
         results: BTreeMap::new(),
@@ -102,9 +99,13 @@ struct Delivery<'a> {
     budget: usize,
     /// The change each ref must end with.
     finals: BTreeMap<String, RefChange>,
-    /// The flag of each ref's first landed push (a created branch stays "created" through its steps).
+    /// The flag of each ref's first landed push (a created branch stays "created" through its
+    /// steps), for refs part of the way to their final value.
     first_flags: BTreeMap<String, PushFlag>,
-    /// Each ref's value on the mirror as far as we know (`None`: absent).
+    /// The value on the mirror (`None`: absent) of refs part of the way to their final value.
+    /// Any other undecided ref still has the value its final change expects. Refs that are
+    /// decided are dropped from both maps, so a first sync of many refs does not keep a copy of
+    /// every name in each.
     on_mirror: BTreeMap<String, Option<Oid>>,
     /// What the mirror has, for size estimates: its values and everything pushed since.
     haves: BTreeSet<Oid>,
@@ -310,7 +311,11 @@ impl Delivery<'_> {
                 continue;
             }
             let Some(last) = self.finals.get(&name) else { continue };
-            let change = match (self.on_mirror.get(&name).cloned().flatten(), last) {
+            let now = match self.on_mirror.get(&name) {
+                Some(value) => value.clone(),
+                None => last.expected_remote().cloned(),
+            };
+            let change = match (now, last) {
                 (Some(now), RefChange::Create { new } | RefChange::Update { new, .. })
                     if Some(&now) != last.expected_remote() =>
                 {
@@ -332,13 +337,16 @@ impl Delivery<'_> {
         if let Some(oid) = &value {
             self.haves.insert(oid.clone());
         }
-        self.on_mirror.insert(name.to_string(), value.clone());
-        let first = *self.first_flags.entry(name.to_string()).or_insert(flag);
         if !confirmed {
             self.unconfirmed.insert(name.to_string());
         }
+        let first = self.first_flags.remove(name).unwrap_or(flag);
         if self.finals.get(name).map(RefChange::new_value) == Some(value.as_ref()) {
+            self.on_mirror.remove(name);
             self.results.insert(name.to_string(), Delivered::Landed(first));
+        } else {
+            self.first_flags.insert(name.to_string(), first);
+            self.on_mirror.insert(name.to_string(), value);
         }
     }
 
