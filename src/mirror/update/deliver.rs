@@ -56,10 +56,22 @@ pub fn deliver(
     access: &RemoteAccess,
     limits: PushLimits,
     lessons: &mut Lessons,
-    changes: Vec<(String, RefChange)>,
+    mut changes: Vec<(String, RefChange)>,
     haves: &[Oid],
     journal: &dyn Journal,
 ) -> Result<BTreeMap<String, Delivered>, String> {
+    // Refs refused at the last update go first, one per push, so they cannot sink the others'
+    // push again; the sort is stable, so each part keeps the plan's order.
+    let alone = if changes.len() > 1 {
+        changes.sort_by_key(|(name, _)| !lessons.rejected.contains(name));
+        changes
+            .iter()
+            .take_while(|(name, _)| lessons.rejected.contains(name))
+            .count()
+    } else {
+        0
+    };
+    let (first, rest) = changes.split_at(alone);
     let mut delivery = Delivery {
         git_dir,
         access,
@@ -67,7 +79,7 @@ pub fn deliver(
         lessons,
         journal,
         budget: split::budget_for(changes.len()),
-        finals: changes.iter().cloned().collect(),
+        finals: changes.iter().map(|(name, change)| (name.as_str(), change)).collect(),
         first_flags: BTreeMap::new(),
         on_mirror: BTreeMap::new(),
         haves: haves.iter().cloned().collect(),
@@ -76,15 +88,8 @@ pub fn deliver(
         counts: PushProgress::default(),
         timeouts_in_a_row: 0,
     };
-    let (alone, together): (Vec<_>, Vec<_>) = if changes.len() > 1 {
-        changes
-            .into_iter()
-            .partition(|(name, _)| delivery.lessons.rejected.contains(name))
-    } else {
-        (Vec::new(), changes)
-    };
-    delivery.run(alone, true)?;
-    delivery.run(together, false)?;
+    delivery.run(first, true)?;
+    delivery.run(rest, false)?;
     delivery.verify_unconfirmed()?;
     Ok(delivery.results)
 }
@@ -97,15 +102,15 @@ struct Delivery<'a> {
     journal: &'a dyn Journal,
     /// Pushes that splitting refused pushes may still cost.
     budget: usize,
-    /// The change each ref must end with.
-    finals: BTreeMap<String, RefChange>,
+    /// The change each ref must end with (borrowed from the changes being delivered).
+    finals: BTreeMap<&'a str, &'a RefChange>,
     /// The flag of each ref's first landed push (a created branch stays "created" through its
     /// steps), for refs part of the way to their final value.
     first_flags: BTreeMap<String, PushFlag>,
     /// The value on the mirror (`None`: absent) of refs part of the way to their final value.
-    /// Any other undecided ref still has the value its final change expects. Refs that are
-    /// decided are dropped from both maps, so a first sync of many refs does not keep a copy of
-    /// every name in each.
+    /// Any other ref not yet landed has the value its final change expects. A ref that lands
+    /// at its final value leaves both maps, so a first sync of many refs keeps no copy of every
+    /// name in each.
     on_mirror: BTreeMap<String, Option<Oid>>,
     /// What the mirror has, for size estimates: its values and everything pushed since.
     haves: BTreeSet<Oid>,
@@ -160,11 +165,11 @@ impl Delivery<'_> {
 
     /// Pushes `changes` step by step, re-planning with smaller steps when a push is too large or
     /// does not finish within the time limit.
-    fn run(&mut self, changes: Vec<(String, RefChange)>, one_ref_per_push: bool) -> Result<(), String> {
+    fn run(&mut self, changes: &[(String, RefChange)], one_ref_per_push: bool) -> Result<(), String> {
         if changes.is_empty() {
             return Ok(());
         }
-        let mut queue: VecDeque<Step> = self.plan(&changes, one_ref_per_push)?.into();
+        let mut queue: VecDeque<Step> = self.plan(changes, one_ref_per_push)?.into();
         self.counts.total += queue.len();
         if queue.len() > 1 {
             log::info!(
@@ -310,7 +315,9 @@ impl Delivery<'_> {
             if self.results.contains_key(&name) || !seen.insert(name.clone()) {
                 continue;
             }
-            let Some(last) = self.finals.get(&name) else { continue };
+            let Some(&last) = self.finals.get(name.as_str()) else {
+                continue;
+            };
             let now = match self.on_mirror.get(&name) {
                 Some(value) => value.clone(),
                 None => last.expected_remote().cloned(),
@@ -341,7 +348,7 @@ impl Delivery<'_> {
             self.unconfirmed.insert(name.to_string());
         }
         let first = self.first_flags.remove(name).unwrap_or(flag);
-        if self.finals.get(name).map(RefChange::new_value) == Some(value.as_ref()) {
+        if self.finals.get(name).map(|last| last.new_value()) == Some(value.as_ref()) {
             self.on_mirror.remove(name);
             self.results.insert(name.to_string(), Delivered::Landed(first));
         } else {
@@ -395,7 +402,7 @@ impl Delivery<'_> {
         }
         let observed = git::ls_remote(self.git_dir, self.access, &[]).map_err(|e| e.to_string())?;
         for name in unconfirmed {
-            let expected = self.finals.get(&name).and_then(RefChange::new_value);
+            let expected = self.finals.get(name.as_str()).and_then(|last| last.new_value());
             if observed.direct.get(&name) != expected {
                 self.results.insert(
                     name,
