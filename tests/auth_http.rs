@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use support::procs::SecretWatcher;
 use support::*;
 
 const USER: &str = "mirror-bot";
@@ -70,7 +71,7 @@ fn record_argv_while_receiving(mirror: &Path, log: &Path) {
 fn the_argv_watcher_sees_a_secret_in_argv() {
     // The leak checks below are only as good as the watcher: it must see this.
     let secret = unique_token("visible");
-    let watcher = ArgvWatcher::start(&secret);
+    let watcher = SecretWatcher::in_argv(&secret);
     let mut child = std::process::Command::new("sh")
         .args(["-c", "sleep 0.3", &secret])
         .spawn()
@@ -91,7 +92,7 @@ fn the_right_token_converges_through_the_hook_and_sync_and_the_secret_never_leak
     let argv_log = env.path("argv-while-receiving.txt");
     record_argv_while_receiving(&http.repo, &argv_log);
     let token_file = secret_file(&env, "github.token", &token, 0o600);
-    let watcher = ArgvWatcher::start(&token);
+    let watcher = SecretWatcher::in_argv(&token);
 
     let flags = [
         "--username",

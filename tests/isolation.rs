@@ -12,7 +12,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::Duration;
-use support::procs::{EnvironWatcher, HangingProxy, HungListener, Reaper, processes};
+use support::procs::{HangingProxy, HungListener, Reaper, SecretWatcher, processes};
 use support::*;
 
 fn log_text(env: &TestEnv) -> String {
@@ -288,7 +288,7 @@ fn a_password_env_secret_is_in_no_child_environment_git_ssh_hooks_or_credential_
     spool_main(&env, &upstream);
 
     // The worker itself holds the secret (it reads password_env): only it may.
-    let watcher = EnvironWatcher::start(&token, Path::new(env!("CARGO_BIN_EXE_git-push-mirror")));
+    let watcher = SecretWatcher::in_environment(&token, Path::new(env!("CARGO_BIN_EXE_git-push-mirror")));
     let mut worker = gpm(&env)
         .args(["run", "--wait"])
         .env("MIRROR_TOKEN", &token)

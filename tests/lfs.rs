@@ -12,6 +12,7 @@ use common::{HttpGitServer, RepoFormat, Sshd, TestEnv, path_str, require_or_skip
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use support::procs::SecretWatcher;
 use support::*;
 
 const USER: &str = "mirror-bot";
@@ -269,7 +270,7 @@ fn lfs_objects_reach_an_http_mirror_once_and_a_clone_of_the_mirror_gets_the_cont
         return;
     }
     let env = TestEnv::with_format(format);
-    let watcher = ArgvWatcher::start(PASSWORD);
+    let watcher = SecretWatcher::in_argv(PASSWORD);
     let (setup, server) = http_lfs_setup(&env, &[]);
     format.assert_of(&env, &setup.upstream);
     let config_before = std::fs::read_to_string(setup.upstream.join("config")).unwrap();

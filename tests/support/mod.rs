@@ -8,8 +8,6 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// How long a mirror may take to converge before a test gives up (a deadline, not a measurement).
@@ -316,60 +314,6 @@ pub fn count_mirror_pushes(mirror: &Path) -> PathBuf {
 
 pub fn lines_in(path: &Path) -> usize {
     std::fs::read_to_string(path).map(|s| s.lines().count()).unwrap_or(0)
-}
-
-/// Scans every process's `/proc/PID/cmdline` for a secret, continuously, from
-/// another thread: catches short-lived processes (credential helpers,
-/// `ls-remote`) that a hook on the mirror cannot see.
-pub struct ArgvWatcher {
-    stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<(usize, Vec<String>)>,
-}
-
-impl ArgvWatcher {
-    pub fn start(secret: &str) -> ArgvWatcher {
-        let stop = Arc::new(AtomicBool::new(false));
-        let secret = secret.as_bytes().to_vec();
-        let thread = {
-            let stop = Arc::clone(&stop);
-            std::thread::spawn(move || {
-                let (mut scans, mut hits) = (0, Vec::new());
-                while !stop.load(Ordering::SeqCst) {
-                    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-                        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-                            continue;
-                        };
-                        if cmdline.windows(secret.len()).any(|w| w == secret.as_slice()) {
-                            let shown = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-                            hits.push(format!("{}: {shown}", entry.path().display()));
-                        }
-                    }
-                    scans += 1;
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-                (scans, hits)
-            })
-        };
-        ArgvWatcher { stop, thread }
-    }
-
-    /// Stops and returns what it saw: one line per process that had the secret in its argv.
-    pub fn stop(self) -> Vec<String> {
-        self.stop.store(true, Ordering::SeqCst);
-        let (scans, hits) = self.thread.join().unwrap();
-        assert!(scans > 0, "the argv watcher never scanned");
-        hits
-    }
-
-    /// Stops and asserts that no process ever had the secret in its argv.
-    pub fn assert_never_seen(self) {
-        let hits = self.stop();
-        assert!(
-            hits.is_empty(),
-            "the secret was in a process's argv:\n{}",
-            hits.join("\n")
-        );
-    }
 }
 
 /// A file holding `content` with `mode`.

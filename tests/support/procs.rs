@@ -141,38 +141,56 @@ impl HangingProxy {
     }
 }
 
-/// Scans every process's `/proc/PID/environ` for a secret, continuously, from another thread:
-/// catches short-lived children (credential helpers, `ls-remote`, ssh, a mirror's hooks).
-pub struct EnvironWatcher {
+/// Scans every process's `/proc/PID/cmdline` or `/proc/PID/environ` for a secret, continuously,
+/// from another thread: catches short-lived children (credential helpers, `ls-remote`, ssh, a
+/// mirror's hooks) that a hook on the mirror cannot see.
+pub struct SecretWatcher {
+    /// What it looks in, for messages: "argv" or "environment".
+    what: &'static str,
     stop: Arc<AtomicBool>,
     thread: std::thread::JoinHandle<(usize, Vec<String>)>,
 }
 
-impl EnvironWatcher {
-    /// Watches every process but this one, its direct children (the test gives those the
-    /// secret: the worker it starts) and processes running `exempt` (the worker's forks before
-    /// they exec their program still show the worker's environment).
-    pub fn start(secret: &str, exempt: &std::path::Path) -> EnvironWatcher {
+impl SecretWatcher {
+    /// Watches every process's argv.
+    pub fn in_argv(secret: &str) -> SecretWatcher {
+        SecretWatcher::start(secret, "cmdline", "argv", |_| false)
+    }
+
+    /// Watches every process's environment but this one's, its direct children's (the test gives
+    /// those the secret: the worker it starts) and those of processes running `exempt` (the
+    /// worker's forks before they exec their program still show the worker's environment).
+    pub fn in_environment(secret: &str, exempt: &std::path::Path) -> SecretWatcher {
         let exempt = exempt.to_path_buf();
+        let me = std::process::id() as libc::pid_t;
+        SecretWatcher::start(secret, "environ", "environment", move |pid| {
+            pid == me
+                || parent_of(pid) == Some(me)
+                || std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == exempt)
+        })
+    }
+
+    fn start(
+        secret: &str,
+        file: &'static str,
+        what: &'static str,
+        skip: impl Fn(libc::pid_t) -> bool + Send + 'static,
+    ) -> SecretWatcher {
         let stop = Arc::new(AtomicBool::new(false));
         let secret = secret.as_bytes().to_vec();
-        let me = std::process::id() as libc::pid_t;
         let thread = {
             let stop = Arc::clone(&stop);
             std::thread::spawn(move || {
                 let (mut scans, mut hits) = (0, Vec::new());
                 while !stop.load(Ordering::SeqCst) {
                     for pid in processes() {
-                        if pid == me
-                            || parent_of(pid) == Some(me)
-                            || std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == exempt)
-                        {
+                        if skip(pid) {
                             continue;
                         }
-                        let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+                        let Ok(content) = std::fs::read(format!("/proc/{pid}/{file}")) else {
                             continue;
                         };
-                        if environ.windows(secret.len()).any(|w| w == secret.as_slice()) {
+                        if content.windows(secret.len()).any(|w| w == secret.as_slice()) {
                             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
                             let shown = String::from_utf8_lossy(&cmdline).replace('\0', " ");
                             let hit = format!("{pid}: {shown}");
@@ -187,15 +205,26 @@ impl EnvironWatcher {
                 (scans, hits)
             })
         };
-        EnvironWatcher { stop, thread }
+        SecretWatcher { what, stop, thread }
     }
 
-    /// Stops and returns the processes (`pid: cmdline`) that had the secret in their environment.
+    /// Stops and returns the processes (`pid: cmdline`) that had the secret.
     pub fn stop(self) -> Vec<String> {
         self.stop.store(true, Ordering::SeqCst);
         let (scans, hits) = self.thread.join().unwrap();
-        assert!(scans > 0, "the environment watcher never scanned");
+        assert!(scans > 0, "the {} watcher never scanned", self.what);
         hits
+    }
+
+    /// Stops and asserts that no process ever had the secret.
+    pub fn assert_never_seen(self) {
+        let what = self.what;
+        let hits = self.stop();
+        assert!(
+            hits.is_empty(),
+            "the secret was in a process's {what}:\n{}",
+            hits.join("\n")
+        );
     }
 }
 
