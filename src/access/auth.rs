@@ -87,12 +87,13 @@ pub fn refuse_if_readable_by_others(path: &Path, what: &str) -> Result<()> {
 /// secret is in no process's argv or environment (`printf` is a shell builtin, `dd`'s
 /// arguments name only the pipe).
 /// After an `erase` (the password was refused) it answers nothing more in that command, so the
-/// command fails instead of retrying the same password (see [`RemoteAccess::remember_rejections`]).
+/// command fails instead of retrying the same password (see [`RemoteAccess::remember_rejections`]);
+/// the marker it leaves is mode 600, as everything in that private directory.
 const CREDENTIAL_HELPER: &str = "!f() { case \"$1\" in \
 get) test -e \"$GIT_PUSH_MIRROR_CREDENTIAL_REJECTED\" && return 0; \
 dd if=\"$GIT_PUSH_MIRROR_CREDENTIALS\" bs=4096 count=1 2>/dev/null | \
 { IFS= read -r u && IFS= read -r p && printf 'username=%s\\npassword=%s\\n' \"$u\" \"$p\"; };; \
-erase) : > \"$GIT_PUSH_MIRROR_CREDENTIAL_REJECTED\";; esac; }; f";
+erase) umask 077; : > \"$GIT_PUSH_MIRROR_CREDENTIAL_REJECTED\";; esac; }; f";
 
 /// Everything git (and git-lfs) needs to reach `mirror`, or why it can't.
 pub fn remote_access(mirror: &MirrorConfig, global: &GlobalConfig) -> Result<RemoteAccess> {
