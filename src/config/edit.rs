@@ -9,6 +9,7 @@ mod layout;
 
 use crate::config::{self, AsTyped, ConfigError, GlobalConfig, MirrorKeys, REPO_CONFIG_FILE, TagSetting};
 use crate::util::fsutil;
+use crate::util::regular_file::{MAX_CONFIG_FILE_SIZE, read_regular_text};
 use layout::{
     after_attached_lines, detached_part, ends_with_blank_line, last_position, next_position, raw_str, table_at_mut,
 };
@@ -222,18 +223,20 @@ pub fn edit_repo_file(
         Ok(meta) if meta.file_type().is_symlink() => fs::canonicalize(&file).map_err(io_err(&file))?,
         _ => file.clone(),
     };
-    let (old_text, old_meta) = match fs::File::open(&target) {
-        Ok(mut f) => {
-            let meta = f.metadata().map_err(io_err(&file))?;
-            let mut text = String::new();
-            io::Read::read_to_string(&mut f, &mut text).map_err(io_err(&file))?;
-            (text, Some(meta))
-        }
+    let (old_text, old_meta) = match read_regular_text(&target, MAX_CONFIG_FILE_SIZE) {
+        Ok((text, meta)) => (text, Some(meta)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => (String::new(), None),
         Err(e) => return Err(io_err(&file)(e)),
     };
     if let Err(e) = old_text.parse::<DocumentMut>() {
         return Err(EditError::Config(syntax_error(&file, &old_text, &e)));
+    }
+    // The edit keeps the file's owner and mode: one the worker refuses must be fixed first.
+    if let Some(message) = old_meta
+        .as_ref()
+        .and_then(|meta| config::untrusted_repo_file(repo, &file, meta, global))
+    {
+        return Err(EditError::Config(ConfigError::Invalid { path: file, message }));
     }
 
     let new_text = edit(&old_text)?;
@@ -261,6 +264,16 @@ pub fn edit_repo_file(
             // The strict loader, on the exact bytes and mode about to be
             // installed, with errors naming the real file.
             config::parse_repo(&new_text, &file, written_mode, global)?;
+            if written_mode & 0o077 != 0 && holds_inline_password(&new_text) {
+                // The loader would fault the mirror: never write a password where others read it.
+                return Err(EditError::Config(ConfigError::Invalid {
+                    path: file.clone(),
+                    message: format!(
+                        "would hold an inline password but is readable by group/others; run: chmod 600 {}",
+                        file.display()
+                    ),
+                }));
+            }
             fs::rename(&tmp, &target).map_err(io_err(&target))
         });
     if let Err(e) = result {

@@ -89,7 +89,7 @@ pub fn run_hook(stdin: &[u8], options: &HookOptions<'_>, err: &mut dyn Write) ->
         let _ = writeln!(err, "git-push-mirror: skipped {message}");
     }
     if !input.updates.is_empty() {
-        let (spool_dir, warning) = config::spool_dir_for_hook(options.config);
+        let config::HookSettings { spool_dir, warning, .. } = config::hook_settings(options.config);
         if let Some(warning) = warning {
             let _ = writeln!(err, "git-push-mirror: {warning}");
         }

@@ -55,6 +55,13 @@ pub fn parse_entry(bytes: &[u8]) -> Result<SpoolEntry, BadEntry> {
     Ok(entry)
 }
 
+/// The bytes of a spool file: a regular file only (a FIFO or a device put in the spool is
+/// never read, it would hang or flood the worker). Entries have no size limit: a push of many
+/// refs makes a large one.
+pub fn read_entry_file(path: &Path) -> io::Result<Vec<u8>> {
+    crate::util::regular_file::read_regular(path, u64::MAX).map(|(bytes, _)| bytes)
+}
+
 /// The spool directory.
 #[derive(Clone, Debug)]
 pub struct Spool {
@@ -174,7 +181,7 @@ impl Spool {
 
     /// Reads a claimed entry.
     pub fn read(&self, claimed: &Path) -> Result<SpoolEntry, BadEntry> {
-        parse_entry(&fs::read(claimed)?)
+        parse_entry(&read_entry_file(claimed)?)
     }
 
     /// Deletes a claimed entry whose request is recorded elsewhere.

@@ -126,32 +126,42 @@ pub struct Untrusted {
     pub fix: String,
 }
 
-impl fmt::Display for Untrusted {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Untrusted {
+    /// What is wrong and the fix, without the leading "what path": for a message that names the
+    /// file already (`FILE: …`).
+    pub fn problem(&self) -> String {
         let Ownership { uid, gid, mode } = self.ownership;
         let (user, group) = (users::user_name(uid), users::group_name(gid));
         let problem = match self.exposure {
-            Exposure::Owner => format!("belongs to {user}, whom this user ({}) does not trust", users::user_name(users::my_uid())),
+            Exposure::Owner => format!(
+                "belongs to {user}, whom this user ({}) does not trust",
+                users::user_name(users::my_uid())
+            ),
             Exposure::Group => format!("can be written by the group {group}"),
             Exposure::Others => "can be written by every user".to_string(),
         };
-        match &self.below {
-            None => write!(f, "{} {} {problem}", self.what, self.path.display())?,
-            Some(below) => write!(
-                f,
-                "{} {} lies in {}, which {problem}",
-                self.what,
-                below.display(),
-                self.path.display()
-            )?,
-        }
-        write!(
-            f,
-            " (owner {user}, group {group}, mode {:o}): whoever can write it decides what is pushed where, \
-             with which credentials, so it is refused; {}",
+        format!(
+            "{problem} (owner {user}, group {group}, mode {:o}): whoever can write it decides what is pushed \
+             where, with which credentials, so it is refused; {}",
             mode & 0o7777,
             self.fix
         )
+    }
+}
+
+impl fmt::Display for Untrusted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.below {
+            None => write!(f, "{} {} {}", self.what, self.path.display(), self.problem()),
+            Some(below) => write!(
+                f,
+                "{} {} lies in {}, which {}",
+                self.what,
+                below.display(),
+                self.path.display(),
+                self.problem()
+            ),
+        }
     }
 }
 
@@ -274,13 +284,25 @@ mod tests {
         let trusted = |uid: u32| uid == 1000 || uid == 0;
         let rule = |o: Ownership| exposure(o, trusted(o.uid), None, false);
         assert_eq!(rule(of(1000, 1000, 0o40700)), None);
-        assert_eq!(rule(of(1000, 1000, 0o40755)), None, "readable by others is not writable");
+        assert_eq!(
+            rule(of(1000, 1000, 0o40755)),
+            None,
+            "readable by others is not writable"
+        );
         assert_eq!(rule(of(0, 0, 0o40755)), None, "root is trusted");
         assert_eq!(rule(of(1001, 1000, 0o40700)), Some(Exposure::Owner));
         assert_eq!(rule(of(1000, 1000, 0o40770)), Some(Exposure::Group));
         assert_eq!(rule(of(1000, 1000, 0o40707)), Some(Exposure::Others));
-        assert_eq!(rule(of(1000, 1000, 0o41777)), Some(Exposure::Others), "sticky does not help the directory itself");
-        assert_eq!(rule(of(1001, 1001, 0o40777)), Some(Exposure::Owner), "the owner is named first");
+        assert_eq!(
+            rule(of(1000, 1000, 0o41777)),
+            Some(Exposure::Others),
+            "sticky does not help the directory itself"
+        );
+        assert_eq!(
+            rule(of(1001, 1001, 0o40777)),
+            Some(Exposure::Owner),
+            "the owner is named first"
+        );
     }
 
     #[test]
@@ -316,7 +338,11 @@ mod tests {
             ..trusted
         };
         assert!(shared.as_worker(0));
-        assert_eq!(shared.exposure(of(1000, 0, 0o40770), false), None, "root is the shared group here");
+        assert_eq!(
+            shared.exposure(of(1000, 0, 0o40770), false),
+            None,
+            "root is the shared group here"
+        );
     }
 
     #[test]
@@ -325,13 +351,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let trusted = Trusted::worker(None);
         let spool = dir.path().join("spool");
-        assert_eq!(check_dir(&spool.join("not/yet"), "the spool directory", &trusted), Ok(()));
+        assert_eq!(
+            check_dir(&spool.join("not/yet"), "the spool directory", &trusted),
+            Ok(())
+        );
         std::fs::create_dir(&spool).unwrap();
         std::fs::set_permissions(&spool, std::fs::Permissions::from_mode(0o777)).unwrap();
         let err = check_dir(&spool, "the spool directory", &trusted).unwrap_err();
         assert_eq!((err.exposure, err.path.as_path()), (Exposure::Others, spool.as_path()));
         let text = err.to_string();
-        assert!(text.contains("mode 777") && text.contains(&format!("chmod 700 {}", spool.display())), "{text}");
+        assert!(
+            text.contains("mode 777") && text.contains(&format!("chmod 700 {}", spool.display())),
+            "{text}"
+        );
         // A directory below a world-writable one without the sticky bit: its writers could replace it.
         let inner = spool.join("state");
         std::fs::create_dir(&inner).unwrap();

@@ -161,6 +161,10 @@ mod tests {
         assert!(root.has_member(0));
         assert_eq!(Group::by_name("0").map(|g| g.name), Some("root".to_string()));
         assert!(Group::by_name("no-such-group-gpm").is_none());
-        assert_eq!(user_name(4_000_000_000), "4000000000", "a uid without a name shows as its number");
+        assert_eq!(
+            user_name(4_000_000_000),
+            "4000000000",
+            "a uid without a name shows as its number"
+        );
     }
 }
