@@ -28,6 +28,9 @@ pub struct SpoolEntry {
 
 pub const SPOOL_FORMAT_VERSION: u32 = 1;
 
+/// The suffix of entries in `bad/` that named a repository the worker does not trust.
+pub const UNTRUSTED_SUFFIX: &str = ".untrusted";
+
 /// Why a spool file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum BadEntry {
@@ -192,9 +195,21 @@ impl Spool {
 
     /// Moves a claimed entry to `bad/` for the admin to inspect.
     pub fn quarantine(&self, claimed: &Path) -> io::Result<PathBuf> {
-        let name = claimed
+        self.quarantine_as(claimed, "")
+    }
+
+    /// Moves a claimed entry naming a repository the worker does not trust to
+    /// `bad/<name>.untrusted` (counted apart by `metrics`).
+    pub fn quarantine_untrusted(&self, claimed: &Path) -> io::Result<PathBuf> {
+        self.quarantine_as(claimed, UNTRUSTED_SUFFIX)
+    }
+
+    fn quarantine_as(&self, claimed: &Path, suffix: &str) -> io::Result<PathBuf> {
+        let mut name = claimed
             .file_name()
-            .ok_or_else(|| io::Error::other("entry without a name"))?;
+            .ok_or_else(|| io::Error::other("entry without a name"))?
+            .to_os_string();
+        name.push(suffix);
         let dest = self.bad_dir().join(name);
         fs::rename(claimed, &dest)?;
         Ok(dest)
