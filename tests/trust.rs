@@ -119,7 +119,10 @@ fn a_spool_another_user_created_is_refused_and_nothing_is_pushed_or_sent() {
     let spool = shared.join("spool");
     let made = mallory
         .command("sh")
-        .args(["-c", "umask 0; mkdir -p \"$1/new\" \"$1/tmp\" \"$1/claimed\" \"$1/bad\" && cat > \"$1/new/1.json\""])
+        .args([
+            "-c",
+            "umask 0; mkdir -p \"$1/new\" \"$1/tmp\" \"$1/claimed\" \"$1/bad\" && cat > \"$1/new/1.json\"",
+        ])
         .args(["sh", path_str(&spool)])
         .stdin(Stdio::piped())
         .spawn()
@@ -195,7 +198,9 @@ fn an_entry_naming_an_unregistered_repository_of_another_user_is_quarantined_and
         .stdin(Stdio::piped())
         .spawn()
         .and_then(|mut child| {
-            let head = String::from_utf8_lossy(&std::fs::read(hers.join("refs/heads/main"))?).trim().to_string();
+            let head = String::from_utf8_lossy(&std::fs::read(hers.join("refs/heads/main"))?)
+                .trim()
+                .to_string();
             writeln!(child.stdin.take().unwrap(), "{} {head} refs/heads/main", "0".repeat(40))?;
             child.wait_with_output()
         })
@@ -227,13 +232,18 @@ fn an_entry_naming_an_unregistered_repository_of_another_user_is_quarantined_and
         assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
     }
     let status = gpm_ok(&env, &["status", "--json"]);
-    assert!(!status.contains(path_str(&hers)), "her repository was not registered: {status}");
+    assert!(
+        !status.contains(path_str(&hers)),
+        "her repository was not registered: {status}"
+    );
 }
 
 /// Everything under `dir`, with its metadata (root sees into every directory).
 fn walk(dir: &Path, seen: &mut BTreeMap<PathBuf, (u32, u32, bool)>) {
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let Ok(meta) = entry.path().symlink_metadata() else { continue };
+        let Ok(meta) = entry.path().symlink_metadata() else {
+            continue;
+        };
         seen.insert(entry.path(), (meta.mode(), meta.uid(), meta.is_dir()));
         if meta.is_dir() {
             walk(&entry.path(), seen);
@@ -345,11 +355,19 @@ fn temporary_files_of_a_sync_and_the_log_are_unreadable_by_other_users() {
     for (path, (mode, uid, is_dir)) in &seen {
         assert_eq!(*uid, 0, "{} is ours", path.display());
         let expected = if *is_dir { 0o700 } else { 0o600 };
-        assert_eq!(mode & 0o7777, expected, "{} has mode {:o}", path.display(), mode & 0o7777);
+        assert_eq!(
+            mode & 0o7777,
+            expected,
+            "{} has mode {:o}",
+            path.display(),
+            mode & 0o7777
+        );
     }
     let polled = std::fs::read_to_string(&polled).unwrap();
     assert!(
-        polled.lines().any(|l| l.starts_with("SEEN ") && l.contains("git-push-mirror-")),
+        polled
+            .lines()
+            .any(|l| l.starts_with("SEEN ") && l.contains("git-push-mirror-")),
         "the other user saw our temporary directories (else this proves nothing): {polled:.2000}"
     );
     let read: Vec<&str> = polled

@@ -108,7 +108,12 @@ impl TestUser {
             .arg(path)
             .output()
             .expect("run chown");
-        assert!(out.status.success(), "chown -R {}: {}", path_str(path), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "chown -R {}: {}",
+            path_str(path),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
