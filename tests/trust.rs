@@ -238,8 +238,11 @@ fn an_entry_naming_an_unregistered_repository_of_another_user_is_quarantined_and
     );
 }
 
+/// Paths seen, with their mode, owner and whether they are directories.
+type Seen = BTreeMap<PathBuf, (u32, u32, bool)>;
+
 /// Everything under `dir`, with its metadata (root sees into every directory).
-fn walk(dir: &Path, seen: &mut BTreeMap<PathBuf, (u32, u32, bool)>) {
+fn walk(dir: &Path, seen: &mut Seen) {
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let Ok(meta) = entry.path().symlink_metadata() else {
             continue;
@@ -311,7 +314,7 @@ fn temporary_files_of_a_sync_and_the_log_are_unreadable_by_other_users() {
         .stdout(std::fs::File::create(&polled).unwrap())
         .spawn()
         .unwrap();
-    let ours: std::sync::Arc<std::sync::Mutex<BTreeMap<PathBuf, (u32, u32, bool)>>> = Default::default();
+    let ours: std::sync::Arc<std::sync::Mutex<Seen>> = Default::default();
     let watching = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let watcher = {
         let (ours, watching, tmp) = (ours.clone(), watching.clone(), tmp.clone());
