@@ -149,8 +149,45 @@ fn a_spool_another_user_created_is_refused_and_nothing_is_pushed_or_sent() {
     assert!(spool.join("new/1.json").exists(), "her entry was not taken");
     ours.assert_untouched(&env);
 
-    // Every command that writes refuses it the same way.
+    // Our own hook does not write into her spool: one warning line, and the default spool.
     let upstream = env.bare_repo("upstream.git");
+    let hook = |repo: &Path| {
+        let mut child = gpm(&env)
+            .args(["hook", "post-receive", "--no-worker"])
+            .current_dir(repo)
+            .env("GIT_DIR", ".")
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(
+            child.stdin.take().unwrap(),
+            "{} {} refs/heads/main",
+            "0".repeat(40),
+            "1".repeat(40)
+        )
+        .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = hook(&upstream);
+    assert_success(&out, "the hook");
+    let lines: Vec<String> = stderr(&out).lines().map(str::to_string).collect();
+    assert!(
+        lines.len() == 1 && lines[0].contains(path_str(&spool)) && lines[0].contains("spooling to"),
+        "{lines:?}"
+    );
+    assert_eq!(spool_files(&env, "new").len(), 1, "in the default spool");
+    assert_eq!(std::fs::read_dir(spool.join("new")).unwrap().count(), 1, "hers only");
+    // When the default spool cannot be trusted either, the push is not recorded (and said so).
+    set_mode(&spool_dir(&env), 0o777);
+    let out = hook(&upstream);
+    assert_success(&out, "the hook");
+    assert!(stderr(&out).contains("was not recorded"), "{}", stderr(&out));
+    assert_eq!(spool_files(&env, "new").len(), 1);
+    set_mode(&spool_dir(&env), 0o700);
+    std::fs::remove_dir_all(spool_dir(&env)).unwrap();
+
+    // Every command that writes refuses it the same way.
     let url = format!("file://{}", path_str(&ours.victim));
     let out = gpm_output(&env, &["add", path_str(&upstream), "backup", &url]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
@@ -171,6 +208,32 @@ fn a_spool_another_user_created_is_refused_and_nothing_is_pushed_or_sent() {
     set_mode(&shared, 0o1777);
     let out = gpm_output(&env, &["run", "--wait"]);
     assert_eq!(out.status.code(), Some(0), "sticky, like /tmp: {}", stderr(&out));
+    ours.assert_untouched(&env);
+
+    // A spool its group may write: only when that group is the shared_group.
+    std::os::unix::fs::chown(&spool, None, Some(mallory.gid)).unwrap();
+    set_mode(&spool, 0o2770);
+    let out = gpm_output(&env, &["sync", path_str(&upstream)]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("can be written by the group {}", mallory.name))
+            && stderr(&out).contains("shared_group"),
+        "{}",
+        stderr(&out)
+    );
+    write_global_config(
+        &env,
+        &format!(
+            "spool_dir = \"{}\"\nshared_group = \"{}\"\n",
+            path_str(&spool),
+            mallory.name
+        ),
+    );
+    let out = gpm_output(&env, &["run", "--wait"]);
+    assert_eq!(out.status.code(), Some(0), "a shared group: {}", stderr(&out));
+    set_mode(&spool, 0o2777);
+    let out = gpm_output(&env, &["sync", path_str(&upstream)]);
+    assert_eq!(out.status.code(), Some(2), "never writable by all: {}", stderr(&out));
     ours.assert_untouched(&env);
 }
 

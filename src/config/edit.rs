@@ -899,6 +899,35 @@ protected_branches = [\"main\", \"release/*\"] # as on the forge
     }
 
     #[test]
+    fn edit_repo_file_refuses_a_file_others_can_write_and_never_reads_a_fifo() {
+        let dir = TempDir::new().unwrap();
+        let global = global(&dir);
+        let repo = dir.path().join("app.git");
+        fs::create_dir(&repo).unwrap();
+        let file = repo.join(REPO_CONFIG_FILE);
+        fs::write(&file, COMMENTED).unwrap();
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o666)).unwrap();
+        let err = edit_repo_file(&repo, &global, |text| {
+            set_mirror(text, "github", &edit_url("https://h/x.git"))
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains(&format!("chmod go-w {}", file.display())), "{err}");
+        assert_eq!(fs::read_to_string(&file).unwrap(), COMMENTED, "nothing was written");
+
+        fs::remove_file(&file).unwrap();
+        let c_path = std::ffi::CString::new(file.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: mkfifo reads a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        let err = edit_repo_file(&repo, &global, |text| {
+            add_mirror(text, "a", &edit_url("https://h/a.git"))
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("FIFO"), "{err}");
+    }
+
+    #[test]
     fn edit_repo_file_refuses_a_result_that_would_not_load() {
         let dir = TempDir::new().unwrap();
         let global = global(&dir);
