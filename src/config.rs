@@ -1279,9 +1279,7 @@ jitter = false
         fs::create_dir_all(&repo).unwrap();
         let global = GlobalConfig::embedded(dir.path());
         let file = repo.join(REPO_CONFIG_FILE);
-        let c_path = std::ffi::CString::new(file.as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: mkfifo reads a NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        crate::util::fsutil::make_fifo(&file, 0o600).unwrap();
         let err = load_repo(&repo, &global).unwrap_err().to_string();
         assert!(err.contains("FIFO"), "{err}");
         fs::remove_file(&file).unwrap();
@@ -1294,6 +1292,20 @@ jitter = false
         fs::set_permissions(&repo, fs::Permissions::from_mode(0o777)).unwrap();
         let err = load_repo(&repo, &global).unwrap_err().to_string();
         assert!(err.contains(&format!("chmod o-w {}", repo.display())), "{err}");
+    }
+
+    #[test]
+    fn a_global_configuration_others_can_write_is_refused() {
+        let dir = TempDir::new().unwrap();
+        let file = dir.path().join("config.toml");
+        write(&file, "silent_mode = true\n", 0o666);
+        let env = env_of(&[("HOME", dir.path())]);
+        let err = load_global_with(Some(&file), &env, &no_system_file(&dir))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&format!("chmod go-w {}", file.display())), "{err}");
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(load_global_with(Some(&file), &env, &no_system_file(&dir)).is_ok());
     }
 
     #[test]
@@ -1364,9 +1376,7 @@ jitter = false
 
         // A FIFO is never opened for a blocking read (no writer ever comes: this would hang).
         let fifo = dir.path().join("fifo.toml");
-        let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: mkfifo reads a NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        crate::util::fsutil::make_fifo(&fifo, 0o600).unwrap();
         let (spool, warning) = hook(Some(&fifo));
         assert_eq!(spool, default);
         assert!(warning.unwrap().contains("FIFO"));

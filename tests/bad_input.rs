@@ -186,9 +186,7 @@ fn a_fifo_global_configuration_never_holds_a_push_and_the_push_is_spooled_to_the
     let setup = Setup::file(&env, &["--delay", "0s"]);
     // A FIFO nobody writes: reading it would block for ever, and `git push` with it.
     let fifo = env.path("config.toml");
-    let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
-    // SAFETY: mkfifo reads a NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o644) }, 0);
+    git_push_mirror::util::fsutil::make_fifo(&fifo, 0o644).unwrap();
     env.set_env("GIT_PUSH_MIRROR_CONFIG", &fifo);
     env.commit(&setup.work, "a.txt", "one", "first");
     let out = output_within(

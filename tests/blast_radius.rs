@@ -355,14 +355,7 @@ fn a_full_state_disk_shows_in_status_and_metrics_and_the_pushes_land_once_there_
 const NEVER_HANGS: std::time::Duration = std::time::Duration::from_secs(120);
 
 fn make_fifo(path: &Path) {
-    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-    // SAFETY: mkfifo reads a NUL-terminated path.
-    assert_eq!(
-        unsafe { libc::mkfifo(c_path.as_ptr(), 0o644) },
-        0,
-        "mkfifo {}",
-        path.display()
-    );
+    git_push_mirror::util::fsutil::make_fifo(path, 0o644).unwrap();
 }
 
 #[test]

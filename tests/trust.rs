@@ -96,6 +96,21 @@ fn entry_for(repo: &Path, commit: &str) -> Vec<u8> {
     serde_json::to_vec(&entry).unwrap()
 }
 
+/// Runs our hook (spooling only) in `repo` for a push of `main` to `new`.
+fn run_hook(env: &TestEnv, repo: &Path, new: &str) -> std::process::Output {
+    let mut child = gpm(env)
+        .args(["hook", "post-receive", "--no-worker"])
+        .current_dir(repo)
+        .env("GIT_DIR", ".")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{} {new} refs/heads/main", "0".repeat(40)).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 fn log_text(env: &TestEnv) -> String {
     std::fs::read_to_string(state_base(env).join("git-push-mirror.log")).unwrap_or_default()
 }
@@ -151,25 +166,7 @@ fn a_spool_another_user_created_is_refused_and_nothing_is_pushed_or_sent() {
 
     // Our own hook does not write into her spool: one warning line, and the default spool.
     let upstream = env.bare_repo("upstream.git");
-    let hook = |repo: &Path| {
-        let mut child = gpm(&env)
-            .args(["hook", "post-receive", "--no-worker"])
-            .current_dir(repo)
-            .env("GIT_DIR", ".")
-            .stdin(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        writeln!(
-            child.stdin.take().unwrap(),
-            "{} {} refs/heads/main",
-            "0".repeat(40),
-            "1".repeat(40)
-        )
-        .unwrap();
-        child.wait_with_output().unwrap()
-    };
-    let out = hook(&upstream);
+    let out = run_hook(&env, &upstream, &"1".repeat(40));
     assert_success(&out, "the hook");
     let lines: Vec<String> = stderr(&out).lines().map(str::to_string).collect();
     assert!(
@@ -180,7 +177,7 @@ fn a_spool_another_user_created_is_refused_and_nothing_is_pushed_or_sent() {
     assert_eq!(std::fs::read_dir(spool.join("new")).unwrap().count(), 1, "hers only");
     // When the default spool cannot be trusted either, the push is not recorded (and said so).
     set_mode(&spool_dir(&env), 0o777);
-    let out = hook(&upstream);
+    let out = run_hook(&env, &upstream, &"1".repeat(40));
     assert_success(&out, "the hook");
     assert!(stderr(&out).contains("was not recorded"), "{}", stderr(&out));
     assert_eq!(spool_files(&env, "new").len(), 1);
@@ -254,20 +251,8 @@ fn an_entry_naming_an_unregistered_repository_of_another_user_is_quarantined_and
 
     // An entry naming her repository reaches our spool: our hook, run in her repository (installed
     // there by hand, or reached through a shared setup), records it.
-    let hook = gpm(&env)
-        .args(["hook", "post-receive", "--no-worker"])
-        .current_dir(&hers)
-        .env("GIT_DIR", ".")
-        .stdin(Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            let head = String::from_utf8_lossy(&std::fs::read(hers.join("refs/heads/main"))?)
-                .trim()
-                .to_string();
-            writeln!(child.stdin.take().unwrap(), "{} {head} refs/heads/main", "0".repeat(40))?;
-            child.wait_with_output()
-        })
-        .unwrap();
+    let head = std::fs::read_to_string(hers.join("refs/heads/main")).unwrap();
+    let hook = run_hook(&env, &hers, head.trim());
     assert_success(&hook, "the hook in her repository");
     assert_eq!(spool_files(&env, "new").len(), 2);
 

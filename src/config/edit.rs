@@ -916,9 +916,7 @@ protected_branches = [\"main\", \"release/*\"] # as on the forge
         assert_eq!(fs::read_to_string(&file).unwrap(), COMMENTED, "nothing was written");
 
         fs::remove_file(&file).unwrap();
-        let c_path = std::ffi::CString::new(file.as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: mkfifo reads a NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        crate::util::fsutil::make_fifo(&file, 0o600).unwrap();
         let err = edit_repo_file(&repo, &global, |text| {
             add_mirror(text, "a", &edit_url("https://h/a.git"))
         })

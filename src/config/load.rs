@@ -10,7 +10,7 @@ use crate::util::trust::{Trusted, check_file};
 use std::ffi::OsString;
 use std::fs;
 use std::io;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 pub(super) type Env<'a> = &'a dyn Fn(&str) -> Option<OsString>;
@@ -95,11 +95,20 @@ pub(super) fn load_global_with(
         None => Ok(GlobalConfig::embedded(&base)),
         Some(path) => {
             let path = absolute(&path);
-            let (text, mode) = read_with_mode(&path).map_err(|source| ConfigError::Io {
+            let (text, meta) = read_regular_text(&path, MAX_CONFIG_FILE_SIZE).map_err(|source| ConfigError::Io {
                 path: path.clone(),
                 source,
             })?;
-            parse_global(&text, &path, mode, &base)
+            let config = parse_global(&text, &path, meta.mode(), &base)?;
+            // It names the spool, the state and fleet mirrors with their credentials.
+            let trusted = Trusted::worker(config.shared_group.clone());
+            match check_file(&path, "the global configuration", &meta, &trusted) {
+                Some(untrusted) => Err(ConfigError::Invalid {
+                    path,
+                    message: untrusted.problem(),
+                }),
+                None => Ok(config),
+            }
         }
     }
 }
@@ -212,13 +221,6 @@ pub(crate) fn untrusted_repo_file(
         trusted = trusted.and_user(repo_meta.uid());
     }
     check_file(file, "the repository's configuration", meta, &trusted).map(|untrusted| untrusted.problem())
-}
-
-/// Reads a configuration file and its permission bits from one open file, so the mode checked
-/// is the mode of the text read: a regular file of at most [`MAX_CONFIG_FILE_SIZE`] bytes,
-/// never a FIFO or a device (see [`read_regular_text`]).
-fn read_with_mode(path: &Path) -> io::Result<(String, u32)> {
-    read_regular_text(path, MAX_CONFIG_FILE_SIZE).map(|(text, meta)| (text, meta.permissions().mode()))
 }
 
 pub(super) fn absolute(path: &Path) -> PathBuf {

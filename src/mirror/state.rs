@@ -636,12 +636,7 @@ impl StateStore {
 }
 
 fn create_private_dir(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("creating {}", dir.display()))
+    crate::util::fsutil::create_private_dirs(dir).with_context(|| format!("creating {}", dir.display()))
 }
 
 #[cfg(test)]

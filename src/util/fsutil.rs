@@ -108,6 +108,16 @@ pub fn remove_orphaned_temp_dirs(dir: &Path, min_age: std::time::Duration) -> us
     removed
 }
 
+/// Creates a named pipe (FIFO) at `path` with `mode`.
+pub fn make_fifo(path: &Path, mode: u32) -> io::Result<()> {
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(io::Error::other)?;
+    // SAFETY: mkfifo reads a NUL-terminated path.
+    if unsafe { libc::mkfifo(c_path.as_ptr(), mode as libc::mode_t) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Flushes a directory's entries (a rename or unlink in it) to disk.
 pub fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()

@@ -96,9 +96,7 @@ mod tests {
     fn a_fifo_is_refused_at_once_and_a_device_is_never_read() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("fifo");
-        let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: mkfifo reads a NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        crate::util::fsutil::make_fifo(&fifo, 0o600).unwrap();
         // No writer ever opens it: a blocking open or read would hang this test.
         let err = read_regular(&fifo, MAX_CONFIG_FILE_SIZE).unwrap_err();
         assert!(err.to_string().contains("FIFO"), "{err}");

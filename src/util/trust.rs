@@ -255,8 +255,7 @@ pub fn check_file(path: &Path, what: &str, meta: &Metadata, trusted: &Trusted) -
     let shown = path.display();
     let fix = match exposure {
         Exposure::Owner => format!(
-            "give it to the repository's owner or to the user the worker runs as ({}), as root: chown {} {shown}",
-            users::user_name(trusted.me),
+            "give it to a trusted user, such as the one the worker runs as (as root: chown {} {shown})",
             users::user_name(trusted.me)
         ),
         Exposure::Group | Exposure::Others => format!("fix: chmod go-w {shown}"),
