@@ -76,6 +76,21 @@ fn init_logging(global: &GlobalConfig, verbose: u8, to_log_file: bool) {
     }
 }
 
+/// Whether a command writes into the state directory (`run` checks its directories itself).
+fn writes_state(command: &Command) -> bool {
+    match command {
+        Command::Sync { .. }
+        | Command::Add { .. }
+        | Command::Set { .. }
+        | Command::Remove { .. }
+        | Command::Forget { .. }
+        | Command::Install { .. }
+        | Command::Keygen { .. } => true,
+        Command::KnownHosts { accept, repo, .. } => *accept && repo.is_some(),
+        _ => false,
+    }
+}
+
 fn stderr_is_terminal() -> bool {
     // SAFETY: isatty only inspects the descriptor.
     unsafe { libc::isatty(2) == 1 }
@@ -103,6 +118,9 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, Exi
         _ => {}
     }
     let global = config::load_global(cli.config.as_deref()).usage()?;
+    if writes_state(&cli.command) {
+        commands::refuse_untrusted_dirs(&global)?;
+    }
     let to_log_file = matches!(cli.command, Command::Run { detached: true, .. })
         || (matches!(cli.command, Command::Run { .. }) && !stderr_is_terminal());
     init_logging(&global, cli.verbose, to_log_file);

@@ -16,11 +16,13 @@ pub mod fleet;
 pub mod fleet_override;
 pub mod live;
 mod load;
+mod mirror_files;
 pub mod mirror_path;
 mod raw;
 mod validate;
 
-pub use load::{default_spool_dir, load_global, load_repo, locate_global, spool_dir_for_hook, state_base};
+pub(crate) use load::untrusted_repo_file;
+pub use load::{HookSettings, default_spool_dir, hook_settings, load_global, load_repo, locate_global, state_base};
 pub(crate) use raw::line_column;
 pub(crate) use validate::parse_repo;
 
@@ -360,6 +362,9 @@ pub struct GlobalConfig {
     pub max_parallel: usize,
     pub allowed_protocols: Vec<String>,
     pub repos_root: Option<PathBuf>,
+    /// `shared_group`: the group whose members share the spool, the state and the repositories'
+    /// configuration with the worker's user (README: "Security"); `None`: nobody else may write them.
+    pub shared_group: Option<crate::util::users::Group>,
     /// How long a worker stays around for retries and debounce before leaving the rest to cron.
     pub worker_linger: Duration,
     pub defaults: MirrorDefaults,
@@ -381,6 +386,7 @@ impl GlobalConfig {
             max_parallel: 4,
             allowed_protocols: KNOWN_PROTOCOLS.iter().map(|p| p.to_string()).collect(),
             repos_root: None,
+            shared_group: None,
             worker_linger: Duration::from_secs(60),
             defaults: MirrorDefaults::default(),
             retry: RetryPolicy::default(),
@@ -433,6 +439,10 @@ pub struct MirrorConfig {
     pub verify_interval: Duration,
     pub lfs: LfsSettings,
     pub push_limits: PushLimits,
+    /// Why this mirror cannot be updated although its configuration reads (a password file
+    /// others can read, a file it names that untrusted users can write, a FIFO named as a file):
+    /// it alone is faulted, its repository's other mirrors go on (README: "Security").
+    pub fault: Option<String>,
 }
 
 /// A repository's `push-mirror.toml`, ready to use.
@@ -468,7 +478,7 @@ pub fn valid_mirror_name(name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::load::{Env, load_global_with, locate_global_in, spool_dir_for_hook_with};
+    use super::load::{Env, hook_settings_with, load_global_with, locate_global_in};
     use super::*;
     use std::collections::HashMap;
     use std::ffi::OsString;
@@ -1173,18 +1183,21 @@ jitter = false
     #[test]
     fn inline_password_needs_a_private_file() {
         let text = "[mirror.a]\nurl = \"https://h/a.git\"\nusername = \"bot\"\npassword = \"s3cret\"\n";
+        let two = format!("{text}[mirror.b]\nurl = \"https://h/b.git\"\n");
         for mode in [0o644, 0o640, 0o604] {
-            let (dir, loaded) = repo_from(text, mode);
-            let err = loaded.unwrap_err();
+            let (dir, loaded) = repo_from(&two, mode);
+            // The mirror with the password is faulted; the other one goes on.
+            let config = loaded.unwrap();
             let file = dir.path().join("repo.git").join(REPO_CONFIG_FILE);
             assert_eq!(
-                err.to_string(),
-                format!(
-                    "{0}: contains an inline password (mirror `a`) but is readable by group/others; run: chmod 600 {0}",
+                config.mirrors[0].fault,
+                Some(format!(
+                    "its inline password is in {0}, which is readable by group/others; run: chmod 600 {0}",
                     file.display()
-                )
+                ))
             );
-            assert!(!err.to_string().contains("s3cret"));
+            assert_eq!(config.mirrors[1].fault, None);
+            assert!(!format!("{config:?}").contains("s3cret"));
         }
         let config = repo_ok(text);
         assert_eq!(config.mirrors[0].username.as_deref(), Some("bot"));
@@ -1194,7 +1207,8 @@ jitter = false
     #[test]
     fn password_in_url_is_split_out_and_treated_as_inline() {
         let text = "[mirror.a]\nurl = \"https://bot:s3cret@h/a.git\"\n";
-        assert_invalid(repo_err(text, 0o644), "chmod 600");
+        let (_dir, loaded) = repo_from(text, 0o644);
+        assert!(loaded.unwrap().mirrors[0].fault.as_ref().unwrap().contains("chmod 600"));
         let config = repo_ok(text);
         let m = &config.mirrors[0];
         assert_eq!(m.url, "https://h/a.git");
@@ -1225,11 +1239,15 @@ jitter = false
             0o644,
         );
         let global = GlobalConfig::embedded(dir.path());
-        let err = load_repo(&repo, &global).unwrap_err();
-        assert_invalid(err, &format!("run: chmod 600 {}", token.display()));
+        let fault = load_repo(&repo, &global).unwrap().mirrors.remove(0).fault.unwrap();
+        assert!(
+            fault.contains(&format!("run: chmod 600 {}", token.display())),
+            "{fault}"
+        );
 
         fs::set_permissions(&token, fs::Permissions::from_mode(0o600)).unwrap();
         let m = load_repo(&repo, &global).unwrap().mirrors.remove(0);
+        assert_eq!(m.fault, None);
         assert_eq!(m.password, Some(SecretSource::File(token)));
         assert_eq!(m.ssh_key, Some(repo.join("keys/id")));
         assert_eq!(m.known_hosts, Some(PathBuf::from("/etc/ssh/known")));
@@ -1241,6 +1259,63 @@ jitter = false
             0o644,
         );
         assert_invalid(load_repo(&repo, &global).unwrap_err(), "only one of");
+    }
+
+    #[test]
+    fn a_configuration_others_can_write_or_that_is_no_regular_file_faults_its_repository() {
+        let text = "[mirror.a]\nurl = \"https://h/a.git\"\n";
+        for mode in [0o666, 0o646, 0o664] {
+            let (dir, loaded) = repo_from(text, mode);
+            let err = loaded.unwrap_err().to_string();
+            let file = dir.path().join("repo.git").join(REPO_CONFIG_FILE);
+            assert!(
+                err.starts_with(&format!("{}: can be written by", file.display())),
+                "{err}"
+            );
+            assert!(err.contains(&format!("chmod go-w {}", file.display())), "{err}");
+        }
+        let dir = TempDir::new().unwrap();
+        let repo = dir.path().join("repo.git");
+        fs::create_dir_all(&repo).unwrap();
+        let global = GlobalConfig::embedded(dir.path());
+        let file = repo.join(REPO_CONFIG_FILE);
+        crate::util::fsutil::make_fifo(&file, 0o600).unwrap();
+        let err = load_repo(&repo, &global).unwrap_err().to_string();
+        assert!(err.contains("FIFO"), "{err}");
+        fs::remove_file(&file).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &file).unwrap();
+        let err = load_repo(&repo, &global).unwrap_err().to_string();
+        assert!(err.contains("character device"), "{err}");
+        // A repository directory anyone can write: anyone could replace the file.
+        fs::remove_file(&file).unwrap();
+        write(&file, text, 0o644);
+        fs::set_permissions(&repo, fs::Permissions::from_mode(0o777)).unwrap();
+        let err = load_repo(&repo, &global).unwrap_err().to_string();
+        assert!(err.contains(&format!("chmod o-w {}", repo.display())), "{err}");
+    }
+
+    #[test]
+    fn a_global_configuration_others_can_write_is_refused() {
+        let dir = TempDir::new().unwrap();
+        let file = dir.path().join("config.toml");
+        write(&file, "silent_mode = true\n", 0o666);
+        let env = env_of(&[("HOME", dir.path())]);
+        let err = load_global_with(Some(&file), &env, &no_system_file(&dir))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&format!("chmod go-w {}", file.display())), "{err}");
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(load_global_with(Some(&file), &env, &no_system_file(&dir)).is_ok());
+    }
+
+    #[test]
+    fn shared_group_names_an_existing_group() {
+        let config = global_from("shared_group = \"root\"\n").unwrap();
+        assert_eq!(config.shared_group.map(|g| g.gid), Some(0));
+        assert_invalid(
+            global_from("shared_group = \"no-such-group-gpm\"\n").unwrap_err(),
+            "groupadd no-such-group-gpm",
+        );
     }
 
     #[test]
@@ -1274,7 +1349,10 @@ jitter = false
         let system = no_system_file(&dir);
         let default = dir.path().join(".local/state/git-push-mirror/spool");
         let file = dir.path().join("conf/config.toml");
-        let hook = |explicit: Option<&Path>| spool_dir_for_hook_with(explicit, &env, &system);
+        let hook = |explicit: Option<&Path>| {
+            let settings = hook_settings_with(explicit, &env, &system);
+            (settings.spool_dir, settings.warning)
+        };
 
         assert_eq!(hook(None), (default.clone(), None));
 
@@ -1295,5 +1373,16 @@ jitter = false
         let (spool, warning) = hook(Some(&dir.path().join("missing.toml")));
         assert_eq!(spool, default);
         assert!(warning.unwrap().contains("missing.toml"));
+
+        // A FIFO is never opened for a blocking read (no writer ever comes: this would hang).
+        let fifo = dir.path().join("fifo.toml");
+        crate::util::fsutil::make_fifo(&fifo, 0o600).unwrap();
+        let (spool, warning) = hook(Some(&fifo));
+        assert_eq!(spool, default);
+        assert!(warning.unwrap().contains("FIFO"));
+
+        write(&file, "spool_dir = \"q\"\nshared_group = \"git\"\n", 0o644);
+        let settings = hook_settings_with(Some(&file), &env, &system);
+        assert_eq!(settings.shared_group.as_deref(), Some("git"));
     }
 }

@@ -1,5 +1,5 @@
 //! The path of a push: the hook spools it, the worker drains the spool, schedules each mirror and runs its
-//! update; the drift scan and fleet discovery find the work no hook reported.
+//! update; the drift scan and fleet discovery find the work no hook reported; what the worker trusts.
 
 pub mod drift;
 pub mod fleet;
@@ -9,4 +9,5 @@ pub mod registrations;
 pub mod schedule;
 pub mod slots;
 pub mod spool;
+pub mod trust;
 pub mod worker;

@@ -1,8 +1,12 @@
 //! Small building blocks that import nothing else of the crate: durable files, object ids and ref updates,
-//! failpoints, byte sizes, name suggestions.
+//! failpoints, byte sizes, name suggestions, bounded reads of configured files, users and groups, and the
+//! ownership rules for what decides where the worker pushes.
 
 pub mod failpoint;
 pub mod fsutil;
 pub mod oid;
+pub mod regular_file;
 pub mod size;
 pub mod suggest;
+pub mod trust;
+pub mod users;

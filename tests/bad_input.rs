@@ -178,3 +178,46 @@ fn a_remote_helper_url_in_a_hand_edited_config_is_refused_and_never_run() {
     assert!(gpm_output(&env, &["run", "--wait"]).status.success());
     assert!(!marker.exists(), "the ext:: command never ran");
 }
+
+#[test]
+fn a_fifo_global_configuration_never_holds_a_push_and_the_push_is_spooled_to_the_default_spool() {
+    let mut env = TestEnv::new();
+    let _reaper = support::procs::Reaper::new(&env);
+    let setup = Setup::file(&env, &["--delay", "0s"]);
+    // A FIFO nobody writes: reading it would block for ever, and `git push` with it.
+    let fifo = env.path("config.toml");
+    git_push_mirror::util::fsutil::make_fifo(&fifo, 0o644).unwrap();
+    env.set_env("GIT_PUSH_MIRROR_CONFIG", &fifo);
+    env.commit(&setup.work, "a.txt", "one", "first");
+    let out = output_within(
+        env.cmd("git").current_dir(&setup.work).args(["push", "origin", "main"]),
+        std::time::Duration::from_secs(60),
+        "git push with a FIFO as the global configuration",
+    );
+    common::assert_success(&out, "git push");
+    let warning: Vec<String> = stderr(&out)
+        .lines()
+        .filter(|l| l.contains("git-push-mirror:"))
+        .map(str::to_string)
+        .collect();
+    assert!(
+        warning.len() == 1 && warning[0].contains("FIFO") && warning[0].contains("spooling to"),
+        "one clear line: {}",
+        stderr(&out)
+    );
+    // In the default spool (the worker the hook started cannot read the configuration either).
+    let spooled = spool_files(&env, "new");
+    assert_eq!(spooled.len(), 1, "{spooled:?}");
+
+    // Commands say what is wrong at once; fixed, the push lands.
+    let status = output_within(
+        gpm(&env).arg("status"),
+        std::time::Duration::from_secs(60),
+        "status with a FIFO as the global configuration",
+    );
+    assert_eq!(status.status.code(), Some(2));
+    assert!(stderr(&status).contains("FIFO"), "{}", stderr(&status));
+    env.remove_env("GIT_PUSH_MIRROR_CONFIG");
+    gpm_ok(&env, &["run", "--wait"]);
+    assert_eq!(env.refs(&setup.mirror), env.refs(&setup.upstream));
+}

@@ -349,3 +349,150 @@ fn a_full_state_disk_shows_in_status_and_metrics_and_the_pushes_land_once_there_
     assert_eq!(s["state_error"], Value::Null, "{s:#}");
     drop(tmpfs);
 }
+
+/// How long `run`, `status` or `metrics` may take before the test calls it a hang (a deadline,
+/// not a measurement: a healthy run takes seconds).
+const NEVER_HANGS: std::time::Duration = std::time::Duration::from_secs(120);
+
+fn make_fifo(path: &Path) {
+    git_push_mirror::util::fsutil::make_fifo(path, 0o644).unwrap();
+}
+
+#[test]
+fn a_fifo_or_dev_zero_push_mirror_toml_faults_its_repository_and_nothing_hangs() {
+    let env = TestEnv::new();
+    let _reaper = Reaper::new(&env);
+    let (a, b) = two_converged_repositories(&env);
+    let config = a.upstream.join("push-mirror.toml");
+    let original = std::fs::read_to_string(&config).unwrap();
+    for (what, replace) in [
+        ("a FIFO", &make_fifo as &dyn Fn(&Path)),
+        ("a link to /dev/zero", &|path: &Path| {
+            std::os::unix::fs::symlink("/dev/zero", path).unwrap()
+        }),
+    ] {
+        std::fs::remove_file(&config).unwrap();
+        replace(&config);
+        push_branch(&env, &a, "main", what);
+        push_branch(&env, &b, "main", what);
+        // The worker a hook starts, then cron's: both finish; the other repository converges.
+        for args in [&["run", "--detached"][..], &["run", "--wait"]] {
+            let out = output_within(gpm(&env).args(args), NEVER_HANGS, &format!("{args:?} with {what}"));
+            assert!(out.status.code().is_some(), "{args:?}: {out:?}");
+        }
+        assert!(
+            converged(&env, &b),
+            "{what}: the other repository converges\n{}",
+            log_text(&env)
+        );
+        assert!(!converged(&env, &a));
+        let expected = if what.contains("FIFO") {
+            "FIFO"
+        } else {
+            "character device"
+        };
+        assert!(
+            log_text(&env).contains(expected),
+            "{what}: the log says why\n{}",
+            log_text(&env)
+        );
+
+        let out = output_within(gpm(&env).args(["status", "--json"]), NEVER_HANGS, "status");
+        assert_eq!(out.status.code(), Some(2), "a configuration error exits 2");
+        let statuses: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+        let s = status_of(&statuses, &a.upstream);
+        let error = s["config_error"].as_str().unwrap_or("");
+        assert!(
+            error.contains("push-mirror.toml") && error.contains(expected),
+            "{what}: {s:#}"
+        );
+        assert_eq!(status_of(&statuses, &b.upstream)["update_status"], "finished");
+        let out = output_within(gpm(&env).args(["metrics"]), NEVER_HANGS, "metrics");
+        assert_eq!(out.status.code(), Some(2));
+        assert_eq!(metric(&stdout(&out), "config_errors"), 1.0, "{what}");
+    }
+    std::fs::remove_file(&config).unwrap();
+    std::fs::write(&config, original).unwrap();
+    let (code, err) = run(&env);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(converged(&env, &a), "fixed, it catches up\n{}", log_text(&env));
+}
+
+#[test]
+fn one_mirror_with_a_readable_password_file_is_faulted_alone_and_the_others_show_their_urls() {
+    if !require_or_skip("git http-backend", common::HttpGitServer::available()) {
+        return;
+    }
+    let env = TestEnv::new();
+    let _reaper = Reaper::new(&env);
+    // The failing mirror's retries do not keep `run` waiting.
+    write_global_config(&env, "worker_linger = \"1s\"\n");
+    let a = repo(&env, "a");
+    let second = env.bare_repo("second-mirror.git");
+    let (good_mirror, leaky_mirror) = (env.bare_repo("srv/good.git"), env.bare_repo("srv/leaky.git"));
+    let server = common::HttpGitServer::start(&env, &env.path("srv"), "bot", "t0ken-right");
+    let good_token = secret_file(&env, "good.token", "t0ken-right", 0o600);
+    let leaky_token = secret_file(&env, "leaky.token", "t0ken-right", 0o600);
+    let repo_arg = path_str(&a.upstream);
+    let second_url = format!("file://{}", path_str(&second));
+    let (good_url, leaky_url) = (server.url("good.git"), server.url("leaky.git"));
+    for (name, url, token) in [
+        ("second", second_url.as_str(), None),
+        ("good", good_url.as_str(), Some(&good_token)),
+        ("leaky", leaky_url.as_str(), Some(&leaky_token)),
+    ] {
+        let mut args = vec!["add", repo_arg, name, url, "--delay", "0s"];
+        if let Some(token) = token {
+            args.extend(["--username", "bot", "--password-file", path_str(token)]);
+        }
+        gpm_ok(&env, &args);
+    }
+    // Later, one password file becomes readable by others (a careless copy, a restore).
+    std::fs::set_permissions(&leaky_token, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    push_branch(&env, &a, "main", "one");
+    let (code, err) = run(&env);
+    assert_eq!(code, Some(1), "one mirror failed: {err}\n{}", log_text(&env));
+    let upstream_refs = env.refs(&a.upstream);
+    for mirror in [&a.mirror, &second, &good_mirror] {
+        assert_eq!(env.refs(mirror), upstream_refs, "{} converged", mirror.display());
+    }
+    assert!(env.refs(&leaky_mirror).is_empty());
+
+    let out = gpm_output(&env, &["status", "--json", repo_arg]);
+    assert_eq!(out.status.code(), Some(1), "a mirror failed: {}", stderr(&out));
+    let statuses: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(statuses.len(), 4, "{statuses:#?}");
+    for s in &statuses {
+        let url = s["url"].as_str().unwrap_or("");
+        assert!(!url.is_empty(), "every mirror shows its URL: {s:#}");
+        if s["mirror"] == "leaky" {
+            assert!(url.contains("leaky.git"), "{s:#}");
+            assert_eq!(s["update_status"], "failed", "{s:#}");
+            let fault = format!("chmod 600 {}", leaky_token.display());
+            assert!(s["config_error"].as_str().unwrap_or("").contains(&fault), "{s:#}");
+            assert!(s["last_error"].as_str().unwrap_or("").contains(&fault), "{s:#}");
+        } else {
+            assert_eq!(s["update_status"], "finished", "{s:#}");
+            assert_eq!(s["config_error"], Value::Null, "{s:#}");
+        }
+    }
+    let (_, text) = metrics(&env);
+    let faulted = |mirror: &str| {
+        let prefix = format!(
+            "git_push_mirror_mirror_faulted{{repo=\"{}\",mirror=\"{mirror}\"}} ",
+            path_str(&a.upstream)
+        );
+        text.lines().find_map(|l| l.strip_prefix(&prefix)).map(str::to_string)
+    };
+    assert_eq!(faulted("leaky").as_deref(), Some("1"), "{text}");
+    assert_eq!(faulted("good").as_deref(), Some("0"), "{text}");
+    assert_eq!(
+        metric(&text, "config_errors"),
+        0.0,
+        "the repository's configuration reads"
+    );
+
+    std::fs::set_permissions(&leaky_token, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    gpm_ok(&env, &["sync", repo_arg, "--mirror", "leaky"]);
+    assert_eq!(env.refs(&leaky_mirror), upstream_refs, "fixed, it catches up");
+}

@@ -7,6 +7,7 @@ use crate::access::remote_url::{Transport, display_url, http_origin, split_crede
 use crate::access::ssh;
 use crate::config::{GlobalConfig, MirrorConfig, SecretSource};
 use crate::git::RemoteAccess;
+use crate::util::regular_file::{MAX_CONFIG_FILE_SIZE, read_regular, read_regular_text};
 use anyhow::{Context, Result, bail};
 use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;
@@ -42,8 +43,10 @@ pub fn read_secret(source: &SecretSource) -> Result<String> {
             )),
         },
         SecretSource::File(path) => {
-            refuse_if_readable_by_others(path, "password file")?;
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            // Never a blocking read (a FIFO) nor an endless one (a device): a regular file of bounded size.
+            let (text, meta) = read_regular_text(path, MAX_CONFIG_FILE_SIZE)
+                .with_context(|| format!("reading the password file {}", path.display()))?;
+            refuse_if_readable_by_others(path, meta.permissions().mode(), "password file")?;
             let secret = text.trim_end_matches(['\n', '\r']).to_string();
             if secret.is_empty() {
                 bail!("the password file {} is empty", path.display());
@@ -65,12 +68,8 @@ pub fn read_secret(source: &SecretSource) -> Result<String> {
     Ok(secret)
 }
 
-/// Fails when `path` can be read by its group or by others.
-pub fn refuse_if_readable_by_others(path: &Path, what: &str) -> Result<()> {
-    let mode = std::fs::metadata(path)
-        .with_context(|| format!("reading {what} {}", path.display()))?
-        .permissions()
-        .mode();
+/// Fails when a file of mode `mode` can be read by its group or by others.
+fn refuse_if_readable_by_others(path: &Path, mode: u32, what: &str) -> Result<()> {
     if mode & 0o077 != 0 {
         bail!(
             "the {what} {} is readable by group/others (mode {:o}); run: chmod 600 {}",
@@ -87,15 +86,19 @@ pub fn refuse_if_readable_by_others(path: &Path, what: &str) -> Result<()> {
 /// secret is in no process's argv or environment (`printf` is a shell builtin, `dd`'s
 /// arguments name only the pipe).
 /// After an `erase` (the password was refused) it answers nothing more in that command, so the
-/// command fails instead of retrying the same password (see [`RemoteAccess::remember_rejections`]).
+/// command fails instead of retrying the same password (see [`RemoteAccess::remember_rejections`]);
+/// the marker it leaves is mode 600, as everything in that private directory.
 const CREDENTIAL_HELPER: &str = "!f() { case \"$1\" in \
 get) test -e \"$GIT_PUSH_MIRROR_CREDENTIAL_REJECTED\" && return 0; \
 dd if=\"$GIT_PUSH_MIRROR_CREDENTIALS\" bs=4096 count=1 2>/dev/null | \
 { IFS= read -r u && IFS= read -r p && printf 'username=%s\\npassword=%s\\n' \"$u\" \"$p\"; };; \
-erase) : > \"$GIT_PUSH_MIRROR_CREDENTIAL_REJECTED\";; esac; }; f";
+erase) umask 077; : > \"$GIT_PUSH_MIRROR_CREDENTIAL_REJECTED\";; esac; }; f";
 
 /// Everything git (and git-lfs) needs to reach `mirror`, or why it can't.
 pub fn remote_access(mirror: &MirrorConfig, global: &GlobalConfig) -> Result<RemoteAccess> {
+    if let Some(fault) = &mirror.fault {
+        bail!("mirror {}: {fault}", mirror.name);
+    }
     let transport = check_transport(&mirror.url, &global.allowed_protocols)?;
     let mut access = RemoteAccess::new(&mirror.url, mirror.timeout, &global.allowed_protocols);
     access.mirror = mirror.name.clone();
@@ -169,7 +172,8 @@ pub fn remote_access(mirror: &MirrorConfig, global: &GlobalConfig) -> Result<Rem
 
 /// Fails unless `path` is a readable file holding at least one PEM certificate.
 pub fn check_ca_file(path: &Path) -> Result<()> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read the ca_file {}", path.display()))?;
+    let (bytes, _) = read_regular(path, MAX_CONFIG_FILE_SIZE)
+        .with_context(|| format!("cannot read the ca_file {}", path.display()))?;
     if !bytes.windows(CERTIFICATE_PEM.len()).any(|w| w == CERTIFICATE_PEM) {
         bail!(
             "the ca_file {} holds no PEM certificate (a `-----BEGIN CERTIFICATE-----` block): give the \
@@ -348,6 +352,7 @@ mod tests {
             verify_interval: std::time::Duration::ZERO,
             lfs: Default::default(),
             push_limits: Default::default(),
+            fault: None,
         }
     }
 

@@ -176,12 +176,41 @@ fn check_ssh_key_flag(edit: &MirrorEdit) -> Result<(), Exit> {
     }
 }
 
+/// The fault the edited text gives mirror `name` (a password file others can read, a file it
+/// names that others can write, a FIFO: see [`MirrorConfig::fault`]), unless it had it before
+/// the edit (`before`): an edit may leave a broken mirror as it is (to disable it, say), never
+/// break one.
+fn refuse_new_fault(
+    repo: &Path,
+    global: &GlobalConfig,
+    name: &str,
+    text: &str,
+    before: Option<&str>,
+) -> Result<(), config_edit::EditError> {
+    let file = repo.join(config::REPO_CONFIG_FILE);
+    let Ok(cfg) = config::parse_repo(text, &file, 0o600, global) else {
+        return Ok(()); // the edit's own check reports it
+    };
+    match cfg.mirror(name).and_then(|m| m.fault.as_deref()) {
+        Some(fault) if Some(fault) != before => Err(config_edit::EditError::InvalidValue(format!(
+            "mirror {name} could not be updated: {fault}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Warnings and next steps about a mirror just added or changed, from its saved configuration.
 fn advise(global: &GlobalConfig, repo: &Path, name: &str, err: &mut dyn Write) {
     let Ok(cfg) = config::load_repo(repo, global) else {
         return;
     };
     if let Some(mirror) = cfg.mirror(name) {
+        if let Some(fault) = &mirror.fault {
+            let _ = writeln!(
+                err,
+                "warning: mirror {name} cannot be updated until this is fixed: {fault}"
+            );
+        }
         for note in crate::access::auth::setup_advice(mirror, global, repo) {
             let _ = writeln!(err, "{note}");
         }
@@ -222,6 +251,7 @@ pub fn cmd_add(
     }
     edit_with_secret(&repo, global, secret, err, |text| {
         let new = config_edit::add_mirror(text, name, &edit)?;
+        refuse_new_fault(&repo, global, name, &new, None)?;
         crate::commands::check::refuse_format_mismatch(&repo, global, name, &new)?;
         Ok(new)
     })?;
@@ -272,6 +302,7 @@ pub fn cmd_set(
         _ => None,
     };
     let current_url = cfg.as_ref().and_then(|c| c.mirror(name)).map(|m| m.url.clone());
+    let fault_before = cfg.as_ref().and_then(|c| c.mirror(name)).and_then(|m| m.fault.clone());
     let mut secret = None;
     if let Some(url) = url {
         check_transport(&url, &global.allowed_protocols).usage()?;
@@ -293,6 +324,7 @@ pub fn cmd_set(
             None => text.to_string(),
         };
         let new = config_edit::set_mirror(&text, name, &edit)?;
+        refuse_new_fault(&repo, global, name, &new, fault_before.as_deref())?;
         if url_changed {
             crate::commands::check::refuse_format_mismatch(&repo, global, name, &new)?;
         }

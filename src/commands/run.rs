@@ -1,6 +1,6 @@
 //! `run`: the worker, as cron or the hook starts it.
 
-use crate::commands::{EXIT_FAILED, EXIT_OK, Exit, repo_paths};
+use crate::commands::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, Exit, repo_paths};
 use crate::config::GlobalConfig;
 use crate::pipeline::worker;
 use anyhow::Result;
@@ -19,7 +19,15 @@ pub fn cmd_run(
         scan_registered: !detached,
         config_file: config_file.map(Path::to_path_buf),
     };
-    let summary = worker::run(global, &options)?;
+    let summary = worker::run(global, &options).map_err(|e| {
+        // An untrusted spool or state directory is the deployment's problem, as a broken configuration.
+        let code = if e.downcast_ref::<crate::util::trust::Untrusted>().is_some() {
+            EXIT_USAGE
+        } else {
+            EXIT_FAILED
+        };
+        Exit(code, e)
+    })?;
     log::debug!("run finished: {summary:?}");
     Ok(if summary.failed_updates > 0 {
         EXIT_FAILED

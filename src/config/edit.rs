@@ -9,6 +9,7 @@ mod layout;
 
 use crate::config::{self, AsTyped, ConfigError, GlobalConfig, MirrorKeys, REPO_CONFIG_FILE, TagSetting};
 use crate::util::fsutil;
+use crate::util::regular_file::{MAX_CONFIG_FILE_SIZE, read_regular_text};
 use layout::{
     after_attached_lines, detached_part, ends_with_blank_line, last_position, next_position, raw_str, table_at_mut,
 };
@@ -222,18 +223,20 @@ pub fn edit_repo_file(
         Ok(meta) if meta.file_type().is_symlink() => fs::canonicalize(&file).map_err(io_err(&file))?,
         _ => file.clone(),
     };
-    let (old_text, old_meta) = match fs::File::open(&target) {
-        Ok(mut f) => {
-            let meta = f.metadata().map_err(io_err(&file))?;
-            let mut text = String::new();
-            io::Read::read_to_string(&mut f, &mut text).map_err(io_err(&file))?;
-            (text, Some(meta))
-        }
+    let (old_text, old_meta) = match read_regular_text(&target, MAX_CONFIG_FILE_SIZE) {
+        Ok((text, meta)) => (text, Some(meta)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => (String::new(), None),
         Err(e) => return Err(io_err(&file)(e)),
     };
     if let Err(e) = old_text.parse::<DocumentMut>() {
         return Err(EditError::Config(syntax_error(&file, &old_text, &e)));
+    }
+    // The edit keeps the file's owner and mode: one the worker refuses must be fixed first.
+    if let Some(message) = old_meta
+        .as_ref()
+        .and_then(|meta| config::untrusted_repo_file(repo, &file, meta, global))
+    {
+        return Err(EditError::Config(ConfigError::Invalid { path: file, message }));
     }
 
     let new_text = edit(&old_text)?;
@@ -261,6 +264,16 @@ pub fn edit_repo_file(
             // The strict loader, on the exact bytes and mode about to be
             // installed, with errors naming the real file.
             config::parse_repo(&new_text, &file, written_mode, global)?;
+            if written_mode & 0o077 != 0 && holds_inline_password(&new_text) {
+                // The loader would fault the mirror: never write a password where others read it.
+                return Err(EditError::Config(ConfigError::Invalid {
+                    path: file.clone(),
+                    message: format!(
+                        "would hold an inline password but is readable by group/others; run: chmod 600 {}",
+                        file.display()
+                    ),
+                }));
+            }
             fs::rename(&tmp, &target).map_err(io_err(&target))
         });
     if let Err(e) = result {
@@ -883,6 +896,33 @@ protected_branches = [\"main\", \"release/*\"] # as on the forge
         edit_repo_file(&repo, &global, |text| remove_mirror(text, "github")).unwrap();
         assert!(load_repo(&repo, &global).unwrap().mirrors.is_empty());
         assert!(leftovers(&repo).is_empty());
+    }
+
+    #[test]
+    fn edit_repo_file_refuses_a_file_others_can_write_and_never_reads_a_fifo() {
+        let dir = TempDir::new().unwrap();
+        let global = global(&dir);
+        let repo = dir.path().join("app.git");
+        fs::create_dir(&repo).unwrap();
+        let file = repo.join(REPO_CONFIG_FILE);
+        fs::write(&file, COMMENTED).unwrap();
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o666)).unwrap();
+        let err = edit_repo_file(&repo, &global, |text| {
+            set_mirror(text, "github", &edit_url("https://h/x.git"))
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains(&format!("chmod go-w {}", file.display())), "{err}");
+        assert_eq!(fs::read_to_string(&file).unwrap(), COMMENTED, "nothing was written");
+
+        fs::remove_file(&file).unwrap();
+        crate::util::fsutil::make_fifo(&file, 0o600).unwrap();
+        let err = edit_repo_file(&repo, &global, |text| {
+            add_mirror(text, "a", &edit_url("https://h/a.git"))
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("FIFO"), "{err}");
     }
 
     #[test]

@@ -19,7 +19,8 @@ pub fn copy_for_repo(global: &GlobalConfig, mirror: &str, repo_name: &str) -> Re
     let Some(file) = &global.source else {
         bail!("mirror `{mirror}` is not a fleet mirror (there is no global configuration file)");
     };
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let (text, _) = crate::util::regular_file::read_regular_text(file, crate::util::regular_file::MAX_CONFIG_FILE_SIZE)
+        .with_context(|| format!("reading {}", file.display()))?;
     let doc: DocumentMut = text
         .parse()
         .with_context(|| format!("{}: not valid TOML", file.display()))?;

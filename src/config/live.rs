@@ -9,6 +9,7 @@
 //! before each update of it.
 
 use crate::config::{self, GlobalConfig};
+use crate::util::regular_file::{MAX_CONFIG_FILE_SIZE, read_regular};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -66,8 +67,9 @@ fn read_located(explicit: Option<&Path>) -> Result<Option<(PathBuf, Vec<u8>)>, S
     let located = config::locate_global(explicit, &|name| std::env::var_os(name)).map_err(|e| e.to_string())?;
     match located {
         None => Ok(None),
-        Some(path) => std::fs::read(&path)
-            .map(|bytes| Some((path.clone(), bytes)))
+        // Never a blocking read: the file may have been replaced by a FIFO since it was loaded.
+        Some(path) => read_regular(&path, MAX_CONFIG_FILE_SIZE)
+            .map(|(bytes, _)| Some((path.clone(), bytes)))
             .map_err(|e| format!("{}: {e}", path.display())),
     }
 }

@@ -3,12 +3,14 @@
 //! `file:line:column`.
 
 use crate::config::raw::toml_error;
-use crate::config::validate::{apply_fleet_mirrors, file_dir, parse_global, parse_repo};
+use crate::config::validate::{apply_fleet_mirrors, file_dir, parse_global, parse_repo_owned};
 use crate::config::{APP_DIR, CONFIG_ENV, ConfigError, GlobalConfig, REPO_CONFIG_FILE, RepoConfig, SYSTEM_CONFIG_FILE};
+use crate::util::regular_file::{MAX_CONFIG_FILE_SIZE, read_regular_text};
+use crate::util::trust::{Trusted, check_file};
 use std::ffi::OsString;
 use std::fs;
-use std::io::{self, Read};
-use std::os::unix::fs::PermissionsExt;
+use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 pub(super) type Env<'a> = &'a dyn Fn(&str) -> Option<OsString>;
@@ -93,11 +95,20 @@ pub(super) fn load_global_with(
         None => Ok(GlobalConfig::embedded(&base)),
         Some(path) => {
             let path = absolute(&path);
-            let (text, mode) = read_with_mode(&path).map_err(|source| ConfigError::Io {
+            let (text, meta) = read_regular_text(&path, MAX_CONFIG_FILE_SIZE).map_err(|source| ConfigError::Io {
                 path: path.clone(),
                 source,
             })?;
-            parse_global(&text, &path, mode, &base)
+            let config = parse_global(&text, &path, meta.mode(), &base)?;
+            // It names the spool, the state and fleet mirrors with their credentials.
+            let trusted = Trusted::worker(config.shared_group.clone());
+            match check_file(&path, "the global configuration", &meta, &trusted) {
+                Some(untrusted) => Err(ConfigError::Invalid {
+                    path,
+                    message: untrusted.problem(),
+                }),
+                None => Ok(config),
+            }
         }
     }
 }
@@ -108,48 +119,70 @@ pub fn default_spool_dir() -> PathBuf {
     state_base(&real_env).join("spool")
 }
 
-/// The hook's lenient path to the spool directory: never fails, reads no more
-/// than it must. On any problem it returns the default spool directory and a
-/// one-line warning, so a broken config never loses a push.
-pub fn spool_dir_for_hook(explicit: Option<&Path>) -> (PathBuf, Option<String>) {
-    spool_dir_for_hook_with(explicit, &real_env, Path::new(SYSTEM_CONFIG_FILE))
+/// What the hook takes from the global configuration: where to spool, and the group that may
+/// share the spool (`shared_group`, unresolved).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookSettings {
+    pub spool_dir: PathBuf,
+    pub shared_group: Option<String>,
+    /// Why the configuration could not be used, in one line (the default spool is used instead).
+    pub warning: Option<String>,
 }
 
-pub(super) fn spool_dir_for_hook_with(
-    explicit: Option<&Path>,
-    env: Env<'_>,
-    system_file: &Path,
-) -> (PathBuf, Option<String>) {
+/// The hook's lenient reading of the global configuration: never fails, never blocks (a FIFO
+/// or a device named as the file is refused unread), reads no more than it must. On any
+/// problem it returns the default spool directory and a one-line warning, so a broken config
+/// never loses a push.
+pub fn hook_settings(explicit: Option<&Path>) -> HookSettings {
+    hook_settings_with(explicit, &real_env, Path::new(SYSTEM_CONFIG_FILE))
+}
+
+pub(super) fn hook_settings_with(explicit: Option<&Path>, env: Env<'_>, system_file: &Path) -> HookSettings {
     let default = state_base(env).join("spool");
-    let fallback = |problem: String| {
-        let warning = format!("{problem}; spooling to {} instead", default.display());
-        (default.clone(), Some(warning))
+    let settings = |spool_dir: PathBuf, shared_group: Option<String>| HookSettings {
+        spool_dir,
+        shared_group,
+        warning: None,
+    };
+    let fallback = |problem: String| HookSettings {
+        warning: Some(format!("{problem}; spooling to {} instead", default.display())),
+        ..settings(default.clone(), None)
     };
     let path = match locate_global_in(explicit, env, system_file) {
         Ok(Some(path)) => absolute(&path),
-        Ok(None) => return (default, None),
+        Ok(None) => return settings(default, None),
         Err(e) => return fallback(e.to_string()),
     };
-    let text = match fs::read_to_string(&path) {
-        Ok(text) => text,
+    let text = match read_regular_text(&path, MAX_CONFIG_FILE_SIZE) {
+        Ok((text, _)) => text,
         Err(source) => return fallback(ConfigError::Io { path, source }.to_string()),
     };
     let table = match toml::from_str::<toml::Table>(&text) {
         Ok(table) => table,
         Err(e) => return fallback(toml_error(&path, &text, &e).to_string()),
     };
+    let shared_group = match table.get("shared_group") {
+        None => None,
+        Some(toml::Value::String(group)) => Some(group.clone()),
+        Some(_) => return fallback(format!("{}: `shared_group` is not a group name", path.display())),
+    };
     match table.get("spool_dir") {
-        None => (default, None),
-        Some(toml::Value::String(dir)) if !dir.is_empty() => (file_dir(&path).join(dir), None),
+        None => settings(default, shared_group),
+        Some(toml::Value::String(dir)) if !dir.is_empty() => settings(file_dir(&path).join(dir), shared_group),
         Some(_) => fallback(format!("{}: `spool_dir` is not a path", path.display())),
     }
 }
 
-/// Loads `<repo>/push-mirror.toml`; a missing file means no mirrors.
+/// Loads `<repo>/push-mirror.toml`; a missing file means no mirrors. The file decides where
+/// the repository is pushed, with which credentials: one that users the worker does not trust
+/// can write is refused (see [`untrusted_repo_file`]).
 pub fn load_repo(repo: &Path, global: &GlobalConfig) -> Result<RepoConfig, ConfigError> {
     let file = repo.join(REPO_CONFIG_FILE);
-    match read_with_mode(&file) {
-        Ok((text, mode)) => parse_repo(&text, &file, mode, global),
+    match read_regular_text(&file, MAX_CONFIG_FILE_SIZE) {
+        Ok((text, meta)) => match untrusted_repo_file(repo, &file, &meta, global) {
+            Some(message) => Err(ConfigError::Invalid { path: file, message }),
+            None => parse_repo_owned(&text, &file, meta.mode(), meta.uid(), global),
+        },
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(RepoConfig {
             file,
             protected_branches: Vec::new(),
@@ -164,14 +197,30 @@ pub fn load_repo(repo: &Path, global: &GlobalConfig) -> Result<RepoConfig, Confi
     })
 }
 
-/// Reads a file and its permission bits from one open file, so the mode
-/// checked is the mode of the text read.
-fn read_with_mode(path: &Path) -> io::Result<(String, u32)> {
-    let mut file = fs::File::open(path)?;
-    let mode = file.metadata()?.permissions().mode();
-    let mut text = String::new();
-    file.read_to_string(&mut text)?;
-    Ok((text, mode))
+/// Why a repository's `push-mirror.toml` (`meta`: as read) must not be used: it, or the
+/// repository directory holding it, can be written by users the worker does not trust. The
+/// users it trusts are root, itself, the `shared_group` and the repository's owner.
+pub(crate) fn untrusted_repo_file(
+    repo: &Path,
+    file: &Path,
+    meta: &std::fs::Metadata,
+    global: &GlobalConfig,
+) -> Option<String> {
+    let mut trusted = Trusted::worker(global.shared_group.clone());
+    if let Ok(repo_meta) = fs::metadata(repo) {
+        // Any user could replace the file (a group writing the repository is git's own sharing).
+        if repo_meta.mode() & 0o1002 == 0o002 {
+            return Some(format!(
+                "the repository {} can be written by every user (mode {:o}), who could replace this file, which \
+                 decides what is pushed where with which credentials, so it is refused; fix: chmod o-w {}",
+                repo.display(),
+                repo_meta.mode() & 0o7777,
+                repo.display()
+            ));
+        }
+        trusted = trusted.and_user(repo_meta.uid());
+    }
+    check_file(file, "the repository's configuration", meta, &trusted).map(|untrusted| untrusted.problem())
 }
 
 pub(super) fn absolute(path: &Path) -> PathBuf {

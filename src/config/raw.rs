@@ -23,6 +23,7 @@ pub(super) struct RawGlobal {
     #[serde(default, deserialize_with = "allowed_protocols")]
     pub(super) allowed_protocols: Option<Vec<String>>,
     pub(super) repos_root: Option<PathBuf>,
+    pub(super) shared_group: Option<String>,
     #[serde(default, deserialize_with = "duration")]
     pub(super) worker_linger: Option<Duration>,
     pub(super) defaults: Option<MirrorSettings>,

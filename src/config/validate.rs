@@ -2,6 +2,7 @@
 //! directory, the security rules on secrets enforced, fleet mirrors expanded, each error naming the file.
 
 use crate::access::remote_url::{Transport, split_credentials, transport_of};
+use crate::config::mirror_files::Writers;
 use crate::config::raw::{RawGlobal, RawRepo, toml_error};
 use crate::config::{
     ConfigError, FleetMirror, GlobalConfig, MAX_MIRROR_NAME, MirrorConfig, MirrorDefaults, MirrorSettings, PushLimits,
@@ -9,8 +10,6 @@ use crate::config::{
 };
 use crate::mirror::lfs::LfsSettings;
 use crate::mirror::plan::MirrorRules;
-use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -34,6 +33,14 @@ pub(super) fn parse_global(text: &str, path: &Path, mode: u32, state_base: &Path
         config.log_file = at("log_file", p)?;
     }
     config.repos_root = raw.repos_root.map(|p| at("repos_root", p)).transpose()?;
+    if let Some(name) = raw.shared_group {
+        config.shared_group = Some(crate::util::users::Group::by_name(&name).ok_or_else(|| {
+            invalid(format!(
+                "shared_group \"{name}\" is not a group of this machine (`getent group {name}` finds none): \
+                 create it (groupadd {name}) or name an existing group"
+            ))
+        })?);
+    }
     config.log_level = raw.log_level.unwrap_or(config.log_level);
     config.silent_mode = raw.silent_mode.unwrap_or(config.silent_mode);
     config.max_parallel = raw.max_parallel.unwrap_or(config.max_parallel);
@@ -90,7 +97,10 @@ pub(super) fn parse_global(text: &str, path: &Path, mode: u32, state_base: &Path
             .as_deref()
             .is_some_and(|url| split_credentials(url).password.is_some());
         if (settings.password.is_some() || url_password) && readable_by_others(mode) {
-            return Err(insecure_file(path, &name));
+            return Err(invalid(format!(
+                "contains an inline password (mirror `{name}`) but is readable by group/others; run: chmod 600 {}",
+                path.display()
+            )));
         }
         settings.resolve_paths(&dir).map_err(context)?;
         config.fleet_mirrors.push(FleetMirror { name, repos, settings });
@@ -137,26 +147,41 @@ fn resolve_defaults(s: MirrorSettings) -> Result<MirrorDefaults, String> {
 }
 
 /// Parses the text of a repository file (`file` is the name used in errors
-/// and the base of relative paths; `mode` its permission bits).
+/// and the base of relative paths; `mode` its permission bits), as a file of this user's.
 pub(crate) fn parse_repo(text: &str, file: &Path, mode: u32, global: &GlobalConfig) -> Result<RepoConfig, ConfigError> {
+    parse_repo_owned(text, file, mode, crate::util::users::my_uid(), global)
+}
+
+/// [`parse_repo`] of a file owned by `owner`: the files its mirrors name are checked for who
+/// may write them (see `mirror_files.rs`), and a mirror whose files cannot be used is faulted.
+pub(super) fn parse_repo_owned(
+    text: &str,
+    file: &Path,
+    mode: u32,
+    owner: u32,
+    global: &GlobalConfig,
+) -> Result<RepoConfig, ConfigError> {
     let raw: RawRepo = toml::from_str(text).map_err(|e| toml_error(file, text, &e))?;
     let invalid = |message: String| ConfigError::Invalid {
         path: file.to_path_buf(),
         message,
     };
     let dir = file_dir(file);
+    let writers = Writers::for_repo(global, &dir, file, owner);
     let mut mirrors = Vec::with_capacity(raw.mirror.0.len());
     for (name, mut settings) in raw.mirror.0 {
         if !valid_mirror_name(&name) {
             return Err(invalid(bad_name_message(&name)));
         }
-        let mirror = settings
+        let mut mirror = settings
             .resolve_paths(&dir)
             .and_then(|()| resolve_mirror(&name, settings, global, &raw.protected_branches))
             .map_err(|m| invalid(format!("[mirror.{name}] {m}")))?;
-        if matches!(mirror.password, Some(SecretSource::Inline(_))) && readable_by_others(mode) {
-            return Err(insecure_file(file, &name));
-        }
+        mirror.fault = if matches!(mirror.password, Some(SecretSource::Inline(_))) && readable_by_others(mode) {
+            Some(insecure_file(file))
+        } else {
+            writers.fault(&mirror)
+        };
         mirrors.push(mirror);
     }
     Ok(RepoConfig {
@@ -174,15 +199,13 @@ fn bad_name_message(name: &str) -> String {
     )
 }
 
-fn insecure_file(file: &Path, mirror: &str) -> ConfigError {
-    ConfigError::Invalid {
-        path: file.to_path_buf(),
-        message: format!(
-            "contains an inline password (mirror `{mirror}`) but is readable by group/others; \
-             run: chmod 600 {}",
-            file.display()
-        ),
-    }
+/// The fault of a mirror whose inline password is in a file others can read.
+fn insecure_file(file: &Path) -> String {
+    format!(
+        "its inline password is in {}, which is readable by group/others; run: chmod 600 {}",
+        file.display(),
+        file.display()
+    )
 }
 
 fn check_one_password(s: &MirrorSettings) -> Result<(), String> {
@@ -267,7 +290,6 @@ fn resolve_mirror(
     if let Some(secret) = s.password {
         password = Some(SecretSource::Inline(secret.0));
     } else if let Some(file) = s.password_file {
-        check_password_file(&file)?;
         password = Some(SecretSource::File(file));
     } else if let Some(var) = s.password_env {
         if var.is_empty() || var.contains(['=', '\0']) {
@@ -318,6 +340,7 @@ fn resolve_mirror(
             max_bytes: s.max_push_size.map(|size| size.0).or(defaults.push_limits.max_bytes),
             max_refs: s.max_refs_per_push.or(defaults.push_limits.max_refs),
         },
+        fault: None,
     })
 }
 
@@ -335,19 +358,6 @@ fn check_lfs_url(url: String) -> Result<String, String> {
     Ok(url)
 }
 
-/// A password file others can read is refused now, not at the first push. One
-/// that does not exist (yet) is left for the push to report.
-fn check_password_file(file: &Path) -> Result<(), String> {
-    match fs::metadata(file) {
-        Ok(meta) if readable_by_others(meta.permissions().mode()) => Err(format!(
-            "password file {} is readable by group/others; run: chmod 600 {}",
-            file.display(),
-            file.display()
-        )),
-        _ => Ok(()),
-    }
-}
-
 /// Adds the fleet mirrors of the global file whose `repos` patterns match the
 /// repository's name under `repos_root`, with `{name}` substituted in their
 /// URL. A `[mirror.NAME]` of the repository's own file replaces the fleet
@@ -363,6 +373,7 @@ pub(super) fn apply_fleet_mirrors(
     let Some(name) = crate::config::fleet::repo_name(repo, global) else {
         return Ok(());
     };
+    let writers = Writers::for_global(global);
     for fleet in &global.fleet_mirrors {
         if config.mirror(&fleet.name).is_some() || !crate::config::fleet::patterns_match(&fleet.repos, &name) {
             continue;
@@ -372,12 +383,14 @@ pub(super) fn apply_fleet_mirrors(
         settings.lfs_url = settings
             .lfs_url
             .map(|url| crate::config::fleet::expand_url(&url, &name));
-        let mirror = resolve_mirror(&fleet.name, settings, global, &config.protected_branches).map_err(|message| {
-            ConfigError::Invalid {
-                path: global.source.clone().unwrap_or_default(),
-                message: format!("[mirror.{}] for repository {name}: {message}", fleet.name),
-            }
-        })?;
+        let mut mirror =
+            resolve_mirror(&fleet.name, settings, global, &config.protected_branches).map_err(|message| {
+                ConfigError::Invalid {
+                    path: global.source.clone().unwrap_or_default(),
+                    message: format!("[mirror.{}] for repository {name}: {message}", fleet.name),
+                }
+            })?;
+        mirror.fault = writers.fault(&mirror);
         config.mirrors.push(mirror);
         config.fleet_mirrors.push(fleet.name.clone());
     }

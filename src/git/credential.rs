@@ -46,11 +46,7 @@ impl CredentialPipe {
             ));
         }
         let path = dir.join("credentials");
-        let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(io::Error::other)?;
-        // SAFETY: mkfifo reads a NUL-terminated path.
-        if unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        crate::util::fsutil::make_fifo(&path, 0o600)?;
         let mut record = format!("{username}\n{password}\n").into_bytes();
         if record.len() > RECORD_SIZE {
             return Err(io::Error::new(

@@ -4,6 +4,7 @@
 
 use super::{GitError, RemoteAccess, Watchdog, git_command, read_in_background, run_with_input, summarize_stderr};
 use crate::mirror::lfs::{LocalStore, MAX_POINTER_SIZE, Pointer, parse_pointer};
+use crate::util::fsutil::{create_private_dirs, write_private};
 use crate::util::oid::{ObjectFormat, Oid};
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
@@ -246,17 +247,17 @@ impl StorageView {
         let dir = crate::util::fsutil::private_temp_dir("lfs")?;
         let git_dir = std::path::absolute(git_dir)?;
         // git-lfs reads no objects: the object format does not matter here.
-        std::fs::write(
-            dir.path().join("config"),
-            super::view_config(&git_dir, ObjectFormat::Sha1),
+        write_private(
+            &dir.path().join("config"),
+            &super::view_config(&git_dir, ObjectFormat::Sha1),
         )?;
-        std::fs::create_dir_all(dir.path().join("objects"))?;
-        std::fs::create_dir_all(dir.path().join("refs"))?;
-        std::fs::write(dir.path().join("HEAD"), "ref: refs/heads/none\n")?;
+        create_private_dirs(&dir.path().join("objects"))?;
+        create_private_dirs(&dir.path().join("refs"))?;
+        write_private(&dir.path().join("HEAD"), b"ref: refs/heads/none\n")?;
         for oid in oids {
             let link = LocalStore::Repository(dir.path().join("lfs/objects")).object_path(oid);
             if let Some(parent) = link.parent() {
-                std::fs::create_dir_all(parent)?;
+                create_private_dirs(parent)?;
             }
             // A hard link where the filesystems allow: a file:// mirror's git-lfs links what it
             // is given, and must get the object, not a symbolic link to another server's store.

@@ -2,6 +2,7 @@
 
 use super::{RemoteAccess, error::GitError, error::says_dropped, error::says_too_large, process::run_with_timeout};
 use crate::mirror::plan::RefChange;
+use crate::util::fsutil::{create_private_dirs, write_private};
 use crate::util::oid::{ObjectFormat, Oid};
 use std::path::Path;
 use std::process::Command;
@@ -138,13 +139,13 @@ impl PushView {
             .iter()
             .find_map(|(_, change)| change.new_value().or(change.expected_remote()))
             .map_or(ObjectFormat::Sha1, ObjectFormat::of);
-        std::fs::write(dir.path().join("config"), view_config(&git_dir, format))?;
-        std::fs::create_dir_all(dir.path().join("objects/info"))?;
-        std::fs::create_dir_all(dir.path().join("refs"))?;
-        std::fs::write(dir.path().join("HEAD"), "ref: refs/heads/none\n")?;
+        write_private(&dir.path().join("config"), &view_config(&git_dir, format))?;
+        create_private_dirs(&dir.path().join("objects/info"))?;
+        create_private_dirs(&dir.path().join("refs"))?;
+        write_private(&dir.path().join("HEAD"), b"ref: refs/heads/none\n")?;
         let mut alternates = objects.as_os_str().as_encoded_bytes().to_vec();
         alternates.push(b'\n');
-        std::fs::write(dir.path().join("objects/info/alternates"), alternates)?;
+        write_private(&dir.path().join("objects/info/alternates"), &alternates)?;
         let mut new_values: Vec<(&str, &Oid)> = changes
             .iter()
             .filter_map(|(name, change)| change.new_value().map(|oid| (*name, oid)))
@@ -154,7 +155,7 @@ impl PushView {
         for (name, oid) in new_values {
             packed.push_str(&format!("{oid} {name}\n"));
         }
-        std::fs::write(dir.path().join("packed-refs"), packed)?;
+        write_private(&dir.path().join("packed-refs"), packed.as_bytes())?;
         Ok(PushView { dir })
     }
 
@@ -341,7 +342,11 @@ impl PacketTrace {
             return None;
         }
         let dir = crate::util::fsutil::private_temp_dir("trace").ok()?;
-        cmd.env("GIT_TRACE_PACKET", dir.path().join("packets"));
+        // git appends to the file it is given and creates it mode 644 when missing: made here
+        // first, mode 600, it stays private (the refs pushed and their ids are in it).
+        let packets = dir.path().join("packets");
+        write_private(&packets, b"").ok()?;
+        cmd.env("GIT_TRACE_PACKET", packets);
         Some(PacketTrace { dir })
     }
 

@@ -368,6 +368,16 @@ impl StateStore {
         Ok(())
     }
 
+    /// Whether `repo` is registered (by `add`, `install`, fleet discovery or a push the worker
+    /// took): its record, or a mirror's state, names it. A record that cannot be read counts:
+    /// it is there.
+    pub fn is_registered(&self, repo: &Path) -> bool {
+        match self.load_record(repo) {
+            Ok(Some(_)) | Err(_) => true,
+            Ok(None) => repo_named_by_mirror_states(&self.repo_dir(repo)).as_deref() == Some(repo),
+        }
+    }
+
     /// The repository's record, if it was ever registered.
     pub fn load_record(&self, repo: &Path) -> Result<Option<RepoRecord>> {
         let record: Option<RepoRecord> = read_json(&self.repo_dir(repo).join(REPO_RECORD))?;
@@ -626,12 +636,7 @@ impl StateStore {
 }
 
 fn create_private_dir(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("creating {}", dir.display()))
+    crate::util::fsutil::create_private_dirs(dir).with_context(|| format!("creating {}", dir.display()))
 }
 
 #[cfg(test)]

@@ -4,16 +4,25 @@
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-/// Opens `path` for appending (creating it and its directory) and makes `fd` refer to it.
+/// The mode of a log file the program creates: the log names repositories, mirrors and refs, so
+/// others do not read it (the group may, for the admins' log readers).
+pub const LOG_FILE_MODE: u32 = 0o640;
+
+/// Opens `path` for appending (creating it mode 640, and its directory mode 750) and makes `fd`
+/// refer to it.
 pub fn point_fd_at(fd: RawFd, path: &Path) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
+        let _ = std::fs::DirBuilder::new().recursive(true).mode(0o750).create(dir);
     }
-    let file: File = OpenOptions::new().create(true).append(true).open(path)?;
+    let file: File = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(LOG_FILE_MODE)
+        .open(path)?;
     // SAFETY: dup2 atomically replaces `fd` with a duplicate of an open descriptor.
     if unsafe { libc::dup2(file.as_raw_fd(), fd) } < 0 {
         return Err(std::io::Error::last_os_error());
@@ -138,6 +147,9 @@ mod tests {
         let fd = fd_file.as_raw_fd();
         point_fd_at(fd, &log).unwrap();
         fd_file.write_all(b"before\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&log).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode & !LOG_FILE_MODE, 0, "created mode 640 or stricter, not {mode:o}");
         assert!(!rotated(fd, &log));
         reopen_if_rotated(fd, &log);
         fd_file.write_all(b"still before\n").unwrap();

@@ -27,8 +27,10 @@ pub struct SpoolStats {
     pub entries: usize,
     /// Age in seconds of the oldest of them (0 when there are none).
     pub oldest_entry_age_seconds: f64,
-    /// Unreadable entries moved to `bad/` for the admin.
+    /// Entries moved to `bad/` for the admin: unreadable, or naming an untrusted repository.
     pub bad_entries: usize,
+    /// Those of `bad_entries` that named a repository the worker does not trust.
+    pub untrusted_entries: usize,
 }
 
 /// Files directly in `dir` and in its subdirectories (one level: `claimed/<worker>/`).
@@ -58,10 +60,22 @@ pub fn spool_stats(spool_dir: &Path, now: SystemTime) -> SpoolStats {
         .filter_map(|modified| now.duration_since(modified).ok())
         .max()
         .unwrap_or_default();
+    let untrusted = fs::read_dir(spool_dir.join("bad"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_str()
+                .is_some_and(|name| name.ends_with(crate::pipeline::spool::UNTRUSTED_SUFFIX))
+        })
+        .count();
     SpoolStats {
         entries: waiting.len(),
         oldest_entry_age_seconds: oldest.as_secs_f64(),
         bad_entries: bad.len(),
+        untrusted_entries: untrusted,
     }
 }
 
@@ -222,7 +236,8 @@ pub fn render(snapshot: &Snapshot<'_>) -> String {
         &mut out,
         "mirror_faulted",
         "Whether nothing of the mirror can be pushed until a person acts (1): its repository's configuration \
-         is broken (config_error) or its state cannot be read or written (state_error).",
+         is broken or a file it names cannot be used (config_error), or its state cannot be read or written \
+         (state_error).",
         &|_, s| flag(s.config_error.is_some() || s.state_error.is_some()),
     );
     per_mirror(
@@ -283,9 +298,18 @@ pub fn render(snapshot: &Snapshot<'_>) -> String {
     Family::gauge(
         &mut out,
         "spool_bad_entries",
-        "Unreadable spool entries moved to spool/bad/ for the admin.",
+        "Spool entries moved to spool/bad/ for the admin: unreadable, or naming a repository the worker does not \
+         trust.",
     )
     .sample(&[], spool.bad_entries as f64);
+    Family::gauge(
+        &mut out,
+        "spool_untrusted_entries",
+        "Spool entries moved to spool/bad/*.untrusted because they named a repository the worker does not trust \
+         (neither registered nor owned by its user): someone else wrote into the spool, or a hook was installed \
+         by hand.",
+    )
+    .sample(&[], spool.untrusted_entries as f64);
     Family::gauge(&mut out, "repositories", "Repositories covered.").sample(&[], snapshot.repositories as f64);
     Family::gauge(
         &mut out,
@@ -380,6 +404,7 @@ mod tests {
                 entries: 2,
                 oldest_entry_age_seconds: 7.25,
                 bad_entries: 0,
+                untrusted_entries: 0,
             },
             repositories: 1,
             config_errors: 0,
@@ -423,11 +448,12 @@ mod tests {
         fs::write(spool.join("new/a"), "{}").unwrap();
         fs::write(spool.join("claimed/host.1/b"), "{}").unwrap();
         fs::write(spool.join("bad/c"), "junk").unwrap();
+        fs::write(spool.join("bad/e.json.untrusted"), "{}").unwrap();
         fs::write(spool.join("tmp/d"), "partial").unwrap();
         let later = SystemTime::now() + Duration::from_secs(100);
         let stats = spool_stats(spool, later);
         assert_eq!(stats.entries, 2);
-        assert_eq!(stats.bad_entries, 1);
+        assert_eq!((stats.bad_entries, stats.untrusted_entries), (2, 1));
         assert!(stats.oldest_entry_age_seconds >= 99.0, "{stats:?}");
         assert_eq!(spool_stats(&spool.join("missing"), later), SpoolStats::default());
     }

@@ -49,7 +49,9 @@ pub struct MirrorStatus {
     /// reconciliation or a `verify_interval` check).
     pub last_verified_at: Option<String>,
     /// The repository's `push-mirror.toml` (or the global file) cannot be used: nothing of
-    /// this repository is mirrored until it is fixed (`file:line:column: what is wrong`).
+    /// this repository is mirrored until it is fixed (`file:line:column: what is wrong`); or a
+    /// file this mirror names cannot be used (a password file others can read): this mirror
+    /// alone waits until it is fixed.
     pub config_error: Option<String>,
     /// The pair's state cannot be read (corrupt: the worker moves it aside and rebuilds it)
     /// or the repository's changes cannot be recorded (a full disk, an unwritable state directory).
@@ -117,6 +119,8 @@ struct Listed {
     url: String,
     enabled: bool,
     rules: Option<MirrorRules>,
+    /// Why this mirror alone cannot be updated (see [`crate::config::MirrorConfig::fault`]).
+    fault: Option<String>,
 }
 
 fn collect_repo(
@@ -151,6 +155,7 @@ fn collect_repo(
                     url: display_url(&m.url, m.password.is_some()),
                     enabled: m.enabled,
                     rules: Some(m.rules.clone()),
+                    fault: m.fault.clone(),
                 })
                 .collect();
             (listed, None)
@@ -169,6 +174,7 @@ fn collect_repo(
                     url: String::new(),
                     enabled: true,
                     rules: None,
+                    fault: None,
                 })
                 .collect();
             (listed, Some(e.to_string()))
@@ -203,7 +209,7 @@ fn collect_repo(
             status.pending_since_ms = since.into_iter().flatten().min();
         }
         status.state_error = state_error.or_else(|| repo_state_error.clone());
-        if let Some(error) = &config_error {
+        if let Some(error) = config_error.as_ref().or(mirror.fault.as_ref()) {
             status.note = Some(format!("configuration error: {error}"));
             status.config_error = Some(error.clone());
         }

@@ -47,16 +47,28 @@ pub fn mirrored_repos(global: &GlobalConfig) -> Result<Vec<PathBuf>> {
     };
     Ok(discover(root)?
         .into_iter()
-        .filter(|repo| {
-            repo.join(config::REPO_CONFIG_FILE).exists()
-                || repo_name(repo, global).is_some_and(|name| {
-                    global
-                        .fleet_mirrors
-                        .iter()
-                        .any(|fleet| patterns_match(&fleet.repos, &name))
-                })
-        })
+        .filter(|repo| is_mirrored(global, repo))
         .collect())
+}
+
+/// Whether `repo`, found under `repos_root`, has mirrors (see [`mirrored_repos`]).
+fn is_mirrored(global: &GlobalConfig, repo: &Path) -> bool {
+    repo.join(config::REPO_CONFIG_FILE).exists()
+        || repo_name(repo, global).is_some_and(|name| {
+            global
+                .fleet_mirrors
+                .iter()
+                .any(|fleet| patterns_match(&fleet.repos, &name))
+        })
+}
+
+/// Whether fleet discovery registers `repo`: a git directory under `repos_root` (not hidden)
+/// that has mirrors.
+pub fn discovers(global: &GlobalConfig, repo: &Path) -> bool {
+    let hidden = |name: &str| name.starts_with('.');
+    repo_name(repo, global).is_some_and(|name| !name.split('/').any(hidden))
+        && is_git_dir(repo)
+        && is_mirrored(global, repo)
 }
 
 /// Registers the mirrored repositories under `repos_root` that are not yet

@@ -30,7 +30,7 @@ pub fn spooled_refs(spool_dir: &Path) -> BTreeMap<PathBuf, Spooled> {
     }
     let mut by_repo: BTreeMap<PathBuf, Spooled> = BTreeMap::new();
     for file in files {
-        let Ok(entry) = fs::read(&file)
+        let Ok(entry) = crate::pipeline::spool::read_entry_file(&file)
             .map_err(|_| ())
             .and_then(|bytes| parse_entry(&bytes).map_err(|_| ()))
         else {

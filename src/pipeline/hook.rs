@@ -89,10 +89,13 @@ pub fn run_hook(stdin: &[u8], options: &HookOptions<'_>, err: &mut dyn Write) ->
         let _ = writeln!(err, "git-push-mirror: skipped {message}");
     }
     if !input.updates.is_empty() {
-        let (spool_dir, warning) = config::spool_dir_for_hook(options.config);
-        if let Some(warning) = warning {
+        let settings = config::hook_settings(options.config);
+        if let Some(warning) = &settings.warning {
             let _ = writeln!(err, "git-push-mirror: {warning}");
         }
+        let Some(spool_dir) = trusted_spool(&settings, err) else {
+            return finish(options, stdin, err);
+        };
         match spool_push(&spool_dir, input.updates) {
             Ok(()) => {
                 if !options.no_worker
@@ -112,10 +115,54 @@ pub fn run_hook(stdin: &[u8], options: &HookOptions<'_>, err: &mut dyn Write) ->
             }
         }
     }
+    finish(options, stdin, err)
+}
+
+/// Runs the chained hook, if any: its exit status is the hook's.
+fn finish(options: &HookOptions<'_>, stdin: &[u8], err: &mut dyn Write) -> i32 {
     match options.chain {
         Some(chained) => run_chained(chained, options.chain_args, stdin, err),
         None => 0,
     }
+}
+
+/// The spool this push may be recorded in: the configured one when only trusted users can
+/// write it (see [`crate::pipeline::trust`]), else the default one, with a one-line warning;
+/// `None` (warned) when neither is: the push is not recorded, and the drift scan of the next
+/// `run` finds it once the directory is fixed. A few `stat`s: the push is not delayed.
+fn trusted_spool(settings: &config::HookSettings, err: &mut dyn Write) -> Option<PathBuf> {
+    let shared = settings
+        .shared_group
+        .as_deref()
+        .and_then(crate::util::users::Group::by_name);
+    let trusted = crate::util::trust::Trusted::worker(shared);
+    // Checked before it is created (never write into a directory of someone else's), and
+    // after (someone may have made it in between).
+    let usable = |dir: &Path| {
+        crate::pipeline::trust::check_spool_dir(dir, &trusted).and_then(|()| {
+            let _ = Spool::new(dir).ensure_dirs();
+            crate::pipeline::trust::check_spool_dir(dir, &trusted)
+        })
+    };
+    let refused = match usable(&settings.spool_dir) {
+        Ok(()) => return Some(settings.spool_dir.clone()),
+        Err(refused) => refused,
+    };
+    let default = config::default_spool_dir();
+    if default != settings.spool_dir && usable(&default).is_ok() {
+        let _ = writeln!(
+            err,
+            "git-push-mirror: {refused}; spooling to {} instead",
+            default.display()
+        );
+        return Some(default);
+    }
+    let _ = writeln!(
+        err,
+        "git-push-mirror: {refused}; this push was not recorded for mirroring: once the directory is fixed, \
+         `git-push-mirror run` finds it"
+    );
+    None
 }
 
 fn spool_push(spool_dir: &Path, updates: Vec<RefUpdate>) -> std::io::Result<()> {

@@ -28,6 +28,9 @@ pub struct SpoolEntry {
 
 pub const SPOOL_FORMAT_VERSION: u32 = 1;
 
+/// The suffix of entries in `bad/` that named a repository the worker does not trust.
+pub const UNTRUSTED_SUFFIX: &str = ".untrusted";
+
 /// Why a spool file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum BadEntry {
@@ -53,6 +56,13 @@ pub fn parse_entry(bytes: &[u8]) -> Result<SpoolEntry, BadEntry> {
         return Err(BadEntry::Format(format!("invalid ref name {:?}", bad.name)));
     }
     Ok(entry)
+}
+
+/// The bytes of a spool file: a regular file only (a FIFO or a device put in the spool is
+/// never read, it would hang or flood the worker). Entries have no size limit: a push of many
+/// refs makes a large one.
+pub fn read_entry_file(path: &Path) -> io::Result<Vec<u8>> {
+    crate::util::regular_file::read_regular(path, u64::MAX).map(|(bytes, _)| bytes)
 }
 
 /// The spool directory.
@@ -174,7 +184,7 @@ impl Spool {
 
     /// Reads a claimed entry.
     pub fn read(&self, claimed: &Path) -> Result<SpoolEntry, BadEntry> {
-        parse_entry(&fs::read(claimed)?)
+        parse_entry(&read_entry_file(claimed)?)
     }
 
     /// Deletes a claimed entry whose request is recorded elsewhere.
@@ -185,9 +195,21 @@ impl Spool {
 
     /// Moves a claimed entry to `bad/` for the admin to inspect.
     pub fn quarantine(&self, claimed: &Path) -> io::Result<PathBuf> {
-        let name = claimed
+        self.quarantine_as(claimed, "")
+    }
+
+    /// Moves a claimed entry naming a repository the worker does not trust to
+    /// `bad/<name>.untrusted` (counted apart by `metrics`).
+    pub fn quarantine_untrusted(&self, claimed: &Path) -> io::Result<PathBuf> {
+        self.quarantine_as(claimed, UNTRUSTED_SUFFIX)
+    }
+
+    fn quarantine_as(&self, claimed: &Path, suffix: &str) -> io::Result<PathBuf> {
+        let mut name = claimed
             .file_name()
-            .ok_or_else(|| io::Error::other("entry without a name"))?;
+            .ok_or_else(|| io::Error::other("entry without a name"))?
+            .to_os_string();
+        name.push(suffix);
         let dest = self.bad_dir().join(name);
         fs::rename(claimed, &dest)?;
         Ok(dest)

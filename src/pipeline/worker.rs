@@ -73,6 +73,8 @@ pub fn run(global: &GlobalConfig, options: &RunOptions) -> Result<RunSummary> {
     spool
         .ensure_dirs()
         .with_context(|| format!("creating the spool {}", global.spool_dir.display()))?;
+    // Checked once they exist (whoever made them): what is in them decides what is pushed where.
+    crate::pipeline::trust::check_dirs(global)?;
     let store = StateStore::new(&global.state_dir);
     let mut summary = RunSummary::default();
     let orphans = crate::util::fsutil::remove_orphaned_temp_dirs(&std::env::temp_dir(), ORPHANED_TEMP_DIR_AGE);

@@ -51,11 +51,33 @@ pub fn identity_alive(identity: &str) -> bool {
 const TEMP_DIR_PREFIX: &str = "git-push-mirror-";
 
 /// A private (mode 700) temporary directory named after its purpose and this process, so that
-/// [`remove_orphaned_temp_dirs`] can clean up after a process killed while using it.
+/// [`remove_orphaned_temp_dirs`] can clean up after a process killed while using it. What goes
+/// in it is private too: write files with [`write_private`], make directories with
+/// [`create_private_dirs`].
 pub fn private_temp_dir(what: &str) -> io::Result<tempfile::TempDir> {
+    use std::os::unix::fs::PermissionsExt;
+    // Mode 700 from its creation on (the umask can only remove bits): no other user ever lists it.
     tempfile::Builder::new()
         .prefix(&format!("{TEMP_DIR_PREFIX}{what}.{}.", std::process::id()))
+        .permissions(fs::Permissions::from_mode(0o700))
         .tempdir()
+}
+
+/// Creates `dir` and its missing parents, each mode 700.
+pub fn create_private_dirs(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+/// Writes `bytes` to `path` (created or truncated) with mode 600: a file of a private directory.
+pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)
 }
 
 /// Removes the temporary directories under `dir` that [`private_temp_dir`] made for processes
@@ -84,6 +106,16 @@ pub fn remove_orphaned_temp_dirs(dir: &Path, min_age: std::time::Duration) -> us
         }
     }
     removed
+}
+
+/// Creates a named pipe (FIFO) at `path` with `mode`.
+pub fn make_fifo(path: &Path, mode: u32) -> io::Result<()> {
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(io::Error::other)?;
+    // SAFETY: mkfifo reads a NUL-terminated path.
+    if unsafe { libc::mkfifo(c_path.as_ptr(), mode as libc::mode_t) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Flushes a directory's entries (a rename or unlink in it) to disk.
@@ -233,6 +265,15 @@ mod tests {
         assert!(
             name.starts_with(&format!("git-push-mirror-lfs.{}.", std::process::id())),
             "{name}"
+        );
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(made.path()), 0o700, "no other user may list a temporary directory");
+        create_private_dirs(&made.path().join("a/b")).unwrap();
+        write_private(&made.path().join("a/b/file"), b"x").unwrap();
+        assert_eq!(
+            [mode(&made.path().join("a")), mode(&made.path().join("a/b/file"))],
+            [0o700, 0o600]
         );
     }
 }

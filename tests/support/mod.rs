@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod procs;
+pub mod users;
 
 use crate::common::{HttpGitServer, TestEnv, assert_success, path_str, require_or_skip, wait_until};
 use std::collections::BTreeMap;
@@ -28,6 +29,43 @@ pub fn gpm_ok(env: &TestEnv, args: &[&str]) -> String {
     let out = gpm_output(env, args);
     assert_success(&out, &format!("git-push-mirror {}", args.join(" ")));
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `cmd` and returns its output, failing the test if it has not finished within `limit`
+/// (it is killed then): for commands that must never hang. A deadline, not a measurement.
+pub fn output_within(cmd: &mut Command, limit: Duration, what: &str) -> Output {
+    use std::io::Read;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let read_all = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let out = read_all(Box::new(child.stdout.take().expect("piped stdout")));
+    let err = read_all(Box::new(child.stderr.take().expect("piped stderr")));
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the command") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not finish within {limit:?}: it hangs");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    }
 }
 
 pub fn stdout(out: &Output) -> String {

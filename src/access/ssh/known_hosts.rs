@@ -4,6 +4,7 @@
 use super::openssh_tool;
 use crate::access::remote_url::{Transport, transport_of};
 use crate::util::fsutil::write_atomic;
+use crate::util::regular_file::{MAX_CONFIG_FILE_SIZE, read_regular_text};
 use anyhow::{Context, Result, bail};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -178,8 +179,8 @@ pub fn fingerprint(key: &HostKey) -> Result<String> {
 
 /// The keys recorded for `host` in a known_hosts file (plain entries; a missing file has none).
 pub fn recorded(file: &Path, host: &SshHost) -> Result<Vec<HostKey>> {
-    let text = match std::fs::read_to_string(file) {
-        Ok(text) => text,
+    let text = match read_regular_text(file, MAX_CONFIG_FILE_SIZE) {
+        Ok((text, _)) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
     };
@@ -220,15 +221,8 @@ pub fn record(file: &Path, host: &SshHost, keys: &[HostKey]) -> Result<Recorded>
     if before == wanted {
         return Ok(Recorded::Unchanged);
     }
-    let (text, mode) = match std::fs::read_to_string(file) {
-        Ok(text) => {
-            let mode = std::fs::metadata(file)
-                .with_context(|| format!("reading {}", file.display()))?
-                .permissions()
-                .mode()
-                & 0o7777;
-            (text, mode)
-        }
+    let (text, mode) = match read_regular_text(file, MAX_CONFIG_FILE_SIZE) {
+        Ok((text, meta)) => (text, meta.permissions().mode() & 0o7777),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => (String::new(), 0o644),
         Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
     };

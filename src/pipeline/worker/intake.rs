@@ -21,6 +21,11 @@ impl Drain<'_> {
         if fallback.root() == self.spool.root() || !fallback.has_waiting() {
             return;
         }
+        let trusted = crate::pipeline::trust::trusted_users(&self.global);
+        if let Err(e) = crate::pipeline::trust::check_spool_dir(fallback.root(), &trusted) {
+            log::error!("not taking the entries of the fallback spool: {e}");
+            return;
+        }
         match self.spool.adopt(&fallback) {
             Ok(n) => log::info!("took {n} entries from the fallback spool {}", fallback.root().display()),
             Err(e) => log::error!("reading the fallback spool {}: {e}", fallback.root().display()),
@@ -170,6 +175,17 @@ impl Drain<'_> {
                     }
                 );
                 self.spool.retire(&claimed)?;
+                continue;
+            }
+            if let Some(why) = crate::pipeline::trust::distrusted_repository(&self.global, self.store, &entry.repo) {
+                let moved = self.spool.quarantine_untrusted(&claimed)?;
+                log::error!(
+                    "spool entry {name} names {repo}, which this worker does not mirror: {why}; moved to {}; if it \
+                     should be mirrored, register it (git-push-mirror install {repo}) and run `git-push-mirror run`",
+                    moved.display(),
+                    repo = entry.repo.display()
+                );
+                summary.entries_quarantined += 1;
                 continue;
             }
             self.record_entry(claimed, entry, summary)?;
