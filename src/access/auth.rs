@@ -62,7 +62,22 @@ pub fn read_secret(source: &SecretSource) -> Result<String> {
     if secret.contains(['\n', '\r', '\0']) {
         bail!("the password contains a line break or NUL byte, which git's credential protocol cannot carry");
     }
+    check_secret_length(&secret)?;
     Ok(secret)
+}
+
+/// Refuses a password shorter than [`MIN_SECRET_LEN`](crate::access::redact::MIN_SECRET_LEN)
+/// characters: it could not be kept out of messages (see [`crate::access::redact::redact`]).
+pub fn check_secret_length(secret: &str) -> Result<()> {
+    let min = crate::access::redact::MIN_SECRET_LEN;
+    if secret.chars().count() < min {
+        bail!(
+            "the password is shorter than {min} characters: so short a secret cannot be told apart from \
+             ordinary words to keep it out of logs and status, and it protects nothing; use the host's access \
+             token or a longer password"
+        );
+    }
+    Ok(())
 }
 
 /// Fails when `path` can be read by its group or by others.
@@ -534,6 +549,18 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         let err = read_secret(&SecretSource::File(path)).unwrap_err();
         assert!(err.to_string().contains("more than one line"), "{err}");
+    }
+
+    #[test]
+    fn secrets_too_short_to_redact_are_refused() {
+        for short in ["ent", "äöü", "xy"] {
+            let err = read_secret(&SecretSource::Inline(short.into()))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("shorter than 4 characters"), "{err}");
+            assert!(!err.contains(short), "the error does not show the secret: {err}");
+        }
+        assert_eq!(read_secret(&SecretSource::Inline("abcd".into())).unwrap(), "abcd");
     }
 
     #[test]
