@@ -48,6 +48,9 @@ pub struct RemoteAccess {
     pub lfs_env: Vec<(String, OsString)>,
     /// Strings that must never be stored or shown (redacted from all output).
     pub secrets: Vec<String>,
+    /// The HTTP(S) origins the credential helper gives the mirror's user name and password to
+    /// (empty: the mirror has none), so a hint about a refusal says what was really offered.
+    pub credential_origins: Vec<String>,
     /// The mirror's own CA certificates (`ca_file`), given to git in [`env`](Self::env); an
     /// inherited `GIT_SSL_CAINFO`, which git would let win, is removed.
     pub ca_file: Option<std::path::PathBuf>,
@@ -77,6 +80,7 @@ impl RemoteAccess {
             env: Vec::new(),
             lfs_env: Vec::new(),
             secrets: Vec::new(),
+            credential_origins: Vec::new(),
             ca_file: None,
             rejections: None,
             credentials: None,

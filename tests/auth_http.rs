@@ -322,16 +322,46 @@ env > '{}'
         ),
     );
     let url = format!("file://{}", path_str(&mirror));
-    let flags = [
-        "--username",
-        USER,
-        "--password-file",
-        path_str(&token_file),
-        "--delay",
-        "0s",
-    ];
-    let (setup, added) = add_and_install(&env, &mirror, &url, &flags);
-    assert!(stderr(&added).contains("only used over https"), "{}", stderr(&added));
+    let credentials = ["--username", USER, "--password-file", path_str(&token_file)];
+
+    // `add` refuses credentials a file:// mirror never sends (and so does `set`).
+    let upstream = env.bare_repo("upstream.git");
+    let mut args = vec!["add", path_str(&upstream), "backup", &url];
+    args.extend_from_slice(&credentials);
+    let refused = gpm_output(&env, &args);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains(
+            "mirror backup: `username` and `password_file` set, but a local (file://) mirror is never sent a \
+             user name or password"
+        ),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(!upstream.join("push-mirror.toml").exists(), "nothing was added");
+    let (setup, _) = Setup::add_and_install(&env, upstream, &mirror, &url, &["--delay", "0s"]);
+    let mut args = vec!["set", path_str(&setup.upstream), "backup"];
+    args.extend_from_slice(&credentials);
+    let refused = gpm_output(&env, &args);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("never sent a user name or password"));
+
+    // Written by hand, they are ignored (`check` says so) and never reach the mirror's hooks.
+    let file = setup.upstream.join("push-mirror.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        format!(
+            "{text}username = \"{USER}\"\npassword_file = \"{}\"\n",
+            path_str(&token_file)
+        ),
+    )
+    .unwrap();
+    let check = gpm_ok(&env, &["check", path_str(&setup.upstream)]);
+    assert!(
+        check.contains("note: `username` and `password_file` set, but a local (file://) mirror is never sent"),
+        "{check}"
+    );
     env.commit(&setup.work, "a.txt", "one", "first");
     setup.push(&env, &["main"]);
     setup.wait_converged(&env);

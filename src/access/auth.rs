@@ -3,7 +3,7 @@
 //! a mirror's setup. The hints that turn git's authentication errors into what to do are in
 //! [`crate::git::error`], next to the errors.
 
-use crate::access::remote_url::{Transport, display_url, http_origin, split_credentials, transport_of};
+use crate::access::remote_url::{Transport, display_url, split_credentials, transport_of};
 use crate::access::ssh;
 use crate::config::{GlobalConfig, MirrorConfig, SecretSource};
 use crate::git::RemoteAccess;
@@ -125,12 +125,7 @@ pub fn remote_access(mirror: &MirrorConfig, global: &GlobalConfig) -> Result<Rem
     // endpoint: over file:// or ssh it would reach the mirror's hooks or the
     // ssh client through the environment, and a scoped helper never answers
     // another host (an LFS server's redirect, say).
-    let mut origins: Vec<String> = [Some(mirror.url.as_str()), mirror.lfs.url.as_deref()]
-        .into_iter()
-        .flatten()
-        .filter_map(http_origin)
-        .collect();
-    origins.dedup();
+    let origins = crate::access::credential_use::credential_origins(&mirror.url, mirror.lfs.url.as_deref());
     if let Some(ca_file) = &mirror.ca_file {
         config.extend(ca_file_config(mirror, ca_file, &origins)?);
         access.ca_file = Some(ca_file.clone());
@@ -140,7 +135,7 @@ pub fn remote_access(mirror: &MirrorConfig, global: &GlobalConfig) -> Result<Rem
         let username = mirror.username.clone().unwrap_or_default();
         // An empty helper first resets the admin's helpers: no credential store ever sees the secret.
         config.push(("credential.helper".into(), String::new()));
-        for origin in origins {
+        for origin in &origins {
             config.push((format!("credential.{origin}.helper"), CREDENTIAL_HELPER.to_string()));
             // Tells git-lfs up front that the host wants Basic auth: it sends the password at
             // once instead of learning it from a 401 and writing `lfs.<url>.access` into the
@@ -163,6 +158,7 @@ pub fn remote_access(mirror: &MirrorConfig, global: &GlobalConfig) -> Result<Rem
             .secrets
             .push(crate::access::redact::basic_credentials(&username, &secret));
         access.secrets.push(secret);
+        access.credential_origins = origins;
     }
     if transport == Transport::Ssh {
         check_ssh_files(mirror)?;
@@ -252,18 +248,16 @@ pub fn setup_advice(mirror: &MirrorConfig, global: &GlobalConfig, repo: &Path) -
     let url = display_url(&mirror.url, mirror.password.is_some());
     let transport = transport_of(&mirror.url);
     let mut notes = Vec::new();
-    if mirror.password.is_some() {
-        match transport {
-            Transport::Http => notes.push(format!(
-                "warning: {url}: the password will travel in clear text over http; use https"
-            )),
-            Transport::Https => {}
-            // The password goes to the LFS endpoint.
-            _ if mirror.lfs.url.as_deref().and_then(http_origin).is_some() => {}
-            _ => notes.push(format!(
-                "warning: {url}: a password is only used over https (and http); this mirror will not send it"
-            )),
-        }
+    let origins = crate::access::credential_use::credential_origins(&mirror.url, mirror.lfs.url.as_deref());
+    if mirror.password.is_some()
+        && let Some(clear) = origins.iter().find(|origin| origin.starts_with("http://"))
+    {
+        notes.push(format!(
+            "warning: {url}: the password will travel in clear text over http (to {clear}); use https"
+        ));
+    }
+    if let Some(why) = crate::access::credential_use::unused_credentials(mirror) {
+        notes.push(format!("warning: {url}: {why}"));
     }
     if mirror.password.is_some() && mirror.username.is_none() && matches!(transport, Transport::Https | Transport::Http)
     {

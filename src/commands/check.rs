@@ -57,6 +57,10 @@ pub fn check_mirror(repo: &Path, mirror: &MirrorConfig, global: &GlobalConfig) -
             }
         },
     }
+    if let Some(why) = crate::access::credential_use::unused_credentials(mirror) {
+        // Harmless, but nobody should believe the mirror is protected by them.
+        check.lines.push(format!("    note: {why}; they are ignored"));
+    }
     if let Some((line, problem)) = check_lfs(repo, mirror) {
         check.problems += usize::from(problem);
         check.lines.push(line);

@@ -25,39 +25,77 @@ fn stored_url(url: &str) -> Result<String, Exit> {
     crate::config::mirror_path::absolute_url(url, &cwd, home.as_deref()).usage()
 }
 
-/// Refuses what `add`/`set` would store but no push could use: a password in a non-HTTP URL,
-/// `--username` for an SSH URL, a password file that is missing or unreadable.
+/// Refuses what `add`/`set` would store but no push could use: a password in a non-HTTP URL, a
+/// password too short to keep out of messages, a password file that is missing, unreadable or
+/// not a usable secret. (Credentials no URL of the mirror would send are refused on the edited
+/// file: see [`refuse_unused_credentials`].)
 fn check_credentials_for(url: &str, edit: &MirrorEdit) -> Result<(), Exit> {
     let transport = crate::access::remote_url::transport_of(url);
     let usage = |message: String| Err(Exit(EXIT_USAGE, anyhow::anyhow!(message)));
     let http = matches!(transport, Transport::Https | Transport::Http);
-    if !http && split_credentials(url).password.is_some() {
+    let url_password = split_credentials(url).password;
+    if !http && url_password.is_some() {
         return usage(format!(
             "the URL holds a password, but only https (and http) mirrors use one; an {transport} mirror \
              authenticates otherwise (SSH: a key, see `git-push-mirror keygen`): remove it from the URL"
         ));
     }
-    if transport == Transport::Ssh && edit.username.as_deref().is_some_and(|u| !u.is_empty()) {
-        return usage(
-            "--username is the HTTPS user name; an SSH user goes in the URL: ssh://USER@host/path or \
-             USER@host:path"
-                .to_string(),
-        );
+    if let Some(password) = &url_password {
+        crate::access::auth::check_secret_length(password)
+            .context("the password in the URL")
+            .usage()?;
     }
-    if let Some(file) = edit.password_file.as_deref().filter(|f| !f.as_os_str().is_empty())
-        && let Err(e) = std::fs::File::open(file)
-    {
-        let what = if e.kind() == std::io::ErrorKind::NotFound {
-            "does not exist: create it (one line: the password or token, mode 600), then run this again".to_string()
-        } else {
-            format!(
-                "cannot be read ({e}); the worker must read it: run this as the user your hooks run as, \
-                 with a file that user owns (mode 600)"
-            )
-        };
-        return usage(format!("password file {} {what}", file.display()));
+    if let Some(file) = edit.password_file.as_deref().filter(|f| !f.as_os_str().is_empty()) {
+        if let Err(e) = std::fs::File::open(file) {
+            let what = if e.kind() == std::io::ErrorKind::NotFound {
+                "does not exist: create it (one line: the password or token, mode 600), then run this again".to_string()
+            } else {
+                format!(
+                    "cannot be read ({e}); the worker must read it: run this as the user your hooks run as, \
+                     with a file that user owns (mode 600)"
+                )
+            };
+            return usage(format!("password file {} {what}", file.display()));
+        }
+        // What the worker will check before each push: mode 600, one line, long enough.
+        let source = crate::config::SecretSource::File(file.to_path_buf());
+        crate::access::auth::read_secret(&source).usage()?;
     }
     Ok(())
+}
+
+/// For `add` and `set`, on the edited file `text`: refuses a user name or password for mirror
+/// `name` that none of its URLs would ever send (see [`crate::access::credential_use`]), so nobody
+/// believes a local or SSH mirror is protected by them. A file that does not load is left to the
+/// edit to report.
+fn refuse_unused_credentials(
+    repo: &Path,
+    global: &GlobalConfig,
+    name: &str,
+    text: &str,
+) -> Result<(), config_edit::EditError> {
+    let file = repo.join(crate::config::REPO_CONFIG_FILE);
+    let Ok(config) = crate::config::parse_repo(text, &file, 0o600, global) else {
+        return Ok(());
+    };
+    match config
+        .mirror(name)
+        .and_then(crate::access::credential_use::unused_credentials)
+    {
+        Some(why) => Err(config_edit::EditError::InvalidValue(format!(
+            "mirror {name}: {why}; nothing was changed"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Whether a `set` changes what the mirror's credentials are, or where they would go.
+fn touches_credentials(edit: &MirrorEdit) -> bool {
+    edit.url.is_some()
+        || edit.lfs_url.is_some()
+        || edit.username.is_some()
+        || edit.password_file.is_some()
+        || edit.password_env.is_some()
 }
 
 /// A password taken out of a `user:password@` URL: written to a temporary
@@ -222,6 +260,7 @@ pub fn cmd_add(
     }
     edit_with_secret(&repo, global, secret, err, |text| {
         let new = config_edit::add_mirror(text, name, &edit)?;
+        refuse_unused_credentials(&repo, global, name, &new)?;
         crate::commands::check::refuse_format_mismatch(&repo, global, name, &new)?;
         Ok(new)
     })?;
@@ -287,12 +326,17 @@ pub fn cmd_set(
     check_ca_file_flag(&edit)?;
     let copied = fleet_copy.is_some();
     let url_changed = edit.url.is_some();
+    let credentials_touched = touches_credentials(&edit);
     edit_with_secret(&repo, global, secret, err, |text| {
         let text = match fleet_copy {
             Some(table) => config_edit::add_mirror_table(text, name, table)?,
             None => text.to_string(),
         };
         let new = config_edit::set_mirror(&text, name, &edit)?;
+        // Another change leaves credentials set by hand alone (`advise` warns about them).
+        if credentials_touched {
+            refuse_unused_credentials(&repo, global, name, &new)?;
+        }
         if url_changed {
             crate::commands::check::refuse_format_mismatch(&repo, global, name, &new)?;
         }

@@ -124,15 +124,8 @@ pub fn failure_hint(access: &RemoteAccess, stderr: &str) -> Option<String> {
              `git-push-mirror keygen REPO {name}` creates a key pair) to the account's authorized_keys or as a \
              deploy key with write access"
         )
-    } else if has("terminal prompts disabled") && access.secrets.is_empty() {
-        format!(
-            "the mirror asks for a user name and password: set them with \
-             `git-push-mirror set REPO {name} --username USER --password-file FILE`"
-        )
-    } else if has("Authentication failed") || has("error: 401") {
-        "the mirror refused the user name and password/token: check `username` and the secret in \
-         password_file, password_env or password; the token may have expired or been revoked"
-            .to_string()
+    } else if has("Authentication failed") || has("error: 401") || has("terminal prompts disabled") {
+        credentials_hint(access, "the mirror", &access.url)
     } else if has("error: 403") {
         "the mirror accepted the credentials but refused access: give the token write access to this \
          repository (GitHub: Contents read/write, and Workflows if it has .github/workflows; GitLab: \
@@ -164,6 +157,37 @@ pub fn failure_hint(access: &RemoteAccess, stderr: &str) -> Option<String> {
         return None;
     };
     Some(hint)
+}
+
+/// What to do when `who` (the mirror, its LFS endpoint) at `url` asked for a user name and
+/// password: they were offered to its origin and refused, or none was offered to it (the mirror
+/// has none, or they go only to other hosts).
+pub fn credentials_hint(access: &RemoteAccess, who: &str, url: &str) -> String {
+    let name = if access.mirror.is_empty() {
+        "NAME"
+    } else {
+        access.mirror.as_str()
+    };
+    let origin = crate::access::remote_url::http_origin(url);
+    let offered = origin.as_ref().is_some_and(|o| access.credential_origins.contains(o));
+    let origin = origin.unwrap_or_else(|| split_credentials(url).url);
+    if offered {
+        format!(
+            "{who} refused the user name and password/token: check `username` and the secret in \
+             password_file, password_env or password; the token may have expired or been revoked"
+        )
+    } else if access.credential_origins.is_empty() {
+        format!(
+            "{who} ({origin}) asks for a user name and password, and the mirror has none: set them with \
+             `git-push-mirror set REPO {name} --username USER --password-file FILE`"
+        )
+    } else {
+        format!(
+            "{who} ({origin}) asks for a user name and password; the mirror's are offered only to {} \
+             (its url and lfs_url), never to another host",
+            access.credential_origins.join(" and ")
+        )
+    }
 }
 
 /// Whether git (curl with GnuTLS or OpenSSL) or git-lfs (Go) says the server's certificate
@@ -256,8 +280,23 @@ Please make sure you have the correct access rights\nand the repository exists.\
         assert!(failure_hint(&access, denied).unwrap().contains("deploy key"));
 
         let mut http = RemoteAccess::new("http://h/a.git", std::time::Duration::from_secs(1), &[]);
-        http.secrets.push("s".into());
+        http.mirror = "gh".into();
         let failed = "fatal: Authentication failed for 'http://h/a.git/'\n";
+        let prompt = "fatal: could not read Username for 'http://h': terminal prompts disabled\n";
+        for stderr in [failed, prompt] {
+            // No credentials: the hint says none was offered, not that they were refused.
+            let hint = failure_hint(&http, stderr).unwrap();
+            assert!(
+                hint.contains("the mirror (http://h) asks for a user name and password, and the mirror has none")
+                    && hint.contains("set REPO gh --username USER --password-file FILE"),
+                "{hint}"
+            );
+        }
+        http.credential_origins = vec!["http://lfs.h".into()];
+        let hint = failure_hint(&http, failed).unwrap();
+        assert!(hint.contains("offered only to http://lfs.h"), "{hint}");
+        http.secrets.push("s".into());
+        http.credential_origins = vec!["http://h".into()];
         assert!(
             failure_hint(&http, failed)
                 .unwrap()
