@@ -18,6 +18,7 @@ pub mod live;
 mod load;
 pub mod mirror_path;
 mod raw;
+mod unknown_key;
 mod validate;
 
 pub use load::{default_spool_dir, load_global, load_repo, locate_global, spool_dir_for_hook, state_base};
@@ -738,25 +739,49 @@ jitter = false
     #[test]
     fn unknown_keys_are_syntax_errors_naming_the_key() {
         let err = global_from("max_parallel = 2\nspool_dri = \"/x\"\n").unwrap_err();
-        assert_syntax(err, 2, 1, "unknown field `spool_dri`");
+        assert_syntax(err, 2, 1, "unknown key `spool_dri`; did you mean `spool_dir`?");
 
         let err = global_from("[defaults]\ndelay = \"1s\"\n  brnaches = [\"main\"]\n").unwrap_err();
-        assert_syntax(err, 3, 3, "unknown field `brnaches`");
+        assert_syntax(
+            err,
+            3,
+            3,
+            "unknown key `brnaches` in `[defaults]`; did you mean `branches`?",
+        );
 
         let err = global_from("[retry]\nintial = \"1s\"\n").unwrap_err();
-        assert_syntax(err, 2, 1, "unknown field `intial`");
+        assert_syntax(err, 2, 1, "unknown key `intial` in `[retry]`; did you mean `initial`?");
 
         let err = repo_err(
             "protected_branches = [\"main\"]\n\n[mirror.github]\nurl = \"https://h/x.git\"\nbrnaches = [\"main\"]\n",
             0o644,
         );
-        assert_syntax(err, 5, 1, "unknown field `brnaches`");
+        assert_syntax(
+            err,
+            5,
+            1,
+            "unknown key `brnaches` in `[mirror.github]`; did you mean `branches`?",
+        );
 
         let err = repo_err("protected = [\"main\"]\n", 0o644);
-        assert_syntax(err, 1, 1, "unknown field `protected`");
+        assert_syntax(err, 1, 1, "unknown key `protected`; did you mean `protected_branches`?");
 
         let err = repo_err("[mirrors.github]\nurl = \"https://h/x.git\"\n", 0o644);
-        assert_syntax(err, 1, 2, "unknown field `mirrors`");
+        assert_syntax(err, 1, 2, "unknown key `mirrors`; did you mean `mirror`?");
+
+        // A top-level key appended below the last table.
+        let err = repo_err(
+            "[mirror.github]\nurl = \"https://h/x.git\"\nprotected_branches = [\"main\"]\n",
+            0o644,
+        );
+        assert_syntax(err, 3, 1, "`protected_branches` belongs at the top of the file");
+
+        // A misspelled transport.
+        let err = repo_err("[mirror.github]\nurl = \"htps://h/x.git\"\n", 0o644);
+        assert_invalid(
+            err,
+            "`url` uses `htps://`, which git does not know: did you mean https://h/x.git?",
+        );
     }
 
     #[test]

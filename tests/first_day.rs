@@ -872,6 +872,93 @@ fn the_debian_package_ships_everything_in_its_place_and_the_quickstart_runs_an_i
 
 // --help ----------------------------------------------------------------------------------------
 
+// Issue 21: the first-day list -------------------------------------------------------------------
+
+#[test]
+fn misspelled_schemes_mirror_names_and_keys_are_answered_with_what_was_meant() {
+    let env = TestEnv::new();
+    let upstream = env.bare_repo("app.git");
+    let repo = path_str(&upstream);
+
+    // A misspelled scheme: refused with the URL that was meant; nothing is written.
+    for (typed, meant) in [
+        ("htps://example.com/acme/app.git", "https://example.com/acme/app.git"),
+        ("https:/example.com/acme/app.git", "https://example.com/acme/app.git"),
+        ("ssh:/git@example.com/srv/app.git", "ssh://git@example.com/srv/app.git"),
+        ("http//example.com/acme/app.git", "http://example.com/acme/app.git"),
+    ] {
+        let out = gpm_output(&env, &["add", repo, "gh", typed]);
+        assert_exit(&out, 2, typed);
+        assert!(
+            stderr(&out).contains(&format!("the URL's scheme is misspelled: did you mean {meant}?")),
+            "{typed}: {}",
+            stderr(&out)
+        );
+        assert!(
+            !upstream.join("push-mirror.toml").exists(),
+            "{typed}: nothing was added"
+        );
+    }
+
+    // A mirror that does not exist: `remove` names the ones that do, and suggests no `add`.
+    let backup = env.bare_repo("backup.git");
+    gpm_ok(&env, &["add", repo, "backup", path_str(&backup)]);
+    let missing = gpm_output(&env, &["remove", repo, "nosuch"]);
+    assert_exit(&missing, 2, "remove nosuch");
+    assert_eq!(
+        stderr(&missing).trim(),
+        format!(
+            "git-push-mirror: {}: there is no mirror named `nosuch` (its mirrors: `backup`)",
+            fs::canonicalize(&upstream).unwrap().display()
+        )
+    );
+    let typo = gpm_output(&env, &["remove", repo, "bakup"]);
+    assert!(stderr(&typo).contains("did you mean `backup`?") && !stderr(&typo).contains("add"));
+    // `set` configures a mirror: adding it is a way on.
+    let set = gpm_output(&env, &["set", repo, "nosuch", "--delay", "1s"]);
+    assert!(
+        stderr(&set).contains(&format!(
+            "to add it first: git-push-mirror add {} nosuch URL",
+            fs::canonicalize(&upstream).unwrap().display()
+        )),
+        "{}",
+        stderr(&set)
+    );
+
+    // `protected_branches` appended below the mirror's table: move it up, at file:line:column.
+    let file = upstream.join("push-mirror.toml");
+    let text = repo_file(&upstream);
+    let lines = text.lines().count();
+    fs::write(&file, format!("{text}protected_branches = [\"main\"]\n")).unwrap();
+    let listed = gpm_output(&env, &["list", repo]);
+    assert_exit(&listed, 2, "list with a misplaced key");
+    assert!(
+        stderr(&listed).contains(&format!(
+            "{}:{}:1: `protected_branches` belongs at the top of the file: move it above the first table, \
+             `[mirror.backup]`",
+            file.display(),
+            lines + 1
+        )),
+        "{}",
+        stderr(&listed)
+    );
+
+    // A misspelled key: the key that was meant, not the 25 a mirror takes.
+    fs::write(&file, format!("{text}brnaches = [\"main\"]\n")).unwrap();
+    let status = gpm_output(&env, &["status", repo]);
+    assert_exit(&status, 2, "status with a misspelled key");
+    let said = format!("{}{}", stdout(&status), stderr(&status));
+    assert!(
+        said.contains(&format!(
+            "{}:{}:1: unknown key `brnaches` in `[mirror.backup]`; did you mean `branches`?",
+            file.display(),
+            lines + 1
+        )),
+        "{said}"
+    );
+    assert!(!said.contains("max_refs_per_push"), "{said}");
+}
+
 /// Every subcommand (hidden ones included) and every argument of each has a description, in the
 /// clap definition and in the `--help` the binary prints. Generic: flags added later are checked too.
 #[test]

@@ -14,6 +14,13 @@ use std::path::Path;
 
 /// Refuses a URL whose transport is not in `allowed` (remote helpers always).
 pub fn check_transport(url: &str, allowed: &[String]) -> Result<Transport> {
+    if let Some(meant) = crate::access::remote_url::scheme_typo(url) {
+        // The typed URL is not shown: a password in it would not be recognised as one.
+        bail!(
+            "the URL's scheme is misspelled: did you mean {}?",
+            crate::access::remote_url::redact_url(&meant)
+        );
+    }
     let transport = transport_of(url);
     if let Transport::Refused(what) = &transport {
         bail!(
@@ -329,6 +336,19 @@ mod tests {
         for url in ["ext::sh -c touch% /tmp/pwned", "fd::3", "foo::bar"] {
             let err = check_transport(url, &allowed()).unwrap_err().to_string();
             assert!(err.contains("not allowed"), "{err}");
+        }
+    }
+
+    #[test]
+    fn misspelled_schemes_are_refused_with_the_url_that_was_meant() {
+        for (typed, meant) in [
+            ("htps://u:s3cret@h/a.git", "https://*****:*****@h/a.git"),
+            ("https:/h/a.git", "https://h/a.git"),
+            ("ssh:/git@h/a.git", "ssh://git@h/a.git"),
+            ("http//h/a.git", "http://h/a.git"),
+        ] {
+            let err = check_transport(typed, &allowed()).unwrap_err().to_string();
+            assert_eq!(err, format!("the URL's scheme is misspelled: did you mean {meant}?"));
         }
     }
 

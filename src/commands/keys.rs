@@ -3,8 +3,8 @@
 
 use crate::access::remote_url::{Transport, split_credentials};
 use crate::commands::{
-    EXIT_OK, EXIT_USAGE, Exit, ExitContext, fleet_mirror_setting, io, load_repo_config, no_such_mirror, repo_path,
-    shown_url,
+    EXIT_OK, EXIT_USAGE, Exit, ExitContext, MissingMirror, fleet_mirror_setting, io, load_repo_config, no_such_mirror,
+    repo_path, shown_url,
 };
 use crate::config::GlobalConfig;
 use crate::config::edit::{self as config_edit, MirrorEdit};
@@ -22,7 +22,9 @@ pub fn cmd_keygen(
 ) -> Result<u8, Exit> {
     let repo = repo_path(repo)?;
     let cfg = load_repo_config(global, &repo)?;
-    let mirror = cfg.mirror(name).ok_or_else(|| no_such_mirror(&repo, name, &cfg))?;
+    let mirror = cfg
+        .mirror(name)
+        .ok_or_else(|| no_such_mirror(&repo, name, &cfg, MissingMirror::MayBeAdded))?;
     if crate::access::remote_url::transport_of(&mirror.url) != Transport::Ssh {
         return Err(Exit(
             EXIT_USAGE,
@@ -108,7 +110,9 @@ fn resolve_host_keys_target(
     };
     let cfg = load_repo_config(global, &repo)?;
     let usage = |message: String| Exit(EXIT_USAGE, anyhow::anyhow!(message));
-    let mirror = cfg.mirror(&name).ok_or_else(|| no_such_mirror(&repo, &name, &cfg))?;
+    let mirror = cfg
+        .mirror(&name)
+        .ok_or_else(|| no_such_mirror(&repo, &name, &cfg, MissingMirror::MayBeAdded))?;
     let mirror_host = crate::access::ssh::known_hosts::SshHost::from_url(&mirror.url)
         .map_err(|e| usage(format!("mirror {name} does not use SSH: {e}")))?;
     if &mirror_host != host {

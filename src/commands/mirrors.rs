@@ -4,8 +4,8 @@ use crate::access::auth::check_transport;
 use crate::access::remote_url::{Transport, display_url, split_credentials};
 use crate::cli::args::{MirrorFlags, SetOnlyFlags};
 use crate::commands::{
-    EXIT_FAILED, EXIT_OK, EXIT_USAGE, Exit, ExitContext, empty_state_hint, io, known_or_given, no_such_mirror,
-    repo_path, shown_url,
+    EXIT_FAILED, EXIT_OK, EXIT_USAGE, Exit, ExitContext, MissingMirror, empty_state_hint, io, known_or_given,
+    no_such_mirror, repo_path, shown_url,
 };
 use crate::config::edit::{self as config_edit, MirrorEdit};
 use crate::config::{self, GlobalConfig, MirrorConfig};
@@ -303,7 +303,9 @@ pub fn cmd_set(
     // A broken file is reported by the edit itself; only a loadable one can name the mirror.
     let cfg = config::load_repo(&repo, global).ok();
     let fleet_copy = match &cfg {
-        Some(cfg) if cfg.mirror(name).is_none() => return Err(no_such_mirror(&repo, name, cfg)),
+        Some(cfg) if cfg.mirror(name).is_none() => {
+            return Err(no_such_mirror(&repo, name, cfg, MissingMirror::MayBeAdded));
+        }
         Some(cfg) if cfg.fleet_mirrors.iter().any(|m| m == name) => {
             let repo_name = crate::config::fleet::repo_name(&repo, global).unwrap_or_default();
             Some(crate::config::fleet_override::copy_for_repo(global, name, &repo_name).usage()?)
@@ -366,7 +368,9 @@ pub fn cmd_remove(
     let repo = repo_path(repo)?;
     let cfg = config::load_repo(&repo, global).ok();
     match &cfg {
-        Some(cfg) if cfg.mirror(name).is_none() => return Err(no_such_mirror(&repo, name, cfg)),
+        Some(cfg) if cfg.mirror(name).is_none() => {
+            return Err(no_such_mirror(&repo, name, cfg, MissingMirror::MustExist));
+        }
         Some(cfg) if cfg.fleet_mirrors.iter().any(|m| m == name) => {
             return Err(Exit(
                 EXIT_USAGE,

@@ -2,7 +2,8 @@
 //! directory, the security rules on secrets enforced, fleet mirrors expanded, each error naming the file.
 
 use crate::access::remote_url::{Transport, split_credentials, transport_of};
-use crate::config::raw::{RawGlobal, RawRepo, toml_error};
+use crate::config::raw::{RawGlobal, RawRepo};
+use crate::config::unknown_key::toml_error_of;
 use crate::config::{
     ConfigError, FleetMirror, GlobalConfig, MAX_MIRROR_NAME, MirrorConfig, MirrorDefaults, MirrorSettings, PushLimits,
     RepoConfig, SecretSource, in_dir, valid_mirror_name,
@@ -15,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub(super) fn parse_global(text: &str, path: &Path, mode: u32, state_base: &Path) -> Result<GlobalConfig, ConfigError> {
-    let raw: RawGlobal = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
+    let raw: RawGlobal = toml::from_str(text).map_err(|e| toml_error_of::<RawGlobal>(path, text, &e))?;
     let invalid = |message: String| ConfigError::Invalid {
         path: path.to_path_buf(),
         message,
@@ -139,7 +140,7 @@ fn resolve_defaults(s: MirrorSettings) -> Result<MirrorDefaults, String> {
 /// Parses the text of a repository file (`file` is the name used in errors
 /// and the base of relative paths; `mode` its permission bits).
 pub(crate) fn parse_repo(text: &str, file: &Path, mode: u32, global: &GlobalConfig) -> Result<RepoConfig, ConfigError> {
-    let raw: RawRepo = toml::from_str(text).map_err(|e| toml_error(file, text, &e))?;
+    let raw: RawRepo = toml::from_str(text).map_err(|e| toml_error_of::<RawRepo>(file, text, &e))?;
     let invalid = |message: String| ConfigError::Invalid {
         path: file.to_path_buf(),
         message,
@@ -257,8 +258,16 @@ fn resolve_mirror(
     // here; whether an ordinary transport is in allowed_protocols is checked
     // per mirror when it is used, so changing that list fails only the
     // mirrors concerned.
+    // (A misspelling git would take for another transport, `https:/host`, fails this mirror
+    // alone when it is used: see `crate::access::auth::check_transport`.)
     if let Transport::Refused(what) = transport_of(&url) {
-        return Err(format!("`url` uses `{what}`, which is never allowed"));
+        return Err(match crate::access::remote_url::scheme_typo(&url) {
+            Some(meant) => format!(
+                "`url` uses `{what}`, which git does not know: did you mean {}?",
+                crate::access::remote_url::redact_url(&meant)
+            ),
+            None => format!("`url` uses `{what}`, which is never allowed"),
+        });
     }
     if let Some(problem) = crate::config::mirror_path::relative_path_problem(&url) {
         return Err(problem);
