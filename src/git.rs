@@ -35,6 +35,8 @@ use std::time::Duration;
 pub struct RemoteAccess {
     /// The mirror's name, for messages (empty when unknown).
     pub mirror: String,
+    /// The repository pushed from, for the commands hints name (`REPO` when unknown).
+    pub repo: Option<std::path::PathBuf>,
     /// The URL git is given (never holds credentials).
     pub url: String,
     /// Wall-clock limit for one git process talking to the mirror.
@@ -74,6 +76,7 @@ impl RemoteAccess {
     pub fn new(url: &str, timeout: Duration, allowed_protocols: &[String]) -> RemoteAccess {
         RemoteAccess {
             mirror: String::new(),
+            repo: None,
             url: url.to_string(),
             timeout,
             allowed_protocols: allowed_protocols.to_vec(),
@@ -146,6 +149,13 @@ impl RemoteAccess {
             );
         }
         cmd
+    }
+
+    /// The repository as a command line argument in hints: its path, or `REPO` when unknown.
+    pub fn repo_arg(&self) -> String {
+        self.repo
+            .as_ref()
+            .map_or_else(|| "REPO".to_string(), |repo| repo.display().to_string())
     }
 
     /// Redacts this mirror's secrets and any URL userinfo from `text`.

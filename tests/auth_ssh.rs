@@ -221,9 +221,33 @@ fn an_unknown_host_key_is_refused_until_accepted_and_a_changed_one_is_refused_ag
     env.commit(&setup.work, "a.txt", "two", "second");
     setup.push(&env, &["main"]);
     wait_until("the changed host key is refused", CONVERGE, || {
-        setup.last_error(&env).contains("host key changed")
+        setup
+            .last_error(&env)
+            .contains("host key changed since it was accepted")
     });
-    assert!(setup.last_error(&env).contains("Host key verification failed"));
+    // One clean sentence (no "remove with:" of ssh's advice to delete the key), and the exact
+    // command that shows the new keys beside the recorded ones.
+    let error = setup.last_error(&env);
+    let fingerprint = host_fingerprint(&env, &m.sshd);
+    assert!(
+        error.starts_with(&format!(
+            "the SSH host key of [127.0.0.1]:{} has changed: it now sends the ED25519 key {fingerprint}; the \
+             recorded one is the ED25519 key in ",
+            m.sshd.port()
+        )),
+        "{error}"
+    );
+    assert!(
+        !error.contains("remove with") && !error.contains("ssh-keygen"),
+        "{error}"
+    );
+    assert!(
+        error.contains(&format!(
+            "`git-push-mirror known-hosts {url_without_user} --repo {repo_arg} --mirror backup` shows the new \
+             fingerprints"
+        )),
+        "{error}"
+    );
     assert_eq!(
         env.refs(&setup.mirror),
         before,

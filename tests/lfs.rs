@@ -541,8 +541,9 @@ fn an_lfs_url_that_asks_for_credentials_the_mirror_lacks_is_told_so_not_that_the
     assert!(
         error.contains(&format!(
             "the LFS endpoint (http://127.0.0.1:{}) asks for a user name and password, and the mirror has none: \
-             set them with `git-push-mirror set REPO backup --username USER --password-file FILE`",
-            server.port()
+             set them with `git-push-mirror set {} backup --username USER --password-file FILE`",
+            server.port(),
+            setup.upstream.display()
         )),
         "{status}"
     );

@@ -28,7 +28,11 @@ pub fn check_mirror(repo: &Path, mirror: &MirrorConfig, global: &GlobalConfig) -
         lines: Vec::new(),
         problems: 0,
     };
-    match remote_access(mirror, global) {
+    let access = remote_access(mirror, global).map(|mut access| {
+        access.repo = Some(repo.to_path_buf());
+        access
+    });
+    match access {
         Err(e) => {
             check.problems += 1;
             check.lines.push(format!("  {} {shown}: FAILED: {e:#}", mirror.name));
@@ -84,6 +88,7 @@ pub fn refuse_format_mismatch(repo: &Path, global: &GlobalConfig, name: &str, te
         return Ok(());
     };
     access.timeout = access.timeout.min(ADD_PROBE_TIMEOUT);
+    access.repo = Some(repo.to_path_buf());
     match git::probe(repo, &access, &["refs/heads/*".to_string()]).map(|p| p.format_mismatch()) {
         Ok(Some(why)) => Err(EditError::InvalidValue(format!("mirror {name}: {why}"))),
         _ => Ok(()),

@@ -82,7 +82,10 @@ pub fn update_mirror_showing(
         journal: &journal,
     };
     let report = match remote_access(mirror, global) {
-        Ok(access) => reconcile(repo, mirror, &access, &before, reach, &known, &mut pushing),
+        Ok(mut access) => {
+            access.repo = Some(repo.to_path_buf());
+            reconcile(repo, mirror, &access, &before, reach, &known, &mut pushing)
+        }
         Err(e) => UpdateReport::failed(format!("{e:#}")),
     };
     failpoint::hit("update.after_push");
