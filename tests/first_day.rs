@@ -959,6 +959,95 @@ fn misspelled_schemes_mirror_names_and_keys_are_answered_with_what_was_meant() {
     assert!(!said.contains("max_refs_per_push"), "{said}");
 }
 
+#[test]
+fn protect_sets_the_branches_protected_only_mirrors_carry_and_add_warns_when_there_are_none() {
+    let env = TestEnv::new();
+    let upstream = env.bare_repo("app.git");
+    let mirror = env.bare_repo("mirror.git");
+    let repo = path_str(&upstream);
+    let shown_repo = fs::canonicalize(&upstream).unwrap().display().to_string();
+    let url = format!("file://{}", path_str(&mirror));
+    fs::write(upstream.join("push-mirror.toml"), "# Mirrors of app.git.\n").unwrap();
+
+    // No protected branches yet: `add` says nothing would be mirrored, and what adds them.
+    let (setup, added) = Setup::add_and_install(
+        &env,
+        upstream.clone(),
+        &mirror,
+        &url,
+        &["--only-protected-branches", "--delay", "0s"],
+    );
+    assert!(
+        stderr(&added).contains(&format!(
+            "warning: mirror backup mirrors only protected branches, and {shown_repo} has none: no branch is \
+             mirrored until you add them: git-push-mirror protect {shown_repo} PATTERN…"
+        )),
+        "{}",
+        stderr(&added)
+    );
+
+    let protected = gpm_ok(&env, &["protect", repo, "main", "release/*"]);
+    assert_eq!(
+        protected.trim(),
+        format!("protected branches of {shown_repo}: main, release/*")
+    );
+    let text = repo_file(&upstream);
+    assert!(
+        text.starts_with("# Mirrors of app.git.\n\nprotected_branches = [\"main\", \"release/*\"]\n"),
+        "at the top, the file's comment kept:\n{text}"
+    );
+    assert_eq!(
+        gpm_ok(&env, &["protect", repo, "main"]).trim(),
+        format!("protected branches of {shown_repo}: main, release/*"),
+        "a pattern is kept once"
+    );
+
+    // The mirror carries just those branches.
+    env.commit(&setup.work, "a.txt", "one", "first");
+    env.git(&setup.work, &["branch", "release/1"]);
+    env.git(&setup.work, &["branch", "feature"]);
+    setup.push(&env, &["main", "release/1", "feature"]);
+    let upstream_refs = env.refs(&upstream);
+    let mut expected = upstream_refs.clone();
+    expected.remove("refs/heads/feature");
+    setup.wait_for_mirror(&env, &expected);
+
+    // Mistakes: a full ref name, a pattern that is not there.
+    let full = gpm_output(&env, &["protect", repo, "refs/heads/main"]);
+    assert_exit(&full, 2, "protect refs/heads/main");
+    assert!(
+        stderr(&full).contains("give `main` instead of `refs/heads/main`"),
+        "{}",
+        stderr(&full)
+    );
+    let typo = gpm_output(&env, &["unprotect", repo, "relase/*"]);
+    assert_exit(&typo, 2, "unprotect a pattern that is not there");
+    assert!(stderr(&typo).contains("did you mean `release/*`?"), "{}", stderr(&typo));
+    assert_eq!(repo_file(&upstream), text, "nothing was changed");
+
+    // Removing the last one: the key goes, and the warning comes back.
+    gpm_ok(&env, &["unprotect", repo, "release/*"]);
+    let none = gpm_output(&env, &["unprotect", repo, "main"]);
+    assert_exit(&none, 0, "unprotect main");
+    assert_eq!(
+        stdout(&none).trim(),
+        format!("protected branches of {shown_repo}: none")
+    );
+    assert!(
+        stderr(&none).contains("no branch is mirrored until you add them"),
+        "{}",
+        stderr(&none)
+    );
+    assert!(
+        repo_file(&upstream).starts_with("# Mirrors of app.git.\n\n[mirror.backup]\n"),
+        "the key is gone, the comment kept:\n{}",
+        repo_file(&upstream)
+    );
+    let set = gpm_output(&env, &["set", repo, "backup", "--only-protected-branches", "true"]);
+    assert_exit(&set, 0, "set --only-protected-branches");
+    assert!(stderr(&set).contains("git-push-mirror protect"), "{}", stderr(&set));
+}
+
 /// Every subcommand (hidden ones included) and every argument of each has a description, in the
 /// clap definition and in the `--help` the binary prints. Generic: flags added later are checked too.
 #[test]

@@ -105,6 +105,28 @@ then replaces the fleet mirror for that repository only (`remove` hands it back 
         /// The mirror's name (`git-push-mirror list REPO` shows them).
         name: String,
     },
+    /// Add branch patterns to the repository's protected_branches (what --only-protected-branches mirrors).
+    #[command(
+        long_about = "Add branch name patterns to protected_branches in REPO/push-mirror.toml (kept at the \
+top of the file, above the first [mirror.…] table, with the file's comments). A mirror with \
+only_protected_branches = true (`set REPO NAME --only-protected-branches`) carries just the branches \
+that match one; with none, it carries no branch at all. Patterns already there are kept once."
+    )]
+    Protect {
+        /// The bare repository (e.g. /srv/git/app.git).
+        repo: PathBuf,
+        /// Branch names or patterns, without refs/heads/ (`*` matches anything, `/` too; e.g. main 'release/*').
+        #[arg(required = true, value_name = "PATTERN")]
+        patterns: Vec<String>,
+    },
+    /// Remove branch patterns from the repository's protected_branches.
+    Unprotect {
+        /// The bare repository (e.g. /srv/git/app.git).
+        repo: PathBuf,
+        /// Patterns exactly as `protect` was given them.
+        #[arg(required = true, value_name = "PATTERN")]
+        patterns: Vec<String>,
+    },
     /// Forget a repository that was deleted or moved: its registration and mirror state.
     #[command(
         long_about = "Forget a repository: remove its registration and its mirrors' state (including \

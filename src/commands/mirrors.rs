@@ -226,6 +226,9 @@ fn advise(global: &GlobalConfig, repo: &Path, name: &str, err: &mut dyn Write) {
         if let Some(note) = crate::config::mirror_path::missing_repository_note(&mirror.url) {
             let _ = writeln!(err, "{note}");
         }
+        if let Some(warning) = crate::commands::protected::no_protected_branches(repo, mirror) {
+            let _ = writeln!(err, "{warning}");
+        }
     }
 }
 

@@ -6,6 +6,9 @@
 //! replaces the file atomically, so a bad edit never reaches the disk.
 
 mod layout;
+mod protected;
+
+pub use protected::{protect, unprotect};
 
 use crate::config::{self, AsTyped, ConfigError, GlobalConfig, MirrorKeys, REPO_CONFIG_FILE, TagSetting};
 use crate::util::fsutil;

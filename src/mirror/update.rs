@@ -339,10 +339,11 @@ fn reconcile_once(
         .warnings
         .iter()
         .map(|w| match w {
-            PlanWarning::NoProtectedBranches => {
-                "only_protected_branches is set but the repository has no protected_branches: no branch is mirrored"
-                    .to_string()
-            }
+            PlanWarning::NoProtectedBranches => format!(
+                "only_protected_branches is set but the repository has no protected_branches: no branch is \
+                 mirrored; add them with: git-push-mirror protect {} PATTERN…",
+                repo.display()
+            ),
         })
         .collect();
     let held = lfs.before_push(repo, mirror, access, &push_plan, &local.direct, remote)?;
