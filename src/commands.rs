@@ -94,6 +94,33 @@ pub(crate) fn no_such_mirror(repo: &Path, name: &str, cfg: &config::RepoConfig, 
     Exit(EXIT_USAGE, anyhow::anyhow!(message))
 }
 
+/// After a change that may fix a failing mirror (its settings by `set`, its host keys by
+/// `known-hosts --accept`): its retry is made due at once, so the next `run` (cron) or push does
+/// not wait out the backoff, and the admin is told how to retry it now. `also` is done to the
+/// state in the same write (`set` asks for a full reconciliation).
+pub(crate) fn retry_after_fix(
+    global: &GlobalConfig,
+    repo: &Path,
+    name: &str,
+    also: impl FnOnce(&mut crate::mirror::state::MirrorState),
+    err: &mut dyn Write,
+) -> Result<(), Exit> {
+    let was_failing = StateStore::new(&global.state_dir).update_mirror(repo, name, |state| {
+        also(state);
+        state.retry_now();
+        state.is_failing()
+    })?;
+    if was_failing {
+        let _ = writeln!(
+            err,
+            "mirror {name} was failing: it is retried at the next `run` (cron) or push instead of after its \
+             backoff; to retry it now: git-push-mirror sync {} --mirror {name}",
+            repo.display()
+        );
+    }
+    Ok(())
+}
+
 pub(crate) fn repo_paths(repos: &[PathBuf]) -> Result<Vec<PathBuf>, Exit> {
     repos.iter().map(|r| repo_path(r)).collect()
 }

@@ -177,8 +177,10 @@ fn an_unknown_host_key_is_refused_until_accepted_and_a_changed_one_is_refused_ag
     assert!(stderr(&shown).contains("nothing recorded"), "{}", stderr(&shown));
     assert!(mirror_config(&setup)["mirror"]["backup"].get("known_hosts").is_none());
 
-    // --accept records it in a known_hosts file of the mirror's own, and pushing works.
-    let accepted = gpm_ok(
+    // --accept records it in a known_hosts file of the mirror's own, makes the failing mirror due
+    // at once (no waiting out its backoff: see the first-day tests) and says how to retry now; and
+    // pushing works.
+    let accepted = gpm_output(
         &env,
         &[
             "known-hosts",
@@ -190,7 +192,16 @@ fn an_unknown_host_key_is_refused_until_accepted_and_a_changed_one_is_refused_ag
             "backup",
         ],
     );
-    assert!(accepted.contains("recorded 1 key(s)"), "{accepted}");
+    common::assert_success(&accepted, "known-hosts --accept");
+    assert!(stdout(&accepted).contains("recorded 1 key(s)"), "{}", stdout(&accepted));
+    assert!(
+        stderr(&accepted).contains(&format!(
+            "mirror backup was failing: it is retried at the next `run` (cron) or push instead of after its \
+             backoff; to retry it now: git-push-mirror sync {repo_arg} --mirror backup"
+        )),
+        "{}",
+        stderr(&accepted)
+    );
     let config = mirror_config(&setup);
     let known_hosts = PathBuf::from(config["mirror"]["backup"]["known_hosts"].as_str().unwrap());
     assert!(known_hosts.starts_with(state_base(&env)), "{}", known_hosts.display());

@@ -1048,6 +1048,81 @@ fn protect_sets_the_branches_protected_only_mirrors_carry_and_add_warns_when_the
     assert!(stderr(&set).contains("git-push-mirror protect"), "{}", stderr(&set));
 }
 
+#[test]
+fn a_fixed_mirror_is_retried_at_the_next_run_not_after_its_backoff_and_set_says_how_to_retry_now() {
+    let env = TestEnv::new();
+    // A backoff of an hour: only the fix can make the mirror due within this test.
+    write_global_config(
+        &env,
+        "worker_linger = \"1s\"\n[retry]\ninitial = \"1h\"\nmax = \"2h\"\nfail_after = 1\njitter = false\n",
+    );
+    let upstream = env.bare_repo("app.git");
+    let mirror = env.bare_repo("mirror.git");
+    let wrong = format!("file://{}", path_str(&env.path("mirorr.git")));
+    let (setup, _) = Setup::add_and_install(&env, upstream, &mirror, &wrong, &["--delay", "0s"]);
+    env.commit(&setup.work, "a.txt", "one", "first");
+    setup.push(&env, &["main"]);
+    wait_until("the wrong path fails", CONVERGE, || {
+        setup.status_json(&env)[0]["update_status"] == "failed"
+    });
+    assert!(!setup.status_json(&env)[0]["next_attempt_at"].is_null(), "backed off");
+
+    let repo = path_str(&setup.upstream);
+    let right = format!("file://{}", path_str(&mirror));
+    let fixed = gpm_output(&env, &["set", repo, "backup", "--url", &right]);
+    assert_exit(&fixed, 0, "set --url");
+    assert!(
+        stderr(&fixed).contains(&format!(
+            "mirror backup was failing: it is retried at the next `run` (cron) or push instead of after its \
+             backoff; to retry it now: git-push-mirror sync {} --mirror backup",
+            fs::canonicalize(&setup.upstream).unwrap().display()
+        )),
+        "{}",
+        stderr(&fixed)
+    );
+    assert!(setup.status_json(&env)[0]["next_attempt_at"].is_null(), "due now");
+    gpm_ok(&env, &["run", "--wait"]);
+    setup.wait_converged(&env);
+    assert_eq!(setup.status_json(&env)[0]["update_status"], "finished");
+
+    // The same after `known-hosts --accept` of an SSH mirror refused for its unknown host key.
+    if !require_or_skip("sshd", Sshd::available()) {
+        return;
+    }
+    let sshd = Sshd::start(&env);
+    let ssh_mirror = env.bare_repo("ssh-mirror.git");
+    let url = sshd.url(&ssh_mirror);
+    let key = env.path("key");
+    fs::copy(sshd.client_key(), &key).unwrap();
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+    gpm_ok(
+        &env,
+        &["add", repo, "ssh", &url, "--ssh-key", path_str(&key), "--delay", "0s"],
+    );
+    let ssh_status = || {
+        let all = setup.status_json(&env);
+        all.into_iter().find(|s| s["mirror"] == "ssh").unwrap()
+    };
+    let refused = gpm_output(&env, &["run", "--wait"]);
+    assert_exit(&refused, 1, "run with an unknown host key");
+    assert_eq!(ssh_status()["update_status"], "failed", "{}", ssh_status());
+    assert!(!ssh_status()["next_attempt_at"].is_null(), "backed off");
+    let accepted = gpm_output(
+        &env,
+        &["known-hosts", &url, "--accept", "--repo", repo, "--mirror", "ssh"],
+    );
+    assert_exit(&accepted, 0, "known-hosts --accept");
+    assert!(
+        stderr(&accepted).contains("mirror ssh was failing") && stderr(&accepted).contains("--mirror ssh"),
+        "{}",
+        stderr(&accepted)
+    );
+    assert!(ssh_status()["next_attempt_at"].is_null(), "due now");
+    gpm_ok(&env, &["run", "--wait"]);
+    assert_eq!(ssh_status()["update_status"], "finished", "{}", ssh_status());
+    assert_eq!(env.refs(&ssh_mirror), env.refs(&setup.upstream));
+}
+
 /// Every subcommand (hidden ones included) and every argument of each has a description, in the
 /// clap definition and in the `--help` the binary prints. Generic: flags added later are checked too.
 #[test]

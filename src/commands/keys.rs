@@ -94,6 +94,8 @@ struct HostKeysFile {
     path: PathBuf,
     /// `(repo, mirror)` whose configuration must be pointed at `path` once it is written.
     configure: Option<(PathBuf, String)>,
+    /// `(repo, mirror)` the keys are for, when a mirror was named.
+    mirror: Option<(PathBuf, String)>,
 }
 
 fn resolve_host_keys_target(
@@ -104,7 +106,11 @@ fn resolve_host_keys_target(
     let (repo, name) = match target {
         HostKeysTarget::File(path) => {
             let path = std::path::absolute(&path).context("resolving --file").usage()?;
-            return Ok(HostKeysFile { path, configure: None });
+            return Ok(HostKeysFile {
+                path,
+                configure: None,
+                mirror: None,
+            });
         }
         HostKeysTarget::Mirror { repo, name } => (repo_path(&repo)?, name),
     };
@@ -127,13 +133,15 @@ fn resolve_host_keys_target(
         Some(path) => HostKeysFile {
             path: path.clone(),
             configure: None,
+            mirror: Some((repo, name)),
         },
         None if cfg.fleet_mirrors.contains(&name) => return Err(fleet_mirror_setting(&name, "known_hosts")),
         None => {
             let store = StateStore::new(&global.state_dir);
             HostKeysFile {
                 path: default_known_hosts_path(&store, &repo, &name),
-                configure: Some((repo, name)),
+                configure: Some((repo.clone(), name.clone())),
+                mirror: Some((repo, name)),
             }
         }
     })
@@ -227,6 +235,18 @@ pub fn cmd_known_hosts(
         };
         config_edit::edit_repo_file(repo, global, |text| config_edit::set_mirror(text, mirror, &edit)).usage()?;
         writeln!(out, "set known_hosts of mirror {mirror} to {}", file.path.display()).map_err(io)?;
+    }
+    match &file.mirror {
+        Some((repo, mirror)) => crate::commands::retry_after_fix(global, repo, mirror, |_| {}, err)?,
+        None if matches!(outcome, Recorded::Written { .. }) => {
+            let _ = writeln!(
+                err,
+                "mirrors that use {} retry at their next attempt; to retry one now: git-push-mirror sync REPO \
+                 --mirror NAME",
+                file.path.display()
+            );
+        }
+        None => {}
     }
     Ok(EXIT_OK)
 }

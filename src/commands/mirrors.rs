@@ -347,8 +347,9 @@ pub fn cmd_set(
         }
         Ok(new)
     })?;
-    // Settings may widen what is mirrored: reconcile everything at the next update.
-    StateStore::new(&global.state_dir).update_mirror(&repo, name, |state| state.request_full_sync(now_ms()))?;
+    // Settings may widen what is mirrored: reconcile everything at the next update; and they may
+    // fix what failed: no waiting out the backoff.
+    crate::commands::retry_after_fix(global, &repo, name, |state| state.request_full_sync(now_ms()), err)?;
     if copied {
         let _ = writeln!(
             err,

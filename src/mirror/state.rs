@@ -197,6 +197,17 @@ impl MirrorState {
         self.next_attempt_at_ms = None;
     }
 
+    /// Makes a waiting retry due now: after a change that may fix what failed (the mirror's
+    /// settings, its host keys), waiting out the backoff only delays the fix.
+    pub fn retry_now(&mut self) {
+        self.next_attempt_at_ms = None;
+    }
+
+    /// Whether the last update failed (`to_retry` or `failed`, or `started` again after a failure).
+    pub fn is_failing(&self) -> bool {
+        self.consecutive_failures > 0 || matches!(self.update_status, UpdateStatus::ToRetry | UpdateStatus::Failed)
+    }
+
     /// Whether an update is owed.
     pub fn has_work(&self) -> bool {
         !self.pending.is_empty() || self.full_sync_seq.is_some()

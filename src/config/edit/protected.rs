@@ -166,7 +166,11 @@ mod tests {
             "",
         ] {
             let (protected, _) = protect(text, &strings(&["main"])).unwrap();
-            assert_eq!(unprotect(&protected, &strings(&["main"])).unwrap().0, text, "{protected}");
+            assert_eq!(
+                unprotect(&protected, &strings(&["main"])).unwrap().0,
+                text,
+                "{protected}"
+            );
         }
     }
 
