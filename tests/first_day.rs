@@ -8,7 +8,7 @@ mod common;
 mod support;
 
 use clap::CommandFactory;
-use common::{Sshd, TestEnv, path_str, require_or_skip, wait_until};
+use common::{HttpGitServer, Sshd, TestEnv, path_str, require_or_skip, wait_until};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -1121,6 +1121,60 @@ fn a_fixed_mirror_is_retried_at_the_next_run_not_after_its_backoff_and_set_says_
     gpm_ok(&env, &["run", "--wait"]);
     assert_eq!(ssh_status()["update_status"], "finished", "{}", ssh_status());
     assert_eq!(env.refs(&ssh_mirror), env.refs(&setup.upstream));
+}
+
+#[test]
+fn add_and_set_url_try_the_mirror_and_warn_in_the_hosts_words_when_it_cannot_be_reached() {
+    let env = TestEnv::new();
+    let upstream = env.bare_repo("app.git");
+    let repo = path_str(&upstream);
+    let shown_repo = fs::canonicalize(&upstream).unwrap().display().to_string();
+
+    // A host that does not exist: added, with the host's words and what to run later.
+    let unknown = gpm_output(&env, &["add", repo, "gh", "https://nohost.invalid/acme/app.git"]);
+    assert_exit(&unknown, 0, "add to an unknown host");
+    let said = stderr(&unknown);
+    assert!(
+        said.contains(
+            "warning: mirror gh could not be reached: fatal: unable to access 'https://nohost.invalid/acme/app.git/': \
+             Could not resolve host: nohost.invalid"
+        ) && said.contains(&format!("it was added anyway (its repository may be created later, or its host be out of reach from here for now); `git-push-mirror check {shown_repo}` tries it again")),
+        "{said}"
+    );
+    assert!(repo_file(&upstream).contains("[mirror.gh]"), "a warning, not a refusal");
+
+    // A repository that does not exist on a real smart-HTTP server: the same, in its words.
+    if !require_or_skip("git http-backend", HttpGitServer::available()) {
+        return;
+    }
+    fs::create_dir_all(env.path("srv")).unwrap();
+    let server = HttpGitServer::start(&env, &env.path("srv"), HTTP_USER, HTTP_PASSWORD);
+    let token = secret_file(&env, "token", HTTP_PASSWORD, 0o600);
+    let credentials = ["--username", HTTP_USER, "--password-file", path_str(&token)];
+    let nosuch_url = server.url("nosuch.git");
+    let mut args = vec!["add", repo, "backup", &nosuch_url];
+    args.extend_from_slice(&credentials);
+    let missing = gpm_output(&env, &args);
+    assert_exit(&missing, 0, "add of a repository that does not exist");
+    assert!(
+        stderr(&missing).contains("warning: mirror backup could not be reached: ")
+            && stderr(&missing).contains("not found"),
+        "{}",
+        stderr(&missing)
+    );
+
+    // Re-pointed at a repository that exists: `set --url` tries it, and says nothing.
+    env.bare_repo("srv/mirror.git");
+    let fixed = gpm_output(&env, &["set", repo, "backup", "--url", &server.url("mirror.git")]);
+    assert_exit(&fixed, 0, "set --url");
+    assert!(!stderr(&fixed).contains("could not be reached"), "{}", stderr(&fixed));
+    let broken = gpm_output(&env, &["set", repo, "backup", "--url", &server.url("gone.git")]);
+    assert!(
+        stderr(&broken).contains("warning: mirror backup could not be reached: ")
+            && stderr(&broken).contains("it was changed anyway"),
+        "{}",
+        stderr(&broken)
+    );
 }
 
 /// Every subcommand (hidden ones included) and every argument of each has a description, in the

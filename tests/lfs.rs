@@ -479,7 +479,11 @@ fn lfs_url_sends_a_file_mirrors_objects_to_an_http_lfs_server_with_the_mirrors_p
             &lfs_url,
         ],
     );
-    assert!(!stderr(&added).contains("will not send it"), "{}", stderr(&added));
+    assert!(
+        !stderr(&added).contains("never sent a user name or password"),
+        "{}",
+        stderr(&added)
+    );
     // The password is for the LFS endpoint only: the file:// push runs the mirror's hooks.
     let hook_env = env.path("mirror-hook.env");
     write_hook(

@@ -261,10 +261,11 @@ pub fn cmd_add(
     if disabled {
         edit.enabled = Some(false);
     }
+    let mut unreachable = None;
     edit_with_secret(&repo, global, secret, err, |text| {
         let new = config_edit::add_mirror(text, name, &edit)?;
         refuse_unused_credentials(&repo, global, name, &new)?;
-        crate::commands::check::refuse_format_mismatch(&repo, global, name, &new)?;
+        unreachable = crate::commands::check::try_new_mirror(&repo, global, name, &new)?;
         Ok(new)
     })?;
     let store = StateStore::new(&global.state_dir);
@@ -278,8 +279,24 @@ pub fn cmd_add(
         repo.display()
     )
     .map_err(io)?;
+    warn_unreachable(&repo, name, unreachable, "added", err);
     advise(global, &repo, name, err);
     Ok(EXIT_OK)
+}
+
+/// The warning for a mirror that could not be reached when it was added or re-pointed, in the
+/// host's words: the change stands (the repository may be created later, or the host be out of
+/// reach from here for now).
+fn warn_unreachable(repo: &Path, name: &str, words: Option<String>, done: &str, err: &mut dyn Write) {
+    if let Some(words) = words {
+        let _ = writeln!(
+            err,
+            "warning: mirror {name} could not be reached: {words}\n\
+             it was {done} anyway (its repository may be created later, or its host be out of reach from here \
+             for now); `git-push-mirror check {}` tries it again",
+            repo.display()
+        );
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -332,6 +349,7 @@ pub fn cmd_set(
     let copied = fleet_copy.is_some();
     let url_changed = edit.url.is_some();
     let credentials_touched = touches_credentials(&edit);
+    let mut unreachable = None;
     edit_with_secret(&repo, global, secret, err, |text| {
         let text = match fleet_copy {
             Some(table) => config_edit::add_mirror_table(text, name, table)?,
@@ -343,7 +361,7 @@ pub fn cmd_set(
             refuse_unused_credentials(&repo, global, name, &new)?;
         }
         if url_changed {
-            crate::commands::check::refuse_format_mismatch(&repo, global, name, &new)?;
+            unreachable = crate::commands::check::try_new_mirror(&repo, global, name, &new)?;
         }
         Ok(new)
     })?;
@@ -358,6 +376,7 @@ pub fn cmd_set(
         );
     }
     writeln!(out, "updated mirror {name} of {}", repo.display()).map_err(io)?;
+    warn_unreachable(&repo, name, unreachable, "changed", err);
     advise(global, &repo, name, err);
     Ok(EXIT_OK)
 }
