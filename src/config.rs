@@ -186,6 +186,8 @@ pub struct MirrorKeys<F: SettingForm> {
     pub enabled: Option<bool>,
     pub only_protected_branches: Option<bool>,
     pub keep_divergent_refs: Option<bool>,
+    /// Delete on the mirror a ref deleted locally even when its work is not merged.
+    pub prune_unmerged: Option<bool>,
     pub branches: Option<Vec<String>>,
     pub tags: Option<TagSetting>,
     pub refs: Option<Vec<String>>,
@@ -263,6 +265,7 @@ pub struct MirrorDefaults {
     pub enabled: bool,
     pub only_protected_branches: bool,
     pub keep_divergent_refs: bool,
+    pub prune_unmerged: bool,
     pub branches: Option<Vec<String>>,
     pub tags: TagSetting,
     pub refs: Vec<String>,
@@ -286,6 +289,7 @@ impl Default for MirrorDefaults {
             enabled: true,
             only_protected_branches: false,
             keep_divergent_refs: false,
+            prune_unmerged: false,
             branches: None,
             tags: TagSetting::All,
             refs: Vec::new(),
@@ -847,6 +851,28 @@ jitter = false
             let err = global_from(&format!("[defaults]\n{key} = {value}\n")).unwrap_err();
             assert_invalid(err, &format!("`{key}`"));
         }
+    }
+
+    #[test]
+    fn prune_unmerged_is_off_by_default_and_set_per_mirror_or_in_defaults() {
+        let config = repo_ok(
+            "[mirror.a]\nurl = \"https://h/a.git\"\n[mirror.b]\nurl = \"https://h/b.git\"\nprune_unmerged = true\n",
+        );
+        assert!(!config.mirrors[0].rules.prune_unmerged);
+        assert!(config.mirrors[1].rules.prune_unmerged);
+        let global = global_from("[defaults]\nprune_unmerged = true\n").unwrap();
+        assert!(global.defaults.prune_unmerged);
+        assert!(!GlobalConfig::embedded(Path::new("/s")).defaults.prune_unmerged);
+        let dir = TempDir::new().unwrap();
+        let repo = dir.path().join("repo.git");
+        write(
+            &repo.join(REPO_CONFIG_FILE),
+            "[mirror.a]\nurl = \"https://h/a.git\"\n[mirror.b]\nurl = \"https://h/b.git\"\nprune_unmerged = false\n",
+            0o600,
+        );
+        let config = load_repo(&repo, &global).unwrap();
+        assert!(config.mirrors[0].rules.prune_unmerged, "from [defaults]");
+        assert!(!config.mirrors[1].rules.prune_unmerged, "the mirror's own setting wins");
     }
 
     #[test]

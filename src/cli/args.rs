@@ -295,6 +295,10 @@ pub struct MirrorFlags {
     /// Never overwrite or delete refs that differ on the mirror.
     #[arg(long)]
     keep_divergent_refs: Option<Option<bool>>,
+    /// Delete on the mirror a branch or tag deleted here even when its commits are not merged into
+    /// the default branch (default false: such refs are kept, listed in kept_refs).
+    #[arg(long, value_name = "BOOL")]
+    prune_unmerged: Option<Option<bool>>,
     /// Mirror only branches matching PATTERN (`*` matches anything, `/` too); repeatable.
     #[arg(long = "branch", value_name = "PATTERN")]
     branches: Vec<String>,
@@ -379,6 +383,7 @@ impl MirrorFlags {
         Ok(MirrorEdit {
             only_protected_branches: flag(self.only_protected_branches),
             keep_divergent_refs: flag(self.keep_divergent_refs),
+            prune_unmerged: flag(self.prune_unmerged),
             branches: (!self.branches.is_empty()).then(|| self.branches.clone()),
             tags,
             username: self.username.clone(),

@@ -445,6 +445,9 @@ fn describe_filters(mirror: &MirrorConfig) -> String {
     if rules.keep_divergent_refs {
         parts.push("keep-divergent-refs".to_string());
     }
+    if rules.prune_unmerged {
+        parts.push("prune-unmerged".to_string());
+    }
     parts.join(" ")
 }
 

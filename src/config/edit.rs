@@ -400,6 +400,7 @@ fn changes(edit: &MirrorEdit) -> Result<Vec<(&'static str, Change)>, EditError> 
         ("enabled", edit.enabled),
         ("only_protected_branches", edit.only_protected_branches),
         ("keep_divergent_refs", edit.keep_divergent_refs),
+        ("prune_unmerged", edit.prune_unmerged),
         ("lfs_required", edit.lfs_required),
     ] {
         if let Some(flag) = flag {

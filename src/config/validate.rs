@@ -117,6 +117,7 @@ fn resolve_defaults(s: MirrorSettings) -> Result<MirrorDefaults, String> {
         enabled: s.enabled.unwrap_or(builtin.enabled),
         only_protected_branches: s.only_protected_branches.unwrap_or(builtin.only_protected_branches),
         keep_divergent_refs: s.keep_divergent_refs.unwrap_or(builtin.keep_divergent_refs),
+        prune_unmerged: s.prune_unmerged.unwrap_or(builtin.prune_unmerged),
         branches: s.branches,
         tags: s.tags.unwrap_or(builtin.tags),
         refs,
@@ -299,6 +300,7 @@ fn resolve_mirror(
         tags: s.tags.as_ref().unwrap_or(&defaults.tags).to_selection(),
         extra_refs: refs,
         keep_divergent_refs: s.keep_divergent_refs.unwrap_or(defaults.keep_divergent_refs),
+        prune_unmerged: s.prune_unmerged.unwrap_or(defaults.prune_unmerged),
     };
     let timeout = s.timeout.unwrap_or(defaults.timeout);
     check_timeout(timeout)?;

@@ -110,6 +110,10 @@ pub struct MirrorState {
     pub divergent_refs: BTreeSet<String>,
     #[serde(default)]
     pub kept_refs: BTreeSet<String>,
+    /// Why each of `kept_refs` is kept, in words (refs kept by a version that did not record it
+    /// have none until the next update that considers them).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub kept_reasons: BTreeMap<String, String>,
     /// Refs to reconcile at the next update.
     #[serde(default)]
     pub pending: BTreeMap<String, PendingRef>,

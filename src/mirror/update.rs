@@ -466,6 +466,7 @@ pub fn record_outcome(
         state.full_sync_seq = None;
         state.divergent_refs.clear();
         state.kept_refs.clear();
+        state.kept_reasons.clear();
     }
     for result in &report.refs {
         match &result.outcome {
@@ -474,11 +475,13 @@ pub fn record_outcome(
             }
             RefOutcome::Kept { .. } => {
                 state.kept_refs.insert(result.name.clone());
+                state.kept_reasons.insert(result.name.clone(), result.outcome.detail());
             }
             RefOutcome::Rejected { .. } | RefOutcome::Blocked { .. } => {}
             _ => {
                 state.divergent_refs.remove(&result.name);
                 state.kept_refs.remove(&result.name);
+                state.kept_reasons.remove(&result.name);
             }
         }
         match &result.outcome {
