@@ -140,6 +140,69 @@ fn the_right_token_converges_through_the_hook_and_sync_and_the_secret_never_leak
 }
 
 #[test]
+fn a_password_under_4_characters_is_refused_and_a_4_letter_one_never_blanks_part_of_a_word() {
+    if !http_available() {
+        return;
+    }
+    let env = TestEnv::new();
+    write_global_config(&env, FAST_RETRY);
+    let http = http_mirror(&env, USER, &unique_token("good"));
+    let upstream = env.bare_repo("upstream.git");
+    let repo = path_str(&upstream);
+
+    // Too short to tell apart from ordinary words: refused, without showing it.
+    let tiny = secret_file(&env, "tiny", "ent", 0o600);
+    let refused = gpm_output(
+        &env,
+        &[
+            "add",
+            repo,
+            "backup",
+            &http.url,
+            "--username",
+            USER,
+            "--password-file",
+            path_str(&tiny),
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("shorter than 4 characters"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(!upstream.join("push-mirror.toml").exists());
+
+    // "word", refused by the host: the error's own words ("password_file", "password/token")
+    // are intact, and where the password stands alone it is hidden.
+    let short = secret_file(&env, "short", "word", 0o600);
+    gpm_ok(
+        &env,
+        &[
+            "add",
+            repo,
+            "backup",
+            &http.url,
+            "--username",
+            USER,
+            "--password-file",
+            path_str(&short),
+        ],
+    );
+    let sync = gpm_output(&env, &["sync", repo]);
+    assert_eq!(sync.status.code(), Some(1), "{}", stdout(&sync));
+    let status = gpm_output(&env, &["status", "--json", repo]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let error = status[0]["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("the secret in password_file, password_env or password; the token"),
+        "{error}"
+    );
+    assert!(!error.contains("*****"), "nothing of the words was blanked: {error}");
+    assert!(http.server.auth_failures() > 0);
+}
+
+#[test]
 fn a_wrong_token_is_retried_then_failed_with_a_redacted_useful_error() {
     if !http_available() {
         return;
