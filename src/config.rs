@@ -453,6 +453,31 @@ pub struct RepoConfig {
     pub fleet_mirrors: Vec<String>,
 }
 
+#[cfg(test)]
+impl MirrorConfig {
+    /// A mirror `m` of `url` with every setting at its default, for unit tests to adjust.
+    pub(crate) fn example(url: &str) -> MirrorConfig {
+        let defaults = MirrorDefaults::default();
+        MirrorConfig {
+            name: "m".into(),
+            url: url.into(),
+            enabled: true,
+            rules: MirrorRules::default(),
+            username: None,
+            password: None,
+            ssh_key: None,
+            known_hosts: None,
+            ca_file: None,
+            delay: None,
+            min_interval: Duration::ZERO,
+            timeout: defaults.timeout,
+            verify_interval: Duration::ZERO,
+            lfs: LfsSettings::default(),
+            push_limits: PushLimits::default(),
+        }
+    }
+}
+
 impl RepoConfig {
     pub fn mirror(&self, name: &str) -> Option<&MirrorConfig> {
         self.mirrors.iter().find(|m| m.name == name)

@@ -362,21 +362,10 @@ mod tests {
 
     fn mirror(url: &str, password: Option<SecretSource>) -> MirrorConfig {
         MirrorConfig {
-            name: "m".into(),
-            url: url.into(),
-            enabled: true,
-            rules: Default::default(),
             username: Some("bot".into()),
             password,
-            ssh_key: None,
-            known_hosts: None,
-            ca_file: None,
-            delay: None,
-            min_interval: std::time::Duration::ZERO,
             timeout: std::time::Duration::from_secs(60),
-            verify_interval: std::time::Duration::ZERO,
-            lfs: Default::default(),
-            push_limits: Default::default(),
+            ..MirrorConfig::example(url)
         }
     }
 

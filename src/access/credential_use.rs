@@ -68,23 +68,9 @@ mod tests {
         password: Option<SecretSource>,
         lfs_url: Option<&str>,
     ) -> MirrorConfig {
-        let mut mirror = MirrorConfig {
-            name: "m".into(),
-            url: url.into(),
-            enabled: true,
-            rules: Default::default(),
-            username: username.map(String::from),
-            password,
-            ssh_key: None,
-            known_hosts: None,
-            ca_file: None,
-            delay: None,
-            min_interval: std::time::Duration::ZERO,
-            timeout: std::time::Duration::from_secs(60),
-            verify_interval: std::time::Duration::ZERO,
-            lfs: Default::default(),
-            push_limits: Default::default(),
-        };
+        let mut mirror = MirrorConfig::example(url);
+        mirror.username = username.map(String::from);
+        mirror.password = password;
         mirror.lfs.url = lfs_url.map(String::from);
         mirror
     }
