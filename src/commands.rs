@@ -9,6 +9,7 @@ pub mod install;
 pub mod keys;
 pub mod metrics;
 pub mod mirrors;
+pub mod protected;
 pub mod repo_arg;
 pub mod run;
 pub mod status;
@@ -61,22 +62,63 @@ pub(crate) fn repo_path(repo: &Path) -> Result<PathBuf, Exit> {
     Ok(path)
 }
 
-/// The refusal of a mirror name the repository does not have, with the closest one it has.
-pub(crate) fn no_such_mirror(repo: &Path, name: &str, cfg: &config::RepoConfig) -> Exit {
+/// What a command about a missing mirror may suggest besides the names the repository has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum MissingMirror {
+    /// The command configures the mirror (`set`, `keygen`, `known-hosts --accept`): adding it first
+    /// is a way on.
+    MayBeAdded,
+    /// The command acts on an existing mirror only (`remove`, `sync`).
+    MustExist,
+}
+
+/// The refusal of a mirror name the repository does not have: the closest name it has, or the
+/// names it has, and (for a command that configures a mirror) how to add it.
+pub(crate) fn no_such_mirror(repo: &Path, name: &str, cfg: &config::RepoConfig, then: MissingMirror) -> Exit {
     let names: Vec<&str> = cfg.mirrors.iter().map(|m| m.name.as_str()).collect();
-    let add_it = format!("add it first: git-push-mirror add {} {name} URL", repo.display());
-    let hint = match crate::util::suggest::closest(name, names.iter().copied()) {
-        Some(close) => format!("; did you mean `{close}`?"),
-        None if names.is_empty() => format!(" (it has no mirrors); {add_it}"),
+    let mut message = format!("{}: there is no mirror named `{name}`", repo.display());
+    match crate::util::suggest::closest(name, names.iter().copied()) {
+        Some(close) => message.push_str(&format!("; did you mean `{close}`?")),
+        None if names.is_empty() => message.push_str(" (it has no mirrors)"),
         None => {
             let names: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
-            format!(" (its mirrors: {}); {add_it}", names.join(", "))
+            message.push_str(&format!(" (its mirrors: {})", names.join(", ")));
         }
-    };
-    Exit(
-        EXIT_USAGE,
-        anyhow::anyhow!("{}: there is no mirror named `{name}`{hint}", repo.display()),
-    )
+    }
+    if then == MissingMirror::MayBeAdded {
+        message.push_str(&format!(
+            "; to add it first: git-push-mirror add {} {name} URL",
+            repo.display()
+        ));
+    }
+    Exit(EXIT_USAGE, anyhow::anyhow!(message))
+}
+
+/// After a change that may fix a failing mirror (its settings by `set`, its host keys by
+/// `known-hosts --accept`): its retry is made due at once, so the next `run` (cron) or push does
+/// not wait out the backoff, and the admin is told how to retry it now. `also` is done to the
+/// state in the same write (`set` asks for a full reconciliation).
+pub(crate) fn retry_after_fix(
+    global: &GlobalConfig,
+    repo: &Path,
+    name: &str,
+    also: impl FnOnce(&mut crate::mirror::state::MirrorState),
+    err: &mut dyn Write,
+) -> Result<(), Exit> {
+    let was_failing = StateStore::new(&global.state_dir).update_mirror(repo, name, |state| {
+        also(state);
+        state.retry_now();
+        state.is_failing()
+    })?;
+    if was_failing {
+        let _ = writeln!(
+            err,
+            "mirror {name} was failing: it is retried at the next `run` (cron) or push instead of after its \
+             backoff; to retry it now: git-push-mirror sync {} --mirror {name}",
+            repo.display()
+        );
+    }
+    Ok(())
 }
 
 pub(crate) fn repo_paths(repos: &[PathBuf]) -> Result<Vec<PathBuf>, Exit> {

@@ -19,6 +19,7 @@ mod load;
 mod mirror_files;
 pub mod mirror_path;
 mod raw;
+mod unknown_key;
 mod validate;
 
 pub(crate) use load::untrusted_repo_file;
@@ -187,6 +188,8 @@ pub struct MirrorKeys<F: SettingForm> {
     pub enabled: Option<bool>,
     pub only_protected_branches: Option<bool>,
     pub keep_divergent_refs: Option<bool>,
+    /// Delete on the mirror a ref deleted locally even when its work is not merged.
+    pub prune_unmerged: Option<bool>,
     pub branches: Option<Vec<String>>,
     pub tags: Option<TagSetting>,
     pub refs: Option<Vec<String>>,
@@ -264,6 +267,7 @@ pub struct MirrorDefaults {
     pub enabled: bool,
     pub only_protected_branches: bool,
     pub keep_divergent_refs: bool,
+    pub prune_unmerged: bool,
     pub branches: Option<Vec<String>>,
     pub tags: TagSetting,
     pub refs: Vec<String>,
@@ -287,6 +291,7 @@ impl Default for MirrorDefaults {
             enabled: true,
             only_protected_branches: false,
             keep_divergent_refs: false,
+            prune_unmerged: false,
             branches: None,
             tags: TagSetting::All,
             refs: Vec::new(),
@@ -456,6 +461,32 @@ pub struct RepoConfig {
     pub mirrors: Vec<MirrorConfig>,
     /// Names of the mirrors that come from fleet mirrors of the global file.
     pub fleet_mirrors: Vec<String>,
+}
+
+#[cfg(test)]
+impl MirrorConfig {
+    /// A mirror `m` of `url` with every setting at its default, for unit tests to adjust.
+    pub(crate) fn example(url: &str) -> MirrorConfig {
+        let defaults = MirrorDefaults::default();
+        MirrorConfig {
+            name: "m".into(),
+            url: url.into(),
+            enabled: true,
+            rules: MirrorRules::default(),
+            username: None,
+            password: None,
+            ssh_key: None,
+            known_hosts: None,
+            ca_file: None,
+            delay: None,
+            min_interval: Duration::ZERO,
+            timeout: defaults.timeout,
+            verify_interval: Duration::ZERO,
+            lfs: LfsSettings::default(),
+            push_limits: PushLimits::default(),
+            fault: None,
+        }
+    }
 }
 
 impl RepoConfig {
@@ -748,25 +779,49 @@ jitter = false
     #[test]
     fn unknown_keys_are_syntax_errors_naming_the_key() {
         let err = global_from("max_parallel = 2\nspool_dri = \"/x\"\n").unwrap_err();
-        assert_syntax(err, 2, 1, "unknown field `spool_dri`");
+        assert_syntax(err, 2, 1, "unknown key `spool_dri`; did you mean `spool_dir`?");
 
         let err = global_from("[defaults]\ndelay = \"1s\"\n  brnaches = [\"main\"]\n").unwrap_err();
-        assert_syntax(err, 3, 3, "unknown field `brnaches`");
+        assert_syntax(
+            err,
+            3,
+            3,
+            "unknown key `brnaches` in `[defaults]`; did you mean `branches`?",
+        );
 
         let err = global_from("[retry]\nintial = \"1s\"\n").unwrap_err();
-        assert_syntax(err, 2, 1, "unknown field `intial`");
+        assert_syntax(err, 2, 1, "unknown key `intial` in `[retry]`; did you mean `initial`?");
 
         let err = repo_err(
             "protected_branches = [\"main\"]\n\n[mirror.github]\nurl = \"https://h/x.git\"\nbrnaches = [\"main\"]\n",
             0o644,
         );
-        assert_syntax(err, 5, 1, "unknown field `brnaches`");
+        assert_syntax(
+            err,
+            5,
+            1,
+            "unknown key `brnaches` in `[mirror.github]`; did you mean `branches`?",
+        );
 
         let err = repo_err("protected = [\"main\"]\n", 0o644);
-        assert_syntax(err, 1, 1, "unknown field `protected`");
+        assert_syntax(err, 1, 1, "unknown key `protected`; did you mean `protected_branches`?");
 
         let err = repo_err("[mirrors.github]\nurl = \"https://h/x.git\"\n", 0o644);
-        assert_syntax(err, 1, 2, "unknown field `mirrors`");
+        assert_syntax(err, 1, 2, "unknown key `mirrors`; did you mean `mirror`?");
+
+        // A top-level key appended below the last table.
+        let err = repo_err(
+            "[mirror.github]\nurl = \"https://h/x.git\"\nprotected_branches = [\"main\"]\n",
+            0o644,
+        );
+        assert_syntax(err, 3, 1, "`protected_branches` belongs at the top of the file");
+
+        // A misspelled transport.
+        let err = repo_err("[mirror.github]\nurl = \"htps://h/x.git\"\n", 0o644);
+        assert_invalid(
+            err,
+            "`url` uses `htps://`, which git does not know: did you mean https://h/x.git?",
+        );
     }
 
     #[test]
@@ -832,6 +887,28 @@ jitter = false
             let err = global_from(&format!("[defaults]\n{key} = {value}\n")).unwrap_err();
             assert_invalid(err, &format!("`{key}`"));
         }
+    }
+
+    #[test]
+    fn prune_unmerged_is_off_by_default_and_set_per_mirror_or_in_defaults() {
+        let config = repo_ok(
+            "[mirror.a]\nurl = \"https://h/a.git\"\n[mirror.b]\nurl = \"https://h/b.git\"\nprune_unmerged = true\n",
+        );
+        assert!(!config.mirrors[0].rules.prune_unmerged);
+        assert!(config.mirrors[1].rules.prune_unmerged);
+        let global = global_from("[defaults]\nprune_unmerged = true\n").unwrap();
+        assert!(global.defaults.prune_unmerged);
+        assert!(!GlobalConfig::embedded(Path::new("/s")).defaults.prune_unmerged);
+        let dir = TempDir::new().unwrap();
+        let repo = dir.path().join("repo.git");
+        write(
+            &repo.join(REPO_CONFIG_FILE),
+            "[mirror.a]\nurl = \"https://h/a.git\"\n[mirror.b]\nurl = \"https://h/b.git\"\nprune_unmerged = false\n",
+            0o600,
+        );
+        let config = load_repo(&repo, &global).unwrap();
+        assert!(config.mirrors[0].rules.prune_unmerged, "from [defaults]");
+        assert!(!config.mirrors[1].rules.prune_unmerged, "the mirror's own setting wins");
     }
 
     #[test]

@@ -35,6 +35,8 @@ use std::time::Duration;
 pub struct RemoteAccess {
     /// The mirror's name, for messages (empty when unknown).
     pub mirror: String,
+    /// The repository pushed from, for the commands hints name (`REPO` when unknown).
+    pub repo: Option<std::path::PathBuf>,
     /// The URL git is given (never holds credentials).
     pub url: String,
     /// Wall-clock limit for one git process talking to the mirror.
@@ -48,6 +50,9 @@ pub struct RemoteAccess {
     pub lfs_env: Vec<(String, OsString)>,
     /// Strings that must never be stored or shown (redacted from all output).
     pub secrets: Vec<String>,
+    /// The HTTP(S) origins the credential helper gives the mirror's user name and password to
+    /// (empty: the mirror has none), so a hint about a refusal says what was really offered.
+    pub credential_origins: Vec<String>,
     /// The mirror's own CA certificates (`ca_file`), given to git in [`env`](Self::env); an
     /// inherited `GIT_SSL_CAINFO`, which git would let win, is removed.
     pub ca_file: Option<std::path::PathBuf>,
@@ -71,12 +76,14 @@ impl RemoteAccess {
     pub fn new(url: &str, timeout: Duration, allowed_protocols: &[String]) -> RemoteAccess {
         RemoteAccess {
             mirror: String::new(),
+            repo: None,
             url: url.to_string(),
             timeout,
             allowed_protocols: allowed_protocols.to_vec(),
             env: Vec::new(),
             lfs_env: Vec::new(),
             secrets: Vec::new(),
+            credential_origins: Vec::new(),
             ca_file: None,
             rejections: None,
             credentials: None,
@@ -142,6 +149,13 @@ impl RemoteAccess {
             );
         }
         cmd
+    }
+
+    /// The repository as a command line argument in hints: its path, or `REPO` when unknown.
+    pub fn repo_arg(&self) -> String {
+        self.repo
+            .as_ref()
+            .map_or_else(|| "REPO".to_string(), |repo| repo.display().to_string())
     }
 
     /// Redacts this mirror's secrets and any URL userinfo from `text`.

@@ -140,6 +140,59 @@ fn the_right_token_converges_through_the_hook_and_sync_and_the_secret_never_leak
 }
 
 #[test]
+fn a_password_under_4_characters_is_refused_and_a_4_letter_one_never_blanks_part_of_a_word() {
+    if !http_available() {
+        return;
+    }
+    let env = TestEnv::new();
+    write_global_config(&env, FAST_RETRY);
+    let http = http_mirror(&env, USER, &unique_token("good"));
+    let upstream = env.bare_repo("upstream.git");
+    let repo = path_str(&upstream);
+
+    let add_with = |secret: &str| {
+        let file = secret_file(&env, "token", secret, 0o600);
+        let args = [
+            "add",
+            repo,
+            "backup",
+            &http.url,
+            "--username",
+            USER,
+            "--password-file",
+            path_str(&file),
+        ];
+        gpm_output(&env, &args)
+    };
+
+    // Too short to tell apart from ordinary words: refused, without showing it.
+    let refused = add_with("ent");
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("shorter than 4 characters"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(!upstream.join("push-mirror.toml").exists());
+
+    // "word", refused by the host: the error's own words ("password_file", "password/token")
+    // are intact (the password stands alone nowhere in them).
+    let added = add_with("word");
+    assert_eq!(added.status.code(), Some(0), "{}", stderr(&added));
+    let sync = gpm_output(&env, &["sync", repo]);
+    assert_eq!(sync.status.code(), Some(1), "{}", stdout(&sync));
+    let status = gpm_output(&env, &["status", "--json", repo]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let error = status[0]["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("the secret in password_file, password_env or password; the token"),
+        "{error}"
+    );
+    assert!(!error.contains("*****"), "nothing of the words was blanked: {error}");
+    assert!(http.server.auth_failures() > 0);
+}
+
+#[test]
 fn a_wrong_token_is_retried_then_failed_with_a_redacted_useful_error() {
     if !http_available() {
         return;
@@ -322,16 +375,46 @@ env > '{}'
         ),
     );
     let url = format!("file://{}", path_str(&mirror));
-    let flags = [
-        "--username",
-        USER,
-        "--password-file",
-        path_str(&token_file),
-        "--delay",
-        "0s",
-    ];
-    let (setup, added) = add_and_install(&env, &mirror, &url, &flags);
-    assert!(stderr(&added).contains("only used over https"), "{}", stderr(&added));
+    let credentials = ["--username", USER, "--password-file", path_str(&token_file)];
+
+    // `add` refuses credentials a file:// mirror never sends (and so does `set`).
+    let upstream = env.bare_repo("upstream.git");
+    let mut args = vec!["add", path_str(&upstream), "backup", &url];
+    args.extend_from_slice(&credentials);
+    let refused = gpm_output(&env, &args);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains(
+            "mirror backup: `username` and `password_file` set, but a local (file://) mirror is never sent a \
+             user name or password"
+        ),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(!upstream.join("push-mirror.toml").exists(), "nothing was added");
+    let (setup, _) = Setup::add_and_install(&env, upstream, &mirror, &url, &["--delay", "0s"]);
+    let mut args = vec!["set", path_str(&setup.upstream), "backup"];
+    args.extend_from_slice(&credentials);
+    let refused = gpm_output(&env, &args);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("never sent a user name or password"));
+
+    // Written by hand, they are ignored (`check` says so) and never reach the mirror's hooks.
+    let file = setup.upstream.join("push-mirror.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        format!(
+            "{text}username = \"{USER}\"\npassword_file = \"{}\"\n",
+            path_str(&token_file)
+        ),
+    )
+    .unwrap();
+    let check = gpm_ok(&env, &["check", path_str(&setup.upstream)]);
+    assert!(
+        check.contains("note: `username` and `password_file` set, but a local (file://) mirror is never sent"),
+        "{check}"
+    );
     env.commit(&setup.work, "a.txt", "one", "first");
     setup.push(&env, &["main"]);
     setup.wait_converged(&env);

@@ -177,8 +177,10 @@ fn an_unknown_host_key_is_refused_until_accepted_and_a_changed_one_is_refused_ag
     assert!(stderr(&shown).contains("nothing recorded"), "{}", stderr(&shown));
     assert!(mirror_config(&setup)["mirror"]["backup"].get("known_hosts").is_none());
 
-    // --accept records it in a known_hosts file of the mirror's own, and pushing works.
-    let accepted = gpm_ok(
+    // --accept records it in a known_hosts file of the mirror's own, makes the failing mirror due
+    // at once (no waiting out its backoff: see the first-day tests) and says how to retry now; and
+    // pushing works.
+    let accepted = gpm_output(
         &env,
         &[
             "known-hosts",
@@ -190,7 +192,16 @@ fn an_unknown_host_key_is_refused_until_accepted_and_a_changed_one_is_refused_ag
             "backup",
         ],
     );
-    assert!(accepted.contains("recorded 1 key(s)"), "{accepted}");
+    common::assert_success(&accepted, "known-hosts --accept");
+    assert!(stdout(&accepted).contains("recorded 1 key(s)"), "{}", stdout(&accepted));
+    assert!(
+        stderr(&accepted).contains(&format!(
+            "mirror backup was failing: it is retried at the next `run` (cron) or push instead of after its \
+             backoff; to retry it now: git-push-mirror sync {repo_arg} --mirror backup"
+        )),
+        "{}",
+        stderr(&accepted)
+    );
     let config = mirror_config(&setup);
     let known_hosts = PathBuf::from(config["mirror"]["backup"]["known_hosts"].as_str().unwrap());
     assert!(known_hosts.starts_with(state_base(&env)), "{}", known_hosts.display());
@@ -221,9 +232,33 @@ fn an_unknown_host_key_is_refused_until_accepted_and_a_changed_one_is_refused_ag
     env.commit(&setup.work, "a.txt", "two", "second");
     setup.push(&env, &["main"]);
     wait_until("the changed host key is refused", CONVERGE, || {
-        setup.last_error(&env).contains("host key changed")
+        setup
+            .last_error(&env)
+            .contains("host key changed since it was accepted")
     });
-    assert!(setup.last_error(&env).contains("Host key verification failed"));
+    // One clean sentence (no "remove with:" of ssh's advice to delete the key), and the exact
+    // command that shows the new keys beside the recorded ones.
+    let error = setup.last_error(&env);
+    let fingerprint = host_fingerprint(&env, &m.sshd);
+    assert!(
+        error.starts_with(&format!(
+            "the SSH host key of [127.0.0.1]:{} has changed: it now sends the ED25519 key {fingerprint}; the \
+             recorded one is the ED25519 key in ",
+            m.sshd.port()
+        )),
+        "{error}"
+    );
+    assert!(
+        !error.contains("remove with") && !error.contains("ssh-keygen"),
+        "{error}"
+    );
+    assert!(
+        error.contains(&format!(
+            "`git-push-mirror known-hosts {url_without_user} --repo {repo_arg} --mirror backup` shows the new \
+             fingerprints"
+        )),
+        "{error}"
+    );
     assert_eq!(
         env.refs(&setup.mirror),
         before,

@@ -97,6 +97,27 @@ fn exercise_mirror_semantics(env: &TestEnv, setup: &Setup) {
         "{status:#}"
     );
     assert_eq!(status["last_error"], serde_json::Value::Null, "{status:#}");
+
+    // Each kept ref says why, and how to have such refs deleted.
+    let why = "deleted locally with work not merged into the default branch; prune_unmerged = true deletes it";
+    assert_eq!(
+        status["kept_reasons"],
+        serde_json::json!([{"ref": "refs/heads/unmerged", "reason": why}]),
+        "{status:#}"
+    );
+    let human = gpm_ok(env, &["status", path_str(&setup.upstream)]);
+    assert!(human.contains(&format!("      refs/heads/unmerged: {why}")), "{human}");
+
+    // With prune_unmerged, a `sync` deletes it (with a lease on the value the mirror has).
+    gpm_ok(
+        env,
+        &["set", path_str(&setup.upstream), "backup", "--prune-unmerged", "true"],
+    );
+    gpm_ok(env, &["sync", path_str(&setup.upstream)]);
+    assert_eq!(env.refs(&setup.mirror), env.refs(&setup.upstream));
+    let status = &setup.status_json(env)[0];
+    assert_eq!(status["kept_refs"], serde_json::json!([]), "{status:#}");
+    assert_eq!(status["kept_reasons"], serde_json::json!([]), "{status:#}");
 }
 
 #[test]

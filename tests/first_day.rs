@@ -8,7 +8,7 @@ mod common;
 mod support;
 
 use clap::CommandFactory;
-use common::{Sshd, TestEnv, path_str, require_or_skip, wait_until};
+use common::{HttpGitServer, Sshd, TestEnv, path_str, require_or_skip, wait_until};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -871,6 +871,311 @@ fn the_debian_package_ships_everything_in_its_place_and_the_quickstart_runs_an_i
 }
 
 // --help ----------------------------------------------------------------------------------------
+
+// Issue 21: the first-day list -------------------------------------------------------------------
+
+#[test]
+fn misspelled_schemes_mirror_names_and_keys_are_answered_with_what_was_meant() {
+    let env = TestEnv::new();
+    let upstream = env.bare_repo("app.git");
+    let repo = path_str(&upstream);
+
+    // A misspelled scheme: refused with the URL that was meant; nothing is written.
+    for (typed, meant) in [
+        ("htps://example.com/acme/app.git", "https://example.com/acme/app.git"),
+        ("https:/example.com/acme/app.git", "https://example.com/acme/app.git"),
+        ("ssh:/git@example.com/srv/app.git", "ssh://git@example.com/srv/app.git"),
+        ("http//example.com/acme/app.git", "http://example.com/acme/app.git"),
+    ] {
+        let out = gpm_output(&env, &["add", repo, "gh", typed]);
+        assert_exit(&out, 2, typed);
+        assert!(
+            stderr(&out).contains(&format!("the URL's scheme is misspelled: did you mean {meant}?")),
+            "{typed}: {}",
+            stderr(&out)
+        );
+        assert!(
+            !upstream.join("push-mirror.toml").exists(),
+            "{typed}: nothing was added"
+        );
+    }
+
+    // A mirror that does not exist: `remove` names the ones that do, and suggests no `add`.
+    let backup = env.bare_repo("backup.git");
+    gpm_ok(&env, &["add", repo, "backup", path_str(&backup)]);
+    let missing = gpm_output(&env, &["remove", repo, "nosuch"]);
+    assert_exit(&missing, 2, "remove nosuch");
+    assert_eq!(
+        stderr(&missing).trim(),
+        format!(
+            "git-push-mirror: {}: there is no mirror named `nosuch` (its mirrors: `backup`)",
+            fs::canonicalize(&upstream).unwrap().display()
+        )
+    );
+    let typo = gpm_output(&env, &["remove", repo, "bakup"]);
+    assert!(stderr(&typo).contains("did you mean `backup`?") && !stderr(&typo).contains("add"));
+    // `set` configures a mirror: adding it is a way on.
+    let set = gpm_output(&env, &["set", repo, "nosuch", "--delay", "1s"]);
+    assert!(
+        stderr(&set).contains(&format!(
+            "to add it first: git-push-mirror add {} nosuch URL",
+            fs::canonicalize(&upstream).unwrap().display()
+        )),
+        "{}",
+        stderr(&set)
+    );
+
+    // `protected_branches` appended below the mirror's table: move it up, at file:line:column.
+    let file = upstream.join("push-mirror.toml");
+    let text = repo_file(&upstream);
+    let lines = text.lines().count();
+    fs::write(&file, format!("{text}protected_branches = [\"main\"]\n")).unwrap();
+    let listed = gpm_output(&env, &["list", repo]);
+    assert_exit(&listed, 2, "list with a misplaced key");
+    assert!(
+        stderr(&listed).contains(&format!(
+            "{}:{}:1: `protected_branches` belongs at the top of the file: move it above the first table, \
+             `[mirror.backup]`",
+            file.display(),
+            lines + 1
+        )),
+        "{}",
+        stderr(&listed)
+    );
+
+    // A misspelled key: the key that was meant, not the 25 a mirror takes.
+    fs::write(&file, format!("{text}brnaches = [\"main\"]\n")).unwrap();
+    let status = gpm_output(&env, &["status", repo]);
+    assert_exit(&status, 2, "status with a misspelled key");
+    let said = format!("{}{}", stdout(&status), stderr(&status));
+    assert!(
+        said.contains(&format!(
+            "{}:{}:1: unknown key `brnaches` in `[mirror.backup]`; did you mean `branches`?",
+            file.display(),
+            lines + 1
+        )),
+        "{said}"
+    );
+    assert!(!said.contains("max_refs_per_push"), "{said}");
+}
+
+#[test]
+fn protect_sets_the_branches_protected_only_mirrors_carry_and_add_warns_when_there_are_none() {
+    let env = TestEnv::new();
+    let upstream = env.bare_repo("app.git");
+    let mirror = env.bare_repo("mirror.git");
+    let repo = path_str(&upstream);
+    let shown_repo = fs::canonicalize(&upstream).unwrap().display().to_string();
+    let url = format!("file://{}", path_str(&mirror));
+    fs::write(upstream.join("push-mirror.toml"), "# Mirrors of app.git.\n").unwrap();
+
+    // No protected branches yet: `add` says nothing would be mirrored, and what adds them.
+    let (setup, added) = Setup::add_and_install(
+        &env,
+        upstream.clone(),
+        &mirror,
+        &url,
+        &["--only-protected-branches", "--delay", "0s"],
+    );
+    assert!(
+        stderr(&added).contains(&format!(
+            "warning: mirror backup mirrors only protected branches, and {shown_repo} has none: no branch is \
+             mirrored until you add them: git-push-mirror protect {shown_repo} PATTERN…"
+        )),
+        "{}",
+        stderr(&added)
+    );
+
+    let protected = gpm_ok(&env, &["protect", repo, "main", "release/*"]);
+    assert_eq!(
+        protected.trim(),
+        format!("protected branches of {shown_repo}: main, release/*")
+    );
+    let text = repo_file(&upstream);
+    assert!(
+        text.starts_with("# Mirrors of app.git.\n\nprotected_branches = [\"main\", \"release/*\"]\n"),
+        "at the top, the file's comment kept:\n{text}"
+    );
+    assert_eq!(
+        gpm_ok(&env, &["protect", repo, "main"]).trim(),
+        format!("protected branches of {shown_repo}: main, release/*"),
+        "a pattern is kept once"
+    );
+
+    // The mirror carries just those branches.
+    env.commit(&setup.work, "a.txt", "one", "first");
+    env.git(&setup.work, &["branch", "release/1"]);
+    env.git(&setup.work, &["branch", "feature"]);
+    setup.push(&env, &["main", "release/1", "feature"]);
+    let upstream_refs = env.refs(&upstream);
+    let mut expected = upstream_refs.clone();
+    expected.remove("refs/heads/feature");
+    setup.wait_for_mirror(&env, &expected);
+
+    // Mistakes: a full ref name, a pattern that is not there.
+    let full = gpm_output(&env, &["protect", repo, "refs/heads/main"]);
+    assert_exit(&full, 2, "protect refs/heads/main");
+    assert!(
+        stderr(&full).contains("give `main` instead of `refs/heads/main`"),
+        "{}",
+        stderr(&full)
+    );
+    let typo = gpm_output(&env, &["unprotect", repo, "relase/*"]);
+    assert_exit(&typo, 2, "unprotect a pattern that is not there");
+    assert!(stderr(&typo).contains("did you mean `release/*`?"), "{}", stderr(&typo));
+    assert_eq!(repo_file(&upstream), text, "nothing was changed");
+
+    // Removing the last one: the key goes, and the warning comes back.
+    gpm_ok(&env, &["unprotect", repo, "release/*"]);
+    let none = gpm_output(&env, &["unprotect", repo, "main"]);
+    assert_exit(&none, 0, "unprotect main");
+    assert_eq!(
+        stdout(&none).trim(),
+        format!("protected branches of {shown_repo}: none")
+    );
+    assert!(
+        stderr(&none).contains("no branch is mirrored until you add them"),
+        "{}",
+        stderr(&none)
+    );
+    assert!(
+        repo_file(&upstream).starts_with("# Mirrors of app.git.\n\n[mirror.backup]\n"),
+        "the key is gone, the comment kept:\n{}",
+        repo_file(&upstream)
+    );
+    let set = gpm_output(&env, &["set", repo, "backup", "--only-protected-branches", "true"]);
+    assert_exit(&set, 0, "set --only-protected-branches");
+    assert!(stderr(&set).contains("git-push-mirror protect"), "{}", stderr(&set));
+}
+
+#[test]
+fn a_fixed_mirror_is_retried_at_the_next_run_not_after_its_backoff_and_set_says_how_to_retry_now() {
+    let env = TestEnv::new();
+    // A backoff of an hour: only the fix can make the mirror due within this test.
+    write_global_config(
+        &env,
+        "worker_linger = \"1s\"\n[retry]\ninitial = \"1h\"\nmax = \"2h\"\nfail_after = 1\njitter = false\n",
+    );
+    let upstream = env.bare_repo("app.git");
+    let mirror = env.bare_repo("mirror.git");
+    let wrong = format!("file://{}", path_str(&env.path("mirorr.git")));
+    let (setup, _) = Setup::add_and_install(&env, upstream, &mirror, &wrong, &["--delay", "0s"]);
+    env.commit(&setup.work, "a.txt", "one", "first");
+    setup.push(&env, &["main"]);
+    wait_until("the wrong path fails", CONVERGE, || {
+        setup.status_json(&env)[0]["update_status"] == "failed"
+    });
+    assert!(!setup.status_json(&env)[0]["next_attempt_at"].is_null(), "backed off");
+
+    let repo = path_str(&setup.upstream);
+    let right = format!("file://{}", path_str(&mirror));
+    let fixed = gpm_output(&env, &["set", repo, "backup", "--url", &right]);
+    assert_exit(&fixed, 0, "set --url");
+    assert!(
+        stderr(&fixed).contains(&format!(
+            "mirror backup was failing: it is retried at the next `run` (cron) or push instead of after its \
+             backoff; to retry it now: git-push-mirror sync {} --mirror backup",
+            fs::canonicalize(&setup.upstream).unwrap().display()
+        )),
+        "{}",
+        stderr(&fixed)
+    );
+    assert!(setup.status_json(&env)[0]["next_attempt_at"].is_null(), "due now");
+    gpm_ok(&env, &["run", "--wait"]);
+    setup.wait_converged(&env);
+    assert_eq!(setup.status_json(&env)[0]["update_status"], "finished");
+
+    // The same after `known-hosts --accept` of an SSH mirror refused for its unknown host key.
+    if !require_or_skip("sshd", Sshd::available()) {
+        return;
+    }
+    let sshd = Sshd::start(&env);
+    let ssh_mirror = env.bare_repo("ssh-mirror.git");
+    let url = sshd.url(&ssh_mirror);
+    let key = env.path("key");
+    fs::copy(sshd.client_key(), &key).unwrap();
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+    gpm_ok(
+        &env,
+        &["add", repo, "ssh", &url, "--ssh-key", path_str(&key), "--delay", "0s"],
+    );
+    let ssh_status = || {
+        let all = setup.status_json(&env);
+        all.into_iter().find(|s| s["mirror"] == "ssh").unwrap()
+    };
+    let refused = gpm_output(&env, &["run", "--wait"]);
+    assert_exit(&refused, 1, "run with an unknown host key");
+    assert_eq!(ssh_status()["update_status"], "failed", "{}", ssh_status());
+    assert!(!ssh_status()["next_attempt_at"].is_null(), "backed off");
+    let accepted = gpm_output(
+        &env,
+        &["known-hosts", &url, "--accept", "--repo", repo, "--mirror", "ssh"],
+    );
+    assert_exit(&accepted, 0, "known-hosts --accept");
+    assert!(
+        stderr(&accepted).contains("mirror ssh was failing") && stderr(&accepted).contains("--mirror ssh"),
+        "{}",
+        stderr(&accepted)
+    );
+    assert!(ssh_status()["next_attempt_at"].is_null(), "due now");
+    gpm_ok(&env, &["run", "--wait"]);
+    assert_eq!(ssh_status()["update_status"], "finished", "{}", ssh_status());
+    assert_eq!(env.refs(&ssh_mirror), env.refs(&setup.upstream));
+}
+
+#[test]
+fn add_and_set_url_try_the_mirror_and_warn_in_the_hosts_words_when_it_cannot_be_reached() {
+    let env = TestEnv::new();
+    let upstream = env.bare_repo("app.git");
+    let repo = path_str(&upstream);
+    let shown_repo = fs::canonicalize(&upstream).unwrap().display().to_string();
+
+    // A host that does not exist: added, with the host's words and what to run later.
+    let unknown = gpm_output(&env, &["add", repo, "gh", "https://nohost.invalid/acme/app.git"]);
+    assert_exit(&unknown, 0, "add to an unknown host");
+    let said = stderr(&unknown);
+    assert!(
+        said.contains(
+            "warning: mirror gh could not be reached: fatal: unable to access 'https://nohost.invalid/acme/app.git/': \
+             Could not resolve host: nohost.invalid"
+        ) && said.contains(&format!("it was added anyway (its repository may be created later, or its host be out of reach from here for now); `git-push-mirror check {shown_repo}` tries it again")),
+        "{said}"
+    );
+    assert!(repo_file(&upstream).contains("[mirror.gh]"), "a warning, not a refusal");
+
+    // A repository that does not exist on a real smart-HTTP server: the same, in its words.
+    if !require_or_skip("git http-backend", HttpGitServer::available()) {
+        return;
+    }
+    fs::create_dir_all(env.path("srv")).unwrap();
+    let server = HttpGitServer::start(&env, &env.path("srv"), HTTP_USER, HTTP_PASSWORD);
+    let token = secret_file(&env, "token", HTTP_PASSWORD, 0o600);
+    let credentials = ["--username", HTTP_USER, "--password-file", path_str(&token)];
+    let nosuch_url = server.url("nosuch.git");
+    let mut args = vec!["add", repo, "backup", &nosuch_url];
+    args.extend_from_slice(&credentials);
+    let missing = gpm_output(&env, &args);
+    assert_exit(&missing, 0, "add of a repository that does not exist");
+    assert!(
+        stderr(&missing).contains("warning: mirror backup could not be reached: ")
+            && stderr(&missing).contains("not found"),
+        "{}",
+        stderr(&missing)
+    );
+
+    // Re-pointed at a repository that exists: `set --url` tries it, and says nothing.
+    env.bare_repo("srv/mirror.git");
+    let fixed = gpm_output(&env, &["set", repo, "backup", "--url", &server.url("mirror.git")]);
+    assert_exit(&fixed, 0, "set --url");
+    assert!(!stderr(&fixed).contains("could not be reached"), "{}", stderr(&fixed));
+    let broken = gpm_output(&env, &["set", repo, "backup", "--url", &server.url("gone.git")]);
+    assert!(
+        stderr(&broken).contains("warning: mirror backup could not be reached: ")
+            && stderr(&broken).contains("it was changed anyway"),
+        "{}",
+        stderr(&broken)
+    );
+}
 
 /// Every subcommand (hidden ones included) and every argument of each has a description, in the
 /// clap definition and in the `--help` the binary prints. Generic: flags added later are checked too.

@@ -398,7 +398,8 @@ fn a_wrong_lfs_credential_fails_the_update_with_a_redacted_error_and_the_refs_wa
 
     let status = wait_for_status(&setup, &env, "update_status", "failed");
     assert!(
-        field(&status, "last_error").starts_with("LFS upload failed: the LFS endpoint refused the mirror's user name"),
+        field(&status, "last_error")
+            .starts_with("LFS upload failed: the LFS endpoint refused the user name and password"),
         "{status}"
     );
     assert_eq!(field(&status, "lfs_status"), "failed");
@@ -478,7 +479,11 @@ fn lfs_url_sends_a_file_mirrors_objects_to_an_http_lfs_server_with_the_mirrors_p
             &lfs_url,
         ],
     );
-    assert!(!stderr(&added).contains("will not send it"), "{}", stderr(&added));
+    assert!(
+        !stderr(&added).contains("never sent a user name or password"),
+        "{}",
+        stderr(&added)
+    );
     // The password is for the LFS endpoint only: the file:// push runs the mirror's hooks.
     let hook_env = env.path("mirror-hook.env");
     write_hook(
@@ -508,6 +513,75 @@ fn lfs_url_sends_a_file_mirrors_objects_to_an_http_lfs_server_with_the_mirrors_p
     assert!(
         check.contains(&format!("lfs: objects go to {lfs_url} (lfs_url)")),
         "{check}"
+    );
+}
+
+#[test]
+fn an_lfs_url_that_asks_for_credentials_the_mirror_lacks_is_told_so_not_that_they_were_refused() {
+    if !lfs_and_http_available() {
+        return;
+    }
+    let env = TestEnv::new();
+    write_global_config(&env, FAIL_FAST);
+    std::fs::create_dir_all(env.path("srv")).unwrap();
+    let server = HttpGitServer::start_with_lfs(&env, &env.path("srv"), USER, PASSWORD);
+    let lfs_url = format!("http://127.0.0.1:{}/lfs/backup", server.port());
+    let mirror = env.bare_repo("mirror.git");
+    let url = format!("file://{}", path_str(&mirror));
+    let setup = Setup::with_url(
+        &env,
+        env.bare_repo("upstream.git"),
+        mirror,
+        &url,
+        &["--lfs-url", &lfs_url],
+    );
+    track_lfs(&env, &setup.work);
+    let a = commit_lfs_file(&env, &setup.work, "a.bin", "a");
+    setup.push(&env, &["main"]);
+
+    // No user name or password was offered: the error says the endpoint wants some.
+    let status = wait_for_status(&setup, &env, "update_status", "failed");
+    let error = field(&status, "last_error");
+    assert!(
+        error.contains(&format!(
+            "the LFS endpoint (http://127.0.0.1:{}) asks for a user name and password, and the mirror has none: \
+             set them with `git-push-mirror set {} backup --username USER --password-file FILE`",
+            server.port(),
+            setup.upstream.display()
+        )),
+        "{status}"
+    );
+    assert!(
+        !error.contains("refused"),
+        "nothing was offered, nothing refused: {error}"
+    );
+
+    // Given them (the file:// mirror takes them, for its lfs_url), it mirrors.
+    let token = secret_file(&env, "mirror.token", PASSWORD, 0o600);
+    let upstream = path_str(&setup.upstream);
+    gpm_ok(
+        &env,
+        &[
+            "set",
+            upstream,
+            "backup",
+            "--username",
+            USER,
+            "--password-file",
+            path_str(&token),
+        ],
+    );
+    gpm_ok(&env, &["sync", upstream]);
+    assert_eq!(env.refs(&setup.mirror), env.refs(&setup.upstream));
+    assert_eq!(server.lfs().objects(), expected_objects(&[&a]));
+
+    // Without the lfs_url, nothing would send them: `set` refuses to drop it.
+    let refused = gpm_output(&env, &["set", upstream, "backup", "--lfs-url", ""]);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("a local (file://) mirror is never sent a user name or password"),
+        "{}",
+        stderr(&refused)
     );
 }
 

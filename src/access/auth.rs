@@ -3,7 +3,7 @@
 //! a mirror's setup. The hints that turn git's authentication errors into what to do are in
 //! [`crate::git::error`], next to the errors.
 
-use crate::access::remote_url::{Transport, display_url, http_origin, split_credentials, transport_of};
+use crate::access::remote_url::{Transport, display_url, split_credentials, transport_of};
 use crate::access::ssh;
 use crate::config::{GlobalConfig, MirrorConfig, SecretSource};
 use crate::git::RemoteAccess;
@@ -15,6 +15,13 @@ use std::path::Path;
 
 /// Refuses a URL whose transport is not in `allowed` (remote helpers always).
 pub fn check_transport(url: &str, allowed: &[String]) -> Result<Transport> {
+    if let Some(meant) = crate::access::remote_url::scheme_typo(url) {
+        // The typed URL is not shown: a password in it would not be recognised as one.
+        bail!(
+            "the URL's scheme is misspelled: did you mean {}?",
+            crate::access::remote_url::redact_url(&meant)
+        );
+    }
     let transport = transport_of(url);
     if let Transport::Refused(what) = &transport {
         bail!(
@@ -65,7 +72,22 @@ pub fn read_secret(source: &SecretSource) -> Result<String> {
     if secret.contains(['\n', '\r', '\0']) {
         bail!("the password contains a line break or NUL byte, which git's credential protocol cannot carry");
     }
+    check_secret_length(&secret)?;
     Ok(secret)
+}
+
+/// Refuses a password shorter than [`MIN_SECRET_LEN`](crate::access::redact::MIN_SECRET_LEN)
+/// characters: it could not be kept out of messages (see [`crate::access::redact::redact`]).
+pub fn check_secret_length(secret: &str) -> Result<()> {
+    let min = crate::access::redact::MIN_SECRET_LEN;
+    if secret.chars().count() < min {
+        bail!(
+            "the password is shorter than {min} characters: so short a secret cannot be told apart from \
+             ordinary words to keep it out of logs and status, and it protects nothing; use the host's access \
+             token or a longer password"
+        );
+    }
+    Ok(())
 }
 
 /// Fails when a file of mode `mode` can be read by its group or by others.
@@ -113,12 +135,7 @@ pub fn remote_access(mirror: &MirrorConfig, global: &GlobalConfig) -> Result<Rem
     // endpoint: over file:// or ssh it would reach the mirror's hooks or the
     // ssh client through the environment, and a scoped helper never answers
     // another host (an LFS server's redirect, say).
-    let mut origins: Vec<String> = [Some(mirror.url.as_str()), mirror.lfs.url.as_deref()]
-        .into_iter()
-        .flatten()
-        .filter_map(http_origin)
-        .collect();
-    origins.dedup();
+    let origins = crate::access::credential_use::credential_origins(&mirror.url, mirror.lfs.url.as_deref());
     if let Some(ca_file) = &mirror.ca_file {
         config.extend(ca_file_config(mirror, ca_file, &origins)?);
         access.ca_file = Some(ca_file.clone());
@@ -128,7 +145,7 @@ pub fn remote_access(mirror: &MirrorConfig, global: &GlobalConfig) -> Result<Rem
         let username = mirror.username.clone().unwrap_or_default();
         // An empty helper first resets the admin's helpers: no credential store ever sees the secret.
         config.push(("credential.helper".into(), String::new()));
-        for origin in origins {
+        for origin in &origins {
             config.push((format!("credential.{origin}.helper"), CREDENTIAL_HELPER.to_string()));
             // Tells git-lfs up front that the host wants Basic auth: it sends the password at
             // once instead of learning it from a 401 and writing `lfs.<url>.access` into the
@@ -151,6 +168,7 @@ pub fn remote_access(mirror: &MirrorConfig, global: &GlobalConfig) -> Result<Rem
             .secrets
             .push(crate::access::redact::basic_credentials(&username, &secret));
         access.secrets.push(secret);
+        access.credential_origins = origins;
     }
     if transport == Transport::Ssh {
         check_ssh_files(mirror)?;
@@ -241,18 +259,16 @@ pub fn setup_advice(mirror: &MirrorConfig, global: &GlobalConfig, repo: &Path) -
     let url = display_url(&mirror.url, mirror.password.is_some());
     let transport = transport_of(&mirror.url);
     let mut notes = Vec::new();
-    if mirror.password.is_some() {
-        match transport {
-            Transport::Http => notes.push(format!(
-                "warning: {url}: the password will travel in clear text over http; use https"
-            )),
-            Transport::Https => {}
-            // The password goes to the LFS endpoint.
-            _ if mirror.lfs.url.as_deref().and_then(http_origin).is_some() => {}
-            _ => notes.push(format!(
-                "warning: {url}: a password is only used over https (and http); this mirror will not send it"
-            )),
-        }
+    let origins = crate::access::credential_use::credential_origins(&mirror.url, mirror.lfs.url.as_deref());
+    if mirror.password.is_some()
+        && let Some(clear) = origins.iter().find(|origin| origin.starts_with("http://"))
+    {
+        notes.push(format!(
+            "warning: {url}: the password will travel in clear text over http (to {clear}); use https"
+        ));
+    }
+    if let Some(why) = crate::access::credential_use::unused_credentials(mirror) {
+        notes.push(format!("warning: {url}: {why}"));
     }
     if mirror.password.is_some() && mirror.username.is_none() && matches!(transport, Transport::Https | Transport::Http)
     {
@@ -328,6 +344,19 @@ mod tests {
     }
 
     #[test]
+    fn misspelled_schemes_are_refused_with_the_url_that_was_meant() {
+        for (typed, meant) in [
+            ("htps://u:s3cret@h/a.git", "https://*****:*****@h/a.git"),
+            ("https:/h/a.git", "https://h/a.git"),
+            ("ssh:/git@h/a.git", "ssh://git@h/a.git"),
+            ("http//h/a.git", "http://h/a.git"),
+        ] {
+            let err = check_transport(typed, &allowed()).unwrap_err().to_string();
+            assert_eq!(err, format!("the URL's scheme is misspelled: did you mean {meant}?"));
+        }
+    }
+
+    #[test]
     fn transports_outside_the_allowlist_are_refused() {
         let only_https = vec!["https".to_string()];
         assert!(check_transport("https://h/a.git", &only_https).is_ok());
@@ -337,22 +366,10 @@ mod tests {
 
     fn mirror(url: &str, password: Option<SecretSource>) -> MirrorConfig {
         MirrorConfig {
-            name: "m".into(),
-            url: url.into(),
-            enabled: true,
-            rules: Default::default(),
             username: Some("bot".into()),
             password,
-            ssh_key: None,
-            known_hosts: None,
-            ca_file: None,
-            delay: None,
-            min_interval: std::time::Duration::ZERO,
             timeout: std::time::Duration::from_secs(60),
-            verify_interval: std::time::Duration::ZERO,
-            lfs: Default::default(),
-            push_limits: Default::default(),
-            fault: None,
+            ..MirrorConfig::example(url)
         }
     }
 
@@ -539,6 +556,18 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         let err = read_secret(&SecretSource::File(path)).unwrap_err();
         assert!(err.to_string().contains("more than one line"), "{err}");
+    }
+
+    #[test]
+    fn secrets_too_short_to_redact_are_refused() {
+        for short in ["ent", "äöü", "xy"] {
+            let err = read_secret(&SecretSource::Inline(short.into()))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("shorter than 4 characters"), "{err}");
+            assert!(!err.contains(short), "the error does not show the secret: {err}");
+        }
+        assert_eq!(read_secret(&SecretSource::Inline("abcd".into())).unwrap(), "abcd");
     }
 
     #[test]

@@ -1,19 +1,63 @@
 //! The one redaction function: everything git prints passes through it before it is stored, logged or shown.
 
-/// Replaces every known secret (and its percent-encoded form) with `*****`, the userinfo of
-/// every `scheme://user:pass@host` in `text` with `*****:*****`, and the credentials of every
-/// `Authorization` header or variable a server echoes (`Authorization: Basic …`,
-/// `HTTP_AUTHORIZATION=Bearer …`) with `*****`.
+/// The shortest password or token the program accepts (see [`crate::access::auth::read_secret`]):
+/// a shorter one is so likely to be part of ordinary text ("a", "to", "ent") that no rule could
+/// keep it out of messages without hiding the messages themselves, and it protects nothing.
+pub const MIN_SECRET_LEN: usize = 4;
+
+/// Replaces every occurrence of a known secret (and of its percent-encoded form) that is not
+/// part of a longer word with `*****`, the userinfo of every `scheme://user:pass@host` in
+/// `text` with `*****:*****`, and the credentials of every `Authorization` header or variable a
+/// server echoes (`Authorization: Basic …`, `HTTP_AUTHORIZATION=Bearer …`) with `*****`.
+///
+/// "Part of a longer word": a secret that begins (ends) with a letter, digit or `_` is left
+/// alone where a letter, digit or `_` comes right before (after) it, so a password `ent` never
+/// turns "credentials" into "cred*****ials". Every real occurrence of a secret is still
+/// replaced: in a URL (`https://u:TOKEN@h`, `?token=TOKEN&…`), after `password=` or `:`, in
+/// quotes, as a word of its own, and as the Basic encoding `base64(user:password)` that
+/// [`basic_credentials`] gives the caller to add to `secrets`.
 pub fn redact(text: &str, secrets: &[&str]) -> String {
     let mut out = text.to_string();
     for secret in secrets.iter().filter(|s| !s.is_empty()) {
-        out = out.replace(secret, "*****");
+        out = replace_unless_inside_a_word(&out, secret);
         let encoded = percent_encode(secret);
         if encoded != *secret {
-            out = out.replace(&encoded, "*****");
+            out = replace_unless_inside_a_word(&out, &encoded);
         }
     }
     redact_authorization(&redact_userinfo(&out))
+}
+
+/// Letters, digits and `_`: the characters that make two adjacent strings one word.
+fn is_word_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
+
+/// `text` with each occurrence of `secret` replaced by `*****`, except those that continue a
+/// word of `text`: a word character of the secret's edge touching a word character of the text.
+fn replace_unless_inside_a_word(text: &str, secret: &str) -> String {
+    let starts_a_word = secret.chars().next().is_some_and(is_word_char);
+    let ends_a_word = secret.chars().next_back().is_some_and(is_word_char);
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut from = 0;
+    while let Some(found) = text[from..].find(secret) {
+        let start = from + found;
+        let end = start + secret.len();
+        let glued_before = starts_a_word && text[..start].chars().next_back().is_some_and(is_word_char);
+        let glued_after = ends_a_word && text[end..].chars().next().is_some_and(is_word_char);
+        if glued_before || glued_after {
+            // Look again from the next character: an occurrence may overlap this one.
+            from = start + text[start..].chars().next().map_or(1, char::len_utf8);
+            continue;
+        }
+        out.push_str(&text[copied..start]);
+        out.push_str("*****");
+        copied = end;
+        from = end;
+    }
+    out.push_str(&text[copied..]);
+    out
 }
 
 /// `Authorization: <scheme> <credentials>` (or `=`) with the credentials replaced.
@@ -162,6 +206,99 @@ mod tests {
         );
         assert_eq!(redact("Authorization: s3cr3t", &[]), "Authorization: *****");
         assert_eq!(redact("no authorization needed", &[]), "no authorization needed");
+    }
+
+    #[test]
+    fn a_short_secret_never_blanks_part_of_a_word() {
+        // The password `ent` of issue 21.
+        let text = "fatal: Git credentials for 'https://h/a.git/' not found; entire entry: ent";
+        assert_eq!(
+            redact(text, &["ent"]),
+            "fatal: Git credentials for 'https://h/a.git/' not found; entire entry: *****"
+        );
+        assert_eq!(redact("update_ref ent_x", &["ref", "ent"]), "update_ref ent_x");
+        assert_eq!(
+            redact("cafés", &["caf"]),
+            "cafés",
+            "letters beyond ASCII are letters too"
+        );
+    }
+
+    #[test]
+    fn every_real_occurrence_of_a_secret_is_replaced() {
+        let secret = "ent1";
+        let basic = basic_credentials("bot", secret);
+        let cases = [
+            ("https://bot:ent1@h/a.git", "https://*****:*****@h/a.git"),
+            (
+                "https://h/a.git?access_token=ent1&x=1",
+                "https://h/a.git?access_token=*****&x=1",
+            ),
+            ("password=ent1\nusername=bot", "password=*****\nusername=bot"),
+            (
+                "token 'ent1' (\"ent1\") [ent1] ent1.",
+                "token '*****' (\"*****\") [*****] *****.",
+            ),
+            ("x-access-token:ent1@github.com", "x-access-token:*****@github.com"),
+            ("ent1", "*****"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(redact(text, &[secret, &basic]), want, "{text}");
+        }
+        let echoed = format!("got Basic {basic} and {basic}");
+        assert_eq!(redact(&echoed, &[secret, &basic]), "got Basic ***** and *****");
+        // A secret with non-word characters at its edges cannot continue a word: replaced anywhere.
+        assert_eq!(redact("abc-s3cr3t!def", &["-s3cr3t!"]), "abc*****def");
+        // Its percent-encoded form too.
+        assert_eq!(redact("p=a%40bc&", &["a@bc"]), "p=*****&");
+    }
+
+    proptest::proptest! {
+        /// Text made of ordinary lower-case words: only the words that are the secret are
+        /// replaced, whatever part of other words the secret is.
+        #[test]
+        fn words_are_replaced_whole_or_not_at_all(
+            words in proptest::collection::vec("[a-z]{1,10}", 1..12),
+            separators in proptest::collection::vec(proptest::sample::select(SEPARATORS.to_vec()), 12),
+            pick in 0usize..12,
+            (from, len) in (0usize..10, 4usize..10),
+        ) {
+            // The secret: part of one of the words (when long enough), or the whole of it.
+            let word = &words[pick % words.len()];
+            let start = from.min(word.len().saturating_sub(MIN_SECRET_LEN));
+            let secret: String = word.chars().skip(start).take(len).collect();
+            proptest::prop_assume!(secret.len() >= MIN_SECRET_LEN);
+            let text = join(&words, &separators, |w| w.to_string());
+            let want = join(&words, &separators, |w| if w == secret { "*****".into() } else { w.to_string() });
+            proptest::prop_assert_eq!(redact(&text, &[&secret]), want);
+        }
+
+        /// A random token placed anywhere a value goes is never left in the output.
+        #[test]
+        fn a_token_among_words_is_always_replaced(
+            words in proptest::collection::vec("[a-z]{1,10}", 0..8),
+            separators in proptest::collection::vec(proptest::sample::select(SEPARATORS.to_vec()), 9),
+            token in "[A-Z0-9][A-Za-z0-9_.~-]{2,30}[A-Z0-9]",
+            at in 0usize..9,
+        ) {
+            let mut parts = words.clone();
+            parts.insert(at.min(words.len()), token.clone());
+            let text = join(&parts, &separators, |w| w.to_string());
+            let redacted = redact(&text, &[&token]);
+            proptest::prop_assert!(!redacted.contains(&token), "{} -> {}", text, redacted);
+        }
+    }
+
+    /// What separates a value from the words around it in git's and servers' messages.
+    const SEPARATORS: [&str; 12] = [" ", "\n", "/", "=", "'", "\"", "&", ", ", ": ", "(", ")", "?token="];
+
+    fn join(words: &[String], separators: &[&str], show: impl Fn(&str) -> String) -> String {
+        let mut out = String::new();
+        for (i, word) in words.iter().enumerate() {
+            out.push_str(&show(word));
+            out.push_str(separators[i % separators.len()]);
+        }
+        out
     }
 
     #[test]

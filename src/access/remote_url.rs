@@ -61,6 +61,53 @@ pub fn transport_of(url: &str) -> Transport {
     }
 }
 
+/// The URL the admin probably meant when `url` misspells a transport's `scheme://`: a scheme one
+/// typo away from a known one (`htps://`, `shh://`), or a known scheme with a mangled separator
+/// (`https:/host`, `ssh:/host`, `http//host`, `https:host`), which git would otherwise take for
+/// an scp-like address of a host named `https` or for a local path.
+pub fn scheme_typo(url: &str) -> Option<String> {
+    const SCHEMES: [&str; 5] = ["https", "http", "ssh", "git", "file"];
+    let word_end = url
+        .find(|c: char| !c.is_ascii_alphabetic() && c != '+')
+        .unwrap_or(url.len());
+    let (word, rest) = url.split_at(word_end);
+    let lower = word.to_ascii_lowercase();
+    let known = SCHEMES.contains(&lower.as_str());
+    // The address after a separator that was meant to be `://`.
+    let address = if let Some(address) = rest.strip_prefix("://") {
+        if known || lower.contains('+') {
+            return None;
+        }
+        address
+    } else if let Some(address) = rest.strip_prefix(":/").or_else(|| rest.strip_prefix("//")) {
+        // `git:/path` may be an scp-like address of an SSH host alias named `git`: only the
+        // other schemes, which are no host names anyone uses.
+        if lower == "git" && rest.starts_with(':') {
+            return None;
+        }
+        address
+    } else {
+        rest.strip_prefix(':').filter(|_| lower.starts_with("http"))?
+    };
+    // Scheme names are too short for a similarity score: one typo (a letter wrong, missing,
+    // extra, or two swapped) away, as `htps`, `shh`, `fiel` are.
+    let scheme = if known {
+        lower
+    } else {
+        SCHEMES
+            .into_iter()
+            .map(|scheme| (strsim::osa_distance(&lower, scheme), scheme))
+            .filter(|(typos, _)| *typos == 1)
+            .min()?
+            .1
+            .to_string()
+    };
+    let address = address.trim_start_matches('/');
+    // A file URL's address is an absolute path.
+    let root = if scheme == "file" { "/" } else { "" };
+    Some(format!("{scheme}://{root}{address}"))
+}
+
 /// A URL with any `user:password@` removed, and what was removed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SplitUrl {
@@ -182,6 +229,36 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn misspelled_schemes_get_the_url_that_was_meant() {
+        for (typed, meant) in [
+            ("htps://github.com/a/b.git", "https://github.com/a/b.git"),
+            ("HTTPS:/github.com/a/b.git", "https://github.com/a/b.git"),
+            ("https:github.com/a/b.git", "https://github.com/a/b.git"),
+            ("http//h:8080/a.git", "http://h:8080/a.git"),
+            ("ssh:/git@h/srv/a.git", "ssh://git@h/srv/a.git"),
+            ("shh://git@h/srv/a.git", "ssh://git@h/srv/a.git"),
+            ("htttps://h/a.git", "https://h/a.git"),
+            ("file:/srv/backup.git", "file:///srv/backup.git"),
+            ("fiel:///srv/backup.git", "file:///srv/backup.git"),
+            ("git//h/a.git", "git://h/a.git"),
+        ] {
+            assert_eq!(scheme_typo(typed).as_deref(), Some(meant), "{typed}");
+        }
+        for fine in [
+            "https://github.com/a/b.git",
+            "git+ssh://h/a.git",
+            "git@github.com:a/b.git",
+            "git:/srv/a.git",
+            "backup:/srv/a.git",
+            "/srv/git/a.git",
+            "ext::sh -c x",
+            "svn://h/a",
+        ] {
+            assert_eq!(scheme_typo(fine), None, "{fine}");
+        }
+    }
 
     #[test]
     fn transports_are_classified_like_git() {

@@ -147,26 +147,13 @@ pub fn generate_key(path: &Path, comment: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mirror::plan::MirrorRules;
 
     fn mirror(key: Option<&str>, known_hosts: Option<&str>) -> MirrorConfig {
         MirrorConfig {
-            name: "m".into(),
-            url: "ssh://git@host/x.git".into(),
-            enabled: true,
-            rules: MirrorRules::default(),
-            username: None,
-            password: None,
             ssh_key: key.map(PathBuf::from),
             known_hosts: known_hosts.map(PathBuf::from),
-            ca_file: None,
-            delay: None,
-            min_interval: Duration::ZERO,
             timeout: Duration::from_secs(600),
-            verify_interval: Duration::ZERO,
-            lfs: Default::default(),
-            push_limits: Default::default(),
-            fault: None,
+            ..MirrorConfig::example("ssh://git@host/x.git")
         }
     }
 

@@ -105,6 +105,28 @@ then replaces the fleet mirror for that repository only (`remove` hands it back 
         /// The mirror's name (`git-push-mirror list REPO` shows them).
         name: String,
     },
+    /// Add branch patterns to the repository's protected_branches (what --only-protected-branches mirrors).
+    #[command(
+        long_about = "Add branch name patterns to protected_branches in REPO/push-mirror.toml (kept at the \
+top of the file, above the first [mirror.…] table, with the file's comments). A mirror with \
+only_protected_branches = true (`set REPO NAME --only-protected-branches`) carries just the branches \
+that match one; with none, it carries no branch at all. Patterns already there are kept once."
+    )]
+    Protect {
+        /// The bare repository (e.g. /srv/git/app.git).
+        repo: PathBuf,
+        /// Branch names or patterns, without refs/heads/ (`*` matches anything, `/` too; e.g. main 'release/*').
+        #[arg(required = true, value_name = "PATTERN")]
+        patterns: Vec<String>,
+    },
+    /// Remove branch patterns from the repository's protected_branches.
+    Unprotect {
+        /// The bare repository (e.g. /srv/git/app.git).
+        repo: PathBuf,
+        /// Patterns exactly as `protect` was given them.
+        #[arg(required = true, value_name = "PATTERN")]
+        patterns: Vec<String>,
+    },
     /// Forget a repository that was deleted or moved: its registration and mirror state.
     #[command(
         long_about = "Forget a repository: remove its registration and its mirrors' state (including \
@@ -273,6 +295,10 @@ pub struct MirrorFlags {
     /// Never overwrite or delete refs that differ on the mirror.
     #[arg(long)]
     keep_divergent_refs: Option<Option<bool>>,
+    /// Delete on the mirror a branch or tag deleted here even when its commits are not merged into
+    /// the default branch (default false: such refs are kept, listed in kept_refs).
+    #[arg(long, value_name = "BOOL")]
+    prune_unmerged: Option<Option<bool>>,
     /// Mirror only branches matching PATTERN (`*` matches anything, `/` too); repeatable.
     #[arg(long = "branch", value_name = "PATTERN")]
     branches: Vec<String>,
@@ -357,6 +383,7 @@ impl MirrorFlags {
         Ok(MirrorEdit {
             only_protected_branches: flag(self.only_protected_branches),
             keep_divergent_refs: flag(self.keep_divergent_refs),
+            prune_unmerged: flag(self.prune_unmerged),
             branches: (!self.branches.is_empty()).then(|| self.branches.clone()),
             tags,
             username: self.username.clone(),

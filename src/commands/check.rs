@@ -28,7 +28,11 @@ pub fn check_mirror(repo: &Path, mirror: &MirrorConfig, global: &GlobalConfig) -
         lines: Vec::new(),
         problems: 0,
     };
-    match remote_access(mirror, global) {
+    let access = remote_access(mirror, global).map(|mut access| {
+        access.repo = Some(repo.to_path_buf());
+        access
+    });
+    match access {
         Err(e) => {
             check.problems += 1;
             check.lines.push(format!("  {} {shown}: FAILED: {e:#}", mirror.name));
@@ -57,6 +61,10 @@ pub fn check_mirror(repo: &Path, mirror: &MirrorConfig, global: &GlobalConfig) -
             }
         },
     }
+    if let Some(why) = crate::access::credential_use::unused_credentials(mirror) {
+        // Harmless, but nobody should believe the mirror is protected by them.
+        check.lines.push(format!("    note: {why}; they are ignored"));
+    }
     if let Some((line, problem)) = check_lfs(repo, mirror) {
         check.problems += usize::from(problem);
         check.lines.push(line);
@@ -64,25 +72,39 @@ pub fn check_mirror(repo: &Path, mirror: &MirrorConfig, global: &GlobalConfig) -
     check
 }
 
-/// For `add` and `set --url`: refuses the edit that produced `text` when its mirror `name`
-/// (enabled) answers within a few seconds with another object format than the repository's,
-/// which git cannot push to. An unreachable mirror is `check`'s business, not `add`'s.
-pub fn refuse_format_mismatch(repo: &Path, global: &GlobalConfig, name: &str, text: &str) -> Result<(), EditError> {
+/// For `add` and `set --url`: tries mirror `name` of the edited file `text` once (one `ls-remote`,
+/// at most a few seconds). A mirror that answers with another object format than the
+/// repository's, which git cannot push to, refuses the edit. A mirror that cannot be reached
+/// (unknown host, no such repository, credentials refused, no answer) gives the host's words back
+/// as a warning: the mirror may be created later or be unreachable from here for now, so the edit
+/// stands. Not said again: what `add` advises anyway (an SSH host key to record, a local path
+/// that is no repository yet).
+pub fn try_new_mirror(repo: &Path, global: &GlobalConfig, name: &str, text: &str) -> Result<Option<String>, EditError> {
     let file = repo.join(crate::config::REPO_CONFIG_FILE);
     // The file's mode only matters for inline passwords, which the loader checks when writing.
     let Ok(config) = crate::config::parse_repo(text, &file, 0o600, global) else {
-        return Ok(());
+        return Ok(None);
     };
     let Some(mirror) = config.mirror(name).filter(|m| m.enabled) else {
-        return Ok(());
+        return Ok(None);
     };
+    // A secret the admin's shell cannot read (a worker's `password_env`) is no reason to warn.
     let Ok(mut access) = remote_access(mirror, global) else {
-        return Ok(());
+        return Ok(None);
     };
     access.timeout = access.timeout.min(ADD_PROBE_TIMEOUT);
-    match git::probe(repo, &access, &["refs/heads/*".to_string()]).map(|p| p.format_mismatch()) {
-        Ok(Some(why)) => Err(EditError::InvalidValue(format!("mirror {name}: {why}"))),
-        _ => Ok(()),
+    access.repo = Some(repo.to_path_buf());
+    match git::probe(repo, &access, &["refs/heads/*".to_string()]) {
+        Ok(probe) => match probe.format_mismatch() {
+            Some(why) => Err(EditError::InvalidValue(format!("mirror {name}: {why}"))),
+            None => Ok(None),
+        },
+        Err(e) => {
+            let words = e.to_string();
+            let advised = words.contains("Host key verification failed")
+                || crate::config::mirror_path::missing_repository_note(&mirror.url).is_some();
+            Ok((!advised).then_some(words))
+        }
     }
 }
 

@@ -3,8 +3,8 @@
 
 use crate::access::remote_url::{Transport, split_credentials};
 use crate::commands::{
-    EXIT_OK, EXIT_USAGE, Exit, ExitContext, fleet_mirror_setting, io, load_repo_config, no_such_mirror, repo_path,
-    shown_url,
+    EXIT_OK, EXIT_USAGE, Exit, ExitContext, MissingMirror, fleet_mirror_setting, io, load_repo_config, no_such_mirror,
+    repo_path, shown_url,
 };
 use crate::config::GlobalConfig;
 use crate::config::edit::{self as config_edit, MirrorEdit};
@@ -22,7 +22,9 @@ pub fn cmd_keygen(
 ) -> Result<u8, Exit> {
     let repo = repo_path(repo)?;
     let cfg = load_repo_config(global, &repo)?;
-    let mirror = cfg.mirror(name).ok_or_else(|| no_such_mirror(&repo, name, &cfg))?;
+    let mirror = cfg
+        .mirror(name)
+        .ok_or_else(|| no_such_mirror(&repo, name, &cfg, MissingMirror::MayBeAdded))?;
     if crate::access::remote_url::transport_of(&mirror.url) != Transport::Ssh {
         return Err(Exit(
             EXIT_USAGE,
@@ -92,6 +94,8 @@ struct HostKeysFile {
     path: PathBuf,
     /// `(repo, mirror)` whose configuration must be pointed at `path` once it is written.
     configure: Option<(PathBuf, String)>,
+    /// `(repo, mirror)` the keys are for, when a mirror was named.
+    mirror: Option<(PathBuf, String)>,
 }
 
 fn resolve_host_keys_target(
@@ -102,13 +106,19 @@ fn resolve_host_keys_target(
     let (repo, name) = match target {
         HostKeysTarget::File(path) => {
             let path = std::path::absolute(&path).context("resolving --file").usage()?;
-            return Ok(HostKeysFile { path, configure: None });
+            return Ok(HostKeysFile {
+                path,
+                configure: None,
+                mirror: None,
+            });
         }
         HostKeysTarget::Mirror { repo, name } => (repo_path(&repo)?, name),
     };
     let cfg = load_repo_config(global, &repo)?;
     let usage = |message: String| Exit(EXIT_USAGE, anyhow::anyhow!(message));
-    let mirror = cfg.mirror(&name).ok_or_else(|| no_such_mirror(&repo, &name, &cfg))?;
+    let mirror = cfg
+        .mirror(&name)
+        .ok_or_else(|| no_such_mirror(&repo, &name, &cfg, MissingMirror::MayBeAdded))?;
     let mirror_host = crate::access::ssh::known_hosts::SshHost::from_url(&mirror.url)
         .map_err(|e| usage(format!("mirror {name} does not use SSH: {e}")))?;
     if &mirror_host != host {
@@ -123,13 +133,15 @@ fn resolve_host_keys_target(
         Some(path) => HostKeysFile {
             path: path.clone(),
             configure: None,
+            mirror: Some((repo, name)),
         },
         None if cfg.fleet_mirrors.contains(&name) => return Err(fleet_mirror_setting(&name, "known_hosts")),
         None => {
             let store = StateStore::new(&global.state_dir);
             HostKeysFile {
                 path: default_known_hosts_path(&store, &repo, &name),
-                configure: Some((repo, name)),
+                configure: Some((repo.clone(), name.clone())),
+                mirror: Some((repo, name)),
             }
         }
     })
@@ -223,6 +235,18 @@ pub fn cmd_known_hosts(
         };
         config_edit::edit_repo_file(repo, global, |text| config_edit::set_mirror(text, mirror, &edit)).usage()?;
         writeln!(out, "set known_hosts of mirror {mirror} to {}", file.path.display()).map_err(io)?;
+    }
+    match &file.mirror {
+        Some((repo, mirror)) => crate::commands::retry_after_fix(global, repo, mirror, |_| {}, err)?,
+        None if matches!(outcome, Recorded::Written { .. }) => {
+            let _ = writeln!(
+                err,
+                "mirrors that use {} retry at their next attempt; to retry one now: git-push-mirror sync REPO \
+                 --mirror NAME",
+                file.path.display()
+            );
+        }
+        None => {}
     }
     Ok(EXIT_OK)
 }

@@ -4,8 +4,8 @@ use crate::access::auth::check_transport;
 use crate::access::remote_url::{Transport, display_url, split_credentials};
 use crate::cli::args::{MirrorFlags, SetOnlyFlags};
 use crate::commands::{
-    EXIT_FAILED, EXIT_OK, EXIT_USAGE, Exit, ExitContext, empty_state_hint, io, known_or_given, no_such_mirror,
-    repo_path, shown_url,
+    EXIT_FAILED, EXIT_OK, EXIT_USAGE, Exit, ExitContext, MissingMirror, empty_state_hint, io, known_or_given,
+    no_such_mirror, repo_path, shown_url,
 };
 use crate::config::edit::{self as config_edit, MirrorEdit};
 use crate::config::{self, GlobalConfig, MirrorConfig};
@@ -25,39 +25,77 @@ fn stored_url(url: &str) -> Result<String, Exit> {
     crate::config::mirror_path::absolute_url(url, &cwd, home.as_deref()).usage()
 }
 
-/// Refuses what `add`/`set` would store but no push could use: a password in a non-HTTP URL,
-/// `--username` for an SSH URL, a password file that is missing or unreadable.
+/// Refuses what `add`/`set` would store but no push could use: a password in a non-HTTP URL, a
+/// password too short to keep out of messages, a password file that is missing, unreadable or
+/// not a usable secret. (Credentials no URL of the mirror would send are refused on the edited
+/// file: see [`refuse_unused_credentials`].)
 fn check_credentials_for(url: &str, edit: &MirrorEdit) -> Result<(), Exit> {
     let transport = crate::access::remote_url::transport_of(url);
     let usage = |message: String| Err(Exit(EXIT_USAGE, anyhow::anyhow!(message)));
     let http = matches!(transport, Transport::Https | Transport::Http);
-    if !http && split_credentials(url).password.is_some() {
+    let url_password = split_credentials(url).password;
+    if !http && url_password.is_some() {
         return usage(format!(
             "the URL holds a password, but only https (and http) mirrors use one; an {transport} mirror \
              authenticates otherwise (SSH: a key, see `git-push-mirror keygen`): remove it from the URL"
         ));
     }
-    if transport == Transport::Ssh && edit.username.as_deref().is_some_and(|u| !u.is_empty()) {
-        return usage(
-            "--username is the HTTPS user name; an SSH user goes in the URL: ssh://USER@host/path or \
-             USER@host:path"
-                .to_string(),
-        );
+    if let Some(password) = &url_password {
+        crate::access::auth::check_secret_length(password)
+            .context("the password in the URL")
+            .usage()?;
     }
-    if let Some(file) = edit.password_file.as_deref().filter(|f| !f.as_os_str().is_empty())
-        && let Err(e) = std::fs::File::open(file)
-    {
-        let what = if e.kind() == std::io::ErrorKind::NotFound {
-            "does not exist: create it (one line: the password or token, mode 600), then run this again".to_string()
-        } else {
-            format!(
-                "cannot be read ({e}); the worker must read it: run this as the user your hooks run as, \
-                 with a file that user owns (mode 600)"
-            )
-        };
-        return usage(format!("password file {} {what}", file.display()));
+    if let Some(file) = edit.password_file.as_deref().filter(|f| !f.as_os_str().is_empty()) {
+        if let Err(e) = std::fs::File::open(file) {
+            let what = if e.kind() == std::io::ErrorKind::NotFound {
+                "does not exist: create it (one line: the password or token, mode 600), then run this again".to_string()
+            } else {
+                format!(
+                    "cannot be read ({e}); the worker must read it: run this as the user your hooks run as, \
+                     with a file that user owns (mode 600)"
+                )
+            };
+            return usage(format!("password file {} {what}", file.display()));
+        }
+        // What the worker will check before each push: mode 600, one line, long enough.
+        let source = crate::config::SecretSource::File(file.to_path_buf());
+        crate::access::auth::read_secret(&source).usage()?;
     }
     Ok(())
+}
+
+/// For `add` and `set`, on the edited file `text`: refuses a user name or password for mirror
+/// `name` that none of its URLs would ever send (see [`crate::access::credential_use`]), so nobody
+/// believes a local or SSH mirror is protected by them. A file that does not load is left to the
+/// edit to report.
+fn refuse_unused_credentials(
+    repo: &Path,
+    global: &GlobalConfig,
+    name: &str,
+    text: &str,
+) -> Result<(), config_edit::EditError> {
+    let file = repo.join(crate::config::REPO_CONFIG_FILE);
+    let Ok(config) = crate::config::parse_repo(text, &file, 0o600, global) else {
+        return Ok(());
+    };
+    match config
+        .mirror(name)
+        .and_then(crate::access::credential_use::unused_credentials)
+    {
+        Some(why) => Err(config_edit::EditError::InvalidValue(format!(
+            "mirror {name}: {why}; nothing was changed"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Whether a `set` changes what the mirror's credentials are, or where they would go.
+fn touches_credentials(edit: &MirrorEdit) -> bool {
+    edit.url.is_some()
+        || edit.lfs_url.is_some()
+        || edit.username.is_some()
+        || edit.password_file.is_some()
+        || edit.password_env.is_some()
 }
 
 /// A password taken out of a `user:password@` URL: written to a temporary
@@ -217,6 +255,9 @@ fn advise(global: &GlobalConfig, repo: &Path, name: &str, err: &mut dyn Write) {
         if let Some(note) = crate::config::mirror_path::missing_repository_note(&mirror.url) {
             let _ = writeln!(err, "{note}");
         }
+        if let Some(warning) = crate::commands::protected::no_protected_branches(repo, mirror) {
+            let _ = writeln!(err, "{warning}");
+        }
     }
 }
 
@@ -249,10 +290,12 @@ pub fn cmd_add(
     if disabled {
         edit.enabled = Some(false);
     }
+    let mut unreachable = None;
     edit_with_secret(&repo, global, secret, err, |text| {
         let new = config_edit::add_mirror(text, name, &edit)?;
         refuse_new_fault(&repo, global, name, &new, None)?;
-        crate::commands::check::refuse_format_mismatch(&repo, global, name, &new)?;
+        refuse_unused_credentials(&repo, global, name, &new)?;
+        unreachable = crate::commands::check::try_new_mirror(&repo, global, name, &new)?;
         Ok(new)
     })?;
     let store = StateStore::new(&global.state_dir);
@@ -266,8 +309,24 @@ pub fn cmd_add(
         repo.display()
     )
     .map_err(io)?;
+    warn_unreachable(&repo, name, unreachable, "added", err);
     advise(global, &repo, name, err);
     Ok(EXIT_OK)
+}
+
+/// The warning for a mirror that could not be reached when it was added or re-pointed, in the
+/// host's words: the change stands (the repository may be created later, or the host be out of
+/// reach from here for now).
+fn warn_unreachable(repo: &Path, name: &str, words: Option<String>, done: &str, err: &mut dyn Write) {
+    if let Some(words) = words {
+        let _ = writeln!(
+            err,
+            "warning: mirror {name} could not be reached: {words}\n\
+             it was {done} anyway (its repository may be created later, or its host be out of reach from here \
+             for now); `git-push-mirror check {}` tries it again",
+            repo.display()
+        );
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -294,7 +353,9 @@ pub fn cmd_set(
     // A broken file is reported by the edit itself; only a loadable one can name the mirror.
     let cfg = config::load_repo(&repo, global).ok();
     let fleet_copy = match &cfg {
-        Some(cfg) if cfg.mirror(name).is_none() => return Err(no_such_mirror(&repo, name, cfg)),
+        Some(cfg) if cfg.mirror(name).is_none() => {
+            return Err(no_such_mirror(&repo, name, cfg, MissingMirror::MayBeAdded));
+        }
         Some(cfg) if cfg.fleet_mirrors.iter().any(|m| m == name) => {
             let repo_name = crate::config::fleet::repo_name(&repo, global).unwrap_or_default();
             Some(crate::config::fleet_override::copy_for_repo(global, name, &repo_name).usage()?)
@@ -318,6 +379,8 @@ pub fn cmd_set(
     check_ca_file_flag(&edit)?;
     let copied = fleet_copy.is_some();
     let url_changed = edit.url.is_some();
+    let credentials_touched = touches_credentials(&edit);
+    let mut unreachable = None;
     edit_with_secret(&repo, global, secret, err, |text| {
         let text = match fleet_copy {
             Some(table) => config_edit::add_mirror_table(text, name, table)?,
@@ -325,13 +388,18 @@ pub fn cmd_set(
         };
         let new = config_edit::set_mirror(&text, name, &edit)?;
         refuse_new_fault(&repo, global, name, &new, fault_before.as_deref())?;
+        // Another change leaves credentials set by hand alone (`advise` warns about them).
+        if credentials_touched {
+            refuse_unused_credentials(&repo, global, name, &new)?;
+        }
         if url_changed {
-            crate::commands::check::refuse_format_mismatch(&repo, global, name, &new)?;
+            unreachable = crate::commands::check::try_new_mirror(&repo, global, name, &new)?;
         }
         Ok(new)
     })?;
-    // Settings may widen what is mirrored: reconcile everything at the next update.
-    StateStore::new(&global.state_dir).update_mirror(&repo, name, |state| state.request_full_sync(now_ms()))?;
+    // Settings may widen what is mirrored: reconcile everything at the next update; and they may
+    // fix what failed: no waiting out the backoff.
+    crate::commands::retry_after_fix(global, &repo, name, |state| state.request_full_sync(now_ms()), err)?;
     if copied {
         let _ = writeln!(
             err,
@@ -340,6 +408,7 @@ pub fn cmd_set(
         );
     }
     writeln!(out, "updated mirror {name} of {}", repo.display()).map_err(io)?;
+    warn_unreachable(&repo, name, unreachable, "changed", err);
     advise(global, &repo, name, err);
     Ok(EXIT_OK)
 }
@@ -354,7 +423,9 @@ pub fn cmd_remove(
     let repo = repo_path(repo)?;
     let cfg = config::load_repo(&repo, global).ok();
     match &cfg {
-        Some(cfg) if cfg.mirror(name).is_none() => return Err(no_such_mirror(&repo, name, cfg)),
+        Some(cfg) if cfg.mirror(name).is_none() => {
+            return Err(no_such_mirror(&repo, name, cfg, MissingMirror::MustExist));
+        }
         Some(cfg) if cfg.fleet_mirrors.iter().any(|m| m == name) => {
             return Err(Exit(
                 EXIT_USAGE,
@@ -405,6 +476,9 @@ fn describe_filters(mirror: &MirrorConfig) -> String {
     }
     if rules.keep_divergent_refs {
         parts.push("keep-divergent-refs".to_string());
+    }
+    if rules.prune_unmerged {
+        parts.push("prune-unmerged".to_string());
     }
     parts.join(" ")
 }

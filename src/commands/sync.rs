@@ -1,6 +1,8 @@
 //! `sync`: one repository's mirrors updated now, in the foreground, with a per-ref report.
 
-use crate::commands::{EXIT_FAILED, EXIT_OK, Exit, io, load_repo_config, no_such_mirror, repo_path, shown_url};
+use crate::commands::{
+    EXIT_FAILED, EXIT_OK, Exit, MissingMirror, io, load_repo_config, no_such_mirror, repo_path, shown_url,
+};
 use crate::config::{GlobalConfig, MirrorConfig};
 use crate::mirror::state::StateStore;
 use crate::mirror::update::{UpdateReport, update_mirror_showing};
@@ -15,7 +17,7 @@ pub fn cmd_sync(global: &GlobalConfig, repo: &Path, only: Option<&str>, out: &mu
     let mirrors: Vec<&MirrorConfig> = match only {
         Some(name) => match cfg.mirrors.iter().find(|m| m.name == name) {
             Some(m) => vec![m],
-            None => return Err(no_such_mirror(&repo, name, &cfg)),
+            None => return Err(no_such_mirror(&repo, name, &cfg, MissingMirror::MustExist)),
         },
         None => cfg.mirrors.iter().filter(|m| m.enabled).collect(),
     };

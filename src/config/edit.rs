@@ -6,6 +6,9 @@
 //! replaces the file atomically, so a bad edit never reaches the disk.
 
 mod layout;
+mod protected;
+
+pub use protected::{protect, unprotect};
 
 use crate::config::{self, AsTyped, ConfigError, GlobalConfig, MirrorKeys, REPO_CONFIG_FILE, TagSetting};
 use crate::util::fsutil;
@@ -410,6 +413,7 @@ fn changes(edit: &MirrorEdit) -> Result<Vec<(&'static str, Change)>, EditError> 
         ("enabled", edit.enabled),
         ("only_protected_branches", edit.only_protected_branches),
         ("keep_divergent_refs", edit.keep_divergent_refs),
+        ("prune_unmerged", edit.prune_unmerged),
         ("lfs_required", edit.lfs_required),
     ] {
         if let Some(flag) = flag {

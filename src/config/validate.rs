@@ -3,7 +3,8 @@
 
 use crate::access::remote_url::{Transport, split_credentials, transport_of};
 use crate::config::mirror_files::Writers;
-use crate::config::raw::{RawGlobal, RawRepo, toml_error};
+use crate::config::raw::{RawGlobal, RawRepo};
+use crate::config::unknown_key::toml_error_of;
 use crate::config::{
     ConfigError, FleetMirror, GlobalConfig, MAX_MIRROR_NAME, MirrorConfig, MirrorDefaults, MirrorSettings, PushLimits,
     RepoConfig, SecretSource, in_dir, valid_mirror_name,
@@ -14,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub(super) fn parse_global(text: &str, path: &Path, mode: u32, state_base: &Path) -> Result<GlobalConfig, ConfigError> {
-    let raw: RawGlobal = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
+    let raw: RawGlobal = toml::from_str(text).map_err(|e| toml_error_of::<RawGlobal>(path, text, &e))?;
     let invalid = |message: String| ConfigError::Invalid {
         path: path.to_path_buf(),
         message,
@@ -126,6 +127,7 @@ fn resolve_defaults(s: MirrorSettings) -> Result<MirrorDefaults, String> {
         enabled: s.enabled.unwrap_or(builtin.enabled),
         only_protected_branches: s.only_protected_branches.unwrap_or(builtin.only_protected_branches),
         keep_divergent_refs: s.keep_divergent_refs.unwrap_or(builtin.keep_divergent_refs),
+        prune_unmerged: s.prune_unmerged.unwrap_or(builtin.prune_unmerged),
         branches: s.branches,
         tags: s.tags.unwrap_or(builtin.tags),
         refs,
@@ -161,7 +163,7 @@ pub(super) fn parse_repo_owned(
     owner: u32,
     global: &GlobalConfig,
 ) -> Result<RepoConfig, ConfigError> {
-    let raw: RawRepo = toml::from_str(text).map_err(|e| toml_error(file, text, &e))?;
+    let raw: RawRepo = toml::from_str(text).map_err(|e| toml_error_of::<RawRepo>(file, text, &e))?;
     let invalid = |message: String| ConfigError::Invalid {
         path: file.to_path_buf(),
         message,
@@ -280,8 +282,16 @@ fn resolve_mirror(
     // here; whether an ordinary transport is in allowed_protocols is checked
     // per mirror when it is used, so changing that list fails only the
     // mirrors concerned.
+    // (A misspelling git would take for another transport, `https:/host`, fails this mirror
+    // alone when it is used: see `crate::access::auth::check_transport`.)
     if let Transport::Refused(what) = transport_of(&url) {
-        return Err(format!("`url` uses `{what}`, which is never allowed"));
+        return Err(match crate::access::remote_url::scheme_typo(&url) {
+            Some(meant) => format!(
+                "`url` uses `{what}`, which git does not know: did you mean {}?",
+                crate::access::remote_url::redact_url(&meant)
+            ),
+            None => format!("`url` uses `{what}`, which is never allowed"),
+        });
     }
     if let Some(problem) = crate::config::mirror_path::relative_path_problem(&url) {
         return Err(problem);
@@ -312,6 +322,7 @@ fn resolve_mirror(
         tags: s.tags.as_ref().unwrap_or(&defaults.tags).to_selection(),
         extra_refs: refs,
         keep_divergent_refs: s.keep_divergent_refs.unwrap_or(defaults.keep_divergent_refs),
+        prune_unmerged: s.prune_unmerged.unwrap_or(defaults.prune_unmerged),
     };
     let timeout = s.timeout.unwrap_or(defaults.timeout);
     check_timeout(timeout)?;

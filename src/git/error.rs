@@ -38,8 +38,11 @@ pub(super) fn summarize_stderr(stderr: &str) -> String {
         .filter(|l| !l.is_empty() && !l.starts_with("hint:") && !GENERIC_LINES.contains(l))
         .filter(|l| !l.starts_with("remote:"))
         // ssh's advice to delete a changed host key; deleting without checking defeats the check.
-        .filter(|l| !l.starts_with("ssh-keygen -f "))
+        .filter(|l| !l.starts_with("ssh-keygen -f ") && *l != "remove with:")
         .collect();
+    if let Some(changed) = changed_host_key(stderr) {
+        return changed;
+    }
     let start = lines.len().saturating_sub(4);
     let mut parts: Vec<String> = words.into_iter().map(|w| format!("remote: {w}")).collect();
     parts.extend(lines[start..].iter().map(|l| crate::git::remote_words::clean(l)));
@@ -48,6 +51,35 @@ pub(super) fn summarize_stderr(stderr: &str) -> String {
     } else {
         parts.join(" / ")
     }
+}
+
+/// What ssh says about a host key that changed since it was recorded, in one sentence: the host,
+/// the key it sends now and where the recorded one is. Its other lines (the warning banner, the
+/// advice to delete the recorded key) are left out: deleting a key without checking the new one
+/// defeats the check.
+fn changed_host_key(stderr: &str) -> Option<String> {
+    let lines: Vec<&str> = stderr.lines().map(str::trim).collect();
+    let host = lines.iter().find_map(|l| {
+        l.strip_prefix("Host key for ")?
+            .split_once(" has changed")
+            .map(|(host, _)| host)
+    })?;
+    let mut said = format!("the SSH host key of {host} has changed");
+    // "The fingerprint for the ED25519 key sent by the remote host is" / "SHA256:…."
+    let sent = lines.iter().enumerate().find_map(|(i, l)| {
+        let kind = l
+            .strip_prefix("The fingerprint for the ")?
+            .strip_suffix(" key sent by the remote host is")?;
+        Some((kind, lines.get(i + 1)?.trim_end_matches('.')))
+    });
+    if let Some((kind, fingerprint)) = sent {
+        said.push_str(&format!(": it now sends the {kind} key {fingerprint}"));
+    }
+    if let Some(recorded) = lines.iter().find_map(|l| l.strip_prefix("Offending ")) {
+        // "ED25519 key in /state/ssh/backup.known_hosts:1"
+        said.push_str(&format!("; the recorded one is the {recorded}"));
+    }
+    Some(said)
 }
 
 /// Whether a mirror's words or git's messages say a push was refused for its size: git's and
@@ -106,33 +138,28 @@ pub fn failure_hint(access: &RemoteAccess, stderr: &str) -> Option<String> {
         access.mirror.as_str()
     };
     let url = split_credentials(&access.url).url;
+    let repo = access.repo_arg();
     let hint = if has("REMOTE HOST IDENTIFICATION HAS CHANGED") || (has("Host key for") && has("has changed")) {
         format!(
-            "the mirror's SSH host key changed since it was accepted, which may be an attack; only if the \
-             host's admin confirms the change, compare the new fingerprints from `git-push-mirror known-hosts {url}` \
-             and record them with `--accept --repo REPO --mirror {name}`"
+            "the mirror's SSH host key changed since it was accepted, which may be an attack; nothing was \
+             pushed. Only if the host's admin confirms the change: `git-push-mirror known-hosts {url} --repo \
+             {repo} --mirror {name}` shows the new fingerprints beside the recorded ones, and with `--accept` \
+             records them"
         )
     } else if has("Host key verification failed") {
         format!(
             "the mirror's SSH host key is not known: compare its fingerprints from \
              `git-push-mirror known-hosts {url}` with the ones the host publishes, then record them with \
-             `--accept --repo REPO --mirror {name}`"
+             `--accept --repo {repo} --mirror {name}`"
         )
     } else if has("Permission denied (publickey") {
         format!(
             "the SSH server refused the key: add the mirror's public key (the ssh_key file + .pub; \
-             `git-push-mirror keygen REPO {name}` creates a key pair) to the account's authorized_keys or as a \
+             `git-push-mirror keygen {repo} {name}` creates a key pair) to the account's authorized_keys or as a \
              deploy key with write access"
         )
-    } else if has("terminal prompts disabled") && access.secrets.is_empty() {
-        format!(
-            "the mirror asks for a user name and password: set them with \
-             `git-push-mirror set REPO {name} --username USER --password-file FILE`"
-        )
-    } else if has("Authentication failed") || has("error: 401") {
-        "the mirror refused the user name and password/token: check `username` and the secret in \
-         password_file, password_env or password; the token may have expired or been revoked"
-            .to_string()
+    } else if has("Authentication failed") || has("error: 401") || has("terminal prompts disabled") {
+        credentials_hint(access, "the mirror", &access.url)
     } else if has("error: 403") {
         "the mirror accepted the credentials but refused access: give the token write access to this \
          repository (GitHub: Contents read/write, and Workflows if it has .github/workflows; GitLab: \
@@ -148,7 +175,7 @@ pub fn failure_hint(access: &RemoteAccess, stderr: &str) -> Option<String> {
         format!(
             "the mirror's TLS certificate is not signed by a CA that git trusts (CA in use: {in_use}); if the \
              host has a CA of its own (a company GitLab), give the CA's certificate (PEM) to the mirror with \
-             `git-push-mirror set REPO {name} --ca-file FILE`"
+             `git-push-mirror set {repo} {name} --ca-file FILE`"
         )
     } else if has("the receiving end does not support this repository's hash algorithm")
         // What git before 2.41 says pushing SHA-256 to an empty SHA-1 repository.
@@ -164,6 +191,38 @@ pub fn failure_hint(access: &RemoteAccess, stderr: &str) -> Option<String> {
         return None;
     };
     Some(hint)
+}
+
+/// What to do when `who` (the mirror, its LFS endpoint) at `url` asked for a user name and
+/// password: they were offered to its origin and refused, or none was offered to it (the mirror
+/// has none, or they go only to other hosts).
+pub fn credentials_hint(access: &RemoteAccess, who: &str, url: &str) -> String {
+    let name = if access.mirror.is_empty() {
+        "NAME"
+    } else {
+        access.mirror.as_str()
+    };
+    let repo = access.repo_arg();
+    let origin = crate::access::remote_url::http_origin(url);
+    let offered = origin.as_ref().is_some_and(|o| access.credential_origins.contains(o));
+    let origin = origin.unwrap_or_else(|| split_credentials(url).url);
+    if offered {
+        format!(
+            "{who} refused the user name and password/token: check `username` and the secret in \
+             password_file, password_env or password; the token may have expired or been revoked"
+        )
+    } else if access.credential_origins.is_empty() {
+        format!(
+            "{who} ({origin}) asks for a user name and password, and the mirror has none: set them with \
+             `git-push-mirror set {repo} {name} --username USER --password-file FILE`"
+        )
+    } else {
+        format!(
+            "{who} ({origin}) asks for a user name and password; the mirror's are offered only to {} \
+             (its url and lfs_url), never to another host",
+            access.credential_origins.join(" and ")
+        )
+    }
 }
 
 /// Whether git (curl with GnuTLS or OpenSSL) or git-lfs (Go) says the server's certificate
@@ -185,10 +244,29 @@ mod tests {
 
     #[test]
     fn summaries_keep_the_cause_and_drop_boilerplate() {
+        let stderr = "fatal: unable to access 'https://h/a.git/': Could not resolve host: h\n\
+Please make sure you have the correct access rights\nand the repository exists.\n";
+        assert_eq!(
+            summarize_stderr(stderr),
+            "fatal: unable to access 'https://h/a.git/': Could not resolve host: h"
+        );
+    }
+
+    #[test]
+    fn a_changed_host_key_is_said_in_one_clean_sentence() {
         // Captured from git push over ssh (OpenSSH 9.2) to a host whose key changed.
         let stderr = "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\r\n\
 @    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\r\n\
+@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\r\n\
+IT IS POSSIBLE THAT SOMEONE IS DOING SOMETHING NASTY!\r\n\
+Someone could be eavesdropping on you right now (man-in-the-middle attack)!\r\n\
+It is also possible that a host key has just been changed.\r\n\
+The fingerprint for the ED25519 key sent by the remote host is\r\n\
+SHA256:uF1zJwZS7LI8ZMHYk1bXd9+NI5hLxUESl4VROHXwC7A.\r\n\
+Please contact your system administrator.\r\n\
+Add correct host key in /state/ssh/backup.known_hosts to get rid of this message.\r\n\
 Offending ED25519 key in /state/ssh/backup.known_hosts:1\r\n\
+  remove with:\r\n\
   ssh-keygen -f \"/state/ssh/backup.known_hosts\" -R \"[127.0.0.1]:2222\"\r\n\
 Host key for [127.0.0.1]:2222 has changed and you have requested strict checking.\r\n\
 Host key verification failed.\r\n\
@@ -196,9 +274,29 @@ fatal: Could not read from remote repository.\n\n\
 Please make sure you have the correct access rights\nand the repository exists.\n";
         assert_eq!(
             summarize_stderr(stderr),
-            "Offending ED25519 key in /state/ssh/backup.known_hosts:1 / \
-             Host key for [127.0.0.1]:2222 has changed and you have requested strict checking. / \
-             Host key verification failed. / fatal: Could not read from remote repository."
+            "the SSH host key of [127.0.0.1]:2222 has changed: it now sends the ED25519 key \
+             SHA256:uF1zJwZS7LI8ZMHYk1bXd9+NI5hLxUESl4VROHXwC7A; the recorded one is the ED25519 key in \
+             /state/ssh/backup.known_hosts:1"
+        );
+        // Older OpenSSH: "remove with:" alone would have started the summary.
+        let older = "Offending ED25519 key in /k:3\n  remove with:\n  ssh-keygen -f \"/k\" -R \"h\"\n\
+                     Host key for h has changed and you have requested strict checking.\n\
+                     Host key verification failed.\n";
+        assert_eq!(
+            summarize_stderr(older),
+            "the SSH host key of h has changed; the recorded one is the ED25519 key in /k:3"
+        );
+
+        let mut access = RemoteAccess::new("ssh://git@h:2222/a.git", std::time::Duration::from_secs(1), &[]);
+        access.mirror = "backup".into();
+        access.repo = Some("/srv/git/app.git".into());
+        let hint = failure_hint(&access, stderr).unwrap();
+        assert!(
+            hint.contains(
+                "`git-push-mirror known-hosts ssh://h:2222/a.git --repo /srv/git/app.git --mirror backup` shows \
+                 the new fingerprints beside the recorded ones, and with `--accept` records them"
+            ),
+            "{hint}"
         );
     }
 
@@ -256,8 +354,23 @@ Please make sure you have the correct access rights\nand the repository exists.\
         assert!(failure_hint(&access, denied).unwrap().contains("deploy key"));
 
         let mut http = RemoteAccess::new("http://h/a.git", std::time::Duration::from_secs(1), &[]);
-        http.secrets.push("s".into());
+        http.mirror = "gh".into();
         let failed = "fatal: Authentication failed for 'http://h/a.git/'\n";
+        let prompt = "fatal: could not read Username for 'http://h': terminal prompts disabled\n";
+        for stderr in [failed, prompt] {
+            // No credentials: the hint says none was offered, not that they were refused.
+            let hint = failure_hint(&http, stderr).unwrap();
+            assert!(
+                hint.contains("the mirror (http://h) asks for a user name and password, and the mirror has none")
+                    && hint.contains("set REPO gh --username USER --password-file FILE"),
+                "{hint}"
+            );
+        }
+        http.credential_origins = vec!["http://lfs.h".into()];
+        let hint = failure_hint(&http, failed).unwrap();
+        assert!(hint.contains("offered only to http://lfs.h"), "{hint}");
+        http.secrets.push("s".into());
+        http.credential_origins = vec!["http://h".into()];
         assert!(
             failure_hint(&http, failed)
                 .unwrap()

@@ -223,15 +223,25 @@ fn upload_failure(access: &RemoteAccess, stderr: &str) -> GitError {
         return GitError::Failed(NOT_INSTALLED.to_string());
     }
     let summary = summarize_stderr(&strip_progress(stderr));
-    // After refusing our password, git-lfs asks the helper again, gets nothing and says the
-    // credentials were "not found": say what happened.
-    let refused = !access.secrets.is_empty() && stderr.contains("Git credentials for") && stderr.contains("not found");
-    let message = if refused {
-        format!("the LFS endpoint refused the mirror's user name and password/token ({summary})")
-    } else {
-        summary
+    // The endpoint asked for credentials that no helper answered (`Git credentials for URL not
+    // found`): ours refused to offer again a password the endpoint rejected, or had none for it.
+    let message = match asked_credentials_for(stderr) {
+        Some(url) => format!(
+            "{} ({summary})",
+            super::error::credentials_hint(access, "the LFS endpoint", url)
+        ),
+        None => summary,
     };
     GitError::Failed(access.redact(&message))
+}
+
+/// The URL of git-lfs's `Git credentials for URL not found.`, when it says that.
+fn asked_credentials_for(stderr: &str) -> Option<&str> {
+    let rest = &stderr[stderr.find("Git credentials for ")? + "Git credentials for ".len()..];
+    let line = rest.lines().next()?;
+    line.strip_suffix(" not found.")
+        .or_else(|| line.strip_suffix(" not found"))
+        .map(str::trim)
 }
 
 /// A temporary empty git directory whose LFS store (`lfs/objects/ab/cd/<oid>`) links to the
@@ -308,6 +318,44 @@ fn strip_progress(stderr: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_lfs_endpoint_asking_for_credentials_is_told_by_what_it_was_offered() {
+        // Captured from git-lfs 3.3 pushing to an endpoint that answers 401.
+        let stderr = "fatal: could not read Username for 'http://127.0.0.1:18765': terminal prompts disabled\n\
+                      batch response: Git credentials for http://127.0.0.1:18765/lfs not found.\n";
+        assert_eq!(asked_credentials_for(stderr), Some("http://127.0.0.1:18765/lfs"));
+        let mut access = RemoteAccess::new("file:///srv/m.git", std::time::Duration::from_secs(1), &[]);
+        access.mirror = "backup".into();
+        let none = upload_failure(&access, stderr).to_string();
+        assert!(
+            none.starts_with(
+                "the LFS endpoint (http://127.0.0.1:18765) asks for a user name and password, and the mirror has none"
+            ),
+            "{none}"
+        );
+        assert!(
+            !none.contains("refused"),
+            "nothing was offered, so nothing was refused: {none}"
+        );
+        access.credential_origins = vec!["http://127.0.0.1:18765".into()];
+        access.secrets = vec!["lfs-s3cret".into()];
+        let refused = upload_failure(&access, stderr).to_string();
+        assert!(
+            refused.starts_with("the LFS endpoint refused the user name and password/token"),
+            "{refused}"
+        );
+        access.credential_origins = vec!["https://git.example.com".into()];
+        let elsewhere = upload_failure(&access, stderr).to_string();
+        assert!(
+            elsewhere.contains("offered only to https://git.example.com"),
+            "{elsewhere}"
+        );
+        assert_eq!(
+            asked_credentials_for("batch response: Fatal error: Server error\n"),
+            None
+        );
+    }
 
     /// Runs git in `dir` with a fixed identity; returns trimmed stdout.
     fn git(dir: &Path, args: &[&str]) -> String {

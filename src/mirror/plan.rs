@@ -7,8 +7,8 @@
 use crate::util::oid::Oid;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Which refs a mirror carries (README: "Mirror semantics").
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Which refs a mirror carries, and what it does to refs deleted locally (README: "Mirror semantics").
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct MirrorRules {
     /// `branches = [...]`: when set, a branch (name without `refs/heads/`) must
     /// match one of these patterns.
@@ -23,6 +23,28 @@ pub struct MirrorRules {
     pub extra_refs: Vec<String>,
     /// `keep_divergent_refs = true`.
     pub keep_divergent_refs: bool,
+    /// `prune_unmerged = true`: a ref deleted locally is deleted on the mirror even when its work
+    /// is not merged into the default branch (never in keep-divergent mode).
+    pub prune_unmerged: bool,
+}
+
+impl std::fmt::Debug for MirrorRules {
+    // By hand: a mirror's known refs are tied to a hash of this form (`mirror::verify::identity`).
+    // A setting shown only when it is on leaves the form, and so the identity, of every mirror
+    // that does not use it as it was: adding one costs no full reconciliation of every mirror.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut rules = f.debug_struct("MirrorRules");
+        rules
+            .field("branch_patterns", &self.branch_patterns)
+            .field("protected_only", &self.protected_only)
+            .field("tags", &self.tags)
+            .field("extra_refs", &self.extra_refs)
+            .field("keep_divergent_refs", &self.keep_divergent_refs);
+        if self.prune_unmerged {
+            rules.field("prune_unmerged", &self.prune_unmerged);
+        }
+        rules.finish()
+    }
 }
 
 /// `tags = true | false | ["v*", ...]`.
@@ -121,7 +143,7 @@ pub enum Divergence {
     TagMoved,
 }
 
-/// Why a ref absent locally is not deleted on the remote.
+/// Why a ref absent locally is not deleted on the remote (the last two: unless `prune_unmerged`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeptReason {
     /// `keep_divergent_refs = true` never deletes.
@@ -338,6 +360,10 @@ fn decide_deletion(input: &PlanInput<'_>, ancestry: &dyn Ancestry, name: &str, r
     let Some(head) = input.default_branch else {
         return kept(KeptReason::NoDefaultBranch);
     };
+    if input.rules.prune_unmerged {
+        // The admin asked for an exact mirror: merged or not, it goes (with a lease).
+        return Decision::Push(RefChange::Delete { old: remote.clone() });
+    }
     if ancestry.is_ancestor(remote, head) != Some(true) {
         return kept(KeptReason::RemoteNotMerged);
     }
@@ -510,6 +536,10 @@ mod tests {
         }
         fn keep_divergent(mut self) -> Self {
             self.rules.keep_divergent_refs = true;
+            self
+        }
+        fn prune_unmerged(mut self) -> Self {
+            self.rules.prune_unmerged = true;
             self
         }
         fn branches(mut self, patterns: &[&str]) -> Self {
@@ -1067,6 +1097,127 @@ mod tests {
         assert_eq!(c.decision("refs/tags/merged"), delete(1));
         assert_eq!(c.decision("refs/tags/unmerged"), kept(3, KeptReason::RemoteNotMerged));
         assert_eq!(c.decision("refs/tags/annotated"), delete(10));
+    }
+
+    #[test]
+    fn prune_unmerged_deletes_what_would_be_kept_as_unmerged() {
+        // Unmerged on the mirror, unknown locally, or unmerged work pushed and deleted in one
+        // window: each kept by default, each deleted (with the observed value as lease) when asked.
+        let unmerged = case()
+            .chain(&[1, 2])
+            .chain(&[1, 3])
+            .head(2)
+            .both(MAIN, 2)
+            .remote(DEV, 3)
+            .remote("refs/heads/unknown", 9)
+            .remote("refs/heads/window", 1)
+            .pending_deleted("refs/heads/window", 3)
+            .remote("refs/tags/unmerged", 3);
+        assert_eq!(unmerged.decision(DEV), kept(3, KeptReason::RemoteNotMerged));
+        let pruned = unmerged.prune_unmerged();
+        for (name, old) in [
+            (DEV, 3),
+            ("refs/heads/unknown", 9),
+            ("refs/heads/window", 1),
+            ("refs/tags/unmerged", 3),
+        ] {
+            assert_eq!(pruned.decision(name), delete(old), "{name}");
+            assert_eq!(
+                pruned.decision(name),
+                Decision::Push(RefChange::Delete { old: id(old) }),
+                "the lease is the observed value"
+            );
+        }
+        assert_eq!(pruned.decision(MAIN), Decision::UpToDate, "present refs are untouched");
+        assert_eq!(pruned.pending_only().decision("refs/heads/window"), delete(1));
+    }
+
+    #[test]
+    fn prune_unmerged_changes_exactly_the_unmerged_kept_refs_into_deletions() {
+        // Every combination of: the mirror's value merged (1), unmerged (3) or unknown (9); no
+        // hint, or the ref's last local value merged (2), unmerged (3) or unknown (9); a default
+        // branch or none; keep-divergent or not; both reaches.
+        for remote in [1, 3, 9] {
+            for last_local in [None, Some(2), Some(3), Some(9)] {
+                for head in [Some(2), None] {
+                    for keep_divergent in [false, true] {
+                        for pending_only in [false, true] {
+                            let mut c = case().chain(&[1, 2]).chain(&[1, 3]).remote(DEV, remote);
+                            c = match last_local {
+                                Some(last) => c.pending_deleted(DEV, last),
+                                None => c.pending(DEV),
+                            };
+                            if let Some(head) = head {
+                                c = c.head(head);
+                            }
+                            if keep_divergent {
+                                c = c.keep_divergent();
+                            }
+                            if pending_only {
+                                c = c.pending_only();
+                            }
+                            let without = c.decision(DEV);
+                            let with = c.prune_unmerged().decision(DEV);
+                            let what =
+                                format!("remote {remote} last {last_local:?} head {head:?} keep {keep_divergent}");
+                            match without {
+                                Decision::Kept {
+                                    why: KeptReason::RemoteNotMerged | KeptReason::LastLocalNotMerged,
+                                    ..
+                                } => assert_eq!(with, delete(remote), "{what}"),
+                                other => assert_eq!(with, other, "{what}"),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn prune_unmerged_never_deletes_in_keep_divergent_mode_or_without_a_default_branch() {
+        let c = case()
+            .chain(&[1, 2])
+            .chain(&[1, 3])
+            .head(2)
+            .remote(DEV, 3)
+            .prune_unmerged();
+        assert_eq!(c.keep_divergent().decision(DEV), kept(3, KeptReason::KeepDivergentRefs));
+        let headless = case().chain(&[1, 3]).remote(DEV, 3).prune_unmerged();
+        assert_eq!(headless.decision(DEV), kept(3, KeptReason::NoDefaultBranch));
+    }
+
+    #[test]
+    fn prune_unmerged_respects_the_filters() {
+        let c = case()
+            .chain(&[1, 2])
+            .chain(&[1, 3])
+            .head(2)
+            .remote("refs/heads/other", 3)
+            .branches(&["main", "dev"])
+            .prune_unmerged();
+        assert!(
+            c.names().is_empty(),
+            "a ref outside the filters is never touched: {:?}",
+            c.names()
+        );
+    }
+
+    #[test]
+    fn the_rules_debug_form_only_shows_prune_unmerged_when_on() {
+        // Known refs are tied to a hash of this form: mirrors that do not use prune_unmerged keep
+        // the identity they had before it existed.
+        let rules = MirrorRules::default();
+        assert_eq!(
+            format!("{rules:?}"),
+            "MirrorRules { branch_patterns: None, protected_only: None, tags: All, extra_refs: [], \
+             keep_divergent_refs: false }"
+        );
+        let pruning = MirrorRules {
+            prune_unmerged: true,
+            ..MirrorRules::default()
+        };
+        assert!(format!("{pruning:?}").ends_with("keep_divergent_refs: false, prune_unmerged: true }"));
     }
 
     #[test]

@@ -91,9 +91,15 @@ impl RefOutcome {
             }
             RefOutcome::Kept { why } => match why {
                 KeptReason::KeepDivergentRefs => "deleted locally; keep_divergent_refs keeps it on the mirror",
-                KeptReason::NoDefaultBranch => "deleted locally; no default branch to check it is merged",
-                KeptReason::RemoteNotMerged => "deleted locally with work not merged into the default branch",
-                KeptReason::LastLocalNotMerged => "deleted locally after unmerged commits were pushed to it",
+                KeptReason::NoDefaultBranch => {
+                    "deleted locally; kept because the repository has no default branch (HEAD) to check it is merged"
+                }
+                KeptReason::RemoteNotMerged => {
+                    "deleted locally with work not merged into the default branch; prune_unmerged = true deletes it"
+                }
+                KeptReason::LastLocalNotMerged => {
+                    "deleted locally after unmerged commits were pushed to it; prune_unmerged = true deletes it"
+                }
             }
             .to_string(),
             RefOutcome::Blocked { by } => format!("{by} occupies its path on the mirror"),

@@ -110,6 +110,10 @@ pub struct MirrorState {
     pub divergent_refs: BTreeSet<String>,
     #[serde(default)]
     pub kept_refs: BTreeSet<String>,
+    /// Why each of `kept_refs` is kept, in words (refs kept by a version that did not record it
+    /// have none until the next update that considers them).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub kept_reasons: BTreeMap<String, String>,
     /// Refs to reconcile at the next update.
     #[serde(default)]
     pub pending: BTreeMap<String, PendingRef>,
@@ -195,6 +199,17 @@ impl MirrorState {
         self.full_sync_seq = Some(self.seq);
         self.pending_since_ms.get_or_insert(now_ms);
         self.next_attempt_at_ms = None;
+    }
+
+    /// Makes a waiting retry due now: after a change that may fix what failed (the mirror's
+    /// settings, its host keys), waiting out the backoff only delays the fix.
+    pub fn retry_now(&mut self) {
+        self.next_attempt_at_ms = None;
+    }
+
+    /// Whether the last update failed (`to_retry` or `failed`, or `started` again after a failure).
+    pub fn is_failing(&self) -> bool {
+        self.consecutive_failures > 0 || matches!(self.update_status, UpdateStatus::ToRetry | UpdateStatus::Failed)
     }
 
     /// Whether an update is owed.

@@ -82,7 +82,10 @@ pub fn update_mirror_showing(
         journal: &journal,
     };
     let report = match remote_access(mirror, global) {
-        Ok(access) => reconcile(repo, mirror, &access, &before, reach, &known, &mut pushing),
+        Ok(mut access) => {
+            access.repo = Some(repo.to_path_buf());
+            reconcile(repo, mirror, &access, &before, reach, &known, &mut pushing)
+        }
         Err(e) => UpdateReport::failed(format!("{e:#}")),
     };
     failpoint::hit("update.after_push");
@@ -336,10 +339,11 @@ fn reconcile_once(
         .warnings
         .iter()
         .map(|w| match w {
-            PlanWarning::NoProtectedBranches => {
-                "only_protected_branches is set but the repository has no protected_branches: no branch is mirrored"
-                    .to_string()
-            }
+            PlanWarning::NoProtectedBranches => format!(
+                "only_protected_branches is set but the repository has no protected_branches: no branch is \
+                 mirrored; add them with: git-push-mirror protect {} PATTERN…",
+                repo.display()
+            ),
         })
         .collect();
     let held = lfs.before_push(repo, mirror, access, &push_plan, &local.direct, remote)?;
@@ -462,6 +466,7 @@ pub fn record_outcome(
         state.full_sync_seq = None;
         state.divergent_refs.clear();
         state.kept_refs.clear();
+        state.kept_reasons.clear();
     }
     for result in &report.refs {
         match &result.outcome {
@@ -470,11 +475,13 @@ pub fn record_outcome(
             }
             RefOutcome::Kept { .. } => {
                 state.kept_refs.insert(result.name.clone());
+                state.kept_reasons.insert(result.name.clone(), result.outcome.detail());
             }
             RefOutcome::Rejected { .. } | RefOutcome::Blocked { .. } => {}
             _ => {
                 state.divergent_refs.remove(&result.name);
                 state.kept_refs.remove(&result.name);
+                state.kept_reasons.remove(&result.name);
             }
         }
         match &result.outcome {

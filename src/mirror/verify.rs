@@ -149,7 +149,10 @@ pub fn verify_mirror(
     } else {
         remote_access(mirror, global)
             .map_err(|e| format!("{e:#}"))
-            .and_then(|access| git::ls_remote(repo, &access, &[]).map_err(|e| e.to_string()))
+            .and_then(|mut access| {
+                access.repo = Some(repo.to_path_buf());
+                git::ls_remote(repo, &access, &[]).map_err(|e| e.to_string())
+            })
             .and_then(|observed| {
                 let differ = differences(&observed.direct, &learned.refs, &mirror.rules);
                 match differ.as_slice() {

@@ -368,6 +368,7 @@ mod tests {
             last_error: Some("boom".to_string()),
             divergent_refs: vec![],
             kept_refs: vec!["refs/heads/k".to_string()],
+            kept_reasons: vec![],
             rejected_refs: vec![],
             steps: None,
             learned_max_push_size: None,

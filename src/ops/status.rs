@@ -27,7 +27,10 @@ pub struct MirrorStatus {
     pub last_successful_update_at: Option<String>,
     pub last_error: Option<String>,
     pub divergent_refs: Vec<String>,
+    /// Refs deleted locally but kept on the mirror (names only, as ever).
     pub kept_refs: Vec<String>,
+    /// Why each of `kept_refs` is kept (those whose reason is known).
+    pub kept_reasons: Vec<KeptRef>,
     pub pending_refs: Vec<String>,
     /// A full reconciliation is owed.
     pub full_sync_pending: bool,
@@ -59,6 +62,14 @@ pub struct MirrorStatus {
     /// When the oldest pending change arrived (for `metrics`).
     #[serde(skip)]
     pub pending_since_ms: Option<u64>,
+}
+
+/// A ref kept on the mirror although deleted locally, and why.
+#[derive(Debug, Serialize, Clone, PartialEq, Eq)]
+pub struct KeptRef {
+    #[serde(rename = "ref")]
+    pub name: String,
+    pub reason: String,
 }
 
 /// A ref the mirror refused, and why.
@@ -241,6 +252,17 @@ fn mirror_status(global: &GlobalConfig, state: &MirrorState, name: &str, url: &s
         last_error: state.last_error.clone(),
         divergent_refs: state.divergent_refs.iter().cloned().collect(),
         kept_refs: state.kept_refs.iter().cloned().collect(),
+        kept_reasons: state
+            .kept_refs
+            .iter()
+            .filter_map(|name| {
+                let reason = state.kept_reasons.get(name)?;
+                Some(KeptRef {
+                    name: name.clone(),
+                    reason: reason.clone(),
+                })
+            })
+            .collect(),
         pending_refs: state.pending.keys().cloned().collect(),
         full_sync_pending: state.full_sync_seq.is_some(),
         consecutive_failures: state.consecutive_failures,
@@ -360,7 +382,10 @@ pub fn print_human(statuses: &[MirrorStatus], out: &mut dyn Write) -> std::io::R
             if !refs.is_empty() {
                 writeln!(out, "    {label} ({}):", refs.len())?;
                 for name in refs {
-                    writeln!(out, "      {name}")?;
+                    match s.kept_reasons.iter().find(|k| &k.name == name && label == "kept_refs") {
+                        Some(kept) => writeln!(out, "      {name}: {}", kept.reason)?,
+                        None => writeln!(out, "      {name}")?,
+                    }
                 }
             }
         }
