@@ -20,7 +20,9 @@ pub mod mirror_path;
 mod raw;
 mod validate;
 
-pub use load::{default_spool_dir, load_global, load_repo, locate_global, spool_dir_for_hook, state_base};
+pub use load::{
+    default_spool_dir, load_global, load_repo, locate_global, spool_dir_for_hook, state_base, system_config_file,
+};
 pub(crate) use raw::line_column;
 pub(crate) use validate::parse_repo;
 
@@ -42,6 +44,9 @@ pub const CONFIG_ENV: &str = "GIT_PUSH_MIRROR_CONFIG";
 
 /// The system-wide global configuration file.
 pub const SYSTEM_CONFIG_FILE: &str = "/etc/git-push-mirror/config.toml";
+
+/// Environment variable naming another file to use in place of [`SYSTEM_CONFIG_FILE`].
+pub const SYSTEM_CONFIG_ENV: &str = "GIT_PUSH_MIRROR_SYSTEM_CONFIG";
 
 /// The values `allowed_protocols` may contain (README: "Transports").
 pub const KNOWN_PROTOCOLS: [&str; 5] = ["https", "ssh", "git", "file", "http"];
@@ -622,6 +627,17 @@ mod tests {
         assert_eq!(locate(None, &env), Some(from_env.clone()));
         write(&explicit, "", 0o644);
         assert_eq!(locate(Some(&explicit), &env), Some(explicit.clone()));
+
+        // $GIT_PUSH_MIRROR_SYSTEM_CONFIG replaces the system file, which need not exist.
+        let other_system = dir.path().join("other-etc/config.toml");
+        let env_other_system = env_of(&[("HOME", dir.path()), (SYSTEM_CONFIG_ENV, &other_system)]);
+        let env_empty_system = env_of(&[("HOME", dir.path()), (SYSTEM_CONFIG_ENV, Path::new(""))]);
+        fs::remove_file(&home_file).unwrap();
+        assert_eq!(locate(None, &env_home_only), Some(system.clone()));
+        assert_eq!(locate(None, &env_other_system), None, "not /etc's file");
+        write(&other_system, "", 0o644);
+        assert_eq!(locate(None, &env_other_system), Some(other_system.clone()));
+        assert_eq!(locate(None, &env_empty_system), Some(system.clone()), "empty: unset");
 
         // Named files must exist: no silent fallback to another file.
         let missing = dir.path().join("missing.toml");

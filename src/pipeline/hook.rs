@@ -148,6 +148,11 @@ fn start_worker_if_idle(spool_dir: &Path, config: Option<&Path>) -> std::io::Res
     }
     cmd.arg("run").arg("--detached");
     crate::git::scrub_environment(&mut cmd);
+    // The worker must find the global file the hook found; without --config, that may be the
+    // system file this variable names (see `config::system_config_file`).
+    if std::env::var_os(config::SYSTEM_CONFIG_ENV).is_some_and(|v| !v.is_empty()) {
+        cmd.env(config::SYSTEM_CONFIG_ENV, config::system_config_file());
+    }
     cmd.current_dir("/")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

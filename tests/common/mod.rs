@@ -233,7 +233,9 @@ macro_rules! in_each_format {
 }
 
 /// One test's private world: a temporary root, a `home/` inside it, and the
-/// environment every child process gets. Dropping it deletes the directory.
+/// environment every child process gets: whatever the machine's or the user's
+/// git-push-mirror configuration says, the binary finds only the test's (`HOME`,
+/// `XDG_*`, and the system file in `etc/` of the root). Dropping it deletes the directory.
 pub struct TestEnv {
     root: tempfile::TempDir,
     env: ChildEnv,
@@ -276,6 +278,12 @@ impl TestEnv {
         env.set("HOME", &home);
         env.set("XDG_CONFIG_HOME", home.join(".config"));
         env.set("XDG_STATE_HOME", home.join(".local/state"));
+        // The system-wide global configuration is the test's too (a file it may create), never
+        // the machine's /etc/git-push-mirror/config.toml (`.ci/sentinel` checks it).
+        env.set(
+            "GIT_PUSH_MIRROR_SYSTEM_CONFIG",
+            root.path().join("etc/git-push-mirror/config.toml"),
+        );
         env.set("GIT_CONFIG_NOSYSTEM", "1");
         env.set("GIT_CONFIG_GLOBAL", &gitconfig);
         env.set("GIT_AUTHOR_NAME", "Test Author");
