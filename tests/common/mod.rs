@@ -483,23 +483,37 @@ pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 }
 
 /// Whether a test that needs `tool` should run. `Ok` → true. A missing tool
-/// skips the test (false, reason on stderr) on a developer's machine, but
-/// panics when `CI=true`: under CI a missing tool must fail the suite.
+/// skips the test (false, reason on stderr, see [`report_skip`]) on a developer's
+/// machine, but panics when `CI=true`: under CI a missing tool must fail the suite.
 pub fn require_or_skip(tool: &str, available: Result<(), String>) -> bool {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    require_or_skip_in(ci, tool, available)
-}
-
-/// [`require_or_skip`] with the CI decision made by the caller.
-pub fn require_or_skip_in(ci: bool, tool: &str, available: Result<(), String>) -> bool {
-    match available {
-        Ok(()) => true,
-        Err(why) if ci => panic!("{tool} is required under CI (CI=true): {why}"),
-        Err(why) => {
-            eprintln!("SKIPPED: {tool} is not available: {why}");
+    match skip_reason(ci, tool, available) {
+        None => true,
+        Some(why) => {
+            report_skip(&why);
             false
         }
     }
+}
+
+/// [`require_or_skip`]'s decision, with the CI decision made by the caller: `None` to run, the
+/// reason to skip, or a panic under CI.
+pub fn skip_reason(ci: bool, tool: &str, available: Result<(), String>) -> Option<String> {
+    match available {
+        Ok(()) => None,
+        Err(why) if ci => panic!("{tool} is required under CI (CI=true): {why}"),
+        Err(why) => Some(format!("{tool} is not available: {why}")),
+    }
+}
+
+/// Says on the test process's own stderr, past the test harness's capture (which shows a passing
+/// test's output to no one), that the running test was skipped and why: one `SKIPPED: TEST: why`
+/// line, which `cargo test` shows beside the test's `ok` and `.ci/run` counts.
+fn report_skip(why: &str) {
+    use std::io::Write;
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("a test");
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: {why}");
 }
 
 /// The path of one of git's helper programs (`git-daemon`,
