@@ -513,7 +513,8 @@ fn report_skip(why: &str) {
     use std::io::Write;
     let thread = std::thread::current();
     let test = thread.name().unwrap_or("a test");
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: {why}");
+    // One write, so lines of tests running in parallel cannot cut it.
+    let _ = std::io::stderr().write_all(format!("SKIPPED: {test}: {why}\n").as_bytes());
 }
 
 /// The path of one of git's helper programs (`git-daemon`,
