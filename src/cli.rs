@@ -131,8 +131,8 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, Exi
         Command::Forget { repo } => commands::mirrors::cmd_forget(&global, &repo, out),
         Command::List { repos } => commands::mirrors::cmd_list(&global, &repos, out, err),
         Command::Status { repos, json } => commands::status::cmd_status(&global, &repos, json, out, err),
-        Command::Install { repos, host } => {
-            commands::install::cmd_install_on_host(&global, cli.config.as_deref(), &repos, &host, out)
+        Command::Install { repos, host, rebind } => {
+            commands::install::cmd_install_on_host(&global, cli.config.as_deref(), &repos, (&host, rebind), out)
         }
         Command::Uninstall { repos, host } => commands::install::cmd_uninstall_on_host(&repos, &host, out),
         Command::Metrics { repos, output } => {

@@ -142,7 +142,11 @@ runs; Gitea's files are not touched.\n\n\
 gitolite links into every repository, new ones included; `gitolite setup` keeps it. With \
 --repo-specific: LOCAL_CODE/hooks/repo-specific/git-push-mirror, for repositories whose \
 gitolite.conf has `option hook.post-receive = git-push-mirror`. LOCAL_CODE (and \
-'repo-specific-hooks') are switched on in ~/.gitolite.rc if they are off."
+'repo-specific-hooks') are switched on in ~/.gitolite.rc if they are off.\n\n\
+The hook runs this binary by its absolute path: /usr/bin/git-push-mirror (the package's) when that \
+is this same program, else this one. A hook already installed keeps the binary it runs unless \
+--rebind is given, so installing again with another copy (say /usr/local/bin's, first on PATH) \
+never moves hooks to it silently; `install` says when several binaries are installed."
     )]
     Install {
         /// Bare repositories (none with --all; with --gitolite, optional: checked to be gitolite's).
@@ -150,6 +154,9 @@ gitolite.conf has `option hook.post-receive = git-push-mirror`. LOCAL_CODE (and 
         repos: Vec<PathBuf>,
         #[command(flatten)]
         host: HostFlags,
+        /// Make hooks already installed run this binary (by default each keeps the binary it runs).
+        #[arg(long)]
+        rebind: bool,
     },
     /// Remove the hook and restore the one it replaced.
     Uninstall {
