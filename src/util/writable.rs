@@ -38,8 +38,20 @@ impl Writer {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Denied {
     pub path: PathBuf,
-    /// What the path lacks: "cannot create files in it", with its owner and mode.
+    pub kind: DeniedKind,
+    /// What the path lacks, with its owner and mode: "cannot create files in it (owner root, …)".
     pub why: String,
+}
+
+/// Where a path stands in the way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeniedKind {
+    /// A parent of a missing directory or file, in which it cannot be created.
+    CannotCreate,
+    /// A parent that cannot be passed through.
+    CannotPass,
+    /// The directory or file itself, or something in the tree.
+    CannotUse,
 }
 
 const READ: u32 = 4;
@@ -99,9 +111,10 @@ fn kernel_allows(path: &Path, want: u32) -> bool {
     unsafe { libc::faccessat(libc::AT_FDCWD, c_path.as_ptr(), mode, libc::AT_EACCESS) == 0 }
 }
 
-fn denied(path: &Path, meta: &Metadata, what: &str) -> Denied {
+fn denied(path: &Path, meta: &Metadata, kind: DeniedKind, what: &str) -> Denied {
     Denied {
         path: path.to_path_buf(),
+        kind,
         why: format!(
             "{what} (owner {}, group {}, mode {:04o})",
             users::user_label(meta.uid()),
@@ -121,10 +134,15 @@ fn parents_deny(path: &Path, who: &Writer) -> Option<Denied> {
         };
         let create = std::mem::take(&mut missing) && std::fs::symlink_metadata(path).is_err();
         if create && !allows(parent, &meta, who, WRITE | SEARCH) {
-            return Some(denied(parent, &meta, "cannot create the directory in it"));
+            return Some(denied(
+                parent,
+                &meta,
+                DeniedKind::CannotCreate,
+                "cannot create it there",
+            ));
         }
         if !allows(parent, &meta, who, SEARCH) {
-            return Some(denied(parent, &meta, "cannot pass through it"));
+            return Some(denied(parent, &meta, DeniedKind::CannotPass, "cannot pass through it"));
         }
     }
     None
@@ -148,12 +166,12 @@ pub fn tree_denies(root: &Path, who: &Writer) -> Option<Denied> {
         };
         if meta.is_dir() {
             if !allows(&path, &meta, who, READ | WRITE | SEARCH) {
-                return Some(denied(&path, &meta, "cannot create files in it"));
+                return Some(denied(&path, &meta, DeniedKind::CannotUse, "cannot create files in it"));
             }
             let entries = std::fs::read_dir(&path).into_iter().flatten().flatten();
             stack.extend(entries.map(|entry| entry.path()));
         } else if meta.is_file() && !allows(&path, &meta, who, READ | WRITE) {
-            return Some(denied(&path, &meta, "cannot read and write it"));
+            return Some(denied(&path, &meta, DeniedKind::CannotUse, "cannot read and write it"));
         }
     }
     None
@@ -165,7 +183,9 @@ pub fn file_denies(file: &Path, who: &Writer) -> Option<Denied> {
         return Some(denied);
     }
     match std::fs::metadata(file) {
-        Ok(meta) if !allows(file, &meta, who, WRITE) => Some(denied(file, &meta, "cannot write it")),
+        Ok(meta) if !allows(file, &meta, who, WRITE) => {
+            Some(denied(file, &meta, DeniedKind::CannotUse, "cannot write it"))
+        }
         _ => None,
     }
 }
@@ -228,11 +248,7 @@ mod tests {
         chmod(&parent, 0o755);
         let denied = tree_denies(&parent.join("spool/deeper"), &stranger()).unwrap();
         assert_eq!(denied.path, parent);
-        assert!(
-            denied.why.contains("cannot create the directory in it"),
-            "{}",
-            denied.why
-        );
+        assert_eq!(denied.kind, DeniedKind::CannotCreate, "{}", denied.why);
         chmod(&parent, 0o777);
         assert_eq!(tree_denies(&parent.join("spool/deeper"), &stranger()), None);
         assert_eq!(file_denies(&parent.join("log"), &stranger()), None);
@@ -241,7 +257,7 @@ mod tests {
         std::fs::create_dir(parent.join("spool")).unwrap();
         let denied = tree_denies(&parent.join("spool"), &stranger()).unwrap();
         assert_eq!(denied.path, parent);
-        assert!(denied.why.contains("cannot pass through it"), "{}", denied.why);
+        assert_eq!(denied.kind, DeniedKind::CannotPass, "{}", denied.why);
 
         // This process is asked of the kernel; root may do anything.
         assert_eq!(
