@@ -79,6 +79,16 @@ pub(crate) fn no_such_mirror(repo: &Path, name: &str, cfg: &config::RepoConfig) 
     )
 }
 
+/// Refuses `command` on `repo` when the caller is not among the users its pushes run as: the
+/// files it would create (configuration, secrets, keys, state) would be the caller's, which the
+/// hook and its worker, running as the repository's owner, could not use.
+pub(crate) fn refuse_other_user(repo: &Path, command: &str) -> Result<(), Exit> {
+    match crate::ops::deployment::other_user(repo, &format!("{command} …")) {
+        Some(line) => Err(Exit(EXIT_USAGE, anyhow::anyhow!(line))),
+        None => Ok(()),
+    }
+}
+
 pub(crate) fn repo_paths(repos: &[PathBuf]) -> Result<Vec<PathBuf>, Exit> {
     repos.iter().map(|r| repo_path(r)).collect()
 }

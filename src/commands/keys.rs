@@ -3,8 +3,8 @@
 
 use crate::access::remote_url::{Transport, split_credentials};
 use crate::commands::{
-    EXIT_OK, EXIT_USAGE, Exit, ExitContext, fleet_mirror_setting, io, load_repo_config, no_such_mirror, repo_path,
-    shown_url,
+    EXIT_OK, EXIT_USAGE, Exit, ExitContext, fleet_mirror_setting, io, load_repo_config, no_such_mirror,
+    refuse_other_user, repo_path, shown_url,
 };
 use crate::config::GlobalConfig;
 use crate::config::edit::{self as config_edit, MirrorEdit};
@@ -21,6 +21,7 @@ pub fn cmd_keygen(
     err: &mut dyn Write,
 ) -> Result<u8, Exit> {
     let repo = repo_path(repo)?;
+    refuse_other_user(&repo, "keygen")?;
     let cfg = load_repo_config(global, &repo)?;
     let mirror = cfg.mirror(name).ok_or_else(|| no_such_mirror(&repo, name, &cfg))?;
     if crate::access::remote_url::transport_of(&mirror.url) != Transport::Ssh {
@@ -106,6 +107,7 @@ fn resolve_host_keys_target(
         }
         HostKeysTarget::Mirror { repo, name } => (repo_path(&repo)?, name),
     };
+    refuse_other_user(&repo, "known-hosts")?;
     let cfg = load_repo_config(global, &repo)?;
     let usage = |message: String| Exit(EXIT_USAGE, anyhow::anyhow!(message));
     let mirror = cfg.mirror(&name).ok_or_else(|| no_such_mirror(&repo, &name, &cfg))?;

@@ -73,21 +73,48 @@ fn shares_with_group(value: &str) -> bool {
     }
 }
 
-/// The line the commands that write (`add`, `set`, …) refuse with, and `status` notes, when the
-/// caller is not among the repository's pushers: what it creates, the owner could not use.
+/// The line the commands that write (`add`, `set`, …) refuse with when the caller is not among
+/// the repository's pushers: what it creates, the owner could not use.
 pub fn other_user(repo: &Path, command: &str) -> Option<String> {
-    let pushers = Pushers::of(repo).ok()?;
+    other_users(&[repo.to_path_buf()], command).pop()
+}
+
+/// One line per owner of `repos` whose pushes the caller does not push as (`status` says them):
+/// the hook recorded those pushes in the owner's spool and state, with the owner's configuration.
+pub fn other_users(repos: &[PathBuf], command: &str) -> Vec<String> {
     let caller = users::effective_uid();
-    if pushers.includes(caller) {
-        return None;
+    let mut by_owner: Vec<(u32, Vec<&Path>)> = Vec::new();
+    for repo in repos {
+        let Ok(pushers) = Pushers::of(repo) else {
+            continue;
+        };
+        if pushers.includes(caller) {
+            continue;
+        }
+        match by_owner.iter_mut().find(|(owner, _)| *owner == pushers.owner) {
+            Some((_, repos)) => repos.push(repo),
+            None => by_owner.push((pushers.owner, vec![repo])),
+        }
     }
-    let owner = pushers.owner_name();
-    Some(format!(
-        "{} belongs to {owner}, and pushes run as {owner}, but this runs as {}: run it as {owner}: \
-         sudo -u {owner} -H git-push-mirror {command}",
-        repo.display(),
-        users::user_label(caller),
-    ))
+    by_owner
+        .into_iter()
+        .map(|(owner, repos)| {
+            let owner = users::user_label(owner);
+            let which = match repos.as_slice() {
+                [one] => format!("{} belongs", one.display()),
+                many => format!(
+                    "{} repositories ({}, …) belong",
+                    many.len(),
+                    many.first().map(|r| r.display().to_string()).unwrap_or_default()
+                ),
+            };
+            format!(
+                "{which} to {owner}, and pushes run as {owner}, but this runs as {}: run it as {owner}: \
+                 sudo -u {owner} -H git-push-mirror {command}",
+                users::user_label(caller),
+            )
+        })
+        .collect()
 }
 
 /// The caller's finding for `check`: pushes run as another user, whose spool, state and
@@ -153,24 +180,24 @@ pub struct FoundHook {
 /// How much of a hook file is read to find its call (hooks are scripts; a binary is not read).
 const HOOK_READ_LIMIT: u64 = 64 * 1024;
 
-/// What the hook file at `path` calls, if it calls `hook post-receive`; a link to the binary
-/// itself (`hooks/post-receive -> /usr/bin/git-push-mirror`, which runs as the hook) counts.
+/// What the hook file at `path` calls, if it calls `hook post-receive`; the binary itself, run
+/// under the hook's name (`hooks/post-receive -> /usr/bin/git-push-mirror`), counts.
 fn read_call(path: &Path, running: &Path) -> Option<HookCall> {
-    if let Ok(target) = std::fs::canonicalize(path)
-        && (target.file_name() == Some(OsStr::new("git-push-mirror")) || hook_binary::same_program(&target, running))
-    {
-        return Some(HookCall {
-            program: target.to_string_lossy().into_owned(),
-            config: None,
-        });
-    }
-    let mut text = Vec::new();
+    let mut head = Vec::new();
     std::fs::File::open(path)
         .ok()?
         .take(HOOK_READ_LIMIT)
-        .read_to_end(&mut text)
+        .read_to_end(&mut head)
         .ok()?;
-    hook_binary::hook_call(&String::from_utf8_lossy(&text))
+    if head.starts_with(b"#!") {
+        return hook_binary::hook_call(&String::from_utf8_lossy(&head));
+    }
+    let target = std::fs::canonicalize(path).ok()?;
+    let ours = target.file_name() == Some(OsStr::new("git-push-mirror")) || hook_binary::same_program(&target, running);
+    ours.then(|| HookCall {
+        program: target.to_string_lossy().into_owned(),
+        config: None,
+    })
 }
 
 /// The hooks of `repo` that call `git-push-mirror`, in the places each host puts them.

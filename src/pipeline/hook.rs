@@ -6,6 +6,8 @@ use crate::mirror::refs::is_valid_ref_name;
 use crate::pipeline::spool::{RefUpdate, SPOOL_FORMAT_VERSION, Spool, SpoolEntry};
 use crate::util::fsutil::{FileLock, now_ms};
 use crate::util::oid::Oid;
+use crate::util::users;
+use crate::util::writable::{self, Writer};
 use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -107,7 +109,7 @@ pub fn run_hook(stdin: &[u8], options: &HookOptions<'_>, err: &mut dyn Write) ->
             Err(e) => {
                 let _ = writeln!(
                     err,
-                    "git-push-mirror: could not record this push for mirroring ({e}); the next `git-push-mirror run` will catch up"
+                    "git-push-mirror: could not record this push for mirroring: {e}; the next `git-push-mirror run` will catch up"
                 );
             }
         }
@@ -118,14 +120,29 @@ pub fn run_hook(stdin: &[u8], options: &HookOptions<'_>, err: &mut dyn Write) ->
     }
 }
 
-fn spool_push(spool_dir: &Path, updates: Vec<RefUpdate>) -> std::io::Result<()> {
+/// Records the push in the spool; the error says which directory and which user, the two things
+/// an admin needs to fix it, since the pusher sees nothing else (`check` says the rest).
+fn spool_push(spool_dir: &Path, updates: Vec<RefUpdate>) -> Result<(), String> {
+    let repo = hook_repository().map_err(|e| format!("cannot tell which repository this is ({e})"))?;
     let entry = SpoolEntry {
         version: SPOOL_FORMAT_VERSION,
-        repo: hook_repository()?,
+        repo,
         received_at_ms: now_ms(),
         updates,
     };
-    Spool::new(spool_dir).write(&entry).map(|_| ())
+    Spool::new(spool_dir).write(&entry).map(|_| ()).map_err(|e| {
+        let uid = users::effective_uid();
+        let user = format!("{} (uid {uid})", users::user_label(uid));
+        match writable::tree_denies(spool_dir, &Writer::user(uid)) {
+            Some(denied) => format!(
+                "the spool {} is not writable by {user}, whom this hook runs as: {} {} ({e});                  `git-push-mirror check` gives the fix",
+                spool_dir.display(),
+                denied.path.display(),
+                denied.why
+            ),
+            None => format!("writing into the spool {} as {user}: {e}", spool_dir.display()),
+        }
+    })
 }
 
 /// Starts `git-push-mirror run` fully detached (own session, no inherited

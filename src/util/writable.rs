@@ -177,17 +177,25 @@ pub fn tree_denies(root: &Path, who: &Writer) -> Option<Denied> {
     None
 }
 
-/// What keeps `who` from appending to `file` (created on first use when missing).
+/// What keeps `who` from appending to the log `file`, and from creating it again in its
+/// directory (when missing, and after logrotate renamed it).
 pub fn file_denies(file: &Path, who: &Writer) -> Option<Denied> {
     if let Some(denied) = parents_deny(file, who) {
         return Some(denied);
     }
-    match std::fs::metadata(file) {
-        Ok(meta) if !allows(file, &meta, who, WRITE) => {
-            Some(denied(file, &meta, DeniedKind::CannotUse, "cannot write it"))
-        }
-        _ => None,
+    let meta = std::fs::metadata(file).ok()?;
+    if let Some(dir) = file.parent()
+        && let Ok(dir_meta) = std::fs::metadata(dir)
+        && !allows(dir, &dir_meta, who, WRITE | SEARCH)
+    {
+        return Some(denied(
+            dir,
+            &dir_meta,
+            DeniedKind::CannotCreate,
+            "cannot create the file again there after it is rotated",
+        ));
     }
+    (!allows(file, &meta, who, WRITE)).then(|| denied(file, &meta, DeniedKind::CannotUse, "cannot write it"))
 }
 
 #[cfg(test)]

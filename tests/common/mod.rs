@@ -22,6 +22,7 @@ mod http;
 pub mod lfs;
 mod nginx;
 mod sshd;
+mod users;
 
 // A test binary that uses only `TestEnv` would flag these re-exports.
 #[allow(unused_imports)]
@@ -30,6 +31,7 @@ pub use {
     http::{HttpGitServer, basic_credentials},
     nginx::{HttpsGitServer, TestCa},
     sshd::Sshd,
+    users::TestUser,
 };
 
 use std::collections::{BTreeMap, BTreeSet};
