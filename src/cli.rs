@@ -99,7 +99,9 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, Exi
     }
     match &cli.command {
         Command::Completions { shell } => return commands::docs::cmd_completions(*shell, Cli::command(), out),
-        Command::Man { dir } => return commands::docs::cmd_man(dir.as_deref(), Cli::command(), out),
+        Command::Man { dir, section } => {
+            return commands::docs::cmd_man(dir.as_deref(), *section, Cli::command(), out);
+        }
         _ => {}
     }
     let global = config::load_global(cli.config.as_deref()).usage()?;

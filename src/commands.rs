@@ -4,6 +4,7 @@
 //! helpers several commands share: resolving `REPO` arguments, naming a missing mirror.
 
 pub mod check;
+pub mod config_page;
 pub mod docs;
 pub mod install;
 pub mod keys;

@@ -7,13 +7,15 @@
 //! - `validate.rs`: defaults applied, relative paths resolved against the file's directory, the
 //!   security rules on secrets enforced, fleet mirrors expanded;
 //! - [`edit`]: in-place edits for `add`, `set` and `remove`; [`fleet`], [`fleet_override`],
-//!   [`mirror_path`], [`live`]: fleets, local mirror paths, the worker's live view of the file.
+//!   [`mirror_path`], [`live`]: fleets, local mirror paths, the worker's live view of the file;
+//! - [`keys`]: every key with its default and meaning, for the man page, checked against the parser.
 //!
 //! Every error names the file, and where the TOML parser knows a position, `file:line:column`.
 
 pub mod edit;
 pub mod fleet;
 pub mod fleet_override;
+pub mod keys;
 pub mod live;
 mod load;
 pub mod mirror_path;

@@ -914,6 +914,7 @@ fn the_debian_package_ships_everything_in_its_place_and_the_quickstart_runs_an_i
     for standard in [
         "usr/bin/",
         "usr/share/man/man1/",
+        "usr/share/man/man5/",
         "usr/share/bash-completion/completions/git-push-mirror",
         "usr/share/zsh/vendor-completions/",
         "usr/share/fish/vendor_completions.d/",
@@ -925,6 +926,15 @@ fn the_debian_package_ships_everything_in_its_place_and_the_quickstart_runs_an_i
         assert!(destinations.iter().any(|d| d == standard), "nothing goes to {standard}");
     }
     assert!(generated.join("man/git-push-mirror-add.1").is_file());
+    let config_page = fs::read_to_string(generated.join("man5/git-push-mirror.toml.5")).unwrap();
+    assert!(config_page.contains(".TH git-push-mirror.toml 5"), "{config_page}");
+    let main_page = fs::read_to_string(generated.join("man/git-push-mirror.1")).unwrap();
+    for page in [&config_page, &main_page] {
+        assert!(
+            page.contains(".SH FILES") && page.contains("/etc/git\\-push\\-mirror/config.toml"),
+            "{page}"
+        );
+    }
     let fish = fs::read_to_string(generated.join("completions/git-push-mirror.fish")).unwrap();
     assert!(fish.contains("forget"), "completions cover every subcommand");
 
@@ -958,6 +968,43 @@ fn the_debian_package_ships_everything_in_its_place_and_the_quickstart_runs_an_i
         "{said}"
     );
     assert!(said.contains("update_status: finished"), "{said}");
+}
+
+/// `packaging/build-deb.sh` says what it misses before its long release build, not after.
+#[test]
+fn build_deb_checks_for_cargo_deb_and_dpkg_dev_before_building() {
+    let env = TestEnv::new();
+    // A PATH with `dirname` and a `cargo` that knows no `deb` and logs what it is asked.
+    let bin = env.path("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let log = env.path("cargo.log");
+    fs::write(
+        bin.join("cargo"),
+        format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\n[ \"$1\" = deb ] && exit 101\nexit 0\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(bin.join("cargo"), fs::Permissions::from_mode(0o755)).unwrap();
+    let dirname = Command::new("sh").args(["-c", "command -v dirname"]).output().unwrap();
+    std::os::unix::fs::symlink(String::from_utf8_lossy(&dirname.stdout).trim(), bin.join("dirname")).unwrap();
+    let out = env
+        .cmd(source("packaging/build-deb.sh"))
+        .env("PATH", &bin)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let said = stderr(&out);
+    assert!(
+        said.contains("missing: cargo-deb (cargo install cargo-deb --locked) dpkg-dev (apt-get install dpkg-dev)"),
+        "{said}"
+    );
+    assert_eq!(
+        fs::read_to_string(&log).unwrap(),
+        "deb --version\n",
+        "nothing was built"
+    );
 }
 
 // --help ----------------------------------------------------------------------------------------
