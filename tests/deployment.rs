@@ -79,6 +79,15 @@ impl Server {
         self.user.cmd(&self.env, BIN).args(args).output().unwrap()
     }
 
+    /// [`Server::new`] with the hook installed (by the owner), `check` clean.
+    fn installed() -> Option<Server> {
+        let server = Server::new()?;
+        let installed = server.as_user(&["install", path_str(&server.repo)]);
+        assert!(installed.status.success(), "{installed:?}");
+        assert_clean(&server);
+        Some(server)
+    }
+
     fn check(&self) -> (i32, String) {
         let out = self.as_user(&["check", path_str(&self.repo)]);
         (out.status.code().unwrap(), format!("{}{}", stdout(&out), stderr(&out)))
@@ -208,10 +217,7 @@ fn check_names_each_hook_problem_with_its_fix() {
 
 #[test]
 fn check_names_each_directory_the_pushing_user_cannot_use_and_its_fix_works() {
-    let Some(server) = Server::new() else { return };
-    let repo = path_str(&server.repo);
-    assert!(server.as_user(&["install", repo]).status.success());
-    assert_clean(&server);
+    let Some(server) = Server::installed() else { return };
     let user = &server.user.name;
 
     // Root took the spool and the state (a `sync` run as root would), and a file in the state.
@@ -275,9 +281,8 @@ fn check_names_each_directory_the_pushing_user_cannot_use_and_its_fix_works() {
 
 #[test]
 fn the_wrong_user_is_told_whom_to_run_as_and_nothing_is_created_for_it() {
-    let Some(server) = Server::new() else { return };
+    let Some(server) = Server::installed() else { return };
     let repo = path_str(&server.repo);
-    assert!(server.as_user(&["install", repo]).status.success());
     let user = &server.user.name;
 
     // check, run as root: whom pushes run as, and the command to run instead.
@@ -363,9 +368,8 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn a_push_the_hook_cannot_record_names_the_spool_and_the_user() {
-    let Some(server) = Server::new() else { return };
+    let Some(server) = Server::installed() else { return };
     let repo = path_str(&server.repo);
-    assert!(server.as_user(&["install", repo]).status.success());
     let user = &server.user;
 
     // The user's work clone, in a directory of its own.

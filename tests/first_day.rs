@@ -736,6 +736,16 @@ fn help_and_messages_say_what_to_do_next() {
 
 // 9 ---------------------------------------------------------------------------------------------
 
+/// Whether `systemd-analyze` runs here (package systemd).
+fn systemd_analyze() -> Result<(), String> {
+    Command::new("systemd-analyze")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|e| format!("systemd-analyze: {e} (install systemd)"))
+        .map(drop)
+}
+
 #[test]
 fn the_timer_runs_on_a_calendar_and_logrotate_works_without_a_git_user() {
     // The timer: Persistent= only works with OnCalendar=, and the expression is valid.
@@ -745,13 +755,7 @@ fn the_timer_runs_on_a_calendar_and_logrotate_works_without_a_git_user() {
         !timer.contains("Persistent=true") || calendar.is_some(),
         "Persistent=true without OnCalendar: {timer}"
     );
-    let tools = Command::new("systemd-analyze")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .map_err(|e| format!("systemd-analyze: {e} (install systemd)"))
-        .map(drop);
-    if require_or_skip("systemd-analyze", tools) {
+    if require_or_skip("systemd-analyze", systemd_analyze()) {
         let parsed = Command::new("systemd-analyze")
             .args(["calendar", calendar.unwrap()])
             .output()
@@ -831,13 +835,7 @@ fn the_systemd_units_run_as_their_instances_user_and_verify_cleanly() {
             .collect();
         assert_eq!(users, ["User=%i"], "{unit}");
     }
-    let analyze = Command::new("systemd-analyze")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .map_err(|e| format!("systemd-analyze: {e} (install systemd)"))
-        .map(drop);
-    if !require_or_skip("systemd-analyze", analyze) {
+    if !require_or_skip("systemd-analyze", systemd_analyze()) {
         return;
     }
     // Verified as installed, with this build standing in for /usr/bin/git-push-mirror (verify
