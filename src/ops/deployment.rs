@@ -85,6 +85,10 @@ pub fn other_users(repos: &[PathBuf], command: &str) -> Vec<String> {
     let caller = users::effective_uid();
     let mut by_owner: Vec<(u32, Vec<&Path>)> = Vec::new();
     for repo in repos {
+        // The usual case, without asking git about core.sharedRepository (status over a fleet).
+        if std::fs::metadata(repo).is_ok_and(|meta| meta.uid() == caller) {
+            continue;
+        }
         let Ok(pushers) = Pushers::of(repo) else {
             continue;
         };
