@@ -98,7 +98,7 @@ fn note_other_binaries(chosen: &Path, out: &mut dyn Write) -> Result<(), Exit> {
     let list: Vec<String> = installed.iter().map(|p| p.display().to_string()).collect();
     writeln!(
         out,
-        "note: {} git-push-mirror binaries are installed ({}); new hooks run {}, existing ones keep theirs          (install --rebind moves them to this one); removing a binary breaks the hooks that run it          (git-push-mirror check finds them)",
+        "note: {} git-push-mirror binaries are installed ({}); new hooks run {}, existing ones keep theirs (install --rebind moves them to this one); removing a binary breaks the hooks that run it (git-push-mirror check finds them)",
         installed.len(),
         list.join(", "),
         chosen.display()

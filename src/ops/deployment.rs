@@ -337,11 +337,12 @@ fn one_hook_findings(repo: &Path, hook: &FoundHook, running: &Path, path: Option
         findings.push(Finding {
             problem: format!(
                 "{shown} runs {}, another binary than this check's {} (the hook and the worker it starts run \
-                 that one)",
+                 that one: to check with it, run `{} check`)",
                 binary.display(),
-                running.display()
+                running.display(),
+                binary.display()
             ),
-            fix: format!("{rebind}   (or check with that binary: {} check)", binary.display()),
+            fix: rebind,
         });
     }
     findings

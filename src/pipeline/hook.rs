@@ -135,7 +135,7 @@ fn spool_push(spool_dir: &Path, updates: Vec<RefUpdate>) -> Result<(), String> {
         let user = format!("{} (uid {uid})", users::user_label(uid));
         match writable::tree_denies(spool_dir, &Writer::user(uid)) {
             Some(denied) => format!(
-                "the spool {} is not writable by {user}, whom this hook runs as: {} {} ({e});                  `git-push-mirror check` gives the fix",
+                "the spool {} is not writable by {user}, whom this hook runs as: {} {} ({e}); `git-push-mirror check` gives the fix",
                 spool_dir.display(),
                 denied.path.display(),
                 denied.why
