@@ -134,12 +134,19 @@ fn spool_push(spool_dir: &Path, updates: Vec<RefUpdate>) -> Result<(), String> {
         let uid = users::effective_uid();
         let user = format!("{} (uid {uid})", users::user_label(uid));
         match writable::tree_denies(spool_dir, &Writer::user(uid)) {
-            Some(denied) => format!(
-                "the spool {} is not writable by {user}, whom this hook runs as: {} {} ({e}); `git-push-mirror check` gives the fix",
-                spool_dir.display(),
-                denied.path.display(),
-                denied.why
-            ),
+            Some(denied) => {
+                let at = if denied.path == spool_dir {
+                    String::new()
+                } else {
+                    format!("{} ", denied.path.display())
+                };
+                format!(
+                    "the spool {} is not writable by {user}, whom this hook runs as: {at}{} ({e}); \
+                     `git-push-mirror check` gives the fix",
+                    spool_dir.display(),
+                    denied.why
+                )
+            }
             None => format!("writing into the spool {} as {user}: {e}", spool_dir.display()),
         }
     })
