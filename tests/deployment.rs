@@ -311,7 +311,7 @@ fn the_wrong_user_is_told_whom_to_run_as_and_nothing_is_created_for_it() {
     );
 
     // add (with a password in the URL, which would become a root-owned secret) is refused before
-    // it writes anything; set, remove and sync too.
+    // it writes anything; set, remove, sync, keygen and known-hosts --accept too.
     let config_before = fs::read_to_string(server.repo.join("push-mirror.toml")).unwrap();
     let state_before = files_under(&server.state);
     let secret_url = "https://bot:pa55word@git.example.com/app.git";
@@ -320,6 +320,16 @@ fn the_wrong_user_is_told_whom_to_run_as_and_nothing_is_created_for_it() {
         vec!["set", repo, "backup", "--delay", "1s"],
         vec!["remove", repo, "backup"],
         vec!["sync", repo],
+        vec!["keygen", repo, "backup"],
+        vec![
+            "known-hosts",
+            "ssh://git@127.0.0.1:9/x.git",
+            "--accept",
+            "--repo",
+            repo,
+            "--mirror",
+            "backup",
+        ],
     ] {
         let out = gpm_output(&server.env, &args);
         assert_eq!(out.status.code(), Some(2), "{}: {out:?}", args[0]);

@@ -107,7 +107,6 @@ fn resolve_host_keys_target(
         }
         HostKeysTarget::Mirror { repo, name } => (repo_path(&repo)?, name),
     };
-    refuse_other_user(&repo, "known-hosts")?;
     let cfg = load_repo_config(global, &repo)?;
     let usage = |message: String| Exit(EXIT_USAGE, anyhow::anyhow!(message));
     let mirror = cfg.mirror(&name).ok_or_else(|| no_such_mirror(&repo, &name, &cfg))?;
@@ -156,6 +155,10 @@ pub fn cmd_known_hosts(
             EXIT_USAGE,
             anyhow::anyhow!("--accept needs where to record the keys: --repo REPO --mirror NAME, or --file FILE"),
         ));
+    }
+    if accept && let Some(HostKeysTarget::Mirror { repo, .. }) = &target {
+        // Recording writes the mirror's known_hosts and its configuration: the owner's to do.
+        refuse_other_user(&repo_path(repo)?, "known-hosts")?;
     }
     let file = target.map(|t| resolve_host_keys_target(global, t, &host)).transpose()?;
     let keys = known_hosts::scan(&host, timeout)?;
