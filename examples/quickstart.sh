@@ -26,8 +26,11 @@ fi
 echo "==> using $bin ($("$bin" --version))"
 
 demo=$(mktemp -d "${TMPDIR:-/tmp}/git-push-mirror-quickstart.XXXXXX")
-# Keep the demo's spool, state and configuration inside the demo directory.
+# Keep the demo's spool, state and configuration inside the demo directory, whatever the
+# machine's /etc/git-push-mirror/config.toml says (the demo has no system file of its own).
 export XDG_STATE_HOME="$demo/state" XDG_CONFIG_HOME="$demo/config"
+export GIT_PUSH_MIRROR_SYSTEM_CONFIG="$demo/etc/config.toml"
+unset GIT_PUSH_MIRROR_CONFIG
 export GIT_CONFIG_GLOBAL="$demo/gitconfig" GIT_CONFIG_NOSYSTEM=1
 git config --global user.name "Quickstart" && git config --global user.email "quickstart@example.com"
 git config --global init.defaultBranch main

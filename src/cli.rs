@@ -114,7 +114,9 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, Exi
     }
     match &cli.command {
         Command::Completions { shell } => return commands::docs::cmd_completions(*shell, Cli::command(), out),
-        Command::Man { dir } => return commands::docs::cmd_man(dir.as_deref(), Cli::command(), out),
+        Command::Man { dir, section } => {
+            return commands::docs::cmd_man(dir.as_deref(), *section, Cli::command(), out);
+        }
         _ => {}
     }
     let global = config::load_global(cli.config.as_deref()).usage()?;
@@ -165,8 +167,8 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, Exi
         Command::Forget { repo } => commands::mirrors::cmd_forget(&global, &repo, out),
         Command::List { repos } => commands::mirrors::cmd_list(&global, &repos, out, err),
         Command::Status { repos, json } => commands::status::cmd_status(&global, &repos, json, out, err),
-        Command::Install { repos, host } => {
-            commands::install::cmd_install_on_host(&global, cli.config.as_deref(), &repos, &host, out)
+        Command::Install { repos, host, rebind } => {
+            commands::install::cmd_install_on_host(&global, cli.config.as_deref(), &repos, (&host, rebind), out)
         }
         Command::Uninstall { repos, host } => commands::install::cmd_uninstall_on_host(&repos, &host, out),
         Command::Metrics { repos, output } => {

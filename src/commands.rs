@@ -4,6 +4,7 @@
 //! helpers several commands share: resolving `REPO` arguments, naming a missing mirror.
 
 pub mod check;
+pub mod config_page;
 pub mod docs;
 pub mod install;
 pub mod keys;
@@ -119,6 +120,16 @@ pub(crate) fn retry_after_fix(
         );
     }
     Ok(())
+}
+
+/// Refuses `command` on `repo` when the caller is not among the users its pushes run as: the
+/// files it would create (configuration, secrets, keys, state) would be the caller's, which the
+/// hook and its worker, running as the repository's owner, could not use.
+pub(crate) fn refuse_other_user(repo: &Path, command: &str) -> Result<(), Exit> {
+    match crate::ops::deployment::other_user(repo, &format!("{command} …")) {
+        Some(line) => Err(Exit(EXIT_USAGE, anyhow::anyhow!(line))),
+        None => Ok(()),
+    }
 }
 
 pub(crate) fn repo_paths(repos: &[PathBuf]) -> Result<Vec<PathBuf>, Exit> {

@@ -7,13 +7,15 @@
 //! - `validate.rs`: defaults applied, relative paths resolved against the file's directory, the
 //!   security rules on secrets enforced, fleet mirrors expanded;
 //! - [`edit`]: in-place edits for `add`, `set` and `remove`; [`fleet`], [`fleet_override`],
-//!   [`mirror_path`], [`live`]: fleets, local mirror paths, the worker's live view of the file.
+//!   [`mirror_path`], [`live`]: fleets, local mirror paths, the worker's live view of the file;
+//! - [`keys`]: every key with its default and meaning, for the man page, checked against the parser.
 //!
 //! Every error names the file, and where the TOML parser knows a position, `file:line:column`.
 
 pub mod edit;
 pub mod fleet;
 pub mod fleet_override;
+pub mod keys;
 pub mod live;
 mod load;
 mod mirror_files;
@@ -23,7 +25,10 @@ mod unknown_key;
 mod validate;
 
 pub(crate) use load::untrusted_repo_file;
-pub use load::{HookSettings, default_spool_dir, hook_settings, load_global, load_repo, locate_global, state_base};
+pub use load::{
+    HookSettings, default_spool_dir, hook_settings, load_global, load_repo, locate_global, state_base,
+    system_config_file,
+};
 pub(crate) use raw::line_column;
 pub(crate) use validate::parse_repo;
 
@@ -45,6 +50,9 @@ pub const CONFIG_ENV: &str = "GIT_PUSH_MIRROR_CONFIG";
 
 /// The system-wide global configuration file.
 pub const SYSTEM_CONFIG_FILE: &str = "/etc/git-push-mirror/config.toml";
+
+/// Environment variable naming another file to use in place of [`SYSTEM_CONFIG_FILE`].
+pub const SYSTEM_CONFIG_ENV: &str = "GIT_PUSH_MIRROR_SYSTEM_CONFIG";
 
 /// The values `allowed_protocols` may contain (README: "Transports").
 pub const KNOWN_PROTOCOLS: [&str; 5] = ["https", "ssh", "git", "file", "http"];
@@ -663,6 +671,17 @@ mod tests {
         assert_eq!(locate(None, &env), Some(from_env.clone()));
         write(&explicit, "", 0o644);
         assert_eq!(locate(Some(&explicit), &env), Some(explicit.clone()));
+
+        // $GIT_PUSH_MIRROR_SYSTEM_CONFIG replaces the system file, which need not exist.
+        let other_system = dir.path().join("other-etc/config.toml");
+        let env_other_system = env_of(&[("HOME", dir.path()), (SYSTEM_CONFIG_ENV, &other_system)]);
+        let env_empty_system = env_of(&[("HOME", dir.path()), (SYSTEM_CONFIG_ENV, Path::new(""))]);
+        fs::remove_file(&home_file).unwrap();
+        assert_eq!(locate(None, &env_home_only), Some(system.clone()));
+        assert_eq!(locate(None, &env_other_system), None, "not /etc's file");
+        write(&other_system, "", 0o644);
+        assert_eq!(locate(None, &env_other_system), Some(other_system.clone()));
+        assert_eq!(locate(None, &env_empty_system), Some(system.clone()), "empty: unset");
 
         // Named files must exist: no silent fallback to another file.
         let missing = dir.path().join("missing.toml");

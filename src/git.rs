@@ -19,7 +19,7 @@ use error::summarize_stderr;
 pub use error::{GitError, says_too_large, size_limit_in};
 pub use ls_remote::{Probe, RemoteRefs, format_mismatch, ls_remote, parse_ls_remote, probe};
 pub use process::{
-    Finished, git_command, hooks_dir, is_unsafe_inherited_variable, run_with_timeout, scrub_environment,
+    Finished, config_get, git_command, hooks_dir, is_unsafe_inherited_variable, run_with_timeout, scrub_environment,
 };
 use process::{Watchdog, read_in_background, run_with_input};
 use push::view_config;

@@ -1,6 +1,6 @@
 //! Small building blocks that import nothing else of the crate: durable files, object ids and ref updates,
-//! failpoints, byte sizes, name suggestions, bounded reads of configured files, users and groups, and the
-//! ownership rules for what decides where the worker pushes.
+//! failpoints, byte sizes, name suggestions, bounded reads of configured files, users and groups, who may
+//! write a directory, and the ownership rules for what decides where the worker pushes.
 
 pub mod failpoint;
 pub mod fsutil;
@@ -10,3 +10,4 @@ pub mod size;
 pub mod suggest;
 pub mod trust;
 pub mod users;
+pub mod writable;

@@ -655,10 +655,10 @@ fn mirror_through_example(example: &str, expect: impl Fn(&str) -> bool) -> git_p
     let loaded = git_push_mirror::config::load_repo(&upstream, &global).unwrap_or_else(|e| panic!("{example}: {e}"));
     let mirror = loaded.mirror(&name).unwrap().clone();
     assert_eq!(mirror.username.as_deref(), Some(username.as_str()));
+    gpm_ok(&env, &["install", path_str(&upstream)]);
     let check = gpm_ok(&env, &["check", path_str(&upstream)]);
     assert!(check.contains("reachable"), "{check}");
 
-    gpm_ok(&env, &["install", path_str(&upstream)]);
     let work = env.clone_work(&upstream, "work");
     env.commit(&work, "a.txt", "one", "first");
     env.git(&work, &["branch", "release/1.0"]);

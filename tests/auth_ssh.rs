@@ -527,6 +527,7 @@ fn the_ssh_server_example_mirrors_with_keygen_and_known_hosts() {
             .unwrap()
             .contains(&m.sshd.known_hosts_line())
     );
+    gpm_ok(&env, &["install", &repo_arg]);
     let check = gpm_ok(&env, &["check", &repo_arg]);
     assert!(check.contains("reachable"), "{check}");
     // The configuration still says what the example says, but for the paths.
@@ -537,7 +538,6 @@ fn the_ssh_server_example_mirrors_with_keygen_and_known_hosts() {
         "keygen and known-hosts used the configured paths"
     );
 
-    gpm_ok(&env, &["install", &repo_arg]);
     let work = env.clone_work(&upstream, "work");
     env.commit(&work, "a.txt", "one", "first");
     env.git(&work, &["tag", "v1"]);

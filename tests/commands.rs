@@ -208,6 +208,7 @@ fn check_reports_unreachable_mirrors() {
             &format!("file://{}", path_str(&mirror)),
         ],
     );
+    gpm_ok(&env, &["install", path_str(&upstream)]);
     let ok = gpm_ok(&env, &["check", path_str(&upstream)]);
     assert!(ok.contains("good") && ok.contains("reachable"), "{ok}");
     gpm_ok(
@@ -222,7 +223,9 @@ fn check_reports_unreachable_mirrors() {
     let out = gpm_output(&env, &["check", path_str(&upstream)]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stdout(&out).contains("gone") && stdout(&out).contains("FAILED"),
+        stdout(&out)
+            .lines()
+            .any(|line| line.contains("  gone file://") && line.contains(": FAILED")),
         "{}",
         stdout(&out)
     );
@@ -255,6 +258,16 @@ fn the_binary_works_as_a_post_receive_symlink() {
     wait_until("the mirror converges", CONVERGE, || {
         env.refs(&mirror) == env.refs(&upstream)
     });
+    // `check` knows the link for the hook it is.
+    let check = gpm_ok(&env, &["check", path_str(&upstream)]);
+    assert!(
+        check.contains(&format!(
+            "hook {}: runs {}",
+            upstream.join("hooks/post-receive").display(),
+            env!("CARGO_BIN_EXE_git-push-mirror")
+        )),
+        "{check}"
+    );
 }
 
 #[test]
@@ -273,8 +286,18 @@ fn help_names_every_command() {
         "install",
         "uninstall",
         "check",
+        "forget",
+        "metrics",
+        "keygen",
+        "known-hosts",
+        "completions",
+        "man",
     ] {
-        assert!(help.contains(command), "--help lacks {command}:\n{help}");
+        // A line of the command list: "  NAME  description".
+        let listed = help
+            .lines()
+            .any(|line| line.starts_with("  ") && line.split_whitespace().next() == Some(command));
+        assert!(listed, "--help lacks {command}:\n{help}");
     }
     let usage = gpm_output(&env, &["no-such-command"]);
     assert_eq!(usage.status.code(), Some(2));

@@ -217,11 +217,44 @@ fn cron_metrics_command(output: &Path) -> String {
     // minute hour day month weekday user command…
     let command: Vec<&str> = line.split_whitespace().skip(6).collect();
     let command = command.join(" ");
-    let (program, rest) = command.split_once(' ').unwrap();
-    assert!(program.ends_with("/git-push-mirror"), "{program}");
+    let guarded = "test -x /usr/bin/git-push-mirror && /usr/bin/git-push-mirror ";
+    assert!(command.starts_with(guarded), "{command}");
     let default_file = "/var/lib/prometheus/node-exporter/git-push-mirror.prom";
-    assert!(rest.contains(default_file), "{rest}");
-    format!("{BIN} {}", rest.replace(default_file, path_str(output)))
+    assert!(command.contains(default_file), "{command}");
+    command
+        .replace("/usr/bin/git-push-mirror", BIN)
+        .replace(default_file, path_str(output))
+}
+
+#[test]
+fn every_cron_line_first_checks_the_binary_is_there() {
+    let cron = fs::read_to_string(source("examples/cron.d/git-push-mirror")).unwrap();
+    // The commented-out jobs: `#` then five time fields and a user.
+    let jobs: Vec<&str> = cron
+        .lines()
+        .filter_map(|l| l.strip_prefix('#'))
+        .filter(|l| {
+            l.split_whitespace()
+                .next()
+                .is_some_and(|f| f.starts_with(['*', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9']))
+        })
+        .collect();
+    assert_eq!(jobs.len(), 3, "{cron}");
+    for job in &jobs {
+        let command: Vec<&str> = job.split_whitespace().skip(6).collect();
+        let program = command.iter().find(|w| w.ends_with("/git-push-mirror")).unwrap();
+        assert_eq!(command[..3], ["test", "-x", *program], "not guarded: {job}");
+    }
+    // Run as cron would after the package is removed: nothing on stdout or stderr (no mail).
+    let env = TestEnv::new();
+    let line = jobs[0].split_whitespace().skip(6).collect::<Vec<_>>().join(" ");
+    let gone = env.path("removed/git-push-mirror");
+    let out = env
+        .cmd("sh")
+        .args(["-c", &line.replace("/usr/bin/git-push-mirror", path_str(&gone))])
+        .output()
+        .unwrap();
+    assert!(out.stdout.is_empty() && out.stderr.is_empty(), "{out:?}");
 }
 
 #[test]
@@ -282,7 +315,7 @@ fn metrics_that_cannot_be_written_exit_2_and_the_shipped_examples_let_it_show() 
     );
 
     // The systemd example: exit 1 is a success of the unit, exit 2 is not.
-    let unit = fs::read_to_string(source("examples/systemd/git-push-mirror-metrics.service")).unwrap();
+    let unit = fs::read_to_string(source("examples/systemd/git-push-mirror-metrics@.service")).unwrap();
     let success: Vec<&str> = unit
         .lines()
         .filter_map(|l| l.strip_prefix("SuccessExitStatus="))
@@ -703,22 +736,26 @@ fn help_and_messages_say_what_to_do_next() {
 
 // 9 ---------------------------------------------------------------------------------------------
 
+/// Whether `systemd-analyze` runs here (package systemd).
+fn systemd_analyze() -> Result<(), String> {
+    Command::new("systemd-analyze")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|e| format!("systemd-analyze: {e} (install systemd)"))
+        .map(drop)
+}
+
 #[test]
 fn the_timer_runs_on_a_calendar_and_logrotate_works_without_a_git_user() {
     // The timer: Persistent= only works with OnCalendar=, and the expression is valid.
-    let timer = fs::read_to_string(source("examples/systemd/git-push-mirror.timer")).unwrap();
+    let timer = fs::read_to_string(source("examples/systemd/git-push-mirror-run@.timer")).unwrap();
     let calendar = timer.lines().find_map(|l| l.strip_prefix("OnCalendar="));
     assert!(
         !timer.contains("Persistent=true") || calendar.is_some(),
         "Persistent=true without OnCalendar: {timer}"
     );
-    let tools = Command::new("systemd-analyze")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .map_err(|e| format!("systemd-analyze: {e} (install systemd)"))
-        .map(drop);
-    if require_or_skip("systemd-analyze", tools) {
+    if require_or_skip("systemd-analyze", systemd_analyze()) {
         let parsed = Command::new("systemd-analyze")
             .args(["calendar", calendar.unwrap()])
             .output()
@@ -768,6 +805,57 @@ fn the_timer_runs_on_a_calendar_and_logrotate_works_without_a_git_user() {
         0o640,
         "same mode as the rotated file"
     );
+}
+
+/// The units are templates whose instance is the user they run as (the package makes no user), and
+/// `systemd-analyze verify` finds nothing wrong with them (an unknown key would be a warning).
+#[test]
+fn the_systemd_units_run_as_their_instances_user_and_verify_cleanly() {
+    let dir = source("examples/systemd");
+    let mut units: Vec<String> = fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    units.sort();
+    assert_eq!(
+        units,
+        [
+            "git-push-mirror-metrics@.service",
+            "git-push-mirror-metrics@.timer",
+            "git-push-mirror-run@.service",
+            "git-push-mirror-run@.timer"
+        ]
+    );
+    for unit in units.iter().filter(|u| u.ends_with(".service")) {
+        let text = fs::read_to_string(dir.join(unit)).unwrap();
+        let users: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("User=") || l.starts_with("Group="))
+            .collect();
+        assert_eq!(users, ["User=%i"], "{unit}");
+    }
+    if !require_or_skip("systemd-analyze", systemd_analyze()) {
+        return;
+    }
+    // Verified as installed, with this build standing in for /usr/bin/git-push-mirror (verify
+    // checks the program exists) and `git` as the instance (which need not exist here).
+    let env = TestEnv::new();
+    let copy = env.path("units");
+    fs::create_dir_all(&copy).unwrap();
+    let mut instances = Vec::new();
+    for unit in &units {
+        let text = fs::read_to_string(dir.join(unit)).unwrap();
+        fs::write(copy.join(unit), text.replace("/usr/bin/git-push-mirror", BIN)).unwrap();
+        instances.push(copy.join(unit.replace("@.", "@git.")));
+    }
+    let out = env
+        .cmd("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .args(&instances)
+        .output()
+        .unwrap();
+    assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
 }
 
 // 10 --------------------------------------------------------------------------------------------
@@ -824,6 +912,7 @@ fn the_debian_package_ships_everything_in_its_place_and_the_quickstart_runs_an_i
     for standard in [
         "usr/bin/",
         "usr/share/man/man1/",
+        "usr/share/man/man5/",
         "usr/share/bash-completion/completions/git-push-mirror",
         "usr/share/zsh/vendor-completions/",
         "usr/share/fish/vendor_completions.d/",
@@ -835,6 +924,15 @@ fn the_debian_package_ships_everything_in_its_place_and_the_quickstart_runs_an_i
         assert!(destinations.iter().any(|d| d == standard), "nothing goes to {standard}");
     }
     assert!(generated.join("man/git-push-mirror-add.1").is_file());
+    let config_page = fs::read_to_string(generated.join("man5/git-push-mirror.toml.5")).unwrap();
+    assert!(config_page.contains(".TH git-push-mirror.toml 5"), "{config_page}");
+    let main_page = fs::read_to_string(generated.join("man/git-push-mirror.1")).unwrap();
+    for page in [&config_page, &main_page] {
+        assert!(
+            page.contains(".SH FILES") && page.contains("/etc/git\\-push\\-mirror/config.toml"),
+            "{page}"
+        );
+    }
     let fish = fs::read_to_string(generated.join("completions/git-push-mirror.fish")).unwrap();
     assert!(fish.contains("forget"), "completions cover every subcommand");
 
@@ -868,6 +966,43 @@ fn the_debian_package_ships_everything_in_its_place_and_the_quickstart_runs_an_i
         "{said}"
     );
     assert!(said.contains("update_status: finished"), "{said}");
+}
+
+/// `packaging/build-deb.sh` says what it misses before its long release build, not after.
+#[test]
+fn build_deb_checks_for_cargo_deb_and_dpkg_dev_before_building() {
+    let env = TestEnv::new();
+    // A PATH with `dirname` and a `cargo` that knows no `deb` and logs what it is asked.
+    let bin = env.path("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let log = env.path("cargo.log");
+    fs::write(
+        bin.join("cargo"),
+        format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\n[ \"$1\" = deb ] && exit 101\nexit 0\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(bin.join("cargo"), fs::Permissions::from_mode(0o755)).unwrap();
+    let dirname = Command::new("sh").args(["-c", "command -v dirname"]).output().unwrap();
+    std::os::unix::fs::symlink(String::from_utf8_lossy(&dirname.stdout).trim(), bin.join("dirname")).unwrap();
+    let out = env
+        .cmd(source("packaging/build-deb.sh"))
+        .env("PATH", &bin)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let said = stderr(&out);
+    assert!(
+        said.contains("missing: cargo-deb (cargo install cargo-deb --locked) dpkg-dev (apt-get install dpkg-dev)"),
+        "{said}"
+    );
+    assert_eq!(
+        fs::read_to_string(&log).unwrap(),
+        "deb --version\n",
+        "nothing was built"
+    );
 }
 
 // --help ----------------------------------------------------------------------------------------

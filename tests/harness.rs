@@ -125,10 +125,38 @@ fn wait_until_panics_on_deadline() {
 
 #[test]
 fn require_or_skip_skips_locally_and_fails_under_ci() {
-    assert!(require_or_skip_in(true, "tool", Ok(())));
-    assert!(!require_or_skip_in(false, "tool", Err("missing".into())));
-    let under_ci = std::panic::catch_unwind(|| require_or_skip_in(true, "tool", Err("gone".into())));
+    assert_eq!(skip_reason(true, "tool", Ok(())), None);
+    assert_eq!(
+        skip_reason(false, "tool", Err("missing".into())).as_deref(),
+        Some("tool is not available: missing")
+    );
+    let under_ci = std::panic::catch_unwind(|| skip_reason(true, "tool", Err("gone".into())));
     assert!(under_ci.is_err(), "a missing tool must fail under CI");
+}
+
+/// Skips itself only when run by the test below (`SKIP_ME=1`).
+#[test]
+fn skipped_when_asked() {
+    if std::env::var_os("SKIP_ME").is_some() {
+        assert!(!require_or_skip("a tool nobody has", Err("asked to skip".into())));
+    }
+}
+
+#[test]
+fn a_skipped_test_says_so_on_stderr_past_the_capture_of_cargo_test() {
+    // This very test binary, as `cargo test` runs it (output captured), on the test above.
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "skipped_when_asked", "--test-threads", "1"])
+        .env("SKIP_ME", "1")
+        .env("CI", "false")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("SKIPPED: skipped_when_asked: a tool nobody has is not available: asked to skip"),
+        "{err}"
+    );
 }
 
 // ------------------------------------------------------------- git daemon

@@ -233,6 +233,17 @@ fn gitolite_common_hook_reaches_new_repositories_survives_setup_and_chains_the_a
     let seen = fs::read_to_string(&admins_log).unwrap();
     assert!(seen.contains(&format!("{first} {second} refs/heads/main")), "{seen}");
 
+    // `check` finds the common hook through gitolite's link, and the binary it runs.
+    let check = gpm_ok(&env, &["check", path_str(&upstream)]);
+    assert!(
+        check.contains(&format!(
+            "hook {}: runs {}",
+            upstream.join("hooks/post-receive").display(),
+            env!("CARGO_BIN_EXE_git-push-mirror")
+        )),
+        "{check}"
+    );
+
     // Naming repositories (as for plain installs) checks that they are gitolite's.
     let again = gpm_ok(&env, &["install", "--gitolite", path_str(&upstream)]);
     assert!(again.contains(&format!("{}: covered", path_str(&upstream))), "{again}");
@@ -287,6 +298,17 @@ fn gitolite_repo_specific_hook_runs_for_repositories_with_the_option() {
     env.commit(&work, "b.txt", "two", "second");
     gitolite.git(&work, &["push", "-q", "origin", "main"]);
     wait_mirrored(&env, &upstream, &mirror);
+
+    // `check` finds the repo-specific hook gitolite linked, run by its multi-hook driver.
+    let check = gpm_ok(&env, &["check", path_str(&upstream)]);
+    assert!(
+        check.contains(&format!(
+            "hook {}: runs {}",
+            upstream.join("hooks/post-receive.h00-git-push-mirror").display(),
+            env!("CARGO_BIN_EXE_git-push-mirror")
+        )),
+        "{check}"
+    );
 
     gpm_ok(&env, &["uninstall", "--gitolite", "--repo-specific"]);
     assert!(!env.home().join("local/hooks/repo-specific/git-push-mirror").exists());

@@ -306,7 +306,11 @@ fn in_a_root_without_a_c_library_the_static_hook_spools_through_giteas_dispatche
     env.git(&work, &["push", "--quiet", "origin", "main", "v1"]);
     write_hook(&repo, "post-receive", GITEA_POST_RECEIVE);
     fs::create_dir_all(repo.join("hooks/post-receive.d")).unwrap();
-    git_push_mirror::ops::hosts::install_gitea(&repo, Path::new(BIN), Some(Path::new(CONFIG))).unwrap();
+    let choice = git_push_mirror::ops::install::BinaryChoice {
+        binary: Path::new(BIN),
+        rebind: false,
+    };
+    git_push_mirror::ops::hosts::install_gitea(&repo, choice, Some(Path::new(CONFIG))).unwrap();
 
     // A worker already holds the spool's lock (as one would, running), so the hook only
     // spools: the entry stays for the test to read.

@@ -6,7 +6,7 @@
 mod common;
 mod support;
 
-use common::{HttpGitServer, TestEnv, assert_success, path_str, require_or_skip, wait_until};
+use common::{HttpGitServer, TestEnv, TestUser, assert_success, path_str, require_or_skip, wait_until};
 use git_push_mirror::pipeline::spool::{RefUpdate, SPOOL_FORMAT_VERSION, SpoolEntry};
 use git_push_mirror::util::oid::Oid;
 use std::collections::BTreeMap;
@@ -16,13 +16,12 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 use support::procs::Reaper;
-use support::users::TestUser;
 use support::*;
 
 const USER: &str = "mirror-bot";
 
 fn prerequisites() -> bool {
-    require_or_skip("root, useradd and userdel", support::users::available())
+    require_or_skip("root, useradd and userdel", TestUser::available())
         && require_or_skip("git http-backend", HttpGitServer::available())
 }
 
@@ -77,7 +76,7 @@ fn her_repository(env: &TestEnv, her: &TestUser, ours: &OurTargets) -> (PathBuf,
         ),
     )
     .unwrap();
-    her.chown_all(&repo);
+    her.own(&[&repo]);
     (repo, commit)
 }
 
@@ -123,7 +122,7 @@ fn a_spool_another_user_created_is_refused_and_nothing_is_pushed_or_sent() {
     let env = TestEnv::new();
     let _reaper = Reaper::new(&env);
     let ours = our_targets(&env);
-    let mallory = TestUser::create(&env, "mal");
+    let mallory = TestUser::with_home(&env);
     let (hers, commit) = her_repository(&env, &mallory, &ours);
 
     // A world-writable directory (a shared mount, say) where our spool is configured to be:
@@ -242,7 +241,7 @@ fn an_entry_naming_an_unregistered_repository_of_another_user_is_quarantined_and
     let env = TestEnv::new();
     let _reaper = Reaper::new(&env);
     let ours = our_targets(&env);
-    let mallory = TestUser::create(&env, "mal");
+    let mallory = TestUser::with_home(&env);
     let (hers, _) = her_repository(&env, &mallory, &ours);
     // Our own repository, mirrored, as a control: the worker runs and does its work.
     let mine = Setup::spooling_only(&env, "mine");
@@ -333,7 +332,7 @@ fn temporary_files_of_a_sync_and_the_log_are_unreadable_by_other_users() {
     std::fs::create_dir(&tmp).unwrap();
     set_mode(&tmp, 0o1777);
     env.set_env("TMPDIR", &tmp);
-    let eve = TestUser::create(&env, "eve");
+    let eve = TestUser::with_home(&env);
     let token = format!("tmptoken{}", std::process::id());
     let mirror = env.bare_repo("srv/mirror.git");
     let server = HttpGitServer::start(&env, &env.path("srv"), USER, &token);

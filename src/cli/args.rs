@@ -21,7 +21,8 @@ git-push-mirror install /srv/git/app.git\n  git-push-mirror status",
 )]
 pub struct Cli {
     /// Global configuration file (default: $GIT_PUSH_MIRROR_CONFIG, then
-    /// $XDG_CONFIG_HOME/git-push-mirror/config.toml, then /etc/git-push-mirror/config.toml).
+    /// $XDG_CONFIG_HOME/git-push-mirror/config.toml, then /etc/git-push-mirror/config.toml or the
+    /// file $GIT_PUSH_MIRROR_SYSTEM_CONFIG names; see `man 5 git-push-mirror.toml`).
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -164,7 +165,11 @@ runs; Gitea's files are not touched.\n\n\
 gitolite links into every repository, new ones included; `gitolite setup` keeps it. With \
 --repo-specific: LOCAL_CODE/hooks/repo-specific/git-push-mirror, for repositories whose \
 gitolite.conf has `option hook.post-receive = git-push-mirror`. LOCAL_CODE (and \
-'repo-specific-hooks') are switched on in ~/.gitolite.rc if they are off."
+'repo-specific-hooks') are switched on in ~/.gitolite.rc if they are off.\n\n\
+The hook runs this binary by its absolute path: /usr/bin/git-push-mirror (the package's) when that \
+is this same program, else this one. A hook already installed keeps the binary it runs unless \
+--rebind is given, so installing again with another copy (say /usr/local/bin's, first on PATH) \
+never moves hooks to it silently; `install` says when several binaries are installed."
     )]
     Install {
         /// Bare repositories (none with --all; with --gitolite, optional: checked to be gitolite's).
@@ -172,6 +177,9 @@ gitolite.conf has `option hook.post-receive = git-push-mirror`. LOCAL_CODE (and 
         repos: Vec<PathBuf>,
         #[command(flatten)]
         host: HostFlags,
+        /// Make hooks already installed run this binary (by default each keeps the binary it runs).
+        #[arg(long)]
+        rebind: bool,
     },
     /// Remove the hook and restore the one it replaced.
     Uninstall {
@@ -192,20 +200,24 @@ gitolite.conf has `option hook.post-receive = git-push-mirror`. LOCAL_CODE (and 
         output: Option<PathBuf>,
     },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
-    #[command(hide = true)]
     Completions {
         /// The shell to complete for.
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff), or write it and a page per subcommand into a directory.
-    #[command(hide = true)]
+    /// Print the man page (roff), or write it and a page per subcommand into a directory; with
+    /// --section 5, the configuration files' page, git-push-mirror.toml(5).
     Man {
-        /// Write git-push-mirror.1 and git-push-mirror-SUBCOMMAND.1 for every subcommand into DIR.
+        /// Write git-push-mirror.1 and git-push-mirror-SUBCOMMAND.1 for every subcommand (section 5:
+        /// git-push-mirror.toml.5) into DIR, e.g. /usr/local/share/man/man1 (man5).
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
+        /// 1: the commands; 5: the configuration files (every key, its default and meaning).
+        #[arg(long, value_enum, default_value = "1")]
+        section: ManSection,
     },
     /// Validate the configuration and reach each mirror (ls-remote); says which configuration,
-    /// state and spool it used.
+    /// state and spool it used, and what keeps each repository's pushes from being recorded (its
+    /// hook, the user pushes run as, the directories that user must write), with the fix.
     Check {
         /// Only these repositories (default: every registered one and every mirrored one under repos_root).
         repos: Vec<PathBuf>,
@@ -250,6 +262,17 @@ or in --file FILE. Nothing is recorded without --accept."
         #[arg(long, value_name = "DURATION", default_value = "10s")]
         timeout: String,
     },
+}
+
+/// The man pages `man` writes: the commands', or the configuration files'.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ManSection {
+    /// Section 1: git-push-mirror(1) and a page per subcommand.
+    #[value(name = "1")]
+    Commands,
+    /// Section 5: git-push-mirror.toml(5).
+    #[value(name = "5")]
+    Files,
 }
 
 #[derive(Subcommand, Debug)]

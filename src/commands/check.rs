@@ -1,7 +1,8 @@
 //! `check`: each mirror reached the way the worker reaches it (`ls-remote` from the repository,
 //! so its own git configuration applies), with what stands in the way said plainly: a mirror of
 //! another object format, the CA certificates in use when TLS verification fails, where LFS
-//! objects would go.
+//! objects would go; and how each repository is deployed (its hook, the user pushes run as and
+//! the directories that user must write: [`crate::ops::deployment`]), each problem with its fix.
 
 use crate::access::auth::remote_access;
 use crate::access::remote_url::{display_url, redact_url};
@@ -11,7 +12,10 @@ use crate::config::{self, GlobalConfig, MirrorConfig};
 use crate::git;
 use crate::git::error::is_certificate_failure;
 use crate::mirror::lfs::LfsMode;
-use anyhow::Result;
+use crate::ops::deployment::{self, Finding, Pushers};
+use crate::ops::hook_binary;
+use anyhow::{Context, Result};
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -134,6 +138,49 @@ fn check_lfs(repo: &Path, mirror: &MirrorConfig) -> Option<(String, bool)> {
     })
 }
 
+/// What `check` finds about how `repo` is deployed: the caller, the hook (when the repository has
+/// mirrors, or a hook), and whether its pushers can use the spool, state and log (judged once per
+/// set of pushers: most repositories share theirs). It prints the hooks it found.
+fn deployment_findings(
+    global: &GlobalConfig,
+    repo: &Path,
+    has_mirrors: bool,
+    running: &Path,
+    by_pushers: &mut HashMap<Pushers, Vec<Finding>>,
+    out: &mut dyn Write,
+) -> Result<Vec<Finding>, Exit> {
+    let mut findings = Vec::new();
+    let pushers = match Pushers::of(repo) {
+        Ok(pushers) => pushers,
+        Err(e) => {
+            findings.push(Finding {
+                problem: format!("cannot tell who owns it: {e}"),
+                fix: format!("ls -ld {}", repo.display()),
+            });
+            return Ok(findings);
+        }
+    };
+    let caller = deployment::caller_finding(repo, &pushers);
+    let hooks = deployment::find_hooks(repo, running);
+    for hook in &hooks {
+        writeln!(out, "  hook {}: runs {}", hook.path.display(), hook.call.program).map_err(io)?;
+    }
+    if has_mirrors || !hooks.is_empty() {
+        let path = std::env::var_os("PATH");
+        findings.extend(deployment::hook_findings(repo, &hooks, running, path.as_deref()));
+    }
+    // Another user's embedded defaults are under that user's HOME: only a configuration file
+    // both read tells where the pushers' spool and state are.
+    if caller.is_none() || global.source.is_some() {
+        let places = by_pushers
+            .entry(pushers.clone())
+            .or_insert_with(|| deployment::directory_findings(global, &pushers));
+        findings.extend(places.iter().cloned());
+    }
+    findings.extend(caller);
+    Ok(findings)
+}
+
 pub fn cmd_check(
     global: &GlobalConfig,
     repos: &[PathBuf],
@@ -161,6 +208,8 @@ pub fn cmd_check(
     if repos.is_empty() {
         writeln!(out, "{}", empty_state_hint(global)).map_err(io)?;
     }
+    let running = hook_binary::running_binary().context("finding this program's path")?;
+    let mut by_pushers = HashMap::new();
     for repo in repos {
         // A repository that cannot be read, or whose configuration is broken, is reported; the
         // others are still checked.
@@ -184,6 +233,11 @@ pub fn cmd_check(
             cfg.mirrors.len()
         )
         .map_err(io)?;
+        let findings = deployment_findings(global, &repo, !cfg.mirrors.is_empty(), &running, &mut by_pushers, out)?;
+        for finding in findings {
+            problems += 1;
+            writeln!(out, "  FAILED: {}\n    fix: {}", finding.problem, finding.fix).map_err(io)?;
+        }
         for mirror in &cfg.mirrors {
             let checked = crate::commands::check::check_mirror(&repo, mirror, global);
             problems += checked.problems;

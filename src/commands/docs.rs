@@ -1,6 +1,8 @@
-//! `completions` and `man`: shell completions and man pages generated from the command-line definition.
+//! `completions` and `man`: shell completions and man pages generated from the command-line definition,
+//! and the configuration's page from the table of keys ([`config_page`]).
 
-use crate::commands::{EXIT_OK, Exit, io};
+use crate::cli::args::ManSection;
+use crate::commands::{EXIT_OK, Exit, config_page, io};
 use anyhow::{Context, Result};
 use std::io::Write;
 use std::path::Path;
@@ -23,17 +25,61 @@ pub fn cmd_completions(
     write_generated(&text, out)
 }
 
-/// The man page on stdout, or with `dir` that page and one per subcommand (`git-push-mirror-add.1`,
-/// …), which the main page's SUBCOMMANDS section refers to.
-pub fn cmd_man(dir: Option<&Path>, command: clap::Command, out: &mut dyn Write) -> Result<u8, Exit> {
+/// The man pages of the commands (section 1): the main page on stdout, or with `dir` it and one
+/// page per subcommand (`git-push-mirror-add.1`, …), which the main page's SUBCOMMANDS section
+/// refers to; each with FILES and SEE ALSO. Section 5: the configuration files' page.
+pub fn cmd_man(
+    dir: Option<&Path>,
+    section: ManSection,
+    command: clap::Command,
+    out: &mut dyn Write,
+) -> Result<u8, Exit> {
+    if section == ManSection::Files {
+        let page = config_page::render(env!("CARGO_PKG_VERSION"));
+        let Some(dir) = dir else {
+            return write_generated(page.as_bytes(), out);
+        };
+        let file = dir.join(config_page::FILE_NAME);
+        std::fs::create_dir_all(dir)
+            .and_then(|()| std::fs::write(&file, page))
+            .with_context(|| format!("writing {}", file.display()))?;
+        writeln!(out, "wrote {}", file.display()).map_err(io)?;
+        return Ok(EXIT_OK);
+    }
+    let mut command = command.disable_help_subcommand(true);
+    command.build();
     if let Some(dir) = dir {
         std::fs::create_dir_all(dir)
-            .and_then(|()| clap_mangen::generate_to(command, dir))
+            .map_err(anyhow::Error::from)
+            .and_then(|()| write_pages(&command, dir))
             .with_context(|| format!("writing the man pages into {}", dir.display()))?;
         writeln!(out, "wrote the man pages into {}", dir.display()).map_err(io)?;
         return Ok(EXIT_OK);
     }
-    let mut text = Vec::new();
-    clap_mangen::Man::new(command).render(&mut text).map_err(io)?;
+    let text = page(command).map_err(io)?;
     write_generated(&text, out)
+}
+
+/// One command's page: clap_mangen's, then FILES and SEE ALSO.
+fn page(command: clap::Command) -> std::io::Result<Vec<u8>> {
+    let mut text = Vec::new();
+    clap_mangen::Man::new(command).render(&mut text)?;
+    let mut more = roff::Roff::new();
+    config_page::files(&mut more);
+    more.control("SH", ["SEE ALSO"]).text([roff::roman(format!(
+        "{}(5), git(1), githooks(5); the README of git-push-mirror.",
+        config_page::NAME
+    ))]);
+    more.to_writer(&mut text)?;
+    Ok(text)
+}
+
+/// The page of `command` and of each of its visible subcommands, into `dir` (as
+/// `clap_mangen::generate_to` does, with [`page`]).
+fn write_pages(command: &clap::Command, dir: &Path) -> Result<()> {
+    for sub in command.get_subcommands().filter(|s| !s.is_hide_set()) {
+        write_pages(sub, dir)?;
+    }
+    let file = dir.join(clap_mangen::Man::new(command.clone()).get_filename());
+    std::fs::write(&file, page(command.clone())?).with_context(|| format!("writing {}", file.display()))
 }

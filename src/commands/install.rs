@@ -4,38 +4,106 @@ use crate::cli::args::HostFlags;
 use crate::commands::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, Exit, ExitContext, io, repo_paths};
 use crate::config::GlobalConfig;
 use crate::mirror::state::StateStore;
-use crate::ops::install;
+use crate::ops::hook_binary;
+use crate::ops::install::{self, BinaryChoice};
 use anyhow::{Context, Result};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// Installs the plain hook into one repository; the line to print.
-fn install_plain(store: &StateStore, repo: &Path, exe: &Path, config: Option<&Path>) -> Result<String> {
-    let installed = install::install(repo, exe, config)?;
-    store.register(repo)?;
-    Ok(match installed {
-        install::Installed::Fresh(hook) => format!("installed {}", hook.display()),
-        install::Installed::Chained { hook, previous } => {
+/// The binary hooks are to run: the package's when it is this program, else this program (see
+/// [`hook_binary::stable_binary`]).
+fn chosen_binary() -> Result<PathBuf> {
+    let running = hook_binary::running_binary().context("finding this program's path")?;
+    Ok(hook_binary::stable_binary(
+        &running,
+        Path::new(hook_binary::PACKAGE_BINARY),
+    ))
+}
+
+/// The line `install` prints for one hook, and whether it is a problem (a hook kept on a binary
+/// that is gone).
+fn installed_line(installed: install::Installed, chosen: &Path) -> (String, bool) {
+    match installed {
+        install::Installed::Fresh(hook) => (format!("installed {}", hook.display()), false),
+        install::Installed::Chained { hook, previous } => (
             format!(
                 "installed {}; the existing hook was kept as {} and still runs",
                 hook.display(),
                 previous.display()
-            )
-        }
-        install::Installed::Refreshed(hook) => format!("refreshed {}", hook.display()),
-    })
+            ),
+            false,
+        ),
+        install::Installed::Refreshed(hook) => (format!("refreshed {}", hook.display()), false),
+        install::Installed::Kept { hook, binary } if binary.is_file() => (
+            format!(
+                "refreshed {}, which keeps running {} (not this {}; --rebind switches it)",
+                hook.display(),
+                binary.display(),
+                chosen.display()
+            ),
+            false,
+        ),
+        install::Installed::Kept { hook, binary } => (
+            format!(
+                "FAILED: {} runs {}, which does not exist, so pushes are not recorded; --rebind points it at {}",
+                hook.display(),
+                binary.display(),
+                chosen.display()
+            ),
+            true,
+        ),
+        install::Installed::Rebound { hook, previous } => (
+            format!(
+                "rebound {}: it runs {} instead of {}",
+                hook.display(),
+                chosen.display(),
+                previous.display()
+            ),
+            false,
+        ),
+    }
+}
+
+/// Installs the plain hook into one repository; the line to print and whether it is a problem.
+fn install_plain(
+    store: &StateStore,
+    repo: &Path,
+    choice: BinaryChoice<'_>,
+    config: Option<&Path>,
+) -> Result<(String, bool)> {
+    let installed = install::install(repo, choice, config)?;
+    store.register(repo)?;
+    Ok(installed_line(installed, choice.binary))
 }
 
 /// Installs the Gitea/Forgejo hook (`post-receive.d`) into one repository; the line to print.
-fn install_gitea(store: &StateStore, repo: &Path, exe: &Path, config: Option<&Path>) -> Result<String> {
-    let installed = crate::ops::hosts::install_gitea(repo, exe, config)?;
+fn install_gitea(
+    store: &StateStore,
+    repo: &Path,
+    choice: BinaryChoice<'_>,
+    config: Option<&Path>,
+) -> Result<(String, bool)> {
+    let installed = crate::ops::hosts::install_gitea(repo, choice, config)?;
     store.register(repo)?;
-    Ok(match installed {
-        install::Installed::Refreshed(hook) => format!("refreshed {}", hook.display()),
-        install::Installed::Fresh(hook) | install::Installed::Chained { hook, .. } => {
-            format!("installed {}", hook.display())
-        }
-    })
+    Ok(installed_line(installed, choice.binary))
+}
+
+/// When more than one `git-push-mirror` is installed (the package's and cargo's), says which one
+/// hooks run, since the next `install` from the other one keeps them (without `--rebind`).
+fn note_other_binaries(chosen: &Path, out: &mut dyn Write) -> Result<(), Exit> {
+    let installed = hook_binary::installed_binaries(std::env::var_os("PATH").as_deref());
+    if installed.len() < 2 {
+        return Ok(());
+    }
+    let list: Vec<String> = installed.iter().map(|p| p.display().to_string()).collect();
+    writeln!(
+        out,
+        "note: {} git-push-mirror binaries are installed ({}); new hooks run {}, existing ones keep theirs (install --rebind moves them to this one); removing a binary breaks the hooks that run it (git-push-mirror check finds them)",
+        installed.len(),
+        list.join(", "),
+        chosen.display()
+    )
+    .map_err(io)
 }
 
 /// Removes our hook (plain or Gitea's way) from one repository; the line to print.
@@ -60,19 +128,24 @@ fn for_each_host_repo(
     host: &HostFlags,
     repos: &[PathBuf],
     out: &mut dyn Write,
-    mut action: impl FnMut(&Path) -> Result<String>,
+    mut action: impl FnMut(&Path) -> Result<(String, bool)>,
 ) -> Result<u8, Exit> {
+    let mut problems = 0;
     let Some(root) = &host.all else {
         for repo in repo_paths(repos)? {
-            let line = action(&repo).map_err(|e| Exit(EXIT_FAILED, e))?;
+            let (line, problem) = action(&repo).map_err(|e| Exit(EXIT_FAILED, e))?;
+            problems += usize::from(problem);
             writeln!(out, "{line}").map_err(io)?;
         }
-        return Ok(EXIT_OK);
+        return Ok(if problems > 0 { EXIT_FAILED } else { EXIT_OK });
     };
     let mut skipped = 0;
     for repo in discover_for_install(root)? {
         match crate::mirror::refs::LocalRepo::open(&repo).and_then(|_| action(&repo)) {
-            Ok(line) => writeln!(out, "{line}"),
+            Ok((line, problem)) => {
+                problems += usize::from(problem);
+                writeln!(out, "{line}")
+            }
             Err(e) => {
                 skipped += 1;
                 writeln!(out, "skipped {}: {e:#}", repo.display())
@@ -88,7 +161,11 @@ fn for_each_host_repo(
         )
         .map_err(io)?;
     }
-    Ok(if skipped > 0 { EXIT_FAILED } else { EXIT_OK })
+    Ok(if skipped > 0 || problems > 0 {
+        EXIT_FAILED
+    } else {
+        EXIT_OK
+    })
 }
 
 /// `install` per host: `--gitea`, `--gitolite`, `--all ROOT`, or plain repositories.
@@ -96,25 +173,31 @@ pub fn cmd_install_on_host(
     global: &GlobalConfig,
     config: Option<&Path>,
     repos: &[PathBuf],
-    host: &HostFlags,
+    (host, rebind): (&HostFlags, bool),
     out: &mut dyn Write,
 ) -> Result<u8, Exit> {
     if host.gitolite {
-        return cmd_install_gitolite(global, config, repos, host, out);
+        return cmd_install_gitolite(global, config, repos, (host, rebind), out);
     }
-    let exe = std::env::current_exe().context("finding this program's path")?;
+    let binary = chosen_binary()?;
+    let choice = BinaryChoice {
+        binary: &binary,
+        rebind,
+    };
     let config = config
         .map(std::path::absolute)
         .transpose()
         .context("resolving --config")?;
     let store = StateStore::new(&global.state_dir);
-    for_each_host_repo(host, repos, out, |repo| {
+    let code = for_each_host_repo(host, repos, out, |repo| {
         if host.gitea {
-            install_gitea(&store, repo, &exe, config.as_deref())
+            install_gitea(&store, repo, choice, config.as_deref())
         } else {
-            install_plain(&store, repo, &exe, config.as_deref())
+            install_plain(&store, repo, choice, config.as_deref())
         }
-    })
+    })?;
+    note_other_binaries(&binary, out)?;
+    Ok(code)
 }
 
 /// Every bare repository under ROOT, for `--all`.
@@ -141,7 +224,7 @@ pub fn cmd_install_gitolite(
     global: &GlobalConfig,
     config: Option<&Path>,
     repos: &[PathBuf],
-    host: &HostFlags,
+    (host, rebind): (&HostFlags, bool),
     out: &mut dyn Write,
 ) -> Result<u8, Exit> {
     // The hook is gitolite-wide; repositories named are checked to be this gitolite's.
@@ -160,17 +243,22 @@ pub fn cmd_install_gitolite(
             ));
         }
     }
-    let exe = std::env::current_exe().context("finding this program's path")?;
+    let binary = chosen_binary()?;
+    let choice = BinaryChoice {
+        binary: &binary,
+        rebind,
+    };
     let config = config
         .map(std::path::absolute)
         .transpose()
         .context("resolving --config")?;
     let route = gitolite_route(host);
-    let installed = crate::ops::hosts::install_gitolite(&exe, config.as_deref(), route)?;
+    let installed = crate::ops::hosts::install_gitolite(choice, config.as_deref(), route)?;
     for change in &installed.rc_changes {
         writeln!(out, "enabled in ~/.gitolite.rc: {change}").map_err(io)?;
     }
-    writeln!(out, "installed {}", installed.hook.display()).map_err(io)?;
+    let (line, problem) = installed_line(installed.outcome, &binary);
+    writeln!(out, "{line}").map_err(io)?;
     if let Some(previous) = &installed.chained {
         writeln!(
             out,
@@ -204,7 +292,8 @@ pub fn cmd_install_gitolite(
         )
         .map_err(io)?;
     }
-    Ok(EXIT_OK)
+    note_other_binaries(&binary, out)?;
+    Ok(if problem { EXIT_FAILED } else { EXIT_OK })
 }
 
 pub fn cmd_uninstall_on_host(repos: &[PathBuf], host: &HostFlags, out: &mut dyn Write) -> Result<u8, Exit> {
@@ -225,5 +314,7 @@ pub fn cmd_uninstall_on_host(repos: &[PathBuf], host: &HostFlags, out: &mut dyn 
         writeln!(out, "{line}").map_err(io)?;
         return Ok(EXIT_OK);
     }
-    for_each_host_repo(host, repos, out, |repo| uninstall_one(repo, host.gitea))
+    for_each_host_repo(host, repos, out, |repo| {
+        uninstall_one(repo, host.gitea).map(|line| (line, false))
+    })
 }

@@ -15,6 +15,10 @@ pub fn cmd_status(
     err: &mut dyn Write,
 ) -> Result<u8, Exit> {
     let (repos, problems) = reported_repos(global, repos, err)?;
+    // Run as another user than the pushers, this may be another spool and state than the hook's.
+    for line in crate::ops::deployment::other_users(&repos, "status") {
+        writeln!(err, "git-push-mirror: note: {line}").map_err(io)?;
+    }
     let collected = status::collect(global, &repos);
     let statuses = &collected.statuses;
     if json {

@@ -4,7 +4,9 @@
 
 use crate::config::raw::toml_error;
 use crate::config::validate::{apply_fleet_mirrors, file_dir, parse_global, parse_repo_owned};
-use crate::config::{APP_DIR, CONFIG_ENV, ConfigError, GlobalConfig, REPO_CONFIG_FILE, RepoConfig, SYSTEM_CONFIG_FILE};
+use crate::config::{
+    APP_DIR, CONFIG_ENV, ConfigError, GlobalConfig, REPO_CONFIG_FILE, RepoConfig, SYSTEM_CONFIG_ENV, SYSTEM_CONFIG_FILE,
+};
 use crate::util::regular_file::{MAX_CONFIG_FILE_SIZE, read_regular_text};
 use crate::util::trust::{Trusted, check_file};
 use std::ffi::OsString;
@@ -33,8 +35,9 @@ pub(super) fn home(env: Env<'_>) -> Option<PathBuf> {
 
 /// Finds the global configuration file: `explicit` (`--config`), then
 /// `$GIT_PUSH_MIRROR_CONFIG` (both must exist), then
-/// `$XDG_CONFIG_HOME/git-push-mirror/config.toml` (default `~/.config`), then
-/// `/etc/git-push-mirror/config.toml`, if they exist. `None`: use the embedded defaults.
+/// `$XDG_CONFIG_HOME/git-push-mirror/config.toml` (default `~/.config`), then the system file
+/// (`/etc/git-push-mirror/config.toml`, or `$GIT_PUSH_MIRROR_SYSTEM_CONFIG`), if they exist.
+/// `None`: use the embedded defaults.
 pub fn locate_global(
     explicit: Option<&Path>,
     env: &dyn Fn(&str) -> Option<OsString>,
@@ -42,10 +45,25 @@ pub fn locate_global(
     locate_global_in(explicit, env, Path::new(SYSTEM_CONFIG_FILE))
 }
 
+/// The system-wide file: `$GIT_PUSH_MIRROR_SYSTEM_CONFIG` when set (as git's `GIT_CONFIG_SYSTEM`
+/// replaces `/etc/gitconfig`: a container's or a test suite's own "system" file), else `default`.
+/// Unlike `$GIT_PUSH_MIRROR_CONFIG`, the file it names need not exist.
+fn system_file(env: Env<'_>, default: &Path) -> PathBuf {
+    env(SYSTEM_CONFIG_ENV)
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| default.to_path_buf(), |v| absolute(Path::new(&v)))
+}
+
+/// The system-wide file this process would read (see [`locate_global`]).
+pub fn system_config_file() -> PathBuf {
+    system_file(&real_env, Path::new(SYSTEM_CONFIG_FILE))
+}
+
+/// [`locate_global`] with the environment and the default system file given.
 pub(super) fn locate_global_in(
     explicit: Option<&Path>,
     env: Env<'_>,
-    system_file: &Path,
+    system_default: &Path,
 ) -> Result<Option<PathBuf>, ConfigError> {
     let named = explicit
         .map(Path::to_path_buf)
@@ -64,7 +82,7 @@ pub(super) fn locate_global_in(
     let present = |path: &Path| path.try_exists().unwrap_or(true);
     Ok(user_file
         .into_iter()
-        .chain([system_file.to_path_buf()])
+        .chain([system_file(env, system_default)])
         .find(|path| present(path)))
 }
 
@@ -88,10 +106,10 @@ pub fn load_global(explicit: Option<&Path>) -> Result<GlobalConfig, ConfigError>
 pub(super) fn load_global_with(
     explicit: Option<&Path>,
     env: Env<'_>,
-    system_file: &Path,
+    system_default: &Path,
 ) -> Result<GlobalConfig, ConfigError> {
     let base = state_base(env);
-    match locate_global_in(explicit, env, system_file)? {
+    match locate_global_in(explicit, env, system_default)? {
         None => Ok(GlobalConfig::embedded(&base)),
         Some(path) => {
             let path = absolute(&path);
@@ -137,7 +155,7 @@ pub fn hook_settings(explicit: Option<&Path>) -> HookSettings {
     hook_settings_with(explicit, &real_env, Path::new(SYSTEM_CONFIG_FILE))
 }
 
-pub(super) fn hook_settings_with(explicit: Option<&Path>, env: Env<'_>, system_file: &Path) -> HookSettings {
+pub(super) fn hook_settings_with(explicit: Option<&Path>, env: Env<'_>, system_default: &Path) -> HookSettings {
     let default = state_base(env).join("spool");
     let settings = |spool_dir: PathBuf, shared_group: Option<String>| HookSettings {
         spool_dir,
@@ -148,7 +166,7 @@ pub(super) fn hook_settings_with(explicit: Option<&Path>, env: Env<'_>, system_f
         warning: Some(format!("{problem}; spooling to {} instead", default.display())),
         ..settings(default.clone(), None)
     };
-    let path = match locate_global_in(explicit, env, system_file) {
+    let path = match locate_global_in(explicit, env, system_default) {
         Ok(Some(path)) => absolute(&path),
         Ok(None) => return settings(default, None),
         Err(e) => return fallback(e.to_string()),

@@ -104,7 +104,7 @@ impl Writers {
             // (a repository's owner): it must be that user's own.
             let shared = self.trusted.shared.as_ref().map(|group| group.gid);
             if exposure(of, of.uid == self.config_owner, shared, false).is_some() {
-                let (user, config_owner) = (users::user_name(of.uid), users::user_name(self.config_owner));
+                let (user, config_owner) = (users::user_label(of.uid), users::user_label(self.config_owner));
                 return Some(format!(
                     "the {what} {shown} (owner {user}, mode {:o}) is named by {}, which belongs to {config_owner}: \
                      a configuration may name only secrets of its own owner, which nobody else can write, so the \
@@ -157,7 +157,7 @@ mod tests {
             &global,
             dir.path(),
             &dir.path().join("push-mirror.toml"),
-            users::my_uid(),
+            users::effective_uid(),
         );
         let set_mode = |mode| std::fs::set_permissions(&token, std::fs::Permissions::from_mode(mode)).unwrap();
         set_mode(0o600);
@@ -208,7 +208,7 @@ mod tests {
             &global,
             dir.path(),
             &dir.path().join("push-mirror.toml"),
-            users::my_uid(),
+            users::effective_uid(),
         );
         assert_eq!(ours.fault(&mirror("https://h/a.git", &token)), None);
     }

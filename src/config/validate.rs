@@ -151,7 +151,7 @@ fn resolve_defaults(s: MirrorSettings) -> Result<MirrorDefaults, String> {
 /// Parses the text of a repository file (`file` is the name used in errors
 /// and the base of relative paths; `mode` its permission bits), as a file of this user's.
 pub(crate) fn parse_repo(text: &str, file: &Path, mode: u32, global: &GlobalConfig) -> Result<RepoConfig, ConfigError> {
-    parse_repo_owned(text, file, mode, crate::util::users::my_uid(), global)
+    parse_repo_owned(text, file, mode, crate::util::users::effective_uid(), global)
 }
 
 /// [`parse_repo`] of a file owned by `owner`: the files its mirrors name are checked for who

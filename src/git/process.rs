@@ -177,6 +177,24 @@ pub fn hooks_dir(git_dir: &Path) -> Result<std::path::PathBuf, GitError> {
     Ok(std::path::PathBuf::from(finished.stdout.trim_end_matches('\n')))
 }
 
+/// `git config --get KEY` as the repository at `git_dir` sees it (its own, the user's and the
+/// system's configuration); `None` when the key is unset.
+pub fn config_get(git_dir: &Path, key: &str) -> Result<Option<String>, GitError> {
+    let mut cmd = git_command();
+    cmd.arg("--git-dir").arg(git_dir).args(["config", "--get", key]);
+    let finished = run_with_timeout(cmd, Duration::from_secs(30))?;
+    if finished.success {
+        return Ok(Some(finished.stdout.trim_end_matches('\n').to_string()));
+    }
+    if finished.stderr.trim().is_empty() {
+        return Ok(None); // exit 1 without a word: unset
+    }
+    Err(local_refs::local_failure(
+        "reading the git configuration",
+        &finished.stderr,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

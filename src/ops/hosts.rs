@@ -4,7 +4,7 @@
 //! repositories are [`crate::ops::install`]'s.
 
 use crate::git::hooks_dir;
-use crate::ops::install::{Installed, MARKER, is_ours, single_quote, write_executable};
+use crate::ops::install::{BinaryChoice, Installed, MARKER, is_ours, rewrite_ours, single_quote, write_executable};
 use anyhow::{Context, Result, bail};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -44,7 +44,7 @@ fn gitea_hook_dir(repo: &Path) -> Result<PathBuf> {
 /// Adds our script to a Gitea/Forgejo repository's `hooks/post-receive.d/`.
 /// Gitea's `post-receive` (which replays the push's input to every executable
 /// there) and its `post-receive.d/gitea` are never touched.
-pub fn install_gitea(repo: &Path, exe: &Path, config: Option<&Path>) -> Result<Installed> {
+pub fn install_gitea(repo: &Path, choice: BinaryChoice<'_>, config: Option<&Path>) -> Result<Installed> {
     let dir = gitea_hook_dir(repo)?;
     if !dir.is_dir() {
         bail!(
@@ -57,15 +57,14 @@ pub fn install_gitea(repo: &Path, exe: &Path, config: Option<&Path>) -> Result<I
     let hook = dir.join(HOOK_NAME);
     let about = "# Gitea's post-receive runs every executable in post-receive.d/ with the push's\n\
                  # input; this one records the push for mirroring and returns at once.\n";
-    let script = hook_script(exe, config, None, about, "git-push-mirror uninstall --gitea REPO");
+    let script = |exe: &Path| hook_script(exe, config, None, about, "git-push-mirror uninstall --gitea REPO");
     if hook.exists() || hook.is_symlink() {
         if !is_ours(&hook) {
             bail!("{} exists and is not ours; move it away first", hook.display());
         }
-        write_executable(&hook, &script)?;
-        return Ok(Installed::Refreshed(hook));
+        return rewrite_ours(&hook, choice, script);
     }
-    write_executable(&hook, &script)?;
+    write_executable(&hook, &script(choice.binary))?;
     Ok(Installed::Fresh(hook))
 }
 
@@ -104,6 +103,8 @@ pub struct Gitolite {
 #[derive(Debug)]
 pub struct GitoliteInstalled {
     pub hook: PathBuf,
+    /// Whether the hook is new, or was ours already (and which binary it runs).
+    pub outcome: Installed,
     /// An existing common hook, kept and chained after ours.
     pub chained: Option<PathBuf>,
     /// `.gitolite.rc` settings this install switched on.
@@ -295,9 +296,22 @@ fn keep_previous(hook: &Path, previous: &Path) -> Result<()> {
     fs::rename(hook, previous).with_context(|| format!("keeping {}", hook.display()))
 }
 
+/// Writes `hook`: fresh, or, when ours is there, keeping or rebinding its binary.
+fn write_or_rewrite(hook: &Path, choice: BinaryChoice<'_>, script: impl Fn(&Path) -> String) -> Result<Installed> {
+    if is_ours(hook) {
+        return rewrite_ours(hook, choice, script);
+    }
+    write_executable(hook, &script(choice.binary))?;
+    Ok(Installed::Fresh(hook.to_path_buf()))
+}
+
 /// Installs the hook through gitolite's own mechanisms, so `gitolite setup`
 /// (and gitolite's creation of new repositories) keeps it in place.
-pub fn install_gitolite(exe: &Path, config: Option<&Path>, route: GitoliteRoute) -> Result<GitoliteInstalled> {
+pub fn install_gitolite(
+    choice: BinaryChoice<'_>,
+    config: Option<&Path>,
+    route: GitoliteRoute,
+) -> Result<GitoliteInstalled> {
     let mut gitolite = Gitolite::locate()?;
     let rc_changes = gitolite.prepare_rc(route)?;
     let local_code = gitolite.local_code.clone().context("LOCAL_CODE is not set")?;
@@ -305,6 +319,7 @@ pub fn install_gitolite(exe: &Path, config: Option<&Path>, route: GitoliteRoute)
     let dir = hook.parent().context("hook path has no directory")?;
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut chained = None;
+    let outcome;
     let setup_output = match route {
         GitoliteRoute::Common => {
             let previous = local_code.join("hooks").join(GITOLITE_CHAINED);
@@ -324,14 +339,9 @@ pub fn install_gitolite(exe: &Path, config: Option<&Path>, route: GitoliteRoute)
             }
             let about = "# gitolite links it into every repository (`gitolite setup` keeps it there).\n\
                          # It records each push for mirroring and returns at once.\n";
-            let script = hook_script(
-                exe,
-                config,
-                chained.as_deref(),
-                about,
-                "git-push-mirror uninstall --gitolite",
-            );
-            write_executable(&hook, &script)?;
+            let chained = chained.as_deref();
+            let script = |exe: &Path| hook_script(exe, config, chained, about, "git-push-mirror uninstall --gitolite");
+            outcome = write_or_rewrite(&hook, choice, script)?;
             gitolite_setup(&["--hooks-only"])?
         }
         GitoliteRoute::RepoSpecific => {
@@ -340,19 +350,15 @@ pub fn install_gitolite(exe: &Path, config: Option<&Path>, route: GitoliteRoute)
             }
             let about = "# gitolite runs it for repositories with `option hook.post-receive = git-push-mirror`.\n\
                          # It records each push for mirroring and returns at once.\n";
-            let script = hook_script(
-                exe,
-                config,
-                None,
-                about,
-                "git-push-mirror uninstall --gitolite --repo-specific",
-            );
-            write_executable(&hook, &script)?;
+            let uninstall = "git-push-mirror uninstall --gitolite --repo-specific";
+            let script = |exe: &Path| hook_script(exe, config, None, about, uninstall);
+            outcome = write_or_rewrite(&hook, choice, script)?;
             gitolite_setup(&[])?
         }
     };
     Ok(GitoliteInstalled {
         hook,
+        outcome,
         chained,
         rc_changes,
         setup_output,

@@ -1,6 +1,7 @@
 //! Installing the `post-receive` hook into plain bare repositories without clobbering an existing one.
 
 use crate::git::hooks_dir;
+use crate::ops::hook_binary::hook_call;
 use anyhow::{Context, Result, bail};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -20,8 +21,59 @@ pub enum Installed {
         hook: PathBuf,
         previous: PathBuf,
     },
-    /// Ours was already there; it was rewritten to point at this binary.
+    /// Ours was already there, running the binary asked for; it was rewritten.
     Refreshed(PathBuf),
+    /// Ours was already there, running another binary, which it keeps (no `--rebind`).
+    Kept {
+        hook: PathBuf,
+        binary: PathBuf,
+    },
+    /// Ours was already there; it now runs the binary asked for instead of `previous`.
+    Rebound {
+        hook: PathBuf,
+        previous: PathBuf,
+    },
+}
+
+/// The binary a hook is to run, and whether a hook of ours that runs another one is switched to
+/// it (`--rebind`) or keeps its own.
+#[derive(Clone, Copy, Debug)]
+pub struct BinaryChoice<'a> {
+    pub binary: &'a Path,
+    pub rebind: bool,
+}
+
+/// Rewrites `hook`, ours already, with `script(binary)`: the binary it runs unless asked to rebind,
+/// so that installing again (by hand, `--all` from cron, another copy of the program first on
+/// `PATH`) never silently moves a hook to another binary.
+pub(crate) fn rewrite_ours(
+    hook: &Path,
+    choice: BinaryChoice<'_>,
+    script: impl Fn(&Path) -> String,
+) -> Result<Installed> {
+    let hook = hook.to_path_buf();
+    let current = fs::read_to_string(&hook)
+        .ok()
+        .and_then(|text| hook_call(&text))
+        .map(|call| PathBuf::from(call.program));
+    let Some(current) = current.filter(|current| current.as_path() != choice.binary) else {
+        write_executable(&hook, &script(choice.binary))?;
+        return Ok(Installed::Refreshed(hook));
+    };
+    if choice.rebind {
+        write_executable(&hook, &script(choice.binary))?;
+        return Ok(Installed::Rebound {
+            hook,
+            previous: current,
+        });
+    }
+    write_executable(&hook, &script(&current))?;
+    let same_file = std::fs::canonicalize(&current).is_ok_and(|c| c == choice.binary);
+    Ok(if same_file {
+        Installed::Refreshed(hook)
+    } else {
+        Installed::Kept { hook, binary: current }
+    })
 }
 
 pub(crate) fn single_quote(s: &str) -> String {
@@ -60,15 +112,16 @@ pub(crate) fn write_executable(path: &Path, text: &str) -> Result<()> {
 }
 
 /// Installs the hook into `repo`, keeping any existing `post-receive`.
-pub fn install(repo: &Path, exe: &Path, config: Option<&Path>) -> Result<Installed> {
+pub fn install(repo: &Path, choice: BinaryChoice<'_>, config: Option<&Path>) -> Result<Installed> {
     let dir = hooks_dir(repo).map_err(|e| anyhow::anyhow!("{}: {e}", repo.display()))?;
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let hook = dir.join("post-receive");
     let previous = dir.join(format!("post-receive{CHAINED_SUFFIX}"));
     if is_ours(&hook) {
-        write_executable(&hook, &hook_script(exe, config, previous.exists()))?;
-        return Ok(Installed::Refreshed(hook));
+        let chained = previous.exists();
+        return rewrite_ours(&hook, choice, |exe| hook_script(exe, config, chained));
     }
+    let exe = choice.binary;
     if hook.exists() || hook.is_symlink() {
         if previous.exists() {
             bail!(

@@ -6,6 +6,8 @@ use crate::mirror::refs::is_valid_ref_name;
 use crate::pipeline::spool::{RefUpdate, SPOOL_FORMAT_VERSION, Spool, SpoolEntry};
 use crate::util::fsutil::{FileLock, now_ms};
 use crate::util::oid::Oid;
+use crate::util::users;
+use crate::util::writable::{self, Writer};
 use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -110,7 +112,7 @@ pub fn run_hook(stdin: &[u8], options: &HookOptions<'_>, err: &mut dyn Write) ->
             Err(e) => {
                 let _ = writeln!(
                     err,
-                    "git-push-mirror: could not record this push for mirroring ({e}); the next `git-push-mirror run` will catch up"
+                    "git-push-mirror: could not record this push for mirroring: {e}; the next `git-push-mirror run` will catch up"
                 );
             }
         }
@@ -165,14 +167,36 @@ fn trusted_spool(settings: &config::HookSettings, err: &mut dyn Write) -> Option
     None
 }
 
-fn spool_push(spool_dir: &Path, updates: Vec<RefUpdate>) -> std::io::Result<()> {
+/// Records the push in the spool; the error says which directory and which user, the two things
+/// an admin needs to fix it, since the pusher sees nothing else (`check` says the rest).
+fn spool_push(spool_dir: &Path, updates: Vec<RefUpdate>) -> Result<(), String> {
+    let repo = hook_repository().map_err(|e| format!("cannot tell which repository this is ({e})"))?;
     let entry = SpoolEntry {
         version: SPOOL_FORMAT_VERSION,
-        repo: hook_repository()?,
+        repo,
         received_at_ms: now_ms(),
         updates,
     };
-    Spool::new(spool_dir).write(&entry).map(|_| ())
+    Spool::new(spool_dir).write(&entry).map(|_| ()).map_err(|e| {
+        let uid = users::effective_uid();
+        let user = format!("{} (uid {uid})", users::user_label(uid));
+        match writable::tree_denies(spool_dir, &Writer::user(uid)) {
+            Some(denied) => {
+                let at = if denied.path == spool_dir {
+                    String::new()
+                } else {
+                    format!("{} ", denied.path.display())
+                };
+                format!(
+                    "the spool {} is not writable by {user}, whom this hook runs as: {at}{} ({e}); \
+                     `git-push-mirror check` gives the fix",
+                    spool_dir.display(),
+                    denied.why
+                )
+            }
+            None => format!("writing into the spool {} as {user}: {e}", spool_dir.display()),
+        }
+    })
 }
 
 /// Starts `git-push-mirror run` fully detached (own session, no inherited
@@ -195,6 +219,11 @@ fn start_worker_if_idle(spool_dir: &Path, config: Option<&Path>) -> std::io::Res
     }
     cmd.arg("run").arg("--detached");
     crate::git::scrub_environment(&mut cmd);
+    // The worker must find the global file the hook found; without --config, that may be the
+    // system file this variable names (see `config::system_config_file`).
+    if std::env::var_os(config::SYSTEM_CONFIG_ENV).is_some_and(|v| !v.is_empty()) {
+        cmd.env(config::SYSTEM_CONFIG_ENV, config::system_config_file());
+    }
     cmd.current_dir("/")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -52,9 +52,9 @@ pub fn distrusted_repository(global: &GlobalConfig, store: &StateStore, repo: &P
     }
     Some(format!(
         "it is not registered and belongs to {} (group {}), not to this user ({}){}",
-        users::user_name(meta.uid()),
-        users::group_name(meta.gid()),
-        users::user_name(trusted.me),
+        users::user_label(meta.uid()),
+        users::group_label(meta.gid()),
+        users::user_label(trusted.me),
         match &trusted.shared {
             Some(group) => format!(" nor to the shared group {}", group.name),
             None => String::new(),

@@ -77,7 +77,7 @@ impl Trusted {
     /// Root, this process's user and, when the admin named one, the shared group.
     pub fn worker(shared: Option<Group>) -> Trusted {
         Trusted {
-            me: users::my_uid(),
+            me: users::effective_uid(),
             also: Vec::new(),
             shared,
         }
@@ -131,11 +131,11 @@ impl Untrusted {
     /// file already (`FILE: …`).
     pub fn problem(&self) -> String {
         let Ownership { uid, gid, mode } = self.ownership;
-        let (user, group) = (users::user_name(uid), users::group_name(gid));
+        let (user, group) = (users::user_label(uid), users::group_label(gid));
         let problem = match self.exposure {
             Exposure::Owner => format!(
                 "belongs to {user}, whom this user ({}) does not trust",
-                users::user_name(users::my_uid())
+                users::user_label(users::effective_uid())
             ),
             Exposure::Group => format!("can be written by the group {group}"),
             Exposure::Others => "can be written by every user".to_string(),
@@ -170,7 +170,7 @@ impl std::error::Error for Untrusted {}
 /// How to fix a directory the worker keeps its own files in.
 fn dir_fix(path: &Path, exposure: Exposure, trusted: &Trusted) -> String {
     let shown = path.display();
-    let me = users::user_name(trusted.me);
+    let me = users::user_label(trusted.me);
     let shared = match (&trusted.shared, exposure) {
         (None, Exposure::Group) => {
             " (or, if a group of users shares it on purpose, name that group in the global configuration: \
@@ -256,7 +256,7 @@ pub fn check_file(path: &Path, what: &str, meta: &Metadata, trusted: &Trusted) -
     let fix = match exposure {
         Exposure::Owner => format!(
             "give it to a trusted user, such as the one the worker runs as (as root: chown {} {shown})",
-            users::user_name(trusted.me)
+            users::user_label(trusted.me)
         ),
         Exposure::Group | Exposure::Others => format!("fix: chmod go-w {shown}"),
     };

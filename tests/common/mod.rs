@@ -22,6 +22,7 @@ mod http;
 pub mod lfs;
 mod nginx;
 mod sshd;
+mod users;
 
 // A test binary that uses only `TestEnv` would flag these re-exports.
 #[allow(unused_imports)]
@@ -30,6 +31,7 @@ pub use {
     http::{HttpGitServer, basic_credentials},
     nginx::{HttpsGitServer, TestCa},
     sshd::Sshd,
+    users::TestUser,
 };
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -233,7 +235,9 @@ macro_rules! in_each_format {
 }
 
 /// One test's private world: a temporary root, a `home/` inside it, and the
-/// environment every child process gets. Dropping it deletes the directory.
+/// environment every child process gets: whatever the machine's or the user's
+/// git-push-mirror configuration says, the binary finds only the test's (`HOME`,
+/// `XDG_*`, and the system file in `etc/` of the root). Dropping it deletes the directory.
 pub struct TestEnv {
     root: tempfile::TempDir,
     env: ChildEnv,
@@ -276,6 +280,12 @@ impl TestEnv {
         env.set("HOME", &home);
         env.set("XDG_CONFIG_HOME", home.join(".config"));
         env.set("XDG_STATE_HOME", home.join(".local/state"));
+        // The system-wide global configuration is the test's too (a file it may create), never
+        // the machine's /etc/git-push-mirror/config.toml (`.ci/sentinel` checks it).
+        env.set(
+            "GIT_PUSH_MIRROR_SYSTEM_CONFIG",
+            root.path().join("etc/git-push-mirror/config.toml"),
+        );
         env.set("GIT_CONFIG_NOSYSTEM", "1");
         env.set("GIT_CONFIG_GLOBAL", &gitconfig);
         env.set("GIT_AUTHOR_NAME", "Test Author");
@@ -475,23 +485,38 @@ pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 }
 
 /// Whether a test that needs `tool` should run. `Ok` → true. A missing tool
-/// skips the test (false, reason on stderr) on a developer's machine, but
-/// panics when `CI=true`: under CI a missing tool must fail the suite.
+/// skips the test (false, reason on stderr, see [`report_skip`]) on a developer's
+/// machine, but panics when `CI=true`: under CI a missing tool must fail the suite.
 pub fn require_or_skip(tool: &str, available: Result<(), String>) -> bool {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    require_or_skip_in(ci, tool, available)
-}
-
-/// [`require_or_skip`] with the CI decision made by the caller.
-pub fn require_or_skip_in(ci: bool, tool: &str, available: Result<(), String>) -> bool {
-    match available {
-        Ok(()) => true,
-        Err(why) if ci => panic!("{tool} is required under CI (CI=true): {why}"),
-        Err(why) => {
-            eprintln!("SKIPPED: {tool} is not available: {why}");
+    match skip_reason(ci, tool, available) {
+        None => true,
+        Some(why) => {
+            report_skip(&why);
             false
         }
     }
+}
+
+/// [`require_or_skip`]'s decision, with the CI decision made by the caller: `None` to run, the
+/// reason to skip, or a panic under CI.
+pub fn skip_reason(ci: bool, tool: &str, available: Result<(), String>) -> Option<String> {
+    match available {
+        Ok(()) => None,
+        Err(why) if ci => panic!("{tool} is required under CI (CI=true): {why}"),
+        Err(why) => Some(format!("{tool} is not available: {why}")),
+    }
+}
+
+/// Says on the test process's own stderr, past the test harness's capture (which shows a passing
+/// test's output to no one), that the running test was skipped and why: one `SKIPPED: TEST: why`
+/// line, which `cargo test` shows beside the test's `ok` and `.ci/run` counts.
+fn report_skip(why: &str) {
+    use std::io::Write;
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("a test");
+    // One write, so lines of tests running in parallel cannot cut it.
+    let _ = std::io::stderr().write_all(format!("SKIPPED: {test}: {why}\n").as_bytes());
 }
 
 /// The path of one of git's helper programs (`git-daemon`,

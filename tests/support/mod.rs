@@ -2,7 +2,6 @@
 #![allow(dead_code)]
 
 pub mod procs;
-pub mod users;
 
 use crate::common::{HttpGitServer, TestEnv, assert_success, path_str, require_or_skip, wait_until};
 use std::collections::BTreeMap;

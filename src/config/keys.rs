@@ -1,0 +1,484 @@
+//! Every configuration key, with an example value, its default and what it means: one table beside
+//! the serde types that parse the files (`raw.rs`, [`super::MirrorKeys`]). The configuration's man
+//! page (`git-push-mirror man --section 5`) is generated from it, and the tests below check that
+//! every key the parser accepts has a row (and every row a key), that each example parses, and
+//! which keys `[defaults]` takes, so the reference cannot drift from the parser: a key added
+//! without its row fails a test.
+
+/// Where a key is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Table {
+    /// The global file's top level (`config.toml`).
+    Global,
+    /// The global file's `[retry]`.
+    Retry,
+    /// A `[mirror.NAME]` table, in a repository's `push-mirror.toml` or the global file (a fleet
+    /// mirror); most also in the global `[defaults]` (see [`KeyDoc::in_defaults`]).
+    Mirror,
+    /// A repository's `push-mirror.toml`, top level.
+    Repo,
+}
+
+/// One key: where it goes, an example, its default, what it does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyDoc {
+    pub table: Table,
+    pub key: &'static str,
+    /// A valid value, as TOML (empty for a key that holds tables).
+    pub example: &'static str,
+    pub default: &'static str,
+    pub meaning: &'static str,
+    /// For [`Table::Mirror`] keys: whether the global `[defaults]` may set it for every mirror.
+    pub in_defaults: bool,
+}
+
+const fn key(
+    table: Table,
+    key: &'static str,
+    example: &'static str,
+    default: &'static str,
+    meaning: &'static str,
+) -> KeyDoc {
+    KeyDoc {
+        table,
+        key,
+        example,
+        default,
+        meaning,
+        in_defaults: matches!(table, Table::Mirror),
+    }
+}
+
+/// A [`Table::Mirror`] key that belongs to one mirror only, never to `[defaults]`.
+const fn own(key_name: &'static str, example: &'static str, default: &'static str, meaning: &'static str) -> KeyDoc {
+    KeyDoc {
+        in_defaults: false,
+        ..key(Table::Mirror, key_name, example, default, meaning)
+    }
+}
+
+use Table::{Global, Mirror, Repo, Retry};
+
+/// Every key of every configuration file, in the order the man page gives them.
+pub const KEYS: &[KeyDoc] = &[
+    key(
+        Global,
+        "spool_dir",
+        "\"/var/spool/git-push-mirror\"",
+        "$XDG_STATE_HOME/git-push-mirror/spool",
+        "Where hooks record pushes for the worker. The user pushes run as must be able to write it (`git-push-mirror check` says so).",
+    ),
+    key(
+        Global,
+        "state_dir",
+        "\"/var/lib/git-push-mirror\"",
+        "$XDG_STATE_HOME/git-push-mirror/state",
+        "Each mirror's state, registered repositories, stored secrets and keys.",
+    ),
+    key(
+        Global,
+        "log_file",
+        "\"/var/log/git-push-mirror/git-push-mirror.log\"",
+        "$XDG_STATE_HOME/git-push-mirror/git-push-mirror.log",
+        "The log of workers started by hooks and of `run` without a terminal; reopened when logrotate renames it, so its directory must be writable by the user pushes run as.",
+    ),
+    key(
+        Global,
+        "log_level",
+        "\"info\"",
+        "\"info\"",
+        "One of error, warn, info, debug, trace, off.",
+    ),
+    key(
+        Global,
+        "silent_mode",
+        "false",
+        "false",
+        "Hooks keep recording pushes, but nothing is pushed until it is turned off again.",
+    ),
+    key(
+        Global,
+        "max_parallel",
+        "4",
+        "4",
+        "Mirror updates at once, across all repositories.",
+    ),
+    key(
+        Global,
+        "allowed_protocols",
+        "[\"https\", \"ssh\"]",
+        "[\"https\", \"ssh\", \"git\", \"file\", \"http\"]",
+        "The transports mirrors may use; ext::, fd:: and other remote helpers are never allowed.",
+    ),
+    key(
+        Global,
+        "repos_root",
+        "\"/home/git/repositories\"",
+        "none",
+        "The tree of repositories fleet mirrors apply to ({name} in their URLs is a repository's path under it, without .git), which `run` scans.",
+    ),
+    key(
+        Global,
+        "worker_linger",
+        "\"60s\"",
+        "\"60s\"",
+        "How long a worker waits for due retries before leaving them to cron.",
+    ),
+    key(
+        Global,
+        "shared_group",
+        "\"git\"",
+        "none",
+        "A group whose members may share the spool and state directories: they may then be owned by that group and writable by it (never by others), and repositories owned by its members are trusted. Without it, both must be owned by the worker's user and writable by nobody else.",
+    ),
+    key(
+        Global,
+        "defaults",
+        "",
+        "none",
+        "A table of mirror keys that apply to every mirror that does not set them (see MIRROR KEYS).",
+    ),
+    key(
+        Global,
+        "retry",
+        "",
+        "none",
+        "A table: the backoff after a failed update (see [retry]).",
+    ),
+    key(
+        Global,
+        "mirror",
+        "",
+        "none",
+        "[mirror.NAME] tables: fleet mirrors, which apply to every repository under repos_root that matches their `repos` patterns.",
+    ),
+    key(
+        Retry,
+        "initial",
+        "\"5s\"",
+        "\"5s\"",
+        "The first backoff after a failed update; it doubles with each consecutive failure.",
+    ),
+    key(Retry, "max", "\"10m\"", "\"10m\"", "The longest backoff."),
+    key(
+        Retry,
+        "fail_after",
+        "5",
+        "5",
+        "Consecutive failures after which `status` says failed (retries go on).",
+    ),
+    key(
+        Retry,
+        "jitter",
+        "true",
+        "true",
+        "Spread retries a little, so mirrors that failed together do not retry in lockstep.",
+    ),
+    key(
+        Repo,
+        "protected_branches",
+        "[\"main\", \"release/*\"]",
+        "none",
+        "The branch patterns only_protected_branches mirrors.",
+    ),
+    key(
+        Repo,
+        "mirror",
+        "",
+        "none",
+        "[mirror.NAME] tables: the repository's own mirrors (see MIRROR KEYS).",
+    ),
+    own(
+        "url",
+        "\"https://github.com/acme/app.git\"",
+        "(required)",
+        "Where to push: https://, ssh://[user@]host/… or user@host:path, git://, file:// or an absolute path. In a fleet mirror, {name} stands for the repository's name.",
+    ),
+    key(
+        Mirror,
+        "enabled",
+        "true",
+        "true",
+        "A disabled mirror keeps recording changes but pushes nothing.",
+    ),
+    key(
+        Mirror,
+        "only_protected_branches",
+        "false",
+        "false",
+        "Mirror only the branches matching the repository's protected_branches (none: no branch, with a warning).",
+    ),
+    key(
+        Mirror,
+        "keep_divergent_refs",
+        "false",
+        "false",
+        "Never overwrite or delete refs that differ on the mirror.",
+    ),
+    key(
+        Mirror,
+        "branches",
+        "[\"main\", \"release/*\"]",
+        "all",
+        "Glob patterns (`*` matches anything, `/` included); a branch must match one.",
+    ),
+    key(
+        Mirror,
+        "tags",
+        "[\"v*\"]",
+        "true",
+        "true, false for no tags, or patterns.",
+    ),
+    key(
+        Mirror,
+        "refs",
+        "[\"refs/notes/*\"]",
+        "none",
+        "Extra namespaces, as patterns over full ref names.",
+    ),
+    key(
+        Mirror,
+        "prune_unmerged",
+        "true",
+        "false",
+        "Delete a ref deleted upstream from the mirror even when its work is not merged into the default branch (never in keep-divergent mode, never without a default branch). Off: such a ref is kept and listed in kept_refs with the reason.",
+    ),
+    own(
+        "username",
+        "\"acme-bot\"",
+        "none",
+        "The HTTPS user name (an SSH user is part of the URL).",
+    ),
+    own(
+        "password_file",
+        "\"/etc/git-push-mirror/github.token\"",
+        "none",
+        "A file (mode 600) whose first line is the HTTPS password or token.",
+    ),
+    own(
+        "password_env",
+        "\"GITHUB_TOKEN\"",
+        "none",
+        "An environment variable of the worker holding the HTTPS password or token.",
+    ),
+    own(
+        "password",
+        "\"s3cret\"",
+        "none",
+        "The HTTPS password inline: only in a file nobody else can read.",
+    ),
+    key(
+        Mirror,
+        "ssh_key",
+        "\"/etc/git-push-mirror/keys/github_key\"",
+        "the user's",
+        "The SSH private key for the mirror (mode 600).",
+    ),
+    key(
+        Mirror,
+        "known_hosts",
+        "\"/etc/git-push-mirror/keys/known_hosts\"",
+        "the user's",
+        "The SSH host keys to trust for the mirror's host.",
+    ),
+    key(
+        Mirror,
+        "ca_file",
+        "\"/etc/git-push-mirror/corp-root-ca.pem\"",
+        "the system's CAs",
+        "CA certificates (PEM) to trust for HTTPS to the mirror's host and its lfs_url's host.",
+    ),
+    key(
+        Mirror,
+        "delay",
+        "\"5s\"",
+        "unset",
+        "Unset: a change is pushed at once unless a push of this mirror runs or just ended. Set: wait this long after the first change, to gather others.",
+    ),
+    key(
+        Mirror,
+        "min_interval",
+        "\"5m\"",
+        "\"0s\"",
+        "The least time between the starts of two updates of the mirror.",
+    ),
+    key(
+        Mirror,
+        "timeout",
+        "\"10m\"",
+        "\"10m\"",
+        "The wall-clock limit of each git process talking to the mirror; its process group is killed.",
+    ),
+    key(
+        Mirror,
+        "verify_interval",
+        "\"1d\"",
+        "\"1d\"",
+        "How often `run` lists the mirror's refs to catch changes made on the mirror itself; \"0s\" turns it off.",
+    ),
+    key(
+        Mirror,
+        "lfs",
+        "\"auto\"",
+        "\"auto\"",
+        "Upload Git LFS objects before the refs: auto (when the repository has any), on, off.",
+    ),
+    key(
+        Mirror,
+        "lfs_required",
+        "true",
+        "true",
+        "A failed LFS upload fails the update; false pushes the refs anyway.",
+    ),
+    own(
+        "lfs_url",
+        "\"https://lfs.example.com/acme/app.git/info/lfs\"",
+        "derived from url",
+        "The mirror's LFS endpoint, when not the one git-lfs derives from the URL.",
+    ),
+    key(
+        Mirror,
+        "lfs_store",
+        "\"/var/lib/gitea/data/lfs\"",
+        "REPO/lfs/objects",
+        "Where the repository's LFS objects are, when the server keeps them outside it (Gitea, GitLab).",
+    ),
+    key(
+        Mirror,
+        "max_push_size",
+        "\"1900MiB\"",
+        "unlimited",
+        "The largest pack one push may carry; bigger updates go in steps.",
+    ),
+    key(
+        Mirror,
+        "max_refs_per_push",
+        "1000",
+        "unlimited",
+        "The most refs one push may update; bigger updates go in batches.",
+    ),
+    own(
+        "repos",
+        "[\"acme/*\", \"!acme/private-*\"]",
+        "(required in a fleet mirror)",
+        "Fleet mirrors only: the repositories under repos_root it applies to; `!` excludes.",
+    ),
+];
+
+/// The rows of one table, in order.
+pub fn keys_of(table: Table) -> impl Iterator<Item = &'static KeyDoc> {
+    KEYS.iter().filter(move |doc| doc.table == table)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::MirrorSettings;
+    use crate::config::raw::{RawGlobal, RawRepo, RawRetry};
+    use serde::de::{self, Deserialize, Deserializer, Visitor};
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    /// A deserializer that only records the field names a derived `Deserialize` asks for: every
+    /// key the parser accepts in that table.
+    struct FieldNames<'a>(&'a mut &'static [&'static str]);
+
+    impl<'de> Deserializer<'de> for FieldNames<'_> {
+        type Error = de::value::Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("not a struct"))
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(de::Error::custom("fields recorded"))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+        }
+    }
+
+    fn fields_of<'de, T: Deserialize<'de>>() -> BTreeSet<&'static str> {
+        let mut fields: &'static [&'static str] = &[];
+        let _ = T::deserialize(FieldNames(&mut fields));
+        assert!(!fields.is_empty(), "{} is not a struct", std::any::type_name::<T>());
+        fields.iter().copied().collect()
+    }
+
+    fn documented(table: Table) -> BTreeSet<&'static str> {
+        keys_of(table).map(|doc| doc.key).collect()
+    }
+
+    #[test]
+    fn every_key_the_parser_accepts_is_documented_and_every_documented_key_exists() {
+        for (table, accepted) in [
+            (Table::Global, fields_of::<RawGlobal>()),
+            (Table::Retry, fields_of::<RawRetry>()),
+            (Table::Mirror, fields_of::<MirrorSettings>()),
+            (Table::Repo, fields_of::<RawRepo>()),
+        ] {
+            let rows = documented(table);
+            let undocumented: Vec<_> = accepted.difference(&rows).collect();
+            let unknown: Vec<_> = rows.difference(&accepted).collect();
+            assert!(
+                undocumented.is_empty(),
+                "{table:?}: keys without a row in KEYS (src/config/keys.rs), so not in the man page: {undocumented:?}"
+            );
+            assert!(
+                unknown.is_empty(),
+                "{table:?}: rows for keys the parser does not accept: {unknown:?}"
+            );
+        }
+        let mut seen = BTreeSet::new();
+        for doc in KEYS {
+            assert!(seen.insert((doc.table as u8, doc.key)), "{} twice", doc.key);
+            assert!(!doc.meaning.is_empty() && !doc.default.is_empty(), "{}", doc.key);
+        }
+    }
+
+    #[test]
+    fn every_example_is_a_valid_value_of_its_key() {
+        let example = |doc: &KeyDoc| format!("{} = {}\n", doc.key, doc.example);
+        let with_example = |table| keys_of(table).filter(|doc| !doc.example.is_empty());
+        let global: String = with_example(Table::Global).map(example).collect();
+        let retry: String = with_example(Table::Retry).map(example).collect();
+        let text = format!("{global}[retry]\n{retry}");
+        toml::from_str::<RawGlobal>(&text).unwrap_or_else(|e| panic!("{text}\n{e}"));
+        let repo: String = with_example(Table::Repo).map(example).collect();
+        toml::from_str::<RawRepo>(&repo).unwrap_or_else(|e| panic!("{repo}\n{e}"));
+        for doc in with_example(Table::Mirror) {
+            let text = example(doc);
+            toml::from_str::<MirrorSettings>(&text).unwrap_or_else(|e| panic!("{text}\n{e}"));
+        }
+    }
+
+    #[test]
+    fn defaults_takes_exactly_the_keys_documented_for_it() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let file = dir.path().join("config.toml");
+        for doc in keys_of(Table::Mirror) {
+            let text = format!("[defaults]\n{} = {}\n", doc.key, doc.example);
+            let parsed = crate::config::validate::parse_global(&text, &file, 0o600, Path::new("/state"));
+            match parsed {
+                Ok(_) => assert!(
+                    doc.in_defaults,
+                    "[defaults] takes {}, documented as per mirror only",
+                    doc.key
+                ),
+                Err(e) => assert!(
+                    !doc.in_defaults && e.to_string().contains("belongs in a [mirror.NAME] table"),
+                    "{}: {e}",
+                    doc.key
+                ),
+            }
+        }
+    }
+}
