@@ -9,4 +9,5 @@ pub mod registrations;
 pub mod schedule;
 pub mod slots;
 pub mod spool;
+pub mod unrecorded;
 pub mod worker;

@@ -33,6 +33,11 @@ const ERROR_RETRY: Duration = Duration::from_secs(30);
 /// How long a spool entry whose refs could not be recorded (full disk, broken state directory)
 /// waits before the next try; it stays claimed meanwhile, and a later worker takes it over.
 const RECORD_RETRY: Duration = Duration::from_secs(5);
+/// Failed updates of one pair after which a worker leaves the pair to the next run (cron) or the
+/// next push: a worker ends in bounded time whatever the retry settings (a backoff shorter than
+/// `worker_linger` would otherwise keep it retrying a dead mirror for ever). A new push to the
+/// pair's repository gives it this many attempts again.
+pub const MAX_FAILED_ATTEMPTS_PER_RUN: u32 = 3;
 
 /// A (repository, mirror) pair.
 type Pair = (PathBuf, String);
@@ -73,6 +78,9 @@ pub fn run(global: &GlobalConfig, options: &RunOptions) -> Result<RunSummary> {
     spool
         .ensure_dirs()
         .with_context(|| format!("creating the spool {}", global.spool_dir.display()))?;
+    if let Err(e) = crate::pipeline::unrecorded::prepare_spool(&global.spool_dir) {
+        log::warn!("preparing {}: {e}", global.spool_dir.display());
+    }
     let store = StateStore::new(&global.state_dir);
     let mut summary = RunSummary::default();
     let orphans = crate::util::fsutil::remove_orphaned_temp_dirs(&std::env::temp_dir(), ORPHANED_TEMP_DIR_AGE);
@@ -133,6 +141,9 @@ struct Drain<'a> {
     config_errors: BTreeMap<PathBuf, String>,
     /// Other per-repository faults already logged (state that cannot be read or written).
     faults: BTreeMap<PathBuf, String>,
+    /// Failed updates of each pair in this run since its last new push (see
+    /// [`MAX_FAILED_ATTEMPTS_PER_RUN`]).
+    failed_attempts: BTreeMap<Pair, u32>,
 }
 
 impl<'a> Drain<'a> {
@@ -153,6 +164,7 @@ impl<'a> Drain<'a> {
             held: Vec::new(),
             config_errors: BTreeMap::new(),
             faults: BTreeMap::new(),
+            failed_attempts: BTreeMap::new(),
         }
     }
 
@@ -345,17 +357,25 @@ impl<'a> Drain<'a> {
                 return;
             }
             Ok(PairOutcome::Verified) => return,
-            Ok(PairOutcome::Updated { success: true }) => summary.updates += 1,
+            Ok(PairOutcome::Updated { success: true }) => {
+                summary.updates += 1;
+                self.failed_attempts.remove(&pair);
+            }
             Ok(PairOutcome::Updated { success: false }) => {
                 summary.updates += 1;
                 summary.failed_updates += 1;
+                if self.gives_up_on(&pair) {
+                    return;
+                }
             }
             Err(e) => {
                 // The state could not record it (disk trouble, a bug): back off, don't spin.
                 summary.failed_updates += 1;
                 log::error!("{}: mirror {}: {e:#}", pair.0.display(), pair.1);
-                self.due
-                    .insert(pair, now_ms().saturating_add(ERROR_RETRY.as_millis() as u64));
+                if !self.gives_up_on(&pair) {
+                    self.due
+                        .insert(pair, now_ms().saturating_add(ERROR_RETRY.as_millis() as u64));
+                }
                 return;
             }
         }
@@ -364,6 +384,26 @@ impl<'a> Drain<'a> {
             Ok(_) => {}
             Err(e) => log::error!("{e:#}"),
         }
+    }
+}
+
+impl Drain<'_> {
+    /// Counts a failed update of `pair`; whether that was its last attempt in this run (see
+    /// [`MAX_FAILED_ATTEMPTS_PER_RUN`]). Its state keeps the next attempt's time for `run`.
+    fn gives_up_on(&mut self, pair: &Pair) -> bool {
+        let failed = self.failed_attempts.entry(pair.clone()).or_insert(0);
+        *failed += 1;
+        if *failed < MAX_FAILED_ATTEMPTS_PER_RUN {
+            return false;
+        }
+        log::info!(
+            "{}: mirror {}: {} failed attempts in this run; the next `git-push-mirror run` or push tries again",
+            pair.0.display(),
+            pair.1,
+            *failed
+        );
+        self.due.remove(pair);
+        true
     }
 }
 
