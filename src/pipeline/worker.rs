@@ -488,7 +488,11 @@ fn update_pair(
             Some(_) => {} // already in the update's error
         }
     }
+    // The update may have succeeded while the mirror stays failed (a ref still divergent).
+    let still_failed = store
+        .load_mirror(repo, name)
+        .is_ok_and(|state| state.update_status == UpdateStatus::Failed);
     Ok(PairOutcome::Updated {
-        success: !report.is_failure(),
+        success: !report.is_failure() && !still_failed,
     })
 }

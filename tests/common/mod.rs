@@ -27,8 +27,8 @@ mod sshd;
 #[allow(unused_imports)]
 pub use {
     daemon::GitDaemon,
-    http::{HttpGitServer, basic_credentials},
-    nginx::{HttpsGitServer, TestCa},
+    http::{HttpGitServer, Misbehaviour, basic_credentials},
+    nginx::{HttpsGitServer, ServerCertificate, TestCa},
     sshd::Sshd,
 };
 
