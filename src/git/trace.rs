@@ -42,6 +42,8 @@ impl Trace {
             return None;
         }
         let dir = crate::util::fsutil::private_temp_dir("trace").ok()?;
+        // Whatever the helper's mode: the traces name the mirror and its answers.
+        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o700)).ok()?;
         let trace = Trace {
             dir,
             packets,

@@ -64,7 +64,10 @@ struct Shared {
 pub enum Misbehaviour {
     /// Every git request is answered with this status line (`"429 Too Many Requests"`) and
     /// headers, before any authentication, as a rate-limiting proxy does.
-    Answer { status: String, headers: Vec<(String, String)> },
+    Answer {
+        status: String,
+        headers: Vec<(String, String)>,
+    },
     /// Pushes are answered `ok` for every ref and nothing is stored, as a server that cannot
     /// keep the repository's objects may do; everything else is served as usual.
     AcknowledgeAndDrop,
