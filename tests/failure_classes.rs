@@ -11,7 +11,7 @@ mod support;
 use common::{HttpGitServer, Misbehaviour, TestEnv, basic_credentials, path_str, require_or_skip, wait_until};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::SystemTime;
 use support::*;
 
 const USER: &str = "mirror-bot";
@@ -193,22 +193,20 @@ fn run_wait_ends_in_bounded_time_when_the_backoff_is_shorter_than_the_linger() {
     env.git(&work, &["push", "--quiet", "origin", "main"]);
     gpm_ok(&env, &["add", path_str(&upstream), "down", &url]);
 
-    let started = Instant::now();
-    let mut run = gpm(&env).args(["run", "--wait"]).spawn().unwrap();
-    let mut exit = None;
-    while started.elapsed() < CONVERGE {
-        if let Some(status) = run.try_wait().unwrap() {
-            exit = Some(status);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    if exit.is_none() {
-        let _ = run.kill();
-        let _ = run.wait();
+    let run = gpm(&env).args(["run", "--wait"]).spawn().unwrap();
+    let pid = run.id();
+    let (done, exited) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut run = run;
+        let _ = done.send(run.wait());
+    });
+    let Ok(exit) = exited.recv_timeout(CONVERGE) else {
+        // SAFETY: signalling the child this test started, still unreaped (its waiter is blocked).
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
         panic!("`run --wait` was still retrying after {CONVERGE:?}");
-    }
-    assert_eq!(exit.unwrap().code(), Some(1), "a failed update");
+    };
+    let exit = exit.unwrap();
+    assert_eq!(exit.code(), Some(1), "a failed update");
     let status = &serde_json::from_slice::<Vec<serde_json::Value>>(
         &gpm_output(&env, &["status", "--json", path_str(&upstream)]).stdout,
     )
