@@ -15,7 +15,8 @@ use crate::mirror::lfs::LfsStatus;
 use crate::mirror::plan::{self, Decision, PendingHint, PlanInput, PlanWarning, Reach, RefChange};
 use crate::mirror::refs::LocalRepo;
 use crate::mirror::state::{
-    KnownRef, KnownRefs, MirrorState, PushProgress, StateStore, UpdateStatus, known_local_values, known_remote_values,
+    KnownRef, KnownRefs, MirrorState, PendingRef, PushProgress, StateStore, UpdateStatus, known_local_values,
+    known_remote_values,
 };
 use crate::util::failpoint;
 use crate::util::fsutil::{Durability, now_ms};
@@ -479,6 +480,17 @@ pub fn record_outcome(
             state.pending.remove(name);
         }
     }
+    // Refs a full reconciliation could not settle stay pending, though nobody reported them: a
+    // refused or unconfirmed ref is retried, and `status` lists it.
+    for result in report.refs.iter().filter(|r| !r.outcome.is_settled()) {
+        if !state.pending.contains_key(&result.name) {
+            state.seq += 1;
+            let seq = state.seq;
+            state
+                .pending
+                .insert(result.name.clone(), PendingRef { last_local: None, seq });
+        }
+    }
     if full && state.full_sync_seq == snapshot.full_sync_seq {
         state.full_sync_seq = None;
         state.divergent_refs.clear();
@@ -565,7 +577,6 @@ pub fn record_outcome(
 mod tests {
     use super::*;
     use crate::mirror::plan::Divergence;
-    use crate::mirror::state::PendingRef;
     use std::path::PathBuf;
     use std::time::Duration;
 
@@ -774,6 +785,30 @@ mod tests {
         record_outcome(&mut state, &snapshot, Reach::PendingOnly, &resolved, &policy());
         assert_eq!(state.update_status, UpdateStatus::Finished);
         assert_eq!((state.failure_class, state.last_error), (None, None));
+    }
+
+    #[test]
+    fn refs_a_full_reconciliation_could_not_settle_become_pending() {
+        let mut state = MirrorState::new(&PathBuf::from("/r"), "m");
+        state.request_full_sync(1);
+        let snapshot = state.clone();
+        let report = UpdateReport {
+            refs: vec![
+                result(
+                    "refs/heads/a",
+                    RefOutcome::Rejected {
+                        reason: "the mirror acknowledged refs/heads/a but does not have it".into(),
+                    },
+                ),
+                result("refs/heads/b", RefOutcome::Created),
+            ],
+            ..Default::default()
+        };
+        record_outcome(&mut state, &snapshot, Reach::Everything, &report, &policy());
+        assert_eq!(state.pending.keys().collect::<Vec<_>>(), vec!["refs/heads/a"]);
+        assert_eq!(state.full_sync_seq, None);
+        assert_eq!(state.update_status, UpdateStatus::Failed);
+        assert!(state.has_work());
     }
 
     #[test]
