@@ -306,3 +306,33 @@ fn http_traces_are_private_and_never_hold_the_credentials_even_after_a_kill() {
         assert!(leaked.is_empty(), "{secret} is stored in {leaked:?}");
     }
 }
+
+#[test]
+fn a_redirect_to_a_host_that_refuses_the_credentials_is_named_as_a_redirect() {
+    if !http_available() {
+        return;
+    }
+    let env = TestEnv::new();
+    write_global_config(&env, FAST_RETRY);
+    // The mirror moved to another server, which has other credentials; the old one redirects.
+    let elsewhere = mirror_server(&env);
+    let old = HttpGitServer::start(&env, &env.path("srv"), USER, PASSWORD);
+    let target = elsewhere.url("mirror.git");
+    let origin = target.trim_end_matches("/mirror.git").to_string();
+    old.misbehave(Some(Misbehaviour::RedirectTo(origin.clone())));
+    elsewhere.set_password("another-token");
+    let setup = http_setup(&env, &old, PASSWORD);
+    let sync = gpm_output(&env, &["sync", path_str(&setup.upstream)]);
+    assert_eq!(sync.status.code(), Some(1));
+    let status = &setup.status_json(&env)[0];
+    let error = status["last_error"].as_str().unwrap_or_default();
+    assert!(error.contains(&format!("redirected to {origin}")), "{status:#}");
+    assert!(!error.contains("expired"), "{status:#}");
+    assert_eq!(status["failure_class"], "permanent", "{status:#}");
+    assert_eq!(
+        elsewhere.auth_failures(),
+        0,
+        "the credentials never went to the other host"
+    );
+    assert!(elsewhere.unauthenticated_requests() > 0, "git followed the redirect");
+}

@@ -495,7 +495,10 @@ fn input_series(timeline: &[Stretch<'_>]) -> serde_json::Value {
             .collect();
         format!("{}{{{}}}", s.name, labels.join(","))
     };
-    let series: BTreeSet<String> = timeline.iter().flat_map(|t| t.snapshot.samples.iter().map(key)).collect();
+    let series: BTreeSet<String> = timeline
+        .iter()
+        .flat_map(|t| t.snapshot.samples.iter().map(key))
+        .collect();
     let mut values: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut minute = 0;
     for stretch in timeline {
@@ -528,7 +531,10 @@ fn input_series(timeline: &[Stretch<'_>]) -> serde_json::Value {
 /// annotations (empty: not firing).
 fn expect(minute: u32, alert: &str, firing: &[(&[(&str, &str)], &[(&str, &str)])]) -> serde_json::Value {
     let map = |pairs: &[(&str, &str)]| -> serde_json::Map<String, serde_json::Value> {
-        pairs.iter().map(|(k, v)| (k.to_string(), serde_json::json!(v))).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), serde_json::json!(v)))
+            .collect()
     };
     let alerts: Vec<serde_json::Value> = firing
         .iter()
@@ -580,7 +586,10 @@ fn every_alert_fires_and_clears_on_series_from_real_metrics_output() {
     env.git(&work, &["push", "--quiet", "origin", "main"]);
     assert_eq!(sync(&divergent).status.code(), Some(1));
     let diverging = snapshot(&env, &divergent);
-    env.git(&work, &["pull", "--quiet", "--no-rebase", "--no-edit", path_str(&mirror), "main"]);
+    env.git(
+        &work,
+        &["pull", "--quiet", "--no-rebase", "--no-edit", path_str(&mirror), "main"],
+    );
     env.git(&work, &["push", "--quiet", "origin", "main"]);
     assert_eq!(sync(&divergent).status.code(), Some(0));
     let resolved = snapshot(&env, &divergent);
@@ -619,7 +628,12 @@ fn every_alert_fires_and_clears_on_series_from_real_metrics_output() {
     let scanned = snapshot(&env, &unrecorded_repo);
 
     let repo = |r: &std::path::Path| path_str(r).to_string();
-    let (f, d, r, u) = (repo(&failing), repo(&divergent), repo(&refusing), repo(&unrecorded_repo));
+    let (f, d, r, u) = (
+        repo(&failing),
+        repo(&divergent),
+        repo(&refusing),
+        repo(&unrecorded_repo),
+    );
     let tests = serde_json::json!([
         {
             "name": "a failing mirror",

@@ -68,6 +68,9 @@ pub enum Misbehaviour {
         status: String,
         headers: Vec<(String, String)>,
     },
+    /// Every git request is redirected (301) to the same path and query on this base URL
+    /// (`http://127.0.0.1:PORT`), as a server whose repositories moved.
+    RedirectTo(String),
     /// Pushes are answered `ok` for every ref and nothing is stored, as a server that cannot
     /// keep the repository's objects may do; everything else is served as usual.
     AcknowledgeAndDrop,
@@ -325,6 +328,10 @@ fn serve_git(
         let mut headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
         headers.push(("Content-Type", "text/plain"));
         return write_response(writer, status, &headers, format!("{status}\n").as_bytes());
+    }
+    if let Some(Misbehaviour::RedirectTo(base)) = &misbehaviour {
+        let location = format!("{base}{}?{}", req.path, req.query);
+        return write_response(writer, "301 Moved Permanently", &[("Location", &location)], b"moved\n");
     }
     let expected = shared.credentials.lock().expect("HTTP credentials lock").clone();
     match check_basic(req, &expected) {
