@@ -274,6 +274,18 @@ impl Tmpfs {
         Ok(Tmpfs { dir: dir.to_path_buf() })
     }
 
+    /// A 2 MiB tmpfs at `dir`, or `None` (skipped, or failed under CI) where mounting is not
+    /// allowed.
+    fn mount_or_skip(dir: &Path) -> Option<Tmpfs> {
+        match Tmpfs::mount(dir, "2m") {
+            Ok(tmpfs) => Some(tmpfs),
+            Err(why) => {
+                require_or_skip("a tmpfs mount", Err(why));
+                None
+            }
+        }
+    }
+
     /// Fills the file system: a file grows until the disk is full.
     fn fill(&self) -> PathBuf {
         use std::io::Write;
@@ -296,12 +308,8 @@ fn a_full_state_disk_shows_in_status_and_metrics_and_the_pushes_land_once_there_
     let env = TestEnv::new();
     let _reaper = Reaper::new(&env);
     let fs_dir = env.path("state-fs");
-    let tmpfs = match Tmpfs::mount(&fs_dir, "2m") {
-        Ok(tmpfs) => tmpfs,
-        Err(why) => {
-            require_or_skip("a tmpfs mount", Err(why));
-            return;
-        }
+    let Some(tmpfs) = Tmpfs::mount_or_skip(&fs_dir) else {
+        return;
     };
     write_global_config(
         &env,
@@ -363,12 +371,8 @@ fn pushes_the_hook_could_not_spool_show_as_may_be_behind_until_a_drift_scan() {
     let env = TestEnv::new();
     let _reaper = Reaper::new(&env);
     let fs_dir = env.path("spool-fs");
-    let tmpfs = match Tmpfs::mount(&fs_dir, "2m") {
-        Ok(tmpfs) => tmpfs,
-        Err(why) => {
-            require_or_skip("a tmpfs mount", Err(why));
-            return;
-        }
+    let Some(tmpfs) = Tmpfs::mount_or_skip(&fs_dir) else {
+        return;
     };
     write_global_config(
         &env,

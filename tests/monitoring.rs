@@ -527,9 +527,11 @@ fn input_series(timeline: &[Stretch<'_>]) -> serde_json::Value {
         .collect()
 }
 
-/// What an alert is expected to be at a minute: its firing instances, each as labels and
-/// annotations (empty: not firing).
-fn expect(minute: u32, alert: &str, firing: &[(&[(&str, &str)], &[(&str, &str)])]) -> serde_json::Value {
+/// One firing alert instance: its labels (without `alertname`) and annotations.
+type Firing<'a> = (&'a [(&'a str, &'a str)], &'a [(&'a str, &'a str)]);
+
+/// What an alert is expected to be at a minute: its firing instances (empty: not firing).
+fn expect(minute: u32, alert: &str, firing: &[Firing<'_>]) -> serde_json::Value {
     let map = |pairs: &[(&str, &str)]| -> serde_json::Map<String, serde_json::Value> {
         pairs
             .iter()

@@ -34,28 +34,12 @@ fn metric(env: &TestEnv, repo: &std::path::Path, name: &str, extra: &str) -> f64
 #[test]
 fn a_divergent_ref_keeps_the_mirror_failed_after_unrelated_updates_until_it_is_resolved() {
     let env = TestEnv::new();
-    let upstream = env.bare_repo("upstream.git");
-    let mirror = env.bare_repo("mirror.git");
-    let url = format!("file://{}", path_str(&mirror));
+    // The hook spools without starting a worker: each `run` below is one update.
+    let Setup { upstream, mirror, work } = Setup::spooling_only(&env, "upstream");
     gpm_ok(
         &env,
-        &[
-            "add",
-            path_str(&upstream),
-            "backup",
-            &url,
-            "--keep-divergent-refs",
-            "--delay",
-            "0s",
-        ],
+        &["set", path_str(&upstream), "backup", "--keep-divergent-refs", "true"],
     );
-    // The hook spools without starting a worker: each `run` below is one update.
-    let hook = format!(
-        "#!/bin/sh\nexec '{}' hook post-receive --no-worker\n",
-        env!("CARGO_BIN_EXE_git-push-mirror")
-    );
-    write_hook(&upstream, "post-receive", &hook);
-    let work = env.clone_work(&upstream, "work");
     env.commit(&work, "a.txt", "one", "first");
     env.git(&work, &["branch", "other"]);
     env.git(&work, &["push", "--quiet", "origin", "main", "other"]);

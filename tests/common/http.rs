@@ -453,23 +453,30 @@ fn serve_authorized(
     write_response(writer, &response.status, &headers, response.body)
 }
 
+/// The length a pkt-line at the start of `bytes` announces (0 for a flush or an unreadable one).
+fn pkt_len(bytes: &[u8]) -> usize {
+    std::str::from_utf8(&bytes[..4])
+        .ok()
+        .and_then(|hex| usize::from_str_radix(hex, 16).ok())
+        .unwrap_or(0)
+}
+
+/// `payload` as a pkt-line.
+fn pkt_line(payload: &[u8]) -> Vec<u8> {
+    let mut line = format!("{:04x}", payload.len() + 4).into_bytes();
+    line.extend_from_slice(payload);
+    line
+}
+
 /// receive-pack's report for a push request (pkt-line commands `<old> <new> <ref>`, the first
 /// with `\0<capabilities>`, then a flush and the pack) saying every ref was updated, without
 /// looking at the pack: `unpack ok`, `ok <ref>` per command, in side-band 1 when asked.
 fn acknowledge_everything(request: &[u8]) -> Vec<u8> {
-    let pkt = |payload: &[u8]| {
-        let mut line = format!("{:04x}", payload.len() + 4).into_bytes();
-        line.extend_from_slice(payload);
-        line
-    };
     let mut refs = Vec::new();
     let mut side_band = false;
     let mut rest = request;
     while rest.len() >= 4 {
-        let len = std::str::from_utf8(&rest[..4])
-            .ok()
-            .and_then(|hex| usize::from_str_radix(hex, 16).ok())
-            .unwrap_or(0);
+        let len = pkt_len(rest);
         if len < 4 || len > rest.len() {
             break; // the flush before the pack
         }
@@ -485,9 +492,9 @@ fn acknowledge_everything(request: &[u8]) -> Vec<u8> {
         }
         rest = &rest[len..];
     }
-    let mut report = pkt(b"unpack ok\n");
+    let mut report = pkt_line(b"unpack ok\n");
     for name in refs {
-        report.extend(pkt(format!("ok {name}\n").as_bytes()));
+        report.extend(pkt_line(format!("ok {name}\n").as_bytes()));
     }
     report.extend_from_slice(b"0000");
     if !side_band {
@@ -497,7 +504,7 @@ fn acknowledge_everything(request: &[u8]) -> Vec<u8> {
     for chunk in report.chunks(65000) {
         let mut payload = vec![1u8];
         payload.extend_from_slice(chunk);
-        banded.extend(pkt(&payload));
+        banded.extend(pkt_line(&payload));
     }
     banded.extend_from_slice(b"0000");
     banded
@@ -510,10 +517,7 @@ fn without_report_status(advertisement: &[u8]) -> Vec<u8> {
     let mut rest = advertisement;
     let mut done = false;
     while rest.len() >= 4 {
-        let len = std::str::from_utf8(&rest[..4])
-            .ok()
-            .and_then(|hex| usize::from_str_radix(hex, 16).ok())
-            .unwrap_or(0);
+        let len = pkt_len(rest);
         if len < 4 || len > rest.len() {
             out.extend_from_slice(&rest[..4]); // a flush packet
             rest = &rest[4..];
@@ -531,8 +535,7 @@ fn without_report_status(advertisement: &[u8]) -> Vec<u8> {
                 let mut line = payload[..=nul].to_vec();
                 line.extend_from_slice(kept.join(" ").as_bytes());
                 line.push(b'\n');
-                out.extend_from_slice(format!("{:04x}", line.len() + 4).as_bytes());
-                out.extend_from_slice(&line);
+                out.extend(pkt_line(&line));
                 done = true;
             }
             _ => out.extend_from_slice(&rest[..len]),
