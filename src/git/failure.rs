@@ -77,6 +77,9 @@ const PERMANENT_SIGNS: &[&str] = &[
     "repository not found",
     "does not appear to be a git repository",
     "not found: did you run git update-server-info",
+    // git daemon, for a path it does not serve.
+    "no such repository",
+    "repository not exported",
     // Object formats (SHA-1 / SHA-256) differ.
     "does not support this repository's hash algorithm",
     "protocol error: unexpected capabilities^{}",
@@ -167,6 +170,8 @@ mod tests {
             "Host key verification failed.\r\nfatal: Could not read from remote repository.\n",
             "fatal: repository 'https://h/a.git/' not found\n",
             "fatal: '/srv/none.git' does not appear to be a git repository\n",
+            "fatal: remote error: access denied or repository not exported: /none.git\n",
+            "fatal: remote error: no such repository: /does-not-exist.git\n",
             "fatal: the receiving end does not support this repository's hash algorithm\n",
             "fatal: unable to access 'https://h/a.git/': server certificate verification failed. CAfile: none CRLfile: none\n",
             "fatal: unable to access 'https://h/': SSL: certificate subject name (x) does not match target host name 'h'\n",
