@@ -460,6 +460,7 @@ fn update_pair(
             state.full_sync_seq = None;
             state.pending_since_ms = None;
             state.update_status = UpdateStatus::Failed;
+            state.failure_class = Some(crate::git::FailureClass::Permanent);
             state.last_error = Some("the repository no longer exists (deleted or moved)".to_string());
         })?;
         return Ok(PairOutcome::Updated { success: false });
