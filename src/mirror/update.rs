@@ -559,6 +559,11 @@ pub fn record_outcome(
             // Divergent or blocked refs: retrying cannot help; the next push re-evaluates them.
             state.update_status = UpdateStatus::Failed;
             state.failure_class = class;
+        } else if !state.divergent_refs.is_empty() {
+            // Refs diverging since an earlier update: the mirror stays failed until someone
+            // resolves them, whatever this update pushed.
+            state.update_status = UpdateStatus::Failed;
+            state.failure_class = Some(FailureClass::Permanent);
         } else {
             state.update_status = UpdateStatus::Finished;
             state.failure_class = None;
@@ -566,9 +571,8 @@ pub fn record_outcome(
         }
     }
     if !state.divergent_refs.is_empty() {
-        // The mirror diverges until someone resolves it, whatever this update pushed.
+        // Also after a failure of another kind, which is retried on its own schedule.
         state.update_status = UpdateStatus::Failed;
-        state.failure_class.get_or_insert(FailureClass::Permanent);
     }
     state.pending_since_ms = state.has_work().then_some(now);
 }
@@ -770,6 +774,10 @@ mod tests {
         record_outcome(&mut state, &snapshot, Reach::PendingOnly, &unrelated, &policy());
         assert_eq!(state.update_status, UpdateStatus::Failed);
         assert_eq!(state.failure_class, Some(FailureClass::Permanent));
+        assert_eq!(
+            state.last_successful_update_at_ms, None,
+            "not a success while main diverges"
+        );
         let error = state.last_error.clone().unwrap();
         assert!(
             error.contains("divergent") && error.contains("refs/heads/main"),
@@ -784,6 +792,7 @@ mod tests {
         };
         record_outcome(&mut state, &snapshot, Reach::PendingOnly, &resolved, &policy());
         assert_eq!(state.update_status, UpdateStatus::Finished);
+        assert!(state.last_successful_update_at_ms.is_some());
         assert_eq!((state.failure_class, state.last_error), (None, None));
     }
 
