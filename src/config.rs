@@ -339,6 +339,9 @@ pub struct RetryPolicy {
     pub fail_after: u32,
     /// Randomise delays a little so many mirrors do not retry in lockstep.
     pub jitter: bool,
+    /// Delay between attempts after a permanent failure (credentials refused, repository not
+    /// found, host key changed, ...); a push or `sync` tries again at once.
+    pub permanent_retry: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -348,6 +351,7 @@ impl Default for RetryPolicy {
             max: Duration::from_secs(10 * 60),
             fail_after: 5,
             jitter: true,
+            permanent_retry: Duration::from_secs(60 * 60),
         }
     }
 }
@@ -620,6 +624,7 @@ mod tests {
         assert_eq!(config.retry.initial, Duration::from_secs(5));
         assert_eq!(config.retry.max, Duration::from_secs(600));
         assert_eq!(config.retry.fail_after, 5);
+        assert_eq!(config.retry.permanent_retry, Duration::from_secs(3600));
         assert!(config.retry.jitter);
         let d = &config.defaults;
         assert!(d.enabled && !d.only_protected_branches && !d.keep_divergent_refs);
@@ -728,6 +733,7 @@ initial = "1s"
 max = "30s"
 fail_after = 2
 jitter = false
+permanent_retry = "2h"
 "#,
         )
         .unwrap();
@@ -757,7 +763,8 @@ jitter = false
                 initial: Duration::from_secs(1),
                 max: Duration::from_secs(30),
                 fail_after: 2,
-                jitter: false
+                jitter: false,
+                permanent_retry: Duration::from_secs(7200),
             }
         );
     }
@@ -992,6 +999,10 @@ jitter = false
         assert_invalid(
             global_from("[retry]\ninitial = \"1h\"\nmax = \"1m\"\n").unwrap_err(),
             "`max`",
+        );
+        assert_invalid(
+            global_from("[retry]\npermanent_retry = \"0s\"\n").unwrap_err(),
+            "permanent_retry",
         );
     }
 

@@ -2,9 +2,11 @@
 //! environment and timeouts are in [`process`] and [`env`](mod@env), `ls-remote` to observe a mirror in
 //! [`ls_remote`](mod@ls_remote), `push --porcelain` to update it in [`push`](mod@push), failures and their hints in [`error`].
 
+pub mod certificate;
 pub mod credential;
 pub mod env;
 pub mod error;
+pub mod failure;
 pub mod history;
 pub mod lfs;
 pub mod local_refs;
@@ -14,9 +16,11 @@ pub mod process;
 pub mod push;
 pub mod remote_words;
 pub mod tls;
+pub mod trace;
 
 use error::summarize_stderr;
 pub use error::{GitError, says_too_large, size_limit_in};
+pub use failure::{Failure, FailureClass};
 pub use ls_remote::{Probe, RemoteRefs, format_mismatch, ls_remote, parse_ls_remote, probe};
 pub use process::{
     Finished, config_get, git_command, hooks_dir, is_unsafe_inherited_variable, run_with_timeout, scrub_environment,
@@ -164,15 +168,25 @@ impl RemoteAccess {
         redact(text, &secrets)
     }
 
-    /// The error for a git process that failed as a whole: the useful lines
-    /// of its stderr and, when the cause is recognisable, how to fix it; redacted.
-    fn failure(&self, stderr: &str) -> GitError {
+    /// The error for a git process that failed as a whole: the useful lines of its stderr and,
+    /// when the cause is recognisable (from them or from the HTTP answers in `http`), how to fix
+    /// it; redacted, and classed (see [`failure`](mod@failure)).
+    fn failure(&self, stderr: &str, http: &trace::HttpFacts) -> GitError {
         let summary = summarize_stderr(stderr);
-        let message = match error::failure_hint(self, stderr) {
+        let mut http = http.clone();
+        if certificate::needs_probe(stderr) {
+            http.certificate = certificate::probe(self);
+        }
+        let message = match error::failure_hint(self, stderr, &http) {
             Some(hint) => format!("{summary} (hint: {hint})"),
             None => summary,
         };
-        GitError::Failed(self.redact(&message))
+        let class = failure::classify(stderr, &http);
+        GitError::Remote(Failure {
+            message: self.redact(&message),
+            class,
+            retry_after: http.retry_after.filter(|_| class == FailureClass::RateLimited),
+        })
     }
 }
 

@@ -17,11 +17,12 @@
 //! - [`config`]: the global file and each repository's `push-mirror.toml`, read strictly into
 //!   checked settings; in-place edits; fleets.
 //! - [`git`]: runs git: the children's environment and timeouts, `ls-remote`, `push --porcelain`,
-//!   LFS transfers, failures and their hints.
+//!   LFS transfers, git's traces, failures with their classes and hints.
 //! - [`access`]: how a mirror is reached: transports, credentials, SSH keys and host keys, redaction.
 //! - [`mirror`]: one mirror of one repository: the pure planner, an update and its report, durable
 //!   state, known refs and their checks.
-//! - [`pipeline`]: the hook, the spool, the worker and its schedule, the drift scan, fleet discovery.
+//! - [`pipeline`]: the hook, the spool, the worker and its schedule, the drift scan, fleet discovery,
+//!   traces of pushes the hook could not record.
 //! - [`ops`]: status and metrics reports, installing the hook (plain, Gitea/Forgejo, gitolite), the
 //!   log file.
 //! - [`commands`]: what each command does, writing to the `out`/`err` it is given.

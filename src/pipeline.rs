@@ -10,4 +10,5 @@ pub mod schedule;
 pub mod slots;
 pub mod spool;
 pub mod trust;
+pub mod unrecorded;
 pub mod worker;

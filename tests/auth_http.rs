@@ -193,7 +193,7 @@ fn a_password_under_4_characters_is_refused_and_a_4_letter_one_never_blanks_part
 }
 
 #[test]
-fn a_wrong_token_is_retried_then_failed_with_a_redacted_useful_error() {
+fn a_wrong_token_fails_at_once_as_permanent_with_a_redacted_useful_error() {
     if !http_available() {
         return;
     }
@@ -214,12 +214,14 @@ fn a_wrong_token_is_retried_then_failed_with_a_redacted_useful_error() {
     let (setup, _) = add_and_install(&env, &http.repo, &http.url, &flags);
     env.commit(&setup.work, "a.txt", "one", "first");
 
-    // One attempt: to_retry, with what failed and how to fix it.
+    // One attempt: refused credentials need a person, so `failed` at once (permanent), with
+    // what failed and how to fix it.
     let sync = gpm_output(&env, &["sync", path_str(&setup.upstream)]);
     assert_eq!(sync.status.code(), Some(1), "{}", stdout(&sync));
     assert!(stdout(&sync).contains("Authentication failed"), "{}", stdout(&sync));
     let status = &setup.status_json(&env)[0];
-    assert_eq!(status["update_status"], "to_retry", "{status:#}");
+    assert_eq!(status["update_status"], "failed", "{status:#}");
+    assert_eq!(status["failure_class"], "permanent", "{status:#}");
     let error = status["last_error"].as_str().unwrap();
     assert!(error.contains("Authentication failed"), "{error}");
     assert!(
@@ -229,10 +231,11 @@ fn a_wrong_token_is_retried_then_failed_with_a_redacted_useful_error() {
     assert!(!error.contains(&wrong) && !error.contains(&token), "{error}");
     assert!(http.server.auth_failures() > 0);
 
-    // The hook's worker keeps retrying: `failed` after fail_after attempts; nothing lands.
+    // A push tries again at once (and fails again); nothing lands.
     setup.push(&env, &["main"]);
-    wait_until("the mirror is failed", CONVERGE, || {
-        setup.status_json(&env)[0]["update_status"] == "failed"
+    wait_until("the push's attempt has failed", CONVERGE, || {
+        let status = &setup.status_json(&env)[0];
+        status["update_status"] == "failed" && status["consecutive_failures"] == 2
     });
     assert!(setup.last_error(&env).contains("Authentication failed"));
     assert!(

@@ -274,6 +274,18 @@ impl Tmpfs {
         Ok(Tmpfs { dir: dir.to_path_buf() })
     }
 
+    /// A 2 MiB tmpfs at `dir`, or `None` (skipped, or failed under CI) where mounting is not
+    /// allowed.
+    fn mount_or_skip(dir: &Path) -> Option<Tmpfs> {
+        match Tmpfs::mount(dir, "2m") {
+            Ok(tmpfs) => Some(tmpfs),
+            Err(why) => {
+                require_or_skip("a tmpfs mount", Err(why));
+                None
+            }
+        }
+    }
+
     /// Fills the file system: a file grows until the disk is full.
     fn fill(&self) -> PathBuf {
         use std::io::Write;
@@ -296,12 +308,8 @@ fn a_full_state_disk_shows_in_status_and_metrics_and_the_pushes_land_once_there_
     let env = TestEnv::new();
     let _reaper = Reaper::new(&env);
     let fs_dir = env.path("state-fs");
-    let tmpfs = match Tmpfs::mount(&fs_dir, "2m") {
-        Ok(tmpfs) => tmpfs,
-        Err(why) => {
-            require_or_skip("a tmpfs mount", Err(why));
-            return;
-        }
+    let Some(tmpfs) = Tmpfs::mount_or_skip(&fs_dir) else {
+        return;
     };
     write_global_config(
         &env,
@@ -495,4 +503,84 @@ fn one_mirror_with_a_readable_password_file_is_faulted_alone_and_the_others_show
     std::fs::set_permissions(&leaky_token, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     gpm_ok(&env, &["sync", repo_arg, "--mirror", "leaky"]);
     assert_eq!(env.refs(&leaky_mirror), upstream_refs, "fixed, it catches up");
+}
+
+/// Commits and pushes `branch`, returning the push's stderr (the hook's `remote:` lines).
+fn push_branch_telling(env: &TestEnv, setup: &Setup, branch: &str, content: &str) -> String {
+    env.commit(&setup.work, &format!("{branch}.txt"), content, content);
+    let out = env.git_output(&setup.work, &["push", "origin", &format!("HEAD:refs/heads/{branch}")]);
+    common::assert_success(&out, "git push");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn pushes_the_hook_could_not_spool_show_as_may_be_behind_until_a_drift_scan() {
+    let env = TestEnv::new();
+    let _reaper = Reaper::new(&env);
+    let fs_dir = env.path("spool-fs");
+    let Some(tmpfs) = Tmpfs::mount_or_skip(&fs_dir) else {
+        return;
+    };
+    write_global_config(
+        &env,
+        &format!("spool_dir = \"{}/spool\"\nworker_linger = \"1s\"\n", path_str(&fs_dir)),
+    );
+    let (a, b) = two_converged_repositories(&env);
+    let unrecorded =
+        |statuses: &[Value], setup: &Setup| status_of(statuses, &setup.upstream)["unrecorded_pushes_since"].clone();
+
+    // The spool's disk is full: the push is accepted, the hook cannot record it.
+    let filler = tmpfs.fill();
+    let told = push_branch_telling(&env, &a, "main", "two");
+    assert!(told.contains("could not record this push"), "{told}");
+    assert!(
+        a.upstream.join("push-mirror.unrecorded").exists(),
+        "the trace is left in the repository"
+    );
+    let statuses = status_all(&env);
+    let s = status_of(&statuses, &a.upstream);
+    assert!(s["unrecorded_pushes_since"].is_string(), "{s:#}");
+    assert_eq!(
+        s["pending_refs"],
+        serde_json::json!([]),
+        "the hook recorded nothing: {s:#}"
+    );
+    assert_eq!(unrecorded(&statuses, &b), Value::Null, "only a's push was lost");
+    let human = stdout(&gpm_output(&env, &["status", path_str(&a.upstream)]));
+    assert!(human.contains("may be behind"), "{human}");
+    let (_, text) = metrics(&env);
+    assert_eq!(mirror_metric(&text, "mirror_unrecorded_pushes", &a.upstream), 1.0);
+    assert_eq!(mirror_metric(&text, "mirror_unrecorded_pushes", &b.upstream), 0.0);
+
+    // Room again: the next run's drift scan finds the push, mirrors it and clears the trace.
+    std::fs::remove_file(&filler).unwrap();
+    let (code, err) = run(&env);
+    assert_eq!(code, Some(0), "{err}\n{}", log_text(&env));
+    assert!(converged(&env, &a), "{}", log_text(&env));
+    assert_eq!(unrecorded(&status_all(&env), &a), Value::Null);
+    assert!(!a.upstream.join("push-mirror.unrecorded").exists());
+
+    // When the repository cannot take the trace either, the spool's marker (made by every
+    // worker) only changes its time, which needs no room: every mirror may be behind, until a
+    // drift scan of every repository.
+    std::fs::create_dir(a.upstream.join("push-mirror.unrecorded")).unwrap();
+    let filler = tmpfs.fill();
+    let told = push_branch_telling(&env, &a, "main", "three");
+    assert!(told.contains("could not record this push"), "{told}");
+    let statuses = status_all(&env);
+    assert!(
+        unrecorded(&statuses, &a).is_string() && unrecorded(&statuses, &b).is_string(),
+        "{statuses:#?}"
+    );
+    std::fs::remove_file(&filler).unwrap();
+    std::fs::remove_dir(a.upstream.join("push-mirror.unrecorded")).unwrap();
+    let (code, err) = run(&env);
+    assert_eq!(code, Some(0), "{err}\n{}", log_text(&env));
+    assert!(converged(&env, &a));
+    let statuses = status_all(&env);
+    assert_eq!(
+        (unrecorded(&statuses, &a), unrecorded(&statuses, &b)),
+        (Value::Null, Value::Null)
+    );
+    drop(tmpfs);
 }

@@ -560,7 +560,7 @@ fn three_thousand_branches_in_one_push_are_mirrored_exactly_and_a_thousand_delet
 // A mirror repository that does not exist
 
 #[test]
-fn a_mirror_repository_that_does_not_exist_is_to_retry_with_a_clear_error_and_others_land() {
+fn a_mirror_repository_that_does_not_exist_is_failed_as_permanent_with_a_clear_error_and_others_land() {
     let env = TestEnv::new();
     let _reaper = Reaper::new(&env);
     quick_retries(&env, "1s", "1m", "1m");
@@ -580,10 +580,12 @@ fn a_mirror_repository_that_does_not_exist_is_to_retry_with_a_clear_error_and_ot
 
     wait_mirror_equals_upstream(&env, &upstream, &good, "the good mirror converges");
     for name in ["gone-file", "gone-daemon"] {
-        wait_for(&env, &upstream, &format!("{name} is to_retry"), CONVERGE, || {
-            status_of(&env, &upstream, name)["update_status"] == "to_retry"
+        // A person must create it (or fix the URL): failed at once, not retried in quick steps.
+        wait_for(&env, &upstream, &format!("{name} is failed"), CONVERGE, || {
+            status_of(&env, &upstream, name)["update_status"] == "failed"
         });
         let status = status_of(&env, &upstream, name);
+        assert_eq!(status["failure_class"], "permanent", "{name}: {status:#}");
         let error = status["last_error"].as_str().unwrap_or_default();
         assert!(
             error.contains("does-not-exist.git") && error.to_lowercase().contains("repository"),
@@ -680,13 +682,14 @@ fn a_fleet_repository_deleted_with_pending_work_is_logged_once_and_not_retried_i
     assert!(out.status.success(), "{}\n{}", stderr(&out), log_text(&env));
     assert_eq!(env.refs(&mirror), env.refs(&upstream), "the fleet mirror works");
 
-    // The mirror is away for a while: the second push stays pending, to retry.
+    // The mirror is away for a while: the second push stays pending, to retry (a missing
+    // repository is a permanent failure: retried at the next push).
     let away = env.path("mirror-away.git");
     std::fs::rename(&mirror, &away).unwrap();
     push_and_spool("second");
     gpm_within(&env, &["run", "--wait"], CONVERGE);
     let status = status_of(&env, &upstream, "backup");
-    assert_eq!(status["update_status"], "to_retry", "{status:#}");
+    assert_eq!(status["update_status"], "failed", "{status:#}");
     assert_eq!(
         status["pending_refs"],
         serde_json::json!(["refs/heads/main"]),
@@ -970,8 +973,11 @@ fn absurd_durations_in_the_configuration_never_crash_the_worker() {
         &file_url(&patient),
         &["--delay", FOREVER, "--min-interval", FOREVER],
     );
-    // Fails, and is then backed off for ever.
-    add_mirror(&env, &upstream, "broken", &file_url(&env.path("missing.git")), &[]);
+    // Fails (transiently: nothing listens there), and is then backed off for ever.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nowhere = format!("http://127.0.0.1:{}/missing.git", closed.local_addr().unwrap().port());
+    drop(closed);
+    add_mirror(&env, &upstream, "broken", &nowhere, &[]);
     let work = env.clone_work(&upstream, "work");
     let head = env.commit(&work, "a.txt", "one", "first");
     push(&env, &work, &["--quiet", "main"]);

@@ -1,5 +1,5 @@
-//! Live configuration: a worker that lingers (a second mirror keeps failing and is retried)
-//! applies every change of the global configuration to the next update it starts: a fleet
+//! Live configuration: a worker that lingers (a debounced mirror is due within its linger, and
+//! each push gives a failing mirror new attempts) applies every change of the global configuration to the next update it starts: a fleet
 //! mirror disabled, re-pointed, and silent mode turned on. Nothing is ever pushed with a
 //! configuration that is no longer on disk.
 
@@ -36,9 +36,9 @@ fn failures(env: &TestEnv, upstream: &Path) -> u64 {
 }
 
 /// Waits until the lingering worker has taken the push in (recorded it as pending for `fleet`)
-/// and has since tried the failing mirror twice more: had it wanted to push to `fleet`, it had
-/// every chance.
-fn wait_push_handled(env: &TestEnv, upstream: &Path, branch_tip: &str) {
+/// and has tried the failing mirror twice more than the `before` failures it had before the
+/// push (a push earns it new attempts): had it wanted to push to `fleet`, it had every chance.
+fn wait_push_handled(env: &TestEnv, upstream: &Path, branch_tip: &str, before: u64) {
     let upstream_tip = env.git(upstream, &["rev-parse", "main"]);
     assert_eq!(upstream_tip, branch_tip);
     wait_until("the worker recorded the push", CONVERGE, || {
@@ -48,9 +48,8 @@ fn wait_push_handled(env: &TestEnv, upstream: &Path, branch_tip: &str) {
                 .as_array()
                 .is_some_and(|p| p.iter().any(|r| r == "refs/heads/main"))
     });
-    let seen = failures(env, upstream);
     wait_until("the worker went on retrying the failing mirror", CONVERGE, || {
-        failures(env, upstream) >= seen + 2
+        failures(env, upstream) >= before + 2
     });
 }
 
@@ -79,14 +78,23 @@ fn a_lingering_worker_never_pushes_with_a_global_configuration_that_is_no_longer
     };
     let url = |variant: &str| format!("url = \"file://{}/fleet-{variant}/{{name}}.git\"", path_str(env.root()));
     write_global_config(&env, &global("", &url("a")));
-    // A mirror of the repository's own that never works: the worker lingers to retry it.
+    // A mirror of the repository's own that never works (nothing listens there): each push
+    // gives it new attempts, which show that the worker handled the push.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nowhere = format!("http://127.0.0.1:{}/missing.git", closed.local_addr().unwrap().port());
+    drop(closed);
+    gpm_ok(&env, &["add", path_str(&upstream), "broken", &nowhere]);
+    // A mirror debounced for 9 minutes: due within the 10-minute linger, so the worker lingers.
+    let keeper = env.bare_repo("keeper.git");
     gpm_ok(
         &env,
         &[
             "add",
             path_str(&upstream),
-            "broken",
-            &format!("file://{}", path_str(&env.path("missing.git"))),
+            "keeper",
+            &format!("file://{}", path_str(&keeper)),
+            "--delay",
+            "9m",
         ],
     );
     gpm_ok(&env, &["install", path_str(&upstream)]);
@@ -105,8 +113,9 @@ fn a_lingering_worker_never_pushes_with_a_global_configuration_that_is_no_longer
 
     // 1. The fleet mirror is disabled in the global file.
     write_global_config(&env, &global("", &format!("{}\nenabled = false", url("a"))));
+    let before = failures(&env, &upstream);
     let two = push("two");
-    wait_push_handled(&env, &upstream, &two);
+    wait_push_handled(&env, &upstream, &two, before);
     assert_eq!(
         env.git(&fleet_a, &["rev-parse", "main"]),
         one,

@@ -17,9 +17,11 @@ use support::*;
 const USER: &str = "mirror-bot";
 const PASSWORD: &str = "s3cret-refusal-token";
 
-/// Retries soon, never lingers: a `run` does what is due and leaves, like cron's.
+/// Retries soon, never lingers: a `run` does what is due and leaves, like cron's. A refusal by
+/// the mirror's rules is a permanent failure, retried after `permanent_retry`: soon here too.
 const FAST_RETRY: &str = "worker_linger = \"0s\"\n\
-                          [retry]\ninitial = \"50ms\"\nmax = \"100ms\"\nfail_after = 3\njitter = false\n";
+                          [retry]\ninitial = \"50ms\"\nmax = \"100ms\"\nfail_after = 3\njitter = false\n\
+                          permanent_retry = \"100ms\"\n";
 
 /// How the mirror is reached.
 #[derive(Clone, Copy, Debug)]
@@ -219,6 +221,9 @@ fn a_protected_branch_does_not_block_the_rest(transport: Transport) {
         rejected[0].1
     );
     assert!(status["last_error"].as_str().unwrap().contains("GH006"), "{status}");
+    // A refusal by the mirror's rules needs a person: failed at once.
+    assert_eq!(status["update_status"], "failed", "{status}");
+    assert_eq!(status["failure_class"], "permanent", "{status}");
     // The mirror named the ref: the refused push, the six others, the named one alone.
     assert_eq!(lines_in(&pushes), 3);
     let human = stdout(&gpm_output(&env, &["status", path_str(&m.upstream)]));

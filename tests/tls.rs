@@ -231,3 +231,52 @@ fn a_ca_file_that_is_missing_or_not_a_certificate_is_refused_at_add_and_set() {
     let config = std::fs::read_to_string(upstream.join("push-mirror.toml")).unwrap();
     assert!(!config.contains("ca_file"), "{config}");
 }
+
+/// A mirror given the CA's certificate (`ca_file`), whose server presents a certificate of
+/// `kind` signed by that CA: the update fails at once (permanent) with the hint for the real
+/// cause, never "not signed by a CA that git trusts", and `check` says the same.
+fn certificate_problem_is_named(kind: common::ServerCertificate, expected: &str) {
+    let env = TestEnv::new();
+    write_global_config(&env, FAIL_FAST);
+    let mirror = env.bare_repo("srv/mirror.git");
+    let https = HttpsGitServer::start_with_certificate(&env, &env.path("srv"), kind);
+    let setup = Setup::with_url(
+        &env,
+        env.bare_repo("upstream.git"),
+        mirror,
+        &https.url("mirror.git"),
+        &["--ca-file", path_str(https.ca_file())],
+    );
+    env.commit(&setup.work, "a.txt", "one", "first");
+    setup.push(&env, &["main"]);
+    let error = wait_failed(&env, &setup);
+    assert!(error.contains(expected), "{kind:?}: {error}");
+    assert!(!error.contains("not signed by a CA"), "{kind:?}: {error}");
+    let status = &setup.status_json(&env)[0];
+    assert_eq!(status["failure_class"], "permanent", "{status:#}");
+    assert!(env.refs(&setup.mirror).is_empty());
+    let check = gpm_output(&env, &["check", path_str(&setup.upstream)]);
+    assert_eq!(check.status.code(), Some(1));
+    assert!(stdout(&check).contains(expected), "{kind:?}: {}", stdout(&check));
+}
+
+#[test]
+fn a_certificate_from_the_mirrors_own_ca_for_another_host_name_gets_its_own_hint() {
+    if tls_available() {
+        certificate_problem_is_named(common::ServerCertificate::ForAnotherHost, "is for another host name");
+    }
+}
+
+#[test]
+fn an_expired_certificate_gets_its_own_hint() {
+    if tls_available() {
+        certificate_problem_is_named(common::ServerCertificate::Expired, "has expired");
+    }
+}
+
+#[test]
+fn a_certificate_not_valid_yet_gets_its_own_hint() {
+    if tls_available() {
+        certificate_problem_is_named(common::ServerCertificate::NotYetValid, "not valid yet");
+    }
+}

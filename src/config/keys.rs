@@ -169,6 +169,13 @@ pub const KEYS: &[KeyDoc] = &[
     ),
     key(
         Retry,
+        "permanent_retry",
+        "\"1h\"",
+        "\"1h\"",
+        "How long a mirror whose failure is permanent (credentials refused, repository not found, host key changed, other object format, a ref refused by the mirror's rules) waits before the next try; a push or `sync` tries at once.",
+    ),
+    key(
+        Retry,
         "jitter",
         "true",
         "true",

@@ -42,6 +42,8 @@ pub(super) struct RawRetry {
     #[serde(default, deserialize_with = "fail_after")]
     pub(super) fail_after: Option<u32>,
     pub(super) jitter: Option<bool>,
+    #[serde(default, deserialize_with = "duration")]
+    pub(super) permanent_retry: Option<Duration>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -54,6 +54,12 @@ pub(super) fn parse_global(text: &str, path: &Path, mode: u32, state_base: &Path
         policy.max = retry.max.unwrap_or(policy.max);
         policy.fail_after = retry.fail_after.unwrap_or(policy.fail_after);
         policy.jitter = retry.jitter.unwrap_or(policy.jitter);
+        policy.permanent_retry = retry.permanent_retry.unwrap_or(policy.permanent_retry);
+        if policy.permanent_retry.is_zero() {
+            return Err(invalid(
+                "[retry] `permanent_retry` must be more than 0s (a push or `sync` always tries at once)".into(),
+            ));
+        }
         if policy.initial.is_zero() {
             return Err(invalid("[retry] `initial` must be more than 0s".into()));
         }

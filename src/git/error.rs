@@ -1,6 +1,9 @@
 //! Why a git process failed, said briefly: the useful lines of its stderr, recognised causes (too large, dropped connection), and a hint on how to fix each common one.
 
 use super::RemoteAccess;
+use super::certificate::{self, CertificateProblem};
+use super::failure::{Failure, FailureClass};
+use super::trace::HttpFacts;
 use crate::access::remote_url::split_credentials;
 use std::time::Duration;
 
@@ -20,6 +23,29 @@ pub enum GitError {
     /// proxy in front of it as often as the network.
     #[error("{0}")]
     Dropped(String),
+    /// Talking to the mirror failed as a whole, for a reason of the class it carries.
+    #[error("{0}")]
+    Remote(Failure),
+}
+
+impl GitError {
+    /// What kind of failure this is: a remote failure's own class; a timeout, a dropped or too
+    /// large pack and local trouble are transient.
+    pub fn class(&self) -> FailureClass {
+        match self {
+            GitError::Remote(failure) => failure.class,
+            _ => FailureClass::Transient,
+        }
+    }
+}
+
+impl From<GitError> for Failure {
+    fn from(error: GitError) -> Failure {
+        match error {
+            GitError::Remote(failure) => failure,
+            other => Failure::from(other.to_string()),
+        }
+    }
 }
 
 /// Lines git adds to every failed connection; they push the real cause out of a summary.
@@ -129,8 +155,9 @@ pub(super) fn says_dropped(stderr: &str) -> bool {
     SIGNS.iter().any(|s| stderr.contains(s)) && !NEVER_CONNECTED.iter().any(|s| stderr.contains(s))
 }
 
-/// How to fix a failure git reported, when its stderr says what went wrong.
-pub fn failure_hint(access: &RemoteAccess, stderr: &str) -> Option<String> {
+/// How to fix a failure git reported, when its stderr (or, for HTTP(S), the answers' headers in
+/// `http`) says what went wrong.
+pub fn failure_hint(access: &RemoteAccess, stderr: &str, http: &HttpFacts) -> Option<String> {
     let has = |needle: &str| stderr.contains(needle);
     let name = if access.mirror.is_empty() {
         "NAME"
@@ -139,7 +166,26 @@ pub fn failure_hint(access: &RemoteAccess, stderr: &str) -> Option<String> {
     };
     let url = split_credentials(&access.url).url;
     let repo = access.repo_arg();
-    let hint = if has("REMOTE HOST IDENTIFICATION HAS CHANGED") || (has("Host key for") && has("has changed")) {
+    let asked_for_credentials = has("terminal prompts disabled")
+        || has("could not read Username")
+        || has("Authentication failed")
+        || http.error_status() == Some(401);
+    let hint = if let Some(elsewhere) = http.redirected_to.as_deref().filter(|_| asked_for_credentials) {
+        format!(
+            "the mirror redirected to {elsewhere}, which the credentials are not sent to (they go to the mirror's \
+             own host only): if that is where the repository now is, point the mirror there with \
+             `git-push-mirror set {repo} {name} --url URL`"
+        )
+    } else if let Some(status @ (429 | 503)) = http.error_status() {
+        let asked = match http.retry_after {
+            Some(wait) => format!(
+                "it asked to wait {}s (Retry-After); the next attempt waits that long",
+                wait.as_secs()
+            ),
+            None => "the next attempts wait longer than after other failures".to_string(),
+        };
+        format!("the mirror is limiting requests (HTTP {status}): {asked}, up to `[retry] max`")
+    } else if has("REMOTE HOST IDENTIFICATION HAS CHANGED") || (has("Host key for") && has("has changed")) {
         format!(
             "the mirror's SSH host key changed since it was accepted, which may be an attack; nothing was \
              pushed. Only if the host's admin confirms the change: `git-push-mirror known-hosts {url} --repo \
@@ -165,18 +211,8 @@ pub fn failure_hint(access: &RemoteAccess, stderr: &str) -> Option<String> {
          repository (GitHub: Contents read/write, and Workflows if it has .github/workflows; GitLab: \
          write_repository)"
             .to_string()
-    } else if is_certificate_failure(stderr) {
-        let in_use = match &access.ca_file {
-            Some(ca_file) => format!("the mirror's ca_file {}", ca_file.display()),
-            None => "http.sslCAInfo of the repository's git configuration if set, else the system's CA \
-                     certificates (`git-push-mirror check` says which)"
-                .to_string(),
-        };
-        format!(
-            "the mirror's TLS certificate is not signed by a CA that git trusts (CA in use: {in_use}); if the \
-             host has a CA of its own (a company GitLab), give the CA's certificate (PEM) to the mirror with \
-             `git-push-mirror set {repo} {name} --ca-file FILE`"
-        )
+    } else if is_certificate_failure(stderr) || certificate::names_another_host(stderr) {
+        certificate_hint(access, &certificate::diagnose(stderr, &http.certificate), name, &repo)
     } else if has("the receiving end does not support this repository's hash algorithm")
         // What git before 2.41 says pushing SHA-256 to an empty SHA-1 repository.
         || has("protocol error: unexpected capabilities^{}")
@@ -222,6 +258,40 @@ pub fn credentials_hint(access: &RemoteAccess, who: &str, url: &str) -> String {
              (its url and lfs_url), never to another host",
             access.credential_origins.join(" and ")
         )
+    }
+}
+
+/// The hint for a certificate git refused, naming its real problem.
+fn certificate_hint(access: &RemoteAccess, problem: &CertificateProblem, name: &str, repo: &str) -> String {
+    match problem {
+        CertificateProblem::NameMismatch(words) => format!(
+            "the mirror's TLS certificate is for another host name ({words}): use a host name the certificate \
+             names in the mirror's url (`git-push-mirror set {repo} {name} --url URL`), or have the host's admin \
+             give it a certificate for this name; a CA file does not change this"
+        ),
+        CertificateProblem::Expired => "the mirror's TLS certificate has expired: the host's admin must renew it \
+             (a CA file does not change this)"
+            .to_string(),
+        CertificateProblem::NotYetValid => "the mirror's TLS certificate is not valid yet: check this machine's \
+             clock (`date`); otherwise the host's admin installed a certificate whose validity starts later"
+            .to_string(),
+        CertificateProblem::UnknownCa { issuer } => {
+            let in_use = match &access.ca_file {
+                Some(ca_file) => format!("the mirror's ca_file {}", ca_file.display()),
+                None => "http.sslCAInfo of the repository's git configuration if set, else the system's CA \
+                         certificates (`git-push-mirror check` says which)"
+                    .to_string(),
+            };
+            let issuer = issuer
+                .as_deref()
+                .map(|issuer| format!(", issued by {issuer}"))
+                .unwrap_or_default();
+            format!(
+                "the mirror's TLS certificate{issuer} is not signed by a CA that git trusts (CA in use: {in_use}); \
+                 if the host has a CA of its own (a company GitLab), give the CA's certificate (PEM) to the mirror \
+                 with `git-push-mirror set {repo} {name} --ca-file FILE`"
+            )
+        }
     }
 }
 
@@ -290,7 +360,7 @@ Please make sure you have the correct access rights\nand the repository exists.\
         let mut access = RemoteAccess::new("ssh://git@h:2222/a.git", std::time::Duration::from_secs(1), &[]);
         access.mirror = "backup".into();
         access.repo = Some("/srv/git/app.git".into());
-        let hint = failure_hint(&access, stderr).unwrap();
+        let hint = failure_hint(&access, stderr, &HttpFacts::default()).unwrap();
         assert!(
             hint.contains(
                 "`git-push-mirror known-hosts ssh://h:2222/a.git --repo /srv/git/app.git --mirror backup` shows \
@@ -310,7 +380,7 @@ Please make sure you have the correct access rights\nand the repository exists.\
             "fatal: unable to access 'https://h/a.git/': SSL certificate problem: unable to get local issuer certificate\n",
             "batch response: Post \"https://h/a.git/info/lfs/objects/batch\": tls: failed to verify certificate: x509: certificate signed by unknown authority\n",
         ] {
-            let hint = failure_hint(&access, stderr).unwrap();
+            let hint = failure_hint(&access, stderr, &HttpFacts::default()).unwrap();
             assert!(
                 hint.contains("not signed by a CA that git trusts") && hint.contains("set REPO gitlab --ca-file"),
                 "{hint}"
@@ -318,7 +388,7 @@ Please make sure you have the correct access rights\nand the repository exists.\
             assert!(hint.contains("the system's CA certificates"), "{hint}");
         }
         access.ca_file = Some("/etc/corp-ca.pem".into());
-        let hint = failure_hint(&access, "server certificate verification failed").unwrap();
+        let hint = failure_hint(&access, "server certificate verification failed", &HttpFacts::default()).unwrap();
         assert!(
             hint.contains("CA in use: the mirror's ca_file /etc/corp-ca.pem"),
             "{hint}"
@@ -329,7 +399,7 @@ Please make sure you have the correct access rights\nand the repository exists.\
             "fatal: protocol error: unexpected capabilities^{}\nfatal: the remote end hung up unexpectedly\n",
         ] {
             assert!(
-                failure_hint(&access, mismatch)
+                failure_hint(&access, mismatch, &HttpFacts::default())
                     .unwrap()
                     .contains("different object formats")
             );
@@ -342,16 +412,24 @@ Please make sure you have the correct access rights\nand the repository exists.\
         access.mirror = "backup".into();
         let unknown = "No ED25519 host key is known for [h]:2222 and you have requested strict checking.\r\n\
                        Host key verification failed.\r\nfatal: Could not read from remote repository.\n";
-        let hint = failure_hint(&access, unknown).unwrap();
+        let hint = failure_hint(&access, unknown, &HttpFacts::default()).unwrap();
         assert!(
             hint.contains("known-hosts ssh://h:2222/a.git") && hint.contains("--mirror backup"),
             "{hint}"
         );
         let changed =
             "@@@\r\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\r\nHost key verification failed.\r\n";
-        assert!(failure_hint(&access, changed).unwrap().contains("changed"));
+        assert!(
+            failure_hint(&access, changed, &HttpFacts::default())
+                .unwrap()
+                .contains("changed")
+        );
         let denied = "git@h: Permission denied (publickey).\r\nfatal: Could not read from remote repository.\n";
-        assert!(failure_hint(&access, denied).unwrap().contains("deploy key"));
+        assert!(
+            failure_hint(&access, denied, &HttpFacts::default())
+                .unwrap()
+                .contains("deploy key")
+        );
 
         let mut http = RemoteAccess::new("http://h/a.git", std::time::Duration::from_secs(1), &[]);
         http.mirror = "gh".into();
@@ -359,7 +437,7 @@ Please make sure you have the correct access rights\nand the repository exists.\
         let prompt = "fatal: could not read Username for 'http://h': terminal prompts disabled\n";
         for stderr in [failed, prompt] {
             // No credentials: the hint says none was offered, not that they were refused.
-            let hint = failure_hint(&http, stderr).unwrap();
+            let hint = failure_hint(&http, stderr, &HttpFacts::default()).unwrap();
             assert!(
                 hint.contains("the mirror (http://h) asks for a user name and password, and the mirror has none")
                     && hint.contains("set REPO gh --username USER --password-file FILE"),
@@ -367,17 +445,89 @@ Please make sure you have the correct access rights\nand the repository exists.\
             );
         }
         http.credential_origins = vec!["http://lfs.h".into()];
-        let hint = failure_hint(&http, failed).unwrap();
+        let hint = failure_hint(&http, failed, &HttpFacts::default()).unwrap();
         assert!(hint.contains("offered only to http://lfs.h"), "{hint}");
         http.secrets.push("s".into());
         http.credential_origins = vec!["http://h".into()];
         assert!(
-            failure_hint(&http, failed)
+            failure_hint(&http, failed, &HttpFacts::default())
                 .unwrap()
                 .contains("refused the user name and password")
         );
         let forbidden = "fatal: unable to access 'http://h/a.git/': The requested URL returned error: 403\n";
-        assert!(failure_hint(&http, forbidden).unwrap().contains("write access"));
-        assert_eq!(failure_hint(&http, "fatal: repository not found\n"), None);
+        assert!(
+            failure_hint(&http, forbidden, &HttpFacts::default())
+                .unwrap()
+                .contains("write access")
+        );
+        assert_eq!(
+            failure_hint(&http, "fatal: repository not found\n", &HttpFacts::default()),
+            None
+        );
+    }
+
+    #[test]
+    fn certificate_hints_name_the_real_cause() {
+        let mut access = RemoteAccess::new("https://127.0.0.1:1/a.git", std::time::Duration::from_secs(1), &[]);
+        access.mirror = "corp".into();
+        access.ca_file = Some("/etc/corp-ca.pem".into());
+        // Captured from git 2.47 (libcurl-gnutls): a certificate from the mirror's own CA, for another name.
+        let other_name = "fatal: unable to access 'https://127.0.0.1:1/a.git/': SSL: certificate subject name (x) \
+                          does not match target host name '127.0.0.1'\n";
+        let hint = failure_hint(&access, other_name, &HttpFacts::default()).unwrap();
+        assert!(
+            hint.contains("is for another host name") && hint.contains("subject name (x)"),
+            "{hint}"
+        );
+        assert!(!hint.contains("not signed by a CA"), "{hint}");
+        let generic = "fatal: unable to access 'https://127.0.0.1:1/a.git/': server certificate verification failed. \
+                       CAfile: /etc/corp-ca.pem CRLfile: none\n";
+        let probed = |certificate| HttpFacts {
+            certificate,
+            ..Default::default()
+        };
+        let expired = probed(crate::git::trace::CertificateFacts {
+            expired: true,
+            ..Default::default()
+        });
+        let hint = failure_hint(&access, generic, &expired).unwrap();
+        assert!(
+            hint.contains("has expired") && !hint.contains("not signed by a CA"),
+            "{hint}"
+        );
+        let future = probed(crate::git::trace::CertificateFacts {
+            not_yet_valid: true,
+            ..Default::default()
+        });
+        assert!(
+            failure_hint(&access, generic, &future)
+                .unwrap()
+                .contains("not valid yet")
+        );
+    }
+
+    #[test]
+    fn a_redirect_elsewhere_and_a_rate_limit_are_named() {
+        let mut access = RemoteAccess::new("http://127.0.0.1:18701/x.git", std::time::Duration::from_secs(1), &[]);
+        access.mirror = "moved".into();
+        access.secrets.push("s".into());
+        let redirected = HttpFacts {
+            statuses: vec![301, 401],
+            redirected_to: Some("http://localhost:18702".into()),
+            ..Default::default()
+        };
+        // Captured from git 2.47: a redirect to a host the credential helper does not answer for.
+        let stderr = "fatal: could not read Username for 'http://localhost:18702': terminal prompts disabled\n";
+        let hint = failure_hint(&access, stderr, &redirected).unwrap();
+        assert!(hint.contains("redirected to http://localhost:18702"), "{hint}");
+        assert!(!hint.contains("expired"), "{hint}");
+        let limited = HttpFacts {
+            statuses: vec![429],
+            retry_after: Some(Duration::from_secs(30)),
+            ..Default::default()
+        };
+        let stderr = "fatal: unable to access 'http://127.0.0.1:18701/x.git/': The requested URL returned error: 429\n";
+        let hint = failure_hint(&access, stderr, &limited).unwrap();
+        assert!(hint.contains("HTTP 429") && hint.contains("wait 30s"), "{hint}");
     }
 }

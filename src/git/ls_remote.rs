@@ -41,7 +41,10 @@ pub fn ls_remote(git_dir: &Path, remote: &RemoteAccess, patterns: &[String]) -> 
     let (refs, _) = list_remote(git_dir, remote, patterns, false)?;
     let local = crate::util::oid::object_format(git_dir);
     match refs.direct.values().next().map(ObjectFormat::of) {
-        Some(mirror) if mirror != local => Err(GitError::Failed(format_mismatch(local, mirror))),
+        Some(mirror) if mirror != local => Err(GitError::Remote(crate::git::Failure::new(
+            format_mismatch(local, mirror),
+            crate::git::FailureClass::Permanent,
+        ))),
         _ => Ok(refs),
     }
 }
@@ -102,13 +105,15 @@ fn list_remote(
         .args(["ls-remote", "--symref", "--"])
         .arg(&remote.url)
         .args(patterns);
+    let http_trace = super::trace::Trace::start(&mut cmd, &remote.url, false);
     let finished = run_with_timeout(cmd, remote.timeout)?;
     let (trace, stderr): (Vec<&str>, Vec<&str>) = finished
         .stderr
         .lines()
         .partition(|line| trace && line.contains(" packet: "));
     if !finished.success {
-        return Err(remote.failure(&stderr.join("\n")));
+        let http = http_trace.map(|t| t.http()).unwrap_or_default();
+        return Err(remote.failure(&stderr.join("\n"), &http));
     }
     Ok((parse_ls_remote(&finished.stdout), trace.join("\n")))
 }

@@ -1,11 +1,13 @@
 //! `push --porcelain` with leases: the arguments for each planned change, split to fit the command line, pushed through a view of the repository when there are many, and the per-ref result parsed.
 
-use super::{RemoteAccess, error::GitError, error::says_dropped, error::says_too_large, process::run_with_timeout};
+use super::trace::Trace;
+use super::{
+    FailureClass, RemoteAccess, error::GitError, error::says_dropped, error::says_too_large, process::run_with_timeout,
+};
 use crate::mirror::plan::RefChange;
 use crate::util::fsutil::{create_private_dirs, write_private};
 use crate::util::oid::{ObjectFormat, Oid};
 use std::path::Path;
-use std::process::Command;
 
 /// The flag git prints for a ref in `push --porcelain` output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -300,14 +302,19 @@ fn push_batch(git_dir: &Path, remote: &RemoteAccess, args: &[String]) -> Result<
         .arg("--")
         .arg(&remote.url)
         .args(refspecs);
-    let trace = PacketTrace::start(&mut cmd, &remote.url);
+    let trace = Trace::start(&mut cmd, &remote.url, true);
     let finished = run_with_timeout(cmd, remote.timeout)?;
+    crate::util::failpoint::hit("push.after_git");
     let pushed = parse_porcelain(&finished.stdout);
     if pushed.is_empty() && !finished.success {
-        let failure = remote.failure(&finished.stderr);
-        return Err(match failure {
-            GitError::Failed(message) if says_too_large(&finished.stderr) => GitError::TooLarge(message),
-            GitError::Failed(message) if says_dropped(&finished.stderr) => GitError::Dropped(message),
+        let http = trace.as_ref().map(Trace::http).unwrap_or_default();
+        return Err(match remote.failure(&finished.stderr, &http) {
+            GitError::Remote(failure) if says_too_large(&finished.stderr) => GitError::TooLarge(failure.message),
+            // A dropped connection is a hypothesis about size only when nothing says otherwise
+            // (a 503 or a refused login drop connections too).
+            GitError::Remote(failure) if failure.class == FailureClass::Transient && says_dropped(&finished.stderr) => {
+                GitError::Dropped(failure.message)
+            }
             other => other,
         });
     }
@@ -326,59 +333,6 @@ fn push_batch(git_dir: &Path, remote: &RemoteAccess, args: &[String]) -> Result<
             .collect(),
         confirmed,
     })
-}
-
-/// git's packet trace of one push over the network, kept to learn whether the mirror was asked
-/// for a `report-status`: git asks whenever the mirror offers it, and without it reports every
-/// ref it sent as pushed. Local (`file://`) mirrors run our own git's receive-pack, which always
-/// offers it, and are not traced (the trace would also follow the mirror's hooks).
-struct PacketTrace {
-    dir: tempfile::TempDir,
-}
-
-impl PacketTrace {
-    fn start(cmd: &mut Command, url: &str) -> Option<PacketTrace> {
-        if crate::access::remote_url::transport_of(url) == crate::access::remote_url::Transport::File {
-            return None;
-        }
-        let dir = crate::util::fsutil::private_temp_dir("trace").ok()?;
-        // git appends to the file it is given and creates it mode 644 when missing: made here
-        // first, mode 600, it stays private (the refs pushed and their ids are in it).
-        let packets = dir.path().join("packets");
-        write_private(&packets, b"").ok()?;
-        cmd.env("GIT_TRACE_PACKET", packets);
-        Some(PacketTrace { dir })
-    }
-
-    /// Whether the commands git sent asked for a report; `None` when it sent none.
-    fn report_requested(&self) -> Option<bool> {
-        let file = std::fs::File::open(self.dir.path().join("packets")).ok()?;
-        report_requested_in(std::io::BufReader::new(file))
-    }
-}
-
-/// Reads a packet trace up to the first command git sent (`<old> <new> <ref>\0<capabilities>`).
-fn report_requested_in(trace: impl std::io::BufRead) -> Option<bool> {
-    for line in trace.split(b'\n').map_while(Result::ok) {
-        let line = String::from_utf8_lossy(&line);
-        let Some((_, packet)) = line.split_once("packet:") else {
-            continue;
-        };
-        let packet = packet.trim_start();
-        let Some(at) = packet.find(['>', '<']) else { continue };
-        let (identity, rest) = packet.split_at(at);
-        if !rest.starts_with("> ") || identity == "receive-pack" {
-            continue;
-        }
-        let Some((command, capabilities)) = rest[2..].split_once("\\0") else {
-            continue;
-        };
-        if command.split(' ').count() != 3 {
-            continue;
-        }
-        return Some(capabilities.split(' ').any(|c| c.starts_with("report-status")));
-    }
-    None
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! What one mirror update did: the outcome of each ref, warnings, the LFS step, and whether the update failed. Written by the update, read by `sync`, the worker's bookkeeping and the known-refs checks.
 
+use crate::git::{Failure, FailureClass, failure::refusal_class};
 use crate::mirror::lfs::LfsReport;
 use crate::mirror::plan::{Divergence, KeptReason};
 use crate::util::oid::Oid;
@@ -78,6 +79,18 @@ impl RefOutcome {
         }
     }
 
+    /// What kind of failure this ref's outcome is, if it is one: the mirror's rules refusing it,
+    /// a divergence or a blocked path need a person (permanent); a lost race, a held or deferred
+    /// ref are retried soon (transient).
+    pub fn failure_class(&self) -> Option<FailureClass> {
+        match self {
+            RefOutcome::Divergent { .. } | RefOutcome::Blocked { .. } => Some(FailureClass::Permanent),
+            RefOutcome::Rejected { reason } => Some(refusal_class(reason)),
+            RefOutcome::Held { .. } | RefOutcome::Deferred { .. } => Some(FailureClass::Transient),
+            _ => None,
+        }
+    }
+
     /// Why, in words, when there is more to say than the label.
     pub fn detail(&self) -> String {
         match self {
@@ -127,17 +140,31 @@ pub struct RefResult {
 pub struct UpdateReport {
     pub refs: Vec<RefResult>,
     pub warnings: Vec<String>,
-    /// The mirror could not be reached or updated at all (redacted).
-    pub error: Option<String>,
+    /// The mirror could not be reached or updated at all (redacted), and the kind of failure.
+    pub error: Option<Failure>,
     /// What the LFS step did, when the update had LFS objects to send.
     pub lfs: Option<LfsReport>,
 }
 
 impl UpdateReport {
-    pub(crate) fn failed(error: String) -> UpdateReport {
+    pub(crate) fn failed(error: impl Into<Failure>) -> UpdateReport {
         UpdateReport {
-            error: Some(error),
+            error: Some(error.into()),
             ..Default::default()
+        }
+    }
+
+    /// What kind of failure the update is, if it failed: the error's class, else transient when
+    /// any ref is to be retried soon, else permanent (every failing ref needs a person).
+    pub fn failure_class(&self) -> Option<FailureClass> {
+        if let Some(error) = &self.error {
+            return Some(error.class);
+        }
+        let classes: Vec<FailureClass> = self.refs.iter().filter_map(|r| r.outcome.failure_class()).collect();
+        if classes.contains(&FailureClass::Transient) {
+            Some(FailureClass::Transient)
+        } else {
+            classes.first().copied()
         }
     }
 
@@ -155,8 +182,15 @@ impl UpdateReport {
 
     /// The `last_error` this report leaves, if any.
     pub fn error_summary(&self) -> Option<String> {
+        let divergent = self.names_with(|o| matches!(o, RefOutcome::Divergent { .. }));
+        self.summary_with_divergent(&divergent)
+    }
+
+    /// [`Self::error_summary`] naming `divergent` as the divergent refs: those the mirror still
+    /// diverges on, this update's and earlier ones' (a divergence fails the mirror until it ends).
+    pub fn summary_with_divergent(&self, divergent: &[&str]) -> Option<String> {
         if let Some(error) = &self.error {
-            return Some(error.clone());
+            return Some(error.message.clone());
         }
         let rejected: Vec<String> = self
             .refs
@@ -166,7 +200,6 @@ impl UpdateReport {
                 _ => None,
             })
             .collect();
-        let divergent = self.names_with(|o| matches!(o, RefOutcome::Divergent { .. }));
         let blocked = self.names_with(|o| matches!(o, RefOutcome::Blocked { .. }));
         let held = self.names_with(|o| matches!(o, RefOutcome::Held { .. }));
         let deferred = self.names_with(|o| matches!(o, RefOutcome::Deferred { .. }));

@@ -10,6 +10,7 @@ mod known_refs;
 
 pub use known_refs::{KnownRef, KnownRefs, KnownRefsOf, MirrorIdentity, known_local_values, known_remote_values};
 
+use crate::git::FailureClass;
 use crate::mirror::lfs::LfsStatus;
 use crate::util::fsutil::{Durability, FileLock, replace_file};
 use crate::util::oid::{Oid, RefUpdate};
@@ -125,6 +126,10 @@ pub struct MirrorState {
     pub pending_since_ms: Option<u64>,
     #[serde(default)]
     pub consecutive_failures: u32,
+    /// What kind of failure the mirror is in (`None` while it is not failing): it decides when
+    /// the next attempt is (see `record_outcome` in `mirror::update`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_class: Option<FailureClass>,
     /// Backoff: no attempt before this time.
     #[serde(default)]
     pub next_attempt_at_ms: Option<u64>,
@@ -180,8 +185,8 @@ impl MirrorState {
         }
     }
 
-    /// Adds a reported ref. A new report also cancels any backoff: the next
-    /// push always tries again.
+    /// Adds a reported ref. A new report also cancels any backoff: the next push always tries
+    /// again (except while the mirror asked us to wait, see [`Self::cancel_backoff`]).
     pub fn add_pending(&mut self, name: &str, reported: &PendingRef, now_ms: u64) {
         self.seq += 1;
         let pending = self.pending.entry(name.to_string()).or_default();
@@ -190,7 +195,7 @@ impl MirrorState {
             pending.last_local = reported.last_local.clone();
         }
         self.pending_since_ms.get_or_insert(now_ms);
-        self.next_attempt_at_ms = None;
+        self.cancel_backoff();
     }
 
     /// Asks for a full reconciliation at the next update.
@@ -198,7 +203,15 @@ impl MirrorState {
         self.seq += 1;
         self.full_sync_seq = Some(self.seq);
         self.pending_since_ms.get_or_insert(now_ms);
-        self.next_attempt_at_ms = None;
+        self.cancel_backoff();
+    }
+
+    /// New work is tried at once, after any failure but a rate limit: a mirror that asked us to
+    /// wait (HTTP 429, 503) is left alone until then, however many pushes arrive.
+    fn cancel_backoff(&mut self) {
+        if self.failure_class != Some(FailureClass::RateLimited) {
+            self.next_attempt_at_ms = None;
+        }
     }
 
     /// Makes a waiting retry due now: after a change that may fix what failed (the mirror's
@@ -686,6 +699,22 @@ mod tests {
         assert_eq!(state.next_attempt_at_ms, None);
         assert_eq!(state.pending_since_ms, Some(7));
         assert!(state.has_work());
+    }
+
+    #[test]
+    fn a_new_report_does_not_cancel_the_wait_a_rate_limited_mirror_asked_for() {
+        let mut state = MirrorState::new(Path::new("/r"), "m");
+        state.failure_class = Some(FailureClass::RateLimited);
+        state.next_attempt_at_ms = Some(1_000);
+        state.add_pending("refs/heads/a", &PendingRef::default(), 7);
+        state.request_full_sync(8);
+        assert_eq!(state.next_attempt_at_ms, Some(1_000));
+        state.failure_class = Some(FailureClass::Permanent);
+        state.add_pending("refs/heads/a", &PendingRef::default(), 9);
+        assert_eq!(
+            state.next_attempt_at_ms, None,
+            "a permanent failure is retried at every push"
+        );
     }
 
     #[test]

@@ -10,12 +10,13 @@ pub use crate::mirror::report::{RefOutcome, RefResult, UpdateReport};
 
 use crate::access::auth::remote_access;
 use crate::config::{GlobalConfig, MirrorConfig, RetryPolicy};
-use crate::git::{self, PushFlag, RemoteAccess};
+use crate::git::{self, Failure, FailureClass, PushFlag, RemoteAccess};
 use crate::mirror::lfs::LfsStatus;
 use crate::mirror::plan::{self, Decision, PendingHint, PlanInput, PlanWarning, Reach, RefChange};
 use crate::mirror::refs::LocalRepo;
 use crate::mirror::state::{
-    KnownRef, KnownRefs, MirrorState, PushProgress, StateStore, UpdateStatus, known_local_values, known_remote_values,
+    KnownRef, KnownRefs, MirrorState, PendingRef, PushProgress, StateStore, UpdateStatus, known_local_values,
+    known_remote_values,
 };
 use crate::util::failpoint;
 use crate::util::fsutil::{Durability, now_ms};
@@ -86,7 +87,9 @@ pub fn update_mirror_showing(
             access.repo = Some(repo.to_path_buf());
             reconcile(repo, mirror, &access, &before, reach, &known, &mut pushing)
         }
-        Err(e) => UpdateReport::failed(format!("{e:#}")),
+        // The mirror's settings cannot be used (a password file others can read, a transport not
+        // allowed): a person must act.
+        Err(e) => UpdateReport::failed(Failure::new(format!("{e:#}"), FailureClass::Permanent)),
     };
     failpoint::hit("update.after_push");
     for warning in &report.warnings {
@@ -308,13 +311,13 @@ fn reconcile_once(
     view: RemoteView<'_>,
     lfs: &mut LfsProgress,
     pushing: &mut Pushing<'_>,
-) -> Result<Outcomes, String> {
+) -> Result<Outcomes, Failure> {
     let no_symbolic = BTreeSet::new();
     let observed;
     let (remote, remote_symbolic) = match view {
         RemoteView::Assumed(assumed) => (assumed, &no_symbolic),
         RemoteView::Observed => {
-            observed = git::ls_remote(repo, access, &[]).map_err(|e| e.to_string())?;
+            observed = git::ls_remote(repo, access, &[])?;
             (&observed.direct, &observed.symbolic)
         }
     };
@@ -363,6 +366,7 @@ fn reconcile_once(
             pushing.lessons,
             changes,
             &haves,
+            reach == Reach::Everything,
             pushing.journal,
         )?
     };
@@ -436,6 +440,24 @@ pub fn backoff_ms(policy: &RetryPolicy, failures: u32) -> u64 {
     (base / 100).saturating_mul(80 + noise)
 }
 
+/// How long to wait after a failure of `class`, the `failures`-th in a row: the backoff for a
+/// transient one; `permanent_retry` for a permanent one; for a rate limit what the mirror asked
+/// (`Retry-After`, at least `initial`, at most `max`), else the backoff two steps further.
+pub fn retry_delay_ms(
+    policy: &RetryPolicy,
+    class: FailureClass,
+    failures: u32,
+    retry_after: Option<std::time::Duration>,
+) -> u64 {
+    let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    match (class, retry_after) {
+        (FailureClass::Transient, _) => backoff_ms(policy, failures),
+        (FailureClass::Permanent, _) => ms(policy.permanent_retry),
+        (FailureClass::RateLimited, Some(asked)) => ms(asked).clamp(ms(policy.initial), ms(policy.max)),
+        (FailureClass::RateLimited, None) => backoff_ms(policy, failures.saturating_add(2)),
+    }
+}
+
 /// Folds a report into the mirror's state: settled refs leave the pending
 /// list (unless re-reported meanwhile), divergent/kept sets and status follow.
 pub fn record_outcome(
@@ -460,6 +482,17 @@ pub fn record_outcome(
         let unchanged = state.pending.get(name).map(|p| p.seq) == snapshot.pending.get(name).map(|p| p.seq);
         if done && unchanged {
             state.pending.remove(name);
+        }
+    }
+    // Refs a full reconciliation could not settle stay pending, though nobody reported them: a
+    // refused or unconfirmed ref is retried, and `status` lists it.
+    for result in report.refs.iter().filter(|r| !r.outcome.is_settled()) {
+        if !state.pending.contains_key(&result.name) {
+            state.seq += 1;
+            let seq = state.seq;
+            state
+                .pending
+                .insert(result.name.clone(), PendingRef { last_local: None, seq });
         }
     }
     if full && state.full_sync_seq == snapshot.full_sync_seq {
@@ -508,26 +541,45 @@ pub fn record_outcome(
         }
     }
     state.last_update_at_ms = Some(now);
-    state.last_error = report.error_summary();
+    let divergent: Vec<&str> = state.divergent_refs.iter().map(String::as_str).collect();
+    state.last_error = report.summary_with_divergent(&divergent);
     let must_retry = report.error.is_some() || report.refs.iter().any(|r| !r.outcome.is_settled());
+    let class = report.failure_class();
     if must_retry {
+        let class = class.unwrap_or(FailureClass::Transient);
         state.consecutive_failures += 1;
-        state.update_status = if state.consecutive_failures >= retry.fail_after {
+        // A permanent failure needs a person: failed at once, then tried on the slow schedule
+        // (and at every push or `sync`), not in the backoff's quick steps.
+        state.update_status = if class == FailureClass::Permanent || state.consecutive_failures >= retry.fail_after {
             UpdateStatus::Failed
         } else {
             UpdateStatus::ToRetry
         };
-        state.next_attempt_at_ms = Some(now.saturating_add(backoff_ms(retry, state.consecutive_failures)));
+        let retry_after = report.error.as_ref().and_then(|e| e.retry_after);
+        let delay = retry_delay_ms(retry, class, state.consecutive_failures, retry_after);
+        state.next_attempt_at_ms = Some(now.saturating_add(delay));
+        state.failure_class = Some(class);
     } else {
         state.consecutive_failures = 0;
         state.next_attempt_at_ms = None;
         if report.is_failure() {
             // Divergent or blocked refs: retrying cannot help; the next push re-evaluates them.
             state.update_status = UpdateStatus::Failed;
+            state.failure_class = class;
+        } else if !state.divergent_refs.is_empty() {
+            // Refs diverging since an earlier update: the mirror stays failed until someone
+            // resolves them, whatever this update pushed.
+            state.update_status = UpdateStatus::Failed;
+            state.failure_class = Some(FailureClass::Permanent);
         } else {
             state.update_status = UpdateStatus::Finished;
+            state.failure_class = None;
             state.last_successful_update_at_ms = Some(now);
         }
+    }
+    if !state.divergent_refs.is_empty() {
+        // Also after a failure of another kind, which is retried on its own schedule.
+        state.update_status = UpdateStatus::Failed;
     }
     state.pending_since_ms = state.has_work().then_some(now);
 }
@@ -536,7 +588,6 @@ pub fn record_outcome(
 mod tests {
     use super::*;
     use crate::mirror::plan::Divergence;
-    use crate::mirror::state::PendingRef;
     use std::path::PathBuf;
     use std::time::Duration;
 
@@ -546,6 +597,7 @@ mod tests {
             max: Duration::from_secs(60),
             fail_after: 3,
             jitter: false,
+            permanent_retry: Duration::from_secs(3600),
         }
     }
 
@@ -582,7 +634,7 @@ mod tests {
     fn transport_failures_keep_everything_pending_then_fail() {
         let mut state = state_with_pending(&["refs/heads/a"]);
         let snapshot = state.clone();
-        let report = UpdateReport::failed("fatal: could not read from remote".into());
+        let report = UpdateReport::failed("fatal: could not read from remote".to_string());
         for expected in [UpdateStatus::ToRetry, UpdateStatus::ToRetry, UpdateStatus::Failed] {
             record_outcome(&mut state, &snapshot, Reach::PendingOnly, &report, &policy());
             assert_eq!(state.update_status, expected);
@@ -651,9 +703,128 @@ mod tests {
             ..Default::default()
         };
         record_outcome(&mut state, &snapshot, Reach::PendingOnly, &report, &policy());
-        assert_eq!(state.update_status, UpdateStatus::ToRetry);
+        // Refused by the mirror's rules: a person must act, so failed at once, retried slowly.
+        assert_eq!(state.update_status, UpdateStatus::Failed);
+        assert_eq!(state.failure_class, Some(FailureClass::Permanent));
         assert_eq!(state.pending.keys().collect::<Vec<_>>(), vec!["refs/heads/a"]);
         assert!(state.last_error.unwrap().contains("pre-receive hook declined"));
+        let wait = state.next_attempt_at_ms.unwrap() - state.last_update_at_ms.unwrap();
+        assert_eq!(wait, 3_600_000, "permanent_retry");
+    }
+
+    #[test]
+    fn failures_are_retried_on_the_schedule_of_their_class() {
+        let p = policy();
+        let at = |class, retry_after: Option<u64>| {
+            let mut state = state_with_pending(&["refs/heads/a"]);
+            let snapshot = state.clone();
+            let mut failure = Failure::new("x", class);
+            failure.retry_after = retry_after.map(Duration::from_secs);
+            record_outcome(
+                &mut state,
+                &snapshot,
+                Reach::PendingOnly,
+                &UpdateReport::failed(failure),
+                &p,
+            );
+            assert_eq!(state.failure_class, Some(class));
+            (
+                state.update_status,
+                state.next_attempt_at_ms.unwrap() - state.last_update_at_ms.unwrap(),
+            )
+        };
+        assert_eq!(at(FailureClass::Transient, None), (UpdateStatus::ToRetry, 5_000));
+        assert_eq!(at(FailureClass::Permanent, None), (UpdateStatus::Failed, 3_600_000));
+        assert_eq!(at(FailureClass::RateLimited, Some(30)), (UpdateStatus::ToRetry, 30_000));
+        assert_eq!(
+            at(FailureClass::RateLimited, Some(3600)),
+            (UpdateStatus::ToRetry, 60_000),
+            "bounded by max"
+        );
+        assert_eq!(
+            at(FailureClass::RateLimited, Some(0)),
+            (UpdateStatus::ToRetry, 5_000),
+            "at least initial"
+        );
+        assert_eq!(
+            at(FailureClass::RateLimited, None),
+            (UpdateStatus::ToRetry, 20_000),
+            "a longer backoff"
+        );
+    }
+
+    #[test]
+    fn a_divergence_keeps_the_mirror_failed_until_it_ends() {
+        let oid = |c: char| Oid::parse(&c.to_string().repeat(40)).unwrap();
+        let mut state = state_with_pending(&["refs/heads/main"]);
+        let divergent = UpdateReport {
+            refs: vec![result(
+                "refs/heads/main",
+                RefOutcome::Divergent {
+                    local: oid('1'),
+                    remote: oid('2'),
+                    why: Divergence::NotFastForward,
+                },
+            )],
+            ..Default::default()
+        };
+        let snapshot = state.clone();
+        record_outcome(&mut state, &snapshot, Reach::PendingOnly, &divergent, &policy());
+        assert_eq!(state.update_status, UpdateStatus::Failed);
+        // The next update pushes only another ref: main still diverges.
+        state.add_pending("refs/heads/other", &PendingRef::default(), 5);
+        let snapshot = state.clone();
+        let unrelated = UpdateReport {
+            refs: vec![result("refs/heads/other", RefOutcome::Created)],
+            ..Default::default()
+        };
+        record_outcome(&mut state, &snapshot, Reach::PendingOnly, &unrelated, &policy());
+        assert_eq!(state.update_status, UpdateStatus::Failed);
+        assert_eq!(state.failure_class, Some(FailureClass::Permanent));
+        assert_eq!(
+            state.last_successful_update_at_ms, None,
+            "not a success while main diverges"
+        );
+        let error = state.last_error.clone().unwrap();
+        assert!(
+            error.contains("divergent") && error.contains("refs/heads/main"),
+            "{error}"
+        );
+        // Resolved (the local branch now contains the mirror's commits): finished.
+        state.add_pending("refs/heads/main", &PendingRef::default(), 6);
+        let snapshot = state.clone();
+        let resolved = UpdateReport {
+            refs: vec![result("refs/heads/main", RefOutcome::Updated)],
+            ..Default::default()
+        };
+        record_outcome(&mut state, &snapshot, Reach::PendingOnly, &resolved, &policy());
+        assert_eq!(state.update_status, UpdateStatus::Finished);
+        assert!(state.last_successful_update_at_ms.is_some());
+        assert_eq!((state.failure_class, state.last_error), (None, None));
+    }
+
+    #[test]
+    fn refs_a_full_reconciliation_could_not_settle_become_pending() {
+        let mut state = MirrorState::new(&PathBuf::from("/r"), "m");
+        state.request_full_sync(1);
+        let snapshot = state.clone();
+        let report = UpdateReport {
+            refs: vec![
+                result(
+                    "refs/heads/a",
+                    RefOutcome::Rejected {
+                        reason: "the mirror acknowledged refs/heads/a but does not have it".into(),
+                    },
+                ),
+                result("refs/heads/b", RefOutcome::Created),
+            ],
+            ..Default::default()
+        };
+        record_outcome(&mut state, &snapshot, Reach::Everything, &report, &policy());
+        assert_eq!(state.pending.keys().collect::<Vec<_>>(), vec!["refs/heads/a"]);
+        assert_eq!(state.full_sync_seq, None);
+        assert_eq!(state.update_status, UpdateStatus::Failed);
+        assert!(state.has_work());
     }
 
     #[test]

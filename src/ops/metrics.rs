@@ -2,6 +2,7 @@
 //! collector: per mirror the numbers of `status --json`, plus the spool's depth and the age of
 //! its oldest entry. Written atomically (temp file and rename) so the collector never reads half.
 
+use crate::git::FailureClass;
 use crate::mirror::state::UpdateStatus;
 use crate::ops::status::MirrorStatus;
 use std::fmt::Write as _;
@@ -18,6 +19,13 @@ const STATUSES: [UpdateStatus; 5] = [
     UpdateStatus::Finished,
     UpdateStatus::ToRetry,
     UpdateStatus::Failed,
+];
+
+/// Every `failure_class` value, for the one-hot `failure_class` gauge.
+const FAILURE_CLASSES: [FailureClass; 3] = [
+    FailureClass::Permanent,
+    FailureClass::Transient,
+    FailureClass::RateLimited,
 ];
 
 /// What the spool holds.
@@ -242,6 +250,31 @@ pub fn render(snapshot: &Snapshot<'_>) -> String {
     );
     per_mirror(
         &mut out,
+        "mirror_unrecorded_pushes",
+        "Whether the hook could not record pushes to the mirror's repository (a full disk, an unwritable spool) \
+         and no drift scan has looked since (1): the mirror may be behind.",
+        &|_, s| flag(s.unrecorded_pushes_since.is_some()),
+    );
+    {
+        let mut family = Family::gauge(
+            &mut out,
+            "mirror_failure_class",
+            "The kind of failure the mirror is in, as failure_class in `status`: 1 for the current value, 0 for \
+             the others (all 0 while it is not failing).",
+        );
+        for s in snapshot.statuses {
+            let repo = s.repo.to_string_lossy();
+            for class in FAILURE_CLASSES {
+                let name = class.as_str();
+                family.sample(
+                    &[("repo", &repo), ("mirror", &s.mirror), ("class", name)],
+                    flag(s.failure_class == Some(name)),
+                );
+            }
+        }
+    }
+    per_mirror(
+        &mut out,
         "mirror_last_verified_timestamp_seconds",
         "Unix time the mirror's refs were last checked against what it was given (0: never).",
         &|_, s| seconds(&s.last_verified_at),
@@ -375,6 +408,7 @@ mod tests {
             pending_refs: vec!["refs/heads/a".to_string(), "refs/heads/b".to_string()],
             full_sync_pending: false,
             consecutive_failures: 3,
+            failure_class: Some("transient"),
             next_attempt_at: None,
             lfs_status: "failed",
             lfs_error: Some("LFS upload failed: x".to_string()),
@@ -382,6 +416,7 @@ mod tests {
             last_verified_at: None,
             config_error: None,
             state_error: Some("x.json is corrupt".to_string()),
+            unrecorded_pushes_since: Some("2023-11-14T22:13:20Z".to_string()),
             pending_since_ms: None,
         }
     }
@@ -428,6 +463,9 @@ mod tests {
             "git_push_mirror_spool_entries 2".to_string(),
             "git_push_mirror_spool_oldest_entry_age_seconds 7.25".to_string(),
             format!("git_push_mirror_mirror_faulted{{{labels}}} 1"),
+            format!("git_push_mirror_mirror_unrecorded_pushes{{{labels}}} 1"),
+            format!("git_push_mirror_mirror_failure_class{{{labels},class=\"transient\"}} 1"),
+            format!("git_push_mirror_mirror_failure_class{{{labels},class=\"permanent\"}} 0"),
             "git_push_mirror_state_files_quarantined 1".to_string(),
             "git_push_mirror_metrics_timestamp_seconds 1700000000".to_string(),
         ] {

@@ -35,6 +35,10 @@ pub struct MirrorStatus {
     /// A full reconciliation is owed.
     pub full_sync_pending: bool,
     pub consecutive_failures: u32,
+    /// What kind of failure the mirror is in while it fails: `permanent` (a person must act;
+    /// retried every `permanent_retry` and at every push or `sync`), `transient` (retried with
+    /// backoff) or `rate_limited` (retried when the mirror asked); `null` otherwise.
+    pub failure_class: Option<&'static str>,
     pub next_attempt_at: Option<String>,
     /// `none` (no LFS objects sent yet), `ok`, or `failed` (see `lfs_error`).
     pub lfs_status: &'static str,
@@ -59,6 +63,9 @@ pub struct MirrorStatus {
     /// The pair's state cannot be read (corrupt: the worker moves it aside and rebuilds it)
     /// or the repository's changes cannot be recorded (a full disk, an unwritable state directory).
     pub state_error: Option<String>,
+    /// The hook could not record pushes (a full disk, an unwritable spool) since this time: the
+    /// mirror may be behind until `run`'s drift scan has looked at the repository.
+    pub unrecorded_pushes_since: Option<String>,
     /// When the oldest pending change arrived (for `metrics`).
     #[serde(skip)]
     pub pending_since_ms: Option<u64>,
@@ -156,6 +163,9 @@ fn collect_repo(
         .and_then(|_| store.check_writable(repo).err())
         .map(|e| format!("changes of this repository cannot be recorded, so they wait in the spool: {e:#}"));
     let repo_state_error = record_error.or(unwritable);
+    let unrecorded = crate::pipeline::unrecorded::unrecorded_since(&global.spool_dir, repo)
+        .and_then(|at| at.duration_since(UNIX_EPOCH).ok())
+        .map(|since| format_time(u64::try_from(since.as_millis()).unwrap_or(u64::MAX)));
     let (listed, config_error): (Vec<Listed>, Option<String>) = match config::load_repo(repo, global) {
         Ok(cfg) => {
             let listed = cfg
@@ -220,6 +230,7 @@ fn collect_repo(
             status.pending_since_ms = since.into_iter().flatten().min();
         }
         status.state_error = state_error.or_else(|| repo_state_error.clone());
+        status.unrecorded_pushes_since = unrecorded.clone();
         if let Some(error) = config_error.as_ref().or(mirror.fault.as_ref()) {
             status.note = Some(format!("configuration error: {error}"));
             status.config_error = Some(error.clone());
@@ -266,6 +277,10 @@ fn mirror_status(global: &GlobalConfig, state: &MirrorState, name: &str, url: &s
         pending_refs: state.pending.keys().cloned().collect(),
         full_sync_pending: state.full_sync_seq.is_some(),
         consecutive_failures: state.consecutive_failures,
+        failure_class: state
+            .failure_class
+            .filter(|_| state.update_status != UpdateStatus::Finished)
+            .map(|class| class.as_str()),
         next_attempt_at: state.next_attempt_at_ms.filter(|_| state.has_work()).map(format_time),
         lfs_status: state.lfs_status.as_str(),
         lfs_error: state.lfs_error.clone(),
@@ -283,6 +298,7 @@ fn mirror_status(global: &GlobalConfig, state: &MirrorState, name: &str, url: &s
         last_verified_at: state.last_verified_at_ms.map(format_time),
         config_error: None,
         state_error: None,
+        unrecorded_pushes_since: None,
         pending_since_ms: state.pending_since_ms.filter(|_| state.has_work()),
     }
 }
@@ -325,6 +341,9 @@ pub fn print_human(statuses: &[MirrorStatus], out: &mut dyn Write) -> std::io::R
         };
         writeln!(out, "  {name} {}{enabled}", s.url)?;
         writeln!(out, "    update_status: {}", s.update_status)?;
+        if let Some(class) = s.failure_class {
+            writeln!(out, "    failure_class: {class}")?;
+        }
         let times = [
             ("last_update_at", &s.last_update_at),
             ("last_update_started_at", &s.last_update_started_at),
@@ -345,6 +364,13 @@ pub fn print_human(statuses: &[MirrorStatus], out: &mut dyn Write) -> std::io::R
         }
         if let Some(error) = &s.last_error {
             writeln!(out, "    last_error: {error}")?;
+        }
+        if let Some(since) = &s.unrecorded_pushes_since {
+            writeln!(
+                out,
+                "    unrecorded_pushes_since: {since} (the hook could not record pushes: this mirror may be behind \
+                 until `git-push-mirror run` scans the repository)"
+            )?;
         }
         if let Some(steps) = &s.steps {
             writeln!(

@@ -110,9 +110,17 @@ pub fn run_hook(stdin: &[u8], options: &HookOptions<'_>, err: &mut dyn Write) ->
                 }
             }
             Err(e) => {
+                // A trace that costs no disk space, so `status` says the mirrors may be behind
+                // until the next drift scan (see `unrecorded`).
+                let traced = crate::pipeline::unrecorded::record(&spool_dir, hook_repository().ok().as_deref());
                 let _ = writeln!(
                     err,
-                    "git-push-mirror: could not record this push for mirroring: {e}; the next `git-push-mirror run` will catch up"
+                    "git-push-mirror: could not record this push for mirroring: {e}; the next `git-push-mirror run` will catch up{}",
+                    if traced.is_ok() {
+                        ""
+                    } else {
+                        " (and `status` cannot show it meanwhile)"
+                    }
                 );
             }
         }

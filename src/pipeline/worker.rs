@@ -33,6 +33,11 @@ const ERROR_RETRY: Duration = Duration::from_secs(30);
 /// How long a spool entry whose refs could not be recorded (full disk, broken state directory)
 /// waits before the next try; it stays claimed meanwhile, and a later worker takes it over.
 const RECORD_RETRY: Duration = Duration::from_secs(5);
+/// Failed updates of one pair after which a worker leaves the pair to the next run (cron) or the
+/// next push: a worker ends in bounded time whatever the retry settings (a backoff shorter than
+/// `worker_linger` would otherwise keep it retrying a dead mirror for ever). A new push to the
+/// pair's repository gives it this many attempts again.
+pub const MAX_FAILED_ATTEMPTS_PER_RUN: u32 = 3;
 
 /// A (repository, mirror) pair.
 type Pair = (PathBuf, String);
@@ -75,6 +80,9 @@ pub fn run(global: &GlobalConfig, options: &RunOptions) -> Result<RunSummary> {
         .with_context(|| format!("creating the spool {}", global.spool_dir.display()))?;
     // Checked once they exist (whoever made them): what is in them decides what is pushed where.
     crate::pipeline::trust::check_dirs(global)?;
+    if let Err(e) = crate::pipeline::unrecorded::prepare_spool(&global.spool_dir) {
+        log::warn!("preparing {}: {e}", global.spool_dir.display());
+    }
     let store = StateStore::new(&global.state_dir);
     let mut summary = RunSummary::default();
     let orphans = crate::util::fsutil::remove_orphaned_temp_dirs(&std::env::temp_dir(), ORPHANED_TEMP_DIR_AGE);
@@ -135,6 +143,9 @@ struct Drain<'a> {
     config_errors: BTreeMap<PathBuf, String>,
     /// Other per-repository faults already logged (state that cannot be read or written).
     faults: BTreeMap<PathBuf, String>,
+    /// Failed updates of each pair in this run since its last new push (see
+    /// [`MAX_FAILED_ATTEMPTS_PER_RUN`]).
+    failed_attempts: BTreeMap<Pair, u32>,
 }
 
 impl<'a> Drain<'a> {
@@ -155,6 +166,7 @@ impl<'a> Drain<'a> {
             held: Vec::new(),
             config_errors: BTreeMap::new(),
             faults: BTreeMap::new(),
+            failed_attempts: BTreeMap::new(),
         }
     }
 
@@ -347,17 +359,25 @@ impl<'a> Drain<'a> {
                 return;
             }
             Ok(PairOutcome::Verified) => return,
-            Ok(PairOutcome::Updated { success: true }) => summary.updates += 1,
+            Ok(PairOutcome::Updated { success: true }) => {
+                summary.updates += 1;
+                self.failed_attempts.remove(&pair);
+            }
             Ok(PairOutcome::Updated { success: false }) => {
                 summary.updates += 1;
                 summary.failed_updates += 1;
+                if self.gives_up_on(&pair) {
+                    return;
+                }
             }
             Err(e) => {
                 // The state could not record it (disk trouble, a bug): back off, don't spin.
                 summary.failed_updates += 1;
                 log::error!("{}: mirror {}: {e:#}", pair.0.display(), pair.1);
-                self.due
-                    .insert(pair, now_ms().saturating_add(ERROR_RETRY.as_millis() as u64));
+                if !self.gives_up_on(&pair) {
+                    self.due
+                        .insert(pair, now_ms().saturating_add(ERROR_RETRY.as_millis() as u64));
+                }
                 return;
             }
         }
@@ -366,6 +386,26 @@ impl<'a> Drain<'a> {
             Ok(_) => {}
             Err(e) => log::error!("{e:#}"),
         }
+    }
+}
+
+impl Drain<'_> {
+    /// Counts a failed update of `pair`; whether that was its last attempt in this run (see
+    /// [`MAX_FAILED_ATTEMPTS_PER_RUN`]). Its state keeps the next attempt's time for `run`.
+    fn gives_up_on(&mut self, pair: &Pair) -> bool {
+        let failed = self.failed_attempts.entry(pair.clone()).or_insert(0);
+        *failed += 1;
+        if *failed < MAX_FAILED_ATTEMPTS_PER_RUN {
+            return false;
+        }
+        log::info!(
+            "{}: mirror {}: {} failed attempts in this run; the next `git-push-mirror run` or push tries again",
+            pair.0.display(),
+            pair.1,
+            *failed
+        );
+        self.due.remove(pair);
+        true
     }
 }
 
@@ -422,6 +462,7 @@ fn update_pair(
             state.full_sync_seq = None;
             state.pending_since_ms = None;
             state.update_status = UpdateStatus::Failed;
+            state.failure_class = Some(crate::git::FailureClass::Permanent);
             state.last_error = Some("the repository no longer exists (deleted or moved)".to_string());
         })?;
         return Ok(PairOutcome::Updated { success: false });
@@ -450,7 +491,11 @@ fn update_pair(
             Some(_) => {} // already in the update's error
         }
     }
+    // The update may have succeeded while the mirror stays failed (a ref still divergent).
+    let still_failed = store
+        .load_mirror(repo, name)
+        .is_ok_and(|state| state.update_status == UpdateStatus::Failed);
     Ok(PairOutcome::Updated {
-        success: !report.is_failure(),
+        success: !report.is_failure() && !still_failed,
     })
 }

@@ -16,6 +16,7 @@ pub const ALL: &[&str] = &[
     "ingest.after_record",
     "route.after_mirror_saved",
     "update.after_started",
+    "push.after_git",
     "update.after_push",
     "update.after_outcome",
 ];

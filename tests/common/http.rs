@@ -47,6 +47,7 @@ struct Shared {
     unauthenticated: AtomicUsize,
     auth_failures: AtomicUsize,
     chunked_requests: AtomicUsize,
+    dropped_pushes: AtomicUsize,
     /// The LFS service, if the server was started with one.
     lfs: Option<Arc<LfsStore>>,
     /// Give the CGI the `Authorization` header as `HTTP_AUTHORIZATION` (Apache's `CGIPassAuth`).
@@ -54,6 +55,25 @@ struct Shared {
     /// Take `report-status` out of receive-pack's capabilities, as a server that is not git
     /// may: git then reports every ref it sent as pushed without being told.
     hide_report_status: AtomicBool,
+    /// How the server misbehaves, if it does (see [`Misbehaviour`]).
+    misbehaviour: Mutex<Option<Misbehaviour>>,
+}
+
+/// Ways a git server fails that a test asks for.
+#[derive(Clone, Debug)]
+pub enum Misbehaviour {
+    /// Every git request is answered with this status line (`"429 Too Many Requests"`) and
+    /// headers, before any authentication, as a rate-limiting proxy does.
+    Answer {
+        status: String,
+        headers: Vec<(String, String)>,
+    },
+    /// Every git request is redirected (301) to the same path and query on this base URL
+    /// (`http://127.0.0.1:PORT`), as a server whose repositories moved.
+    RedirectTo(String),
+    /// Pushes are answered `ok` for every ref and nothing is stored, as a server that cannot
+    /// keep the repository's objects may do; everything else is served as usual.
+    AcknowledgeAndDrop,
 }
 
 impl HttpGitServer {
@@ -101,9 +121,11 @@ impl HttpGitServer {
             unauthenticated: AtomicUsize::new(0),
             auth_failures: AtomicUsize::new(0),
             chunked_requests: AtomicUsize::new(0),
+            dropped_pushes: AtomicUsize::new(0),
             lfs,
             pass_authorization: AtomicBool::new(false),
             hide_report_status: AtomicBool::new(false),
+            misbehaviour: Mutex::new(None),
         });
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
@@ -155,6 +177,16 @@ impl HttpGitServer {
     /// says which refs it took.
     pub fn hide_report_status(&self) {
         self.shared.hide_report_status.store(true, Ordering::SeqCst);
+    }
+
+    /// From now on the server misbehaves so (`None`: it behaves again).
+    pub fn misbehave(&self, misbehaviour: Option<Misbehaviour>) {
+        *self.shared.misbehaviour.lock().expect("HTTP misbehaviour lock") = misbehaviour;
+    }
+
+    /// Pushes answered `ok` and dropped (see [`Misbehaviour::AcknowledgeAndDrop`]).
+    pub fn dropped_pushes(&self) -> usize {
+        self.shared.dropped_pushes.load(Ordering::SeqCst)
     }
 
     /// Requests received (each one fully parsed or not).
@@ -291,6 +323,16 @@ fn serve_git(
     writer: &mut TcpStream,
     shared: &Shared,
 ) -> Result<(), String> {
+    let misbehaviour = shared.misbehaviour.lock().expect("HTTP misbehaviour lock").clone();
+    if let Some(Misbehaviour::Answer { status, headers }) = &misbehaviour {
+        let mut headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        headers.push(("Content-Type", "text/plain"));
+        return write_response(writer, status, &headers, format!("{status}\n").as_bytes());
+    }
+    if let Some(Misbehaviour::RedirectTo(base)) = &misbehaviour {
+        let location = format!("{base}{}?{}", req.path, req.query);
+        return write_response(writer, "301 Moved Permanently", &[("Location", &location)], b"moved\n");
+    }
     let expected = shared.credentials.lock().expect("HTTP credentials lock").clone();
     match check_basic(req, &expected) {
         Auth::Ok => serve_authorized(req, peer, reader, writer, shared),
@@ -386,6 +428,20 @@ fn serve_authorized(
         shared.chunked_requests.fetch_add(1, Ordering::SeqCst);
     }
     let body = read_body(req, reader, writer)?;
+    let dropping = matches!(
+        *shared.misbehaviour.lock().expect("HTTP misbehaviour lock"),
+        Some(Misbehaviour::AcknowledgeAndDrop)
+    );
+    if dropping && req.method == "POST" && req.path.ends_with("/git-receive-pack") {
+        shared.dropped_pushes.fetch_add(1, Ordering::SeqCst);
+        let report = acknowledge_everything(body.as_deref().unwrap_or_default());
+        return write_response(
+            writer,
+            "200 OK",
+            &[("Content-Type", "application/x-git-receive-pack-result")],
+            &report,
+        );
+    }
     let output = run_backend(req, peer, body.as_deref(), shared)?;
     let response = parse_cgi_output(&output)?;
     let headers: Vec<(&str, &str)> = response.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
@@ -397,6 +453,63 @@ fn serve_authorized(
     write_response(writer, &response.status, &headers, response.body)
 }
 
+/// The length a pkt-line at the start of `bytes` announces (0 for a flush or an unreadable one).
+fn pkt_len(bytes: &[u8]) -> usize {
+    std::str::from_utf8(&bytes[..4])
+        .ok()
+        .and_then(|hex| usize::from_str_radix(hex, 16).ok())
+        .unwrap_or(0)
+}
+
+/// `payload` as a pkt-line.
+fn pkt_line(payload: &[u8]) -> Vec<u8> {
+    let mut line = format!("{:04x}", payload.len() + 4).into_bytes();
+    line.extend_from_slice(payload);
+    line
+}
+
+/// receive-pack's report for a push request (pkt-line commands `<old> <new> <ref>`, the first
+/// with `\0<capabilities>`, then a flush and the pack) saying every ref was updated, without
+/// looking at the pack: `unpack ok`, `ok <ref>` per command, in side-band 1 when asked.
+fn acknowledge_everything(request: &[u8]) -> Vec<u8> {
+    let mut refs = Vec::new();
+    let mut side_band = false;
+    let mut rest = request;
+    while rest.len() >= 4 {
+        let len = pkt_len(rest);
+        if len < 4 || len > rest.len() {
+            break; // the flush before the pack
+        }
+        let payload = &rest[4..len];
+        let (command, capabilities) = match payload.iter().position(|b| *b == 0) {
+            Some(nul) => (&payload[..nul], &payload[nul + 1..]),
+            None => (payload, &b""[..]),
+        };
+        side_band |= String::from_utf8_lossy(capabilities).contains("side-band");
+        let command = String::from_utf8_lossy(command);
+        if let Some(name) = command.trim_end().split(' ').nth(2) {
+            refs.push(name.to_string());
+        }
+        rest = &rest[len..];
+    }
+    let mut report = pkt_line(b"unpack ok\n");
+    for name in refs {
+        report.extend(pkt_line(format!("ok {name}\n").as_bytes()));
+    }
+    report.extend_from_slice(b"0000");
+    if !side_band {
+        return report;
+    }
+    let mut banded = Vec::new();
+    for chunk in report.chunks(65000) {
+        let mut payload = vec![1u8];
+        payload.extend_from_slice(chunk);
+        banded.extend(pkt_line(&payload));
+    }
+    banded.extend_from_slice(b"0000");
+    banded
+}
+
 /// A ref advertisement whose capability list (after the NUL of its first ref line) has no
 /// `report-status` or `report-status-v2`; pkt-line lengths adjusted.
 fn without_report_status(advertisement: &[u8]) -> Vec<u8> {
@@ -404,10 +517,7 @@ fn without_report_status(advertisement: &[u8]) -> Vec<u8> {
     let mut rest = advertisement;
     let mut done = false;
     while rest.len() >= 4 {
-        let len = std::str::from_utf8(&rest[..4])
-            .ok()
-            .and_then(|hex| usize::from_str_radix(hex, 16).ok())
-            .unwrap_or(0);
+        let len = pkt_len(rest);
         if len < 4 || len > rest.len() {
             out.extend_from_slice(&rest[..4]); // a flush packet
             rest = &rest[4..];
@@ -425,8 +535,7 @@ fn without_report_status(advertisement: &[u8]) -> Vec<u8> {
                 let mut line = payload[..=nul].to_vec();
                 line.extend_from_slice(kept.join(" ").as_bytes());
                 line.push(b'\n');
-                out.extend_from_slice(format!("{:04x}", line.len() + 4).as_bytes());
-                out.extend_from_slice(&line);
+                out.extend(pkt_line(&line));
                 done = true;
             }
             _ => out.extend_from_slice(&rest[..len]),

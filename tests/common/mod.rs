@@ -28,8 +28,8 @@ mod users;
 #[allow(unused_imports)]
 pub use {
     daemon::GitDaemon,
-    http::{HttpGitServer, basic_credentials},
-    nginx::{HttpsGitServer, TestCa},
+    http::{HttpGitServer, Misbehaviour, basic_credentials},
+    nginx::{HttpsGitServer, ServerCertificate, TestCa},
     sshd::Sshd,
     users::TestUser,
 };

@@ -21,9 +21,27 @@ pub struct TestCa {
     server_key: PathBuf,
 }
 
+/// The certificate the server presents, all signed by the test's CA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerCertificate {
+    /// For 127.0.0.1 and localhost, valid now.
+    Valid,
+    /// For another host name only (`other.example`), valid now.
+    ForAnotherHost,
+    /// For 127.0.0.1, valid only in January 2020.
+    Expired,
+    /// For 127.0.0.1, valid only from January 2099.
+    NotYetValid,
+}
+
 impl TestCa {
     /// Makes the CA and the server certificate in `dir` with the `openssl` command.
     pub fn create(env: &TestEnv, dir: &Path) -> TestCa {
+        TestCa::create_with(env, dir, ServerCertificate::Valid)
+    }
+
+    /// [`create`](Self::create) with a server certificate of the given kind.
+    pub fn create_with(env: &TestEnv, dir: &Path, kind: ServerCertificate) -> TestCa {
         std::fs::create_dir_all(dir).expect("create the CA directory");
         let openssl = |args: &[&str]| {
             let out = env
@@ -45,37 +63,87 @@ impl TestCa {
             ]
             .concat(),
         );
+        let names = match kind {
+            ServerCertificate::ForAnotherHost => "DNS:other.example",
+            _ => "IP:127.0.0.1,DNS:localhost",
+        };
         std::fs::write(
             dir.join("server.ext"),
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
-             keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+            format!(
+                "subjectAltName={names}\nbasicConstraints=CA:FALSE\n\
+                 keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"
+            ),
         )
         .expect("write the server certificate's extensions");
+        let subject = match kind {
+            ServerCertificate::ForAnotherHost => "/CN=other.example",
+            _ => "/CN=127.0.0.1",
+        };
         openssl(
             &[
                 &["req"][..],
                 &ec,
-                &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"],
+                &["-keyout", "server.key", "-out", "server.csr", "-subj", subject],
             ]
             .concat(),
         );
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "server.ext",
-        ]);
+        let dates = match kind {
+            ServerCertificate::Expired => Some(("20200101000000Z", "20200102000000Z")),
+            ServerCertificate::NotYetValid => Some(("20990101000000Z", "20990102000000Z")),
+            _ => None,
+        };
+        match dates {
+            None => openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "server.ext",
+            ]),
+            // `openssl x509` signs from now on; `openssl ca` takes any validity period.
+            Some((start, end)) => {
+                std::fs::create_dir_all(dir.join("issued")).expect("create the CA's database directory");
+                std::fs::write(dir.join("index.txt"), "").expect("create the CA's database");
+                std::fs::write(dir.join("serial"), "1000\n").expect("create the CA's serial file");
+                std::fs::write(
+                    dir.join("ca.cnf"),
+                    "[ca]\ndefault_ca = test\n[test]\ndatabase = index.txt\nnew_certs_dir = issued\n\
+                     serial = serial\ndefault_md = sha256\npolicy = any\nunique_subject = no\n\
+                     [any]\ncommonName = supplied\n",
+                )
+                .expect("write the CA's configuration");
+                openssl(&[
+                    "ca",
+                    "-batch",
+                    "-config",
+                    "ca.cnf",
+                    "-cert",
+                    "ca.pem",
+                    "-keyfile",
+                    "ca.key",
+                    "-in",
+                    "server.csr",
+                    "-out",
+                    "server.pem",
+                    "-startdate",
+                    start,
+                    "-enddate",
+                    end,
+                    "-extfile",
+                    "server.ext",
+                ]);
+            }
+        }
         TestCa {
             ca_file: dir.join("ca.pem"),
             server_cert: dir.join("server.pem"),
@@ -119,6 +187,11 @@ impl HttpsGitServer {
         HttpsGitServer::start_limited(env, project_root, lfs, "0")
     }
 
+    /// [`start`](Self::start) presenting a certificate of the given kind, signed by the CA.
+    pub fn start_with_certificate(env: &TestEnv, project_root: &Path, kind: ServerCertificate) -> HttpsGitServer {
+        HttpsGitServer::start_inner(env, project_root, None, "0", kind)
+    }
+
     /// [`start`](Self::start) with nginx refusing request bodies over `max_body` (its
     /// `client_max_body_size`: `"2m"`; `"0"` for no limit) with `413 Request Entity Too Large`,
     /// as proxies in front of forges do.
@@ -128,8 +201,18 @@ impl HttpsGitServer {
         lfs: Option<&HttpGitServer>,
         max_body: &str,
     ) -> HttpsGitServer {
+        HttpsGitServer::start_inner(env, project_root, lfs, max_body, ServerCertificate::Valid)
+    }
+
+    fn start_inner(
+        env: &TestEnv,
+        project_root: &Path,
+        lfs: Option<&HttpGitServer>,
+        max_body: &str,
+        kind: ServerCertificate,
+    ) -> HttpsGitServer {
         let dir = env.path("tls");
-        let ca = TestCa::create(env, &dir.join("ca"));
+        let ca = TestCa::create_with(env, &dir.join("ca"), kind);
         for sub in ["tmp", "logs"] {
             std::fs::create_dir_all(dir.join(sub)).expect("create nginx's directories");
         }

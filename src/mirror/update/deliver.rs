@@ -2,14 +2,16 @@
 //! One push when the mirror takes it; otherwise: refs the mirror refused last time are pushed
 //! alone first, a push refused as a whole is split ([`split`]), an update over the mirror's
 //! size limit goes in steps ([`steps`]) — and a push refused as too large or cut off by the
-//! time limit makes the steps smaller, remembered for the next update —, and refs a mirror
-//! did not confirm (no `report-status`) are checked by looking at the mirror.
+//! time limit makes the steps smaller, remembered for the next update —, and what landed is
+//! checked by looking at the mirror (one `ls-remote`) when the mirror's word is not enough:
+//! after a full reconciliation, for refs it did not confirm (no `report-status`), and for refs
+//! it refused or lost before. A mirror may answer `ok` for a ref it does not keep.
 
 use super::split::{self, Attempt, Split};
 use super::steps::{self, History, Limits, Step};
 use crate::config::PushLimits;
 use crate::git::remote_words::{Attribution, names_ref, with_words};
-use crate::git::{self, GitError, PushFlag, PushedRef, RemoteAccess};
+use crate::git::{self, Failure, GitError, PushFlag, PushedRef, RemoteAccess};
 use crate::mirror::plan::RefChange;
 use crate::mirror::state::PushProgress;
 use crate::util::oid::Oid;
@@ -50,7 +52,9 @@ pub trait Journal {
 
 /// Delivers `changes` (ref name → change planned against `haves`, the mirror's values). An
 /// error means the mirror cannot be pushed to now (retried later); what landed before it is
-/// on the mirror and found there by the next attempt.
+/// on the mirror and found there by the next attempt. With `confirm_all` (a full
+/// reconciliation) every ref that landed is looked for on the mirror afterwards.
+#[allow(clippy::too_many_arguments)]
 pub fn deliver(
     git_dir: &Path,
     access: &RemoteAccess,
@@ -58,8 +62,9 @@ pub fn deliver(
     lessons: &mut Lessons,
     mut changes: Vec<(String, RefChange)>,
     haves: &[Oid],
+    confirm_all: bool,
     journal: &dyn Journal,
-) -> Result<BTreeMap<String, Delivered>, String> {
+) -> Result<BTreeMap<String, Delivered>, Failure> {
     // Refs refused at the last update go first, one per push, so they cannot sink the others'
     // push again; the sort is stable, so each part keeps the plan's order.
     let alone = if changes.len() > 1 {
@@ -84,13 +89,14 @@ pub fn deliver(
         on_mirror: BTreeMap::new(),
         haves: haves.iter().cloned().collect(),
         unconfirmed: BTreeSet::new(),
+        confirm_all,
         results: BTreeMap::new(),
         counts: PushProgress::default(),
         timeouts_in_a_row: 0,
     };
     delivery.run(first, true)?;
     delivery.run(rest, false)?;
-    delivery.verify_unconfirmed()?;
+    delivery.confirm_landed()?;
     Ok(delivery.results)
 }
 
@@ -116,6 +122,8 @@ struct Delivery<'a> {
     haves: BTreeSet<Oid>,
     /// Refs git reported as pushed to a mirror that did not confirm it.
     unconfirmed: BTreeSet<String>,
+    /// Look for every ref that landed on the mirror afterwards, not only the doubtful ones.
+    confirm_all: bool,
     results: BTreeMap<String, Delivered>,
     counts: PushProgress,
     /// Pushes cut off by the time limit since the last one that was not.
@@ -139,7 +147,7 @@ enum Verdict {
 /// A push that could not be made at all.
 enum Halt {
     TimedOut(String),
-    Failed(String),
+    Failed(Failure),
 }
 
 impl Delivery<'_> {
@@ -165,7 +173,7 @@ impl Delivery<'_> {
 
     /// Pushes `changes` step by step, re-planning with smaller steps when a push is too large or
     /// does not finish within the time limit.
-    fn run(&mut self, changes: &[(String, RefChange)], one_ref_per_push: bool) -> Result<(), String> {
+    fn run(&mut self, changes: &[(String, RefChange)], one_ref_per_push: bool) -> Result<(), Failure> {
         if changes.is_empty() {
             return Ok(());
         }
@@ -202,7 +210,7 @@ impl Delivery<'_> {
                             queue = replanned;
                             continue;
                         }
-                        _ => return Err(error),
+                        _ => return Err(error.into()),
                     }
                 }
             };
@@ -244,7 +252,7 @@ impl Delivery<'_> {
                     // One ref that cannot be cut smaller than what was refused.
                     let (name, message, certain) = &too_large[0];
                     if !certain {
-                        return Err(message.clone());
+                        return Err(message.clone().into());
                     }
                     self.results.insert(name.clone(), Delivered::Refused(message.clone()));
                 }
@@ -391,29 +399,55 @@ impl Delivery<'_> {
         Ok(verdicts)
     }
 
-    /// Looks at the mirror for the refs it did not confirm: what it shows is what landed.
-    fn verify_unconfirmed(&mut self) -> Result<(), String> {
-        let unconfirmed: Vec<String> = std::mem::take(&mut self.unconfirmed)
-            .into_iter()
-            .filter(|name| matches!(self.results.get(name), Some(Delivered::Landed(_))))
+    /// Looks at the mirror for the refs whose landing its word does not establish (see the
+    /// module documentation): what it shows is what landed; the others are refused, in words
+    /// that say what happened, and stay pending.
+    fn confirm_landed(&mut self) -> Result<(), Failure> {
+        let doubtful: Vec<String> = self
+            .results
+            .iter()
+            .filter(|(name, delivered)| {
+                matches!(delivered, Delivered::Landed(_))
+                    && (self.confirm_all || self.unconfirmed.contains(*name) || self.lessons.rejected.contains(*name))
+            })
+            .map(|(name, _)| name.clone())
             .collect();
-        if unconfirmed.is_empty() {
+        if doubtful.is_empty() {
             return Ok(());
         }
-        let observed = git::ls_remote(self.git_dir, self.access, &[]).map_err(|e| e.to_string())?;
-        for name in unconfirmed {
+        let observed = git::ls_remote(self.git_dir, self.access, &[])?;
+        for name in doubtful {
             let expected = self.finals.get(name.as_str()).and_then(|last| last.new_value());
-            if observed.direct.get(&name) != expected {
-                self.results.insert(
-                    name,
-                    Delivered::Refused(
-                        "the mirror did not confirm the push (it offers no report-status) and does not show the new value"
-                            .to_string(),
-                    ),
-                );
+            let found = observed.direct.get(&name);
+            if found != expected {
+                let said = !self.unconfirmed.contains(&name);
+                let reason = not_landed(&name, said, expected.is_some(), found);
+                log::warn!("mirror {}: {reason}", self.access.mirror);
+                self.results.insert(name, Delivered::Refused(reason));
             }
         }
         Ok(())
+    }
+}
+
+/// Why a ref git reported as pushed is not on the mirror: `said` when the mirror acknowledged it
+/// itself (report-status), `created` for a create or update (not a deletion), `found` the value
+/// the mirror shows.
+fn not_landed(name: &str, said: bool, created: bool, found: Option<&Oid>) -> String {
+    let subject = if created {
+        name.to_string()
+    } else {
+        format!("the deletion of {name}")
+    };
+    let outcome = match (created, found) {
+        (true, None) => "does not have it".to_string(),
+        (true, Some(other)) => format!("shows another value ({})", other.short()),
+        (false, _) => "still has it".to_string(),
+    };
+    if said {
+        format!("the mirror acknowledged {subject} but {outcome}")
+    } else {
+        format!("the mirror did not confirm {subject} (it offers no report-status) and {outcome}")
     }
 }
 
@@ -433,7 +467,7 @@ fn push_once(git_dir: &Path, access: &RemoteAccess, group: &[(&str, &RefChange)]
         Err(GitError::TimedOut(limit)) => return Err(Halt::TimedOut(GitError::TimedOut(limit).to_string())),
         Err(GitError::TooLarge(message)) => return Ok(all_too_large(group, &message, true)),
         Err(GitError::Dropped(message)) => return Ok(all_too_large(group, &message, false)),
-        Err(other) => return Err(Halt::Failed(other.to_string())),
+        Err(other) => return Err(Halt::Failed(other.into())),
     };
     let reported: BTreeMap<&str, &PushedRef> = outcome.refs.iter().map(|r| (r.name.as_str(), r)).collect();
     // Refused by the mirror itself (`[remote rejected]`), as opposed to refused by git before

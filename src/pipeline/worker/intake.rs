@@ -45,24 +45,34 @@ impl Drain<'_> {
                 .for_each(|repo| log::warn!("{}", crate::pipeline::registrations::gone_notice(repo))),
             Err(e) => log::warn!("forgetting deleted repositories: {e:#}"),
         }
+        let scan_started = std::time::SystemTime::now();
+        let mut scanned_all = self.options.repos.is_empty();
         for repo in self.store.known_repos()? {
             if !self.wanted(&repo) {
                 continue;
             }
             // One repository's broken state never keeps the others from their work.
             match self.find_work_of(&repo) {
-                Ok(()) => {
+                Ok(true) => {
                     self.faults.remove(&repo);
                 }
-                Err(e) => self.fault(&repo, "skipped by this run", &e),
+                Ok(false) => scanned_all = false,
+                Err(e) => {
+                    scanned_all = false;
+                    self.fault(&repo, "skipped by this run", &e);
+                }
             }
+        }
+        if scanned_all {
+            crate::pipeline::unrecorded::mark_spool_scanned(self.spool.root(), scan_started);
         }
         Ok(())
     }
 
     /// [`Self::find_existing_work`] for one repository: its unrouted refs, the drift scan,
-    /// interrupted and owed updates, and due `verify_interval` checks.
-    fn find_work_of(&mut self, repo: &Path) -> Result<()> {
+    /// interrupted and owed updates, and due `verify_interval` checks. Returns whether its drift
+    /// scan ran (a broken configuration or an unreadable repository skip it).
+    fn find_work_of(&mut self, repo: &Path) -> Result<bool> {
         // The lock only to heal a corrupt record: the scan reads thousands of healthy ones.
         let record = match self.store.load_record(repo) {
             Err(e) if crate::mirror::state::corruption(&e).is_some() => {
@@ -76,11 +86,19 @@ impl Drain<'_> {
         }
         // A broken configuration is reported when routing or updating; its mirrors' state still counts.
         let repo_config = config::load_repo(repo, &self.global).ok();
+        let mut scanned = false;
         if let Some(cfg) = &repo_config
             && repo.exists()
-            && let Err(e) = crate::pipeline::drift::scan_repository(self.store, repo, cfg)
         {
-            log::warn!("{}: drift scan skipped: {e:#}", repo.display());
+            let scan_started = std::time::SystemTime::now();
+            match crate::pipeline::drift::scan_repository(self.store, repo, cfg) {
+                Ok(_) => {
+                    // Pushes the hook could not record are found by now.
+                    crate::pipeline::unrecorded::clear_repo(repo, scan_started);
+                    scanned = true;
+                }
+                Err(e) => log::warn!("{}: drift scan skipped: {e:#}", repo.display()),
+            }
         }
         let now = now_ms();
         for mirror in self.store.mirror_names(repo)? {
@@ -99,7 +117,7 @@ impl Drain<'_> {
                 self.due.insert(pair, now);
             }
         }
-        Ok(())
+        Ok(scanned)
     }
 
     /// A state left `started` by a worker that died mid-update (nobody holds
@@ -298,6 +316,8 @@ impl Drain<'_> {
         drop(_lock);
         if self.wanted(repo) {
             for (mirror, state) in routed {
+                // A new push earns a pair its attempts again.
+                self.failed_attempts.remove(&(repo.to_path_buf(), mirror.clone()));
                 self.schedule(repo, &mirror, &state);
             }
         }

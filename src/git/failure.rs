@@ -1,0 +1,237 @@
+//! What kind of failure a failed mirror update is, which decides when trying again is worth it:
+//! `permanent` (a person must act: credentials refused, the repository missing, a changed host
+//! key, other object formats, a ref refused by the mirror's rules), `transient` (timeouts,
+//! connections refused or reset, server errors, a dropped pack: the next attempt may work) or
+//! `rate_limited` (HTTP 429 or 503: the mirror asked us to wait).
+
+use super::trace::HttpFacts;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// The kind of a failure (see the module documentation). Stored in the pair's state and shown
+/// by `status --json` as `failure_class`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureClass {
+    Permanent,
+    Transient,
+    RateLimited,
+}
+
+impl FailureClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureClass::Permanent => "permanent",
+            FailureClass::Transient => "transient",
+            FailureClass::RateLimited => "rate_limited",
+        }
+    }
+}
+
+/// Why a mirror could not be reached or updated as a whole: the words (redacted), their class,
+/// and how long the mirror asked to be left alone (`Retry-After`), when it said.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub message: String,
+    pub class: FailureClass,
+    pub retry_after: Option<Duration>,
+}
+
+impl Failure {
+    pub fn new(message: impl Into<String>, class: FailureClass) -> Failure {
+        Failure {
+            message: message.into(),
+            class,
+            retry_after: None,
+        }
+    }
+}
+
+/// A failure with nothing known about it is transient: retried with the usual backoff.
+impl From<String> for Failure {
+    fn from(message: String) -> Failure {
+        Failure::new(message, FailureClass::Transient)
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Words of git, ssh and forges that mean a person must act before anything can work.
+const PERMANENT_SIGNS: &[&str] = &[
+    // Credentials refused or missing (HTTP).
+    "Authentication failed",
+    "terminal prompts disabled",
+    "could not read Username",
+    "could not read Password",
+    "Invalid username or password",
+    // SSH: key refused, host key unknown or changed.
+    "Permission denied (publickey",
+    "Host key verification failed",
+    "REMOTE HOST IDENTIFICATION HAS CHANGED",
+    // The repository is not there.
+    "Repository not found",
+    "repository not found",
+    "does not appear to be a git repository",
+    "not found: did you run git update-server-info",
+    // git daemon, for a path it does not serve.
+    "no such repository",
+    "repository not exported",
+    // Object formats (SHA-1 / SHA-256) differ.
+    "does not support this repository's hash algorithm",
+    "protocol error: unexpected capabilities^{}",
+    "git cannot push between object formats",
+    // TLS certificates git refuses.
+    "server certificate verification failed",
+    "SSL certificate problem",
+    "certificate subject name",
+    "no alternative certificate subject name matches",
+    // Our own refusals.
+    "' not allowed",
+];
+
+/// The class of a failure of git talking to a mirror, from its stderr and the HTTP answers.
+pub fn classify(stderr: &str, http: &HttpFacts) -> FailureClass {
+    match http.error_status() {
+        Some(429 | 503) => return FailureClass::RateLimited,
+        Some(401 | 403 | 404 | 410) => return FailureClass::Permanent,
+        _ => {}
+    }
+    if ["error: 429", "error: 503"].iter().any(|s| stderr.contains(s)) {
+        return FailureClass::RateLimited;
+    }
+    // git over HTTP: `fatal: repository 'https://h/a.git/' not found`.
+    let repository_not_found = stderr
+        .lines()
+        .any(|line| line.contains("repository '") && line.trim_end().ends_with("' not found"));
+    if ["error: 401", "error: 403", "error: 404"]
+        .iter()
+        .any(|s| stderr.contains(s))
+        || PERMANENT_SIGNS.iter().any(|s| stderr.contains(s))
+        || repository_not_found
+    {
+        return FailureClass::Permanent;
+    }
+    FailureClass::Transient
+}
+
+/// Why a single ref was not taken, said by the mirror or by git: a refusal by the mirror's
+/// rules (a hook, protected branches, a size limit, fsck) is permanent; a lost race, a lock
+/// held on the mirror, or a hook that could not reach its own service is transient.
+pub fn refusal_class(reason: &str) -> FailureClass {
+    const TRANSIENT: &[&str] = &[
+        // git's own: the mirror moved meanwhile (a lease), or git did not say.
+        "stale info",
+        "fetch first",
+        "already exists",
+        "no result for this ref",
+        // receive-pack's: a lock held by another push, a write that failed.
+        "failed to lock",
+        "cannot lock",
+        "unable to lock",
+        "failed to update ref",
+        "failed to write",
+        // A hook that failed for its own reasons (GitLab: "Internal API unreachable").
+        "unreachable",
+        "try again",
+        "temporar",
+        "timed out",
+        "timeout",
+    ];
+    let lower = reason.to_ascii_lowercase();
+    if TRANSIENT.iter().any(|sign| lower.contains(sign)) {
+        FailureClass::Transient
+    } else {
+        FailureClass::Permanent
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn http(statuses: &[u16]) -> HttpFacts {
+        HttpFacts {
+            statuses: statuses.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn failures_a_person_must_fix_are_permanent() {
+        // Captured from git 2.47 and OpenSSH 9.2.
+        for stderr in [
+            "fatal: Authentication failed for 'http://127.0.0.1:1/a.git/'\n",
+            "fatal: could not read Username for 'http://localhost:18702': terminal prompts disabled\n",
+            "git@h: Permission denied (publickey).\r\nfatal: Could not read from remote repository.\n",
+            "Host key verification failed.\r\nfatal: Could not read from remote repository.\n",
+            "fatal: repository 'https://h/a.git/' not found\n",
+            "fatal: '/srv/none.git' does not appear to be a git repository\n",
+            "fatal: remote error: access denied or repository not exported: /none.git\n",
+            "fatal: remote error: no such repository: /does-not-exist.git\n",
+            "fatal: the receiving end does not support this repository's hash algorithm\n",
+            "fatal: unable to access 'https://h/a.git/': server certificate verification failed. CAfile: none CRLfile: none\n",
+            "fatal: unable to access 'https://h/': SSL: certificate subject name (x) does not match target host name 'h'\n",
+            "fatal: transport 'ext' not allowed\n",
+        ] {
+            assert_eq!(
+                classify(stderr, &HttpFacts::default()),
+                FailureClass::Permanent,
+                "{stderr}"
+            );
+        }
+        assert_eq!(classify("fatal: x", &http(&[401])), FailureClass::Permanent);
+        assert_eq!(classify("fatal: x", &http(&[301, 404])), FailureClass::Permanent);
+    }
+
+    #[test]
+    fn rate_limits_are_429_and_503() {
+        let stderr = "fatal: unable to access 'http://h/a.git/': The requested URL returned error: 429\n";
+        assert_eq!(classify(stderr, &HttpFacts::default()), FailureClass::RateLimited);
+        assert_eq!(classify("fatal: x", &http(&[503])), FailureClass::RateLimited);
+        assert_eq!(
+            classify("The requested URL returned error: 503", &HttpFacts::default()),
+            FailureClass::RateLimited
+        );
+    }
+
+    #[test]
+    fn everything_else_is_transient() {
+        for stderr in [
+            "fatal: unable to access 'http://127.0.0.1:9/a.git/': Failed to connect to 127.0.0.1 port 9: Connection refused\n",
+            "ssh: connect to host h port 22: Connection timed out\r\nfatal: Could not read from remote repository.\n",
+            "error: RPC failed; curl 56 Recv failure: Connection reset by peer\nfatal: the remote end hung up unexpectedly\n",
+            "fatal: unable to access 'https://h/a.git/': The requested URL returned error: 502\n",
+        ] {
+            assert_eq!(
+                classify(stderr, &HttpFacts::default()),
+                FailureClass::Transient,
+                "{stderr}"
+            );
+        }
+        assert_eq!(classify("fatal: x", &http(&[500])), FailureClass::Transient);
+    }
+
+    #[test]
+    fn refusals_by_the_mirrors_rules_are_permanent_and_races_transient() {
+        for reason in [
+            "pre-receive hook declined: remote: GH006: Protected branch update failed for refs/heads/main.",
+            "deny updating a hidden ref",
+            "pack exceeds maximum allowed size (2.00 GiB)",
+            "the mirror acknowledged refs/heads/main but does not have it",
+        ] {
+            assert_eq!(refusal_class(reason), FailureClass::Permanent, "{reason}");
+        }
+        for reason in [
+            "stale info",
+            "git reported no result for this ref",
+            "failed to lock",
+            "pre-receive hook declined: remote: GitLab: Internal API unreachable",
+        ] {
+            assert_eq!(refusal_class(reason), FailureClass::Transient, "{reason}");
+        }
+    }
+}
