@@ -9,6 +9,7 @@ pub mod install;
 pub mod keys;
 pub mod metrics;
 pub mod mirrors;
+pub mod notify_test;
 pub mod repo_arg;
 pub mod run;
 pub mod status;

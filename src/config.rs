@@ -17,10 +17,15 @@ pub mod fleet_override;
 pub mod live;
 mod load;
 pub mod mirror_path;
+pub mod notify;
 mod raw;
 mod validate;
 
-pub use load::{default_spool_dir, load_global, load_repo, locate_global, spool_dir_for_hook, state_base};
+pub use load::{
+    HookSettings, default_spool_dir, hook_settings, load_global, load_repo, locate_global, spool_dir_for_hook,
+    state_base,
+};
+pub use notify::NotifySettings;
 pub(crate) use raw::line_column;
 pub(crate) use validate::parse_repo;
 
@@ -211,6 +216,8 @@ pub struct MirrorKeys<F: SettingForm> {
     pub max_push_size: Option<F::Size>,
     #[serde(default, deserialize_with = "raw::max_refs_per_push")]
     pub max_refs_per_push: Option<usize>,
+    /// `false`: nobody is told about this mirror (README: "Notifications").
+    pub notify: Option<bool>,
     /// Fleet mirrors only: which repositories the mirror applies to.
     pub repos: Option<Vec<String>>,
 }
@@ -277,6 +284,7 @@ pub struct MirrorDefaults {
     pub lfs_required: bool,
     pub lfs_store: Option<PathBuf>,
     pub push_limits: PushLimits,
+    pub notify: bool,
 }
 
 impl Default for MirrorDefaults {
@@ -299,6 +307,7 @@ impl Default for MirrorDefaults {
             lfs_required: true,
             lfs_store: None,
             push_limits: PushLimits::default(),
+            notify: true,
         }
     }
 }
@@ -365,6 +374,10 @@ pub struct GlobalConfig {
     pub defaults: MirrorDefaults,
     pub retry: RetryPolicy,
     pub fleet_mirrors: Vec<FleetMirror>,
+    /// `[notify]`: who is told when a mirror fails or recovers.
+    pub notify: NotifySettings,
+    /// Whether the hook tells the pusher about failing mirrors of the repository.
+    pub warn_pushers: bool,
 }
 
 impl GlobalConfig {
@@ -385,6 +398,8 @@ impl GlobalConfig {
             defaults: MirrorDefaults::default(),
             retry: RetryPolicy::default(),
             fleet_mirrors: Vec::new(),
+            notify: NotifySettings::default(),
+            warn_pushers: true,
         }
     }
 }
@@ -433,6 +448,8 @@ pub struct MirrorConfig {
     pub verify_interval: Duration,
     pub lfs: LfsSettings,
     pub push_limits: PushLimits,
+    /// Whether notices about this mirror are sent (`notify = false`: never).
+    pub notify: bool,
 }
 
 /// A repository's `push-mirror.toml`, ready to use.
@@ -468,7 +485,7 @@ pub fn valid_mirror_name(name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::load::{Env, load_global_with, locate_global_in, spool_dir_for_hook_with};
+    use super::load::{Env, hook_settings_with, load_global_with, locate_global_in, spool_dir_for_hook_with};
     use super::*;
     use std::collections::HashMap;
     use std::ffi::OsString;
@@ -1295,5 +1312,35 @@ jitter = false
         let (spool, warning) = hook(Some(&dir.path().join("missing.toml")));
         assert_eq!(spool, default);
         assert!(warning.unwrap().contains("missing.toml"));
+    }
+
+    #[test]
+    fn hook_reads_the_state_dir_and_warn_pushers_leniently() {
+        let dir = TempDir::new().unwrap();
+        let env = env_of(&[("HOME", dir.path())]);
+        let system = no_system_file(&dir);
+        let base = dir.path().join(".local/state/git-push-mirror");
+        let file = dir.path().join("conf/config.toml");
+        let hook = |text: &str| {
+            write(&file, text, 0o644);
+            hook_settings_with(Some(&file), &env, &system)
+        };
+        let settings = hook("state_dir = \"st\"\n");
+        assert_eq!(settings.state_dir, dir.path().join("conf/st"));
+        assert_eq!(settings.spool_dir, base.join("spool"));
+        assert!(settings.warn_pushers && settings.warning.is_none());
+        let settings = hook("warn_pushers = false\n");
+        assert_eq!(settings.state_dir, base.join("state"));
+        assert!(!settings.warn_pushers);
+        // A bad state_dir costs the pusher's warning, never the push or a warning of its own.
+        let settings = hook("state_dir = 3\nspool_dir = \"q\"\n");
+        assert_eq!(
+            (settings.spool_dir, settings.warning),
+            (dir.path().join("conf/q"), None)
+        );
+        assert!(
+            hook("warn_pushers = \"no\"\n").warn_pushers,
+            "only `false` turns it off"
+        );
     }
 }

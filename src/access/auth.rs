@@ -348,6 +348,7 @@ mod tests {
             verify_interval: std::time::Duration::ZERO,
             lfs: Default::default(),
             push_limits: Default::default(),
+            notify: true,
         }
     }
 

@@ -166,6 +166,7 @@ mod tests {
             verify_interval: Duration::ZERO,
             lfs: Default::default(),
             push_limits: Default::default(),
+            notify: true,
         }
     }
 

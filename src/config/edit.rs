@@ -398,6 +398,7 @@ fn changes(edit: &MirrorEdit) -> Result<Vec<(&'static str, Change)>, EditError> 
         ("only_protected_branches", edit.only_protected_branches),
         ("keep_divergent_refs", edit.keep_divergent_refs),
         ("lfs_required", edit.lfs_required),
+        ("notify", edit.notify),
     ] {
         if let Some(flag) = flag {
             out.push((key, Change::Set(Value::from(flag))));

@@ -108,26 +108,58 @@ pub fn default_spool_dir() -> PathBuf {
     state_base(&real_env).join("spool")
 }
 
-/// The hook's lenient path to the spool directory: never fails, reads no more
-/// than it must. On any problem it returns the default spool directory and a
-/// one-line warning, so a broken config never loses a push.
-pub fn spool_dir_for_hook(explicit: Option<&Path>) -> (PathBuf, Option<String>) {
-    spool_dir_for_hook_with(explicit, &real_env, Path::new(SYSTEM_CONFIG_FILE))
+/// What the hook reads of the global configuration: where to spool, where the state (and its
+/// per-repository summary of failing mirrors) is, and whether to warn pushers about them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HookSettings {
+    pub spool_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub warn_pushers: bool,
+    /// Why the defaults are used instead of the file (a one-line warning for the pusher).
+    pub warning: Option<String>,
 }
 
+/// The hook's lenient path to the spool directory (see [`hook_settings`]).
+pub fn spool_dir_for_hook(explicit: Option<&Path>) -> (PathBuf, Option<String>) {
+    let settings = hook_settings(explicit);
+    (settings.spool_dir, settings.warning)
+}
+
+/// The hook's lenient reading of the global configuration: never fails, reads no more than it
+/// must (the file's top-level keys, no mirror configuration). On any problem it returns the
+/// default directories and a one-line warning, so a broken config never loses a push.
+pub fn hook_settings(explicit: Option<&Path>) -> HookSettings {
+    hook_settings_with(explicit, &real_env, Path::new(SYSTEM_CONFIG_FILE))
+}
+
+#[cfg(test)]
 pub(super) fn spool_dir_for_hook_with(
     explicit: Option<&Path>,
     env: Env<'_>,
     system_file: &Path,
 ) -> (PathBuf, Option<String>) {
-    let default = state_base(env).join("spool");
-    let fallback = |problem: String| {
-        let warning = format!("{problem}; spooling to {} instead", default.display());
-        (default.clone(), Some(warning))
+    let settings = hook_settings_with(explicit, env, system_file);
+    (settings.spool_dir, settings.warning)
+}
+
+pub(super) fn hook_settings_with(explicit: Option<&Path>, env: Env<'_>, system_file: &Path) -> HookSettings {
+    let base = state_base(env);
+    let defaults = HookSettings {
+        spool_dir: base.join("spool"),
+        state_dir: base.join("state"),
+        warn_pushers: true,
+        warning: None,
+    };
+    let fallback = |problem: String| HookSettings {
+        warning: Some(format!(
+            "{problem}; spooling to {} instead",
+            defaults.spool_dir.display()
+        )),
+        ..defaults.clone()
     };
     let path = match locate_global_in(explicit, env, system_file) {
         Ok(Some(path)) => absolute(&path),
-        Ok(None) => return (default, None),
+        Ok(None) => return defaults,
         Err(e) => return fallback(e.to_string()),
     };
     let text = match fs::read_to_string(&path) {
@@ -138,10 +170,23 @@ pub(super) fn spool_dir_for_hook_with(
         Ok(table) => table,
         Err(e) => return fallback(toml_error(&path, &text, &e).to_string()),
     };
-    match table.get("spool_dir") {
-        None => (default, None),
-        Some(toml::Value::String(dir)) if !dir.is_empty() => (file_dir(&path).join(dir), None),
-        Some(_) => fallback(format!("{}: `spool_dir` is not a path", path.display())),
+    let dir_key = |key: &str, default: &Path| match table.get(key) {
+        None => Ok(default.to_path_buf()),
+        Some(toml::Value::String(dir)) if !dir.is_empty() => Ok(file_dir(&path).join(dir)),
+        Some(_) => Err(format!("{}: `{key}` is not a path", path.display())),
+    };
+    let spool_dir = match dir_key("spool_dir", &defaults.spool_dir) {
+        Ok(dir) => dir,
+        Err(problem) => return fallback(problem),
+    };
+    // The state directory only serves the pusher's warning: a bad value costs the warning, never the push.
+    let state_dir = dir_key("state_dir", &defaults.state_dir).unwrap_or_else(|_| defaults.state_dir.clone());
+    let warn_pushers = !matches!(table.get("warn_pushers"), Some(toml::Value::Boolean(false)));
+    HookSettings {
+        spool_dir,
+        state_dir,
+        warn_pushers,
+        warning: None,
     }
 }
 

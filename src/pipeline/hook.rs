@@ -1,8 +1,11 @@
 //! The `post-receive` hook body: parse githooks(5) stdin, write one durable spool entry, start a
-//! detached worker, exit 0. It loads no mirror configuration and touches no network.
+//! detached worker, tell the pusher about the repository's failing mirrors, exit 0. It loads no
+//! mirror configuration and touches no network: what it tells comes from one small summary file
+//! the worker keeps in the state directory (absent while every mirror is healthy).
 
 use crate::config;
 use crate::mirror::refs::is_valid_ref_name;
+use crate::mirror::state::StateStore;
 use crate::pipeline::spool::{RefUpdate, SPOOL_FORMAT_VERSION, Spool, SpoolEntry};
 use crate::util::fsutil::{FileLock, now_ms};
 use crate::util::oid::Oid;
@@ -89,14 +92,20 @@ pub fn run_hook(stdin: &[u8], options: &HookOptions<'_>, err: &mut dyn Write) ->
         let _ = writeln!(err, "git-push-mirror: skipped {message}");
     }
     if !input.updates.is_empty() {
-        let (spool_dir, warning) = config::spool_dir_for_hook(options.config);
-        if let Some(warning) = warning {
+        let settings = config::hook_settings(options.config);
+        if let Some(warning) = &settings.warning {
             let _ = writeln!(err, "git-push-mirror: {warning}");
         }
-        match spool_push(&spool_dir, input.updates) {
+        let repo = hook_repository();
+        let spooled = repo
+            .as_ref()
+            .map_err(|e| std::io::Error::new(e.kind(), e.to_string()))
+            .and_then(|repo| spool_push(&settings.spool_dir, repo, input.updates));
+        let recorded = spooled.is_ok();
+        match spooled {
             Ok(()) => {
                 if !options.no_worker
-                    && let Err(e) = start_worker_if_idle(&spool_dir, options.config)
+                    && let Err(e) = start_worker_if_idle(&settings.spool_dir, options.config)
                 {
                     let _ = writeln!(
                         err,
@@ -111,6 +120,11 @@ pub fn run_hook(stdin: &[u8], options: &HookOptions<'_>, err: &mut dyn Write) ->
                 );
             }
         }
+        if settings.warn_pushers
+            && let Ok(repo) = &repo
+        {
+            warn_about_failing_mirrors(&settings.state_dir, repo, recorded, err);
+        }
     }
     match options.chain {
         Some(chained) => run_chained(chained, options.chain_args, stdin, err),
@@ -118,10 +132,39 @@ pub fn run_hook(stdin: &[u8], options: &HookOptions<'_>, err: &mut dyn Write) ->
     }
 }
 
-fn spool_push(spool_dir: &Path, updates: Vec<RefUpdate>) -> std::io::Result<()> {
+/// One `remote:` line per failing mirror of `repo` (gitolite's habit): its name, since when, the
+/// first line of its error, and what becomes of this push. Nothing when every mirror is healthy.
+fn warn_about_failing_mirrors(state_dir: &Path, repo: &Path, recorded: bool, err: &mut dyn Write) {
+    let outcome = if recorded {
+        "this push is recorded and will be mirrored when it works again"
+    } else {
+        "it is retried"
+    };
+    for failing in StateStore::new(state_dir).failing_mirrors(repo) {
+        let since = failing
+            .since_ms
+            .map(|ms| {
+                let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+                format!(" since {}", humantime::format_rfc3339_seconds(at))
+            })
+            .unwrap_or_default();
+        let error = if failing.error.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", failing.error)
+        };
+        let _ = writeln!(
+            err,
+            "git-push-mirror: mirror {} is failing{since}{error}; {outcome}",
+            failing.mirror
+        );
+    }
+}
+
+fn spool_push(spool_dir: &Path, repo: &Path, updates: Vec<RefUpdate>) -> std::io::Result<()> {
     let entry = SpoolEntry {
         version: SPOOL_FORMAT_VERSION,
-        repo: hook_repository()?,
+        repo: repo.to_path_buf(),
         received_at_ms: now_ms(),
         updates,
     };
@@ -131,7 +174,7 @@ fn spool_push(spool_dir: &Path, updates: Vec<RefUpdate>) -> std::io::Result<()> 
 /// Starts `git-push-mirror run` fully detached (own session, no inherited
 /// stdio, clean environment), unless a worker already holds the lock: that
 /// one re-checks the spool after releasing it, so our entry is not stranded.
-fn start_worker_if_idle(spool_dir: &Path, config: Option<&Path>) -> std::io::Result<()> {
+pub fn start_worker_if_idle(spool_dir: &Path, config: Option<&Path>) -> std::io::Result<()> {
     match FileLock::try_acquire(&spool_dir.join(WORKER_LOCK))? {
         None => return Ok(()),
         Some(lock) => drop(lock),
