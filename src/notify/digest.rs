@@ -146,19 +146,20 @@ pub fn text(group: &[Resolved], host: &str) -> String {
     } else {
         format!(" {}", notice.refs.join(", "))
     };
+    // A failure's refs follow its count: "failed since … (5 failed updates; refs/heads/main)".
+    let failed_refs = if notice.refs.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", notice.refs.join(", "))
+    };
+    let updates = match notice.failures {
+        1 => "1 failed update".to_string(),
+        n => format!("{n} failed updates"),
+    };
     let what = |subject: &str| match notice.event {
-        Event::Failed if notice.reminder => format!(
-            "{subject} still failing{since} ({} failed updates){error}",
-            notice.failures
-        ),
-        Event::Failed => format!(
-            "{subject} failed{since} ({} failed updates){refs}{error}",
-            notice.failures
-        ),
-        Event::Recovered => format!(
-            "{subject} recovered (failing{since}, {} failed updates)",
-            notice.failures
-        ),
+        Event::Failed if notice.reminder => format!("{subject} still failing{since} ({updates}){error}"),
+        Event::Failed => format!("{subject} failed{since} ({updates}{failed_refs}){error}"),
+        Event::Recovered => format!("{subject} recovered (failing{since}, {updates})"),
         Event::Refused => format!("{subject} refused{refs}{error}"),
         Event::Divergent => format!("{subject}: diverged on the mirror, left alone:{refs}"),
         Event::Quarantined => format!("{subject}: a corrupt file was moved aside{error}"),

@@ -89,11 +89,14 @@ pub fn send_waiting(global: &GlobalConfig, store: &StateStore, flush: bool) -> R
                 .filter(|&i| !queued[i].delivered.contains(channel.name()))
                 .collect();
             let newest = owed.iter().map(|&i| queued[i].notice.at_ms).max().unwrap_or(0);
-            if owed.is_empty() || !ledger.may_try(channel.name(), newest, now) {
+            // A channel that failed is tried again with a newer notice, after a minute, or when the
+            // worker leaves (so every run tries once).
+            if owed.is_empty() || !(flush || ledger.may_try(channel.name(), newest, now)) {
                 continue;
             }
             let part: Vec<Resolved> = owed.iter().map(|&i| resolved[i].clone()).collect();
             let payload = digest::payload(&part, &host);
+            crate::util::failpoint::hit("notify.before_send");
             match deliver(channel, settings, &payload, now) {
                 Ok(()) => {
                     ledger.delivered(channel.name());

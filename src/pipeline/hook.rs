@@ -136,7 +136,7 @@ pub fn run_hook(stdin: &[u8], options: &HookOptions<'_>, err: &mut dyn Write) ->
 /// first line of its error, and what becomes of this push. Nothing when every mirror is healthy.
 fn warn_about_failing_mirrors(state_dir: &Path, repo: &Path, recorded: bool, err: &mut dyn Write) {
     let outcome = if recorded {
-        "this push is recorded and will be mirrored when it works again"
+        "this push is recorded and will be retried"
     } else {
         "it is retried"
     };

@@ -18,6 +18,7 @@ pub const ALL: &[&str] = &[
     "update.after_started",
     "update.after_push",
     "update.after_outcome",
+    "notify.before_send",
 ];
 
 /// Kills the process here if `name` is the active failpoint.

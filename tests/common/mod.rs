@@ -14,6 +14,9 @@
 //!   certificate from a CA made in the test;
 //! - [`Sshd`]: a real OpenSSH server run as the current user.
 //!
+//! For notifications: [`WebhookReceiver`] (HTTP or HTTPS, recording what is posted) and
+//! [`SmtpServer`] (aiosmtpd, behind msmtp's sendmail).
+//!
 //! Each test binary uses only part of this module, hence `allow(dead_code)`.
 #![allow(dead_code)]
 
@@ -21,7 +24,9 @@ mod daemon;
 mod http;
 pub mod lfs;
 mod nginx;
+mod smtp;
 mod sshd;
+mod webhook;
 
 // A test binary that uses only `TestEnv` would flag these re-exports.
 #[allow(unused_imports)]
@@ -29,7 +34,9 @@ pub use {
     daemon::GitDaemon,
     http::{HttpGitServer, basic_credentials},
     nginx::{HttpsGitServer, TestCa},
+    smtp::SmtpServer,
     sshd::Sshd,
+    webhook::{Received, WebhookReceiver},
 };
 
 use std::collections::{BTreeMap, BTreeSet};
