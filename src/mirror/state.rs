@@ -608,12 +608,7 @@ impl StateStore {
             }
         }
         if listed.is_empty() {
-            return match fs::remove_file(&file) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                    Err(e).with_context(|| format!("removing {}", file.display()))
-                }
-                _ => Ok(()),
-            };
+            return remove_if_present(&file);
         }
         write_json(&file, &listed, Durability::OldOrNew)
     }
@@ -644,12 +639,7 @@ impl StateStore {
     pub fn note_config_error(&self, repo: &Path, error: Option<&str>) -> Result<()> {
         let marker = self.repo_dir(repo).join(CONFIG_ERROR_TOLD);
         let Some(error) = error else {
-            return match fs::remove_file(&marker) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                    Err(e).with_context(|| format!("removing {}", marker.display()))
-                }
-                _ => Ok(()),
-            };
+            return remove_if_present(&marker);
         };
         if !self.is_telling() || marker.exists() {
             return Ok(());
@@ -696,11 +686,7 @@ impl StateStore {
             self.known_refs_file(repo, mirror),
             self.repo_dir(repo).join("mirrors").join(format!("{mirror}.lock")),
         ] {
-            match fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e).with_context(|| format!("removing {}", path.display())),
-            }
+            remove_if_present(&path)?;
         }
         Ok(())
     }
@@ -789,6 +775,14 @@ impl StateStore {
             made.insert(dir.to_path_buf());
         }
         Ok(())
+    }
+}
+
+/// Removes a file; one that is not there is no error.
+fn remove_if_present(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e).with_context(|| format!("removing {}", path.display())),
+        _ => Ok(()),
     }
 }
 

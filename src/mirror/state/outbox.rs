@@ -2,6 +2,7 @@
 //! written (and fsynced) before the state records the notice as told, and removed only once
 //! every channel took it, so a kill at any moment repeats a notice at most, never loses one.
 
+use crate::mirror::state::create_private_dir;
 use crate::mirror::state::incident::Notice;
 use crate::util::fsutil::{Durability, replace_file, unique_name};
 use anyhow::{Context, Result};
@@ -135,21 +136,8 @@ impl Outbox {
 
     /// Removes a notice (sent, or not wanted).
     pub fn remove(&self, queued: &Queued) -> Result<()> {
-        match fs::remove_file(&queued.path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e).with_context(|| format!("removing {}", queued.path.display())),
-        }
+        super::remove_if_present(&queued.path)
     }
-}
-
-fn create_private_dir(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("creating {}", dir.display()))
 }
 
 #[cfg(test)]
