@@ -903,6 +903,61 @@ mod tests {
     }
 
     #[test]
+    fn a_save_queues_what_its_transition_owes_before_recording_it_as_told() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::new(dir.path()).telling(true);
+        let repo = Path::new("/srv/git/app.git");
+        let fail = |state: &mut MirrorState| {
+            state.update_status = UpdateStatus::Failed;
+            state.consecutive_failures += 1;
+            state.last_error = Some("fatal: gone\nmore".into());
+        };
+        // The outbox cannot be written: nothing is marked as told, the pusher is still warned.
+        std::fs::create_dir_all(dir.path().join("notify")).unwrap();
+        std::fs::write(dir.path().join("notify/outbox"), "not a directory").unwrap();
+        store.update_mirror(repo, "gh", fail).unwrap();
+        assert_eq!(store.load_mirror(repo, "gh").unwrap().incident.told_failed_at_ms, None);
+        let failing = store.failing_mirrors(repo);
+        assert_eq!((failing.len(), failing[0].error.as_str()), (1, "fatal: gone"));
+        // Once it can, the next save queues the notice and records it as told.
+        std::fs::remove_file(dir.path().join("notify/outbox")).unwrap();
+        store.update_mirror(repo, "gh", fail).unwrap();
+        assert!(
+            store
+                .load_mirror(repo, "gh")
+                .unwrap()
+                .incident
+                .told_failed_at_ms
+                .is_some()
+        );
+        assert_eq!(store.outbox().list().unwrap().len(), 1);
+        store.update_mirror(repo, "gh", fail).unwrap();
+        assert_eq!(store.outbox().len(), 1, "once per incident");
+        store
+            .update_mirror(repo, "gh", |state| state.update_status = UpdateStatus::Finished)
+            .unwrap();
+        let queued = store.outbox().list().unwrap();
+        assert_eq!(queued[1].notice.event, crate::config::notify::Event::Recovered);
+        assert!(store.failing_mirrors(repo).is_empty());
+        assert!(!store.repo_dir(repo).join(failing::FAILING_FILE).exists());
+    }
+
+    #[test]
+    fn a_store_that_tells_nobody_queues_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::new(dir.path());
+        let repo = Path::new("/srv/git/app.git");
+        store
+            .update_mirror(repo, "gh", |state| state.update_status = UpdateStatus::Failed)
+            .unwrap();
+        store.note_config_error(repo, Some("broken")).unwrap();
+        assert!(store.outbox().is_empty());
+        assert_eq!(store.failing_mirrors(repo).len(), 1);
+        store.remove_mirror(repo, "gh").unwrap();
+        assert!(store.failing_mirrors(repo).is_empty());
+    }
+
+    #[test]
     fn repo_keys_differ_for_different_paths() {
         assert_ne!(repo_key(Path::new("/a/app.git")), repo_key(Path::new("/b/app.git")));
         assert!(repo_key(Path::new("/a/app.git")).starts_with("app.git-"));
