@@ -571,6 +571,58 @@ fn notify_test_says_what_happened_for_each_channel() {
         text.contains("mail to ops@example.com: sent"),
         "the other channels still go: {text}"
     );
+
+    // A redirect is not followed (it would take the token elsewhere) and says where it pointed.
+    let elsewhere = WebhookReceiver::start();
+    receiver.redirect_to(&elsewhere.url("collect/secret-too"));
+    let out = gpm_output(&env, &["notify-test"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    let expected = format!(
+        "webhook {shown}: FAILED: {shown} answered with a redirect (HTTP 302) to {}",
+        elsewhere.url("…")
+    );
+    assert!(text.contains(&expected), "{text}");
+    assert!(elsewhere.requests().is_empty(), "followed the redirect");
+    assert!(!text.contains("secret"), "{text}");
+}
+
+#[test]
+fn a_webhook_goes_through_the_proxy_the_environment_names() {
+    let env = TestEnv::new();
+    let proxy = WebhookReceiver::start();
+    configure(&env, 1, "webhook_url = \"http://chat.example.invalid/hooks/abc\"\n");
+    let out = gpm(&env)
+        .arg("notify-test")
+        .env("http_proxy", proxy.url(""))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    // ureq tunnels through the proxy (CONNECT), then posts.
+    let requests = proxy.requests();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    assert_eq!(
+        (requests[0].method.as_str(), requests[0].path.as_str()),
+        ("CONNECT", "chat.example.invalid:80")
+    );
+    assert_eq!(
+        (requests[1].method.as_str(), requests[1].path.as_str()),
+        ("POST", "/hooks/abc")
+    );
+    assert_eq!(requests[1].header("host"), Some("chat.example.invalid"));
+    assert_eq!(requests[1].json()["test"], true);
+
+    // A host in no_proxy is reached directly.
+    let direct = WebhookReceiver::start();
+    configure(&env, 1, &format!("webhook_url = \"{}\"\n", direct.url("hooks/abc")));
+    let out = gpm(&env)
+        .arg("notify-test")
+        .env("http_proxy", proxy.url(""))
+        .env("no_proxy", "127.0.0.1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!((direct.requests().len(), proxy.requests().len()), (1, 2));
 }
 
 #[test]

@@ -38,6 +38,8 @@ impl Received {
 struct Shared {
     requests: Mutex<Vec<Received>>,
     status: AtomicU16,
+    /// `Location` of a redirect answer.
+    location: Mutex<Option<String>>,
     tls: Option<Arc<rustls::ServerConfig>>,
 }
 
@@ -83,6 +85,7 @@ impl WebhookReceiver {
         let shared = Arc::new(Shared {
             requests: Mutex::new(Vec::new()),
             status: AtomicU16::new(200),
+            location: Mutex::new(None),
             tls,
         });
         let stop = Arc::new(AtomicBool::new(false));
@@ -133,6 +136,12 @@ impl WebhookReceiver {
     pub fn answer_with(&self, status: u16) {
         self.shared.status.store(status, Ordering::SeqCst);
     }
+
+    /// Answer the next requests with a redirect (302) to `location`.
+    pub fn redirect_to(&self, location: &str) {
+        *self.shared.location.lock().unwrap() = Some(location.to_string());
+        self.answer_with(302);
+    }
 }
 
 impl Drop for WebhookReceiver {
@@ -145,12 +154,45 @@ impl Drop for WebhookReceiver {
     }
 }
 
-/// Reads one request (head and a `Content-Length` body), records it, answers, closes.
+/// Reads one request (head and a `Content-Length` body), records it, answers, closes. A
+/// `CONNECT` (a client using the receiver as its proxy) is recorded, accepted, and the request
+/// that follows through the tunnel is handled the same way.
 fn handle(stream: impl Read + Write, shared: &Shared) {
     let mut reader = BufReader::new(stream);
+    let Some(mut request) = read_request(&mut reader) else {
+        return;
+    };
+    if request.method == "CONNECT" {
+        shared.requests.lock().unwrap().push(request);
+        let _ = reader
+            .get_mut()
+            .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+        let _ = reader.get_mut().flush();
+        match read_request(&mut reader) {
+            Some(tunnelled) => request = tunnelled,
+            None => return,
+        }
+    }
+    shared.requests.lock().unwrap().push(request);
+    let status = shared.status.load(Ordering::SeqCst);
+    let answer = if status == 200 { "ok" } else { "refused by the test" };
+    let location = match shared.location.lock().unwrap().as_deref() {
+        Some(location) if (300..400).contains(&status) => format!("Location: {location}\r\n"),
+        _ => String::new(),
+    };
+    let mut stream = reader.into_inner();
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status} Test\r\n{location}Content-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+        answer.len()
+    );
+    let _ = stream.flush();
+}
+
+fn read_request(reader: &mut impl BufRead) -> Option<Received> {
     let mut line = String::new();
     if reader.read_line(&mut line).unwrap_or(0) == 0 {
-        return;
+        return None;
     }
     let mut parts = line.split_whitespace();
     let (method, path) = (
@@ -161,7 +203,7 @@ fn handle(stream: impl Read + Write, shared: &Shared) {
     loop {
         let mut header = String::new();
         if reader.read_line(&mut header).unwrap_or(0) == 0 {
-            return;
+            return None;
         }
         let header = header.trim_end();
         if header.is_empty() {
@@ -177,22 +219,11 @@ fn handle(stream: impl Read + Write, shared: &Shared) {
         .and_then(|(_, v)| v.parse().ok())
         .unwrap_or(0);
     let mut body = vec![0; length];
-    if reader.read_exact(&mut body).is_err() {
-        return;
-    }
-    shared.requests.lock().unwrap().push(Received {
+    reader.read_exact(&mut body).ok()?;
+    Some(Received {
         method,
         path,
         headers,
         body,
-    });
-    let status = shared.status.load(Ordering::SeqCst);
-    let answer = if status == 200 { "ok" } else { "refused by the test" };
-    let mut stream = reader.into_inner();
-    let _ = write!(
-        stream,
-        "HTTP/1.1 {status} Test\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
-        answer.len()
-    );
-    let _ = stream.flush();
+    })
 }
