@@ -375,6 +375,72 @@ fn a_notify_command_gets_one_json_object_on_stdin_and_only_the_allowlisted_envir
 }
 
 #[test]
+fn corrupt_state_and_spool_files_are_told_as_quarantined_and_a_failed_mirror_is_reminded() {
+    let env = TestEnv::new();
+    let (command, told) = recording_command(&env);
+    configure(
+        &env,
+        1,
+        &format!("command = \"{}\"\nremind_every = \"1s\"\n", command.display()),
+    );
+    let setup = Setup::spooling_only(&env, "app");
+    push(&env, &setup, 1);
+    assert!(gpm(&env).arg("run").status().unwrap().success());
+    setup.wait_converged(&env);
+    assert!(recorded(&told).is_empty(), "nothing to tell");
+
+    let state = state_base(&env).join("state/repos");
+    let repo_dir = fs::read_dir(&state).unwrap().flatten().next().unwrap().path();
+    fs::write(repo_dir.join("mirrors/backup.json"), "{ not json").unwrap();
+    fs::write(spool_dir(&env).join("new/0000-junk"), "junk").unwrap();
+    push(&env, &setup, 2);
+    gpm(&env).arg("run").status().unwrap();
+    setup.wait_converged(&env);
+    let notices = recorded(&told);
+    let events: Vec<&str> = notices.iter().map(|(n, _)| n["event"].as_str().unwrap()).collect();
+    assert_eq!(events, ["quarantined", "quarantined"], "{}", log_text(&env));
+    let errors: Vec<&str> = notices.iter().map(|(n, _)| n["error"].as_str().unwrap()).collect();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("backup.json was corrupt") && e.contains("/state/bad/")),
+        "{errors:?}"
+    );
+    assert!(
+        errors.iter().any(|e| e.contains("spool entry 0000-junk is unusable")),
+        "{errors:?}"
+    );
+
+    // A mirror still failed is told again after remind_every, by a run.
+    fs::remove_dir_all(&setup.mirror).unwrap();
+    push(&env, &setup, 3);
+    assert_eq!(gpm(&env).arg("run").status().unwrap().code(), Some(1));
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(gpm(&env).arg("run").status().unwrap().code(), Some(0));
+    let notices = recorded(&told);
+    let last: Vec<&serde_json::Value> = notices.iter().skip(2).map(|(n, _)| n).collect();
+    assert_eq!(last.len(), 2, "{}", log_text(&env));
+    assert_eq!(
+        (last[0]["event"].as_str(), last[0]["reminder"].as_bool()),
+        (Some("failed"), Some(false))
+    );
+    assert_eq!(
+        (last[1]["event"].as_str(), last[1]["reminder"].as_bool()),
+        (Some("failed"), Some(true))
+    );
+    assert!(
+        last[1]["text"].as_str().unwrap().contains("mirror backup of"),
+        "{}",
+        last[1]
+    );
+    assert!(
+        last[1]["text"].as_str().unwrap().contains(" still failing since "),
+        "{}",
+        last[1]
+    );
+}
+
+#[test]
 fn forty_fleet_mirrors_failing_for_one_cause_send_one_digest_not_forty() {
     let env = TestEnv::new();
     let (command, told) = recording_command(&env);
