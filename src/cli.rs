@@ -175,6 +175,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, Exi
             commands::metrics::cmd_metrics(&global, &repos, output.as_deref(), out, err)
         }
         Command::Check { repos } => commands::check::cmd_check(&global, &repos, out, err),
+        Command::NotifyTest => commands::notify_test::cmd_notify_test(&global, out, err),
         Command::Keygen { repo, name } => commands::keys::cmd_keygen(&global, &repo, &name, out, err),
         Command::KnownHosts {
             url,

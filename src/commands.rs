@@ -10,6 +10,7 @@ pub mod install;
 pub mod keys;
 pub mod metrics;
 pub mod mirrors;
+pub mod notify_test;
 pub mod protected;
 pub mod repo_arg;
 pub mod run;

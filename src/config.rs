@@ -20,6 +20,7 @@ pub mod live;
 mod load;
 mod mirror_files;
 pub mod mirror_path;
+pub mod notify;
 mod raw;
 mod unknown_key;
 mod validate;
@@ -29,6 +30,7 @@ pub use load::{
     HookSettings, default_spool_dir, hook_settings, load_global, load_repo, locate_global, state_base,
     system_config_file,
 };
+pub use notify::NotifySettings;
 pub(crate) use raw::line_column;
 pub(crate) use validate::parse_repo;
 
@@ -224,6 +226,8 @@ pub struct MirrorKeys<F: SettingForm> {
     pub max_push_size: Option<F::Size>,
     #[serde(default, deserialize_with = "raw::max_refs_per_push")]
     pub max_refs_per_push: Option<usize>,
+    /// `false`: nobody is told about this mirror (README: "Notifications").
+    pub notify: Option<bool>,
     /// Fleet mirrors only: which repositories the mirror applies to.
     pub repos: Option<Vec<String>>,
 }
@@ -291,6 +295,7 @@ pub struct MirrorDefaults {
     pub lfs_required: bool,
     pub lfs_store: Option<PathBuf>,
     pub push_limits: PushLimits,
+    pub notify: bool,
 }
 
 impl Default for MirrorDefaults {
@@ -314,6 +319,7 @@ impl Default for MirrorDefaults {
             lfs_required: true,
             lfs_store: None,
             push_limits: PushLimits::default(),
+            notify: true,
         }
     }
 }
@@ -387,6 +393,10 @@ pub struct GlobalConfig {
     pub defaults: MirrorDefaults,
     pub retry: RetryPolicy,
     pub fleet_mirrors: Vec<FleetMirror>,
+    /// `[notify]`: who is told when a mirror fails or recovers.
+    pub notify: NotifySettings,
+    /// Whether the hook tells the pusher about failing mirrors of the repository.
+    pub warn_pushers: bool,
 }
 
 impl GlobalConfig {
@@ -408,6 +418,8 @@ impl GlobalConfig {
             defaults: MirrorDefaults::default(),
             retry: RetryPolicy::default(),
             fleet_mirrors: Vec::new(),
+            notify: NotifySettings::default(),
+            warn_pushers: true,
         }
     }
 }
@@ -460,6 +472,8 @@ pub struct MirrorConfig {
     /// others can read, a file it names that untrusted users can write, a FIFO named as a file):
     /// it alone is faulted, its repository's other mirrors go on (README: "Security").
     pub fault: Option<String>,
+    /// Whether notices about this mirror are sent (`notify = false`: never).
+    pub notify: bool,
 }
 
 /// A repository's `push-mirror.toml`, ready to use.
@@ -497,6 +511,7 @@ impl MirrorConfig {
             lfs: LfsSettings::default(),
             push_limits: PushLimits::default(),
             fault: None,
+            notify: true,
         }
     }
 }
@@ -1491,5 +1506,35 @@ permanent_retry = "2h"
         write(&file, "spool_dir = \"q\"\nshared_group = \"git\"\n", 0o644);
         let settings = hook_settings_with(Some(&file), &env, &system);
         assert_eq!(settings.shared_group.as_deref(), Some("git"));
+    }
+
+    #[test]
+    fn hook_reads_the_state_dir_and_warn_pushers_leniently() {
+        let dir = TempDir::new().unwrap();
+        let env = env_of(&[("HOME", dir.path())]);
+        let system = no_system_file(&dir);
+        let base = dir.path().join(".local/state/git-push-mirror");
+        let file = dir.path().join("conf/config.toml");
+        let hook = |text: &str| {
+            write(&file, text, 0o644);
+            hook_settings_with(Some(&file), &env, &system)
+        };
+        let settings = hook("state_dir = \"st\"\n");
+        assert_eq!(settings.state_dir, dir.path().join("conf/st"));
+        assert_eq!(settings.spool_dir, base.join("spool"));
+        assert!(settings.warn_pushers && settings.warning.is_none());
+        let settings = hook("warn_pushers = false\n");
+        assert_eq!(settings.state_dir, base.join("state"));
+        assert!(!settings.warn_pushers);
+        // A bad state_dir costs the pusher's warning, never the push or a warning of its own.
+        let settings = hook("state_dir = 3\nspool_dir = \"q\"\n");
+        assert_eq!(
+            (settings.spool_dir, settings.warning),
+            (dir.path().join("conf/q"), None)
+        );
+        assert!(
+            hook("warn_pushers = \"no\"\n").warn_pushers,
+            "only `false` turns it off"
+        );
     }
 }

@@ -20,7 +20,9 @@
 //!   LFS transfers, git's traces, failures with their classes and hints.
 //! - [`access`]: how a mirror is reached: transports, credentials, SSH keys and host keys, redaction.
 //! - [`mirror`]: one mirror of one repository: the pure planner, an update and its report, durable
-//!   state, known refs and their checks.
+//!   state (and the notices its transitions owe), known refs and their checks.
+//! - [`notify`]: telling people: the outbox's notices sent through a command, a webhook and mail,
+//!   digested, rate-limited, from a thread that never delays a mirror.
 //! - [`pipeline`]: the hook, the spool, the worker and its schedule, the drift scan, fleet discovery,
 //!   traces of pushes the hook could not record.
 //! - [`ops`]: status and metrics reports, installing the hook (plain, Gitea/Forgejo, gitolite), the
@@ -41,6 +43,7 @@ pub mod commands;
 pub mod config;
 pub mod git;
 pub mod mirror;
+pub mod notify;
 pub mod ops;
 pub mod pipeline;
 pub mod util;

@@ -91,7 +91,7 @@ pub fn check_secret_length(secret: &str) -> Result<()> {
 }
 
 /// Fails when a file of mode `mode` can be read by its group or by others.
-fn refuse_if_readable_by_others(path: &Path, mode: u32, what: &str) -> Result<()> {
+pub(crate) fn refuse_if_readable_by_others(path: &Path, mode: u32, what: &str) -> Result<()> {
     if mode & 0o077 != 0 {
         bail!(
             "the {what} {} is readable by group/others (mode {:o}); run: chmod 600 {}",

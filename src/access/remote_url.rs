@@ -198,6 +198,27 @@ pub fn display_url(url: &str, has_password: bool) -> String {
     }
 }
 
+/// The host a mirror URL reaches (`host[:port]`; user names and paths dropped), which is what
+/// hangs when a server does. Local paths and `file://` URLs share one host, `file`.
+pub fn host_of(url: &str) -> String {
+    match transport_of(url) {
+        Transport::File => "file".to_string(),
+        _ => {
+            let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+            // scp-like `user@host:path`: the host ends at the colon.
+            let scp_like = !url.contains("://");
+            let end = rest
+                .find(|c: char| c == '/' || (scp_like && c == ':'))
+                .unwrap_or(rest.len());
+            let authority = &rest[..end];
+            authority
+                .rsplit_once('@')
+                .map_or(authority, |(_, host)| host)
+                .to_ascii_lowercase()
+        }
+    }
+}
+
 /// `scheme://host[:port]` of an HTTP(S) URL, without user info or path: the scope of the
 /// credentials given for it (`credential.<origin>.helper`). `None` for other transports.
 pub fn http_origin(url: &str) -> Option<String> {

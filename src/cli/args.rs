@@ -199,6 +199,10 @@ never moves hooks to it silently; `install` says when several binaries are insta
         #[arg(long, short, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Send a sample notice through every [notify] channel (command, webhook, mail) and say what
+    /// happened for each; exits 1 if one failed.
+    #[command(name = "notify-test")]
+    NotifyTest,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell to complete for.
@@ -380,6 +384,9 @@ pub struct MirrorFlags {
     /// Most refs one push may update (0 for no limit): bigger updates are pushed in batches.
     #[arg(long, value_name = "N")]
     max_refs_per_push: Option<usize>,
+    /// Whether people are told when this mirror fails or recovers ([notify]; default true).
+    #[arg(long, value_name = "BOOL")]
+    notify: Option<bool>,
 }
 
 impl MirrorFlags {
@@ -428,6 +435,7 @@ impl MirrorFlags {
             lfs_url: self.lfs_url.clone(),
             max_push_size: self.max_push_size.clone(),
             max_refs_per_push: self.max_refs_per_push,
+            notify: self.notify,
             ..Default::default()
         })
     }

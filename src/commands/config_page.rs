@@ -120,6 +120,8 @@ pub fn render(version: &str) -> String {
     key_paragraphs(&mut roff, Table::Global, false);
     roff.control("SS", ["[retry]"]);
     key_paragraphs(&mut roff, Table::Retry, false);
+    roff.control("SS", ["[notify]"]);
+    key_paragraphs(&mut roff, Table::Notify, false);
     roff.control("SS", ["[defaults]"]).text([roman(
         "Any key of MIRROR KEYS not marked otherwise, applied to every mirror (a repository's own and fleet \
          mirrors) that does not set it.",

@@ -31,6 +31,13 @@ pub fn cmd_metrics(
         silent_mode: global.silent_mode,
         state_files_quarantined: StateStore::new(&global.state_dir).bad_files(),
         discovery_errors: problems.len(),
+        notify: crate::ops::metrics::NotifyStats::read(
+            &global.state_dir,
+            &crate::notify::channels(&global.notify)
+                .iter()
+                .map(|c| c.name())
+                .collect::<Vec<_>>(),
+        ),
         written_at_seconds: now as f64 / 1000.0,
     });
     match output {

@@ -27,7 +27,7 @@ pub fn cmd_sync(global: &GlobalConfig, repo: &Path, only: Option<&str>, out: &mu
         writeln!(out, "{}: no enabled mirrors", repo.display()).map_err(io)?;
         return Ok(EXIT_OK);
     }
-    let store = StateStore::new(&global.state_dir);
+    let store = StateStore::new(&global.state_dir).telling(global.notify.is_configured());
     store.register(&repo)?;
     let mut failed = false;
     for mirror in mirrors {
@@ -38,6 +38,14 @@ pub fn cmd_sync(global: &GlobalConfig, repo: &Path, only: Option<&str>, out: &mu
         })?;
         print_report(&mirror.name, &shown_url(mirror), &report, out).map_err(io)?;
         failed |= report.is_failure();
+    }
+    // What the updates owe people is sent by a worker, so `sync` never waits on a notifier.
+    if !store.outbox().is_empty()
+        && let Err(e) = crate::pipeline::spool::Spool::new(&global.spool_dir)
+            .ensure_dirs()
+            .and_then(|()| crate::pipeline::hook::start_worker_if_idle(&global.spool_dir, global.source.as_deref()))
+    {
+        log::warn!("could not start a worker to send notices ({e}); the next `run` sends them");
     }
     Ok(if failed { EXIT_FAILED } else { EXIT_OK })
 }

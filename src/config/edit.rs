@@ -415,6 +415,7 @@ fn changes(edit: &MirrorEdit) -> Result<Vec<(&'static str, Change)>, EditError> 
         ("keep_divergent_refs", edit.keep_divergent_refs),
         ("prune_unmerged", edit.prune_unmerged),
         ("lfs_required", edit.lfs_required),
+        ("notify", edit.notify),
     ] {
         if let Some(flag) = flag {
             out.push((key, Change::Set(Value::from(flag))));

@@ -12,6 +12,8 @@ pub enum Table {
     Global,
     /// The global file's `[retry]`.
     Retry,
+    /// The global file's `[notify]`: who is told when mirrors fail.
+    Notify,
     /// A `[mirror.NAME]` table, in a repository's `push-mirror.toml` or the global file (a fleet
     /// mirror); most also in the global `[defaults]` (see [`KeyDoc::in_defaults`]).
     Mirror,
@@ -57,7 +59,7 @@ const fn own(key_name: &'static str, example: &'static str, default: &'static st
     }
 }
 
-use Table::{Global, Mirror, Repo, Retry};
+use Table::{Global, Mirror, Notify, Repo, Retry};
 
 /// Every key of every configuration file, in the order the man page gives them.
 pub const KEYS: &[KeyDoc] = &[
@@ -133,6 +135,13 @@ pub const KEYS: &[KeyDoc] = &[
     ),
     key(
         Global,
+        "warn_pushers",
+        "true",
+        "true",
+        "The hook prints one line per failing mirror of the pushed repository (its name, since when, the first line of its error).",
+    ),
+    key(
+        Global,
         "defaults",
         "",
         "none",
@@ -144,6 +153,13 @@ pub const KEYS: &[KeyDoc] = &[
         "",
         "none",
         "A table: the backoff after a failed update (see [retry]).",
+    ),
+    key(
+        Global,
+        "notify",
+        "",
+        "none",
+        "A table: who is told when a mirror fails, recovers, refuses or diverges (see [notify]).",
     ),
     key(
         Global,
@@ -180,6 +196,97 @@ pub const KEYS: &[KeyDoc] = &[
         "true",
         "true",
         "Spread retries a little, so mirrors that failed together do not retry in lockstep.",
+    ),
+    key(
+        Notify,
+        "command",
+        "\"/usr/local/bin/mirror-alert\"",
+        "none",
+        "A program run per notice with the notice's JSON on stdin and GIT_PUSH_MIRROR_EVENT in its environment; exit status 0 means delivered.",
+    ),
+    key(
+        Notify,
+        "webhook_url",
+        "\"https://chat.example.com/hooks/abc\"",
+        "none",
+        "An HTTP(S) URL the notice's JSON (with a one-line `text`, as Slack, Mattermost and Rocket.Chat show it) is POSTed to.",
+    ),
+    key(
+        Notify,
+        "webhook_url_file",
+        "\"/etc/git-push-mirror/slack.url\"",
+        "none",
+        "A file (mode 600) whose first line is the webhook URL, for a URL that is itself the secret; never logged.",
+    ),
+    key(
+        Notify,
+        "webhook_token_file",
+        "\"/etc/git-push-mirror/webhook.token\"",
+        "none",
+        "A file (mode 600) whose first line is sent as `Authorization: Bearer` to the webhook.",
+    ),
+    key(
+        Notify,
+        "ca_file",
+        "\"/etc/git-push-mirror/corp-root-ca.pem\"",
+        "the system's CAs",
+        "CA certificates (PEM) the webhook's TLS trusts besides the system's.",
+    ),
+    key(
+        Notify,
+        "email_to",
+        "[\"ops@example.com\"]",
+        "none",
+        "Addresses a plain-text mail goes to, through sendmail -t.",
+    ),
+    key(
+        Notify,
+        "email_from",
+        "\"git-push-mirror@git.example.com\"",
+        "the MTA's",
+        "The From of the mail.",
+    ),
+    key(
+        Notify,
+        "sendmail_command",
+        "[\"/usr/sbin/sendmail\", \"-t\", \"-oi\"]",
+        "[\"/usr/sbin/sendmail\", \"-t\", \"-oi\"]",
+        "The program (and its arguments) the mail is handed to.",
+    ),
+    key(
+        Notify,
+        "events",
+        "[\"failed\", \"recovered\"]",
+        "every event",
+        "Which events are told: failed, recovered, refused, divergent, quarantined, config_error.",
+    ),
+    key(
+        Notify,
+        "timeout",
+        "\"30s\"",
+        "\"30s\"",
+        "How long one delivery may take; a command or sendmail is killed with its process group.",
+    ),
+    key(
+        Notify,
+        "digest_window",
+        "\"30s\"",
+        "\"30s\"",
+        "How long a notice waits for others of the same cause, to go out as one digest.",
+    ),
+    key(
+        Notify,
+        "max_per_hour",
+        "20",
+        "20",
+        "The most notices sent in an hour (a digest counts one); more wait, counted, and go out later.",
+    ),
+    key(
+        Notify,
+        "remind_every",
+        "\"1d\"",
+        "never",
+        "Tell a mirror still failed again after this long.",
     ),
     key(
         Repo,
@@ -249,6 +356,13 @@ pub const KEYS: &[KeyDoc] = &[
         "true",
         "false",
         "Delete a ref deleted upstream from the mirror even when its work is not merged into the default branch (never in keep-divergent mode, never without a default branch). Off: such a ref is kept and listed in kept_refs with the reason.",
+    ),
+    key(
+        Mirror,
+        "notify",
+        "false",
+        "true",
+        "Whether notices about this mirror are sent (the channels are the global [notify]).",
     ),
     own(
         "username",
@@ -429,6 +543,7 @@ mod tests {
         for (table, accepted) in [
             (Table::Global, fields_of::<RawGlobal>()),
             (Table::Retry, fields_of::<RawRetry>()),
+            (Table::Notify, fields_of::<crate::config::notify::RawNotify>()),
             (Table::Mirror, fields_of::<MirrorSettings>()),
             (Table::Repo, fields_of::<RawRepo>()),
         ] {
@@ -457,7 +572,11 @@ mod tests {
         let with_example = |table| keys_of(table).filter(|doc| !doc.example.is_empty());
         let global: String = with_example(Table::Global).map(example).collect();
         let retry: String = with_example(Table::Retry).map(example).collect();
-        let text = format!("{global}[retry]\n{retry}");
+        let notify: String = with_example(Table::Notify)
+            .filter(|doc| doc.key != "webhook_url_file")
+            .map(example)
+            .collect();
+        let text = format!("{global}[retry]\n{retry}[notify]\n{notify}");
         toml::from_str::<RawGlobal>(&text).unwrap_or_else(|e| panic!("{text}\n{e}"));
         let repo: String = with_example(Table::Repo).map(example).collect();
         toml::from_str::<RawRepo>(&repo).unwrap_or_else(|e| panic!("{repo}\n{e}"));

@@ -137,38 +137,46 @@ pub fn default_spool_dir() -> PathBuf {
     state_base(&real_env).join("spool")
 }
 
-/// What the hook takes from the global configuration: where to spool, and the group that may
-/// share the spool (`shared_group`, unresolved).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the hook reads of the global configuration: where to spool, the group that may share
+/// the spool (`shared_group`, unresolved), where the state (and its per-repository summary of
+/// failing mirrors) is, and whether to warn pushers about them.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HookSettings {
     pub spool_dir: PathBuf,
     pub shared_group: Option<String>,
-    /// Why the configuration could not be used, in one line (the default spool is used instead).
+    pub state_dir: PathBuf,
+    pub warn_pushers: bool,
+    /// Why the defaults are used instead of the file (a one-line warning for the pusher).
     pub warning: Option<String>,
 }
 
 /// The hook's lenient reading of the global configuration: never fails, never blocks (a FIFO
-/// or a device named as the file is refused unread), reads no more than it must. On any
-/// problem it returns the default spool directory and a one-line warning, so a broken config
-/// never loses a push.
+/// or a device named as the file is refused unread), reads no more than it must (the file's
+/// top-level keys, no mirror configuration). On any problem it returns the default directories
+/// and a one-line warning, so a broken config never loses a push.
 pub fn hook_settings(explicit: Option<&Path>) -> HookSettings {
     hook_settings_with(explicit, &real_env, Path::new(SYSTEM_CONFIG_FILE))
 }
 
 pub(super) fn hook_settings_with(explicit: Option<&Path>, env: Env<'_>, system_default: &Path) -> HookSettings {
-    let default = state_base(env).join("spool");
-    let settings = |spool_dir: PathBuf, shared_group: Option<String>| HookSettings {
-        spool_dir,
-        shared_group,
+    let base = state_base(env);
+    let defaults = HookSettings {
+        spool_dir: base.join("spool"),
+        shared_group: None,
+        state_dir: base.join("state"),
+        warn_pushers: true,
         warning: None,
     };
     let fallback = |problem: String| HookSettings {
-        warning: Some(format!("{problem}; spooling to {} instead", default.display())),
-        ..settings(default.clone(), None)
+        warning: Some(format!(
+            "{problem}; spooling to {} instead",
+            defaults.spool_dir.display()
+        )),
+        ..defaults.clone()
     };
     let path = match locate_global_in(explicit, env, system_default) {
         Ok(Some(path)) => absolute(&path),
-        Ok(None) => return settings(default, None),
+        Ok(None) => return defaults,
         Err(e) => return fallback(e.to_string()),
     };
     let text = match read_regular_text(&path, MAX_CONFIG_FILE_SIZE) {
@@ -184,10 +192,24 @@ pub(super) fn hook_settings_with(explicit: Option<&Path>, env: Env<'_>, system_d
         Some(toml::Value::String(group)) => Some(group.clone()),
         Some(_) => return fallback(format!("{}: `shared_group` is not a group name", path.display())),
     };
-    match table.get("spool_dir") {
-        None => settings(default, shared_group),
-        Some(toml::Value::String(dir)) if !dir.is_empty() => settings(file_dir(&path).join(dir), shared_group),
-        Some(_) => fallback(format!("{}: `spool_dir` is not a path", path.display())),
+    let dir_key = |key: &str, default: &Path| match table.get(key) {
+        None => Ok(default.to_path_buf()),
+        Some(toml::Value::String(dir)) if !dir.is_empty() => Ok(file_dir(&path).join(dir)),
+        Some(_) => Err(format!("{}: `{key}` is not a path", path.display())),
+    };
+    let spool_dir = match dir_key("spool_dir", &defaults.spool_dir) {
+        Ok(dir) => dir,
+        Err(problem) => return fallback(problem),
+    };
+    // The state directory only serves the pusher's warning: a bad value costs the warning, never the push.
+    let state_dir = dir_key("state_dir", &defaults.state_dir).unwrap_or_else(|_| defaults.state_dir.clone());
+    let warn_pushers = !matches!(table.get("warn_pushers"), Some(toml::Value::Boolean(false)));
+    HookSettings {
+        spool_dir,
+        shared_group,
+        state_dir,
+        warn_pushers,
+        warning: None,
     }
 }
 

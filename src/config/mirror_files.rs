@@ -128,22 +128,10 @@ mod tests {
 
     fn mirror(url: &str, password_file: &Path) -> MirrorConfig {
         MirrorConfig {
-            name: "m".into(),
-            url: url.into(),
-            enabled: true,
-            rules: Default::default(),
             username: Some("bot".into()),
             password: Some(SecretSource::File(password_file.to_path_buf())),
-            ssh_key: None,
-            known_hosts: None,
-            ca_file: None,
-            delay: None,
-            min_interval: std::time::Duration::ZERO,
             timeout: std::time::Duration::from_secs(60),
-            verify_interval: std::time::Duration::ZERO,
-            lfs: Default::default(),
-            push_limits: Default::default(),
-            fault: None,
+            ..MirrorConfig::example(url)
         }
     }
 

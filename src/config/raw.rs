@@ -28,6 +28,8 @@ pub(super) struct RawGlobal {
     pub(super) worker_linger: Option<Duration>,
     pub(super) defaults: Option<MirrorSettings>,
     pub(super) retry: Option<RawRetry>,
+    pub(super) notify: Option<super::notify::RawNotify>,
+    pub(super) warn_pushers: Option<bool>,
     #[serde(default)]
     pub(super) mirror: MirrorTables,
 }

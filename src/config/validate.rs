@@ -47,6 +47,10 @@ pub(super) fn parse_global(text: &str, path: &Path, mode: u32, state_base: &Path
     config.max_parallel = raw.max_parallel.unwrap_or(config.max_parallel);
     config.allowed_protocols = raw.allowed_protocols.unwrap_or(config.allowed_protocols);
     config.worker_linger = raw.worker_linger.unwrap_or(config.worker_linger);
+    config.warn_pushers = raw.warn_pushers.unwrap_or(config.warn_pushers);
+    if let Some(notify) = raw.notify {
+        config.notify = crate::config::notify::resolve(notify, &dir).map_err(|m| invalid(format!("[notify] {m}")))?;
+    }
 
     if let Some(retry) = raw.retry {
         let policy = &mut config.retry;
@@ -151,6 +155,7 @@ fn resolve_defaults(s: MirrorSettings) -> Result<MirrorDefaults, String> {
             max_bytes: s.max_push_size.map(|size| size.0),
             max_refs: s.max_refs_per_push,
         },
+        notify: s.notify.unwrap_or(builtin.notify),
     })
 }
 
@@ -358,6 +363,7 @@ fn resolve_mirror(
             max_refs: s.max_refs_per_push.or(defaults.push_limits.max_refs),
         },
         fault: None,
+        notify: s.notify.unwrap_or(defaults.notify),
     })
 }
 

@@ -2,13 +2,20 @@
 //! pending refs, status and retry schedule. Every write is atomic; read-modify-write cycles
 //! hold the repository's short state lock.
 //!
-//! One file of about 630 lines on purpose: the [`StateStore`] is one set of paths, file formats,
+//! One file of about 700 lines on purpose: the [`StateStore`] is one set of paths, file formats,
 //! locking and healing rules, and its types and the methods that read, heal and write them change
-//! together. The known refs' own file format, which changes apart, is in `state/known_refs.rs`.
+//! together. What changes apart has its own file: the known refs' format (`state/known_refs.rs`),
+//! what was told about a pair (`state/incident.rs`), the notices waiting to be sent
+//! (`state/outbox.rs`) and the summary of failing mirrors the hook reads (`state/failing.rs`).
 
+pub mod failing;
+pub mod incident;
 mod known_refs;
+pub mod outbox;
 
+pub use incident::{Incident, Notice};
 pub use known_refs::{KnownRef, KnownRefs, KnownRefsOf, MirrorIdentity, known_local_values, known_remote_values};
+pub use outbox::Outbox;
 
 use crate::git::FailureClass;
 use crate::mirror::lfs::LfsStatus;
@@ -163,6 +170,9 @@ pub struct MirrorState {
     /// or a `verify_interval` check).
     #[serde(default)]
     pub last_verified_at_ms: Option<u64>,
+    /// The current trouble and what was told about it (README: "Notifications").
+    #[serde(default, skip_serializing_if = "Incident::is_empty")]
+    pub incident: Incident,
 }
 
 /// The progress of an update pushed in steps.
@@ -238,10 +248,14 @@ pub struct StateStore {
     /// Directories this process made or found, so each is created once, not on every save.
     /// (State directories are never removed while a worker runs.)
     made_dirs: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<PathBuf>>>,
+    /// Whether notices are queued (a channel is configured): see [`incident::observe`].
+    telling: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 const REPO_RECORD: &str = "repo.json";
 const STATE_LOCK: &str = "state.lock";
+/// Marks a repository whose broken configuration was told (see [`StateStore::note_config_error`]).
+const CONFIG_ERROR_TOLD: &str = "config_error.told";
 
 /// A directory name for a repository path: readable, unique, short.
 fn repo_key(repo: &Path) -> String {
@@ -303,7 +317,38 @@ impl StateStore {
         StateStore {
             root: root.to_path_buf(),
             made_dirs: Default::default(),
+            telling: Default::default(),
         }
+    }
+
+    /// A store that queues notices in the outbox when `telling` (someone is to be told: a
+    /// `[notify]` channel is configured). Only the worker and `sync` need one.
+    pub fn telling(self, telling: bool) -> StateStore {
+        self.set_telling(telling);
+        self
+    }
+
+    /// Turns the queueing of notices on or off (the global configuration changed).
+    pub fn set_telling(&self, telling: bool) {
+        self.telling.store(telling, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn is_telling(&self) -> bool {
+        self.telling.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The notices waiting to be sent.
+    pub fn outbox(&self) -> Outbox {
+        Outbox::new(&self.root)
+    }
+
+    /// Queues a notice that no pair's state tracks (a quarantined file, a configuration error),
+    /// durably, when someone is to be told.
+    pub fn tell(&self, notice: &Notice) -> Result<()> {
+        if self.is_telling() {
+            self.outbox().put(notice)?;
+        }
+        Ok(())
     }
 
     fn repos_dir(&self) -> PathBuf {
@@ -446,6 +491,25 @@ impl StateStore {
             &format!("{}.{name}.", repo_key(repo)),
             "",
         ));
+        // Told before the move: a crash in between tells of a move the next run makes again.
+        let mut notice = Notice::new(
+            crate::config::notify::Event::Quarantined,
+            repo,
+            None,
+            crate::util::fsutil::now_ms(),
+        );
+        notice.mirror = name
+            .strip_suffix(".json")
+            .filter(|_| name != REPO_RECORD)
+            .map(str::to_string);
+        notice.error = Some(format!(
+            "{} was corrupt and was moved to {}; it is rebuilt",
+            file.display(),
+            dest.display()
+        ));
+        if let Err(e) = self.tell(&notice) {
+            log::warn!("queueing a notice of {}: {e:#}", dest.display());
+        }
         fs::rename(file, &dest).with_context(|| format!("moving {} to {}", file.display(), dest.display()))?;
         Ok(dest)
     }
@@ -534,9 +598,101 @@ impl StateStore {
         self.save_mirror_with(state, Durability::Durable)
     }
 
+    /// Saves a pair's state (under the repository's state lock), with what it owes: notices of
+    /// its transitions are queued durably first (see [`incident::observe`]), so whatever the state
+    /// records as told is in the outbox; the repository's summary of failing mirrors follows.
     fn save_mirror_with(&self, state: &MirrorState, durability: Durability) -> Result<()> {
         self.ensure_dir(&self.repo_dir(&state.repo).join("mirrors"))?;
-        write_json(&self.mirror_file(&state.repo, &state.mirror), state, durability)
+        let mut state = state.clone();
+        let before = state.incident.clone();
+        let notices = incident::observe(&mut state, crate::util::fsutil::now_ms(), self.is_telling());
+        if !notices.is_empty() {
+            let outbox = self.outbox();
+            if let Err(e) = notices.iter().try_for_each(|notice| outbox.put(notice)) {
+                // Not told: the next save of the pair tries again.
+                log::warn!(
+                    "{}: mirror {}: queueing a notice: {e:#}",
+                    state.repo.display(),
+                    state.mirror
+                );
+                let since_ms = state.incident.since_ms;
+                state.incident = Incident { since_ms, ..before };
+            }
+        }
+        write_json(&self.mirror_file(&state.repo, &state.mirror), &state, durability)?;
+        if let Err(e) = self.update_failing(&state.repo, &state.mirror, Some(&state)) {
+            log::warn!(
+                "{}: updating the summary of failing mirrors: {e:#}",
+                state.repo.display()
+            );
+        }
+        Ok(())
+    }
+
+    /// Keeps `<repo>/failing.json` (what the hook tells pushers) equal to the pair's status;
+    /// `state` `None`: the pair is gone. Written only when the pair's entry changes.
+    fn update_failing(&self, repo: &Path, mirror: &str, state: Option<&MirrorState>) -> Result<()> {
+        let file = self.repo_dir(repo).join(failing::FAILING_FILE);
+        let mut listed = failing::read(&file);
+        let current = listed.iter().position(|m| m.mirror == mirror);
+        let wanted = state.and_then(|s| failing::entry_for(s, current.map(|i| &listed[i])));
+        match (current, wanted) {
+            (None, None) => return Ok(()),
+            (Some(i), Some(entry)) if listed[i] == entry => return Ok(()),
+            (Some(i), Some(entry)) => listed[i] = entry,
+            (None, Some(entry)) => listed.push(entry),
+            (Some(i), None) => {
+                listed.remove(i);
+            }
+        }
+        if listed.is_empty() {
+            return remove_if_present(&file);
+        }
+        write_json(&file, &listed, Durability::OldOrNew)
+    }
+
+    /// The mirrors of `repo` that are `failed`, as the hook tells pushers about them.
+    pub fn failing_mirrors(&self, repo: &Path) -> Vec<failing::FailingMirror> {
+        failing::read(&self.repo_dir(repo).join(failing::FAILING_FILE))
+    }
+
+    /// Queues a reminder for a pair still `failed` `every` after it was last told (`remind_every`).
+    pub fn remind(&self, repo: &Path, mirror: &str, every: std::time::Duration) -> Result<()> {
+        if !self.is_telling() {
+            return Ok(());
+        }
+        let now = crate::util::fsutil::now_ms();
+        let _lock = self.lock(repo)?;
+        let mut state = self.load_mirror_healing(repo, mirror)?;
+        if let Some(reminder) = incident::remind(&mut state, now, every) {
+            self.outbox().put(&reminder)?;
+            self.save_mirror(&state)?;
+        }
+        Ok(())
+    }
+
+    /// Tells once per incident that a repository's configuration cannot be read (`error`), or
+    /// forgets the incident once it can (`None`). The fact is a marker file in the repository's
+    /// state directory, written after the notice is queued.
+    pub fn note_config_error(&self, repo: &Path, error: Option<&str>) -> Result<()> {
+        let marker = self.repo_dir(repo).join(CONFIG_ERROR_TOLD);
+        let Some(error) = error else {
+            return remove_if_present(&marker);
+        };
+        if !self.is_telling() || marker.exists() {
+            return Ok(());
+        }
+        let mut notice = Notice::new(
+            crate::config::notify::Event::ConfigError,
+            repo,
+            None,
+            crate::util::fsutil::now_ms(),
+        );
+        notice.error = Some(error.to_string());
+        self.outbox().put(&notice)?;
+        self.ensure_dir(&self.repo_dir(repo))?;
+        crate::util::fsutil::replace_file(&marker, error.as_bytes(), 0o600, Durability::Durable)
+            .with_context(|| format!("writing {}", marker.display()))
     }
 
     /// Applies `change` to a mirror's state under the repository's state lock, durably.
@@ -562,16 +718,13 @@ impl StateStore {
 
     pub fn remove_mirror(&self, repo: &Path, mirror: &str) -> Result<()> {
         let _lock = self.lock(repo)?;
+        self.update_failing(repo, mirror, None)?;
         for path in [
             self.mirror_file(repo, mirror),
             self.known_refs_file(repo, mirror),
             self.repo_dir(repo).join("mirrors").join(format!("{mirror}.lock")),
         ] {
-            match fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e).with_context(|| format!("removing {}", path.display())),
-            }
+            remove_if_present(&path)?;
         }
         Ok(())
     }
@@ -660,6 +813,14 @@ impl StateStore {
             made.insert(dir.to_path_buf());
         }
         Ok(())
+    }
+}
+
+/// Removes a file; one that is not there is no error.
+fn remove_if_present(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e).with_context(|| format!("removing {}", path.display())),
+        _ => Ok(()),
     }
 }
 
@@ -788,6 +949,61 @@ mod tests {
         );
         assert_eq!(known_local_values(&refs).len(), 2);
         assert_eq!(known_remote_values(&refs).len(), 2);
+    }
+
+    #[test]
+    fn a_save_queues_what_its_transition_owes_before_recording_it_as_told() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::new(dir.path()).telling(true);
+        let repo = Path::new("/srv/git/app.git");
+        let fail = |state: &mut MirrorState| {
+            state.update_status = UpdateStatus::Failed;
+            state.consecutive_failures += 1;
+            state.last_error = Some("fatal: gone\nmore".into());
+        };
+        // The outbox cannot be written: nothing is marked as told, the pusher is still warned.
+        std::fs::create_dir_all(dir.path().join("notify")).unwrap();
+        std::fs::write(dir.path().join("notify/outbox"), "not a directory").unwrap();
+        store.update_mirror(repo, "gh", fail).unwrap();
+        assert_eq!(store.load_mirror(repo, "gh").unwrap().incident.told_failed_at_ms, None);
+        let failing = store.failing_mirrors(repo);
+        assert_eq!((failing.len(), failing[0].error.as_str()), (1, "fatal: gone"));
+        // Once it can, the next save queues the notice and records it as told.
+        std::fs::remove_file(dir.path().join("notify/outbox")).unwrap();
+        store.update_mirror(repo, "gh", fail).unwrap();
+        assert!(
+            store
+                .load_mirror(repo, "gh")
+                .unwrap()
+                .incident
+                .told_failed_at_ms
+                .is_some()
+        );
+        assert_eq!(store.outbox().list().unwrap().len(), 1);
+        store.update_mirror(repo, "gh", fail).unwrap();
+        assert_eq!(store.outbox().len(), 1, "once per incident");
+        store
+            .update_mirror(repo, "gh", |state| state.update_status = UpdateStatus::Finished)
+            .unwrap();
+        let queued = store.outbox().list().unwrap();
+        assert_eq!(queued[1].notice.event, crate::config::notify::Event::Recovered);
+        assert!(store.failing_mirrors(repo).is_empty());
+        assert!(!store.repo_dir(repo).join(failing::FAILING_FILE).exists());
+    }
+
+    #[test]
+    fn a_store_that_tells_nobody_queues_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::new(dir.path());
+        let repo = Path::new("/srv/git/app.git");
+        store
+            .update_mirror(repo, "gh", |state| state.update_status = UpdateStatus::Failed)
+            .unwrap();
+        store.note_config_error(repo, Some("broken")).unwrap();
+        assert!(store.outbox().is_empty());
+        assert_eq!(store.failing_mirrors(repo).len(), 1);
+        store.remove_mirror(repo, "gh").unwrap();
+        assert!(store.failing_mirrors(repo).is_empty());
     }
 
     #[test]

@@ -132,6 +132,14 @@ impl<'a> Family<'a> {
         Family { out, name }
     }
 
+    /// A counter: its name ends in `_total` and it only grows (kept in durable state).
+    fn counter(out: &'a mut String, name: &str, help: &str) -> Family<'a> {
+        let name = format!("{PREFIX}_{name}");
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} counter");
+        Family { out, name }
+    }
+
     fn sample(&mut self, labels: &[(&str, &str)], v: f64) {
         let _ = write!(self.out, "{}", self.name);
         if !labels.is_empty() {
@@ -164,6 +172,39 @@ pub fn extras(statuses: &[MirrorStatus], now_ms: u64) -> Vec<MirrorExtra> {
         .collect()
 }
 
+/// What notifying has done (README: "Notifications"), from the state directory.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct NotifyStats {
+    /// Per channel (configured ones, and any with counts): notices delivered and deliveries failed.
+    pub channels: Vec<(String, u64, u64)>,
+    /// Notices queued and not yet sent (digest window, hourly limit, a failing channel).
+    pub waiting: usize,
+}
+
+impl NotifyStats {
+    /// The numbers of `state_dir` for the channels `configured`.
+    pub fn read(state_dir: &Path, configured: &[&str]) -> NotifyStats {
+        let ledger = crate::notify::ledger::Ledger::load(state_dir);
+        let mut names: Vec<String> = configured.iter().map(|c| c.to_string()).collect();
+        for name in ledger.sent.keys().chain(ledger.failures.keys()) {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        NotifyStats {
+            channels: names
+                .into_iter()
+                .map(|name| {
+                    let sent = ledger.sent.get(&name).copied().unwrap_or(0);
+                    let failed = ledger.failures.get(&name).copied().unwrap_or(0);
+                    (name, sent, failed)
+                })
+                .collect(),
+            waiting: crate::mirror::state::Outbox::new(state_dir).len(),
+        }
+    }
+}
+
 /// Everything one `metrics` run reports.
 pub struct Snapshot<'a> {
     pub statuses: &'a [MirrorStatus],
@@ -177,6 +218,7 @@ pub struct Snapshot<'a> {
     pub state_files_quarantined: usize,
     /// Problems that kept repositories from being found (an unreadable `repos_root`).
     pub discovery_errors: usize,
+    pub notify: NotifyStats,
     /// When this snapshot was taken (Unix seconds), so a stale file is seen even without
     /// node_exporter's `node_textfile_mtime_seconds`.
     pub written_at_seconds: f64,
@@ -368,6 +410,32 @@ pub fn render(snapshot: &Snapshot<'_>) -> String {
         "Problems that kept repositories from being found (repos_root unreadable).",
     )
     .sample(&[], snapshot.discovery_errors as f64);
+    {
+        let mut family = Family::counter(
+            &mut out,
+            "notify_sent_total",
+            "Notices delivered, per channel (command, webhook, email).",
+        );
+        for (channel, sent, _) in &snapshot.notify.channels {
+            family.sample(&[("channel", channel)], *sent as f64);
+        }
+    }
+    {
+        let mut family = Family::counter(
+            &mut out,
+            "notify_failures_total",
+            "Deliveries of notices that failed, per channel; the notices are sent again with the next one.",
+        );
+        for (channel, _, failed) in &snapshot.notify.channels {
+            family.sample(&[("channel", channel)], *failed as f64);
+        }
+    }
+    Family::gauge(
+        &mut out,
+        "notify_waiting",
+        "Notices queued and not yet sent (digest window, hourly limit, a failing channel).",
+    )
+    .sample(&[], snapshot.notify.waiting as f64);
     Family::gauge(
         &mut out,
         "metrics_timestamp_seconds",
@@ -447,6 +515,10 @@ mod tests {
             silent_mode: false,
             state_files_quarantined: 1,
             discovery_errors: 0,
+            notify: NotifyStats {
+                channels: vec![("webhook".to_string(), 4, 2)],
+                waiting: 3,
+            },
             written_at_seconds: 1_700_000_000.0,
         });
         let labels = r#"repo="/srv/\"odd\"\\repo.git",mirror="gh""#;
@@ -468,6 +540,10 @@ mod tests {
             format!("git_push_mirror_mirror_failure_class{{{labels},class=\"permanent\"}} 0"),
             "git_push_mirror_state_files_quarantined 1".to_string(),
             "git_push_mirror_metrics_timestamp_seconds 1700000000".to_string(),
+            "# TYPE git_push_mirror_notify_failures_total counter".to_string(),
+            "git_push_mirror_notify_failures_total{channel=\"webhook\"} 2".to_string(),
+            "git_push_mirror_notify_sent_total{channel=\"webhook\"} 4".to_string(),
+            "git_push_mirror_notify_waiting 3".to_string(),
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }

@@ -1,8 +1,11 @@
 //! The `post-receive` hook body: parse githooks(5) stdin, write one durable spool entry, start a
-//! detached worker, exit 0. It loads no mirror configuration and touches no network.
+//! detached worker, tell the pusher about the repository's failing mirrors, exit 0. It loads no
+//! mirror configuration and touches no network: what it tells comes from one small summary file
+//! the worker keeps in the state directory (absent while every mirror is healthy).
 
 use crate::config;
 use crate::mirror::refs::is_valid_ref_name;
+use crate::mirror::state::StateStore;
 use crate::pipeline::spool::{RefUpdate, SPOOL_FORMAT_VERSION, Spool, SpoolEntry};
 use crate::util::fsutil::{FileLock, now_ms};
 use crate::util::oid::Oid;
@@ -95,37 +98,61 @@ pub fn run_hook(stdin: &[u8], options: &HookOptions<'_>, err: &mut dyn Write) ->
         if let Some(warning) = &settings.warning {
             let _ = writeln!(err, "git-push-mirror: {warning}");
         }
-        let Some(spool_dir) = trusted_spool(&settings, err) else {
-            return finish(options, stdin, err);
+        let repo = hook_repository();
+        let recorded = match trusted_spool(&settings, err) {
+            Some(spool_dir) => record_push(&spool_dir, &repo, input.updates, options, err),
+            None => false,
         };
-        match spool_push(&spool_dir, input.updates) {
-            Ok(()) => {
-                if !options.no_worker
-                    && let Err(e) = start_worker_if_idle(&spool_dir, options.config)
-                {
-                    let _ = writeln!(
-                        err,
-                        "git-push-mirror: could not start the mirror worker ({e}); cron's `run` will push"
-                    );
-                }
-            }
-            Err(e) => {
-                // A trace that costs no disk space, so `status` says the mirrors may be behind
-                // until the next drift scan (see `unrecorded`).
-                let traced = crate::pipeline::unrecorded::record(&spool_dir, hook_repository().ok().as_deref());
-                let _ = writeln!(
-                    err,
-                    "git-push-mirror: could not record this push for mirroring: {e}; the next `git-push-mirror run` will catch up{}",
-                    if traced.is_ok() {
-                        ""
-                    } else {
-                        " (and `status` cannot show it meanwhile)"
-                    }
-                );
-            }
+        if settings.warn_pushers
+            && let Ok(repo) = &repo
+        {
+            warn_about_failing_mirrors(&settings.state_dir, repo, recorded, err);
         }
     }
     finish(options, stdin, err)
+}
+
+/// Records the push in `spool_dir` and starts a worker, or says why it could not (and leaves
+/// the trace `status` shows meanwhile); whether the push was recorded.
+fn record_push(
+    spool_dir: &Path,
+    repo: &std::io::Result<PathBuf>,
+    updates: Vec<RefUpdate>,
+    options: &HookOptions<'_>,
+    err: &mut dyn Write,
+) -> bool {
+    let spooled = match repo {
+        Ok(repo) => spool_push(spool_dir, repo, updates),
+        Err(e) => Err(format!("cannot tell which repository this is ({e})")),
+    };
+    match spooled {
+        Ok(()) => {
+            if !options.no_worker
+                && let Err(e) = start_worker_if_idle(spool_dir, options.config)
+            {
+                let _ = writeln!(
+                    err,
+                    "git-push-mirror: could not start the mirror worker ({e}); cron's `run` will push"
+                );
+            }
+            true
+        }
+        Err(e) => {
+            // A trace that costs no disk space, so `status` says the mirrors may be behind
+            // until the next drift scan (see `unrecorded`).
+            let traced = crate::pipeline::unrecorded::record(spool_dir, repo.as_ref().ok().map(PathBuf::as_path));
+            let _ = writeln!(
+                err,
+                "git-push-mirror: could not record this push for mirroring: {e}; the next `git-push-mirror run` will catch up{}",
+                if traced.is_ok() {
+                    ""
+                } else {
+                    " (and `status` cannot show it meanwhile)"
+                }
+            );
+            false
+        }
+    }
 }
 
 /// Runs the chained hook, if any: its exit status is the hook's.
@@ -175,13 +202,41 @@ fn trusted_spool(settings: &config::HookSettings, err: &mut dyn Write) -> Option
     None
 }
 
+/// One `remote:` line per failing mirror of `repo` (gitolite's habit): its name, since when, the
+/// first line of its error, and what becomes of this push. Nothing when every mirror is healthy.
+fn warn_about_failing_mirrors(state_dir: &Path, repo: &Path, recorded: bool, err: &mut dyn Write) {
+    let outcome = if recorded {
+        "this push is recorded and will be retried"
+    } else {
+        "it is retried"
+    };
+    for failing in StateStore::new(state_dir).failing_mirrors(repo) {
+        let since = failing
+            .since_ms
+            .map(|ms| {
+                let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+                format!(" since {}", humantime::format_rfc3339_seconds(at))
+            })
+            .unwrap_or_default();
+        let error = if failing.error.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", failing.error)
+        };
+        let _ = writeln!(
+            err,
+            "git-push-mirror: mirror {} is failing{since}{error}; {outcome}",
+            failing.mirror
+        );
+    }
+}
+
 /// Records the push in the spool; the error says which directory and which user, the two things
 /// an admin needs to fix it, since the pusher sees nothing else (`check` says the rest).
-fn spool_push(spool_dir: &Path, updates: Vec<RefUpdate>) -> Result<(), String> {
-    let repo = hook_repository().map_err(|e| format!("cannot tell which repository this is ({e})"))?;
+fn spool_push(spool_dir: &Path, repo: &Path, updates: Vec<RefUpdate>) -> Result<(), String> {
     let entry = SpoolEntry {
         version: SPOOL_FORMAT_VERSION,
-        repo,
+        repo: repo.to_path_buf(),
         received_at_ms: now_ms(),
         updates,
     };
@@ -210,7 +265,7 @@ fn spool_push(spool_dir: &Path, updates: Vec<RefUpdate>) -> Result<(), String> {
 /// Starts `git-push-mirror run` fully detached (own session, no inherited
 /// stdio, clean environment), unless a worker already holds the lock: that
 /// one re-checks the spool after releasing it, so our entry is not stranded.
-fn start_worker_if_idle(spool_dir: &Path, config: Option<&Path>) -> std::io::Result<()> {
+pub fn start_worker_if_idle(spool_dir: &Path, config: Option<&Path>) -> std::io::Result<()> {
     match FileLock::try_acquire(&spool_dir.join(WORKER_LOCK))? {
         None => return Ok(()),
         Some(lock) => drop(lock),

@@ -89,27 +89,7 @@ impl<K: Ord + Clone> Slots<K> {
     }
 }
 
-/// The host a mirror URL reaches (`host[:port]`; user names and paths dropped), which is what
-/// hangs when a server does. Local paths and `file://` URLs share one host, `file`.
-pub fn host_of(url: &str) -> String {
-    use crate::access::remote_url::{Transport, transport_of};
-    match transport_of(url) {
-        Transport::File => "file".to_string(),
-        _ => {
-            let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-            // scp-like `user@host:path`: the host ends at the colon.
-            let scp_like = !url.contains("://");
-            let end = rest
-                .find(|c: char| c == '/' || (scp_like && c == ':'))
-                .unwrap_or(rest.len());
-            let authority = &rest[..end];
-            authority
-                .rsplit_once('@')
-                .map_or(authority, |(_, host)| host)
-                .to_ascii_lowercase()
-        }
-    }
-}
+pub use crate::access::remote_url::host_of;
 
 #[cfg(test)]
 mod tests {

@@ -83,7 +83,9 @@ pub fn run(global: &GlobalConfig, options: &RunOptions) -> Result<RunSummary> {
     if let Err(e) = crate::pipeline::unrecorded::prepare_spool(&global.spool_dir) {
         log::warn!("preparing {}: {e}", global.spool_dir.display());
     }
-    let store = StateStore::new(&global.state_dir);
+    let store = StateStore::new(&global.state_dir).telling(global.notify.is_configured());
+    // Notices go out from a thread of their own: a notifier that hangs never delays a mirror.
+    let notifier = crate::notify::Notifier::start(Arc::new(global.clone()), store.clone());
     let mut summary = RunSummary::default();
     let orphans = crate::util::fsutil::remove_orphaned_temp_dirs(&std::env::temp_dir(), ORPHANED_TEMP_DIR_AGE);
     if orphans > 0 {
@@ -105,13 +107,22 @@ pub fn run(global: &GlobalConfig, options: &RunOptions) -> Result<RunSummary> {
             summary.deferred_to_other_worker = true;
             break;
         };
-        Drain::new(global, options, &spool, &store).run(&mut summary)?;
+        let drained = Drain::new(global, options, &spool, &store, notifier.as_ref()).run(&mut summary);
         drop(lock);
+        if let Err(e) = drained {
+            if let Some(notifier) = notifier {
+                notifier.finish();
+            }
+            return Err(e);
+        }
         // A hook may have spooled after our last look but before we released
         // the lock, and its worker found the lock taken: look once more.
         if !spool.has_waiting() {
             break;
         }
+    }
+    if let Some(notifier) = notifier {
+        notifier.finish();
     }
     Ok(summary)
 }
@@ -146,10 +157,18 @@ struct Drain<'a> {
     /// Failed updates of each pair in this run since its last new push (see
     /// [`MAX_FAILED_ATTEMPTS_PER_RUN`]).
     failed_attempts: BTreeMap<Pair, u32>,
+    /// Sends the notices the state queues (told of configuration changes).
+    notifier: Option<&'a crate::notify::Notifier>,
 }
 
 impl<'a> Drain<'a> {
-    fn new(global: &GlobalConfig, options: &'a RunOptions, spool: &'a Spool, store: &'a StateStore) -> Drain<'a> {
+    fn new(
+        global: &GlobalConfig,
+        options: &'a RunOptions,
+        spool: &'a Spool,
+        store: &'a StateStore,
+        notifier: Option<&'a crate::notify::Notifier>,
+    ) -> Drain<'a> {
         Drain {
             global: Arc::new(global.clone()),
             watch: GlobalWatch::new(options.config_file.as_deref(), global),
@@ -167,6 +186,7 @@ impl<'a> Drain<'a> {
             config_errors: BTreeMap::new(),
             faults: BTreeMap::new(),
             failed_attempts: BTreeMap::new(),
+            notifier,
         }
     }
 
@@ -178,6 +198,10 @@ impl<'a> Drain<'a> {
                 log::info!("the global configuration changed; the next updates use it");
                 self.global = self.watch.current();
                 self.paused = None;
+                self.store.set_telling(self.global.notify.is_configured());
+                if let Some(notifier) = self.notifier {
+                    notifier.reconfigure(Arc::clone(&self.global));
+                }
                 // Routing that failed on the old configuration may work now.
                 let now = now_ms();
                 for repo in self.config_errors.keys() {
@@ -337,17 +361,37 @@ impl<'a> Drain<'a> {
     fn mirror_config(&mut self, pair: &Pair) -> Option<crate::config::MirrorConfig> {
         match config::load_repo(&pair.0, &self.global) {
             Ok(cfg) => {
-                self.config_errors.remove(&pair.0);
+                self.config_fixed(&pair.0);
                 cfg.mirrors.into_iter().find(|m| m.name == pair.1 && m.enabled)
             }
             Err(e) => {
                 let message = e.to_string();
                 if self.config_errors.get(&pair.0) != Some(&message) {
                     log::error!("{}: updates wait until this is fixed: {message}", pair.0.display());
-                    self.config_errors.insert(pair.0.clone(), message);
+                    self.config_broken(&pair.0, &message);
                 }
                 None
             }
+        }
+    }
+
+    /// Records that a repository's configuration cannot be read, and tells it once per incident.
+    fn config_broken(&mut self, repo: &Path, message: &str) {
+        if let Err(e) = self.store.note_config_error(repo, Some(message)) {
+            log::warn!(
+                "{}: queueing a notice of its configuration error: {e:#}",
+                repo.display()
+            );
+        }
+        self.config_errors.insert(repo.to_path_buf(), message.to_string());
+    }
+
+    /// Records that a repository's configuration can be read again.
+    fn config_fixed(&mut self, repo: &Path) {
+        if self.config_errors.remove(repo).is_some()
+            && let Err(e) = self.store.note_config_error(repo, None)
+        {
+            log::warn!("{}: {e:#}", repo.display());
         }
     }
 

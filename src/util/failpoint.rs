@@ -19,6 +19,7 @@ pub const ALL: &[&str] = &[
     "push.after_git",
     "update.after_push",
     "update.after_outcome",
+    "notify.before_send",
 ];
 
 /// Kills the process here if `name` is the active failpoint.

@@ -14,6 +14,9 @@
 //!   certificate from a CA made in the test;
 //! - [`Sshd`]: a real OpenSSH server run as the current user.
 //!
+//! For notifications: [`WebhookReceiver`] (HTTP or HTTPS, recording what is posted) and
+//! [`SmtpServer`] (aiosmtpd, behind msmtp's sendmail).
+//!
 //! Each test binary uses only part of this module, hence `allow(dead_code)`.
 #![allow(dead_code)]
 
@@ -21,8 +24,10 @@ mod daemon;
 mod http;
 pub mod lfs;
 mod nginx;
+mod smtp;
 mod sshd;
 mod users;
+mod webhook;
 
 // A test binary that uses only `TestEnv` would flag these re-exports.
 #[allow(unused_imports)]
@@ -30,8 +35,10 @@ pub use {
     daemon::GitDaemon,
     http::{HttpGitServer, Misbehaviour, basic_credentials},
     nginx::{HttpsGitServer, ServerCertificate, TestCa},
+    smtp::SmtpServer,
     sshd::Sshd,
     users::TestUser,
+    webhook::{Received, WebhookReceiver},
 };
 
 use std::collections::{BTreeMap, BTreeSet};

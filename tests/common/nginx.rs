@@ -150,6 +150,16 @@ impl TestCa {
             server_key: dir.join("server.key"),
         }
     }
+
+    /// The server's certificate (PEM), for 127.0.0.1 and localhost.
+    pub fn server_cert(&self) -> &Path {
+        &self.server_cert
+    }
+
+    /// The server's private key (PEM, PKCS#8).
+    pub fn server_key(&self) -> &Path {
+        &self.server_key
+    }
 }
 
 /// A running nginx + fcgiwrap pair serving the repositories under a directory over HTTPS

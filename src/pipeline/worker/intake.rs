@@ -85,7 +85,13 @@ impl Drain<'_> {
             self.unrouted.insert(repo.to_path_buf(), 0);
         }
         // A broken configuration is reported when routing or updating; its mirrors' state still counts.
-        let repo_config = config::load_repo(repo, &self.global).ok();
+        let repo_config = config::load_repo(repo, &self.global);
+        // Told once per incident; fixed since (by this run or an earlier one), a new breakage is told again.
+        let error = repo_config.as_ref().err().map(ToString::to_string);
+        if let Err(e) = self.store.note_config_error(repo, error.as_deref()) {
+            log::warn!("{}: notice of its configuration: {e:#}", repo.display());
+        }
+        let repo_config = repo_config.ok();
         let mut scanned = false;
         if let Some(cfg) = &repo_config
             && repo.exists()
@@ -103,6 +109,12 @@ impl Drain<'_> {
         let now = now_ms();
         for mirror in self.store.mirror_names(repo)? {
             let state = self.recover_interrupted(repo, &mirror)?;
+            if let Some(every) = self.global.notify.remind_every
+                && state.incident.told_failed_at_ms.is_some()
+                && let Err(e) = self.store.remind(repo, &mirror, every)
+            {
+                log::warn!("{}: mirror {mirror}: queueing a reminder: {e:#}", repo.display());
+            }
             if state.has_work() {
                 self.schedule(repo, &mirror, &state);
                 continue;
@@ -173,6 +185,20 @@ impl Drain<'_> {
             let entry = match self.spool.read(&claimed) {
                 Ok(entry) => entry,
                 Err(e) => {
+                    // Told before the move: a crash in between tells of a move the next run makes again.
+                    let mut notice = crate::mirror::state::Notice::new(
+                        crate::config::notify::Event::Quarantined,
+                        self.spool.root(),
+                        None,
+                        now_ms(),
+                    );
+                    notice.error = Some(format!(
+                        "spool entry {name} is unusable ({e}); moved to {}",
+                        self.spool.bad_dir().join(&name).display()
+                    ));
+                    if let Err(e) = self.store.tell(&notice) {
+                        log::warn!("queueing a notice of spool entry {name}: {e:#}");
+                    }
                     let moved = self.spool.quarantine(&claimed)?;
                     log::error!("spool entry {name} is unusable ({e}); moved to {}", moved.display());
                     summary.entries_quarantined += 1;
@@ -266,13 +292,17 @@ impl Drain<'_> {
             match self.route(&repo) {
                 Ok(()) => {
                     self.unrouted.remove(&repo);
-                    self.config_errors.remove(&repo);
+                    self.config_fixed(&repo);
                 }
                 Err(e) => {
                     let message = format!("{e:#}");
                     if self.config_errors.get(&repo) != Some(&message) {
                         log::error!("{}: reported refs wait until this is fixed: {message}", repo.display());
-                        self.config_errors.insert(repo.clone(), message);
+                        if e.downcast_ref::<config::ConfigError>().is_some() {
+                            self.config_broken(&repo, &message);
+                        } else {
+                            self.config_errors.insert(repo.clone(), message);
+                        }
                     }
                     self.unrouted.insert(repo, now + CONFIG_RETRY.as_millis() as u64);
                 }
