@@ -100,9 +100,10 @@ impl Notice {
     }
 }
 
-/// The class of the pair's failure, for the notices' `failure_class`, once the state has one.
-fn failure_class(_state: &MirrorState) -> Option<String> {
-    None
+/// The class of the pair's failure (`permanent`, `transient`, `rate_limited`), for the notices'
+/// `failure_class`.
+fn failure_class(state: &MirrorState) -> Option<String> {
+    state.failure_class.map(|class| class.as_str().to_string())
 }
 
 /// Brings the state's [`Incident`] up to date and returns the notices it owes. With `telling`
