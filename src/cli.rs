@@ -76,18 +76,24 @@ fn init_logging(global: &GlobalConfig, verbose: u8, to_log_file: bool) {
     }
 }
 
-/// Whether a command writes into the state directory (`run` checks its directories itself).
-fn writes_state(command: &Command) -> bool {
+/// Whether `command` writes into the spool or state directories, and the repository it writes
+/// about when it must be run as the user pushes to that repository run as (`install` and
+/// `forget` may be run by an admin: they only register or forget).
+fn state_writer(command: &Command) -> Option<(Option<&Path>, &'static str)> {
     match command {
-        Command::Sync { .. }
-        | Command::Add { .. }
-        | Command::Set { .. }
-        | Command::Remove { .. }
-        | Command::Forget { .. }
-        | Command::Install { .. }
-        | Command::Keygen { .. } => true,
-        Command::KnownHosts { accept, repo, .. } => *accept && repo.is_some(),
-        _ => false,
+        Command::Sync { repo, .. } => Some((Some(repo), "sync")),
+        Command::Add { repo, .. } => Some((Some(repo), "add")),
+        Command::Set { repo, .. } => Some((Some(repo), "set")),
+        Command::Remove { repo, .. } => Some((Some(repo), "remove")),
+        Command::Keygen { repo, .. } => Some((Some(repo), "keygen")),
+        Command::KnownHosts {
+            accept: true,
+            repo: Some(repo),
+            ..
+        } => Some((Some(repo), "known-hosts")),
+        Command::Forget { .. } => Some((None, "forget")),
+        Command::Install { .. } => Some((None, "install")),
+        _ => None,
     }
 }
 
@@ -120,7 +126,11 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, Exi
         _ => {}
     }
     let global = config::load_global(cli.config.as_deref()).usage()?;
-    if writes_state(&cli.command) {
+    if let Some((repo, name)) = state_writer(&cli.command) {
+        // Whom to run as first: as another user, the directories are someone else's anyway.
+        if let Some(repo) = repo {
+            commands::refuse_other_user(&commands::repo_path(repo)?, name)?;
+        }
         commands::refuse_untrusted_dirs(&global)?;
     }
     let to_log_file = matches!(cli.command, Command::Run { detached: true, .. })

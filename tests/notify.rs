@@ -139,11 +139,12 @@ fn a_mirror_failing_for_twenty_runs_mails_one_failed_and_one_recovered_across_ki
     let setup = failing(&env, "app");
     for run in 1..=20 {
         push(&env, &setup, run);
-        // Run 3 reaches `failed` and is killed right after recording it (its notice queued, not
-        // sent); run 4 is killed as its notifier is about to send it; run 5 sends it.
+        // A missing repository is a permanent failure: run 1 reaches `failed` at once and is
+        // killed right after recording it (its notice queued, not sent); run 2 is killed as its
+        // notifier is about to send it; run 3 sends it.
         let failpoint = match run {
-            3 => Some("update.after_outcome"),
-            4 => Some("notify.before_send"),
+            1 => Some("update.after_outcome"),
+            2 => Some("notify.before_send"),
             _ => None,
         };
         let mut cmd = gpm(&env);
@@ -162,7 +163,7 @@ fn a_mirror_failing_for_twenty_runs_mails_one_failed_and_one_recovered_across_ki
             ),
         }
         let mails = smtp.messages().len();
-        let expected = usize::from(run >= 5);
+        let expected = usize::from(run >= 3);
         assert_eq!(mails, expected, "after run {run}\n{}", log_text(&env));
     }
     assert_eq!(setup.status_json(&env)[0]["update_status"], "failed");
@@ -198,7 +199,7 @@ fn a_mirror_failing_for_twenty_runs_mails_one_failed_and_one_recovered_across_ki
         assert!(body.contains(&format!("repo      {}", upstream.display())), "{body}");
     }
     assert!(failed.contains("does not appear to be a git repository"), "{failed}");
-    assert!(failed.contains("failures  3"), "{failed}");
+    assert!(failed.contains("failures  1"), "{failed}");
     assert!(recovered.contains("failures  20"), "the incident's count: {recovered}");
 }
 
@@ -533,7 +534,7 @@ fn a_notifier_that_hangs_never_delays_a_healthy_mirror_and_the_worker_leaves_in_
     write_global_config(
         &env,
         &format!(
-            "worker_linger = \"10s\"\n\n[retry]\ninitial = \"3s\"\nmax = \"1h\"\nfail_after = 1\njitter = false\n\n\
+            "worker_linger = \"10s\"\n\n[retry]\ninitial = \"3s\"\nmax = \"1h\"\npermanent_retry = \"3s\"\nfail_after = 1\njitter = false\n\n\
              [notify]\ncommand = \"{}\"\ntimeout = \"20s\"\ndigest_window = \"0s\"\n",
             hang.display()
         ),

@@ -4,7 +4,7 @@
 use crate::access::remote_url::{Transport, split_credentials};
 use crate::commands::{
     EXIT_OK, EXIT_USAGE, Exit, ExitContext, MissingMirror, fleet_mirror_setting, io, load_repo_config, no_such_mirror,
-    refuse_other_user, repo_path, shown_url,
+    repo_path, shown_url,
 };
 use crate::config::GlobalConfig;
 use crate::config::edit::{self as config_edit, MirrorEdit};
@@ -21,7 +21,6 @@ pub fn cmd_keygen(
     err: &mut dyn Write,
 ) -> Result<u8, Exit> {
     let repo = repo_path(repo)?;
-    refuse_other_user(&repo, "keygen")?;
     let cfg = load_repo_config(global, &repo)?;
     let mirror = cfg
         .mirror(name)
@@ -167,10 +166,6 @@ pub fn cmd_known_hosts(
             EXIT_USAGE,
             anyhow::anyhow!("--accept needs where to record the keys: --repo REPO --mirror NAME, or --file FILE"),
         ));
-    }
-    if accept && let Some(HostKeysTarget::Mirror { repo, .. }) = &target {
-        // Recording writes the mirror's known_hosts and its configuration: the owner's to do.
-        refuse_other_user(&repo_path(repo)?, "known-hosts")?;
     }
     let file = target.map(|t| resolve_host_keys_target(global, t, &host)).transpose()?;
     let keys = known_hosts::scan(&host, timeout)?;

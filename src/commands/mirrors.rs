@@ -5,7 +5,7 @@ use crate::access::remote_url::{Transport, display_url, split_credentials};
 use crate::cli::args::{MirrorFlags, SetOnlyFlags};
 use crate::commands::{
     EXIT_FAILED, EXIT_OK, EXIT_USAGE, Exit, ExitContext, MissingMirror, empty_state_hint, io, known_or_given,
-    no_such_mirror, refuse_other_user, repo_path, shown_url,
+    no_such_mirror, repo_path, shown_url,
 };
 use crate::config::edit::{self as config_edit, MirrorEdit};
 use crate::config::{self, GlobalConfig, MirrorConfig};
@@ -273,7 +273,6 @@ pub fn cmd_add(
     err: &mut dyn Write,
 ) -> Result<u8, Exit> {
     let repo = repo_path(repo)?;
-    refuse_other_user(&repo, "add")?;
     if !config::valid_mirror_name(name) {
         return Err(Exit(
             EXIT_USAGE,
@@ -342,7 +341,6 @@ pub fn cmd_set(
     err: &mut dyn Write,
 ) -> Result<u8, Exit> {
     let repo = repo_path(repo)?;
-    refuse_other_user(&repo, "set")?;
     let mut edit = flags.to_edit().usage()?;
     set_only.apply(&mut edit);
     edit.enabled = enabled;
@@ -423,7 +421,6 @@ pub fn cmd_remove(
     err: &mut dyn Write,
 ) -> Result<u8, Exit> {
     let repo = repo_path(repo)?;
-    refuse_other_user(&repo, "remove")?;
     let cfg = config::load_repo(&repo, global).ok();
     match &cfg {
         Some(cfg) if cfg.mirror(name).is_none() => {

@@ -1,8 +1,7 @@
 //! `sync`: one repository's mirrors updated now, in the foreground, with a per-ref report.
 
 use crate::commands::{
-    EXIT_FAILED, EXIT_OK, Exit, MissingMirror, io, load_repo_config, no_such_mirror, refuse_other_user, repo_path,
-    shown_url,
+    EXIT_FAILED, EXIT_OK, Exit, MissingMirror, io, load_repo_config, no_such_mirror, repo_path, shown_url,
 };
 use crate::config::{GlobalConfig, MirrorConfig};
 use crate::mirror::state::StateStore;
@@ -14,7 +13,6 @@ use std::path::Path;
 
 pub fn cmd_sync(global: &GlobalConfig, repo: &Path, only: Option<&str>, out: &mut dyn Write) -> Result<u8, Exit> {
     let repo = repo_path(repo)?;
-    refuse_other_user(&repo, "sync")?;
     let cfg = load_repo_config(global, &repo)?;
     let mirrors: Vec<&MirrorConfig> = match only {
         Some(name) => match cfg.mirrors.iter().find(|m| m.name == name) {
