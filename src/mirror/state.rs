@@ -20,6 +20,7 @@ pub use outbox::Outbox;
 use crate::git::FailureClass;
 use crate::mirror::lfs::LfsStatus;
 use crate::util::fsutil::{Durability, FileLock, replace_file};
+use crate::util::group_commit::GroupCommit;
 use crate::util::oid::{Oid, RefUpdate};
 use anyhow::{Context, Result};
 use known_refs::{decode_identity, decode_known_refs, encode_known_refs};
@@ -550,6 +551,20 @@ impl StateStore {
     }
 
     /// A mirror's state; a fresh one if none was saved.
+    /// [`Self::save_record`] into a group commit (see [`Self::stage_mirror`]).
+    pub fn stage_record(&self, record: &RepoRecord, commit: &mut GroupCommit) -> Result<()> {
+        self.ensure_dir(&self.repo_dir(&record.repo).join("mirrors"))?;
+        let path = self.repo_dir(&record.repo).join(REPO_RECORD);
+        commit
+            .stage(&path, &serde_json::to_vec_pretty(record)?, 0o600)
+            .with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// Whether the repository has a record (is registered), without reading it.
+    pub fn has_record(&self, repo: &Path) -> bool {
+        self.repo_dir(repo).join(REPO_RECORD).exists()
+    }
+
     pub fn load_mirror(&self, repo: &Path, mirror: &str) -> Result<MirrorState> {
         let state: Option<MirrorState> = read_json(&self.mirror_file(repo, mirror))?;
         Ok(state
@@ -603,13 +618,34 @@ impl StateStore {
     /// records as told is in the outbox; the repository's summary of failing mirrors follows.
     fn save_mirror_with(&self, state: &MirrorState, durability: Durability) -> Result<()> {
         self.ensure_dir(&self.repo_dir(&state.repo).join("mirrors"))?;
+        let state = self.observed(state);
+        write_json(&self.mirror_file(&state.repo, &state.mirror), &state, durability)?;
+        self.note_failing(&state);
+        Ok(())
+    }
+
+    /// [`Self::save_mirror`] into a group commit: the state is written when `commit` commits
+    /// (the caller holds the repository's lock until then).
+    pub fn stage_mirror(&self, state: &MirrorState, commit: &mut GroupCommit) -> Result<()> {
+        self.ensure_dir(&self.repo_dir(&state.repo).join("mirrors"))?;
+        let state = self.observed(state);
+        let path = self.mirror_file(&state.repo, &state.mirror);
+        commit
+            .stage(&path, &serde_json::to_vec_pretty(&state)?, 0o600)
+            .with_context(|| format!("writing {}", path.display()))?;
+        self.note_failing(&state);
+        Ok(())
+    }
+
+    /// The state to save: what its transition owes people is queued in the outbox first, and
+    /// recorded as told only once it is there.
+    fn observed(&self, state: &MirrorState) -> MirrorState {
         let mut state = state.clone();
         let before = state.incident.clone();
         let notices = incident::observe(&mut state, crate::util::fsutil::now_ms(), self.is_telling());
         if !notices.is_empty() {
             let outbox = self.outbox();
             if let Err(e) = notices.iter().try_for_each(|notice| outbox.put(notice)) {
-                // Not told: the next save of the pair tries again.
                 log::warn!(
                     "{}: mirror {}: queueing a notice: {e:#}",
                     state.repo.display(),
@@ -619,18 +655,19 @@ impl StateStore {
                 state.incident = Incident { since_ms, ..before };
             }
         }
-        write_json(&self.mirror_file(&state.repo, &state.mirror), &state, durability)?;
-        if let Err(e) = self.update_failing(&state.repo, &state.mirror, Some(&state)) {
+        state
+    }
+
+    /// Keeps the summary of failing mirrors the hook reads equal to a saved state.
+    fn note_failing(&self, state: &MirrorState) {
+        if let Err(e) = self.update_failing(&state.repo, &state.mirror, Some(state)) {
             log::warn!(
                 "{}: updating the summary of failing mirrors: {e:#}",
                 state.repo.display()
             );
         }
-        Ok(())
     }
 
-    /// Keeps `<repo>/failing.json` (what the hook tells pushers) equal to the pair's status;
-    /// `state` `None`: the pair is gone. Written only when the pair's entry changes.
     fn update_failing(&self, repo: &Path, mirror: &str, state: Option<&MirrorState>) -> Result<()> {
         let file = self.repo_dir(repo).join(failing::FAILING_FILE);
         let mut listed = failing::read(&file);

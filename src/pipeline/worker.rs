@@ -3,6 +3,7 @@
 //! This file holds the drain loop and the dispatch of updates; where the work comes from (the
 //! spool, earlier runs, drift) is in `worker/intake.rs`.
 
+mod coalesce;
 mod intake;
 
 use crate::config::live::{Change, GlobalWatch};
@@ -12,7 +13,7 @@ use crate::mirror::update::update_mirror;
 use crate::mirror::verify::{self, Verification};
 use crate::pipeline::hook::WORKER_LOCK;
 use crate::pipeline::slots::{Slots, host_of};
-use crate::pipeline::spool::{Spool, SpoolEntry};
+use crate::pipeline::spool::Spool;
 use crate::util::fsutil::{FileLock, now_ms};
 use anyhow::{Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
@@ -26,8 +27,6 @@ const POLL: Duration = Duration::from_millis(25);
 const CONFIG_RETRY: Duration = Duration::from_secs(5);
 /// How long to wait before trying a pair that another process is updating.
 const BUSY_RETRY: Duration = Duration::from_millis(250);
-/// Spool entries ingested per pass of the drain loop.
-const INGEST_SLICE: usize = 64;
 /// How long to wait before retrying a pair whose update ended in an error the state could not record.
 const ERROR_RETRY: Duration = Duration::from_secs(30);
 /// How long a spool entry whose refs could not be recorded (full disk, broken state directory)
@@ -149,7 +148,7 @@ struct Drain<'a> {
     /// Scheduled pairs whose `verify_interval` check is due (and nothing else).
     verifying: BTreeSet<Pair>,
     /// Claimed spool entries whose refs could not be recorded yet, and when to try again.
-    held: Vec<(PathBuf, SpoolEntry, u64)>,
+    held: Vec<(PathBuf, u64)>,
     /// Repositories whose configuration error was already logged (once each).
     config_errors: BTreeMap<PathBuf, String>,
     /// Other per-repository faults already logged (state that cannot be read or written).
@@ -270,8 +269,8 @@ impl<'a> Drain<'a> {
         std::thread::scope(|scope| -> Result<()> {
             loop {
                 self.refresh_global();
-                // A bounded slice per pass: updates start while a large spool is still being read.
-                self.ingest(summary, INGEST_SLICE)?;
+                // Everything waiting is recorded before updates start: one update per pair carries it.
+                self.ingest(summary)?;
                 self.retry_held(summary);
                 self.route_due_repos();
                 // Once the spool is read, so the drift scan does not mistake spooled refs for unreported ones.
@@ -284,32 +283,7 @@ impl<'a> Drain<'a> {
                 }
                 let now = now_ms();
                 if self.may_start_updates() {
-                    let ready: Vec<Pair> = self
-                        .due
-                        .iter()
-                        .filter(|(pair, due)| **due <= now && !self.slots.is_running(pair))
-                        .map(|(pair, _)| pair.clone())
-                        .collect();
-                    let max_parallel = self.global.max_parallel;
-                    for pair in ready {
-                        let instant = Instant::now();
-                        if !self.slots.any_free(max_parallel, instant) {
-                            break;
-                        }
-                        // A mirror host with a slow or hung update gets no slot kept for the others.
-                        let host = self.hosts.get(&pair).map_or("", String::as_str);
-                        if !self.slots.may_start(host, max_parallel, instant) {
-                            continue;
-                        }
-                        self.due.remove(&pair);
-                        // Read afresh: the admin may have changed it since it was scheduled.
-                        let Some(mirror_config) = self.mirror_config(&pair) else {
-                            self.verifying.remove(&pair);
-                            continue;
-                        };
-                        let host = host_of(&mirror_config.url);
-                        self.hosts.insert(pair.clone(), host.clone());
-                        self.slots.start(pair.clone(), host, instant);
+                    while let Some((pair, mirror_config)) = self.next_to_start(now) {
                         let verify_only = self.verifying.remove(&pair);
                         let tx = done_tx.clone();
                         let (global, store) = (Arc::clone(&self.global), self.store);
@@ -328,18 +302,65 @@ impl<'a> Drain<'a> {
                 if self.slots.is_empty() && !spool_waiting && self.idle_long_enough(now) {
                     return Ok(());
                 }
-                let next_due = self.due.values().min().copied().unwrap_or(u64::MAX);
                 let wait = if spool_waiting {
                     Duration::ZERO // more entries to read: don't sleep
                 } else {
-                    POLL.min(Duration::from_millis(next_due.saturating_sub(now)))
-                        .max(Duration::from_millis(1))
+                    self.wait_for_work(now)
                 };
                 if let Ok((pair, outcome)) = done_rx.recv_timeout(wait) {
                     self.finish(pair, outcome, summary);
                 }
             }
         })
+    }
+
+    /// The next due pair that may start now, taken off the schedule and given its slot, with its
+    /// configuration read afresh (the admin may have changed it since it was scheduled). `None`
+    /// when every slot is taken or nothing due may start.
+    fn next_to_start(&mut self, now: u64) -> Option<(Pair, crate::config::MirrorConfig)> {
+        let max_parallel = self.global.max_parallel;
+        loop {
+            let instant = Instant::now();
+            if !self.slots.any_free(max_parallel, instant) {
+                return None;
+            }
+            // A mirror host with a slow or hung update gets no slot kept for the others.
+            let pair = self
+                .due
+                .iter()
+                .filter(|(pair, due)| **due <= now && !self.slots.is_running(pair))
+                .map(|(pair, _)| pair)
+                .find(|pair| {
+                    let host = self.hosts.get(*pair).map_or("", String::as_str);
+                    self.slots.may_start(host, max_parallel, instant)
+                })?
+                .clone();
+            self.due.remove(&pair);
+            let Some(mirror_config) = self.mirror_config(&pair) else {
+                self.verifying.remove(&pair);
+                continue;
+            };
+            let host = host_of(&mirror_config.url);
+            self.hosts.insert(pair.clone(), host.clone());
+            self.slots.start(pair.clone(), host, instant);
+            return Some((pair, mirror_config));
+        }
+    }
+
+    /// How long the drain loop may sleep when the spool is empty: until the next pair is due,
+    /// at most [`POLL`]. Pairs already due that could not start (every slot taken, or their host
+    /// is slow) wait for an update to finish, which wakes the loop at once: they are no reason
+    /// to poll faster.
+    fn wait_for_work(&self, now: u64) -> Duration {
+        let next_due = self
+            .due
+            .values()
+            .filter(|due| **due > now)
+            .min()
+            .copied()
+            .unwrap_or(u64::MAX);
+        POLL.min(Duration::from_millis(next_due.saturating_sub(now)))
+            .max(Duration::from_millis(1))
     }
 
     /// Whether nothing is due soon enough to be worth waiting for.

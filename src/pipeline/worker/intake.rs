@@ -3,12 +3,12 @@
 //! pending state, and work left by earlier runs (failures to retry, interrupted updates, drift,
 //! due `verify_interval` checks), each put on the schedule.
 
-use super::{CONFIG_RETRY, Drain, RECORD_RETRY, RunSummary, looks_like_a_repository, register_fleet};
+use super::{CONFIG_RETRY, Drain, RunSummary, register_fleet};
 use crate::config;
 use crate::mirror::state::{MirrorState, UpdateStatus};
 use crate::mirror::verify;
 use crate::pipeline::slots::host_of;
-use crate::pipeline::spool::{Spool, SpoolEntry};
+use crate::pipeline::spool::Spool;
 use crate::util::fsutil::{FileLock, now_ms};
 use anyhow::Result;
 use std::path::{Path, PathBuf};
@@ -175,106 +175,26 @@ impl Drain<'_> {
         self.due.insert(pair, due);
     }
 
-    /// Moves spool entries into their repositories' records, then deletes them.
-    pub(super) fn ingest(&mut self, summary: &mut RunSummary, max_entries: usize) -> Result<()> {
-        for name in self.spool.waiting()?.into_iter().take(max_entries) {
-            let Some(claimed) = self.spool.claim(&name)? else {
-                continue;
-            };
-            crate::util::failpoint::hit("ingest.after_claim");
-            let entry = match self.spool.read(&claimed) {
-                Ok(entry) => entry,
-                Err(e) => {
-                    // Told before the move: a crash in between tells of a move the next run makes again.
-                    let mut notice = crate::mirror::state::Notice::new(
-                        crate::config::notify::Event::Quarantined,
-                        self.spool.root(),
-                        None,
-                        now_ms(),
-                    );
-                    notice.error = Some(format!(
-                        "spool entry {name} is unusable ({e}); moved to {}",
-                        self.spool.bad_dir().join(&name).display()
-                    ));
-                    if let Err(e) = self.store.tell(&notice) {
-                        log::warn!("queueing a notice of spool entry {name}: {e:#}");
-                    }
-                    let moved = self.spool.quarantine(&claimed)?;
-                    log::error!("spool entry {name} is unusable ({e}); moved to {}", moved.display());
-                    summary.entries_quarantined += 1;
-                    continue;
-                }
-            };
-            if !looks_like_a_repository(&entry.repo) {
-                // A repository that is gone is forgotten here, in the same one line.
-                let forgotten = crate::pipeline::registrations::is_gone(&entry.repo)
-                    && self.store.forget(&entry.repo).unwrap_or(false);
-                log::error!(
-                    "spool entry {name} names {}, which is not a git repository (deleted or moved?); dropped{}",
-                    entry.repo.display(),
-                    if forgotten {
-                        ", and the repository forgotten with its mirrors' state"
-                    } else {
-                        ""
-                    }
-                );
-                self.spool.retire(&claimed)?;
-                continue;
+    /// Reads every entry waiting in the spool, in batches of bounded size, and records what they
+    /// ask for in the pairs' states (see `worker/coalesce.rs`) before the caller starts any update:
+    /// one update per pair then carries everything the backlog asked for. Entries that arrive
+    /// meanwhile are left for the next pass, so a stream of pushes never starves the updates.
+    pub(super) fn ingest(&mut self, summary: &mut RunSummary) -> Result<()> {
+        // What waits now is this pass's; entries written after this first listing wait for the next.
+        let mut up_to: Option<String> = None;
+        loop {
+            let waiting = self
+                .spool
+                .oldest_waiting(super::coalesce::BATCH_ENTRIES, up_to.as_deref())?;
+            if waiting.names.is_empty() {
+                return Ok(());
             }
-            if let Some(why) = crate::pipeline::trust::distrusted_repository(&self.global, self.store, &entry.repo) {
-                let moved = self.spool.quarantine_untrusted(&claimed)?;
-                log::error!(
-                    "spool entry {name} names {repo}, which this worker does not mirror: {why}; moved to {}; if it \
-                     should be mirrored, register it (git-push-mirror install {repo}) and run `git-push-mirror run`",
-                    moved.display(),
-                    repo = entry.repo.display()
-                );
-                summary.entries_quarantined += 1;
-                continue;
-            }
-            self.record_entry(claimed, entry, summary)?;
-        }
-        Ok(())
-    }
-
-    /// Records a claimed entry's refs in its repository's record, then deletes the entry. When
-    /// the record cannot be written (a full disk, a broken state directory), the entry stays
-    /// claimed and is tried again; nothing else waits for it.
-    fn record_entry(&mut self, claimed: PathBuf, entry: SpoolEntry, summary: &mut RunSummary) -> Result<()> {
-        let recorded = (|| -> Result<()> {
-            let _lock = self.store.lock(&entry.repo)?;
-            let mut record = self.store.load_record_healing(&entry.repo)?.unwrap_or_default();
-            record.repo = entry.repo.clone();
-            record.record(&entry.updates, entry.received_at_ms);
-            self.store.save_record(&record)
-        })();
-        if let Err(e) = recorded {
-            self.fault(&entry.repo, "a push could not be recorded; it waits in the spool", &e);
-            self.held
-                .push((claimed, entry, now_ms().saturating_add(RECORD_RETRY.as_millis() as u64)));
-            return Ok(());
-        }
-        self.faults.remove(&entry.repo);
-        crate::util::failpoint::hit("ingest.after_record");
-        self.spool.retire(&claimed)?;
-        summary.entries_ingested += 1;
-        self.unrouted.insert(entry.repo, 0);
-        Ok(())
-    }
-
-    /// Tries again to record the entries held back by [`Self::record_entry`].
-    pub(super) fn retry_held(&mut self, summary: &mut RunSummary) {
-        let now = now_ms();
-        if self.held.iter().all(|(_, _, at)| *at > now) {
-            return;
-        }
-        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held)
-            .into_iter()
-            .partition(|(_, _, at)| *at <= now);
-        self.held = later;
-        for (claimed, entry, _) in due {
-            if let Err(e) = self.record_entry(claimed, entry, summary) {
-                log::error!("{e:#}");
+            up_to = up_to.or(waiting.newest);
+            let batch = self.claim_batch(&waiting.names, summary)?;
+            let read_all = waiting.all && !batch.full;
+            self.record_batch(batch, summary)?;
+            if read_all {
+                return Ok(());
             }
         }
     }
