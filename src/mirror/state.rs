@@ -257,6 +257,7 @@ const REPO_RECORD: &str = "repo.json";
 const STATE_LOCK: &str = "state.lock";
 /// Marks a repository whose broken configuration was told (see [`StateStore::note_config_error`]).
 const CONFIG_ERROR_TOLD: &str = "config_error.told";
+const REF_CACHE: &str = "refs.reftable";
 
 /// A directory name for a repository path: readable, unique, short.
 fn repo_key(repo: &Path) -> String {
@@ -372,6 +373,12 @@ impl StateStore {
     /// What the mirror's last decisions were made for (see [`KnownRef`]), and the mirror they
     /// were made for; empty when the file is missing or unreadable (its loss costs a
     /// re-observation, never correctness).
+    /// Where a reftable repository's listing of its refs is cached between runs (see
+    /// [`crate::git::ref_cache`]).
+    pub fn ref_cache_file(&self, repo: &Path) -> PathBuf {
+        self.repo_dir(repo).join(REF_CACHE)
+    }
+
     pub fn load_known_refs(&self, repo: &Path, mirror: &str) -> KnownRefsOf {
         let path = self.known_refs_file(repo, mirror);
         match fs::read_to_string(&path) {
@@ -803,6 +810,12 @@ impl StateStore {
 
     /// Every registered repository.
     pub fn known_repos(&self) -> Result<Vec<PathBuf>> {
+        Ok(self.known_records()?.into_iter().map(|(repo, _)| repo).collect())
+    }
+
+    /// The registered repositories, sorted, each with its record as read (one read of each:
+    /// `None` when it has mirrors' states but no record, an error when the record cannot be read).
+    pub fn known_records(&self) -> Result<Vec<(PathBuf, Result<Option<RepoRecord>>)>> {
         let mut repos = Vec::new();
         let entries = match fs::read_dir(self.repos_dir()) {
             Ok(entries) => entries,
@@ -812,17 +825,17 @@ impl StateStore {
         for entry in entries {
             let dir = entry?.path();
             match read_json::<RepoRecord>(&dir.join(REPO_RECORD)) {
-                Ok(Some(record)) => repos.push(record.repo),
+                Ok(Some(record)) => repos.push((record.repo.clone(), Ok(Some(record)))),
                 // A record lost or corrupt: the repository is still known by its mirrors' state,
                 // and stays covered (the worker rebuilds the record, `status` reports it).
-                Ok(None) => repos.extend(repo_named_by_mirror_states(&dir)),
+                Ok(None) => repos.extend(repo_named_by_mirror_states(&dir).map(|repo| (repo, Ok(None)))),
                 Err(e) => match repo_named_by_mirror_states(&dir) {
-                    Some(repo) => repos.push(repo),
+                    Some(repo) => repos.push((repo, Err(e))),
                     None => log::warn!("{e:#}"),
                 },
             }
         }
-        repos.sort();
+        repos.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(repos)
     }
 }

@@ -53,8 +53,8 @@ pub fn update_mirror_showing(
     show: &dyn Fn(&PushProgress),
 ) -> Result<UpdateReport> {
     let started = now_ms();
-    // `started` may be lost in a crash: the state before it is whole, and a dead worker's
-    // `started` is recovered anyway; the outcome below is written durably.
+    // `started` may be lost in a crash: the state before it is whole (its pending refs are
+    // retried, under leases), and a dead worker's `started` is recovered anyway.
     let before = store.update_mirror_with(repo, &mirror.name, Durability::OldOrNew, |state| {
         state.update_status = UpdateStatus::Started;
         state.last_update_started_at_ms = Some(started);
@@ -97,7 +97,9 @@ pub fn update_mirror_showing(
     }
     let lost_refs = crate::mirror::verify::mirror_lost_refs(reach, &report, &known);
     let fingerprint = record_known_refs(store, repo, mirror, reach, &report, known, same_mirror)?;
-    store.update_mirror(repo, &mirror.name, |state| {
+    // Old or new is enough: a crash that loses the outcome leaves `started`, which the next run
+    // recovers as an interrupted update (a full reconciliation); nothing is lost.
+    store.update_mirror_with(repo, &mirror.name, Durability::OldOrNew, |state| {
         record_outcome(state, &before, reach, &report, &global.retry);
         state.learned_max_push_size = lessons.learned_max_push_size;
         state.steps = None;
@@ -326,7 +328,19 @@ fn reconcile_once(
         Reach::PendingOnly => local_repo.refs_named(pending.keys()),
     }
     .map_err(|e| format!("{e:#}"))?;
-    let head = local_repo.default_branch_commit().map_err(|e| format!("{e:#}"))?;
+    // The default branch decides deletions only (a ref the mirror has and the repository has
+    // not): read it when there is one to decide (for reftable it costs a git process).
+    let deletes = match reach {
+        Reach::Everything => remote.keys().any(|name| !local.direct.contains_key(name)),
+        Reach::PendingOnly => pending
+            .keys()
+            .any(|name| !local.direct.contains_key(name) && remote.contains_key(name)),
+    };
+    let head = if deletes {
+        local_repo.default_branch_commit().map_err(|e| format!("{e:#}"))?
+    } else {
+        None
+    };
     let input = PlanInput {
         local: &local.direct,
         local_symbolic: &local.symbolic,

@@ -3,10 +3,10 @@
 //! refs with the local values its last decisions were made for (the known refs). No network; a
 //! fingerprint makes "no change" cheap.
 
-use crate::config::RepoConfig;
+use crate::config::{MirrorConfig, RepoConfig};
 use crate::mirror::plan::MirrorRules;
 use crate::mirror::refs::LocalRepo;
-use crate::mirror::state::{PendingRef, StateStore, known_local_values};
+use crate::mirror::state::{MirrorState, PendingRef, StateStore, known_local_values};
 use crate::util::fsutil::now_ms;
 use crate::util::oid::Oid;
 use anyhow::Result;
@@ -46,60 +46,99 @@ pub fn drifted(local: &BTreeMap<String, Oid>, known: &BTreeMap<String, Oid>) -> 
 
 /// Scans one repository (with its configuration `repo_config`); queues drifted refs in its
 /// mirrors' state, and a full reconciliation for a mirror whose URL or filters changed since its
-/// last update (its known refs describe another mirror, or leave out refs now in scope). Returns the names of the mirrors that got work.
-pub fn scan_repository(store: &StateStore, repo: &Path, repo_config: &RepoConfig) -> Result<Vec<String>> {
+/// last update (its known refs describe another mirror, or leave out refs now in scope). Returns
+/// the configured mirrors' states as the scan left them. A mirror with nothing new is only read:
+/// the repository's lock is taken to write.
+pub fn scan_repository(store: &StateStore, repo: &Path, repo_config: &RepoConfig) -> Result<Vec<MirrorState>> {
     if repo_config.mirrors.is_empty() {
         return Ok(Vec::new());
     }
-    let local = LocalRepo::open(repo)?.all_refs()?;
-    let mut queued = Vec::new();
+    let local = LocalRepo::open(repo)?
+        .with_ref_cache(store.ref_cache_file(repo))
+        .all_refs()?;
+    let mut states = Vec::with_capacity(repo_config.mirrors.len());
     for mirror in &repo_config.mirrors {
         let scoped = in_scope(&local.direct, &mirror.rules);
         let current = crate::mirror::verify::fingerprint(&scoped);
+        let seen = store.load_mirror(repo, &mirror.name);
+        if let Ok(state) = &seen
+            && drift_of(store, repo, mirror, state, &scoped, &current).is_none()
+        {
+            states.push(seen?);
+            continue;
+        }
+        // Something to queue (or a state to heal): again under the lock, which writes.
         let _lock = store.lock(repo)?;
         let mut state = store.load_mirror_healing(repo, &mirror.name)?;
-        if state.full_sync_seq.is_some() {
-            continue;
+        if let Some(drift) = drift_of(store, repo, mirror, &state, &scoped, &current) {
+            let now = now_ms();
+            match drift {
+                Drift::Unknown { re_pointed } => {
+                    if re_pointed {
+                        log::info!(
+                            "{}: mirror {}: its URL or filters changed since its last update; reconciling in full",
+                            repo.display(),
+                            mirror.name
+                        );
+                    }
+                    // Never reconciled, or another mirror: only a full reconciliation knows what it lacks.
+                    state.request_full_sync(now);
+                }
+                Drift::Refs(new) => {
+                    log::info!(
+                        "{}: mirror {}: {} ref(s) changed without a hook report",
+                        repo.display(),
+                        mirror.name,
+                        new.len()
+                    );
+                    for (name, change) in &new {
+                        state.add_pending(name, change, now);
+                    }
+                }
+            }
+            store.save_mirror(&state)?;
         }
-        let now = now_ms();
-        let re_pointed = state.known_refs_fingerprint.is_some()
-            && store.known_refs_identity(repo, &mirror.name) != Some(crate::mirror::verify::identity(mirror));
-        if state.known_refs_fingerprint.is_none() || re_pointed {
-            if re_pointed {
-                log::info!(
-                    "{}: mirror {}: its URL or filters changed since its last update; reconciling in full",
-                    repo.display(),
-                    mirror.name
-                );
-            }
-            // Never reconciled, or another mirror: only a full reconciliation knows what it lacks.
-            state.request_full_sync(now);
-        } else if state.known_refs_fingerprint.as_deref() == Some(current.as_str()) {
-            continue;
-        } else {
-            let known = known_local_values(&store.load_known_refs(repo, &mirror.name).refs);
-            let changes = drifted(&scoped, &known);
-            let new: Vec<_> = changes
-                .iter()
-                .filter(|(name, _)| !state.pending.contains_key(*name))
-                .collect();
-            if new.is_empty() {
-                continue;
-            }
-            log::info!(
-                "{}: mirror {}: {} ref(s) changed without a hook report",
-                repo.display(),
-                mirror.name,
-                new.len()
-            );
-            for (name, change) in new {
-                state.add_pending(name, change, now);
-            }
-        }
-        store.save_mirror(&state)?;
-        queued.push(mirror.name.clone());
+        states.push(state);
     }
-    Ok(queued)
+    Ok(states)
+}
+
+/// What a mirror lacks that nobody reported.
+enum Drift {
+    /// Its known refs are of another mirror (or there are none): everything, by a full reconciliation.
+    Unknown { re_pointed: bool },
+    /// Refs whose local value differs from the one last decided for, not yet pending.
+    Refs(BTreeMap<String, PendingRef>),
+}
+
+/// The drift of one mirror (`None`: nothing to queue), given its in-scope local refs and their
+/// fingerprint.
+fn drift_of(
+    store: &StateStore,
+    repo: &Path,
+    mirror: &MirrorConfig,
+    state: &MirrorState,
+    scoped: &BTreeMap<String, Oid>,
+    current: &str,
+) -> Option<Drift> {
+    if state.full_sync_seq.is_some() {
+        return None;
+    }
+    let Some(fingerprint) = state.known_refs_fingerprint.as_deref() else {
+        return Some(Drift::Unknown { re_pointed: false });
+    };
+    if store.known_refs_identity(repo, &mirror.name) != Some(crate::mirror::verify::identity(mirror)) {
+        return Some(Drift::Unknown { re_pointed: true });
+    }
+    if fingerprint == current {
+        return None;
+    }
+    let known = known_local_values(&store.load_known_refs(repo, &mirror.name).refs);
+    let new: BTreeMap<String, PendingRef> = drifted(scoped, &known)
+        .into_iter()
+        .filter(|(name, _)| !state.pending.contains_key(name))
+        .collect();
+    (!new.is_empty()).then_some(Drift::Refs(new))
 }
 
 #[cfg(test)]

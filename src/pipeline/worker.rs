@@ -5,6 +5,7 @@
 
 mod coalesce;
 mod intake;
+mod scan;
 
 use crate::config::live::{Change, GlobalWatch};
 use crate::config::{self, GlobalConfig};
@@ -264,8 +265,8 @@ impl<'a> Drain<'a> {
     }
 
     fn drain(&mut self, summary: &mut RunSummary) -> Result<()> {
-        let mut scanned = false;
-        let (done_tx, done_rx) = mpsc::channel::<(Pair, Result<PairOutcome>)>();
+        let mut scan = ScanProgress::NotStarted;
+        let (events_tx, events_rx) = mpsc::channel::<Event>();
         std::thread::scope(|scope| -> Result<()> {
             loop {
                 self.refresh_global();
@@ -274,18 +275,23 @@ impl<'a> Drain<'a> {
                 self.retry_held(summary);
                 self.route_due_repos();
                 // Once the spool is read, so the drift scan does not mistake spooled refs for unreported ones.
-                if !scanned && !self.spool.has_waiting() {
-                    self.find_existing_work()?;
-                    scanned = true;
+                if scan == ScanProgress::NotStarted && !self.spool.has_waiting() {
+                    scan = ScanProgress::Done;
+                    if self.options.scan_registered {
+                        scan = ScanProgress::Running;
+                        let (global, store, tx) = (Arc::clone(&self.global), self.store, events_tx.clone());
+                        let (wanted, spool_root) = (self.options.repos.clone(), self.spool.root().to_path_buf());
+                        scope.spawn(move || scan::scan_registered(store, &global, &wanted, &spool_root, &tx));
+                    }
                 }
-                while let Ok((pair, outcome)) = done_rx.try_recv() {
-                    self.finish(pair, outcome, summary);
+                while let Ok(event) = events_rx.try_recv() {
+                    self.handle(event, &mut scan, summary)?;
                 }
                 let now = now_ms();
                 if self.may_start_updates() {
                     while let Some((pair, mirror_config)) = self.next_to_start(now) {
                         let verify_only = self.verifying.remove(&pair);
-                        let tx = done_tx.clone();
+                        let tx = events_tx.clone();
                         let (global, store) = (Arc::clone(&self.global), self.store);
                         scope.spawn(move || {
                             // A bug in one update must not leave the pair "running" for ever.
@@ -294,12 +300,13 @@ impl<'a> Drain<'a> {
                                 .unwrap_or_else(|_| {
                                     Err(anyhow::anyhow!("the update panicked (a bug; please report it)"))
                                 });
-                            let _ = tx.send((pair, outcome));
+                            let _ = tx.send(Event::Finished(pair, outcome));
                         });
                     }
                 }
                 let spool_waiting = self.spool.has_waiting();
-                if self.slots.is_empty() && !spool_waiting && self.idle_long_enough(now) {
+                let scanning = scan == ScanProgress::Running;
+                if self.slots.is_empty() && !spool_waiting && !scanning && self.idle_long_enough(now) {
                     return Ok(());
                 }
                 let wait = if spool_waiting {
@@ -307,8 +314,8 @@ impl<'a> Drain<'a> {
                 } else {
                     self.wait_for_work(now)
                 };
-                if let Ok((pair, outcome)) = done_rx.recv_timeout(wait) {
-                    self.finish(pair, outcome, summary);
+                if let Ok(event) = events_rx.recv_timeout(wait) {
+                    self.handle(event, &mut scan, summary)?;
                 }
             }
         })
@@ -361,6 +368,17 @@ impl<'a> Drain<'a> {
             .unwrap_or(u64::MAX);
         POLL.min(Duration::from_millis(next_due.saturating_sub(now)))
             .max(Duration::from_millis(1))
+    }
+
+    /// Takes in what an update or the scan reports.
+    fn handle(&mut self, event: Event, scan: &mut ScanProgress, summary: &mut RunSummary) -> Result<()> {
+        match event {
+            Event::Finished(pair, outcome) => self.finish(pair, outcome, summary),
+            Event::Found(findings) => self.found(findings),
+            Event::ScanEnded => *scan = ScanProgress::Done,
+            Event::ScanFailed(e) => return Err(e),
+        }
+        Ok(())
     }
 
     /// Whether nothing is due soon enough to be worth waiting for.
@@ -474,21 +492,29 @@ impl Drain<'_> {
     }
 }
 
-/// Registers the repositories under `repos_root` that have mirrors (their own
-/// `push-mirror.toml` or a matching fleet mirror) so the drift scan and
-/// `status` cover the whole fleet, hooked or not. A problem is logged, not fatal.
-fn register_fleet(global: &GlobalConfig, store: &StateStore) {
-    match crate::pipeline::fleet::register_mirrored(global, store) {
-        Ok(0) => {}
-        Ok(n) => log::info!("registered {n} new repositories under repos_root"),
-        Err(e) => log::warn!("looking for repositories under repos_root: {e:#}"),
-    }
-}
-
 /// Whether a path is plausibly a git directory (cheap: the hook's entries are
 /// checked again when the repository is opened).
 fn looks_like_a_repository(path: &Path) -> bool {
     path.join("HEAD").is_file() && path.join("objects").is_dir()
+}
+
+/// What the drain loop hears from the threads it started.
+enum Event {
+    /// An update ended.
+    Finished(Pair, Result<PairOutcome>),
+    /// The scan of registered repositories found this (see `worker/scan.rs`).
+    Found(Vec<scan::Findings>),
+    ScanEnded,
+    /// The registered repositories could not be listed.
+    ScanFailed(anyhow::Error),
+}
+
+/// Where the scan of registered repositories is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ScanProgress {
+    NotStarted,
+    Running,
+    Done,
 }
 
 /// What became of one dispatched pair.

@@ -1,15 +1,15 @@
-//! Where the worker's work comes from: spool entries recorded in their repositories' records
-//! (held and retried when the state cannot be written), reported refs routed to each mirror's
-//! pending state, and work left by earlier runs (failures to retry, interrupted updates, drift,
-//! due `verify_interval` checks), each put on the schedule.
+//! Where the worker's work comes from: the spool, read whole in batches before updates start
+//! (how a batch is recorded is in `worker/coalesce.rs`), the default spool's entries adopted,
+//! refs that waited in a repository's record routed to its mirrors once its configuration can
+//! be read, and pairs with work put on the schedule. Work left by earlier runs is found by the
+//! scan (`worker/scan.rs`).
 
-use super::{CONFIG_RETRY, Drain, RunSummary, register_fleet};
+use super::{CONFIG_RETRY, Drain, RunSummary};
 use crate::config;
-use crate::mirror::state::{MirrorState, UpdateStatus};
-use crate::mirror::verify;
+use crate::mirror::state::MirrorState;
 use crate::pipeline::slots::host_of;
 use crate::pipeline::spool::Spool;
-use crate::util::fsutil::{FileLock, now_ms};
+use crate::util::fsutil::now_ms;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 
@@ -30,131 +30,6 @@ impl Drain<'_> {
             Ok(n) => log::info!("took {n} entries from the fallback spool {}", fallback.root().display()),
             Err(e) => log::error!("reading the fallback spool {}: {e}", fallback.root().display()),
         }
-    }
-
-    /// Pairs and repositories left with work by earlier runs (failures to
-    /// retry, broken configs, interrupted updates), and drifted refs.
-    pub(super) fn find_existing_work(&mut self) -> Result<()> {
-        if !self.options.scan_registered {
-            return Ok(());
-        }
-        register_fleet(&self.global, self.store);
-        match crate::pipeline::registrations::forget_gone(self.store) {
-            Ok(gone) => gone
-                .iter()
-                .for_each(|repo| log::warn!("{}", crate::pipeline::registrations::gone_notice(repo))),
-            Err(e) => log::warn!("forgetting deleted repositories: {e:#}"),
-        }
-        let scan_started = std::time::SystemTime::now();
-        let mut scanned_all = self.options.repos.is_empty();
-        for repo in self.store.known_repos()? {
-            if !self.wanted(&repo) {
-                continue;
-            }
-            // One repository's broken state never keeps the others from their work.
-            match self.find_work_of(&repo) {
-                Ok(true) => {
-                    self.faults.remove(&repo);
-                }
-                Ok(false) => scanned_all = false,
-                Err(e) => {
-                    scanned_all = false;
-                    self.fault(&repo, "skipped by this run", &e);
-                }
-            }
-        }
-        if scanned_all {
-            crate::pipeline::unrecorded::mark_spool_scanned(self.spool.root(), scan_started);
-        }
-        Ok(())
-    }
-
-    /// [`Self::find_existing_work`] for one repository: its unrouted refs, the drift scan,
-    /// interrupted and owed updates, and due `verify_interval` checks. Returns whether its drift
-    /// scan ran (a broken configuration or an unreadable repository skip it).
-    fn find_work_of(&mut self, repo: &Path) -> Result<bool> {
-        // The lock only to heal a corrupt record: the scan reads thousands of healthy ones.
-        let record = match self.store.load_record(repo) {
-            Err(e) if crate::mirror::state::corruption(&e).is_some() => {
-                let _lock = self.store.lock(repo)?;
-                self.store.load_record_healing(repo)?
-            }
-            other => other?,
-        };
-        if record.is_some_and(|r| !r.pending.is_empty() || r.rebuilt) {
-            self.unrouted.insert(repo.to_path_buf(), 0);
-        }
-        // A broken configuration is reported when routing or updating; its mirrors' state still counts.
-        let repo_config = config::load_repo(repo, &self.global);
-        // Told once per incident; fixed since (by this run or an earlier one), a new breakage is told again.
-        let error = repo_config.as_ref().err().map(ToString::to_string);
-        if let Err(e) = self.store.note_config_error(repo, error.as_deref()) {
-            log::warn!("{}: notice of its configuration: {e:#}", repo.display());
-        }
-        let repo_config = repo_config.ok();
-        let mut scanned = false;
-        if let Some(cfg) = &repo_config
-            && repo.exists()
-        {
-            let scan_started = std::time::SystemTime::now();
-            match crate::pipeline::drift::scan_repository(self.store, repo, cfg) {
-                Ok(_) => {
-                    // Pushes the hook could not record are found by now.
-                    crate::pipeline::unrecorded::clear_repo(repo, scan_started);
-                    scanned = true;
-                }
-                Err(e) => log::warn!("{}: drift scan skipped: {e:#}", repo.display()),
-            }
-        }
-        let now = now_ms();
-        for mirror in self.store.mirror_names(repo)? {
-            let state = self.recover_interrupted(repo, &mirror)?;
-            if let Some(every) = self.global.notify.remind_every
-                && state.incident.told_failed_at_ms.is_some()
-                && let Err(e) = self.store.remind(repo, &mirror, every)
-            {
-                log::warn!("{}: mirror {mirror}: queueing a reminder: {e:#}", repo.display());
-            }
-            if state.has_work() {
-                self.schedule(repo, &mirror, &state);
-                continue;
-            }
-            let Some(config) = repo_config.as_ref().and_then(|cfg| cfg.mirror(&mirror)) else {
-                continue;
-            };
-            if config.enabled && verify::is_due(&state, config.verify_interval, now) {
-                let pair = (repo.to_path_buf(), mirror);
-                self.hosts.insert(pair.clone(), host_of(&config.url));
-                self.verifying.insert(pair.clone());
-                self.due.insert(pair, now);
-            }
-        }
-        Ok(scanned)
-    }
-
-    /// A state left `started` by a worker that died mid-update (nobody holds
-    /// its push lock) becomes `to_retry` with a full reconciliation owed:
-    /// nobody knows how far the update got.
-    fn recover_interrupted(&self, repo: &Path, mirror: &str) -> Result<MirrorState> {
-        let state = self.store.load_mirror_or_heal(repo, mirror)?;
-        if state.update_status != UpdateStatus::Started {
-            return Ok(state);
-        }
-        let Some(_push_lock) = FileLock::try_acquire(&self.store.push_lock_path(repo, mirror)?)? else {
-            return Ok(state); // still being updated
-        };
-        log::warn!(
-            "{}: mirror {mirror}: the previous update was interrupted; reconciling again",
-            repo.display()
-        );
-        self.store.update_mirror(repo, mirror, |state| {
-            if state.update_status == UpdateStatus::Started {
-                state.update_status = UpdateStatus::ToRetry;
-                state.last_error = Some("the previous update was interrupted before it finished".to_string());
-                state.request_full_sync(now_ms());
-            }
-            state.clone()
-        })
     }
 
     /// Puts a pair with work on the schedule. Pairs whose configuration is
