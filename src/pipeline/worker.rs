@@ -157,6 +157,9 @@ struct Drain<'a> {
     /// Failed updates of each pair in this run since its last new push (see
     /// [`MAX_FAILED_ATTEMPTS_PER_RUN`]).
     failed_attempts: BTreeMap<Pair, u32>,
+    /// When each pair's last update in this run ended: the scan's findings about a pair read
+    /// before that are stale (its update's end scheduled what it left).
+    finished_at: BTreeMap<Pair, Instant>,
     /// Sends the notices the state queues (told of configuration changes).
     notifier: Option<&'a crate::notify::Notifier>,
 }
@@ -186,6 +189,7 @@ impl<'a> Drain<'a> {
             config_errors: BTreeMap::new(),
             faults: BTreeMap::new(),
             failed_attempts: BTreeMap::new(),
+            finished_at: BTreeMap::new(),
             notifier,
         }
     }
@@ -435,7 +439,9 @@ impl<'a> Drain<'a> {
     }
 
     fn finish(&mut self, pair: Pair, outcome: Result<PairOutcome>, summary: &mut RunSummary) {
-        self.slots.finish(&pair, Instant::now());
+        let now = Instant::now();
+        self.slots.finish(&pair, now);
+        self.finished_at.insert(pair.clone(), now);
         match outcome {
             Ok(PairOutcome::Busy) => {
                 self.due.insert(pair, now_ms() + BUSY_RETRY.as_millis() as u64);

@@ -37,6 +37,18 @@ struct Staged {
     mirrors: Option<Vec<crate::mirror::state::MirrorState>>,
 }
 
+impl Batch {
+    /// How many entries it holds.
+    pub(super) fn entries(&self) -> usize {
+        self.by_repo.values().map(Vec::len).sum()
+    }
+
+    /// How many repositories they name.
+    pub(super) fn repos(&self) -> usize {
+        self.by_repo.len()
+    }
+}
+
 impl Drain<'_> {
     /// Claims and reads the entries `names` (oldest first), up to [`BATCH_BYTES`]. Unusable
     /// entries go to `spool/bad/`, entries of repositories that are gone are dropped, those of

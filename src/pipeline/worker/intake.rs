@@ -65,9 +65,16 @@ impl Drain<'_> {
                 return Ok(());
             }
             up_to = up_to.or(waiting.newest);
+            let started = std::time::Instant::now();
             let batch = self.claim_batch(&waiting.names, summary)?;
             let read_all = waiting.all && !batch.full;
+            let read = started.elapsed();
+            let (entries, repos) = (batch.entries(), batch.repos());
             self.record_batch(batch, summary)?;
+            log::debug!(
+                "spool: {entries} entries of {repos} repositories read in {read:?}, recorded in {:?}",
+                started.elapsed() - read
+            );
             if read_all {
                 return Ok(());
             }

@@ -14,6 +14,7 @@ use anyhow::Result;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
+use std::time::Instant;
 
 /// Repositories whose findings are sent to the drain loop together.
 const CHUNK: usize = 64;
@@ -22,6 +23,8 @@ const CHUNK: usize = 64;
 pub(super) struct Findings {
     repo: PathBuf,
     found: Result<RepoWork>,
+    /// When its mirrors' states were read.
+    read_at: Instant,
 }
 
 /// One repository's work.
@@ -74,9 +77,10 @@ pub(super) fn scan_registered(
             continue;
         }
         // One repository's broken state never keeps the others from their work.
+        let read_at = Instant::now();
         let found = find_work_of(store, global, &repo, record);
         scanned_all &= found.as_ref().is_ok_and(|work| work.scanned);
-        chunk.push(Findings { repo, found });
+        chunk.push(Findings { repo, found, read_at });
         if chunk.len() == CHUNK && events.send(Event::Found(std::mem::take(&mut chunk))).is_err() {
             return;
         }
@@ -215,7 +219,7 @@ impl Drain<'_> {
     /// Schedules what the scan found.
     pub(super) fn found(&mut self, findings: Vec<Findings>) {
         let now = now_ms();
-        for Findings { repo, found } in findings {
+        for Findings { repo, found, read_at } in findings {
             let work = match found {
                 Ok(work) => work,
                 Err(e) => {
@@ -230,10 +234,13 @@ impl Drain<'_> {
                 self.unrouted.insert(repo.clone(), 0);
             }
             for (mirror, state) in work.mirrors {
+                let pair = (repo.clone(), mirror.clone());
+                if self.finished_at.get(&pair).is_some_and(|ended| *ended >= read_at) {
+                    continue; // updated since: what it left is scheduled already
+                }
                 if state.has_work() {
                     self.schedule(&repo, &mirror, &state);
                 } else if let Some(host) = work.verify_due.get(&mirror) {
-                    let pair = (repo.clone(), mirror);
                     self.hosts.insert(pair.clone(), host.clone());
                     self.verifying.insert(pair.clone());
                     self.due.insert(pair, now);
