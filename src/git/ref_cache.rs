@@ -54,7 +54,12 @@ impl Listing {
     }
 }
 
-/// What names the repository's ref state: the content of `reftable/tables.list`.
+/// What names a reftable repository's ref state: the content of `reftable/tables.list` (an
+/// error for a repository that keeps its refs in files).
+pub fn tables_key(git_dir: &Path) -> io::Result<String> {
+    key_of(git_dir)
+}
+
 fn key_of(git_dir: &Path) -> io::Result<String> {
     crate::util::regular_file::read_regular_text(&git_dir.join("reftable").join("tables.list"), MAX_KEY_BYTES)
         .map(|(text, _)| text)

@@ -258,6 +258,7 @@ const STATE_LOCK: &str = "state.lock";
 /// Marks a repository whose broken configuration was told (see [`StateStore::note_config_error`]).
 const CONFIG_ERROR_TOLD: &str = "config_error.told";
 const REF_CACHE: &str = "refs.reftable";
+const SCAN_CACHE: &str = "refs.scanned";
 
 /// A directory name for a repository path: readable, unique, short.
 fn repo_key(repo: &Path) -> String {
@@ -377,6 +378,11 @@ impl StateStore {
     /// [`crate::git::ref_cache`]).
     pub fn ref_cache_file(&self, repo: &Path) -> PathBuf {
         self.repo_dir(repo).join(REF_CACHE)
+    }
+
+    /// Where the drift scan keeps what it learned about a repository's refs, between runs.
+    pub fn scan_cache_file(&self, repo: &Path) -> PathBuf {
+        self.repo_dir(repo).join(SCAN_CACHE)
     }
 
     pub fn load_known_refs(&self, repo: &Path, mirror: &str) -> KnownRefsOf {

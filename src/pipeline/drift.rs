@@ -5,8 +5,9 @@
 
 use crate::config::{MirrorConfig, RepoConfig};
 use crate::mirror::plan::MirrorRules;
-use crate::mirror::refs::LocalRepo;
+use crate::mirror::refs::{LocalRefs, LocalRepo};
 use crate::mirror::state::{MirrorState, PendingRef, StateStore, known_local_values};
+use crate::pipeline::scan_cache::{ScanCache, Stamp};
 use crate::util::fsutil::now_ms;
 use crate::util::oid::Oid;
 use anyhow::Result;
@@ -48,21 +49,18 @@ pub fn drifted(local: &BTreeMap<String, Oid>, known: &BTreeMap<String, Oid>) -> 
 /// mirrors' state, and a full reconciliation for a mirror whose URL or filters changed since its
 /// last update (its known refs describe another mirror, or leave out refs now in scope). Returns
 /// the configured mirrors' states as the scan left them. A mirror with nothing new is only read:
-/// the repository's lock is taken to write.
+/// the repository's lock is taken to write. The refs themselves are read only when the scan
+/// cache cannot tell their fingerprints (see [`crate::pipeline::scan_cache`]).
 pub fn scan_repository(store: &StateStore, repo: &Path, repo_config: &RepoConfig) -> Result<Vec<MirrorState>> {
     if repo_config.mirrors.is_empty() {
         return Ok(Vec::new());
     }
-    let local = LocalRepo::open(repo)?
-        .with_ref_cache(store.ref_cache_file(repo))
-        .all_refs()?;
+    let mut refs = Refs::new(store, repo);
     let mut states = Vec::with_capacity(repo_config.mirrors.len());
     for mirror in &repo_config.mirrors {
-        let scoped = in_scope(&local.direct, &mirror.rules);
-        let current = crate::mirror::verify::fingerprint(&scoped);
         let seen = store.load_mirror(repo, &mirror.name);
         if let Ok(state) = &seen
-            && drift_of(store, repo, mirror, state, &scoped, &current).is_none()
+            && drift_of(store, &mut refs, mirror, state)?.is_none()
         {
             states.push(seen?);
             continue;
@@ -70,7 +68,7 @@ pub fn scan_repository(store: &StateStore, repo: &Path, repo_config: &RepoConfig
         // Something to queue (or a state to heal): again under the lock, which writes.
         let _lock = store.lock(repo)?;
         let mut state = store.load_mirror_healing(repo, &mirror.name)?;
-        if let Some(drift) = drift_of(store, repo, mirror, &state, &scoped, &current) {
+        if let Some(drift) = drift_of(store, &mut refs, mirror, &state)? {
             let now = now_ms();
             match drift {
                 Drift::Unknown { re_pointed } => {
@@ -100,6 +98,7 @@ pub fn scan_repository(store: &StateStore, repo: &Path, repo_config: &RepoConfig
         }
         states.push(state);
     }
+    refs.remember(repo_config);
     Ok(states)
 }
 
@@ -111,34 +110,106 @@ enum Drift {
     Refs(BTreeMap<String, PendingRef>),
 }
 
-/// The drift of one mirror (`None`: nothing to queue), given its in-scope local refs and their
-/// fingerprint.
+/// The drift of one mirror (`None`: nothing to queue).
 fn drift_of(
     store: &StateStore,
-    repo: &Path,
+    refs: &mut Refs<'_>,
     mirror: &MirrorConfig,
     state: &MirrorState,
-    scoped: &BTreeMap<String, Oid>,
-    current: &str,
-) -> Option<Drift> {
+) -> Result<Option<Drift>> {
     if state.full_sync_seq.is_some() {
-        return None;
+        return Ok(None);
     }
     let Some(fingerprint) = state.known_refs_fingerprint.as_deref() else {
-        return Some(Drift::Unknown { re_pointed: false });
+        return Ok(Some(Drift::Unknown { re_pointed: false }));
     };
-    if store.known_refs_identity(repo, &mirror.name) != Some(crate::mirror::verify::identity(mirror)) {
-        return Some(Drift::Unknown { re_pointed: true });
+    if store.known_refs_identity(refs.repo, &mirror.name) != Some(crate::mirror::verify::identity(mirror)) {
+        return Ok(Some(Drift::Unknown { re_pointed: true }));
     }
-    if fingerprint == current {
-        return None;
+    if refs.fingerprint(mirror)? == fingerprint {
+        return Ok(None);
     }
-    let known = known_local_values(&store.load_known_refs(repo, &mirror.name).refs);
-    let new: BTreeMap<String, PendingRef> = drifted(scoped, &known)
+    let scoped = in_scope(&refs.local()?.direct, &mirror.rules);
+    let known = known_local_values(&store.load_known_refs(refs.repo, &mirror.name).refs);
+    let new: BTreeMap<String, PendingRef> = drifted(&scoped, &known)
         .into_iter()
         .filter(|(name, _)| !state.pending.contains_key(name))
         .collect();
-    (!new.is_empty()).then_some(Drift::Refs(new))
+    Ok((!new.is_empty()).then_some(Drift::Refs(new)))
+}
+
+/// A repository's refs as the scan needs them: the fingerprint of each mirror's in-scope refs,
+/// from the scan cache while the refs are unchanged, and the refs themselves, read once, only
+/// when needed.
+struct Refs<'a> {
+    store: &'a StateStore,
+    repo: &'a Path,
+    /// Fingerprints by mirror scope: the cache's, while it holds, then those computed here.
+    fingerprints: BTreeMap<String, String>,
+    /// The stamp taken before the refs were read, and the refs.
+    read: Option<(Option<Stamp>, LocalRefs)>,
+}
+
+impl<'a> Refs<'a> {
+    fn new(store: &'a StateStore, repo: &'a Path) -> Refs<'a> {
+        let fingerprints = ScanCache::read(&store.scan_cache_file(repo))
+            .and_then(|cache| cache.fingerprints_if_unchanged(repo).cloned())
+            .unwrap_or_default();
+        Refs {
+            store,
+            repo,
+            fingerprints,
+            read: None,
+        }
+    }
+
+    fn local(&mut self) -> Result<&LocalRefs> {
+        if self.read.is_none() {
+            // The stamp first: refs read after it are at least as new as what it describes.
+            let stamp = crate::pipeline::scan_cache::stamp(self.repo);
+            let local = LocalRepo::open(self.repo)?
+                .with_ref_cache(self.store.ref_cache_file(self.repo))
+                .all_refs()?;
+            self.read = Some((stamp, local));
+        }
+        Ok(&self.read.as_ref().expect("read above").1)
+    }
+
+    fn fingerprint(&mut self, mirror: &MirrorConfig) -> Result<String> {
+        let scope = crate::mirror::verify::identity(mirror).scope;
+        if let Some(known) = self.fingerprints.get(&scope) {
+            return Ok(known.clone());
+        }
+        let fingerprint = crate::mirror::verify::fingerprint(&in_scope(&self.local()?.direct, &mirror.rules));
+        self.fingerprints.insert(scope, fingerprint.clone());
+        Ok(fingerprint)
+    }
+
+    /// Keeps what the refs read here told (every configured mirror's fingerprint) for the next
+    /// scan, when they were read.
+    fn remember(mut self, repo_config: &RepoConfig) {
+        let Some((Some(stamp), _)) = &self.read else { return };
+        let stamp = stamp.clone();
+        // Fingerprints from an older stamp may not hold for this one: all from these refs.
+        let mut fingerprints = BTreeMap::new();
+        for mirror in &repo_config.mirrors {
+            if let Ok(fingerprint) = self.computed(mirror) {
+                fingerprints.insert(crate::mirror::verify::identity(mirror).scope, fingerprint);
+            }
+        }
+        let file = self.store.scan_cache_file(self.repo);
+        if let Err(e) = ScanCache::new(self.repo, stamp, fingerprints).write(&file) {
+            log::debug!("{}: not cached: {e}", file.display());
+        }
+    }
+
+    /// The fingerprint of `mirror`'s in-scope refs as read here (not from the cache).
+    fn computed(&mut self, mirror: &MirrorConfig) -> Result<String> {
+        Ok(crate::mirror::verify::fingerprint(&in_scope(
+            &self.local()?.direct,
+            &mirror.rules,
+        )))
+    }
 }
 
 #[cfg(test)]
