@@ -126,6 +126,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, Exi
         _ => {}
     }
     let global = config::load_global(cli.config.as_deref()).usage()?;
+    crate::util::fsutil::share_with_group(global.shared_group.is_some());
     if let Some((repo, name)) = state_writer(&cli.command) {
         // Whom to run as first: as another user, the directories are someone else's anyway.
         if let Some(repo) = repo {

@@ -825,7 +825,7 @@ fn remove_if_present(path: &Path) -> Result<()> {
 }
 
 fn create_private_dir(dir: &Path) -> Result<()> {
-    crate::util::fsutil::create_private_dirs(dir).with_context(|| format!("creating {}", dir.display()))
+    crate::util::fsutil::create_kept_dirs(dir).with_context(|| format!("creating {}", dir.display()))
 }
 
 #[cfg(test)]

@@ -112,14 +112,11 @@ impl Spool {
         self.dir("bad")
     }
 
-    /// Creates the spool's directories (mode 0700: entries name repositories).
+    /// Creates the spool's directories (mode 0700: entries name repositories; 0770 when shared
+    /// with a group, see [`crate::util::fsutil::share_with_group`]).
     pub fn ensure_dirs(&self) -> io::Result<()> {
-        use std::os::unix::fs::DirBuilderExt;
         for sub in ["tmp", "new", "claimed", "bad"] {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(self.dir(sub))?;
+            crate::util::fsutil::create_kept_dirs(&self.dir(sub))?;
         }
         Ok(())
     }
@@ -170,7 +167,7 @@ impl Spool {
         let claim = || fs::rename(self.dir("new").join(name), &dest);
         let claimed = match claim() {
             Err(e) if e.kind() == io::ErrorKind::NotFound && !self.claim_dir().exists() => {
-                fs::create_dir_all(self.claim_dir())?;
+                crate::util::fsutil::create_kept_dirs(&self.claim_dir())?;
                 claim()
             }
             other => other,
