@@ -458,6 +458,22 @@ pub fn retry_delay_ms(
     }
 }
 
+/// The longest wait the policy can ask after a failure of `class` (`None`: not known, as in a
+/// state written by an older version): a recorded next attempt further ahead than this was not
+/// decided under the present clock (see `pipeline::schedule`).
+pub fn longest_retry_wait_ms(policy: &RetryPolicy, class: Option<FailureClass>) -> u64 {
+    let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    // The backoff's jitter adds at most a fifth.
+    let backoff = ms(policy.max)
+        .max(ms(policy.initial))
+        .saturating_add(ms(policy.max) / 5);
+    match class {
+        Some(FailureClass::Transient | FailureClass::RateLimited) => backoff,
+        Some(FailureClass::Permanent) => ms(policy.permanent_retry),
+        None => backoff.max(ms(policy.permanent_retry)),
+    }
+}
+
 /// Folds a report into the mirror's state: settled refs leave the pending
 /// list (unless re-reported meanwhile), divergent/kept sets and status follow.
 pub fn record_outcome(
@@ -628,6 +644,28 @@ mod tests {
         assert_eq!(backoff_ms(&p, 500), 60_000);
         let jittered = backoff_ms(&RetryPolicy { jitter: true, ..p }, 2);
         assert!((8_000..=12_000).contains(&jittered), "{jittered}");
+    }
+
+    #[test]
+    fn no_wait_the_policy_asks_for_is_longer_than_its_longest() {
+        let p = RetryPolicy {
+            jitter: true,
+            ..policy()
+        };
+        for class in [
+            FailureClass::Transient,
+            FailureClass::Permanent,
+            FailureClass::RateLimited,
+        ] {
+            let longest = longest_retry_wait_ms(&p, Some(class));
+            assert!(longest <= longest_retry_wait_ms(&p, None));
+            for failures in [1, 2, 5, 40, u32::MAX] {
+                for asked in [None, Some(0), Some(30), Some(86_400 * 365)] {
+                    let wait = retry_delay_ms(&p, class, failures, asked.map(Duration::from_secs));
+                    assert!(wait <= longest, "{class:?} {failures} {asked:?}: {wait} > {longest}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -281,7 +281,10 @@ fn mirror_status(global: &GlobalConfig, state: &MirrorState, name: &str, url: &s
             .failure_class
             .filter(|_| state.update_status != UpdateStatus::Finished)
             .map(|class| class.as_str()),
-        next_attempt_at: state.next_attempt_at_ms.filter(|_| state.has_work()).map(format_time),
+        // As the worker schedules it: a wait beyond what the retry policy allows counts as now.
+        next_attempt_at: crate::pipeline::schedule::retry_due_at(state, &global.retry, crate::util::fsutil::now_ms())
+            .filter(|_| state.has_work())
+            .map(format_time),
         lfs_status: state.lfs_status.as_str(),
         lfs_error: state.lfs_error.clone(),
         rejected_refs: state

@@ -230,10 +230,9 @@ impl Spool {
             }
             let dead = match owner.strip_prefix(&host_prefix) {
                 Some(process) => !crate::util::fsutil::identity_alive(process),
-                None => fs::metadata(&dir)?
-                    .modified()?
-                    .elapsed()
-                    .is_ok_and(|age| age > STALE_CLAIM),
+                // A time after now counts as now (and ages from now): a clock set back never
+                // keeps a dead host's claims for longer than STALE_CLAIM.
+                None => crate::util::fsutil::age_of(&dir)? > STALE_CLAIM,
             };
             if !dead || owner == self.owner {
                 continue;
@@ -421,5 +420,14 @@ mod tests {
         let old = std::time::SystemTime::now() - STALE_CLAIM - std::time::Duration::from_secs(1);
         fs::File::open(&other).unwrap().set_modified(old).unwrap();
         assert_eq!(spool.requeue_claimed().unwrap(), 1);
+        // A claim touched "a year from now" (its host's clock was wrong) is as young as a new
+        // one, and ages from now: it is taken over once STALE_CLAIM has passed, not in a year.
+        fs::create_dir_all(&other).unwrap();
+        fs::write(other.join("f.json"), b"{}").unwrap();
+        let ahead = std::time::SystemTime::now() + std::time::Duration::from_secs(365 * 86_400);
+        fs::File::open(&other).unwrap().set_modified(ahead).unwrap();
+        assert_eq!(spool.requeue_claimed().unwrap(), 0);
+        let touched = fs::metadata(&other).unwrap().modified().unwrap();
+        assert!(touched <= std::time::SystemTime::now(), "its time counts as now");
     }
 }

@@ -13,7 +13,7 @@ use crate::mirror::verify::{self, Verification};
 use crate::pipeline::hook::WORKER_LOCK;
 use crate::pipeline::slots::{Slots, host_of};
 use crate::pipeline::spool::{Spool, SpoolEntry};
-use crate::util::fsutil::{FileLock, now_ms};
+use crate::util::fsutil::FileLock;
 use anyhow::{Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -138,10 +138,11 @@ struct Drain<'a> {
     options: &'a RunOptions,
     spool: &'a Spool,
     store: &'a StateStore,
-    /// Repositories with refs not yet routed to mirrors, and when to try routing them.
-    unrouted: BTreeMap<PathBuf, u64>,
+    /// Repositories with refs not yet routed to mirrors, and when to try routing them. Times
+    /// inside the worker are on the monotonic clock: a jump of the wall clock moves no wait.
+    unrouted: BTreeMap<PathBuf, Instant>,
     /// Pairs with work, and when each is due.
-    due: BTreeMap<Pair, u64>,
+    due: BTreeMap<Pair, Instant>,
     /// Pairs being updated, and which may start next (see [`crate::pipeline::slots`]).
     slots: Slots<Pair>,
     /// The host each scheduled pair's mirror is on.
@@ -149,7 +150,7 @@ struct Drain<'a> {
     /// Scheduled pairs whose `verify_interval` check is due (and nothing else).
     verifying: BTreeSet<Pair>,
     /// Claimed spool entries whose refs could not be recorded yet, and when to try again.
-    held: Vec<(PathBuf, SpoolEntry, u64)>,
+    held: Vec<(PathBuf, SpoolEntry, Instant)>,
     /// Repositories whose configuration error was already logged (once each).
     config_errors: BTreeMap<PathBuf, String>,
     /// Other per-repository faults already logged (state that cannot be read or written).
@@ -203,7 +204,7 @@ impl<'a> Drain<'a> {
                     notifier.reconfigure(Arc::clone(&self.global));
                 }
                 // Routing that failed on the old configuration may work now.
-                let now = now_ms();
+                let now = Instant::now();
                 for repo in self.config_errors.keys() {
                     self.unrouted.entry(repo.clone()).and_modify(|t| *t = now);
                 }
@@ -282,7 +283,7 @@ impl<'a> Drain<'a> {
                 while let Ok((pair, outcome)) = done_rx.try_recv() {
                     self.finish(pair, outcome, summary);
                 }
-                let now = now_ms();
+                let now = Instant::now();
                 if self.may_start_updates() {
                     let ready: Vec<Pair> = self
                         .due
@@ -328,12 +329,15 @@ impl<'a> Drain<'a> {
                 if self.slots.is_empty() && !spool_waiting && self.idle_long_enough(now) {
                     return Ok(());
                 }
-                let next_due = self.due.values().min().copied().unwrap_or(u64::MAX);
+                let until_due = self
+                    .due
+                    .values()
+                    .min()
+                    .map_or(POLL, |due| due.saturating_duration_since(now));
                 let wait = if spool_waiting {
                     Duration::ZERO // more entries to read: don't sleep
                 } else {
-                    POLL.min(Duration::from_millis(next_due.saturating_sub(now)))
-                        .max(Duration::from_millis(1))
+                    POLL.min(until_due).max(Duration::from_millis(1))
                 };
                 if let Ok((pair, outcome)) = done_rx.recv_timeout(wait) {
                     self.finish(pair, outcome, summary);
@@ -343,13 +347,13 @@ impl<'a> Drain<'a> {
     }
 
     /// Whether nothing is due soon enough to be worth waiting for.
-    fn idle_long_enough(&self, now: u64) -> bool {
+    fn idle_long_enough(&self, now: Instant) -> bool {
         if !self.may_start_updates() {
             return true;
         }
-        let linger = u64::try_from(self.global.worker_linger.as_millis()).unwrap_or(u64::MAX);
+        let linger = self.global.worker_linger;
         // Repositories with a broken configuration wait for a person, not for us.
-        let soon = |t: &u64| *t <= now.saturating_add(linger);
+        let soon = |t: &Instant| t.saturating_duration_since(now) <= linger;
         let routable_soon = self
             .unrouted
             .iter()
@@ -399,7 +403,7 @@ impl<'a> Drain<'a> {
         self.slots.finish(&pair, Instant::now());
         match outcome {
             Ok(PairOutcome::Busy) => {
-                self.due.insert(pair, now_ms() + BUSY_RETRY.as_millis() as u64);
+                self.due.insert(pair, Instant::now() + BUSY_RETRY);
                 return;
             }
             Ok(PairOutcome::Verified) => return,
@@ -419,8 +423,7 @@ impl<'a> Drain<'a> {
                 summary.failed_updates += 1;
                 log::error!("{}: mirror {}: {e:#}", pair.0.display(), pair.1);
                 if !self.gives_up_on(&pair) {
-                    self.due
-                        .insert(pair, now_ms().saturating_add(ERROR_RETRY.as_millis() as u64));
+                    self.due.insert(pair, Instant::now() + ERROR_RETRY);
                 }
                 return;
             }

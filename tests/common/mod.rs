@@ -14,12 +14,15 @@
 //!   certificate from a CA made in the test;
 //! - [`Sshd`]: a real OpenSSH server run as the current user.
 //!
+//! For time: [`FakeClock`] (libfaketime, for the binary alone).
+//!
 //! For notifications: [`WebhookReceiver`] (HTTP or HTTPS, recording what is posted) and
 //! [`SmtpServer`] (aiosmtpd, behind msmtp's sendmail).
 //!
 //! Each test binary uses only part of this module, hence `allow(dead_code)`.
 #![allow(dead_code)]
 
+mod clock;
 mod daemon;
 mod http;
 pub mod lfs;
@@ -32,6 +35,7 @@ mod webhook;
 // A test binary that uses only `TestEnv` would flag these re-exports.
 #[allow(unused_imports)]
 pub use {
+    clock::FakeClock,
     daemon::GitDaemon,
     http::{HttpGitServer, Misbehaviour, basic_credentials},
     nginx::{HttpsGitServer, ServerCertificate, TestCa},
