@@ -1,6 +1,8 @@
 //! One mirror of one repository: the pure planner, an update that carries out a plan and its report,
-//! durable state, local refs, known-ref bookkeeping and LFS settings and pointers.
+//! durable state, local refs, known-ref bookkeeping, LFS settings and pointers, and whether the
+//! configuration on disk still names the mirror an update began with.
 
+pub mod configured;
 pub mod lfs;
 pub mod plan;
 pub mod refs;

@@ -428,3 +428,110 @@ fn a_slow_link_converges_across_timeouts_and_kills_without_starting_over() {
     assert_eq!(env.refs(&mirror), expected);
     assert!(pack_sizes(&log)[before..].iter().all(|p| *p == 0));
 }
+
+/// The files of mirror `name`'s state (`NAME.json`, `NAME.known`, `NAME.lock`), wherever its
+/// repository's state directory is.
+fn state_files_of(env: &TestEnv, name: &str) -> Vec<PathBuf> {
+    let repos = state_base(env).join("state/repos");
+    std::fs::read_dir(&repos)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .flat_map(|entry| {
+            std::fs::read_dir(entry.path().join("mirrors"))
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
+        .map(|entry| entry.path())
+        .filter(|path| {
+            path.file_stem().and_then(|s| s.to_str()) == Some(name) && path.extension().is_some_and(|e| e != "tmp")
+        })
+        .collect()
+}
+
+/// A 20 MB repository pushed in steps of at most 2 MB to a mirror that takes 2 s per step, by
+/// `run` (the worker) or by `sync`; the mirror is changed on disk once a step has reached it.
+fn stepped_update_interrupted_by(
+    command: &str,
+    change: impl FnOnce(&TestEnv, &Path),
+) -> (TestEnv, PathBuf, PathBuf, usize) {
+    let env = TestEnv::new();
+    write_global_config(&env, "worker_linger = \"0s\"\n");
+    let upstream = repository_of(&env, "upstream.git", 66_000);
+    let (mirror, log) = measured_mirror(&env, "stepped.git", Some(MB));
+    add(&env, &upstream, "m", &mirror, &["--max-push-size", "2MB"]);
+    let mut update = match command {
+        "run" => gpm(&env).args(["run", "--wait"]).spawn().unwrap(),
+        _ => gpm(&env).args(["sync", path_str(&upstream)]).spawn().unwrap(),
+    };
+    wait_until("a step reaches the mirror", Duration::from_secs(60), || {
+        !pack_sizes(&log).is_empty()
+    });
+    let reached = pack_sizes(&log).len();
+    change(&env, &upstream);
+    let ended = wait_for_exit(&mut update, Duration::from_secs(120));
+    assert!(ended, "the {command} ended");
+    (env, upstream, log, reached)
+}
+
+fn wait_for_exit(child: &mut std::process::Child, limit: Duration) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    false
+}
+
+#[test]
+fn a_mirror_removed_between_two_steps_gets_no_more_steps_and_no_state() {
+    for command in ["run", "sync"] {
+        let (env, upstream, log, reached) = stepped_update_interrupted_by(command, |env, upstream| {
+            gpm_ok(env, &["remove", path_str(upstream), "m"]);
+        });
+        let steps = pack_sizes(&log).len();
+        // The step on its way when `remove` ran may land; no other step is started.
+        assert!(
+            steps <= reached + 1,
+            "{command}: {steps} steps reached the mirror, {reached} when it was removed"
+        );
+        assert!(steps < 10, "{command}: the update went on: {steps} steps");
+        assert!(
+            state_files_of(&env, "m").is_empty(),
+            "{command}: the removed mirror's state came back: {:?}",
+            state_files_of(&env, "m")
+        );
+        let status = gpm_output(&env, &["status", "--json", path_str(&upstream)]);
+        assert_eq!(stdout(&status).trim(), "[]", "{command}");
+        // A later run does not bring it back either.
+        gpm_output(&env, &["run", "--wait"]);
+        assert!(state_files_of(&env, "m").is_empty(), "{command}");
+    }
+}
+
+#[test]
+fn a_mirror_re_pointed_between_two_steps_gets_no_more_steps_at_its_old_url() {
+    let mut new_mirror = PathBuf::new();
+    let (env, upstream, log, reached) = stepped_update_interrupted_by("run", |env, upstream| {
+        new_mirror = env.bare_repo("elsewhere.git");
+        let url = format!("file://{}", path_str(&new_mirror));
+        gpm_ok(env, &["set", path_str(upstream), "m", "--url", &url]);
+    });
+    let steps = pack_sizes(&log).len();
+    assert!(
+        steps <= reached + 1,
+        "{steps} steps reached the old URL, {reached} when it was re-pointed"
+    );
+    // The worker went on with the mirror as configured now: the new URL, reconciled in full.
+    gpm_output(&env, &["run", "--wait"]);
+    assert_eq!(env.refs(&new_mirror), env.refs(&upstream));
+    assert_eq!(pack_sizes(&log).len(), steps, "nothing more went to the old URL");
+    let status = gpm_output(&env, &["status", "--json", path_str(&upstream)]);
+    let status: Vec<serde_json::Value> = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status[0]["update_status"], "finished", "{status:#?}");
+}

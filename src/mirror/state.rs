@@ -716,6 +716,28 @@ impl StateStore {
         Ok(result)
     }
 
+    /// [`Self::update_mirror_with`] only when `still_configured()`, asked under the repository's
+    /// state lock, says so; `None` when nothing was written. `remove` edits the configuration
+    /// before it deletes a pair's state under that lock, so a write asked this way never brings
+    /// a removed pair's state back.
+    pub fn update_mirror_if<T>(
+        &self,
+        repo: &Path,
+        mirror: &str,
+        durability: Durability,
+        still_configured: impl FnOnce() -> bool,
+        change: impl FnOnce(&mut MirrorState) -> T,
+    ) -> Result<Option<T>> {
+        let _lock = self.lock(repo)?;
+        if !still_configured() {
+            return Ok(None);
+        }
+        let mut state = self.load_mirror_healing(repo, mirror)?;
+        let result = change(&mut state);
+        self.save_mirror_with(&state, durability)?;
+        Ok(Some(result))
+    }
+
     pub fn remove_mirror(&self, repo: &Path, mirror: &str) -> Result<()> {
         let _lock = self.lock(repo)?;
         self.update_failing(repo, mirror, None)?;

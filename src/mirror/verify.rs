@@ -14,6 +14,7 @@
 use crate::access::auth::remote_access;
 use crate::config::{GlobalConfig, MirrorConfig};
 use crate::git;
+use crate::mirror::configured::Presence;
 use crate::mirror::plan::{MirrorRules, Reach};
 use crate::mirror::report::{RefOutcome, UpdateReport};
 use crate::mirror::state::{KnownRefs, MirrorIdentity, MirrorState, StateStore};
@@ -169,10 +170,19 @@ pub fn verify_mirror(
             })
     };
     let now = now_ms();
+    // Written only for the mirror still configured as it was checked; another is left to the
+    // update that follows (which finds it removed or changed, and says so).
+    let configured = || crate::mirror::configured::presence(repo, mirror, global) == Presence::Same;
+    let durable = crate::util::fsutil::Durability::Durable;
     match found {
         Ok(()) => {
-            store.update_mirror(repo, &mirror.name, |state| state.last_verified_at_ms = Some(now))?;
-            Ok(Verification::Unchanged)
+            let recorded = store.update_mirror_if(repo, &mirror.name, durable, configured, |state| {
+                state.last_verified_at_ms = Some(now)
+            })?;
+            Ok(match recorded {
+                Some(()) => Verification::Unchanged,
+                None => Verification::ReconcileOwed("the mirror's configuration changed".to_string()),
+            })
         }
         Err(why) => {
             log::warn!(
@@ -180,7 +190,9 @@ pub fn verify_mirror(
                 repo.display(),
                 mirror.name
             );
-            store.update_mirror(repo, &mirror.name, |state| state.request_full_sync(now))?;
+            store.update_mirror_if(repo, &mirror.name, durable, configured, |state| {
+                state.request_full_sync(now)
+            })?;
             Ok(Verification::ReconcileOwed(why))
         }
     }

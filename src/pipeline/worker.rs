@@ -407,6 +407,9 @@ impl<'a> Drain<'a> {
                 return;
             }
             Ok(PairOutcome::Verified) => return,
+            // Removed, re-pointed or disabled meanwhile: whatever is configured now is scheduled
+            // from its state below (a removed mirror has none).
+            Ok(PairOutcome::Stopped) => {}
             Ok(PairOutcome::Updated { success: true }) => {
                 summary.updates += 1;
                 self.failed_attempts.remove(&pair);
@@ -482,6 +485,9 @@ enum PairOutcome {
     Busy,
     /// Its `verify_interval` check found the mirror as it was left: nothing to do.
     Verified,
+    /// The mirror was removed, re-pointed or disabled since the update was scheduled or while it
+    /// ran: the update stopped (see [`crate::mirror::configured`]).
+    Stopped,
 }
 
 /// Updates one pair unless another process is already updating it.
@@ -518,6 +524,9 @@ fn update_pair(
         return Ok(PairOutcome::Verified);
     }
     let report = update_mirror(store, global, repo, mirror, false)?;
+    if report.stopped.is_some() {
+        return Ok(PairOutcome::Stopped); // logged by the update
+    }
     let changed = report
         .refs
         .iter()

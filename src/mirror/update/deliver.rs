@@ -44,10 +44,14 @@ pub struct Lessons {
 }
 
 /// Where delivery reports as it goes, so that a kill loses nothing learned: the progress of a
-/// stepped update (to the state, and to `sync`'s terminal), and each lowered push size limit.
+/// stepped update (to the state, and to `sync`'s terminal), and each lowered push size limit;
+/// and whom it asks, between two pushes, whether the mirror is still the one configured.
 pub trait Journal {
     fn progress(&self, progress: &PushProgress);
     fn learned(&self, max_push_size: u64);
+    /// An error (why, in words) when the mirror was removed, re-pointed or disabled since the
+    /// update began: no more pushes go to it.
+    fn still_configured(&self) -> Result<(), Failure>;
 }
 
 /// Delivers `changes` (ref name → change planned against `haves`, the mirror's values). An
@@ -93,6 +97,7 @@ pub fn deliver(
         results: BTreeMap::new(),
         counts: PushProgress::default(),
         timeouts_in_a_row: 0,
+        pushed: false,
     };
     delivery.run(first, true)?;
     delivery.run(rest, false)?;
@@ -128,6 +133,8 @@ struct Delivery<'a> {
     counts: PushProgress,
     /// Pushes cut off by the time limit since the last one that was not.
     timeouts_in_a_row: u32,
+    /// Whether a push was made: before each later one, the mirror must still be configured.
+    pushed: bool,
 }
 
 /// What the mirror did with one ref of one push.
@@ -197,6 +204,11 @@ impl Delivery<'_> {
                 self.counts.total = self.counts.total.saturating_sub(1);
                 continue;
             }
+            if self.pushed {
+                // Between two steps: a mirror removed, re-pointed or disabled meanwhile gets no more.
+                self.journal.still_configured()?;
+            }
+            self.pushed = true;
             let verdicts = match self.push_group(&todo) {
                 Ok(verdicts) => verdicts,
                 Err(Halt::Failed(error)) => return Err(error),

@@ -319,8 +319,10 @@ impl Drain<'_> {
     }
 
     fn route(&mut self, repo: &Path) -> Result<()> {
-        let repo_config = config::load_repo(repo, &self.global)?;
+        // The configuration is read under the state lock: a mirror `remove`d meanwhile (its state
+        // deleted under that lock) gets none written back.
         let _lock = self.store.lock(repo)?;
+        let repo_config = config::load_repo(repo, &self.global)?;
         let Some(mut record) = self.store.load_record_healing(repo)? else {
             return Ok(());
         };
