@@ -76,8 +76,9 @@ pub struct RepoRecord {
     /// When the oldest unrouted report arrived.
     #[serde(default)]
     pub pending_since_ms: Option<u64>,
-    /// The record was rebuilt after its file was found corrupt: the reports it held are lost, so
-    /// every mirror of the repository owes a full reconciliation.
+    /// Every mirror of the repository owes a full reconciliation: the record was rebuilt after
+    /// its file was found corrupt (the reports it held are lost), or the repository was taken
+    /// over from another state directory (its reports are there).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rebuilt: bool,
 }

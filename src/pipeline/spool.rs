@@ -193,6 +193,15 @@ impl Spool {
         fsync_dir(claimed.parent().unwrap_or(&self.claim_dir()))
     }
 
+    /// Gives a claimed entry back: into `new/`, for whichever worker claims it next.
+    pub fn release(&self, claimed: &Path) -> io::Result<()> {
+        let name = claimed
+            .file_name()
+            .ok_or_else(|| io::Error::other("entry without a name"))?;
+        fs::rename(claimed, self.dir("new").join(name))?;
+        fsync_dir(&self.dir("new"))
+    }
+
     /// Moves a claimed entry to `bad/` for the admin to inspect.
     pub fn quarantine(&self, claimed: &Path) -> io::Result<PathBuf> {
         self.quarantine_as(claimed, "")
@@ -350,6 +359,19 @@ mod tests {
         spool.retire(&claimed).unwrap();
         assert!(!spool.has_waiting());
         assert_eq!(spool.depth().unwrap(), 0);
+    }
+
+    #[test]
+    fn a_released_entry_waits_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path());
+        spool.write(&entry()).unwrap();
+        let name = spool.waiting().unwrap().remove(0);
+        let claimed = spool.claim(&name).unwrap().unwrap();
+        assert!(!spool.has_waiting());
+        spool.release(&claimed).unwrap();
+        assert_eq!(spool.waiting().unwrap(), vec![name]);
+        assert_eq!(spool.depth().unwrap(), 1);
     }
 
     #[test]

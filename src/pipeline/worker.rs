@@ -3,6 +3,7 @@
 //! This file holds the drain loop and the dispatch of updates; where the work comes from (the
 //! spool, earlier runs, drift) is in `worker/intake.rs`.
 
+mod handover;
 mod intake;
 
 use crate::config::live::{Change, GlobalWatch};
@@ -15,6 +16,7 @@ use crate::pipeline::slots::{Slots, host_of};
 use crate::pipeline::spool::{Spool, SpoolEntry};
 use crate::util::fsutil::FileLock;
 use anyhow::{Context, Result};
+use handover::Handover;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
@@ -72,8 +74,35 @@ pub struct RunOptions {
 const ORPHANED_TEMP_DIR_AGE: std::time::Duration = std::time::Duration::from_secs(10 * 60);
 
 /// Drains the spool and runs due mirror updates until nothing is due within
-/// `worker_linger`. Safe to run concurrently: one drains, the others leave.
+/// `worker_linger`. Safe to run concurrently: one drains, the others leave. When the global
+/// configuration names another spool or state directory meanwhile, the worker claims nothing
+/// more from the old ones, finishes what runs, and goes on on the new ones with what it leaves
+/// unfinished (see `worker/handover.rs`).
 pub fn run(global: &GlobalConfig, options: &RunOptions) -> Result<RunSummary> {
+    let mut summary = RunSummary::default();
+    let mut global = Arc::new(global.clone());
+    let mut handover = None;
+    while let Some(next) = run_on(&global, options, handover.take(), &mut summary)? {
+        log::warn!(
+            "going on with the spool {} and the state directory {} (this worker keeps its log file)",
+            next.global.spool_dir.display(),
+            next.global.state_dir.display()
+        );
+        global = Arc::clone(&next.global);
+        handover = Some(next);
+    }
+    Ok(summary)
+}
+
+/// [`run`] on the directories `global` names, taking over `handover` (what a worker on other
+/// directories left); returns what it leaves to the directories the configuration names now,
+/// when they changed.
+fn run_on(
+    global: &Arc<GlobalConfig>,
+    options: &RunOptions,
+    mut handover: Option<Handover>,
+    summary: &mut RunSummary,
+) -> Result<Option<Handover>> {
     let spool = Spool::new(&global.spool_dir);
     spool
         .ensure_dirs()
@@ -85,8 +114,7 @@ pub fn run(global: &GlobalConfig, options: &RunOptions) -> Result<RunSummary> {
     }
     let store = StateStore::new(&global.state_dir).telling(global.notify.is_configured());
     // Notices go out from a thread of their own: a notifier that hangs never delays a mirror.
-    let notifier = crate::notify::Notifier::start(Arc::new(global.clone()), store.clone());
-    let mut summary = RunSummary::default();
+    let notifier = crate::notify::Notifier::start(Arc::clone(global), store.clone());
     let orphans = crate::util::fsutil::remove_orphaned_temp_dirs(&std::env::temp_dir(), ORPHANED_TEMP_DIR_AGE);
     if orphans > 0 {
         log::info!("removed {orphans} temporary directories left by killed workers");
@@ -95,9 +123,11 @@ pub fn run(global: &GlobalConfig, options: &RunOptions) -> Result<RunSummary> {
     if leftovers > 0 {
         log::warn!("killed {leftovers} git processes left running by a worker that died");
     }
-    loop {
+    let mut current = Arc::clone(global);
+    let ended = loop {
         let lock_path = global.spool_dir.join(WORKER_LOCK);
-        let lock = if options.wait {
+        // Work handed over is not left to a worker that may not know of it: wait for it.
+        let lock = if options.wait || handover.is_some() {
             Some(FileLock::acquire(&lock_path)?)
         } else {
             FileLock::try_acquire(&lock_path)?
@@ -105,26 +135,39 @@ pub fn run(global: &GlobalConfig, options: &RunOptions) -> Result<RunSummary> {
         let Some(lock) = lock else {
             log::debug!("another worker is draining {}", global.spool_dir.display());
             summary.deferred_to_other_worker = true;
-            break;
+            break Ok(None);
         };
-        let drained = Drain::new(global, options, &spool, &store, notifier.as_ref()).run(&mut summary);
+        let drained = Drain::new(&current, options, &spool, &store, notifier.as_ref()).run(handover.take(), summary);
         drop(lock);
-        if let Err(e) = drained {
-            if let Some(notifier) = notifier {
-                notifier.finish();
+        match drained {
+            Err(e) => break Err(e),
+            Ok(DrainEnd::Moved(next)) => break Ok(Some(next)),
+            // Nothing more starts until the file is fixed: left to the next worker.
+            Ok(DrainEnd::Paused) => break Ok(None),
+            Ok(DrainEnd::Idle(ended_with)) => {
+                current = ended_with;
+                // A hook may have spooled after our last look but before we released
+                // the lock, and its worker found the lock taken: look once more.
+                if !spool.has_waiting() {
+                    break Ok(None);
+                }
             }
-            return Err(e);
         }
-        // A hook may have spooled after our last look but before we released
-        // the lock, and its worker found the lock taken: look once more.
-        if !spool.has_waiting() {
-            break;
-        }
-    }
+    };
     if let Some(notifier) = notifier {
         notifier.finish();
     }
-    Ok(summary)
+    ended
+}
+
+/// How a drain ended.
+enum DrainEnd {
+    /// Nothing is due within `worker_linger`; the configuration it ended with.
+    Idle(Arc<GlobalConfig>),
+    /// The global configuration cannot be used: nothing starts until it is fixed.
+    Paused,
+    /// The configuration names other directories: what the drain leaves to them.
+    Moved(Handover),
 }
 
 struct Drain<'a> {
@@ -133,8 +176,10 @@ struct Drain<'a> {
     watch: GlobalWatch,
     /// Why no update may start: the global configuration cannot be read now.
     paused: Option<String>,
-    /// The spool or state directory was changed: start nothing more, leave once idle.
+    /// The spool or state directory was changed: claim and start nothing more, leave once
+    /// idle, handing what is left to the configuration it names (`moved_to`).
     stopping: bool,
+    moved_to: Option<Arc<GlobalConfig>>,
     options: &'a RunOptions,
     spool: &'a Spool,
     store: &'a StateStore,
@@ -175,6 +220,7 @@ impl<'a> Drain<'a> {
             watch: GlobalWatch::new(options.config_file.as_deref(), global),
             paused: None,
             stopping: false,
+            moved_to: None,
             options,
             spool,
             store,
@@ -217,14 +263,15 @@ impl<'a> Drain<'a> {
                     self.paused = Some(message);
                 }
             }
-            Change::Moved => {
+            Change::Moved(to) => {
                 if !self.stopping {
                     log::warn!(
                         "the global configuration now names another spool or state directory; this worker \
-                         finishes what runs and leaves the rest to a worker on the new ones"
+                         claims nothing more, finishes what runs and hands the rest to the new ones"
                     );
                     self.stopping = true;
                 }
+                self.moved_to = Some(to);
             }
         }
     }
@@ -232,6 +279,12 @@ impl<'a> Drain<'a> {
     /// Whether new updates may start (silent mode, a broken or moved configuration: no).
     fn may_start_updates(&self) -> bool {
         !self.global.silent_mode && self.paused.is_none() && !self.stopping
+    }
+
+    /// Whether spool entries may be claimed: not by a worker that is leaving (its directories
+    /// were moved) or that cannot tell where they belong (the global configuration is broken).
+    fn may_claim(&self) -> bool {
+        self.paused.is_none() && !self.stopping
     }
 
     /// Logs a per-repository fault once (until it changes); the repository is skipped meanwhile.
@@ -247,7 +300,7 @@ impl<'a> Drain<'a> {
         self.options.repos.is_empty() || self.options.repos.iter().any(|r| r == repo)
     }
 
-    fn run(mut self, summary: &mut RunSummary) -> Result<()> {
+    fn run(mut self, handover: Option<Handover>, summary: &mut RunSummary) -> Result<DrainEnd> {
         let requeued = self.spool.requeue_claimed()?;
         if requeued > 0 {
             log::info!("requeued {requeued} spool entries claimed by a worker that stopped");
@@ -260,9 +313,24 @@ impl<'a> Drain<'a> {
             Err(e) => log::warn!("cleaning the spool's tmp/: {e}"),
         }
         self.adopt_fallback_spool();
+        if let Some(handover) = handover {
+            self.take_over(handover);
+        }
         let result = self.drain(summary);
+        if !self.may_claim() {
+            // Entries held back (their refs could not be recorded) go back to the spool, for the
+            // worker the configuration names now.
+            self.release_held();
+        }
         self.spool.release_claims();
-        result
+        result?;
+        Ok(if let Some(to) = self.moved_to.take() {
+            DrainEnd::Moved(self.hand_over(to))
+        } else if self.paused.is_some() {
+            DrainEnd::Paused
+        } else {
+            DrainEnd::Idle(self.global)
+        })
     }
 
     fn drain(&mut self, summary: &mut RunSummary) -> Result<()> {
@@ -271,12 +339,16 @@ impl<'a> Drain<'a> {
         std::thread::scope(|scope| -> Result<()> {
             loop {
                 self.refresh_global();
-                // A bounded slice per pass: updates start while a large spool is still being read.
-                self.ingest(summary, INGEST_SLICE)?;
-                self.retry_held(summary);
-                self.route_due_repos();
+                if self.may_claim() {
+                    // A bounded slice per pass: updates start while a large spool is still being read.
+                    self.ingest(summary, INGEST_SLICE)?;
+                    self.retry_held(summary);
+                }
+                if !self.stopping {
+                    self.route_due_repos();
+                }
                 // Once the spool is read, so the drift scan does not mistake spooled refs for unreported ones.
-                if !scanned && !self.spool.has_waiting() {
+                if !scanned && !self.stopping && !self.spool.has_waiting() {
                     self.find_existing_work()?;
                     scanned = true;
                 }
@@ -325,7 +397,8 @@ impl<'a> Drain<'a> {
                         });
                     }
                 }
-                let spool_waiting = self.spool.has_waiting();
+                // Entries this worker may not claim are left to the next one.
+                let spool_waiting = self.may_claim() && self.spool.has_waiting();
                 if self.slots.is_empty() && !spool_waiting && self.idle_long_enough(now) {
                     return Ok(());
                 }
