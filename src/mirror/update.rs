@@ -12,6 +12,7 @@ use crate::access::auth::remote_access;
 use crate::config::{GlobalConfig, MirrorConfig, RetryPolicy};
 use crate::git::{self, Failure, FailureClass, PushFlag, RemoteAccess};
 use crate::mirror::configured::Presence;
+use crate::mirror::learned_limit::LearnedLimits;
 use crate::mirror::lfs::LfsStatus;
 use crate::mirror::plan::{self, Decision, PendingHint, PlanInput, PlanWarning, Reach, RefChange};
 use crate::mirror::refs::LocalRepo;
@@ -82,8 +83,9 @@ pub fn update_mirror_showing(
     let reach = crate::mirror::verify::reach(full, &before, same_mirror);
     let known = learned.for_mirror(&identity);
     let mut lessons = Lessons {
-        learned_max_push_size: before.learned_max_push_size,
+        limits: before.learned_limits(),
         rejected: before.rejected_refs.keys().cloned().collect(),
+        sizes: Default::default(),
     };
     let journal = StateJournal {
         store,
@@ -127,7 +129,8 @@ pub fn update_mirror_showing(
                 if *looked.borrow() == Presence::Same {
                     let fingerprint = record_known_refs(store, repo, mirror, reach, &report, known, same_mirror)?;
                     record_outcome(state, &before, reach, &report, &global.retry);
-                    state.learned_max_push_size = lessons.learned_max_push_size;
+                    lessons.limits.after_update(lessons.sizes, now_ms());
+                    state.set_learned_limits(lessons.limits);
                     state.steps = None;
                     if fingerprint.is_some() {
                         state.known_refs_fingerprint = fingerprint;
@@ -352,9 +355,9 @@ impl deliver::Journal for StateJournal<'_> {
         self.record("progress", |state| state.steps = Some(*progress));
     }
 
-    fn learned(&self, max_push_size: u64) {
+    fn learned(&self, limits: &LearnedLimits) {
         self.record("the mirror's push size limit", |state| {
-            state.learned_max_push_size = Some(max_push_size)
+            state.set_learned_limits(*limits)
         });
     }
 

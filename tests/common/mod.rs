@@ -14,7 +14,8 @@
 //!   certificate from a CA made in the test;
 //! - [`Sshd`]: a real OpenSSH server run as the current user.
 //!
-//! For time: [`FakeClock`] (libfaketime, for the binary alone).
+//! For time: [`FakeClock`] (libfaketime, for the binary alone). For a network that drops
+//! pushes mid-pack: [`CuttingProxy`].
 //!
 //! For notifications: [`WebhookReceiver`] (HTTP or HTTPS, recording what is posted) and
 //! [`SmtpServer`] (aiosmtpd, behind msmtp's sendmail).
@@ -27,6 +28,7 @@ mod daemon;
 mod http;
 pub mod lfs;
 mod nginx;
+mod proxy;
 mod smtp;
 mod sshd;
 mod users;
@@ -39,6 +41,7 @@ pub use {
     daemon::GitDaemon,
     http::{HttpGitServer, Misbehaviour, basic_credentials},
     nginx::{HttpsGitServer, ServerCertificate, TestCa},
+    proxy::CuttingProxy,
     smtp::SmtpServer,
     sshd::Sshd,
     users::TestUser,
