@@ -307,3 +307,70 @@ fn spool_files_under(spool: &Path, sub: &str) -> Vec<PathBuf> {
     }
     files
 }
+
+#[test]
+fn a_worker_whose_global_configuration_breaks_claims_nothing_more() {
+    let env = TestEnv::new();
+    let reaper = Reaper::new(&env);
+    let spool = env.path("spool");
+    let good = format!(
+        "spool_dir = \"{}\"\nworker_linger = \"2s\"\n[defaults]\ndelay = \"0s\"\n",
+        path_str(&spool)
+    );
+    write_global_config(&env, &good);
+    let good_copy = env.path("good-config.toml");
+    std::fs::write(&good_copy, &good).unwrap();
+    let upstream = env.bare_repo("upstream.git");
+    let mirror = env.bare_repo("mirror.git");
+    let started = env.path("started");
+    write_hook(
+        &mirror,
+        "pre-receive",
+        &format!("#!/bin/sh\ncat >/dev/null\ntouch '{}'\nsleep 3\n", path_str(&started)),
+    );
+    gpm_ok(
+        &env,
+        &[
+            "add",
+            path_str(&upstream),
+            "m",
+            &format!("file://{}", path_str(&mirror)),
+        ],
+    );
+    gpm_ok(&env, &["install", path_str(&upstream)]);
+    let work = env.clone_work(&upstream, "work");
+    env.commit(&work, "a.txt", "one", "first");
+    env.git(&work, &["push", "--quiet", "origin", "main"]);
+    wait_until("the slow push reaches the mirror", CONVERGE, || started.exists());
+
+    // The global file breaks while the worker pushes; a hook that read it before spools a push.
+    write_global_config(&env, "spool_dir = [\n");
+    wait_until("the worker sees the broken file", CONVERGE, || {
+        log_text(&env).contains("cannot be used")
+    });
+    env.commit(&work, "b.txt", "two", "second");
+    let pushed = env
+        .cmd("git")
+        .current_dir(&work)
+        .env("GIT_PUSH_MIRROR_CONFIG", &good_copy)
+        .args(["push", "--quiet", "origin", "main"])
+        .status()
+        .unwrap();
+    assert!(pushed.success());
+    wait_until("the worker ends", CONVERGE, || reaper.ours().is_empty());
+    let waiting = spool_files_under(&spool, "new");
+    assert_eq!(
+        waiting.len(),
+        1,
+        "the push waits, unclaimed: {waiting:?}\n{}",
+        log_text(&env)
+    );
+    assert!(spool_files_under(&spool, "claimed").is_empty());
+
+    // Fixed: the next worker takes it.
+    write_global_config(&env, &good);
+    let out = gpm_output(&env, &["run", "--wait"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(env.refs(&mirror), env.refs(&upstream));
+    assert!(spool_files_under(&spool, "new").is_empty());
+}
