@@ -169,6 +169,27 @@ fn a_lingering_worker_never_pushes_with_a_global_configuration_that_is_no_longer
     assert_eq!(env.refs(&fleet_b), env.refs(&upstream));
 }
 
+/// An upstream with the hook, mirrored to a slow mirror (each push takes 3 s once it reached it),
+/// and a work clone whose first push is reaching the mirror when this returns.
+fn slow_push_under_way(env: &TestEnv) -> (PathBuf, PathBuf, PathBuf) {
+    let upstream = env.bare_repo("upstream.git");
+    let mirror = env.bare_repo("mirror.git");
+    let started = env.path("started");
+    write_hook(
+        &mirror,
+        "pre-receive",
+        &format!("#!/bin/sh\ncat >/dev/null\ntouch '{}'\nsleep 3\n", path_str(&started)),
+    );
+    let url = format!("file://{}", path_str(&mirror));
+    gpm_ok(env, &["add", path_str(&upstream), "m", &url]);
+    gpm_ok(env, &["install", path_str(&upstream)]);
+    let work = env.clone_work(&upstream, "work");
+    env.commit(&work, "a.txt", "one", "first");
+    env.git(&work, &["push", "--quiet", "origin", "main"]);
+    wait_until("the slow push reaches the mirror", CONVERGE, || started.exists());
+    (upstream, mirror, work)
+}
+
 /// The state a configuration names, read as `status --json` reads it.
 fn status_with_config(env: &TestEnv, config: &Path, upstream: &Path) -> Vec<Value> {
     let out = gpm(env)
@@ -207,30 +228,8 @@ fn pushes_made_while_the_directories_move(spool_too: bool) {
     write_global_config(&env, &global("a"));
     let old_config = env.path("old-config.toml");
     std::fs::write(&old_config, global("a")).unwrap();
-    let upstream = env.bare_repo("upstream.git");
-    let mirror = env.bare_repo("mirror.git");
-    // A slow mirror: each push takes 3 s once it reached the mirror (`started` says it did).
-    let started = env.path("started");
-    write_hook(
-        &mirror,
-        "pre-receive",
-        &format!("#!/bin/sh\ncat >/dev/null\ntouch '{}'\nsleep 3\n", path_str(&started)),
-    );
+    let (upstream, mirror, work) = slow_push_under_way(&env);
     let pushes = count_mirror_pushes(&mirror);
-    gpm_ok(
-        &env,
-        &[
-            "add",
-            path_str(&upstream),
-            "m",
-            &format!("file://{}", path_str(&mirror)),
-        ],
-    );
-    gpm_ok(&env, &["install", path_str(&upstream)]);
-    let work = env.clone_work(&upstream, "work");
-    env.commit(&work, "a.txt", "one", "first");
-    env.git(&work, &["push", "--quiet", "origin", "main"]);
-    wait_until("the slow push reaches the mirror", CONVERGE, || started.exists());
 
     // While it pushes: the directories move, and two more pushes arrive.
     write_global_config(
@@ -320,28 +319,7 @@ fn a_worker_whose_global_configuration_breaks_claims_nothing_more() {
     write_global_config(&env, &good);
     let good_copy = env.path("good-config.toml");
     std::fs::write(&good_copy, &good).unwrap();
-    let upstream = env.bare_repo("upstream.git");
-    let mirror = env.bare_repo("mirror.git");
-    let started = env.path("started");
-    write_hook(
-        &mirror,
-        "pre-receive",
-        &format!("#!/bin/sh\ncat >/dev/null\ntouch '{}'\nsleep 3\n", path_str(&started)),
-    );
-    gpm_ok(
-        &env,
-        &[
-            "add",
-            path_str(&upstream),
-            "m",
-            &format!("file://{}", path_str(&mirror)),
-        ],
-    );
-    gpm_ok(&env, &["install", path_str(&upstream)]);
-    let work = env.clone_work(&upstream, "work");
-    env.commit(&work, "a.txt", "one", "first");
-    env.git(&work, &["push", "--quiet", "origin", "main"]);
-    wait_until("the slow push reaches the mirror", CONVERGE, || started.exists());
+    let (upstream, mirror, work) = slow_push_under_way(&env);
 
     // The global file breaks while the worker pushes; a hook that read it before spools a push.
     write_global_config(&env, "spool_dir = [\n");

@@ -52,7 +52,8 @@ pub fn presence(repo: &Path, mirror: &MirrorConfig, global: &GlobalConfig) -> Pr
     match repo_config.mirror(&mirror.name) {
         None => Presence::Gone,
         Some(now) if now.url != mirror.url => Presence::Changed(format!("re-pointed to {}", redact_url(&now.url))),
-        Some(now) if !now.enabled => Presence::Changed("disabled".to_string()),
+        // A mirror `sync --mirror` updates while disabled stays what it was.
+        Some(now) if !now.enabled && mirror.enabled => Presence::Changed("disabled".to_string()),
         Some(_) => Presence::Same,
     }
 }
@@ -79,6 +80,12 @@ mod tests {
         assert!(matches!(presence(repo, &mirror, &global), Presence::Changed(why) if why.contains("h/b.git")));
         write("[mirror.m]\nurl = \"https://h/a.git\"\nenabled = false\n");
         assert_eq!(presence(repo, &mirror, &global), Presence::Changed("disabled".into()));
+        let disabled = config::load_repo(repo, &global).unwrap().mirrors.remove(0);
+        assert_eq!(
+            presence(repo, &disabled, &global),
+            Presence::Same,
+            "disabled when it began"
+        );
         write("[mirror.other]\nurl = \"https://h/a.git\"\n");
         assert_eq!(presence(repo, &mirror, &global), Presence::Gone);
         assert!(Presence::Gone.stop_reason(repo, "m").unwrap().contains("removed"));
