@@ -94,7 +94,13 @@ fn a_failure_recorded_under_a_wrong_clock_is_retried_at_once_at_the_real_time() 
         let next = ms_field(&state, "next_attempt_at_ms");
         // The fake clock reached the binary (not only git).
         match failed_at {
-            "+365d" => assert!(recorded > real_now_ms() + 300 * DAY_MS, "{state:#}"),
+            "+365d" => {
+                assert!(recorded > real_now_ms() + 300 * DAY_MS, "{state:#}");
+                // `status` at the real time shows the next attempt as the worker schedules it.
+                let shown = status(&env, &upstream)["next_attempt_at"].clone();
+                let shown = humantime::parse_rfc3339(shown.as_str().unwrap()).unwrap();
+                assert!(shown <= SystemTime::now(), "next_attempt_at {shown:?} is due now");
+            }
             "-1d" => assert!(recorded < real_now_ms() - DAY_MS / 2, "{state:#}"),
             _ => assert!(next > real_now_ms() + 1_800_000, "an hour's wait: {state:#}"),
         }
