@@ -450,9 +450,18 @@ pub struct SetOnlyFlags {
     /// Mirror all tags again (clears --tag patterns and --no-tags).
     #[arg(long, conflicts_with_all = ["no_tags", "tags"])]
     all_tags: bool,
+    /// Forget the push size limit learned from the mirror's refusals, dropped connections and
+    /// timeouts (`learned_max_push_size` in status): the next update pushes as if none was learned.
+    #[arg(long)]
+    reset_learned_limit: bool,
 }
 
 impl SetOnlyFlags {
+    /// Whether the learned push size limit is to be forgotten (a change of state, not of the file).
+    pub fn resets_learned_limit(&self) -> bool {
+        self.reset_learned_limit
+    }
+
     pub fn apply(&self, edit: &mut MirrorEdit) {
         if self.all_branches {
             edit.branches = Some(Vec::new());

@@ -144,6 +144,9 @@ pub struct UpdateReport {
     pub error: Option<Failure>,
     /// What the LFS step did, when the update had LFS objects to send.
     pub lfs: Option<LfsReport>,
+    /// The update stopped because the mirror was removed, re-pointed or disabled meanwhile
+    /// (why, in words; also the error): what it did was not recorded as the mirror's outcome.
+    pub stopped: Option<String>,
 }
 
 impl UpdateReport {

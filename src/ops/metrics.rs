@@ -473,6 +473,8 @@ mod tests {
             rejected_refs: vec![],
             steps: None,
             learned_max_push_size: None,
+            learned_max_push_size_source: None,
+            learned_max_push_size_at: None,
             pending_refs: vec!["refs/heads/a".to_string(), "refs/heads/b".to_string()],
             full_sync_pending: false,
             consecutive_failures: 3,

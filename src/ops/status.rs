@@ -48,8 +48,12 @@ pub struct MirrorStatus {
     pub rejected_refs: Vec<RejectedRef>,
     /// How far an update pushed in steps has got (while `update_status` is `started`).
     pub steps: Option<PushProgress>,
-    /// The largest push the mirror takes, as learned from its refusals and timeouts (bytes).
+    /// The size pushes to the mirror are kept under, as learned from its refusals, dropped
+    /// connections and timeouts (bytes); why (`refused`, `dropped`, `timed_out`, `unknown`: an
+    /// older version's) and when.
     pub learned_max_push_size: Option<u64>,
+    pub learned_max_push_size_source: Option<&'static str>,
+    pub learned_max_push_size_at: Option<String>,
     /// Why nothing is being pushed, when that is the case (silent mode, disabled, broken config).
     pub note: Option<String>,
     /// When the mirror's refs were last checked against what it was given (a full
@@ -244,6 +248,7 @@ fn collect_repo(
 }
 
 fn mirror_status(global: &GlobalConfig, state: &MirrorState, name: &str, url: &str, enabled: bool) -> MirrorStatus {
+    let learned = state.learned_limits().in_effect();
     let note = if global.silent_mode {
         Some("silent_mode is on: changes are recorded but nothing is pushed".to_string())
     } else if !enabled {
@@ -281,7 +286,10 @@ fn mirror_status(global: &GlobalConfig, state: &MirrorState, name: &str, url: &s
             .failure_class
             .filter(|_| state.update_status != UpdateStatus::Finished)
             .map(|class| class.as_str()),
-        next_attempt_at: state.next_attempt_at_ms.filter(|_| state.has_work()).map(format_time),
+        // As the worker schedules it: a wait beyond what the retry policy allows counts as now.
+        next_attempt_at: crate::pipeline::schedule::retry_due_at(state, &global.retry, crate::util::fsutil::now_ms())
+            .filter(|_| state.has_work())
+            .map(format_time),
         lfs_status: state.lfs_status.as_str(),
         lfs_error: state.lfs_error.clone(),
         rejected_refs: state
@@ -293,7 +301,9 @@ fn mirror_status(global: &GlobalConfig, state: &MirrorState, name: &str, url: &s
             })
             .collect(),
         steps: state.steps.filter(|_| state.update_status == UpdateStatus::Started),
-        learned_max_push_size: state.learned_max_push_size,
+        learned_max_push_size: learned.map(|l| l.bytes),
+        learned_max_push_size_source: learned.map(|l| l.source.as_str()),
+        learned_max_push_size_at: learned.and_then(|l| l.at_ms).map(format_time),
         note,
         last_verified_at: state.last_verified_at_ms.map(format_time),
         config_error: None,
@@ -382,11 +392,17 @@ pub fn print_human(statuses: &[MirrorStatus], out: &mut dyn Write) -> std::io::R
             )?;
         }
         if let Some(limit) = s.learned_max_push_size {
-            writeln!(
-                out,
-                "    learned_max_push_size: {} (the mirror refused or timed out bigger pushes)",
-                ByteSize(limit)
-            )?;
+            let why = match s.learned_max_push_size_source {
+                Some("refused") => "the mirror refused bigger pushes as too large",
+                Some("dropped") => "a bigger push lost its connection; clean updates raise it again",
+                Some("timed_out") => "a bigger push did not finish within the time limit; clean updates raise it again",
+                _ => "learned by an older version; a clean update lifts it",
+            };
+            let since = s
+                .learned_max_push_size_at
+                .as_deref()
+                .map_or(String::new(), |at| format!(", since {at}"));
+            writeln!(out, "    learned_max_push_size: {} ({why}{since})", ByteSize(limit))?;
         }
         if !s.rejected_refs.is_empty() {
             writeln!(out, "    rejected_refs ({}):", s.rejected_refs.len())?;

@@ -291,6 +291,25 @@ impl Drop for FileLock {
     }
 }
 
+/// How long ago `path` was last modified. A modification time after now is no fact (written
+/// under a wrong clock, or the clock was set back since): it counts as now, and is reset to now
+/// so the file ages from here; whatever waits on the file's age then waits no longer than it
+/// would have without the jump.
+pub fn age_of(path: &Path) -> io::Result<std::time::Duration> {
+    let modified = fs::metadata(path)?.modified()?;
+    let now = std::time::SystemTime::now();
+    match now.duration_since(modified) {
+        Ok(age) => Ok(age),
+        Err(_) => {
+            // Best effort: a file that cannot be touched stays young, as it was before.
+            if let Err(e) = File::open(path).and_then(|file| file.set_modified(now)) {
+                log::debug!("resetting the time of {}: {e}", path.display());
+            }
+            Ok(std::time::Duration::ZERO)
+        }
+    }
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -301,6 +320,19 @@ pub fn now_ms() -> u64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_modification_time_in_the_future_counts_as_now_and_ages_from_then() {
+        let dir = tempfile::tempdir().unwrap();
+        let ahead = std::time::SystemTime::now() + std::time::Duration::from_secs(365 * 86_400);
+        File::open(dir.path()).unwrap().set_modified(ahead).unwrap();
+        assert_eq!(age_of(dir.path()).unwrap(), std::time::Duration::ZERO);
+        let modified = fs::metadata(dir.path()).unwrap().modified().unwrap();
+        assert!(modified <= std::time::SystemTime::now(), "reset to now");
+        let past = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        File::open(dir.path()).unwrap().set_modified(past).unwrap();
+        assert!(age_of(dir.path()).unwrap() >= std::time::Duration::from_secs(60));
+    }
+
     use super::*;
 
     #[test]

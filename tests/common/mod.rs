@@ -14,16 +14,21 @@
 //!   certificate from a CA made in the test;
 //! - [`Sshd`]: a real OpenSSH server run as the current user.
 //!
+//! For time: [`FakeClock`] (libfaketime, for the binary alone). For a network that drops
+//! pushes mid-pack: [`CuttingProxy`].
+//!
 //! For notifications: [`WebhookReceiver`] (HTTP or HTTPS, recording what is posted) and
 //! [`SmtpServer`] (aiosmtpd, behind msmtp's sendmail).
 //!
 //! Each test binary uses only part of this module, hence `allow(dead_code)`.
 #![allow(dead_code)]
 
+mod clock;
 mod daemon;
 mod http;
 pub mod lfs;
 mod nginx;
+mod proxy;
 mod smtp;
 mod sshd;
 mod users;
@@ -32,9 +37,11 @@ mod webhook;
 // A test binary that uses only `TestEnv` would flag these re-exports.
 #[allow(unused_imports)]
 pub use {
+    clock::FakeClock,
     daemon::GitDaemon,
     http::{HttpGitServer, Misbehaviour, basic_credentials},
     nginx::{HttpsGitServer, ServerCertificate, TestCa},
+    proxy::CuttingProxy,
     smtp::SmtpServer,
     sshd::Sshd,
     users::TestUser,

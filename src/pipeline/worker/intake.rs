@@ -7,11 +7,13 @@ use super::{CONFIG_RETRY, Drain, RECORD_RETRY, RunSummary, looks_like_a_reposito
 use crate::config;
 use crate::mirror::state::{MirrorState, UpdateStatus};
 use crate::mirror::verify;
+use crate::pipeline::schedule;
 use crate::pipeline::slots::host_of;
 use crate::pipeline::spool::{Spool, SpoolEntry};
 use crate::util::fsutil::{FileLock, now_ms};
 use anyhow::Result;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 impl Drain<'_> {
     /// Takes over entries hooks wrote to the default spool while the global
@@ -82,7 +84,7 @@ impl Drain<'_> {
             other => other?,
         };
         if record.is_some_and(|r| !r.pending.is_empty() || r.rebuilt) {
-            self.unrouted.insert(repo.to_path_buf(), 0);
+            self.unrouted.insert(repo.to_path_buf(), Instant::now());
         }
         // A broken configuration is reported when routing or updating; its mirrors' state still counts.
         let repo_config = config::load_repo(repo, &self.global);
@@ -126,7 +128,7 @@ impl Drain<'_> {
                 let pair = (repo.to_path_buf(), mirror);
                 self.hosts.insert(pair.clone(), host_of(&config.url));
                 self.verifying.insert(pair.clone());
-                self.due.insert(pair, now);
+                self.due.insert(pair, Instant::now());
             }
         }
         Ok(scanned)
@@ -171,8 +173,15 @@ impl Drain<'_> {
         // Work owed makes a separate check pointless: the update observes the mirror.
         self.verifying.remove(&pair);
         self.hosts.insert(pair.clone(), host_of(&mirror_config.url));
-        let due = crate::pipeline::schedule::due_at(state, mirror_config.delay, mirror_config.min_interval, now_ms());
-        self.due.insert(pair, due);
+        let now = now_ms();
+        let due = schedule::due_at(
+            state,
+            mirror_config.delay,
+            mirror_config.min_interval,
+            &self.global.retry,
+            now,
+        );
+        self.due.insert(pair, Instant::now() + schedule::wait_until(due, now));
     }
 
     /// Moves spool entries into their repositories' records, then deletes them.
@@ -250,21 +259,20 @@ impl Drain<'_> {
         })();
         if let Err(e) = recorded {
             self.fault(&entry.repo, "a push could not be recorded; it waits in the spool", &e);
-            self.held
-                .push((claimed, entry, now_ms().saturating_add(RECORD_RETRY.as_millis() as u64)));
+            self.held.push((claimed, entry, Instant::now() + RECORD_RETRY));
             return Ok(());
         }
         self.faults.remove(&entry.repo);
         crate::util::failpoint::hit("ingest.after_record");
         self.spool.retire(&claimed)?;
         summary.entries_ingested += 1;
-        self.unrouted.insert(entry.repo, 0);
+        self.unrouted.insert(entry.repo, Instant::now());
         Ok(())
     }
 
     /// Tries again to record the entries held back by [`Self::record_entry`].
     pub(super) fn retry_held(&mut self, summary: &mut RunSummary) {
-        let now = now_ms();
+        let now = Instant::now();
         if self.held.iter().all(|(_, _, at)| *at > now) {
             return;
         }
@@ -281,7 +289,7 @@ impl Drain<'_> {
 
     /// Hands each repository's reported refs to its mirrors' pending state.
     pub(super) fn route_due_repos(&mut self) {
-        let now = now_ms();
+        let now = Instant::now();
         let due: Vec<PathBuf> = self
             .unrouted
             .iter()
@@ -304,15 +312,17 @@ impl Drain<'_> {
                             self.config_errors.insert(repo.clone(), message);
                         }
                     }
-                    self.unrouted.insert(repo, now + CONFIG_RETRY.as_millis() as u64);
+                    self.unrouted.insert(repo, now + CONFIG_RETRY);
                 }
             }
         }
     }
 
     fn route(&mut self, repo: &Path) -> Result<()> {
-        let repo_config = config::load_repo(repo, &self.global)?;
+        // The configuration is read under the state lock: a mirror `remove`d meanwhile (its state
+        // deleted under that lock) gets none written back.
         let _lock = self.store.lock(repo)?;
+        let repo_config = config::load_repo(repo, &self.global)?;
         let Some(mut record) = self.store.load_record_healing(repo)? else {
             return Ok(());
         };
