@@ -35,6 +35,9 @@ pub struct Failure {
     pub message: String,
     pub class: FailureClass,
     pub retry_after: Option<Duration>,
+    /// The mirror said the repository does not exist (see [`says_repository_missing`]): one
+    /// with `create` set is created (README: "The mirror's side").
+    pub repository_missing: bool,
 }
 
 impl Failure {
@@ -43,6 +46,7 @@ impl Failure {
             message: message.into(),
             class,
             retry_after: None,
+            repository_missing: false,
         }
     }
 }
@@ -118,6 +122,50 @@ pub fn classify(stderr: &str, http: &HttpFacts) -> FailureClass {
     FailureClass::Transient
 }
 
+/// The words of git, ssh hosts and forges for a repository that is not there.
+const MISSING_SIGNS: &[&str] = &[
+    // GitHub (SSH and HTTPS), Bitbucket, git over HTTP: `remote: Repository not found.`
+    "Repository not found",
+    "repository not found",
+    // A plain SSH host or a local path: `fatal: '/srv/x.git' does not appear to be a git repository`.
+    "does not appear to be a git repository",
+    // GitLab (SSH and HTTPS).
+    "The project you were looking for could not be found",
+    // Gitea and Forgejo.
+    "either does not exist or you are not authorized",
+    "either does not exist or you do not have access",
+    // Dumb HTTP.
+    "not found: did you run git update-server-info",
+];
+
+/// Words that mean a login was refused or a host not trusted: then the mirror has said nothing
+/// about the repository, and nothing is created.
+const AUTHENTICATION_SIGNS: &[&str] = &[
+    "Authentication failed",
+    "terminal prompts disabled",
+    "could not read Username",
+    "could not read Password",
+    "Invalid username or password",
+    "Permission denied (publickey",
+    "Host key verification failed",
+    "REMOTE HOST IDENTIFICATION HAS CHANGED",
+];
+
+/// Whether a failed git command says the mirror's repository does not exist (and not that the
+/// login was refused): HTTP 404, or the words of git, GitHub, GitLab, Gitea and plain SSH hosts for
+/// a missing repository. Never after HTTP 401 or 403, a refused login or an untrusted host key.
+pub fn says_repository_missing(stderr: &str, http: &HttpFacts) -> bool {
+    if http.statuses.iter().any(|s| matches!(s, 401 | 403 | 407))
+        || AUTHENTICATION_SIGNS.iter().any(|sign| stderr.contains(sign))
+    {
+        return false;
+    }
+    let http_not_found = stderr
+        .lines()
+        .any(|line| line.contains("repository '") && line.trim_end().ends_with("' not found"));
+    http.error_status() == Some(404) || http_not_found || MISSING_SIGNS.iter().any(|sign| stderr.contains(sign))
+}
+
 /// Why a single ref was not taken, said by the mirror or by git: a refusal by the mirror's
 /// rules (a hook, protected branches, a size limit, fsck) is permanent; a lost race, a lock
 /// held on the mirror, or a hook that could not reach its own service is transient.
@@ -157,6 +205,30 @@ mod tests {
         HttpFacts {
             statuses: statuses.to_vec(),
             ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_missing_repository_is_told_from_a_refused_login() {
+        // Captured from git 2.47 against a plain SSH host, GitHub, GitLab, Gitea and smart HTTP.
+        for stderr in [
+            "fatal: '/srv/mirrors/app.git' does not appear to be a git repository\nfatal: Could not read from remote repository.\n",
+            "ERROR: Repository not found.\nfatal: Could not read from remote repository.\n",
+            "remote: The project you were looking for could not be found or you don't have permission to view it.\nfatal: repository 'https://gitlab.example.com/a/b.git/' not found\n",
+            "fatal: repository 'https://127.0.0.1:1/a/b.git/' not found\n",
+        ] {
+            assert!(says_repository_missing(stderr, &HttpFacts::default()), "{stderr}");
+        }
+        assert!(says_repository_missing("fatal: unable to access\n", &http(&[404])));
+        for (stderr, statuses) in [
+            ("fatal: Authentication failed for 'https://h/a.git/'\n", &[][..]),
+            ("git@h: Permission denied (publickey).\r\nfatal: Could not read from remote repository.\n", &[]),
+            ("Host key verification failed.\r\n", &[]),
+            ("remote: Repository not found.\nfatal: repository 'https://h/a.git/' not found\n", &[401, 404]),
+            ("fatal: unable to access 'https://h/a.git/': The requested URL returned error: 403\n", &[403]),
+            ("fatal: unable to access 'https://h/a.git/': Could not resolve host: h\n", &[]),
+        ] {
+            assert!(!says_repository_missing(stderr, &http(statuses)), "{stderr}");
         }
     }
 

@@ -285,10 +285,16 @@ fn push_through_view(
     push_batch(view.path(), remote, &args)
 }
 
+/// What git says, before sending anything, when push options go to a mirror that does not
+/// advertise them.
+const PUSH_OPTIONS_REFUSED: &str = "the receiving end does not support push options";
+
 fn push_batch(git_dir: &Path, remote: &RemoteAccess, args: &[String]) -> Result<PushOutcome, GitError> {
     let (leases, refspecs): (Vec<&String>, Vec<&String>) =
         args.iter().partition(|a| a.starts_with("--force-with-lease="));
+    let options = remote.push_options_to_send();
     let mut cmd = remote.command();
+    // Config values, not secrets: git's argv, never a shell.
     cmd.arg("--git-dir")
         .arg(git_dir)
         .args([
@@ -298,12 +304,20 @@ fn push_batch(git_dir: &Path, remote: &RemoteAccess, args: &[String]) -> Result<
             "--no-follow-tags",
             "--no-recurse-submodules",
         ])
+        .args(options.iter().map(|option| format!("--push-option={option}")))
         .args(leases)
         .arg("--")
         .arg(&remote.url)
         .args(refspecs);
     let trace = Trace::start(&mut cmd, &remote.url, true);
     let finished = run_with_timeout(cmd, remote.timeout)?;
+    if !finished.success && !options.is_empty() && finished.stderr.contains(PUSH_OPTIONS_REFUSED) {
+        // git stops before sending anything: the same push again, without them.
+        remote
+            .push_options_refused
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        return push_batch(git_dir, remote, args);
+    }
     crate::util::failpoint::hit("push.after_git");
     let pushed = parse_porcelain(&finished.stdout);
     if pushed.is_empty() && !finished.success {
