@@ -6,4 +6,5 @@ pub mod credential_use;
 pub mod http;
 pub mod redact;
 pub mod remote_url;
+pub mod repo_location;
 pub mod ssh;
