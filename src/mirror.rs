@@ -1,6 +1,7 @@
 //! One mirror of one repository: the pure planner, an update that carries out a plan and its report,
 //! durable state, local refs, known-ref bookkeeping and LFS settings and pointers.
 
+pub mod forge;
 pub mod lfs;
 pub mod plan;
 pub mod refs;

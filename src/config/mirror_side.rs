@@ -226,11 +226,11 @@ pub fn resolve(
                 }
             ));
         }
-        Some(CreateKind::Gitea) if side.visibility == Visibility::Internal => {
-            return Err(
-                "`visibility = \"internal\"` is not something Gitea's API can create: use \"private\" or \"public\""
-                    .to_string(),
-            );
+        Some(kind) if kind.is_forge() && kind != CreateKind::Gitlab && side.visibility == Visibility::Internal => {
+            return Err(format!(
+                "`visibility = \"internal\"` is GitLab's: {}'s API creates \"private\" or \"public\" repositories",
+                kind.as_str()
+            ));
         }
         _ => {}
     }
