@@ -144,6 +144,31 @@ pub struct UpdateReport {
     pub error: Option<Failure>,
     /// What the LFS step did, when the update had LFS objects to send.
     pub lfs: Option<LfsReport>,
+    /// What the update did and saw on the mirror's side (README: "The mirror's side").
+    pub side: SideReport,
+}
+
+/// What making the mirror's default branch follow the local one came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DefaultBranchOutcome {
+    /// The local default branch (`refs/heads/X`).
+    pub branch: String,
+    /// Why the mirror's could not be made this one (`None`: it is now).
+    pub error: Option<String>,
+}
+
+/// The mirror's side of one update.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SideReport {
+    /// The repository was missing and was created (or found created meanwhile): what was done.
+    pub created: Option<String>,
+    /// The mirror's `HEAD` as this update's `ls-remote` showed it (`None`: not observed, or no
+    /// symbolic HEAD).
+    pub observed_head: Option<String>,
+    /// The mirror's default branch was made to follow the local one, or could not be.
+    pub default_branch: Option<DefaultBranchOutcome>,
+    /// Push options were to be sent: whether the mirror took them (`None`: nothing was pushed).
+    pub push_options_taken: Option<bool>,
 }
 
 impl UpdateReport {

@@ -11,6 +11,7 @@
 pub mod failing;
 pub mod incident;
 mod known_refs;
+pub mod mirror_side;
 pub mod outbox;
 
 pub use incident::{Incident, Notice};
@@ -173,6 +174,9 @@ pub struct MirrorState {
     /// The current trouble and what was told about it (README: "Notifications").
     #[serde(default, skip_serializing_if = "Incident::is_empty")]
     pub incident: Incident,
+    /// The mirror's side: a repository created there, its default branch, push options turned down.
+    #[serde(default, skip_serializing_if = "mirror_side::MirrorSideState::is_empty")]
+    pub side: mirror_side::MirrorSideState,
 }
 
 /// The progress of an update pushed in steps.

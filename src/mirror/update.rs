@@ -1,8 +1,11 @@
 //! One mirror update: observe the mirror, plan, push with leases, and record the outcome in the
 //! mirror's state. Shared by the worker and by `sync`; the caller holds the pair's push lock.
 
+pub mod create;
+pub mod default_branch;
 mod deliver;
 mod lfs;
+mod side;
 mod split;
 mod steps;
 
@@ -81,11 +84,15 @@ pub fn update_mirror_showing(
     let mut pushing = Pushing {
         lessons: &mut lessons,
         journal: &journal,
+        observed_head: None,
     };
     let report = match remote_access(mirror, global) {
         Ok(mut access) => {
             access.repo = Some(repo.to_path_buf());
-            reconcile(repo, mirror, &access, &before, reach, &known, &mut pushing)
+            access.push_options = mirror.side.push_options_for(side::first_sync(&before)).to_vec();
+            let mut report = reconcile(repo, mirror, &access, &before, reach, &known, &mut pushing);
+            side::after_push(repo, mirror, &access, &before, reach, &known, &mut report);
+            report
         }
         // The mirror's settings cannot be used (a password file others can read, a transport not
         // allowed): a person must act.
@@ -99,6 +106,7 @@ pub fn update_mirror_showing(
     let fingerprint = record_known_refs(store, repo, mirror, reach, &report, known, same_mirror)?;
     store.update_mirror(repo, &mirror.name, |state| {
         record_outcome(state, &before, reach, &report, &global.retry);
+        side::record(&mut state.side, &report.side, now_ms());
         state.learned_max_push_size = lessons.learned_max_push_size;
         state.steps = None;
         if fingerprint.is_some() {
@@ -185,6 +193,7 @@ fn reconcile(
     let mut reach = reach;
     let mut results: BTreeMap<String, RefResult> = BTreeMap::new();
     let mut warnings = Vec::new();
+    let mut created: Option<String> = None;
     for attempt in 1..=LEASE_ATTEMPTS {
         let assuming = can_assume && attempt == 1;
         let view = if assuming {
@@ -205,10 +214,29 @@ fn reconcile(
         );
         let (outcomes, plan_warnings) = match attempt_result {
             Ok(done) => done,
+            // The mirror says the repository does not exist and `create` says how: create it and
+            // push everything to it at once (README: "The mirror's side").
+            Err(error) if created.is_none() && create::wanted(mirror, &error) => {
+                match create::create_missing(repo, mirror) {
+                    Ok(done) => {
+                        log::info!("{}: mirror {}: {done}", repo.display(), mirror.name);
+                        created = Some(done);
+                        reach = Reach::Everything;
+                        continue;
+                    }
+                    Err(failure) => {
+                        let mut report = UpdateReport::failed(failure);
+                        report.refs = into_results(results);
+                        report.lfs = lfs.report;
+                        return report;
+                    }
+                }
+            }
             Err(error) => {
                 let mut report = UpdateReport::failed(error);
                 report.refs = into_results(results);
                 report.lfs = lfs.report;
+                report.side.created = created;
                 return report;
             }
         };
@@ -238,6 +266,11 @@ fn reconcile(
         warnings,
         error: None,
         lfs: lfs.report,
+        side: crate::mirror::report::SideReport {
+            created,
+            observed_head: pushing.observed_head.take(),
+            ..Default::default()
+        },
     }
 }
 
@@ -252,6 +285,8 @@ type Outcomes = (Vec<RefResult>, Vec<String>);
 struct Pushing<'a> {
     lessons: &'a mut Lessons,
     journal: &'a dyn deliver::Journal,
+    /// The mirror's HEAD, when an attempt listed its refs.
+    observed_head: Option<String>,
 }
 
 /// Records what delivery reports in the mirror's state as it happens (a kill keeps it).
@@ -318,6 +353,7 @@ fn reconcile_once(
         RemoteView::Assumed(assumed) => (assumed, &no_symbolic),
         RemoteView::Observed => {
             observed = git::ls_remote(repo, access, &[])?;
+            pushing.observed_head = observed.head.clone();
             (&observed.direct, &observed.symbolic)
         }
     };

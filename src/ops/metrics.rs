@@ -485,6 +485,11 @@ mod tests {
             config_error: None,
             state_error: Some("x.json is corrupt".to_string()),
             unrecorded_pushes_since: Some("2023-11-14T22:13:20Z".to_string()),
+            mirror_default_branch: None,
+            default_branch_error: None,
+            push_options_warning: None,
+            repository_created_at: None,
+            orphaned_since: None,
             pending_since_ms: None,
         }
     }
