@@ -4,6 +4,7 @@
 pub mod forge;
 pub mod lfs;
 pub mod plan;
+pub mod preview;
 pub mod refs;
 pub mod report;
 pub mod state;

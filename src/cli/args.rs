@@ -54,12 +54,25 @@ pub enum Command {
         detached: bool,
     },
     /// Update now: full reconciliation in the foreground, with a per-ref table.
+    #[command(
+        long_about = "Update now: a full reconciliation of the repository's mirrors in the foreground, with a \
+per-ref table; exit 1 on failure.\n\n\
+With --dry-run, nothing is pushed, created or written: one ls-remote per mirror, then per ref what the \
+update would do (create, update, force, delete, keep-divergent, kept, filtered-out; refs the mirror refused \
+last time are marked), the repository it would create and the default branch it would set."
+    )]
     Sync {
         /// The bare repository (e.g. /srv/git/app.git).
         repo: PathBuf,
         /// Only this mirror.
         #[arg(long, value_name = "NAME")]
         mirror: Option<String>,
+        /// Say what the sync would do; push nothing, write no state.
+        #[arg(long)]
+        dry_run: bool,
+        /// With --dry-run: one JSON array, an object per mirror.
+        #[arg(long, requires = "dry_run")]
+        json: bool,
     },
     /// Add a mirror to a repository.
     Add {
@@ -152,6 +165,9 @@ them first."
         /// One JSON array of objects with stable field names.
         #[arg(long)]
         json: bool,
+        /// Each ref's local and mirror value, from one ls-remote per mirror.
+        #[arg(long)]
+        refs: bool,
     },
     /// Install the post-receive hook (an existing hook is kept and still runs).
     #[command(
