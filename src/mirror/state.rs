@@ -518,6 +518,11 @@ impl StateStore {
         Ok(dest)
     }
 
+    /// The state directory itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// Where corrupt state files are kept for the admin.
     pub fn bad_dir(&self) -> PathBuf {
         self.root.join("bad")

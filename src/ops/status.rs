@@ -128,6 +128,29 @@ pub fn collect(global: &GlobalConfig, repos: &[PathBuf]) -> Collected {
     collected
 }
 
+/// Mirrors whose local repository is gone (deleted or renamed), one status each: nothing is
+/// pushed to them any more, and nothing was deleted on them (see [`crate::pipeline::orphaned`]).
+pub fn orphans(global: &GlobalConfig) -> Vec<MirrorStatus> {
+    let store = StateStore::new(&global.state_dir);
+    let mut statuses = Vec::new();
+    for orphan in crate::pipeline::orphaned::list(&store) {
+        for mirror in &orphan.mirrors {
+            let mut state = MirrorState::new(&orphan.repo, &mirror.name);
+            state.last_successful_update_at_ms = mirror.last_successful_update_at_ms;
+            let mut status = mirror_status(global, &state, &mirror.name, &mirror.url, false);
+            status.orphaned_since = Some(format_time(orphan.since_ms));
+            status.note = Some(format!(
+                "the local repository is gone (deleted or renamed): nothing is pushed to this mirror any more, and \
+                 nothing was deleted on it; archive or delete it on its host if it is no longer wanted, then: \
+                 git-push-mirror forget {}",
+                orphan.repo.display()
+            ));
+            statuses.push(status);
+        }
+    }
+    statuses
+}
+
 /// Every repository `status` and `metrics` cover without arguments (see
 /// [`crate::pipeline::fleet::all_repos`]); what cannot be searched is reported, and the rest still counts.
 pub fn all_repos(global: &GlobalConfig) -> (Vec<PathBuf>, Vec<String>) {
@@ -373,7 +396,13 @@ pub fn print_human(statuses: &[MirrorStatus], out: &mut dyn Write) -> std::io::R
             writeln!(out, "{}", s.repo.display())?;
             current_repo = Some(&s.repo);
         }
-        let enabled = if s.enabled { "" } else { " (disabled)" };
+        let enabled = if s.orphaned_since.is_some() {
+            " (orphaned: the local repository is gone)"
+        } else if s.enabled {
+            ""
+        } else {
+            " (disabled)"
+        };
         let name = if s.mirror.is_empty() {
             "(mirrors unknown)"
         } else {
@@ -385,6 +414,7 @@ pub fn print_human(statuses: &[MirrorStatus], out: &mut dyn Write) -> std::io::R
             writeln!(out, "    failure_class: {class}")?;
         }
         let times = [
+            ("orphaned_since", &s.orphaned_since),
             ("last_update_at", &s.last_update_at),
             ("last_update_started_at", &s.last_update_started_at),
             ("last_successful_update_at", &s.last_successful_update_at),
