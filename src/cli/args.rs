@@ -400,6 +400,20 @@ pub struct MirrorFlags {
     /// Most refs one push may update (0 for no limit): bigger updates are pushed in batches.
     #[arg(long, value_name = "N")]
     max_refs_per_push: Option<usize>,
+    /// Create the repository when the mirror says it does not exist: ssh (git init --bare over the
+    /// mirror's SSH key), github, gitlab, gitea (or forgejo) through the forge's API; false: never.
+    #[arg(long, value_name = "KIND", value_parser = ["ssh", "github", "gitlab", "gitea", "forgejo", "false"])]
+    create: Option<String>,
+    /// Who may see a repository the forge creates: private (the default), public, internal (GitLab).
+    #[arg(long, value_name = "VISIBILITY", value_parser = ["private", "public", "internal"])]
+    visibility: Option<String>,
+    /// The forge API's base URL, when not the one derived from the mirror's host ("" to derive it again).
+    #[arg(long, value_name = "URL")]
+    api_url: Option<String>,
+    /// File holding the forge API token (mode 600), when not the mirror's password ("" to use the
+    /// password again); an SSH mirror needs one to create repositories on a forge.
+    #[arg(long, value_name = "FILE")]
+    api_token_file: Option<std::ffi::OsString>,
     /// Whether people are told when this mirror fails or recovers ([notify]; default true).
     #[arg(long, value_name = "BOOL")]
     notify: Option<bool>,
@@ -452,6 +466,20 @@ impl MirrorFlags {
             max_push_size: self.max_push_size.clone(),
             max_refs_per_push: self.max_refs_per_push,
             notify: self.notify,
+            create: self
+                .create
+                .as_deref()
+                .and_then(crate::config::mirror_side::CreateKind::parse)
+                .map(crate::config::mirror_side::CreateSetting),
+            visibility: self
+                .visibility
+                .as_deref()
+                .and_then(crate::config::mirror_side::Visibility::parse),
+            api_url: self.api_url.clone(),
+            api_token_file: match &self.api_token_file {
+                Some(path) if path.is_empty() => Some(PathBuf::new()),
+                other => absolute(&other.as_ref().map(PathBuf::from))?,
+            },
             ..Default::default()
         })
     }

@@ -51,7 +51,10 @@ pub fn scan_repository(store: &StateStore, repo: &Path, repo_config: &RepoConfig
     if repo_config.mirrors.is_empty() {
         return Ok(Vec::new());
     }
-    let local = LocalRepo::open(repo)?.all_refs()?;
+    let local_repo = LocalRepo::open(repo)?;
+    let local = local_repo.all_refs()?;
+    // A HEAD moved with `git symbolic-ref` (or a forge's settings) pushes nothing: looked at here.
+    let head = local_repo.head_branch().ok().flatten();
     let mut queued = Vec::new();
     for mirror in &repo_config.mirrors {
         let scoped = in_scope(&local.direct, &mirror.rules);
@@ -75,7 +78,15 @@ pub fn scan_repository(store: &StateStore, repo: &Path, repo_config: &RepoConfig
             // Never reconciled, or another mirror: only a full reconciliation knows what it lacks.
             state.request_full_sync(now);
         } else if state.known_refs_fingerprint.as_deref() == Some(current.as_str()) {
-            continue;
+            if !crate::mirror::update::default_branch::head_moved(mirror, &state.side, head.as_deref()) {
+                continue;
+            }
+            log::info!(
+                "{}: mirror {}: HEAD points at another branch; its default branch follows",
+                repo.display(),
+                mirror.name
+            );
+            state.request_full_sync(now);
         } else {
             let known = known_local_values(&store.load_known_refs(repo, &mirror.name).refs);
             let changes = drifted(&scoped, &known);

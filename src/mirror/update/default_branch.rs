@@ -38,6 +38,16 @@ pub fn setter(mirror: &MirrorConfig) -> Option<HeadSetter> {
     }
 }
 
+/// Whether the local `HEAD` (`head`) moved away from the branch the mirror's default was made to
+/// follow, for a mirror whose default branch can be set: the drift scan then owes it an update,
+/// since moving HEAD pushes nothing.
+pub fn head_moved(mirror: &MirrorConfig, state: &MirrorSideState, head: Option<&str>) -> bool {
+    match (&state.followed_head, head) {
+        (Some(followed), Some(head)) => followed != head && setter(mirror).is_some(),
+        _ => false,
+    }
+}
+
 /// The facts one decision is made from.
 pub struct HeadFacts<'a> {
     /// The local default branch (`refs/heads/X`).
