@@ -184,9 +184,11 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, Exi
         ),
         Command::Forget { repo } => commands::mirrors::cmd_forget(&global, &repo, out),
         Command::List { repos } => commands::mirrors::cmd_list(&global, &repos, out, err),
-        Command::Status { repos, json, refs: true } => {
-            commands::preview::cmd_status_refs(&global, &repos, json, out, err)
-        }
+        Command::Status {
+            repos,
+            json,
+            refs: true,
+        } => commands::preview::cmd_status_refs(&global, &repos, json, out, err),
         Command::Status { repos, json, .. } => commands::status::cmd_status(&global, &repos, json, out, err),
         Command::Install { repos, host, rebind } => {
             commands::install::cmd_install_on_host(&global, cli.config.as_deref(), &repos, (&host, rebind), out)

@@ -72,7 +72,9 @@ impl RepoLocation {
             Some((namespace, name))
                 if !namespace.is_empty()
                     && !name.is_empty()
-                    && !path.split('/').any(|part| part.is_empty() || part == "." || part == ".." || part.starts_with('~')) =>
+                    && !path
+                        .split('/')
+                        .any(|part| part.is_empty() || part == "." || part == ".." || part.starts_with('~')) =>
             {
                 Ok(ForgePath {
                     namespace: namespace.to_string(),
@@ -95,7 +97,13 @@ mod tests {
     fn ssh_and_https_urls_are_taken_apart() {
         let at = RepoLocation::parse("git@github.com:acme-mirror/app.git").unwrap();
         assert_eq!(
-            (at.transport.clone(), at.user.as_deref(), at.host.as_str(), at.port, at.path.as_str()),
+            (
+                at.transport.clone(),
+                at.user.as_deref(),
+                at.host.as_str(),
+                at.port,
+                at.path.as_str()
+            ),
             (Transport::Ssh, Some("git"), "github.com", None, "acme-mirror/app.git")
         );
         let at = RepoLocation::parse("ssh://backup@h.example:2222/srv/mirrors/it%27s.git").unwrap();
@@ -104,7 +112,10 @@ mod tests {
             (Some("backup"), "h.example", Some(2222), "/srv/mirrors/it's.git")
         );
         let at = RepoLocation::parse("https://gitlab.example.com:8443/acme/sub/app.git").unwrap();
-        assert_eq!((at.user.as_deref(), at.host.as_str(), at.port), (None, "gitlab.example.com", Some(8443)));
+        assert_eq!(
+            (at.user.as_deref(), at.host.as_str(), at.port),
+            (None, "gitlab.example.com", Some(8443))
+        );
         assert_eq!(
             at.forge_path().unwrap(),
             ForgePath {
@@ -121,7 +132,11 @@ mod tests {
         let path = |url: &str| RepoLocation::parse(url).unwrap().forge_path();
         assert_eq!(path("https://github.com/acme/app").unwrap().full(), "acme/app");
         assert_eq!(path("git@h:acme/app.git/").unwrap().full(), "acme/app");
-        for bad in ["https://github.com/app.git", "ssh://h/~u/app.git", "https://h/a/../b.git"] {
+        for bad in [
+            "https://github.com/app.git",
+            "ssh://h/~u/app.git",
+            "https://h/a/../b.git",
+        ] {
             assert!(path(bad).is_err(), "{bad}");
         }
     }

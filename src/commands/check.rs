@@ -52,7 +52,10 @@ pub fn check_mirror(repo: &Path, mirror: &MirrorConfig, global: &GlobalConfig) -
                     mirror.name,
                     probe.refs.direct.len(),
                     match mirror.side.create {
-                        Some(kind) => format!("; the repository exists, so create = \"{}\" has nothing to do", kind.as_str()),
+                        Some(kind) => format!(
+                            "; the repository exists, so create = \"{}\" has nothing to do",
+                            kind.as_str()
+                        ),
                         None => String::new(),
                     }
                 )),

@@ -164,14 +164,24 @@ pub fn cmd_status_refs(
         writeln!(out).map_err(io)?;
     } else {
         for mirror in &all {
-            writeln!(out, "{} mirror {} ({})", mirror.repo.display(), mirror.mirror, mirror.url).map_err(io)?;
+            writeln!(
+                out,
+                "{} mirror {} ({})",
+                mirror.repo.display(),
+                mirror.mirror,
+                mirror.url
+            )
+            .map_err(io)?;
             if let Some(error) = &mirror.error {
                 writeln!(out, "  cannot list the mirror's refs: {error}").map_err(io)?;
                 continue;
             }
             let width = mirror.refs.iter().map(|r| r.name.len()).max().unwrap_or(0);
             for r in &mirror.refs {
-                let value = |v: &Option<String>| v.as_deref().map_or("-".to_string(), |v| v[..v.len().min(12)].to_string());
+                let value = |v: &Option<String>| {
+                    v.as_deref()
+                        .map_or("-".to_string(), |v| v[..v.len().min(12)].to_string())
+                };
                 let scope = if r.in_scope { "" } else { "  (filtered out)" };
                 writeln!(
                     out,

@@ -246,16 +246,21 @@ fn check_api_url(url: String) -> Result<String, String> {
     }
     let split = split_credentials(&url);
     if split.username.is_some() || split.password.is_some() {
-        return Err("`api_url` must not contain a user name or password: the token comes from `api_token_file` \
+        return Err(
+            "`api_url` must not contain a user name or password: the token comes from `api_token_file` \
                     or the mirror's password"
-            .into());
+                .into(),
+        );
     }
     Ok(url.trim_end_matches('/').to_string())
 }
 
 /// git refuses push options with a line break; an empty one says nothing.
 fn check_push_options(side: &MirrorSide) -> Result<(), String> {
-    let all = side.push_options.iter().chain(side.first_sync_push_options.iter().flatten());
+    let all = side
+        .push_options
+        .iter()
+        .chain(side.first_sync_push_options.iter().flatten());
     for option in all {
         if option.is_empty() || option.contains(['\n', '\r', '\0']) {
             return Err(format!(
@@ -305,7 +310,13 @@ mod tests {
             api_token_file: token.map(PathBuf::from),
             ..keys()
         };
-        let err = resolve(with(CreateKind::Github, None), &defaults, "git@github.com:a/b.git", None).unwrap_err();
+        let err = resolve(
+            with(CreateKind::Github, None),
+            &defaults,
+            "git@github.com:a/b.git",
+            None,
+        )
+        .unwrap_err();
         assert!(err.contains("api_token_file"), "{err}");
         let password = SecretSource::File("/p".into());
         let side = resolve(
@@ -323,7 +334,11 @@ mod tests {
             Some(&password),
         )
         .unwrap();
-        assert_eq!(side.api_token, Some(SecretSource::File("/t".into())), "api_token_file wins");
+        assert_eq!(
+            side.api_token,
+            Some(SecretSource::File("/t".into())),
+            "api_token_file wins"
+        );
         let err = resolve(with(CreateKind::Ssh, None), &defaults, "https://h/a.git", None).unwrap_err();
         assert!(err.contains("needs an SSH URL"), "{err}");
         let err = resolve(with(CreateKind::Github, Some("/t")), &defaults, "/srv/a.git", None).unwrap_err();

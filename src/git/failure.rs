@@ -153,9 +153,11 @@ const AUTHENTICATION_SIGNS: &[&str] = &[
 
 /// Whether a failed git command says the mirror's repository does not exist (and not that the
 /// login was refused): HTTP 404, or the words of git, GitHub, GitLab, Gitea and plain SSH hosts for
-/// a missing repository. Never after HTTP 401 or 403, a refused login or an untrusted host key.
+/// a missing repository. Never when the last answer was HTTP 401 or 403, a login was refused or a
+/// host key is not trusted.
 pub fn says_repository_missing(stderr: &str, http: &HttpFacts) -> bool {
-    if http.statuses.iter().any(|s| matches!(s, 401 | 403 | 407))
+    // The last refusal decides: git asks without credentials first (401), then with them (404).
+    if matches!(http.error_status(), Some(401 | 403 | 407))
         || AUTHENTICATION_SIGNS.iter().any(|sign| stderr.contains(sign))
     {
         return false;
@@ -220,13 +222,30 @@ mod tests {
             assert!(says_repository_missing(stderr, &HttpFacts::default()), "{stderr}");
         }
         assert!(says_repository_missing("fatal: unable to access\n", &http(&[404])));
+        // Asked without credentials first, then with them: the repository is missing.
+        assert!(says_repository_missing(
+            "fatal: repository 'https://h/a.git/' not found\n",
+            &http(&[401, 404])
+        ));
         for (stderr, statuses) in [
             ("fatal: Authentication failed for 'https://h/a.git/'\n", &[][..]),
-            ("git@h: Permission denied (publickey).\r\nfatal: Could not read from remote repository.\n", &[]),
+            (
+                "git@h: Permission denied (publickey).\r\nfatal: Could not read from remote repository.\n",
+                &[],
+            ),
             ("Host key verification failed.\r\n", &[]),
-            ("remote: Repository not found.\nfatal: repository 'https://h/a.git/' not found\n", &[401, 404]),
-            ("fatal: unable to access 'https://h/a.git/': The requested URL returned error: 403\n", &[403]),
-            ("fatal: unable to access 'https://h/a.git/': Could not resolve host: h\n", &[]),
+            (
+                "remote: Repository not found.\nfatal: repository 'https://h/a.git/' not found\n",
+                &[404, 401],
+            ),
+            (
+                "fatal: unable to access 'https://h/a.git/': The requested URL returned error: 403\n",
+                &[403],
+            ),
+            (
+                "fatal: unable to access 'https://h/a.git/': Could not resolve host: h\n",
+                &[],
+            ),
         ] {
             assert!(!says_repository_missing(stderr, &http(statuses)), "{stderr}");
         }

@@ -29,9 +29,7 @@ pub fn head_branch(git_dir: &Path) -> Result<Option<String>, GitError> {
 /// Points `HEAD` of the repository at `git_dir` (a local mirror) at `branch` (`refs/heads/X`).
 pub fn set_head(git_dir: &Path, branch: &str) -> Result<(), GitError> {
     let mut cmd = git_command();
-    cmd.arg("--git-dir")
-        .arg(git_dir)
-        .args(["symbolic-ref", "HEAD", branch]);
+    cmd.arg("--git-dir").arg(git_dir).args(["symbolic-ref", "HEAD", branch]);
     let finished = run_with_timeout(cmd, LOCAL_TIMEOUT)?;
     if finished.success {
         Ok(())

@@ -157,7 +157,10 @@ ref: refs/heads/main\trefs/heads/alias\n\
         assert_eq!(refs.direct["refs/tags/v1"], oid('2'));
         assert!(refs.symbolic.contains("HEAD") && refs.symbolic.contains("refs/heads/alias"));
         assert_eq!(refs.head.as_deref(), Some("refs/heads/main"));
-        assert_eq!(parse_ls_remote("1111111111111111111111111111111111111111\tHEAD\n").head, None);
+        assert_eq!(
+            parse_ls_remote("1111111111111111111111111111111111111111\tHEAD\n").head,
+            None
+        );
     }
 
     #[test]

@@ -67,12 +67,14 @@ impl PushedRef {
 
 /// Whether a rejection reason says the mirror's ref is not what the change
 /// expected: `stale info` (a lease), or `fetch first` / `non-fast-forward`
-/// / `already exists` (a create, pushed without a lease, found the ref existing).
+/// / `already exists` (a create, pushed without a lease, found the ref existing), or a create
+/// that lost a race on the mirror to another push creating the same ref (receive-pack: `cannot
+/// lock ref '…': reference already exists`).
 pub fn means_remote_changed(reason: &str) -> bool {
     matches!(
         reason,
         "stale info" | "fetch first" | "non-fast-forward" | "already exists"
-    )
+    ) || (reason.starts_with("failed to update ref") && reason.ends_with("': reference already exists"))
 }
 
 /// Parses `git push --porcelain` output: `<flag>\t<from>:<to>\t<summary> (<reason>)`.
@@ -393,6 +395,11 @@ Done\n";
         assert_eq!(refs[2].summary, "8a1b2c3...d4e5f60");
         assert!(refs[6].lease_failed());
         assert!(!refs[7].lease_failed());
+        // Captured (git 2.47) from two pushes creating one ref at once: the loser re-plans.
+        assert!(means_remote_changed(
+            "failed to update ref: error: cannot lock ref 'refs/heads/main': reference already exists"
+        ));
+        assert!(!means_remote_changed("failed to update ref"));
         assert_eq!(refs[7].summary, "[remote rejected]");
         assert_eq!(refs[7].reason.as_deref(), Some("pre-receive hook declined"));
         assert!(refs[0].landed() && refs[3].landed() && !refs[8].landed());

@@ -75,7 +75,8 @@ pub fn repository_description(repo: &Path) -> Option<String> {
 impl Forge {
     /// The forge of `mirror` (its `create` names one), with its token read.
     pub fn for_mirror(mirror: &MirrorConfig) -> Result<Forge, Failure> {
-        let permanent = |message: String| Failure::new(format!("mirror {}: {message}", mirror.name), FailureClass::Permanent);
+        let permanent =
+            |message: String| Failure::new(format!("mirror {}: {message}", mirror.name), FailureClass::Permanent);
         let kind = mirror
             .side
             .create
@@ -90,20 +91,15 @@ impl Forge {
                 repo.full()
             )));
         }
-        let base = mirror
-            .side
-            .api_url
-            .clone()
-            .unwrap_or_else(|| api_base(kind, &location));
+        let base = mirror.side.api_url.clone().unwrap_or_else(|| api_base(kind, &location));
         let source = mirror
             .side
             .api_token
             .as_ref()
             .ok_or_else(|| permanent("no API token: set `api_token_file`".to_string()))?;
-        let token = crate::access::auth::read_secret(source)
-            .map_err(|e| permanent(format!("reading the API token: {e:#}")))?;
-        let client = HttpClient::new(mirror.timeout.min(API_TIMEOUT), mirror.ca_file.as_deref())
-            .map_err(permanent)?;
+        let token =
+            crate::access::auth::read_secret(source).map_err(|e| permanent(format!("reading the API token: {e:#}")))?;
+        let client = HttpClient::new(mirror.timeout.min(API_TIMEOUT), mirror.ca_file.as_deref()).map_err(permanent)?;
         Ok(Forge {
             kind,
             base,
@@ -202,7 +198,11 @@ impl Forge {
                 self.repo.full(),
                 self.base,
                 answer.status,
-                if words.is_empty() { String::new() } else { format!(": {words}") }
+                if words.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {words}")
+                }
             )),
             class,
         )
@@ -339,13 +339,22 @@ mod tests {
     #[test]
     fn the_api_base_follows_the_host() {
         let base = |kind, url: &str| api_base(kind, &RepoLocation::parse(url).unwrap());
-        assert_eq!(base(CreateKind::Github, "git@github.com:acme/app.git"), "https://api.github.com");
-        assert_eq!(base(CreateKind::Github, "https://ghe.example.com/acme/app.git"), "https://ghe.example.com/api/v3");
+        assert_eq!(
+            base(CreateKind::Github, "git@github.com:acme/app.git"),
+            "https://api.github.com"
+        );
+        assert_eq!(
+            base(CreateKind::Github, "https://ghe.example.com/acme/app.git"),
+            "https://ghe.example.com/api/v3"
+        );
         assert_eq!(
             base(CreateKind::Gitlab, "ssh://git@gitlab.example.com:2222/acme/sub/app.git"),
             "https://gitlab.example.com/api/v4"
         );
-        assert_eq!(base(CreateKind::Gitea, "https://127.0.0.1:3000/acme/app.git"), "https://127.0.0.1:3000/api/v1");
+        assert_eq!(
+            base(CreateKind::Gitea, "https://127.0.0.1:3000/acme/app.git"),
+            "https://127.0.0.1:3000/api/v1"
+        );
     }
 
     #[test]
@@ -363,10 +372,16 @@ mod tests {
             "name has already been taken; path has already been taken"
         );
         assert!(Forge::says_already_there(&answer(400, gitlab)));
-        assert!(Forge::says_already_there(&answer(409, r#"{"message":"The repository with the same name already exists."}"#)));
+        assert!(Forge::says_already_there(&answer(
+            409,
+            r#"{"message":"The repository with the same name already exists."}"#
+        )));
         let refused = r#"{"message":"name is invalid","errors":["name can contain only letters"]}"#;
         assert!(!Forge::says_already_there(&answer(422, refused)));
-        assert_eq!(forge_message(&answer(502, "<html>\n bad gateway </html>")), "<html> bad gateway </html>");
+        assert_eq!(
+            forge_message(&answer(502, "<html>\n bad gateway </html>")),
+            "<html> bad gateway </html>"
+        );
     }
 
     #[test]

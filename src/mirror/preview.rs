@@ -103,8 +103,8 @@ fn observe(repo: &Path, mirror: &MirrorConfig, global: &GlobalConfig) -> Result<
     let local_repo = LocalRepo::open(repo).map_err(|e| Failure::from(format!("{e:#}")))?;
     let local = local_repo.all_refs().map_err(|e| Failure::from(format!("{e:#}")))?;
     let local_head = local_repo.head_branch().map_err(|e| Failure::from(format!("{e:#}")))?;
-    let mut access = remote_access(mirror, global)
-        .map_err(|e| Failure::new(format!("{e:#}"), git::FailureClass::Permanent))?;
+    let mut access =
+        remote_access(mirror, global).map_err(|e| Failure::new(format!("{e:#}"), git::FailureClass::Permanent))?;
     access.repo = Some(repo.to_path_buf());
     let mirror_refs = match git::ls_remote(repo, &access, &[]) {
         Ok(refs) => Some(refs),
@@ -228,7 +228,10 @@ pub fn dry_run(repo: &Path, mirror: &MirrorConfig, global: &GlobalConfig, state:
     run.warnings = push_plan
         .warnings
         .iter()
-        .map(|_| "only_protected_branches is set but the repository has no protected_branches: no branch is mirrored".to_string())
+        .map(|_| {
+            "only_protected_branches is set but the repository has no protected_branches: no branch is mirrored"
+                .to_string()
+        })
         .collect();
     if let Some(local) = &observed.local_head {
         let now = remote.head.clone();
@@ -341,8 +344,14 @@ mod tests {
         };
         assert_eq!(action_of(&update(false)).0, "update");
         assert_eq!(action_of(&update(true)).0, "force");
-        assert_eq!(action_of(&Decision::Push(RefChange::Delete { old: oid('1') })).0, "delete");
-        assert_eq!(action_of(&Decision::Push(RefChange::Create { new: oid('1') })).0, "create");
+        assert_eq!(
+            action_of(&Decision::Push(RefChange::Delete { old: oid('1') })).0,
+            "delete"
+        );
+        assert_eq!(
+            action_of(&Decision::Push(RefChange::Create { new: oid('1') })).0,
+            "create"
+        );
         let divergent = Decision::Divergent {
             local: oid('1'),
             remote: oid('2'),

@@ -6,9 +6,9 @@
 //! does for a mirror; redirects are not followed (they would carry the token elsewhere) but reported.
 
 use crate::access::auth::refuse_if_readable_by_others;
+use crate::access::http::Method;
 use crate::access::redact::redact;
 use crate::config::notify::{WebhookSettings, WebhookUrl, shown_webhook_url};
-use crate::access::http::Method;
 use crate::util::regular_file::{MAX_CONFIG_FILE_SIZE, read_regular_text};
 use std::path::Path;
 use std::time::Duration;

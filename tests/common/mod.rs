@@ -14,6 +14,9 @@
 //!   certificate from a CA made in the test;
 //! - [`Sshd`]: a real OpenSSH server run as the current user.
 //!
+//! For the mirror's side: [`ForgeServer`], a GitHub, GitLab or Gitea API over HTTPS held to the
+//! forge's own description, serving the repositories it creates over smart HTTP.
+//!
 //! For notifications: [`WebhookReceiver`] (HTTP or HTTPS, recording what is posted) and
 //! [`SmtpServer`] (aiosmtpd, behind msmtp's sendmail).
 //!
@@ -21,6 +24,7 @@
 #![allow(dead_code)]
 
 mod daemon;
+mod forge;
 mod http;
 pub mod lfs;
 mod nginx;
@@ -33,6 +37,7 @@ mod webhook;
 #[allow(unused_imports)]
 pub use {
     daemon::GitDaemon,
+    forge::{ForgeKind, ForgeServer, ForgeSetup},
     http::{HttpGitServer, Misbehaviour, basic_credentials},
     nginx::{HttpsGitServer, ServerCertificate, TestCa},
     smtp::SmtpServer,

@@ -18,7 +18,10 @@ pub fn init_bare(mirror: &MirrorConfig, location: &RepoLocation, format: ObjectF
         ObjectFormat::Sha1 => String::new(),
         other => format!(" --object-format={}", other.git_name()),
     };
-    let command = format!("git init --quiet --bare{object_format} -- {}", quote_path(&location.path));
+    let command = format!(
+        "git init --quiet --bare{object_format} -- {}",
+        quote_path(&location.path)
+    );
     run(mirror, location, &command).map(|_| ())
 }
 

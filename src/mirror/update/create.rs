@@ -45,8 +45,8 @@ pub fn create_missing(repo: &Path, mirror: &MirrorConfig) -> Result<String, Fail
     };
     match mirror.side.create {
         Some(CreateKind::Ssh) => {
-            let location = RepoLocation::parse(&mirror.url)
-                .map_err(|e| failed(Failure::new(e, FailureClass::Permanent)))?;
+            let location =
+                RepoLocation::parse(&mirror.url).map_err(|e| failed(Failure::new(e, FailureClass::Permanent)))?;
             let format = crate::util::oid::object_format(repo);
             remote_shell::init_bare(mirror, &location, format).map_err(failed)?;
             Ok(format!(
@@ -57,7 +57,10 @@ pub fn create_missing(repo: &Path, mirror: &MirrorConfig) -> Result<String, Fail
         Some(_) => {
             let forge = Forge::for_mirror(mirror).map_err(failed)?;
             let description = repository_description(repo);
-            match forge.create(description.as_deref(), mirror.side.visibility).map_err(failed)? {
+            match forge
+                .create(description.as_deref(), mirror.side.visibility)
+                .map_err(failed)?
+            {
                 Creation::Created => Ok(format!(
                     "created the repository {}, {}",
                     forge.describe(),

@@ -33,7 +33,9 @@ pub fn setter(mirror: &MirrorConfig) -> Option<HeadSetter> {
     }
     match transport_of(&mirror.url) {
         Transport::Ssh => Some(HeadSetter::Ssh),
-        Transport::File => crate::config::mirror_path::local_path(&mirror.url).map(|path| HeadSetter::Local(path.into())),
+        Transport::File => {
+            crate::config::mirror_path::local_path(&mirror.url).map(|path| HeadSetter::Local(path.into()))
+        }
         _ => None,
     }
 }
@@ -159,20 +161,32 @@ mod tests {
     #[test]
     fn the_first_sync_and_every_change_of_head_set_the_default_branch() {
         let fresh = MirrorSideState::default();
-        assert_eq!(decide(&facts(Some(DEVELOP), &fresh, None)), HeadAction::Set(DEVELOP.into()));
+        assert_eq!(
+            decide(&facts(Some(DEVELOP), &fresh, None)),
+            HeadAction::Set(DEVELOP.into())
+        );
         assert_eq!(
             decide(&facts(Some(DEVELOP), &fresh, Some("refs/heads/main"))),
             HeadAction::Set(DEVELOP.into())
         );
-        assert_eq!(decide(&facts(Some(DEVELOP), &fresh, Some(DEVELOP))), HeadAction::Agrees(DEVELOP.into()));
+        assert_eq!(
+            decide(&facts(Some(DEVELOP), &fresh, Some(DEVELOP))),
+            HeadAction::Agrees(DEVELOP.into())
+        );
         assert_eq!(decide(&facts(None, &fresh, None)), HeadAction::Nothing);
         let followed = MirrorSideState {
             followed_head: Some(DEVELOP.into()),
             ..Default::default()
         };
         assert_eq!(decide(&facts(Some(DEVELOP), &followed, None)), HeadAction::Nothing);
-        assert_eq!(decide(&facts(Some(DEVELOP), &followed, Some(DEVELOP))), HeadAction::Nothing);
-        assert_eq!(decide(&facts(Some(TRUNK), &followed, None)), HeadAction::Set(TRUNK.into()));
+        assert_eq!(
+            decide(&facts(Some(DEVELOP), &followed, Some(DEVELOP))),
+            HeadAction::Nothing
+        );
+        assert_eq!(
+            decide(&facts(Some(TRUNK), &followed, None)),
+            HeadAction::Set(TRUNK.into())
+        );
     }
 
     #[test]
@@ -192,7 +206,10 @@ mod tests {
             followed_head: Some(DEVELOP.into()),
             ..Default::default()
         };
-        assert_eq!(decide(&facts(Some(DEVELOP), &changed_there, Some(TRUNK))), HeadAction::Nothing);
+        assert_eq!(
+            decide(&facts(Some(DEVELOP), &changed_there, Some(TRUNK))),
+            HeadAction::Nothing
+        );
         let full = HeadFacts {
             full: true,
             ..facts(Some(DEVELOP), &changed_there, Some(TRUNK))
