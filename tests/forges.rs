@@ -55,24 +55,8 @@ impl World {
                 race,
             },
         );
-        let upstream = env.bare_repo("app.git");
-        env.git(&upstream, &["symbolic-ref", "HEAD", "refs/heads/develop"]);
+        let (upstream, work) = upstream_on_develop(&env);
         std::fs::write(upstream.join("description"), "The acme app\n").unwrap();
-        let work = env.clone_work(&upstream, "work");
-        env.commit(&work, "a.txt", "one", "one");
-        env.git(
-            &work,
-            &[
-                "push",
-                "-q",
-                "origin",
-                "HEAD:refs/heads/develop",
-                "HEAD:refs/heads/main",
-            ],
-        );
-        env.commit(&work, "b.txt", "two", "two");
-        env.git(&work, &["tag", "-a", "-m", "v1", "v1"]);
-        env.git(&work, &["push", "-q", "origin", "HEAD:refs/heads/develop", "v1"]);
         let token_file = secret_file(&env, "forge.token", &forge.token, 0o600);
         World {
             env,

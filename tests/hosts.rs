@@ -354,20 +354,7 @@ fn gitolite_creates_a_wild_repository_for_a_mirror_without_create() {
     let known_hosts = env.path("keys/known_hosts");
     fs::write(&known_hosts, format!("{}\n", sshd.known_hosts_line())).unwrap();
 
-    let upstream = env.bare_repo("app.git");
-    env.git(&upstream, &["symbolic-ref", "HEAD", "refs/heads/develop"]);
-    let work = env.clone_work(&upstream, "work");
-    env.commit(&work, "a.txt", "one", "one");
-    env.git(
-        &work,
-        &[
-            "push",
-            "-q",
-            "origin",
-            "HEAD:refs/heads/develop",
-            "HEAD:refs/heads/main",
-        ],
-    );
+    let (upstream, _) = upstream_on_develop(&env);
     let url = format!("ssh://{}@127.0.0.1:{}/mirrors/app.git", sshd.user(), sshd.port());
     assert!(!gitolite.repo("mirrors/app").exists());
     // (`add` tries the mirror once: gitolite creates a wild repository at any access of a user

@@ -14,28 +14,6 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use support::*;
 
-/// An upstream repository whose HEAD is `develop`, with `develop`, `main` and a tag, and its work clone.
-fn upstream_on_develop(env: &TestEnv) -> (PathBuf, PathBuf) {
-    let upstream = env.bare_repo("app.git");
-    env.git(&upstream, &["symbolic-ref", "HEAD", "refs/heads/develop"]);
-    let work = env.clone_work(&upstream, "work");
-    env.commit(&work, "a.txt", "one", "one");
-    env.git(
-        &work,
-        &[
-            "push",
-            "-q",
-            "origin",
-            "HEAD:refs/heads/develop",
-            "HEAD:refs/heads/main",
-        ],
-    );
-    env.commit(&work, "b.txt", "two", "two");
-    env.git(&work, &["tag", "-a", "-m", "v1", "v1"]);
-    env.git(&work, &["push", "-q", "origin", "HEAD:refs/heads/develop", "v1"]);
-    (upstream, work)
-}
-
 fn head_of(env: &TestEnv, repo: &Path) -> String {
     env.git(repo, &["symbolic-ref", "--short", "HEAD"])
 }

@@ -64,23 +64,9 @@ impl std::fmt::Display for Failure {
     }
 }
 
-/// Words of git, ssh and forges that mean a person must act before anything can work.
+/// Words of git, ssh and forges that mean a person must act before anything can work, besides a
+/// refused login ([`AUTHENTICATION_SIGNS`]) and a missing repository ([`MISSING_SIGNS`]).
 const PERMANENT_SIGNS: &[&str] = &[
-    // Credentials refused or missing (HTTP).
-    "Authentication failed",
-    "terminal prompts disabled",
-    "could not read Username",
-    "could not read Password",
-    "Invalid username or password",
-    // SSH: key refused, host key unknown or changed.
-    "Permission denied (publickey",
-    "Host key verification failed",
-    "REMOTE HOST IDENTIFICATION HAS CHANGED",
-    // The repository is not there.
-    "Repository not found",
-    "repository not found",
-    "does not appear to be a git repository",
-    "not found: did you run git update-server-info",
     // git daemon, for a path it does not serve.
     "no such repository",
     "repository not exported",
@@ -97,30 +83,19 @@ const PERMANENT_SIGNS: &[&str] = &[
     "' not allowed",
 ];
 
-/// The class of a failure of git talking to a mirror, from its stderr and the HTTP answers.
-pub fn classify(stderr: &str, http: &HttpFacts) -> FailureClass {
-    match http.error_status() {
-        Some(429 | 503) => return FailureClass::RateLimited,
-        Some(401 | 403 | 404 | 410) => return FailureClass::Permanent,
-        _ => {}
-    }
-    if ["error: 429", "error: 503"].iter().any(|s| stderr.contains(s)) {
-        return FailureClass::RateLimited;
-    }
-    // git over HTTP: `fatal: repository 'https://h/a.git/' not found`.
-    let repository_not_found = stderr
-        .lines()
-        .any(|line| line.contains("repository '") && line.trim_end().ends_with("' not found"));
-    if ["error: 401", "error: 403", "error: 404"]
-        .iter()
-        .any(|s| stderr.contains(s))
-        || PERMANENT_SIGNS.iter().any(|s| stderr.contains(s))
-        || repository_not_found
-    {
-        return FailureClass::Permanent;
-    }
-    FailureClass::Transient
-}
+/// Words that mean a login was refused or a host is not trusted.
+const AUTHENTICATION_SIGNS: &[&str] = &[
+    // Credentials refused or missing (HTTP).
+    "Authentication failed",
+    "terminal prompts disabled",
+    "could not read Username",
+    "could not read Password",
+    "Invalid username or password",
+    // SSH: key refused, host key unknown or changed.
+    "Permission denied (publickey",
+    "Host key verification failed",
+    "REMOTE HOST IDENTIFICATION HAS CHANGED",
+];
 
 /// The words of git, ssh hosts and forges for a repository that is not there.
 const MISSING_SIGNS: &[&str] = &[
@@ -138,18 +113,34 @@ const MISSING_SIGNS: &[&str] = &[
     "not found: did you run git update-server-info",
 ];
 
-/// Words that mean a login was refused or a host not trusted: then the mirror has said nothing
-/// about the repository, and nothing is created.
-const AUTHENTICATION_SIGNS: &[&str] = &[
-    "Authentication failed",
-    "terminal prompts disabled",
-    "could not read Username",
-    "could not read Password",
-    "Invalid username or password",
-    "Permission denied (publickey",
-    "Host key verification failed",
-    "REMOTE HOST IDENTIFICATION HAS CHANGED",
-];
+/// git over HTTP: `fatal: repository 'https://h/a.git/' not found`.
+fn says_http_repository_not_found(stderr: &str) -> bool {
+    stderr
+        .lines()
+        .any(|line| line.contains("repository '") && line.trim_end().ends_with("' not found"))
+}
+
+/// The class of a failure of git talking to a mirror, from its stderr and the HTTP answers.
+pub fn classify(stderr: &str, http: &HttpFacts) -> FailureClass {
+    match http.error_status() {
+        Some(429 | 503) => return FailureClass::RateLimited,
+        Some(401 | 403 | 404 | 410) => return FailureClass::Permanent,
+        _ => {}
+    }
+    if ["error: 429", "error: 503"].iter().any(|s| stderr.contains(s)) {
+        return FailureClass::RateLimited;
+    }
+    let signs = AUTHENTICATION_SIGNS.iter().chain(MISSING_SIGNS).chain(PERMANENT_SIGNS);
+    if ["error: 401", "error: 403", "error: 404"]
+        .iter()
+        .chain(signs)
+        .any(|s| stderr.contains(s))
+        || says_http_repository_not_found(stderr)
+    {
+        return FailureClass::Permanent;
+    }
+    FailureClass::Transient
+}
 
 /// Whether a failed git command says the mirror's repository does not exist (and not that the
 /// login was refused): HTTP 404, or the words of git, GitHub, GitLab, Gitea and plain SSH hosts for
@@ -162,10 +153,9 @@ pub fn says_repository_missing(stderr: &str, http: &HttpFacts) -> bool {
     {
         return false;
     }
-    let http_not_found = stderr
-        .lines()
-        .any(|line| line.contains("repository '") && line.trim_end().ends_with("' not found"));
-    http.error_status() == Some(404) || http_not_found || MISSING_SIGNS.iter().any(|sign| stderr.contains(sign))
+    http.error_status() == Some(404)
+        || says_http_repository_not_found(stderr)
+        || MISSING_SIGNS.iter().any(|sign| stderr.contains(sign))
 }
 
 /// Why a single ref was not taken, said by the mirror or by git: a refusal by the mirror's

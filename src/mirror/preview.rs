@@ -7,13 +7,13 @@
 use crate::access::auth::remote_access;
 use crate::config::{GlobalConfig, MirrorConfig};
 use crate::git::{self, Failure};
-use crate::mirror::plan::{self, Decision, PendingHint, PlanInput, Reach, RefChange};
+use crate::mirror::plan::{self, Decision, PlanInput, Reach, RefChange};
 use crate::mirror::refs::{LocalRefs, LocalRepo};
 use crate::mirror::state::MirrorState;
 use crate::mirror::update::{create, default_branch};
 use crate::util::oid::Oid;
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 
 /// What `sync --dry-run` says about one mirror. Field names are stable (`--json`).
@@ -167,18 +167,7 @@ pub fn dry_run(repo: &Path, mirror: &MirrorConfig, global: &GlobalConfig, state:
         }
     };
     let head = local_repo.default_branch_commit().ok().flatten();
-    let pending: BTreeMap<String, PendingHint> = state
-        .pending
-        .iter()
-        .map(|(name, p)| {
-            (
-                name.clone(),
-                PendingHint {
-                    last_local: p.last_local.clone(),
-                },
-            )
-        })
-        .collect();
+    let pending = crate::mirror::update::pending_hints(state);
     let input = PlanInput {
         local: &observed.local.direct,
         local_symbolic: &observed.local.symbolic,

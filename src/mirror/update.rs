@@ -175,18 +175,7 @@ fn reconcile(
         Ok(r) => r,
         Err(e) => return UpdateReport::failed(format!("{e:#}")),
     };
-    let mut pending: BTreeMap<String, PendingHint> = before
-        .pending
-        .iter()
-        .map(|(name, p)| {
-            (
-                name.clone(),
-                PendingHint {
-                    last_local: p.last_local.clone(),
-                },
-            )
-        })
-        .collect();
+    let mut pending = pending_hints(before);
     let assumed = known_remote_values(known);
     let mut lfs = LfsProgress::new(repo, mirror, reach, before, &assumed);
     let can_assume = reach == Reach::PendingOnly && before.known_refs_fingerprint.is_some();
@@ -272,6 +261,22 @@ fn reconcile(
             ..Default::default()
         },
     }
+}
+
+/// The planner's hints for the pair's pending refs (their last local value before a deletion).
+pub fn pending_hints(state: &MirrorState) -> BTreeMap<String, PendingHint> {
+    state
+        .pending
+        .iter()
+        .map(|(name, p)| {
+            (
+                name.clone(),
+                PendingHint {
+                    last_local: p.last_local.clone(),
+                },
+            )
+        })
+        .collect()
 }
 
 fn into_results(results: BTreeMap<String, RefResult>) -> Vec<RefResult> {

@@ -12,7 +12,7 @@
 use super::{TestCa, TestEnv, append_log, kill_group, path_str};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 /// The forges the server can be.
@@ -80,21 +80,9 @@ impl ForgeServer {
         }
     }
 
-    /// A python3 that can import jsonschema (the one on PATH, else Debian's).
+    /// A python3 that can import jsonschema.
     fn python() -> Result<String, String> {
-        for python in ["python3", "/usr/bin/python3"] {
-            let ok = Command::new(python)
-                .args(["-c", "import jsonschema"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if ok {
-                return Ok(python.to_string());
-            }
-        }
-        Err("no python3 can import jsonschema (apt install python3-jsonschema)".into())
+        super::python_importing("jsonschema", "apt install python3-jsonschema")
     }
 
     /// Whether the descriptions, python3 with jsonschema and openssl are there.

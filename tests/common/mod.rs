@@ -531,6 +531,24 @@ fn report_skip(why: &str) {
     let _ = std::io::stderr().write_all(format!("SKIPPED: {test}: {why}\n").as_bytes());
 }
 
+/// A python3 that can import `module`: the one on PATH, else Debian's (`/usr/bin/python3`), for
+/// servers written in Python (aiosmtpd, the forge APIs).
+pub fn python_importing(module: &str, install: &str) -> Result<String, String> {
+    for python in ["python3", "/usr/bin/python3"] {
+        let ok = Command::new(python)
+            .args(["-c", &format!("import {module}")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return Ok(python.to_string());
+        }
+    }
+    Err(format!("no python3 can import {module} ({install})"))
+}
+
 /// The path of one of git's helper programs (`git-daemon`,
 /// `git-http-backend`), from `git --exec-path`.
 fn git_exec_path(program: &str) -> Result<PathBuf, String> {
