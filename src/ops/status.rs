@@ -200,10 +200,8 @@ fn collect_repo(
     let unrecorded = crate::pipeline::unrecorded::unrecorded_since(&global.spool_dir, repo)
         .and_then(|at| at.duration_since(UNIX_EPOCH).ok())
         .map(|since| format_time(u64::try_from(since.as_millis()).unwrap_or(u64::MAX)));
-    let local_head = crate::mirror::refs::LocalRepo::open(repo)
-        .and_then(|local| local.head_branch())
-        .ok()
-        .flatten();
+    // Read only for a mirror whose HEAD is known (a reftable's costs a git).
+    let local_head = std::cell::OnceCell::new();
     let (listed, config_error): (Vec<Listed>, Option<String>) = match config::load_repo(repo, global) {
         Ok(cfg) => {
             let listed = cfg
@@ -250,18 +248,24 @@ fn collect_repo(
             Err(e) => (MirrorState::new(repo, &mirror.name), Some(format!("{e:#}"))),
         };
         let mut status = mirror_status(global, &state, &mirror.name, &mirror.url, mirror.enabled);
-        status.mirror_default_branch = state
-            .side
-            .mirror_head
-            .as_deref()
-            .filter(|mirror_head| local_head.as_deref().is_some_and(|local| local != *mirror_head))
-            .map(|mirror_head| {
-                format!(
-                    "{} (the local default branch is {})",
-                    short_branch(mirror_head),
-                    short_branch(local_head.as_deref().unwrap_or_default())
-                )
+        if let Some(mirror_head) = state.side.mirror_head.as_deref() {
+            let local_head = local_head.get_or_init(|| {
+                crate::mirror::refs::LocalRepo::open(repo)
+                    .and_then(|local| local.head_branch())
+                    .ok()
+                    .flatten()
             });
+            status.mirror_default_branch = local_head
+                .as_deref()
+                .filter(|local| *local != mirror_head)
+                .map(|local| {
+                    format!(
+                        "{} (the local default branch is {})",
+                        short_branch(mirror_head),
+                        short_branch(local)
+                    )
+                });
+        }
         let in_scope = |name: &String| mirror.rules.as_ref().is_none_or(|rules| rules.in_scope(name));
         let unrouted: BTreeSet<&String> = record.pending.keys().filter(|n| in_scope(n)).collect();
         let spooled_refs: BTreeSet<&String> = spooled

@@ -53,8 +53,9 @@ pub fn scan_repository(store: &StateStore, repo: &Path, repo_config: &RepoConfig
     }
     let local_repo = LocalRepo::open(repo)?;
     let local = local_repo.all_refs()?;
-    // A HEAD moved with `git symbolic-ref` (or a forge's settings) pushes nothing: looked at here.
-    let head = local_repo.head_branch().ok().flatten();
+    // A HEAD moved with `git symbolic-ref` (or a forge's settings) pushes nothing: looked at here,
+    // when a mirror's default branch follows it (read once, and only then: a reftable costs a git).
+    let local_head = std::cell::OnceCell::new();
     let mut queued = Vec::new();
     for mirror in &repo_config.mirrors {
         let scoped = in_scope(&local.direct, &mirror.rules);
@@ -78,7 +79,11 @@ pub fn scan_repository(store: &StateStore, repo: &Path, repo_config: &RepoConfig
             // Never reconciled, or another mirror: only a full reconciliation knows what it lacks.
             state.request_full_sync(now);
         } else if state.known_refs_fingerprint.as_deref() == Some(current.as_str()) {
-            if !crate::mirror::update::default_branch::head_moved(mirror, &state.side, head.as_deref()) {
+            let head = match state.side.followed_head {
+                Some(_) => local_head.get_or_init(|| local_repo.head_branch().ok().flatten()).as_deref(),
+                None => None,
+            };
+            if !crate::mirror::update::default_branch::head_moved(mirror, &state.side, head) {
                 continue;
             }
             log::info!(
