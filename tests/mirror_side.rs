@@ -7,7 +7,7 @@
 mod common;
 mod support;
 
-use common::{Sshd, TestEnv, TestUser, path_str, require_or_skip};
+use common::{HttpGitServer, Sshd, TestEnv, TestUser, path_str, require_or_skip};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fs;
@@ -131,6 +131,52 @@ fn a_local_mirrors_default_branch_follows_head_and_status_says_when_it_differs()
     assert_eq!(head_of(&env, &mirror), "trunk");
 }
 
+#[test]
+fn a_mirror_whose_default_branch_cannot_be_set_shows_it_in_status_when_it_differs() {
+    if !require_or_skip("git http-backend", HttpGitServer::available()) {
+        return;
+    }
+    let env = TestEnv::new();
+    let (upstream, _) = upstream_on_develop(&env);
+    let served = env.path("served");
+    fs::create_dir_all(&served).unwrap();
+    let mirror = served.join("app.git");
+    env.git(
+        env.root(),
+        &["clone", "-q", "--bare", path_str(&upstream), path_str(&mirror)],
+    );
+    env.git(&mirror, &["symbolic-ref", "HEAD", "refs/heads/main"]);
+    let http = HttpGitServer::start(&env, &served, "bot", "s3cret-token");
+    let token = secret_file(&env, "token", "s3cret-token", 0o600);
+    let url = http.url("app.git");
+    gpm_ok(
+        &env,
+        &[
+            "add",
+            path_str(&upstream),
+            "backup",
+            &url,
+            "--username",
+            "bot",
+            "--password-file",
+            path_str(&token),
+        ],
+    );
+    let dry = gpm_ok(&env, &["sync", "--dry-run", path_str(&upstream)]);
+    assert!(
+        dry.contains("default branch: main on the mirror, develop here; not changed for this kind of mirror"),
+        "{dry}"
+    );
+    gpm_ok(&env, &["sync", path_str(&upstream)]);
+    assert_eq!(head_of(&env, &mirror), "main", "HTTPS without a forge: left as it is");
+    let status = &status_of(&env, &upstream)[0];
+    assert_eq!(
+        status["mirror_default_branch"], "main (the local default branch is develop)",
+        "{status:#}"
+    );
+    assert_eq!(status["update_status"], "finished");
+}
+
 /// Every file under `dir` with its SHA-256.
 fn hashes(dir: &Path) -> BTreeMap<PathBuf, String> {
     let mut all = BTreeMap::new();
@@ -236,6 +282,40 @@ fn dry_run_lists_what_a_sync_then_does_and_changes_nothing() {
         assert_eq!(done.get(name.as_str()), Some(&expected), "{name}: {synced}");
     }
     assert!(!done.contains_key("refs/heads/wip"));
+}
+
+#[test]
+fn dry_run_marks_refs_the_mirror_refused_last_time() {
+    let env = TestEnv::new();
+    let (upstream, work) = upstream_on_develop(&env);
+    let mirror = env.bare_repo("mirror.git");
+    write_hook(
+        &mirror,
+        "pre-receive",
+        "#!/bin/sh\nwhile read old new ref; do\n  [ \"$ref\" = refs/heads/locked ] && { echo 'locked is protected here' >&2; exit 1; }\ndone\nexit 0\n",
+    );
+    gpm_ok(&env, &["add", path_str(&upstream), "backup", path_str(&mirror)]);
+    env.git(&work, &["push", "-q", "origin", "HEAD:refs/heads/locked"]);
+    let out = gpm_output(&env, &["sync", path_str(&upstream)]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let dry: serde_json::Value =
+        serde_json::from_str(&gpm_ok(&env, &["sync", "--dry-run", "--json", path_str(&upstream)])).unwrap();
+    let locked = dry[0]["refs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["ref"] == "refs/heads/locked")
+        .unwrap()
+        .clone();
+    assert_eq!(locked["action"], "create");
+    assert!(
+        locked["refused_last_time"]
+            .as_str()
+            .is_some_and(|why| why.contains("locked is protected here")),
+        "{locked:#}"
+    );
+    let human = gpm_ok(&env, &["sync", "--dry-run", path_str(&upstream)]);
+    assert!(human.contains("refused last time: "), "{human}");
 }
 
 #[test]

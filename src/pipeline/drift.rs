@@ -80,7 +80,9 @@ pub fn scan_repository(store: &StateStore, repo: &Path, repo_config: &RepoConfig
             state.request_full_sync(now);
         } else if state.known_refs_fingerprint.as_deref() == Some(current.as_str()) {
             let head = match state.side.followed_head {
-                Some(_) => local_head.get_or_init(|| local_repo.head_branch().ok().flatten()).as_deref(),
+                Some(_) => local_head
+                    .get_or_init(|| local_repo.head_branch().ok().flatten())
+                    .as_deref(),
                 None => None,
             };
             if !crate::mirror::update::default_branch::head_moved(mirror, &state.side, head) {
