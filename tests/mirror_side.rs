@@ -394,6 +394,15 @@ fn push_options_reach_a_mirror_that_takes_them_and_another_gets_the_push_without
     assert!(by_name("takes")["push_options_warning"].is_null());
     let human = gpm_ok(&env, &["status", path_str(&upstream)]);
     assert_eq!(human.matches("push_options_warning").count(), 1, "one warning: {human}");
+    // Options removed from the configuration: nothing left to warn about.
+    let config = upstream.join("push-mirror.toml");
+    let text = fs::read_to_string(&config)
+        .unwrap()
+        .replace("push_options = [\"ci.skip\"]\n", "");
+    fs::write(&config, text).unwrap();
+    gpm_ok(&env, &["sync", path_str(&upstream)]);
+    let human = gpm_ok(&env, &["status", path_str(&upstream)]);
+    assert!(!human.contains("push_options_warning"), "{human}");
 }
 
 #[test]

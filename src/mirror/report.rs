@@ -167,8 +167,9 @@ pub struct SideReport {
     pub observed_head: Option<String>,
     /// The mirror's default branch was made to follow the local one, or could not be.
     pub default_branch: Option<DefaultBranchOutcome>,
-    /// Push options were to be sent: whether the mirror took them (`None`: nothing was pushed).
-    pub push_options_taken: Option<bool>,
+    /// Whether the mirror turned the push options down (`Some(false)`: it took them, or there
+    /// are none to send; `None`: nothing was pushed with them, so nothing was learned).
+    pub push_options_refused: Option<bool>,
 }
 
 impl UpdateReport {

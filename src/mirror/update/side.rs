@@ -34,8 +34,11 @@ pub(super) fn after_push(
             RefOutcome::Created | RefOutcome::Updated | RefOutcome::Forced | RefOutcome::Deleted
         )
     });
-    if !access.push_options.is_empty() && (pushed || access.push_options_refused()) {
-        report.side.push_options_taken = Some(!access.push_options_refused());
+    if access.push_options.is_empty() {
+        // Nothing to send, nothing to warn about (options removed from the configuration).
+        report.side.push_options_refused = Some(false);
+    } else if pushed || access.push_options_refused() {
+        report.side.push_options_refused = Some(access.push_options_refused());
     }
     if access.push_options_refused() {
         report.warnings.push(format!(
@@ -81,8 +84,8 @@ pub(super) fn record(state: &mut MirrorSideState, report: &SideReport, now_ms: u
             state.mirror_head = Some(outcome.branch.clone());
         }
     }
-    if let Some(taken) = report.push_options_taken {
-        state.push_options_refused = !taken;
+    if let Some(refused) = report.push_options_refused {
+        state.push_options_refused = refused;
     }
 }
 
@@ -101,7 +104,7 @@ mod tests {
                 branch: "refs/heads/develop".into(),
                 error: None,
             }),
-            push_options_taken: Some(false),
+            push_options_refused: Some(true),
         };
         record(&mut state, &report, 7);
         assert_eq!(state.created_at_ms, Some(7));
@@ -113,7 +116,7 @@ mod tests {
                 branch: "refs/heads/trunk".into(),
                 error: Some("FATAL: unknown command".into()),
             }),
-            push_options_taken: Some(true),
+            push_options_refused: Some(false),
             ..Default::default()
         };
         record(&mut state, &refused, 8);
