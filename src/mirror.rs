@@ -5,8 +5,10 @@
 
 pub mod configured;
 pub mod learned_limit;
+pub mod forge;
 pub mod lfs;
 pub mod plan;
+pub mod preview;
 pub mod refs;
 pub mod report;
 pub mod state;

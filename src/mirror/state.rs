@@ -11,6 +11,7 @@
 pub mod failing;
 pub mod incident;
 mod known_refs;
+pub mod mirror_side;
 pub mod outbox;
 
 pub use incident::{Incident, Notice};
@@ -179,6 +180,9 @@ pub struct MirrorState {
     /// The current trouble and what was told about it (README: "Notifications").
     #[serde(default, skip_serializing_if = "Incident::is_empty")]
     pub incident: Incident,
+    /// The mirror's side: a repository created there, its default branch, push options turned down.
+    #[serde(default, skip_serializing_if = "mirror_side::MirrorSideState::is_empty")]
+    pub side: mirror_side::MirrorSideState,
 }
 
 /// The progress of an update pushed in steps.
@@ -529,6 +533,11 @@ impl StateStore {
         }
         fs::rename(file, &dest).with_context(|| format!("moving {} to {}", file.display(), dest.display()))?;
         Ok(dest)
+    }
+
+    /// The state directory itself.
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     /// Where corrupt state files are kept for the admin.

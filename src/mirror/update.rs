@@ -1,8 +1,11 @@
 //! One mirror update: observe the mirror, plan, push with leases, and record the outcome in the
 //! mirror's state. Shared by the worker and by `sync`; the caller holds the pair's push lock.
 
+pub mod create;
+pub mod default_branch;
 mod deliver;
 mod lfs;
+mod side;
 mod split;
 mod steps;
 
@@ -97,11 +100,15 @@ pub fn update_mirror_showing(
     let mut pushing = Pushing {
         lessons: &mut lessons,
         journal: &journal,
+        observed_head: None,
     };
     let report = match remote_access(mirror, global) {
         Ok(mut access) => {
             access.repo = Some(repo.to_path_buf());
-            reconcile(repo, mirror, &access, &before, reach, &known, &mut pushing)
+            access.push_options = mirror.side.push_options_for(side::first_sync(&before)).to_vec();
+            let mut report = reconcile(repo, mirror, &access, &before, reach, &known, &mut pushing);
+            side::after_push(repo, mirror, &access, &before, reach, &known, &mut report);
+            report
         }
         // The mirror's settings cannot be used (a password file others can read, a transport not
         // allowed): a person must act.
@@ -129,6 +136,7 @@ pub fn update_mirror_showing(
                 if *looked.borrow() == Presence::Same {
                     let fingerprint = record_known_refs(store, repo, mirror, reach, &report, known, same_mirror)?;
                     record_outcome(state, &before, reach, &report, &global.retry);
+                    side::record(&mut state.side, &report.side, now_ms());
                     lessons.limits.after_update(lessons.sizes, now_ms());
                     state.set_learned_limits(lessons.limits);
                     state.steps = None;
@@ -222,24 +230,14 @@ fn reconcile(
         Ok(r) => r,
         Err(e) => return UpdateReport::failed(format!("{e:#}")),
     };
-    let mut pending: BTreeMap<String, PendingHint> = before
-        .pending
-        .iter()
-        .map(|(name, p)| {
-            (
-                name.clone(),
-                PendingHint {
-                    last_local: p.last_local.clone(),
-                },
-            )
-        })
-        .collect();
+    let mut pending = pending_hints(before);
     let assumed = known_remote_values(known);
     let mut lfs = LfsProgress::new(repo, mirror, reach, before, &assumed);
     let can_assume = reach == Reach::PendingOnly && before.known_refs_fingerprint.is_some();
     let mut reach = reach;
     let mut results: BTreeMap<String, RefResult> = BTreeMap::new();
     let mut warnings = Vec::new();
+    let mut created: Option<String> = None;
     for attempt in 1..=LEASE_ATTEMPTS {
         if attempt > 1
             && let Err(why) = pushing.journal.still_configured()
@@ -268,10 +266,29 @@ fn reconcile(
         );
         let (outcomes, plan_warnings) = match attempt_result {
             Ok(done) => done,
+            // The mirror says the repository does not exist and `create` says how: create it and
+            // push everything to it at once (README: "The mirror's side").
+            Err(error) if created.is_none() && create::wanted(mirror, &error) => {
+                match create::create_missing(repo, mirror) {
+                    Ok(done) => {
+                        log::info!("{}: mirror {}: {done}", repo.display(), mirror.name);
+                        created = Some(done);
+                        reach = Reach::Everything;
+                        continue;
+                    }
+                    Err(failure) => {
+                        let mut report = UpdateReport::failed(failure);
+                        report.refs = into_results(results);
+                        report.lfs = lfs.report;
+                        return report;
+                    }
+                }
+            }
             Err(error) => {
                 let mut report = UpdateReport::failed(error);
                 report.refs = into_results(results);
                 report.lfs = lfs.report;
+                report.side.created = created;
                 return report;
             }
         };
@@ -302,7 +319,28 @@ fn reconcile(
         error: None,
         lfs: lfs.report,
         stopped: None,
+        side: crate::mirror::report::SideReport {
+            created,
+            observed_head: pushing.observed_head.take(),
+            ..Default::default()
+        },
     }
+}
+
+/// The planner's hints for the pair's pending refs (their last local value before a deletion).
+pub fn pending_hints(state: &MirrorState) -> BTreeMap<String, PendingHint> {
+    state
+        .pending
+        .iter()
+        .map(|(name, p)| {
+            (
+                name.clone(),
+                PendingHint {
+                    last_local: p.last_local.clone(),
+                },
+            )
+        })
+        .collect()
 }
 
 fn into_results(results: BTreeMap<String, RefResult>) -> Vec<RefResult> {
@@ -316,6 +354,8 @@ type Outcomes = (Vec<RefResult>, Vec<String>);
 struct Pushing<'a> {
     lessons: &'a mut Lessons,
     journal: &'a dyn deliver::Journal,
+    /// The mirror's HEAD, when an attempt listed its refs.
+    observed_head: Option<String>,
 }
 
 /// Records what delivery reports in the mirror's state as it happens (a kill keeps it), while
@@ -396,6 +436,7 @@ fn reconcile_once(
         RemoteView::Assumed(assumed) => (assumed, &no_symbolic),
         RemoteView::Observed => {
             observed = git::ls_remote(repo, access, &[])?;
+            pushing.observed_head = observed.head.clone();
             (&observed.direct, &observed.symbolic)
         }
     };

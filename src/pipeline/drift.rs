@@ -51,7 +51,11 @@ pub fn scan_repository(store: &StateStore, repo: &Path, repo_config: &RepoConfig
     if repo_config.mirrors.is_empty() {
         return Ok(Vec::new());
     }
-    let local = LocalRepo::open(repo)?.all_refs()?;
+    let local_repo = LocalRepo::open(repo)?;
+    let local = local_repo.all_refs()?;
+    // A HEAD moved with `git symbolic-ref` (or a forge's settings) pushes nothing: looked at here,
+    // when a mirror's default branch follows it (read once, and only then: a reftable costs a git).
+    let local_head = std::cell::OnceCell::new();
     let mut queued = Vec::new();
     for mirror in &repo_config.mirrors {
         let scoped = in_scope(&local.direct, &mirror.rules);
@@ -75,7 +79,21 @@ pub fn scan_repository(store: &StateStore, repo: &Path, repo_config: &RepoConfig
             // Never reconciled, or another mirror: only a full reconciliation knows what it lacks.
             state.request_full_sync(now);
         } else if state.known_refs_fingerprint.as_deref() == Some(current.as_str()) {
-            continue;
+            let head = match state.side.followed_head {
+                Some(_) => local_head
+                    .get_or_init(|| local_repo.head_branch().ok().flatten())
+                    .as_deref(),
+                None => None,
+            };
+            if !crate::mirror::update::default_branch::head_moved(mirror, &state.side, head) {
+                continue;
+            }
+            log::info!(
+                "{}: mirror {}: HEAD points at another branch; its default branch follows",
+                repo.display(),
+                mirror.name
+            );
+            state.request_full_sync(now);
         } else {
             let known = known_local_values(&store.load_known_refs(repo, &mirror.name).refs);
             let changes = drifted(&scoped, &known);
