@@ -4,8 +4,8 @@
 //! mirror an update began with.
 
 pub mod configured;
-pub mod learned_limit;
 pub mod forge;
+pub mod learned_limit;
 pub mod lfs;
 pub mod plan;
 pub mod preview;
