@@ -81,7 +81,9 @@ fn init_logging(global: &GlobalConfig, verbose: u8, to_log_file: bool) {
 /// `forget` may be run by an admin: they only register or forget).
 fn state_writer(command: &Command) -> Option<(Option<&Path>, &'static str)> {
     match command {
-        Command::Sync { repo, .. } => Some((Some(repo), "sync")),
+        Command::Sync {
+            repo, dry_run: false, ..
+        } => Some((Some(repo), "sync")),
         Command::Add { repo, .. } => Some((Some(repo), "add")),
         Command::Set { repo, .. } => Some((Some(repo), "set")),
         Command::Remove { repo, .. } => Some((Some(repo), "remove")),
@@ -126,6 +128,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, Exi
         _ => {}
     }
     let global = config::load_global(cli.config.as_deref()).usage()?;
+    crate::util::fsutil::share_with_group(global.shared_group.is_some());
     if let Some((repo, name)) = state_writer(&cli.command) {
         // Whom to run as first: as another user, the directories are someone else's anyway.
         if let Some(repo) = repo {
@@ -141,7 +144,13 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, Exi
         Command::Run { repos, wait, detached } => {
             commands::run::cmd_run(&global, cli.config.as_deref(), &repos, wait, detached)
         }
-        Command::Sync { repo, mirror } => commands::sync::cmd_sync(&global, &repo, mirror.as_deref(), out),
+        Command::Sync {
+            repo,
+            mirror,
+            dry_run: true,
+            json,
+        } => commands::preview::cmd_dry_run(&global, &repo, mirror.as_deref(), json, out),
+        Command::Sync { repo, mirror, .. } => commands::sync::cmd_sync(&global, &repo, mirror.as_deref(), out),
         Command::Add {
             repo,
             name,
@@ -176,7 +185,12 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, Exi
         ),
         Command::Forget { repo } => commands::mirrors::cmd_forget(&global, &repo, out),
         Command::List { repos } => commands::mirrors::cmd_list(&global, &repos, out, err),
-        Command::Status { repos, json } => commands::status::cmd_status(&global, &repos, json, out, err),
+        Command::Status {
+            repos,
+            json,
+            refs: true,
+        } => commands::preview::cmd_status_refs(&global, &repos, json, out, err),
+        Command::Status { repos, json, .. } => commands::status::cmd_status(&global, &repos, json, out, err),
         Command::Install { repos, host, rebind } => {
             commands::install::cmd_install_on_host(&global, cli.config.as_deref(), &repos, (&host, rebind), out)
         }

@@ -11,6 +11,7 @@ pub mod keys;
 pub mod metrics;
 pub mod mirrors;
 pub mod notify_test;
+pub mod preview;
 pub mod protected;
 pub mod repo_arg;
 pub mod run;

@@ -20,6 +20,7 @@ pub mod live;
 mod load;
 mod mirror_files;
 pub mod mirror_path;
+pub mod mirror_side;
 pub mod notify;
 mod raw;
 mod unknown_key;
@@ -228,6 +229,15 @@ pub struct MirrorKeys<F: SettingForm> {
     pub max_refs_per_push: Option<usize>,
     /// `false`: nobody is told about this mirror (README: "Notifications").
     pub notify: Option<bool>,
+    /// Create the repository on the mirror when it is missing (README: "The mirror's side").
+    pub create: Option<mirror_side::CreateSetting>,
+    /// The forge API's base URL, when not derived from the mirror's host.
+    pub api_url: Option<String>,
+    /// The forge API token's file, when not the mirror's password.
+    pub api_token_file: Option<PathBuf>,
+    pub visibility: Option<mirror_side::Visibility>,
+    pub push_options: Option<Vec<String>>,
+    pub first_sync_push_options: Option<Vec<String>>,
     /// Fleet mirrors only: which repositories the mirror applies to.
     pub repos: Option<Vec<String>>,
 }
@@ -242,6 +252,8 @@ impl MirrorSettings {
             ("password_file", self.password_file.is_some()),
             ("password_env", self.password_env.is_some()),
             ("lfs_url", self.lfs_url.is_some()),
+            ("api_url", self.api_url.is_some()),
+            ("api_token_file", self.api_token_file.is_some()),
             ("repos", self.repos.is_some()),
         ];
         keys.into_iter().filter(|(_, set)| *set).map(|(key, _)| key).collect()
@@ -255,6 +267,7 @@ impl MirrorSettings {
             ("known_hosts", &mut self.known_hosts),
             ("ca_file", &mut self.ca_file),
             ("lfs_store", &mut self.lfs_store),
+            ("api_token_file", &mut self.api_token_file),
         ];
         for (key, path) in paths {
             if let Some(path) = path {
@@ -296,6 +309,8 @@ pub struct MirrorDefaults {
     pub lfs_store: Option<PathBuf>,
     pub push_limits: PushLimits,
     pub notify: bool,
+    /// `create`, `visibility` and the push options (README: "The mirror's side").
+    pub side: mirror_side::MirrorSide,
 }
 
 impl Default for MirrorDefaults {
@@ -320,6 +335,7 @@ impl Default for MirrorDefaults {
             lfs_store: None,
             push_limits: PushLimits::default(),
             notify: true,
+            side: mirror_side::MirrorSide::default(),
         }
     }
 }
@@ -478,6 +494,8 @@ pub struct MirrorConfig {
     pub fault: Option<String>,
     /// Whether notices about this mirror are sent (`notify = false`: never).
     pub notify: bool,
+    /// Creating the repository on the mirror, its API, push options (README: "The mirror's side").
+    pub side: mirror_side::MirrorSide,
 }
 
 /// A repository's `push-mirror.toml`, ready to use.
@@ -516,6 +534,7 @@ impl MirrorConfig {
             push_limits: PushLimits::default(),
             fault: None,
             notify: true,
+            side: mirror_side::MirrorSide::default(),
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod credential;
 pub mod env;
 pub mod error;
 pub mod failure;
+pub mod head;
 pub mod history;
 pub mod lfs;
 pub mod local_refs;
@@ -66,6 +67,12 @@ pub struct RemoteAccess {
     rejections: Option<std::sync::Arc<Rejections>>,
     /// Serves the credentials to the helper while the access lives (see [`credential`]).
     credentials: Option<std::sync::Arc<credential::CredentialPipe>>,
+    /// Push options (`git push --push-option`) for the pushes to the mirror (README: "The
+    /// mirror's side").
+    pub push_options: Vec<String>,
+    /// Set once the mirror turned push options down (it does not advertise them): the push is
+    /// made again without them, and so are the later ones.
+    push_options_refused: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A private directory for the credential helper's rejection markers, removed with the access.
@@ -92,6 +99,22 @@ impl RemoteAccess {
             ca_file: None,
             rejections: None,
             credentials: None,
+            push_options: Vec::new(),
+            push_options_refused: Default::default(),
+        }
+    }
+
+    /// Whether the mirror turned the push options down (see [`RemoteAccess::push_options`]).
+    pub fn push_options_refused(&self) -> bool {
+        self.push_options_refused.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The push options the next push sends: none once the mirror turned them down.
+    fn push_options_to_send(&self) -> &[String] {
+        if self.push_options_refused() {
+            &[]
+        } else {
+            &self.push_options
         }
     }
 
@@ -187,6 +210,7 @@ impl RemoteAccess {
             message: self.redact(&message),
             class,
             retry_after: http.retry_after.filter(|_| class == FailureClass::RateLimited),
+            repository_missing: failure::says_repository_missing(stderr, &http),
         })
     }
 }
@@ -205,6 +229,7 @@ impl std::fmt::Debug for RemoteAccess {
             .field("lfs_env", &lfs_env)
             .field("secrets", &format_args!("[{} redacted]", self.secrets.len()))
             .field("ca_file", &self.ca_file)
+            .field("push_options", &self.push_options)
             .finish()
     }
 }

@@ -18,9 +18,11 @@
 //!   checked settings; in-place edits; fleets.
 //! - [`git`]: runs git: the children's environment and timeouts, `ls-remote`, `push --porcelain`,
 //!   LFS transfers, git's traces, failures with their classes and hints.
-//! - [`access`]: how a mirror is reached: transports, credentials, SSH keys and host keys, redaction.
+//! - [`access`]: how a mirror is reached: transports, credentials, SSH keys and host keys, redaction,
+//!   commands on an SSH mirror's host, the HTTP client of forge APIs and webhooks.
 //! - [`mirror`]: one mirror of one repository: the pure planner, an update and its report, durable
-//!   state (and the notices its transitions owe), known refs and their checks.
+//!   state (and the notices its transitions owe), known refs and their checks; the mirror's side
+//!   (forge APIs, creating its repository, its default branch, `sync --dry-run`).
 //! - [`notify`]: telling people: the outbox's notices sent through a command, a webhook and mail,
 //!   digested, rate-limited, from a thread that never delays a mirror.
 //! - [`pipeline`]: the hook, the spool, the worker and its schedule, the drift scan, fleet discovery,

@@ -1,8 +1,14 @@
 //! One mirror of one repository: the pure planner, an update that carries out a plan and its report,
-//! durable state, local refs, known-ref bookkeeping and LFS settings and pointers.
+//! durable state, local refs, known-ref bookkeeping, LFS settings and pointers, what failed pushes
+//! taught about the mirror's push size, and whether the configuration on disk still names the
+//! mirror an update began with.
 
+pub mod configured;
+pub mod forge;
+pub mod learned_limit;
 pub mod lfs;
 pub mod plan;
+pub mod preview;
 pub mod refs;
 pub mod report;
 pub mod state;

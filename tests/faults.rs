@@ -7,14 +7,14 @@
 mod common;
 mod support;
 
-use common::{GitDaemon, TestEnv, path_str};
+use common::{CuttingProxy, GitDaemon, TestEnv, path_str};
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::io::Write;
+
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::procs::{HungListener, Reaper, processes_mentioning};
 use support::*;
@@ -375,64 +375,6 @@ fn a_remote_that_never_answers_is_killed_at_timeout_and_delays_no_other_mirror()
 
 // ---------------------------------------------------------------------------
 // Connection dropped mid-pack
-
-/// A TCP proxy to a local port that cuts both connections once a client has
-/// sent `limit` bytes, until told to pass everything.
-struct CuttingProxy {
-    port: u16,
-    pass: Arc<AtomicBool>,
-    cuts: Arc<AtomicUsize>,
-}
-
-impl CuttingProxy {
-    fn start(target_port: u16, limit: usize) -> CuttingProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let pass = Arc::new(AtomicBool::new(false));
-        let cuts = Arc::new(AtomicUsize::new(0));
-        let (pass2, cuts2) = (Arc::clone(&pass), Arc::clone(&cuts));
-        std::thread::spawn(move || {
-            for client in listener.incoming().flatten() {
-                let Ok(server) = TcpStream::connect(("127.0.0.1", target_port)) else {
-                    continue;
-                };
-                let (pass, cuts) = (Arc::clone(&pass2), Arc::clone(&cuts2));
-                let (mut c_read, mut s_write) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-                std::thread::spawn(move || {
-                    let mut sent = 0usize;
-                    let mut buf = [0u8; 8192];
-                    loop {
-                        let n = match c_read.read(&mut buf) {
-                            Ok(0) | Err(_) => {
-                                let _ = s_write.shutdown(Shutdown::Write);
-                                return;
-                            }
-                            Ok(n) => n,
-                        };
-                        if !pass.load(Ordering::SeqCst) && sent + n > limit {
-                            let _ = s_write.write_all(&buf[..limit - sent]);
-                            let _ = s_write.shutdown(Shutdown::Both);
-                            let _ = c_read.shutdown(Shutdown::Both);
-                            cuts.fetch_add(1, Ordering::SeqCst);
-                            return;
-                        }
-                        if s_write.write_all(&buf[..n]).is_err() {
-                            let _ = c_read.shutdown(Shutdown::Both);
-                            return;
-                        }
-                        sent += n;
-                    }
-                });
-                let (mut s_read, mut c_write) = (server, client);
-                std::thread::spawn(move || {
-                    let _ = std::io::copy(&mut s_read, &mut c_write);
-                    let _ = c_write.shutdown(Shutdown::Write);
-                });
-            }
-        });
-        CuttingProxy { port, pass, cuts }
-    }
-}
 
 #[test]
 fn a_connection_dropped_mid_pack_is_retried_and_lands_once_the_network_recovers() {

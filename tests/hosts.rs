@@ -45,6 +45,8 @@ struct Gitolite<'a> {
     ssh: PathBuf,
     /// A work clone of gitolite-admin.
     admin: PathBuf,
+    /// `gitolite-shell`, the program sshd's forced command runs.
+    shell: String,
 }
 
 impl<'a> Gitolite<'a> {
@@ -79,10 +81,15 @@ impl<'a> Gitolite<'a> {
         )
         .unwrap();
         fs::set_permissions(&ssh, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let shell = forced
+            .rsplit_once(' ')
+            .map_or(forced.as_str(), |(program, _)| program)
+            .to_string();
         let gitolite = Gitolite {
             env,
             ssh,
             admin: env.path("gitolite-admin"),
+            shell,
         };
         gitolite.git(
             env.root(),
@@ -312,6 +319,69 @@ fn gitolite_repo_specific_hook_runs_for_repositories_with_the_option() {
 
     gpm_ok(&env, &["uninstall", "--gitolite", "--repo-specific"]);
     assert!(!env.home().join("local/hooks/repo-specific/git-push-mirror").exists());
+}
+
+/// A mirror on a gitolite host needs no `create`: with a wild-repo rule (`C`), gitolite creates the
+/// repository at the mirror's first access, as it does for anyone. Its shell runs no `git
+/// symbolic-ref`, so the mirror's default branch cannot follow: `status` says so.
+#[test]
+fn gitolite_creates_a_wild_repository_for_a_mirror_without_create() {
+    if !require_or_skip("gitolite", gitolite_available()) || !require_or_skip("sshd", common::Sshd::available()) {
+        return;
+    }
+    let env = TestEnv::new();
+    let gitolite = Gitolite::setup(&env);
+    gitolite.add_conf("\nrepo mirrors/..*\n    C   = mirror\n    RW+ = CREATOR\n");
+    // The mirror's own key reaches gitolite as its user `mirror`, through the forced command sshd
+    // runs for it, as gitolite's authorized_keys lines do.
+    let sshd = common::Sshd::start(&env);
+    let key = env.path("keys/gitolite_mirror");
+    fs::create_dir_all(key.parent().unwrap()).unwrap();
+    let out = env
+        .cmd("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "mirror", "-f"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert_success(&out, "ssh-keygen");
+    let public = fs::read_to_string(key.with_extension("pub")).unwrap();
+    sshd.authorize_key(&format!(
+        "command=\"HOME={} {} mirror\",no-port-forwarding,no-X11-forwarding,no-agent-forwarding,no-pty {}",
+        env.home().display(),
+        gitolite.shell,
+        public.trim()
+    ));
+    let known_hosts = env.path("keys/known_hosts");
+    fs::write(&known_hosts, format!("{}\n", sshd.known_hosts_line())).unwrap();
+
+    let (upstream, _) = upstream_on_develop(&env);
+    let url = format!("ssh://{}@127.0.0.1:{}/mirrors/app.git", sshd.user(), sshd.port());
+    assert!(!gitolite.repo("mirrors/app").exists());
+    // (`add` tries the mirror once: gitolite creates a wild repository at any access of a user
+    // with `C`, a clone or `ls-remote` as well as a push.)
+    gpm_ok(
+        &env,
+        &[
+            "add",
+            path_str(&upstream),
+            "gitolite",
+            &url,
+            "--ssh-key",
+            path_str(&key),
+            "--known-hosts",
+            path_str(&known_hosts),
+        ],
+    );
+    let out = gpm_output(&env, &["sync", path_str(&upstream)]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(env.refs(&gitolite.repo("mirrors/app")), env.refs(&upstream));
+    let status: serde_json::Value =
+        serde_json::from_str(&stdout(&gpm_output(&env, &["status", "--json", path_str(&upstream)]))).unwrap();
+    let error = status[0]["default_branch_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("could not make develop the mirror's default branch") && error.contains("FATAL"),
+        "gitolite's shell refuses, in its words: {status:#}"
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -168,3 +168,187 @@ fn a_lingering_worker_never_pushes_with_a_global_configuration_that_is_no_longer
     assert_eq!(env.git(&fleet_b, &["rev-parse", "main"]), four);
     assert_eq!(env.refs(&fleet_b), env.refs(&upstream));
 }
+
+/// An upstream with the hook, mirrored to a slow mirror (each push takes 3 s once it reached it),
+/// and a work clone whose first push is reaching the mirror when this returns.
+fn slow_push_under_way(env: &TestEnv) -> (PathBuf, PathBuf, PathBuf) {
+    let upstream = env.bare_repo("upstream.git");
+    let mirror = env.bare_repo("mirror.git");
+    let started = env.path("started");
+    write_hook(
+        &mirror,
+        "pre-receive",
+        &format!("#!/bin/sh\ncat >/dev/null\ntouch '{}'\nsleep 3\n", path_str(&started)),
+    );
+    let url = format!("file://{}", path_str(&mirror));
+    gpm_ok(env, &["add", path_str(&upstream), "m", &url]);
+    gpm_ok(env, &["install", path_str(&upstream)]);
+    let work = env.clone_work(&upstream, "work");
+    env.commit(&work, "a.txt", "one", "first");
+    env.git(&work, &["push", "--quiet", "origin", "main"]);
+    wait_until("the slow push reaches the mirror", CONVERGE, || started.exists());
+    (upstream, mirror, work)
+}
+
+/// The state a configuration names, read as `status --json` reads it.
+fn status_with_config(env: &TestEnv, config: &Path, upstream: &Path) -> Vec<Value> {
+    let out = gpm(env)
+        .args(["--config", path_str(config), "status", "--json", path_str(upstream)])
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or_default()
+}
+
+#[test]
+fn pushes_made_while_the_state_directory_moves_end_on_the_mirror_recorded_in_the_new_state() {
+    pushes_made_while_the_directories_move(false);
+}
+
+#[test]
+fn pushes_left_in_a_spool_that_moved_are_taken_to_the_new_one() {
+    pushes_made_while_the_directories_move(true);
+}
+
+/// A slow push runs when the global configuration moves the state directory (and the spool, when
+/// `spool_too`), and two more pushes arrive: every ref ends on the mirror, recorded in the new
+/// state, with nothing left in either spool and no push to that repository afterwards. When the
+/// spool moves, the two pushes are spooled the old way (hooks that read the configuration
+/// before it changed) once the worker stopped claiming: they are moved to the new spool.
+fn pushes_made_while_the_directories_move(spool_too: bool) {
+    let env = TestEnv::new();
+    let reaper = Reaper::new(&env);
+    let config = env.home().join(".config/git-push-mirror/config.toml");
+    let global = |dirs: &str| {
+        format!(
+            "spool_dir = \"{}\"\nstate_dir = \"{}\"\nworker_linger = \"2s\"\n[defaults]\ndelay = \"0s\"\n",
+            path_str(&env.path(format!("spool-{dirs}"))),
+            path_str(&env.path(format!("state-{dirs}")))
+        )
+    };
+    write_global_config(&env, &global("a"));
+    let old_config = env.path("old-config.toml");
+    std::fs::write(&old_config, global("a")).unwrap();
+    let (upstream, mirror, work) = slow_push_under_way(&env);
+    let pushes = count_mirror_pushes(&mirror);
+
+    // While it pushes: the directories move, and two more pushes arrive.
+    write_global_config(
+        &env,
+        &global(if spool_too { "b" } else { "a" }).replace("state-a", "state-b"),
+    );
+    let push = |args: &[&str]| {
+        let mut cmd = env.cmd("git");
+        cmd.current_dir(&work).args(args);
+        if spool_too {
+            cmd.env("GIT_PUSH_MIRROR_CONFIG", &old_config);
+        }
+        assert!(cmd.status().unwrap().success());
+    };
+    if spool_too {
+        wait_until("the worker stops claiming", CONVERGE, || {
+            log_text(&env).contains("claims nothing more")
+        });
+    }
+    env.git(&work, &["tag", "v1"]);
+    push(&["push", "--quiet", "origin", "v1"]);
+    env.commit(&work, "b.txt", "two", "second");
+    push(&["push", "--quiet", "origin", "main"]);
+
+    wait_until("every ref is on the mirror", CONVERGE, || {
+        env.refs(&mirror) == env.refs(&upstream)
+    });
+    wait_until("the workers end", CONVERGE, || reaper.ours().is_empty());
+    assert_eq!(env.refs(&mirror), env.refs(&upstream), "{}", log_text(&env));
+    // Recorded in the new state: finished, nothing pending, nothing left in either spool.
+    let status = status_with_config(&env, &config, &upstream);
+    assert_eq!(status.len(), 1, "{status:#?}");
+    assert_eq!(
+        status[0]["update_status"],
+        "finished",
+        "{:#}\n{}",
+        status[0],
+        log_text(&env)
+    );
+    assert_eq!(status[0]["pending_refs"], serde_json::json!([]), "{:#}", status[0]);
+    for spool in ["spool-a", "spool-b"] {
+        for sub in ["new", "claimed"] {
+            let left = spool_files_under(&env.path(spool), sub);
+            assert!(left.is_empty(), "{spool}/{sub}: {left:?}");
+        }
+    }
+    if spool_too {
+        assert!(
+            log_text(&env).contains("entries from the old spool"),
+            "{}",
+            log_text(&env)
+        );
+    }
+    // And nothing more goes to the mirror: a cron run on the new state finds nothing to do.
+    let before = lines_in(&pushes);
+    let out = gpm_output(&env, &["run", "--wait"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(lines_in(&pushes), before, "no push to the mirror afterwards");
+    assert_eq!(env.refs(&mirror), env.refs(&upstream));
+}
+
+/// Files under a spool's subdirectory (`new`, `claimed`), in per-worker subdirectories too.
+fn spool_files_under(spool: &Path, sub: &str) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut dirs = vec![spool.join(sub)];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if entry.path().is_dir() {
+                dirs.push(entry.path());
+            } else {
+                files.push(entry.path());
+            }
+        }
+    }
+    files
+}
+
+#[test]
+fn a_worker_whose_global_configuration_breaks_claims_nothing_more() {
+    let env = TestEnv::new();
+    let reaper = Reaper::new(&env);
+    let spool = env.path("spool");
+    let good = format!(
+        "spool_dir = \"{}\"\nworker_linger = \"2s\"\n[defaults]\ndelay = \"0s\"\n",
+        path_str(&spool)
+    );
+    write_global_config(&env, &good);
+    let good_copy = env.path("good-config.toml");
+    std::fs::write(&good_copy, &good).unwrap();
+    let (upstream, mirror, work) = slow_push_under_way(&env);
+
+    // The global file breaks while the worker pushes; a hook that read it before spools a push.
+    write_global_config(&env, "spool_dir = [\n");
+    wait_until("the worker sees the broken file", CONVERGE, || {
+        log_text(&env).contains("cannot be used")
+    });
+    env.commit(&work, "b.txt", "two", "second");
+    let pushed = env
+        .cmd("git")
+        .current_dir(&work)
+        .env("GIT_PUSH_MIRROR_CONFIG", &good_copy)
+        .args(["push", "--quiet", "origin", "main"])
+        .status()
+        .unwrap();
+    assert!(pushed.success());
+    wait_until("the worker ends", CONVERGE, || reaper.ours().is_empty());
+    let waiting = spool_files_under(&spool, "new");
+    assert_eq!(
+        waiting.len(),
+        1,
+        "the push waits, unclaimed: {waiting:?}\n{}",
+        log_text(&env)
+    );
+    assert!(spool_files_under(&spool, "claimed").is_empty());
+
+    // Fixed: the next worker takes it.
+    write_global_config(&env, &good);
+    let out = gpm_output(&env, &["run", "--wait"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(env.refs(&mirror), env.refs(&upstream));
+    assert!(spool_files_under(&spool, "new").is_empty());
+}

@@ -541,6 +541,10 @@ proptest! {
                         lines.push(format!("{resolved}\t{name}"));
                     }
                     expected.symbolic.insert(name.clone());
+                    if name == "HEAD" {
+                        // The mirror's default branch.
+                        expected.head = Some(target.clone());
+                    }
                 }
             }
         }

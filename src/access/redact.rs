@@ -128,7 +128,9 @@ pub fn base64(bytes: &[u8]) -> String {
     out
 }
 
-fn percent_encode(s: &str) -> String {
+/// `s` with every byte but RFC 3986's unreserved characters percent-encoded: how a secret may
+/// appear in a URL, and how a forge API's path parameters are written.
+pub fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {

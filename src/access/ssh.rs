@@ -2,6 +2,7 @@
 //! (`keygen`). Host keys (`known-hosts`) live in [`known_hosts`].
 
 pub mod known_hosts;
+pub mod remote_shell;
 
 use crate::config::MirrorConfig;
 use anyhow::{Context, Result, bail};
@@ -16,27 +17,63 @@ use std::time::Duration;
 /// accepted or updated behind the admin's back, no shared connection, only the
 /// mirror's key when it has one.
 pub fn ssh_command(mirror: &MirrorConfig, timeout: Duration) -> String {
-    let connect_timeout = timeout.as_secs().clamp(1, 30);
-    let mut cmd = format!(
-        "ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o UpdateHostKeys=no \
-         -o ConnectTimeout={connect_timeout} -o ServerAliveInterval=15 -o ServerAliveCountMax=2 \
-         -o ControlMaster=no -o ControlPath=none"
-    );
+    let mut cmd = String::from("ssh");
+    for option in fail_closed_options(timeout) {
+        cmd.push_str(" -o ");
+        cmd.push_str(&option);
+    }
     if let Some(key) = &mirror.ssh_key {
         cmd.push_str(" -o IdentitiesOnly=yes -i ");
-        cmd.push_str(&ssh_path_argument(key));
+        cmd.push_str(&shell_quote(&ssh_path_argument(key)));
     }
     if let Some(known_hosts) = &mirror.known_hosts {
         cmd.push_str(" -o UserKnownHostsFile=");
-        cmd.push_str(&ssh_path_argument(known_hosts));
+        cmd.push_str(&shell_quote(&ssh_path_argument(known_hosts)));
     }
     cmd
 }
 
-/// A path as one shell word that ssh takes literally (ssh expands `%` tokens
-/// in key and known_hosts paths; `%%` is a literal `%`).
+/// [`ssh_command`] as arguments of `ssh` run directly (no shell), for commands of our own on the
+/// mirror's host ([`remote_shell`]).
+pub fn ssh_arguments(mirror: &MirrorConfig, timeout: Duration) -> Vec<String> {
+    let mut args = Vec::new();
+    for option in fail_closed_options(timeout) {
+        args.extend(["-o".to_string(), option]);
+    }
+    if let Some(key) = &mirror.ssh_key {
+        args.extend(["-o".to_string(), "IdentitiesOnly=yes".to_string(), "-i".to_string()]);
+        args.push(ssh_path_argument(key));
+    }
+    if let Some(known_hosts) = &mirror.known_hosts {
+        args.extend([
+            "-o".to_string(),
+            format!("UserKnownHostsFile={}", ssh_path_argument(known_hosts)),
+        ]);
+    }
+    args
+}
+
+/// The `-o` options that make ssh fail closed: no prompt, no host key accepted or updated, no
+/// shared connection, a bounded connect.
+fn fail_closed_options(timeout: Duration) -> Vec<String> {
+    let connect_timeout = timeout.as_secs().clamp(1, 30);
+    [
+        "BatchMode=yes".to_string(),
+        "StrictHostKeyChecking=yes".to_string(),
+        "UpdateHostKeys=no".to_string(),
+        format!("ConnectTimeout={connect_timeout}"),
+        "ServerAliveInterval=15".to_string(),
+        "ServerAliveCountMax=2".to_string(),
+        "ControlMaster=no".to_string(),
+        "ControlPath=none".to_string(),
+    ]
+    .into()
+}
+
+/// A path as ssh takes it literally (ssh expands `%` tokens in key and known_hosts paths; `%%`
+/// is a literal `%`).
 fn ssh_path_argument(path: &Path) -> String {
-    shell_quote(&path.to_string_lossy().replace('%', "%%"))
+    path.to_string_lossy().replace('%', "%%")
 }
 
 /// Quotes `s` as one word for the POSIX shell git runs `GIT_SSH_COMMAND` with.

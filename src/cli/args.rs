@@ -54,12 +54,25 @@ pub enum Command {
         detached: bool,
     },
     /// Update now: full reconciliation in the foreground, with a per-ref table.
+    #[command(
+        long_about = "Update now: a full reconciliation of the repository's mirrors in the foreground, with a \
+per-ref table; exit 1 on failure.\n\n\
+With --dry-run, nothing is pushed, created or written: one ls-remote per mirror, then per ref what the \
+update would do (create, update, force, delete, keep-divergent, kept, filtered-out; refs the mirror refused \
+last time are marked), the repository it would create and the default branch it would set."
+    )]
     Sync {
         /// The bare repository (e.g. /srv/git/app.git).
         repo: PathBuf,
         /// Only this mirror.
         #[arg(long, value_name = "NAME")]
         mirror: Option<String>,
+        /// Say what the sync would do; push nothing, write no state.
+        #[arg(long)]
+        dry_run: bool,
+        /// With --dry-run: one JSON array, an object per mirror.
+        #[arg(long, requires = "dry_run")]
+        json: bool,
     },
     /// Add a mirror to a repository.
     Add {
@@ -152,6 +165,9 @@ them first."
         /// One JSON array of objects with stable field names.
         #[arg(long)]
         json: bool,
+        /// Each ref's local and mirror value, from one ls-remote per mirror.
+        #[arg(long)]
+        refs: bool,
     },
     /// Install the post-receive hook (an existing hook is kept and still runs).
     #[command(
@@ -384,6 +400,20 @@ pub struct MirrorFlags {
     /// Most refs one push may update (0 for no limit): bigger updates are pushed in batches.
     #[arg(long, value_name = "N")]
     max_refs_per_push: Option<usize>,
+    /// Create the repository when the mirror says it does not exist: ssh (git init --bare over the
+    /// mirror's SSH key), github, gitlab, gitea (or forgejo) through the forge's API; false: never.
+    #[arg(long, value_name = "KIND", value_parser = ["ssh", "github", "gitlab", "gitea", "forgejo", "false"])]
+    create: Option<String>,
+    /// Who may see a repository the forge creates: private (the default), public, internal (GitLab).
+    #[arg(long, value_name = "VISIBILITY", value_parser = ["private", "public", "internal"])]
+    visibility: Option<String>,
+    /// The forge API's base URL, when not the one derived from the mirror's host ("" to derive it again).
+    #[arg(long, value_name = "URL")]
+    api_url: Option<String>,
+    /// File holding the forge API token (mode 600), when not the mirror's password ("" to use the
+    /// password again); an SSH mirror needs one to create repositories on a forge.
+    #[arg(long, value_name = "FILE")]
+    api_token_file: Option<std::ffi::OsString>,
     /// Whether people are told when this mirror fails or recovers ([notify]; default true).
     #[arg(long, value_name = "BOOL")]
     notify: Option<bool>,
@@ -436,6 +466,20 @@ impl MirrorFlags {
             max_push_size: self.max_push_size.clone(),
             max_refs_per_push: self.max_refs_per_push,
             notify: self.notify,
+            create: self
+                .create
+                .as_deref()
+                .and_then(crate::config::mirror_side::CreateKind::parse)
+                .map(crate::config::mirror_side::CreateSetting),
+            visibility: self
+                .visibility
+                .as_deref()
+                .and_then(crate::config::mirror_side::Visibility::parse),
+            api_url: self.api_url.clone(),
+            api_token_file: match &self.api_token_file {
+                Some(path) if path.is_empty() => Some(PathBuf::new()),
+                other => absolute(&other.as_ref().map(PathBuf::from))?,
+            },
             ..Default::default()
         })
     }
@@ -450,9 +494,18 @@ pub struct SetOnlyFlags {
     /// Mirror all tags again (clears --tag patterns and --no-tags).
     #[arg(long, conflicts_with_all = ["no_tags", "tags"])]
     all_tags: bool,
+    /// Forget the push size limit learned from the mirror's refusals, dropped connections and
+    /// timeouts (`learned_max_push_size` in status): the next update pushes as if none was learned.
+    #[arg(long)]
+    reset_learned_limit: bool,
 }
 
 impl SetOnlyFlags {
+    /// Whether the learned push size limit is to be forgotten (a change of state, not of the file).
+    pub fn resets_learned_limit(&self) -> bool {
+        self.reset_learned_limit
+    }
+
     pub fn apply(&self, edit: &mut MirrorEdit) {
         if self.all_branches {
             edit.branches = Some(Vec::new());

@@ -48,11 +48,23 @@ pub fn check_mirror(repo: &Path, mirror: &MirrorConfig, global: &GlobalConfig) -
                     check.lines.push(format!("  {} {shown}: FAILED: {why}", mirror.name));
                 }
                 None => check.lines.push(format!(
-                    "  {} {shown}: reachable ({} branches)",
+                    "  {} {shown}: reachable ({} branches){}",
                     mirror.name,
-                    probe.refs.direct.len()
+                    probe.refs.direct.len(),
+                    match mirror.side.create {
+                        Some(kind) => format!(
+                            "; the repository exists, so create = \"{}\" has nothing to do",
+                            kind.as_str()
+                        ),
+                        None => String::new(),
+                    }
                 )),
             },
+            Err(git::GitError::Remote(failure)) if failure.repository_missing => {
+                let (line, problem) = missing_repository(mirror, &failure.message);
+                check.problems += usize::from(problem);
+                check.lines.push(format!("  {} {shown}: {line}", mirror.name));
+            }
             Err(e) => {
                 check.problems += 1;
                 let error = e.to_string();
@@ -74,6 +86,40 @@ pub fn check_mirror(repo: &Path, mirror: &MirrorConfig, global: &GlobalConfig) -
         check.lines.push(line);
     }
     check
+}
+
+/// What `check` says of a mirror whose repository does not exist: that it will be created, and
+/// how (for a forge, after finding its owner with reads only, which checks the token), or that it
+/// will not; and whether that is a problem.
+fn missing_repository(mirror: &MirrorConfig, words: &str) -> (String, bool) {
+    let Some(how) = crate::mirror::update::create::plan(mirror) else {
+        return (
+            format!(
+                "FAILED: the repository does not exist ({words}); create it on the host, or set `create` \
+                 (\"ssh\", \"github\", \"gitlab\", \"gitea\") to have the first update create it"
+            ),
+            true,
+        );
+    };
+    if !mirror.side.create.is_some_and(|kind| kind.is_forge()) {
+        return (
+            format!("the repository does not exist; the first update creates it: {how}"),
+            false,
+        );
+    }
+    match crate::mirror::forge::Forge::for_mirror(mirror).and_then(|forge| forge.owner_description()) {
+        Ok(owner) => (
+            format!("the repository does not exist; the first update creates it: {how}, in {owner}"),
+            false,
+        ),
+        Err(failure) => (
+            format!(
+                "FAILED: the repository does not exist, and it could not be created: {}",
+                failure.message
+            ),
+            true,
+        ),
+    }
 }
 
 /// For `add` and `set --url`: tries mirror `name` of the edited file `text` once (one `ls-remote`,

@@ -18,8 +18,12 @@ pub fn cmd_metrics(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<u8, Exit> {
+    let repos_given = repos;
     let (repos, problems) = reported_repos(global, repos, err)?;
-    let collected = status::collect(global, &repos);
+    let mut collected = status::collect(global, &repos);
+    if repos_given.is_empty() {
+        collected.statuses.extend(status::orphans(global));
+    }
     let now = now_ms();
     let extras = crate::ops::metrics::extras(&collected.statuses, now);
     let text = crate::ops::metrics::render(&crate::ops::metrics::Snapshot {

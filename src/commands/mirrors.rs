@@ -344,7 +344,11 @@ pub fn cmd_set(
     let mut edit = flags.to_edit().usage()?;
     set_only.apply(&mut edit);
     edit.enabled = enabled;
+    let reset_learned = set_only.resets_learned_limit();
     if url.is_none() && edit == MirrorEdit::default() {
+        if reset_learned {
+            return reset_learned_limit(global, &repo, name, out);
+        }
         return Err(Exit(
             EXIT_USAGE,
             anyhow::anyhow!("nothing to change: give the settings to change (`git-push-mirror set --help` lists them)"),
@@ -408,8 +412,41 @@ pub fn cmd_set(
         );
     }
     writeln!(out, "updated mirror {name} of {}", repo.display()).map_err(io)?;
+    if reset_learned {
+        reset_learned_limit(global, &repo, name, out)?;
+    }
     warn_unreachable(&repo, name, unreachable, "changed", err);
     advise(global, &repo, name, err);
+    Ok(EXIT_OK)
+}
+
+/// `set --reset-learned-limit`: forgets what the mirror's failed pushes taught about its push
+/// size; says what was forgotten.
+fn reset_learned_limit(global: &GlobalConfig, repo: &Path, name: &str, out: &mut dyn Write) -> Result<u8, Exit> {
+    let cfg = crate::commands::load_repo_config(global, repo)?;
+    if cfg.mirror(name).is_none() {
+        return Err(no_such_mirror(repo, name, &cfg, MissingMirror::MustExist));
+    }
+    let store = StateStore::new(&global.state_dir);
+    let forgotten = store.update_mirror(repo, name, |state| {
+        let learned = state.learned_limits().in_effect();
+        state.set_learned_limits(Default::default());
+        learned
+    })?;
+    match forgotten {
+        Some(limit) => writeln!(
+            out,
+            "forgot the push size limit of mirror {name} ({}, {}); its next update pushes without it",
+            crate::util::size::ByteSize(limit.bytes),
+            limit.source.as_str()
+        ),
+        None => writeln!(
+            out,
+            "mirror {name} of {} had no learned push size limit",
+            repo.display()
+        ),
+    }
+    .map_err(io)?;
     Ok(EXIT_OK)
 }
 

@@ -14,12 +14,16 @@ pub fn cmd_status(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<u8, Exit> {
+    let repos_given = repos;
     let (repos, problems) = reported_repos(global, repos, err)?;
     // Run as another user than the pushers, this may be another spool and state than the hook's.
     for line in crate::ops::deployment::other_users(&repos, "status") {
         writeln!(err, "git-push-mirror: note: {line}").map_err(io)?;
     }
-    let collected = status::collect(global, &repos);
+    let mut collected = status::collect(global, &repos);
+    if repos_given.is_empty() {
+        collected.statuses.extend(status::orphans(global));
+    }
     let statuses = &collected.statuses;
     if json {
         status::print_json(statuses, out)

@@ -30,8 +30,8 @@ use toml_edit::{Array, DocumentMut, Item, Table, TableLike, Value};
 /// `password_file`, `password_env`, `ssh_key`, `known_hosts`, `ca_file`, `delay`,
 /// `min_interval`, `timeout`, `verify_interval`, `lfs_url` (the endpoint is then derived from
 /// the URL) and `max_push_size` (no limit), and `max_refs_per_push: Some(0)` (no limit).
-/// `refs`, `password`, `lfs_store` and `repos` are written by hand only: an edit that sets them
-/// is refused.
+/// `refs`, `password`, `lfs_store`, `repos`, `push_options` and `first_sync_push_options` are
+/// written by hand only: an edit that sets them is refused.
 pub type MirrorEdit = MirrorKeys<AsTyped>;
 
 /// Why an edit was not made. Nothing is written when any of these is returned.
@@ -396,6 +396,8 @@ fn changes(edit: &MirrorEdit) -> Result<Vec<(&'static str, Change)>, EditError> 
         ("password", edit.password.is_some()),
         ("lfs_store", edit.lfs_store.is_some()),
         ("repos", edit.repos.is_some()),
+        ("push_options", edit.push_options.is_some()),
+        ("first_sync_push_options", edit.first_sync_push_options.is_some()),
     ];
     if let Some((key, _)) = by_hand.into_iter().find(|(_, set)| *set) {
         return Err(EditError::InvalidValue(format!(
@@ -468,6 +470,22 @@ fn changes(edit: &MirrorEdit) -> Result<Vec<(&'static str, Change)>, EditError> 
     }
     if let Some(size) = &edit.max_push_size {
         out.push(("max_push_size", size_or_remove(size)?));
+    }
+    if let Some(create) = edit.create {
+        let value = match create.0 {
+            Some(kind) => Value::from(kind.as_str()),
+            None => Value::from(false),
+        };
+        out.push(("create", Change::Set(value)));
+    }
+    if let Some(visibility) = edit.visibility {
+        out.push(("visibility", Change::Set(Value::from(visibility.as_str()))));
+    }
+    if let Some(url) = &edit.api_url {
+        out.push(("api_url", text_or_remove(url)));
+    }
+    if let Some(path) = &edit.api_token_file {
+        out.push(("api_token_file", path_or_remove("api_token_file", path)?));
     }
     if let Some(refs) = edit.max_refs_per_push {
         let change = match i64::try_from(refs) {

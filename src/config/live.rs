@@ -24,8 +24,9 @@ pub enum Change {
     /// The file cannot be used now; updates must wait until it is fixed.
     Broken(String),
     /// The spool or state directory changed: this worker's directories are not the configured
-    /// ones any more. It finishes what runs and leaves; hooks start workers on the new ones.
-    Moved,
+    /// ones any more. It claims nothing more, finishes what runs and hands the rest to a worker
+    /// on the new ones (this configuration).
+    Moved(Arc<GlobalConfig>),
 }
 
 /// The global configuration a worker uses, kept equal to the file on disk.
@@ -134,7 +135,7 @@ impl GlobalWatch {
             Ok(new) => {
                 self.broken = None;
                 if new.spool_dir != self.current.spool_dir || new.state_dir != self.current.state_dir {
-                    return Change::Moved;
+                    return Change::Moved(Arc::new(new));
                 }
                 if new == *self.current {
                     return Change::None;
@@ -182,6 +183,6 @@ mod tests {
         assert!(!watch.current().silent_mode);
 
         std::fs::write(&file, format!("state_dir = \"{}/elsewhere\"\n", dir.path().display())).unwrap();
-        assert!(matches!(watch.check(), Change::Moved));
+        assert!(matches!(watch.check(), Change::Moved(new) if new.state_dir.ends_with("elsewhere")));
     }
 }

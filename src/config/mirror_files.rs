@@ -75,11 +75,18 @@ impl Writers {
             Some(SecretSource::File(file)) if !origins.is_empty() => Some(file.as_path()),
             _ => None,
         };
+        let api_token_file = match &mirror.side.api_token {
+            Some(SecretSource::File(file)) if mirror.side.create.is_some_and(|kind| kind.is_forge()) => {
+                Some(file.as_path())
+            }
+            _ => None,
+        };
         let files = [
             ("password file", password_file, true),
             ("SSH key", mirror.ssh_key.as_deref().filter(|_| ssh), true),
             ("known_hosts file", mirror.known_hosts.as_deref().filter(|_| ssh), false),
             ("ca_file", mirror.ca_file.as_deref().filter(|_| https), false),
+            ("API token file", api_token_file, true),
         ];
         files
             .into_iter()

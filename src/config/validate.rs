@@ -3,6 +3,7 @@
 
 use crate::access::remote_url::{Transport, split_credentials, transport_of};
 use crate::config::mirror_files::Writers;
+use crate::config::mirror_side::SideKeys;
 use crate::config::raw::{RawGlobal, RawRepo};
 use crate::config::unknown_key::toml_error_of;
 use crate::config::{
@@ -166,6 +167,14 @@ fn resolve_defaults(s: MirrorSettings) -> Result<MirrorDefaults, String> {
             max_refs: s.max_refs_per_push,
         },
         notify: s.notify.unwrap_or(builtin.notify),
+        side: crate::config::mirror_side::resolve_defaults(SideKeys {
+            create: s.create,
+            api_url: None,
+            api_token_file: None,
+            visibility: s.visibility,
+            push_options: s.push_options,
+            first_sync_push_options: s.first_sync_push_options,
+        })?,
     })
 }
 
@@ -348,6 +357,19 @@ fn resolve_mirror(
     let timeout = s.timeout.unwrap_or(defaults.timeout);
     check_timeout(timeout)?;
     let lfs_url = s.lfs_url.map(check_lfs_url).transpose()?;
+    let side = crate::config::mirror_side::resolve(
+        SideKeys {
+            create: s.create,
+            api_url: s.api_url,
+            api_token_file: s.api_token_file,
+            visibility: s.visibility,
+            push_options: s.push_options,
+            first_sync_push_options: s.first_sync_push_options,
+        },
+        &defaults.side,
+        &url,
+        password.as_ref(),
+    )?;
     Ok(MirrorConfig {
         name: name.to_string(),
         url,
@@ -374,6 +396,7 @@ fn resolve_mirror(
         },
         fault: None,
         notify: s.notify.unwrap_or(defaults.notify),
+        side,
     })
 }
 

@@ -35,6 +35,9 @@ pub struct Failure {
     pub message: String,
     pub class: FailureClass,
     pub retry_after: Option<Duration>,
+    /// The mirror said the repository does not exist (see [`says_repository_missing`]): one
+    /// with `create` set is created (README: "The mirror's side").
+    pub repository_missing: bool,
 }
 
 impl Failure {
@@ -43,6 +46,7 @@ impl Failure {
             message: message.into(),
             class,
             retry_after: None,
+            repository_missing: false,
         }
     }
 }
@@ -60,23 +64,9 @@ impl std::fmt::Display for Failure {
     }
 }
 
-/// Words of git, ssh and forges that mean a person must act before anything can work.
+/// Words of git, ssh and forges that mean a person must act before anything can work, besides a
+/// refused login ([`AUTHENTICATION_SIGNS`]) and a missing repository ([`MISSING_SIGNS`]).
 const PERMANENT_SIGNS: &[&str] = &[
-    // Credentials refused or missing (HTTP).
-    "Authentication failed",
-    "terminal prompts disabled",
-    "could not read Username",
-    "could not read Password",
-    "Invalid username or password",
-    // SSH: key refused, host key unknown or changed.
-    "Permission denied (publickey",
-    "Host key verification failed",
-    "REMOTE HOST IDENTIFICATION HAS CHANGED",
-    // The repository is not there.
-    "Repository not found",
-    "repository not found",
-    "does not appear to be a git repository",
-    "not found: did you run git update-server-info",
     // git daemon, for a path it does not serve.
     "no such repository",
     "repository not exported",
@@ -93,6 +83,43 @@ const PERMANENT_SIGNS: &[&str] = &[
     "' not allowed",
 ];
 
+/// Words that mean a login was refused or a host is not trusted.
+const AUTHENTICATION_SIGNS: &[&str] = &[
+    // Credentials refused or missing (HTTP).
+    "Authentication failed",
+    "terminal prompts disabled",
+    "could not read Username",
+    "could not read Password",
+    "Invalid username or password",
+    // SSH: key refused, host key unknown or changed.
+    "Permission denied (publickey",
+    "Host key verification failed",
+    "REMOTE HOST IDENTIFICATION HAS CHANGED",
+];
+
+/// The words of git, ssh hosts and forges for a repository that is not there.
+const MISSING_SIGNS: &[&str] = &[
+    // GitHub (SSH and HTTPS), Bitbucket, git over HTTP: `remote: Repository not found.`
+    "Repository not found",
+    "repository not found",
+    // A plain SSH host or a local path: `fatal: '/srv/x.git' does not appear to be a git repository`.
+    "does not appear to be a git repository",
+    // GitLab (SSH and HTTPS).
+    "The project you were looking for could not be found",
+    // Gitea and Forgejo.
+    "either does not exist or you are not authorized",
+    "either does not exist or you do not have access",
+    // Dumb HTTP.
+    "not found: did you run git update-server-info",
+];
+
+/// git over HTTP: `fatal: repository 'https://h/a.git/' not found`.
+fn says_http_repository_not_found(stderr: &str) -> bool {
+    stderr
+        .lines()
+        .any(|line| line.contains("repository '") && line.trim_end().ends_with("' not found"))
+}
+
 /// The class of a failure of git talking to a mirror, from its stderr and the HTTP answers.
 pub fn classify(stderr: &str, http: &HttpFacts) -> FailureClass {
     match http.error_status() {
@@ -103,19 +130,32 @@ pub fn classify(stderr: &str, http: &HttpFacts) -> FailureClass {
     if ["error: 429", "error: 503"].iter().any(|s| stderr.contains(s)) {
         return FailureClass::RateLimited;
     }
-    // git over HTTP: `fatal: repository 'https://h/a.git/' not found`.
-    let repository_not_found = stderr
-        .lines()
-        .any(|line| line.contains("repository '") && line.trim_end().ends_with("' not found"));
+    let signs = AUTHENTICATION_SIGNS.iter().chain(MISSING_SIGNS).chain(PERMANENT_SIGNS);
     if ["error: 401", "error: 403", "error: 404"]
         .iter()
+        .chain(signs)
         .any(|s| stderr.contains(s))
-        || PERMANENT_SIGNS.iter().any(|s| stderr.contains(s))
-        || repository_not_found
+        || says_http_repository_not_found(stderr)
     {
         return FailureClass::Permanent;
     }
     FailureClass::Transient
+}
+
+/// Whether a failed git command says the mirror's repository does not exist (and not that the
+/// login was refused): HTTP 404, or the words of git, GitHub, GitLab, Gitea and plain SSH hosts for
+/// a missing repository. Never when the last answer was HTTP 401 or 403, a login was refused or a
+/// host key is not trusted.
+pub fn says_repository_missing(stderr: &str, http: &HttpFacts) -> bool {
+    // The last refusal decides: git asks without credentials first (401), then with them (404).
+    if matches!(http.error_status(), Some(401 | 403 | 407))
+        || AUTHENTICATION_SIGNS.iter().any(|sign| stderr.contains(sign))
+    {
+        return false;
+    }
+    http.error_status() == Some(404)
+        || says_http_repository_not_found(stderr)
+        || MISSING_SIGNS.iter().any(|sign| stderr.contains(sign))
 }
 
 /// Why a single ref was not taken, said by the mirror or by git: a refusal by the mirror's
@@ -157,6 +197,47 @@ mod tests {
         HttpFacts {
             statuses: statuses.to_vec(),
             ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_missing_repository_is_told_from_a_refused_login() {
+        // Captured from git 2.47 against a plain SSH host, GitHub, GitLab, Gitea and smart HTTP.
+        for stderr in [
+            "fatal: '/srv/mirrors/app.git' does not appear to be a git repository\nfatal: Could not read from remote repository.\n",
+            "ERROR: Repository not found.\nfatal: Could not read from remote repository.\n",
+            "remote: The project you were looking for could not be found or you don't have permission to view it.\nfatal: repository 'https://gitlab.example.com/a/b.git/' not found\n",
+            "fatal: repository 'https://127.0.0.1:1/a/b.git/' not found\n",
+        ] {
+            assert!(says_repository_missing(stderr, &HttpFacts::default()), "{stderr}");
+        }
+        assert!(says_repository_missing("fatal: unable to access\n", &http(&[404])));
+        // Asked without credentials first, then with them: the repository is missing.
+        assert!(says_repository_missing(
+            "fatal: repository 'https://h/a.git/' not found\n",
+            &http(&[401, 404])
+        ));
+        for (stderr, statuses) in [
+            ("fatal: Authentication failed for 'https://h/a.git/'\n", &[][..]),
+            (
+                "git@h: Permission denied (publickey).\r\nfatal: Could not read from remote repository.\n",
+                &[],
+            ),
+            ("Host key verification failed.\r\n", &[]),
+            (
+                "remote: Repository not found.\nfatal: repository 'https://h/a.git/' not found\n",
+                &[404, 401],
+            ),
+            (
+                "fatal: unable to access 'https://h/a.git/': The requested URL returned error: 403\n",
+                &[403],
+            ),
+            (
+                "fatal: unable to access 'https://h/a.git/': Could not resolve host: h\n",
+                &[],
+            ),
+        ] {
+            assert!(!says_repository_missing(stderr, &http(statuses)), "{stderr}");
         }
     }
 

@@ -10,6 +10,8 @@ use std::path::Path;
 pub struct RemoteRefs {
     pub direct: BTreeMap<String, Oid>,
     pub symbolic: BTreeSet<String>,
+    /// What the mirror's `HEAD` points at (`refs/heads/main`): its default branch, when it says.
+    pub head: Option<String>,
 }
 
 /// Parses `git ls-remote --symref` output.
@@ -19,7 +21,10 @@ pub fn parse_ls_remote(output: &str) -> RemoteRefs {
         let Some((left, name)) = line.split_once('\t') else {
             continue;
         };
-        if let Some(_target) = left.strip_prefix("ref: ") {
+        if let Some(target) = left.strip_prefix("ref: ") {
+            if name == "HEAD" {
+                refs.head = Some(target.to_string());
+            }
             refs.symbolic.insert(name.to_string());
         } else if name.ends_with("^{}") {
             continue;
@@ -151,6 +156,11 @@ ref: refs/heads/main\trefs/heads/alias\n\
         assert_eq!(refs.direct["refs/heads/main"], oid('1'));
         assert_eq!(refs.direct["refs/tags/v1"], oid('2'));
         assert!(refs.symbolic.contains("HEAD") && refs.symbolic.contains("refs/heads/alias"));
+        assert_eq!(refs.head.as_deref(), Some("refs/heads/main"));
+        assert_eq!(
+            parse_ls_remote("1111111111111111111111111111111111111111\tHEAD\n").head,
+            None
+        );
     }
 
     #[test]

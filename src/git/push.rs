@@ -67,12 +67,14 @@ impl PushedRef {
 
 /// Whether a rejection reason says the mirror's ref is not what the change
 /// expected: `stale info` (a lease), or `fetch first` / `non-fast-forward`
-/// / `already exists` (a create, pushed without a lease, found the ref existing).
+/// / `already exists` (a create, pushed without a lease, found the ref existing), or a create
+/// that lost a race on the mirror to another push creating the same ref (receive-pack: `cannot
+/// lock ref '…': reference already exists`).
 pub fn means_remote_changed(reason: &str) -> bool {
     matches!(
         reason,
         "stale info" | "fetch first" | "non-fast-forward" | "already exists"
-    )
+    ) || (reason.starts_with("failed to update ref") && reason.ends_with("': reference already exists"))
 }
 
 /// Parses `git push --porcelain` output: `<flag>\t<from>:<to>\t<summary> (<reason>)`.
@@ -285,10 +287,16 @@ fn push_through_view(
     push_batch(view.path(), remote, &args)
 }
 
+/// What git says, before sending anything, when push options go to a mirror that does not
+/// advertise them.
+const PUSH_OPTIONS_REFUSED: &str = "the receiving end does not support push options";
+
 fn push_batch(git_dir: &Path, remote: &RemoteAccess, args: &[String]) -> Result<PushOutcome, GitError> {
     let (leases, refspecs): (Vec<&String>, Vec<&String>) =
         args.iter().partition(|a| a.starts_with("--force-with-lease="));
+    let options = remote.push_options_to_send();
     let mut cmd = remote.command();
+    // Config values, not secrets: git's argv, never a shell.
     cmd.arg("--git-dir")
         .arg(git_dir)
         .args([
@@ -298,12 +306,20 @@ fn push_batch(git_dir: &Path, remote: &RemoteAccess, args: &[String]) -> Result<
             "--no-follow-tags",
             "--no-recurse-submodules",
         ])
+        .args(options.iter().map(|option| format!("--push-option={option}")))
         .args(leases)
         .arg("--")
         .arg(&remote.url)
         .args(refspecs);
     let trace = Trace::start(&mut cmd, &remote.url, true);
     let finished = run_with_timeout(cmd, remote.timeout)?;
+    if !finished.success && !options.is_empty() && finished.stderr.contains(PUSH_OPTIONS_REFUSED) {
+        // git stops before sending anything: the same push again, without them.
+        remote
+            .push_options_refused
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        return push_batch(git_dir, remote, args);
+    }
     crate::util::failpoint::hit("push.after_git");
     let pushed = parse_porcelain(&finished.stdout);
     if pushed.is_empty() && !finished.success {
@@ -379,6 +395,11 @@ Done\n";
         assert_eq!(refs[2].summary, "8a1b2c3...d4e5f60");
         assert!(refs[6].lease_failed());
         assert!(!refs[7].lease_failed());
+        // Captured (git 2.47) from two pushes creating one ref at once: the loser re-plans.
+        assert!(means_remote_changed(
+            "failed to update ref: error: cannot lock ref 'refs/heads/main': reference already exists"
+        ));
+        assert!(!means_remote_changed("failed to update ref"));
         assert_eq!(refs[7].summary, "[remote rejected]");
         assert_eq!(refs[7].reason.as_deref(), Some("pre-receive hook declined"));
         assert!(refs[0].landed() && refs[3].landed() && !refs[8].landed());

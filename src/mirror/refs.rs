@@ -167,6 +167,18 @@ impl LocalRepo {
         Ok(refs)
     }
 
+    /// The branch HEAD points at (`refs/heads/main`), born or not; `None` when it is detached or
+    /// points elsewhere.
+    pub fn head_branch(&self) -> Result<Option<String>> {
+        if self.reftable {
+            return Ok(crate::git::head::head_branch(self.repo.git_dir())?);
+        }
+        let name = self.repo.head_name().map_err(|e| anyhow!("reading HEAD: {e}"))?;
+        Ok(name
+            .map(|name| name.as_bstr().to_string())
+            .filter(|name| name.starts_with("refs/heads/")))
+    }
+
     /// The commit HEAD points at, or `None` when HEAD is unborn or detached to nothing.
     pub fn default_branch_commit(&self) -> Result<Option<Oid>> {
         if self.reftable {

@@ -144,6 +144,35 @@ pub struct UpdateReport {
     pub error: Option<Failure>,
     /// What the LFS step did, when the update had LFS objects to send.
     pub lfs: Option<LfsReport>,
+    /// The update stopped because the mirror was removed, re-pointed or disabled meanwhile
+    /// (why, in words; also the error): what it did was not recorded as the mirror's outcome.
+    pub stopped: Option<String>,
+    /// What the update did and saw on the mirror's side (README: "The mirror's side").
+    pub side: SideReport,
+}
+
+/// What making the mirror's default branch follow the local one came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DefaultBranchOutcome {
+    /// The local default branch (`refs/heads/X`).
+    pub branch: String,
+    /// Why the mirror's could not be made this one (`None`: it is now).
+    pub error: Option<String>,
+}
+
+/// The mirror's side of one update.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SideReport {
+    /// The repository was missing and was created (or found created meanwhile): what was done.
+    pub created: Option<String>,
+    /// The mirror's `HEAD` as this update's `ls-remote` showed it (`None`: not observed, or no
+    /// symbolic HEAD).
+    pub observed_head: Option<String>,
+    /// The mirror's default branch was made to follow the local one, or could not be.
+    pub default_branch: Option<DefaultBranchOutcome>,
+    /// Whether the mirror turned the push options down (`Some(false)`: it took them, or there
+    /// are none to send; `None`: nothing was pushed with them, so nothing was learned).
+    pub push_options_refused: Option<bool>,
 }
 
 impl UpdateReport {

@@ -11,6 +11,7 @@
 pub mod failing;
 pub mod incident;
 mod known_refs;
+pub mod mirror_side;
 pub mod outbox;
 
 pub use incident::{Incident, Notice};
@@ -18,6 +19,7 @@ pub use known_refs::{KnownRef, KnownRefs, KnownRefsOf, MirrorIdentity, known_loc
 pub use outbox::Outbox;
 
 use crate::git::FailureClass;
+use crate::mirror::learned_limit::LearnedLimits;
 use crate::mirror::lfs::LfsStatus;
 use crate::util::fsutil::{Durability, FileLock, replace_file};
 use crate::util::group_commit::GroupCommit;
@@ -77,8 +79,9 @@ pub struct RepoRecord {
     /// When the oldest unrouted report arrived.
     #[serde(default)]
     pub pending_since_ms: Option<u64>,
-    /// The record was rebuilt after its file was found corrupt: the reports it held are lost, so
-    /// every mirror of the repository owes a full reconciliation.
+    /// Every mirror of the repository owes a full reconciliation: the record was rebuilt after
+    /// its file was found corrupt (the reports it held are lost), or the repository was taken
+    /// over from another state directory (its reports are there).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rebuilt: bool,
 }
@@ -160,10 +163,14 @@ pub struct MirrorState {
     /// any); cleared for a ref once it lands.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub rejected_refs: BTreeMap<String, String>,
-    /// The largest push this mirror is known to accept, learned from its refusals and timeouts:
-    /// later updates push in steps under it.
+    /// The push size limit of versions that did not record why they learned it; read as a
+    /// suspicion (see [`Self::learned_limits`]) and not written again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub learned_max_push_size: Option<u64>,
+    /// What the mirror's refusals, dropped connections and timeouts taught about the largest
+    /// push it takes: later updates push in steps under it.
+    #[serde(default, skip_serializing_if = "LearnedLimits::is_empty")]
+    pub learned_limits: LearnedLimits,
     /// How far the update in progress is, when it is pushed in steps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steps: Option<PushProgress>,
@@ -174,6 +181,9 @@ pub struct MirrorState {
     /// The current trouble and what was told about it (README: "Notifications").
     #[serde(default, skip_serializing_if = "Incident::is_empty")]
     pub incident: Incident,
+    /// The mirror's side: a repository created there, its default branch, push options turned down.
+    #[serde(default, skip_serializing_if = "mirror_side::MirrorSideState::is_empty")]
+    pub side: mirror_side::MirrorSideState,
 }
 
 /// The progress of an update pushed in steps.
@@ -229,6 +239,17 @@ impl MirrorState {
     /// settings, its host keys), waiting out the backoff only delays the fix.
     pub fn retry_now(&mut self) {
         self.next_attempt_at_ms = None;
+    }
+
+    /// What was learned about the mirror's push size (an older version's limit as a suspicion).
+    pub fn learned_limits(&self) -> LearnedLimits {
+        self.learned_limits.with_legacy(self.learned_max_push_size)
+    }
+
+    /// Keeps `limits` as what was learned about the mirror's push size.
+    pub fn set_learned_limits(&mut self, limits: LearnedLimits) {
+        self.learned_limits = limits;
+        self.learned_max_push_size = None;
     }
 
     /// Whether the last update failed (`to_retry` or `failed`, or `started` again after a failure).
@@ -528,6 +549,11 @@ impl StateStore {
         Ok(dest)
     }
 
+    /// The state directory itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// Where corrupt state files are kept for the admin.
     pub fn bad_dir(&self) -> PathBuf {
         self.root.join("bad")
@@ -766,6 +792,28 @@ impl StateStore {
         Ok(result)
     }
 
+    /// [`Self::update_mirror_with`] only when `still_configured()`, asked under the repository's
+    /// state lock, says so; `None` when nothing was written. `remove` edits the configuration
+    /// before it deletes a pair's state under that lock, so a write asked this way never brings
+    /// a removed pair's state back.
+    pub fn update_mirror_if<T>(
+        &self,
+        repo: &Path,
+        mirror: &str,
+        durability: Durability,
+        still_configured: impl FnOnce() -> bool,
+        change: impl FnOnce(&mut MirrorState) -> T,
+    ) -> Result<Option<T>> {
+        let _lock = self.lock(repo)?;
+        if !still_configured() {
+            return Ok(None);
+        }
+        let mut state = self.load_mirror_healing(repo, mirror)?;
+        let result = change(&mut state);
+        self.save_mirror_with(&state, durability)?;
+        Ok(Some(result))
+    }
+
     pub fn remove_mirror(&self, repo: &Path, mirror: &str) -> Result<()> {
         let _lock = self.lock(repo)?;
         self.update_failing(repo, mirror, None)?;
@@ -881,7 +929,7 @@ fn remove_if_present(path: &Path) -> Result<()> {
 }
 
 fn create_private_dir(dir: &Path) -> Result<()> {
-    crate::util::fsutil::create_private_dirs(dir).with_context(|| format!("creating {}", dir.display()))
+    crate::util::fsutil::create_kept_dirs(dir).with_context(|| format!("creating {}", dir.display()))
 }
 
 #[cfg(test)]

@@ -1,8 +1,11 @@
 //! One mirror update: observe the mirror, plan, push with leases, and record the outcome in the
 //! mirror's state. Shared by the worker and by `sync`; the caller holds the pair's push lock.
 
+pub mod create;
+pub mod default_branch;
 mod deliver;
 mod lfs;
+mod side;
 mod split;
 mod steps;
 
@@ -11,6 +14,8 @@ pub use crate::mirror::report::{RefOutcome, RefResult, UpdateReport};
 use crate::access::auth::remote_access;
 use crate::config::{GlobalConfig, MirrorConfig, RetryPolicy};
 use crate::git::{self, Failure, FailureClass, PushFlag, RemoteAccess};
+use crate::mirror::configured::Presence;
+use crate::mirror::learned_limit::LearnedLimits;
 use crate::mirror::lfs::LfsStatus;
 use crate::mirror::plan::{self, Decision, PendingHint, PlanInput, PlanWarning, Reach, RefChange};
 use crate::mirror::refs::LocalRepo;
@@ -53,13 +58,25 @@ pub fn update_mirror_showing(
     show: &dyn Fn(&PushProgress),
 ) -> Result<UpdateReport> {
     let started = now_ms();
+    let presence = || crate::mirror::configured::presence(repo, mirror, global);
     // `started` may be lost in a crash: the state before it is whole (its pending refs are
     // retried, under leases), and a dead worker's `started` is recovered anyway.
-    let before = store.update_mirror_with(repo, &mirror.name, Durability::OldOrNew, |state| {
-        state.update_status = UpdateStatus::Started;
-        state.last_update_started_at_ms = Some(started);
-        state.clone()
-    })?;
+    let began = store.update_mirror_if(
+        repo,
+        &mirror.name,
+        Durability::OldOrNew,
+        || presence() == Presence::Same,
+        |state| {
+            let prior = state.update_status;
+            state.update_status = UpdateStatus::Started;
+            state.last_update_started_at_ms = Some(started);
+            (prior, state.clone())
+        },
+    )?;
+    let Some((prior_status, before)) = began else {
+        // Removed, re-pointed or disabled since the update was scheduled: nothing is pushed.
+        return Ok(stopped(UpdateReport::default(), repo, mirror, presence()));
+    };
     failpoint::hit("update.after_started");
     // Known refs are tied to the mirror (URL and filters) they were learned for: another means
     // a full reconciliation.
@@ -69,23 +86,29 @@ pub fn update_mirror_showing(
     let reach = crate::mirror::verify::reach(full, &before, same_mirror);
     let known = learned.for_mirror(&identity);
     let mut lessons = Lessons {
-        learned_max_push_size: before.learned_max_push_size,
+        limits: before.learned_limits(),
         rejected: before.rejected_refs.keys().cloned().collect(),
+        sizes: Default::default(),
     };
     let journal = StateJournal {
         store,
         repo,
-        mirror: &mirror.name,
+        mirror,
+        global,
         show,
     };
     let mut pushing = Pushing {
         lessons: &mut lessons,
         journal: &journal,
+        observed_head: None,
     };
     let report = match remote_access(mirror, global) {
         Ok(mut access) => {
             access.repo = Some(repo.to_path_buf());
-            reconcile(repo, mirror, &access, &before, reach, &known, &mut pushing)
+            access.push_options = mirror.side.push_options_for(side::first_sync(&before)).to_vec();
+            let mut report = reconcile(repo, mirror, &access, &before, reach, &known, &mut pushing);
+            side::after_push(repo, mirror, &access, &before, reach, &known, &mut report);
+            report
         }
         // The mirror's settings cannot be used (a password file others can read, a transport not
         // allowed): a person must act.
@@ -96,20 +119,60 @@ pub fn update_mirror_showing(
         log::warn!("{}: mirror {}: {warning}", repo.display(), mirror.name);
     }
     let lost_refs = crate::mirror::verify::mirror_lost_refs(reach, &report, &known);
-    let fingerprint = record_known_refs(store, repo, mirror, reach, &report, known, same_mirror)?;
-    // Old or new is enough: a crash that loses the outcome leaves `started`, which the next run
-    // recovers as an interrupted update (a full reconciliation); nothing is lost.
-    store.update_mirror_with(repo, &mirror.name, Durability::OldOrNew, |state| {
-        record_outcome(state, &before, reach, &report, &global.retry);
-        state.learned_max_push_size = lessons.learned_max_push_size;
-        state.steps = None;
-        if fingerprint.is_some() {
-            state.known_refs_fingerprint = fingerprint;
-        }
-        crate::mirror::verify::record_update(state, reach, &report, started, lost_refs);
-    })?;
+    // What the configuration says now decides what is written, asked under the state lock. Old or
+    // new is enough: a crash that loses the outcome leaves `started`, which the next run recovers
+    // as an interrupted update (a full reconciliation); nothing is lost.
+    let looked = std::cell::RefCell::new(Presence::Same);
+    store
+        .update_mirror_if(
+            repo,
+            &mirror.name,
+            Durability::OldOrNew,
+            || {
+                let now = presence();
+                let configured = now != Presence::Gone;
+                *looked.borrow_mut() = now;
+                configured
+            },
+            |state| -> Result<()> {
+                if *looked.borrow() == Presence::Same {
+                    let fingerprint = record_known_refs(store, repo, mirror, reach, &report, known, same_mirror)?;
+                    record_outcome(state, &before, reach, &report, &global.retry);
+                    side::record(&mut state.side, &report.side, now_ms());
+                    lessons.limits.after_update(lessons.sizes, now_ms());
+                    state.set_learned_limits(lessons.limits);
+                    state.steps = None;
+                    if fingerprint.is_some() {
+                        state.known_refs_fingerprint = fingerprint;
+                    }
+                    crate::mirror::verify::record_update(state, reach, &report, started, lost_refs);
+                } else {
+                    // Re-pointed or disabled: this update's outcome is about a mirror that is no
+                    // longer configured; the one configured now is owed a full reconciliation.
+                    if state.update_status == UpdateStatus::Started && state.last_update_started_at_ms == Some(started)
+                    {
+                        state.update_status = prior_status;
+                    }
+                    state.steps = None;
+                    state.request_full_sync(now_ms());
+                    state.retry_now();
+                }
+                Ok(())
+            },
+        )?
+        .transpose()?;
     failpoint::hit("update.after_outcome");
-    Ok(report)
+    Ok(stopped(report, repo, mirror, looked.into_inner()))
+}
+
+/// `report`, marked as stopped when the mirror is no longer the one configured (`presence`).
+fn stopped(mut report: UpdateReport, repo: &Path, mirror: &MirrorConfig, presence: Presence) -> UpdateReport {
+    if let Some(why) = presence.stop_reason(repo, &mirror.name) {
+        log::warn!("{}: {why}", repo.display());
+        report.error = Some(Failure::new(why.clone(), FailureClass::Transient));
+        report.stopped = Some(why);
+    }
+    report
 }
 
 /// Folds the settled refs of a report into the known refs (local value
@@ -169,25 +232,23 @@ fn reconcile(
         Ok(r) => r,
         Err(e) => return UpdateReport::failed(format!("{e:#}")),
     };
-    let mut pending: BTreeMap<String, PendingHint> = before
-        .pending
-        .iter()
-        .map(|(name, p)| {
-            (
-                name.clone(),
-                PendingHint {
-                    last_local: p.last_local.clone(),
-                },
-            )
-        })
-        .collect();
+    let mut pending = pending_hints(before);
     let assumed = known_remote_values(known);
     let mut lfs = LfsProgress::new(repo, mirror, reach, before, &assumed);
     let can_assume = reach == Reach::PendingOnly && before.known_refs_fingerprint.is_some();
     let mut reach = reach;
     let mut results: BTreeMap<String, RefResult> = BTreeMap::new();
     let mut warnings = Vec::new();
+    let mut created: Option<String> = None;
     for attempt in 1..=LEASE_ATTEMPTS {
+        if attempt > 1
+            && let Err(why) = pushing.journal.still_configured()
+        {
+            let mut report = UpdateReport::failed(why);
+            report.refs = into_results(results);
+            report.lfs = lfs.report;
+            return report;
+        }
         let assuming = can_assume && attempt == 1;
         let view = if assuming {
             RemoteView::Assumed(&assumed)
@@ -207,10 +268,29 @@ fn reconcile(
         );
         let (outcomes, plan_warnings) = match attempt_result {
             Ok(done) => done,
+            // The mirror says the repository does not exist and `create` says how: create it and
+            // push everything to it at once (README: "The mirror's side").
+            Err(error) if created.is_none() && create::wanted(mirror, &error) => {
+                match create::create_missing(repo, mirror) {
+                    Ok(done) => {
+                        log::info!("{}: mirror {}: {done}", repo.display(), mirror.name);
+                        created = Some(done);
+                        reach = Reach::Everything;
+                        continue;
+                    }
+                    Err(failure) => {
+                        let mut report = UpdateReport::failed(failure);
+                        report.refs = into_results(results);
+                        report.lfs = lfs.report;
+                        return report;
+                    }
+                }
+            }
             Err(error) => {
                 let mut report = UpdateReport::failed(error);
                 report.refs = into_results(results);
                 report.lfs = lfs.report;
+                report.side.created = created;
                 return report;
             }
         };
@@ -240,7 +320,29 @@ fn reconcile(
         warnings,
         error: None,
         lfs: lfs.report,
+        stopped: None,
+        side: crate::mirror::report::SideReport {
+            created,
+            observed_head: pushing.observed_head.take(),
+            ..Default::default()
+        },
     }
+}
+
+/// The planner's hints for the pair's pending refs (their last local value before a deletion).
+pub fn pending_hints(state: &MirrorState) -> BTreeMap<String, PendingHint> {
+    state
+        .pending
+        .iter()
+        .map(|(name, p)| {
+            (
+                name.clone(),
+                PendingHint {
+                    last_local: p.last_local.clone(),
+                },
+            )
+        })
+        .collect()
 }
 
 fn into_results(results: BTreeMap<String, RefResult>) -> Vec<RefResult> {
@@ -254,26 +356,35 @@ type Outcomes = (Vec<RefResult>, Vec<String>);
 struct Pushing<'a> {
     lessons: &'a mut Lessons,
     journal: &'a dyn deliver::Journal,
+    /// The mirror's HEAD, when an attempt listed its refs.
+    observed_head: Option<String>,
 }
 
-/// Records what delivery reports in the mirror's state as it happens (a kill keeps it).
+/// Records what delivery reports in the mirror's state as it happens (a kill keeps it), while
+/// the mirror is still the one configured.
 struct StateJournal<'a> {
     store: &'a StateStore,
     repo: &'a Path,
-    mirror: &'a str,
+    mirror: &'a MirrorConfig,
+    global: &'a GlobalConfig,
     show: &'a dyn Fn(&PushProgress),
 }
 
 impl StateJournal<'_> {
+    fn presence(&self) -> Presence {
+        crate::mirror::configured::presence(self.repo, self.mirror, self.global)
+    }
+
     fn record(&self, what: &str, change: impl FnOnce(&mut MirrorState)) {
-        if let Err(e) = self
-            .store
-            .update_mirror_with(self.repo, self.mirror, Durability::OldOrNew, change)
+        let configured = || self.presence() == Presence::Same;
+        if let Err(e) =
+            self.store
+                .update_mirror_if(self.repo, &self.mirror.name, Durability::OldOrNew, configured, change)
         {
             log::warn!(
                 "{}: mirror {}: recording {what}: {e:#}",
                 self.repo.display(),
-                self.mirror
+                self.mirror.name
             );
         }
     }
@@ -286,10 +397,17 @@ impl deliver::Journal for StateJournal<'_> {
         self.record("progress", |state| state.steps = Some(*progress));
     }
 
-    fn learned(&self, max_push_size: u64) {
+    fn learned(&self, limits: &LearnedLimits) {
         self.record("the mirror's push size limit", |state| {
-            state.learned_max_push_size = Some(max_push_size)
+            state.set_learned_limits(*limits)
         });
+    }
+
+    fn still_configured(&self) -> Result<(), Failure> {
+        match self.presence().stop_reason(self.repo, &self.mirror.name) {
+            None => Ok(()),
+            Some(why) => Err(Failure::new(why, FailureClass::Transient)),
+        }
     }
 }
 
@@ -320,6 +438,7 @@ fn reconcile_once(
         RemoteView::Assumed(assumed) => (assumed, &no_symbolic),
         RemoteView::Observed => {
             observed = git::ls_remote(repo, access, &[])?;
+            pushing.observed_head = observed.head.clone();
             (&observed.direct, &observed.symbolic)
         }
     };
@@ -469,6 +588,22 @@ pub fn retry_delay_ms(
         (FailureClass::Permanent, _) => ms(policy.permanent_retry),
         (FailureClass::RateLimited, Some(asked)) => ms(asked).clamp(ms(policy.initial), ms(policy.max)),
         (FailureClass::RateLimited, None) => backoff_ms(policy, failures.saturating_add(2)),
+    }
+}
+
+/// The longest wait the policy can ask after a failure of `class` (`None`: not known, as in a
+/// state written by an older version): a recorded next attempt further ahead than this was not
+/// decided under the present clock (see `pipeline::schedule`).
+pub fn longest_retry_wait_ms(policy: &RetryPolicy, class: Option<FailureClass>) -> u64 {
+    let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    // The backoff's jitter adds at most a fifth.
+    let backoff = ms(policy.max)
+        .max(ms(policy.initial))
+        .saturating_add(ms(policy.max) / 5);
+    match class {
+        Some(FailureClass::Transient | FailureClass::RateLimited) => backoff,
+        Some(FailureClass::Permanent) => ms(policy.permanent_retry),
+        None => backoff.max(ms(policy.permanent_retry)),
     }
 }
 
@@ -642,6 +777,28 @@ mod tests {
         assert_eq!(backoff_ms(&p, 500), 60_000);
         let jittered = backoff_ms(&RetryPolicy { jitter: true, ..p }, 2);
         assert!((8_000..=12_000).contains(&jittered), "{jittered}");
+    }
+
+    #[test]
+    fn no_wait_the_policy_asks_for_is_longer_than_its_longest() {
+        let p = RetryPolicy {
+            jitter: true,
+            ..policy()
+        };
+        for class in [
+            FailureClass::Transient,
+            FailureClass::Permanent,
+            FailureClass::RateLimited,
+        ] {
+            let longest = longest_retry_wait_ms(&p, Some(class));
+            assert!(longest <= longest_retry_wait_ms(&p, None));
+            for failures in [1, 2, 5, 40, u32::MAX] {
+                for asked in [None, Some(0), Some(30), Some(86_400 * 365)] {
+                    let wait = retry_delay_ms(&p, class, failures, asked.map(Duration::from_secs));
+                    assert!(wait <= longest, "{class:?} {failures} {asked:?}: {wait} > {longest}");
+                }
+            }
+        }
     }
 
     #[test]

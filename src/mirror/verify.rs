@@ -14,6 +14,7 @@
 use crate::access::auth::remote_access;
 use crate::config::{GlobalConfig, MirrorConfig};
 use crate::git;
+use crate::mirror::configured::Presence;
 use crate::mirror::plan::{MirrorRules, Reach};
 use crate::mirror::report::{RefOutcome, UpdateReport};
 use crate::mirror::state::{KnownRefs, MirrorIdentity, MirrorState, StateStore};
@@ -99,6 +100,9 @@ pub fn record_update(state: &mut MirrorState, reach: Reach, report: &UpdateRepor
 
 /// Whether the pair's periodic check is due: enabled (`verify_interval` not zero), nothing else
 /// owed (an update observes the mirror anyway), and the interval passed since the last check.
+/// A last check recorded after now is no fact (it was written under a wrong clock, or the clock
+/// was set back since): the mirror counts as never checked, so a clock jump never turns the
+/// check off.
 pub fn is_due(state: &MirrorState, interval: Duration, now_ms: u64) -> bool {
     if interval.is_zero() || state.has_work() {
         return false;
@@ -106,6 +110,7 @@ pub fn is_due(state: &MirrorState, interval: Duration, now_ms: u64) -> bool {
     let interval_ms = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX);
     state
         .last_verified_at_ms
+        .filter(|last| *last <= now_ms)
         .is_none_or(|last| now_ms >= last.saturating_add(interval_ms))
 }
 
@@ -165,10 +170,19 @@ pub fn verify_mirror(
             })
     };
     let now = now_ms();
+    // Written only for the mirror still configured as it was checked; another is left to the
+    // update that follows (which finds it removed or changed, and says so).
+    let configured = || crate::mirror::configured::presence(repo, mirror, global) == Presence::Same;
+    let durable = crate::util::fsutil::Durability::Durable;
     match found {
         Ok(()) => {
-            store.update_mirror(repo, &mirror.name, |state| state.last_verified_at_ms = Some(now))?;
-            Ok(Verification::Unchanged)
+            let recorded = store.update_mirror_if(repo, &mirror.name, durable, configured, |state| {
+                state.last_verified_at_ms = Some(now)
+            })?;
+            Ok(match recorded {
+                Some(()) => Verification::Unchanged,
+                None => Verification::ReconcileOwed("the mirror's configuration changed".to_string()),
+            })
         }
         Err(why) => {
             log::warn!(
@@ -176,7 +190,9 @@ pub fn verify_mirror(
                 repo.display(),
                 mirror.name
             );
-            store.update_mirror(repo, &mirror.name, |state| state.request_full_sync(now))?;
+            store.update_mirror_if(repo, &mirror.name, durable, configured, |state| {
+                state.request_full_sync(now)
+            })?;
             Ok(Verification::ReconcileOwed(why))
         }
     }
@@ -291,6 +307,14 @@ mod tests {
         assert!(!is_due(&state, day, 2_000));
         assert!(is_due(&state, day, 1_000 + 86_400_000));
         assert!(!is_due(&state, Duration::ZERO, u64::MAX), "0s turns it off");
+        // Checked "a year from now" (a run under a wrong clock), or a minute from now (the clock
+        // was set back since): no fact, so the check is due at once.
+        state.last_verified_at_ms = Some(2_000 + 365 * 86_400_000);
+        assert!(is_due(&state, day, 2_000));
+        state.last_verified_at_ms = Some(2_000 + 60_000);
+        assert!(is_due(&state, day, 2_000));
+        state.last_verified_at_ms = Some(2_000);
+        assert!(!is_due(&state, day, 2_000), "checked just now");
         state.request_full_sync(3);
         assert!(!is_due(&state, day, u64::MAX), "an update is owed anyway");
     }

@@ -1,18 +1,17 @@
 //! The webhook channel: an HTTP POST of the notice's JSON (with `text`, which Slack, Mattermost
 //! and Rocket.Chat incoming webhooks show as is). The URL may come from a file (a Slack-style URL
 //! is itself the secret) and a bearer token from another; neither is ever logged or shown: errors
-//! name the webhook by scheme and host only. TLS trusts the system's CA certificates plus the
-//! `ca_file`, as git does for a mirror; redirects are not followed (they would carry the token
-//! elsewhere) but reported.
+//! name the webhook by scheme and host only. It goes through the project's HTTP client
+//! ([`crate::access::http`]): TLS trusts the system's CA certificates plus the `ca_file`, as git
+//! does for a mirror; redirects are not followed (they would carry the token elsewhere) but reported.
 
 use crate::access::auth::refuse_if_readable_by_others;
+use crate::access::http::Method;
 use crate::access::redact::redact;
 use crate::config::notify::{WebhookSettings, WebhookUrl, shown_webhook_url};
-use crate::util::regular_file::{MAX_CONFIG_FILE_SIZE, read_regular, read_regular_text};
+use crate::util::regular_file::{MAX_CONFIG_FILE_SIZE, read_regular_text};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
-use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 
 /// How much of a refusing server's answer goes into the error.
 const MAX_ANSWER: u64 = 300;
@@ -50,29 +49,6 @@ pub fn shown(settings: &WebhookSettings) -> String {
     }
 }
 
-/// The CA certificates HTTPS trusts: the system's, plus `ca_file`'s.
-fn root_certs(ca_file: Option<&Path>) -> Result<RootCerts, String> {
-    let mut certs: Vec<Certificate<'static>> = rustls_native_certs::load_native_certs()
-        .certs
-        .iter()
-        .map(|der| Certificate::from_der(der.as_ref()).to_owned())
-        .collect();
-    if let Some(file) = ca_file {
-        let (pem, _) =
-            read_regular(file, MAX_CONFIG_FILE_SIZE).map_err(|e| format!("reading ca_file {}: {e}", file.display()))?;
-        let before = certs.len();
-        for item in ureq::tls::parse_pem(&pem) {
-            if let Ok(PemItem::Certificate(cert)) = item {
-                certs.push(cert.to_owned());
-            }
-        }
-        if certs.len() == before {
-            return Err(format!("ca_file {} holds no PEM certificate", file.display()));
-        }
-    }
-    Ok(RootCerts::Specific(Arc::new(certs)))
-}
-
 /// POSTs `body` (JSON); returns why it was not taken.
 pub fn post(settings: &WebhookSettings, body: &[u8], timeout: Duration) -> Result<(), String> {
     let url = url(settings)?;
@@ -92,34 +68,23 @@ pub fn post(settings: &WebhookSettings, body: &[u8], timeout: Duration) -> Resul
         .collect();
     let hide = |text: String| redact(&text, &secrets);
     let shown = shown_webhook_url(&url);
-    let tls = TlsConfig::builder()
-        .root_certs(root_certs(settings.ca_file.as_deref()).map_err(hide)?)
-        .build();
-    let agent = ureq::Agent::config_builder()
-        .timeout_global(Some(timeout))
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .max_redirects_will_error(false)
-        .user_agent(concat!("git-push-mirror/", env!("CARGO_PKG_VERSION")))
-        .tls_config(tls)
-        .build()
-        .new_agent();
-    let mut request = agent.post(&url).header("Content-Type", "application/json");
-    if let Some(token) = &token {
-        request = request.header("Authorization", format!("Bearer {token}"));
+    let client = crate::access::http::HttpClient::new(timeout, settings.ca_file.as_deref()).map_err(hide)?;
+    let bearer = token.as_ref().map(|token| format!("Bearer {token}"));
+    let mut headers = vec![("Content-Type", "application/json")];
+    if let Some(bearer) = &bearer {
+        headers.push(("Authorization", bearer));
     }
-    let mut response = request
-        .send(body)
+    let response = client
+        .send(Method::Post, &url, &headers, Some(body), MAX_ANSWER)
         .map_err(|e| hide(format!("posting to {shown}: {e}")))?;
-    let status = response.status().as_u16();
-    if (200..300).contains(&status) {
+    let status = response.status;
+    if response.is_success() {
         return Ok(());
     }
-    if (300..400).contains(&status) {
+    if response.is_redirect() {
         let target = response
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
+            .location
+            .as_deref()
             .map(shown_webhook_url)
             .unwrap_or_else(|| "another URL".to_string());
         return Err(hide(format!(
@@ -127,15 +92,7 @@ pub fn post(settings: &WebhookSettings, body: &[u8], timeout: Duration) -> Resul
              (they would take the token elsewhere): give the webhook's final URL"
         )));
     }
-    let mut answer = Vec::new();
-    let _ = std::io::Read::read_to_end(
-        &mut std::io::Read::take(response.body_mut().as_reader(), MAX_ANSWER),
-        &mut answer,
-    );
-    let answer = String::from_utf8_lossy(&answer)
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let answer = response.one_line();
     Err(hide(format!(
         "{shown} answered HTTP {status}{}",
         if answer.is_empty() {

@@ -12,17 +12,27 @@ use std::sync::Mutex;
 /// others do not read it (the group may, for the admins' log readers).
 pub const LOG_FILE_MODE: u32 = 0o640;
 
-/// Opens `path` for appending (creating it mode 640, and its directory mode 750) and makes `fd`
-/// refer to it.
+/// Opens `path` for appending (creating it mode 640, and its directory mode 750; the group may
+/// write both when the spool and state are shared with it) and makes `fd` refer to it.
 pub fn point_fd_at(fd: RawFd, path: &Path) -> std::io::Result<()> {
+    use crate::util::fsutil::kept_mode;
     if let Some(dir) = path.parent() {
-        let _ = std::fs::DirBuilder::new().recursive(true).mode(0o750).create(dir);
+        let _ = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(kept_mode(0o750))
+            .create(dir);
     }
     let file: File = OpenOptions::new()
         .create(true)
         .append(true)
-        .mode(LOG_FILE_MODE)
+        .mode(kept_mode(LOG_FILE_MODE))
         .open(path)?;
+    if file
+        .metadata()
+        .is_ok_and(|meta| meta.uid() == crate::util::users::effective_uid())
+    {
+        let _ = crate::util::fsutil::apply_kept_mode(path, LOG_FILE_MODE);
+    }
     // SAFETY: dup2 atomically replaces `fd` with a duplicate of an open descriptor.
     if unsafe { libc::dup2(file.as_raw_fd(), fd) } < 0 {
         return Err(std::io::Error::last_os_error());

@@ -357,6 +357,22 @@ pub fn render(snapshot: &Snapshot<'_>) -> String {
         "Refs the mirror refused at the last update (see status: rejected_refs).",
         &|_, s| s.rejected_refs.len() as f64,
     );
+    per_mirror(
+        &mut out,
+        "mirror_orphaned",
+        "Whether the mirror's local repository is gone, deleted or renamed (1): nothing is pushed to it any more \
+         and nothing was deleted on it (`git-push-mirror forget OLD_PATH` once it is dealt with).",
+        &|_, s| flag(s.orphaned_since.is_some()),
+    );
+    Family::gauge(
+        &mut out,
+        "orphaned_mirrors",
+        "Mirrors left behind by local repositories that are gone (deleted or renamed).",
+    )
+    .sample(
+        &[],
+        snapshot.statuses.iter().filter(|s| s.orphaned_since.is_some()).count() as f64,
+    );
     let spool = &snapshot.spool;
     Family::gauge(
         &mut out,
@@ -473,6 +489,8 @@ mod tests {
             rejected_refs: vec![],
             steps: None,
             learned_max_push_size: None,
+            learned_max_push_size_source: None,
+            learned_max_push_size_at: None,
             pending_refs: vec!["refs/heads/a".to_string(), "refs/heads/b".to_string()],
             full_sync_pending: false,
             consecutive_failures: 3,
@@ -485,6 +503,11 @@ mod tests {
             config_error: None,
             state_error: Some("x.json is corrupt".to_string()),
             unrecorded_pushes_since: Some("2023-11-14T22:13:20Z".to_string()),
+            mirror_default_branch: None,
+            default_branch_error: None,
+            push_options_warning: None,
+            repository_created_at: None,
+            orphaned_since: None,
             pending_since_ms: None,
         }
     }

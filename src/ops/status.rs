@@ -48,8 +48,12 @@ pub struct MirrorStatus {
     pub rejected_refs: Vec<RejectedRef>,
     /// How far an update pushed in steps has got (while `update_status` is `started`).
     pub steps: Option<PushProgress>,
-    /// The largest push the mirror takes, as learned from its refusals and timeouts (bytes).
+    /// The size pushes to the mirror are kept under, as learned from its refusals, dropped
+    /// connections and timeouts (bytes); why (`refused`, `dropped`, `timed_out`, `unknown`: an
+    /// older version's) and when.
     pub learned_max_push_size: Option<u64>,
+    pub learned_max_push_size_source: Option<&'static str>,
+    pub learned_max_push_size_at: Option<String>,
     /// Why nothing is being pushed, when that is the case (silent mode, disabled, broken config).
     pub note: Option<String>,
     /// When the mirror's refs were last checked against what it was given (a full
@@ -66,6 +70,17 @@ pub struct MirrorStatus {
     /// The hook could not record pushes (a full disk, an unwritable spool) since this time: the
     /// mirror may be behind until `run`'s drift scan has looked at the repository.
     pub unrecorded_pushes_since: Option<String>,
+    /// The mirror's default branch, when it is not the local one (README: "The mirror's side").
+    pub mirror_default_branch: Option<String>,
+    /// Why the mirror's default branch could not be made the local one.
+    pub default_branch_error: Option<String>,
+    /// The mirror turned `push_options` down: its pushes go without them.
+    pub push_options_warning: Option<String>,
+    /// When this program created the repository on the mirror.
+    pub repository_created_at: Option<String>,
+    /// The local repository is gone (deleted or renamed) since this time; the mirror is left as
+    /// it is (see `orphaned_mirrors` in the README).
+    pub orphaned_since: Option<String>,
     /// When the oldest pending change arrived (for `metrics`).
     #[serde(skip)]
     pub pending_since_ms: Option<u64>,
@@ -117,6 +132,29 @@ pub fn collect(global: &GlobalConfig, repos: &[PathBuf]) -> Collected {
     collected
 }
 
+/// Mirrors whose local repository is gone (deleted or renamed), one status each: nothing is
+/// pushed to them any more, and nothing was deleted on them (see [`crate::pipeline::orphaned`]).
+pub fn orphans(global: &GlobalConfig) -> Vec<MirrorStatus> {
+    let store = StateStore::new(&global.state_dir);
+    let mut statuses = Vec::new();
+    for orphan in crate::pipeline::orphaned::list(&store) {
+        for mirror in &orphan.mirrors {
+            let mut state = MirrorState::new(&orphan.repo, &mirror.name);
+            state.last_successful_update_at_ms = mirror.last_successful_update_at_ms;
+            let mut status = mirror_status(global, &state, &mirror.name, &mirror.url, false);
+            status.orphaned_since = Some(format_time(orphan.since_ms));
+            status.note = Some(format!(
+                "the local repository is gone (deleted or renamed): nothing is pushed to this mirror any more, and \
+                 nothing was deleted on it; archive or delete it on its host if it is no longer wanted, then: \
+                 git-push-mirror forget {}",
+                orphan.repo.display()
+            ));
+            statuses.push(status);
+        }
+    }
+    statuses
+}
+
 /// Every repository `status` and `metrics` cover without arguments (see
 /// [`crate::pipeline::fleet::all_repos`]); what cannot be searched is reported, and the rest still counts.
 pub fn all_repos(global: &GlobalConfig) -> (Vec<PathBuf>, Vec<String>) {
@@ -166,6 +204,8 @@ fn collect_repo(
     let unrecorded = crate::pipeline::unrecorded::unrecorded_since(&global.spool_dir, repo)
         .and_then(|at| at.duration_since(UNIX_EPOCH).ok())
         .map(|since| format_time(u64::try_from(since.as_millis()).unwrap_or(u64::MAX)));
+    // Read only for a mirror whose HEAD is known (a reftable's costs a git).
+    let local_head = std::cell::OnceCell::new();
     let (listed, config_error): (Vec<Listed>, Option<String>) = match config::load_repo(repo, global) {
         Ok(cfg) => {
             let listed = cfg
@@ -212,6 +252,24 @@ fn collect_repo(
             Err(e) => (MirrorState::new(repo, &mirror.name), Some(format!("{e:#}"))),
         };
         let mut status = mirror_status(global, &state, &mirror.name, &mirror.url, mirror.enabled);
+        if let Some(mirror_head) = state.side.mirror_head.as_deref() {
+            let local_head = local_head.get_or_init(|| {
+                crate::mirror::refs::LocalRepo::open(repo)
+                    .and_then(|local| local.head_branch())
+                    .ok()
+                    .flatten()
+            });
+            status.mirror_default_branch = local_head
+                .as_deref()
+                .filter(|local| *local != mirror_head)
+                .map(|local| {
+                    format!(
+                        "{} (the local default branch is {})",
+                        short_branch(mirror_head),
+                        short_branch(local)
+                    )
+                });
+        }
         let in_scope = |name: &String| mirror.rules.as_ref().is_none_or(|rules| rules.in_scope(name));
         let unrouted: BTreeSet<&String> = record.pending.keys().filter(|n| in_scope(n)).collect();
         let spooled_refs: BTreeSet<&String> = spooled
@@ -244,6 +302,7 @@ fn collect_repo(
 }
 
 fn mirror_status(global: &GlobalConfig, state: &MirrorState, name: &str, url: &str, enabled: bool) -> MirrorStatus {
+    let learned = state.learned_limits().in_effect();
     let note = if global.silent_mode {
         Some("silent_mode is on: changes are recorded but nothing is pushed".to_string())
     } else if !enabled {
@@ -281,7 +340,10 @@ fn mirror_status(global: &GlobalConfig, state: &MirrorState, name: &str, url: &s
             .failure_class
             .filter(|_| state.update_status != UpdateStatus::Finished)
             .map(|class| class.as_str()),
-        next_attempt_at: state.next_attempt_at_ms.filter(|_| state.has_work()).map(format_time),
+        // As the worker schedules it: a wait beyond what the retry policy allows counts as now.
+        next_attempt_at: crate::pipeline::schedule::retry_due_at(state, &global.retry, crate::util::fsutil::now_ms())
+            .filter(|_| state.has_work())
+            .map(format_time),
         lfs_status: state.lfs_status.as_str(),
         lfs_error: state.lfs_error.clone(),
         rejected_refs: state
@@ -293,14 +355,29 @@ fn mirror_status(global: &GlobalConfig, state: &MirrorState, name: &str, url: &s
             })
             .collect(),
         steps: state.steps.filter(|_| state.update_status == UpdateStatus::Started),
-        learned_max_push_size: state.learned_max_push_size,
+        learned_max_push_size: learned.map(|l| l.bytes),
+        learned_max_push_size_source: learned.map(|l| l.source.as_str()),
+        learned_max_push_size_at: learned.and_then(|l| l.at_ms).map(format_time),
         note,
         last_verified_at: state.last_verified_at_ms.map(format_time),
         config_error: None,
         state_error: None,
         unrecorded_pushes_since: None,
+        mirror_default_branch: None,
+        default_branch_error: state.side.default_branch_error.clone(),
+        push_options_warning: state.side.push_options_refused.then(|| {
+            "the mirror does not accept push options (it does not advertise them): its pushes go without them"
+                .to_string()
+        }),
+        repository_created_at: state.side.created_at_ms.map(format_time),
+        orphaned_since: None,
         pending_since_ms: state.pending_since_ms.filter(|_| state.has_work()),
     }
+}
+
+/// `main` for `refs/heads/main`.
+pub fn short_branch(name: &str) -> &str {
+    name.strip_prefix("refs/heads/").unwrap_or(name)
 }
 
 /// Repositories (or pairs) whose configuration or state is faulted, by repository.
@@ -333,7 +410,13 @@ pub fn print_human(statuses: &[MirrorStatus], out: &mut dyn Write) -> std::io::R
             writeln!(out, "{}", s.repo.display())?;
             current_repo = Some(&s.repo);
         }
-        let enabled = if s.enabled { "" } else { " (disabled)" };
+        let enabled = if s.orphaned_since.is_some() {
+            " (orphaned: the local repository is gone)"
+        } else if s.enabled {
+            ""
+        } else {
+            " (disabled)"
+        };
         let name = if s.mirror.is_empty() {
             "(mirrors unknown)"
         } else {
@@ -345,6 +428,7 @@ pub fn print_human(statuses: &[MirrorStatus], out: &mut dyn Write) -> std::io::R
             writeln!(out, "    failure_class: {class}")?;
         }
         let times = [
+            ("orphaned_since", &s.orphaned_since),
             ("last_update_at", &s.last_update_at),
             ("last_update_started_at", &s.last_update_started_at),
             ("last_successful_update_at", &s.last_successful_update_at),
@@ -381,12 +465,28 @@ pub fn print_human(statuses: &[MirrorStatus], out: &mut dyn Write) -> std::io::R
                 ByteSize(steps.bytes_sent)
             )?;
         }
+        for (label, value) in [
+            ("repository_created_at", &s.repository_created_at),
+            ("mirror_default_branch", &s.mirror_default_branch),
+            ("default_branch_error", &s.default_branch_error),
+            ("push_options_warning", &s.push_options_warning),
+        ] {
+            if let Some(value) = value {
+                writeln!(out, "    {label}: {value}")?;
+            }
+        }
         if let Some(limit) = s.learned_max_push_size {
-            writeln!(
-                out,
-                "    learned_max_push_size: {} (the mirror refused or timed out bigger pushes)",
-                ByteSize(limit)
-            )?;
+            let why = match s.learned_max_push_size_source {
+                Some("refused") => "the mirror refused bigger pushes as too large",
+                Some("dropped") => "a bigger push lost its connection; clean updates raise it again",
+                Some("timed_out") => "a bigger push did not finish within the time limit; clean updates raise it again",
+                _ => "learned by an older version; a clean update lifts it",
+            };
+            let since = s
+                .learned_max_push_size_at
+                .as_deref()
+                .map_or(String::new(), |at| format!(", since {at}"));
+            writeln!(out, "    learned_max_push_size: {} ({why}{since})", ByteSize(limit))?;
         }
         if !s.rejected_refs.is_empty() {
             writeln!(out, "    rejected_refs ({}):", s.rejected_refs.len())?;

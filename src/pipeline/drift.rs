@@ -82,6 +82,14 @@ pub fn scan_repository(store: &StateStore, repo: &Path, repo_config: &RepoConfig
                     // Never reconciled, or another mirror: only a full reconciliation knows what it lacks.
                     state.request_full_sync(now);
                 }
+                Drift::HeadMoved => {
+                    log::info!(
+                        "{}: mirror {}: HEAD points at another branch; its default branch follows",
+                        repo.display(),
+                        mirror.name
+                    );
+                    state.request_full_sync(now);
+                }
                 Drift::Refs(new) => {
                     log::info!(
                         "{}: mirror {}: {} ref(s) changed without a hook report",
@@ -108,6 +116,8 @@ enum Drift {
     Unknown { re_pointed: bool },
     /// Refs whose local value differs from the one last decided for, not yet pending.
     Refs(BTreeMap<String, PendingRef>),
+    /// The local HEAD points at another branch than the one the mirror's default follows.
+    HeadMoved,
 }
 
 /// The drift of one mirror (`None`: nothing to queue).
@@ -127,6 +137,13 @@ fn drift_of(
         return Ok(Some(Drift::Unknown { re_pointed: true }));
     }
     if refs.fingerprint(mirror)? == fingerprint {
+        // A HEAD moved with `git symbolic-ref` (or a forge's settings) pushes nothing: looked at
+        // here, when the mirror's default branch follows it.
+        if state.side.followed_head.is_some()
+            && crate::mirror::update::default_branch::head_moved(mirror, &state.side, refs.head()?)
+        {
+            return Ok(Some(Drift::HeadMoved));
+        }
         return Ok(None);
     }
     let scoped = in_scope(&refs.local()?.direct, &mirror.rules);
@@ -148,6 +165,9 @@ struct Refs<'a> {
     fingerprints: BTreeMap<String, String>,
     /// The stamp taken before the refs were read, and the refs.
     read: Option<(Option<Stamp>, LocalRefs)>,
+    /// The branch HEAD points at, read once, only when a mirror's default branch follows it
+    /// (in a reftable repository it costs a git).
+    head: Option<Option<String>>,
 }
 
 impl<'a> Refs<'a> {
@@ -160,6 +180,7 @@ impl<'a> Refs<'a> {
             repo,
             fingerprints,
             read: None,
+            head: None,
         }
     }
 
@@ -173,6 +194,13 @@ impl<'a> Refs<'a> {
             self.read = Some((stamp, local));
         }
         Ok(&self.read.as_ref().expect("read above").1)
+    }
+
+    fn head(&mut self) -> Result<Option<&str>> {
+        if self.head.is_none() {
+            self.head = Some(LocalRepo::open(self.repo)?.head_branch().ok().flatten());
+        }
+        Ok(self.head.as_ref().and_then(|head| head.as_deref()))
     }
 
     fn fingerprint(&mut self, mirror: &MirrorConfig) -> Result<String> {

@@ -95,6 +95,7 @@ pub fn run_hook(stdin: &[u8], options: &HookOptions<'_>, err: &mut dyn Write) ->
     }
     if !input.updates.is_empty() {
         let settings = config::hook_settings(options.config);
+        crate::util::fsutil::share_with_group(settings.shared_group.is_some());
         if let Some(warning) = &settings.warning {
             let _ = writeln!(err, "git-push-mirror: {warning}");
         }

@@ -23,18 +23,28 @@ pub fn is_gone(repo: &Path) -> bool {
 pub fn forget_gone(store: &StateStore) -> Result<Vec<PathBuf>> {
     let mut forgotten = Vec::new();
     for repo in store.known_repos()? {
-        if is_gone(&repo) && store.forget(&repo)? {
+        if is_gone(&repo) && forget_gone_repo(store, &repo)? {
             forgotten.push(repo);
         }
     }
     Ok(forgotten)
 }
 
+/// Forgets one repository that is gone, keeping its mirrors in the orphans' list: they still
+/// hold what it pushed, reported until `forget` says they were dealt with. Returns whether it had
+/// anything to forget.
+pub fn forget_gone_repo(store: &StateStore, repo: &Path) -> Result<bool> {
+    crate::pipeline::orphaned::record(store, repo)?;
+    store.forget(repo)
+}
+
 /// The one report of a repository forgotten because it is gone.
 pub fn gone_notice(repo: &Path) -> String {
     format!(
         "{}: the repository no longer exists (deleted or moved), so it was forgotten with its mirrors' state; \
-         `add` or `install` registers it again at its new path",
+         `add` or `install` registers it again at its new path; any mirror it pushed to keeps what it has and is \
+         listed by `status` as orphaned until `git-push-mirror forget {}`",
+        repo.display(),
         repo.display()
     )
 }
@@ -84,7 +94,8 @@ pub fn forget(global: &GlobalConfig, repo: &Path) -> Result<PathBuf, ForgetError
         repo: repo.display().to_string(),
         source,
     };
-    if store.forget(&repo).map_err(failed)? {
+    let left_behind = crate::pipeline::orphaned::forget(&store, &repo).map_err(failed)?;
+    if store.forget(&repo).map_err(failed)? || left_behind {
         return Ok(repo);
     }
     let known = store.known_repos().map_err(failed)?;

@@ -123,14 +123,11 @@ impl Spool {
         self.dir("bad")
     }
 
-    /// Creates the spool's directories (mode 0700: entries name repositories).
+    /// Creates the spool's directories (mode 0700: entries name repositories; 0770 when shared
+    /// with a group, see [`crate::util::fsutil::share_with_group`]).
     pub fn ensure_dirs(&self) -> io::Result<()> {
-        use std::os::unix::fs::DirBuilderExt;
         for sub in ["tmp", "new", "claimed", "bad"] {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(self.dir(sub))?;
+            crate::util::fsutil::create_kept_dirs(&self.dir(sub))?;
         }
         Ok(())
     }
@@ -218,7 +215,7 @@ impl Spool {
         let claim = || fs::rename(self.dir("new").join(name), &dest);
         let claimed = match claim() {
             Err(e) if e.kind() == io::ErrorKind::NotFound && !self.claim_dir().exists() => {
-                fs::create_dir_all(self.claim_dir())?;
+                crate::util::fsutil::create_kept_dirs(&self.claim_dir())?;
                 claim()
             }
             other => other,
@@ -253,6 +250,15 @@ impl Spool {
             dirs.insert(path.parent().unwrap_or(&self.root).to_path_buf());
         }
         dirs.iter().try_for_each(|dir| fsync_dir(dir))
+    }
+
+    /// Gives a claimed entry back: into `new/`, for whichever worker claims it next.
+    pub fn release(&self, claimed: &Path) -> io::Result<()> {
+        let name = claimed
+            .file_name()
+            .ok_or_else(|| io::Error::other("entry without a name"))?;
+        fs::rename(claimed, self.dir("new").join(name))?;
+        fsync_dir(&self.dir("new"))
     }
 
     /// Moves a claimed entry to `bad/` for the admin to inspect.
@@ -292,10 +298,9 @@ impl Spool {
             }
             let dead = match owner.strip_prefix(&host_prefix) {
                 Some(process) => !crate::util::fsutil::identity_alive(process),
-                None => fs::metadata(&dir)?
-                    .modified()?
-                    .elapsed()
-                    .is_ok_and(|age| age > STALE_CLAIM),
+                // A time after now counts as now (and ages from now): a clock set back never
+                // keeps a dead host's claims for longer than STALE_CLAIM.
+                None => crate::util::fsutil::age_of(&dir)? > STALE_CLAIM,
             };
             if !dead || owner == self.owner {
                 continue;
@@ -448,6 +453,19 @@ mod tests {
     }
 
     #[test]
+    fn a_released_entry_waits_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path());
+        spool.write(&entry()).unwrap();
+        let name = spool.waiting().unwrap().remove(0);
+        let claimed = spool.claim(&name).unwrap().unwrap();
+        assert!(!spool.has_waiting());
+        spool.release(&claimed).unwrap();
+        assert_eq!(spool.waiting().unwrap(), vec![name]);
+        assert_eq!(spool.depth().unwrap(), 1);
+    }
+
+    #[test]
     fn corrupt_entries_are_rejected() {
         assert!(parse_entry(b"").is_err());
         assert!(parse_entry(b"{\"version\":1").is_err());
@@ -515,5 +533,14 @@ mod tests {
         let old = std::time::SystemTime::now() - STALE_CLAIM - std::time::Duration::from_secs(1);
         fs::File::open(&other).unwrap().set_modified(old).unwrap();
         assert_eq!(spool.requeue_claimed().unwrap(), 1);
+        // A claim touched "a year from now" (its host's clock was wrong) is as young as a new
+        // one, and ages from now: it is taken over once STALE_CLAIM has passed, not in a year.
+        fs::create_dir_all(&other).unwrap();
+        fs::write(other.join("f.json"), b"{}").unwrap();
+        let ahead = std::time::SystemTime::now() + std::time::Duration::from_secs(365 * 86_400);
+        fs::File::open(&other).unwrap().set_modified(ahead).unwrap();
+        assert_eq!(spool.requeue_claimed().unwrap(), 0);
+        let touched = fs::metadata(&other).unwrap().modified().unwrap();
+        assert!(touched <= std::time::SystemTime::now(), "its time counts as now");
     }
 }

@@ -46,8 +46,11 @@ fn touch(path: &Path, at: SystemTime) -> io::Result<()> {
                 .write(true)
                 .create(true)
                 .truncate(false)
-                .mode(0o600)
-                .open(path)?
+                .mode(crate::util::fsutil::kept_mode(0o600))
+                .open(path)
+                .inspect(|_| {
+                    let _ = crate::util::fsutil::apply_kept_mode(path, 0o600);
+                })?
         }
         Err(e) => return Err(e),
     };

@@ -4,6 +4,7 @@
 //! spool, earlier runs, drift) is in `worker/intake.rs`.
 
 mod coalesce;
+mod handover;
 mod intake;
 mod scan;
 
@@ -15,8 +16,9 @@ use crate::mirror::verify::{self, Verification};
 use crate::pipeline::hook::WORKER_LOCK;
 use crate::pipeline::slots::{Slots, host_of};
 use crate::pipeline::spool::Spool;
-use crate::util::fsutil::{FileLock, now_ms};
+use crate::util::fsutil::FileLock;
 use anyhow::{Context, Result};
+use handover::Handover;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
@@ -72,8 +74,35 @@ pub struct RunOptions {
 const ORPHANED_TEMP_DIR_AGE: std::time::Duration = std::time::Duration::from_secs(10 * 60);
 
 /// Drains the spool and runs due mirror updates until nothing is due within
-/// `worker_linger`. Safe to run concurrently: one drains, the others leave.
+/// `worker_linger`. Safe to run concurrently: one drains, the others leave. When the global
+/// configuration names another spool or state directory meanwhile, the worker claims nothing
+/// more from the old ones, finishes what runs, and goes on on the new ones with what it leaves
+/// unfinished (see `worker/handover.rs`).
 pub fn run(global: &GlobalConfig, options: &RunOptions) -> Result<RunSummary> {
+    let mut summary = RunSummary::default();
+    let mut global = Arc::new(global.clone());
+    let mut handover = None;
+    while let Some(next) = run_on(&global, options, handover.take(), &mut summary)? {
+        log::warn!(
+            "going on with the spool {} and the state directory {} (this worker keeps its log file)",
+            next.global.spool_dir.display(),
+            next.global.state_dir.display()
+        );
+        global = Arc::clone(&next.global);
+        handover = Some(next);
+    }
+    Ok(summary)
+}
+
+/// [`run`] on the directories `global` names, taking over `handover` (what a worker on other
+/// directories left); returns what it leaves to the directories the configuration names now,
+/// when they changed.
+fn run_on(
+    global: &Arc<GlobalConfig>,
+    options: &RunOptions,
+    mut handover: Option<Handover>,
+    summary: &mut RunSummary,
+) -> Result<Option<Handover>> {
     let spool = Spool::new(&global.spool_dir);
     spool
         .ensure_dirs()
@@ -85,8 +114,7 @@ pub fn run(global: &GlobalConfig, options: &RunOptions) -> Result<RunSummary> {
     }
     let store = StateStore::new(&global.state_dir).telling(global.notify.is_configured());
     // Notices go out from a thread of their own: a notifier that hangs never delays a mirror.
-    let notifier = crate::notify::Notifier::start(Arc::new(global.clone()), store.clone());
-    let mut summary = RunSummary::default();
+    let notifier = crate::notify::Notifier::start(Arc::clone(global), store.clone());
     let orphans = crate::util::fsutil::remove_orphaned_temp_dirs(&std::env::temp_dir(), ORPHANED_TEMP_DIR_AGE);
     if orphans > 0 {
         log::info!("removed {orphans} temporary directories left by killed workers");
@@ -95,9 +123,11 @@ pub fn run(global: &GlobalConfig, options: &RunOptions) -> Result<RunSummary> {
     if leftovers > 0 {
         log::warn!("killed {leftovers} git processes left running by a worker that died");
     }
-    loop {
+    let mut current = Arc::clone(global);
+    let ended = loop {
         let lock_path = global.spool_dir.join(WORKER_LOCK);
-        let lock = if options.wait {
+        // Work handed over is not left to a worker that may not know of it: wait for it.
+        let lock = if options.wait || handover.is_some() {
             Some(FileLock::acquire(&lock_path)?)
         } else {
             FileLock::try_acquire(&lock_path)?
@@ -105,26 +135,39 @@ pub fn run(global: &GlobalConfig, options: &RunOptions) -> Result<RunSummary> {
         let Some(lock) = lock else {
             log::debug!("another worker is draining {}", global.spool_dir.display());
             summary.deferred_to_other_worker = true;
-            break;
+            break Ok(None);
         };
-        let drained = Drain::new(global, options, &spool, &store, notifier.as_ref()).run(&mut summary);
+        let drained = Drain::new(&current, options, &spool, &store, notifier.as_ref()).run(handover.take(), summary);
         drop(lock);
-        if let Err(e) = drained {
-            if let Some(notifier) = notifier {
-                notifier.finish();
+        match drained {
+            Err(e) => break Err(e),
+            Ok(DrainEnd::Moved(next)) => break Ok(Some(next)),
+            // Nothing more starts until the file is fixed: left to the next worker.
+            Ok(DrainEnd::Paused) => break Ok(None),
+            Ok(DrainEnd::Idle(ended_with)) => {
+                current = ended_with;
+                // A hook may have spooled after our last look but before we released
+                // the lock, and its worker found the lock taken: look once more.
+                if !spool.has_waiting() {
+                    break Ok(None);
+                }
             }
-            return Err(e);
         }
-        // A hook may have spooled after our last look but before we released
-        // the lock, and its worker found the lock taken: look once more.
-        if !spool.has_waiting() {
-            break;
-        }
-    }
+    };
     if let Some(notifier) = notifier {
         notifier.finish();
     }
-    Ok(summary)
+    ended
+}
+
+/// How a drain ended.
+enum DrainEnd {
+    /// Nothing is due within `worker_linger`; the configuration it ended with.
+    Idle(Arc<GlobalConfig>),
+    /// The global configuration cannot be used: nothing starts until it is fixed.
+    Paused,
+    /// The configuration names other directories: what the drain leaves to them.
+    Moved(Handover),
 }
 
 struct Drain<'a> {
@@ -133,15 +176,18 @@ struct Drain<'a> {
     watch: GlobalWatch,
     /// Why no update may start: the global configuration cannot be read now.
     paused: Option<String>,
-    /// The spool or state directory was changed: start nothing more, leave once idle.
+    /// The spool or state directory was changed: claim and start nothing more, leave once
+    /// idle, handing what is left to the configuration it names (`moved_to`).
     stopping: bool,
+    moved_to: Option<Arc<GlobalConfig>>,
     options: &'a RunOptions,
     spool: &'a Spool,
     store: &'a StateStore,
-    /// Repositories with refs not yet routed to mirrors, and when to try routing them.
-    unrouted: BTreeMap<PathBuf, u64>,
+    /// Repositories with refs not yet routed to mirrors, and when to try routing them. Times
+    /// inside the worker are on the monotonic clock: a jump of the wall clock moves no wait.
+    unrouted: BTreeMap<PathBuf, Instant>,
     /// Pairs with work, and when each is due.
-    due: BTreeMap<Pair, u64>,
+    due: BTreeMap<Pair, Instant>,
     /// Pairs being updated, and which may start next (see [`crate::pipeline::slots`]).
     slots: Slots<Pair>,
     /// The host each scheduled pair's mirror is on.
@@ -149,7 +195,7 @@ struct Drain<'a> {
     /// Scheduled pairs whose `verify_interval` check is due (and nothing else).
     verifying: BTreeSet<Pair>,
     /// Claimed spool entries whose refs could not be recorded yet, and when to try again.
-    held: Vec<(PathBuf, u64)>,
+    held: Vec<(PathBuf, Instant)>,
     /// Repositories whose configuration error was already logged (once each).
     config_errors: BTreeMap<PathBuf, String>,
     /// Other per-repository faults already logged (state that cannot be read or written).
@@ -177,6 +223,7 @@ impl<'a> Drain<'a> {
             watch: GlobalWatch::new(options.config_file.as_deref(), global),
             paused: None,
             stopping: false,
+            moved_to: None,
             options,
             spool,
             store,
@@ -207,7 +254,7 @@ impl<'a> Drain<'a> {
                     notifier.reconfigure(Arc::clone(&self.global));
                 }
                 // Routing that failed on the old configuration may work now.
-                let now = now_ms();
+                let now = Instant::now();
                 for repo in self.config_errors.keys() {
                     self.unrouted.entry(repo.clone()).and_modify(|t| *t = now);
                 }
@@ -220,14 +267,15 @@ impl<'a> Drain<'a> {
                     self.paused = Some(message);
                 }
             }
-            Change::Moved => {
+            Change::Moved(to) => {
                 if !self.stopping {
                     log::warn!(
                         "the global configuration now names another spool or state directory; this worker \
-                         finishes what runs and leaves the rest to a worker on the new ones"
+                         claims nothing more, finishes what runs and hands the rest to the new ones"
                     );
                     self.stopping = true;
                 }
+                self.moved_to = Some(to);
             }
         }
     }
@@ -235,6 +283,12 @@ impl<'a> Drain<'a> {
     /// Whether new updates may start (silent mode, a broken or moved configuration: no).
     fn may_start_updates(&self) -> bool {
         !self.global.silent_mode && self.paused.is_none() && !self.stopping
+    }
+
+    /// Whether spool entries may be claimed: not by a worker that is leaving (its directories
+    /// were moved) or that cannot tell where they belong (the global configuration is broken).
+    fn may_claim(&self) -> bool {
+        self.paused.is_none() && !self.stopping
     }
 
     /// Logs a per-repository fault once (until it changes); the repository is skipped meanwhile.
@@ -250,7 +304,7 @@ impl<'a> Drain<'a> {
         self.options.repos.is_empty() || self.options.repos.iter().any(|r| r == repo)
     }
 
-    fn run(mut self, summary: &mut RunSummary) -> Result<()> {
+    fn run(mut self, handover: Option<Handover>, summary: &mut RunSummary) -> Result<DrainEnd> {
         let requeued = self.spool.requeue_claimed()?;
         if requeued > 0 {
             log::info!("requeued {requeued} spool entries claimed by a worker that stopped");
@@ -263,9 +317,24 @@ impl<'a> Drain<'a> {
             Err(e) => log::warn!("cleaning the spool's tmp/: {e}"),
         }
         self.adopt_fallback_spool();
+        if let Some(handover) = handover {
+            self.take_over(handover);
+        }
         let result = self.drain(summary);
+        if !self.may_claim() {
+            // Entries held back (their refs could not be recorded) go back to the spool, for the
+            // worker the configuration names now.
+            self.release_held();
+        }
         self.spool.release_claims();
-        result
+        result?;
+        Ok(if let Some(to) = self.moved_to.take() {
+            DrainEnd::Moved(self.hand_over(to))
+        } else if self.paused.is_some() {
+            DrainEnd::Paused
+        } else {
+            DrainEnd::Idle(self.global)
+        })
     }
 
     fn drain(&mut self, summary: &mut RunSummary) -> Result<()> {
@@ -274,12 +343,16 @@ impl<'a> Drain<'a> {
         std::thread::scope(|scope| -> Result<()> {
             loop {
                 self.refresh_global();
-                // Everything waiting is recorded before updates start: one update per pair carries it.
-                self.ingest(summary)?;
-                self.retry_held(summary);
-                self.route_due_repos();
+                if self.may_claim() {
+                    // Everything waiting is recorded before updates start: one update per pair carries it.
+                    self.ingest(summary)?;
+                    self.retry_held(summary);
+                }
+                if !self.stopping {
+                    self.route_due_repos();
+                }
                 // Once the spool is read, so the drift scan does not mistake spooled refs for unreported ones.
-                if scan == ScanProgress::NotStarted && !self.spool.has_waiting() {
+                if scan == ScanProgress::NotStarted && !self.stopping && !self.spool.has_waiting() {
                     scan = ScanProgress::Done;
                     if self.options.scan_registered {
                         scan = ScanProgress::Running;
@@ -291,7 +364,7 @@ impl<'a> Drain<'a> {
                 while let Ok(event) = events_rx.try_recv() {
                     self.handle(event, &mut scan, summary)?;
                 }
-                let now = now_ms();
+                let now = Instant::now();
                 if self.may_start_updates() {
                     while let Some((pair, mirror_config)) = self.next_to_start(now) {
                         let verify_only = self.verifying.remove(&pair);
@@ -308,7 +381,8 @@ impl<'a> Drain<'a> {
                         });
                     }
                 }
-                let spool_waiting = self.spool.has_waiting();
+                // Entries this worker may not claim are left to the next one.
+                let spool_waiting = self.may_claim() && self.spool.has_waiting();
                 let scanning = scan == ScanProgress::Running;
                 if self.slots.is_empty() && !spool_waiting && !scanning && self.idle_long_enough(now) {
                     return Ok(());
@@ -328,7 +402,7 @@ impl<'a> Drain<'a> {
     /// The next due pair that may start now, taken off the schedule and given its slot, with its
     /// configuration read afresh (the admin may have changed it since it was scheduled). `None`
     /// when every slot is taken or nothing due may start.
-    fn next_to_start(&mut self, now: u64) -> Option<(Pair, crate::config::MirrorConfig)> {
+    fn next_to_start(&mut self, now: Instant) -> Option<(Pair, crate::config::MirrorConfig)> {
         let max_parallel = self.global.max_parallel;
         loop {
             let instant = Instant::now();
@@ -362,16 +436,14 @@ impl<'a> Drain<'a> {
     /// at most [`POLL`]. Pairs already due that could not start (every slot taken, or their host
     /// is slow) wait for an update to finish, which wakes the loop at once: they are no reason
     /// to poll faster.
-    fn wait_for_work(&self, now: u64) -> Duration {
-        let next_due = self
+    fn wait_for_work(&self, now: Instant) -> Duration {
+        let until_due = self
             .due
             .values()
             .filter(|due| **due > now)
             .min()
-            .copied()
-            .unwrap_or(u64::MAX);
-        POLL.min(Duration::from_millis(next_due.saturating_sub(now)))
-            .max(Duration::from_millis(1))
+            .map_or(POLL, |due| due.saturating_duration_since(now));
+        POLL.min(until_due).max(Duration::from_millis(1))
     }
 
     /// Takes in what an update or the scan reports.
@@ -386,13 +458,13 @@ impl<'a> Drain<'a> {
     }
 
     /// Whether nothing is due soon enough to be worth waiting for.
-    fn idle_long_enough(&self, now: u64) -> bool {
+    fn idle_long_enough(&self, now: Instant) -> bool {
         if !self.may_start_updates() {
             return true;
         }
-        let linger = u64::try_from(self.global.worker_linger.as_millis()).unwrap_or(u64::MAX);
+        let linger = self.global.worker_linger;
         // Repositories with a broken configuration wait for a person, not for us.
-        let soon = |t: &u64| *t <= now.saturating_add(linger);
+        let soon = |t: &Instant| t.saturating_duration_since(now) <= linger;
         let routable_soon = self
             .unrouted
             .iter()
@@ -444,10 +516,13 @@ impl<'a> Drain<'a> {
         self.finished_at.insert(pair.clone(), now);
         match outcome {
             Ok(PairOutcome::Busy) => {
-                self.due.insert(pair, now_ms() + BUSY_RETRY.as_millis() as u64);
+                self.due.insert(pair, Instant::now() + BUSY_RETRY);
                 return;
             }
             Ok(PairOutcome::Verified) => return,
+            // Removed, re-pointed or disabled meanwhile: whatever is configured now is scheduled
+            // from its state below (a removed mirror has none).
+            Ok(PairOutcome::Stopped) => {}
             Ok(PairOutcome::Updated { success: true }) => {
                 summary.updates += 1;
                 self.failed_attempts.remove(&pair);
@@ -464,8 +539,7 @@ impl<'a> Drain<'a> {
                 summary.failed_updates += 1;
                 log::error!("{}: mirror {}: {e:#}", pair.0.display(), pair.1);
                 if !self.gives_up_on(&pair) {
-                    self.due
-                        .insert(pair, now_ms().saturating_add(ERROR_RETRY.as_millis() as u64));
+                    self.due.insert(pair, Instant::now() + ERROR_RETRY);
                 }
                 return;
             }
@@ -532,6 +606,9 @@ enum PairOutcome {
     Busy,
     /// Its `verify_interval` check found the mirror as it was left: nothing to do.
     Verified,
+    /// The mirror was removed, re-pointed or disabled since the update was scheduled or while it
+    /// ran: the update stopped (see [`crate::mirror::configured`]).
+    Stopped,
 }
 
 /// Updates one pair unless another process is already updating it.
@@ -568,6 +645,9 @@ fn update_pair(
         return Ok(PairOutcome::Verified);
     }
     let report = update_mirror(store, global, repo, mirror, false)?;
+    if report.stopped.is_some() {
+        return Ok(PairOutcome::Stopped); // logged by the update
+    }
     let changed = report
         .refs
         .iter()

@@ -1,10 +1,61 @@
-//! Durable file operations: atomic replace with fsync, directory fsync, advisory locks.
+//! Durable file operations: atomic replace with fsync, directory fsync, advisory locks; and the
+//! modes of what the program keeps in the spool and state (its own, or its group's when they are
+//! shared).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// Whether the spool and state are shared with a group (`shared_group`: several users push, and
+/// each one's hook and worker write there).
+static GROUP_SHARED: AtomicBool = AtomicBool::new(false);
+
+/// Says whether the spool and state are shared with a group, once the configuration is read:
+/// from then on what [`replace_file`], [`write_synced`], [`FileLock`] and [`create_kept_dirs`]
+/// make is the group's to read and write too (the directories' setgid bit, which the admin
+/// sets, gives it the group), whatever the umask. Temporary files stay private.
+pub fn share_with_group(shared: bool) {
+    GROUP_SHARED.store(shared, Ordering::Relaxed);
+}
+
+/// `mode` (the owner's bits, such as 0o600 or 0o700), with the owner's bits given to the group
+/// too when the spool and state are shared with one.
+pub fn kept_mode(mode: u32) -> u32 {
+    if GROUP_SHARED.load(Ordering::Relaxed) {
+        mode | ((mode & 0o700) >> 3)
+    } else {
+        mode
+    }
+}
+
+/// Gives a file or directory this process just made its [`kept_mode`] when shared: the umask
+/// (often 022) would otherwise keep the group from writing. A directory keeps the setgid bit it
+/// inherited, which gives what is made in it the shared group.
+pub fn apply_kept_mode(path: &Path, mode: u32) -> io::Result<()> {
+    if GROUP_SHARED.load(Ordering::Relaxed) {
+        let setgid = fs::metadata(path)?.mode() & 0o2000;
+        fs::set_permissions(path, fs::Permissions::from_mode(kept_mode(mode) | setgid))?;
+    }
+    Ok(())
+}
+
+/// Creates `dir` and its missing parents for the spool or state: mode 700, or 770 when shared
+/// with a group (see [`share_with_group`]).
+pub fn create_kept_dirs(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.exists()).collect();
+    for made in missing.into_iter().rev() {
+        match fs::DirBuilder::new().mode(kept_mode(0o700)).create(made) {
+            Ok(()) => apply_kept_mode(made, 0o700)?,
+            // Made meanwhile by another process: its mode is its maker's business.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
 
 /// Whether process `pid` exists (on this host).
 pub fn process_alive(pid: i32) -> bool {
@@ -55,7 +106,6 @@ const TEMP_DIR_PREFIX: &str = "git-push-mirror-";
 /// in it is private too: write files with [`write_private`], make directories with
 /// [`create_private_dirs`].
 pub fn private_temp_dir(what: &str) -> io::Result<tempfile::TempDir> {
-    use std::os::unix::fs::PermissionsExt;
     // Mode 700 from its creation on (the umask can only remove bits): no other user ever lists it.
     tempfile::Builder::new()
         .prefix(&format!("{TEMP_DIR_PREFIX}{what}.{}.", std::process::id()))
@@ -143,9 +193,13 @@ pub fn write_synced(tmp_dir: &Path, name: &str, bytes: &[u8], mode: u32) -> io::
 /// failure (a full disk) is removed.
 fn write_new(dir: &Path, name: &str, bytes: &[u8], mode: u32, sync: bool) -> io::Result<PathBuf> {
     let path = dir.join(name);
-    let mut file = OpenOptions::new().write(true).create_new(true).mode(mode).open(&path)?;
-    let written = file
-        .write_all(bytes)
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(kept_mode(mode))
+        .open(&path)?;
+    let written = apply_kept_mode(&path, mode)
+        .and_then(|()| file.write_all(bytes))
         .and_then(|()| if sync { file.sync_all() } else { Ok(()) });
     if let Err(e) = written {
         let _ = fs::remove_file(&path);
@@ -196,13 +250,21 @@ pub struct FileLock {
 
 impl FileLock {
     fn open(path: &Path) -> io::Result<File> {
-        OpenOptions::new()
+        let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
-            .mode(0o600)
-            .open(path)
+            .mode(kept_mode(0o600))
+            .open(path)?;
+        // Only the lock file's maker may change its mode; the others find it shared already.
+        if file
+            .metadata()
+            .is_ok_and(|m| m.uid() == crate::util::users::effective_uid())
+        {
+            apply_kept_mode(path, 0o600)?;
+        }
+        Ok(file)
     }
 
     /// Takes the lock if it is free.
@@ -229,6 +291,25 @@ impl Drop for FileLock {
     }
 }
 
+/// How long ago `path` was last modified. A modification time after now is no fact (written
+/// under a wrong clock, or the clock was set back since): it counts as now, and is reset to now
+/// so the file ages from here; whatever waits on the file's age then waits no longer than it
+/// would have without the jump.
+pub fn age_of(path: &Path) -> io::Result<std::time::Duration> {
+    let modified = fs::metadata(path)?.modified()?;
+    let now = std::time::SystemTime::now();
+    match now.duration_since(modified) {
+        Ok(age) => Ok(age),
+        Err(_) => {
+            // Best effort: a file that cannot be touched stays young, as it was before.
+            if let Err(e) = File::open(path).and_then(|file| file.set_modified(now)) {
+                log::debug!("resetting the time of {}: {e}", path.display());
+            }
+            Ok(std::time::Duration::ZERO)
+        }
+    }
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -239,6 +320,19 @@ pub fn now_ms() -> u64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_modification_time_in_the_future_counts_as_now_and_ages_from_then() {
+        let dir = tempfile::tempdir().unwrap();
+        let ahead = std::time::SystemTime::now() + std::time::Duration::from_secs(365 * 86_400);
+        File::open(dir.path()).unwrap().set_modified(ahead).unwrap();
+        assert_eq!(age_of(dir.path()).unwrap(), std::time::Duration::ZERO);
+        let modified = fs::metadata(dir.path()).unwrap().modified().unwrap();
+        assert!(modified <= std::time::SystemTime::now(), "reset to now");
+        let past = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        File::open(dir.path()).unwrap().set_modified(past).unwrap();
+        assert!(age_of(dir.path()).unwrap() >= std::time::Duration::from_secs(60));
+    }
+
     use super::*;
 
     #[test]

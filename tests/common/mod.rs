@@ -14,16 +14,24 @@
 //!   certificate from a CA made in the test;
 //! - [`Sshd`]: a real OpenSSH server run as the current user.
 //!
+//! For time: [`FakeClock`] (libfaketime, for the binary alone). For a network that drops
+//! pushes mid-pack: [`CuttingProxy`].
+//! For the mirror's side: [`ForgeServer`], a GitHub, GitLab or Gitea API over HTTPS held to the
+//! forge's own description, serving the repositories it creates over smart HTTP.
+//!
 //! For notifications: [`WebhookReceiver`] (HTTP or HTTPS, recording what is posted) and
 //! [`SmtpServer`] (aiosmtpd, behind msmtp's sendmail).
 //!
 //! Each test binary uses only part of this module, hence `allow(dead_code)`.
 #![allow(dead_code)]
 
+mod clock;
 mod daemon;
+mod forge;
 mod http;
 pub mod lfs;
 mod nginx;
+mod proxy;
 mod smtp;
 mod sshd;
 mod users;
@@ -32,9 +40,12 @@ mod webhook;
 // A test binary that uses only `TestEnv` would flag these re-exports.
 #[allow(unused_imports)]
 pub use {
+    clock::FakeClock,
     daemon::GitDaemon,
+    forge::{ForgeKind, ForgeServer, ForgeSetup},
     http::{HttpGitServer, Misbehaviour, basic_credentials},
     nginx::{HttpsGitServer, ServerCertificate, TestCa},
+    proxy::CuttingProxy,
     smtp::SmtpServer,
     sshd::Sshd,
     users::TestUser,
@@ -524,6 +535,24 @@ fn report_skip(why: &str) {
     let test = thread.name().unwrap_or("a test");
     // One write, so lines of tests running in parallel cannot cut it.
     let _ = std::io::stderr().write_all(format!("SKIPPED: {test}: {why}\n").as_bytes());
+}
+
+/// A python3 that can import `module`: the one on PATH, else Debian's (`/usr/bin/python3`), for
+/// servers written in Python (aiosmtpd, the forge APIs).
+pub fn python_importing(module: &str, install: &str) -> Result<String, String> {
+    for python in ["python3", "/usr/bin/python3"] {
+        let ok = Command::new(python)
+            .args(["-c", &format!("import {module}")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return Ok(python.to_string());
+        }
+    }
+    Err(format!("no python3 can import {module} ({install})"))
 }
 
 /// The path of one of git's helper programs (`git-daemon`,

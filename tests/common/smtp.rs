@@ -6,7 +6,7 @@ use super::{TestEnv, kill_group};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 /// A running aiosmtpd; dropping it stops it.
@@ -22,19 +22,10 @@ pub const SENDMAIL: &str = "/usr/sbin/sendmail";
 impl SmtpServer {
     /// A python3 that can import aiosmtpd (the one on PATH, else Debian's).
     fn python() -> Result<String, String> {
-        for python in ["python3", "/usr/bin/python3"] {
-            let ok = Command::new(python)
-                .args(["-c", "import aiosmtpd"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if ok {
-                return Ok(python.to_string());
-            }
-        }
-        Err("no python3 can import aiosmtpd (apt install python3-aiosmtpd, or python3 -m pip install aiosmtpd)".into())
+        super::python_importing(
+            "aiosmtpd",
+            "apt install python3-aiosmtpd, or python3 -m pip install aiosmtpd",
+        )
     }
 
     /// Whether aiosmtpd and msmtp's sendmail are installed.

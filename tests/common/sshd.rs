@@ -25,6 +25,8 @@ pub struct Sshd {
     dir: PathBuf,
     port: u16,
     user: String,
+    /// Other users who may log in (sshd must run as root for them).
+    others: Vec<String>,
     env: ChildEnv,
     child: Option<Child>,
 }
@@ -54,6 +56,11 @@ impl Sshd {
     /// a free port of 127.0.0.1, retrying with another port if it loses the
     /// port to someone else between the probe and sshd's bind.
     pub fn start(env: &TestEnv) -> Sshd {
+        Sshd::start_allowing(env, &[])
+    }
+
+    /// [`Sshd::start`] that also lets `others` log in (with the same key; as root only).
+    pub fn start_allowing(env: &TestEnv, others: &[&str]) -> Sshd {
         ensure_privsep_dir();
         let dir = env.path("sshd");
         fs::create_dir_all(&dir).expect("create the sshd directory");
@@ -61,6 +68,7 @@ impl Sshd {
             dir,
             port: 0,
             user: current_user(),
+            others: others.iter().map(|u| u.to_string()).collect(),
             env: ChildEnv::isolated_server(),
             child: None,
         };
@@ -228,7 +236,7 @@ impl Sshd {
              PubkeyAuthentication yes\n\
              PermitRootLogin prohibit-password\n\
              PermitUserEnvironment no\n\
-             AllowUsers {user}\n\
+             AllowUsers {user}{others}\n\
              X11Forwarding no\n\
              PrintMotd no\n\
              LogLevel VERBOSE\n\
@@ -238,6 +246,7 @@ impl Sshd {
             pid = dir.join("sshd.pid").display(),
             auth = dir.join("authorized_keys").display(),
             user = self.user,
+            others = self.others.iter().map(|u| format!(" {u}")).collect::<String>(),
             git_env = git_env.join(" "),
         )
     }

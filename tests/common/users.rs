@@ -89,6 +89,18 @@ impl TestUser {
         user
     }
 
+    /// [`TestUser::with_home`] with `/bin/sh` as login shell, for SSH sessions as the user.
+    pub fn with_login_shell(env: &TestEnv) -> TestUser {
+        let user = TestUser::with_home(env);
+        // `*`: no password, yet not locked (`!`), which sshd refuses even for a key.
+        let out = Command::new("usermod")
+            .args(["--shell", "/bin/sh", "--password", "*", &user.name])
+            .output()
+            .expect("run usermod");
+        assert!(out.status.success(), "usermod {}: {out:?}", user.name);
+        user
+    }
+
     /// `program` as this user with a minimal environment of its own (its uid and gid, no
     /// supplementary groups, its HOME, PATH, `LC_ALL=C`), started in its home: a stranger on
     /// the machine, with nothing of the test's.

@@ -353,6 +353,29 @@ pub fn lines_in(path: &Path) -> usize {
     std::fs::read_to_string(path).map(|s| s.lines().count()).unwrap_or(0)
 }
 
+/// `app.git`, whose HEAD is `develop`, with `develop` (two commits), `main` (the first) and an
+/// annotated tag `v1`, and its work clone `work`.
+pub fn upstream_on_develop(env: &TestEnv) -> (PathBuf, PathBuf) {
+    let upstream = env.bare_repo("app.git");
+    env.git(&upstream, &["symbolic-ref", "HEAD", "refs/heads/develop"]);
+    let work = env.clone_work(&upstream, "work");
+    env.commit(&work, "a.txt", "one", "one");
+    env.git(
+        &work,
+        &[
+            "push",
+            "-q",
+            "origin",
+            "HEAD:refs/heads/develop",
+            "HEAD:refs/heads/main",
+        ],
+    );
+    env.commit(&work, "b.txt", "two", "two");
+    env.git(&work, &["tag", "-a", "-m", "v1", "v1"]);
+    env.git(&work, &["push", "-q", "origin", "HEAD:refs/heads/develop", "v1"]);
+    (upstream, work)
+}
+
 /// A file holding `content` with `mode`.
 pub fn secret_file(env: &TestEnv, name: &str, content: &str, mode: u32) -> PathBuf {
     let path = env.path(name);

@@ -1,8 +1,9 @@
 //! Delivers the planned changes of one update to the mirror and says what became of each ref.
 //! One push when the mirror takes it; otherwise: refs the mirror refused last time are pushed
 //! alone first, a push refused as a whole is split ([`split`]), an update over the mirror's
-//! size limit goes in steps ([`steps`]) — and a push refused as too large or cut off by the
-//! time limit makes the steps smaller, remembered for the next update —, and what landed is
+//! size limit goes in steps ([`steps`]) — and a push refused as too large, dropped mid-pack or
+//! cut off by the time limit makes the steps smaller, a lesson kept for the next updates (see
+//! [`crate::mirror::learned_limit`]) —, and what landed is
 //! checked by looking at the mirror (one `ls-remote`) when the mirror's word is not enough:
 //! after a full reconciliation, for refs it did not confirm (no `report-status`), and for refs
 //! it refused or lost before. A mirror may answer `ok` for a ref it does not keep.
@@ -12,6 +13,7 @@ use super::steps::{self, History, Limits, Step};
 use crate::config::PushLimits;
 use crate::git::remote_words::{Attribution, names_ref, with_words};
 use crate::git::{self, Failure, GitError, PushFlag, PushedRef, RemoteAccess};
+use crate::mirror::learned_limit::{LearnedLimits, LimitSource, UpdateSizes};
 use crate::mirror::plan::RefChange;
 use crate::mirror::state::PushProgress;
 use crate::util::oid::Oid;
@@ -37,17 +39,23 @@ pub enum Delivered {
 /// What the mirror's past updates taught, carried from one update to the next in its state.
 #[derive(Clone, Debug, Default)]
 pub struct Lessons {
-    /// The largest push the mirror took, from its refusals and timeouts.
-    pub learned_max_push_size: Option<u64>,
+    /// What its refusals, dropped connections and timeouts taught about its push size.
+    pub limits: LearnedLimits,
     /// Refs it refused at the last update: pushed alone, so they do not sink the others' push.
     pub rejected: BTreeSet<String>,
+    /// What this update's pushes showed about their sizes (for [`LearnedLimits::after_update`]).
+    pub sizes: UpdateSizes,
 }
 
 /// Where delivery reports as it goes, so that a kill loses nothing learned: the progress of a
-/// stepped update (to the state, and to `sync`'s terminal), and each lowered push size limit.
+/// stepped update (to the state, and to `sync`'s terminal), and each lowered push size limit;
+/// and whom it asks, between two pushes, whether the mirror is still the one configured.
 pub trait Journal {
     fn progress(&self, progress: &PushProgress);
-    fn learned(&self, max_push_size: u64);
+    fn learned(&self, limits: &LearnedLimits);
+    /// An error (why, in words) when the mirror was removed, re-pointed or disabled since the
+    /// update began: no more pushes go to it.
+    fn still_configured(&self) -> Result<(), Failure>;
 }
 
 /// Delivers `changes` (ref name → change planned against `haves`, the mirror's values). An
@@ -81,6 +89,7 @@ pub fn deliver(
         git_dir,
         access,
         configured: limits,
+        planned_under: lessons.limits.plan_bytes(),
         lessons,
         journal,
         budget: split::budget_for(changes.len()),
@@ -93,6 +102,7 @@ pub fn deliver(
         results: BTreeMap::new(),
         counts: PushProgress::default(),
         timeouts_in_a_row: 0,
+        pushed: false,
     };
     delivery.run(first, true)?;
     delivery.run(rest, false)?;
@@ -104,6 +114,8 @@ struct Delivery<'a> {
     git_dir: &'a Path,
     access: &'a RemoteAccess,
     configured: PushLimits,
+    /// The size this update plans its pushes under (lowered as pushes fail for their size).
+    planned_under: Option<u64>,
     lessons: &'a mut Lessons,
     journal: &'a dyn Journal,
     /// Pushes that splitting refused pushes may still cost.
@@ -128,6 +140,8 @@ struct Delivery<'a> {
     counts: PushProgress,
     /// Pushes cut off by the time limit since the last one that was not.
     timeouts_in_a_row: u32,
+    /// Whether a push was made: before each later one, the mirror must still be configured.
+    pushed: bool,
 }
 
 /// What the mirror did with one ref of one push.
@@ -152,7 +166,7 @@ enum Halt {
 
 impl Delivery<'_> {
     fn limits(&self, one_ref_per_push: bool) -> Limits {
-        let max_bytes = match (self.configured.max_bytes, self.lessons.learned_max_push_size) {
+        let max_bytes = match (self.configured.max_bytes, self.planned_under) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
@@ -197,6 +211,11 @@ impl Delivery<'_> {
                 self.counts.total = self.counts.total.saturating_sub(1);
                 continue;
             }
+            if self.pushed {
+                // Between two steps: a mirror removed, re-pointed or disabled meanwhile gets no more.
+                self.journal.still_configured()?;
+            }
+            self.pushed = true;
             let verdicts = match self.push_group(&todo) {
                 Ok(verdicts) => verdicts,
                 Err(Halt::Failed(error)) => return Err(error),
@@ -204,7 +223,7 @@ impl Delivery<'_> {
                     // A slow link, or a hung mirror: smaller steps, while they keep landing.
                     let bytes = self.size_of(&todo, step.bytes)?;
                     self.timeouts_in_a_row += 1;
-                    self.learn_smaller(bytes, None, one_ref_per_push, "did not finish within the time limit");
+                    self.learn_smaller(bytes, None, one_ref_per_push, LimitSource::TimedOut);
                     match self.replan_smaller(&todo, bytes, &queue, one_ref_per_push)? {
                         Some(replanned) if self.timeouts_in_a_row < MAX_TIMEOUTS_IN_A_ROW => {
                             queue = replanned;
@@ -233,6 +252,8 @@ impl Delivery<'_> {
             if too_large.is_empty() {
                 self.counts.done += 1;
                 self.counts.bytes_sent += step.bytes.unwrap_or(0);
+                let landed = self.lessons.sizes.largest_landed.unwrap_or(0);
+                self.lessons.sizes.largest_landed = Some(landed.max(step.bytes.unwrap_or(0)));
                 if self.counts.total > 1 {
                     self.journal.progress(&self.counts);
                 }
@@ -245,7 +266,13 @@ impl Delivery<'_> {
                 .collect();
             let bytes = self.size_of(&todo, step.bytes)?;
             let said = too_large.iter().find_map(|(_, m, _)| git::size_limit_in(m));
-            self.learn_smaller(bytes, said, one_ref_per_push, "was too large for the mirror");
+            // Only the mirror's word is a fact; a connection that dropped may be the network.
+            let source = if too_large.iter().any(|(_, _, certain)| *certain) {
+                LimitSource::Refused
+            } else {
+                LimitSource::Dropped
+            };
+            self.learn_smaller(bytes, said, one_ref_per_push, source);
             match self.replan_smaller(&refused, bytes, &queue, one_ref_per_push)? {
                 Some(replanned) => queue = replanned,
                 None => {
@@ -269,22 +296,31 @@ impl Delivery<'_> {
         }
     }
 
-    /// Lowers the push size limit after a push of `bytes` failed for its size: under the limit
-    /// the mirror names, or half; always smaller than before, so that shrinking ends.
-    fn learn_smaller(&mut self, bytes: u64, said: Option<u64>, one_ref_per_push: bool, why: &str) {
-        let wanted = match said.filter(|limit| *limit < bytes) {
-            Some(limit) => limit / 10 * 9,
-            None => bytes / 2,
-        };
+    /// Lowers the push size limit after a push of `bytes` failed for its size (`source`; `said`:
+    /// the limit the mirror named): the lesson is kept (see [`LearnedLimits::after_failure`]),
+    /// and the rest of this update goes under it, always smaller than before, so that
+    /// shrinking ends.
+    fn learn_smaller(&mut self, bytes: u64, said: Option<u64>, one_ref_per_push: bool, source: LimitSource) {
+        self.lessons.sizes.failed = true;
+        self.lessons
+            .limits
+            .after_failure(source, bytes, said, crate::util::fsutil::now_ms());
+        self.journal.learned(&self.lessons.limits);
         let before = self.limits(one_ref_per_push).max_bytes.unwrap_or(u64::MAX);
-        let learned = wanted.min(before.saturating_sub(1)).max(1);
-        self.lessons.learned_max_push_size = Some(learned);
-        self.journal.learned(learned);
+        let lesson = self.lessons.limits.plan_bytes().unwrap_or(u64::MAX);
+        let under = lesson.min(before.saturating_sub(1)).max(1);
+        self.planned_under = Some(under);
+        let lasting = if source == LimitSource::Refused {
+            ""
+        } else {
+            " (a hypothesis: clean updates raise it again)"
+        };
         log::warn!(
-            "mirror {}: a push of about {} {why}; pushing in steps of at most {}",
+            "mirror {}: a push of about {} {}; pushing in steps of at most {}{lasting}",
             self.access.mirror,
             crate::util::size::ByteSize(bytes),
-            crate::util::size::ByteSize(learned)
+            source.what(),
+            crate::util::size::ByteSize(under)
         );
     }
 

@@ -12,6 +12,7 @@ use crate::util::group_commit::GroupCommit;
 use anyhow::Result;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 /// Spool entries claimed and read per batch, at most.
 pub(super) const BATCH_ENTRIES: usize = 4096;
@@ -190,7 +191,7 @@ impl Drain<'_> {
                     Some(states) => self.recorded(&repo, states),
                     // Routed when its configuration can be read (route_due_repos logs why not).
                     None => {
-                        self.unrouted.insert(repo, 0);
+                        self.unrouted.insert(repo, Instant::now());
                     }
                 }
             }
@@ -274,14 +275,14 @@ impl Drain<'_> {
     /// Keeps claimed entries whose refs could not be recorded, to try again later.
     fn hold(&mut self, repo: &Path, claimed: impl IntoIterator<Item = PathBuf>, error: &anyhow::Error) {
         self.fault(repo, "a push could not be recorded; it waits in the spool", error);
-        let at = now_ms().saturating_add(super::RECORD_RETRY.as_millis() as u64);
+        let at = Instant::now() + super::RECORD_RETRY;
         self.held.extend(claimed.into_iter().map(|path| (path, at)));
     }
 
     /// Tries again to record the entries held back by [`Self::record_batch`], read again from
     /// their claimed files (only their paths are kept meanwhile).
     pub(super) fn retry_held(&mut self, summary: &mut RunSummary) {
-        let now = now_ms();
+        let now = Instant::now();
         if self.held.iter().all(|(_, at)| *at > now) {
             return;
         }

@@ -7,11 +7,13 @@
 use super::{CONFIG_RETRY, Drain, RunSummary};
 use crate::config;
 use crate::mirror::state::MirrorState;
+use crate::pipeline::schedule;
 use crate::pipeline::slots::host_of;
 use crate::pipeline::spool::Spool;
 use crate::util::fsutil::now_ms;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 impl Drain<'_> {
     /// Takes over entries hooks wrote to the default spool while the global
@@ -46,8 +48,15 @@ impl Drain<'_> {
         // Work owed makes a separate check pointless: the update observes the mirror.
         self.verifying.remove(&pair);
         self.hosts.insert(pair.clone(), host_of(&mirror_config.url));
-        let due = crate::pipeline::schedule::due_at(state, mirror_config.delay, mirror_config.min_interval, now_ms());
-        self.due.insert(pair, due);
+        let now = now_ms();
+        let due = schedule::due_at(
+            state,
+            mirror_config.delay,
+            mirror_config.min_interval,
+            &self.global.retry,
+            now,
+        );
+        self.due.insert(pair, Instant::now() + schedule::wait_until(due, now));
     }
 
     /// Reads every entry waiting in the spool, in batches of bounded size, and records what they
@@ -83,7 +92,7 @@ impl Drain<'_> {
 
     /// Hands each repository's reported refs to its mirrors' pending state.
     pub(super) fn route_due_repos(&mut self) {
-        let now = now_ms();
+        let now = Instant::now();
         let due: Vec<PathBuf> = self
             .unrouted
             .iter()
@@ -106,15 +115,17 @@ impl Drain<'_> {
                             self.config_errors.insert(repo.clone(), message);
                         }
                     }
-                    self.unrouted.insert(repo, now + CONFIG_RETRY.as_millis() as u64);
+                    self.unrouted.insert(repo, now + CONFIG_RETRY);
                 }
             }
         }
     }
 
     fn route(&mut self, repo: &Path) -> Result<()> {
-        let repo_config = config::load_repo(repo, &self.global)?;
+        // The configuration is read under the state lock: a mirror `remove`d meanwhile (its state
+        // deleted under that lock) gets none written back.
         let _lock = self.store.lock(repo)?;
+        let repo_config = config::load_repo(repo, &self.global)?;
         let Some(mut record) = self.store.load_record_healing(repo)? else {
             return Ok(());
         };

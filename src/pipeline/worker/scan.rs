@@ -61,7 +61,7 @@ pub(super) fn scan_registered(
     let mut kept = Vec::with_capacity(known.len());
     for (repo, record) in known {
         if crate::pipeline::registrations::is_gone(&repo) {
-            match store.forget(&repo) {
+            match crate::pipeline::registrations::forget_gone_repo(store, &repo) {
                 Ok(true) => log::warn!("{}", crate::pipeline::registrations::gone_notice(&repo)),
                 Ok(false) => {}
                 Err(e) => log::warn!("forgetting {}: {e:#}", repo.display()),
@@ -218,7 +218,7 @@ fn recover_interrupted(store: &StateStore, repo: &Path, mirror: &str, state: Mir
 impl Drain<'_> {
     /// Schedules what the scan found.
     pub(super) fn found(&mut self, findings: Vec<Findings>) {
-        let now = now_ms();
+        let now = Instant::now();
         for Findings { repo, found, read_at } in findings {
             let work = match found {
                 Ok(work) => work,
@@ -231,7 +231,7 @@ impl Drain<'_> {
                 self.faults.remove(&repo);
             }
             if work.unrouted {
-                self.unrouted.insert(repo.clone(), 0);
+                self.unrouted.insert(repo.clone(), Instant::now());
             }
             for (mirror, state) in work.mirrors {
                 let pair = (repo.clone(), mirror.clone());
