@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark suite for git-push-mirror: figures P1–P7 of issue 5, P8 (Git LFS), P9 (a mirror with a
-push size limit) and P10 (a push refused for one ref).
+push size limit), P10 (a push refused for one ref), and the fleet figures S1 (an idle fleet of
+10,000 repositories) and S2 (a backlog of 100,000 spool entries).
 
 Run it through `benches/run.sh [--quick]`, which builds the release binary
 first. Python 3 standard library only.
@@ -98,6 +99,11 @@ FULL = dict(
     p9_reps=3,
     p10_refs=1000,
     p10_reps=5,
+    s1_sizes=(2000, 10_000),
+    s1_reps=3,
+    s2_repos=5,
+    s2_refs=1000,
+    s2_entries=100_000,
 )
 QUICK = dict(
     p1_reps=12,
@@ -127,6 +133,11 @@ QUICK = dict(
     p9_reps=1,
     p10_refs=200,
     p10_reps=2,
+    s1_sizes=(200, 1000),
+    s1_reps=2,
+    s2_repos=5,
+    s2_refs=200,
+    s2_entries=10_000,
 )
 
 
@@ -1835,6 +1846,166 @@ class Bench:
                      f"one push of the {n - 1} others {fmt_time(raw)}", fmt_ratio(t / raw), "≤ 2×",
                      "yes" if t <= 2 * raw else "**no**", f"{median(made[key]):.0f} pushes reached the mirror")
 
+    # ---- S1: an idle fleet -------------------------------------------------------
+
+    def fleet_world(self, name, count):
+        """`count` bare repositories under a `repos_root`, each with one fleet mirror (file://)
+        that starts identical to it, and the world whose global configuration says so."""
+        root = self.root / name
+        repos, mirrors = root / "repos", root / "mirrors"
+        repos.mkdir(parents=True)
+        mirrors.mkdir()
+        template = init_bare(self, root / "template.git")
+        fast_import_chain(self, template, "refs/heads/main", 2)
+        for i in range(count):
+            repo = f"g{i // 1000:02d}/r{i:05d}.git"
+            (repos / repo).parent.mkdir(exist_ok=True)
+            (mirrors / repo).parent.mkdir(exist_ok=True)
+            shutil.copytree(template, repos / repo, symlinks=True)
+            shutil.copytree(template, mirrors / repo, symlinks=True)
+        config = (f'repos_root = "{repos}"\n\n[mirror.fleet]\nrepos = ["*"]\n'
+                  f'url = "file://{mirrors}/{{name}}.git"\n')
+        return World(self, name, global_config=config), repos, mirrors
+
+    def s1(self):
+        """S1: the fixed costs of a fleet at rest. 10,000 repositories with one fleet mirror each;
+        once everything is mirrored, timed: an idle cron `run` (registration, the scan of every
+        repository, nothing to push), `status --json` and `metrics`. The same at a fifth of the
+        size, in the same run: the per-repository costs of both sizes show whether it is
+        linear."""
+        s = self.size
+        per_repo = {}
+        for count in s["s1_sizes"]:
+            self.say(f"S1: creating {count:,} repositories with a fleet mirror each")
+            w, _, _ = self.fleet_world(f"s1-{count}", count)
+            self.say(f"S1: first `run --wait` over {count:,} repositories (registers them, reconciles each mirror)")
+            first = measure([w.bin, "run", "--wait"], env=w.env, timeout=3600)
+            times = {"run": [], "status": [], "metrics": [], "true": []}
+            for _ in range(s["s1_reps"]):
+                times["run"].append(measure([w.bin, "run"], env=w.env))
+                times["status"].append(measure([w.bin, "status", "--json"], env=w.env))
+                times["metrics"].append(measure([w.bin, "metrics"], env=w.env))
+                times["true"].append(measure(["/bin/true"], env=w.env))
+            out = run([w.bin, "metrics"], env=w.env, capture=True)
+            series = sum(1 for line in out.splitlines() if line and not line.startswith("#"))
+            statuses = json.loads(run([w.bin, "status", "--json"], env=w.env, capture=True))
+            unfinished = [x for x in statuses if x.get("update_status") != "finished"]
+            if len(statuses) != count or unfinished:
+                raise BenchError(f"S1: {len(statuses)} mirrors in status, {len(unfinished)} not finished "
+                                 f"(first: {unfinished[:1]})")
+            self.check_log(w, f"S1 ({count:,})")
+            medians = {k: self.record(f"S1 {count:,} repositories: {k}", v) for k, v in times.items()}
+            self.record(f"S1 {count:,} repositories: first `run --wait`", [first])
+            per_repo[count] = {k: (medians[k] - medians["true"]) / count for k in ("run", "status", "metrics")}
+            per_repo[count]["first"] = first.ns / count
+            per_repo[count]["series"] = series
+        small, big = s["s1_sizes"]
+        goals = {"run": 0.2e6, "status": 0.5e6, "metrics": 0.5e6}
+        what = {"run": "idle cron `run` (scan of every repository, nothing to push)", "status": "`status --json`",
+                "metrics": "`metrics`"}
+        for key in ("run", "status", "metrics"):
+            t_big, t_small = per_repo[big][key], per_repo[small][key]
+            note = ""
+            if key == "metrics":
+                note = f"{per_repo[big]['series']:,} series at {big:,} repositories ({per_repo[small]['series']:,} at {small:,})"
+            self.row("S1", f"{what[key]}, per repository, {big:,} repositories", fmt_time(t_big),
+                     f"per repository at {small:,}: {fmt_time(t_small)}", f"{fmt_ratio(t_big / t_small)} (linear: 1×)",
+                     f"≤ {fmt_time(goals[key])} per repository; linear", "yes" if t_big <= goals[key] else "**no**",
+                     note or "process start (`/bin/true`) subtracted")
+        self.row("S1", f"first `run --wait` (registration and a full reconciliation of each mirror), per repository, "
+                 f"{big:,} repositories", fmt_time(per_repo[big]["first"]),
+                 f"per repository at {small:,}: {fmt_time(per_repo[small]['first'])}",
+                 fmt_ratio(per_repo[big]["first"] / per_repo[small]["first"]), "—", "n/a",
+                 "the mirrors start identical: one `ls-remote` each, nothing pushed")
+
+    # ---- S2: a backlog of spool entries ---------------------------------------------
+
+    def s2(self):
+        """S2: a backlog (cron stopped while hooks kept spooling): 100,000 spool entries over a few
+        repositories with 1,000 refs in all, each entry one push moving one ref a step, written as
+        the hook names them. Baseline, same repositories, same run: one entry per repository.
+        Counted by the mirrors' `post-receive`: pushes per (repository, mirror) pair."""
+        s = self.size
+        repos, refs, entries = s["s2_repos"], s["s2_refs"], s["s2_entries"]
+        per_repo_refs = refs // repos
+        steps = entries // refs
+        w = World(self, "s2", global_config='[defaults]\ndelay = "0s"\n')
+        self.say(f"S2: {repos} repositories with {per_repo_refs} branches each")
+        ups, mirrors, chains = [], [], []
+        for r in range(repos):
+            up = init_bare(self, w.dir / f"up{r}.git")
+            chain = fast_import_chain(self, up, "refs/heads/chain", steps + 2, tag=f"s2-{r}")
+            run(["git", "--git-dir", up, "update-ref", "-d", "refs/heads/chain"], env=w.env)
+            lines = "".join(f"update refs/heads/b/{b:04d} {chain[0]}\n" for b in range(per_repo_refs))
+            run(["git", "--git-dir", up, "update-ref", "--stdin"], env=w.env, input=lines)
+            run(["git", "--git-dir", up, "symbolic-ref", "HEAD", "refs/heads/b/0000"], env=w.env)
+            mirror = init_bare(self, w.dir / f"mirror{r}.git")
+            w.gpm("add", up, "m", f"file://{mirror}")
+            ups.append(up)
+            mirrors.append(mirror)
+            chains.append(chain)
+        w.gpm("run", "--wait")
+        for mirror in mirrors:
+            hook = mirror / "hooks" / "post-receive"
+            hook.parent.mkdir(exist_ok=True)
+            hook.write_text(f"#!/bin/sh\necho push >> '{mirror}/pushes.log'\n")
+            hook.chmod(0o755)
+        new_dir = w.spool / "new"
+        written = [0]
+
+        def spool(up, ref, old, new):
+            """One entry, as the hook writes it (its name starts with the time)."""
+            n = written[0]
+            entry = {"version": 1, "repo": str(up), "received_at_ms": 1_700_000_000_000 + n,
+                     "updates": [{"ref": ref, "old": old, "new": new}]}
+            (new_dir / f"{1_700_000_000_000_000_000 + n:020d}-{os.getpid()}-{n}.json").write_text(json.dumps(entry))
+            written[0] += 1
+
+        def pushes():
+            return [len((m / "pushes.log").read_text().splitlines()) if (m / "pushes.log").exists() else 0
+                    for m in mirrors]
+
+        def exact():
+            return all(refs_of(self, up) == refs_of(self, m) for up, m in zip(ups, mirrors))
+
+        # Baseline: one entry per pair (one branch moved a step).
+        for up, chain in zip(ups, chains):
+            run(["git", "--git-dir", up, "update-ref", "refs/heads/b/0000", chain[1]], env=w.env)
+            spool(up, "refs/heads/b/0000", chain[0], chain[1])
+        one = measure([w.bin, "run", "--wait"], env=w.env, timeout=600)
+        if not exact():
+            raise BenchError("S2: after one entry per repository, a mirror differs from its repository")
+        before = pushes()
+        # The backlog: every branch moves step by step, one entry per step.
+        self.say(f"S2: writing {entries:,} spool entries")
+        for up, chain in zip(ups, chains):
+            for step in range(1, steps + 1):
+                for b in range(per_repo_refs):
+                    old = chain[step if b == 0 else step - 1]
+                    spool(up, f"refs/heads/b/{b:04d}", old, chain[step + 1 if b == 0 else step])
+            lines = "".join(f"update refs/heads/b/{b:04d} {chain[steps + 1 if b == 0 else steps]}\n"
+                            for b in range(per_repo_refs))
+            run(["git", "--git-dir", up, "update-ref", "--stdin"], env=w.env, input=lines)
+        self.say(f"S2: draining {written[0] - repos:,} entries with `run --wait`")
+        drain = measure([w.bin, "run", "--wait"], env=w.env, hwm=True, timeout=3600)
+        if not exact():
+            raise BenchError("S2: after the backlog, a mirror differs from its repository")
+        left = [p for p in new_dir.iterdir()] + [p for d in (w.spool / "claimed").iterdir() for p in d.iterdir()]
+        if left:
+            raise BenchError(f"S2: {len(left)} spool entries left after the drain")
+        made = [after - b for after, b in zip(pushes(), before)]
+        self.check_log(w, "S2")
+        backlog = written[0] - repos
+        t_one = self.record(f"S2 baseline: one entry per pair, {repos} pairs", [one])
+        t = self.record(f"S2 backlog: {backlog:,} entries over {repos} pairs", [drain])
+        limit = 2 * t_one + 0.2e6 * backlog
+        self.row("S2", f"backlog of {backlog:,} spool entries over {repos} repositories ({refs:,} refs), `run --wait`",
+                 fmt_time(t), f"one entry per pair {fmt_time(t_one)}", fmt_ratio(t / t_one),
+                 "≤ 2× one entry per pair + 0.2 ms per entry; ≤ 2 pushes per pair",
+                 "yes" if t <= limit and max(made) <= 2 else "**no**",
+                 f"limit here {fmt_time(limit)}; {fmt_time(t / backlog)} per entry; pushes per pair: "
+                 f"{', '.join(map(str, made))}; every mirror exact; worker peak RSS {fmt_mib(drain.hwm_kb)}")
+
     def machine(self):
         cpu = "unknown"
         try:
@@ -1935,7 +2106,7 @@ def write_report(path, block, marks=None):
     path.write_text(text)
 
 
-FIGURES = ["P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10"]
+FIGURES = ["P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "S1", "S2"]
 
 
 def main():
@@ -1967,7 +2138,7 @@ def main():
             bench.p7()
         if "P8" in only:
             bench.p8()
-        for fig in ["P9", "P10"]:
+        for fig in ["P9", "P10", "S1", "S2"]:
             if fig in only:
                 getattr(bench, fig.lower())()
         ok = True

@@ -406,6 +406,9 @@ pub struct GlobalConfig {
     pub shared_group: Option<crate::util::users::Group>,
     /// How long a worker stays around for retries and debounce before leaving the rest to cron.
     pub worker_linger: Duration,
+    /// How long claimed spool entries and pair locks of a host stay its own unrenewed before
+    /// another host sharing the spool and state takes them over (README: "Scale-out").
+    pub claim_timeout: Duration,
     pub defaults: MirrorDefaults,
     pub retry: RetryPolicy,
     pub fleet_mirrors: Vec<FleetMirror>,
@@ -431,6 +434,7 @@ impl GlobalConfig {
             repos_root: None,
             shared_group: None,
             worker_linger: Duration::from_secs(60),
+            claim_timeout: Duration::from_secs(600),
             defaults: MirrorDefaults::default(),
             retry: RetryPolicy::default(),
             fleet_mirrors: Vec::new(),
@@ -738,6 +742,16 @@ mod tests {
     }
 
     #[test]
+    fn a_claim_timeout_too_short_to_renew_is_refused_with_the_default_named() {
+        assert_eq!(global_from("").unwrap().claim_timeout, Duration::from_secs(600));
+        let err = global_from("claim_timeout = \"500ms\"\n").unwrap_err().to_string();
+        assert!(
+            err.contains("claim_timeout") && err.contains("\"1s\"") && err.contains("\"10m\""),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn global_file_values_and_relative_paths() {
         let config = global_from(
             r#"
@@ -750,6 +764,7 @@ max_parallel = 8
 allowed_protocols = ["https", "ssh"]
 repos_root = "../repos"
 worker_linger = "2m"
+claim_timeout = "90s"
 
 [defaults]
 only_protected_branches = true
@@ -781,6 +796,7 @@ permanent_retry = "2h"
         assert_eq!(config.max_parallel, 8);
         assert_eq!(config.allowed_protocols, ["https", "ssh"]);
         assert_eq!(config.worker_linger, Duration::from_secs(120));
+        assert_eq!(config.claim_timeout, Duration::from_secs(90));
         let d = &config.defaults;
         assert!(d.only_protected_branches);
         assert_eq!(d.branches, Some(vec!["main".to_string()]));

@@ -15,6 +15,7 @@ pub mod ls_remote;
 pub mod orphans;
 pub mod process;
 pub mod push;
+pub mod ref_cache;
 pub mod remote_words;
 pub mod tls;
 pub mod trace;

@@ -128,6 +128,13 @@ pub const KEYS: &[KeyDoc] = &[
     ),
     key(
         Global,
+        "claim_timeout",
+        "\"10m\"",
+        "\"10m\"",
+        "On a spool and state shared by several hosts: how long a host's claimed spool entries and mirror locks stay its own without being renewed (a live worker renews them every quarter of it); then another host takes them over. At least 1s.",
+    ),
+    key(
+        Global,
         "shared_group",
         "\"git\"",
         "none",

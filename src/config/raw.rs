@@ -26,6 +26,8 @@ pub(super) struct RawGlobal {
     pub(super) shared_group: Option<String>,
     #[serde(default, deserialize_with = "duration")]
     pub(super) worker_linger: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    pub(super) claim_timeout: Option<Duration>,
     pub(super) defaults: Option<MirrorSettings>,
     pub(super) retry: Option<RawRetry>,
     pub(super) notify: Option<super::notify::RawNotify>,

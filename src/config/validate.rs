@@ -48,6 +48,16 @@ pub(super) fn parse_global(text: &str, path: &Path, mode: u32, state_base: &Path
     config.max_parallel = raw.max_parallel.unwrap_or(config.max_parallel);
     config.allowed_protocols = raw.allowed_protocols.unwrap_or(config.allowed_protocols);
     config.worker_linger = raw.worker_linger.unwrap_or(config.worker_linger);
+    if let Some(timeout) = raw.claim_timeout {
+        if timeout < Duration::from_secs(1) {
+            return Err(invalid(format!(
+                "claim_timeout = \"{}\" is too short: a live worker could not renew its claims in time; \
+                 use at least \"1s\" (the default is \"10m\")",
+                humantime::format_duration(timeout)
+            )));
+        }
+        config.claim_timeout = timeout;
+    }
     config.warn_pushers = raw.warn_pushers.unwrap_or(config.warn_pushers);
     if let Some(notify) = raw.notify {
         config.notify = crate::config::notify::resolve(notify, &dir).map_err(|m| invalid(format!("[notify] {m}")))?;

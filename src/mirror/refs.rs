@@ -4,6 +4,7 @@
 //! and so ancestry, still come from gix.
 
 use crate::git::local_refs::{self, LocalRef};
+use crate::git::ref_cache;
 use crate::mirror::plan::Ancestry;
 use crate::util::oid::{ObjectFormat, Oid};
 use anyhow::{Context, Result, anyhow};
@@ -27,6 +28,9 @@ pub struct LocalRepo {
     repo: gix::Repository,
     /// Refs live in `reftable/`: read them with git.
     reftable: bool,
+    /// Where a reftable repository's listing of all refs is kept between runs (see
+    /// [`crate::git::ref_cache`]); without one, only this process's memory keeps it.
+    ref_cache: Option<std::path::PathBuf>,
 }
 
 fn to_oid(id: &gix::oid) -> Result<Oid> {
@@ -49,7 +53,17 @@ impl LocalRepo {
             .config_snapshot()
             .string("extensions.refStorage")
             .is_some_and(|storage| storage.eq_ignore_ascii_case(b"reftable"));
-        Ok(LocalRepo { repo, reftable })
+        Ok(LocalRepo {
+            repo,
+            reftable,
+            ref_cache: None,
+        })
+    }
+
+    /// Keeps a reftable repository's listing of all refs in `file` too, for later runs.
+    pub fn with_ref_cache(mut self, file: std::path::PathBuf) -> LocalRepo {
+        self.ref_cache = Some(file);
+        self
     }
 
     /// The repository's object format.
@@ -65,10 +79,21 @@ impl LocalRepo {
         self.reftable
     }
 
-    /// Refs read by git itself, for reftable storage.
+    /// Refs read by git itself, for reftable storage: all of them (`names` empty), or those of
+    /// `names` that exist. Told again by a cached listing while the refs are unchanged.
     fn refs_from_git(&self, names: &[&str]) -> Result<LocalRefs> {
+        let git_dir = self.repo.git_dir();
+        let cache = self.ref_cache.as_deref();
+        let found = if names.is_empty() {
+            ref_cache::all_refs(git_dir, cache)?.refs().to_vec()
+        } else {
+            match ref_cache::refs_named(git_dir, cache, names) {
+                Some(found) => found,
+                None => local_refs::for_each_ref(git_dir, names)?,
+            }
+        };
         let mut refs = LocalRefs::default();
-        for found in local_refs::for_each_ref(self.repo.git_dir(), names)? {
+        for found in found {
             match found {
                 LocalRef::Direct { name, oid } => {
                     refs.direct.insert(name, oid);

@@ -22,6 +22,7 @@ use crate::git::FailureClass;
 use crate::mirror::learned_limit::LearnedLimits;
 use crate::mirror::lfs::LfsStatus;
 use crate::util::fsutil::{Durability, FileLock, replace_file};
+use crate::util::group_commit::GroupCommit;
 use crate::util::oid::{Oid, RefUpdate};
 use anyhow::{Context, Result};
 use known_refs::{decode_identity, decode_known_refs, encode_known_refs};
@@ -277,6 +278,8 @@ const REPO_RECORD: &str = "repo.json";
 const STATE_LOCK: &str = "state.lock";
 /// Marks a repository whose broken configuration was told (see [`StateStore::note_config_error`]).
 const CONFIG_ERROR_TOLD: &str = "config_error.told";
+const REF_CACHE: &str = "refs.reftable";
+const SCAN_CACHE: &str = "refs.scanned";
 
 /// A directory name for a repository path: readable, unique, short.
 fn repo_key(repo: &Path) -> String {
@@ -392,6 +395,17 @@ impl StateStore {
     /// What the mirror's last decisions were made for (see [`KnownRef`]), and the mirror they
     /// were made for; empty when the file is missing or unreadable (its loss costs a
     /// re-observation, never correctness).
+    /// Where a reftable repository's listing of its refs is cached between runs (see
+    /// [`crate::git::ref_cache`]).
+    pub fn ref_cache_file(&self, repo: &Path) -> PathBuf {
+        self.repo_dir(repo).join(REF_CACHE)
+    }
+
+    /// Where the drift scan keeps what it learned about a repository's refs, between runs.
+    pub fn scan_cache_file(&self, repo: &Path) -> PathBuf {
+        self.repo_dir(repo).join(SCAN_CACHE)
+    }
+
     pub fn load_known_refs(&self, repo: &Path, mirror: &str) -> KnownRefsOf {
         let path = self.known_refs_file(repo, mirror);
         match fs::read_to_string(&path) {
@@ -576,6 +590,20 @@ impl StateStore {
     }
 
     /// A mirror's state; a fresh one if none was saved.
+    /// [`Self::save_record`] into a group commit (see [`Self::stage_mirror`]).
+    pub fn stage_record(&self, record: &RepoRecord, commit: &mut GroupCommit) -> Result<()> {
+        self.ensure_dir(&self.repo_dir(&record.repo).join("mirrors"))?;
+        let path = self.repo_dir(&record.repo).join(REPO_RECORD);
+        commit
+            .stage(&path, &serde_json::to_vec_pretty(record)?, 0o600)
+            .with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// Whether the repository has a record (is registered), without reading it.
+    pub fn has_record(&self, repo: &Path) -> bool {
+        self.repo_dir(repo).join(REPO_RECORD).exists()
+    }
+
     pub fn load_mirror(&self, repo: &Path, mirror: &str) -> Result<MirrorState> {
         let state: Option<MirrorState> = read_json(&self.mirror_file(repo, mirror))?;
         Ok(state
@@ -629,13 +657,34 @@ impl StateStore {
     /// records as told is in the outbox; the repository's summary of failing mirrors follows.
     fn save_mirror_with(&self, state: &MirrorState, durability: Durability) -> Result<()> {
         self.ensure_dir(&self.repo_dir(&state.repo).join("mirrors"))?;
+        let state = self.observed(state);
+        write_json(&self.mirror_file(&state.repo, &state.mirror), &state, durability)?;
+        self.note_failing(&state);
+        Ok(())
+    }
+
+    /// [`Self::save_mirror`] into a group commit: the state is written when `commit` commits
+    /// (the caller holds the repository's lock until then).
+    pub fn stage_mirror(&self, state: &MirrorState, commit: &mut GroupCommit) -> Result<()> {
+        self.ensure_dir(&self.repo_dir(&state.repo).join("mirrors"))?;
+        let state = self.observed(state);
+        let path = self.mirror_file(&state.repo, &state.mirror);
+        commit
+            .stage(&path, &serde_json::to_vec_pretty(&state)?, 0o600)
+            .with_context(|| format!("writing {}", path.display()))?;
+        self.note_failing(&state);
+        Ok(())
+    }
+
+    /// The state to save: what its transition owes people is queued in the outbox first, and
+    /// recorded as told only once it is there.
+    fn observed(&self, state: &MirrorState) -> MirrorState {
         let mut state = state.clone();
         let before = state.incident.clone();
         let notices = incident::observe(&mut state, crate::util::fsutil::now_ms(), self.is_telling());
         if !notices.is_empty() {
             let outbox = self.outbox();
             if let Err(e) = notices.iter().try_for_each(|notice| outbox.put(notice)) {
-                // Not told: the next save of the pair tries again.
                 log::warn!(
                     "{}: mirror {}: queueing a notice: {e:#}",
                     state.repo.display(),
@@ -645,18 +694,19 @@ impl StateStore {
                 state.incident = Incident { since_ms, ..before };
             }
         }
-        write_json(&self.mirror_file(&state.repo, &state.mirror), &state, durability)?;
-        if let Err(e) = self.update_failing(&state.repo, &state.mirror, Some(&state)) {
+        state
+    }
+
+    /// Keeps the summary of failing mirrors the hook reads equal to a saved state.
+    fn note_failing(&self, state: &MirrorState) {
+        if let Err(e) = self.update_failing(&state.repo, &state.mirror, Some(state)) {
             log::warn!(
                 "{}: updating the summary of failing mirrors: {e:#}",
                 state.repo.display()
             );
         }
-        Ok(())
     }
 
-    /// Keeps `<repo>/failing.json` (what the hook tells pushers) equal to the pair's status;
-    /// `state` `None`: the pair is gone. Written only when the pair's entry changes.
     fn update_failing(&self, repo: &Path, mirror: &str, state: Option<&MirrorState>) -> Result<()> {
         let file = self.repo_dir(repo).join(failing::FAILING_FILE);
         let mut listed = failing::read(&file);
@@ -814,6 +864,12 @@ impl StateStore {
 
     /// Every registered repository.
     pub fn known_repos(&self) -> Result<Vec<PathBuf>> {
+        Ok(self.known_records()?.into_iter().map(|(repo, _)| repo).collect())
+    }
+
+    /// The registered repositories, sorted, each with its record as read (one read of each:
+    /// `None` when it has mirrors' states but no record, an error when the record cannot be read).
+    pub fn known_records(&self) -> Result<Vec<(PathBuf, Result<Option<RepoRecord>>)>> {
         let mut repos = Vec::new();
         let entries = match fs::read_dir(self.repos_dir()) {
             Ok(entries) => entries,
@@ -823,17 +879,17 @@ impl StateStore {
         for entry in entries {
             let dir = entry?.path();
             match read_json::<RepoRecord>(&dir.join(REPO_RECORD)) {
-                Ok(Some(record)) => repos.push(record.repo),
+                Ok(Some(record)) => repos.push((record.repo.clone(), Ok(Some(record)))),
                 // A record lost or corrupt: the repository is still known by its mirrors' state,
                 // and stays covered (the worker rebuilds the record, `status` reports it).
-                Ok(None) => repos.extend(repo_named_by_mirror_states(&dir)),
+                Ok(None) => repos.extend(repo_named_by_mirror_states(&dir).map(|repo| (repo, Ok(None)))),
                 Err(e) => match repo_named_by_mirror_states(&dir) {
-                    Some(repo) => repos.push(repo),
+                    Some(repo) => repos.push((repo, Err(e))),
                     None => log::warn!("{e:#}"),
                 },
             }
         }
-        repos.sort();
+        repos.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(repos)
     }
 }

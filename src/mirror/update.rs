@@ -59,8 +59,8 @@ pub fn update_mirror_showing(
 ) -> Result<UpdateReport> {
     let started = now_ms();
     let presence = || crate::mirror::configured::presence(repo, mirror, global);
-    // `started` may be lost in a crash: the state before it is whole, and a dead worker's
-    // `started` is recovered anyway; the outcome below is written durably.
+    // `started` may be lost in a crash: the state before it is whole (its pending refs are
+    // retried, under leases), and a dead worker's `started` is recovered anyway.
     let began = store.update_mirror_if(
         repo,
         &mirror.name,
@@ -119,13 +119,15 @@ pub fn update_mirror_showing(
         log::warn!("{}: mirror {}: {warning}", repo.display(), mirror.name);
     }
     let lost_refs = crate::mirror::verify::mirror_lost_refs(reach, &report, &known);
-    // What the configuration says now decides what is written, asked under the state lock.
+    // What the configuration says now decides what is written, asked under the state lock. Old or
+    // new is enough: a crash that loses the outcome leaves `started`, which the next run recovers
+    // as an interrupted update (a full reconciliation); nothing is lost.
     let looked = std::cell::RefCell::new(Presence::Same);
     store
         .update_mirror_if(
             repo,
             &mirror.name,
-            Durability::Durable,
+            Durability::OldOrNew,
             || {
                 let now = presence();
                 let configured = now != Presence::Gone;
@@ -445,7 +447,19 @@ fn reconcile_once(
         Reach::PendingOnly => local_repo.refs_named(pending.keys()),
     }
     .map_err(|e| format!("{e:#}"))?;
-    let head = local_repo.default_branch_commit().map_err(|e| format!("{e:#}"))?;
+    // The default branch decides deletions only (a ref the mirror has and the repository has
+    // not): read it when there is one to decide (for reftable it costs a git process).
+    let deletes = match reach {
+        Reach::Everything => remote.keys().any(|name| !local.direct.contains_key(name)),
+        Reach::PendingOnly => pending
+            .keys()
+            .any(|name| !local.direct.contains_key(name) && remote.contains_key(name)),
+    };
+    let head = if deletes {
+        local_repo.default_branch_commit().map_err(|e| format!("{e:#}"))?
+    } else {
+        None
+    };
     let input = PlanInput {
         local: &local.direct,
         local_symbolic: &local.symbolic,

@@ -3,10 +3,11 @@
 //! refs with the local values its last decisions were made for (the known refs). No network; a
 //! fingerprint makes "no change" cheap.
 
-use crate::config::RepoConfig;
+use crate::config::{MirrorConfig, RepoConfig};
 use crate::mirror::plan::MirrorRules;
-use crate::mirror::refs::LocalRepo;
-use crate::mirror::state::{PendingRef, StateStore, known_local_values};
+use crate::mirror::refs::{LocalRefs, LocalRepo};
+use crate::mirror::state::{MirrorState, PendingRef, StateStore, known_local_values};
+use crate::pipeline::scan_cache::{ScanCache, Stamp};
 use crate::util::fsutil::now_ms;
 use crate::util::oid::Oid;
 use anyhow::Result;
@@ -46,78 +47,197 @@ pub fn drifted(local: &BTreeMap<String, Oid>, known: &BTreeMap<String, Oid>) -> 
 
 /// Scans one repository (with its configuration `repo_config`); queues drifted refs in its
 /// mirrors' state, and a full reconciliation for a mirror whose URL or filters changed since its
-/// last update (its known refs describe another mirror, or leave out refs now in scope). Returns the names of the mirrors that got work.
-pub fn scan_repository(store: &StateStore, repo: &Path, repo_config: &RepoConfig) -> Result<Vec<String>> {
+/// last update (its known refs describe another mirror, or leave out refs now in scope). Returns
+/// the configured mirrors' states as the scan left them. A mirror with nothing new is only read:
+/// the repository's lock is taken to write. The refs themselves are read only when the scan
+/// cache cannot tell their fingerprints (see [`crate::pipeline::scan_cache`]).
+pub fn scan_repository(store: &StateStore, repo: &Path, repo_config: &RepoConfig) -> Result<Vec<MirrorState>> {
     if repo_config.mirrors.is_empty() {
         return Ok(Vec::new());
     }
-    let local_repo = LocalRepo::open(repo)?;
-    let local = local_repo.all_refs()?;
-    // A HEAD moved with `git symbolic-ref` (or a forge's settings) pushes nothing: looked at here,
-    // when a mirror's default branch follows it (read once, and only then: a reftable costs a git).
-    let local_head = std::cell::OnceCell::new();
-    let mut queued = Vec::new();
+    let mut refs = Refs::new(store, repo);
+    let mut states = Vec::with_capacity(repo_config.mirrors.len());
     for mirror in &repo_config.mirrors {
-        let scoped = in_scope(&local.direct, &mirror.rules);
-        let current = crate::mirror::verify::fingerprint(&scoped);
-        let _lock = store.lock(repo)?;
-        let mut state = store.load_mirror_healing(repo, &mirror.name)?;
-        if state.full_sync_seq.is_some() {
+        let seen = store.load_mirror(repo, &mirror.name);
+        if let Ok(state) = &seen
+            && drift_of(store, &mut refs, mirror, state)?.is_none()
+        {
+            states.push(seen?);
             continue;
         }
-        let now = now_ms();
-        let re_pointed = state.known_refs_fingerprint.is_some()
-            && store.known_refs_identity(repo, &mirror.name) != Some(crate::mirror::verify::identity(mirror));
-        if state.known_refs_fingerprint.is_none() || re_pointed {
-            if re_pointed {
-                log::info!(
-                    "{}: mirror {}: its URL or filters changed since its last update; reconciling in full",
-                    repo.display(),
-                    mirror.name
-                );
+        // Something to queue (or a state to heal): again under the lock, which writes.
+        let _lock = store.lock(repo)?;
+        let mut state = store.load_mirror_healing(repo, &mirror.name)?;
+        if let Some(drift) = drift_of(store, &mut refs, mirror, &state)? {
+            let now = now_ms();
+            match drift {
+                Drift::Unknown { re_pointed } => {
+                    if re_pointed {
+                        log::info!(
+                            "{}: mirror {}: its URL or filters changed since its last update; reconciling in full",
+                            repo.display(),
+                            mirror.name
+                        );
+                    }
+                    // Never reconciled, or another mirror: only a full reconciliation knows what it lacks.
+                    state.request_full_sync(now);
+                }
+                Drift::HeadMoved => {
+                    log::info!(
+                        "{}: mirror {}: HEAD points at another branch; its default branch follows",
+                        repo.display(),
+                        mirror.name
+                    );
+                    state.request_full_sync(now);
+                }
+                Drift::Refs(new) => {
+                    log::info!(
+                        "{}: mirror {}: {} ref(s) changed without a hook report",
+                        repo.display(),
+                        mirror.name,
+                        new.len()
+                    );
+                    for (name, change) in &new {
+                        state.add_pending(name, change, now);
+                    }
+                }
             }
-            // Never reconciled, or another mirror: only a full reconciliation knows what it lacks.
-            state.request_full_sync(now);
-        } else if state.known_refs_fingerprint.as_deref() == Some(current.as_str()) {
-            let head = match state.side.followed_head {
-                Some(_) => local_head
-                    .get_or_init(|| local_repo.head_branch().ok().flatten())
-                    .as_deref(),
-                None => None,
-            };
-            if !crate::mirror::update::default_branch::head_moved(mirror, &state.side, head) {
-                continue;
-            }
-            log::info!(
-                "{}: mirror {}: HEAD points at another branch; its default branch follows",
-                repo.display(),
-                mirror.name
-            );
-            state.request_full_sync(now);
-        } else {
-            let known = known_local_values(&store.load_known_refs(repo, &mirror.name).refs);
-            let changes = drifted(&scoped, &known);
-            let new: Vec<_> = changes
-                .iter()
-                .filter(|(name, _)| !state.pending.contains_key(*name))
-                .collect();
-            if new.is_empty() {
-                continue;
-            }
-            log::info!(
-                "{}: mirror {}: {} ref(s) changed without a hook report",
-                repo.display(),
-                mirror.name,
-                new.len()
-            );
-            for (name, change) in new {
-                state.add_pending(name, change, now);
+            store.save_mirror(&state)?;
+        }
+        states.push(state);
+    }
+    refs.remember(repo_config);
+    Ok(states)
+}
+
+/// What a mirror lacks that nobody reported.
+enum Drift {
+    /// Its known refs are of another mirror (or there are none): everything, by a full reconciliation.
+    Unknown { re_pointed: bool },
+    /// Refs whose local value differs from the one last decided for, not yet pending.
+    Refs(BTreeMap<String, PendingRef>),
+    /// The local HEAD points at another branch than the one the mirror's default follows.
+    HeadMoved,
+}
+
+/// The drift of one mirror (`None`: nothing to queue).
+fn drift_of(
+    store: &StateStore,
+    refs: &mut Refs<'_>,
+    mirror: &MirrorConfig,
+    state: &MirrorState,
+) -> Result<Option<Drift>> {
+    if state.full_sync_seq.is_some() {
+        return Ok(None);
+    }
+    let Some(fingerprint) = state.known_refs_fingerprint.as_deref() else {
+        return Ok(Some(Drift::Unknown { re_pointed: false }));
+    };
+    if store.known_refs_identity(refs.repo, &mirror.name) != Some(crate::mirror::verify::identity(mirror)) {
+        return Ok(Some(Drift::Unknown { re_pointed: true }));
+    }
+    if refs.fingerprint(mirror)? == fingerprint {
+        // A HEAD moved with `git symbolic-ref` (or a forge's settings) pushes nothing: looked at
+        // here, when the mirror's default branch follows it.
+        if state.side.followed_head.is_some()
+            && crate::mirror::update::default_branch::head_moved(mirror, &state.side, refs.head()?)
+        {
+            return Ok(Some(Drift::HeadMoved));
+        }
+        return Ok(None);
+    }
+    let scoped = in_scope(&refs.local()?.direct, &mirror.rules);
+    let known = known_local_values(&store.load_known_refs(refs.repo, &mirror.name).refs);
+    let new: BTreeMap<String, PendingRef> = drifted(&scoped, &known)
+        .into_iter()
+        .filter(|(name, _)| !state.pending.contains_key(name))
+        .collect();
+    Ok((!new.is_empty()).then_some(Drift::Refs(new)))
+}
+
+/// A repository's refs as the scan needs them: the fingerprint of each mirror's in-scope refs,
+/// from the scan cache while the refs are unchanged, and the refs themselves, read once, only
+/// when needed.
+struct Refs<'a> {
+    store: &'a StateStore,
+    repo: &'a Path,
+    /// Fingerprints by mirror scope: the cache's, while it holds, then those computed here.
+    fingerprints: BTreeMap<String, String>,
+    /// The stamp taken before the refs were read, and the refs.
+    read: Option<(Option<Stamp>, LocalRefs)>,
+    /// The branch HEAD points at, read once, only when a mirror's default branch follows it
+    /// (in a reftable repository it costs a git).
+    head: Option<Option<String>>,
+}
+
+impl<'a> Refs<'a> {
+    fn new(store: &'a StateStore, repo: &'a Path) -> Refs<'a> {
+        let fingerprints = ScanCache::read(&store.scan_cache_file(repo))
+            .and_then(|cache| cache.fingerprints_if_unchanged(repo).cloned())
+            .unwrap_or_default();
+        Refs {
+            store,
+            repo,
+            fingerprints,
+            read: None,
+            head: None,
+        }
+    }
+
+    fn local(&mut self) -> Result<&LocalRefs> {
+        if self.read.is_none() {
+            // The stamp first: refs read after it are at least as new as what it describes.
+            let stamp = crate::pipeline::scan_cache::stamp(self.repo);
+            let local = LocalRepo::open(self.repo)?
+                .with_ref_cache(self.store.ref_cache_file(self.repo))
+                .all_refs()?;
+            self.read = Some((stamp, local));
+        }
+        Ok(&self.read.as_ref().expect("read above").1)
+    }
+
+    fn head(&mut self) -> Result<Option<&str>> {
+        if self.head.is_none() {
+            self.head = Some(LocalRepo::open(self.repo)?.head_branch().ok().flatten());
+        }
+        Ok(self.head.as_ref().and_then(|head| head.as_deref()))
+    }
+
+    fn fingerprint(&mut self, mirror: &MirrorConfig) -> Result<String> {
+        let scope = crate::mirror::verify::identity(mirror).scope;
+        if let Some(known) = self.fingerprints.get(&scope) {
+            return Ok(known.clone());
+        }
+        let fingerprint = crate::mirror::verify::fingerprint(&in_scope(&self.local()?.direct, &mirror.rules));
+        self.fingerprints.insert(scope, fingerprint.clone());
+        Ok(fingerprint)
+    }
+
+    /// Keeps what the refs read here told (every configured mirror's fingerprint) for the next
+    /// scan, when they were read.
+    fn remember(mut self, repo_config: &RepoConfig) {
+        let Some((Some(stamp), _)) = &self.read else { return };
+        let stamp = stamp.clone();
+        // Fingerprints from an older stamp may not hold for this one: all from these refs.
+        let mut fingerprints = BTreeMap::new();
+        for mirror in &repo_config.mirrors {
+            if let Ok(fingerprint) = self.computed(mirror) {
+                fingerprints.insert(crate::mirror::verify::identity(mirror).scope, fingerprint);
             }
         }
-        store.save_mirror(&state)?;
-        queued.push(mirror.name.clone());
+        let file = self.store.scan_cache_file(self.repo);
+        if let Err(e) = ScanCache::new(self.repo, stamp, fingerprints).write(&file) {
+            log::debug!("{}: not cached: {e}", file.display());
+        }
     }
-    Ok(queued)
+
+    /// The fingerprint of `mirror`'s in-scope refs as read here (not from the cache).
+    fn computed(&mut self, mirror: &MirrorConfig) -> Result<String> {
+        Ok(crate::mirror::verify::fingerprint(&in_scope(
+            &self.local()?.direct,
+            &mirror.rules,
+        )))
+    }
 }
 
 #[cfg(test)]

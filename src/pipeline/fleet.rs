@@ -71,16 +71,14 @@ pub fn discovers(global: &GlobalConfig, repo: &Path) -> bool {
         && is_mirrored(global, repo)
 }
 
-/// Registers the mirrored repositories under `repos_root` that are not yet
-/// registered, so `run`'s drift scan and `status` cover the whole fleet.
-/// Returns how many were new.
-pub fn register_mirrored(global: &GlobalConfig, store: &StateStore) -> Result<usize> {
-    let known: BTreeSet<PathBuf> = store.known_repos()?.into_iter().collect();
-    let mut registered = 0;
+/// Registers the mirrored repositories under `repos_root` that are not among `known` (the
+/// registered ones), so `run`'s drift scan and `status` cover the whole fleet. Returns them.
+pub fn register_mirrored(global: &GlobalConfig, store: &StateStore, known: &BTreeSet<PathBuf>) -> Result<Vec<PathBuf>> {
+    let mut registered = Vec::new();
     for repo in mirrored_repos(global)? {
         if !known.contains(&repo) {
             store.register(&repo)?;
-            registered += 1;
+            registered.push(repo);
         }
     }
     Ok(registered)

@@ -23,16 +23,19 @@ pub fn is_gone(repo: &Path) -> bool {
 pub fn forget_gone(store: &StateStore) -> Result<Vec<PathBuf>> {
     let mut forgotten = Vec::new();
     for repo in store.known_repos()? {
-        if !is_gone(&repo) {
-            continue;
-        }
-        // Its mirrors still hold what it pushed: reported until `forget` says they were dealt with.
-        crate::pipeline::orphaned::record(store, &repo)?;
-        if store.forget(&repo)? {
+        if is_gone(&repo) && forget_gone_repo(store, &repo)? {
             forgotten.push(repo);
         }
     }
     Ok(forgotten)
+}
+
+/// Forgets one repository that is gone, keeping its mirrors in the orphans' list: they still
+/// hold what it pushed, reported until `forget` says they were dealt with. Returns whether it had
+/// anything to forget.
+pub fn forget_gone_repo(store: &StateStore, repo: &Path) -> Result<bool> {
+    crate::pipeline::orphaned::record(store, repo)?;
+    store.forget(repo)
 }
 
 /// The one report of a repository forgotten because it is gone.

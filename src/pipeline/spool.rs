@@ -65,6 +65,17 @@ pub fn read_entry_file(path: &Path) -> io::Result<Vec<u8>> {
     crate::util::regular_file::read_regular(path, u64::MAX).map(|(bytes, _)| bytes)
 }
 
+/// Entries waiting in `new/`, as [`Spool::oldest_waiting`] listed them.
+#[derive(Debug, Default)]
+pub struct Waiting {
+    /// The oldest names, oldest first.
+    pub names: Vec<String>,
+    /// The newest name listed.
+    pub newest: Option<String>,
+    /// Whether `names` holds every name listed.
+    pub all: bool,
+}
+
 /// The spool directory.
 #[derive(Clone, Debug)]
 pub struct Spool {
@@ -150,6 +161,43 @@ impl Spool {
         list_sorted(&self.dir("new"))
     }
 
+    /// The names of the oldest entries waiting in `new/` (none newer than `up_to`), at most
+    /// `max`, oldest first: one pass over the directory that keeps only those, so a backlog of
+    /// any size is read in batches of bounded memory. Names start with the time the hook wrote
+    /// them, so `up_to` set to the `newest` of a first listing leaves out what came after it.
+    pub fn oldest_waiting(&self, max: usize, up_to: Option<&str>) -> io::Result<Waiting> {
+        let mut oldest = std::collections::BinaryHeap::with_capacity(max.saturating_add(1));
+        let mut newest: Option<String> = None;
+        let entries = match fs::read_dir(self.dir("new")) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Waiting::default()),
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let Ok(name) = entry?.file_name().into_string() else {
+                continue;
+            };
+            if up_to.is_some_and(|up_to| name.as_str() > up_to) {
+                continue;
+            }
+            if newest.as_ref().is_none_or(|newest| name > *newest) {
+                newest = Some(name.clone());
+            }
+            if oldest.len() < max {
+                oldest.push(name);
+            } else if oldest.peek().is_some_and(|kept: &String| name < *kept) {
+                oldest.pop();
+                oldest.push(name);
+            }
+        }
+        let names = oldest.into_sorted_vec();
+        Ok(Waiting {
+            all: names.len() < max,
+            names,
+            newest,
+        })
+    }
+
     /// Whether anything waits in `new/`.
     pub fn has_waiting(&self) -> bool {
         fs::read_dir(self.dir("new")).is_ok_and(|mut d| d.next().is_some())
@@ -188,6 +236,20 @@ impl Spool {
     pub fn retire(&self, claimed: &Path) -> io::Result<()> {
         fs::remove_file(claimed)?;
         fsync_dir(claimed.parent().unwrap_or(&self.claim_dir()))
+    }
+
+    /// Deletes claimed entries whose requests are recorded elsewhere, with one fsync per
+    /// directory they were in (a batch's entries are all in this process's claim directory).
+    pub fn retire_all(&self, claimed: &[PathBuf]) -> io::Result<()> {
+        let mut dirs = std::collections::BTreeSet::new();
+        for path in claimed {
+            match fs::remove_file(path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+            dirs.insert(path.parent().unwrap_or(&self.root).to_path_buf());
+        }
+        dirs.iter().try_for_each(|dir| fsync_dir(dir))
     }
 
     /// Gives a claimed entry back: into `new/`, for whichever worker claims it next.
@@ -356,6 +418,38 @@ mod tests {
         spool.retire(&claimed).unwrap();
         assert!(!spool.has_waiting());
         assert_eq!(spool.depth().unwrap(), 0);
+    }
+
+    #[test]
+    fn the_oldest_entries_come_first_in_bounded_batches_and_retire_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path());
+        for _ in 0..7 {
+            spool.write(&entry()).unwrap();
+        }
+        let all = spool.waiting().unwrap();
+        let first = spool.oldest_waiting(3, None).unwrap();
+        assert_eq!((first.names.as_slice(), first.all), (&all[..3], false));
+        assert_eq!(first.newest.as_ref(), all.last());
+        let every = spool.oldest_waiting(100, None).unwrap();
+        assert_eq!((every.names, every.all), (all.clone(), true));
+        let claimed: Vec<PathBuf> = first.names.iter().map(|n| spool.claim(n).unwrap().unwrap()).collect();
+        assert_eq!(spool.oldest_waiting(3, None).unwrap().names, all[3..6].to_vec());
+        let up_to = spool.oldest_waiting(3, Some(&all[4])).unwrap();
+        assert_eq!(
+            (up_to.names.as_slice(), up_to.all),
+            (&all[3..5], true),
+            "none newer than up_to"
+        );
+        spool.retire_all(&claimed).unwrap();
+        assert_eq!(spool.depth().unwrap(), 4);
+        assert!(
+            Spool::new(&dir.path().join("none"))
+                .oldest_waiting(3, None)
+                .unwrap()
+                .names
+                .is_empty()
+        );
     }
 
     #[test]

@@ -3,8 +3,10 @@
 //! This file holds the drain loop and the dispatch of updates; where the work comes from (the
 //! spool, earlier runs, drift) is in `worker/intake.rs`.
 
+mod coalesce;
 mod handover;
 mod intake;
+mod scan;
 
 use crate::config::live::{Change, GlobalWatch};
 use crate::config::{self, GlobalConfig};
@@ -13,7 +15,7 @@ use crate::mirror::update::update_mirror;
 use crate::mirror::verify::{self, Verification};
 use crate::pipeline::hook::WORKER_LOCK;
 use crate::pipeline::slots::{Slots, host_of};
-use crate::pipeline::spool::{Spool, SpoolEntry};
+use crate::pipeline::spool::Spool;
 use crate::util::fsutil::FileLock;
 use anyhow::{Context, Result};
 use handover::Handover;
@@ -28,8 +30,6 @@ const POLL: Duration = Duration::from_millis(25);
 const CONFIG_RETRY: Duration = Duration::from_secs(5);
 /// How long to wait before trying a pair that another process is updating.
 const BUSY_RETRY: Duration = Duration::from_millis(250);
-/// Spool entries ingested per pass of the drain loop.
-const INGEST_SLICE: usize = 64;
 /// How long to wait before retrying a pair whose update ended in an error the state could not record.
 const ERROR_RETRY: Duration = Duration::from_secs(30);
 /// How long a spool entry whose refs could not be recorded (full disk, broken state directory)
@@ -195,7 +195,7 @@ struct Drain<'a> {
     /// Scheduled pairs whose `verify_interval` check is due (and nothing else).
     verifying: BTreeSet<Pair>,
     /// Claimed spool entries whose refs could not be recorded yet, and when to try again.
-    held: Vec<(PathBuf, SpoolEntry, Instant)>,
+    held: Vec<(PathBuf, Instant)>,
     /// Repositories whose configuration error was already logged (once each).
     config_errors: BTreeMap<PathBuf, String>,
     /// Other per-repository faults already logged (state that cannot be read or written).
@@ -203,6 +203,9 @@ struct Drain<'a> {
     /// Failed updates of each pair in this run since its last new push (see
     /// [`MAX_FAILED_ATTEMPTS_PER_RUN`]).
     failed_attempts: BTreeMap<Pair, u32>,
+    /// When each pair's last update in this run ended: the scan's findings about a pair read
+    /// before that are stale (its update's end scheduled what it left).
+    finished_at: BTreeMap<Pair, Instant>,
     /// Sends the notices the state queues (told of configuration changes).
     notifier: Option<&'a crate::notify::Notifier>,
 }
@@ -233,6 +236,7 @@ impl<'a> Drain<'a> {
             config_errors: BTreeMap::new(),
             faults: BTreeMap::new(),
             failed_attempts: BTreeMap::new(),
+            finished_at: BTreeMap::new(),
             notifier,
         }
     }
@@ -334,57 +338,37 @@ impl<'a> Drain<'a> {
     }
 
     fn drain(&mut self, summary: &mut RunSummary) -> Result<()> {
-        let mut scanned = false;
-        let (done_tx, done_rx) = mpsc::channel::<(Pair, Result<PairOutcome>)>();
+        let mut scan = ScanProgress::NotStarted;
+        let (events_tx, events_rx) = mpsc::channel::<Event>();
         std::thread::scope(|scope| -> Result<()> {
             loop {
                 self.refresh_global();
                 if self.may_claim() {
-                    // A bounded slice per pass: updates start while a large spool is still being read.
-                    self.ingest(summary, INGEST_SLICE)?;
+                    // Everything waiting is recorded before updates start: one update per pair carries it.
+                    self.ingest(summary)?;
                     self.retry_held(summary);
                 }
                 if !self.stopping {
                     self.route_due_repos();
                 }
                 // Once the spool is read, so the drift scan does not mistake spooled refs for unreported ones.
-                if !scanned && !self.stopping && !self.spool.has_waiting() {
-                    self.find_existing_work()?;
-                    scanned = true;
+                if scan == ScanProgress::NotStarted && !self.stopping && !self.spool.has_waiting() {
+                    scan = ScanProgress::Done;
+                    if self.options.scan_registered {
+                        scan = ScanProgress::Running;
+                        let (global, store, tx) = (Arc::clone(&self.global), self.store, events_tx.clone());
+                        let (wanted, spool_root) = (self.options.repos.clone(), self.spool.root().to_path_buf());
+                        scope.spawn(move || scan::scan_registered(store, &global, &wanted, &spool_root, &tx));
+                    }
                 }
-                while let Ok((pair, outcome)) = done_rx.try_recv() {
-                    self.finish(pair, outcome, summary);
+                while let Ok(event) = events_rx.try_recv() {
+                    self.handle(event, &mut scan, summary)?;
                 }
                 let now = Instant::now();
                 if self.may_start_updates() {
-                    let ready: Vec<Pair> = self
-                        .due
-                        .iter()
-                        .filter(|(pair, due)| **due <= now && !self.slots.is_running(pair))
-                        .map(|(pair, _)| pair.clone())
-                        .collect();
-                    let max_parallel = self.global.max_parallel;
-                    for pair in ready {
-                        let instant = Instant::now();
-                        if !self.slots.any_free(max_parallel, instant) {
-                            break;
-                        }
-                        // A mirror host with a slow or hung update gets no slot kept for the others.
-                        let host = self.hosts.get(&pair).map_or("", String::as_str);
-                        if !self.slots.may_start(host, max_parallel, instant) {
-                            continue;
-                        }
-                        self.due.remove(&pair);
-                        // Read afresh: the admin may have changed it since it was scheduled.
-                        let Some(mirror_config) = self.mirror_config(&pair) else {
-                            self.verifying.remove(&pair);
-                            continue;
-                        };
-                        let host = host_of(&mirror_config.url);
-                        self.hosts.insert(pair.clone(), host.clone());
-                        self.slots.start(pair.clone(), host, instant);
+                    while let Some((pair, mirror_config)) = self.next_to_start(now) {
                         let verify_only = self.verifying.remove(&pair);
-                        let tx = done_tx.clone();
+                        let tx = events_tx.clone();
                         let (global, store) = (Arc::clone(&self.global), self.store);
                         scope.spawn(move || {
                             // A bug in one update must not leave the pair "running" for ever.
@@ -393,30 +377,84 @@ impl<'a> Drain<'a> {
                                 .unwrap_or_else(|_| {
                                     Err(anyhow::anyhow!("the update panicked (a bug; please report it)"))
                                 });
-                            let _ = tx.send((pair, outcome));
+                            let _ = tx.send(Event::Finished(pair, outcome));
                         });
                     }
                 }
                 // Entries this worker may not claim are left to the next one.
                 let spool_waiting = self.may_claim() && self.spool.has_waiting();
-                if self.slots.is_empty() && !spool_waiting && self.idle_long_enough(now) {
+                let scanning = scan == ScanProgress::Running;
+                if self.slots.is_empty() && !spool_waiting && !scanning && self.idle_long_enough(now) {
                     return Ok(());
                 }
-                let until_due = self
-                    .due
-                    .values()
-                    .min()
-                    .map_or(POLL, |due| due.saturating_duration_since(now));
                 let wait = if spool_waiting {
                     Duration::ZERO // more entries to read: don't sleep
                 } else {
-                    POLL.min(until_due).max(Duration::from_millis(1))
+                    self.wait_for_work(now)
                 };
-                if let Ok((pair, outcome)) = done_rx.recv_timeout(wait) {
-                    self.finish(pair, outcome, summary);
+                if let Ok(event) = events_rx.recv_timeout(wait) {
+                    self.handle(event, &mut scan, summary)?;
                 }
             }
         })
+    }
+
+    /// The next due pair that may start now, taken off the schedule and given its slot, with its
+    /// configuration read afresh (the admin may have changed it since it was scheduled). `None`
+    /// when every slot is taken or nothing due may start.
+    fn next_to_start(&mut self, now: Instant) -> Option<(Pair, crate::config::MirrorConfig)> {
+        let max_parallel = self.global.max_parallel;
+        loop {
+            let instant = Instant::now();
+            if !self.slots.any_free(max_parallel, instant) {
+                return None;
+            }
+            // A mirror host with a slow or hung update gets no slot kept for the others.
+            let pair = self
+                .due
+                .iter()
+                .filter(|(pair, due)| **due <= now && !self.slots.is_running(pair))
+                .map(|(pair, _)| pair)
+                .find(|pair| {
+                    let host = self.hosts.get(*pair).map_or("", String::as_str);
+                    self.slots.may_start(host, max_parallel, instant)
+                })?
+                .clone();
+            self.due.remove(&pair);
+            let Some(mirror_config) = self.mirror_config(&pair) else {
+                self.verifying.remove(&pair);
+                continue;
+            };
+            let host = host_of(&mirror_config.url);
+            self.hosts.insert(pair.clone(), host.clone());
+            self.slots.start(pair.clone(), host, instant);
+            return Some((pair, mirror_config));
+        }
+    }
+
+    /// How long the drain loop may sleep when the spool is empty: until the next pair is due,
+    /// at most [`POLL`]. Pairs already due that could not start (every slot taken, or their host
+    /// is slow) wait for an update to finish, which wakes the loop at once: they are no reason
+    /// to poll faster.
+    fn wait_for_work(&self, now: Instant) -> Duration {
+        let until_due = self
+            .due
+            .values()
+            .filter(|due| **due > now)
+            .min()
+            .map_or(POLL, |due| due.saturating_duration_since(now));
+        POLL.min(until_due).max(Duration::from_millis(1))
+    }
+
+    /// Takes in what an update or the scan reports.
+    fn handle(&mut self, event: Event, scan: &mut ScanProgress, summary: &mut RunSummary) -> Result<()> {
+        match event {
+            Event::Finished(pair, outcome) => self.finish(pair, outcome, summary),
+            Event::Found(findings) => self.found(findings),
+            Event::ScanEnded => *scan = ScanProgress::Done,
+            Event::ScanFailed(e) => return Err(e),
+        }
+        Ok(())
     }
 
     /// Whether nothing is due soon enough to be worth waiting for.
@@ -473,7 +511,9 @@ impl<'a> Drain<'a> {
     }
 
     fn finish(&mut self, pair: Pair, outcome: Result<PairOutcome>, summary: &mut RunSummary) {
-        self.slots.finish(&pair, Instant::now());
+        let now = Instant::now();
+        self.slots.finish(&pair, now);
+        self.finished_at.insert(pair.clone(), now);
         match outcome {
             Ok(PairOutcome::Busy) => {
                 self.due.insert(pair, Instant::now() + BUSY_RETRY);
@@ -532,21 +572,29 @@ impl Drain<'_> {
     }
 }
 
-/// Registers the repositories under `repos_root` that have mirrors (their own
-/// `push-mirror.toml` or a matching fleet mirror) so the drift scan and
-/// `status` cover the whole fleet, hooked or not. A problem is logged, not fatal.
-fn register_fleet(global: &GlobalConfig, store: &StateStore) {
-    match crate::pipeline::fleet::register_mirrored(global, store) {
-        Ok(0) => {}
-        Ok(n) => log::info!("registered {n} new repositories under repos_root"),
-        Err(e) => log::warn!("looking for repositories under repos_root: {e:#}"),
-    }
-}
-
 /// Whether a path is plausibly a git directory (cheap: the hook's entries are
 /// checked again when the repository is opened).
 fn looks_like_a_repository(path: &Path) -> bool {
     path.join("HEAD").is_file() && path.join("objects").is_dir()
+}
+
+/// What the drain loop hears from the threads it started.
+enum Event {
+    /// An update ended.
+    Finished(Pair, Result<PairOutcome>),
+    /// The scan of registered repositories found this (see `worker/scan.rs`).
+    Found(Vec<scan::Findings>),
+    ScanEnded,
+    /// The registered repositories could not be listed.
+    ScanFailed(anyhow::Error),
+}
+
+/// Where the scan of registered repositories is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ScanProgress {
+    NotStarted,
+    Running,
+    Done,
 }
 
 /// What became of one dispatched pair.

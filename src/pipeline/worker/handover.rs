@@ -33,11 +33,11 @@ pub struct Handover {
 impl Drain<'_> {
     /// Gives the entries held back (claimed, their refs not yet recorded) back to the spool.
     pub(super) fn release_held(&mut self) {
-        for (claimed, entry, _) in std::mem::take(&mut self.held) {
+        for (claimed, _) in std::mem::take(&mut self.held) {
             match self.spool.release(&claimed) {
                 Ok(()) => log::info!(
-                    "{}: a push that could not be recorded was put back into the spool",
-                    entry.repo.display()
+                    "a push that could not be recorded ({}) was put back into the spool",
+                    claimed.display()
                 ),
                 // Still claimed by this process: the next worker takes it back once it has ended.
                 Err(e) => log::warn!("putting {} back into the spool: {e}", claimed.display()),
