@@ -371,8 +371,15 @@ impl Spool {
 
     /// Removes this process's claim directory if it is empty (at exit).
     pub fn release_claims(&self) {
-        if fs::remove_dir(self.claim_dir()).is_ok() {
-            crate::util::lease::release(&self.claim_dir());
+        let dir = self.claim_dir();
+        if !dir.exists() {
+            return;
+        }
+        // Released before it is removed: a renewal in between would take its absence for a takeover.
+        crate::util::lease::release(&dir);
+        if fs::remove_dir(&dir).is_err() {
+            // Entries still claimed (held back): renewed as before.
+            let _ = crate::util::lease::hold(&dir);
         }
     }
 

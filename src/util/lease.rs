@@ -77,29 +77,53 @@ pub fn release(path: &Path) {
     }
 }
 
+/// Whether a held path was taken over by another host (see [`renew_held`]).
+static TAKEN_OVER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether another host took over something this process held: it must stop, since what it
+/// guarded is that host's now.
+pub fn taken_over() -> bool {
+    TAKEN_OVER.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 /// Renews every held path; a path taken over by another host (it names another file now) is
-/// logged, once, and no longer renewed. Returns how many were renewed.
+/// logged, no longer renewed, and marks this process [`taken_over`]. A path gone (a claim
+/// directory its worker removed, a repository's state forgotten) is no longer renewed either.
+/// Returns how many were renewed.
 pub fn renew_held() -> usize {
     let mut held = held().lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let mut renewed = 0;
+    let (renewed, lost) = renew_all(&mut held);
+    if !lost.is_empty() {
+        TAKEN_OVER.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+    for path in lost {
+        log::error!(
+            "{} was taken over by another host (this process did not renew it within claim_timeout: was it \
+             stopped, or cut off from the shared filesystem?); what it guarded is that host's now",
+            path.display()
+        );
+    }
+    renewed
+}
+
+/// Renews every path of `held`, dropping those gone or taken over; returns how many were
+/// renewed, and those taken over.
+fn renew_all(held: &mut BTreeMap<PathBuf, Held>) -> (usize, Vec<PathBuf>) {
+    let (mut renewed, mut lost) = (0, Vec::new());
     held.retain(|path, (dev, ino, _)| match renew(path, *dev, *ino) {
         Ok(true) => {
             renewed += 1;
             true
         }
         Ok(false) => {
-            log::error!(
-                "{} was taken over by another host (this process did not renew it within claim_timeout: was it \
-                 stopped, or cut off from the shared filesystem?); what it guarded is that host's now",
-                path.display()
-            );
+            lost.push(path.clone());
             false
         }
         // Gone with its work (a claim directory removed), or unreadable for a moment: tried again.
         Err(e) if e.kind() == io::ErrorKind::NotFound => false,
         Err(_) => true,
     });
-    renewed
+    (renewed, lost)
 }
 
 /// Sets `path`'s modification time to now if it still is the file (`dev`, `ino`) taken.
@@ -113,7 +137,11 @@ fn renew(path: &Path, dev: u64, ino: u64) -> io::Result<bool> {
     Ok(true)
 }
 
-/// A thread renewing every held path every `every` (a quarter of `claim_timeout`), until dropped.
+/// A thread renewing every held path every quarter of `claim_timeout`, until dropped. When it
+/// finds something taken over, the process exits at once, as if killed: it was stopped or cut
+/// off for longer than `claim_timeout`, and the host that took over recovers whatever it was
+/// doing (as it does a dead host's). Its git children finish the push they are in, whose
+/// leases keep the mirror consistent.
 pub struct Heartbeat {
     stop: Option<mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -128,6 +156,10 @@ impl Heartbeat {
             .spawn(move || {
                 while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
                     renew_held();
+                    if taken_over() {
+                        log::logger().flush();
+                        std::process::exit(EXIT_TAKEN_OVER);
+                    }
                 }
             })
             .ok();
@@ -146,6 +178,9 @@ impl Drop for Heartbeat {
         }
     }
 }
+
+/// The exit status of a process whose claims or locks another host took over.
+pub const EXIT_TAKEN_OVER: i32 = 3;
 
 /// An exclusive lock that names its holder and is renewed while held (see the module
 /// documentation); released on drop.
@@ -340,17 +375,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("claim");
         fs::create_dir(&path).unwrap();
-        hold(&path).unwrap();
+        let meta = fs::metadata(&path).unwrap();
+        let mut held = BTreeMap::from([(path.clone(), (meta.dev(), meta.ino(), 1))]);
         make_old_dir(&path);
-        renew_held();
+        assert_eq!(renew_all(&mut held), (1, vec![]));
         assert!(age_of(&path).unwrap() < Duration::from_secs(60), "renewed");
         // Taken over: the path names another directory now; it is no longer renewed.
         fs::rename(&path, dir.path().join("away")).unwrap();
         fs::create_dir(&path).unwrap();
         make_old_dir(&path);
-        renew_held();
+        assert_eq!(renew_all(&mut held), (0, vec![path.clone()]));
         assert!(age_of(&path).unwrap() > Duration::from_secs(60), "another's is left alone");
-        release(&path);
+        assert!(held.is_empty());
+        // Gone (its worker removed it): dropped, and no takeover.
+        let gone = dir.path().join("gone");
+        fs::create_dir(&gone).unwrap();
+        let meta = fs::metadata(&gone).unwrap();
+        held.insert(gone.clone(), (meta.dev(), meta.ino(), 1));
+        fs::remove_dir(&gone).unwrap();
+        assert_eq!(renew_all(&mut held), (0, vec![]));
+        assert!(held.is_empty());
     }
 
     fn make_old_dir(path: &Path) {
