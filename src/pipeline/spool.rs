@@ -513,7 +513,10 @@ mod tests {
         let claimed = spool.claim(&name).unwrap().unwrap();
         assert_eq!(spool.requeue_claimed().unwrap(), 0, "a live worker's claims stay");
         // Move the claim under a process of this host that cannot exist.
-        let dead = dir.path().join("claimed").join(format!("{}.{}", crate::util::lease::host_name(), i32::MAX));
+        let dead = dir
+            .path()
+            .join("claimed")
+            .join(format!("{}.{}", crate::util::lease::host_name(), i32::MAX));
         fs::create_dir_all(&dead).unwrap();
         fs::rename(&claimed, dead.join(&name)).unwrap();
         assert!(!spool.has_waiting());
@@ -531,10 +534,10 @@ mod tests {
         let name = spool.waiting().unwrap().remove(0);
         let claimed = spool.claim(&name).unwrap().unwrap();
         // The pid runs (it is ours), but it is another process: its start time differs.
-        let reused = dir
-            .path()
-            .join("claimed")
-            .join(format!("{}.{}.1", crate::util::lease::host_name(), std::process::id()));
+        let reused =
+            dir.path()
+                .join("claimed")
+                .join(format!("{}.{}.1", crate::util::lease::host_name(), std::process::id()));
         fs::create_dir_all(&reused).unwrap();
         fs::rename(&claimed, reused.join(&name)).unwrap();
         assert_eq!(spool.requeue_claimed().unwrap(), 1);
@@ -554,7 +557,8 @@ mod tests {
             0,
             "another host's fresh claim is in flight"
         );
-        let old = std::time::SystemTime::now() - crate::config::DEFAULT_CLAIM_TIMEOUT - std::time::Duration::from_secs(1);
+        let old =
+            std::time::SystemTime::now() - crate::config::DEFAULT_CLAIM_TIMEOUT - std::time::Duration::from_secs(1);
         fs::File::open(&other).unwrap().set_modified(old).unwrap();
         assert_eq!(spool.requeue_claimed().unwrap(), 1);
         // A claim touched "a year from now" (its host's clock was wrong) is as young as a new

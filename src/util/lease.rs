@@ -252,7 +252,10 @@ impl Drop for LeasedLock {
 /// Who holds the lock at `path`, as its file says, judged against `timeout`.
 pub fn holder_of(path: &Path, timeout: Duration) -> Holder {
     let mut text = String::new();
-    if File::open(path).and_then(|f| f.take(512).read_to_string(&mut text)).is_err() {
+    if File::open(path)
+        .and_then(|f| f.take(512).read_to_string(&mut text))
+        .is_err()
+    {
         return Holder::Unknown;
     }
     let holder = text.lines().next().unwrap_or("").trim().to_string();
@@ -327,12 +330,25 @@ mod tests {
     fn a_free_lock_names_its_holder_and_a_second_taker_waits() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pair.lock");
-        let lock = LeasedLock::try_acquire(&path, Duration::from_secs(600)).unwrap().unwrap();
+        let lock = LeasedLock::try_acquire(&path, Duration::from_secs(600))
+            .unwrap()
+            .unwrap();
         assert_eq!(fs::read_to_string(&path).unwrap(), format!("{}\n", this_holder()));
-        assert_eq!(holder_of(&path, Duration::from_secs(600)), Holder::ThisHost(this_holder()));
-        assert!(LeasedLock::try_acquire(&path, Duration::from_secs(600)).unwrap().is_none());
+        assert_eq!(
+            holder_of(&path, Duration::from_secs(600)),
+            Holder::ThisHost(this_holder())
+        );
+        assert!(
+            LeasedLock::try_acquire(&path, Duration::from_secs(600))
+                .unwrap()
+                .is_none()
+        );
         drop(lock);
-        assert!(LeasedLock::try_acquire(&path, Duration::from_secs(600)).unwrap().is_some());
+        assert!(
+            LeasedLock::try_acquire(&path, Duration::from_secs(600))
+                .unwrap()
+                .is_some()
+        );
     }
 
     #[test]
@@ -344,12 +360,18 @@ mod tests {
         (&file).write_all(b"otherhost.42.7\n").unwrap();
         let timeout = Duration::from_secs(600);
         assert_eq!(holder_of(&path, timeout), Holder::Renewed("otherhost.42.7".to_string()));
-        assert!(LeasedLock::try_acquire(&path, timeout).unwrap().is_none(), "renewed: still its own");
+        assert!(
+            LeasedLock::try_acquire(&path, timeout).unwrap().is_none(),
+            "renewed: still its own"
+        );
         make_old(&path, Duration::from_secs(601));
         assert!(matches!(holder_of(&path, timeout), Holder::Stale(..)));
         let taken = LeasedLock::try_acquire(&path, timeout).unwrap().expect("taken over");
         assert_eq!(fs::read_to_string(&path).unwrap(), format!("{}\n", this_holder()));
-        assert!(!names_file(&path, &file).unwrap(), "the old holder's file is no longer the lock");
+        assert!(
+            !names_file(&path, &file).unwrap(),
+            "the old holder's file is no longer the lock"
+        );
         // A third taker waits for the new holder, not for the old file.
         assert!(LeasedLock::try_acquire(&path, timeout).unwrap().is_none());
         drop((taken, held));
@@ -367,7 +389,11 @@ mod tests {
         (&file).write_all(format!("{}.1.1\n", host_name()).as_bytes()).unwrap();
         make_old(&path, Duration::from_secs(3600));
         assert!(matches!(holder_of(&path, Duration::from_secs(1)), Holder::ThisHost(_)));
-        assert!(LeasedLock::try_acquire(&path, Duration::from_secs(1)).unwrap().is_none());
+        assert!(
+            LeasedLock::try_acquire(&path, Duration::from_secs(1))
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
@@ -385,7 +411,10 @@ mod tests {
         fs::create_dir(&path).unwrap();
         make_old_dir(&path);
         assert_eq!(renew_all(&mut held), (0, vec![path.clone()]));
-        assert!(age_of(&path).unwrap() > Duration::from_secs(60), "another's is left alone");
+        assert!(
+            age_of(&path).unwrap() > Duration::from_secs(60),
+            "another's is left alone"
+        );
         assert!(held.is_empty());
         // Gone (its worker removed it): dropped, and no takeover.
         let gone = dir.path().join("gone");
