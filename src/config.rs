@@ -388,6 +388,9 @@ pub struct FleetMirror {
     pub settings: MirrorSettings,
 }
 
+/// How long claimed spool entries and pair locks of a host stay its own unrenewed (`claim_timeout`).
+pub const DEFAULT_CLAIM_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// The global configuration, ready to use.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GlobalConfig {
@@ -434,7 +437,7 @@ impl GlobalConfig {
             repos_root: None,
             shared_group: None,
             worker_linger: Duration::from_secs(60),
-            claim_timeout: Duration::from_secs(600),
+            claim_timeout: DEFAULT_CLAIM_TIMEOUT,
             defaults: MirrorDefaults::default(),
             retry: RetryPolicy::default(),
             fleet_mirrors: Vec::new(),

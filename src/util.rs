@@ -1,11 +1,12 @@
 //! Small building blocks that import nothing else of the crate: durable files (one at a time, or many
 //! in a group commit), object ids and ref updates,
-//! failpoints, byte sizes, name suggestions, bounded reads of configured files, users and groups, who may
+//! failpoints, leases other hosts can take over, byte sizes, name suggestions, bounded reads of configured files, users and groups, who may
 //! write a directory, and the ownership rules for what decides where the worker pushes.
 
 pub mod failpoint;
 pub mod fsutil;
 pub mod group_commit;
+pub mod lease;
 pub mod oid;
 pub mod regular_file;
 pub mod size;

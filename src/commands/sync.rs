@@ -6,7 +6,7 @@ use crate::commands::{
 use crate::config::{GlobalConfig, MirrorConfig};
 use crate::mirror::state::StateStore;
 use crate::mirror::update::{UpdateReport, update_mirror_showing};
-use crate::util::fsutil::FileLock;
+use crate::util::lease::{Heartbeat, LeasedLock};
 use anyhow::{Context, Result};
 use std::io::Write;
 use std::path::Path;
@@ -27,10 +27,12 @@ pub fn cmd_sync(global: &GlobalConfig, repo: &Path, only: Option<&str>, out: &mu
     }
     let store = StateStore::new(&global.state_dir).telling(global.notify.is_configured());
     store.register(&repo)?;
+    // Renews the mirror's lock while it is pushed (another host takes over only a dead one's).
+    let _heartbeat = Heartbeat::start(global.claim_timeout);
     let mut failed = false;
     for mirror in mirrors {
-        let _push_lock =
-            FileLock::acquire(&store.push_lock_path(&repo, &mirror.name)?).context("locking the mirror")?;
+        let _push_lock = LeasedLock::acquire(&store.push_lock_path(&repo, &mirror.name)?, global.claim_timeout)
+            .context("locking the mirror")?;
         let report = update_mirror_showing(&store, global, &repo, mirror, true, &|progress| {
             show_progress(&mirror.name, progress)
         })?;

@@ -80,34 +80,29 @@ pub struct Waiting {
 #[derive(Clone, Debug)]
 pub struct Spool {
     root: PathBuf,
-    /// This process's claim directory name under `claimed/`: `<host>.<pid>`.
+    /// This process's claim directory name under `claimed/`: `<host>.<pid>.<start time>`.
     owner: String,
+    /// How long another host's claim stays its own without being renewed (`claim_timeout`).
+    claim_timeout: std::time::Duration,
 }
 
-/// A claim directory untouched this long belongs to a dead worker, even one
-/// on another host sharing the spool (claims live for milliseconds).
-const STALE_CLAIM: std::time::Duration = std::time::Duration::from_secs(600);
-
-fn host_name() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most buf.len() bytes into buf.
-    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
-    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
-    let name = String::from_utf8_lossy(&buf[..end]).replace(['/', '.'], "_");
-    if ok && !name.is_empty() {
-        name
-    } else {
-        "localhost".to_string()
-    }
-}
+/// A temp file untouched this long belongs to a hook that died before publishing it.
+const STALE_TEMP_FILE: std::time::Duration = std::time::Duration::from_secs(600);
 
 impl Spool {
     pub fn new(root: &Path) -> Spool {
         Spool {
             root: root.to_path_buf(),
             // `<host>.<pid>.<start time>`: a claim of a dead worker is found even once its pid is reused.
-            owner: format!("{}.{}", host_name(), crate::util::fsutil::this_process_identity()),
+            owner: crate::util::lease::this_holder(),
+            claim_timeout: crate::config::DEFAULT_CLAIM_TIMEOUT,
         }
+    }
+
+    /// This spool, judging other hosts' claims by `claim_timeout`.
+    pub fn with_claim_timeout(mut self, claim_timeout: std::time::Duration) -> Spool {
+        self.claim_timeout = claim_timeout;
+        self
     }
 
     pub fn root(&self) -> &Path {
@@ -216,6 +211,9 @@ impl Spool {
         let claimed = match claim() {
             Err(e) if e.kind() == io::ErrorKind::NotFound && !self.claim_dir().exists() => {
                 crate::util::fsutil::create_kept_dirs(&self.claim_dir())?;
+                // Renewed while this process lives (its heartbeat): another host takes the
+                // claims over only once that stops.
+                crate::util::lease::hold(&self.claim_dir())?;
                 claim()
             }
             other => other,
@@ -283,10 +281,11 @@ impl Spool {
         Ok(dest)
     }
 
-    /// Puts entries claimed by workers that are gone back into `new/`: this
-    /// host's dead processes, and any claim left untouched for ten minutes.
+    /// Puts entries claimed by workers that are gone back into `new/`: this host's dead
+    /// processes, and other hosts' claims not renewed within `claim_timeout` (see
+    /// [`crate::util::lease`]).
     pub fn requeue_claimed(&self) -> io::Result<usize> {
-        let host_prefix = format!("{}.", host_name());
+        let host_prefix = format!("{}.", crate::util::lease::host_name());
         let mut requeued = 0;
         for owner in list_sorted(&self.dir("claimed"))? {
             let dir = self.dir("claimed").join(&owner);
@@ -299,8 +298,8 @@ impl Spool {
             let dead = match owner.strip_prefix(&host_prefix) {
                 Some(process) => !crate::util::fsutil::identity_alive(process),
                 // A time after now counts as now (and ages from now): a clock set back never
-                // keeps a dead host's claims for longer than STALE_CLAIM.
-                None => crate::util::fsutil::age_of(&dir)? > STALE_CLAIM,
+                // keeps a dead host's claims for longer than `claim_timeout`.
+                None => crate::util::fsutil::age_of(&dir)? > self.claim_timeout,
             };
             if !dead || owner == self.owner {
                 continue;
@@ -312,6 +311,22 @@ impl Spool {
             let _ = fs::remove_dir(&dir);
         }
         Ok(requeued)
+    }
+
+    /// How long until the oldest claim of another host is taken over, if it is not renewed
+    /// meanwhile (`None`: no other host holds a claim).
+    pub fn next_takeover(&self) -> io::Result<Option<std::time::Duration>> {
+        let host_prefix = format!("{}.", crate::util::lease::host_name());
+        let mut next: Option<std::time::Duration> = None;
+        for owner in list_sorted(&self.dir("claimed"))? {
+            let dir = self.dir("claimed").join(&owner);
+            if owner.starts_with(&host_prefix) || !dir.is_dir() {
+                continue;
+            }
+            let remaining = self.claim_timeout.saturating_sub(crate::util::fsutil::age_of(&dir)?);
+            next = Some(next.map_or(remaining, |n| n.min(remaining)));
+        }
+        Ok(next)
     }
 
     /// Moves every waiting entry of `other` into this spool, durably (hooks
@@ -345,7 +360,7 @@ impl Spool {
             if fs::metadata(&path)?
                 .modified()?
                 .elapsed()
-                .is_ok_and(|age| age > STALE_CLAIM)
+                .is_ok_and(|age| age > STALE_TEMP_FILE)
             {
                 fs::remove_file(&path)?;
                 removed += 1;
@@ -356,7 +371,16 @@ impl Spool {
 
     /// Removes this process's claim directory if it is empty (at exit).
     pub fn release_claims(&self) {
-        let _ = fs::remove_dir(self.claim_dir());
+        let dir = self.claim_dir();
+        if !dir.exists() {
+            return;
+        }
+        // Released before it is removed: a renewal in between would take its absence for a takeover.
+        crate::util::lease::release(&dir);
+        if fs::remove_dir(&dir).is_err() {
+            // Entries still claimed (held back): renewed as before.
+            let _ = crate::util::lease::hold(&dir);
+        }
     }
 
     /// Entries waiting or claimed, for monitoring.
@@ -489,7 +513,10 @@ mod tests {
         let claimed = spool.claim(&name).unwrap().unwrap();
         assert_eq!(spool.requeue_claimed().unwrap(), 0, "a live worker's claims stay");
         // Move the claim under a process of this host that cannot exist.
-        let dead = dir.path().join("claimed").join(format!("{}.{}", host_name(), i32::MAX));
+        let dead = dir
+            .path()
+            .join("claimed")
+            .join(format!("{}.{}", crate::util::lease::host_name(), i32::MAX));
         fs::create_dir_all(&dead).unwrap();
         fs::rename(&claimed, dead.join(&name)).unwrap();
         assert!(!spool.has_waiting());
@@ -507,10 +534,10 @@ mod tests {
         let name = spool.waiting().unwrap().remove(0);
         let claimed = spool.claim(&name).unwrap().unwrap();
         // The pid runs (it is ours), but it is another process: its start time differs.
-        let reused = dir
-            .path()
-            .join("claimed")
-            .join(format!("{}.{}.1", host_name(), std::process::id()));
+        let reused =
+            dir.path()
+                .join("claimed")
+                .join(format!("{}.{}.1", crate::util::lease::host_name(), std::process::id()));
         fs::create_dir_all(&reused).unwrap();
         fs::rename(&claimed, reused.join(&name)).unwrap();
         assert_eq!(spool.requeue_claimed().unwrap(), 1);
@@ -530,11 +557,12 @@ mod tests {
             0,
             "another host's fresh claim is in flight"
         );
-        let old = std::time::SystemTime::now() - STALE_CLAIM - std::time::Duration::from_secs(1);
+        let old =
+            std::time::SystemTime::now() - crate::config::DEFAULT_CLAIM_TIMEOUT - std::time::Duration::from_secs(1);
         fs::File::open(&other).unwrap().set_modified(old).unwrap();
         assert_eq!(spool.requeue_claimed().unwrap(), 1);
         // A claim touched "a year from now" (its host's clock was wrong) is as young as a new
-        // one, and ages from now: it is taken over once STALE_CLAIM has passed, not in a year.
+        // one, and ages from now: it is taken over once `claim_timeout` has passed, not in a year.
         fs::create_dir_all(&other).unwrap();
         fs::write(other.join("f.json"), b"{}").unwrap();
         let ahead = std::time::SystemTime::now() + std::time::Duration::from_secs(365 * 86_400);
@@ -542,5 +570,26 @@ mod tests {
         assert_eq!(spool.requeue_claimed().unwrap(), 0);
         let touched = fs::metadata(&other).unwrap().modified().unwrap();
         assert!(touched <= std::time::SystemTime::now(), "its time counts as now");
+    }
+
+    #[test]
+    fn another_hosts_claim_is_taken_over_once_claim_timeout_passes_unrenewed() {
+        let dir = tempfile::tempdir().unwrap();
+        let timeout = std::time::Duration::from_secs(30);
+        let spool = Spool::new(dir.path()).with_claim_timeout(timeout);
+        spool.ensure_dirs().unwrap();
+        assert_eq!(spool.next_takeover().unwrap(), None);
+        let other = dir.path().join("claimed").join("otherhost.42.7");
+        fs::create_dir_all(&other).unwrap();
+        fs::write(other.join("e.json"), b"{}").unwrap();
+        let next = spool.next_takeover().unwrap().unwrap();
+        assert!(next > std::time::Duration::from_secs(25) && next <= timeout, "{next:?}");
+        assert_eq!(spool.requeue_claimed().unwrap(), 0);
+        let old = std::time::SystemTime::now() - timeout - std::time::Duration::from_secs(1);
+        fs::File::open(&other).unwrap().set_modified(old).unwrap();
+        assert_eq!(spool.next_takeover().unwrap(), Some(std::time::Duration::ZERO));
+        assert_eq!(spool.requeue_claimed().unwrap(), 1);
+        assert_eq!(spool.waiting().unwrap(), vec!["e.json".to_string()]);
+        assert_eq!(spool.next_takeover().unwrap(), None);
     }
 }

@@ -16,7 +16,7 @@ use crate::mirror::verify::{self, Verification};
 use crate::pipeline::hook::WORKER_LOCK;
 use crate::pipeline::slots::{Slots, host_of};
 use crate::pipeline::spool::Spool;
-use crate::util::fsutil::FileLock;
+use crate::util::lease::{Heartbeat, LeasedLock};
 use anyhow::{Context, Result};
 use handover::Handover;
 use std::collections::{BTreeMap, BTreeSet};
@@ -103,7 +103,7 @@ fn run_on(
     mut handover: Option<Handover>,
     summary: &mut RunSummary,
 ) -> Result<Option<Handover>> {
-    let spool = Spool::new(&global.spool_dir);
+    let spool = Spool::new(&global.spool_dir).with_claim_timeout(global.claim_timeout);
     spool
         .ensure_dirs()
         .with_context(|| format!("creating the spool {}", global.spool_dir.display()))?;
@@ -123,14 +123,17 @@ fn run_on(
     if leftovers > 0 {
         log::warn!("killed {leftovers} git processes left running by a worker that died");
     }
+    // Renews this process's claims and locks while it runs: another host sharing the spool and
+    // state takes them over only once they stop being renewed (see `util/lease.rs`).
+    let _heartbeat = Heartbeat::start(global.claim_timeout);
     let mut current = Arc::clone(global);
     let ended = loop {
         let lock_path = global.spool_dir.join(WORKER_LOCK);
         // Work handed over is not left to a worker that may not know of it: wait for it.
         let lock = if options.wait || handover.is_some() {
-            Some(FileLock::acquire(&lock_path)?)
+            Some(LeasedLock::acquire(&lock_path, global.claim_timeout)?)
         } else {
-            FileLock::try_acquire(&lock_path)?
+            LeasedLock::try_acquire(&lock_path, global.claim_timeout)?
         };
         let Some(lock) = lock else {
             log::debug!("another worker is draining {}", global.spool_dir.display());
@@ -208,6 +211,8 @@ struct Drain<'a> {
     finished_at: BTreeMap<Pair, Instant>,
     /// Sends the notices the state queues (told of configuration changes).
     notifier: Option<&'a crate::notify::Notifier>,
+    /// When the claims of other hosts were last looked at (see [`Self::take_over_stale_claims`]).
+    claims_checked_at: Instant,
 }
 
 impl<'a> Drain<'a> {
@@ -238,6 +243,7 @@ impl<'a> Drain<'a> {
             failed_attempts: BTreeMap::new(),
             finished_at: BTreeMap::new(),
             notifier,
+            claims_checked_at: Instant::now(),
         }
     }
 
@@ -344,6 +350,7 @@ impl<'a> Drain<'a> {
             loop {
                 self.refresh_global();
                 if self.may_claim() {
+                    self.take_over_stale_claims();
                     // Everything waiting is recorded before updates start: one update per pair carries it.
                     self.ingest(summary)?;
                     self.retry_held(summary);
@@ -457,10 +464,34 @@ impl<'a> Drain<'a> {
         Ok(())
     }
 
+    /// Puts back into `new/` the claims of workers on other hosts that stopped renewing them
+    /// (dead, or cut off from the shared spool), looked at every quarter of `claim_timeout`.
+    fn take_over_stale_claims(&mut self) {
+        if self.claims_checked_at.elapsed() < self.global.claim_timeout / 4 {
+            return;
+        }
+        self.claims_checked_at = Instant::now();
+        match self.spool.requeue_claimed() {
+            Ok(0) => {}
+            Ok(n) => log::warn!(
+                "took over {n} spool entries claimed by a worker that stopped renewing its claims (claim_timeout {}s)",
+                self.global.claim_timeout.as_secs()
+            ),
+            Err(e) => log::warn!("looking at the spool's claims: {e}"),
+        }
+    }
+
     /// Whether nothing is due soon enough to be worth waiting for.
     fn idle_long_enough(&self, now: Instant) -> bool {
         if !self.may_start_updates() {
             return true;
+        }
+        // Another host's claims that become ours to take within the linger are work due soon.
+        if self.may_claim()
+            && let Ok(Some(next)) = self.spool.next_takeover()
+            && next <= self.global.worker_linger
+        {
+            return false;
         }
         let linger = self.global.worker_linger;
         // Repositories with a broken configuration wait for a person, not for us.
@@ -620,7 +651,7 @@ fn update_pair(
     verify_only: bool,
 ) -> Result<PairOutcome> {
     let (repo, name) = pair;
-    let Some(_push_lock) = FileLock::try_acquire(&store.push_lock_path(repo, name)?)? else {
+    let Some(_push_lock) = LeasedLock::try_acquire(&store.push_lock_path(repo, name)?, global.claim_timeout)? else {
         log::debug!("{}: mirror {name} is being updated by another process", repo.display());
         return Ok(PairOutcome::Busy);
     };

@@ -269,9 +269,17 @@ impl FileLock {
 
     /// Takes the lock if it is free.
     pub fn try_acquire(path: &Path) -> io::Result<Option<FileLock>> {
+        Ok(Self::try_acquire_file(path)?.map(|(lock, _)| lock))
+    }
+
+    /// [`Self::try_acquire`], with a second handle on the locked file (to read or write it).
+    pub fn try_acquire_file(path: &Path) -> io::Result<Option<(FileLock, File)>> {
         let file = Self::open(path)?;
         match fs2::FileExt::try_lock_exclusive(&file) {
-            Ok(()) => Ok(Some(FileLock { file })),
+            Ok(()) => {
+                let handle = file.try_clone()?;
+                Ok(Some((FileLock { file }, handle)))
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(None),
             Err(e) => Err(e),
         }

@@ -9,7 +9,8 @@ use crate::config::{self, GlobalConfig, RepoConfig};
 use crate::mirror::state::{MirrorState, RepoRecord, StateStore, UpdateStatus};
 use crate::mirror::verify;
 use crate::pipeline::slots::host_of;
-use crate::util::fsutil::{FileLock, now_ms};
+use crate::util::fsutil::now_ms;
+use crate::util::lease::LeasedLock;
 use anyhow::Result;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -173,7 +174,7 @@ fn find_work_of(
             Some(state) => state,
             None => store.load_mirror_or_heal(repo, &mirror)?,
         };
-        let state = recover_interrupted(store, repo, &mirror, state)?;
+        let state = recover_interrupted(store, repo, &mirror, state, global.claim_timeout)?;
         if let Some(every) = global.notify.remind_every
             && state.incident.told_failed_at_ms.is_some()
             && let Err(e) = store.remind(repo, &mirror, every)
@@ -192,13 +193,20 @@ fn find_work_of(
     Ok(work)
 }
 
-/// A state left `started` by a worker that died mid-update (nobody holds its push lock) becomes
-/// `to_retry` with a full reconciliation owed: nobody knows how far the update got.
-fn recover_interrupted(store: &StateStore, repo: &Path, mirror: &str, state: MirrorState) -> Result<MirrorState> {
+/// A state left `started` by a worker that died mid-update (nobody holds its push lock, or its
+/// host stopped renewing it: see `util/lease.rs`) becomes `to_retry` with a full reconciliation
+/// owed: nobody knows how far the update got.
+fn recover_interrupted(
+    store: &StateStore,
+    repo: &Path,
+    mirror: &str,
+    state: MirrorState,
+    claim_timeout: std::time::Duration,
+) -> Result<MirrorState> {
     if state.update_status != UpdateStatus::Started {
         return Ok(state);
     }
-    let Some(_push_lock) = FileLock::try_acquire(&store.push_lock_path(repo, mirror)?)? else {
+    let Some(_push_lock) = LeasedLock::try_acquire(&store.push_lock_path(repo, mirror)?, claim_timeout)? else {
         return Ok(state); // still being updated
     };
     log::warn!(
