@@ -66,7 +66,7 @@ class BenchError(Exception):
 # numbers so the whole suite finishes in about two minutes.
 # --------------------------------------------------------------------------
 
-# The default coalescing window (src/pipeline/schedule.rs, README "Timing"), and a quiet
+# The default coalescing window (src/pipeline/schedule.rs, docs/mirroring.md, "Timing"), and a quiet
 # period comfortably longer than it: what separates a lone push from a burst.
 COALESCE_WINDOW_NS = 1_000_000_000
 QUIET_S = 1.5
@@ -898,7 +898,7 @@ class Bench:
         installed hook; the mirror is a local file:// repo; the ref is polled
         by reading the mirror's ref files (no git process in the loop). Each
         push is a lone push: it comes after a quiet period longer than the
-        coalescing window (README, "Timing"), with no worker running."""
+        coalescing window (docs/mirroring.md, "Timing"), with no worker running."""
         s = self.size
         w = World(self, "p2")
         up = init_bare(self, w.dir / "up.git")
@@ -1098,12 +1098,12 @@ class Bench:
                      "yes" if met else "**no**",
                      f"most in flight at once: {most}; refs per mirror push: median {median(refs):.0f}, "
                      f"max {max(refs, default=0)}; bursts lasted {' / '.join(fmt_time(r['burst']) for r in rs)}")
-            # README ("Timing"): a change waits at most for the push in flight, the window and its own push.
+            # docs/mirroring.md ("Timing"): a change waits at most for the push in flight, the window and its own push.
             bound = 2 * one + COALESCE_WINDOW_NS
             self.row("P3", f"mirror's lag behind the last upstream push, {mirror_kind}", fmt_time(lag),
                      f"one mirror push {fmt_time(one)}", fmt_ratio(lag / one), "—", "n/a",
                      "every repetition: " + " / ".join(fmt_time(r["lag"]) for r in rs)
-                     + f"; README's worst case (push in flight + 1 s + its own push) ≈ {fmt_time(bound)} here")
+                     + f"; the worst case of docs/mirroring.md (push in flight + 1 s + its own push) ≈ {fmt_time(bound)} here")
         self.row("P3", "final state exact (all refs equal upstream)",
                  " / ".join(f"{k} " + ("yes" if all(r["exact"] for r in results[k]) else "**no**")
                             for k in ("ours", "slow")),

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Builds git-push-mirror as one self-contained executable (glibc linked in, a
 # static-pie) for machines and containers without glibc, such as the Alpine-based
-# official Gitea and Forgejo images (README: "Gitea and Forgejo", "In a container").
+# official Gitea and Forgejo images (docs/hosts.md: "Gitea and Forgejo", "In a container").
 # It needs nothing beyond the usual Rust toolchain. Prints the binary's path.
 #
 #   scripts/build-static.sh               builds for this machine's architecture

@@ -199,7 +199,7 @@ pub(crate) fn reported_repos(
 }
 
 /// Refuses to write into a spool or state directory that users the worker does not trust could
-/// write (README: "Security"): what is in them decides what is pushed where. `run` checks them
+/// write (docs/security.md): what is in them decides what is pushed where. `run` checks them
 /// itself, once it has created them.
 pub(crate) fn refuse_untrusted_dirs(global: &GlobalConfig) -> Result<(), Exit> {
     crate::pipeline::trust::check_dirs(global).usage()

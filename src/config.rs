@@ -1,5 +1,5 @@
 //! Configuration: the global file and each repository's `push-mirror.toml`, read strictly into checked,
-//! ready-to-use settings (README: "Configuration", "Security"). This file holds the settings types the
+//! ready-to-use settings (docs/configuration.md, docs/security.md). This file holds the settings types the
 //! rest of the program uses; the parts are:
 //!
 //! - `raw.rs`: the files as TOML has them, rejecting unknown keys;
@@ -57,7 +57,7 @@ pub const SYSTEM_CONFIG_FILE: &str = "/etc/git-push-mirror/config.toml";
 /// Environment variable naming another file to use in place of [`SYSTEM_CONFIG_FILE`].
 pub const SYSTEM_CONFIG_ENV: &str = "GIT_PUSH_MIRROR_SYSTEM_CONFIG";
 
-/// The values `allowed_protocols` may contain (README: "Transports").
+/// The values `allowed_protocols` may contain (docs/authentication.md: "Transports").
 pub const KNOWN_PROTOCOLS: [&str; 5] = ["https", "ssh", "git", "file", "http"];
 
 const APP_DIR: &str = "git-push-mirror";
@@ -227,9 +227,9 @@ pub struct MirrorKeys<F: SettingForm> {
     pub max_push_size: Option<F::Size>,
     #[serde(default, deserialize_with = "raw::max_refs_per_push")]
     pub max_refs_per_push: Option<usize>,
-    /// `false`: nobody is told about this mirror (README: "Notifications").
+    /// `false`: nobody is told about this mirror (docs/notifications.md).
     pub notify: Option<bool>,
-    /// Create the repository on the mirror when it is missing (README: "The mirror's side").
+    /// Create the repository on the mirror when it is missing (docs/mirror-side.md).
     pub create: Option<mirror_side::CreateSetting>,
     /// The forge API's base URL, when not derived from the mirror's host.
     pub api_url: Option<String>,
@@ -299,7 +299,7 @@ pub struct MirrorDefaults {
     pub ssh_key: Option<PathBuf>,
     pub known_hosts: Option<PathBuf>,
     pub ca_file: Option<PathBuf>,
-    /// An explicit wait after the first pending change; `None`: the default timing (README: "Timing").
+    /// An explicit wait after the first pending change; `None`: the default timing (docs/mirroring.md: "Timing").
     pub delay: Option<Duration>,
     pub min_interval: Duration,
     pub timeout: Duration,
@@ -309,7 +309,7 @@ pub struct MirrorDefaults {
     pub lfs_store: Option<PathBuf>,
     pub push_limits: PushLimits,
     pub notify: bool,
-    /// `create`, `visibility` and the push options (README: "The mirror's side").
+    /// `create`, `visibility` and the push options (docs/mirror-side.md).
     pub side: mirror_side::MirrorSide,
 }
 
@@ -350,7 +350,7 @@ pub struct PushLimits {
     pub max_refs: Option<usize>,
 }
 
-/// `[retry]`: backoff after a failed mirror update (README: "Failure behaviour").
+/// `[retry]`: backoff after a failed mirror update (docs/reliability.md: "Failure behaviour").
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Delay before the first retry; doubles on each failure.
@@ -405,12 +405,12 @@ pub struct GlobalConfig {
     pub allowed_protocols: Vec<String>,
     pub repos_root: Option<PathBuf>,
     /// `shared_group`: the group whose members share the spool, the state and the repositories'
-    /// configuration with the worker's user (README: "Security"); `None`: nobody else may write them.
+    /// configuration with the worker's user (docs/security.md); `None`: nobody else may write them.
     pub shared_group: Option<crate::util::users::Group>,
     /// How long a worker stays around for retries and debounce before leaving the rest to cron.
     pub worker_linger: Duration,
     /// How long claimed spool entries and pair locks of a host stay its own unrenewed before
-    /// another host sharing the spool and state takes them over (README: "Scale-out").
+    /// another host sharing the spool and state takes them over (docs/operations.md: "Scale-out").
     pub claim_timeout: Duration,
     pub defaults: MirrorDefaults,
     pub retry: RetryPolicy,
@@ -482,7 +482,7 @@ pub struct MirrorConfig {
     pub known_hosts: Option<PathBuf>,
     /// CA certificates (PEM) for HTTPS to the mirror's (and its `lfs_url`'s) host.
     pub ca_file: Option<PathBuf>,
-    /// An explicit wait after the first pending change; `None`: the default timing (README: "Timing").
+    /// An explicit wait after the first pending change; `None`: the default timing (docs/mirroring.md: "Timing").
     pub delay: Option<Duration>,
     pub min_interval: Duration,
     pub timeout: Duration,
@@ -493,11 +493,11 @@ pub struct MirrorConfig {
     pub push_limits: PushLimits,
     /// Why this mirror cannot be updated although its configuration reads (a password file
     /// others can read, a file it names that untrusted users can write, a FIFO named as a file):
-    /// it alone is faulted, its repository's other mirrors go on (README: "Security").
+    /// it alone is faulted, its repository's other mirrors go on (docs/security.md).
     pub fault: Option<String>,
     /// Whether notices about this mirror are sent (`notify = false`: never).
     pub notify: bool,
-    /// Creating the repository on the mirror, its API, push options (README: "The mirror's side").
+    /// Creating the repository on the mirror, its API, push options (docs/mirror-side.md).
     pub side: mirror_side::MirrorSide,
 }
 

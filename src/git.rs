@@ -67,8 +67,8 @@ pub struct RemoteAccess {
     rejections: Option<std::sync::Arc<Rejections>>,
     /// Serves the credentials to the helper while the access lives (see [`credential`]).
     credentials: Option<std::sync::Arc<credential::CredentialPipe>>,
-    /// Push options (`git push --push-option`) for the pushes to the mirror (README: "The
-    /// mirror's side").
+    /// Push options (`git push --push-option`) for the pushes to the mirror
+    /// (docs/mirror-side.md: "Push options").
     pub push_options: Vec<String>,
     /// Set once the mirror turned push options down (it does not advertise them): the push is
     /// made again without them, and so are the later ones.

@@ -19,7 +19,7 @@ fn limit_malloc_arenas() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn limit_malloc_arenas() {}
 
-/// The static binary (README: "A static binary") carries its own glibc, which must never load
+/// The static binary (docs/install.md: "A static binary") carries its own glibc, which must never load
 /// the NSS modules of the system's C library: `libnss_systemd.so.2`, named by Debian's default
 /// `passwd: files systemd`, crashed it (SIGSEGV in the hook, before it spooled) for a user
 /// missing from /etc/passwd and no `$HOME`. It looks users up in /etc/passwd alone, with the

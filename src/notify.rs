@@ -1,4 +1,4 @@
-//! Telling people (README: "Notifications"): the notices the state store queues in the outbox
+//! Telling people (docs/notifications.md): the notices the state store queues in the outbox
 //! (a mirror failed, recovered, refused or diverged refs; a file quarantined; a configuration
 //! broken) go out through the `[notify]` channels: a command (JSON on stdin), a webhook (JSON with
 //! `text`) and mail through sendmail. The worker sends from a thread of its own ([`Notifier`]),

@@ -21,7 +21,7 @@ fn chmod(path: &Path, mode: u32) {
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
 }
 
-/// A server as the README's Hosts section sets it up: a global configuration in the system file
+/// A server as docs/hosts.md sets it up: a global configuration in the system file
 /// (the test's, see `TestEnv`), whose spool, state and log a real user owns, and that user's
 /// repository with a mirror.
 struct Server {

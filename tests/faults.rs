@@ -1,5 +1,5 @@
-//! Faults injected around real pushes (README: "Failure behaviour"): a mirror server stopped during a burst, a
-//! remote that never answers, a connection cut mid-pack, thousands of refs at once, missing
+//! Faults injected around real pushes (docs/reliability.md: "Failure behaviour"): a mirror server
+//! stopped during a burst, a remote that never answers, a connection cut mid-pack, thousands of refs at once, missing
 //! mirror and upstream repositories, a spool entry for a non-repository, an unwritable spool,
 //! and 16 concurrent pushers. The promise under test: a push the upstream accepted reaches every
 //! reachable mirror, and a broken one never delays the others or strands anything.

@@ -324,8 +324,8 @@ fn metrics_that_cannot_be_written_exit_2_and_the_shipped_examples_let_it_show() 
     assert_eq!(success, ["1"], "{unit}");
     assert!(!unit.contains("|| true") && !unit.contains("ExecStart=-"), "{unit}");
 
-    // The README says who must be able to write the directory.
-    let readme = fs::read_to_string(source("README.md")).unwrap();
+    // docs/operations.md ("Monitoring") says who must be able to write the directory.
+    let readme = fs::read_to_string(source("docs/operations.md")).unwrap();
     let readme = readme.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(readme.contains("must be able to create files in the textfile directory"));
 }
@@ -732,6 +732,31 @@ fn help_and_messages_say_what_to_do_next() {
     );
     assert!(!readme.contains("log_file = \"/var/log/git-push-mirror.log\""));
     assert!(readme.contains("log_file = \"/var/log/git-push-mirror/git-push-mirror.log\""));
+}
+
+/// The reference in docs/ has a row for every key the parser accepts (the man page is generated
+/// from the same table, so it cannot miss one; the reference is written by hand).
+#[test]
+fn the_configuration_reference_has_a_row_for_every_key_the_parser_accepts() {
+    let page = fs::read_to_string(source("docs/configuration.md")).unwrap();
+    // The keys named in the first cell of each table row.
+    let documented: std::collections::BTreeSet<&str> = page
+        .lines()
+        .filter_map(|line| line.strip_prefix("| "))
+        .filter_map(|row| row.split(" | ").next())
+        .flat_map(|cell| cell.split('`').skip(1).step_by(2))
+        .collect();
+    let missing: Vec<&str> = git_push_mirror::config::keys::KEYS
+        .iter()
+        // `[defaults]`, `[retry]`, `[notify]`, `[mirror.NAME]`: tables, each with a section of its own.
+        .filter(|doc| !doc.example.is_empty())
+        .map(|doc| doc.key)
+        .filter(|key| !documented.contains(key))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "keys without a row in docs/configuration.md: {missing:?}"
+    );
 }
 
 // 9 ---------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-//! The mirror's side on forges (README: "The mirror's side"): a repository missing on GitHub,
+//! The mirror's side on forges (docs/mirror-side.md): a repository missing on GitHub,
 //! GitLab or Gitea is created through the forge's REST API and pushed to at once, its default
 //! branch follows the local one; two workers racing to create it both end well; a name the forge
 //! refuses fails with the forge's words, the token redacted. Each forge is a local HTTPS server

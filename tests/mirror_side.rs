@@ -1,4 +1,4 @@
-//! The mirror's side (README: "The mirror's side") over SSH and file://: a missing repository
+//! The mirror's side (docs/mirror-side.md) over SSH and file://: a missing repository
 //! created with `git init --bare` over a real sshd (and what the host says when it cannot), the
 //! default branch following the local HEAD, `sync --dry-run` against what a real sync then does
 //! (and nothing written), `status --refs`, push options for mirrors that take them and those that

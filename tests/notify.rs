@@ -1,4 +1,4 @@
-//! Telling people (README: "Notifications"), against real receivers: mail through msmtp's
+//! Telling people (docs/notifications.md), against real receivers: mail through msmtp's
 //! sendmail to aiosmtpd, webhooks over HTTP and HTTPS, a notify command; once per incident across
 //! kill -9, one digest for many mirrors failing for one cause, an hourly limit, a notifier that
 //! hangs without delaying anyone, `notify-test`, and the pusher warned by the hook.

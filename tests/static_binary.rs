@@ -1,4 +1,4 @@
-//! The static binary (`scripts/build-static.sh`; README: "Gitea and Forgejo", "In a container")
+//! The static binary (`scripts/build-static.sh`; docs/hosts.md: "Gitea and Forgejo", "In a container")
 //! in a root that has no C library at all: busybox, the binary, a configuration and a repository,
 //! run under `chroot` the way Gitea's Alpine-based image would run it.
 //!
@@ -246,7 +246,7 @@ fn files_in(dir: &Path) -> Vec<PathBuf> {
 // ---------------------------------------------------------------------------
 // Tests
 
-/// Where things live in the container, as in the README's container route: everything on
+/// Where things live in the container, as in the container route of docs/hosts.md: everything on
 /// Gitea's `/data` volume.
 const BIN: &str = "/data/git-push-mirror/bin/git-push-mirror";
 const CONFIG: &str = "/data/git-push-mirror/config.toml";

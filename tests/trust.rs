@@ -1,4 +1,4 @@
-//! Trust boundaries (README: "Security"), with real local users made by `useradd`: another user
+//! Trust boundaries (docs/security.md), with real local users made by `useradd`: another user
 //! who creates the spool directory first, or who gets an entry naming her repository into ours,
 //! can make the worker push nothing and send no credential anywhere; the files a sync leaves
 //! in the temporary directory, and the log, are unreadable by other users.

@@ -1,5 +1,5 @@
-//! The one HTTP client of our own, for what git does not carry: forge APIs (README: "The mirror's
-//! side") and webhooks (README: "Notifications"). Small and blocking (the worker is synchronous):
+//! The one HTTP client of our own, for what git does not carry: forge APIs
+//! (docs/mirror-side.md) and webhooks (docs/notifications.md). Small and blocking (the worker is synchronous):
 //! TLS trusts the system's CA certificates plus a `ca_file`, as git does for a mirror; proxies come
 //! from the usual variables (`https_proxy`, `no_proxy`, …); redirects are never followed (they
 //! would carry a token elsewhere) but returned; answers are read up to a bound. Nothing here logs

@@ -1,7 +1,7 @@
 //! Where a mirror's repository is, taken apart from its URL (with gix's URL parser, which reads
 //! them as git does): the host and port to reach, the SSH user, the path on the host, and the
 //! `owner/…/name` a forge knows it by. Used to create the repository and set its default branch
-//! (README: "The mirror's side").
+//! (docs/mirror-side.md).
 
 use crate::access::remote_url::{Transport, transport_of};
 

@@ -172,7 +172,7 @@ pub fn render(version: &str) -> String {
 
     roff.control("SH", ["SEE ALSO"]).text([roman(
         "git-push-mirror(1), git-push-mirror-add(1), git-push-mirror-set(1), git-push-mirror-check(1); the \
-         README's Configuration section.",
+         reference docs/configuration.md of git-push-mirror.",
     )]);
     roff.render()
 }

@@ -14,7 +14,7 @@ pub fn cmd_notify_test(global: &GlobalConfig, out: &mut dyn Write, err: &mut dyn
         writeln!(
             err,
             "git-push-mirror: no notification channel is configured in {source}: add a [notify] table with \
-             `command`, `webhook_url` (or `webhook_url_file`) or `email_to` (README: \"Notifications\")"
+             `command`, `webhook_url` (or `webhook_url_file`) or `email_to` (docs/notifications.md)"
         )
         .map_err(io)?;
         return Ok(EXIT_USAGE);

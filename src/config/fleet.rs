@@ -1,6 +1,6 @@
 //! Fleets, as the configuration states them: a repository's name under `repos_root`, and the
 //! `repos` patterns and URL templates of fleet mirrors (`[mirror.NAME]` in the global file) that
-//! say which apply to it (README: "A fleet"). Finding the repositories is in `pipeline/fleet.rs`.
+//! say which apply to it (docs/hosts.md: "A fleet"). Finding the repositories is in `pipeline/fleet.rs`.
 //!
 //! A repository's name is its path under `repos_root` without `.git`
 //! (`/srv/git/acme/app.git` under `/srv/git` is `acme/app`), as gitolite and

@@ -1,6 +1,6 @@
 //! The files a mirror names (`password_file`, `ssh_key`, `known_hosts`, `ca_file`), checked when
 //! its configuration is read: one that is insecure or unusable faults its mirror alone, and the
-//! repository's other mirrors keep mirroring (README: "Security"). Only the files the mirror's
+//! repository's other mirrors keep mirroring (docs/security.md). Only the files the mirror's
 //! transports use are checked: a `[defaults]` SSH key does not fault an HTTPS mirror.
 //!
 //! What is checked, with `stat` only (nothing is opened here; the worker reads the files with

@@ -1,4 +1,4 @@
-//! The mirror's side of a mirror (README: "The mirror's side"): whether a repository missing there
+//! The mirror's side of a mirror (docs/mirror-side.md): whether a repository missing there
 //! is created and how (`create`), the forge API that creates it and sets its default branch
 //! (`api_url`, `api_token_file`, `visibility`), and the push options sent with each push
 //! (`push_options`, `first_sync_push_options`). The values as the files have them, and their

@@ -1,5 +1,5 @@
 //! `[notify]` of the global file: who is told when a mirror fails, recovers or needs a person
-//! (README: "Notifications"): a command, a webhook, mail through sendmail, and the events, digest
+//! (docs/notifications.md): a command, a webhook, mail through sendmail, and the events, digest
 //! window, hourly limit and reminders that shape what they get.
 
 use crate::access::remote_url::{Transport, split_credentials, transport_of};

@@ -36,7 +36,7 @@ pub struct Failure {
     pub class: FailureClass,
     pub retry_after: Option<Duration>,
     /// The mirror said the repository does not exist (see [`says_repository_missing`]): one
-    /// with `create` set is created (README: "The mirror's side").
+    /// with `create` set is created (docs/mirror-side.md).
     pub repository_missing: bool,
 }
 

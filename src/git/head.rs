@@ -1,6 +1,6 @@
 //! `HEAD`, the default branch, read and set with `git symbolic-ref` on repositories of this
 //! machine: the repository's own (whatever its ref storage) and a local (`file://`) mirror's,
-//! which follows it (README: "The mirror's side").
+//! which follows it (docs/mirror-side.md).
 
 use super::{GitError, git_command, run_with_timeout, summarize_stderr};
 use std::path::Path;

@@ -1,4 +1,4 @@
-//! Forges' REST APIs on the mirror's side (README: "The mirror's side"): create a repository the
+//! Forges' REST APIs on the mirror's side (docs/mirror-side.md): create a repository the
 //! mirror says does not exist (GitHub, GitLab, Gitea and Forgejo), and make a branch its default.
 //! Each forge's calls are in its own file; here are what they share: the API's base (derived from
 //! the mirror's host, or `api_url`), the token (`api_token_file`, else the mirror's password), the
@@ -231,7 +231,7 @@ fn kind_name(kind: CreateKind) -> &'static str {
     }
 }
 
-/// What a token must be allowed to do, per forge (README: "The mirror's side").
+/// What a token must be allowed to do, per forge (docs/mirror-side.md).
 fn token_needs(kind: CreateKind) -> &'static str {
     match kind {
         CreateKind::Github => {

@@ -1,4 +1,5 @@
-//! The pure mirror planner: what one mirror update does to each ref (README: "Mirror semantics"), with no I/O.
+//! The pure mirror planner: what one mirror update does to each ref, with no I/O
+//! (docs/mirroring.md: "Mirror semantics").
 //!
 //! The worker gathers facts (local refs, the refs observed on the mirror, the
 //! repository's default branch, spool hints) and asks [`plan`] for a
@@ -7,7 +8,7 @@
 use crate::util::oid::Oid;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Which refs a mirror carries, and what it does to refs deleted locally (README: "Mirror semantics").
+/// Which refs a mirror carries, and what it does to refs deleted locally (docs/mirroring.md: "Mirror semantics").
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct MirrorRules {
     /// `branches = [...]`: when set, a branch (name without `refs/heads/`) must
@@ -320,7 +321,7 @@ fn decide(input: &PlanInput<'_>, ancestry: &dyn Ancestry, name: &str) -> Decisio
     }
 }
 
-/// Present on both sides with different values (README: "Mirror semantics").
+/// Present on both sides with different values (docs/mirroring.md: "Mirror semantics").
 fn decide_update(rules: &MirrorRules, ancestry: &dyn Ancestry, name: &str, local: &Oid, remote: &Oid) -> Decision {
     let update = |forced| {
         Decision::Push(RefChange::Update {
@@ -348,7 +349,7 @@ fn decide_update(rules: &MirrorRules, ancestry: &dyn Ancestry, name: &str, local
     }
 }
 
-/// Absent locally, present on the remote: deleted upstream (README: "Mirror semantics").
+/// Absent locally, present on the remote: deleted upstream (docs/mirroring.md: "Mirror semantics").
 fn decide_deletion(input: &PlanInput<'_>, ancestry: &dyn Ancestry, name: &str, remote: &Oid) -> Decision {
     let kept = |why| Decision::Kept {
         remote: remote.clone(),
@@ -381,7 +382,7 @@ fn decide_deletion(input: &PlanInput<'_>, ancestry: &dyn Ancestry, name: &str, r
 }
 
 /// Turns creations that collide with a ref staying on the remote (`a` vs `a/b`)
-/// into [`Decision::Blocked`] (README: "Mirror semantics"). Deletions in the same plan do not
+/// into [`Decision::Blocked`] (docs/mirroring.md: "Mirror semantics"). Deletions in the same plan do not
 /// block: git applies them first within one push.
 fn block_directory_file_conflicts(input: &PlanInput<'_>, refs: &mut [RefPlan]) {
     let is_create = |r: &RefPlan| matches!(r.decision, Decision::Push(RefChange::Create { .. }));

@@ -1,4 +1,4 @@
-//! Looking before pushing (README: "The mirror's side"): `sync --dry-run`, what a full
+//! Looking before pushing (docs/mirror-side.md): `sync --dry-run`, what a full
 //! reconciliation of a mirror would do to each ref, the repository it would create and the default
 //! branch it would set; and `status --refs`, each ref's local and mirror value. Each from one
 //! `ls-remote` and the local refs, with the pure planner deciding: nothing is pushed, created or

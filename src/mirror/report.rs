@@ -147,7 +147,7 @@ pub struct UpdateReport {
     /// The update stopped because the mirror was removed, re-pointed or disabled meanwhile
     /// (why, in words; also the error): what it did was not recorded as the mirror's outcome.
     pub stopped: Option<String>,
-    /// What the update did and saw on the mirror's side (README: "The mirror's side").
+    /// What the update did and saw on the mirror's side (docs/mirror-side.md).
     pub side: SideReport,
 }
 

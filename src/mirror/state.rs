@@ -178,7 +178,7 @@ pub struct MirrorState {
     /// or a `verify_interval` check).
     #[serde(default)]
     pub last_verified_at_ms: Option<u64>,
-    /// The current trouble and what was told about it (README: "Notifications").
+    /// The current trouble and what was told about it (docs/notifications.md).
     #[serde(default, skip_serializing_if = "Incident::is_empty")]
     pub incident: Incident,
     /// The mirror's side: a repository created there, its default branch, push options turned down.

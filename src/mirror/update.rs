@@ -269,7 +269,7 @@ fn reconcile(
         let (outcomes, plan_warnings) = match attempt_result {
             Ok(done) => done,
             // The mirror says the repository does not exist and `create` says how: create it and
-            // push everything to it at once (README: "The mirror's side").
+            // push everything to it at once (docs/mirror-side.md).
             Err(error) if created.is_none() && create::wanted(mirror, &error) => {
                 match create::create_missing(repo, mirror) {
                     Ok(done) => {

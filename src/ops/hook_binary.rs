@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 /// Where the Debian package installs the binary.
 pub const PACKAGE_BINARY: &str = "/usr/bin/git-push-mirror";
 
-/// Where `cargo install --root /usr/local` puts it (README: "Install").
+/// Where `cargo install --root /usr/local` puts it (docs/install.md: "Which binary hooks run").
 pub const LOCAL_BINARY: &str = "/usr/local/bin/git-push-mirror";
 
 /// The binary of this process, as an absolute path without symbolic links.

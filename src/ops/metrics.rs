@@ -172,7 +172,7 @@ pub fn extras(statuses: &[MirrorStatus], now_ms: u64) -> Vec<MirrorExtra> {
         .collect()
 }
 
-/// What notifying has done (README: "Notifications"), from the state directory.
+/// What notifying has done (docs/notifications.md), from the state directory.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct NotifyStats {
     /// Per channel (configured ones, and any with counts): notices delivered and deliveries failed.

@@ -70,7 +70,7 @@ pub struct MirrorStatus {
     /// The hook could not record pushes (a full disk, an unwritable spool) since this time: the
     /// mirror may be behind until `run`'s drift scan has looked at the repository.
     pub unrecorded_pushes_since: Option<String>,
-    /// The mirror's default branch, when it is not the local one (README: "The mirror's side").
+    /// The mirror's default branch, when it is not the local one (docs/mirror-side.md).
     pub mirror_default_branch: Option<String>,
     /// Why the mirror's default branch could not be made the local one.
     pub default_branch_error: Option<String>,
@@ -79,7 +79,7 @@ pub struct MirrorStatus {
     /// When this program created the repository on the mirror.
     pub repository_created_at: Option<String>,
     /// The local repository is gone (deleted or renamed) since this time; the mirror is left as
-    /// it is (see `orphaned_mirrors` in the README).
+    /// it is (docs/mirror-side.md: "Mirrors left behind").
     pub orphaned_since: Option<String>,
     /// When the oldest pending change arrived (for `metrics`).
     #[serde(skip)]

@@ -1,5 +1,5 @@
 //! Fleet discovery: the bare repositories under a root, and those under `repos_root` that a fleet mirror
-//! selects, registered so the worker, `status` and `metrics` see them without a push (README: "A fleet").
+//! selects, registered so the worker, `status` and `metrics` see them without a push (docs/hosts.md: "A fleet").
 
 use crate::config::fleet::{is_git_dir, patterns_match, repo_name};
 use crate::config::{self, GlobalConfig};

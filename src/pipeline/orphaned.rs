@@ -1,4 +1,4 @@
-//! Mirrors left behind (README: "The mirror's side"): when a registered repository is found gone
+//! Mirrors left behind (docs/mirror-side.md): when a registered repository is found gone
 //! (deleted, or renamed: fleet discovery then finds it under its new name, with new mirror URLs),
 //! the mirrors it had pushed to are recorded here before its state is forgotten, and `status` and
 //! `metrics` report them until `forget OLD_PATH` says the admin has dealt with them. Nothing is

@@ -1,4 +1,4 @@
-//! What the worker trusts (README: "Security"): its spool and state directories, which only it
+//! What the worker trusts (docs/security.md): its spool and state directories, which only it
 //! (or root, or the `shared_group`) may write, and the repositories a spool entry names. Anyone
 //! who can write a spool entry could otherwise make the worker push any repository with the
 //! configuration and credentials its `push-mirror.toml` names; so an entry is acted on only for

@@ -1,5 +1,5 @@
-//! Who may write what decides where the worker pushes and where credentials go (README:
-//! "Security"): the spool and state directories, a repository's `push-mirror.toml` and the
+//! Who may write what decides where the worker pushes and where credentials go
+//! (docs/security.md: "Who may write what"): the spool and state directories, a repository's `push-mirror.toml` and the
 //! secret files it names. The rule is the one ssh applies to `~/.ssh`: owned by a trusted user
 //! (root, the worker's user, or whom the caller adds) and writable by nobody else. A group may
 //! write only when it is the `shared_group` the admin named. For the directories above a

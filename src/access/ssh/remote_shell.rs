@@ -1,4 +1,4 @@
-//! Commands of our own on an SSH mirror's host, for the mirror's side (README: "The mirror's side"):
+//! Commands of our own on an SSH mirror's host, for the mirror's side (docs/mirror-side.md):
 //! `git init --bare` of a missing repository (`create = "ssh"`) and `git symbolic-ref HEAD` to make
 //! its default branch follow the local one. Over the mirror's own key and host keys, with the same
 //! fail-closed options as git's pushes ([`super::ssh_arguments`]); ssh itself runs without a shell

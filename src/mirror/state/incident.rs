@@ -1,4 +1,4 @@
-//! Telling people once per incident (README: "Notifications"): what a pair's state says was told
+//! Telling people once per incident (docs/notifications.md): what a pair's state says was told
 //! (its [`Incident`]), and the notices owed when the state differs from it. Pure: the state
 //! store calls [`observe`] on every save of a pair, whatever changed the state (the worker,
 //! `sync`, a rebuilt file), and queues what it returns before the state records it as told.

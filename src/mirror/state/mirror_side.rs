@@ -1,4 +1,4 @@
-//! What a pair's state remembers of the mirror's side (README: "The mirror's side"): the
+//! What a pair's state remembers of the mirror's side (docs/mirror-side.md): the
 //! repository created there, the default branch made to follow the local one (and why it could
 //! not), the mirror's `HEAD` as last seen, and push options the mirror turned down.
 

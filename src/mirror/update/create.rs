@@ -1,5 +1,5 @@
 //! A repository the mirror says does not exist, created when the mirror's `create` says how
-//! (README: "The mirror's side"): `git init --bare` of the URL's path over the mirror's own SSH key
+//! (docs/mirror-side.md): `git init --bare` of the URL's path over the mirror's own SSH key
 //! and host keys, or the forge's REST API. Only on the mirror's word that the repository is missing
 //! ([`crate::git::Failure::repository_missing`]), never on a refused login; the update then pushes
 //! at once. A repository another worker created meanwhile is fine: creating is idempotent.

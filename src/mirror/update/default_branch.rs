@@ -1,4 +1,4 @@
-//! The mirror's default branch follows the local one (README: "The mirror's side"): at the first
+//! The mirror's default branch follows the local one (docs/mirror-side.md): at the first
 //! sync and whenever the local `HEAD` points at another branch, once that branch is on the mirror,
 //! through the forge's API (a mirror whose `create` names a forge), `git symbolic-ref` over SSH
 //! where the host's shell allows it (gitolite's does not: the refusal is kept and shown), or

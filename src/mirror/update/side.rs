@@ -1,4 +1,4 @@
-//! The mirror's side of an update, around the push (README: "The mirror's side"): which push
+//! The mirror's side of an update, around the push (docs/mirror-side.md): which push
 //! options it sends, whether the mirror took them, its default branch made to follow the local
 //! one, and what the pair's state keeps of it all.
 
