@@ -388,6 +388,18 @@ pub struct FleetMirror {
     pub settings: MirrorSettings,
 }
 
+/// Which mirrors `metrics` gives series of their own (`metrics_mirrors`); every mirror counts in
+/// the aggregates whichever is chosen.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MetricsMirrors {
+    /// Every mirror (the default).
+    #[default]
+    All,
+    /// Only mirrors that need attention (see [`crate::ops::metrics`]): a fleet's healthy mirrors
+    /// are counted, not listed.
+    Attention,
+}
+
 /// How long claimed spool entries and pair locks of a host stay its own unrenewed (`claim_timeout`).
 pub const DEFAULT_CLAIM_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -419,6 +431,8 @@ pub struct GlobalConfig {
     pub notify: NotifySettings,
     /// Whether the hook tells the pusher about failing mirrors of the repository.
     pub warn_pushers: bool,
+    /// Which mirrors `metrics` gives series of their own.
+    pub metrics_mirrors: MetricsMirrors,
 }
 
 impl GlobalConfig {
@@ -443,6 +457,7 @@ impl GlobalConfig {
             fleet_mirrors: Vec::new(),
             notify: NotifySettings::default(),
             warn_pushers: true,
+            metrics_mirrors: MetricsMirrors::All,
         }
     }
 }

@@ -738,3 +738,69 @@ fn every_alert_fires_and_clears_on_series_from_real_metrics_output() {
         stderr(&out)
     );
 }
+
+#[test]
+fn metrics_mirrors_attention_lists_only_the_failing_mirror_and_counts_them_all() {
+    let env = TestEnv::new();
+    let config =
+        "worker_linger = \"1s\"\n[defaults]\ndelay = \"0s\"\n[retry]\ninitial = \"1h\"\nmax = \"1h\"\nfail_after = 1\n";
+    write_global_config(&env, config);
+    let setup = Setup::file(&env, &["--delay", "0s"]);
+    let upstream = path_str(&setup.upstream);
+    gpm_ok(
+        &env,
+        &[
+            "add",
+            upstream,
+            "broken",
+            &format!("file://{}", path_str(&env.path("missing.git"))),
+        ],
+    );
+    env.commit(&setup.work, "a.txt", "one", "first");
+    setup.push(&env, &["main"]);
+    setup.wait_converged(&env);
+    wait_until("the broken mirror is failed and the worker gone", CONVERGE, || {
+        let status = setup.status_json(&env);
+        status
+            .iter()
+            .any(|s| s["mirror"] == "broken" && s["update_status"] == "failed")
+            && status
+                .iter()
+                .any(|s| s["mirror"] == "backup" && s["update_status"] == "finished")
+            && worker_idle(&env)
+    });
+    let listed = |text: &str| -> BTreeSet<String> {
+        parse_exposition(text)
+            .unwrap()
+            .samples
+            .into_iter()
+            .filter(|s| s.name == "git_push_mirror_mirror_enabled")
+            .map(|s| s.labels["mirror"].clone())
+            .collect()
+    };
+    let all = stdout(&gpm_output(&env, &["metrics"]));
+    assert_eq!(
+        listed(&all),
+        BTreeSet::from(["backup".to_string(), "broken".to_string()])
+    );
+    write_global_config(&env, &format!("metrics_mirrors = \"attention\"\n{config}"));
+    let attention = stdout(&gpm_output(&env, &["metrics"]));
+    assert_eq!(
+        listed(&attention),
+        BTreeSet::from(["broken".to_string()]),
+        "{attention}"
+    );
+    for line in [
+        "git_push_mirror_mirrors{status=\"finished\"} 1",
+        "git_push_mirror_mirrors{status=\"failed\"} 1",
+        "git_push_mirror_mirrors_needing_attention 1",
+    ] {
+        assert!(attention.lines().any(|l| l == line), "missing {line:?} in\n{attention}");
+        assert!(all.lines().any(|l| l == line), "missing {line:?} in\n{all}");
+    }
+    // A value the key does not take is a clear error.
+    write_global_config(&env, &format!("metrics_mirrors = \"some\"\n{config}"));
+    let out = gpm_output(&env, &["metrics"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("metrics_mirrors"), "{}", stderr(&out));
+}

@@ -43,6 +43,7 @@ pub fn cmd_metrics(
                 .collect::<Vec<_>>(),
         ),
         written_at_seconds: now as f64 / 1000.0,
+        mirrors: global.metrics_mirrors,
     });
     match output {
         // Exit 2, not 1 ("a mirror failed"): a file that is not written leaves the collector

@@ -149,6 +149,13 @@ pub const KEYS: &[KeyDoc] = &[
     ),
     key(
         Global,
+        "metrics_mirrors",
+        "\"attention\"",
+        "\"all\"",
+        "Which mirrors `metrics` gives series of their own: all, or attention (only those failing, retrying, behind, faulted, orphaned, with refused, divergent or kept refs, or not verified for two days); every mirror counts in the aggregates (git_push_mirror_mirrors and others) either way. For fleets of thousands of mirrors.",
+    ),
+    key(
+        Global,
         "defaults",
         "",
         "none",

@@ -32,6 +32,8 @@ pub(super) struct RawGlobal {
     pub(super) retry: Option<RawRetry>,
     pub(super) notify: Option<super::notify::RawNotify>,
     pub(super) warn_pushers: Option<bool>,
+    #[serde(default, deserialize_with = "metrics_mirrors")]
+    pub(super) metrics_mirrors: Option<crate::config::MetricsMirrors>,
     #[serde(default)]
     pub(super) mirror: MirrorTables,
 }
@@ -106,6 +108,20 @@ pub(super) fn log_level<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Op
         )));
     }
     level.parse().map(Some).map_err(de::Error::custom)
+}
+
+pub(super) fn metrics_mirrors<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<crate::config::MetricsMirrors>, D::Error> {
+    use crate::config::MetricsMirrors;
+    match String::deserialize(deserializer)?.as_str() {
+        "all" => Ok(Some(MetricsMirrors::All)),
+        "attention" => Ok(Some(MetricsMirrors::Attention)),
+        other => Err(de::Error::custom(format!(
+            "unknown metrics_mirrors \"{other}\", expected \"all\" (every mirror) or \"attention\" (only mirrors \
+             that need it; the aggregates count every mirror)"
+        ))),
+    }
 }
 
 fn at_least_one<'de, D: Deserializer<'de>, T: TryFrom<u64>>(deserializer: D, key: &str) -> Result<Option<T>, D::Error> {

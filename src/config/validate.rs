@@ -59,6 +59,7 @@ pub(super) fn parse_global(text: &str, path: &Path, mode: u32, state_base: &Path
         config.claim_timeout = timeout;
     }
     config.warn_pushers = raw.warn_pushers.unwrap_or(config.warn_pushers);
+    config.metrics_mirrors = raw.metrics_mirrors.unwrap_or(config.metrics_mirrors);
     if let Some(notify) = raw.notify {
         config.notify = crate::config::notify::resolve(notify, &dir).map_err(|m| invalid(format!("[notify] {m}")))?;
     }

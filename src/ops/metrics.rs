@@ -1,7 +1,11 @@
 //! `metrics`: the Prometheus text exposition format (version 0.0.4) for node_exporter's textfile
-//! collector: per mirror the numbers of `status --json`, plus the spool's depth and the age of
-//! its oldest entry. Written atomically (temp file and rename) so the collector never reads half.
+//! collector: per mirror the numbers of `status --json` (every mirror, or only those that need
+//! attention: see `metrics/fleet.rs`), aggregates over all of them, plus the spool's depth and
+//! the age of its oldest entry. Written atomically (temp file and rename) so the collector never reads half.
 
+mod fleet;
+
+use crate::config::MetricsMirrors;
 use crate::git::FailureClass;
 use crate::mirror::state::UpdateStatus;
 use crate::ops::status::MirrorStatus;
@@ -222,14 +226,18 @@ pub struct Snapshot<'a> {
     /// When this snapshot was taken (Unix seconds), so a stale file is seen even without
     /// node_exporter's `node_textfile_mtime_seconds`.
     pub written_at_seconds: f64,
+    /// Which mirrors get series of their own (`metrics_mirrors`).
+    pub mirrors: MetricsMirrors,
 }
 
 /// Renders the text exposition format.
 pub fn render(snapshot: &Snapshot<'_>) -> String {
     let mut out = String::new();
+    let listed = fleet::listed(snapshot);
+    let listed_statuses = || listed.iter().map(|i| &snapshot.statuses[*i]);
     let per_mirror = |out: &mut String, name: &str, help: &str, v: &dyn Fn(usize, &MirrorStatus) -> f64| {
         let mut family = Family::gauge(out, name, help);
-        for (i, s) in snapshot.statuses.iter().enumerate() {
+        for (i, s) in listed.iter().map(|i| (*i, &snapshot.statuses[*i])) {
             let repo = s.repo.to_string_lossy();
             family.sample(&[("repo", &repo), ("mirror", &s.mirror)], v(i, s));
         }
@@ -247,7 +255,7 @@ pub fn render(snapshot: &Snapshot<'_>) -> String {
             "mirror_update_status",
             "The mirror's update_status as in `status`: 1 for the current value, 0 for the others.",
         );
-        for s in snapshot.statuses {
+        for s in listed_statuses() {
             let repo = s.repo.to_string_lossy();
             for status in STATUSES {
                 let name = status.as_str();
@@ -304,7 +312,7 @@ pub fn render(snapshot: &Snapshot<'_>) -> String {
             "The kind of failure the mirror is in, as failure_class in `status`: 1 for the current value, 0 for \
              the others (all 0 while it is not failing).",
         );
-        for s in snapshot.statuses {
+        for s in listed_statuses() {
             let repo = s.repo.to_string_lossy();
             for class in FAILURE_CLASSES {
                 let name = class.as_str();
@@ -364,6 +372,7 @@ pub fn render(snapshot: &Snapshot<'_>) -> String {
          and nothing was deleted on it (`git-push-mirror forget OLD_PATH` once it is dealt with).",
         &|_, s| flag(s.orphaned_since.is_some()),
     );
+    fleet::render(&mut out, snapshot);
     Family::gauge(
         &mut out,
         "orphaned_mirrors",
@@ -543,6 +552,7 @@ mod tests {
                 waiting: 3,
             },
             written_at_seconds: 1_700_000_000.0,
+            mirrors: MetricsMirrors::All,
         });
         let labels = r#"repo="/srv/\"odd\"\\repo.git",mirror="gh""#;
         for line in [
@@ -574,6 +584,77 @@ mod tests {
         let types = text.lines().filter(|l| l.starts_with("# TYPE ")).count();
         assert_eq!(helps, types);
         assert!(text.ends_with('\n'));
+    }
+
+    #[test]
+    fn attention_lists_only_the_mirrors_to_look_at_and_the_aggregates_count_every_mirror() {
+        let now = 1_700_000_000.0;
+        let healthy = |mirror: &str| MirrorStatus {
+            update_status: "finished",
+            pending_refs: Vec::new(),
+            kept_refs: Vec::new(),
+            rejected_refs: Vec::new(),
+            divergent_refs: Vec::new(),
+            full_sync_pending: false,
+            failure_class: None,
+            config_error: None,
+            state_error: None,
+            unrecorded_pushes_since: None,
+            lfs_status: "none",
+            last_verified_at: Some(
+                humantime::format_rfc3339_seconds(
+                    SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000 - 3600),
+                )
+                .to_string(),
+            ),
+            ..status("/srv/fleet.git", mirror)
+        };
+        let unverified = MirrorStatus {
+            last_verified_at: Some("2023-11-01T00:00:00Z".to_string()),
+            ..healthy("stale")
+        };
+        assert!(!fleet::needs_attention(&healthy("a"), now), "{:#?}", healthy("a"));
+        assert!(fleet::needs_attention(&status("/srv/x.git", "gh"), now));
+        assert!(fleet::needs_attention(&unverified, now));
+        let statuses = [healthy("a"), status("/srv/x.git", "gh"), healthy("b"), unverified];
+        let extras = extras(&statuses, 1_700_000_000_000);
+        let text = |mirrors| {
+            render(&Snapshot {
+                statuses: &statuses,
+                extras: &extras,
+                spool: SpoolStats::default(),
+                repositories: 2,
+                config_errors: 0,
+                silent_mode: false,
+                state_files_quarantined: 0,
+                discovery_errors: 0,
+                notify: NotifyStats::default(),
+                written_at_seconds: now,
+                mirrors,
+            })
+        };
+        let listed = |text: &str| {
+            text.lines()
+                .filter(|l| l.starts_with("git_push_mirror_mirror_enabled{"))
+                .count()
+        };
+        let (all, attention) = (text(MetricsMirrors::All), text(MetricsMirrors::Attention));
+        assert_eq!((listed(&all), listed(&attention)), (4, 2));
+        assert!(attention.contains("mirror=\"gh\"") && attention.contains("mirror=\"stale\""));
+        assert!(!attention.contains("mirror=\"a\""));
+        for text in [&all, &attention] {
+            for line in [
+                "git_push_mirror_mirrors{status=\"finished\"} 3",
+                "git_push_mirror_mirrors{status=\"failed\"} 1",
+                "git_push_mirror_mirrors_failing{class=\"transient\"} 1",
+                "git_push_mirror_mirrors_needing_attention 2",
+                "git_push_mirror_mirrors_pending_refs 2",
+            ] {
+                assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+            }
+        }
+        let series = |text: &str| text.lines().filter(|l| !l.starts_with('#')).count();
+        assert!(series(&attention) < series(&all));
     }
 
     #[test]
