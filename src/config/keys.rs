@@ -1,6 +1,6 @@
 //! Every configuration key, with an example value, its default and what it means: one table beside
 //! the serde types that parse the files (`raw.rs`, [`super::MirrorKeys`]). The configuration's man
-//! page (`git-push-mirror man --section 5`) is generated from it, and the tests below check that
+//! page (`git-push-mirror man --section 5`) is generated from it, and the tests (`keys/tests.rs`) check that
 //! every key the parser accepts has a row (and every row a key), that each example parses, and
 //! which keys `[defaults]` takes, so the reference cannot drift from the parser: a key added
 //! without its row fails a test.
