@@ -144,7 +144,7 @@ impl Root {
         for sub in ["bin", "sbin", "usr/bin", "usr/sbin", "etc", "tmp", "var/lib"] {
             fs::create_dir_all(dir.join(sub)).unwrap();
         }
-        fs::copy(busybox, dir.join("bin/busybox")).unwrap();
+        copy_executable(busybox, &dir.join("bin/busybox"));
         let chroot = find_program("chroot").ok_or("`chroot` is not on PATH (coreutils)")?;
         let mut candidates = vec![vec![chroot.clone().into_os_string()]];
         if let Some(unshare) = find_program("unshare") {
@@ -224,7 +224,20 @@ fn write_executable(path: &Path, text: &str) {
 
 fn install_binary(from: &Path, to: &Path) {
     fs::create_dir_all(to.parent().unwrap()).unwrap();
-    fs::copy(from, to).unwrap();
+    copy_executable(from, to);
+}
+
+/// Copies an executable with `cp`, a process of its own. Every area's tests share this process:
+/// a copy this process wrote would be open for writing in any child another test forks meanwhile,
+/// and running the copy before that child has exec'd fails with "Text file busy".
+fn copy_executable(from: &Path, to: &Path) {
+    let out = Command::new("cp")
+        .arg(from)
+        .arg(to)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_success(&out, &format!("cp {} {}", from.display(), to.display()));
 }
 
 /// Files directly in `dir` (none if it does not exist).
