@@ -1,5 +1,4 @@
 //! Helpers for driving the `git-push-mirror` binary in integration tests.
-#![allow(dead_code)]
 
 use super::{HttpGitServer, TestEnv, assert_success, path_str, require_or_skip, wait_until};
 use std::collections::BTreeMap;
@@ -242,7 +241,7 @@ impl Over {
 /// A [`Setup`] and the server its mirror is reached through (stopped when this is dropped).
 pub struct Mirrored {
     pub setup: Setup,
-    pub server: Option<HttpGitServer>,
+    _server: Option<HttpGitServer>,
 }
 
 impl std::ops::Deref for Mirrored {
@@ -263,7 +262,7 @@ impl Setup {
                 let url = format!("file://{}", path_str(&mirror));
                 Mirrored {
                     setup: Setup::with_url(env, upstream, mirror, &url, add_flags),
-                    server: None,
+                    _server: None,
                 }
             }
             Over::Http => {
@@ -274,7 +273,7 @@ impl Setup {
                 let url = server.url("mirror.git");
                 Mirrored {
                     setup: Setup::with_url(env, upstream, mirror, &url, &flags),
-                    server: Some(server),
+                    _server: Some(server),
                 }
             }
         }

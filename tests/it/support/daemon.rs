@@ -70,11 +70,6 @@ impl GitDaemon {
         format!("git://127.0.0.1:{}/{}", self.port, repo_rel.trim_start_matches('/'))
     }
 
-    /// Where the daemons' stderr (with `--verbose`) is written.
-    pub fn log_path(&self) -> &Path {
-        &self.log
-    }
-
     /// Whether the daemon is accepting connections.
     pub fn is_running(&self) -> bool {
         self.running.is_some()

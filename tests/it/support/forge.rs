@@ -9,7 +9,7 @@
 //! repository: where neither is there (a clone outside CI), tests that need them skip, saying so;
 //! under `CI=true` they fail (see [`super::require_or_skip`]).
 
-use super::{TestCa, TestEnv, append_log, kill_group, path_str};
+use super::{TestCa, TestEnv, append_log, kill_group};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -224,16 +224,6 @@ impl ForgeServer {
     /// The repository's HEAD on the forge (`develop`).
     pub fn head(&self, env: &TestEnv, full: &str) -> String {
         env.git(&self.repo(full), &["symbolic-ref", "--short", "HEAD"])
-    }
-
-    /// The log directory, for messages.
-    pub fn log_path(&self) -> &Path {
-        &self.log
-    }
-
-    /// The repositories' root, as a string (for messages).
-    pub fn repos_root(&self) -> &str {
-        path_str(&self.repos)
     }
 }
 

@@ -210,11 +210,6 @@ impl HttpGitServer {
     pub fn chunked_requests(&self) -> usize {
         self.shared.chunked_requests.load(Ordering::SeqCst)
     }
-
-    /// The server's log: harness errors and the backend's stderr.
-    pub fn log_path(&self) -> &Path {
-        &self.shared.log
-    }
 }
 
 impl Drop for HttpGitServer {

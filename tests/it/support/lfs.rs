@@ -75,11 +75,6 @@ impl LfsStore {
         *self.credentials.lock().expect("LFS credentials lock") = basic_credentials(&self.user, password);
     }
 
-    /// The directory holding the objects.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// Every stored object: oid → size in bytes.
     pub fn objects(&self) -> BTreeMap<String, u64> {
         let entries = std::fs::read_dir(&self.dir).unwrap_or_else(|e| panic!("read {}: {e}", self.dir.display()));
@@ -96,12 +91,6 @@ impl LfsStore {
     /// Where the object `oid` is (or would be) stored.
     pub fn object_path(&self, oid: &str) -> PathBuf {
         self.dir.join(oid)
-    }
-
-    /// Deletes a stored object, as if the server had lost it.
-    pub fn remove_object(&self, oid: &str) {
-        let path = self.object_path(oid);
-        std::fs::remove_file(&path).unwrap_or_else(|e| panic!("remove LFS object {}: {e}", path.display()));
     }
 
     /// Accepted uploads (`PUT`s whose content matched the oid) per oid.

@@ -21,9 +21,6 @@
 //!
 //! For notifications: [`WebhookReceiver`] (HTTP or HTTPS, recording what is posted) and
 //! [`SmtpServer`] (aiosmtpd, behind msmtp's sendmail).
-//!
-//! Each test binary uses only part of this module, hence `allow(dead_code)`.
-#![allow(dead_code)]
 
 pub mod binary;
 mod clock;
@@ -39,8 +36,6 @@ mod sshd;
 mod users;
 mod webhook;
 
-// A test binary that uses only `TestEnv` would flag these re-exports.
-#[allow(unused_imports)]
 pub use {
     clock::FakeClock,
     daemon::GitDaemon,
@@ -51,7 +46,7 @@ pub use {
     smtp::SmtpServer,
     sshd::Sshd,
     users::TestUser,
-    webhook::{Received, WebhookReceiver},
+    webhook::WebhookReceiver,
 };
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -127,11 +122,6 @@ impl ChildEnv {
         let key = key.as_ref().to_os_string();
         self.vars.remove(&key);
         self.removed.insert(key);
-    }
-
-    /// The value this environment sets for `key`, if any.
-    pub fn get(&self, key: &str) -> Option<&OsStr> {
-        self.vars.get(OsStr::new(key)).map(OsString::as_os_str)
     }
 
     /// Applies the environment to `cmd`: inherited `GIT_*` variables and the

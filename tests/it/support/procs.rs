@@ -233,22 +233,3 @@ pub fn parent_of(pid: libc::pid_t) -> Option<libc::pid_t> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     stat[stat.rfind(')')? + 1..].split_whitespace().nth(1)?.parse().ok()
 }
-
-/// Sends SIGKILL to a process group (children are started as group leaders by the tests).
-pub fn kill_group(pid: u32) {
-    // SAFETY: kill(2) has no memory-safety preconditions.
-    unsafe {
-        libc::kill(-(pid as libc::pid_t), libc::SIGKILL);
-    }
-}
-
-/// The environment of a process, one `NAME=value` per entry.
-pub fn environ_of(pid: libc::pid_t) -> Vec<String> {
-    std::fs::read(format!("/proc/{pid}/environ"))
-        .map(|e| {
-            e.split(|b| *b == 0)
-                .map(|v| String::from_utf8_lossy(v).into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}

@@ -5,7 +5,7 @@
 use super::{TestEnv, kill_group};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
@@ -121,10 +121,6 @@ impl SmtpServer {
             .iter()
             .map(|p| std::fs::read_to_string(p).unwrap_or_default())
             .collect()
-    }
-
-    pub fn maildir(&self) -> &Path {
-        &self.maildir
     }
 }
 
