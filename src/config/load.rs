@@ -266,3 +266,6 @@ pub(crate) fn untrusted_repo_file(
 pub(super) fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
+
+#[cfg(test)]
+pub(super) mod tests;

@@ -461,3 +461,6 @@ pub(super) fn file_dir(file: &Path) -> PathBuf {
 pub(super) fn readable_by_others(mode: u32) -> bool {
     mode & 0o077 != 0
 }
+
+#[cfg(test)]
+mod tests;
