@@ -4,7 +4,5 @@
 pub mod auth;
 pub mod credential_use;
 pub mod http;
-pub mod redact;
-pub mod remote_url;
 pub mod repo_location;
 pub mod ssh;

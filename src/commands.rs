@@ -18,7 +18,7 @@ pub mod run;
 pub mod status;
 pub mod sync;
 
-use crate::access::remote_url::display_url;
+use crate::util::remote_url::display_url;
 use crate::config::{self, GlobalConfig, MirrorConfig};
 use crate::mirror::state::StateStore;
 

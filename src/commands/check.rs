@@ -5,7 +5,7 @@
 //! the directories that user must write: [`crate::ops::deployment`]), each problem with its fix.
 
 use crate::access::auth::remote_access;
-use crate::access::remote_url::{display_url, redact_url};
+use crate::util::remote_url::{display_url, redact_url};
 use crate::commands::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, Exit, empty_state_hint, io, known_or_given};
 use crate::config::edit::EditError;
 use crate::config::{self, GlobalConfig, MirrorConfig};
@@ -172,7 +172,7 @@ fn check_lfs(repo: &Path, mirror: &MirrorConfig) -> Option<(String, bool)> {
     if !wanted {
         return None;
     }
-    let transport = crate::access::remote_url::transport_of(&mirror.url);
+    let transport = crate::util::remote_url::transport_of(&mirror.url);
     let endpoint = crate::mirror::lfs::describe_endpoint(&mirror.url, &transport, mirror.lfs.url.as_deref());
     Some(match (endpoint, git::lfs::version()) {
         (Err(why), _) => (

@@ -1,7 +1,7 @@
 //! `add`, `set`, `remove`, `list` and `forget`: a repository's mirrors, edited in its `push-mirror.toml` (a password given in a URL is moved into a mode-600 file).
 
 use crate::access::auth::check_transport;
-use crate::access::remote_url::{Transport, display_url, split_credentials};
+use crate::util::remote_url::{Transport, display_url, split_credentials};
 use crate::cli::args::{MirrorFlags, SetOnlyFlags};
 use crate::commands::{
     EXIT_FAILED, EXIT_OK, EXIT_USAGE, Exit, ExitContext, MissingMirror, empty_state_hint, io, known_or_given,
@@ -30,7 +30,7 @@ fn stored_url(url: &str) -> Result<String, Exit> {
 /// not a usable secret. (Credentials no URL of the mirror would send are refused on the edited
 /// file: see [`refuse_unused_credentials`].)
 fn check_credentials_for(url: &str, edit: &MirrorEdit) -> Result<(), Exit> {
-    let transport = crate::access::remote_url::transport_of(url);
+    let transport = crate::util::remote_url::transport_of(url);
     let usage = |message: String| Err(Exit(EXIT_USAGE, anyhow::anyhow!(message)));
     let http = matches!(transport, Transport::Https | Transport::Http);
     let url_password = split_credentials(url).password;
@@ -145,7 +145,7 @@ fn split_url_secret(
     edit: &mut MirrorEdit,
 ) -> Result<(String, Option<PendingSecret>), Exit> {
     if !matches!(
-        crate::access::remote_url::transport_of(url),
+        crate::util::remote_url::transport_of(url),
         Transport::Https | Transport::Http
     ) {
         return Ok((url.to_string(), None));

@@ -331,7 +331,7 @@ fn holds_inline_password(text: &str) -> bool {
             || mirror
                 .get("url")
                 .and_then(toml::Value::as_str)
-                .is_some_and(|url| crate::access::remote_url::split_credentials(url).password.is_some())
+                .is_some_and(|url| crate::util::remote_url::split_credentials(url).password.is_some())
     })
 }
 

@@ -1,7 +1,7 @@
 //! From raw files to checked settings: defaults applied, relative paths resolved against the file's
 //! directory, the security rules on secrets enforced, fleet mirrors expanded, each error naming the file.
 
-use crate::access::remote_url::{Transport, split_credentials, transport_of};
+use crate::util::remote_url::{Transport, split_credentials, transport_of};
 use crate::config::mirror_files::Writers;
 use crate::config::mirror_side::SideKeys;
 use crate::config::raw::{RawGlobal, RawRepo};
@@ -315,10 +315,10 @@ fn resolve_mirror(
     // (A misspelling git would take for another transport, `https:/host`, fails this mirror
     // alone when it is used: see `crate::access::auth::check_transport`.)
     if let Transport::Refused(what) = transport_of(&url) {
-        return Err(match crate::access::remote_url::scheme_typo(&url) {
+        return Err(match crate::util::remote_url::scheme_typo(&url) {
             Some(meant) => format!(
                 "`url` uses `{what}`, which git does not know: did you mean {}?",
-                crate::access::remote_url::redact_url(&meant)
+                crate::util::remote_url::redact_url(&meant)
             ),
             None => format!("`url` uses `{what}`, which is never allowed"),
         });

@@ -2,7 +2,7 @@
 //! store, and which transports can carry LFS objects. The scan and the upload run git and
 //! git-lfs, in `git/lfs.rs`.
 
-use crate::access::remote_url::Transport;
+use crate::util::remote_url::Transport;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

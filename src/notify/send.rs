@@ -3,7 +3,7 @@
 //! it. A channel that fails keeps its notices; they go again with the next notice (or after a
 //! minute), and the failure is counted in the ledger for `metrics`.
 
-use crate::access::remote_url::{display_url, host_of};
+use crate::util::remote_url::{display_url, host_of};
 use crate::config::{self, GlobalConfig};
 use crate::mirror::state::StateStore;
 use crate::mirror::state::outbox::Queued;

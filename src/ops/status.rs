@@ -1,6 +1,6 @@
 //! Status reports: per mirror, what GitLab shows on its mirror page, as a table or as JSON.
 
-use crate::access::remote_url::{display_url, redact_url};
+use crate::util::remote_url::{display_url, redact_url};
 use crate::config::{self, GlobalConfig};
 use crate::mirror::lfs::LfsStatus;
 use crate::mirror::plan::MirrorRules;

@@ -89,7 +89,7 @@ impl<K: Ord + Clone> Slots<K> {
     }
 }
 
-pub use crate::access::remote_url::host_of;
+pub use crate::util::remote_url::host_of;
 
 #[cfg(test)]
 mod tests {

@@ -2,7 +2,7 @@
 //! SHA256 fingerprints with `ssh-keygen -l`, record the keys an admin accepted in a known_hosts file.
 
 use super::openssh_tool;
-use crate::access::remote_url::{Transport, transport_of};
+use crate::util::remote_url::{Transport, transport_of};
 use crate::util::fsutil::write_atomic;
 use crate::util::regular_file::{MAX_CONFIG_FILE_SIZE, read_regular_text};
 use anyhow::{Context, Result, bail};
@@ -26,7 +26,7 @@ impl SshHost {
         let not_ssh = || {
             format!(
                 "{} is not an SSH URL (expected ssh://[user@]host[:port]/path or [user@]host:path)",
-                crate::access::remote_url::redact_url(url)
+                crate::util::remote_url::redact_url(url)
             )
         };
         if transport_of(url) != Transport::Ssh {

@@ -6,7 +6,7 @@
 //! its own; `status` shows it when it differs. Failing to set it never fails an update: the refs
 //! are there; it is shown in `status` and tried again at the next `sync` or change of `HEAD`.
 
-use crate::access::remote_url::{Transport, transport_of};
+use crate::util::remote_url::{Transport, transport_of};
 use crate::access::repo_location::RepoLocation;
 use crate::config::MirrorConfig;
 use crate::mirror::forge::Forge;

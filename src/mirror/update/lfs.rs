@@ -1,7 +1,7 @@
 //! The LFS step of a mirror update: before the refs are pushed, upload the LFS objects their new
 //! commits reference, and hold back the refs whose objects the repository lacks.
 
-use crate::access::remote_url::transport_of;
+use crate::util::remote_url::transport_of;
 use crate::config::MirrorConfig;
 use crate::git::{self, RemoteAccess};
 use crate::mirror::lfs::{LfsMode, LfsReport, LocalStore};
