@@ -18,9 +18,9 @@ pub mod run;
 pub mod status;
 pub mod sync;
 
-use crate::util::remote_url::display_url;
 use crate::config::{self, GlobalConfig, MirrorConfig};
 use crate::mirror::state::StateStore;
+use crate::util::remote_url::display_url;
 
 use anyhow::Context;
 use std::io::Write;

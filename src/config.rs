@@ -23,6 +23,7 @@ pub mod mirror_path;
 pub mod mirror_side;
 pub mod notify;
 mod raw;
+pub mod rules;
 mod unknown_key;
 mod validate;
 
@@ -35,8 +36,8 @@ pub use notify::NotifySettings;
 pub(crate) use raw::line_column;
 pub(crate) use validate::parse_repo;
 
+use crate::config::rules::{MirrorRules, TagSelection};
 use crate::mirror::lfs::{LfsMode, LfsSettings};
-use crate::mirror::plan::{MirrorRules, TagSelection};
 use crate::util::size::ByteSize;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};

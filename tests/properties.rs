@@ -4,9 +4,9 @@
 //! Two kinds of property: arbitrary bytes never panic, and valid input survives
 //! whatever surrounds it (no valid entry is ever lost, nothing invalid is kept).
 
+use git_push_mirror::config::rules::TagSelection;
 use git_push_mirror::config::{self, ConfigError, GlobalConfig, TagSetting};
 use git_push_mirror::git::{PushFlag, PushedRef, RemoteRefs, parse_ls_remote, parse_porcelain};
-use git_push_mirror::mirror::plan::TagSelection;
 use git_push_mirror::mirror::refs::is_valid_ref_name;
 use git_push_mirror::pipeline::hook::parse_hook_input;
 use git_push_mirror::pipeline::spool::{RefUpdate, SPOOL_FORMAT_VERSION, SpoolEntry, parse_entry};

@@ -3,11 +3,11 @@
 //! a mirror's setup. The hints that turn git's authentication errors into what to do are in
 //! [`crate::git::error`], next to the errors.
 
-use crate::util::remote_url::{Transport, display_url, split_credentials, transport_of};
 use crate::access::ssh;
 use crate::config::{GlobalConfig, MirrorConfig, SecretSource};
 use crate::git::RemoteAccess;
 use crate::util::regular_file::{MAX_CONFIG_FILE_SIZE, read_regular, read_regular_text};
+use crate::util::remote_url::{Transport, display_url, split_credentials, transport_of};
 use anyhow::{Context, Result, bail};
 use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;

@@ -5,7 +5,6 @@
 //! the directories that user must write: [`crate::ops::deployment`]), each problem with its fix.
 
 use crate::access::auth::remote_access;
-use crate::util::remote_url::{display_url, redact_url};
 use crate::commands::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, Exit, empty_state_hint, io, known_or_given};
 use crate::config::edit::EditError;
 use crate::config::{self, GlobalConfig, MirrorConfig};
@@ -14,6 +13,7 @@ use crate::git::error::is_certificate_failure;
 use crate::mirror::lfs::LfsMode;
 use crate::ops::deployment::{self, Finding, Pushers};
 use crate::ops::hook_binary;
+use crate::util::remote_url::{display_url, redact_url};
 use anyhow::{Context, Result};
 use std::collections::HashMap;
 use std::io::Write;

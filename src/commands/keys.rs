@@ -1,7 +1,6 @@
 //! `keygen` and `known-hosts`: an SSH mirror's key pair, and its host keys scanned, shown and recorded; where
 //! the state directory keeps them when the configuration names no file.
 
-use crate::util::remote_url::{Transport, split_credentials};
 use crate::commands::{
     EXIT_OK, EXIT_USAGE, Exit, ExitContext, MissingMirror, fleet_mirror_setting, io, load_repo_config, no_such_mirror,
     repo_path, shown_url,
@@ -9,6 +8,7 @@ use crate::commands::{
 use crate::config::GlobalConfig;
 use crate::config::edit::{self as config_edit, MirrorEdit};
 use crate::mirror::state::StateStore;
+use crate::util::remote_url::{Transport, split_credentials};
 use anyhow::{Context, Result};
 use std::io::Write;
 use std::path::{Path, PathBuf};

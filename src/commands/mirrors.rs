@@ -1,7 +1,6 @@
 //! `add`, `set`, `remove`, `list` and `forget`: a repository's mirrors, edited in its `push-mirror.toml` (a password given in a URL is moved into a mode-600 file).
 
 use crate::access::auth::check_transport;
-use crate::util::remote_url::{Transport, display_url, split_credentials};
 use crate::cli::args::{MirrorFlags, SetOnlyFlags};
 use crate::commands::{
     EXIT_FAILED, EXIT_OK, EXIT_USAGE, Exit, ExitContext, MissingMirror, empty_state_hint, io, known_or_given,
@@ -11,6 +10,7 @@ use crate::config::edit::{self as config_edit, MirrorEdit};
 use crate::config::{self, GlobalConfig, MirrorConfig};
 use crate::mirror::state::StateStore;
 use crate::util::fsutil::now_ms;
+use crate::util::remote_url::{Transport, display_url, split_credentials};
 use anyhow::{Context, Result};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -507,9 +507,9 @@ fn describe_filters(mirror: &MirrorConfig) -> String {
         parts.push("only-protected-branches".to_string());
     }
     match &rules.tags {
-        crate::mirror::plan::TagSelection::All => {}
-        crate::mirror::plan::TagSelection::None => parts.push("no-tags".to_string()),
-        crate::mirror::plan::TagSelection::Matching(p) => parts.push(format!("tags={}", p.join(","))),
+        crate::config::rules::TagSelection::All => {}
+        crate::config::rules::TagSelection::None => parts.push("no-tags".to_string()),
+        crate::config::rules::TagSelection::Matching(p) => parts.push(format!("tags={}", p.join(","))),
     }
     if rules.keep_divergent_refs {
         parts.push("keep-divergent-refs".to_string());

@@ -545,8 +545,8 @@ fn duration_or_remove(key: &str, text: &str) -> Result<Change, EditError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::rules::TagSelection;
     use crate::config::{SecretSource, load_repo};
-    use crate::mirror::plan::TagSelection;
     use std::time::Duration;
     use tempfile::TempDir;
 

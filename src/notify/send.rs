@@ -3,7 +3,6 @@
 //! it. A channel that fails keeps its notices; they go again with the next notice (or after a
 //! minute), and the failure is counted in the ledger for `metrics`.
 
-use crate::util::remote_url::{display_url, host_of};
 use crate::config::{self, GlobalConfig};
 use crate::mirror::state::StateStore;
 use crate::mirror::state::outbox::Queued;
@@ -11,6 +10,7 @@ use crate::notify::digest::{self, Resolved};
 use crate::notify::ledger::Ledger;
 use crate::notify::{channels, deliver, hostname};
 use crate::util::fsutil::{FileLock, now_ms};
+use crate::util::remote_url::{display_url, host_of};
 use anyhow::Result;
 use std::collections::BTreeMap;
 use std::path::PathBuf;

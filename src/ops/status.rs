@@ -1,11 +1,11 @@
 //! Status reports: per mirror, what GitLab shows on its mirror page, as a table or as JSON.
 
-use crate::util::remote_url::{display_url, redact_url};
+use crate::config::rules::MirrorRules;
 use crate::config::{self, GlobalConfig};
 use crate::mirror::lfs::LfsStatus;
-use crate::mirror::plan::MirrorRules;
 use crate::mirror::state::{MirrorState, PushProgress, RepoRecord, StateStore, UpdateStatus};
 use crate::pipeline::health::{Spooled, spooled_refs};
+use crate::util::remote_url::{display_url, redact_url};
 use crate::util::size::ByteSize;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};

@@ -2,9 +2,9 @@
 //! SHA256 fingerprints with `ssh-keygen -l`, record the keys an admin accepted in a known_hosts file.
 
 use super::openssh_tool;
-use crate::util::remote_url::{Transport, transport_of};
 use crate::util::fsutil::write_atomic;
 use crate::util::regular_file::{MAX_CONFIG_FILE_SIZE, read_regular_text};
+use crate::util::remote_url::{Transport, transport_of};
 use anyhow::{Context, Result, bail};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
