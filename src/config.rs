@@ -16,6 +16,7 @@ pub mod edit;
 pub mod fleet;
 pub mod fleet_override;
 pub mod keys;
+pub mod lfs;
 pub mod live;
 mod load;
 mod mirror_files;
@@ -36,8 +37,8 @@ pub use notify::NotifySettings;
 pub(crate) use raw::line_column;
 pub(crate) use validate::parse_repo;
 
+use crate::config::lfs::{LfsMode, LfsSettings};
 use crate::config::rules::{MirrorRules, TagSelection};
-use crate::mirror::lfs::{LfsMode, LfsSettings};
 use crate::util::size::ByteSize;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};

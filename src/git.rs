@@ -10,6 +10,7 @@ pub mod failure;
 pub mod head;
 pub mod history;
 pub mod lfs;
+pub mod lfs_pointer;
 pub mod local_refs;
 pub mod ls_remote;
 pub mod orphans;

@@ -2,7 +2,7 @@
 
 use crate::config::TagSetting;
 use crate::config::edit::MirrorEdit;
-use crate::mirror::lfs::LfsMode;
+use crate::config::lfs::LfsMode;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;

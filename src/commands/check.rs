@@ -7,10 +7,10 @@
 use crate::access::auth::remote_access;
 use crate::commands::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, Exit, empty_state_hint, io, known_or_given};
 use crate::config::edit::EditError;
+use crate::config::lfs::LfsMode;
 use crate::config::{self, GlobalConfig, MirrorConfig};
 use crate::git;
 use crate::git::error::is_certificate_failure;
-use crate::mirror::lfs::LfsMode;
 use crate::ops::deployment::{self, Finding, Pushers};
 use crate::ops::hook_binary;
 use crate::util::remote_url::{display_url, redact_url};
@@ -163,7 +163,7 @@ const ADD_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10
 
 /// `check`'s LFS line for a mirror that would send LFS objects, and whether it is a problem.
 fn check_lfs(repo: &Path, mirror: &MirrorConfig) -> Option<(String, bool)> {
-    let has_objects = crate::mirror::lfs::LocalStore::for_repo(repo, &mirror.lfs).may_have_objects();
+    let has_objects = crate::git::lfs_pointer::LocalStore::for_repo(repo, &mirror.lfs).may_have_objects();
     let wanted = match mirror.lfs.mode {
         LfsMode::Off => return None,
         LfsMode::Auto => has_objects,

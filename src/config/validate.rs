@@ -1,6 +1,7 @@
 //! From raw files to checked settings: defaults applied, relative paths resolved against the file's
 //! directory, the security rules on secrets enforced, fleet mirrors expanded, each error naming the file.
 
+use crate::config::lfs::LfsSettings;
 use crate::config::mirror_files::Writers;
 use crate::config::mirror_side::SideKeys;
 use crate::config::raw::{RawGlobal, RawRepo};
@@ -10,7 +11,6 @@ use crate::config::{
     ConfigError, FleetMirror, GlobalConfig, MAX_MIRROR_NAME, MirrorConfig, MirrorDefaults, MirrorSettings, PushLimits,
     RepoConfig, SecretSource, in_dir, valid_mirror_name,
 };
-use crate::mirror::lfs::LfsSettings;
 use crate::util::remote_url::{Transport, split_credentials, transport_of};
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -2,8 +2,10 @@
 //! commits reference, and hold back the refs whose objects the repository lacks.
 
 use crate::config::MirrorConfig;
+use crate::config::lfs::LfsMode;
+use crate::git::lfs_pointer::LocalStore;
 use crate::git::{self, RemoteAccess};
-use crate::mirror::lfs::{LfsMode, LfsReport, LocalStore};
+use crate::mirror::lfs::LfsReport;
 use crate::mirror::plan::{self, Decision, Reach};
 use crate::mirror::state::MirrorState;
 use crate::util::oid::Oid;
