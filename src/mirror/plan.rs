@@ -5,7 +5,7 @@
 //! [`PushPlan`]. Everything about the rules lives here and is tested here.
 
 use crate::config::rules::MirrorRules;
-use crate::util::oid::Oid;
+use crate::util::oid::{Oid, RefChange};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What the spool knows about a pending ref beyond its current local value.
@@ -51,37 +51,6 @@ pub struct PlanInput<'a> {
     pub pending: &'a BTreeMap<String, PendingHint>,
     pub reach: Reach,
     pub rules: &'a MirrorRules,
-}
-
-/// What to do with one ref on the remote. Pushed with
-/// `--force-with-lease=<ref>:<expected remote value>`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RefChange {
-    /// The ref does not exist on the remote (lease: must still not exist).
-    Create { new: Oid },
-    /// The remote has `old`; set it to `new`. `forced` when `old` is not known
-    /// to be an ancestor of `new` (a non-fast-forward overwrite).
-    Update { old: Oid, new: Oid, forced: bool },
-    /// The remote has `old`; delete it.
-    Delete { old: Oid },
-}
-
-impl RefChange {
-    /// The value the remote is expected to hold (`None`: must not exist).
-    pub fn expected_remote(&self) -> Option<&Oid> {
-        match self {
-            RefChange::Create { .. } => None,
-            RefChange::Update { old, .. } | RefChange::Delete { old } => Some(old),
-        }
-    }
-
-    /// The value to push (`None`: delete).
-    pub fn new_value(&self) -> Option<&Oid> {
-        match self {
-            RefChange::Create { new } | RefChange::Update { new, .. } => Some(new),
-            RefChange::Delete { .. } => None,
-        }
-    }
 }
 
 /// Why a ref present on both sides is left alone in keep-divergent mode.

@@ -7,11 +7,12 @@
 use crate::access::auth::remote_access;
 use crate::config::{GlobalConfig, MirrorConfig};
 use crate::git::{self, Failure};
-use crate::mirror::plan::{self, Decision, PlanInput, Reach, RefChange};
+use crate::mirror::plan::{self, Decision, PlanInput, Reach};
 use crate::mirror::refs::{LocalRefs, LocalRepo};
 use crate::mirror::state::MirrorState;
 use crate::mirror::update::{create, default_branch};
 use crate::util::oid::Oid;
+use crate::util::oid::RefChange;
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::path::Path;
