@@ -8,7 +8,8 @@
 //!   security rules on secrets enforced, fleet mirrors expanded;
 //! - [`edit`]: in-place edits for `add`, `set` and `remove`; [`fleet`], [`fleet_override`],
 //!   [`mirror_path`], [`live`]: fleets, local mirror paths, the worker's live view of the file;
-//! - [`keys`]: every key with its default and meaning, for the man page, checked against the parser.
+//! - [`keys`]: every key with its default and meaning, for the man page, checked against the parser;
+//! - [`rules`]: the refs a mirror carries, as the planner reads them; [`lfs`]: its LFS settings.
 //!
 //! Every error names the file, and where the TOML parser knows a position, `file:line:column`.
 

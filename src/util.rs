@@ -1,5 +1,5 @@
 //! Small building blocks that import nothing else of the crate: durable files (one at a time, or many
-//! in a group commit), object ids and ref updates,
+//! in a group commit), object ids and ref updates, mirror URLs and the redaction of secrets,
 //! failpoints, byte sizes, name suggestions, bounded reads of configured files, users and groups, who may
 //! write a directory, and the ownership rules for what decides where the worker pushes.
 
