@@ -42,7 +42,6 @@ use crate::config::lfs::{LfsMode, LfsSettings};
 use crate::config::rules::{MirrorRules, TagSelection};
 use crate::util::size::ByteSize;
 use serde::Deserialize;
-use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -92,50 +91,6 @@ impl ConfigError {
         match self {
             ConfigError::Io { path, .. } | ConfigError::Syntax { path, .. } | ConfigError::Invalid { path, .. } => path,
         }
-    }
-}
-
-/// `tags = true | false | ["v*", ...]`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum TagSetting {
-    #[default]
-    All,
-    None,
-    Matching(Vec<String>),
-}
-
-impl TagSetting {
-    pub fn to_selection(&self) -> TagSelection {
-        match self {
-            TagSetting::All => TagSelection::All,
-            TagSetting::None => TagSelection::None,
-            TagSetting::Matching(patterns) => TagSelection::Matching(patterns.clone()),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for TagSetting {
-    // By hand rather than `#[serde(untagged)]`, whose error ("did not match any
-    // variant") does not say what is expected.
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct TagsVisitor;
-        impl<'de> Visitor<'de> for TagsVisitor {
-            type Value = TagSetting;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("true, false or an array of tag patterns")
-            }
-            fn visit_bool<E: de::Error>(self, all: bool) -> Result<TagSetting, E> {
-                Ok(if all { TagSetting::All } else { TagSetting::None })
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<TagSetting, A::Error> {
-                let mut patterns = Vec::new();
-                while let Some(pattern) = seq.next_element::<String>()? {
-                    patterns.push(pattern);
-                }
-                Ok(TagSetting::Matching(patterns))
-            }
-        }
-        deserializer.deserialize_any(TagsVisitor)
     }
 }
 
@@ -205,7 +160,7 @@ pub struct MirrorKeys<F: SettingForm> {
     /// Delete on the mirror a ref deleted locally even when its work is not merged.
     pub prune_unmerged: Option<bool>,
     pub branches: Option<Vec<String>>,
-    pub tags: Option<TagSetting>,
+    pub tags: Option<TagSelection>,
     pub refs: Option<Vec<String>>,
     pub username: Option<String>,
     pub password_file: Option<PathBuf>,
@@ -297,7 +252,7 @@ pub struct MirrorDefaults {
     pub keep_divergent_refs: bool,
     pub prune_unmerged: bool,
     pub branches: Option<Vec<String>>,
-    pub tags: TagSetting,
+    pub tags: TagSelection,
     pub refs: Vec<String>,
     pub ssh_key: Option<PathBuf>,
     pub known_hosts: Option<PathBuf>,
@@ -324,7 +279,7 @@ impl Default for MirrorDefaults {
             keep_divergent_refs: false,
             prune_unmerged: false,
             branches: None,
-            tags: TagSetting::All,
+            tags: TagSelection::All,
             refs: Vec::new(),
             ssh_key: None,
             known_hosts: None,
@@ -669,7 +624,7 @@ mod tests {
         assert!(config.retry.jitter);
         let d = &config.defaults;
         assert!(d.enabled && !d.only_protected_branches && !d.keep_divergent_refs);
-        assert_eq!((d.branches.clone(), d.tags.clone()), (None, TagSetting::All));
+        assert_eq!((d.branches.clone(), d.tags.clone()), (None, TagSelection::All));
         assert_eq!(d.delay, None, "no explicit wait: the default timing");
         assert_eq!(d.min_interval, Duration::ZERO);
         assert_eq!(d.timeout, Duration::from_secs(600));
@@ -803,7 +758,7 @@ permanent_retry = "2h"
         let d = &config.defaults;
         assert!(d.only_protected_branches);
         assert_eq!(d.branches, Some(vec!["main".to_string()]));
-        assert_eq!(d.tags, TagSetting::Matching(vec!["v*".into()]));
+        assert_eq!(d.tags, TagSelection::Matching(vec!["v*".into()]));
         assert_eq!(d.refs, ["refs/notes/*"]);
         assert_eq!(d.ssh_key, Some(dir.join("keys/id_ed25519")));
         assert_eq!(d.ca_file, Some(dir.join("certs/corp-ca.pem")));
@@ -1230,7 +1185,7 @@ permanent_retry = "2h"
     fn global_defaults_apply_to_repo_mirrors() {
         let dir = TempDir::new().unwrap();
         let mut global = GlobalConfig::embedded(dir.path());
-        global.defaults.tags = TagSetting::None;
+        global.defaults.tags = TagSelection::None;
         global.defaults.branches = Some(vec!["main".into()]);
         global.defaults.delay = Some(Duration::from_secs(3));
         global.defaults.ssh_key = Some("/keys/id".into());

@@ -1,6 +1,9 @@
 //! Which refs a mirror carries and what it does to refs deleted locally: the rules a mirror's
 //! settings resolve to (README: "Mirror semantics"), built by the configuration and read by the pure
 //! planner (`mirror::plan`), and the `*` patterns that branch, tag and fleet settings use.
+use serde::Deserialize;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use std::fmt;
 
 /// Which refs a mirror carries, and what it does to refs deleted locally (README: "Mirror semantics").
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -49,6 +52,31 @@ pub enum TagSelection {
     All,
     None,
     Matching(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for TagSelection {
+    // By hand rather than `#[serde(untagged)]`, whose error ("did not match any
+    // variant") does not say what is expected.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TagsVisitor;
+        impl<'de> Visitor<'de> for TagsVisitor {
+            type Value = TagSelection;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("true, false or an array of tag patterns")
+            }
+            fn visit_bool<E: de::Error>(self, all: bool) -> Result<TagSelection, E> {
+                Ok(if all { TagSelection::All } else { TagSelection::None })
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<TagSelection, A::Error> {
+                let mut patterns = Vec::new();
+                while let Some(pattern) = seq.next_element::<String>()? {
+                    patterns.push(pattern);
+                }
+                Ok(TagSelection::Matching(patterns))
+            }
+        }
+        deserializer.deserialize_any(TagsVisitor)
+    }
 }
 
 /// Whether `pattern` matches the whole of `name`: `*` matches any run of

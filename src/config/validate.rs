@@ -349,7 +349,7 @@ fn resolve_mirror(
     let rules = MirrorRules {
         branch_patterns: s.branches.or_else(|| defaults.branches.clone()),
         protected_only: only_protected.then(|| protected_branches.to_vec()),
-        tags: s.tags.as_ref().unwrap_or(&defaults.tags).to_selection(),
+        tags: s.tags.as_ref().unwrap_or(&defaults.tags).clone(),
         extra_refs: refs,
         keep_divergent_refs: s.keep_divergent_refs.unwrap_or(defaults.keep_divergent_refs),
         prune_unmerged: s.prune_unmerged.unwrap_or(defaults.prune_unmerged),
