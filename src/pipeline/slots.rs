@@ -109,6 +109,21 @@ mod tests {
     }
 
     #[test]
+    fn a_bracketed_scp_like_url_and_an_ssh_url_of_one_host_and_port_share_its_slots() {
+        let t0 = Instant::now();
+        let mut slots = Slots::default();
+        let (scp_like, ssh) = (host_of("[h:22]:a"), host_of("ssh://h:22/b"));
+        assert_eq!(scp_like, ssh);
+        slots.start(1, scp_like, t0);
+        let slow = t0 + SLOW_AFTER;
+        assert!(
+            !slots.may_start(&ssh, 2, slow),
+            "the host with a slow update is suspect"
+        );
+        assert!(slots.may_start(&host_of("ssh://other:22/b"), 2, slow));
+    }
+
+    #[test]
     fn four_hung_updates_leave_a_slot_to_a_healthy_one_once_they_are_slow() {
         let t0 = Instant::now();
         let mut slots = Slots::default();

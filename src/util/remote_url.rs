@@ -1,6 +1,8 @@
-//! Mirror URLs: which transport a URL uses, whether it is allowed, and how to show it without secrets.
+//! Mirror URLs: which transport a URL uses, whether it is allowed, its parts ([`RemoteUrl`]), and
+//! how to show it without secrets.
 
 use std::fmt;
+use std::ops::Range;
 
 /// The transport a mirror URL selects.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,8 +40,12 @@ impl fmt::Display for Transport {
 pub fn transport_of(url: &str) -> Transport {
     if let Some(pos) = url.find("::") {
         // `<helper>::<address>` runs git-remote-<helper>: refused, whatever the helper.
+        // git reads a helper name as it reads a scheme: a letter, then letters, digits, `+`, `-`, `.`.
         let helper = &url[..pos];
-        if !helper.contains('/') && !helper.contains(':') {
+        let mut chars = helper.chars();
+        let scheme_like = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+            && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+        if scheme_like {
             return Transport::Refused(format!("{helper}::"));
         }
     }
@@ -108,6 +114,217 @@ pub fn scheme_typo(url: &str) -> Option<String> {
     Some(format!("{scheme}://{root}{address}"))
 }
 
+/// A mirror URL, parsed once: the one reading of a URL's user, password, host and port that
+/// credentials, the worker's per-host slots, SSH host keys and what is shown all use.
+///
+/// Hosts and ports come from `gix-url`, the parser gix itself uses, which knows git's forms
+/// (`scheme://`, scp-like `[user@]host:path`, local paths). What it cannot express is done here:
+/// the scp-like forms with brackets that git reads a port from (`[host:port]:path`,
+/// `[user@host:port]:path`, `user@[host:port]:path`), which are rewritten to the `ssh://` URL they
+/// mean before parsing; and where in the text the userinfo is (gix-url gives values, not
+/// positions), which showing a URL as the admin wrote it, with only its secret masked, needs. The
+/// userinfo is found in the text, so even a URL no parser accepts never shows its password.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteUrl<'a> {
+    text: &'a str,
+    transport: Transport,
+    /// Where `scheme://`'s authority (`[userinfo@]host[:port]`) is in `text`.
+    authority: Option<Range<usize>>,
+    /// Where the userinfo (`user[:password]`, without its `@`) is in `text`.
+    userinfo: Option<Range<usize>>,
+    /// Lower case; IPv6 without brackets.
+    host: Option<String>,
+    port: Option<u16>,
+}
+
+impl<'a> RemoteUrl<'a> {
+    pub fn parse(text: &'a str) -> RemoteUrl<'a> {
+        let transport = transport_of(text);
+        let authority = text.find("://").map(|scheme_end| {
+            let start = scheme_end + 3;
+            start..text[start..].find('/').map_or(text.len(), |end| start + end)
+        });
+        let userinfo = authority
+            .as_ref()
+            .and_then(|a| text[a.clone()].rfind('@').map(|at| a.start..a.start + at));
+        let (host, port) = match transport {
+            Transport::File | Transport::Refused(_) => (None, None),
+            _ => host_and_port(text),
+        };
+        RemoteUrl {
+            text,
+            transport,
+            authority,
+            userinfo,
+            host,
+            port,
+        }
+    }
+
+    pub fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
+    fn is_http(&self) -> bool {
+        matches!(self.transport, Transport::Https | Transport::Http)
+    }
+
+    /// The host, lower case, IPv6 without brackets; `None` for local paths and `file://`, and
+    /// for a URL whose host cannot be read.
+    pub fn host(&self) -> Option<&str> {
+        self.host.as_deref()
+    }
+
+    /// The port the URL names, if it names one.
+    pub fn port(&self) -> Option<u16> {
+        self.port
+    }
+
+    /// What identifies the server a mirror is on, for the worker's per-host slots and notices:
+    /// `host[:port]` (the port when the URL names one), or `file` for every local mirror.
+    pub fn host_identity(&self) -> String {
+        let Some(host) = &self.host else {
+            return if self.transport == Transport::File {
+                "file".to_string()
+            } else {
+                String::new()
+            };
+        };
+        match self.port {
+            Some(port) if host.contains(':') => format!("[{host}]:{port}"),
+            Some(port) => format!("{host}:{port}"),
+            None => host.clone(),
+        }
+    }
+
+    /// The user name of a `scheme://user[:password]@` URL, percent-decoded.
+    pub fn username(&self) -> Option<String> {
+        let userinfo = &self.text[self.userinfo.clone()?];
+        let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+        (!user.is_empty()).then(|| percent_decode(user))
+    }
+
+    /// The password of a `scheme://user:password@` URL, percent-decoded.
+    pub fn password(&self) -> Option<String> {
+        let userinfo = &self.text[self.userinfo.clone()?];
+        userinfo.split_once(':').map(|(_, password)| percent_decode(password))
+    }
+
+    /// The URL as written with its `userinfo@` replaced (removed when `with` is `None`).
+    fn with_userinfo(&self, with: Option<&str>) -> String {
+        let Some(userinfo) = &self.userinfo else {
+            return self.text.to_string();
+        };
+        let after_at = &self.text[userinfo.end + 1..];
+        let before = &self.text[..userinfo.start];
+        match with {
+            Some(shown) => format!("{before}{shown}@{after_at}"),
+            None => format!("{before}{after_at}"),
+        }
+    }
+
+    /// The URL without its `user:password@`.
+    pub fn without_credentials(&self) -> String {
+        self.with_userinfo(None)
+    }
+
+    /// The URL as shown to people: see [`redact_url`].
+    pub fn redacted(&self) -> String {
+        match &self.userinfo {
+            Some(userinfo) if self.is_http() || self.text[userinfo.clone()].contains(':') => {
+                self.with_userinfo(Some(MASKED))
+            }
+            _ => self.text.to_string(),
+        }
+    }
+
+    /// A mirror's URL as shown: see [`display_url`].
+    pub fn shown(&self, has_password: bool) -> String {
+        match &self.authority {
+            Some(authority) if has_password && self.is_http() && self.userinfo.is_none() => {
+                format!(
+                    "{}{MASKED}@{}",
+                    &self.text[..authority.start],
+                    &self.text[authority.start..]
+                )
+            }
+            _ => self.redacted(),
+        }
+    }
+
+    /// `scheme://host[:port]` of an HTTP(S) URL: see [`http_origin`].
+    pub fn http_origin(&self) -> Option<String> {
+        let authority = self.authority.clone().filter(|_| self.is_http())?;
+        let host_start = self
+            .userinfo
+            .as_ref()
+            .map_or(authority.start, |userinfo| userinfo.end + 1);
+        let host_port = &self.text[host_start..authority.end];
+        let host_port = &host_port[..host_port.find(['?', '#']).unwrap_or(host_port.len())];
+        let scheme = &self.text[..authority.start - 3];
+        (!host_port.is_empty()).then(|| format!("{}://{host_port}", scheme.to_ascii_lowercase()))
+    }
+}
+
+/// What stands for a userinfo that may hold a secret.
+const MASKED: &str = "*****:*****";
+
+/// The host (lower case, IPv6 without brackets) and port of a remote URL, as gix-url reads them
+/// once the forms it does not know are rewritten.
+fn host_and_port(text: &str) -> (Option<String>, Option<u16>) {
+    let rewritten = bracketed_scp_as_ssh_url(text);
+    let mut candidate = rewritten.as_deref().unwrap_or(text).to_string();
+    // gix-url wants a path after an SSH or git host; a host without one still names the host.
+    if let Some(scheme_end) = candidate.find("://")
+        && !candidate[scheme_end + 3..].contains('/')
+    {
+        candidate.push('/');
+    }
+    let Ok(url) = gix_url::parse(candidate.as_str()) else {
+        return (None, None);
+    };
+    let host = url.host().map(|host| {
+        let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+        host.to_ascii_lowercase()
+    });
+    (host.filter(|h| !h.is_empty()), url.port)
+}
+
+/// git's scp-like forms with brackets, `[host:port]:path`, `[user@host:port]:path` and
+/// `user@[host:port]:path` (and `[::1]:path`), as the `ssh://` URL they mean, which gix-url reads:
+/// git takes a port from the brackets when what follows the first colon is a number.
+fn bracketed_scp_as_ssh_url(text: &str) -> Option<String> {
+    if text.contains("://") {
+        return None;
+    }
+    let open = if text.starts_with('[') { 0 } else { text.find("@[")? + 1 };
+    let close = open + text[open..].find(']')?;
+    let path = text[close + 1..].strip_prefix(':')?;
+    let user_outside = &text[..open];
+    let inside = &text[open + 1..close];
+    let (user_inside, host_port) = inside.rsplit_once('@').map_or(("", inside), |(u, h)| (u, h));
+    let user = if user_outside.is_empty() {
+        if user_inside.is_empty() {
+            String::new()
+        } else {
+            format!("{user_inside}@")
+        }
+    } else {
+        user_outside.to_string()
+    };
+    let (host, port) = match host_port.split_once(':') {
+        Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => (host, Some(port)),
+        _ => (host_port, None),
+    };
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    };
+    let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+    Some(format!("ssh://{user}{host}{port}/{path}"))
+}
+
 /// A URL with any `user:password@` removed, and what was removed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SplitUrl {
@@ -119,27 +336,11 @@ pub struct SplitUrl {
 /// Splits credentials out of a `scheme://user:password@host/...` URL.
 /// Percent-encoded user names and passwords are decoded.
 pub fn split_credentials(url: &str) -> SplitUrl {
-    let none = || SplitUrl {
-        url: url.to_string(),
-        username: None,
-        password: None,
-    };
-    let Some(scheme_end) = url.find("://") else {
-        return none();
-    };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    let Some(at) = authority.rfind('@') else { return none() };
-    let userinfo = &authority[..at];
-    let (user, password) = match userinfo.split_once(':') {
-        Some((u, p)) => (u, Some(p)),
-        None => (userinfo, None),
-    };
+    let parsed = RemoteUrl::parse(url);
     SplitUrl {
-        url: format!("{}{}", &url[..scheme_end + 3], &rest[at + 1..]),
-        username: (!user.is_empty()).then(|| percent_decode(user)),
-        password: password.map(percent_decode),
+        url: parsed.without_credentials(),
+        username: parsed.username(),
+        password: parsed.password(),
     }
 }
 
@@ -170,66 +371,26 @@ fn percent_decode(s: &str) -> String {
 /// token; a `user:password` of any other). The user of an SSH URL (`ssh://git@host/…`), like
 /// scp-like `user@host:path`, is part of the address and is kept.
 pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_string();
-    };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let http = matches!(transport_of(url), Transport::Https | Transport::Http);
-    match rest[..authority_end].rfind('@') {
-        Some(at) if http || rest[..at].contains(':') => {
-            format!("{}*****:*****@{}", &url[..scheme_end + 3], &rest[at + 1..])
-        }
-        _ => url.to_string(),
-    }
+    RemoteUrl::parse(url).redacted()
 }
 
 /// A mirror's URL as shown in `list`, `status` and reports: userinfo
 /// redacted, and `*****:*****@` when the mirror authenticates over HTTP(S)
 /// with a password, as GitLab shows it.
 pub fn display_url(url: &str, has_password: bool) -> String {
-    let redacted = redact_url(url);
-    if !has_password || !matches!(transport_of(url), Transport::Https | Transport::Http) || redacted != url {
-        return redacted;
-    }
-    match url.find("://") {
-        Some(pos) => format!("{}*****:*****@{}", &url[..pos + 3], &url[pos + 3..]),
-        None => redacted,
-    }
+    RemoteUrl::parse(url).shown(has_password)
 }
 
 /// The host a mirror URL reaches (`host[:port]`; user names and paths dropped), which is what
 /// hangs when a server does. Local paths and `file://` URLs share one host, `file`.
 pub fn host_of(url: &str) -> String {
-    match transport_of(url) {
-        Transport::File => "file".to_string(),
-        _ => {
-            let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-            // scp-like `user@host:path`: the host ends at the colon.
-            let scp_like = !url.contains("://");
-            let end = rest
-                .find(|c: char| c == '/' || (scp_like && c == ':'))
-                .unwrap_or(rest.len());
-            let authority = &rest[..end];
-            authority
-                .rsplit_once('@')
-                .map_or(authority, |(_, host)| host)
-                .to_ascii_lowercase()
-        }
-    }
+    RemoteUrl::parse(url).host_identity()
 }
 
 /// `scheme://host[:port]` of an HTTP(S) URL, without user info or path: the scope of the
 /// credentials given for it (`credential.<origin>.helper`). `None` for other transports.
 pub fn http_origin(url: &str) -> Option<String> {
-    if !matches!(transport_of(url), Transport::Https | Transport::Http) {
-        return None;
-    }
-    let scheme_end = url.find("://")?;
-    let rest = &url[scheme_end + 3..];
-    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
-    let host = authority.rfind('@').map_or(authority, |at| &authority[at + 1..]);
-    (!host.is_empty()).then(|| format!("{}://{host}", url[..scheme_end].to_ascii_lowercase()))
+    RemoteUrl::parse(url).http_origin()
 }
 
 #[cfg(test)]
