@@ -469,6 +469,14 @@ pub struct RepoConfig {
     pub fleet_mirrors: Vec<String>,
 }
 
+impl MirrorConfig {
+    /// The mirror's URL as every report, command and notice shows it: userinfo masked, and
+    /// `*****:*****@` when it authenticates over HTTP(S) with a password.
+    pub fn shown_url(&self) -> String {
+        crate::util::remote_url::display_url(&self.url, self.password.is_some())
+    }
+}
+
 #[cfg(test)]
 impl MirrorConfig {
     /// A mirror `m` of `url` with every setting at its default, for unit tests to adjust.

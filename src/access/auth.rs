@@ -7,7 +7,7 @@ use crate::access::ssh;
 use crate::config::{GlobalConfig, MirrorConfig, SecretSource};
 use crate::git::RemoteAccess;
 use crate::util::regular_file::{MAX_CONFIG_FILE_SIZE, read_regular, read_regular_text};
-use crate::util::remote_url::{Transport, display_url, split_credentials, transport_of};
+use crate::util::remote_url::{Transport, split_credentials, transport_of};
 use anyhow::{Context, Result, bail};
 use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;
@@ -256,7 +256,7 @@ fn check_ssh_files(mirror: &MirrorConfig) -> Result<()> {
 /// a password that would travel in clear or not at all, SSH files still to create.
 pub fn setup_advice(mirror: &MirrorConfig, global: &GlobalConfig, repo: &Path) -> Vec<String> {
     let name = &mirror.name;
-    let url = display_url(&mirror.url, mirror.password.is_some());
+    let url = mirror.shown_url();
     let transport = transport_of(&mirror.url);
     let mut notes = Vec::new();
     let origins = crate::access::credential_use::credential_origins(&mirror.url, mirror.lfs.url.as_deref());

@@ -13,7 +13,7 @@ use crate::git;
 use crate::git::error::is_certificate_failure;
 use crate::ops::deployment::{self, Finding, Pushers};
 use crate::ops::hook_binary;
-use crate::util::remote_url::{display_url, redact_url};
+use crate::util::remote_url::redact_url;
 use anyhow::{Context, Result};
 use std::collections::HashMap;
 use std::io::Write;
@@ -27,7 +27,7 @@ pub struct MirrorCheck {
 
 /// Reaches `mirror` of the repository `repo` and reports.
 pub fn check_mirror(repo: &Path, mirror: &MirrorConfig, global: &GlobalConfig) -> MirrorCheck {
-    let shown = display_url(&mirror.url, mirror.password.is_some());
+    let shown = mirror.shown_url();
     let mut check = MirrorCheck {
         lines: Vec::new(),
         problems: 0,

@@ -3,7 +3,7 @@
 
 use crate::commands::{
     EXIT_OK, EXIT_USAGE, Exit, ExitContext, MissingMirror, fleet_mirror_setting, io, load_repo_config, no_such_mirror,
-    repo_path, shown_url,
+    repo_path,
 };
 use crate::config::GlobalConfig;
 use crate::config::edit::{self as config_edit, MirrorEdit};
@@ -31,7 +31,7 @@ pub fn cmd_keygen(
             anyhow::anyhow!(
                 "mirror `{name}` does not use SSH ({}): keygen makes keys for ssh://… and user@host:path \
                  mirrors; nothing was created",
-                shown_url(mirror)
+                mirror.shown_url()
             ),
         ));
     }

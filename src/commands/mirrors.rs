@@ -4,7 +4,7 @@ use crate::access::auth::check_transport;
 use crate::cli::args::{MirrorFlags, SetOnlyFlags};
 use crate::commands::{
     EXIT_FAILED, EXIT_OK, EXIT_USAGE, Exit, ExitContext, MissingMirror, empty_state_hint, io, known_or_given,
-    no_such_mirror, repo_path, shown_url,
+    no_such_mirror, repo_path,
 };
 use crate::config::edit::{self as config_edit, MirrorEdit};
 use crate::config::{self, GlobalConfig, MirrorConfig};
@@ -545,7 +545,7 @@ pub fn cmd_list(
                 "{}\t{}\t{}\t{enabled}\t{}",
                 repo.display(),
                 mirror.name,
-                shown_url(mirror),
+                mirror.shown_url(),
                 if cfg.fleet_mirrors.contains(&mirror.name) {
                     format!("fleet {}", describe_filters(mirror))
                 } else {

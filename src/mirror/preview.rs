@@ -129,7 +129,7 @@ fn observe(repo: &Path, mirror: &MirrorConfig, global: &GlobalConfig) -> Result<
 pub fn dry_run(repo: &Path, mirror: &MirrorConfig, global: &GlobalConfig, state: &MirrorState) -> DryRun {
     let mut run = DryRun {
         mirror: mirror.name.clone(),
-        url: crate::util::remote_url::display_url(&mirror.url, mirror.password.is_some()),
+        url: mirror.shown_url(),
         push_options: mirror
             .side
             .push_options_for(state.last_successful_update_at_ms.is_none())
