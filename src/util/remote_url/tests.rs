@@ -119,8 +119,17 @@ fn redacted_urls_hide_userinfo() {
     assert_eq!(redact_url("ssh://root:pw@host/x.git"), "ssh://*****:*****@host/x.git");
 }
 
-/// (url, host, port, user, password, host identity)
-const FORMS: &[(&str, Option<&str>, Option<u16>, Option<&str>, Option<&str>, &str)] = &[
+/// A URL and what it must read as: host, port, user, password, host identity.
+type Form = (
+    &'static str,
+    Option<&'static str>,
+    Option<u16>,
+    Option<&'static str>,
+    Option<&'static str>,
+    &'static str,
+);
+
+const FORMS: &[Form] = &[
     (
         "https://bob:s3cr%40t@Git.Example.com:8443/a.git",
         Some("git.example.com"),
