@@ -1,10 +1,9 @@
-//! How a mirror is reached: its URL and transport, credentials, SSH keys and host keys, redaction of
-//! secrets, and the small HTTPS client for what git does not carry (forge APIs, webhooks).
+//! How a mirror is reached: credentials, SSH keys and host keys, commands on an SSH mirror's host,
+//! and the small HTTPS client for what git does not carry (forge APIs, webhooks). Its URL and
+//! transport, and the redaction of secrets, are in `util`, below the configuration that checks them.
 
 pub mod auth;
 pub mod credential_use;
 pub mod http;
-pub mod redact;
-pub mod remote_url;
 pub mod repo_location;
 pub mod ssh;

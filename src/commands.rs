@@ -18,8 +18,7 @@ pub mod run;
 pub mod status;
 pub mod sync;
 
-use crate::access::remote_url::display_url;
-use crate::config::{self, GlobalConfig, MirrorConfig};
+use crate::config::{self, GlobalConfig};
 use crate::mirror::state::StateStore;
 
 use anyhow::Context;
@@ -144,11 +143,6 @@ pub(crate) fn io(e: std::io::Error) -> Exit {
 
 pub(crate) fn load_repo_config(global: &GlobalConfig, repo: &Path) -> Result<config::RepoConfig, Exit> {
     config::load_repo(repo, global).usage()
-}
-
-/// A mirror's URL as every command shows it.
-pub(crate) fn shown_url(mirror: &MirrorConfig) -> String {
-    display_url(&mirror.url, mirror.password.is_some())
 }
 
 pub(crate) fn known_or_given(

@@ -8,7 +8,8 @@
 //!   security rules on secrets enforced, fleet mirrors expanded;
 //! - [`edit`]: in-place edits for `add`, `set` and `remove`; [`fleet`], [`fleet_override`],
 //!   [`mirror_path`], [`live`]: fleets, local mirror paths, the worker's live view of the file;
-//! - [`keys`]: every key with its default and meaning, for the man page, checked against the parser.
+//! - [`keys`]: every key with its default and meaning, for the man page, checked against the parser;
+//! - [`rules`]: the refs a mirror carries, as the planner reads them; [`lfs`]: its LFS settings.
 //!
 //! Every error names the file, and where the TOML parser knows a position, `file:line:column`.
 
@@ -16,6 +17,7 @@ pub mod edit;
 pub mod fleet;
 pub mod fleet_override;
 pub mod keys;
+pub mod lfs;
 pub mod live;
 mod load;
 mod mirror_files;
@@ -23,6 +25,7 @@ pub mod mirror_path;
 pub mod mirror_side;
 pub mod notify;
 mod raw;
+pub mod rules;
 mod unknown_key;
 mod validate;
 
@@ -35,11 +38,10 @@ pub use notify::NotifySettings;
 pub(crate) use raw::line_column;
 pub(crate) use validate::parse_repo;
 
-use crate::mirror::lfs::{LfsMode, LfsSettings};
-use crate::mirror::plan::{MirrorRules, TagSelection};
+use crate::config::lfs::{LfsMode, LfsSettings};
+use crate::config::rules::{MirrorRules, TagSelection};
 use crate::util::size::ByteSize;
 use serde::Deserialize;
-use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -89,50 +91,6 @@ impl ConfigError {
         match self {
             ConfigError::Io { path, .. } | ConfigError::Syntax { path, .. } | ConfigError::Invalid { path, .. } => path,
         }
-    }
-}
-
-/// `tags = true | false | ["v*", ...]`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum TagSetting {
-    #[default]
-    All,
-    None,
-    Matching(Vec<String>),
-}
-
-impl TagSetting {
-    pub fn to_selection(&self) -> TagSelection {
-        match self {
-            TagSetting::All => TagSelection::All,
-            TagSetting::None => TagSelection::None,
-            TagSetting::Matching(patterns) => TagSelection::Matching(patterns.clone()),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for TagSetting {
-    // By hand rather than `#[serde(untagged)]`, whose error ("did not match any
-    // variant") does not say what is expected.
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct TagsVisitor;
-        impl<'de> Visitor<'de> for TagsVisitor {
-            type Value = TagSetting;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("true, false or an array of tag patterns")
-            }
-            fn visit_bool<E: de::Error>(self, all: bool) -> Result<TagSetting, E> {
-                Ok(if all { TagSetting::All } else { TagSetting::None })
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<TagSetting, A::Error> {
-                let mut patterns = Vec::new();
-                while let Some(pattern) = seq.next_element::<String>()? {
-                    patterns.push(pattern);
-                }
-                Ok(TagSetting::Matching(patterns))
-            }
-        }
-        deserializer.deserialize_any(TagsVisitor)
     }
 }
 
@@ -202,7 +160,7 @@ pub struct MirrorKeys<F: SettingForm> {
     /// Delete on the mirror a ref deleted locally even when its work is not merged.
     pub prune_unmerged: Option<bool>,
     pub branches: Option<Vec<String>>,
-    pub tags: Option<TagSetting>,
+    pub tags: Option<TagSelection>,
     pub refs: Option<Vec<String>>,
     pub username: Option<String>,
     pub password_file: Option<PathBuf>,
@@ -294,7 +252,7 @@ pub struct MirrorDefaults {
     pub keep_divergent_refs: bool,
     pub prune_unmerged: bool,
     pub branches: Option<Vec<String>>,
-    pub tags: TagSetting,
+    pub tags: TagSelection,
     pub refs: Vec<String>,
     pub ssh_key: Option<PathBuf>,
     pub known_hosts: Option<PathBuf>,
@@ -321,7 +279,7 @@ impl Default for MirrorDefaults {
             keep_divergent_refs: false,
             prune_unmerged: false,
             branches: None,
-            tags: TagSetting::All,
+            tags: TagSelection::All,
             refs: Vec::new(),
             ssh_key: None,
             known_hosts: None,
@@ -527,6 +485,14 @@ pub struct RepoConfig {
     pub mirrors: Vec<MirrorConfig>,
     /// Names of the mirrors that come from fleet mirrors of the global file.
     pub fleet_mirrors: Vec<String>,
+}
+
+impl MirrorConfig {
+    /// The mirror's URL as every report, command and notice shows it: userinfo masked, and
+    /// `*****:*****@` when it authenticates over HTTP(S) with a password.
+    pub fn shown_url(&self) -> String {
+        crate::util::remote_url::display_url(&self.url, self.password.is_some())
+    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ pub mod failure;
 pub mod head;
 pub mod history;
 pub mod lfs;
+pub mod lfs_pointer;
 pub mod local_refs;
 pub mod ls_remote;
 pub mod orphans;
@@ -31,7 +32,7 @@ use process::{Watchdog, read_in_background, run_with_input};
 use push::view_config;
 pub use push::{PushFlag, PushOutcome, PushedRef, means_remote_changed, parse_porcelain, push, split_by_argument_size};
 
-use crate::access::redact::redact;
+use crate::util::redact::redact;
 use std::ffi::OsString;
 use std::process::Command;
 use std::time::Duration;

@@ -13,13 +13,14 @@
 //!
 //! The folders, lowest layer first:
 //!
-//! - [`util`]: durable files, object ids, failpoints, byte sizes, name suggestions.
+//! - [`util`]: durable files, object ids and ref changes, mirror URLs and the redaction of secrets,
+//!   failpoints, byte sizes, name suggestions.
 //! - [`config`]: the global file and each repository's `push-mirror.toml`, read strictly into
-//!   checked settings; in-place edits; fleets.
+//!   checked settings (a mirror's ref rules and LFS settings among them); in-place edits; fleets.
 //! - [`git`]: runs git: the children's environment and timeouts, `ls-remote`, `push --porcelain`,
-//!   LFS transfers, git's traces, failures with their classes and hints.
-//! - [`access`]: how a mirror is reached: transports, credentials, SSH keys and host keys, redaction,
-//!   commands on an SSH mirror's host, the HTTP client of forge APIs and webhooks.
+//!   LFS pointers and transfers, git's traces, failures with their classes and hints.
+//! - [`access`]: how a mirror is reached: transports, credentials, SSH keys and host keys, commands
+//!   on an SSH mirror's host, the HTTP client of forge APIs and webhooks.
 //! - [`mirror`]: one mirror of one repository: the pure planner, an update and its report, durable
 //!   state (and the notices its transitions owe), known refs and their checks; the mirror's side
 //!   (forge APIs, creating its repository, its default branch, `sync --dry-run`).
@@ -34,10 +35,9 @@
 //!   status.
 //!
 //! A module imports from its own folder and from the folders before it in this list, never from
-//! one after it, with a few leaves any layer may use: the planner's types ([`mirror::plan`], pure),
-//! LFS settings and pointers ([`mirror::lfs`]), URLs and redaction ([`access::remote_url`],
-//! [`access::redact`]), and the flag structs `commands` receive ([`cli::args`]). No two files import
-//! each other, directly or in a cycle.
+//! one after it: a type lives on the floor of its lowest user. No two folders import each other, and
+//! no two files, directly or in a cycle. A unit test (`layer_check.rs`) reads the sources and fails
+//! on an import that breaks the rule.
 
 pub mod access;
 pub mod cli;
@@ -49,3 +49,6 @@ pub mod notify;
 pub mod ops;
 pub mod pipeline;
 pub mod util;
+
+#[cfg(test)]
+mod layer_check;

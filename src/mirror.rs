@@ -1,5 +1,5 @@
 //! One mirror of one repository: the pure planner, an update that carries out a plan and its report,
-//! durable state, local refs, known-ref bookkeeping, LFS settings and pointers, what failed pushes
+//! durable state, local refs, known-ref bookkeeping, what an LFS upload did, what failed pushes
 //! taught about the mirror's push size, and whether the configuration on disk still names the
 //! mirror an update began with.
 

@@ -3,11 +3,11 @@
 //! a mirror's setup. The hints that turn git's authentication errors into what to do are in
 //! [`crate::git::error`], next to the errors.
 
-use crate::access::remote_url::{Transport, display_url, split_credentials, transport_of};
 use crate::access::ssh;
 use crate::config::{GlobalConfig, MirrorConfig, SecretSource};
 use crate::git::RemoteAccess;
 use crate::util::regular_file::{MAX_CONFIG_FILE_SIZE, read_regular, read_regular_text};
+use crate::util::remote_url::{Transport, split_credentials, transport_of};
 use anyhow::{Context, Result, bail};
 use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;
@@ -15,11 +15,11 @@ use std::path::Path;
 
 /// Refuses a URL whose transport is not in `allowed` (remote helpers always).
 pub fn check_transport(url: &str, allowed: &[String]) -> Result<Transport> {
-    if let Some(meant) = crate::access::remote_url::scheme_typo(url) {
+    if let Some(meant) = crate::util::remote_url::scheme_typo(url) {
         // The typed URL is not shown: a password in it would not be recognised as one.
         bail!(
             "the URL's scheme is misspelled: did you mean {}?",
-            crate::access::remote_url::redact_url(&meant)
+            crate::util::remote_url::redact_url(&meant)
         );
     }
     let transport = transport_of(url);
@@ -76,10 +76,10 @@ pub fn read_secret(source: &SecretSource) -> Result<String> {
     Ok(secret)
 }
 
-/// Refuses a password shorter than [`MIN_SECRET_LEN`](crate::access::redact::MIN_SECRET_LEN)
-/// characters: it could not be kept out of messages (see [`crate::access::redact::redact`]).
+/// Refuses a password shorter than [`MIN_SECRET_LEN`](crate::util::redact::MIN_SECRET_LEN)
+/// characters: it could not be kept out of messages (see [`crate::util::redact::redact`]).
 pub fn check_secret_length(secret: &str) -> Result<()> {
-    let min = crate::access::redact::MIN_SECRET_LEN;
+    let min = crate::util::redact::MIN_SECRET_LEN;
     if secret.chars().count() < min {
         bail!(
             "the password is shorter than {min} characters: so short a secret cannot be told apart from \
@@ -166,7 +166,7 @@ pub fn remote_access(mirror: &MirrorConfig, global: &GlobalConfig) -> Result<Rem
         }
         access
             .secrets
-            .push(crate::access::redact::basic_credentials(&username, &secret));
+            .push(crate::util::redact::basic_credentials(&username, &secret));
         access.secrets.push(secret);
         access.credential_origins = origins;
     }
@@ -256,7 +256,7 @@ fn check_ssh_files(mirror: &MirrorConfig) -> Result<()> {
 /// a password that would travel in clear or not at all, SSH files still to create.
 pub fn setup_advice(mirror: &MirrorConfig, global: &GlobalConfig, repo: &Path) -> Vec<String> {
     let name = &mirror.name;
-    let url = display_url(&mirror.url, mirror.password.is_some());
+    let url = mirror.shown_url();
     let transport = transport_of(&mirror.url);
     let mut notes = Vec::new();
     let origins = crate::access::credential_use::credential_origins(&mirror.url, mirror.lfs.url.as_deref());

@@ -2,8 +2,8 @@
 //! `lfs_url`. Settings that would never travel anywhere are refused by `add` and `set` and noted
 //! by `check`, so nobody believes a file:// or SSH mirror is protected by a password it never sends.
 
-use crate::access::remote_url::{Transport, http_origin, transport_of};
 use crate::config::{MirrorConfig, SecretSource};
+use crate::util::remote_url::{Transport, http_origin, transport_of};
 
 /// The HTTP(S) origins (`https://host[:port]`) that get a mirror's user name and password: its
 /// URL's and its `lfs_url`'s, in that order, each once.

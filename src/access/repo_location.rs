@@ -3,7 +3,7 @@
 //! `owner/…/name` a forge knows it by. Used to create the repository and set its default branch
 //! (docs/mirror-side.md).
 
-use crate::access::remote_url::{Transport, transport_of};
+use crate::util::remote_url::{Transport, transport_of};
 
 /// A mirror repository's location.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,8 +1,8 @@
 //! The command-line definition: every command and flag, as clap parses them. Commands receive these structs; nothing here runs anything.
 
-use crate::config::TagSetting;
 use crate::config::edit::MirrorEdit;
-use crate::mirror::lfs::LfsMode;
+use crate::config::lfs::LfsMode;
+use crate::config::rules::TagSelection;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -428,9 +428,9 @@ impl MirrorFlags {
                 .transpose()
         };
         let tags = if self.no_tags {
-            Some(TagSetting::None)
+            Some(TagSelection::None)
         } else if !self.tags.is_empty() {
-            Some(TagSetting::Matching(self.tags.clone()))
+            Some(TagSelection::Matching(self.tags.clone()))
         } else {
             None
         };
@@ -511,7 +511,7 @@ impl SetOnlyFlags {
             edit.branches = Some(Vec::new());
         }
         if self.all_tags {
-            edit.tags = Some(TagSetting::All);
+            edit.tags = Some(TagSelection::All);
         }
     }
 }

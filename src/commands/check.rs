@@ -5,15 +5,15 @@
 //! the directories that user must write: [`crate::ops::deployment`]), each problem with its fix.
 
 use crate::access::auth::remote_access;
-use crate::access::remote_url::{display_url, redact_url};
 use crate::commands::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, Exit, empty_state_hint, io, known_or_given};
 use crate::config::edit::EditError;
+use crate::config::lfs::LfsMode;
 use crate::config::{self, GlobalConfig, MirrorConfig};
 use crate::git;
 use crate::git::error::is_certificate_failure;
-use crate::mirror::lfs::LfsMode;
 use crate::ops::deployment::{self, Finding, Pushers};
 use crate::ops::hook_binary;
+use crate::util::remote_url::redact_url;
 use anyhow::{Context, Result};
 use std::collections::HashMap;
 use std::io::Write;
@@ -27,7 +27,7 @@ pub struct MirrorCheck {
 
 /// Reaches `mirror` of the repository `repo` and reports.
 pub fn check_mirror(repo: &Path, mirror: &MirrorConfig, global: &GlobalConfig) -> MirrorCheck {
-    let shown = display_url(&mirror.url, mirror.password.is_some());
+    let shown = mirror.shown_url();
     let mut check = MirrorCheck {
         lines: Vec::new(),
         problems: 0,
@@ -163,7 +163,7 @@ const ADD_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10
 
 /// `check`'s LFS line for a mirror that would send LFS objects, and whether it is a problem.
 fn check_lfs(repo: &Path, mirror: &MirrorConfig) -> Option<(String, bool)> {
-    let has_objects = crate::mirror::lfs::LocalStore::for_repo(repo, &mirror.lfs).may_have_objects();
+    let has_objects = crate::git::lfs_pointer::LocalStore::for_repo(repo, &mirror.lfs).may_have_objects();
     let wanted = match mirror.lfs.mode {
         LfsMode::Off => return None,
         LfsMode::Auto => has_objects,
@@ -172,7 +172,7 @@ fn check_lfs(repo: &Path, mirror: &MirrorConfig) -> Option<(String, bool)> {
     if !wanted {
         return None;
     }
-    let transport = crate::access::remote_url::transport_of(&mirror.url);
+    let transport = crate::util::remote_url::transport_of(&mirror.url);
     let endpoint = crate::mirror::lfs::describe_endpoint(&mirror.url, &transport, mirror.lfs.url.as_deref());
     Some(match (endpoint, git::lfs::version()) {
         (Err(why), _) => (

@@ -1,14 +1,14 @@
 //! `keygen` and `known-hosts`: an SSH mirror's key pair, and its host keys scanned, shown and recorded; where
 //! the state directory keeps them when the configuration names no file.
 
-use crate::access::remote_url::{Transport, split_credentials};
 use crate::commands::{
     EXIT_OK, EXIT_USAGE, Exit, ExitContext, MissingMirror, fleet_mirror_setting, io, load_repo_config, no_such_mirror,
-    repo_path, shown_url,
+    repo_path,
 };
 use crate::config::GlobalConfig;
 use crate::config::edit::{self as config_edit, MirrorEdit};
 use crate::mirror::state::StateStore;
+use crate::util::remote_url::{Transport, split_credentials};
 use anyhow::{Context, Result};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -25,13 +25,13 @@ pub fn cmd_keygen(
     let mirror = cfg
         .mirror(name)
         .ok_or_else(|| no_such_mirror(&repo, name, &cfg, MissingMirror::MayBeAdded))?;
-    if crate::access::remote_url::transport_of(&mirror.url) != Transport::Ssh {
+    if crate::util::remote_url::transport_of(&mirror.url) != Transport::Ssh {
         return Err(Exit(
             EXIT_USAGE,
             anyhow::anyhow!(
                 "mirror `{name}` does not use SSH ({}): keygen makes keys for ssh://… and user@host:path \
                  mirrors; nothing was created",
-                shown_url(mirror)
+                mirror.shown_url()
             ),
         ));
     }

@@ -1,16 +1,16 @@
 //! `add`, `set`, `remove`, `list` and `forget`: a repository's mirrors, edited in its `push-mirror.toml` (a password given in a URL is moved into a mode-600 file).
 
 use crate::access::auth::check_transport;
-use crate::access::remote_url::{Transport, display_url, split_credentials};
 use crate::cli::args::{MirrorFlags, SetOnlyFlags};
 use crate::commands::{
     EXIT_FAILED, EXIT_OK, EXIT_USAGE, Exit, ExitContext, MissingMirror, empty_state_hint, io, known_or_given,
-    no_such_mirror, repo_path, shown_url,
+    no_such_mirror, repo_path,
 };
 use crate::config::edit::{self as config_edit, MirrorEdit};
 use crate::config::{self, GlobalConfig, MirrorConfig};
 use crate::mirror::state::StateStore;
 use crate::util::fsutil::now_ms;
+use crate::util::remote_url::{Transport, display_url, split_credentials};
 use anyhow::{Context, Result};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -30,7 +30,7 @@ fn stored_url(url: &str) -> Result<String, Exit> {
 /// not a usable secret. (Credentials no URL of the mirror would send are refused on the edited
 /// file: see [`refuse_unused_credentials`].)
 fn check_credentials_for(url: &str, edit: &MirrorEdit) -> Result<(), Exit> {
-    let transport = crate::access::remote_url::transport_of(url);
+    let transport = crate::util::remote_url::transport_of(url);
     let usage = |message: String| Err(Exit(EXIT_USAGE, anyhow::anyhow!(message)));
     let http = matches!(transport, Transport::Https | Transport::Http);
     let url_password = split_credentials(url).password;
@@ -145,7 +145,7 @@ fn split_url_secret(
     edit: &mut MirrorEdit,
 ) -> Result<(String, Option<PendingSecret>), Exit> {
     if !matches!(
-        crate::access::remote_url::transport_of(url),
+        crate::util::remote_url::transport_of(url),
         Transport::Https | Transport::Http
     ) {
         return Ok((url.to_string(), None));
@@ -507,9 +507,9 @@ fn describe_filters(mirror: &MirrorConfig) -> String {
         parts.push("only-protected-branches".to_string());
     }
     match &rules.tags {
-        crate::mirror::plan::TagSelection::All => {}
-        crate::mirror::plan::TagSelection::None => parts.push("no-tags".to_string()),
-        crate::mirror::plan::TagSelection::Matching(p) => parts.push(format!("tags={}", p.join(","))),
+        crate::config::rules::TagSelection::All => {}
+        crate::config::rules::TagSelection::None => parts.push("no-tags".to_string()),
+        crate::config::rules::TagSelection::Matching(p) => parts.push(format!("tags={}", p.join(","))),
     }
     if rules.keep_divergent_refs {
         parts.push("keep-divergent-refs".to_string());
@@ -545,7 +545,7 @@ pub fn cmd_list(
                 "{}\t{}\t{}\t{enabled}\t{}",
                 repo.display(),
                 mirror.name,
-                shown_url(mirror),
+                mirror.shown_url(),
                 if cfg.fleet_mirrors.contains(&mirror.name) {
                     format!("fleet {}", describe_filters(mirror))
                 } else {

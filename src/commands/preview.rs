@@ -4,7 +4,6 @@
 
 use crate::commands::{
     EXIT_FAILED, EXIT_OK, Exit, MissingMirror, io, load_repo_config, no_such_mirror, repo_path, reported_repos,
-    shown_url,
 };
 use crate::config::{GlobalConfig, MirrorConfig};
 use crate::mirror::preview::{DryRun, RefValues, dry_run, ref_values};
@@ -153,7 +152,7 @@ pub fn cmd_status_refs(
             all.push(MirrorRefs {
                 repo: repo.clone(),
                 mirror: mirror.name.clone(),
-                url: shown_url(mirror),
+                url: mirror.shown_url(),
                 refs,
                 error,
             });

@@ -1,8 +1,6 @@
 //! `sync`: one repository's mirrors updated now, in the foreground, with a per-ref report.
 
-use crate::commands::{
-    EXIT_FAILED, EXIT_OK, Exit, MissingMirror, io, load_repo_config, no_such_mirror, repo_path, shown_url,
-};
+use crate::commands::{EXIT_FAILED, EXIT_OK, Exit, MissingMirror, io, load_repo_config, no_such_mirror, repo_path};
 use crate::config::{GlobalConfig, MirrorConfig};
 use crate::mirror::state::StateStore;
 use crate::mirror::update::{UpdateReport, update_mirror_showing};
@@ -36,7 +34,7 @@ pub fn cmd_sync(global: &GlobalConfig, repo: &Path, only: Option<&str>, out: &mu
         let report = update_mirror_showing(&store, global, &repo, mirror, true, &|progress| {
             show_progress(&mirror.name, progress)
         })?;
-        print_report(&mirror.name, &shown_url(mirror), &report, out).map_err(io)?;
+        print_report(&mirror.name, &mirror.shown_url(), &report, out).map_err(io)?;
         failed |= report.is_failure();
     }
     // What the updates owe people is sent by a worker, so `sync` never waits on a notifier.

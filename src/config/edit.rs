@@ -10,7 +10,8 @@ mod protected;
 
 pub use protected::{protect, unprotect};
 
-use crate::config::{self, AsTyped, ConfigError, GlobalConfig, MirrorKeys, REPO_CONFIG_FILE, TagSetting};
+use crate::config::rules::TagSelection;
+use crate::config::{self, AsTyped, ConfigError, GlobalConfig, MirrorKeys, REPO_CONFIG_FILE};
 use crate::util::fsutil;
 use crate::util::regular_file::{MAX_CONFIG_FILE_SIZE, read_regular_text};
 use layout::{
@@ -331,7 +332,7 @@ fn holds_inline_password(text: &str) -> bool {
             || mirror
                 .get("url")
                 .and_then(toml::Value::as_str)
-                .is_some_and(|url| crate::access::remote_url::split_credentials(url).password.is_some())
+                .is_some_and(|url| crate::util::remote_url::split_credentials(url).password.is_some())
     })
 }
 
@@ -428,9 +429,9 @@ fn changes(edit: &MirrorEdit) -> Result<Vec<(&'static str, Change)>, EditError> 
     }
     if let Some(tags) = &edit.tags {
         let value = match tags {
-            TagSetting::All => Value::from(true),
-            TagSetting::None => Value::from(false),
-            TagSetting::Matching(patterns) => Value::Array(patterns.iter().map(String::as_str).collect()),
+            TagSelection::All => Value::from(true),
+            TagSelection::None => Value::from(false),
+            TagSelection::Matching(patterns) => Value::Array(patterns.iter().map(String::as_str).collect()),
         };
         out.push(("tags", Change::Set(value)));
     }
@@ -545,8 +546,8 @@ fn duration_or_remove(key: &str, text: &str) -> Result<Change, EditError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::rules::TagSelection;
     use crate::config::{SecretSource, load_repo};
-    use crate::mirror::plan::TagSelection;
     use std::time::Duration;
     use tempfile::TempDir;
 
@@ -597,7 +598,7 @@ keep_divergent_refs = true
             enabled: Some(false),
             only_protected_branches: Some(true),
             branches: Some(vec!["main".into(), "release/*".into()]),
-            tags: Some(TagSetting::Matching(vec!["v*".into()])),
+            tags: Some(TagSelection::Matching(vec!["v*".into()])),
             ssh_key: Some("/etc/git-push-mirror/codeberg".into()),
             known_hosts: Some("/etc/git-push-mirror/known_hosts".into()),
             delay: Some("2s".into()),
@@ -698,7 +699,7 @@ keep_divergent_refs = true
 
         // New keys go after the table's last key, before the next table's comments.
         let edit = MirrorEdit {
-            tags: Some(TagSetting::All),
+            tags: Some(TagSelection::All),
             timeout: Some("1h".into()),
             ..MirrorEdit::default()
         };

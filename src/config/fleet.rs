@@ -9,7 +9,7 @@
 //! excludes what it matches.
 
 use crate::config::GlobalConfig;
-use crate::mirror::plan::pattern_matches;
+use crate::config::rules::pattern_matches;
 use anyhow::Result;
 use std::fs;
 use std::path::Path;

@@ -15,9 +15,9 @@
 //!
 //! A file that does not exist yet is not a fault here: the update reports it with what to do.
 
-use crate::access::remote_url::{Transport, http_origin, transport_of};
 use crate::config::{GlobalConfig, MirrorConfig, SecretSource};
 use crate::util::regular_file::{MAX_CONFIG_FILE_SIZE, regular_file_problem};
+use crate::util::remote_url::{Transport, http_origin, transport_of};
 use crate::util::trust::{Ownership, Trusted, exposure};
 use crate::util::users;
 use std::os::unix::fs::MetadataExt;

@@ -18,7 +18,7 @@ pub enum LocalPathError {
 /// The path part of a URL that names a local repository (`file://PATH`, or a plain path), or
 /// `None` for a network URL.
 pub fn local_path(url: &str) -> Option<&str> {
-    if crate::access::remote_url::transport_of(url) != crate::access::remote_url::Transport::File {
+    if crate::util::remote_url::transport_of(url) != crate::util::remote_url::Transport::File {
         return None;
     }
     Some(

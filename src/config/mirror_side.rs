@@ -4,8 +4,8 @@
 //! (`push_options`, `first_sync_push_options`). The values as the files have them, and their
 //! checked form.
 
-use crate::access::remote_url::{Transport, split_credentials, transport_of};
 use crate::config::SecretSource;
+use crate::util::remote_url::{Transport, split_credentials, transport_of};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 use std::fmt;

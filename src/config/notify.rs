@@ -2,7 +2,7 @@
 //! (docs/notifications.md): a command, a webhook, mail through sendmail, and the events, digest
 //! window, hourly limit and reminders that shape what they get.
 
-use crate::access::remote_url::{Transport, split_credentials, transport_of};
+use crate::util::remote_url::{Transport, split_credentials, transport_of};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::fmt;

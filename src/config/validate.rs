@@ -1,17 +1,17 @@
 //! From raw files to checked settings: defaults applied, relative paths resolved against the file's
 //! directory, the security rules on secrets enforced, fleet mirrors expanded, each error naming the file.
 
-use crate::access::remote_url::{Transport, split_credentials, transport_of};
+use crate::config::lfs::LfsSettings;
 use crate::config::mirror_files::Writers;
 use crate::config::mirror_side::SideKeys;
 use crate::config::raw::{RawGlobal, RawRepo};
+use crate::config::rules::MirrorRules;
 use crate::config::unknown_key::toml_error_of;
 use crate::config::{
     ConfigError, FleetMirror, GlobalConfig, MAX_MIRROR_NAME, MirrorConfig, MirrorDefaults, MirrorSettings, PushLimits,
     RepoConfig, SecretSource, in_dir, valid_mirror_name,
 };
-use crate::mirror::lfs::LfsSettings;
-use crate::mirror::plan::MirrorRules;
+use crate::util::remote_url::{Transport, split_credentials, transport_of};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -316,10 +316,10 @@ fn resolve_mirror(
     // (A misspelling git would take for another transport, `https:/host`, fails this mirror
     // alone when it is used: see `crate::access::auth::check_transport`.)
     if let Transport::Refused(what) = transport_of(&url) {
-        return Err(match crate::access::remote_url::scheme_typo(&url) {
+        return Err(match crate::util::remote_url::scheme_typo(&url) {
             Some(meant) => format!(
                 "`url` uses `{what}`, which git does not know: did you mean {}?",
-                crate::access::remote_url::redact_url(&meant)
+                crate::util::remote_url::redact_url(&meant)
             ),
             None => format!("`url` uses `{what}`, which is never allowed"),
         });
@@ -350,7 +350,7 @@ fn resolve_mirror(
     let rules = MirrorRules {
         branch_patterns: s.branches.or_else(|| defaults.branches.clone()),
         protected_only: only_protected.then(|| protected_branches.to_vec()),
-        tags: s.tags.as_ref().unwrap_or(&defaults.tags).to_selection(),
+        tags: s.tags.as_ref().unwrap_or(&defaults.tags).clone(),
         extra_refs: refs,
         keep_divergent_refs: s.keep_divergent_refs.unwrap_or(defaults.keep_divergent_refs),
         prune_unmerged: s.prune_unmerged.unwrap_or(defaults.prune_unmerged),

@@ -4,7 +4,7 @@ use super::RemoteAccess;
 use super::certificate::{self, CertificateProblem};
 use super::failure::{Failure, FailureClass};
 use super::trace::HttpFacts;
-use crate::access::remote_url::split_credentials;
+use crate::util::remote_url::split_credentials;
 use std::time::Duration;
 
 /// Why talking to a mirror failed as a whole. Messages are already redacted.
@@ -239,7 +239,7 @@ pub fn credentials_hint(access: &RemoteAccess, who: &str, url: &str) -> String {
         access.mirror.as_str()
     };
     let repo = access.repo_arg();
-    let origin = crate::access::remote_url::http_origin(url);
+    let origin = crate::util::remote_url::http_origin(url);
     let offered = origin.as_ref().is_some_and(|o| access.credential_origins.contains(o));
     let origin = origin.unwrap_or_else(|| split_credentials(url).url);
     if offered {

@@ -3,7 +3,7 @@
 //! the mirror's LFS endpoint with the batch API and uploads only what it asks for.
 
 use super::{GitError, RemoteAccess, Watchdog, git_command, read_in_background, run_with_input, summarize_stderr};
-use crate::mirror::lfs::{LocalStore, MAX_POINTER_SIZE, Pointer, parse_pointer};
+use crate::git::lfs_pointer::{LocalStore, MAX_POINTER_SIZE, Pointer, parse_pointer};
 use crate::util::fsutil::{create_private_dirs, write_private};
 use crate::util::oid::{ObjectFormat, Oid};
 use std::collections::BTreeSet;

@@ -65,7 +65,7 @@ pub fn kill_leftovers() -> usize {
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         log::info!(
             "terminating {pid} (left by a dead worker): {}",
-            crate::access::redact::redact(&String::from_utf8_lossy(&cmdline).replace('\0', " "), &[])
+            crate::util::redact::redact(&String::from_utf8_lossy(&cmdline).replace('\0', " "), &[])
         );
         // SAFETY: getpgid and kill have no memory-safety preconditions; each process carries
         // the mark of a git child of ours whose parent is gone.

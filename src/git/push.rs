@@ -4,8 +4,8 @@ use super::trace::Trace;
 use super::{
     FailureClass, RemoteAccess, error::GitError, error::says_dropped, error::says_too_large, process::run_with_timeout,
 };
-use crate::mirror::plan::RefChange;
 use crate::util::fsutil::{create_private_dirs, write_private};
+use crate::util::oid::RefChange;
 use crate::util::oid::{ObjectFormat, Oid};
 use std::path::Path;
 

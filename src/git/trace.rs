@@ -9,7 +9,7 @@
 //! (`GIT_TRACE_CURL_NO_DATA`); of what is left only the response headers named above and curl's
 //! certificate lines are read back, never the request headers.
 
-use crate::access::remote_url::{Transport, http_origin, transport_of};
+use crate::util::remote_url::{Transport, http_origin, transport_of};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -4,8 +4,8 @@
 //! editing the configuration, and writers ask under the same state lock, so a removed mirror's
 //! state never comes back); a re-pointed or disabled one gets no more pushes to where it was.
 
-use crate::access::remote_url::redact_url;
 use crate::config::{self, GlobalConfig, MirrorConfig};
+use crate::util::remote_url::redact_url;
 use std::path::Path;
 
 /// What the configuration on disk says of a mirror an update started with.

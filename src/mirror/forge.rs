@@ -50,7 +50,7 @@ pub struct Forge {
 /// `https://HOST/api/v1` for Gitea and Forgejo. An HTTPS mirror's port is the API's; an SSH one's is not.
 pub fn api_base(kind: CreateKind, location: &RepoLocation) -> String {
     let host = match (location.port, &location.transport) {
-        (Some(port), crate::access::remote_url::Transport::Https) => format!("{}:{port}", location.host),
+        (Some(port), crate::util::remote_url::Transport::Https) => format!("{}:{port}", location.host),
         _ => location.host.clone(),
     };
     match kind {
@@ -209,7 +209,7 @@ impl Forge {
     }
 
     fn redact(&self, text: &str) -> String {
-        crate::access::redact::redact(text, &[&self.token])
+        crate::util::redact::redact(text, &[&self.token])
     }
 
     /// Whether `answer` to a create says the repository is there already.
@@ -253,7 +253,7 @@ fn token_needs(kind: CreateKind) -> &'static str {
 /// A path parameter: every byte but the unreserved ones percent-encoded (GitLab's
 /// `acme%2Fapp` included).
 fn segment(text: &str) -> String {
-    crate::access::redact::percent_encode(text)
+    crate::util::redact::percent_encode(text)
 }
 
 /// The forge's own words in an answer: GitHub's `message` and `errors[].message`, GitLab's

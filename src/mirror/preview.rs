@@ -7,11 +7,12 @@
 use crate::access::auth::remote_access;
 use crate::config::{GlobalConfig, MirrorConfig};
 use crate::git::{self, Failure};
-use crate::mirror::plan::{self, Decision, PlanInput, Reach, RefChange};
+use crate::mirror::plan::{self, Decision, PlanInput, Reach};
 use crate::mirror::refs::{LocalRefs, LocalRepo};
 use crate::mirror::state::MirrorState;
 use crate::mirror::update::{create, default_branch};
 use crate::util::oid::Oid;
+use crate::util::oid::RefChange;
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -128,7 +129,7 @@ fn observe(repo: &Path, mirror: &MirrorConfig, global: &GlobalConfig) -> Result<
 pub fn dry_run(repo: &Path, mirror: &MirrorConfig, global: &GlobalConfig, state: &MirrorState) -> DryRun {
     let mut run = DryRun {
         mirror: mirror.name.clone(),
-        url: crate::access::remote_url::display_url(&mirror.url, mirror.password.is_some()),
+        url: mirror.shown_url(),
         push_options: mirror
             .side
             .push_options_for(state.last_successful_update_at_ms.is_none())

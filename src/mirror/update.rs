@@ -17,7 +17,7 @@ use crate::git::{self, Failure, FailureClass, PushFlag, RemoteAccess};
 use crate::mirror::configured::Presence;
 use crate::mirror::learned_limit::LearnedLimits;
 use crate::mirror::lfs::LfsStatus;
-use crate::mirror::plan::{self, Decision, PendingHint, PlanInput, PlanWarning, Reach, RefChange};
+use crate::mirror::plan::{self, Decision, PendingHint, PlanInput, PlanWarning, Reach};
 use crate::mirror::refs::LocalRepo;
 use crate::mirror::state::{
     KnownRef, KnownRefs, MirrorState, PendingRef, PushProgress, StateStore, UpdateStatus, known_local_values,
@@ -26,6 +26,7 @@ use crate::mirror::state::{
 use crate::util::failpoint;
 use crate::util::fsutil::{Durability, now_ms};
 use crate::util::oid::Oid;
+use crate::util::oid::RefChange;
 use anyhow::Result;
 use deliver::{Delivered, Lessons};
 use lfs::LfsProgress;

@@ -12,10 +12,11 @@
 //!   mirror rewound by someone's push); a difference means a full reconciliation.
 
 use crate::access::auth::remote_access;
+use crate::config::rules::MirrorRules;
 use crate::config::{GlobalConfig, MirrorConfig};
 use crate::git;
 use crate::mirror::configured::Presence;
-use crate::mirror::plan::{MirrorRules, Reach};
+use crate::mirror::plan::Reach;
 use crate::mirror::report::{RefOutcome, UpdateReport};
 use crate::mirror::state::{KnownRefs, MirrorIdentity, MirrorState, StateStore};
 use crate::util::fsutil::now_ms;
@@ -201,7 +202,7 @@ pub fn verify_mirror(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mirror::plan::TagSelection;
+    use crate::config::rules::TagSelection;
     use crate::mirror::report::RefResult;
     use crate::mirror::state::KnownRef;
 

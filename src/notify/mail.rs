@@ -1,9 +1,9 @@
 //! The mail channel: a plain-text RFC 5322 message handed to `sendmail -t` (or `sendmail_command`),
 //! as cron and smartd send theirs, so the host's MTA (postfix, exim, msmtp) decides how it travels.
 
-use crate::access::redact::base64;
 use crate::config::notify::MailSettings;
 use crate::notify::process;
+use crate::util::redact::base64;
 use serde_json::Value;
 use std::time::Duration;
 

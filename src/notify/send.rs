@@ -3,7 +3,6 @@
 //! it. A channel that fails keeps its notices; they go again with the next notice (or after a
 //! minute), and the failure is counted in the ledger for `metrics`.
 
-use crate::access::remote_url::{display_url, host_of};
 use crate::config::{self, GlobalConfig};
 use crate::mirror::state::StateStore;
 use crate::mirror::state::outbox::Queued;
@@ -11,6 +10,7 @@ use crate::notify::digest::{self, Resolved};
 use crate::notify::ledger::Ledger;
 use crate::notify::{channels, deliver, hostname};
 use crate::util::fsutil::{FileLock, now_ms};
+use crate::util::remote_url::host_of;
 use anyhow::Result;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -175,11 +175,7 @@ impl<'a> MirrorLookup<'a> {
             .entry(repo.to_path_buf())
             .or_insert_with(|| config::load_repo(repo, global).ok());
         match config.as_ref().and_then(|c| c.mirror(mirror)) {
-            Some(m) => (
-                Some(display_url(&m.url, m.password.is_some())),
-                host_of(&m.url),
-                m.notify,
-            ),
+            Some(m) => (Some(m.shown_url()), host_of(&m.url), m.notify),
             None => (None, String::new(), true),
         }
     }

@@ -7,8 +7,8 @@
 
 use crate::access::auth::refuse_if_readable_by_others;
 use crate::access::http::Method;
-use crate::access::redact::redact;
 use crate::config::notify::{WebhookSettings, WebhookUrl, shown_webhook_url};
+use crate::util::redact::redact;
 use crate::util::regular_file::{MAX_CONFIG_FILE_SIZE, read_regular_text};
 use std::path::Path;
 use std::time::Duration;

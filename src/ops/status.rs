@@ -1,11 +1,11 @@
 //! Status reports: per mirror, what GitLab shows on its mirror page, as a table or as JSON.
 
-use crate::access::remote_url::{display_url, redact_url};
+use crate::config::rules::MirrorRules;
 use crate::config::{self, GlobalConfig};
 use crate::mirror::lfs::LfsStatus;
-use crate::mirror::plan::MirrorRules;
 use crate::mirror::state::{MirrorState, PushProgress, RepoRecord, StateStore, UpdateStatus};
 use crate::pipeline::health::{Spooled, spooled_refs};
+use crate::util::remote_url::redact_url;
 use crate::util::size::ByteSize;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -213,7 +213,7 @@ fn collect_repo(
                 .iter()
                 .map(|m| Listed {
                     name: m.name.clone(),
-                    url: display_url(&m.url, m.password.is_some()),
+                    url: m.shown_url(),
                     enabled: m.enabled,
                     rules: Some(m.rules.clone()),
                     fault: m.fault.clone(),

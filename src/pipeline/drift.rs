@@ -3,8 +3,8 @@
 //! refs with the local values its last decisions were made for (the known refs). No network; a
 //! fingerprint makes "no change" cheap.
 
+use crate::config::rules::MirrorRules;
 use crate::config::{MirrorConfig, RepoConfig};
-use crate::mirror::plan::MirrorRules;
 use crate::mirror::refs::{LocalRefs, LocalRepo};
 use crate::mirror::state::{MirrorState, PendingRef, StateStore, known_local_values};
 use crate::pipeline::scan_cache::{ScanCache, Stamp};

@@ -4,9 +4,9 @@
 //! `metrics` report them until `forget OLD_PATH` says the admin has dealt with them. Nothing is
 //! ever deleted on a mirror. One small JSON file per repository in `<state_dir>/orphaned/`.
 
-use crate::access::remote_url::redact_url;
 use crate::mirror::state::StateStore;
 use crate::util::fsutil::{Durability, now_ms, replace_file};
+use crate::util::remote_url::redact_url;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};

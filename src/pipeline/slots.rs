@@ -89,7 +89,7 @@ impl<K: Ord + Clone> Slots<K> {
     }
 }
 
-pub use crate::access::remote_url::host_of;
+pub use crate::util::remote_url::host_of;
 
 #[cfg(test)]
 mod tests {
@@ -106,6 +106,21 @@ mod tests {
         assert_eq!(host_of("git://127.0.0.1:9418/x.git"), "127.0.0.1:9418");
         assert_eq!(host_of("file:///backup/a.git"), "file");
         assert_eq!(host_of("/backup/a.git"), "file");
+    }
+
+    #[test]
+    fn a_bracketed_scp_like_url_and_an_ssh_url_of_one_host_and_port_share_its_slots() {
+        let t0 = Instant::now();
+        let mut slots = Slots::default();
+        let (scp_like, ssh) = (host_of("[h:22]:a"), host_of("ssh://h:22/b"));
+        assert_eq!(scp_like, ssh);
+        slots.start(1, scp_like, t0);
+        let slow = t0 + SLOW_AFTER;
+        assert!(
+            !slots.may_start(&ssh, 2, slow),
+            "the host with a slow update is suspect"
+        );
+        assert!(slots.may_start(&host_of("ssh://other:22/b"), 2, slow));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Object ids as hex strings: the one representation shared by the hook, the spool, the state and the planner;
-//! a ref update as the hook reports it; and object formats (SHA-1, SHA-256), with the one a repository uses.
+//! a ref update as the hook reports it, and a ref change as the planner decides it and git pushes it;
+//! and object formats (SHA-1, SHA-256), with the one a repository uses.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -29,6 +30,37 @@ impl Oid {
     /// The first 10 hex digits, for tables.
     pub fn short(&self) -> &str {
         &self.0[..10]
+    }
+}
+
+/// What to do with one ref on the remote. Pushed with
+/// `--force-with-lease=<ref>:<expected remote value>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RefChange {
+    /// The ref does not exist on the remote (lease: must still not exist).
+    Create { new: Oid },
+    /// The remote has `old`; set it to `new`. `forced` when `old` is not known
+    /// to be an ancestor of `new` (a non-fast-forward overwrite).
+    Update { old: Oid, new: Oid, forced: bool },
+    /// The remote has `old`; delete it.
+    Delete { old: Oid },
+}
+
+impl RefChange {
+    /// The value the remote is expected to hold (`None`: must not exist).
+    pub fn expected_remote(&self) -> Option<&Oid> {
+        match self {
+            RefChange::Create { .. } => None,
+            RefChange::Update { old, .. } | RefChange::Delete { old } => Some(old),
+        }
+    }
+
+    /// The value to push (`None`: delete).
+    pub fn new_value(&self) -> Option<&Oid> {
+        match self {
+            RefChange::Create { new } | RefChange::Update { new, .. } => Some(new),
+            RefChange::Delete { .. } => None,
+        }
     }
 }
 

@@ -4,9 +4,9 @@
 //! Two kinds of property: arbitrary bytes never panic, and valid input survives
 //! whatever surrounds it (no valid entry is ever lost, nothing invalid is kept).
 
-use git_push_mirror::config::{self, ConfigError, GlobalConfig, TagSetting};
+use git_push_mirror::config::rules::TagSelection;
+use git_push_mirror::config::{self, ConfigError, GlobalConfig};
 use git_push_mirror::git::{PushFlag, PushedRef, RemoteRefs, parse_ls_remote, parse_porcelain};
-use git_push_mirror::mirror::plan::TagSelection;
 use git_push_mirror::mirror::refs::is_valid_ref_name;
 use git_push_mirror::pipeline::hook::parse_hook_input;
 use git_push_mirror::pipeline::spool::{RefUpdate, SPOOL_FORMAT_VERSION, SpoolEntry, parse_entry};
@@ -744,7 +744,7 @@ struct GeneratedMirror {
     name: String,
     url: String,
     branches: Option<Vec<String>>,
-    tags: TagSetting,
+    tags: TagSelection,
     delay_ms: u64,
     keep_divergent: bool,
 }
@@ -760,9 +760,9 @@ fn generated_mirror() -> impl Strategy<Value = GeneratedMirror> {
         ],
         proptest::option::of(proptest::collection::vec("[a-z*/]{1,10}", 0..4)),
         prop_oneof![
-            Just(TagSetting::All),
-            Just(TagSetting::None),
-            proptest::collection::vec("[a-z0-9.*]{1,6}", 0..3).prop_map(TagSetting::Matching),
+            Just(TagSelection::All),
+            Just(TagSelection::None),
+            proptest::collection::vec("[a-z0-9.*]{1,6}", 0..3).prop_map(TagSelection::Matching),
         ],
         0u64..100_000,
         any::<bool>(),
@@ -802,9 +802,9 @@ proptest! {
                 text.push_str(&format!("branches = {}\n", toml_string_array(branches)));
             }
             match &m.tags {
-                TagSetting::All => text.push_str("tags = true\n"),
-                TagSetting::None => text.push_str("tags = false\n"),
-                TagSetting::Matching(p) => text.push_str(&format!("tags = {}\n", toml_string_array(p))),
+                TagSelection::All => text.push_str("tags = true\n"),
+                TagSelection::None => text.push_str("tags = false\n"),
+                TagSelection::Matching(p) => text.push_str(&format!("tags = {}\n", toml_string_array(p))),
             }
             text.push_str(&format!("delay = \"{}ms\"\nkeep_divergent_refs = {}\n", m.delay_ms, m.keep_divergent));
         }
@@ -820,7 +820,7 @@ proptest! {
             for (got, want) in loaded.mirrors.iter().zip(&mirrors) {
                 prop_assert_eq!(&got.url, &want.url);
                 prop_assert_eq!(&got.rules.branch_patterns, &want.branches);
-                prop_assert_eq!(&got.rules.tags, &want.tags.to_selection());
+                prop_assert_eq!(&got.rules.tags, &want.tags);
                 prop_assert_eq!(got.delay, Some(Duration::from_millis(want.delay_ms)));
                 prop_assert_eq!(got.rules.keep_divergent_refs, want.keep_divergent);
                 prop_assert!(got.enabled);

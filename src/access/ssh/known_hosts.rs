@@ -2,9 +2,9 @@
 //! SHA256 fingerprints with `ssh-keygen -l`, record the keys an admin accepted in a known_hosts file.
 
 use super::openssh_tool;
-use crate::access::remote_url::{Transport, transport_of};
 use crate::util::fsutil::write_atomic;
 use crate::util::regular_file::{MAX_CONFIG_FILE_SIZE, read_regular_text};
+use crate::util::remote_url::{RemoteUrl, Transport};
 use anyhow::{Context, Result, bail};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -21,54 +21,29 @@ pub struct SshHost {
 }
 
 impl SshHost {
-    /// The host of `ssh://[user@]host[:port]/path` or scp-like `[user@]host:path`.
+    /// The host of `ssh://[user@]host[:port]/path` or scp-like `[user@]host:path` (and git's
+    /// bracketed `[host:port]:path`), as [`RemoteUrl`] reads it.
     pub fn from_url(url: &str) -> Result<SshHost, String> {
-        let not_ssh = || {
-            format!(
+        let parsed = RemoteUrl::parse(url);
+        if parsed.transport() != &Transport::Ssh {
+            return Err(format!(
                 "{} is not an SSH URL (expected ssh://[user@]host[:port]/path or [user@]host:path)",
-                crate::access::remote_url::redact_url(url)
-            )
-        };
-        if transport_of(url) != Transport::Ssh {
-            return Err(not_ssh());
+                parsed.redacted()
+            ));
         }
-        // `bracketed`: git's scp-like `[host:port]:path`, where a port may follow the host.
-        let (authority, scp_like, bracketed) = match url.find("://") {
-            Some(pos) => {
-                let rest = &url[pos + 3..];
-                (&rest[..rest.find('/').unwrap_or(rest.len())], false, false)
-            }
-            None if url.starts_with('[') => {
-                let end = url.find("]:").ok_or_else(not_ssh)?;
-                (&url[1..end], true, true)
-            }
-            None => (&url[..url.find(':').ok_or_else(not_ssh)?], true, false),
-        };
-        let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-        let (host, port) = if let Some(inner) = host_port.strip_prefix('[') {
-            let (host, after) = inner.split_once(']').ok_or_else(not_ssh)?;
-            (host, after.strip_prefix(':'))
-        } else if scp_like && !bracketed {
-            (host_port, None)
-        } else {
-            match host_port.rsplit_once(':') {
-                Some((host, port)) if !host.contains(':') => (host, Some(port)),
-                _ => (host_port, None), // no port, or a bare IPv6 address
-            }
-        };
-        let port = match port {
-            None | Some("") => 22,
-            Some(port) => port
-                .parse::<u16>()
-                .ok()
-                .filter(|p| *p > 0)
-                .ok_or_else(|| format!("invalid port {port:?} in {url}"))?,
-        };
-        if host.is_empty() || host.starts_with('-') || host.contains(|c: char| c.is_whitespace() || c == '/') {
-            return Err(format!("invalid host {host:?} in {url}"));
+        let host = parsed
+            .host()
+            .ok_or_else(|| format!("cannot read a host and port in {}", parsed.redacted()))?;
+        if host.starts_with('-') || host.contains(|c: char| c.is_whitespace() || c == '/') {
+            return Err(format!("invalid host {host:?} in {}", parsed.redacted()));
         }
+        let port = match parsed.port() {
+            None => 22,
+            Some(0) => return Err(format!("invalid port 0 in {}", parsed.redacted())),
+            Some(port) => port,
+        };
         Ok(SshHost {
-            host: host.to_ascii_lowercase(),
+            host: host.to_string(),
             port,
         })
     }

@@ -108,7 +108,7 @@ fn embedded_defaults_without_any_file() {
     assert!(config.retry.jitter);
     let d = &config.defaults;
     assert!(d.enabled && !d.only_protected_branches && !d.keep_divergent_refs);
-    assert_eq!((d.branches.clone(), d.tags.clone()), (None, TagSetting::All));
+    assert_eq!((d.branches.clone(), d.tags.clone()), (None, TagSelection::All));
     assert_eq!(d.delay, None, "no explicit wait: the default timing");
     assert_eq!(d.min_interval, Duration::ZERO);
     assert_eq!(d.timeout, Duration::from_secs(600));

@@ -69,7 +69,7 @@ permanent_retry = "2h"
     let d = &config.defaults;
     assert!(d.only_protected_branches);
     assert_eq!(d.branches, Some(vec!["main".to_string()]));
-    assert_eq!(d.tags, TagSetting::Matching(vec!["v*".into()]));
+    assert_eq!(d.tags, TagSelection::Matching(vec!["v*".into()]));
     assert_eq!(d.refs, ["refs/notes/*"]);
     assert_eq!(d.ssh_key, Some(dir.join("keys/id_ed25519")));
     assert_eq!(d.ca_file, Some(dir.join("certs/corp-ca.pem")));
@@ -358,7 +358,7 @@ fn mirrors_keep_file_order() {
 fn global_defaults_apply_to_repo_mirrors() {
     let dir = TempDir::new().unwrap();
     let mut global = GlobalConfig::embedded(dir.path());
-    global.defaults.tags = TagSetting::None;
+    global.defaults.tags = TagSelection::None;
     global.defaults.branches = Some(vec!["main".into()]);
     global.defaults.delay = Some(Duration::from_secs(3));
     global.defaults.ssh_key = Some("/keys/id".into());

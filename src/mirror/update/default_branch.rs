@@ -6,13 +6,13 @@
 //! its own; `status` shows it when it differs. Failing to set it never fails an update: the refs
 //! are there; it is shown in `status` and tried again at the next `sync` or change of `HEAD`.
 
-use crate::access::remote_url::{Transport, transport_of};
 use crate::access::repo_location::RepoLocation;
 use crate::config::MirrorConfig;
 use crate::mirror::forge::Forge;
 use crate::mirror::report::{DefaultBranchOutcome, UpdateReport};
 use crate::mirror::state::KnownRefs;
 use crate::mirror::state::mirror_side::MirrorSideState;
+use crate::util::remote_url::{Transport, transport_of};
 use std::path::PathBuf;
 
 /// How a mirror's default branch is set.

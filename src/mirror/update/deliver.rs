@@ -14,9 +14,9 @@ use crate::config::PushLimits;
 use crate::git::remote_words::{Attribution, names_ref, with_words};
 use crate::git::{self, Failure, GitError, PushFlag, PushedRef, RemoteAccess};
 use crate::mirror::learned_limit::{LearnedLimits, LimitSource, UpdateSizes};
-use crate::mirror::plan::RefChange;
 use crate::mirror::state::PushProgress;
 use crate::util::oid::Oid;
+use crate::util::oid::RefChange;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::Path;
 

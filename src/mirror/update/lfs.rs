@@ -1,13 +1,15 @@
 //! The LFS step of a mirror update: before the refs are pushed, upload the LFS objects their new
 //! commits reference, and hold back the refs whose objects the repository lacks.
 
-use crate::access::remote_url::transport_of;
 use crate::config::MirrorConfig;
+use crate::config::lfs::LfsMode;
+use crate::git::lfs_pointer::LocalStore;
 use crate::git::{self, RemoteAccess};
-use crate::mirror::lfs::{LfsMode, LfsReport, LocalStore};
+use crate::mirror::lfs::LfsReport;
 use crate::mirror::plan::{self, Decision, Reach};
 use crate::mirror::state::MirrorState;
 use crate::util::oid::Oid;
+use crate::util::remote_url::transport_of;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 

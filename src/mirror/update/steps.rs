@@ -5,8 +5,8 @@
 //! or timed-out update resumes from what the mirror has. Pure: what it knows of the repository
 //! comes through [`History`].
 
-use crate::mirror::plan::RefChange;
 use crate::util::oid::Oid;
+use crate::util::oid::RefChange;
 use std::collections::BTreeSet;
 
 /// What the planner asks of the repository.
