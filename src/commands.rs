@@ -1,4 +1,5 @@
-//! What each command does, one file per command or family, apart from parsing its flags (`cli`).
+//! What each command does, one file per command or family, with the flags it takes (its `Args`,
+//! which `cli` parses and hands it).
 //! Each command writes to the `out`/`err` it is given and returns its exit code; this file holds
 //! the exit-code policy (0 ok, 1 a mirror or check failed, 2 usage or configuration error) and the
 //! helpers several commands share: resolving `REPO` arguments, naming a missing mirror.
@@ -6,6 +7,7 @@
 pub mod check;
 pub mod config_page;
 pub mod docs;
+pub mod hook;
 pub mod install;
 pub mod keys;
 pub mod metrics;
