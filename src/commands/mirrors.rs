@@ -15,8 +15,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 mod flags;
+mod url_secret;
 
 pub use flags::{MirrorFlags, SetOnlyFlags};
+use url_secret::{edit_with_secret, split_url_secret, url_password_path};
 
 /// Add a mirror to a repository.
 #[derive(clap::Args, Debug)]
@@ -171,106 +173,6 @@ fn touches_credentials(edit: &MirrorEdit) -> bool {
         || edit.username.is_some()
         || edit.password_file.is_some()
         || edit.password_env.is_some()
-}
-
-/// A password taken out of a `user:password@` URL: written to a temporary
-/// file next to where it belongs, moved there only once the configuration
-/// that points at it is saved, so a refused edit never replaces a stored secret.
-struct PendingSecret {
-    tmp: PathBuf,
-    file: PathBuf,
-}
-
-impl PendingSecret {
-    fn commit(self, err: &mut dyn Write) -> Result<(), Exit> {
-        std::fs::rename(&self.tmp, &self.file)
-            .with_context(|| format!("storing the password in {}", self.file.display()))?;
-        if let Some(dir) = self.file.parent() {
-            crate::util::fsutil::fsync_dir(dir).context("storing the password")?;
-        }
-        let _ = writeln!(
-            err,
-            "the password in the URL was stored in {} (mode 600)",
-            self.file.display()
-        );
-        Ok(())
-    }
-
-    fn discard(self) {
-        let _ = std::fs::remove_file(&self.tmp);
-    }
-}
-
-/// The file `add` stores a URL's password in: `<state>/repos/<repo>/secrets/<mirror>.password`.
-fn url_password_path(global: &GlobalConfig, repo: &Path, name: &str) -> PathBuf {
-    StateStore::new(&global.state_dir)
-        .repo_dir(repo)
-        .join("secrets")
-        .join(format!("{name}.password"))
-}
-
-/// Turns an HTTP(S) URL with `user:password@` into a clean URL and a username, and
-/// stages its password in a mode-600 file the configuration will point to. Other URLs
-/// keep their user (`ssh://git@host/…`: the SSH user is part of the address).
-fn split_url_secret(
-    global: &GlobalConfig,
-    repo: &Path,
-    name: &str,
-    url: &str,
-    edit: &mut MirrorEdit,
-) -> Result<(String, Option<PendingSecret>), Exit> {
-    if !matches!(
-        crate::access::remote_url::transport_of(url),
-        Transport::Https | Transport::Http
-    ) {
-        return Ok((url.to_string(), None));
-    }
-    let split = split_credentials(url);
-    if split.username.is_some() && edit.username.is_none() {
-        edit.username = split.username.clone();
-    }
-    let Some(password) = &split.password else {
-        return Ok((split.url, None));
-    };
-    if edit.password_file.is_some() || edit.password_env.is_some() {
-        return Err(Exit(
-            EXIT_USAGE,
-            anyhow::anyhow!(
-                "the URL contains a password and --password-file/--password-env is given too: use only one"
-            ),
-        ));
-    }
-    let file = url_password_path(global, repo, name);
-    let dir = file.parent().expect("the secrets file has a directory");
-    crate::access::ssh::create_private_dir(dir).context("creating the secrets directory")?;
-    let tmp = crate::util::fsutil::write_synced(
-        dir,
-        &crate::util::fsutil::unique_name(&format!(".{name}.password."), ".tmp"),
-        password.as_bytes(),
-        0o600,
-    )
-    .context("storing the password")?;
-    edit.password_file = Some(file.clone());
-    Ok((split.url, Some(PendingSecret { tmp, file })))
-}
-
-/// Runs a configuration edit and then stores or drops the staged secret.
-fn edit_with_secret(
-    repo: &Path,
-    global: &GlobalConfig,
-    secret: Option<PendingSecret>,
-    err: &mut dyn Write,
-    edit: impl FnOnce(&str) -> Result<String, config_edit::EditError>,
-) -> Result<(), Exit> {
-    match config_edit::edit_repo_file(repo, global, edit) {
-        Ok(()) => secret.map_or(Ok(()), |s| s.commit(err)),
-        Err(e) => {
-            if let Some(secret) = secret {
-                secret.discard();
-            }
-            Err(Exit(EXIT_USAGE, e.into()))
-        }
-    }
 }
 
 /// Refuses, before anything is written, a `--ca-file` that is no readable PEM certificate file.
