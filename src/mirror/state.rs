@@ -2,12 +2,13 @@
 //! pending refs, status and retry schedule. Every write is atomic; read-modify-write cycles
 //! hold the repository's short state lock.
 //!
-//! One file of about 700 lines on purpose: the [`StateStore`] is one set of paths, file formats,
-//! locking and healing rules, and its types and the methods that read, heal and write them change
-//! together. What changes apart has its own file: the known refs' format (`state/known_refs.rs`),
+//! This file holds the [`StateStore`]: its paths, locking, and the rules by which records and
+//! mirror states are read, healed and written. Each other file is one concern: what the records
+//! and mirror states hold (`state/records.rs`), which repositories the directory knows and
+//! forgetting one (`state/repos.rs`), the known refs and their format (`state/known_refs.rs`),
 //! what was told about a pair (`state/incident.rs`), the notices waiting to be sent
 //! (`state/outbox.rs`) and the summary of failing mirrors the hook reads (`state/failing.rs`).
-
+//! A file that adds methods to [`StateStore`] does so in one `impl` block for its concern.
 pub mod failing;
 pub mod incident;
 mod known_refs;

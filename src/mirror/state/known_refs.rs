@@ -1,6 +1,6 @@
 //! Known refs: what the worker believes each mirror has (the local value each decision was made
 //! for, and the mirror's value), with the identity (URL and filters) they were learned for, and
-//! their compact file format. [`super::StateStore`] reads and writes the files.
+//! their compact file format, and the [`StateStore`] methods that read and write the files.
 
 use super::StateStore;
 use crate::util::fsutil::{Durability, replace_file};
