@@ -255,17 +255,13 @@ fn reconcile(
         } else {
             RemoteView::Observed
         };
-        let attempt_result = reconcile_once(
-            &local_repo,
+        let target = Target {
+            local_repo: &local_repo,
             repo,
             mirror,
             access,
-            &pending,
-            reach,
-            view,
-            &mut lfs,
-            pushing,
-        );
+        };
+        let attempt_result = reconcile_once(target, &pending, reach, view, &mut lfs, pushing);
         let (outcomes, plan_warnings) = match attempt_result {
             Ok(done) => done,
             // The mirror says the repository does not exist and `create` says how: create it and
@@ -420,18 +416,31 @@ enum RemoteView<'a> {
     Assumed(&'a BTreeMap<String, Oid>),
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What every attempt of one update works on: the repository (path and opened), the mirror's
+/// configuration, and how the mirror is reached.
+#[derive(Clone, Copy)]
+struct Target<'a> {
+    local_repo: &'a LocalRepo,
+    repo: &'a Path,
+    mirror: &'a MirrorConfig,
+    access: &'a RemoteAccess,
+}
+
+/// One attempt: look at the mirror (or assume it), plan, upload LFS objects, deliver.
 fn reconcile_once(
-    local_repo: &LocalRepo,
-    repo: &Path,
-    mirror: &MirrorConfig,
-    access: &RemoteAccess,
+    target: Target<'_>,
     pending: &BTreeMap<String, PendingHint>,
     reach: Reach,
     view: RemoteView<'_>,
     lfs: &mut LfsProgress,
     pushing: &mut Pushing<'_>,
 ) -> Result<Outcomes, Failure> {
+    let Target {
+        local_repo,
+        repo,
+        mirror,
+        access,
+    } = target;
     let no_symbolic = BTreeSet::new();
     let observed;
     let (remote, remote_symbolic) = match view {
@@ -492,16 +501,14 @@ fn reconcile_once(
         BTreeMap::new()
     } else {
         let haves: Vec<Oid> = remote.values().cloned().collect();
-        deliver::deliver(
-            repo,
+        let to = deliver::Destination {
+            git_dir: repo,
             access,
-            mirror.push_limits,
-            pushing.lessons,
-            changes,
-            &haves,
-            reach == Reach::Everything,
-            pushing.journal,
-        )?
+            limits: mirror.push_limits,
+            haves: &haves,
+            confirm_all: reach == Reach::Everything,
+        };
+        deliver::deliver(&to, pushing.lessons, changes, pushing.journal)?
     };
     let outcomes = push_plan
         .refs

@@ -60,21 +60,35 @@ pub trait Journal {
     fn still_configured(&self) -> Result<(), Failure>;
 }
 
-/// Delivers `changes` (ref name → change planned against `haves`, the mirror's values). An
+/// The mirror a delivery pushes to, and what is known of it before the first push.
+pub struct Destination<'a> {
+    /// The repository pushed from.
+    pub git_dir: &'a Path,
+    pub access: &'a RemoteAccess,
+    /// The configured push limits (the learned ones are in [`Lessons`]).
+    pub limits: PushLimits,
+    /// The mirror's values: what the planned changes were planned against.
+    pub haves: &'a [Oid],
+    /// A full reconciliation: every ref that landed is looked for on the mirror afterwards.
+    pub confirm_all: bool,
+}
+
+/// Delivers `changes` (ref name → change planned against the destination's `haves`). An
 /// error means the mirror cannot be pushed to now (retried later); what landed before it is
-/// on the mirror and found there by the next attempt. With `confirm_all` (a full
-/// reconciliation) every ref that landed is looked for on the mirror afterwards.
-#[allow(clippy::too_many_arguments)]
+/// on the mirror and found there by the next attempt.
 pub fn deliver(
-    git_dir: &Path,
-    access: &RemoteAccess,
-    limits: PushLimits,
+    to: &Destination<'_>,
     lessons: &mut Lessons,
     mut changes: Vec<(String, RefChange)>,
-    haves: &[Oid],
-    confirm_all: bool,
     journal: &dyn Journal,
 ) -> Result<BTreeMap<String, Delivered>, Failure> {
+    let Destination {
+        git_dir,
+        access,
+        limits,
+        haves,
+        confirm_all,
+    } = *to;
     // Refs refused at the last update go first, one per push, so they cannot sink the others'
     // push again; the sort is stable, so each part keeps the plan's order.
     let alone = if changes.len() > 1 {
