@@ -110,7 +110,7 @@ pub(crate) fn retry_after_fix(
     also: impl FnOnce(&mut crate::mirror::state::MirrorState),
     err: &mut dyn Write,
 ) -> Result<(), Exit> {
-    let was_failing = StateStore::new(&global.state_dir).update_mirror(repo, name, |state| {
+    let was_failing = StateStore::new(&global.state_dir).change_mirror_state(repo, name, |state| {
         also(state);
         state.retry_now();
         state.is_failing()

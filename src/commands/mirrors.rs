@@ -275,7 +275,7 @@ pub fn cmd_add(global: &GlobalConfig, args: &AddArgs, out: &mut dyn Write, err: 
     })?;
     let store = StateStore::new(&global.state_dir);
     store.register(&repo)?;
-    store.update_mirror(&repo, name, |state| state.request_full_sync(now_ms()))?;
+    store.change_mirror_state(&repo, name, |state| state.request_full_sync(now_ms()))?;
     let has_password = edit.password_file.is_some() || edit.password_env.is_some();
     writeln!(
         out,
@@ -402,7 +402,7 @@ fn reset_learned_limit(global: &GlobalConfig, repo: &Path, name: &str, out: &mut
         return Err(no_such_mirror(repo, name, &cfg, MissingMirror::MustExist));
     }
     let store = StateStore::new(&global.state_dir);
-    let forgotten = store.update_mirror(repo, name, |state| {
+    let forgotten = store.change_mirror_state(repo, name, |state| {
         let learned = state.learned_limits().in_effect();
         state.set_learned_limits(Default::default());
         learned

@@ -114,7 +114,7 @@ fn change_protection(
     // What these mirrors carry changed: reconcile them in full at their next update.
     let store = StateStore::new(&global.state_dir);
     for mirror in &selective {
-        store.update_mirror(&repo, &mirror.name, |state| state.request_full_sync(now_ms()))?;
+        store.change_mirror_state(&repo, &mirror.name, |state| state.request_full_sync(now_ms()))?;
     }
     if selective.is_empty() && !cfg.mirrors.is_empty() {
         let _ = writeln!(

@@ -361,11 +361,12 @@ impl StateStore {
         }
     }
 
-    /// [`Self::load_mirror`], healing a corrupt file (see [`Self::load_mirror_healing`]) under
-    /// the repository's state lock.
-    pub fn load_mirror_or_heal(&self, repo: &Path, mirror: &str) -> Result<MirrorState> {
+    /// [`Self::load_mirror`] for a caller that does not hold the repository's state lock: read
+    /// without it, and only a corrupt file takes the lock and is healed (as in
+    /// [`Self::load_mirror_healing`]).
+    pub fn load_mirror_or_lock_and_heal(&self, repo: &Path, mirror: &str) -> Result<MirrorState> {
         match self.load_mirror(repo, mirror) {
-            Err(e) if corruption(&e).is_some() => self.update_mirror(repo, mirror, |state| state.clone()),
+            Err(e) if corruption(&e).is_some() => self.change_mirror_state(repo, mirror, |state| state.clone()),
             other => other,
         }
     }
@@ -493,14 +494,21 @@ impl StateStore {
             .with_context(|| format!("writing {}", marker.display()))
     }
 
-    /// Applies `change` to a mirror's state under the repository's state lock, durably.
-    pub fn update_mirror<T>(&self, repo: &Path, mirror: &str, change: impl FnOnce(&mut MirrorState) -> T) -> Result<T> {
-        self.update_mirror_with(repo, mirror, Durability::Durable, change)
+    /// Changes a mirror's state: `change` applied to it under the repository's state lock, and
+    /// the result saved durably. (Not an update of the mirror: that is
+    /// `update::update_mirror`, which pushes.)
+    pub fn change_mirror_state<T>(
+        &self,
+        repo: &Path,
+        mirror: &str,
+        change: impl FnOnce(&mut MirrorState) -> T,
+    ) -> Result<T> {
+        self.change_mirror_state_with(repo, mirror, Durability::Durable, change)
     }
 
-    /// [`Self::update_mirror`] with the durability the change needs: a change that a crash may
+    /// [`Self::change_mirror_state`] with the durability the change needs: a change that a crash may
     /// lose (the state before it is whole and a later write repairs it) can spare the fsyncs.
-    pub fn update_mirror_with<T>(
+    pub fn change_mirror_state_with<T>(
         &self,
         repo: &Path,
         mirror: &str,
@@ -514,11 +522,11 @@ impl StateStore {
         Ok(result)
     }
 
-    /// [`Self::update_mirror_with`] only when `still_configured()`, asked under the repository's
+    /// [`Self::change_mirror_state_with`] only when `still_configured()`, asked under the repository's
     /// state lock, says so; `None` when nothing was written. `remove` edits the configuration
     /// before it deletes a pair's state under that lock, so a write asked this way never brings
     /// a removed pair's state back.
-    pub fn update_mirror_if<T>(
+    pub fn change_mirror_state_if<T>(
         &self,
         repo: &Path,
         mirror: &str,

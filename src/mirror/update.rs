@@ -61,7 +61,7 @@ pub fn update_mirror_showing(
     let presence = || crate::mirror::configured::presence(repo, mirror, global);
     // `started` may be lost in a crash: the state before it is whole (its pending refs are
     // retried, under leases), and a dead worker's `started` is recovered anyway.
-    let began = store.update_mirror_if(
+    let began = store.change_mirror_state_if(
         repo,
         &mirror.name,
         Durability::OldOrNew,
@@ -124,7 +124,7 @@ pub fn update_mirror_showing(
     // as an interrupted update (a full reconciliation); nothing is lost.
     let looked = std::cell::RefCell::new(Presence::Same);
     store
-        .update_mirror_if(
+        .change_mirror_state_if(
             repo,
             &mirror.name,
             Durability::OldOrNew,
@@ -375,7 +375,7 @@ impl StateJournal<'_> {
         let configured = || self.presence() == Presence::Same;
         if let Err(e) =
             self.store
-                .update_mirror_if(self.repo, &self.mirror.name, Durability::OldOrNew, configured, change)
+                .change_mirror_state_if(self.repo, &self.mirror.name, Durability::OldOrNew, configured, change)
         {
             log::warn!(
                 "{}: mirror {}: recording {what}: {e:#}",

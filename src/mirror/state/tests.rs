@@ -57,7 +57,9 @@ fn states_round_trip_and_are_listed() {
     let store = StateStore::new(dir.path());
     let repo = Path::new("/srv/git/app.git");
     store.register(repo).unwrap();
-    store.update_mirror(repo, "github", |s| s.request_full_sync(1)).unwrap();
+    store
+        .change_mirror_state(repo, "github", |s| s.request_full_sync(1))
+        .unwrap();
     assert_eq!(store.known_repos().unwrap(), vec![repo.to_path_buf()]);
     assert_eq!(store.mirror_names(repo).unwrap(), vec!["github".to_string()]);
     assert!(store.load_mirror(repo, "github").unwrap().full_sync_seq.is_some());
@@ -137,13 +139,13 @@ fn a_save_queues_what_its_transition_owes_before_recording_it_as_told() {
     // The outbox cannot be written: nothing is marked as told, the pusher is still warned.
     std::fs::create_dir_all(dir.path().join("notify")).unwrap();
     std::fs::write(dir.path().join("notify/outbox"), "not a directory").unwrap();
-    store.update_mirror(repo, "gh", fail).unwrap();
+    store.change_mirror_state(repo, "gh", fail).unwrap();
     assert_eq!(store.load_mirror(repo, "gh").unwrap().incident.told_failed_at_ms, None);
     let failing = store.failing_mirrors(repo);
     assert_eq!((failing.len(), failing[0].error.as_str()), (1, "fatal: gone"));
     // Once it can, the next save queues the notice and records it as told.
     std::fs::remove_file(dir.path().join("notify/outbox")).unwrap();
-    store.update_mirror(repo, "gh", fail).unwrap();
+    store.change_mirror_state(repo, "gh", fail).unwrap();
     assert!(
         store
             .load_mirror(repo, "gh")
@@ -153,10 +155,10 @@ fn a_save_queues_what_its_transition_owes_before_recording_it_as_told() {
             .is_some()
     );
     assert_eq!(store.outbox().list().unwrap().len(), 1);
-    store.update_mirror(repo, "gh", fail).unwrap();
+    store.change_mirror_state(repo, "gh", fail).unwrap();
     assert_eq!(store.outbox().len(), 1, "once per incident");
     store
-        .update_mirror(repo, "gh", |state| state.update_status = UpdateStatus::Finished)
+        .change_mirror_state(repo, "gh", |state| state.update_status = UpdateStatus::Finished)
         .unwrap();
     let queued = store.outbox().list().unwrap();
     assert_eq!(queued[1].notice.event, crate::config::notify::Event::Recovered);
@@ -170,7 +172,7 @@ fn a_store_that_tells_nobody_queues_nothing() {
     let store = StateStore::new(dir.path());
     let repo = Path::new("/srv/git/app.git");
     store
-        .update_mirror(repo, "gh", |state| state.update_status = UpdateStatus::Failed)
+        .change_mirror_state(repo, "gh", |state| state.update_status = UpdateStatus::Failed)
         .unwrap();
     store.note_config_error(repo, Some("broken")).unwrap();
     assert!(store.outbox().is_empty());

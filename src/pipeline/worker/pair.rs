@@ -43,7 +43,7 @@ pub(super) fn update_pair(
             "{}: the repository no longer exists; mirror {name}'s pending refs were dropped",
             repo.display()
         );
-        store.update_mirror(repo, name, |state| {
+        store.change_mirror_state(repo, name, |state| {
             state.pending.clear();
             state.full_sync_seq = None;
             state.pending_since_ms = None;
