@@ -1,7 +1,12 @@
 //! The worker (`run`): drains the spool under a lock, routes reported refs to each mirror's
 //! pending state, and runs due mirror updates in parallel, one at a time per (repo, mirror).
-//! This file holds the drain loop and the dispatch of updates; where the work comes from (the
-//! spool, earlier runs, drift) is in `worker/intake.rs`.
+//!
+//! `Drain` (one worker's drain) holds the schedule every part of the worker reads and changes.
+//! This file has the struct and its core `impl`: the loop, dispatching updates, scheduling what
+//! they leave. Each other file that adds to `Drain` does so in one `impl` block for the one
+//! concern its `//!` line names, with that concern's free functions and types: the work's
+//! sources (`intake.rs`), recording a batch of entries (`coalesce.rs`), the scan's findings
+//! (`scan.rs`), moving to other directories (`handover.rs`); `pair.rs` needs no `Drain`.
 
 mod coalesce;
 mod handover;
@@ -549,9 +554,7 @@ impl<'a> Drain<'a> {
             Err(e) => log::error!("{e:#}"),
         }
     }
-}
 
-impl Drain<'_> {
     /// Counts a failed update of `pair`; whether that was its last attempt in this run (see
     /// [`MAX_FAILED_ATTEMPTS_PER_RUN`]). Its state keeps the next attempt's time for `run`.
     fn gives_up_on(&mut self, pair: &Pair) -> bool {
