@@ -37,8 +37,7 @@
 //! A module imports from its own folder and from the folders before it in this list, never from
 //! one after it, with a few leaves any layer may use: the planner's types ([`mirror::plan`], pure),
 //! LFS settings and pointers ([`mirror::lfs`]), URLs and redaction ([`access::remote_url`],
-//! [`access::redact`]), and the flag structs `commands` receive ([`cli::args`]). No two files import
-//! each other, directly or in a cycle.
+//! [`access::redact`]). No two files import each other, directly or in a cycle.
 
 pub mod access;
 pub mod cli;
