@@ -1,19 +1,76 @@
-//! The command line: `main`, which parses the arguments once (their definition is in `cli/args.rs`),
-//! sets up logging and hands each command to its module in `commands`; and how a command's result
-//! becomes the process's exit status.
+//! The command line: `main`, which parses the arguments once (the top-level [`Cli`] and its
+//! subcommands, each command's flags defined next to the command in `commands`), sets up logging
+//! and hands each command to its module in `commands`; and how a command's result becomes the
+//! process's exit status.
 
-pub mod args;
-
-pub use args::{Cli, Command, HookCommand, HostFlags, MirrorFlags, SetOnlyFlags};
-
-use crate::commands::keys::HostKeysTarget;
+use crate::commands::docs::{CompletionsArgs, ManArgs};
+use crate::commands::hook::{HookArgs, HookCommand, PostReceiveArgs};
+use crate::commands::install::{InstallArgs, UninstallArgs};
+use crate::commands::keys::{KeygenArgs, KnownHostsArgs};
+use crate::commands::metrics::MetricsArgs;
+use crate::commands::mirrors::{AddArgs, ForgetArgs, ListArgs, RemoveArgs, SetArgs};
+use crate::commands::protected::{ProtectArgs, UnprotectArgs};
+use crate::commands::run::RunArgs;
+use crate::commands::status::StatusArgs;
+use crate::commands::sync::SyncArgs;
 use crate::commands::{self, Exit, ExitContext};
 use crate::config::{self, GlobalConfig};
-use crate::pipeline::hook;
-use clap::{CommandFactory, Parser};
-use std::io::{Read, Write};
-use std::path::Path;
+use clap::{CommandFactory, Parser, Subcommand};
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "git-push-mirror",
+    version,
+    about = "GitLab-style push mirroring for self-hosted bare git repositories",
+    long_about = "GitLab-style push mirroring for self-hosted bare git repositories.\n\n\
+A post-receive hook records each push in a spool and returns at once; a worker \
+pushes the changed refs to every configured mirror, with GitLab's mirror rules.\n\n\
+Quick start:\n  git-push-mirror add /srv/git/app.git backup file:///backup/app.git\n  \
+git-push-mirror install /srv/git/app.git\n  git-push-mirror status",
+    after_help = "Exit status: 0 success, 1 a mirror update failed or a check found a problem, 2 usage or configuration error."
+)]
+pub struct Cli {
+    /// Global configuration file (default: $GIT_PUSH_MIRROR_CONFIG, then
+    /// $XDG_CONFIG_HOME/git-push-mirror/config.toml, then /etc/git-push-mirror/config.toml or the
+    /// file $GIT_PUSH_MIRROR_SYSTEM_CONFIG names; see `man 5 git-push-mirror.toml`).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Log more (debug); twice for trace.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands, in the order `--help` lists them; each one's flags and help are its `Args`.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    Hook(HookArgs),
+    Run(RunArgs),
+    Sync(SyncArgs),
+    Add(AddArgs),
+    Set(SetArgs),
+    Remove(RemoveArgs),
+    Protect(ProtectArgs),
+    Unprotect(UnprotectArgs),
+    Forget(ForgetArgs),
+    List(ListArgs),
+    Status(StatusArgs),
+    Install(InstallArgs),
+    Uninstall(UninstallArgs),
+    Metrics(MetricsArgs),
+    NotifyTest(commands::notify_test::NotifyTestArgs),
+    Completions(CompletionsArgs),
+    Man(ManArgs),
+    Check(commands::check::CheckArgs),
+    Keygen(KeygenArgs),
+    KnownHosts(KnownHostsArgs),
+}
 
 /// The program: `post-receive` when invoked under that name, the CLI otherwise.
 pub fn main() -> ExitCode {
@@ -25,15 +82,8 @@ pub fn main() -> ExitCode {
         .and_then(|n| n.to_str())
         .unwrap_or("");
     if invoked_as == "post-receive" {
-        let mut stdin = Vec::new();
-        let _ = std::io::stdin().read_to_end(&mut stdin);
-        let options = hook::HookOptions {
-            config: None,
-            chain: None,
-            chain_args: &[],
-            no_worker: false,
-        };
-        return ExitCode::from(hook::run_hook(&stdin, &options, &mut std::io::stderr()) as u8);
+        let code = commands::hook::cmd_post_receive(None, &PostReceiveArgs::default(), &mut std::io::stderr());
+        return ExitCode::from(code);
     }
     let cli = Cli::parse_from(args);
     // Not locked for the whole run: worker threads log while a command runs.
@@ -81,20 +131,20 @@ fn init_logging(global: &GlobalConfig, verbose: u8, to_log_file: bool) {
 /// `forget` may be run by an admin: they only register or forget).
 fn state_writer(command: &Command) -> Option<(Option<&Path>, &'static str)> {
     match command {
-        Command::Sync {
+        Command::Sync(SyncArgs {
             repo, dry_run: false, ..
-        } => Some((Some(repo), "sync")),
-        Command::Add { repo, .. } => Some((Some(repo), "add")),
-        Command::Set { repo, .. } => Some((Some(repo), "set")),
-        Command::Remove { repo, .. } => Some((Some(repo), "remove")),
-        Command::Keygen { repo, .. } => Some((Some(repo), "keygen")),
-        Command::KnownHosts {
+        }) => Some((Some(repo), "sync")),
+        Command::Add(AddArgs { repo, .. }) => Some((Some(repo), "add")),
+        Command::Set(SetArgs { repo, .. }) => Some((Some(repo), "set")),
+        Command::Remove(RemoveArgs { repo, .. }) => Some((Some(repo), "remove")),
+        Command::Keygen(KeygenArgs { repo, .. }) => Some((Some(repo), "keygen")),
+        Command::KnownHosts(KnownHostsArgs {
             accept: true,
             repo: Some(repo),
             ..
-        } => Some((Some(repo), "known-hosts")),
-        Command::Forget { .. } => Some((None, "forget")),
-        Command::Install { .. } => Some((None, "install")),
+        }) => Some((Some(repo), "known-hosts")),
+        Command::Forget(_) => Some((None, "forget")),
+        Command::Install(_) => Some((None, "install")),
         _ => None,
     }
 }
@@ -106,28 +156,18 @@ fn stderr_is_terminal() -> bool {
 
 /// Runs one parsed command line.
 pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, Exit> {
-    if let Command::Hook {
-        hook: HookCommand::PostReceive { chain, no_worker, args },
-    } = &cli.command
-    {
-        let mut stdin = Vec::new();
-        let _ = std::io::stdin().read_to_end(&mut stdin);
-        let options = hook::HookOptions {
-            config: cli.config.as_deref(),
-            chain: chain.as_deref(),
-            chain_args: args,
-            no_worker: *no_worker,
-        };
-        return Ok(hook::run_hook(&stdin, &options, err) as u8);
-    }
+    let config_file = cli.config.as_deref();
+    // What needs no configuration runs before it is read: the hook reads its own (and never
+    // fails a push), the generated documentation none.
     match &cli.command {
-        Command::Completions { shell } => return commands::docs::cmd_completions(*shell, Cli::command(), out),
-        Command::Man { dir, section } => {
-            return commands::docs::cmd_man(dir.as_deref(), *section, Cli::command(), out);
-        }
+        Command::Hook(HookArgs {
+            hook: HookCommand::PostReceive(args),
+        }) => return Ok(commands::hook::cmd_post_receive(config_file, args, err)),
+        Command::Completions(args) => return commands::docs::cmd_completions(args, Cli::command(), out),
+        Command::Man(args) => return commands::docs::cmd_man(args, Cli::command(), out),
         _ => {}
     }
-    let global = config::load_global(cli.config.as_deref()).usage()?;
+    let global = config::load_global(config_file).usage()?;
     crate::util::fsutil::share_with_group(global.shared_group.is_some());
     if let Some((repo, name)) = state_writer(&cli.command) {
         // Whom to run as first: as another user, the directories are someone else's anyway.
@@ -136,85 +176,38 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, Exi
         }
         commands::refuse_untrusted_dirs(&global)?;
     }
-    let to_log_file = matches!(cli.command, Command::Run { detached: true, .. })
-        || (matches!(cli.command, Command::Run { .. }) && !stderr_is_terminal());
+    let to_log_file = matches!(&cli.command, Command::Run(args) if args.detached)
+        || (matches!(cli.command, Command::Run(_)) && !stderr_is_terminal());
     init_logging(&global, cli.verbose, to_log_file);
-    match cli.command {
-        Command::Hook { .. } | Command::Completions { .. } | Command::Man { .. } => unreachable!("handled above"),
-        Command::Run { repos, wait, detached } => {
-            commands::run::cmd_run(&global, cli.config.as_deref(), &repos, wait, detached)
-        }
-        Command::Sync {
-            repo,
-            mirror,
-            dry_run: true,
-            json,
-        } => commands::preview::cmd_dry_run(&global, &repo, mirror.as_deref(), json, out),
-        Command::Sync { repo, mirror, .. } => commands::sync::cmd_sync(&global, &repo, mirror.as_deref(), out),
-        Command::Add {
-            repo,
-            name,
-            url,
-            settings,
-            disabled,
-        } => commands::mirrors::cmd_add(&global, &repo, &name, &url, &settings, disabled, out, err),
-        Command::Set {
-            repo,
-            name,
-            url,
-            settings,
-            set_only,
-            enabled,
-        } => commands::mirrors::cmd_set(&global, &repo, &name, url, (&settings, &set_only), enabled, out, err),
-        Command::Remove { repo, name } => commands::mirrors::cmd_remove(&global, &repo, &name, out, err),
-        Command::Protect { repo, patterns } => commands::protected::cmd_protect(
-            &global,
-            &repo,
-            &patterns,
-            commands::protected::Protection::Protect,
-            out,
-            err,
-        ),
-        Command::Unprotect { repo, patterns } => commands::protected::cmd_protect(
-            &global,
-            &repo,
-            &patterns,
-            commands::protected::Protection::Unprotect,
-            out,
-            err,
-        ),
-        Command::Forget { repo } => commands::mirrors::cmd_forget(&global, &repo, out),
-        Command::List { repos } => commands::mirrors::cmd_list(&global, &repos, out, err),
-        Command::Status {
-            repos,
-            json,
-            refs: true,
-        } => commands::preview::cmd_status_refs(&global, &repos, json, out, err),
-        Command::Status { repos, json, .. } => commands::status::cmd_status(&global, &repos, json, out, err),
-        Command::Install { repos, host, rebind } => {
-            commands::install::cmd_install_on_host(&global, cli.config.as_deref(), &repos, (&host, rebind), out)
-        }
-        Command::Uninstall { repos, host } => commands::install::cmd_uninstall_on_host(&repos, &host, out),
-        Command::Metrics { repos, output } => {
-            commands::metrics::cmd_metrics(&global, &repos, output.as_deref(), out, err)
-        }
-        Command::Check { repos } => commands::check::cmd_check(&global, &repos, out, err),
-        Command::NotifyTest => commands::notify_test::cmd_notify_test(&global, out, err),
-        Command::Keygen { repo, name } => commands::keys::cmd_keygen(&global, &repo, &name, out, err),
-        Command::KnownHosts {
-            url,
-            accept,
-            repo,
-            mirror,
-            file,
-            timeout,
-        } => {
-            let target = match (repo, mirror, file) {
-                (Some(repo), Some(name), None) => Some(HostKeysTarget::Mirror { repo, name }),
-                (None, None, Some(file)) => Some(HostKeysTarget::File(file)),
-                _ => None,
-            };
-            commands::keys::cmd_known_hosts(&global, &url, accept, target, &timeout, out, err)
-        }
+    let global = &global;
+    match &cli.command {
+        Command::Hook(_) | Command::Completions(_) | Command::Man(_) => unreachable!("handled above"),
+        Command::Run(args) => commands::run::cmd_run(global, config_file, args),
+        Command::Sync(args) => commands::sync::cmd_sync(global, args, out),
+        Command::Add(args) => commands::mirrors::cmd_add(global, args, out, err),
+        Command::Set(args) => commands::mirrors::cmd_set(global, args, out, err),
+        Command::Remove(args) => commands::mirrors::cmd_remove(global, args, out, err),
+        Command::Protect(args) => commands::protected::cmd_protect(global, args, out, err),
+        Command::Unprotect(args) => commands::protected::cmd_unprotect(global, args, out, err),
+        Command::Forget(args) => commands::mirrors::cmd_forget(global, args, out),
+        Command::List(args) => commands::mirrors::cmd_list(global, args, out, err),
+        Command::Status(args) => commands::status::cmd_status(global, args, out, err),
+        Command::Install(args) => commands::install::cmd_install(global, config_file, args, out),
+        Command::Uninstall(args) => commands::install::cmd_uninstall(args, out),
+        Command::Metrics(args) => commands::metrics::cmd_metrics(global, args, out, err),
+        Command::Check(args) => commands::check::cmd_check(global, args, out, err),
+        Command::NotifyTest(_) => commands::notify_test::cmd_notify_test(global, out, err),
+        Command::Keygen(args) => commands::keys::cmd_keygen(global, args, out, err),
+        Command::KnownHosts(args) => commands::keys::cmd_known_hosts(global, args, out, err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
     }
 }

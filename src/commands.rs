@@ -1,4 +1,5 @@
-//! What each command does, one file per command or family, apart from parsing its flags (`cli`).
+//! What each command does, one file per command or family, with the flags it takes (its `Args`,
+//! which `cli` parses and hands it).
 //! Each command writes to the `out`/`err` it is given and returns its exit code; this file holds
 //! the exit-code policy (0 ok, 1 a mirror or check failed, 2 usage or configuration error) and the
 //! helpers several commands share: resolving `REPO` arguments, naming a missing mirror.
@@ -6,6 +7,7 @@
 pub mod check;
 pub mod config_page;
 pub mod docs;
+pub mod hook;
 pub mod install;
 pub mod keys;
 pub mod metrics;
@@ -107,7 +109,7 @@ pub(crate) fn retry_after_fix(
     also: impl FnOnce(&mut crate::mirror::state::MirrorState),
     err: &mut dyn Write,
 ) -> Result<(), Exit> {
-    let was_failing = StateStore::new(&global.state_dir).update_mirror(repo, name, |state| {
+    let was_failing = StateStore::new(&global.state_dir).change_mirror_state(repo, name, |state| {
         also(state);
         state.retry_now();
         state.is_failing()

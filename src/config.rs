@@ -103,10 +103,6 @@ impl Secret {
     pub fn new(secret: String) -> Secret {
         Secret(secret)
     }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
 }
 
 impl fmt::Debug for Secret {

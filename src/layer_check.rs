@@ -9,16 +9,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-/// Upward imports tolerated for now, each with the reason it is still here. Every entry is a debt:
-/// delete it when its reason is gone.
-const TOLERATED: &[(&str, &str, &str)] = &[(
-    "commands",
-    "cli",
-    // The commands still receive their flag structs from `cli::args`; the branch that gives each
-    // command its own `Args` removes this import. The lead deletes this entry when it merges.
-    "flag structs in cli::args, until commands own their Args",
-)];
-
 /// The folders in layer order, lowest first, as `lib.rs`'s list (`//! - [`name`]: …`) gives them.
 fn layer_order(lib_rs: &str) -> Vec<String> {
     lib_rs
@@ -133,11 +123,8 @@ fn violations(src: &Path) -> Vec<String> {
             if target == folder {
                 continue;
             }
-            let tolerated = TOLERATED.iter().any(|(from, to, _)| *from == folder && *to == target);
-            if !tolerated {
-                edges.entry(folder.clone()).or_default().insert(target.clone());
-            }
-            if target_rank > own_rank && !tolerated {
+            edges.entry(folder.clone()).or_default().insert(target.clone());
+            if target_rank > own_rank {
                 problems.push(format!(
                     "src/{}:{line}: `{folder}` imports `crate::{target}`, a folder after it in lib.rs's list",
                     relative.display()

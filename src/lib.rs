@@ -30,9 +30,10 @@
 //!   traces of pushes the hook could not record.
 //! - [`ops`]: status and metrics reports, installing the hook (plain, Gitea/Forgejo, gitolite), the
 //!   log file.
-//! - [`commands`]: what each command does, writing to the `out`/`err` it is given.
-//! - [`cli`]: `main`: arguments parsed (their definition is [`cli::args`]), logging, dispatch, exit
-//!   status.
+//! - [`commands`]: what each command does, with the flags it takes (its `Args`), writing to the
+//!   `out`/`err` it is given.
+//! - [`cli`]: `main`: arguments parsed (the top level and global flags in [`cli::Cli`], each
+//!   command's own in `commands`), logging, dispatch, exit status.
 //!
 //! A module imports from its own folder and from the folders before it in this list, never from
 //! one after it: a type lives on the floor of its lowest user. No two folders import each other, and

@@ -227,12 +227,22 @@ fn deployment_findings(
     Ok(findings)
 }
 
+/// Validate the configuration and reach each mirror (ls-remote); says which configuration,
+/// state and spool it used, and what keeps each repository's pushes from being recorded (its
+/// hook, the user pushes run as, the directories that user must write), with the fix.
+#[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    /// Only these repositories (default: every registered one and every mirrored one under repos_root).
+    pub repos: Vec<PathBuf>,
+}
+
 pub fn cmd_check(
     global: &GlobalConfig,
-    repos: &[PathBuf],
+    args: &CheckArgs,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<u8, Exit> {
+    let repos = &args.repos[..];
     match &global.source {
         Some(path) => writeln!(out, "global configuration {}: ok", path.display()),
         None => writeln!(out, "global configuration: none found, embedded defaults"),

@@ -1,11 +1,41 @@
 //! `completions` and `man`: shell completions and man pages generated from the command-line definition,
 //! and the configuration's page from the table of keys ([`config_page`]).
 
-use crate::cli::args::ManSection;
 use crate::commands::{EXIT_OK, Exit, config_page, io};
 use anyhow::{Context, Result};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+#[derive(clap::Args, Debug)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    pub shell: clap_complete::Shell,
+}
+
+/// Print the man page (roff), or write it and a page per subcommand into a directory; with
+/// --section 5, the configuration files' page, git-push-mirror.toml(5).
+#[derive(clap::Args, Debug)]
+pub struct ManArgs {
+    /// Write git-push-mirror.1 and git-push-mirror-SUBCOMMAND.1 for every subcommand (section 5:
+    /// git-push-mirror.toml.5) into DIR, e.g. /usr/local/share/man/man1 (man5).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// 1: the commands; 5: the configuration files (every key, its default and meaning).
+    #[arg(long, value_enum, default_value = "1")]
+    pub section: ManSection,
+}
+
+/// The man pages `man` writes: the commands', or the configuration files'.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ManSection {
+    /// Section 1: git-push-mirror(1) and a page per subcommand.
+    #[value(name = "1")]
+    Commands,
+    /// Section 5: git-push-mirror.toml(5).
+    #[value(name = "5")]
+    Files,
+}
 
 /// Writes generated text; a reader that went away (`| head`) is a normal end, not an error.
 fn write_generated(text: &[u8], out: &mut dyn Write) -> Result<u8, Exit> {
@@ -15,25 +45,18 @@ fn write_generated(text: &[u8], out: &mut dyn Write) -> Result<u8, Exit> {
     }
 }
 
-pub fn cmd_completions(
-    shell: clap_complete::Shell,
-    mut command: clap::Command,
-    out: &mut dyn Write,
-) -> Result<u8, Exit> {
+/// Prints the completion script of `command` (the whole command line's definition).
+pub fn cmd_completions(args: &CompletionsArgs, mut command: clap::Command, out: &mut dyn Write) -> Result<u8, Exit> {
     let mut text = Vec::new();
-    clap_complete::generate(shell, &mut command, "git-push-mirror", &mut text);
+    clap_complete::generate(args.shell, &mut command, "git-push-mirror", &mut text);
     write_generated(&text, out)
 }
 
 /// The man pages of the commands (section 1): the main page on stdout, or with `dir` it and one
 /// page per subcommand (`git-push-mirror-add.1`, …), which the main page's SUBCOMMANDS section
 /// refers to; each with FILES and SEE ALSO. Section 5: the configuration files' page.
-pub fn cmd_man(
-    dir: Option<&Path>,
-    section: ManSection,
-    command: clap::Command,
-    out: &mut dyn Write,
-) -> Result<u8, Exit> {
+pub fn cmd_man(args: &ManArgs, command: clap::Command, out: &mut dyn Write) -> Result<u8, Exit> {
+    let (dir, section) = (args.dir.as_deref(), args.section);
     if section == ManSection::Files {
         let page = config_page::render(env!("CARGO_PKG_VERSION"));
         let Some(dir) = dir else {

@@ -1,6 +1,5 @@
 //! `install` and `uninstall`: the hook in plain repositories, every repository under a root, Gitea/Forgejo or gitolite.
 
-use crate::cli::args::HostFlags;
 use crate::commands::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, Exit, ExitContext, io, repo_paths};
 use crate::config::GlobalConfig;
 use crate::mirror::state::StateStore;
@@ -9,6 +8,64 @@ use crate::ops::install::{self, BinaryChoice};
 use anyhow::{Context, Result};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+/// Install the post-receive hook (an existing hook is kept and still runs).
+#[derive(clap::Args, Debug)]
+#[command(
+    long_about = "Install the post-receive hook the way the repository's host expects.\n\n\
+Plain bare repositories: REPO/hooks/post-receive (an existing hook is kept as \
+post-receive.before-push-mirror and still runs with the same input); --all ROOT does every bare \
+repository under ROOT.\n\n\
+--gitea: REPO/hooks/post-receive.d/git-push-mirror, which Gitea's (or Forgejo's) own post-receive \
+runs; Gitea's files are not touched.\n\n\
+--gitolite (run as the gitolite user): a common hook, LOCAL_CODE/hooks/common/post-receive, that \
+gitolite links into every repository, new ones included; `gitolite setup` keeps it. With \
+--repo-specific: LOCAL_CODE/hooks/repo-specific/git-push-mirror, for repositories whose \
+gitolite.conf has `option hook.post-receive = git-push-mirror`. LOCAL_CODE (and \
+'repo-specific-hooks') are switched on in ~/.gitolite.rc if they are off.\n\n\
+The hook runs this binary by its absolute path: /usr/bin/git-push-mirror (the package's) when that \
+is this same program, else this one. A hook already installed keeps the binary it runs unless \
+--rebind is given, so installing again with another copy (say /usr/local/bin's, first on PATH) \
+never moves hooks to it silently; `install` says when several binaries are installed."
+)]
+pub struct InstallArgs {
+    /// Bare repositories (none with --all; with --gitolite, optional: checked to be gitolite's).
+    #[arg(required_unless_present_any = ["all", "gitolite"])]
+    pub repos: Vec<PathBuf>,
+    #[command(flatten)]
+    pub host: HostFlags,
+    /// Make hooks already installed run this binary (by default each keeps the binary it runs).
+    #[arg(long)]
+    pub rebind: bool,
+}
+
+/// Remove the hook and restore the one it replaced.
+#[derive(clap::Args, Debug)]
+pub struct UninstallArgs {
+    /// Bare repositories (none with --all; with --gitolite, optional: checked to be gitolite's).
+    #[arg(required_unless_present_any = ["all", "gitolite"])]
+    pub repos: Vec<PathBuf>,
+    #[command(flatten)]
+    pub host: HostFlags,
+}
+
+/// Where `install` and `uninstall` act: which host's conventions, and over which repositories.
+#[derive(clap::Args, Debug, Default)]
+pub struct HostFlags {
+    /// Every bare repository under ROOT (hidden directories are skipped).
+    #[arg(long, value_name = "ROOT", conflicts_with_all = ["repos", "gitolite"])]
+    pub all: Option<PathBuf>,
+    /// Gitea/Forgejo: a script in REPO/hooks/post-receive.d/, run by Gitea's own hook.
+    #[arg(long, conflicts_with = "gitolite")]
+    pub gitea: bool,
+    /// gitolite: a common hook under LOCAL_CODE that gitolite links into every repository
+    /// (run as the gitolite user).
+    #[arg(long)]
+    pub gitolite: bool,
+    /// With --gitolite: a repo-specific hook (`option hook.post-receive = git-push-mirror` in gitolite.conf).
+    #[arg(long, requires = "gitolite")]
+    pub repo_specific: bool,
+}
 
 /// The binary hooks are to run: the package's when it is this program, else this program (see
 /// [`hook_binary::stable_binary`]).
@@ -169,16 +226,17 @@ fn for_each_host_repo(
 }
 
 /// `install` per host: `--gitea`, `--gitolite`, `--all ROOT`, or plain repositories.
-pub fn cmd_install_on_host(
+pub fn cmd_install(
     global: &GlobalConfig,
     config: Option<&Path>,
-    repos: &[PathBuf],
-    (host, rebind): (&HostFlags, bool),
+    args: &InstallArgs,
     out: &mut dyn Write,
 ) -> Result<u8, Exit> {
-    if host.gitolite {
-        return cmd_install_gitolite(global, config, repos, (host, rebind), out);
+    if args.host.gitolite {
+        return install_gitolite(global, config, args, out);
     }
+    let InstallArgs { repos, host, rebind } = args;
+    let rebind = *rebind;
     let binary = chosen_binary()?;
     let choice = BinaryChoice {
         binary: &binary,
@@ -220,13 +278,15 @@ fn gitolite_route(host: &HostFlags) -> crate::ops::hosts::GitoliteRoute {
     }
 }
 
-pub fn cmd_install_gitolite(
+/// `install --gitolite`: one hook for the whole gitolite.
+fn install_gitolite(
     global: &GlobalConfig,
     config: Option<&Path>,
-    repos: &[PathBuf],
-    (host, rebind): (&HostFlags, bool),
+    args: &InstallArgs,
     out: &mut dyn Write,
 ) -> Result<u8, Exit> {
+    let InstallArgs { repos, host, rebind } = args;
+    let rebind = *rebind;
     // The hook is gitolite-wide; repositories named are checked to be this gitolite's.
     let repos = repo_paths(repos)?;
     if !repos.is_empty() {
@@ -296,7 +356,8 @@ pub fn cmd_install_gitolite(
     Ok(if problem { EXIT_FAILED } else { EXIT_OK })
 }
 
-pub fn cmd_uninstall_on_host(repos: &[PathBuf], host: &HostFlags, out: &mut dyn Write) -> Result<u8, Exit> {
+pub fn cmd_uninstall(args: &UninstallArgs, out: &mut dyn Write) -> Result<u8, Exit> {
+    let UninstallArgs { repos, host } = args;
     if host.gitolite && !repos.is_empty() {
         return Err(Exit(
             EXIT_USAGE,

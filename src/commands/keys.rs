@@ -13,13 +13,71 @@ use anyhow::{Context, Result};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// Create an ed25519 key pair for an SSH mirror and print the public key
+/// (a deploy key to paste on the mirror's host).
+#[derive(clap::Args, Debug)]
+#[command(
+    long_about = "Create an ed25519 key pair (mode 600, no passphrase) for an SSH mirror, set the \
+mirror's ssh_key, and print the public key: add it on the mirror's host as a deploy key with write access, \
+or to the account's authorized_keys. The key is created where ssh_key already points, else in the state \
+directory. An existing key is never overwritten."
+)]
+pub struct KeygenArgs {
+    /// The bare repository (e.g. /srv/git/app.git).
+    pub repo: PathBuf,
+    /// The SSH mirror's name.
+    pub name: String,
+}
+
+/// Show an SSH host's key fingerprints (SHA256); with --accept, record the keys for a mirror.
+#[derive(clap::Args, Debug)]
+#[command(
+    long_about = "Ask the SSH host of URL for its host keys (ssh-keyscan) and print their SHA256 \
+fingerprints. Compare them with the fingerprints the host's admin publishes; then run again with --accept \
+to record the keys in the mirror's known_hosts file (created, and set in its configuration, if it has none) \
+or in --file FILE. Nothing is recorded without --accept."
+)]
+pub struct KnownHostsArgs {
+    /// The mirror's SSH URL: ssh://[user@]host[:port]/path or [user@]host:path.
+    pub url: String,
+    /// Record the keys (without it, only show them).
+    #[arg(long)]
+    pub accept: bool,
+    /// The repository of --mirror.
+    #[arg(long, value_name = "REPO", requires = "mirror", conflicts_with = "file")]
+    pub repo: Option<PathBuf>,
+    /// The mirror whose known_hosts file gets the keys.
+    #[arg(long, value_name = "NAME", requires = "repo")]
+    pub mirror: Option<String>,
+    /// A known_hosts file to record the keys in.
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// How long to wait for the host.
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub timeout: String,
+}
+
+impl KnownHostsArgs {
+    /// Where the keys are compared and recorded: a mirror's file, a file given, or nowhere.
+    fn target(&self) -> Option<HostKeysTarget> {
+        match (&self.repo, &self.mirror, &self.file) {
+            (Some(repo), Some(name), None) => Some(HostKeysTarget::Mirror {
+                repo: repo.clone(),
+                name: name.clone(),
+            }),
+            (None, None, Some(file)) => Some(HostKeysTarget::File(file.clone())),
+            _ => None,
+        }
+    }
+}
+
 pub fn cmd_keygen(
     global: &GlobalConfig,
-    repo: &Path,
-    name: &str,
+    args: &KeygenArgs,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<u8, Exit> {
+    let (repo, name) = (&args.repo, &args.name[..]);
     let repo = repo_path(repo)?;
     let cfg = load_repo_config(global, &repo)?;
     let mirror = cfg
@@ -80,7 +138,7 @@ pub fn cmd_keygen(
 
 /// Where `known-hosts` compares and records host keys.
 #[derive(Debug)]
-pub enum HostKeysTarget {
+enum HostKeysTarget {
     /// A mirror's `known_hosts` (created in the state directory if it has none).
     Mirror {
         repo: PathBuf,
@@ -149,13 +207,11 @@ fn resolve_host_keys_target(
 
 pub fn cmd_known_hosts(
     global: &GlobalConfig,
-    url: &str,
-    accept: bool,
-    target: Option<HostKeysTarget>,
-    timeout: &str,
+    args: &KnownHostsArgs,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<u8, Exit> {
+    let (url, accept, target, timeout) = (&args.url[..], args.accept, args.target(), &args.timeout[..]);
     use crate::access::ssh::known_hosts::{self, Recorded, SshHost};
     let host = SshHost::from_url(url).map_err(|e| Exit(EXIT_USAGE, anyhow::anyhow!(e)))?;
     let timeout = humantime::parse_duration(timeout)

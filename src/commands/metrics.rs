@@ -7,17 +7,29 @@ use crate::ops::status;
 use crate::util::fsutil::now_ms;
 use anyhow::{Context, Result};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+/// Write per-mirror and spool metrics in the Prometheus text format (node_exporter textfile
+/// collector); exits 1 if any mirror is failed, like `status`, and 2 if the file cannot be written.
+#[derive(clap::Args, Debug)]
+pub struct MetricsArgs {
+    /// Only these repositories (default: every registered one and every mirrored one under repos_root).
+    pub repos: Vec<PathBuf>,
+    /// Write to FILE atomically (temp file and rename), e.g.
+    /// /var/lib/prometheus/node-exporter/git-push-mirror.prom; default: stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
 
 /// `metrics`: the Prometheus text format, to stdout or atomically to a file.
 /// Exit status as `status`: 1 if a mirror is failed, 2 if a configuration is broken.
 pub fn cmd_metrics(
     global: &GlobalConfig,
-    repos: &[PathBuf],
-    output: Option<&Path>,
+    args: &MetricsArgs,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<u8, Exit> {
+    let (repos, output) = (&args.repos[..], args.output.as_deref());
     let repos_given = repos;
     let (repos, problems) = reported_repos(global, repos, err)?;
     let mut collected = status::collect(global, &repos);

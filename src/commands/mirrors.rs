@@ -1,7 +1,6 @@
 //! `add`, `set`, `remove`, `list` and `forget`: a repository's mirrors, edited in its `push-mirror.toml` (a password given in a URL is moved into a mode-600 file).
 
 use crate::access::auth::check_transport;
-use crate::cli::args::{MirrorFlags, SetOnlyFlags};
 use crate::commands::{
     EXIT_FAILED, EXIT_OK, EXIT_USAGE, Exit, ExitContext, MissingMirror, empty_state_hint, io, known_or_given,
     no_such_mirror, repo_path,
@@ -14,6 +13,84 @@ use crate::util::remote_url::{Transport, display_url, split_credentials};
 use anyhow::{Context, Result};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+mod flags;
+mod url_secret;
+
+pub use flags::{MirrorFlags, SetOnlyFlags};
+use url_secret::{edit_with_secret, split_url_secret, url_password_path};
+
+/// Add a mirror to a repository.
+#[derive(clap::Args, Debug)]
+pub struct AddArgs {
+    /// The bare repository pushes go to (e.g. /srv/git/app.git).
+    pub repo: PathBuf,
+    /// A name for the mirror: letters, digits, '.', '_' and '-' (e.g. github, backup).
+    pub name: String,
+    /// Where to push: https://…, ssh://[user@]host/…, user@host:path, git://…, or a local path
+    /// (stored absolute: a relative path is taken from the current directory, ~ from HOME).
+    pub url: String,
+    #[command(flatten)]
+    pub settings: MirrorFlags,
+    /// Add it disabled.
+    #[arg(long)]
+    pub disabled: bool,
+}
+
+/// Change a mirror's settings (on a fleet mirror: give the repository its own copy of it).
+#[derive(clap::Args, Debug)]
+#[command(
+    long_about = "Change a mirror's settings; the flags given are changed, the others kept.\n\n\
+A fleet mirror (from the global configuration) is shared by many repositories: `set` on one of them first \
+copies the fleet mirror into the repository's own push-mirror.toml, says so, and changes the copy, which \
+then replaces the fleet mirror for that repository only (`remove` hands it back to the fleet mirror)."
+)]
+pub struct SetArgs {
+    /// The bare repository (e.g. /srv/git/app.git).
+    pub repo: PathBuf,
+    /// The mirror's name (`git-push-mirror list REPO` shows them).
+    pub name: String,
+    /// A new URL (a local path is stored absolute, as with `add`).
+    #[arg(long)]
+    pub url: Option<String>,
+    #[command(flatten)]
+    pub settings: MirrorFlags,
+    #[command(flatten)]
+    pub set_only: SetOnlyFlags,
+    /// Enable or disable the mirror.
+    #[arg(long, value_name = "BOOL")]
+    pub enabled: Option<bool>,
+}
+
+/// Remove a mirror and its state.
+#[derive(clap::Args, Debug)]
+pub struct RemoveArgs {
+    /// The bare repository (e.g. /srv/git/app.git).
+    pub repo: PathBuf,
+    /// The mirror's name (`git-push-mirror list REPO` shows them).
+    pub name: String,
+}
+
+/// List configured mirrors, one line each (URLs redacted).
+#[derive(clap::Args, Debug)]
+pub struct ListArgs {
+    /// Only these repositories (default: every registered one and every mirrored one under repos_root).
+    pub repos: Vec<PathBuf>,
+}
+
+/// Forget a repository that was deleted or moved: its registration and mirror state.
+#[derive(clap::Args, Debug)]
+#[command(
+    long_about = "Forget a repository: remove its registration and its mirrors' state (including \
+secrets and keys git-push-mirror stored for it in the state directory), so `run`, `status`, `check` and \
+`metrics` no longer cover it. A registered repository that no longer exists is also forgotten by the first \
+command that finds it gone, which reports it once. A repository that still has mirrors is refused: remove \
+them first."
+)]
+pub struct ForgetArgs {
+    /// The repository's path, as it was registered (it may no longer exist).
+    pub repo: PathBuf,
+}
 
 /// The mirror URL to store: a local path made absolute (relative to the current directory, `~`
 /// to HOME), since the worker runs elsewhere.
@@ -98,106 +175,6 @@ fn touches_credentials(edit: &MirrorEdit) -> bool {
         || edit.password_env.is_some()
 }
 
-/// A password taken out of a `user:password@` URL: written to a temporary
-/// file next to where it belongs, moved there only once the configuration
-/// that points at it is saved, so a refused edit never replaces a stored secret.
-struct PendingSecret {
-    tmp: PathBuf,
-    file: PathBuf,
-}
-
-impl PendingSecret {
-    fn commit(self, err: &mut dyn Write) -> Result<(), Exit> {
-        std::fs::rename(&self.tmp, &self.file)
-            .with_context(|| format!("storing the password in {}", self.file.display()))?;
-        if let Some(dir) = self.file.parent() {
-            crate::util::fsutil::fsync_dir(dir).context("storing the password")?;
-        }
-        let _ = writeln!(
-            err,
-            "the password in the URL was stored in {} (mode 600)",
-            self.file.display()
-        );
-        Ok(())
-    }
-
-    fn discard(self) {
-        let _ = std::fs::remove_file(&self.tmp);
-    }
-}
-
-/// The file `add` stores a URL's password in: `<state>/repos/<repo>/secrets/<mirror>.password`.
-fn url_password_path(global: &GlobalConfig, repo: &Path, name: &str) -> PathBuf {
-    StateStore::new(&global.state_dir)
-        .repo_dir(repo)
-        .join("secrets")
-        .join(format!("{name}.password"))
-}
-
-/// Turns an HTTP(S) URL with `user:password@` into a clean URL and a username, and
-/// stages its password in a mode-600 file the configuration will point to. Other URLs
-/// keep their user (`ssh://git@host/…`: the SSH user is part of the address).
-fn split_url_secret(
-    global: &GlobalConfig,
-    repo: &Path,
-    name: &str,
-    url: &str,
-    edit: &mut MirrorEdit,
-) -> Result<(String, Option<PendingSecret>), Exit> {
-    if !matches!(
-        crate::util::remote_url::transport_of(url),
-        Transport::Https | Transport::Http
-    ) {
-        return Ok((url.to_string(), None));
-    }
-    let split = split_credentials(url);
-    if split.username.is_some() && edit.username.is_none() {
-        edit.username = split.username.clone();
-    }
-    let Some(password) = &split.password else {
-        return Ok((split.url, None));
-    };
-    if edit.password_file.is_some() || edit.password_env.is_some() {
-        return Err(Exit(
-            EXIT_USAGE,
-            anyhow::anyhow!(
-                "the URL contains a password and --password-file/--password-env is given too: use only one"
-            ),
-        ));
-    }
-    let file = url_password_path(global, repo, name);
-    let dir = file.parent().expect("the secrets file has a directory");
-    crate::access::ssh::create_private_dir(dir).context("creating the secrets directory")?;
-    let tmp = crate::util::fsutil::write_synced(
-        dir,
-        &crate::util::fsutil::unique_name(&format!(".{name}.password."), ".tmp"),
-        password.as_bytes(),
-        0o600,
-    )
-    .context("storing the password")?;
-    edit.password_file = Some(file.clone());
-    Ok((split.url, Some(PendingSecret { tmp, file })))
-}
-
-/// Runs a configuration edit and then stores or drops the staged secret.
-fn edit_with_secret(
-    repo: &Path,
-    global: &GlobalConfig,
-    secret: Option<PendingSecret>,
-    err: &mut dyn Write,
-    edit: impl FnOnce(&str) -> Result<String, config_edit::EditError>,
-) -> Result<(), Exit> {
-    match config_edit::edit_repo_file(repo, global, edit) {
-        Ok(()) => secret.map_or(Ok(()), |s| s.commit(err)),
-        Err(e) => {
-            if let Some(secret) = secret {
-                secret.discard();
-            }
-            Err(Exit(EXIT_USAGE, e.into()))
-        }
-    }
-}
-
 /// Refuses, before anything is written, a `--ca-file` that is no readable PEM certificate file.
 fn check_ca_file_flag(edit: &MirrorEdit) -> Result<(), Exit> {
     match &edit.ca_file {
@@ -261,17 +238,15 @@ fn advise(global: &GlobalConfig, repo: &Path, name: &str, err: &mut dyn Write) {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn cmd_add(
-    global: &GlobalConfig,
-    repo: &Path,
-    name: &str,
-    url: &str,
-    flags: &MirrorFlags,
-    disabled: bool,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> Result<u8, Exit> {
+pub fn cmd_add(global: &GlobalConfig, args: &AddArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, Exit> {
+    let AddArgs {
+        repo,
+        name,
+        url,
+        settings: flags,
+        disabled,
+    } = args;
+    let (name, url) = (&name[..], &url[..]);
     let repo = repo_path(repo)?;
     if !config::valid_mirror_name(name) {
         return Err(Exit(
@@ -287,7 +262,7 @@ pub fn cmd_add(
     check_ca_file_flag(&edit)?;
     let (clean_url, secret) = split_url_secret(global, &repo, name, url, &mut edit)?;
     edit.url = Some(clean_url.clone());
-    if disabled {
+    if *disabled {
         edit.enabled = Some(false);
     }
     let mut unreachable = None;
@@ -300,7 +275,7 @@ pub fn cmd_add(
     })?;
     let store = StateStore::new(&global.state_dir);
     store.register(&repo)?;
-    store.update_mirror(&repo, name, |state| state.request_full_sync(now_ms()))?;
+    store.change_mirror_state(&repo, name, |state| state.request_full_sync(now_ms()))?;
     let has_password = edit.password_file.is_some() || edit.password_env.is_some();
     writeln!(
         out,
@@ -329,17 +304,16 @@ fn warn_unreachable(repo: &Path, name: &str, words: Option<String>, done: &str, 
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn cmd_set(
-    global: &GlobalConfig,
-    repo: &Path,
-    name: &str,
-    url: Option<String>,
-    (flags, set_only): (&MirrorFlags, &SetOnlyFlags),
-    enabled: Option<bool>,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> Result<u8, Exit> {
+pub fn cmd_set(global: &GlobalConfig, args: &SetArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, Exit> {
+    let SetArgs {
+        repo,
+        name,
+        url,
+        settings: flags,
+        set_only,
+        enabled,
+    } = args;
+    let (name, url, enabled) = (&name[..], url.clone(), *enabled);
     let repo = repo_path(repo)?;
     let mut edit = flags.to_edit().usage()?;
     set_only.apply(&mut edit);
@@ -428,7 +402,7 @@ fn reset_learned_limit(global: &GlobalConfig, repo: &Path, name: &str, out: &mut
         return Err(no_such_mirror(repo, name, &cfg, MissingMirror::MustExist));
     }
     let store = StateStore::new(&global.state_dir);
-    let forgotten = store.update_mirror(repo, name, |state| {
+    let forgotten = store.change_mirror_state(repo, name, |state| {
         let learned = state.learned_limits().in_effect();
         state.set_learned_limits(Default::default());
         learned
@@ -452,11 +426,11 @@ fn reset_learned_limit(global: &GlobalConfig, repo: &Path, name: &str, out: &mut
 
 pub fn cmd_remove(
     global: &GlobalConfig,
-    repo: &Path,
-    name: &str,
+    args: &RemoveArgs,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<u8, Exit> {
+    let (repo, name) = (&args.repo, &args.name[..]);
     let repo = repo_path(repo)?;
     let cfg = config::load_repo(&repo, global).ok();
     match &cfg {
@@ -520,12 +494,8 @@ fn describe_filters(mirror: &MirrorConfig) -> String {
     parts.join(" ")
 }
 
-pub fn cmd_list(
-    global: &GlobalConfig,
-    repos: &[PathBuf],
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> Result<u8, Exit> {
+pub fn cmd_list(global: &GlobalConfig, args: &ListArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, Exit> {
+    let repos = &args.repos[..];
     let mut config_errors = 0;
     let mut listed = 0;
     for repo in known_or_given(global, repos, err)? {
@@ -562,7 +532,8 @@ pub fn cmd_list(
     Ok(if config_errors > 0 { EXIT_USAGE } else { EXIT_OK })
 }
 
-pub fn cmd_forget(global: &GlobalConfig, repo: &Path, out: &mut dyn Write) -> Result<u8, Exit> {
+pub fn cmd_forget(global: &GlobalConfig, args: &ForgetArgs, out: &mut dyn Write) -> Result<u8, Exit> {
+    let repo = &args.repo;
     use crate::pipeline::registrations::{ForgetError, forget};
     match forget(global, repo) {
         Ok(repo) => {

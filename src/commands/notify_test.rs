@@ -4,6 +4,11 @@ use crate::commands::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, Exit, io};
 use crate::config::GlobalConfig;
 use std::io::Write;
 
+/// Send a sample notice through every [notify] channel (command, webhook, mail) and say what
+/// happened for each; exits 1 if one failed.
+#[derive(clap::Args, Debug)]
+pub struct NotifyTestArgs {}
+
 /// Sends the sample notice; exit 1 when a channel failed, 2 when none is configured.
 pub fn cmd_notify_test(global: &GlobalConfig, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, Exit> {
     let source = global.source.as_ref().map_or(

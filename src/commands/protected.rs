@@ -7,7 +7,33 @@ use crate::config::{self, GlobalConfig, MirrorConfig};
 use crate::mirror::state::StateStore;
 use crate::util::fsutil::now_ms;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Add branch patterns to the repository's protected_branches (what --only-protected-branches mirrors).
+#[derive(clap::Args, Debug)]
+#[command(
+    long_about = "Add branch name patterns to protected_branches in REPO/push-mirror.toml (kept at the \
+top of the file, above the first [mirror.…] table, with the file's comments). A mirror with \
+only_protected_branches = true (`set REPO NAME --only-protected-branches`) carries just the branches \
+that match one; with none, it carries no branch at all. Patterns already there are kept once."
+)]
+pub struct ProtectArgs {
+    /// The bare repository (e.g. /srv/git/app.git).
+    pub repo: PathBuf,
+    /// Branch names or patterns, without refs/heads/ (`*` matches anything, `/` too; e.g. main 'release/*').
+    #[arg(required = true, value_name = "PATTERN")]
+    pub patterns: Vec<String>,
+}
+
+/// Remove branch patterns from the repository's protected_branches.
+#[derive(clap::Args, Debug)]
+pub struct UnprotectArgs {
+    /// The bare repository (e.g. /srv/git/app.git).
+    pub repo: PathBuf,
+    /// Patterns exactly as `protect` was given them.
+    #[arg(required = true, value_name = "PATTERN")]
+    pub patterns: Vec<String>,
+}
 
 /// The warning for a mirror that mirrors only protected branches of a repository that has none:
 /// it carries no branch at all.
@@ -25,12 +51,30 @@ pub(crate) fn no_protected_branches(repo: &Path, mirror: &MirrorConfig) -> Optio
 
 /// Which change of the patterns a command makes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Protection {
+enum Protection {
     Protect,
     Unprotect,
 }
 
 pub fn cmd_protect(
+    global: &GlobalConfig,
+    args: &ProtectArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<u8, Exit> {
+    change_protection(global, &args.repo, &args.patterns, Protection::Protect, out, err)
+}
+
+pub fn cmd_unprotect(
+    global: &GlobalConfig,
+    args: &UnprotectArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<u8, Exit> {
+    change_protection(global, &args.repo, &args.patterns, Protection::Unprotect, out, err)
+}
+
+fn change_protection(
     global: &GlobalConfig,
     repo: &Path,
     patterns: &[String],
@@ -70,7 +114,7 @@ pub fn cmd_protect(
     // What these mirrors carry changed: reconcile them in full at their next update.
     let store = StateStore::new(&global.state_dir);
     for mirror in &selective {
-        store.update_mirror(&repo, &mirror.name, |state| state.request_full_sync(now_ms()))?;
+        store.change_mirror_state(&repo, &mirror.name, |state| state.request_full_sync(now_ms()))?;
     }
     if selective.is_empty() && !cfg.mirrors.is_empty() {
         let _ = writeln!(

@@ -7,13 +7,30 @@ use anyhow::Result;
 use std::io::Write;
 use std::path::PathBuf;
 
+/// Show each mirror's status; exits 1 if any mirror is failed.
+#[derive(clap::Args, Debug)]
+pub struct StatusArgs {
+    /// Only these repositories (default: every registered one and every mirrored one under repos_root).
+    pub repos: Vec<PathBuf>,
+    /// One JSON array of objects with stable field names.
+    #[arg(long)]
+    pub json: bool,
+    /// Each ref's local and mirror value, from one ls-remote per mirror.
+    #[arg(long)]
+    pub refs: bool,
+}
+
+/// `status [REPO]… [--json]`; with `--refs`, [`crate::commands::preview::cmd_status_refs`].
 pub fn cmd_status(
     global: &GlobalConfig,
-    repos: &[PathBuf],
-    json: bool,
+    args: &StatusArgs,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<u8, Exit> {
+    let (repos, json) = (&args.repos[..], args.json);
+    if args.refs {
+        return crate::commands::preview::cmd_status_refs(global, repos, json, out, err);
+    }
     let repos_given = repos;
     let (repos, problems) = reported_repos(global, repos, err)?;
     // Run as another user than the pushers, this may be another spool and state than the hook's.

@@ -7,9 +7,37 @@ use crate::mirror::update::{UpdateReport, update_mirror_showing};
 use crate::util::lease::{Heartbeat, LeasedLock};
 use anyhow::{Context, Result};
 use std::io::Write;
-use std::path::Path;
+use std::path::PathBuf;
 
-pub fn cmd_sync(global: &GlobalConfig, repo: &Path, only: Option<&str>, out: &mut dyn Write) -> Result<u8, Exit> {
+/// Update now: full reconciliation in the foreground, with a per-ref table.
+#[derive(clap::Args, Debug)]
+#[command(
+    long_about = "Update now: a full reconciliation of the repository's mirrors in the foreground, with a \
+per-ref table; exit 1 on failure.\n\n\
+With --dry-run, nothing is pushed, created or written: one ls-remote per mirror, then per ref what the \
+update would do (create, update, force, delete, keep-divergent, kept, filtered-out; refs the mirror refused \
+last time are marked), the repository it would create and the default branch it would set."
+)]
+pub struct SyncArgs {
+    /// The bare repository (e.g. /srv/git/app.git).
+    pub repo: PathBuf,
+    /// Only this mirror.
+    #[arg(long, value_name = "NAME")]
+    pub mirror: Option<String>,
+    /// Say what the sync would do; push nothing, write no state.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// With --dry-run: one JSON array, an object per mirror.
+    #[arg(long, requires = "dry_run")]
+    pub json: bool,
+}
+
+/// `sync REPO [--mirror NAME]`; with `--dry-run`, [`crate::commands::preview::cmd_dry_run`].
+pub fn cmd_sync(global: &GlobalConfig, args: &SyncArgs, out: &mut dyn Write) -> Result<u8, Exit> {
+    let (repo, only) = (&args.repo, args.mirror.as_deref());
+    if args.dry_run {
+        return crate::commands::preview::cmd_dry_run(global, repo, only, args.json, out);
+    }
     let repo = repo_path(repo)?;
     let cfg = load_repo_config(global, &repo)?;
     let mirrors: Vec<&MirrorConfig> = match only {

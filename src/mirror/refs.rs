@@ -74,11 +74,6 @@ impl LocalRepo {
         }
     }
 
-    /// Whether the refs are in reftable storage (read through git).
-    pub fn is_reftable(&self) -> bool {
-        self.reftable
-    }
-
     /// Refs read by git itself, for reftable storage: all of them (`names` empty), or those of
     /// `names` that exist. Told again by a cached listing while the refs are unchanged.
     fn refs_from_git(&self, names: &[&str]) -> Result<LocalRefs> {

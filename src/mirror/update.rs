@@ -5,23 +5,23 @@ pub mod create;
 pub mod default_branch;
 mod deliver;
 mod lfs;
+mod outcome;
 mod side;
 mod split;
 mod steps;
 
 pub use crate::mirror::report::{RefOutcome, RefResult, UpdateReport};
+pub use outcome::{backoff_ms, longest_retry_wait_ms, record_outcome, retry_delay_ms};
 
 use crate::access::auth::remote_access;
-use crate::config::{GlobalConfig, MirrorConfig, RetryPolicy};
+use crate::config::{GlobalConfig, MirrorConfig};
 use crate::git::{self, Failure, FailureClass, PushFlag, RemoteAccess};
 use crate::mirror::configured::Presence;
 use crate::mirror::learned_limit::LearnedLimits;
-use crate::mirror::lfs::LfsStatus;
 use crate::mirror::plan::{self, Decision, PendingHint, PlanInput, PlanWarning, Reach};
 use crate::mirror::refs::LocalRepo;
 use crate::mirror::state::{
-    KnownRef, KnownRefs, MirrorState, PendingRef, PushProgress, StateStore, UpdateStatus, known_local_values,
-    known_remote_values,
+    KnownRef, KnownRefs, MirrorState, PushProgress, StateStore, UpdateStatus, known_local_values, known_remote_values,
 };
 use crate::util::failpoint;
 use crate::util::fsutil::{Durability, now_ms};
@@ -62,7 +62,7 @@ pub fn update_mirror_showing(
     let presence = || crate::mirror::configured::presence(repo, mirror, global);
     // `started` may be lost in a crash: the state before it is whole (its pending refs are
     // retried, under leases), and a dead worker's `started` is recovered anyway.
-    let began = store.update_mirror_if(
+    let began = store.change_mirror_state_if(
         repo,
         &mirror.name,
         Durability::OldOrNew,
@@ -125,7 +125,7 @@ pub fn update_mirror_showing(
     // as an interrupted update (a full reconciliation); nothing is lost.
     let looked = std::cell::RefCell::new(Presence::Same);
     store
-        .update_mirror_if(
+        .change_mirror_state_if(
             repo,
             &mirror.name,
             Durability::OldOrNew,
@@ -256,17 +256,13 @@ fn reconcile(
         } else {
             RemoteView::Observed
         };
-        let attempt_result = reconcile_once(
-            &local_repo,
+        let target = Target {
+            local_repo: &local_repo,
             repo,
             mirror,
             access,
-            &pending,
-            reach,
-            view,
-            &mut lfs,
-            pushing,
-        );
+        };
+        let attempt_result = reconcile_once(target, &pending, reach, view, &mut lfs, pushing);
         let (outcomes, plan_warnings) = match attempt_result {
             Ok(done) => done,
             // The mirror says the repository does not exist and `create` says how: create it and
@@ -380,7 +376,7 @@ impl StateJournal<'_> {
         let configured = || self.presence() == Presence::Same;
         if let Err(e) =
             self.store
-                .update_mirror_if(self.repo, &self.mirror.name, Durability::OldOrNew, configured, change)
+                .change_mirror_state_if(self.repo, &self.mirror.name, Durability::OldOrNew, configured, change)
         {
             log::warn!(
                 "{}: mirror {}: recording {what}: {e:#}",
@@ -421,18 +417,31 @@ enum RemoteView<'a> {
     Assumed(&'a BTreeMap<String, Oid>),
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What every attempt of one update works on: the repository (path and opened), the mirror's
+/// configuration, and how the mirror is reached.
+#[derive(Clone, Copy)]
+struct Target<'a> {
+    local_repo: &'a LocalRepo,
+    repo: &'a Path,
+    mirror: &'a MirrorConfig,
+    access: &'a RemoteAccess,
+}
+
+/// One attempt: look at the mirror (or assume it), plan, upload LFS objects, deliver.
 fn reconcile_once(
-    local_repo: &LocalRepo,
-    repo: &Path,
-    mirror: &MirrorConfig,
-    access: &RemoteAccess,
+    target: Target<'_>,
     pending: &BTreeMap<String, PendingHint>,
     reach: Reach,
     view: RemoteView<'_>,
     lfs: &mut LfsProgress,
     pushing: &mut Pushing<'_>,
 ) -> Result<Outcomes, Failure> {
+    let Target {
+        local_repo,
+        repo,
+        mirror,
+        access,
+    } = target;
     let no_symbolic = BTreeSet::new();
     let observed;
     let (remote, remote_symbolic) = match view {
@@ -493,16 +502,14 @@ fn reconcile_once(
         BTreeMap::new()
     } else {
         let haves: Vec<Oid> = remote.values().cloned().collect();
-        deliver::deliver(
-            repo,
+        let to = deliver::Destination {
+            git_dir: repo,
             access,
-            mirror.push_limits,
-            pushing.lessons,
-            changes,
-            &haves,
-            reach == Reach::Everything,
-            pushing.journal,
-        )?
+            limits: mirror.push_limits,
+            haves: &haves,
+            confirm_all: reach == Reach::Everything,
+        };
+        deliver::deliver(&to, pushing.lessons, changes, pushing.journal)?
     };
     let outcomes = push_plan
         .refs
@@ -560,460 +567,5 @@ fn push_outcome(change: &RefChange, delivered: Option<&Delivered>) -> RefOutcome
     }
 }
 
-/// Backoff before attempt number `failures + 1`: exponential from `initial`,
-/// capped at `max`, with ±20 % jitter when enabled.
-pub fn backoff_ms(policy: &RetryPolicy, failures: u32) -> u64 {
-    let initial = u64::try_from(policy.initial.as_millis()).unwrap_or(u64::MAX);
-    let max = u64::try_from(policy.max.as_millis()).unwrap_or(u64::MAX);
-    let exponent = failures.saturating_sub(1).min(32);
-    let base = initial.saturating_mul(1u64 << exponent).min(max);
-    if !policy.jitter || base == 0 {
-        return base;
-    }
-    let noise = now_ms().wrapping_mul(0x9e3779b97f4a7c15) % 41; // 0..=40
-    (base / 100).saturating_mul(80 + noise)
-}
-
-/// How long to wait after a failure of `class`, the `failures`-th in a row: the backoff for a
-/// transient one; `permanent_retry` for a permanent one; for a rate limit what the mirror asked
-/// (`Retry-After`, at least `initial`, at most `max`), else the backoff two steps further.
-pub fn retry_delay_ms(
-    policy: &RetryPolicy,
-    class: FailureClass,
-    failures: u32,
-    retry_after: Option<std::time::Duration>,
-) -> u64 {
-    let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-    match (class, retry_after) {
-        (FailureClass::Transient, _) => backoff_ms(policy, failures),
-        (FailureClass::Permanent, _) => ms(policy.permanent_retry),
-        (FailureClass::RateLimited, Some(asked)) => ms(asked).clamp(ms(policy.initial), ms(policy.max)),
-        (FailureClass::RateLimited, None) => backoff_ms(policy, failures.saturating_add(2)),
-    }
-}
-
-/// The longest wait the policy can ask after a failure of `class` (`None`: not known, as in a
-/// state written by an older version): a recorded next attempt further ahead than this was not
-/// decided under the present clock (see `pipeline::schedule`).
-pub fn longest_retry_wait_ms(policy: &RetryPolicy, class: Option<FailureClass>) -> u64 {
-    let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-    // The backoff's jitter adds at most a fifth.
-    let backoff = ms(policy.max)
-        .max(ms(policy.initial))
-        .saturating_add(ms(policy.max) / 5);
-    match class {
-        Some(FailureClass::Transient | FailureClass::RateLimited) => backoff,
-        Some(FailureClass::Permanent) => ms(policy.permanent_retry),
-        None => backoff.max(ms(policy.permanent_retry)),
-    }
-}
-
-/// Folds a report into the mirror's state: settled refs leave the pending
-/// list (unless re-reported meanwhile), divergent/kept sets and status follow.
-pub fn record_outcome(
-    state: &mut MirrorState,
-    snapshot: &MirrorState,
-    reach: Reach,
-    report: &UpdateReport,
-    retry: &RetryPolicy,
-) {
-    let now = now_ms();
-    let settled: BTreeSet<&str> = report
-        .refs
-        .iter()
-        .filter(|r| r.outcome.is_settled())
-        .map(|r| r.name.as_str())
-        .collect();
-    let full = reach == Reach::Everything && report.error.is_none();
-    for name in snapshot.pending.keys() {
-        // A ref planned and settled, or dropped by the planner (out of scope), is done.
-        let considered = report.refs.iter().any(|r| &r.name == name);
-        let done = report.error.is_none() && (settled.contains(name.as_str()) || !considered);
-        let unchanged = state.pending.get(name).map(|p| p.seq) == snapshot.pending.get(name).map(|p| p.seq);
-        if done && unchanged {
-            state.pending.remove(name);
-        }
-    }
-    // Refs a full reconciliation could not settle stay pending, though nobody reported them: a
-    // refused or unconfirmed ref is retried, and `status` lists it.
-    for result in report.refs.iter().filter(|r| !r.outcome.is_settled()) {
-        if !state.pending.contains_key(&result.name) {
-            state.seq += 1;
-            let seq = state.seq;
-            state
-                .pending
-                .insert(result.name.clone(), PendingRef { last_local: None, seq });
-        }
-    }
-    if full && state.full_sync_seq == snapshot.full_sync_seq {
-        state.full_sync_seq = None;
-        state.divergent_refs.clear();
-        state.kept_refs.clear();
-        state.kept_reasons.clear();
-    }
-    for result in &report.refs {
-        match &result.outcome {
-            RefOutcome::Divergent { .. } => {
-                state.divergent_refs.insert(result.name.clone());
-            }
-            RefOutcome::Kept { .. } => {
-                state.kept_refs.insert(result.name.clone());
-                state.kept_reasons.insert(result.name.clone(), result.outcome.detail());
-            }
-            RefOutcome::Rejected { .. } | RefOutcome::Blocked { .. } => {}
-            _ => {
-                state.divergent_refs.remove(&result.name);
-                state.kept_refs.remove(&result.name);
-                state.kept_reasons.remove(&result.name);
-            }
-        }
-        match &result.outcome {
-            RefOutcome::Rejected { reason } => {
-                state.rejected_refs.insert(result.name.clone(), reason.clone());
-            }
-            RefOutcome::Held { .. } | RefOutcome::Deferred { .. } => {}
-            _ => {
-                state.rejected_refs.remove(&result.name);
-            }
-        }
-    }
-    if let Some(lfs) = &report.lfs {
-        state.lfs_status = if lfs.is_complete() {
-            LfsStatus::Ok
-        } else {
-            LfsStatus::Failed
-        };
-        state.lfs_error = lfs.error_summary();
-        if lfs.pushed_without_objects {
-            state.lfs_incomplete = true;
-        } else if lfs.full && lfs.is_complete() && report.error.is_none() {
-            state.lfs_incomplete = false;
-        }
-    }
-    state.last_update_at_ms = Some(now);
-    let divergent: Vec<&str> = state.divergent_refs.iter().map(String::as_str).collect();
-    state.last_error = report.summary_with_divergent(&divergent);
-    let must_retry = report.error.is_some() || report.refs.iter().any(|r| !r.outcome.is_settled());
-    let class = report.failure_class();
-    if must_retry {
-        let class = class.unwrap_or(FailureClass::Transient);
-        state.consecutive_failures += 1;
-        // A permanent failure needs a person: failed at once, then tried on the slow schedule
-        // (and at every push or `sync`), not in the backoff's quick steps.
-        state.update_status = if class == FailureClass::Permanent || state.consecutive_failures >= retry.fail_after {
-            UpdateStatus::Failed
-        } else {
-            UpdateStatus::ToRetry
-        };
-        let retry_after = report.error.as_ref().and_then(|e| e.retry_after);
-        let delay = retry_delay_ms(retry, class, state.consecutive_failures, retry_after);
-        state.next_attempt_at_ms = Some(now.saturating_add(delay));
-        state.failure_class = Some(class);
-    } else {
-        state.consecutive_failures = 0;
-        state.next_attempt_at_ms = None;
-        if report.is_failure() {
-            // Divergent or blocked refs: retrying cannot help; the next push re-evaluates them.
-            state.update_status = UpdateStatus::Failed;
-            state.failure_class = class;
-        } else if !state.divergent_refs.is_empty() {
-            // Refs diverging since an earlier update: the mirror stays failed until someone
-            // resolves them, whatever this update pushed.
-            state.update_status = UpdateStatus::Failed;
-            state.failure_class = Some(FailureClass::Permanent);
-        } else {
-            state.update_status = UpdateStatus::Finished;
-            state.failure_class = None;
-            state.last_successful_update_at_ms = Some(now);
-        }
-    }
-    if !state.divergent_refs.is_empty() {
-        // Also after a failure of another kind, which is retried on its own schedule.
-        state.update_status = UpdateStatus::Failed;
-    }
-    state.pending_since_ms = state.has_work().then_some(now);
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::mirror::plan::Divergence;
-    use std::path::PathBuf;
-    use std::time::Duration;
-
-    fn policy() -> RetryPolicy {
-        RetryPolicy {
-            initial: Duration::from_secs(5),
-            max: Duration::from_secs(60),
-            fail_after: 3,
-            jitter: false,
-            permanent_retry: Duration::from_secs(3600),
-        }
-    }
-
-    fn state_with_pending(names: &[&str]) -> MirrorState {
-        let mut state = MirrorState::new(&PathBuf::from("/r"), "m");
-        for name in names {
-            state.add_pending(name, &PendingRef::default(), 1);
-        }
-        state
-    }
-
-    fn result(name: &str, outcome: RefOutcome) -> RefResult {
-        RefResult {
-            local: None,
-            remote: None,
-            name: name.to_string(),
-            outcome,
-        }
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap() {
-        let p = policy();
-        assert_eq!(backoff_ms(&p, 1), 5_000);
-        assert_eq!(backoff_ms(&p, 2), 10_000);
-        assert_eq!(backoff_ms(&p, 4), 40_000);
-        assert_eq!(backoff_ms(&p, 5), 60_000);
-        assert_eq!(backoff_ms(&p, 500), 60_000);
-        let jittered = backoff_ms(&RetryPolicy { jitter: true, ..p }, 2);
-        assert!((8_000..=12_000).contains(&jittered), "{jittered}");
-    }
-
-    #[test]
-    fn no_wait_the_policy_asks_for_is_longer_than_its_longest() {
-        let p = RetryPolicy {
-            jitter: true,
-            ..policy()
-        };
-        for class in [
-            FailureClass::Transient,
-            FailureClass::Permanent,
-            FailureClass::RateLimited,
-        ] {
-            let longest = longest_retry_wait_ms(&p, Some(class));
-            assert!(longest <= longest_retry_wait_ms(&p, None));
-            for failures in [1, 2, 5, 40, u32::MAX] {
-                for asked in [None, Some(0), Some(30), Some(86_400 * 365)] {
-                    let wait = retry_delay_ms(&p, class, failures, asked.map(Duration::from_secs));
-                    assert!(wait <= longest, "{class:?} {failures} {asked:?}: {wait} > {longest}");
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn transport_failures_keep_everything_pending_then_fail() {
-        let mut state = state_with_pending(&["refs/heads/a"]);
-        let snapshot = state.clone();
-        let report = UpdateReport::failed("fatal: could not read from remote".to_string());
-        for expected in [UpdateStatus::ToRetry, UpdateStatus::ToRetry, UpdateStatus::Failed] {
-            record_outcome(&mut state, &snapshot, Reach::PendingOnly, &report, &policy());
-            assert_eq!(state.update_status, expected);
-        }
-        assert!(state.pending.contains_key("refs/heads/a"));
-        assert!(state.next_attempt_at_ms.is_some());
-        assert_eq!(state.last_error.as_deref(), Some("fatal: could not read from remote"));
-    }
-
-    #[test]
-    fn divergent_refs_fail_the_update_without_a_retry_loop() {
-        let mut state = state_with_pending(&["refs/heads/a", "refs/heads/b"]);
-        let snapshot = state.clone();
-        let oid = |c: char| Oid::parse(&c.to_string().repeat(40)).unwrap();
-        let report = UpdateReport {
-            refs: vec![
-                result(
-                    "refs/heads/a",
-                    RefOutcome::Divergent {
-                        local: oid('1'),
-                        remote: oid('2'),
-                        why: Divergence::NotFastForward,
-                    },
-                ),
-                result("refs/heads/b", RefOutcome::Updated),
-            ],
-            ..Default::default()
-        };
-        record_outcome(&mut state, &snapshot, Reach::PendingOnly, &report, &policy());
-        assert_eq!(state.update_status, UpdateStatus::Failed);
-        assert!(state.pending.is_empty(), "divergent refs are not retried in a loop");
-        assert_eq!(state.next_attempt_at_ms, None);
-        assert!(state.divergent_refs.contains("refs/heads/a"));
-        assert!(state.last_error.as_deref().unwrap().contains("refs/heads/a"));
-    }
-
-    #[test]
-    fn refs_reported_again_during_an_update_stay_pending() {
-        let mut state = state_with_pending(&["refs/heads/a"]);
-        let snapshot = state.clone();
-        state.add_pending("refs/heads/a", &PendingRef::default(), 2);
-        let report = UpdateReport {
-            refs: vec![result("refs/heads/a", RefOutcome::Updated)],
-            ..Default::default()
-        };
-        record_outcome(&mut state, &snapshot, Reach::PendingOnly, &report, &policy());
-        assert!(state.pending.contains_key("refs/heads/a"));
-        assert_eq!(state.update_status, UpdateStatus::Finished);
-        assert!(state.pending_since_ms.is_some());
-    }
-
-    #[test]
-    fn rejected_refs_are_retried_and_the_rest_settle() {
-        let mut state = state_with_pending(&["refs/heads/a", "refs/heads/b"]);
-        let snapshot = state.clone();
-        let report = UpdateReport {
-            refs: vec![
-                result(
-                    "refs/heads/a",
-                    RefOutcome::Rejected {
-                        reason: "pre-receive hook declined".into(),
-                    },
-                ),
-                result("refs/heads/b", RefOutcome::Created),
-            ],
-            ..Default::default()
-        };
-        record_outcome(&mut state, &snapshot, Reach::PendingOnly, &report, &policy());
-        // Refused by the mirror's rules: a person must act, so failed at once, retried slowly.
-        assert_eq!(state.update_status, UpdateStatus::Failed);
-        assert_eq!(state.failure_class, Some(FailureClass::Permanent));
-        assert_eq!(state.pending.keys().collect::<Vec<_>>(), vec!["refs/heads/a"]);
-        assert!(state.last_error.unwrap().contains("pre-receive hook declined"));
-        let wait = state.next_attempt_at_ms.unwrap() - state.last_update_at_ms.unwrap();
-        assert_eq!(wait, 3_600_000, "permanent_retry");
-    }
-
-    #[test]
-    fn failures_are_retried_on_the_schedule_of_their_class() {
-        let p = policy();
-        let at = |class, retry_after: Option<u64>| {
-            let mut state = state_with_pending(&["refs/heads/a"]);
-            let snapshot = state.clone();
-            let mut failure = Failure::new("x", class);
-            failure.retry_after = retry_after.map(Duration::from_secs);
-            record_outcome(
-                &mut state,
-                &snapshot,
-                Reach::PendingOnly,
-                &UpdateReport::failed(failure),
-                &p,
-            );
-            assert_eq!(state.failure_class, Some(class));
-            (
-                state.update_status,
-                state.next_attempt_at_ms.unwrap() - state.last_update_at_ms.unwrap(),
-            )
-        };
-        assert_eq!(at(FailureClass::Transient, None), (UpdateStatus::ToRetry, 5_000));
-        assert_eq!(at(FailureClass::Permanent, None), (UpdateStatus::Failed, 3_600_000));
-        assert_eq!(at(FailureClass::RateLimited, Some(30)), (UpdateStatus::ToRetry, 30_000));
-        assert_eq!(
-            at(FailureClass::RateLimited, Some(3600)),
-            (UpdateStatus::ToRetry, 60_000),
-            "bounded by max"
-        );
-        assert_eq!(
-            at(FailureClass::RateLimited, Some(0)),
-            (UpdateStatus::ToRetry, 5_000),
-            "at least initial"
-        );
-        assert_eq!(
-            at(FailureClass::RateLimited, None),
-            (UpdateStatus::ToRetry, 20_000),
-            "a longer backoff"
-        );
-    }
-
-    #[test]
-    fn a_divergence_keeps_the_mirror_failed_until_it_ends() {
-        let oid = |c: char| Oid::parse(&c.to_string().repeat(40)).unwrap();
-        let mut state = state_with_pending(&["refs/heads/main"]);
-        let divergent = UpdateReport {
-            refs: vec![result(
-                "refs/heads/main",
-                RefOutcome::Divergent {
-                    local: oid('1'),
-                    remote: oid('2'),
-                    why: Divergence::NotFastForward,
-                },
-            )],
-            ..Default::default()
-        };
-        let snapshot = state.clone();
-        record_outcome(&mut state, &snapshot, Reach::PendingOnly, &divergent, &policy());
-        assert_eq!(state.update_status, UpdateStatus::Failed);
-        // The next update pushes only another ref: main still diverges.
-        state.add_pending("refs/heads/other", &PendingRef::default(), 5);
-        let snapshot = state.clone();
-        let unrelated = UpdateReport {
-            refs: vec![result("refs/heads/other", RefOutcome::Created)],
-            ..Default::default()
-        };
-        record_outcome(&mut state, &snapshot, Reach::PendingOnly, &unrelated, &policy());
-        assert_eq!(state.update_status, UpdateStatus::Failed);
-        assert_eq!(state.failure_class, Some(FailureClass::Permanent));
-        assert_eq!(
-            state.last_successful_update_at_ms, None,
-            "not a success while main diverges"
-        );
-        let error = state.last_error.clone().unwrap();
-        assert!(
-            error.contains("divergent") && error.contains("refs/heads/main"),
-            "{error}"
-        );
-        // Resolved (the local branch now contains the mirror's commits): finished.
-        state.add_pending("refs/heads/main", &PendingRef::default(), 6);
-        let snapshot = state.clone();
-        let resolved = UpdateReport {
-            refs: vec![result("refs/heads/main", RefOutcome::Updated)],
-            ..Default::default()
-        };
-        record_outcome(&mut state, &snapshot, Reach::PendingOnly, &resolved, &policy());
-        assert_eq!(state.update_status, UpdateStatus::Finished);
-        assert!(state.last_successful_update_at_ms.is_some());
-        assert_eq!((state.failure_class, state.last_error), (None, None));
-    }
-
-    #[test]
-    fn refs_a_full_reconciliation_could_not_settle_become_pending() {
-        let mut state = MirrorState::new(&PathBuf::from("/r"), "m");
-        state.request_full_sync(1);
-        let snapshot = state.clone();
-        let report = UpdateReport {
-            refs: vec![
-                result(
-                    "refs/heads/a",
-                    RefOutcome::Rejected {
-                        reason: "the mirror acknowledged refs/heads/a but does not have it".into(),
-                    },
-                ),
-                result("refs/heads/b", RefOutcome::Created),
-            ],
-            ..Default::default()
-        };
-        record_outcome(&mut state, &snapshot, Reach::Everything, &report, &policy());
-        assert_eq!(state.pending.keys().collect::<Vec<_>>(), vec!["refs/heads/a"]);
-        assert_eq!(state.full_sync_seq, None);
-        assert_eq!(state.update_status, UpdateStatus::Failed);
-        assert!(state.has_work());
-    }
-
-    #[test]
-    fn success_clears_errors_and_records_the_time() {
-        let mut state = state_with_pending(&["refs/heads/a"]);
-        state.last_error = Some("old".into());
-        state.consecutive_failures = 2;
-        let snapshot = state.clone();
-        let report = UpdateReport {
-            refs: vec![result("refs/heads/a", RefOutcome::Created)],
-            ..Default::default()
-        };
-        record_outcome(&mut state, &snapshot, Reach::PendingOnly, &report, &policy());
-        assert_eq!(state.update_status, UpdateStatus::Finished);
-        assert_eq!(state.last_error, None);
-        assert_eq!(state.consecutive_failures, 0);
-        assert!(state.last_successful_update_at_ms.is_some());
-        assert_eq!(state.pending_since_ms, None);
-    }
-}
+mod tests;

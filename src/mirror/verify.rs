@@ -177,7 +177,7 @@ pub fn verify_mirror(
     let durable = crate::util::fsutil::Durability::Durable;
     match found {
         Ok(()) => {
-            let recorded = store.update_mirror_if(repo, &mirror.name, durable, configured, |state| {
+            let recorded = store.change_mirror_state_if(repo, &mirror.name, durable, configured, |state| {
                 state.last_verified_at_ms = Some(now)
             })?;
             Ok(match recorded {
@@ -191,7 +191,7 @@ pub fn verify_mirror(
                 repo.display(),
                 mirror.name
             );
-            store.update_mirror_if(repo, &mirror.name, durable, configured, |state| {
+            store.change_mirror_state_if(repo, &mirror.name, durable, configured, |state| {
                 state.request_full_sync(now)
             })?;
             Ok(Verification::ReconcileOwed(why))

@@ -4,7 +4,7 @@
 //! repositories are [`crate::ops::install`]'s.
 
 use crate::git::hooks_dir;
-use crate::ops::install::{BinaryChoice, Installed, MARKER, is_ours, rewrite_ours, single_quote, write_executable};
+use crate::ops::install::{BinaryChoice, Chain, Installed, hook_script, is_ours, rewrite_ours, write_executable};
 use anyhow::{Context, Result, bail};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -17,20 +17,6 @@ pub const HOOK_NAME: &str = "git-push-mirror";
 /// Where an existing common gitolite `post-receive` is kept (beside
 /// `hooks/common/`, not in it, so gitolite does not link it into every repository).
 pub const GITOLITE_CHAINED: &str = "post-receive.before-push-mirror";
-
-/// The hook body: runs this binary's `hook post-receive`, then `chain` with the same input.
-fn hook_script(exe: &Path, config: Option<&Path>, chain: Option<&Path>, about: &str, uninstall: &str) -> String {
-    let mut command = format!("exec {}", single_quote(&exe.to_string_lossy()));
-    if let Some(config) = config {
-        command.push_str(&format!(" --config {}", single_quote(&config.to_string_lossy())));
-    }
-    command.push_str(" hook post-receive");
-    if let Some(chain) = chain {
-        command.push_str(&format!(" --chain {}", single_quote(&chain.to_string_lossy())));
-    }
-    command.push_str(" -- \"$@\"");
-    format!("#!/bin/sh\n{MARKER}; `{uninstall}` removes it.\n{about}{command}\n")
-}
 
 // ---------------------------------------------------------------------------
 // Gitea / Forgejo
@@ -57,7 +43,15 @@ pub fn install_gitea(repo: &Path, choice: BinaryChoice<'_>, config: Option<&Path
     let hook = dir.join(HOOK_NAME);
     let about = "# Gitea's post-receive runs every executable in post-receive.d/ with the push's\n\
                  # input; this one records the push for mirroring and returns at once.\n";
-    let script = |exe: &Path| hook_script(exe, config, None, about, "git-push-mirror uninstall --gitea REPO");
+    let script = |exe: &Path| {
+        hook_script(
+            exe,
+            config,
+            Chain::Nothing,
+            about,
+            "git-push-mirror uninstall --gitea REPO",
+        )
+    };
     if hook.exists() || hook.is_symlink() {
         if !is_ours(&hook) {
             bail!("{} exists and is not ours; move it away first", hook.display());
@@ -339,8 +333,8 @@ pub fn install_gitolite(
             }
             let about = "# gitolite links it into every repository (`gitolite setup` keeps it there).\n\
                          # It records each push for mirroring and returns at once.\n";
-            let chained = chained.as_deref();
-            let script = |exe: &Path| hook_script(exe, config, chained, about, "git-push-mirror uninstall --gitolite");
+            let chain = chained.as_deref().map_or(Chain::Nothing, Chain::At);
+            let script = |exe: &Path| hook_script(exe, config, chain, about, "git-push-mirror uninstall --gitolite");
             outcome = write_or_rewrite(&hook, choice, script)?;
             gitolite_setup(&["--hooks-only"])?
         }
@@ -351,7 +345,7 @@ pub fn install_gitolite(
             let about = "# gitolite runs it for repositories with `option hook.post-receive = git-push-mirror`.\n\
                          # It records each push for mirroring and returns at once.\n";
             let uninstall = "git-push-mirror uninstall --gitolite --repo-specific";
-            let script = |exe: &Path| hook_script(exe, config, None, about, uninstall);
+            let script = |exe: &Path| hook_script(exe, config, Chain::Nothing, about, uninstall);
             outcome = write_or_rewrite(&hook, choice, script)?;
             gitolite_setup(&[])?
         }
@@ -397,13 +391,14 @@ pub fn uninstall_gitolite(route: GitoliteRoute) -> Result<Option<PathBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::install::MARKER;
 
     #[test]
     fn scripts_quote_paths_and_chain_an_absolute_previous_hook() {
         let script = hook_script(
             Path::new("/opt/it's/git-push-mirror"),
             Some(Path::new("/etc/c.toml")),
-            Some(Path::new("/home/git/local/hooks/post-receive.before-push-mirror")),
+            Chain::At(Path::new("/home/git/local/hooks/post-receive.before-push-mirror")),
             "# about\n",
             "git-push-mirror uninstall --gitolite",
         );

@@ -80,24 +80,51 @@ pub(crate) fn single_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-fn hook_script(exe: &Path, config: Option<&Path>, chained: bool) -> String {
+/// The hook a hook script runs after ours, with the same input.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Chain<'a> {
+    Nothing,
+    /// The plain hook kept beside ours as `post-receive.before-push-mirror`, found from `$0`
+    /// (so the repository may move).
+    BesideIt,
+    /// A hook at this absolute path.
+    At(&'a Path),
+}
+
+/// Every host's hook script: the marker line with the command that removes it (`uninstall`),
+/// `about` (comment lines), and the command that runs this binary's `hook post-receive`, then
+/// `chain` with the same input.
+pub(crate) fn hook_script(exe: &Path, config: Option<&Path>, chain: Chain<'_>, about: &str, uninstall: &str) -> String {
     let mut command = format!("exec {}", single_quote(&exe.to_string_lossy()));
     if let Some(config) = config {
         command.push_str(&format!(" --config {}", single_quote(&config.to_string_lossy())));
     }
     command.push_str(" hook post-receive");
-    if chained {
-        command.push_str(&format!(" --chain \"$0{CHAINED_SUFFIX}\""));
+    match chain {
+        Chain::Nothing => {}
+        Chain::BesideIt => command.push_str(&format!(" --chain \"$0{CHAINED_SUFFIX}\"")),
+        Chain::At(hook) => command.push_str(&format!(" --chain {}", single_quote(&hook.to_string_lossy()))),
     }
     command.push_str(" -- \"$@\"");
-    let about = if chained {
-        format!(
-            "# It records each push for mirroring, then runs the previous hook,\n# post-receive{CHAINED_SUFFIX}, with the same input.\n"
+    format!("#!/bin/sh\n{MARKER}; `{uninstall}` removes it.\n{about}{command}\n")
+}
+
+/// The plain repository's hook script, chained to the hook it replaced when there was one.
+fn plain_hook_script(exe: &Path, config: Option<&Path>, chained: bool) -> String {
+    let (chain, about) = if chained {
+        (
+            Chain::BesideIt,
+            format!(
+                "# It records each push for mirroring, then runs the previous hook,\n# post-receive{CHAINED_SUFFIX}, with the same input.\n"
+            ),
         )
     } else {
-        "# It records each push for mirroring and returns at once.\n".to_string()
+        (
+            Chain::Nothing,
+            "# It records each push for mirroring and returns at once.\n".to_string(),
+        )
     };
-    format!("#!/bin/sh\n{MARKER}; `git-push-mirror uninstall` removes it.\n{about}{command}\n")
+    hook_script(exe, config, chain, &about, "git-push-mirror uninstall")
 }
 
 pub(crate) fn is_ours(hook: &Path) -> bool {
@@ -119,7 +146,7 @@ pub fn install(repo: &Path, choice: BinaryChoice<'_>, config: Option<&Path>) -> 
     let previous = dir.join(format!("post-receive{CHAINED_SUFFIX}"));
     if is_ours(&hook) {
         let chained = previous.exists();
-        return rewrite_ours(&hook, choice, |exe| hook_script(exe, config, chained));
+        return rewrite_ours(&hook, choice, |exe| plain_hook_script(exe, config, chained));
     }
     let exe = choice.binary;
     if hook.exists() || hook.is_symlink() {
@@ -131,10 +158,10 @@ pub fn install(repo: &Path, choice: BinaryChoice<'_>, config: Option<&Path>) -> 
             );
         }
         fs::rename(&hook, &previous).with_context(|| format!("keeping {}", hook.display()))?;
-        write_executable(&hook, &hook_script(exe, config, true))?;
+        write_executable(&hook, &plain_hook_script(exe, config, true))?;
         return Ok(Installed::Chained { hook, previous });
     }
-    write_executable(&hook, &hook_script(exe, config, false))?;
+    write_executable(&hook, &plain_hook_script(exe, config, false))?;
     Ok(Installed::Fresh(hook))
 }
 
@@ -160,7 +187,7 @@ mod tests {
 
     #[test]
     fn the_script_quotes_paths_and_chains_with_the_same_arguments() {
-        let script = hook_script(
+        let script = plain_hook_script(
             Path::new("/opt/it's here/git-push-mirror"),
             Some(Path::new("/etc/c.toml")),
             true,

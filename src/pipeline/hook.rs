@@ -6,7 +6,7 @@
 use crate::config;
 use crate::mirror::refs::is_valid_ref_name;
 use crate::mirror::state::StateStore;
-use crate::pipeline::spool::{RefUpdate, SPOOL_FORMAT_VERSION, Spool, SpoolEntry};
+use crate::pipeline::spool::{RefUpdate, SPOOL_FORMAT_VERSION, Spool, SpoolEntry, WORKER_LOCK};
 use crate::util::fsutil::{FileLock, now_ms};
 use crate::util::oid::Oid;
 use crate::util::users;
@@ -15,9 +15,6 @@ use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-
-/// The name of the worker lock inside the spool directory.
-pub const WORKER_LOCK: &str = "worker.lock";
 
 /// The hook's stdin, parsed.
 #[derive(Debug, Default, PartialEq, Eq)]

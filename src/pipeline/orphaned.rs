@@ -119,8 +119,8 @@ mod tests {
         let store = StateStore::new(&dir.path().join("state"));
         let repo = dir.path().join("gone.git");
         store.register(&repo).unwrap();
-        store.update_mirror(&repo, "pushed", |_| ()).unwrap();
-        store.update_mirror(&repo, "never", |_| ()).unwrap();
+        store.change_mirror_state(&repo, "pushed", |_| ()).unwrap();
+        store.change_mirror_state(&repo, "never", |_| ()).unwrap();
         let identity = MirrorIdentity {
             url: "https://h.example/acme/app.git".into(),
             scope: "0".into(),
@@ -145,7 +145,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::new(&dir.path().join("state"));
         let repo = dir.path().join("back.git");
-        store.update_mirror(&repo, "m", |_| ()).unwrap();
+        store.change_mirror_state(&repo, "m", |_| ()).unwrap();
         let identity = MirrorIdentity {
             url: "/srv/m.git".into(),
             scope: "0".into(),

@@ -28,6 +28,10 @@ pub struct SpoolEntry {
 
 pub const SPOOL_FORMAT_VERSION: u32 = 1;
 
+/// The name of the worker lock inside the spool directory: the one worker draining the spool
+/// holds it; the hook tries it to know whether to start one.
+pub const WORKER_LOCK: &str = "worker.lock";
+
 /// The suffix of entries in `bad/` that named a repository the worker does not trust.
 pub const UNTRUSTED_SUFFIX: &str = ".untrusted";
 

@@ -1,24 +1,28 @@
 //! The worker (`run`): drains the spool under a lock, routes reported refs to each mirror's
 //! pending state, and runs due mirror updates in parallel, one at a time per (repo, mirror).
-//! This file holds the drain loop and the dispatch of updates; where the work comes from (the
-//! spool, earlier runs, drift) is in `worker/intake.rs`.
+//!
+//! `Drain` (one worker's drain) holds the schedule every part of the worker reads and changes.
+//! This file has the struct and its core `impl`: the loop, dispatching updates, scheduling what
+//! they leave. Each other file that adds to `Drain` does so in one `impl` block for the one
+//! concern its `//!` line names, with that concern's free functions and types: the work's
+//! sources (`intake.rs`), recording a batch of entries (`coalesce.rs`), the scan's findings
+//! (`scan.rs`), moving to other directories (`handover.rs`); `pair.rs` needs no `Drain`.
 
 mod coalesce;
 mod handover;
 mod intake;
+mod pair;
 mod scan;
 
 use crate::config::live::{Change, GlobalWatch};
 use crate::config::{self, GlobalConfig};
-use crate::mirror::state::{StateStore, UpdateStatus};
-use crate::mirror::update::update_mirror;
-use crate::mirror::verify::{self, Verification};
-use crate::pipeline::hook::WORKER_LOCK;
+use crate::mirror::state::StateStore;
 use crate::pipeline::slots::{Slots, host_of};
-use crate::pipeline::spool::Spool;
+use crate::pipeline::spool::{Spool, WORKER_LOCK};
 use crate::util::lease::{Heartbeat, LeasedLock};
 use anyhow::{Context, Result};
 use handover::Handover;
+use pair::{PairOutcome, update_pair};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
@@ -581,9 +585,7 @@ impl<'a> Drain<'a> {
             Err(e) => log::error!("{e:#}"),
         }
     }
-}
 
-impl Drain<'_> {
     /// Counts a failed update of `pair`; whether that was its last attempt in this run (see
     /// [`MAX_FAILED_ATTEMPTS_PER_RUN`]). Its state keeps the next attempt's time for `run`.
     fn gives_up_on(&mut self, pair: &Pair) -> bool {
@@ -626,84 +628,4 @@ enum ScanProgress {
     NotStarted,
     Running,
     Done,
-}
-
-/// What became of one dispatched pair.
-enum PairOutcome {
-    Updated {
-        success: bool,
-    },
-    /// Another process (`sync`) is updating this pair; try again shortly.
-    Busy,
-    /// Its `verify_interval` check found the mirror as it was left: nothing to do.
-    Verified,
-    /// The mirror was removed, re-pointed or disabled since the update was scheduled or while it
-    /// ran: the update stopped (see [`crate::mirror::configured`]).
-    Stopped,
-}
-
-/// Updates one pair unless another process is already updating it.
-fn update_pair(
-    store: &StateStore,
-    global: &GlobalConfig,
-    pair: &Pair,
-    mirror: &crate::config::MirrorConfig,
-    verify_only: bool,
-) -> Result<PairOutcome> {
-    let (repo, name) = pair;
-    let Some(_push_lock) = LeasedLock::try_acquire(&store.push_lock_path(repo, name)?, global.claim_timeout)? else {
-        log::debug!("{}: mirror {name} is being updated by another process", repo.display());
-        return Ok(PairOutcome::Busy);
-    };
-    if !looks_like_a_repository(repo) {
-        // Deleted or moved: retrying cannot help. Its pending refs are dropped;
-        // if it comes back, the drift scan finds what its mirrors lack.
-        log::warn!(
-            "{}: the repository no longer exists; mirror {name}'s pending refs were dropped",
-            repo.display()
-        );
-        store.update_mirror(repo, name, |state| {
-            state.pending.clear();
-            state.full_sync_seq = None;
-            state.pending_since_ms = None;
-            state.update_status = UpdateStatus::Failed;
-            state.failure_class = Some(crate::git::FailureClass::Permanent);
-            state.last_error = Some("the repository no longer exists (deleted or moved)".to_string());
-        })?;
-        return Ok(PairOutcome::Updated { success: false });
-    }
-    if verify_only && verify::verify_mirror(store, global, repo, mirror)? == Verification::Unchanged {
-        return Ok(PairOutcome::Verified);
-    }
-    let report = update_mirror(store, global, repo, mirror, false)?;
-    if report.stopped.is_some() {
-        return Ok(PairOutcome::Stopped); // logged by the update
-    }
-    let changed = report
-        .refs
-        .iter()
-        .filter(|r| !matches!(r.outcome, crate::mirror::update::RefOutcome::UpToDate))
-        .count();
-    match report.error_summary() {
-        None => log::info!("{}: mirror {name}: updated ({changed} ref(s) changed)", repo.display()),
-        Some(error) => log::warn!("{}: mirror {name}: {error}", repo.display()),
-    }
-    if let Some(lfs) = &report.lfs {
-        match lfs.error_summary() {
-            None => log::info!(
-                "{}: mirror {name}: LFS: {} object(s) on the mirror",
-                repo.display(),
-                lfs.objects
-            ),
-            Some(error) if report.error.is_none() => log::warn!("{}: mirror {name}: {error}", repo.display()),
-            Some(_) => {} // already in the update's error
-        }
-    }
-    // The update may have succeeded while the mirror stays failed (a ref still divergent).
-    let still_failed = store
-        .load_mirror(repo, name)
-        .is_ok_and(|state| state.update_status == UpdateStatus::Failed);
-    Ok(PairOutcome::Updated {
-        success: !report.is_failure() && !still_failed,
-    })
 }

@@ -1,9 +1,14 @@
 //! Known refs: what the worker believes each mirror has (the local value each decision was made
 //! for, and the mirror's value), with the identity (URL and filters) they were learned for, and
-//! their compact file format. [`super::StateStore`] reads and writes the files.
+//! their compact file format, and the [`StateStore`] methods that read and write the files.
 
+use super::StateStore;
+use crate::util::fsutil::{Durability, replace_file};
 use crate::util::oid::Oid;
+use anyhow::{Context, Result};
 use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
 /// One in-scope ref as the mirror's last decisions left it: the local value
 /// the decision was made for, and the mirror's value as far as we know.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -111,5 +116,54 @@ impl KnownRefsOf {
         } else {
             KnownRefs::new()
         }
+    }
+}
+
+impl StateStore {
+    /// What the mirror's last decisions were made for (see [`KnownRef`]), and the mirror they
+    /// were made for; empty when the file is missing or unreadable (its loss costs a
+    /// re-observation, never correctness).
+    pub fn load_known_refs(&self, repo: &Path, mirror: &str) -> KnownRefsOf {
+        let path = self.known_refs_file(repo, mirror);
+        match fs::read_to_string(&path) {
+            Ok(text) => match decode_known_refs(&text) {
+                Some((identity, refs)) => KnownRefsOf { identity, refs },
+                None => {
+                    log::warn!("{} is corrupt; it will be rebuilt", path.display());
+                    KnownRefsOf::default()
+                }
+            },
+            Err(_) => KnownRefsOf::default(),
+        }
+    }
+
+    /// The mirror the known refs describe, reading only the file's first lines (the drift scan
+    /// asks this of every pair).
+    pub fn known_refs_identity(&self, repo: &Path, mirror: &str) -> Option<MirrorIdentity> {
+        use std::io::Read;
+        let file = fs::File::open(self.known_refs_file(repo, mirror)).ok()?;
+        let mut head = Vec::with_capacity(8192);
+        file.take(8192).read_to_end(&mut head).ok()?;
+        let head = String::from_utf8_lossy(&head);
+        decode_identity(&mut head.lines().peekable())
+    }
+
+    /// Saves the known refs learned from the mirror `identity`, without fsync: they are a
+    /// cache (see [`Self::load_known_refs`]).
+    pub fn save_known_refs(
+        &self,
+        repo: &Path,
+        mirror: &str,
+        identity: &MirrorIdentity,
+        refs: &KnownRefs,
+    ) -> Result<()> {
+        let path = self.known_refs_file(repo, mirror);
+        replace_file(
+            &path,
+            encode_known_refs(identity, refs).as_bytes(),
+            0o600,
+            Durability::Cache,
+        )
+        .with_context(|| format!("writing {}", path.display()))
     }
 }

@@ -8,15 +8,17 @@
 //! after a full reconciliation, for refs it did not confirm (no `report-status`), and for refs
 //! it refused or lost before. A mirror may answer `ok` for a ref it does not keep.
 
+mod attempt;
+
 use super::split::{self, Attempt, Split};
 use super::steps::{self, History, Limits, Step};
 use crate::config::PushLimits;
-use crate::git::remote_words::{Attribution, names_ref, with_words};
-use crate::git::{self, Failure, GitError, PushFlag, PushedRef, RemoteAccess};
+use crate::git::{self, Failure, PushFlag, RemoteAccess};
 use crate::mirror::learned_limit::{LearnedLimits, LimitSource, UpdateSizes};
 use crate::mirror::state::PushProgress;
 use crate::util::oid::Oid;
 use crate::util::oid::RefChange;
+use attempt::{Halt, Verdict, push_once};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::Path;
 
@@ -58,21 +60,35 @@ pub trait Journal {
     fn still_configured(&self) -> Result<(), Failure>;
 }
 
-/// Delivers `changes` (ref name → change planned against `haves`, the mirror's values). An
+/// The mirror a delivery pushes to, and what is known of it before the first push.
+pub struct Destination<'a> {
+    /// The repository pushed from.
+    pub git_dir: &'a Path,
+    pub access: &'a RemoteAccess,
+    /// The configured push limits (the learned ones are in [`Lessons`]).
+    pub limits: PushLimits,
+    /// The mirror's values: what the planned changes were planned against.
+    pub haves: &'a [Oid],
+    /// A full reconciliation: every ref that landed is looked for on the mirror afterwards.
+    pub confirm_all: bool,
+}
+
+/// Delivers `changes` (ref name → change planned against the destination's `haves`). An
 /// error means the mirror cannot be pushed to now (retried later); what landed before it is
-/// on the mirror and found there by the next attempt. With `confirm_all` (a full
-/// reconciliation) every ref that landed is looked for on the mirror afterwards.
-#[allow(clippy::too_many_arguments)]
+/// on the mirror and found there by the next attempt.
 pub fn deliver(
-    git_dir: &Path,
-    access: &RemoteAccess,
-    limits: PushLimits,
+    to: &Destination<'_>,
     lessons: &mut Lessons,
     mut changes: Vec<(String, RefChange)>,
-    haves: &[Oid],
-    confirm_all: bool,
     journal: &dyn Journal,
 ) -> Result<BTreeMap<String, Delivered>, Failure> {
+    let Destination {
+        git_dir,
+        access,
+        limits,
+        haves,
+        confirm_all,
+    } = *to;
     // Refs refused at the last update go first, one per push, so they cannot sink the others'
     // push again; the sort is stable, so each part keeps the plan's order.
     let alone = if changes.len() > 1 {
@@ -142,26 +158,6 @@ struct Delivery<'a> {
     timeouts_in_a_row: u32,
     /// Whether a push was made: before each later one, the mirror must still be configured.
     pushed: bool,
-}
-
-/// What the mirror did with one ref of one push.
-enum Verdict {
-    Landed {
-        flag: PushFlag,
-        confirmed: bool,
-    },
-    Refused(String),
-    /// Refused (or cut off) for the size of the push it was in; `certain` when the mirror said so.
-    TooLarge {
-        message: String,
-        certain: bool,
-    },
-}
-
-/// A push that could not be made at all.
-enum Halt {
-    TimedOut(String),
-    Failed(Failure),
 }
 
 impl Delivery<'_> {
@@ -485,138 +481,6 @@ fn not_landed(name: &str, said: bool, created: bool, found: Option<&Oid>) -> Str
     } else {
         format!("the mirror did not confirm {subject} (it offers no report-status) and {outcome}")
     }
-}
-
-/// Reasons for refusing a ref that are about the push as a whole, not about the ref: when every
-/// ref sent is refused so, the push is split.
-fn refuses_the_whole_push(reason: &str) -> bool {
-    matches!(
-        reason,
-        "pre-receive hook declined" | "unpacker error" | "n/a (unpacker error)" | "failed" | "failure"
-    )
-}
-
-/// One `git push` of `group`, reduced to what splitting and stepping need.
-fn push_once(git_dir: &Path, access: &RemoteAccess, group: &[(&str, &RefChange)]) -> Result<Attempt<Verdict>, Halt> {
-    let outcome = match git::push(git_dir, access, group) {
-        Ok(outcome) => outcome,
-        Err(GitError::TimedOut(limit)) => return Err(Halt::TimedOut(GitError::TimedOut(limit).to_string())),
-        Err(GitError::TooLarge(message)) => return Ok(all_too_large(group, &message, true)),
-        Err(GitError::Dropped(message)) => return Ok(all_too_large(group, &message, false)),
-        Err(other) => return Err(Halt::Failed(other.into())),
-    };
-    let reported: BTreeMap<&str, &PushedRef> = outcome.refs.iter().map(|r| (r.name.as_str(), r)).collect();
-    // Refused by the mirror itself (`[remote rejected]`), as opposed to refused by git before
-    // anything was sent (a failed lease) or up to date.
-    let sent_and_refused: Vec<&PushedRef> = outcome
-        .refs
-        .iter()
-        .filter(|r| r.flag == PushFlag::Rejected && r.summary.starts_with("[remote rejected]"))
-        .collect();
-    let any_sent_landed = outcome
-        .refs
-        .iter()
-        .any(|r| !matches!(r.flag, PushFlag::Rejected | PushFlag::UpToDate));
-    let words = &outcome.remote_lines;
-    let whole = !any_sent_landed
-        && !sent_and_refused.is_empty()
-        && sent_and_refused
-            .iter()
-            .all(|r| r.reason.as_deref().is_some_and(refuses_the_whole_push));
-    let refused_names: Vec<&str> = sent_and_refused.iter().map(|r| r.name.as_str()).collect();
-    let attribution = Attribution::new(words, &refused_names);
-    let changes: BTreeMap<&str, &RefChange> = group.iter().copied().collect();
-    let judge = |name: &str| -> Verdict {
-        let Some(pushed) = reported.get(name) else {
-            return Verdict::Refused("git reported no result for this ref".to_string());
-        };
-        if pushed.landed() {
-            return Verdict::Landed {
-                flag: pushed.flag,
-                confirmed: outcome.confirmed,
-            };
-        }
-        let reason = pushed.reason.clone().unwrap_or_else(|| pushed.summary.clone());
-        if pushed.summary.starts_with("[remote failure]") {
-            // The mirror took the push but did not say how it went: look at it afterwards.
-            return Verdict::Landed {
-                flag: changes.get(name).map_or(PushFlag::FastForward, |c| flag_of(c)),
-                confirmed: false,
-            };
-        }
-        if !pushed.summary.starts_with("[remote") {
-            return Verdict::Refused(reason);
-        }
-        Verdict::Refused(with_words(&reason, &attribution.lines_about(name)))
-    };
-    let all_words: Vec<&str> = words.iter().map(String::as_str).collect();
-    if whole && git::says_too_large(&all_words.join("\n")) {
-        let message = with_words(sent_and_refused[0].reason.as_deref().unwrap_or("refused"), &all_words);
-        let refused: BTreeSet<&str> = sent_and_refused.iter().map(|r| r.name.as_str()).collect();
-        return Ok(Attempt::Judged(
-            group
-                .iter()
-                .map(|(name, _)| {
-                    let verdict = if refused.contains(name) {
-                        Verdict::TooLarge {
-                            message: message.clone(),
-                            certain: true,
-                        }
-                    } else {
-                        judge(name)
-                    };
-                    (name.to_string(), verdict)
-                })
-                .collect(),
-        ));
-    }
-    if whole {
-        let refused: BTreeSet<&str> = sent_and_refused.iter().map(|r| r.name.as_str()).collect();
-        let reason = sent_and_refused[0].reason.clone().unwrap_or_default();
-        let named = refused
-            .iter()
-            .filter(|name| words.iter().any(|line| names_ref(line, name)))
-            .map(|n| n.to_string())
-            .collect();
-        return Ok(Attempt::RefusedWhole {
-            refused: refused.iter().map(|n| n.to_string()).collect(),
-            named,
-            reason: with_words(&reason, &all_words),
-            others: group
-                .iter()
-                .filter(|(name, _)| !refused.contains(name))
-                .map(|(name, _)| (name.to_string(), judge(name)))
-                .collect(),
-        });
-    }
-    Ok(Attempt::Judged(
-        group.iter().map(|(name, _)| (name.to_string(), judge(name))).collect(),
-    ))
-}
-
-/// The flag git shows for a change that landed.
-fn flag_of(change: &RefChange) -> PushFlag {
-    match change {
-        RefChange::Create { .. } => PushFlag::New,
-        RefChange::Update { forced: true, .. } => PushFlag::Forced,
-        RefChange::Update { .. } => PushFlag::FastForward,
-        RefChange::Delete { .. } => PushFlag::Deleted,
-    }
-}
-
-fn all_too_large(group: &[(&str, &RefChange)], message: &str, certain: bool) -> Attempt<Verdict> {
-    Attempt::Judged(
-        group
-            .iter()
-            .map(|(name, _)| {
-                let verdict = Verdict::TooLarge {
-                    message: message.to_string(),
-                    certain,
-                };
-                (name.to_string(), verdict)
-            })
-            .collect(),
-    )
 }
 
 /// The planner's view of the repository, through git.

@@ -172,7 +172,7 @@ fn find_work_of(
     for mirror in store.mirror_names(repo)? {
         let state = match states.remove(&mirror) {
             Some(state) => state,
-            None => store.load_mirror_or_heal(repo, &mirror)?,
+            None => store.load_mirror_or_lock_and_heal(repo, &mirror)?,
         };
         let state = recover_interrupted(store, repo, &mirror, state, global.claim_timeout)?;
         if let Some(every) = global.notify.remind_every
@@ -213,7 +213,7 @@ fn recover_interrupted(
         "{}: mirror {mirror}: the previous update was interrupted; reconciling again",
         repo.display()
     );
-    store.update_mirror(repo, mirror, |state| {
+    store.change_mirror_state(repo, mirror, |state| {
         if state.update_status == UpdateStatus::Started {
             state.update_status = UpdateStatus::ToRetry;
             state.last_error = Some("the previous update was interrupted before it finished".to_string());
