@@ -13,6 +13,7 @@ mod handover;
 mod intake;
 mod pair;
 mod scan;
+mod takeover;
 
 use crate::config::live::{Change, GlobalWatch};
 use crate::config::{self, GlobalConfig};
@@ -468,33 +469,12 @@ impl<'a> Drain<'a> {
         Ok(())
     }
 
-    /// Puts back into `new/` the claims of workers on other hosts that stopped renewing them
-    /// (dead, or cut off from the shared spool), looked at every quarter of `claim_timeout`.
-    fn take_over_stale_claims(&mut self) {
-        if self.claims_checked_at.elapsed() < self.global.claim_timeout / 4 {
-            return;
-        }
-        self.claims_checked_at = Instant::now();
-        match self.spool.requeue_claimed() {
-            Ok(0) => {}
-            Ok(n) => log::warn!(
-                "took over {n} spool entries claimed by a worker that stopped renewing its claims (claim_timeout {}s)",
-                self.global.claim_timeout.as_secs()
-            ),
-            Err(e) => log::warn!("looking at the spool's claims: {e}"),
-        }
-    }
-
     /// Whether nothing is due soon enough to be worth waiting for.
     fn idle_long_enough(&self, now: Instant) -> bool {
         if !self.may_start_updates() {
             return true;
         }
-        // Another host's claims that become ours to take within the linger are work due soon.
-        if self.may_claim()
-            && let Ok(Some(next)) = self.spool.next_takeover()
-            && next <= self.global.worker_linger
-        {
+        if self.takeover_due_soon() {
             return false;
         }
         let linger = self.global.worker_linger;
@@ -522,26 +502,6 @@ impl<'a> Drain<'a> {
                 }
                 None
             }
-        }
-    }
-
-    /// Records that a repository's configuration cannot be read, and tells it once per incident.
-    fn config_broken(&mut self, repo: &Path, message: &str) {
-        if let Err(e) = self.store.note_config_error(repo, Some(message)) {
-            log::warn!(
-                "{}: queueing a notice of its configuration error: {e:#}",
-                repo.display()
-            );
-        }
-        self.config_errors.insert(repo.to_path_buf(), message.to_string());
-    }
-
-    /// Records that a repository's configuration can be read again.
-    fn config_fixed(&mut self, repo: &Path) {
-        if self.config_errors.remove(repo).is_some()
-            && let Err(e) = self.store.note_config_error(repo, None)
-        {
-            log::warn!("{}: {e:#}", repo.display());
         }
     }
 

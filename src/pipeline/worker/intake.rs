@@ -166,4 +166,24 @@ impl Drain<'_> {
         }
         Ok(())
     }
+
+    /// Records that a repository's configuration cannot be read, and tells it once per incident.
+    pub(super) fn config_broken(&mut self, repo: &Path, message: &str) {
+        if let Err(e) = self.store.note_config_error(repo, Some(message)) {
+            log::warn!(
+                "{}: queueing a notice of its configuration error: {e:#}",
+                repo.display()
+            );
+        }
+        self.config_errors.insert(repo.to_path_buf(), message.to_string());
+    }
+
+    /// Records that a repository's configuration can be read again.
+    pub(super) fn config_fixed(&mut self, repo: &Path) {
+        if self.config_errors.remove(repo).is_some()
+            && let Err(e) = self.store.note_config_error(repo, None)
+        {
+            log::warn!("{}: {e:#}", repo.display());
+        }
+    }
 }
