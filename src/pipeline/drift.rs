@@ -161,26 +161,45 @@ fn drift_of(
 struct Refs<'a> {
     store: &'a StateStore,
     repo: &'a Path,
+    /// The scan cache, when it holds for the refs as they are now.
+    cached: Option<ScanCache>,
     /// Fingerprints by mirror scope: the cache's, while it holds, then those computed here.
     fingerprints: BTreeMap<String, String>,
     /// The stamp taken before the refs were read, and the refs.
     read: Option<(Option<Stamp>, LocalRefs)>,
-    /// The branch HEAD points at, read once, only when a mirror's default branch follows it
-    /// (in a reftable repository it costs a git).
+    /// The branch HEAD points at, read once, only when a mirror's default branch follows it.
     head: Option<Option<String>>,
+    /// How HEAD was known: from the cache, or read from the repository (after the refs' stamp
+    /// was taken, or before).
+    head_from: HeadFrom,
 }
+
+/// Where [`Refs::head`] found HEAD.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum HeadFrom {
+    Cache,
+    RepoBeforeStamp,
+    RepoAfterStamp,
+}
+
+/// The cache's key for the branch HEAD points at ("" for none), kept only with a reftable stamp:
+/// a reftable stores HEAD in its tables, so the stamp covers it, and reading it costs a git. A
+/// files stamp does not cover HEAD (a file of its own, read cheaply each time).
+const HEAD_KEY: &str = ":HEAD";
 
 impl<'a> Refs<'a> {
     fn new(store: &'a StateStore, repo: &'a Path) -> Refs<'a> {
-        let fingerprints = ScanCache::read(&store.scan_cache_file(repo))
-            .and_then(|cache| cache.fingerprints_if_unchanged(repo).cloned())
-            .unwrap_or_default();
+        let cached =
+            ScanCache::read(&store.scan_cache_file(repo)).filter(|c| c.fingerprints_if_unchanged(repo).is_some());
+        let fingerprints = cached.as_ref().map(|c| c.fingerprints().clone()).unwrap_or_default();
         Refs {
             store,
             repo,
+            cached,
             fingerprints,
             read: None,
             head: None,
+            head_from: HeadFrom::Cache,
         }
     }
 
@@ -198,7 +217,16 @@ impl<'a> Refs<'a> {
 
     fn head(&mut self) -> Result<Option<&str>> {
         if self.head.is_none() {
-            self.head = Some(LocalRepo::open(self.repo)?.head_branch().ok().flatten());
+            if let Some(head) = self.fingerprints.get(HEAD_KEY) {
+                self.head = Some((!head.is_empty()).then(|| head.clone()));
+                self.head_from = HeadFrom::Cache;
+            } else {
+                self.head = Some(LocalRepo::open(self.repo)?.head_branch().ok().flatten());
+                self.head_from = match self.read {
+                    Some(_) => HeadFrom::RepoAfterStamp,
+                    None => HeadFrom::RepoBeforeStamp,
+                };
+            }
         }
         Ok(self.head.as_ref().and_then(|head| head.as_deref()))
     }
@@ -213,20 +241,43 @@ impl<'a> Refs<'a> {
         Ok(fingerprint)
     }
 
-    /// Keeps what the refs read here told (every configured mirror's fingerprint) for the next
-    /// scan, when they were read.
+    /// Keeps what the refs read here told (every configured mirror's fingerprint, and HEAD in a
+    /// reftable) for the next scan, when they were read; or adds HEAD, read now, to a cache that
+    /// holds.
     fn remember(mut self, repo_config: &RepoConfig) {
-        let Some((Some(stamp), _)) = &self.read else { return };
-        let stamp = stamp.clone();
-        // Fingerprints from an older stamp may not hold for this one: all from these refs.
-        let mut fingerprints = BTreeMap::new();
-        for mirror in &repo_config.mirrors {
-            if let Ok(fingerprint) = self.computed(mirror) {
-                fingerprints.insert(crate::mirror::verify::identity(mirror).scope, fingerprint);
-            }
-        }
+        let head = self.head.clone().map(Option::unwrap_or_default);
         let file = self.store.scan_cache_file(self.repo);
-        if let Err(e) = ScanCache::new(self.repo, stamp, fingerprints).write(&file) {
+        let cache = match &self.read {
+            Some((Some(stamp), _)) => {
+                let stamp = stamp.clone();
+                // Fingerprints from an older stamp may not hold for this one: all from these refs.
+                let mut fingerprints = BTreeMap::new();
+                for mirror in &repo_config.mirrors {
+                    if let Ok(fingerprint) = self.computed(mirror) {
+                        fingerprints.insert(crate::mirror::verify::identity(mirror).scope, fingerprint);
+                    }
+                }
+                // A HEAD read before the stamp may be older than what the stamp describes.
+                if let (Stamp::Reftable { .. }, Some(head), HeadFrom::RepoAfterStamp) = (&stamp, head, self.head_from) {
+                    fingerprints.insert(HEAD_KEY.to_string(), head);
+                }
+                ScanCache::new(self.repo, stamp, fingerprints)
+            }
+            Some((None, _)) => return,
+            None => match (self.cached.take(), head, self.head_from) {
+                // Read after the cache was found to hold: a HEAD moved since writes a new table,
+                // so the stamp stops holding and nothing stale is ever kept.
+                (Some(cache), Some(head), HeadFrom::RepoBeforeStamp)
+                    if matches!(cache.stamp(), Stamp::Reftable { .. }) =>
+                {
+                    let mut fingerprints = cache.fingerprints().clone();
+                    fingerprints.insert(HEAD_KEY.to_string(), head);
+                    ScanCache::new(self.repo, cache.stamp().clone(), fingerprints)
+                }
+                _ => return,
+            },
+        };
+        if let Err(e) = cache.write(&file) {
             log::debug!("{}: not cached: {e}", file.display());
         }
     }

@@ -317,3 +317,58 @@ fn sync_status_and_metrics_work_on_sha256_and_reftable_repositories() {
     let check = gpm_ok(&env, &["check", path_str(&setup.upstream)]);
     assert!(check.contains("reachable (1 branches)"), "{check}");
 }
+
+/// In a reftable repository HEAD lives in the tables: the drift scan follows a HEAD moved with
+/// `git symbolic-ref` (no push), and once it has seen it, an idle scan of the unchanged
+/// repository starts no git at all (what it needs is in its cache, keyed on `tables.list`).
+#[test]
+fn a_reftable_repositorys_moved_head_is_followed_and_an_idle_scan_starts_no_git() {
+    let strace = std::process::Command::new("strace").arg("-V").output();
+    let available = match strace {
+        Ok(out) if out.status.success() => Ok(()),
+        _ => Err("strace is missing (package strace)".to_string()),
+    };
+    if !require_or_skip("strace", available) {
+        return;
+    }
+    let env = TestEnv::with_format(RepoFormat::reftable());
+    let setup = Setup::file(&env, &["--delay", "0s"]);
+    env.commit(&setup.work, "a.txt", "one", "first");
+    env.git(&setup.work, &["branch", "trunk"]);
+    setup.push(&env, &["main", "trunk"]);
+    setup.wait_converged(&env);
+    gpm_ok(&env, &["run", "--wait"]);
+    let head = |repo: &std::path::Path| env.git(repo, &["symbolic-ref", "HEAD"]).trim().to_string();
+    assert_eq!(head(&setup.mirror), "refs/heads/main");
+
+    // Every program the worker starts, as strace sees it (the worker gives git children a clean
+    // environment, so nothing in ours could log them).
+    let log = env.path("execs.log");
+    let run = |what: &str| {
+        let out = env
+            .cmd("strace")
+            .args(["-f", "-qq", "-e", "trace=execve", "-o", path_str(&log)])
+            .arg(env!("CARGO_BIN_EXE_git-push-mirror"))
+            .args(["run", "--wait"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{what}: {}", stderr(&out));
+        let execs = std::fs::read_to_string(&log).unwrap_or_default();
+        // The first exec is the worker itself.
+        execs.lines().filter(|l| l.contains("execve(")).skip(1).count()
+    };
+
+    env.git(&setup.upstream, &["symbolic-ref", "HEAD", "refs/heads/trunk"]);
+    assert!(run("the run after HEAD moved") > 0, "strace sees the worker's git");
+    assert_eq!(
+        head(&setup.mirror),
+        "refs/heads/trunk",
+        "the mirror's default branch follows HEAD"
+    );
+    run("a run that caches what it saw");
+    assert_eq!(
+        run("an idle run"),
+        0,
+        "an idle scan of an unchanged reftable repository started a program"
+    );
+}
