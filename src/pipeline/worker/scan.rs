@@ -209,18 +209,25 @@ fn recover_interrupted(
     let Some(_push_lock) = LeasedLock::try_acquire(&store.push_lock_path(repo, mirror)?, claim_timeout)? else {
         return Ok(state); // still being updated
     };
-    log::warn!(
-        "{}: mirror {mirror}: the previous update was interrupted; reconciling again",
-        repo.display()
-    );
-    store.change_mirror_state(repo, mirror, |state| {
+    // Read again under the lock: an update that ended between the first read and the lock (the
+    // scan runs while updates do) left its outcome, and was not interrupted.
+    let mut recovered = false;
+    let state = store.change_mirror_state(repo, mirror, |state| {
         if state.update_status == UpdateStatus::Started {
             state.update_status = UpdateStatus::ToRetry;
             state.last_error = Some("the previous update was interrupted before it finished".to_string());
             state.request_full_sync(now_ms());
+            recovered = true;
         }
         state.clone()
-    })
+    })?;
+    if recovered {
+        log::warn!(
+            "{}: mirror {mirror}: the previous update was interrupted; reconciling again",
+            repo.display()
+        );
+    }
+    Ok(state)
 }
 
 impl Drain<'_> {
