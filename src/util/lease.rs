@@ -19,7 +19,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, mpsc};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 /// This host's name, as it appears in claim directories and lock files (`/` and `.` replaced).
 pub fn host_name() -> String {
@@ -133,8 +133,26 @@ fn renew(path: &Path, dev: u64, ino: u64) -> io::Result<bool> {
     if (meta.dev(), meta.ino()) != (dev, ino) {
         return Ok(false);
     }
-    file.set_modified(SystemTime::now())?;
+    touch(&file)?;
     Ok(true)
+}
+
+/// Sets a file's times to now. `UTIME_NOW` rather than an explicit time: setting an explicit time
+/// needs the file's owner, setting it to now only write permission, which is what a member of a
+/// `shared_group` has on a lock file another member created.
+fn touch(file: &File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: libc::UTIME_NOW,
+    };
+    let times = [now, now];
+    // SAFETY: the descriptor is open for the call's duration and `times` holds two timespecs.
+    if unsafe { libc::futimens(file.as_raw_fd(), times.as_ptr()) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// A thread renewing every held path every quarter of `claim_timeout`, until dropped. When it
@@ -287,7 +305,7 @@ fn name_holder(file: &File) -> io::Result<()> {
     let mut file = file;
     file.set_len(0)?;
     file.write_all(format!("{}\n", this_holder()).as_bytes())?;
-    file.set_modified(SystemTime::now())
+    touch(file)
 }
 
 /// Renames a stale lock file away so the next lock is taken on a new file; the holder, if it
@@ -316,6 +334,7 @@ fn take_over(path: &Path, holder: &str, age: Duration, timeout: Duration) -> io:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::SystemTime;
 
     fn make_old(path: &Path, by: Duration) {
         File::options()
