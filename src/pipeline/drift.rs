@@ -257,9 +257,20 @@ impl<'a> Refs<'a> {
                         fingerprints.insert(crate::mirror::verify::identity(mirror).scope, fingerprint);
                     }
                 }
-                // A HEAD read before the stamp may be older than what the stamp describes.
-                if let (Stamp::Reftable { .. }, Some(head), HeadFrom::RepoAfterStamp) = (&stamp, head, self.head_from) {
-                    fingerprints.insert(HEAD_KEY.to_string(), head);
+                // A reftable's HEAD is kept with its stamp, so the next idle scan starts no git. One
+                // read before the stamp may be older than what the stamp describes: read it again
+                // (the refs changed, so this scan's run is not idle anyway).
+                if let Stamp::Reftable { .. } = &stamp {
+                    let head = match (head, self.head_from) {
+                        (Some(head), HeadFrom::RepoAfterStamp) => Some(head),
+                        _ => LocalRepo::open(self.repo)
+                            .ok()
+                            .and_then(|repo| repo.head_branch().ok())
+                            .map(Option::unwrap_or_default),
+                    };
+                    if let Some(head) = head {
+                        fingerprints.insert(HEAD_KEY.to_string(), head);
+                    }
                 }
                 ScanCache::new(self.repo, stamp, fingerprints)
             }

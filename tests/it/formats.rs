@@ -365,10 +365,20 @@ fn a_reftable_repositorys_moved_head_is_followed_and_an_idle_scan_starts_no_git(
         "refs/heads/trunk",
         "the mirror's default branch follows HEAD"
     );
-    run("a run that caches what it saw");
     assert_eq!(
         run("an idle run"),
         0,
         "an idle scan of an unchanged reftable repository started a program"
+    );
+    // A ref changed without a hook: the run whose drift scan finds and pushes it reads the
+    // changed refs, and keeps HEAD with them too.
+    let main = env.git(&setup.upstream, &["rev-parse", "refs/heads/main"]);
+    env.git(&setup.upstream, &["update-ref", "refs/heads/server-side", main.trim()]);
+    gpm_ok(&env, &["run", "--wait"]);
+    assert!(env.refs(&setup.mirror).contains_key("refs/heads/server-side"));
+    assert_eq!(
+        run("an idle run after a change"),
+        0,
+        "an idle scan after a change started a program"
     );
 }
