@@ -110,14 +110,7 @@ pub fn deliver(channel: &Channel, settings: &NotifySettings, payload: &Value, no
 
 /// This machine's name, as notices give it (`host`).
 pub fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most `buf.len()` bytes into the buffer we own.
-    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
-    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
-    match std::str::from_utf8(&buf[..end]) {
-        Ok(name) if ok && !name.is_empty() => name.to_string(),
-        _ => "localhost".to_string(),
-    }
+    crate::util::lease::machine_name()
 }
 
 /// How often the notifier looks at the outbox.

@@ -21,18 +21,21 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, mpsc};
 use std::time::Duration;
 
-/// This host's name, as it appears in claim directories and lock files (`/` and `.` replaced).
-pub fn host_name() -> String {
+/// This machine's name as `gethostname` gives it ("localhost" when it gives none); notices say it.
+pub fn machine_name() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: gethostname writes at most buf.len() bytes into buf.
     let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
     let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
-    let name = String::from_utf8_lossy(&buf[..end]).replace(['/', '.'], "_");
-    if ok && !name.is_empty() {
-        name
-    } else {
-        "localhost".to_string()
+    match String::from_utf8_lossy(&buf[..end]) {
+        name if ok && !name.is_empty() => name.into_owned(),
+        _ => "localhost".to_string(),
     }
+}
+
+/// This host's name, as it appears in claim directories and lock files (`/` and `.` replaced).
+pub fn host_name() -> String {
+    machine_name().replace(['/', '.'], "_")
 }
 
 /// This process as a holder: `<host>.<pid>.<start time>`.

@@ -187,14 +187,10 @@ fn a_dead_or_hung_hosts_claims_and_locks_are_taken_over_and_every_mirror_ends_ex
     //    and finishes. When host A wakes up, it finds its locks taken over and exits at once.
     fleet.push_round(&env, "hung");
     std::fs::write(&fleet.hold, "").unwrap();
-    let mut a = on_host(&env, "hosta", &["run", "--wait"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start host A");
+    let a = Running::start(&mut on_host(&env, "hosta", &["run", "--wait"]), "host A");
     wait_for(&fleet.held, "host A's push to reach the mirror");
     // SAFETY: signalling our own child.
-    unsafe { libc::kill(a.id() as libc::pid_t, libc::SIGSTOP) };
+    unsafe { libc::kill(a.child.id() as libc::pid_t, libc::SIGSTOP) };
     // Its git finishes the push it was in (a cut-off host's git may); then it is quiet.
     std::fs::remove_file(&fleet.hold).unwrap();
     wait_until("host A's push to end", CONVERGE, || {
@@ -204,8 +200,8 @@ fn a_dead_or_hung_hosts_claims_and_locks_are_taken_over_and_every_mirror_ends_ex
     let b = run_on(&env, "hostb", None);
     let taken = log_since(&env, &mut read);
     // SAFETY: as above.
-    unsafe { libc::kill(a.id() as libc::pid_t, libc::SIGCONT) };
-    let a = output_within_child(&mut a);
+    unsafe { libc::kill(a.child.id() as libc::pid_t, libc::SIGCONT) };
+    let a = a.finish_within(CONVERGE);
     assert!(b.status.success(), "{}", stderr(&b));
     assert!(
         taken.contains("worker.lock") && taken.contains("taking over") && taken.contains("from hosta."),
@@ -228,29 +224,4 @@ fn a_dead_or_hung_hosts_claims_and_locks_are_taken_over_and_every_mirror_ends_ex
     let again = run_on(&env, "hostb", None);
     assert!(again.status.success(), "{}", stderr(&again));
     fleet.assert_exact(&env, "a run after the takeovers");
-}
-
-/// Waits for a spawned child (its stderr piped) and returns its output.
-fn output_within_child(child: &mut std::process::Child) -> Output {
-    use std::io::Read;
-    let deadline = std::time::Instant::now() + CONVERGE;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for host A") {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "host A did not exit once woken up"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
-    let mut err = Vec::new();
-    if let Some(mut pipe) = child.stderr.take() {
-        let _ = pipe.read_to_end(&mut err);
-    }
-    Output {
-        status,
-        stdout: Vec::new(),
-        stderr: err,
-    }
 }

@@ -30,37 +30,62 @@ pub fn gpm_ok(env: &TestEnv, args: &[&str]) -> String {
 /// Runs `cmd` and returns its output, failing the test if it has not finished within `limit`
 /// (it is killed then): for commands that must never hang. A deadline, not a measurement.
 pub fn output_within(cmd: &mut Command, limit: Duration, what: &str) -> Output {
-    use std::io::Read;
-    let mut child = cmd
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{what}: {e}"));
-    let read_all = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = pipe.read_to_end(&mut bytes);
-            bytes
-        })
-    };
-    let out = read_all(Box::new(child.stdout.take().expect("piped stdout")));
-    let err = read_all(Box::new(child.stderr.take().expect("piped stderr")));
-    let deadline = std::time::Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for the command") {
-            break status;
+    Running::start(cmd, what).finish_within(limit)
+}
+
+/// A command started with its stdout and stderr read as it runs (a full pipe never blocks it),
+/// for a test that acts on it (signals it) before collecting its output.
+pub struct Running {
+    pub child: std::process::Child,
+    what: String,
+    out: std::thread::JoinHandle<Vec<u8>>,
+    err: std::thread::JoinHandle<Vec<u8>>,
+}
+
+impl Running {
+    pub fn start(cmd: &mut Command, what: &str) -> Running {
+        use std::io::Read;
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        let read_all = |mut pipe: Box<dyn Read + Send>| {
+            std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                let _ = pipe.read_to_end(&mut bytes);
+                bytes
+            })
+        };
+        let out = read_all(Box::new(child.stdout.take().expect("piped stdout")));
+        let err = read_all(Box::new(child.stderr.take().expect("piped stderr")));
+        Running {
+            child,
+            what: what.to_string(),
+            out,
+            err,
         }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} did not finish within {limit:?}: it hangs");
+    }
+
+    /// Waits for it, failing the test if it has not finished within `limit` (it is killed then).
+    pub fn finish_within(mut self, limit: Duration) -> Output {
+        let deadline = std::time::Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait for the command") {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("{} did not finish within {limit:?}: it hangs", self.what);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Output {
+            status,
+            stdout: self.out.join().unwrap_or_default(),
+            stderr: self.err.join().unwrap_or_default(),
         }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
     }
 }
 
